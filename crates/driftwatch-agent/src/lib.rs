@@ -1,0 +1,1 @@
+//! Wires sensors, container runtime, image verdicts and rules into the alerting pipeline

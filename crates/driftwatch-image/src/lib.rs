@@ -1,0 +1,1 @@
+//! Is this in the image? Overlay layers, content verdicts, package databases

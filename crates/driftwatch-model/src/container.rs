@@ -1,0 +1,218 @@
+//! Container identity and the metadata an alert names: engine, name, image, Kubernetes pod.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A container's full id: 64 lowercase hex characters, as every OCI engine assigns.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContainerId(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a container id (64 hex characters expected): {0:?}")]
+pub struct ContainerIdError(pub String);
+
+impl ContainerId {
+    pub fn new(id: &str) -> Result<Self, ContainerIdError> {
+        let ok = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if ok {
+            Ok(Self(id.to_ascii_lowercase()))
+        } else {
+            Err(ContainerIdError(id.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 12-character short id, as Falco's `container.id` and `docker ps` print it.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl TryFrom<String> for ContainerId {
+    type Error = ContainerIdError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(&s)
+    }
+}
+
+impl From<ContainerId> for String {
+    fn from(id: ContainerId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContainerId({})", self.short())
+    }
+}
+
+/// Which engine runs a container. Identity never depends on it; metadata comes from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Docker,
+    Containerd,
+    Podman,
+    Crio,
+    /// Seen in the kernel (cgroup, mounts) but no engine answered for it.
+    Unknown,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Containerd => "containerd",
+            Engine::Podman => "podman",
+            Engine::Crio => "cri-o",
+            Engine::Unknown => "unknown",
+        }
+    }
+}
+
+/// The image a container runs, as Falco names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// e.g. `nginx`, `registry.example.com/team/app`.
+    pub repository: String,
+    /// e.g. `1.27`; empty when the container was started by digest or id.
+    pub tag: String,
+    /// The repository digest (`sha256:...`) when the engine knows one, else the image id.
+    pub digest: Option<String>,
+    /// The image id (the config's digest), `sha256:...`.
+    pub id: Option<String>,
+}
+
+impl ImageRef {
+    /// Splits `repo[:tag][@digest]`, taking care of registry ports (`host:5000/app:1`).
+    pub fn parse(reference: &str) -> ImageRef {
+        let (name, digest) = match reference.split_once('@') {
+            Some((n, d)) => (n, Some(d.to_string())),
+            None => (reference, None),
+        };
+        let slash = name.rfind('/').map_or(0, |i| i + 1);
+        let (repository, tag) = match name[slash..].rfind(':') {
+            Some(i) => (&name[..slash + i], &name[slash + i + 1..]),
+            None => (name, ""),
+        };
+        ImageRef {
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+            digest,
+            id: None,
+        }
+    }
+
+    /// `repository:tag` (or the repository alone when there is no tag), Falco's `container.image`.
+    pub fn display_name(&self) -> String {
+        if self.tag.is_empty() {
+            self.repository.clone()
+        } else {
+            format!("{}:{}", self.repository, self.tag)
+        }
+    }
+}
+
+/// Kubernetes pod identity, from the CRI labels the kubelet sets (`io.kubernetes.*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubernetesMeta {
+    pub namespace: String,
+    pub pod_name: String,
+    pub pod_uid: String,
+    pub container_name: String,
+}
+
+impl KubernetesMeta {
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<KubernetesMeta> {
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        let pod_name = labels.get("io.kubernetes.pod.name")?.clone();
+        Some(KubernetesMeta {
+            namespace: get("io.kubernetes.pod.namespace"),
+            pod_name,
+            pod_uid: get("io.kubernetes.pod.uid"),
+            container_name: get("io.kubernetes.container.name"),
+        })
+    }
+}
+
+/// What is known about a container when an event names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMeta {
+    pub id: ContainerId,
+    pub engine: Engine,
+    /// Without the leading `/` Docker puts on names.
+    pub name: String,
+    pub image: ImageRef,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub k8s: Option<KubernetesMeta>,
+    /// The container's entrypoint + command, as configured (for `container_entrypoint`).
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+}
+
+impl ContainerMeta {
+    /// Metadata for a container only the kernel has told us about.
+    pub fn unknown(id: ContainerId) -> ContainerMeta {
+        ContainerMeta {
+            id,
+            engine: Engine::Unknown,
+            name: String::new(),
+            image: ImageRef::default(),
+            labels: BTreeMap::new(),
+            k8s: None,
+            entrypoint: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_id_validates_and_shortens() {
+        let id = ContainerId::new(&"AB".repeat(32)).unwrap();
+        assert_eq!(id.short(), "abababababab");
+        assert!(ContainerId::new("abc").is_err());
+        assert!(ContainerId::new(&"g".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn image_reference_parsing() {
+        let r = ImageRef::parse("nginx:1.27");
+        assert_eq!((r.repository.as_str(), r.tag.as_str()), ("nginx", "1.27"));
+        let r = ImageRef::parse("registry.local:5000/team/app");
+        assert_eq!((r.repository.as_str(), r.tag.as_str()), ("registry.local:5000/team/app", ""));
+        let r = ImageRef::parse("registry.local:5000/app:2@sha256:abcd");
+        assert_eq!(r.repository, "registry.local:5000/app");
+        assert_eq!(r.tag, "2");
+        assert_eq!(r.digest.as_deref(), Some("sha256:abcd"));
+        assert_eq!(r.display_name(), "registry.local:5000/app:2");
+    }
+
+    #[test]
+    fn kubernetes_from_cri_labels() {
+        let mut labels = BTreeMap::new();
+        assert_eq!(KubernetesMeta::from_labels(&labels), None);
+        labels.insert("io.kubernetes.pod.name".into(), "web-0".into());
+        labels.insert("io.kubernetes.pod.namespace".into(), "prod".into());
+        let k = KubernetesMeta::from_labels(&labels).unwrap();
+        assert_eq!(k.pod_name, "web-0");
+        assert_eq!(k.namespace, "prod");
+    }
+}

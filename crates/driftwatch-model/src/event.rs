@@ -1,0 +1,96 @@
+//! An event: something a sensor saw a process do, with its container and, once judged,
+//! its drift finding. Events are what rules evaluate and what `--record` writes.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ContainerMeta, DriftFinding, Process};
+
+/// What happened. Names follow Falco's `evt.type` values where Falco has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A successful exec (`execve`/`execveat`), seen after the new image is in place.
+    Execve,
+    /// A file opened (Falco's `open`/`openat`); `FileRef::write` tells open-for-write.
+    Open,
+    /// A file created.
+    Creat,
+    /// A file removed.
+    Unlink,
+    /// A file renamed: `FileRef::path` is the new name, `FileRef::old_path` the old one.
+    Rename,
+    /// Mode changed.
+    Chmod,
+    /// Owner changed.
+    Chown,
+    /// A socket started listening.
+    Listen,
+    /// A socket connected out.
+    Connect,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Execve => "execve",
+            EventKind::Open => "open",
+            EventKind::Creat => "creat",
+            EventKind::Unlink => "unlink",
+            EventKind::Rename => "rename",
+            EventKind::Chmod => "chmod",
+            EventKind::Chown => "chown",
+            EventKind::Listen => "listen",
+            EventKind::Connect => "connect",
+        }
+    }
+
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Execve,
+        EventKind::Open,
+        EventKind::Creat,
+        EventKind::Unlink,
+        EventKind::Rename,
+        EventKind::Chmod,
+        EventKind::Chown,
+        EventKind::Listen,
+        EventKind::Connect,
+    ];
+}
+
+/// The file an event is about (Falco's `fd.*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Path inside the container.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    /// Opened for writing (Falco's `evt.is_open_write`).
+    #[serde(default)]
+    pub write: bool,
+    /// `f` file, `d` directory, `l` symlink, ... (Falco's `fd.typechar`).
+    #[serde(default = "regular")]
+    pub typechar: char,
+}
+
+fn regular() -> char {
+    'f'
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Wall-clock time of the kernel event, nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    pub kind: EventKind,
+    pub process: Process,
+    /// `None` for processes on the host.
+    #[serde(default)]
+    pub container: Option<Arc<ContainerMeta>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileRef>,
+    /// The drift finding, when the event drifted from the image. An exec with several
+    /// drifted parts carries the first of: exe, script, loader target, preload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftFinding>,
+}

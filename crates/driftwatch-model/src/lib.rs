@@ -1,0 +1,15 @@
+//! driftwatch's domain vocabulary, shared by every other crate: who (container, image,
+//! process), what happened (event), what it means (drift finding) and what we say (alert).
+//! No I/O lives here.
+
+mod alert;
+mod container;
+mod drift;
+mod event;
+mod process;
+
+pub use alert::{Alert, Priority, PriorityParseError};
+pub use container::{ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta};
+pub use drift::{DriftFinding, DriftKind, DriftSubject, Verdict};
+pub use event::{Event, EventKind, FileRef};
+pub use process::Process;

@@ -1,0 +1,1 @@
+//! Falco-compatible rule files compiled and evaluated against driftwatch events; no I/O

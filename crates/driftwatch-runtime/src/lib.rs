@@ -1,0 +1,1 @@
+//! Container identity (cgroups, mountinfo) and metadata from container engines

@@ -1,0 +1,1 @@
+//! Kernel sensors: loads the BPF programs, reads their ring buffers, decodes raw events
