@@ -6,10 +6,12 @@ mod alert;
 mod container;
 mod drift;
 mod event;
+mod layers;
 mod process;
 
 pub use alert::{Alert, Priority, PriorityParseError};
 pub use container::{ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta};
 pub use drift::{DriftFinding, DriftKind, DriftSubject, Verdict};
 pub use event::{Event, EventKind, FileRef};
+pub use layers::OverlayLayers;
 pub use process::Process;
