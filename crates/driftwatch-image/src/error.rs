@@ -1,0 +1,43 @@
+//! Why a file could not be judged: every variant names the path, in the container or on the host.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::overlay::MAX_SYMLINK_HOPS;
+use crate::path::ContainerPath;
+
+/// A failed [`Judge::judge`](crate::Judge::judge).
+#[derive(Debug, thiserror::Error)]
+pub enum JudgeError {
+    #[error("{path}: not an absolute path")]
+    NotAbsolute { path: ContainerPath },
+    #[error("{path}: no such file in the container's layers")]
+    NotFound { path: ContainerPath },
+    #[error("{path}: too many levels of symbolic links (more than {MAX_SYMLINK_HOPS})")]
+    SymlinkLoop { path: ContainerPath },
+    #[error("{path}: a component of the path is not a directory")]
+    NotADirectory { path: ContainerPath },
+    #[error("{path}: not a regular file but a {kind}")]
+    NotRegularFile {
+        path: ContainerPath,
+        kind: &'static str,
+    },
+    /// A system call on a layer failed; `host` is the path on the host.
+    #[error("{op} {}: {source}", host.display())]
+    Io {
+        op: &'static str,
+        host: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl JudgeError {
+    /// True for the errors that say the file is simply not there (as opposed to I/O trouble).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            JudgeError::NotFound { .. } | JudgeError::NotADirectory { .. }
+        )
+    }
+}

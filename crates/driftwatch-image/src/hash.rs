@@ -1,0 +1,217 @@
+//! Content hashes (blake3) of layer files, cached by inode identity so an unchanged file is
+//! hashed once however often it runs.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::error::JudgeError;
+use crate::overlay::{DirHandle, Meta, io_err};
+
+/// Identity of one version of a file's content: a write changes the size, mtime or (always,
+/// and not settable from user space) ctime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl From<&Meta> for FileKey {
+    fn from(m: &Meta) -> Self {
+        FileKey {
+            dev: m.dev,
+            ino: m.ino,
+            size: m.size,
+            mtime_ns: m.mtime_ns,
+            ctime_ns: m.ctime_ns,
+        }
+    }
+}
+
+/// Default bound of [`HashCache`].
+pub const DEFAULT_HASH_CACHE_ENTRIES: usize = 65_536;
+
+/// A bounded map `FileKey -> blake3`, approximately least-recently-used: two generations;
+/// when the young one is full the old one is dropped, and a hit in the old one moves up.
+#[derive(Debug)]
+pub struct HashCache {
+    gens: Mutex<Generations>,
+    half: usize,
+    computed: AtomicU64,
+    bytes: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Generations {
+    young: HashMap<FileKey, blake3::Hash>,
+    old: HashMap<FileKey, blake3::Hash>,
+}
+
+impl HashCache {
+    /// A cache holding at most `capacity` hashes.
+    pub fn new(capacity: usize) -> Self {
+        HashCache {
+            gens: Mutex::new(Generations::default()),
+            half: (capacity / 2).max(1),
+            computed: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self, key: &FileKey) -> Option<blake3::Hash> {
+        let mut g = self.gens.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = g.young.get(key) {
+            return Some(*h);
+        }
+        let h = g.old.remove(key)?;
+        Self::insert_locked(&mut g, self.half, *key, h);
+        Some(h)
+    }
+
+    pub fn insert(&self, key: FileKey, hash: blake3::Hash) {
+        let mut g = self.gens.lock().unwrap_or_else(|p| p.into_inner());
+        Self::insert_locked(&mut g, self.half, key, hash);
+    }
+
+    fn insert_locked(g: &mut Generations, half: usize, key: FileKey, hash: blake3::Hash) {
+        if g.young.len() >= half && !g.young.contains_key(&key) {
+            g.old = std::mem::take(&mut g.young);
+        }
+        g.young.insert(key, hash);
+    }
+
+    /// Number of hashes held.
+    pub fn len(&self) -> usize {
+        let g = self.gens.lock().unwrap_or_else(|p| p.into_inner());
+        g.young.len() + g.old.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Files hashed (cache misses) so far.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read for hashing so far.
+    pub fn bytes_hashed(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The blake3 of the regular file `name` in `dir`, from the cache when `meta` (from a
+    /// recent stat) is a known version. Opens with `O_NOFOLLOW` relative to the directory fd
+    /// and `O_NOATIME`, so nothing in the layer changes, not even an access time.
+    pub fn hash_at(
+        &self,
+        dir: &DirHandle,
+        name: &OsStr,
+        meta: &Meta,
+    ) -> Result<(blake3::Hash, Meta), JudgeError> {
+        if let Some(h) = self.get(&FileKey::from(meta)) {
+            return Ok((h, *meta));
+        }
+        let host = || dir.host.join(name);
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+        // O_NONBLOCK: a file swapped for a fifo since the stat must not hang us.
+        let fd = match rustix::fs::openat(
+            &dir.fd,
+            name,
+            flags | OFlags::NOATIME | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) {
+            Err(Errno::PERM) => {
+                rustix::fs::openat(&dir.fd, name, flags | OFlags::NONBLOCK, Mode::empty())
+            }
+            r => r,
+        }
+        .map_err(|e| io_err("open", host(), e))?;
+        let before =
+            Meta::from_stat(&rustix::fs::fstat(&fd).map_err(|e| io_err("fstat", host(), e))?);
+        if !before.is_file() {
+            return Err(io_err(
+                "open",
+                host(),
+                std::io::Error::other(format!("not a regular file but a {}", before.kind_name())),
+            ));
+        }
+        let key = FileKey::from(&before);
+        if let Some(h) = self.get(&key) {
+            return Ok((h, before));
+        }
+        let mut file = File::from(fd);
+        let (hash, n) = hash_reader(&mut file).map_err(|e| io_err("read", host(), e))?;
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        let after =
+            Meta::from_stat(&rustix::fs::fstat(&file).map_err(|e| io_err("fstat", host(), e))?);
+        if FileKey::from(&after) == key {
+            self.insert(key, hash);
+        }
+        Ok((hash, after))
+    }
+}
+
+/// blake3 of everything `r` yields, and the byte count.
+fn hash_reader(r: &mut impl Read) -> std::io::Result<(blake3::Hash, u64)> {
+    // Large reads let blake3 hash several 1 KiB chunks at once with SIMD.
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok((hasher.finalize(), total)),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Default for HashCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_HASH_CACHE_ENTRIES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u64) -> FileKey {
+        FileKey {
+            dev: 1,
+            ino: i,
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        }
+    }
+
+    #[test]
+    fn stays_bounded_and_keeps_hot_entries() {
+        let c = HashCache::new(100);
+        let hot = blake3::hash(b"hot");
+        c.insert(key(0), hot);
+        for i in 1..10_000 {
+            c.insert(key(i), blake3::hash(&i.to_le_bytes()));
+            assert!(c.len() <= 100);
+            // A hot entry used often survives eviction.
+            assert_eq!(c.get(&key(0)), Some(hot), "after {i} inserts");
+        }
+        assert_eq!(c.get(&key(5)), None);
+    }
+}
