@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * exec.bpf.c: every successful exec of a process outside the host's mount namespace,
+ * with what user space needs to judge where its code came from, read at the moment of
+ * exec because short-lived processes are gone before user space could look at /proc.
+ *
+ * Hook: tp_btf/sched_process_exec, a non-syscall tracepoint fired from exec_binprm() after
+ * the new image is in place (point of no return passed, before returning to user space).
+ * Unlike syscall tracepoints it costs nothing to syscalls other than exec (PLATFORM.md).
+ * At that point bprm->file is the final file mapped: the ELF itself, or for a script the
+ * interpreter (the script's own file was already released; its name is bprm->filename).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "driftwatch_abi.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by user space before load: the inode number of the host's mount namespace.
+ * Execs in that namespace are the host's, not a container's, and are skipped here. */
+const volatile __u32 host_mnt_ns = 0;
+
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define DW_PATH_DEPTH 64
+#define DW_PATHBUF_SIZE (DW_PATH_MAX + DW_NAME_MAX)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024); /* user space may resize before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dw_exec_event);
+} exec_scratch SEC(".maps");
+
+struct pathbuf {
+	/* Walk position, kept in the map rather than on the stack so that the verifier
+	 * treats it as an unknown (masked) scalar and bpf_loop's callback converges. */
+	__u32 pos;
+	__u32 truncated;
+	char buf[DW_PATHBUF_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pathbuf);
+} path_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DW_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* kernfs_node.parent was renamed __parent in 6.15; support both with CO-RE flavors. */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline void stat_inc(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &which);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+}
+
+struct walk_ctx {
+	struct mount *mnt;
+	struct vfsmount *vfsmnt;
+	struct dentry *dentry;
+	struct vfsmount *root_mnt;
+	struct dentry *root_dentry;
+};
+
+/* One step of the path walk (a bpf_loop callback: verified once, not once per iteration). */
+static long walk_step(__u32 i, void *data)
+{
+	struct walk_ctx *w = data;
+	__u32 zero = 0;
+	struct pathbuf *pb = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (!pb)
+		return 1;
+	/* locals: CO-RE relocations must apply to kernel types only, not to walk_ctx */
+	struct dentry *dentry = w->dentry;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	struct mount *mnt = w->mnt;
+	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
+		return 1;
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	if (dentry == mnt_root || dentry == parent) {
+		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (mnt_parent == mnt || dentry != mnt_root)
+			return 1; /* the namespace's root, or an internal filesystem (memfd) */
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mnt_parent;
+		w->vfsmnt = &mnt_parent->mnt;
+		return 0;
+	}
+	struct qstr name = BPF_CORE_READ(dentry, d_name);
+	__u32 len = name.len;
+	if (len >= DW_NAME_MAX)
+		len = DW_NAME_MAX - 1;
+	__u32 pos = pb->pos;
+	if (len + 1 > pos) {
+		pb->truncated = 1;
+		return 1;
+	}
+	pos -= len;
+	bpf_probe_read_kernel(&pb->buf[pos & (DW_PATH_MAX - 1)], len & (DW_NAME_MAX - 1), name.name);
+	pos -= 1;
+	pb->buf[pos & (DW_PATH_MAX - 1)] = '/';
+	pb->pos = pos;
+	w->dentry = parent;
+	return 0;
+}
+
+/*
+ * Builds the path of (mnt, dentry) as the task sees it (stopping at its fs root), right
+ * aligned in pb->buf; returns the start offset, the path being buf[start..DW_PATH_MAX).
+ * Crosses mounts upwards through mnt_parent/mnt_mountpoint like d_path() does.
+ */
+static __always_inline __u32 build_path(struct pathbuf *pb, struct vfsmount *vfsmnt,
+					struct dentry *dentry, struct vfsmount *root_mnt,
+					struct dentry *root_dentry, int *truncated)
+{
+	struct walk_ctx w = {
+		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.vfsmnt = vfsmnt,
+		.dentry = dentry,
+		.root_mnt = root_mnt,
+		.root_dentry = root_dentry,
+	};
+	pb->pos = DW_PATH_MAX;
+	pb->truncated = 0;
+	bpf_loop(DW_PATH_DEPTH, walk_step, &w, 0);
+	*truncated = pb->truncated;
+	__u32 pos = pb->pos;
+	if (pos > DW_PATH_MAX)
+		pos = DW_PATH_MAX;
+	if (pos == DW_PATH_MAX) {
+		pos -= 1;
+		pb->buf[pos & (DW_PATH_MAX - 1)] = '/';
+	}
+	return pos;
+}
+
+/* Appends buf[start..DW_PATH_MAX) to the event's data at *off, capped at cap bytes. */
+static __always_inline __u16 append_path(struct dw_exec_event *ev, __u32 *off, struct pathbuf *pb,
+					 __u32 start, __u32 cap, int *truncated)
+{
+	__u32 len = DW_PATH_MAX - (start & (DW_PATH_MAX - 1));
+	if (len > cap) {
+		/* keep the tail: the file name matters more than the top directories */
+		start += len - cap;
+		len = cap;
+		*truncated = 1;
+	}
+	bpf_probe_read_kernel(&ev->data[*off & (DW_DATA_SIZE - 1)], len & (DW_PATH_MAX - 1),
+			      &pb->buf[start & (DW_PATH_MAX - 1)]);
+	*off += len;
+	return len;
+}
+
+static __always_inline __u16 append_kstr(struct dw_exec_event *ev, __u32 *off, const char *src,
+					 __u32 cap)
+{
+	long n = bpf_probe_read_kernel_str(&ev->data[*off & (DW_DATA_SIZE - 1)], cap, src);
+	if (n <= 1)
+		return 0;
+	n -= 1; /* without the NUL */
+	*off += n;
+	return n;
+}
+
+static __always_inline __u16 append_user(struct dw_exec_event *ev, __u32 *off, unsigned long start,
+					 unsigned long end, __u32 cap, int *truncated)
+{
+	unsigned long len = end - start;
+	if (end <= start)
+		return 0;
+	if (len > cap) {
+		len = cap;
+		*truncated = 1;
+	}
+	if (bpf_probe_read_user(&ev->data[*off & (DW_DATA_SIZE - 1)], len & (DW_ARGS_MAX - 1 + DW_ARGS_MAX),
+				(const void *)start))
+		return 0;
+	*off += len;
+	return len;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	if (mnt_ns == host_mnt_ns) {
+		stat_inc(DW_STAT_HOST_SKIPPED);
+		return 0;
+	}
+
+	__u32 zero = 0;
+	struct dw_exec_event *ev = bpf_map_lookup_elem(&exec_scratch, &zero);
+	struct pathbuf *pb = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (!ev || !pb)
+		return 0;
+
+	ev->type = DW_EVENT_EXEC;
+	ev->flags = 0;
+	ev->boot_ns = bpf_ktime_get_boot_ns();
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	ev->pid = pid_tgid >> 32;
+	ev->tid = (__u32)pid_tgid;
+	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ev->uid = BPF_CORE_READ(task, cred, uid.val);
+	ev->gid = BPF_CORE_READ(task, cred, gid.val);
+	ev->euid = BPF_CORE_READ(task, cred, euid.val);
+	ev->mnt_ns = mnt_ns;
+	ev->pid_ns = BPF_CORE_READ(task, nsproxy, pid_ns_for_children, ns.inum);
+	{
+		struct pid *pid = BPF_CORE_READ(task, thread_pid);
+		unsigned int level = BPF_CORE_READ(pid, level);
+		ev->ns_pid = BPF_CORE_READ(pid, numbers[level & 31].nr);
+	}
+	bpf_probe_read_kernel_str(ev->comm, sizeof(ev->comm), task->comm);
+
+	struct task_struct *anc = BPF_CORE_READ(task, real_parent);
+	for (int i = 0; i < DW_ANCESTORS; i++) {
+		if (!anc) {
+			ev->ancestors[i][0] = 0;
+			continue;
+		}
+		BPF_CORE_READ_STR_INTO(&ev->ancestors[i], anc, comm);
+		struct task_struct *next = BPF_CORE_READ(anc, real_parent);
+		anc = (next == anc) ? 0 : next;
+	}
+
+	/* The cgroup v2 leaf name identifies the container without asking any engine. */
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	bpf_probe_read_kernel_str(ev->cgroup, sizeof(ev->cgroup), BPF_CORE_READ(kn, name));
+	struct kernfs_node *pkn = kn_parent(kn);
+	if (pkn)
+		bpf_probe_read_kernel_str(ev->cgroup_parent, sizeof(ev->cgroup_parent), BPF_CORE_READ(pkn, name));
+	else
+		ev->cgroup_parent[0] = 0;
+
+	struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+	ev->tty = 0;
+	if (tty) {
+		int major = BPF_CORE_READ(tty, driver, major);
+		int minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+		ev->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
+	}
+
+	/* The executed file: its filesystem, overlay layer, link count and identity. */
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	ev->ino = BPF_CORE_READ(inode, i_ino);
+	ev->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	ev->fs_magic = BPF_CORE_READ(inode, i_sb, s_magic);
+	ev->nlink = BPF_CORE_READ(inode, __i_nlink);
+	ev->mode = BPF_CORE_READ(inode, i_mode);
+	ev->mtime_ns = BPF_CORE_READ(inode, i_mtime_sec) * 1000000000ULL + BPF_CORE_READ(inode, i_mtime_nsec);
+	ev->upper_ino = 0;
+	if (ev->fs_magic == OVERLAYFS_SUPER_MAGIC) {
+		/* struct ovl_inode embeds the VFS inode (fs/overlayfs/ovl_entry.h). */
+		struct ovl_inode *oi = container_of(inode, struct ovl_inode, vfs_inode);
+		struct dentry *upper = BPF_CORE_READ(oi, __upperdentry);
+		if (upper) {
+			ev->flags |= DW_EXEC_OVL_UPPER;
+			ev->upper_ino = BPF_CORE_READ(upper, d_inode, i_ino);
+		}
+		struct ovl_entry *oe = BPF_CORE_READ(oi, oe);
+		if (oe && BPF_CORE_READ(oe, __numlower) > 0)
+			ev->flags |= DW_EXEC_OVL_LOWER;
+	}
+	struct vfsmount *fmnt = BPF_CORE_READ(file, f_path.mnt);
+	ev->mnt_id = BPF_CORE_READ(container_of(fmnt, struct mount, mnt), mnt_id);
+
+	struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
+	struct dentry *root_dentry = BPF_CORE_READ(task, fs, root.dentry);
+	__u32 off = 0;
+	int trunc = 0;
+
+	__u32 start = build_path(pb, fmnt, BPF_CORE_READ(file, f_path.dentry), root_mnt, root_dentry, &trunc);
+	ev->path_len = append_path(ev, &off, pb, start, DW_PATH_MAX - 1, &trunc);
+	if (trunc)
+		ev->flags |= DW_EXEC_PATH_TRUNCATED;
+
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	ev->filename_len = append_kstr(ev, &off, filename, DW_FILENAME_MAX);
+	ev->interp_len = 0;
+	if (interp != filename) {
+		ev->flags |= DW_EXEC_INTERP;
+		ev->interp_len = append_kstr(ev, &off, interp, DW_INTERP_MAX);
+	}
+
+	start = build_path(pb, BPF_CORE_READ(task, fs, pwd.mnt), BPF_CORE_READ(task, fs, pwd.dentry),
+			   root_mnt, root_dentry, &trunc);
+	ev->cwd_len = append_path(ev, &off, pb, start, DW_CWD_MAX, &trunc);
+	if (trunc)
+		ev->flags |= DW_EXEC_CWD_TRUNCATED;
+
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	trunc = 0;
+	ev->args_len = append_user(ev, &off, BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end),
+				   DW_ARGS_MAX, &trunc);
+	if (trunc)
+		ev->flags |= DW_EXEC_ARGS_TRUNCATED;
+	trunc = 0;
+	ev->env_len = append_user(ev, &off, BPF_CORE_READ(mm, env_start), BPF_CORE_READ(mm, env_end),
+				  DW_ENV_MAX, &trunc);
+	if (trunc)
+		ev->flags |= DW_EXEC_ENV_TRUNCATED;
+
+	__u64 size = offsetof(struct dw_exec_event, data) + (off & (DW_DATA_SIZE - 1));
+	if (bpf_ringbuf_output(&events, ev, size, 0))
+		stat_inc(DW_STAT_LOST);
+	else
+		stat_inc(DW_STAT_SENT);
+	return 0;
+}

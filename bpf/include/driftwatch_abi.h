@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The kernel/user contract of driftwatch's BPF programs.
+ * keep in sync: crates/driftwatch-sensor/src/abi.rs (mirrors every struct and constant here;
+ * a test there compares sizes and offsets with the BTF of the compiled object).
+ */
+#ifndef DRIFTWATCH_ABI_H
+#define DRIFTWATCH_ABI_H
+
+#define DW_ABI_VERSION 1
+
+#define DW_COMM_LEN 16
+#define DW_ANCESTORS 4
+#define DW_CGROUP_NAME_LEN 128
+/* Variable-length sections follow the header; each is capped. */
+#define DW_PATH_MAX 4096
+#define DW_NAME_MAX 256
+#define DW_FILENAME_MAX 1024
+#define DW_INTERP_MAX 512
+#define DW_CWD_MAX 2048
+#define DW_ARGS_MAX 4096
+#define DW_ENV_MAX 4096
+/* Room for the sections: a power of two, at least the sum of the caps (15872). */
+#define DW_DATA_SIZE 16384
+#define DW_DATA_SLACK 4096
+
+enum dw_event_type {
+	DW_EVENT_EXEC = 1,
+};
+
+enum dw_exec_flags {
+	/* The executed file has an overlay upper (writable-layer) dentry. */
+	DW_EXEC_OVL_UPPER = 1 << 0,
+	/* The executed overlay file also has a lower (image-layer) entry. */
+	DW_EXEC_OVL_LOWER = 1 << 1,
+	/* A binfmt handler replaced the file: bprm->interp differs from bprm->filename
+	 * (a script run by its shebang, or binfmt_misc). The file is then the interpreter. */
+	DW_EXEC_INTERP = 1 << 2,
+	DW_EXEC_PATH_TRUNCATED = 1 << 3,
+	DW_EXEC_ARGS_TRUNCATED = 1 << 4,
+	DW_EXEC_ENV_TRUNCATED = 1 << 5,
+	DW_EXEC_CWD_TRUNCATED = 1 << 6,
+};
+
+enum dw_stat {
+	/* Events the ring buffer had no room for. */
+	DW_STAT_LOST = 0,
+	/* Exec events sent. */
+	DW_STAT_SENT = 1,
+	/* Execs of host processes, filtered out in the kernel. */
+	DW_STAT_HOST_SKIPPED = 2,
+	DW_STAT_COUNT = 3,
+};
+
+/*
+ * One exec inside a (possibly) containerised process, read at tp_btf/sched_process_exec.
+ * Followed by `data`: path, filename, interp, cwd, args, env in that order, with the
+ * lengths below (no terminating NULs in the lengths; args/env are NUL-separated).
+ */
+struct dw_exec_event {
+	__u32 type;            /* DW_EVENT_EXEC */
+	__u32 flags;           /* dw_exec_flags */
+	__u64 boot_ns;         /* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id;       /* cgroup v2 id */
+	__u64 ino;             /* inode number of the executed file (overlay inode) */
+	__u64 upper_ino;       /* the upper layer inode, when DW_EXEC_OVL_UPPER */
+	__u64 mtime_ns;        /* the executed file's mtime */
+	__u32 pid;             /* tgid, host view */
+	__u32 tid;
+	__u32 ppid;            /* real parent's tgid, host view */
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 mnt_ns;
+	__u32 pid_ns;
+	__u32 dev;             /* s_dev of the executed file's superblock */
+	__u32 fs_magic;        /* s_magic of that superblock */
+	__u32 nlink;
+	__u32 mode;
+	__u32 mnt_id;          /* mount id of the executed file's mount (mountinfo field 1) */
+	__u32 tty;             /* new_encode_dev of the controlling tty, 0 if none */
+	__u32 ns_pid;          /* pid inside its pid namespace */
+	__u16 path_len;
+	__u16 filename_len;
+	__u16 interp_len;
+	__u16 cwd_len;
+	__u16 args_len;
+	__u16 env_len;
+	char comm[DW_COMM_LEN];
+	char ancestors[DW_ANCESTORS][DW_COMM_LEN]; /* parent first */
+	char cgroup[DW_CGROUP_NAME_LEN];           /* leaf cgroup v2 name */
+	char cgroup_parent[DW_CGROUP_NAME_LEN];
+	char data[DW_DATA_SIZE + DW_DATA_SLACK];
+};
+
+#endif

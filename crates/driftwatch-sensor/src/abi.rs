@@ -1,0 +1,130 @@
+//! Rust mirror of `bpf/include/driftwatch_abi.h`, the kernel/user contract.
+//! keep in sync: bpf/include/driftwatch_abi.h (a test checks sizes and offsets against the
+//! layout clang produced for the compiled BPF object's own `struct dw_exec_event`).
+
+pub const DW_EVENT_EXEC: u32 = 1;
+pub const DW_COMM_LEN: usize = 16;
+pub const DW_ANCESTORS: usize = 4;
+pub const DW_CGROUP_NAME_LEN: usize = 128;
+
+pub const FS_MAGIC_OVERLAY: u32 = 0x794c_7630;
+pub const FS_MAGIC_TMPFS: u32 = 0x0102_1994;
+pub const FS_MAGIC_HUGETLBFS: u32 = 0x9584_58f6;
+
+/// `enum dw_stat`: indexes of the per-CPU `stats` map.
+pub const DW_STAT_LOST: u32 = 0;
+pub const DW_STAT_SENT: u32 = 1;
+pub const DW_STAT_HOST_SKIPPED: u32 = 2;
+pub const DW_STAT_COUNT: u32 = 3;
+
+/// `enum dw_exec_flags`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecFlags(pub u32);
+
+impl ExecFlags {
+    pub const OVL_UPPER: u32 = 1 << 0;
+    pub const OVL_LOWER: u32 = 1 << 1;
+    pub const INTERP: u32 = 1 << 2;
+    pub const PATH_TRUNCATED: u32 = 1 << 3;
+    pub const ARGS_TRUNCATED: u32 = 1 << 4;
+    pub const ENV_TRUNCATED: u32 = 1 << 5;
+    pub const CWD_TRUNCATED: u32 = 1 << 6;
+
+    pub fn has(self, flag: u32) -> bool {
+        self.0 & flag != 0
+    }
+}
+
+/// The fixed-size head of `struct dw_exec_event`; the variable `data` follows it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawExecHeader {
+    pub r#type: u32,
+    pub flags: u32,
+    pub boot_ns: u64,
+    pub cgroup_id: u64,
+    pub ino: u64,
+    pub upper_ino: u64,
+    pub mtime_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub mnt_ns: u32,
+    pub pid_ns: u32,
+    pub dev: u32,
+    pub fs_magic: u32,
+    pub nlink: u32,
+    pub mode: u32,
+    pub mnt_id: u32,
+    pub tty: u32,
+    pub ns_pid: u32,
+    pub path_len: u16,
+    pub filename_len: u16,
+    pub interp_len: u16,
+    pub cwd_len: u16,
+    pub args_len: u16,
+    pub env_len: u16,
+    pub comm: [u8; DW_COMM_LEN],
+    pub ancestors: [[u8; DW_COMM_LEN]; DW_ANCESTORS],
+    pub cgroup: [u8; DW_CGROUP_NAME_LEN],
+    pub cgroup_parent: [u8; DW_CGROUP_NAME_LEN],
+}
+
+pub const HEADER_SIZE: usize = std::mem::size_of::<RawExecHeader>();
+
+#[cfg(test)]
+mod tests {
+    use std::mem::offset_of;
+
+    use super::*;
+    use crate::sensor::skel::types::dw_exec_event as Kernel;
+
+    /// The "structs must align" check: the generated type is laid out from the BPF object's
+    /// BTF, i.e. exactly what clang compiled for the kernel side.
+    #[test]
+    fn header_matches_the_bpf_objects_layout() {
+        macro_rules! same {
+            ($($f:ident),*) => {$(
+                assert_eq!(offset_of!(RawExecHeader, $f), offset_of!(Kernel, $f), stringify!($f));
+            )*};
+        }
+        same!(
+            r#type,
+            flags,
+            boot_ns,
+            cgroup_id,
+            ino,
+            upper_ino,
+            mtime_ns,
+            pid,
+            tid,
+            ppid,
+            uid,
+            gid,
+            euid,
+            mnt_ns,
+            pid_ns,
+            dev,
+            fs_magic,
+            nlink,
+            mode,
+            mnt_id,
+            tty,
+            ns_pid,
+            path_len,
+            filename_len,
+            interp_len,
+            cwd_len,
+            args_len,
+            env_len,
+            comm,
+            ancestors,
+            cgroup,
+            cgroup_parent
+        );
+        assert_eq!(HEADER_SIZE, offset_of!(Kernel, data));
+    }
+}

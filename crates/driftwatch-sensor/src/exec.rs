@@ -1,0 +1,249 @@
+//! Decoding of exec records from the ring buffer into owned values.
+
+use crate::abi::{DW_EVENT_EXEC, ExecFlags, HEADER_SIZE, RawExecHeader};
+
+/// One exec, as the kernel saw it at `sched_process_exec`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub boot_ns: u64,
+    pub cgroup_id: u64,
+    pub flags: ExecFlags,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub ns_pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub mnt_ns: u32,
+    pub pid_ns: u32,
+    pub tty: u32,
+    /// The executed file (for scripts: the interpreter).
+    pub ino: u64,
+    pub upper_ino: u64,
+    pub mtime_ns: u64,
+    pub dev: u32,
+    pub fs_magic: u32,
+    pub nlink: u32,
+    pub mode: u32,
+    pub mnt_id: u32,
+    /// The executed file's path inside the process's root (lossy UTF-8).
+    pub path: String,
+    /// The name given to exec (`bprm->filename`): for a script, the script.
+    pub filename: String,
+    /// For a script, the interpreter named by the shebang (`bprm->interp`).
+    pub interp: Option<String>,
+    pub cwd: String,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub comm: String,
+    /// Parent first.
+    pub ancestors: Vec<String>,
+    pub cgroup: String,
+    pub cgroup_parent: String,
+    /// Some bytes of a path were not UTF-8 and were replaced.
+    pub lossy: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than the {HEADER_SIZE}-byte exec header")]
+    Short(usize),
+    #[error("unknown record type {0}")]
+    UnknownType(u32),
+    #[error("section lengths ({sections} bytes) run past the record's {data} data bytes")]
+    Overrun { sections: usize, data: usize },
+}
+
+fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn split_nul(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+impl ExecRecord {
+    /// Decodes one ring-buffer record. Never panics on malformed input.
+    pub fn decode(buf: &[u8]) -> Result<ExecRecord, DecodeError> {
+        if buf.len() < HEADER_SIZE {
+            return Err(DecodeError::Short(buf.len()));
+        }
+        // SAFETY: RawExecHeader is repr(C) plain old data (integers and byte arrays, every
+        // bit pattern valid) and `buf` holds at least size_of::<RawExecHeader>() bytes;
+        // read_unaligned copes with the ring buffer's 8-byte alignment.
+        let h: RawExecHeader = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast()) };
+        if h.r#type != DW_EVENT_EXEC {
+            return Err(DecodeError::UnknownType(h.r#type));
+        }
+        let data = &buf[HEADER_SIZE..];
+        let lens = [
+            h.path_len,
+            h.filename_len,
+            h.interp_len,
+            h.cwd_len,
+            h.args_len,
+            h.env_len,
+        ];
+        let total: usize = lens.iter().map(|&l| usize::from(l)).sum();
+        if total > data.len() {
+            return Err(DecodeError::Overrun {
+                sections: total,
+                data: data.len(),
+            });
+        }
+        let mut sections = [&data[..0]; 6];
+        let mut off = 0;
+        for (slot, len) in sections.iter_mut().zip(lens) {
+            *slot = &data[off..off + usize::from(len)];
+            off += usize::from(len);
+        }
+        let [path, filename, interp, cwd, args, env] = sections;
+        let flags = ExecFlags(h.flags);
+        let lossy = [path, filename, cwd]
+            .iter()
+            .any(|s| std::str::from_utf8(s).is_err());
+        Ok(ExecRecord {
+            boot_ns: h.boot_ns,
+            cgroup_id: h.cgroup_id,
+            flags,
+            pid: h.pid,
+            tid: h.tid,
+            ppid: h.ppid,
+            ns_pid: h.ns_pid,
+            uid: h.uid,
+            gid: h.gid,
+            euid: h.euid,
+            mnt_ns: h.mnt_ns,
+            pid_ns: h.pid_ns,
+            tty: h.tty,
+            ino: h.ino,
+            upper_ino: h.upper_ino,
+            mtime_ns: h.mtime_ns,
+            dev: h.dev,
+            fs_magic: h.fs_magic,
+            nlink: h.nlink,
+            mode: h.mode,
+            mnt_id: h.mnt_id,
+            path: String::from_utf8_lossy(path).into_owned(),
+            filename: String::from_utf8_lossy(filename).into_owned(),
+            interp: flags
+                .has(ExecFlags::INTERP)
+                .then(|| String::from_utf8_lossy(interp).into_owned()),
+            cwd: String::from_utf8_lossy(cwd).into_owned(),
+            argv: split_nul(args),
+            env: split_nul(env),
+            comm: cstr(&h.comm),
+            ancestors: h
+                .ancestors
+                .iter()
+                .map(|a| cstr(a))
+                .take_while(|a| !a.is_empty())
+                .collect(),
+            cgroup: cstr(&h.cgroup),
+            cgroup_parent: cstr(&h.cgroup_parent),
+            lossy,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> RawExecHeader {
+        // SAFETY: all-zero bytes are a valid RawExecHeader (integers and byte arrays).
+        let mut h: RawExecHeader = unsafe { std::mem::zeroed() };
+        h.r#type = DW_EVENT_EXEC;
+        h
+    }
+
+    fn encode(h: &RawExecHeader, data: &[u8]) -> Vec<u8> {
+        // SAFETY: reading the bytes of a repr(C) POD value.
+        let head = unsafe {
+            std::slice::from_raw_parts((h as *const RawExecHeader).cast::<u8>(), HEADER_SIZE)
+        };
+        [head, data].concat()
+    }
+
+    #[test]
+    fn decodes_every_section() {
+        let mut h = header();
+        h.pid = 42;
+        h.flags = ExecFlags::INTERP | ExecFlags::OVL_UPPER;
+        h.comm[..2].copy_from_slice(b"sh");
+        h.ancestors[0][..4].copy_from_slice(b"bash");
+        h.cgroup[..4].copy_from_slice(b"abcd");
+        let sections: [&[u8]; 6] = [
+            b"/usr/bin/dash",
+            b"/tmp/s.sh",
+            b"/bin/sh",
+            b"/root",
+            b"/bin/sh\0/tmp/s.sh\0-x\0",
+            b"A=1\0LD_PRELOAD=/tmp/x.so\0",
+        ];
+        let lens: Vec<u16> = sections.iter().map(|s| s.len() as u16).collect();
+        (
+            h.path_len,
+            h.filename_len,
+            h.interp_len,
+            h.cwd_len,
+            h.args_len,
+            h.env_len,
+        ) = (lens[0], lens[1], lens[2], lens[3], lens[4], lens[5]);
+        let r = ExecRecord::decode(&encode(&h, &sections.concat())).unwrap();
+        assert_eq!(r.pid, 42);
+        assert_eq!(r.path, "/usr/bin/dash");
+        assert_eq!(r.filename, "/tmp/s.sh");
+        assert_eq!(r.interp.as_deref(), Some("/bin/sh"));
+        assert_eq!(r.cwd, "/root");
+        assert_eq!(r.argv, ["/bin/sh", "/tmp/s.sh", "-x"]);
+        assert_eq!(r.env, ["A=1", "LD_PRELOAD=/tmp/x.so"]);
+        assert_eq!(r.comm, "sh");
+        assert_eq!(r.ancestors, ["bash"]);
+        assert_eq!(r.cgroup, "abcd");
+        assert!(r.flags.has(ExecFlags::OVL_UPPER));
+        assert!(!r.lossy);
+    }
+
+    #[test]
+    fn malformed_records_are_errors_not_panics() {
+        assert_eq!(ExecRecord::decode(&[1, 2, 3]), Err(DecodeError::Short(3)));
+        let mut h = header();
+        h.r#type = 9;
+        assert_eq!(
+            ExecRecord::decode(&encode(&h, b"")),
+            Err(DecodeError::UnknownType(9))
+        );
+        let mut h = header();
+        h.path_len = 100;
+        assert!(matches!(
+            ExecRecord::decode(&encode(&h, b"abc")),
+            Err(DecodeError::Overrun { .. })
+        ));
+        // Every prefix of a valid record decodes or errors; none panics.
+        let mut h = header();
+        h.path_len = 3;
+        let buf = encode(&h, b"/ab");
+        for n in 0..=buf.len() {
+            let _ = ExecRecord::decode(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_flagged() {
+        let mut h = header();
+        h.path_len = 4;
+        let r = ExecRecord::decode(&encode(&h, b"/a\xffb")).unwrap();
+        assert!(r.lossy);
+        assert_eq!(r.path, "/a\u{fffd}b");
+    }
+}

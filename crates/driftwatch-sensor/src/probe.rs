@@ -1,0 +1,129 @@
+//! What this host's kernel offers the sensors, probed for real (for `driftwatch doctor`).
+
+use std::path::Path;
+
+use crate::sensor::{ExecSensor, SensorConfig};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeResult {
+    Yes(String),
+    No(String),
+}
+
+impl ProbeResult {
+    pub fn ok(&self) -> bool {
+        matches!(self, ProbeResult::Yes(_))
+    }
+}
+
+/// One line per capability: what was checked, and what it means for detection.
+#[derive(Clone, Debug)]
+pub struct HostSupport {
+    pub root: ProbeResult,
+    pub btf: ProbeResult,
+    pub lockdown: ProbeResult,
+    pub overlayfs: ProbeResult,
+    pub exec_tracepoint: ProbeResult,
+    pub fanotify: ProbeResult,
+}
+
+fn read_trim(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Probes the host. Loading the exec program is attempted only as root.
+pub fn probe_host() -> HostSupport {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let root = if euid == 0 {
+        ProbeResult::Yes("running as root".into())
+    } else {
+        ProbeResult::No(format!(
+            "running as uid {euid}: loading BPF programs and fanotify need root"
+        ))
+    };
+    let btf = if Path::new("/sys/kernel/btf/vmlinux").exists() {
+        ProbeResult::Yes(
+            "/sys/kernel/btf/vmlinux present: CO-RE programs relocate against it".into(),
+        )
+    } else {
+        ProbeResult::No("no /sys/kernel/btf/vmlinux: the kernel lacks BTF (CONFIG_DEBUG_INFO_BTF), the BPF sensors cannot load".into())
+    };
+    let lockdown = match read_trim("/sys/kernel/security/lockdown") {
+        Some(l) => {
+            let active = l
+                .split_whitespace()
+                .find(|w| w.starts_with('['))
+                .unwrap_or(&l)
+                .to_string();
+            if active.contains("none") {
+                ProbeResult::Yes(format!("lockdown {active}"))
+            } else {
+                ProbeResult::Yes(format!(
+                    "lockdown {active}: fentry/lsm programs are refused; driftwatch uses tp_btf tracepoints and fanotify, which still work"
+                ))
+            }
+        }
+        None => ProbeResult::Yes("no lockdown file: not restricted".into()),
+    };
+    let overlayfs = match std::fs::read_to_string("/proc/filesystems") {
+        Ok(f) if f.lines().any(|l| l.trim_end().ends_with("overlay")) => {
+            ProbeResult::Yes("overlayfs available: upper/lower layers are read from struct ovl_inode".into())
+        }
+        Ok(_) => ProbeResult::No("overlayfs not in /proc/filesystems (module not loaded?): containers on other storage drivers get no layer verdicts".into()),
+        Err(e) => ProbeResult::No(format!("reading /proc/filesystems: {e}")),
+    };
+    let exec_tracepoint = if euid != 0 {
+        ProbeResult::No("not probed: needs root".into())
+    } else {
+        match ExecSensor::start(
+            SensorConfig {
+                ring_bytes: 4096 * 16,
+                host_mnt_ns: None,
+            },
+            |_| {},
+        ) {
+            Ok(sensor) => {
+                drop(sensor);
+                ProbeResult::Yes("tp_btf/sched_process_exec loaded and attached: every exec in a container is seen, no cost to other syscalls".into())
+            }
+            Err(e) => {
+                let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                ProbeResult::No(format!(
+                    "{first}: no exec events, no binary-drift detection"
+                ))
+            }
+        }
+    };
+    let fanotify = if euid != 0 {
+        ProbeResult::No("not probed: needs root".into())
+    } else {
+        // SAFETY: plain syscall; the returned fd is closed below.
+        let fd = unsafe {
+            libc::fanotify_init(
+                libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC,
+                libc::O_RDONLY as u32,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: fd was just returned by fanotify_init and is ours to close.
+            unsafe { libc::close(fd) };
+            ProbeResult::Yes("fanotify FAN_CLASS_CONTENT available: exec permission events can block drift (prevent mode)".into())
+        } else {
+            let e = std::io::Error::last_os_error();
+            ProbeResult::No(format!(
+                "fanotify_init(FAN_CLASS_CONTENT): {e}: no blocking of drifted execs before they run"
+            ))
+        }
+    };
+    HostSupport {
+        root,
+        btf,
+        lockdown,
+        overlayfs,
+        exec_tracepoint,
+        fanotify,
+    }
+}

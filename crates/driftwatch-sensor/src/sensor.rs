@@ -1,0 +1,305 @@
+//! The exec sensor: loads `exec.bpf.c`, attaches it to `tp_btf/sched_process_exec`, and
+//! hands every decoded record to a callback from a dedicated thread.
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, PrintLevel, RingBufferBuilder};
+
+use crate::abi::{DW_STAT_COUNT, DW_STAT_HOST_SKIPPED, DW_STAT_LOST, DW_STAT_SENT};
+use crate::exec::ExecRecord;
+
+pub(crate) mod skel {
+    #![allow(clippy::all, unsafe_op_in_unsafe_fn, non_camel_case_types, dead_code)]
+    include!(concat!(env!("OUT_DIR"), "/exec.skel.rs"));
+}
+
+#[derive(Clone, Debug)]
+pub struct SensorConfig {
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+    /// The mount-namespace inode of the host; execs there are skipped in the kernel.
+    /// `None` reads it from `/proc/1/ns/mnt`.
+    pub host_mnt_ns: Option<u32>,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            ring_bytes: 16 * 1024 * 1024,
+            host_mnt_ns: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    #[error("reading the host's mount namespace from {path}: {source}")]
+    HostNamespace {
+        path: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{step} failed: {source}{log}")]
+    Bpf {
+        step: &'static str,
+        source: libbpf_rs::Error,
+        log: String,
+    },
+    #[error("the sensor thread stopped before it finished loading")]
+    ThreadDied,
+    #[error("spawning the sensor thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Counters the agent reports. Kernel-side counters are summed over CPUs.
+#[derive(Debug, Default)]
+pub struct SensorStats {
+    /// Events the kernel could not put in the ring buffer (full).
+    pub lost: AtomicU64,
+    /// Events the kernel sent.
+    pub sent: AtomicU64,
+    /// Host execs filtered out in the kernel.
+    pub host_skipped: AtomicU64,
+    /// Records user space received.
+    pub received: AtomicU64,
+    /// Records that did not decode.
+    pub malformed: AtomicU64,
+}
+
+impl SensorStats {
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+/// A running exec sensor. Dropping it detaches the program and stops the thread.
+pub struct ExecSensor {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<SensorStats>,
+}
+
+/// libbpf's messages (including a verifier log) of the current load, kept for the error.
+static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
+
+fn libbpf_print(level: PrintLevel, msg: String) {
+    if matches!(level, PrintLevel::Debug) {
+        return;
+    }
+    tracing::debug!(target: "libbpf", "{}", msg.trim_end());
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        // Keep the tail: the verifier's verdict is at the end of its log.
+        if log.len() > 64 * 1024 {
+            let cut = log.len() - 32 * 1024;
+            let cut = (cut..log.len())
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(0);
+            log.drain(..cut);
+        }
+        log.push_str(&msg);
+    }
+}
+
+fn bpf_error(step: &'static str, source: libbpf_rs::Error) -> SensorError {
+    let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    let log = if log.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\nlibbpf log:\n{}", log.trim_end())
+    };
+    SensorError::Bpf { step, source, log }
+}
+
+/// Reads the inode number of the host's mount namespace: init's (`/proc/1/ns/mnt`), or when
+/// init cannot be inspected (some sandboxes), the agent's own, which is the host's unless the
+/// agent itself runs in a container without the host's PID namespace.
+pub fn host_mnt_ns() -> Result<u32, SensorError> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/1/ns/mnt") {
+        Ok(md) => Ok(md.ino() as u32),
+        Err(e) => {
+            tracing::debug!(
+                "/proc/1/ns/mnt: {e}; using the agent's own mount namespace as the host's"
+            );
+            let path = "/proc/self/ns/mnt";
+            let md = std::fs::metadata(path)
+                .map_err(|source| SensorError::HostNamespace { path, source })?;
+            Ok(md.ino() as u32)
+        }
+    }
+}
+
+/// Nanoseconds to add to `bpf_ktime_get_boot_ns()` to get Unix time.
+pub fn boot_to_wall_offset_ns() -> i128 {
+    fn now(clock: libc::clockid_t) -> i128 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    }
+    now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME)
+}
+
+impl ExecSensor {
+    /// Loads and attaches the exec program, then calls `on_record` for each exec from the
+    /// sensor thread until the sensor is dropped. Returns once the program is attached.
+    pub fn start<F>(config: SensorConfig, on_record: F) -> Result<ExecSensor, SensorError>
+    where
+        F: FnMut(ExecRecord) + Send + 'static,
+    {
+        let host_ns = match config.host_mnt_ns {
+            Some(ns) => ns,
+            None => host_mnt_ns()?,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(SensorStats::default());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("dw-exec-sensor".into())
+                .spawn(move || run(config, host_ns, on_record, stop, stats, ready_tx))
+                .map_err(SensorError::Spawn)?
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(ExecSensor {
+                stop,
+                thread: Some(thread),
+                stats,
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err(SensorError::ThreadDied),
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<SensorStats> {
+        &self.stats
+    }
+}
+
+impl Drop for ExecSensor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn load<'obj>(
+    object: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+    config: &SensorConfig,
+    host_ns: u32,
+) -> Result<skel::ExecSkel<'obj>, SensorError> {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.clear();
+    }
+    libbpf_rs::set_print(Some((PrintLevel::Info, libbpf_print)));
+    let mut open = skel::ExecSkelBuilder::default()
+        .open(object)
+        .map_err(|e| bpf_error("opening the exec BPF object", e))?;
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        ro.host_mnt_ns = host_ns;
+    }
+    open.maps
+        .events
+        .set_max_entries(config.ring_bytes)
+        .map_err(|e| bpf_error("sizing the exec ring buffer", e))?;
+    let mut skel = open
+        .load()
+        .map_err(|e| bpf_error("loading tp_btf/sched_process_exec", e))?;
+    skel.attach()
+        .map_err(|e| bpf_error("attaching tp_btf/sched_process_exec", e))?;
+    Ok(skel)
+}
+
+fn run<F>(
+    config: SensorConfig,
+    host_ns: u32,
+    mut on_record: F,
+    stop: Arc<AtomicBool>,
+    stats: Arc<SensorStats>,
+    ready: mpsc::Sender<Result<(), SensorError>>,
+) where
+    F: FnMut(ExecRecord) + Send + 'static,
+{
+    let mut object = MaybeUninit::uninit();
+    let skel = match load(&mut object, &config, host_ns) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let cb_stats = stats.clone();
+    let callback = move |data: &[u8]| {
+        cb_stats.received.fetch_add(1, Ordering::Relaxed);
+        match ExecRecord::decode(data) {
+            Ok(r) => on_record(r),
+            Err(e) => {
+                cb_stats.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("malformed exec record: {e}");
+            }
+        }
+        0
+    };
+    let mut builder = RingBufferBuilder::new();
+    let ring = match builder.add(&skel.maps.events, callback) {
+        Ok(_) => builder.build(),
+        Err(e) => Err(e),
+    };
+    let ring = match ring {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(bpf_error("opening the exec ring buffer", e)));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut last_stats = Instant::now() - Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = ring.poll(Duration::from_millis(100))
+            && e.kind() != libbpf_rs::ErrorKind::Interrupted
+        {
+            tracing::warn!("polling the exec ring buffer: {e}");
+        }
+        if last_stats.elapsed() >= Duration::from_millis(250) {
+            read_kernel_stats(&skel.maps.stats, &stats);
+            last_stats = Instant::now();
+        }
+    }
+    let _ = ring.consume();
+    read_kernel_stats(&skel.maps.stats, &stats);
+}
+
+fn read_kernel_stats(map: &dyn MapCore, stats: &SensorStats) {
+    for (key, slot) in [
+        (DW_STAT_LOST, &stats.lost),
+        (DW_STAT_SENT, &stats.sent),
+        (DW_STAT_HOST_SKIPPED, &stats.host_skipped),
+    ] {
+        debug_assert!(key < DW_STAT_COUNT);
+        if let Ok(Some(per_cpu)) = map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {
+            let sum: u64 = per_cpu
+                .iter()
+                .filter_map(|v| {
+                    v.get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_ne_bytes)
+                })
+                .sum();
+            slot.store(sum, Ordering::Relaxed);
+        }
+    }
+}
