@@ -2,17 +2,24 @@
 //!
 //! - [`cgroup`]: which container a cgroup name or path belongs to (no engine needed).
 //! - [`mountinfo`]: a process's mounts, the mount a path lives on, the root overlay's layers.
+//! - [`source`]: the [`EngineSource`] trait the agent talks to, so it never assumes Docker.
+//! - [`docker`]: Docker (and podman's compatible API) behind that trait, via bollard.
 //!
-//! Both are pure: they parse text handed to them and do no I/O, so they test without root.
+//! `cgroup` and `mountinfo` are pure: they parse text handed to them and do no I/O, so they
+//! test without root.
 
 pub mod cgroup;
+pub mod docker;
 pub mod mountinfo;
+pub mod source;
 
 pub use cgroup::{
     CgroupMatch, container_from_cgroup, container_from_cgroup_leaf, container_from_proc_cgroup,
     container_id_from_cgroup,
 };
+pub use docker::{DockerConfig, DockerSource};
 pub use mountinfo::{
     Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, overlay_layers,
     parse_mountinfo, resolve_layer_paths,
 };
+pub use source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, wait_for_socket};
