@@ -14,7 +14,7 @@ pub const BUSYBOX: &str = "driftwatch-test/busybox:1";
 /// `CI=true`, where a missing requirement fails the test instead of skipping it.
 pub fn require_docker(test: &str) -> bool {
     let why = if !nix_is_root() {
-        Some("needs root (reads /proc/<pid>/mountinfo of container processes)".to_string())
+        Some("needs root (the docker socket, /proc/<pid> of container processes)".to_string())
     } else {
         match Command::new(DOCKER)
             .args(["image", "inspect", BUSYBOX])
