@@ -22,14 +22,34 @@ pub enum JudgeError {
         path: ContainerPath,
         kind: &'static str,
     },
-    /// A system call on a layer failed; `host` is the path on the host.
-    #[error("{op} {}: {source}", host.display())]
-    Io {
-        op: &'static str,
-        host: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// A system call on a layer failed.
+    #[error(transparent)]
+    Io(#[from] LayerIoError),
+}
+
+/// A system call on a layer directory failed; `host` is the path on the host.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}: {source}", host.display())]
+pub struct LayerIoError {
+    pub op: &'static str,
+    pub host: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+impl LayerIoError {
+    pub fn new(op: &'static str, host: impl Into<PathBuf>, e: impl Into<io::Error>) -> Self {
+        LayerIoError {
+            op,
+            host: host.into(),
+            source: e.into(),
+        }
+    }
+
+    /// The file or directory is gone (removed while we read).
+    pub fn is_vanished(&self) -> bool {
+        self.source.kind() == io::ErrorKind::NotFound
+    }
 }
 
 impl JudgeError {

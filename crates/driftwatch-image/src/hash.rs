@@ -4,14 +4,15 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::error::JudgeError;
+use crate::error::LayerIoError;
 use crate::overlay::{DirHandle, Meta, io_err};
 
 /// Identity of one version of a file's content: a write changes the size, mtime or (always,
@@ -110,51 +111,37 @@ impl HashCache {
     }
 
     /// The blake3 of the regular file `name` in `dir`, from the cache when `meta` (from a
-    /// recent stat) is a known version. Opens with `O_NOFOLLOW` relative to the directory fd
-    /// and `O_NOATIME`, so nothing in the layer changes, not even an access time.
+    /// recent stat) is a known version.
     pub fn hash_at(
         &self,
         dir: &DirHandle,
         name: &OsStr,
         meta: &Meta,
-    ) -> Result<(blake3::Hash, Meta), JudgeError> {
+    ) -> Result<(blake3::Hash, Meta), LayerIoError> {
         if let Some(h) = self.get(&FileKey::from(meta)) {
             return Ok((h, *meta));
         }
-        let host = || dir.host.join(name);
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-        // O_NONBLOCK: a file swapped for a fifo since the stat must not hang us.
-        let fd = match rustix::fs::openat(
-            &dir.fd,
-            name,
-            flags | OFlags::NOATIME | OFlags::NONBLOCK,
-            Mode::empty(),
-        ) {
-            Err(Errno::PERM) => {
-                rustix::fs::openat(&dir.fd, name, flags | OFlags::NONBLOCK, Mode::empty())
-            }
-            r => r,
-        }
-        .map_err(|e| io_err("open", host(), e))?;
-        let before =
-            Meta::from_stat(&rustix::fs::fstat(&fd).map_err(|e| io_err("fstat", host(), e))?);
-        if !before.is_file() {
-            return Err(io_err(
-                "open",
-                host(),
-                std::io::Error::other(format!("not a regular file but a {}", before.kind_name())),
-            ));
-        }
-        let key = FileKey::from(&before);
+        let (file, now) = open_regular(dir, name)?;
+        self.hash_file(&file, &now, || dir.host.join(name))
+    }
+
+    /// The blake3 of an open regular file whose `fstat` is `meta`, from the cache when known.
+    /// Reads with `pread` from offset 0: the file position is left alone.
+    pub fn hash_file(
+        &self,
+        file: &File,
+        meta: &Meta,
+        host: impl Fn() -> PathBuf,
+    ) -> Result<(blake3::Hash, Meta), LayerIoError> {
+        let key = FileKey::from(meta);
         if let Some(h) = self.get(&key) {
-            return Ok((h, before));
+            return Ok((h, *meta));
         }
-        let mut file = File::from(fd);
-        let (hash, n) = hash_reader(&mut file).map_err(|e| io_err("read", host(), e))?;
+        let (hash, n) = hash_reader(file).map_err(|e| io_err("read", host(), e))?;
         self.computed.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(n, Ordering::Relaxed);
         let after =
-            Meta::from_stat(&rustix::fs::fstat(&file).map_err(|e| io_err("fstat", host(), e))?);
+            Meta::from_stat(&rustix::fs::fstat(file).map_err(|e| io_err("fstat", host(), e))?);
         if FileKey::from(&after) == key {
             self.insert(key, hash);
         }
@@ -162,14 +149,37 @@ impl HashCache {
     }
 }
 
+/// Opens the regular file `name` in `dir` for reading without following a symlink, without
+/// updating its access time (`O_NOATIME`, when permitted) and without blocking on a fifo
+/// swapped in since the last stat: nothing in the layer changes.
+pub(crate) fn open_regular(dir: &DirHandle, name: &OsStr) -> Result<(File, Meta), LayerIoError> {
+    let host = || dir.host.join(name);
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let fd = match rustix::fs::openat(&dir.fd, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(Errno::PERM) => rustix::fs::openat(&dir.fd, name, flags, Mode::empty()),
+        r => r,
+    }
+    .map_err(|e| io_err("open", host(), e))?;
+    let meta = Meta::from_stat(&rustix::fs::fstat(&fd).map_err(|e| io_err("fstat", host(), e))?);
+    if !meta.is_file() {
+        return Err(io_err(
+            "open",
+            host(),
+            std::io::Error::other(format!("not a regular file but a {}", meta.kind_name())),
+        ));
+    }
+    Ok((File::from(fd), meta))
+}
+
 /// blake3 of everything `r` yields, and the byte count.
-fn hash_reader(r: &mut impl Read) -> std::io::Result<(blake3::Hash, u64)> {
+fn hash_reader(f: &File) -> std::io::Result<(blake3::Hash, u64)> {
     // Large reads let blake3 hash several 1 KiB chunks at once with SIMD.
     let mut buf = vec![0u8; 128 * 1024];
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
     loop {
-        match r.read(&mut buf) {
+        match f.read_at(&mut buf, total) {
             Ok(0) => return Ok((hasher.finalize(), total)),
             Ok(n) => {
                 hasher.update(&buf[..n]);

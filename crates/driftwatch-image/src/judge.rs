@@ -45,6 +45,9 @@ pub struct MetadataChange {
     /// Modification time, nanoseconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtime_ns: Option<Change<i64>>,
+    /// File capabilities (`security.capability`, as `setcap` sets) differ.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub capabilities: bool,
 }
 
 impl MetadataChange {
@@ -55,16 +58,17 @@ impl MetadataChange {
             uid: Change::if_differs(image.uid, current.uid),
             gid: Change::if_differs(image.gid, current.gid),
             mtime_ns: Change::if_differs(image.mtime_ns, current.mtime_ns),
+            capabilities: false,
         };
         (m != MetadataChange::default()).then_some(m)
     }
 
-    /// Mode or owner changed (a `touch` changes only the time).
+    /// Mode, owner or capabilities changed (a `touch` changes only the time).
     pub fn mode_or_owner(&self) -> bool {
-        self.mode.is_some() || self.uid.is_some() || self.gid.is_some()
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.capabilities
     }
 
-    /// Names of the changed fields: `mode`, `owner`, `times`.
+    /// Names of the changed fields: `mode`, `owner`, `times`, `capabilities`.
     pub fn fields(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
         if self.mode.is_some() {
@@ -75,6 +79,9 @@ impl MetadataChange {
         }
         if self.mtime_ns.is_some() {
             v.push("times");
+        }
+        if self.capabilities {
+            v.push("capabilities");
         }
         v
     }
@@ -95,7 +102,8 @@ pub struct Judgement {
     /// blake3 (hex) of the image's file at the same path: set for `CopyUp`, and for
     /// `Modified` when the sizes were equal or the image file's hash was already cached.
     pub image_hash: Option<String>,
-    /// Mode, owner or mtime differ from the image's file (`CopyUp` and `Modified` only).
+    /// Mode, owner, mtime or capabilities differ from the image's file (`CopyUp` and
+    /// `Modified` only).
     pub metadata_change: Option<MetadataChange>,
     /// Size of the container's file in bytes.
     pub size: u64,
@@ -186,6 +194,9 @@ impl Judge {
             return Ok(j);
         };
         j.metadata_change = MetadataChange::between(&image_file.meta, &file.meta);
+        if capabilities(&image_file) != capabilities(&file) {
+            j.metadata_change.get_or_insert_default().capabilities = true;
+        }
         if !image_file.meta.is_file() {
             // A symlink, device... replaced by a regular file.
             let (h, _) = self.hash(&file)?;
@@ -223,31 +234,18 @@ impl Judge {
     }
 
     fn hash(&self, f: &FileEntry) -> Result<(blake3::Hash, Meta), JudgeError> {
-        self.hashes.hash_at(&f.parent, &f.name, &f.meta)
+        Ok(self.hashes.hash_at(&f.parent, &f.name, &f.meta)?)
     }
+}
+
+/// The file's `security.capability` xattr, if any.
+fn capabilities(f: &FileEntry) -> Option<Vec<u8>> {
+    crate::overlay::xattr_of(&f.parent, &f.name, "security.capability")
 }
 
 /// The upper file carries `trusted.overlay.metacopy`: its data lives in a lower layer.
 fn is_metacopy(f: &FileEntry) -> bool {
-    use std::os::fd::AsRawFd;
-
-    use rustix::fs::{Mode, OFlags};
-    let Ok(fd) = rustix::fs::openat(
-        &f.parent.fd,
-        &f.name,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return false;
-    };
-    // fgetxattr refuses O_PATH fds; the /proc magic link reaches the very inode we opened.
-    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    rustix::fs::getxattr(
-        proc_path.as_str(),
-        "trusted.overlay.metacopy",
-        &mut [0u8; 0][..],
-    )
-    .is_ok()
+    crate::overlay::xattr_of(&f.parent, &f.name, "trusted.overlay.metacopy").is_some()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ mod judge;
 mod overlay;
 mod path;
 
-pub use error::JudgeError;
+pub use error::{JudgeError, LayerIoError};
 pub use hash::{DEFAULT_HASH_CACHE_ENTRIES, FileKey, HashCache};
 pub use judge::{Change, Judge, Judgement, MetadataChange};
 pub use overlay::{LayerOptions, MAX_SYMLINK_HOPS};

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::error::JudgeError;
+use crate::error::{JudgeError, LayerIoError};
 use crate::path::ContainerPath;
 
 /// Symlinks followed in one resolution before giving up, as Linux's `MAXSYMLINKS`.
@@ -168,17 +168,13 @@ pub(crate) fn io_err(
     op: &'static str,
     host: impl Into<PathBuf>,
     e: impl Into<io::Error>,
-) -> JudgeError {
-    JudgeError::Io {
-        op,
-        host: host.into(),
-        source: e.into(),
-    }
+) -> LayerIoError {
+    LayerIoError::new(op, host, e)
 }
 
 impl View<'_> {
     /// Opens the root directory of every layer, down to the first opaque one.
-    pub fn open_root(&self) -> Result<DirStack, JudgeError> {
+    pub fn open_root(&self) -> Result<DirStack, LayerIoError> {
         let mut stack = Vec::with_capacity(self.roots.len());
         for (i, root) in self.roots.iter().enumerate() {
             let fd = rustix::fs::open(
@@ -202,7 +198,7 @@ impl View<'_> {
     }
 
     /// Whether this layer's copy of a directory hides the copies below it.
-    pub fn is_opaque(&self, dir: &DirHandle) -> Result<bool, JudgeError> {
+    pub fn is_opaque(&self, dir: &DirHandle) -> Result<bool, LayerIoError> {
         if xattr_is_y(dir, "trusted.overlay.opaque")? {
             return Ok(true);
         }
@@ -221,7 +217,7 @@ impl View<'_> {
     }
 
     /// Looks `name` up in a merged directory.
-    pub fn lookup(&self, stack: &[Arc<DirHandle>], name: &OsStr) -> Result<Lookup, JudgeError> {
+    pub fn lookup(&self, stack: &[Arc<DirHandle>], name: &OsStr) -> Result<Lookup, LayerIoError> {
         if self.is_aufs_marker(name) {
             return Ok(Lookup::Missing);
         }
@@ -381,7 +377,7 @@ fn aufs_whiteout_name(name: &OsStr) -> OsString {
     OsString::from_vec(v)
 }
 
-fn exists_in(dir: &DirHandle, name: &OsStr) -> Result<bool, JudgeError> {
+fn exists_in(dir: &DirHandle, name: &OsStr) -> Result<bool, LayerIoError> {
     match rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(_) => Ok(true),
         Err(Errno::NOENT) => Ok(false),
@@ -389,11 +385,30 @@ fn exists_in(dir: &DirHandle, name: &OsStr) -> Result<bool, JudgeError> {
     }
 }
 
-fn xattr_is_y(dir: &DirHandle, name: &str) -> Result<bool, JudgeError> {
+fn xattr_is_y(dir: &DirHandle, name: &str) -> Result<bool, LayerIoError> {
     let mut buf = [0u8; 8];
     match rustix::fs::fgetxattr(dir.fd.as_fd(), name, &mut buf[..]) {
         Ok(n) => Ok(&buf[..n] == b"y"),
         Err(Errno::NODATA | Errno::OPNOTSUPP | Errno::RANGE) => Ok(false),
         Err(e) => Err(io_err("getxattr", dir.host.clone(), e)),
     }
+}
+
+/// The value of extended attribute `xattr` of `name` in `dir` (not following a symlink), or
+/// `None` when it has none or it cannot be read.
+pub(crate) fn xattr_of(dir: &DirHandle, name: &OsStr, xattr: &str) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let fd = rustix::fs::openat(
+        &dir.fd,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    // fgetxattr refuses O_PATH fds; the /proc magic link reaches the very inode we opened.
+    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let mut buf = vec![0u8; 256];
+    let n = rustix::fs::getxattr(proc_path.as_str(), xattr, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
 }

@@ -329,7 +329,7 @@ fn missing_and_non_regular_files() {
         judge(&f, "bin/true"),
         Err(JudgeError::NotAbsolute { .. })
     ));
-    assert!(matches!(judge(&f, "/bin/\0"), Err(JudgeError::Io { .. })));
+    assert!(matches!(judge(&f, "/bin/\0"), Err(JudgeError::Io(_))));
 }
 
 #[test]
@@ -340,10 +340,10 @@ fn a_vanished_layer_is_an_error_naming_it() {
     assert!(
         matches!(
             e,
-            JudgeError::Io {
+            JudgeError::Io(crate::LayerIoError {
                 op: "open layer",
                 ..
-            }
+            })
         ),
         "{e}"
     );

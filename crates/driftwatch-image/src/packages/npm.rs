@@ -1,0 +1,32 @@
+//! npm packages: `node_modules/**/package.json`.
+
+use super::Package;
+
+/// `name` and `version` of an installed package's `package.json`; `None` when either is
+/// missing (nested `package.json` files that only set `"type"`) or the JSON is invalid.
+pub fn parse_npm_package_json(bytes: &[u8]) -> Option<Package> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        name: Option<String>,
+        version: Option<String>,
+    }
+    let m: Manifest = serde_json::from_slice(bytes).ok()?;
+    Some(Package {
+        name: m.name?,
+        version: m.version?,
+        arch: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_and_version() {
+        let p = parse_npm_package_json(br#"{"name":"left-pad","version":"1.3.0","x":[1]}"#).unwrap();
+        assert_eq!((p.name.as_str(), p.version.as_str()), ("left-pad", "1.3.0"));
+        assert!(parse_npm_package_json(br#"{"type":"module"}"#).is_none());
+        assert!(parse_npm_package_json(b"{not json").is_none());
+    }
+}
