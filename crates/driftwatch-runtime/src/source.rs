@@ -37,7 +37,8 @@ pub enum EngineEvent {
     Disconnected {
         reason: String,
     },
-    /// The engine answers again. Events that happened while disconnected were replayed when
+    /// The engine answers again (its ping succeeded; the resubscription follows on the next
+    /// poll, from the last event seen). Events that happened while disconnected are replayed when
     /// the engine still had them (Docker keeps a short in-memory log; a restarted daemon has
     /// none), so a consumer should re-list running containers to be sure.
     Reconnected,
