@@ -1,0 +1,347 @@
+//! The containers the agent knows: identity from the kernel (cgroup names), layers and
+//! mounts from `/proc/<pid>/mountinfo`, names and images from the engines.
+//!
+//! Entries are filled eagerly from engine events (a container is usually known before its
+//! first exec) and on demand when an exec names an unknown one. They outlive the container
+//! for a while, so that late events of a container that has exited still name it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use driftwatch_model::{ContainerId, ContainerMeta, Engine, OverlayLayers};
+use driftwatch_runtime::{
+    ContainerRecord, EngineEvent, EngineSource, MountTable, resolve_layer_paths,
+};
+use futures_util::StreamExt;
+
+/// What the verdict code needs of a container's filesystems.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerFs {
+    /// Host paths of the root overlay's layers.
+    pub layers: Option<OverlayLayers>,
+    /// The container's mounts, as its processes see them.
+    pub mounts: Option<MountTable>,
+}
+
+#[derive(Debug)]
+pub struct ContainerEntry {
+    pub meta: Arc<ContainerMeta>,
+    pub fs: ContainerFs,
+    /// uid → user name, from the container's /etc/passwd.
+    pub users: HashMap<u32, String>,
+    /// When the engine said it was destroyed (kept a while for late events).
+    destroyed_at: Option<Instant>,
+    /// Whether the engine answered for it; if not, asking again is allowed after a pause.
+    from_engine: bool,
+    fetched_at: Instant,
+}
+
+impl ContainerEntry {
+    pub fn user_name(&self, uid: u32) -> String {
+        match self.users.get(&uid) {
+            Some(n) => n.clone(),
+            None if uid == 0 => "root".into(),
+            None => String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RegistryStats {
+    pub inspects: AtomicU64,
+    pub inspect_failures: AtomicU64,
+    pub engine_disconnects: AtomicU64,
+}
+
+pub struct ContainerRegistry {
+    entries: RwLock<HashMap<ContainerId, Arc<ContainerEntry>>>,
+    sources: Vec<Arc<dyn EngineSource>>,
+    runtime: tokio::runtime::Handle,
+    pub stats: RegistryStats,
+    /// How long a destroyed container's entry is kept.
+    linger: Duration,
+}
+
+/// Docker's overlay2 home, for layer paths it writes relative to it.
+const DOCKER_OVERLAY_HOME: &str = "/var/lib/docker/overlay2";
+const RETRY_UNKNOWN_AFTER: Duration = Duration::from_secs(5);
+
+fn parse_passwd(text: &str) -> HashMap<u32, String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse().ok()?;
+            Some((uid, name.to_string()))
+        })
+        .collect()
+}
+
+fn read_mounts(pid: u32) -> Option<MountTable> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    match MountTable::parse(&text) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!("/proc/{pid}/mountinfo: {e}");
+            None
+        }
+    }
+}
+
+fn read_users(pid: Option<u32>, layers: Option<&OverlayLayers>) -> HashMap<u32, String> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(pid) = pid {
+        candidates.push(PathBuf::from(format!("/proc/{pid}/root/etc/passwd")));
+    }
+    if let Some(l) = layers {
+        candidates.push(l.upper.join("etc/passwd"));
+        candidates.extend(l.lowers.iter().map(|d| d.join("etc/passwd")));
+    }
+    candidates
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| parse_passwd(&t))
+        .unwrap_or_default()
+}
+
+impl ContainerRegistry {
+    pub fn new(sources: Vec<Arc<dyn EngineSource>>, runtime: tokio::runtime::Handle) -> Self {
+        ContainerRegistry {
+            entries: RwLock::new(HashMap::new()),
+            sources,
+            runtime,
+            stats: RegistryStats::default(),
+            linger: Duration::from_secs(600),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().map(|e| e.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, id: &ContainerId) -> Option<Arc<ContainerEntry>> {
+        self.entries.read().ok()?.get(id).cloned()
+    }
+
+    /// All known containers' metadata.
+    pub fn list(&self) -> Vec<Arc<ContainerMeta>> {
+        self.entries
+            .read()
+            .map(|e| e.values().map(|c| c.meta.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The entry for a container an event names, asking the engines when it is unknown.
+    /// `pid` is a process of the container, used to read its mounts if still alive.
+    /// Blocking: call from a non-async thread.
+    pub fn resolve(
+        &self,
+        id: &ContainerId,
+        engine_hint: Option<Engine>,
+        pid: u32,
+    ) -> Arc<ContainerEntry> {
+        if let Some(e) = self.get(id) {
+            let stale_unknown = !e.from_engine && e.fetched_at.elapsed() > RETRY_UNKNOWN_AFTER;
+            if e.fs.mounts.is_some() && !stale_unknown {
+                return e;
+            }
+            if !stale_unknown {
+                // Known from the engine, but its mounts were not readable yet: try this pid.
+                if let Some(mounts) = read_mounts(pid) {
+                    let entry = Arc::new(self.build(
+                        e.meta.clone(),
+                        e.fs.layers.clone(),
+                        Some(mounts),
+                        Some(pid),
+                        e.from_engine,
+                    ));
+                    self.insert(id.clone(), entry.clone());
+                    return entry;
+                }
+                return e;
+            }
+        }
+        let record = self.inspect_blocking(id);
+        let entry = match record {
+            Some(r) => Arc::new(self.from_record(r, Some(pid))),
+            None => {
+                let mut meta = ContainerMeta::unknown(id.clone());
+                meta.engine = engine_hint.unwrap_or(Engine::Unknown);
+                Arc::new(self.build(Arc::new(meta), None, read_mounts(pid), Some(pid), false))
+            }
+        };
+        self.insert(id.clone(), entry.clone());
+        entry
+    }
+
+    fn insert(&self, id: ContainerId, entry: Arc<ContainerEntry>) {
+        if let Ok(mut m) = self.entries.write() {
+            m.insert(id, entry);
+        }
+    }
+
+    fn inspect_blocking(&self, id: &ContainerId) -> Option<ContainerRecord> {
+        for source in &self.sources {
+            self.stats.inspects.fetch_add(1, Ordering::Relaxed);
+            match self.runtime.block_on(source.inspect(id)) {
+                Ok(r) => return Some(r),
+                Err(e) => {
+                    self.stats.inspect_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("inspecting {}: {e}", id.short());
+                }
+            }
+        }
+        None
+    }
+
+    fn build(
+        &self,
+        meta: Arc<ContainerMeta>,
+        engine_layers: Option<OverlayLayers>,
+        mounts: Option<MountTable>,
+        pid: Option<u32>,
+        from_engine: bool,
+    ) -> ContainerEntry {
+        // Layers from the kernel's own record of the mount first (engine-agnostic), then
+        // from the engine.
+        let layers = mounts
+            .as_ref()
+            .and_then(|m| m.root_overlay())
+            .and_then(|l| resolve_layer_paths(&l, Path::new(DOCKER_OVERLAY_HOME)).ok())
+            .or(engine_layers);
+        let users = read_users(pid, layers.as_ref());
+        ContainerEntry {
+            meta,
+            fs: ContainerFs { layers, mounts },
+            users,
+            destroyed_at: None,
+            from_engine,
+            fetched_at: Instant::now(),
+        }
+    }
+
+    fn from_record(&self, r: ContainerRecord, pid: Option<u32>) -> ContainerEntry {
+        let pid = pid
+            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+            .or(r.pid);
+        let mounts = pid
+            .and_then(read_mounts)
+            .or_else(|| r.pid.and_then(read_mounts));
+        self.build(Arc::new(r.meta), r.layers, mounts, pid, true)
+    }
+
+    fn refresh_from_engine(&self, record: ContainerRecord) {
+        let id = record.meta.id.clone();
+        let entry = Arc::new(self.from_record(record, None));
+        self.insert(id, entry);
+    }
+
+    fn mark_destroyed(&self, id: &ContainerId) {
+        if let Ok(mut m) = self.entries.write() {
+            if let Some(e) = m.get(id) {
+                let mut e2 = ContainerEntry {
+                    meta: e.meta.clone(),
+                    fs: e.fs.clone(),
+                    users: e.users.clone(),
+                    destroyed_at: Some(Instant::now()),
+                    from_engine: e.from_engine,
+                    fetched_at: e.fetched_at,
+                };
+                // Its layers are gone from disk: verdicts for late events fall back on the
+                // kernel's bits.
+                e2.fs.layers = None;
+                m.insert(id.clone(), Arc::new(e2));
+            }
+            let linger = self.linger;
+            m.retain(|_, e| e.destroyed_at.is_none_or(|t| t.elapsed() < linger));
+        }
+    }
+
+    /// Follows every engine's lifecycle events and keeps entries fresh; lists running
+    /// containers at start and after each reconnect. Runs until the runtime shuts down.
+    pub async fn watch(self: Arc<Self>) {
+        let tasks: Vec<_> = self
+            .sources
+            .iter()
+            .cloned()
+            .map(|source| {
+                let reg = self.clone();
+                tokio::spawn(async move { reg.watch_one(source).await })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn list_into(&self, source: &Arc<dyn EngineSource>) {
+        match source.list_running().await {
+            Ok(records) => {
+                let n = records.len();
+                let reg = self;
+                for r in records {
+                    reg.refresh_from_engine(r);
+                }
+                tracing::info!(
+                    "{}: watching {n} running containers",
+                    source.engine().as_str()
+                );
+            }
+            Err(e) => tracing::warn!(
+                "{e}; containers are still identified from the kernel, without names or images"
+            ),
+        }
+    }
+
+    async fn watch_one(&self, source: Arc<dyn EngineSource>) {
+        let mut events = source.events();
+        self.list_into(&source).await;
+        while let Some(ev) = events.next().await {
+            match ev {
+                EngineEvent::Created(id) | EngineEvent::Started(id) => {
+                    match source.inspect(&id).await {
+                        Ok(r) => self.refresh_from_engine(r),
+                        Err(e) => tracing::debug!("inspecting new container {}: {e}", id.short()),
+                    }
+                }
+                EngineEvent::Died(_) => {}
+                EngineEvent::Destroyed(id) => self.mark_destroyed(&id),
+                EngineEvent::Disconnected { reason } => {
+                    self.stats
+                        .engine_disconnects
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "{}: {reason}; still detecting drift, alerts name containers by id until it is back",
+                        source.engine().as_str()
+                    );
+                }
+                EngineEvent::Reconnected => {
+                    tracing::info!("{}: reconnected", source.engine().as_str());
+                    self.list_into(&source).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_parsing_skips_junk() {
+        let m = parse_passwd(
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/sbin/nologin\nbad\nx:y:notanumber\n",
+        );
+        assert_eq!(m.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(m.get(&65534).map(String::as_str), Some("nobody"));
+        assert_eq!(m.len(), 2);
+    }
+}

@@ -1,0 +1,342 @@
+//! The agent's pipeline: exec sensor → container registry → exec verdict → event → rules →
+//! alert sinks. One worker thread does the per-event work in order; engines are followed on
+//! a small tokio runtime.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
+use driftwatch_image::Judge;
+use driftwatch_model::{Event, EventKind, Process};
+use driftwatch_rules::{RuleSet, Source};
+use driftwatch_runtime::{DockerConfig, DockerSource, EngineSource, container_from_cgroup_leaf};
+use driftwatch_sensor::{
+    ExecRecord, ExecSensor, SensorConfig, SensorStats, boot_to_wall_offset_ns,
+};
+
+use crate::containers::ContainerRegistry;
+use crate::exec_verdict::analyze_exec;
+use crate::outputs::{AlertSink, JsonFileSink, StdoutSink};
+use crate::proctable::ProcTable;
+
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Append Falco JSON alerts here.
+    pub json_out: Option<PathBuf>,
+    /// Append every container event (JSON lines) here, for `driftwatch rules test`.
+    pub record: Option<PathBuf>,
+    /// Print alerts on stdout.
+    pub stdout: bool,
+    /// Rule files loaded after the embedded defaults.
+    pub rule_sources: Vec<Source>,
+    pub docker: Option<DockerConfig>,
+    pub hostname: String,
+    pub ring_bytes: u32,
+    /// Records queued between the sensor thread and the worker.
+    pub queue_len: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            json_out: None,
+            record: None,
+            stdout: true,
+            rule_sources: Vec::new(),
+            docker: Some(DockerConfig::default()),
+            hostname: hostname(),
+            ring_bytes: 16 * 1024 * 1024,
+            queue_len: 65536,
+        }
+    }
+}
+
+/// This machine's host name, as Falco puts it in alerts.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Counters of the pipeline; kernel-side ones are in [`SensorStats`].
+#[derive(Debug, Default)]
+pub struct AgentStats {
+    /// Records the worker could not keep up with (queue full): lost, and counted.
+    pub queue_dropped: AtomicU64,
+    pub processed: AtomicU64,
+    /// Execs in a mount namespace other than the host's but in no container cgroup.
+    pub not_container: AtomicU64,
+    pub alerts: AtomicU64,
+    pub output_errors: AtomicU64,
+    /// Exec-to-written latency of each alert, in microseconds (the first million).
+    pub alert_latency_us: std::sync::Mutex<Vec<u32>>,
+}
+
+impl AgentStats {
+    /// The `q`-quantile (0..=1) of alert latency in microseconds, if any alert was written.
+    pub fn latency_quantile_us(&self, q: f64) -> Option<u32> {
+        let mut v = self.alert_latency_us.lock().ok()?.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let i = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+        v.get(i).copied()
+    }
+}
+
+fn now_wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A running agent. Drop or [`Agent::shutdown`] to stop.
+pub struct Agent {
+    sensor: Option<ExecSensor>,
+    stats: Arc<AgentStats>,
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    registry: Arc<ContainerRegistry>,
+}
+
+struct Worker {
+    registry: Arc<ContainerRegistry>,
+    judge: Judge,
+    rules: RuleSet,
+    sinks: Vec<Box<dyn AlertSink>>,
+    record: Option<BufWriter<File>>,
+    procs: ProcTable,
+    stats: Arc<AgentStats>,
+    hostname: String,
+    wall_offset_ns: i128,
+    matches: Vec<driftwatch_rules::RuleIdx>,
+}
+
+impl Agent {
+    /// Loads rules, opens outputs, connects engines, then loads and attaches the sensor.
+    /// Errors name what failed; engine trouble is not an error (the agent runs without).
+    pub fn start(config: AgentConfig) -> anyhow::Result<Agent> {
+        let loaded = RuleSet::load_with_defaults(&config.rule_sources).map_err(|diags| {
+            let text: Vec<String> = diags.iter().map(|d| d.render()).collect();
+            anyhow::anyhow!("the rules do not load:\n{}", text.join("\n"))
+        })?;
+        for w in &loaded.warnings {
+            tracing::warn!("{}", w.render());
+        }
+        let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
+        if config.stdout {
+            sinks.push(Box::new(StdoutSink::new()));
+        }
+        if let Some(p) = &config.json_out {
+            sinks.push(Box::new(JsonFileSink::open(p)?));
+        }
+        let record = match &config.record {
+            Some(p) => Some(BufWriter::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("opening {}", p.display()))?,
+            )),
+            None => None,
+        };
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dw-engines")
+            .enable_all()
+            .build()
+            .context("starting the agent's async runtime")?;
+        let mut engines: Vec<Arc<dyn EngineSource>> = Vec::new();
+        if let Some(d) = &config.docker {
+            let source = DockerSource::new(d.clone());
+            match runtime.block_on(source.ping()) {
+                Ok(()) => tracing::info!("docker: connected at {}", d.socket.display()),
+                Err(e) => tracing::warn!(
+                    "{e}; watching anyway: containers are identified from the kernel and named once the engine answers"
+                ),
+            }
+            engines.push(Arc::new(source));
+        }
+        let registry = Arc::new(ContainerRegistry::new(engines, runtime.handle().clone()));
+        runtime.spawn(registry.clone().watch());
+
+        let stats = Arc::new(AgentStats::default());
+        let (tx, rx) = crossbeam_channel::bounded::<ExecRecord>(config.queue_len.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            registry: registry.clone(),
+            judge: Judge::new(),
+            rules: loaded.ruleset,
+            sinks,
+            record,
+            procs: ProcTable::new(65536),
+            stats: stats.clone(),
+            hostname: config.hostname.clone(),
+            wall_offset_ns: boot_to_wall_offset_ns(),
+            matches: Vec::new(),
+        };
+        let worker = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("dw-pipeline".into())
+                .spawn(move || worker.run(rx, stop))
+                .context("spawning the pipeline thread")?
+        };
+        let sensor_stats = stats.clone();
+        let sensor = ExecSensor::start(
+            SensorConfig {
+                ring_bytes: config.ring_bytes,
+                host_mnt_ns: None,
+            },
+            move |rec| {
+                if let Err(TrySendError::Full(_)) = tx.try_send(rec) {
+                    sensor_stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        )
+        .context("starting the exec sensor")?;
+        Ok(Agent {
+            sensor: Some(sensor),
+            stats,
+            stop,
+            worker: Some(worker),
+            runtime: Some(runtime),
+            registry,
+        })
+    }
+
+    pub fn stats(&self) -> &Arc<AgentStats> {
+        &self.stats
+    }
+
+    pub fn sensor_stats(&self) -> Option<&Arc<SensorStats>> {
+        self.sensor.as_ref().map(|s| s.stats())
+    }
+
+    pub fn registry(&self) -> &Arc<ContainerRegistry> {
+        &self.registry
+    }
+
+    /// Events lost anywhere between the kernel and the rules.
+    pub fn lost(&self) -> u64 {
+        self.sensor_stats().map_or(0, |s| s.lost())
+            + self.stats.queue_dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        // Sensor first (it stops feeding the queue), then drain the worker.
+        drop(self.sensor.take());
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<ExecRecord>, stop: Arc<AtomicBool>) {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(rec) => self.handle(rec),
+                Err(RecvTimeoutError::Timeout) => {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Some(r) = self.record.as_mut() {
+                        let _ = r.flush();
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        while let Ok(rec) = rx.try_recv() {
+            self.handle(rec);
+        }
+        if let Some(r) = self.record.as_mut() {
+            let _ = r.flush();
+        }
+    }
+
+    fn handle(&mut self, rec: ExecRecord) {
+        self.stats.processed.fetch_add(1, Ordering::Relaxed);
+        let Some(m) = container_from_cgroup_leaf(&rec.cgroup, Some(&rec.cgroup_parent)) else {
+            self.stats.not_container.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let entry = self.registry.resolve(&m.id, m.engine, rec.pid);
+        let analysis = analyze_exec(&rec, &entry.fs, &self.judge);
+        let time_ns = (i128::from(rec.boot_ns) + self.wall_offset_ns).max(0) as u64;
+        let pexepath = self.procs.exepath(rec.ppid).unwrap_or_default().to_string();
+        self.procs.insert(rec.pid, &rec.path);
+        let event = Event {
+            time_ns,
+            kind: EventKind::Execve,
+            process: Process {
+                pid: rec.pid,
+                ppid: rec.ppid,
+                uid: rec.uid,
+                gid: rec.gid,
+                user_name: entry.user_name(rec.uid),
+                name: rec.comm,
+                exepath: rec.path,
+                argv: rec.argv,
+                env: rec.env,
+                cwd: rec.cwd,
+                tty: rec.tty,
+                ancestors: rec.ancestors,
+                pexepath,
+                exe_upper_layer: analysis.exe_upper_layer,
+                exe_from_memfd: analysis.exe_from_memfd,
+                exe_writable: analysis.exe_writable,
+            },
+            container: Some(entry.meta.clone()),
+            file: None,
+            drift: analysis.finding,
+        };
+        if let Some(r) = self.record.as_mut()
+            && let Ok(line) = serde_json::to_string(&event)
+        {
+            let _ = writeln!(r, "{line}");
+        }
+        self.matches.clear();
+        self.rules.matches(&event, &mut self.matches);
+        for &idx in &self.matches {
+            let alert = self.rules.alert(idx, &event, &self.hostname);
+            self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+            for sink in &mut self.sinks {
+                if let Err(e) = sink.emit(&alert) {
+                    self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("writing an alert to {}: {e}", sink.name());
+                }
+            }
+            let latency_us = now_wall_ns().saturating_sub(event.time_ns) / 1000;
+            if let Ok(mut l) = self.stats.alert_latency_us.lock()
+                && l.len() < 1_000_000
+            {
+                l.push(latency_us.min(u64::from(u32::MAX)) as u32);
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `driftwatch run`: the agent in the foreground until SIGINT or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use driftwatch_agent::{Agent, AgentConfig};
+use driftwatch_rules::Source;
+use driftwatch_runtime::DockerConfig;
+
+const RULES_DIR: &str = "/etc/driftwatch/rules.d";
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Append each alert as one Falco JSON object per line to FILE (flushed at once).
+    #[arg(long, value_name = "FILE")]
+    json_out: Option<PathBuf>,
+    /// Append every container event as a JSON line to FILE, for `driftwatch rules test`.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Extra rule files, loaded after the embedded defaults and /etc/driftwatch/rules.d/*.yaml.
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Do not print alerts on stdout.
+    #[arg(long)]
+    no_stdout: bool,
+    /// Docker's (or podman's) API socket.
+    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
+    docker_socket: PathBuf,
+    /// Do not ask any container engine (alerts then name containers by id only).
+    #[arg(long)]
+    no_engine: bool,
+    /// Ring buffer between the kernel and the agent, in MiB (a power of two).
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    ring_mib: u32,
+    /// Stop after this many seconds (for scripts and benchmarks).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<u64>,
+    /// At exit, write the agent's counters (events, losses, alert latency, memory) as JSON.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+}
+
+/// Peak and current resident memory of this process, in KiB.
+fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let get = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("VmHWM:"), get("VmRSS:"))
+}
+
+fn read_rule_file(path: &Path) -> anyhow::Result<Source> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading rule file {}", path.display()))?;
+    Ok(Source::new(path.display().to_string(), text))
+}
+
+fn rule_sources(extra: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(RULES_DIR) {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files.extend(extra.iter().cloned());
+    files.iter().map(|p| read_rule_file(p)).collect()
+}
+
+fn wait_for_signal(duration: Option<u64>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let timeout = async {
+            match duration {
+                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            _ = timeout => {}
+        }
+        Ok::<(), std::io::Error>(())
+    })?;
+    Ok(())
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!(
+            "`driftwatch run` needs root: it loads BPF programs (CAP_BPF, CAP_PERFMON) and reads other processes' /proc entries. \
+             `driftwatch rules validate` and `driftwatch doctor` work without it."
+        );
+    }
+    if !args.ring_mib.is_power_of_two() {
+        anyhow::bail!("--ring-mib {}: must be a power of two", args.ring_mib);
+    }
+    let config = AgentConfig {
+        json_out: args.json_out,
+        record: args.record,
+        stdout: !args.no_stdout,
+        rule_sources: rule_sources(&args.rules)?,
+        docker: (!args.no_engine).then(|| DockerConfig {
+            socket: args.docker_socket,
+            ..DockerConfig::default()
+        }),
+        ring_bytes: args.ring_mib * 1024 * 1024,
+        ..AgentConfig::default()
+    };
+    let agent = Agent::start(config)?;
+    tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
+    let watcher = {
+        let stats = agent.stats().clone();
+        let sensor = agent.sensor_stats().cloned();
+        std::thread::spawn(move || {
+            let mut reported = 0;
+            loop {
+                std::thread::sleep(Duration::from_secs(2));
+                let lost = sensor.as_ref().map_or(0, |s| s.lost())
+                    + stats.queue_dropped.load(Ordering::Relaxed);
+                if lost > reported {
+                    tracing::warn!(
+                        "{} events lost (ring buffer or queue full); {lost} in all since start",
+                        lost - reported
+                    );
+                    reported = lost;
+                }
+            }
+        })
+    };
+    drop(watcher);
+    wait_for_signal(args.duration)?;
+    let s = agent.stats();
+    let k = agent.sensor_stats().cloned();
+    let lost = agent.lost();
+    let summary = format!(
+        "execs seen in containers: {}, alerts: {}, events lost: {lost} (ring buffer {}, queue {}), malformed records: {}",
+        s.processed.load(Ordering::Relaxed),
+        s.alerts.load(Ordering::Relaxed),
+        k.as_ref().map_or(0, |k| k.lost()),
+        s.queue_dropped.load(Ordering::Relaxed),
+        k.as_ref()
+            .map_or(0, |k| k.malformed.load(Ordering::Relaxed)),
+    );
+    let (peak_kib, rss_kib) = memory_kib();
+    let stats_json = serde_json::json!({
+        "execs_processed": s.processed.load(Ordering::Relaxed),
+        "not_container": s.not_container.load(Ordering::Relaxed),
+        "alerts": s.alerts.load(Ordering::Relaxed),
+        "lost": lost,
+        "lost_ring_buffer": k.as_ref().map_or(0, |k| k.lost()),
+        "lost_queue": s.queue_dropped.load(Ordering::Relaxed),
+        "kernel_sent": k.as_ref().map_or(0, |k| k.sent.load(Ordering::Relaxed)),
+        "host_execs_skipped_in_kernel": k.as_ref().map_or(0, |k| k.host_skipped.load(Ordering::Relaxed)),
+        "malformed": k.as_ref().map_or(0, |k| k.malformed.load(Ordering::Relaxed)),
+        "alert_latency_p50_us": s.latency_quantile_us(0.5),
+        "alert_latency_p99_us": s.latency_quantile_us(0.99),
+        "alert_latency_samples": s.alert_latency_us.lock().map(|v| v.len()).unwrap_or(0),
+        "containers_known": agent.registry().len(),
+        "rss_kib": rss_kib,
+        "peak_rss_kib": peak_kib,
+    });
+    agent.shutdown();
+    tracing::info!("stopped: {summary}");
+    if let Some(p) = &args.stats_json {
+        std::fs::write(p, format!("{stats_json:#}\n"))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(0)
+}

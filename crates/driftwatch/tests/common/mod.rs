@@ -1,0 +1,253 @@
+//! Shared fixtures of the privileged integration tests: requirement checks that skip
+//! locally but fail in CI, a real agent process, and containers removed even on failure.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const DOCKER: &str = "/usr/bin/docker";
+pub const BUSYBOX: &str = "driftwatch-test/busybox:1";
+pub const DEBIAN: &str = "driftwatch-test/debian:12";
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// True when the test can run. Otherwise prints why and returns false, or panics in CI
+/// (CI=true), so that CI can never go green by skipping.
+pub fn require(what: &[Requirement]) -> bool {
+    for r in what {
+        if let Err(why) = r.check() {
+            if in_ci() {
+                panic!("requirement missing in CI: {why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return false;
+        }
+    }
+    true
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Requirement {
+    Root,
+    Docker,
+    Image(&'static str),
+}
+
+impl Requirement {
+    fn check(self) -> Result<(), String> {
+        match self {
+            Requirement::Root => {
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } == 0 {
+                    Ok(())
+                } else {
+                    Err("needs root (loads BPF programs)".into())
+                }
+            }
+            Requirement::Docker => {
+                let ok = Command::new(DOCKER)
+                    .args(["version", "--format", "{{.Server.Version}}"])
+                    .output();
+                match ok {
+                    Ok(o) if o.status.success() => Ok(()),
+                    Ok(o) => Err(format!(
+                        "needs a running dockerd: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    )),
+                    Err(e) => Err(format!("needs {DOCKER}: {e}")),
+                }
+            }
+            Requirement::Image(name) => {
+                let ok = Command::new(DOCKER)
+                    .args(["image", "inspect", name])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+                if ok.is_ok_and(|s| s.success()) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "needs the test image {name}: run tests/images/build.sh"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+pub fn docker(args: &[&str]) -> std::process::Output {
+    Command::new(DOCKER)
+        .args(args)
+        .output()
+        .expect("running docker")
+}
+
+/// A container that is removed when dropped, even when the test panics.
+pub struct Container {
+    pub id: String,
+}
+
+impl Container {
+    /// `docker run -d --network none ARGS...`
+    pub fn run(args: &[&str]) -> Container {
+        let mut all = vec!["run", "-d", "--network", "none"];
+        all.extend_from_slice(args);
+        let out = docker(&all);
+        assert!(
+            out.status.success(),
+            "docker {all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Container {
+            id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        }
+    }
+
+    pub fn short(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// `docker exec` a shell snippet; returns (exit code, stdout+stderr).
+    pub fn sh(&self, script: &str) -> (i32, String) {
+        let out = docker(&["exec", &self.id, "sh", "-c", script]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    pub fn exec(&self, argv: &[&str]) -> (i32, String) {
+        let mut all = vec!["exec", self.id.as_str()];
+        all.extend_from_slice(argv);
+        let out = docker(&all);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new(DOCKER)
+            .args(["rm", "-f", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A real `driftwatch run` process writing Falco JSON alerts to a file.
+pub struct AgentProcess {
+    child: Child,
+    pub json_out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl AgentProcess {
+    pub fn start(extra: &[&str]) -> AgentProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let json_out = dir.path().join("alerts.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .arg("run")
+            .arg("--no-stdout")
+            .arg("--json-out")
+            .arg(&json_out)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning driftwatch run");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[agent] {line}");
+                if line.contains("watching every container") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            panic!("driftwatch run did not become ready within 60 s");
+        }
+        AgentProcess {
+            child,
+            json_out,
+            _dir: dir,
+        }
+    }
+
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        read_alerts(&self.json_out)
+    }
+
+    /// Waits until an alert satisfies `pred`; panics with every alert seen otherwise.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            if let Some(a) = self.alerts().into_iter().find(|a| pred(a)) {
+                return a;
+            }
+            if start.elapsed() > timeout {
+                let all: Vec<String> = self.alerts().iter().map(|a| a.to_string()).collect();
+                panic!(
+                    "no alert for {what} within {timeout:?}; alerts seen:\n{}",
+                    all.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        // SAFETY: sending SIGTERM to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn read_alerts(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("invalid JSON line in {}: {e}: {l}", path.display()))
+        })
+        .collect()
+}
+
+pub fn field<'a>(alert: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    &alert["output_fields"][name]
+}
+
+pub fn has_tag(alert: &serde_json::Value, tag: &str) -> bool {
+    alert["tags"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x == tag))
+}
