@@ -20,7 +20,9 @@ pub enum Priority {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown priority {0:?} (expected one of emergency, alert, critical, error, warning, notice, informational, info, debug)")]
+#[error(
+    "unknown priority {0:?} (expected one of emergency, alert, critical, error, warning, notice, informational, info, debug)"
+)]
 pub struct PriorityParseError(pub String);
 
 impl Priority {
@@ -117,7 +119,10 @@ mod tests {
 
     #[test]
     fn falco_time_format() {
-        assert_eq!(Alert::format_time(1_795_852_800_123_456_789), "2026-11-28T08:00:00.123456789Z");
+        assert_eq!(
+            Alert::format_time(1_795_852_800_123_456_789),
+            "2026-11-28T08:00:00.123456789Z"
+        );
     }
 
     #[test]

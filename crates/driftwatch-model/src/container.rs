@@ -197,7 +197,10 @@ mod tests {
         let r = ImageRef::parse("nginx:1.27");
         assert_eq!((r.repository.as_str(), r.tag.as_str()), ("nginx", "1.27"));
         let r = ImageRef::parse("registry.local:5000/team/app");
-        assert_eq!((r.repository.as_str(), r.tag.as_str()), ("registry.local:5000/team/app", ""));
+        assert_eq!(
+            (r.repository.as_str(), r.tag.as_str()),
+            ("registry.local:5000/team/app", "")
+        );
         let r = ImageRef::parse("registry.local:5000/app:2@sha256:abcd");
         assert_eq!(r.repository, "registry.local:5000/app");
         assert_eq!(r.tag, "2");

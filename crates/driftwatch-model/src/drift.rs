@@ -149,14 +149,24 @@ mod tests {
 
     #[test]
     fn only_foreign_code_is_drift() {
-        let drift: Vec<_> = Verdict::ALL.iter().filter(|v| v.is_drift()).map(|v| v.as_str()).collect();
-        assert_eq!(drift, ["added", "modified", "memfd", "deleted", "tmpfs", "volume"]);
+        let drift: Vec<_> = Verdict::ALL
+            .iter()
+            .filter(|v| v.is_drift())
+            .map(|v| v.as_str())
+            .collect();
+        assert_eq!(
+            drift,
+            ["added", "modified", "memfd", "deleted", "tmpfs", "volume"]
+        );
     }
 
     #[test]
     fn serde_names_match_as_str() {
         for v in Verdict::ALL {
-            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{}\"", v.as_str()));
+            assert_eq!(
+                serde_json::to_string(&v).unwrap(),
+                format!("\"{}\"", v.as_str())
+            );
         }
     }
 }

@@ -10,7 +10,9 @@ mod layers;
 mod process;
 
 pub use alert::{Alert, Priority, PriorityParseError};
-pub use container::{ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta};
+pub use container::{
+    ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta,
+};
 pub use drift::{DriftFinding, DriftKind, DriftSubject, Verdict};
 pub use event::{Event, EventKind, FileRef};
 pub use layers::OverlayLayers;

@@ -67,9 +67,10 @@ impl Process {
 
     /// The value of an environment variable at exec.
     pub fn env_var(&self, key: &str) -> Option<&str> {
-        self.env.iter().rev().find_map(|kv| {
-            kv.strip_prefix(key).and_then(|rest| rest.strip_prefix('='))
-        })
+        self.env
+            .iter()
+            .rev()
+            .find_map(|kv| kv.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
     }
 }
 
@@ -82,7 +83,11 @@ mod tests {
         let p = Process {
             name: "x".into(),
             argv: vec!["/tmp/x".into(), "-v".into(), "a b".into()],
-            env: vec!["PATH=/bin".into(), "LD_PRELOAD=/tmp/a.so".into(), "LD_PRELOAD_X=1".into()],
+            env: vec![
+                "PATH=/bin".into(),
+                "LD_PRELOAD=/tmp/a.so".into(),
+                "LD_PRELOAD_X=1".into(),
+            ],
             ancestors: vec!["sh".into()],
             ..Default::default()
         };
