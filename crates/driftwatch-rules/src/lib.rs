@@ -1,1 +1,46 @@
-//! Falco-compatible rule files compiled and evaluated against driftwatch events; no I/O
+//! Falco-compatible rule files compiled and evaluated against driftwatch events; no I/O.
+//!
+//! Loading takes `(file name, text)` pairs ([`Source`]) and runs read → merge → compile,
+//! collecting every error with its `FILE:LINE:COL` ([`Diagnostic`]). The compiled
+//! [`RuleSet`] finds the rules an event matches without allocating, and builds Falco-format
+//! alerts. The default ruleset ships embedded ([`default_sources`]).
+//!
+//! ```
+//! use driftwatch_rules::{RuleSet, Source};
+//! let extra = Source::new("/etc/driftwatch/rules.d/local.yaml", "- list: shell_binaries\n  items: [fish]\n  override:\n    items: append\n");
+//! let loaded = RuleSet::load_with_defaults(&[extra]).expect("rules load");
+//! assert!(loaded.ruleset.find("Drop and execute new binary in container").is_some());
+//! ```
+
+mod compile;
+mod diag;
+mod eval;
+mod fields;
+mod glob;
+mod loader;
+mod output;
+mod parser;
+mod ruleset;
+mod source;
+mod yaml;
+
+pub use compile::{CompileError, MAX_EXPANDED_NODES};
+pub use diag::{Diagnostic, Problem, Severity, Warning};
+pub use fields::{ArgSpec, FIELDS, FieldInfo, FieldType, field, fields_markdown};
+pub use glob::{Glob, GlobError};
+pub use loader::{ENGINE_VERSION, SchemaError};
+pub use parser::{MAX_NESTING, Op, SyntaxError};
+pub use ruleset::{Loaded, RuleIdx, RuleInfo, RuleSet};
+pub use source::Source;
+pub use yaml::{MAX_FILE_BYTES, YamlError};
+
+/// File name under which the embedded default rules report their diagnostics.
+pub const DEFAULT_RULES_NAME: &str = "driftwatch_rules.yaml";
+
+/// The default ruleset's text (`rules/driftwatch_rules.yaml` in the repository).
+pub const DEFAULT_RULES: &str = include_str!("../../../rules/driftwatch_rules.yaml");
+
+/// The sources the agent loads before users' `/etc/driftwatch/rules.d/*.yaml`.
+pub fn default_sources() -> Vec<Source> {
+    vec![Source::new(DEFAULT_RULES_NAME, DEFAULT_RULES)]
+}

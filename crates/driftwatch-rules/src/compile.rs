@@ -1,0 +1,763 @@
+//! Definitions compiled: lists flattened, macros expanded once, every field resolved and
+//! type-checked against its operator and values, regexes and globs built, exceptions folded
+//! into the condition. Every error is positioned and all of them are collected.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use driftwatch_model::EventKind;
+use regex::Regex;
+
+use crate::diag::{Diagnostic, Problem};
+use crate::eval::{Expr, NumOp, Pred, StrSet, Test, kind_bit};
+use crate::fields::{ArgSpec, FieldArg, FieldId, FieldRef, FieldType, field, suggest};
+use crate::glob::Glob;
+use crate::loader::{Definitions, ExcEntry, ExceptionDef, Shape};
+use crate::parser::{Ast, FieldTok, Lit, Op, Operand, parse_condition, parse_field_token};
+use crate::source::{Pos, SourceFile, Text};
+
+/// A condition may expand (macros inlined) to at most this many nodes.
+pub const MAX_EXPANDED_NODES: usize = 100_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("unknown field `{name}`{}", did_you_mean(*suggestion))]
+    UnknownField {
+        name: String,
+        suggestion: Option<&'static str>,
+    },
+    #[error("field `{field}` takes no argument")]
+    UnexpectedArg { field: String },
+    #[error("field `{field}` takes a number as argument, not `{arg}`")]
+    BadIndex { field: String, arg: String },
+    #[error("unknown macro `{name}`{}", if *is_list { " (it is a list: use it inside parentheses, e.g. `proc.name in (NAME)`)" } else { "" })]
+    UnknownMacro { name: String, is_list: bool },
+    #[error("macro `{name}` is recursive: {chain}")]
+    RecursiveMacro { name: String, chain: String },
+    #[error("list `{name}` is recursive: {chain}")]
+    RecursiveList { name: String, chain: String },
+    #[error(
+        "operator `{op}` cannot be used on {ty} field `{field}`{}",
+        op_hint(ty)
+    )]
+    BadOperator {
+        op: &'static str,
+        field: String,
+        ty: &'static str,
+    },
+    #[error("`{value}` is not a number, and `{field}` is a number field")]
+    NotANumber { value: String, field: String },
+    #[error("`{value}` is not true or false, and `{field}` is a bool field")]
+    NotABool { value: String, field: String },
+    #[error("operator `{op}` takes a single value, not a list")]
+    ListNotAllowed { op: &'static str },
+    #[error("invalid regex {pattern:?}: {error}")]
+    BadRegex { pattern: String, error: String },
+    #[error("invalid glob {pattern:?}: {error}")]
+    BadGlob { pattern: String, error: String },
+    #[error(
+        "condition is too large: more than {MAX_EXPANDED_NODES} tests once macros are expanded"
+    )]
+    TooLarge,
+    #[error("exception `{name}` has no `fields`")]
+    ExceptionWithoutFields { name: String },
+    #[error("exception value has {values} entries but `fields` names {fields}")]
+    ExceptionArity { values: usize, fields: usize },
+    #[error("exception `comps` names {comps} operators but `fields` names {fields}")]
+    ExceptionCompsArity { comps: usize, fields: usize },
+    #[error("unknown comparison operator `{0}` in exception")]
+    BadComp(String),
+    #[error("not a field name: `{0}`")]
+    BadFieldName(String),
+    #[error("exception values for a single field must be strings, not tuples")]
+    ExceptionTupleForSingleField,
+}
+
+fn did_you_mean(s: Option<&'static str>) -> String {
+    s.map_or_else(String::new, |s| format!("; did you mean `{s}`?"))
+}
+
+fn op_hint(ty: &str) -> &'static str {
+    match ty {
+        "string" => {
+            " (strings take =, !=, contains, icontains, startswith, endswith, glob, iglob, pmatch, regex, in, intersects, exists)"
+        }
+        "bool" => " (bools take =, !=, exists)",
+        _ => " (numbers take =, !=, <, <=, >, >=, in, intersects, exists)",
+    }
+}
+
+/// A compiled rule condition (before indexing) or `None` if it had errors.
+pub(crate) struct Compiled {
+    pub(crate) expr: Option<Expr>,
+    /// Errors that were all "unknown field" (for `skip-if-unknown-filter`).
+    pub(crate) only_unknown_fields: bool,
+}
+
+enum MacroState {
+    Pending,
+    InProgress,
+    Done(Option<Rc<Expr>>),
+}
+
+/// Operand values after list references are expanded.
+enum Values {
+    None,
+    One(String, Pos),
+    List(Vec<String>, Pos),
+}
+
+pub(crate) struct Compiler<'a> {
+    files: &'a [SourceFile],
+    defs: &'a Definitions,
+    errors: Vec<Diagnostic>,
+    lists: HashMap<String, Option<Rc<[String]>>>,
+    list_stack: Vec<String>,
+    macro_asts: Vec<Option<Ast>>,
+    macro_state: Vec<MacroState>,
+    macro_stack: Vec<usize>,
+    expanded: usize,
+}
+
+impl<'a> Compiler<'a> {
+    /// Parses every macro (reporting syntax errors even for unused ones).
+    pub(crate) fn new(files: &'a [SourceFile], defs: &'a Definitions) -> Compiler<'a> {
+        let mut c = Compiler {
+            files,
+            defs,
+            errors: Vec::new(),
+            lists: HashMap::new(),
+            list_stack: Vec::new(),
+            macro_asts: Vec::new(),
+            macro_state: Vec::new(),
+            macro_stack: Vec::new(),
+            expanded: 0,
+        };
+        for m in &defs.macros {
+            let ast = c.parse(&m.condition);
+            c.macro_asts.push(ast);
+            c.macro_state.push(MacroState::Pending);
+        }
+        c
+    }
+
+    /// Compiles every macro, so errors in unused macros are reported too.
+    pub(crate) fn compile_all_macros(&mut self) {
+        for i in 0..self.defs.macros.len() {
+            self.expanded = 0;
+            self.macro_expr(i, None);
+        }
+    }
+
+    pub(crate) fn take_errors(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.errors)
+    }
+
+    fn error(&mut self, pos: Pos, e: CompileError) {
+        self.errors
+            .push(Diagnostic::at(&self.files[pos.file], pos.offset, e));
+    }
+
+    fn parse(&mut self, text: &Text) -> Option<Ast> {
+        let files = self.files;
+        let map = |o: usize| text.map(o, files);
+        match parse_condition(&text.text, &map) {
+            Ok(ast) => Some(ast),
+            Err((pos, e)) => {
+                self.errors
+                    .push(Diagnostic::at(&files[pos.file], pos.offset, e));
+                None
+            }
+        }
+    }
+
+    /// Compiles a rule: its condition and exceptions.
+    pub(crate) fn compile_rule(
+        &mut self,
+        condition: &Text,
+        exceptions: &[ExceptionDef],
+    ) -> Compiled {
+        let before = self.errors.len();
+        self.expanded = 0;
+        let cond = self.parse(condition).and_then(|ast| self.compile_ast(&ast));
+        let mut exc = Vec::new();
+        let mut exc_ok = true;
+        for e in exceptions {
+            match self.compile_exception(e) {
+                Some(Some(x)) => exc.push(x),
+                Some(None) => {}
+                None => exc_ok = false,
+            }
+        }
+        let only_unknown_fields = self.errors[before..].iter().all(|d| {
+            matches!(
+                d.problem,
+                Problem::Compile(CompileError::UnknownField { .. })
+            )
+        });
+        let expr = match (cond, exc_ok) {
+            (Some(c), true) if exc.is_empty() => Some(c),
+            (Some(c), true) => Some(Expr::And(
+                vec![c, Expr::Not(Box::new(Expr::Or(exc.into())))].into(),
+            )),
+            _ => None,
+        };
+        Compiled {
+            expr: expr.map(Expr::simplify),
+            only_unknown_fields,
+        }
+    }
+
+    fn macro_expr(&mut self, idx: usize, at: Option<Pos>) -> Option<Rc<Expr>> {
+        match &self.macro_state[idx] {
+            MacroState::Done(e) => return e.clone(),
+            MacroState::InProgress => {
+                let name = self.defs.macros[idx].name.value.clone();
+                let start = self.macro_stack.iter().position(|&m| m == idx).unwrap_or(0);
+                let mut chain: Vec<&str> = self.macro_stack[start..]
+                    .iter()
+                    .map(|&m| self.defs.macros[m].name.value.as_str())
+                    .collect();
+                chain.push(&name);
+                let chain = chain.join(" -> ");
+                let pos = at.unwrap_or(self.defs.macros[idx].name.at.pos());
+                self.error(pos, CompileError::RecursiveMacro { name, chain });
+                return None;
+            }
+            MacroState::Pending => {}
+        }
+        self.macro_state[idx] = MacroState::InProgress;
+        self.macro_stack.push(idx);
+        let ast = self.macro_asts[idx].clone();
+        let saved = std::mem::replace(&mut self.expanded, 0);
+        let e = ast
+            .and_then(|a| self.compile_ast(&a))
+            .map(|e| Rc::new(e.simplify()));
+        self.expanded = saved;
+        self.macro_stack.pop();
+        self.macro_state[idx] = MacroState::Done(e.clone());
+        e
+    }
+
+    fn compile_ast(&mut self, ast: &Ast) -> Option<Expr> {
+        match ast {
+            Ast::And(items) | Ast::Or(items) => {
+                let compiled: Vec<Option<Expr>> =
+                    items.iter().map(|a| self.compile_ast(a)).collect();
+                let all: Option<Vec<Expr>> = compiled.into_iter().collect();
+                let all = all?.into_boxed_slice();
+                Some(if matches!(ast, Ast::And(_)) {
+                    Expr::And(all)
+                } else {
+                    Expr::Or(all)
+                })
+            }
+            Ast::Not(inner) => self.compile_ast(inner).map(|e| Expr::Not(Box::new(e))),
+            Ast::Macro { name, pos } => {
+                let Some(idx) = self.defs.macro_index(name) else {
+                    let is_list = self.defs.list(name).is_some();
+                    self.error(
+                        *pos,
+                        CompileError::UnknownMacro {
+                            name: name.clone(),
+                            is_list,
+                        },
+                    );
+                    return None;
+                };
+                let e = self.macro_expr(idx, Some(*pos))?;
+                self.expanded += e.size();
+                if self.expanded > MAX_EXPANDED_NODES {
+                    self.error(*pos, CompileError::TooLarge);
+                    return None;
+                }
+                Some((*e).clone())
+            }
+            Ast::Check {
+                field,
+                op,
+                op_pos,
+                value,
+            } => {
+                let fref = self.resolve_field(field);
+                let values = self.operand(value, *op_pos);
+                self.expanded += 1;
+                self.test(fref?, *op, *op_pos, values)
+            }
+        }
+    }
+
+    fn resolve_field(&mut self, f: &FieldTok) -> Option<FieldRef> {
+        let Some(info) = field(&f.name) else {
+            self.error(
+                f.pos,
+                CompileError::UnknownField {
+                    name: f.name.clone(),
+                    suggestion: suggest(&f.name),
+                },
+            );
+            return None;
+        };
+        let arg = match (info.arg, &f.arg) {
+            (_, None) => FieldArg::None,
+            (ArgSpec::None, Some(_)) => {
+                self.error(
+                    f.pos,
+                    CompileError::UnexpectedArg {
+                        field: f.name.clone(),
+                    },
+                );
+                return None;
+            }
+            (ArgSpec::Index, Some(a)) => match a.trim().parse::<usize>() {
+                Ok(n) => FieldArg::Index(n),
+                Err(_) => {
+                    self.error(
+                        f.pos,
+                        CompileError::BadIndex {
+                            field: f.name.clone(),
+                            arg: a.clone(),
+                        },
+                    );
+                    return None;
+                }
+            },
+            (ArgSpec::Key, Some(a)) => FieldArg::Key(a.trim().into()),
+        };
+        Some(FieldRef { info, arg })
+    }
+
+    /// A list's items with nested list references expanded.
+    fn list_items(&mut self, name: &str, at: Pos) -> Option<Rc<[String]>> {
+        if let Some(done) = self.lists.get(name) {
+            return done.clone();
+        }
+        let defs = self.defs;
+        let def = defs.list(name)?;
+        if self.list_stack.iter().any(|n| n == name) {
+            let mut chain = self.list_stack.clone();
+            chain.push(name.to_string());
+            self.error(
+                at,
+                CompileError::RecursiveList {
+                    name: name.to_string(),
+                    chain: chain.join(" -> "),
+                },
+            );
+            return Some(Rc::from(Vec::new()));
+        }
+        self.list_stack.push(name.to_string());
+        let mut out = Vec::with_capacity(def.items.len());
+        for item in &def.items {
+            if item.value != name && defs.list(&item.value).is_some() {
+                if let Some(sub) = self.list_items(&item.value, item.at.pos()) {
+                    out.extend(sub.iter().cloned());
+                }
+            } else {
+                out.push(item.value.clone());
+            }
+        }
+        self.list_stack.pop();
+        let rc: Rc<[String]> = out.into();
+        self.lists.insert(name.to_string(), Some(rc.clone()));
+        Some(rc)
+    }
+
+    fn expand_lits(&mut self, lits: &[Lit]) -> Vec<String> {
+        let mut out = Vec::with_capacity(lits.len());
+        for l in lits {
+            if !l.quoted
+                && let Some(items) = self.list_items(&l.text, l.pos)
+            {
+                out.extend(items.iter().cloned());
+                continue;
+            }
+            out.push(l.text.clone());
+        }
+        out
+    }
+
+    fn operand(&mut self, v: &Operand, op_pos: Pos) -> Values {
+        match v {
+            Operand::None => Values::None,
+            Operand::One(l) => Values::One(l.text.clone(), l.pos),
+            Operand::List(lits) => {
+                let pos = lits.first().map_or(op_pos, |l| l.pos);
+                Values::List(self.expand_lits(lits), pos)
+            }
+        }
+    }
+
+    fn test(&mut self, f: FieldRef, op: Op, op_pos: Pos, values: Values) -> Option<Expr> {
+        let name = f.display_name();
+        let ty = f.info.ty;
+        let bad_op = |c: &mut Self| {
+            c.error(
+                op_pos,
+                CompileError::BadOperator {
+                    op: op.as_str(),
+                    field: name.clone(),
+                    ty: ty.as_str(),
+                },
+            );
+            None
+        };
+        if op == Op::Exists {
+            return Some(test_expr(f, false, Pred::Exists));
+        }
+        let negate = op == Op::Ne;
+        // evt.type compiles to a bit test on the event kind.
+        if f.info.id == FieldId::EvtType && matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects)
+        {
+            let mask = match &values {
+                Values::One(v, _) => names_mask(std::slice::from_ref(v)),
+                Values::List(vs, _) => names_mask(vs),
+                Values::None => 0,
+            };
+            let e = Expr::EvtType(mask);
+            return Some(if negate { Expr::Not(Box::new(e)) } else { e });
+        }
+        match ty {
+            FieldType::String => {
+                let pred = match (op, values) {
+                    (Op::In | Op::Intersects, Values::List(vs, _)) => Pred::StrIn(StrSet::new(vs)),
+                    (Op::PMatch, Values::List(vs, _)) => {
+                        Pred::PMatch(vs.into_iter().map(String::into_boxed_str).collect())
+                    }
+                    (Op::Lt | Op::Le | Op::Gt | Op::Ge, _) => return bad_op(self),
+                    (_, Values::List(..) | Values::None) => {
+                        self.error(op_pos, CompileError::ListNotAllowed { op: op.as_str() });
+                        return None;
+                    }
+                    (Op::Eq | Op::Ne, Values::One(v, _)) => Pred::StrEq(v.into()),
+                    (Op::Contains, Values::One(v, _)) => Pred::Contains(v.into()),
+                    (Op::IContains, Values::One(v, _)) => {
+                        Pred::IContains(v.to_ascii_lowercase().into())
+                    }
+                    (Op::StartsWith, Values::One(v, _)) => Pred::StartsWith(v.into()),
+                    (Op::EndsWith, Values::One(v, _)) => Pred::EndsWith(v.into()),
+                    (Op::Glob | Op::IGlob, Values::One(v, pos)) => {
+                        match Glob::new(&v, op == Op::IGlob) {
+                            Ok(g) => Pred::Glob(g),
+                            Err(e) => {
+                                self.error(
+                                    pos,
+                                    CompileError::BadGlob {
+                                        pattern: v,
+                                        error: e.to_string(),
+                                    },
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                    // Falco's regex is a full match (RE2::FullMatch).
+                    (Op::Regex, Values::One(v, pos)) => match Regex::new(&format!("^(?:{v})$")) {
+                        Ok(r) => Pred::Regex(r),
+                        Err(e) => {
+                            let error = e
+                                .to_string()
+                                .lines()
+                                .last()
+                                .unwrap_or("")
+                                .trim()
+                                .to_string();
+                            self.error(pos, CompileError::BadRegex { pattern: v, error });
+                            return None;
+                        }
+                    },
+                    _ => return bad_op(self),
+                };
+                Some(test_expr(f, negate, pred))
+            }
+            FieldType::Number | FieldType::Time => {
+                let num = |c: &mut Self, v: &str, pos: Pos| -> Option<i64> {
+                    let parsed = v.parse::<i64>().ok().or_else(|| {
+                        v.strip_prefix("0x")
+                            .and_then(|h| i64::from_str_radix(h, 16).ok())
+                    });
+                    if parsed.is_none() {
+                        c.error(
+                            pos,
+                            CompileError::NotANumber {
+                                value: v.to_string(),
+                                field: name.clone(),
+                            },
+                        );
+                    }
+                    parsed
+                };
+                let pred = match (op, values) {
+                    (Op::In | Op::Intersects, Values::List(vs, pos)) => {
+                        let nums: Vec<Option<i64>> = vs.iter().map(|v| num(self, v, pos)).collect();
+                        Pred::NumIn(nums.into_iter().collect::<Option<Vec<_>>>()?.into())
+                    }
+                    (Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge, Values::One(v, pos)) => {
+                        let n = num(self, &v, pos)?;
+                        let nop = match op {
+                            Op::Lt => NumOp::Lt,
+                            Op::Le => NumOp::Le,
+                            Op::Gt => NumOp::Gt,
+                            Op::Ge => NumOp::Ge,
+                            _ => NumOp::Eq,
+                        };
+                        Pred::Num(nop, n)
+                    }
+                    (Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge, _) => {
+                        self.error(op_pos, CompileError::ListNotAllowed { op: op.as_str() });
+                        return None;
+                    }
+                    _ => return bad_op(self),
+                };
+                Some(test_expr(f, negate, pred))
+            }
+            FieldType::Bool => match (op, values) {
+                (Op::Eq | Op::Ne, Values::One(v, pos)) => {
+                    let b = if v.eq_ignore_ascii_case("true") {
+                        true
+                    } else if v.eq_ignore_ascii_case("false") {
+                        false
+                    } else {
+                        self.error(
+                            pos,
+                            CompileError::NotABool {
+                                value: v,
+                                field: name,
+                            },
+                        );
+                        return None;
+                    };
+                    Some(test_expr(f, negate, Pred::Bool(b)))
+                }
+                (Op::Eq | Op::Ne, _) => {
+                    self.error(op_pos, CompileError::ListNotAllowed { op: op.as_str() });
+                    None
+                }
+                _ => bad_op(self),
+            },
+        }
+    }
+
+    /// An exception as `not (...)` material: `Some(None)` when it has no values.
+    fn compile_exception(&mut self, e: &ExceptionDef) -> Option<Option<Expr>> {
+        let Some(fields) = &e.fields else {
+            self.error(
+                e.name.at.pos(),
+                CompileError::ExceptionWithoutFields {
+                    name: e.name.value.clone(),
+                },
+            );
+            return None;
+        };
+        match fields {
+            Shape::One(fstr) => {
+                let fref = self.field_from_str(&fstr.value, fstr.at.pos());
+                let (op, op_pos) = match &e.comps {
+                    None => (Some(Op::In), fstr.at.pos()),
+                    Some(Shape::One(c)) => (self.comp(&c.value, c.at.pos()), c.at.pos()),
+                    Some(Shape::Many(cs, at)) => {
+                        self.error(
+                            at.pos(),
+                            CompileError::ExceptionCompsArity {
+                                comps: cs.len(),
+                                fields: 1,
+                            },
+                        );
+                        (None, at.pos())
+                    }
+                };
+                let (fref, op) = (fref?, op?);
+                let mut vals = Vec::new();
+                let mut ok = true;
+                for row in &e.values {
+                    if row.is_tuple {
+                        self.error(row.at.pos(), CompileError::ExceptionTupleForSingleField);
+                        ok = false;
+                        continue;
+                    }
+                    for entry in &row.entries {
+                        vals.extend(self.entry_values(entry, true));
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                if vals.is_empty() {
+                    return Some(None);
+                }
+                if op.takes_list() {
+                    let pos = e.values.first().map_or(op_pos, |r| r.at.pos());
+                    return self
+                        .test(fref, op, op_pos, Values::List(vals, pos))
+                        .map(Some);
+                }
+                let pos = e.values.first().map_or(op_pos, |r| r.at.pos());
+                let tests: Option<Vec<Expr>> = vals
+                    .into_iter()
+                    .map(|v| self.test(fref.clone(), op, op_pos, Values::One(v, pos)))
+                    .collect();
+                Some(Some(Expr::Or(tests?.into())))
+            }
+            Shape::Many(fstrs, _) => {
+                let frefs: Vec<Option<FieldRef>> = fstrs
+                    .iter()
+                    .map(|f| self.field_from_str(&f.value, f.at.pos()))
+                    .collect();
+                let ops: Vec<(Option<Op>, Pos)> = match &e.comps {
+                    None => fstrs.iter().map(|f| (Some(Op::Eq), f.at.pos())).collect(),
+                    Some(Shape::Many(cs, at)) => {
+                        if cs.len() != fstrs.len() {
+                            self.error(
+                                at.pos(),
+                                CompileError::ExceptionCompsArity {
+                                    comps: cs.len(),
+                                    fields: fstrs.len(),
+                                },
+                            );
+                            return None;
+                        }
+                        cs.iter()
+                            .map(|c| (self.comp(&c.value, c.at.pos()), c.at.pos()))
+                            .collect()
+                    }
+                    Some(Shape::One(c)) => {
+                        self.error(
+                            c.at.pos(),
+                            CompileError::ExceptionCompsArity {
+                                comps: 1,
+                                fields: fstrs.len(),
+                            },
+                        );
+                        return None;
+                    }
+                };
+                let frefs: Vec<FieldRef> = frefs.into_iter().collect::<Option<Vec<_>>>()?;
+                if ops.iter().any(|(o, _)| o.is_none()) {
+                    return None;
+                }
+                let mut rows = Vec::new();
+                let mut ok = true;
+                for row in &e.values {
+                    if row.entries.len() != frefs.len() {
+                        self.error(
+                            row.at.pos(),
+                            CompileError::ExceptionArity {
+                                values: row.entries.len(),
+                                fields: frefs.len(),
+                            },
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    let mut tests = Vec::new();
+                    for ((entry, f), (op, op_pos)) in row.entries.iter().zip(&frefs).zip(&ops) {
+                        let op = op.unwrap_or(Op::Eq);
+                        let values = if op.takes_list() {
+                            let pos = entry_pos(entry);
+                            Values::List(self.entry_values(entry, true), pos)
+                        } else {
+                            match entry {
+                                ExcEntry::One(s) => Values::One(s.value.clone(), s.at.pos()),
+                                ExcEntry::Many(_, at) => {
+                                    self.error(
+                                        at.pos(),
+                                        CompileError::ListNotAllowed { op: op.as_str() },
+                                    );
+                                    ok = false;
+                                    continue;
+                                }
+                            }
+                        };
+                        match self.test(f.clone(), op, *op_pos, values) {
+                            Some(t) => tests.push(t),
+                            None => ok = false,
+                        }
+                    }
+                    rows.push(Expr::And(tests.into()));
+                }
+                if !ok {
+                    return None;
+                }
+                if rows.is_empty() {
+                    return Some(None);
+                }
+                Some(Some(Expr::Or(rows.into())))
+            }
+        }
+    }
+
+    fn entry_values(&mut self, entry: &ExcEntry, expand: bool) -> Vec<String> {
+        let items: Vec<(String, Pos)> = match entry {
+            ExcEntry::One(s) => vec![(s.value.clone(), s.at.pos())],
+            ExcEntry::Many(v, _) => v.iter().map(|s| (s.value.clone(), s.at.pos())).collect(),
+        };
+        let mut out = Vec::new();
+        for (v, pos) in items {
+            if expand && let Some(list) = self.list_items(&v, pos) {
+                out.extend(list.iter().cloned());
+            } else {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    fn comp(&mut self, s: &str, pos: Pos) -> Option<Op> {
+        let op = Op::parse(s.trim());
+        if op.is_none() {
+            self.error(pos, CompileError::BadComp(s.to_string()));
+        }
+        op
+    }
+
+    fn field_from_str(&mut self, s: &str, pos: Pos) -> Option<FieldRef> {
+        let s = s.trim();
+        match parse_field_token(s) {
+            Some((name, arg, len)) if len == s.len() => {
+                self.resolve_field(&FieldTok { name, arg, pos })
+            }
+            _ => {
+                self.error(pos, CompileError::BadFieldName(s.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Resolves a field named in an output (`%proc.aname[2]`).
+    pub(crate) fn output_field(
+        &mut self,
+        name: &str,
+        arg: Option<String>,
+        pos: Pos,
+    ) -> Option<FieldRef> {
+        self.resolve_field(&FieldTok {
+            name: name.to_string(),
+            arg,
+            pos,
+        })
+    }
+}
+
+fn entry_pos(e: &ExcEntry) -> Pos {
+    match e {
+        ExcEntry::One(s) => s.at.pos(),
+        ExcEntry::Many(_, at) => at.pos(),
+    }
+}
+
+fn test_expr(field: FieldRef, negate: bool, pred: Pred) -> Expr {
+    Expr::Test(Box::new(Test {
+        field,
+        negate,
+        pred,
+    }))
+}
+
+/// The kinds named by `evt.type` values; Falco's names we have no event for (`openat`,
+/// `execveat`, ...) are accepted and match nothing.
+fn names_mask(names: &[String]) -> u16 {
+    names
+        .iter()
+        .filter_map(|n| EventKind::ALL.iter().find(|k| k.as_str() == n))
+        .fold(0, |m, k| m | kind_bit(*k))
+}

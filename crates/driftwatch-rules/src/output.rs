@@ -1,0 +1,183 @@
+//! Rule outputs: `%field` placeholders (also `%proc.aname[2]`) resolved at load time and
+//! filled per alert, with `<NA>` for missing values; plus the typed `output_fields`.
+
+use std::collections::BTreeMap;
+
+use driftwatch_model::{Alert, Event};
+
+use crate::compile::Compiler;
+use crate::fields::{FieldRef, FieldType, Val, extract};
+use crate::parser::parse_field_token;
+use crate::source::Text;
+
+#[derive(Clone, Debug)]
+enum Part {
+    Lit(String),
+    Field(usize),
+}
+
+/// A parsed output format.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Template {
+    parts: Vec<Part>,
+    /// Distinct fields, in order of first use.
+    fields: Vec<FieldRef>,
+}
+
+/// Folded YAML keeps line breaks before more-indented lines; an alert is one line.
+fn squash(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    let mut ws = String::new();
+    for c in s.chars() {
+        if c == '\n' || c == '\r' {
+            pending_space = true;
+            ws.clear();
+        } else if c.is_whitespace() {
+            ws.push(c);
+        } else {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+                ws.clear();
+            } else if !ws.is_empty() {
+                out.push_str(&ws);
+                ws.clear();
+            }
+            out.push(c);
+        }
+    }
+    if pending_space {
+        out.push(' ');
+    } else {
+        out.push_str(&ws);
+    }
+    out
+}
+
+impl Template {
+    /// Parses an output; unknown fields are reported through the compiler. `None` on errors.
+    pub(crate) fn parse(
+        text: &Text,
+        c: &mut Compiler<'_>,
+        files: &[crate::source::SourceFile],
+    ) -> Option<Template> {
+        let s = text.text.as_str();
+        let mut t = Template::default();
+        let mut lit = String::new();
+        let mut ok = true;
+        let mut i = 0;
+        while i < s.len() {
+            let rest = &s[i..];
+            let Some(pct) = rest.find('%') else {
+                lit.push_str(rest);
+                break;
+            };
+            lit.push_str(&rest[..pct]);
+            i += pct + 1;
+            if s[i..].starts_with('%') {
+                lit.push('%');
+                i += 1;
+                continue;
+            }
+            match parse_field_token(&s[i..]) {
+                Some((name, arg, len)) => {
+                    let pos = text.map(i - 1, files);
+                    match c.output_field(&name, arg, pos) {
+                        Some(f) => {
+                            if !lit.is_empty() {
+                                t.parts.push(Part::Lit(squash(&std::mem::take(&mut lit))));
+                            }
+                            let idx = match t.fields.iter().position(|x| *x == f) {
+                                Some(idx) => idx,
+                                None => {
+                                    t.fields.push(f);
+                                    t.fields.len() - 1
+                                }
+                            };
+                            t.parts.push(Part::Field(idx));
+                        }
+                        None => ok = false,
+                    }
+                    i += len;
+                }
+                None => lit.push('%'),
+            }
+        }
+        if !lit.is_empty() {
+            t.parts.push(Part::Lit(squash(&lit)));
+        }
+        // Trim the ends.
+        if let Some(Part::Lit(first)) = t.parts.first_mut() {
+            *first = first.trim_start().to_string();
+        }
+        if let Some(Part::Lit(last)) = t.parts.last_mut() {
+            *last = last.trim_end().to_string();
+        }
+        ok.then_some(t)
+    }
+
+    /// The output with placeholders filled in.
+    pub(crate) fn render(&self, ev: &Event) -> String {
+        let mut out = String::new();
+        let mut scratch = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Field(i) => {
+                    let f = &self.fields[*i];
+                    push_text(&mut out, f, extract(f, ev, &mut scratch));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every field of the output with its typed value (`null` when missing).
+    pub(crate) fn output_fields(&self, ev: &Event) -> BTreeMap<String, serde_json::Value> {
+        let mut scratch = String::new();
+        self.fields
+            .iter()
+            .map(|f| {
+                (
+                    f.display_name(),
+                    json_value(f, extract(f, ev, &mut scratch)),
+                )
+            })
+            .collect()
+    }
+}
+
+fn push_text(out: &mut String, f: &FieldRef, v: Val<'_>) {
+    match v {
+        Val::Missing => out.push_str("<NA>"),
+        Val::Str(s) => out.push_str(s),
+        Val::Num(n) if f.info.ty == FieldType::Time => {
+            out.push_str(&Alert::format_time(u64::try_from(n).unwrap_or(0)))
+        }
+        Val::Num(n) => out.push_str(&n.to_string()),
+        Val::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Val::Strs(xs) => out.push_str(&xs.join(",")),
+    }
+}
+
+fn json_value(_f: &FieldRef, v: Val<'_>) -> serde_json::Value {
+    match v {
+        Val::Missing => serde_json::Value::Null,
+        Val::Str(s) => serde_json::Value::String(s.to_string()),
+        Val::Num(n) => serde_json::Value::from(n),
+        Val::Bool(b) => serde_json::Value::Bool(b),
+        Val::Strs(xs) => serde_json::Value::from(xs.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::squash;
+
+    #[test]
+    fn squash_folds_line_breaks_only() {
+        assert_eq!(squash("a  b\n   c\n"), "a  b c ");
+        assert_eq!(squash("(x=1\n y=2)"), "(x=1 y=2)");
+    }
+}

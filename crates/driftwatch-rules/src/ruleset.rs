@@ -1,0 +1,267 @@
+//! The public engine: load sources (read → merge → compile, collecting every diagnostic),
+//! then per event find the matching rules through an index by event type, and build alerts.
+
+use std::cell::Cell;
+
+use driftwatch_model::{Alert, Event, EventKind, Priority};
+
+use crate::compile::Compiler;
+use crate::diag::{Diagnostic, Diagnostics, Warning};
+use crate::eval::{ALL_KINDS, Expr, kind_bit};
+use crate::loader;
+use crate::output::Template;
+use crate::source::{Source, SourceFile};
+use crate::yaml;
+
+/// Index of a rule in a [`RuleSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleIdx(u32);
+
+impl RuleIdx {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What `rules list` shows about a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub name: String,
+    pub desc: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+    /// The file that defined the rule (later files may have overridden parts of it).
+    pub source_file: String,
+    /// The event types the rule can match (`evt.type` values), from its condition.
+    pub event_types: Vec<&'static str>,
+}
+
+struct Rule {
+    info: RuleInfo,
+    expr: Expr,
+    output: Template,
+}
+
+/// Compiled rules, ready to evaluate.
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    /// Enabled rules per event kind, in rule order.
+    by_kind: [Box<[u32]>; EventKind::ALL.len()],
+}
+
+/// A successful load: the rules and the warnings found on the way.
+pub struct Loaded {
+    pub ruleset: RuleSet,
+    pub warnings: Vec<Diagnostic>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<String> = const { Cell::new(String::new()) };
+}
+
+impl RuleSet {
+    /// Loads rule files in order (later files override earlier ones). On any error, returns
+    /// every diagnostic found (errors and warnings, in order), not just the first.
+    pub fn load(sources: &[Source]) -> Result<Loaded, Vec<Diagnostic>> {
+        let files: Vec<SourceFile> = sources
+            .iter()
+            .map(|s| SourceFile::new(&s.name, &s.text))
+            .collect();
+        let mut diags = Diagnostics::default();
+        let roots: Vec<Option<yaml::Node>> = files
+            .iter()
+            .map(|f| match yaml::parse(f) {
+                Ok(n) => Some(n),
+                Err((off, e)) => {
+                    diags.add(f, off, e);
+                    None
+                }
+            })
+            .collect();
+        let defs = loader::load(&files, &roots, &mut diags);
+        let mut compiler = Compiler::new(&files, &defs);
+        compiler.compile_all_macros();
+        for e in compiler.take_errors() {
+            diags.push(e);
+        }
+        let mut rules = Vec::new();
+        for def in &defs.rules {
+            let file = &files[def.file];
+            let name_off = def.name.at.offset;
+            if let Some(src) = &def.source
+                && src.value != "syscall"
+            {
+                diags.add(
+                    &files[src.at.file],
+                    src.at.offset,
+                    Warning::UnsupportedSource {
+                        rule: def.name.value.clone(),
+                        src: src.value.clone(),
+                    },
+                );
+                continue;
+            }
+            let compiled = compiler.compile_rule(&def.condition, &def.exceptions);
+            let output = Template::parse(&def.output, &mut compiler, &files);
+            let errors = compiler.take_errors();
+            if !errors.is_empty() {
+                if def.skip_if_unknown_filter && compiled.only_unknown_fields {
+                    let detail = errors
+                        .iter()
+                        .map(|e| e.problem.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    diags.add(
+                        file,
+                        name_off,
+                        Warning::SkippedUnknownFilter {
+                            rule: def.name.value.clone(),
+                            detail,
+                        },
+                    );
+                } else {
+                    for e in errors {
+                        diags.push(e);
+                    }
+                }
+                continue;
+            }
+            let (Some(expr), Some(output)) = (compiled.expr, output) else {
+                continue;
+            };
+            let (mask, _) = expr.kinds();
+            if mask == ALL_KINDS && def.warn_evttypes {
+                diags.add(
+                    file,
+                    name_off,
+                    Warning::NoEventTypeRestriction {
+                        rule: def.name.value.clone(),
+                    },
+                );
+            } else if mask == 0 {
+                diags.add(
+                    file,
+                    name_off,
+                    Warning::NeverMatches {
+                        rule: def.name.value.clone(),
+                    },
+                );
+            }
+            let event_types = EventKind::ALL
+                .iter()
+                .filter(|k| mask & kind_bit(**k) != 0)
+                .map(|k| k.as_str())
+                .collect();
+            rules.push(Rule {
+                info: RuleInfo {
+                    name: def.name.value.clone(),
+                    desc: def.desc.text.trim().to_string(),
+                    priority: def.priority,
+                    tags: def.tags.clone(),
+                    enabled: def.enabled,
+                    source_file: file.name.clone(),
+                    event_types,
+                },
+                expr,
+                output,
+            });
+        }
+        if !diags.errors.is_empty() {
+            let mut all = diags.errors;
+            all.extend(diags.warnings);
+            return Err(all);
+        }
+        Ok(Loaded {
+            ruleset: RuleSet::index(rules),
+            warnings: diags.warnings,
+        })
+    }
+
+    /// The default ruleset followed by `extra` files, as the agent loads them.
+    pub fn load_with_defaults(extra: &[Source]) -> Result<Loaded, Vec<Diagnostic>> {
+        let mut all = crate::default_sources();
+        all.extend_from_slice(extra);
+        RuleSet::load(&all)
+    }
+
+    fn index(rules: Vec<Rule>) -> RuleSet {
+        let by_kind = std::array::from_fn(|i| {
+            let bit = kind_bit(EventKind::ALL[i]);
+            rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.info.enabled && r.expr.kinds().0 & bit != 0)
+                .map(|(j, _)| u32::try_from(j).unwrap_or(u32::MAX))
+                .collect()
+        });
+        RuleSet { rules, by_kind }
+    }
+
+    /// Clears `out` and pushes the enabled rules matching `event`, in rule order. Allocates
+    /// nothing once `out` and this thread's scratch buffer have grown to their working size.
+    pub fn matches(&self, event: &Event, out: &mut Vec<RuleIdx>) {
+        out.clear();
+        let bit = kind_bit(event.kind);
+        let candidates = &self.by_kind[bit.trailing_zeros() as usize];
+        if candidates.is_empty() {
+            return;
+        }
+        let mut scratch = SCRATCH.take();
+        for &i in candidates.iter() {
+            if self.rules[i as usize].expr.eval(event, bit, &mut scratch) {
+                out.push(RuleIdx(i));
+            }
+        }
+        SCRATCH.set(scratch);
+    }
+
+    /// The Falco-format alert of rule `idx` for `event`.
+    pub fn alert(&self, idx: RuleIdx, event: &Event, hostname: &str) -> Alert {
+        let r = &self.rules[idx.index()];
+        Alert {
+            time: Alert::format_time(event.time_ns),
+            rule: r.info.name.clone(),
+            priority: r.info.priority,
+            source: "syscall".to_string(),
+            hostname: hostname.to_string(),
+            output: r.output.render(event),
+            tags: r.info.tags.clone(),
+            output_fields: r.output.output_fields(event),
+        }
+    }
+
+    /// Every alert `event` raises (convenience over [`RuleSet::matches`] + [`RuleSet::alert`]).
+    pub fn evaluate(&self, event: &Event, hostname: &str) -> Vec<Alert> {
+        let mut idx = Vec::new();
+        self.matches(event, &mut idx);
+        idx.into_iter()
+            .map(|i| self.alert(i, event, hostname))
+            .collect()
+    }
+
+    pub fn rule(&self, idx: RuleIdx) -> &RuleInfo {
+        &self.rules[idx.index()].info
+    }
+
+    /// Every loaded rule (enabled or not), in definition order.
+    pub fn rules(&self) -> impl Iterator<Item = (RuleIdx, &RuleInfo)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (RuleIdx(u32::try_from(i).unwrap_or(u32::MAX)), &r.info))
+    }
+
+    /// Looks a rule up by name.
+    pub fn find(&self, name: &str) -> Option<RuleIdx> {
+        self.rules().find(|(_, r)| r.name == name).map(|(i, _)| i)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
