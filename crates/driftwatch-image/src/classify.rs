@@ -159,15 +159,27 @@ impl ElfHeader {
         }
         let u16_at = |o: usize| {
             let b = [h[o], h[o + 1]];
-            if little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }
+            if little {
+                u16::from_le_bytes(b)
+            } else {
+                u16::from_be_bytes(b)
+            }
         };
         let u32_at = |o: usize| {
             let b = [h[o], h[o + 1], h[o + 2], h[o + 3]];
-            if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
+            if little {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
         };
         let u64_at = |o: usize| {
             let b: [u8; 8] = h[o..o + 8].try_into().expect("8 bytes");
-            if little { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) }
+            if little {
+                u64::from_le_bytes(b)
+            } else {
+                u64::from_be_bytes(b)
+            }
         };
         Some(if is64 {
             ElfHeader {
@@ -206,7 +218,11 @@ impl ElfHeader {
         let n = read_full_at(file, &mut buf, self.phoff)?;
         Ok(buf[..n].chunks_exact(entsize).any(|ph| {
             let b = [ph[0], ph[1], ph[2], ph[3]];
-            let p_type = if self.little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) };
+            let p_type = if self.little {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            };
             p_type == PT_INTERP
         }))
     }
@@ -243,7 +259,11 @@ mod tests {
         let read = |p: &str| std::fs::read(p).ok();
         if let Some(ls) = read("/usr/bin/ls") {
             let c = classify_file(&ls, false);
-            assert_eq!((c.executable, c.library), (Some(ExecKind::Elf), false), "PIE ls");
+            assert_eq!(
+                (c.executable, c.library),
+                (Some(ExecKind::Elf), false),
+                "PIE ls"
+            );
         }
         if let Some(libm) = read("/lib/x86_64-linux-gnu/libm.so.6") {
             let c = classify_file(&libm, true);
@@ -251,17 +271,27 @@ mod tests {
         }
         if let Some(libc) = read("/lib/x86_64-linux-gnu/libc.so.6") {
             let c = classify_file(&libc, true);
-            assert_eq!((c.executable, c.library), (Some(ExecKind::Elf), true), "libc runs too");
+            assert_eq!(
+                (c.executable, c.library),
+                (Some(ExecKind::Elf), true),
+                "libc runs too"
+            );
         }
     }
 
     #[test]
     fn scripts_and_data() {
-        assert_eq!(classify_file(b"#!/bin/sh\necho", false).executable, Some(ExecKind::Script));
+        assert_eq!(
+            classify_file(b"#!/bin/sh\necho", false).executable,
+            Some(ExecKind::Script)
+        );
         assert_eq!(classify_file(b"hello", false), ContentClass::default());
         assert_eq!(classify_file(b"", false), ContentClass::default());
         // A truncated or hostile ELF header is not an error, just not a program.
-        assert_eq!(classify_file(b"\x7fELF\x02\x01", false), ContentClass::default());
+        assert_eq!(
+            classify_file(b"\x7fELF\x02\x01", false),
+            ContentClass::default()
+        );
         let mut hostile = vec![0u8; 64];
         hostile[..6].copy_from_slice(b"\x7fELF\x02\x01");
         hostile[16] = 3; // ET_DYN
@@ -283,10 +313,22 @@ mod tests {
             k("/usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA"),
             Some(Ecosystem::Python)
         );
-        assert_eq!(k("/usr/lib/python3/x.egg-info/PKG-INFO"), Some(Ecosystem::Python));
-        assert_eq!(k("/app/node_modules/left-pad/package.json"), Some(Ecosystem::Npm));
-        assert_eq!(k("/app/node_modules/@types/node/package.json"), Some(Ecosystem::Npm));
-        assert_eq!(k("/app/node_modules/a/node_modules/b/package.json"), Some(Ecosystem::Npm));
+        assert_eq!(
+            k("/usr/lib/python3/x.egg-info/PKG-INFO"),
+            Some(Ecosystem::Python)
+        );
+        assert_eq!(
+            k("/app/node_modules/left-pad/package.json"),
+            Some(Ecosystem::Npm)
+        );
+        assert_eq!(
+            k("/app/node_modules/@types/node/package.json"),
+            Some(Ecosystem::Npm)
+        );
+        assert_eq!(
+            k("/app/node_modules/a/node_modules/b/package.json"),
+            Some(Ecosystem::Npm)
+        );
         assert_eq!(k("/app/node_modules/left-pad/lib/package.json"), None);
         assert_eq!(k("/app/package.json"), None);
         assert!(named_so(b"libc.so.6") && named_so(b"x.so") && !named_so(b"sober"));

@@ -1,18 +1,29 @@
 //! Is this in the image? Overlay layers, content verdicts, package databases.
 //!
 //! [`Judge`] answers, for one file a container process uses, whether its bytes are the
-//! image's: it reads the overlay layer directories directly (no mount, no copy, no write).
+//! image's; [`Differ`] lists every path a container changed, with content verdicts, file
+//! classes and the package-level diff. Both read the overlay layer directories directly (no
+//! mount, no copy, no write).
 
+mod classify;
+mod diff;
 mod error;
 #[cfg(test)]
 mod fake_layers;
 mod hash;
 mod judge;
 mod overlay;
+pub mod packages;
 mod path;
 
+pub use classify::{ExecKind, FileClass};
+pub use diff::{
+    ChangeKind, Diff, DiffError, DiffOptions, DiffStats, DiffWarning, Differ, DockerChange,
+    FileDiff, FileKind,
+};
 pub use error::{JudgeError, LayerIoError};
 pub use hash::{DEFAULT_HASH_CACHE_ENTRIES, FileKey, HashCache};
 pub use judge::{Change, Judge, Judgement, MetadataChange};
 pub use overlay::{LayerOptions, MAX_SYMLINK_HOPS};
+pub use packages::{Ecosystem, Package, PackageChange, PackageChangeKind};
 pub use path::ContainerPath;

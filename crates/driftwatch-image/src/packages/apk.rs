@@ -25,7 +25,10 @@ mod tests {
         let db = b"C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nF:lib\nR:ld-musl-x86_64.so.1\n\n\
 C:Q1def=\nP:busybox\nV:1.36.1-r5\nA:x86_64\n";
         let p = parse_apk_installed(db);
-        let got: Vec<_> = p.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+        let got: Vec<_> = p
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
         assert_eq!(got, [("musl", "1.2.4-r2"), ("busybox", "1.36.1-r5")]);
     }
 }

@@ -36,10 +36,17 @@ Package: libc6\r\nStatus: install ok installed\r\nArchitecture: i386\r\nVersion:
         let p = parse_dpkg_status(status);
         assert_eq!(p.len(), 2);
         assert_eq!(
-            (p[0].name.as_str(), p[0].version.as_str(), p[0].arch.as_deref()),
+            (
+                p[0].name.as_str(),
+                p[0].version.as_str(),
+                p[0].arch.as_deref()
+            ),
             ("bash", "5.2.15-2+b2", Some("amd64"))
         );
-        assert_eq!((p[1].name.as_str(), p[1].arch.as_deref()), ("libc6", Some("i386")));
+        assert_eq!(
+            (p[1].name.as_str(), p[1].arch.as_deref()),
+            ("libc6", Some("i386"))
+        );
         assert!(parse_dpkg_status(b"").is_empty());
         assert!(parse_dpkg_status(b"\xff\xfe garbage\n\n:\n").is_empty());
     }

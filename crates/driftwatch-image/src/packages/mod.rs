@@ -90,7 +90,11 @@ pub struct PackageDiffBuilder {
 impl PackageDiffBuilder {
     /// Records packages found in the image (`in_image`) or in the container.
     pub fn add(&mut self, eco: Ecosystem, location: &str, in_image: bool, pkgs: Vec<Package>) {
-        let side = if in_image { &mut self.image } else { &mut self.current };
+        let side = if in_image {
+            &mut self.image
+        } else {
+            &mut self.current
+        };
         for p in pkgs {
             let name = match eco {
                 Ecosystem::Python => normalize_python_name(&p.name),
@@ -98,11 +102,6 @@ impl PackageDiffBuilder {
             };
             side.insert((eco, location.to_string(), name, p.arch), p.version);
         }
-    }
-
-    pub fn merge(&mut self, other: PackageDiffBuilder) {
-        self.image.extend(other.image);
-        self.current.extend(other.current);
     }
 
     /// Changes, sorted by ecosystem, location and name.
@@ -135,7 +134,12 @@ impl PackageDiffBuilder {
             }
         }
         out.sort_by(|a, b| {
-            (a.ecosystem, &a.location, &a.name, &a.arch).cmp(&(b.ecosystem, &b.location, &b.name, &b.arch))
+            (a.ecosystem, &a.location, &a.name, &a.arch).cmp(&(
+                b.ecosystem,
+                &b.location,
+                &b.name,
+                &b.arch,
+            ))
         });
         out
     }
@@ -163,10 +167,11 @@ fn stanzas(bytes: &[u8], sep: u8) -> impl Iterator<Item = Vec<(&[u8], &[u8])>> {
             if line.is_empty() {
                 return Some(Some(std::mem::take(cur)).filter(|s| !s.is_empty()));
             }
-            if line[0] != b' ' && line[0] != b'\t' {
-                if let Some(i) = line.iter().position(|b| *b == sep) {
-                    cur.push((&line[..i], trim(&line[i + 1..])));
-                }
+            if line[0] != b' '
+                && line[0] != b'\t'
+                && let Some(i) = line.iter().position(|b| *b == sep)
+            {
+                cur.push((&line[..i], trim(&line[i + 1..])));
             }
             Some(None)
         })
@@ -178,7 +183,10 @@ fn trim(b: &[u8]) -> &[u8] {
 }
 
 fn field<'a>(stanza: &[(&[u8], &'a [u8])], name: &[u8]) -> Option<&'a [u8]> {
-    stanza.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    stanza
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
 }
 
 fn text(b: &[u8]) -> String {
@@ -200,8 +208,18 @@ mod tests {
     #[test]
     fn added_removed_changed() {
         let mut b = PackageDiffBuilder::default();
-        b.add(Ecosystem::Npm, "/a", true, vec![p("x", "1"), p("y", "1"), p("same", "1")]);
-        b.add(Ecosystem::Npm, "/a", false, vec![p("x", "2"), p("z", "1"), p("same", "1")]);
+        b.add(
+            Ecosystem::Npm,
+            "/a",
+            true,
+            vec![p("x", "1"), p("y", "1"), p("same", "1")],
+        );
+        b.add(
+            Ecosystem::Npm,
+            "/a",
+            false,
+            vec![p("x", "2"), p("z", "1"), p("same", "1")],
+        );
         let got: Vec<_> = b
             .finish()
             .into_iter()
@@ -225,6 +243,9 @@ mod tests {
         b.add(Ecosystem::Python, "/site", false, vec![p("foo.bar", "1.1")]);
         let c = b.finish();
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].change, c[0].name.as_str()), (PackageChangeKind::Changed, "foo-bar"));
+        assert_eq!(
+            (c[0].change, c[0].name.as_str()),
+            (PackageChangeKind::Changed, "foo-bar")
+        );
     }
 }

@@ -24,7 +24,8 @@ mod tests {
 
     #[test]
     fn name_and_version() {
-        let p = parse_npm_package_json(br#"{"name":"left-pad","version":"1.3.0","x":[1]}"#).unwrap();
+        let p =
+            parse_npm_package_json(br#"{"name":"left-pad","version":"1.3.0","x":[1]}"#).unwrap();
         assert_eq!((p.name.as_str(), p.version.as_str()), ("left-pad", "1.3.0"));
         assert!(parse_npm_package_json(br#"{"type":"module"}"#).is_none());
         assert!(parse_npm_package_json(b"{not json").is_none());

@@ -39,8 +39,14 @@ mod tests {
         let m = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nSummary: HTTP\n\n\
 Name: not-this\n";
         let p = parse_python_metadata(m).unwrap();
-        assert_eq!((p.name.as_str(), p.version.as_str()), ("requests", "2.31.0"));
+        assert_eq!(
+            (p.name.as_str(), p.version.as_str()),
+            ("requests", "2.31.0")
+        );
         assert!(parse_python_metadata(b"Summary: no name\n").is_none());
-        assert_eq!(normalize_python_name("Zope.Interface__x"), "zope-interface-x");
+        assert_eq!(
+            normalize_python_name("Zope.Interface__x"),
+            "zope-interface-x"
+        );
     }
 }
