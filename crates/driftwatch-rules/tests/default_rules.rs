@@ -1,0 +1,452 @@
+//! The default ruleset: it loads without errors or warnings, follows the tagging policy, and
+//! each rule fires on the behaviour it names; each binary-drift exec raises exactly one alert.
+
+mod common;
+
+use common::*;
+use driftwatch_model::{DriftFinding, DriftKind, DriftSubject, EventKind, Priority, Verdict};
+use driftwatch_rules::RuleSet;
+
+const CATEGORIES: [&str; 6] = [
+    "binary_drift",
+    "file_drift",
+    "package_drift",
+    "config_drift",
+    "network_drift",
+    "shell",
+];
+
+#[test]
+fn loads_cleanly() {
+    let loaded = RuleSet::load_with_defaults(&[]).unwrap();
+    let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.render()).collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert!(loaded.ruleset.len() >= 19);
+}
+
+#[test]
+fn every_rule_is_tagged_container_drift_one_category_and_mitre() {
+    let rs = defaults();
+    for (_, r) in rs.rules() {
+        assert!(r.tags.iter().any(|t| t == "container"), "{}", r.name);
+        assert!(r.tags.iter().any(|t| t == "drift"), "{}", r.name);
+        let cats = r
+            .tags
+            .iter()
+            .filter(|t| CATEGORIES.contains(&t.as_str()))
+            .count();
+        assert_eq!(cats, 1, "{}: {:?}", r.name, r.tags);
+        assert!(r.tags.iter().any(|t| t.starts_with("mitre_")), "{}", r.name);
+        assert!(
+            r.tags
+                .iter()
+                .any(|t| t.starts_with('T') && t[1..2].chars().all(|c| c.is_ascii_digit())),
+            "{}",
+            r.name
+        );
+        assert_eq!(r.source_file, driftwatch_rules::DEFAULT_RULES_NAME);
+    }
+}
+
+const BINARY_RULES: [&str; 7] = [
+    "Drop and execute new binary in container",
+    "Fileless execution via memfd_create",
+    "Execute deleted binary in container",
+    "Execute binary from non-image filesystem in container",
+    "Run runtime-written script in container",
+    "Run runtime-written binary through the dynamic loader in container",
+    "Preload runtime-written library in container",
+];
+
+#[test]
+fn binary_drift_rules_are_critical_and_carry_the_agents_fields() {
+    let rs = defaults();
+    for name in BINARY_RULES {
+        let idx = rs
+            .find(name)
+            .unwrap_or_else(|| panic!("missing rule {name}"));
+        let r = rs.rule(idx);
+        assert_eq!(r.priority, Priority::Critical, "{name}");
+        assert_eq!(
+            r.tags[..4],
+            ["container", "drift", "binary_drift", "mitre_execution"],
+            "{name}"
+        );
+        let e = drifted_exec("/tmp/x", DriftSubject::Exe, Verdict::Added, "/tmp/x");
+        let a = rs.alert(idx, &e, "node-1");
+        for f in [
+            "container.id",
+            "container.name",
+            "container.image.repository",
+            "container.image.tag",
+            "container.image.digest",
+            "proc.exepath",
+            "proc.name",
+            "proc.cmdline",
+            "proc.pid",
+            "proc.pname",
+            "user.name",
+            "drift.verdict",
+            "drift.subject",
+            "drift.path",
+        ] {
+            assert!(a.output_fields.contains_key(f), "{name} lacks {f}");
+        }
+    }
+}
+
+#[test]
+fn each_drift_verdict_and_subject_raises_exactly_the_right_rule() {
+    let rs = defaults();
+    use DriftSubject::*;
+    use Verdict::*;
+    let cases: &[(DriftSubject, Verdict, Option<&str>)] = &[
+        (Exe, Added, Some(BINARY_RULES[0])),
+        (Exe, Modified, Some(BINARY_RULES[0])),
+        (Exe, Memfd, Some(BINARY_RULES[1])),
+        (Script, Memfd, Some(BINARY_RULES[1])),
+        (Exe, Deleted, Some(BINARY_RULES[2])),
+        (Exe, Tmpfs, Some(BINARY_RULES[3])),
+        (Exe, Volume, Some(BINARY_RULES[3])),
+        (Script, Added, Some(BINARY_RULES[4])),
+        (Script, Modified, Some(BINARY_RULES[4])),
+        (Script, Tmpfs, Some(BINARY_RULES[4])),
+        (Script, Volume, Some(BINARY_RULES[4])),
+        (Script, Deleted, Some(BINARY_RULES[4])),
+        (LoaderTarget, Added, Some(BINARY_RULES[5])),
+        (LoaderTarget, Memfd, Some(BINARY_RULES[5])),
+        (Preload, Added, Some(BINARY_RULES[6])),
+        (Preload, Tmpfs, Some(BINARY_RULES[6])),
+        (Exe, Image, None),
+        (Exe, CopyUp, None),
+        (Exe, Unknown, None),
+        (Script, Image, None),
+        (Preload, CopyUp, None),
+    ];
+    for (subject, verdict, want) in cases {
+        // Run by a non-shell parent, as the only process-level signal.
+        let mut e = drifted_exec("/opt/x", *subject, *verdict, "/opt/x");
+        e.process.name = "x".into();
+        let got: Vec<String> = fired(&rs, &e)
+            .into_iter()
+            .filter(|n| BINARY_RULES.contains(&n.as_str()))
+            .collect();
+        let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        assert_eq!(got, want, "{subject:?} {verdict:?}");
+        // Never on the host.
+        assert!(fired(&rs, &on_host(e)).is_empty());
+    }
+}
+
+#[test]
+fn binary_drift_alert_is_falco_json() {
+    let rs = defaults();
+    let e = drifted_exec(
+        "/tmp/xmrig",
+        DriftSubject::Exe,
+        Verdict::Added,
+        "/tmp/xmrig",
+    );
+    let alerts = rs.evaluate(&e, "node-1");
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a.rule, "Drop and execute new binary in container");
+    assert_eq!(a.time, "2026-11-28T08:00:00.123456789Z");
+    assert_eq!(a.source, "syscall");
+    assert_eq!(a.hostname, "node-1");
+    assert!(a.output.starts_with("Executable not in the image executed (verdict=added subject=exe drift_path=/tmp/xmrig proc_exepath=/tmp/xmrig proc_name=xmrig cmdline=xmrig -x pid=4242 parent=sh user=root hash=b3:1234 image_hash=<NA> container_id=3f4a5b6c7d8e container_name=web image=nginx:1.27 image_digest=sha256:abcd k8s_ns=prod k8s_pod=web-0)"), "{}", a.output);
+    assert_eq!(a.output_fields["proc.pid"], serde_json::json!(4242));
+    assert_eq!(a.output_fields["drift.image_hash"], serde_json::Value::Null);
+    assert_eq!(
+        a.output_fields["container.id"],
+        serde_json::json!("3f4a5b6c7d8e")
+    );
+    let line = a.to_json_line();
+    assert!(line.starts_with(r#"{"time":"2026-11-28T08:00:00.123456789Z","rule":"Drop and execute new binary in container","priority":"Critical","source":"syscall""#), "{line}");
+}
+
+#[test]
+fn shell_rule() {
+    let rs = defaults();
+    let name = "Shell spawned in container";
+    let has = |e: &driftwatch_model::Event| fired(&rs, e).iter().any(|n| n == name);
+    assert!(has(&exec("/bin/sh", &["sh", "-c", "id"], "node")));
+    // A non-interactive shell entrypoint is not reported; an interactive `docker exec` is.
+    assert!(!has(&exec(
+        "/bin/sh",
+        &["sh", "-c", "nginx"],
+        "containerd-shim"
+    )));
+    let mut interactive = exec("/bin/bash", &["bash"], "runc:[1:CHILD]");
+    interactive.process.tty = 34816;
+    assert!(has(&interactive));
+    assert!(!has(&exec("/usr/bin/python3", &["python3"], "node")));
+}
+
+#[test]
+fn package_manager_rule() {
+    let rs = defaults();
+    let name = "Launch package management process in container";
+    for exe in [
+        "/usr/bin/apt-get",
+        "/usr/bin/dpkg",
+        "/sbin/apk",
+        "/usr/bin/yum",
+        "/usr/local/bin/pip3",
+        "/usr/bin/npm",
+        "/usr/local/bin/gem",
+        "/usr/local/cargo/bin/cargo",
+    ] {
+        assert!(
+            fired(&rs, &exec(exe, &[exe], "bash"))
+                .iter()
+                .any(|n| n == name),
+            "{exe}"
+        );
+    }
+    assert!(
+        !fired(&rs, &exec("/usr/sbin/nginx", &["nginx"], "bash"))
+            .iter()
+            .any(|n| n == name)
+    );
+}
+
+#[test]
+fn file_rules() {
+    let rs = defaults();
+    let cases: &[(EventKind, &str, bool, &str)] = &[
+        (
+            EventKind::Open,
+            "/etc/passwd",
+            true,
+            "Write below etc in container",
+        ),
+        (
+            EventKind::Creat,
+            "/etc/ld.so.preload",
+            true,
+            "Write below etc in container",
+        ),
+        (
+            EventKind::Rename,
+            "/etc/shadow",
+            false,
+            "Write below etc in container",
+        ),
+        (
+            EventKind::Chmod,
+            "/usr/bin/sudo",
+            false,
+            "Write below binary or library dir in container",
+        ),
+        (
+            EventKind::Unlink,
+            "/bin/ls",
+            false,
+            "Write below binary or library dir in container",
+        ),
+        (
+            EventKind::Open,
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            true,
+            "Write below binary or library dir in container",
+        ),
+        (
+            EventKind::Open,
+            "/var/lib/dpkg/status",
+            true,
+            "Modify package database in container",
+        ),
+        (
+            EventKind::Open,
+            "/lib/apk/db/installed",
+            true,
+            "Modify package database in container",
+        ),
+        (
+            EventKind::Creat,
+            "/etc/cron.d/evil",
+            true,
+            "Modify cron configuration in container",
+        ),
+        (
+            EventKind::Open,
+            "/var/spool/cron/crontabs/root",
+            true,
+            "Modify cron configuration in container",
+        ),
+        (
+            EventKind::Open,
+            "/root/.ssh/authorized_keys",
+            true,
+            "Modify SSH authorized_keys in container",
+        ),
+    ];
+    for (kind, path, write, rule) in cases {
+        let e = file_event(*kind, path, *write, "/bin/sh");
+        assert_eq!(fired(&rs, &e), vec![rule.to_string()], "{kind:?} {path}");
+    }
+    // Reads, benign paths and the host stay quiet.
+    for e in [
+        file_event(EventKind::Open, "/etc/passwd", false, "/bin/cat"),
+        file_event(
+            EventKind::Open,
+            "/var/cache/nginx/x",
+            true,
+            "/usr/sbin/nginx",
+        ),
+        file_event(EventKind::Open, "/etcetera", true, "/bin/sh"),
+        on_host(file_event(
+            EventKind::Open,
+            "/etc/passwd",
+            true,
+            "/usr/bin/vi",
+        )),
+    ] {
+        assert!(fired(&rs, &e).is_empty(), "{e:?}");
+    }
+}
+
+#[test]
+fn config_rules() {
+    let rs = defaults();
+    let mut e = exec("/usr/sbin/nginx", &["nginx"], "containerd-shim");
+    assert!(fired(&rs, &e).is_empty());
+    e.process.env.push("LD_PRELOAD=/tmp/hook.so".into());
+    assert_eq!(fired(&rs, &e), ["LD_PRELOAD set for process in container"]);
+    let a = rs.alert(
+        rs.find("LD_PRELOAD set for process in container").unwrap(),
+        &e,
+        "h",
+    );
+    assert!(a.output.contains("preload=/tmp/hook.so"), "{}", a.output);
+    assert_eq!(
+        a.output_fields["proc.env[LD_PRELOAD]"],
+        serde_json::json!("/tmp/hook.so")
+    );
+    e.process.env = vec!["LD_PRELOAD=".into()];
+    assert!(fired(&rs, &e).is_empty());
+    for var in [
+        "LD_LIBRARY_PATH=/tmp",
+        "PYTHONPATH=/tmp/mods",
+        "NODE_OPTIONS=--require /tmp/x.js",
+    ] {
+        e.process.env = vec![var.into()];
+        assert_eq!(
+            fired(&rs, &e),
+            ["Code search path set for process in container"],
+            "{var}"
+        );
+    }
+    e.process.env.clear();
+    e.drift = Some(DriftFinding {
+        kind: DriftKind::Config,
+        subject: DriftSubject::Exe,
+        verdict: Verdict::Modified,
+        path: "/etc/nginx/nginx.conf".into(),
+        hash: None,
+        image_hash: None,
+    });
+    assert_eq!(
+        fired(&rs, &e),
+        ["Configuration drift detected in container"]
+    );
+}
+
+#[test]
+fn network_rules() {
+    let rs = defaults();
+    let mut e = exec("/bin/bash", &["bash", "-i"], "node");
+    e.kind = EventKind::Connect;
+    assert_eq!(
+        fired(&rs, &e),
+        ["Network connection from shell in container"]
+    );
+    let mut l = exec("/usr/sbin/nginx", &["nginx"], "containerd-shim");
+    l.kind = EventKind::Listen;
+    assert!(
+        fired(&rs, &l).is_empty(),
+        "listen rule is disabled by default"
+    );
+    l.drift = Some(DriftFinding {
+        kind: DriftKind::Network,
+        subject: DriftSubject::Exe,
+        verdict: Verdict::Added,
+        path: "tcp/4444".into(),
+        hash: None,
+        image_hash: None,
+    });
+    assert_eq!(fired(&rs, &l), ["Network drift detected in container"]);
+    let enabled = load("- rule: Listening socket opened in container\n  enabled: true\n");
+    l.drift = None;
+    assert_eq!(
+        fired(&enabled, &l),
+        ["Listening socket opened in container"]
+    );
+}
+
+#[test]
+fn benign_container_activity_is_quiet() {
+    let rs = defaults();
+    for e in [
+        exec(
+            "/usr/sbin/nginx",
+            &["nginx", "-g", "daemon off;"],
+            "containerd-shim",
+        ),
+        exec("/usr/bin/curl", &["curl", "localhost"], "node"),
+        file_event(
+            EventKind::Open,
+            "/var/log/nginx/access.log",
+            true,
+            "/usr/sbin/nginx",
+        ),
+        file_event(
+            EventKind::Open,
+            "/usr/share/nginx/html/index.html",
+            false,
+            "/usr/sbin/nginx",
+        ),
+        file_event(
+            EventKind::Unlink,
+            "/tmp/upload123",
+            false,
+            "/usr/sbin/nginx",
+        ),
+    ] {
+        assert!(
+            fired(&rs, &e).is_empty(),
+            "{e:?} fired {:?}",
+            fired(&rs, &e)
+        );
+    }
+}
+
+#[test]
+fn users_tune_without_editing_defaults() {
+    // A list append, a macro override and an exception.
+    let rs = load(
+        "- list: shell_binaries\n  items: [fish]\n  override:\n    items: append\n\
+         - macro: user_known_package_manager_in_container\n  condition: (container.image.repository = nginx)\n  override:\n    condition: replace\n\
+         - rule: Drop and execute new binary in container\n  exceptions:\n    - name: known_tools\n      fields: [proc.exepath, container.image.repository]\n      values:\n        - [/tmp/xmrig, nginx]\n  override:\n    exceptions: append\n",
+    );
+    assert_eq!(
+        fired(&rs, &exec("/usr/bin/fish", &["fish"], "node")),
+        ["Shell spawned in container"]
+    );
+    assert!(fired(&rs, &exec("/usr/bin/apt-get", &["apt-get"], "bash")).is_empty());
+    let e = drifted_exec(
+        "/tmp/xmrig",
+        DriftSubject::Exe,
+        Verdict::Added,
+        "/tmp/xmrig",
+    );
+    assert!(fired(&rs, &e).is_empty());
+    let e = drifted_exec(
+        "/tmp/other",
+        DriftSubject::Exe,
+        Verdict::Added,
+        "/tmp/other",
+    );
+    assert_eq!(fired(&rs, &e), ["Drop and execute new binary in container"]);
+}
