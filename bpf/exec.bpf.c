@@ -103,10 +103,13 @@ static long walk_step(__u32 i, void *data)
 		return 1;
 	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	if (dentry == mnt_root || dentry == parent) {
+	/* A pseudo file's dentry (memfd_create, anonymous inodes) is its own parent and is not
+	 * the mount's root: name it, then stop ("/memfd:NAME"). */
+	int pseudo = dentry == parent && dentry != mnt_root;
+	if (dentry == mnt_root || (dentry == parent && !pseudo)) {
 		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 		if (mnt_parent == mnt || dentry != mnt_root)
-			return 1; /* the namespace's root, or an internal filesystem (memfd) */
+			return 1; /* the namespace's root */
 		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = mnt_parent;
 		w->vfsmnt = &mnt_parent->mnt;
@@ -127,7 +130,7 @@ static long walk_step(__u32 i, void *data)
 	pb->buf[pos & (DW_PATH_MAX - 1)] = '/';
 	pb->pos = pos;
 	w->dentry = parent;
-	return 0;
+	return pseudo;
 }
 
 /*

@@ -1,0 +1,282 @@
+//! `dw-bench`: driftwatch's overhead and latency, agent off vs on, measured in one run on
+//! this machine. Every figure is a ratio against a baseline taken in the same run, or an
+//! absolute the agent measured itself (alert latency, memory, losses).
+//!
+//! Run as root with dockerd up and the test images built: `scripts/bench`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+const DOCKER: &str = "/usr/bin/docker";
+const BUSYBOX: &str = "driftwatch-test/busybox:1";
+const CPUACCT: &str = "/sys/fs/cgroup/cpu,cpuacct";
+
+#[derive(Parser)]
+struct Args {
+    /// The driftwatch binary to measure (build it with --release).
+    #[arg(long, default_value = "target/release/driftwatch")]
+    agent: PathBuf,
+    /// getppid calls per host-syscall sample.
+    #[arg(long, default_value_t = 3_000_000)]
+    syscalls: u64,
+    /// /bin/true execs per container exec-loop sample.
+    #[arg(long, default_value_t = 2000)]
+    execs: u64,
+    /// Off/on pairs per measurement (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Drifted execs for the latency measurement.
+    #[arg(long, default_value_t = 500)]
+    latency_execs: u64,
+    /// Containers running while agent memory is measured.
+    #[arg(long, default_value_t = 50)]
+    containers: usize,
+    /// Execs per loop in the storm (4 loops in parallel).
+    #[arg(long, default_value_t = 5000)]
+    storm_execs: u64,
+}
+
+fn docker(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(DOCKER).args(args).output().context("running docker")?;
+    if !out.status.success() {
+        bail!("docker {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+struct Container(String);
+
+impl Container {
+    fn start(extra: &[&str]) -> anyhow::Result<Container> {
+        let mut a = vec!["run", "-d", "--network", "none"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&[BUSYBOX, "sleep", "3600"]);
+        Ok(Container(docker(&a)?))
+    }
+
+    fn cpu_ns(&self) -> anyhow::Result<u64> {
+        read_u64(&Path::new(CPUACCT).join("docker").join(&self.0).join("cpuacct.usage"))
+    }
+
+    fn sh(&self, script: &str) -> anyhow::Result<String> {
+        docker(&["exec", &self.0, "sh", "-c", script])
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new(DOCKER).args(["rm", "-f", &self.0]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+fn read_u64(p: &Path) -> anyhow::Result<u64> {
+    let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    s.trim().parse().with_context(|| format!("parsing {}", p.display()))
+}
+
+/// A cpuacct cgroup of its own for the agent, so all its threads' CPU is counted in ns.
+struct AgentCgroup(PathBuf);
+
+impl AgentCgroup {
+    fn new() -> anyhow::Result<AgentCgroup> {
+        let p = Path::new(CPUACCT).join(format!("dw-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+        Ok(AgentCgroup(p))
+    }
+    fn cpu_ns(&self) -> anyhow::Result<u64> {
+        read_u64(&self.0.join("cpuacct.usage"))
+    }
+}
+
+impl Drop for AgentCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+struct Agent {
+    child: Child,
+    stats: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(bin: &Path, cg: &AgentCgroup) -> anyhow::Result<Agent> {
+        let dir = tempfile::tempdir()?;
+        let stats = dir.path().join("stats.json");
+        let mut child = Command::new(bin)
+            .args(["run", "--no-stdout", "--json-out"])
+            .arg(dir.path().join("alerts.json"))
+            .arg("--stats-json")
+            .arg(&stats)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        std::fs::write(cg.0.join("cgroup.procs"), child.id().to_string()).context("moving the agent to its cgroup")?;
+        let stderr = child.stderr.take().context("agent stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("watching every container") {
+                    let _ = tx.send(());
+                }
+                if line.contains("WARN") || line.contains("ERROR") {
+                    eprintln!("  [agent] {line}");
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            bail!("the agent did not start within 60 s");
+        }
+        Ok(Agent { child, stats, _dir: dir })
+    }
+
+    fn stop(mut self) -> anyhow::Result<serde_json::Value> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait()?;
+        let text = std::fs::read_to_string(&self.stats).context("reading the agent's stats")?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+fn getppid_loop(n: u64) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        // SAFETY: getppid has no preconditions.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn exec_loop_script(n: u64, exe: &str) -> String {
+    format!("i=0; while [ $i -lt {n} ]; do {exe}; i=$((i+1)); done")
+}
+
+/// (wall seconds, container CPU ns) of one exec loop.
+fn exec_loop(c: &Container, n: u64) -> anyhow::Result<(f64, u64)> {
+    let cpu0 = c.cpu_ns()?;
+    let t = Instant::now();
+    c.sh(&exec_loop_script(n, "/bin/true"))?;
+    Ok((t.elapsed().as_secs_f64(), c.cpu_ns()? - cpu0))
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("dw-bench needs root (it starts the agent and reads cgroups)");
+    }
+    let bin = a.agent.canonicalize().with_context(|| format!("{}: build it with cargo build --release -p driftwatch", a.agent.display()))?;
+    let cg = AgentCgroup::new()?;
+    println!("driftwatch benchmark, agent {}, {} rounds of off/on (medians)", bin.display(), a.rounds);
+
+    // 1. Unrelated host syscalls.
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..a.rounds {
+        off.push(getppid_loop(a.syscalls));
+        let agent = Agent::start(&bin, &cg)?;
+        on.push(getppid_loop(a.syscalls));
+        agent.stop()?;
+    }
+    let (off_ns, on_ns) = (median(off), median(on));
+    println!("host getppid:        off {off_ns:.1} ns/call, on {on_ns:.1} ns/call, ratio x{:.3} (goal <= 1.01)", on_ns / off_ns);
+
+    // 2. Exec loop inside a container: total CPU (workload + agent).
+    let c = Container::start(&[])?;
+    exec_loop(&c, a.execs / 4)?; // warm up
+    let (mut off_cpu, mut on_cpu, mut off_wall, mut on_wall, mut agent_per_exec) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..a.rounds {
+        let (w, cpu) = exec_loop(&c, a.execs)?;
+        off_wall.push(w);
+        off_cpu.push(cpu as f64);
+        let agent = Agent::start(&bin, &cg)?;
+        let a0 = cg.cpu_ns()?;
+        let (w, cpu) = exec_loop(&c, a.execs)?;
+        let agent_ns = (cg.cpu_ns()? - a0) as f64;
+        on_wall.push(w);
+        on_cpu.push(cpu as f64 + agent_ns);
+        agent_per_exec.push(agent_ns / a.execs as f64);
+        agent.stop()?;
+    }
+    let (cpu_off, cpu_on) = (median(off_cpu), median(on_cpu));
+    println!(
+        "container exec loop: {} execs, total CPU off {:.0} ms, on {:.0} ms, ratio x{:.3} (goal <= 1.05); wall x{:.3}; agent CPU {:.1} us/exec",
+        a.execs,
+        cpu_off / 1e6,
+        cpu_on / 1e6,
+        cpu_on / cpu_off,
+        median(on_wall) / median(off_wall),
+        median(agent_per_exec) / 1e3
+    );
+
+    // 3. Exec-to-alert latency: drifted execs, spaced out.
+    let agent = Agent::start(&bin, &cg)?;
+    c.sh("cp /bin/busybox /tmp/true")?;
+    c.sh(&format!("i=0; while [ $i -lt {} ]; do /tmp/true; usleep 2000; i=$((i+1)); done", a.latency_execs))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let s = agent.stop()?;
+    println!(
+        "exec-to-alert:       {} alerts, p50 {:.2} ms, p99 {:.2} ms (goal p99 <= 3 ms; Falco p50 2.4, p99 5.2)",
+        s["alert_latency_samples"],
+        s["alert_latency_p50_us"].as_f64().unwrap_or(f64::NAN) / 1e3,
+        s["alert_latency_p99_us"].as_f64().unwrap_or(f64::NAN) / 1e3
+    );
+    drop(c);
+
+    // 4. Memory while watching many containers.
+    let many: Vec<Container> = (0..a.containers).map(|_| Container::start(&[])).collect::<anyhow::Result<_>>()?;
+    let agent = Agent::start(&bin, &cg)?;
+    for c in &many {
+        c.sh("/bin/true; cp /bin/busybox /tmp/x; /tmp/x true")?;
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let s = agent.stop()?;
+    println!(
+        "memory:              {} containers known, RSS {:.1} MiB, peak {:.1} MiB (goal <= 48 MiB)",
+        s["containers_known"],
+        s["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+        s["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0
+    );
+    drop(many);
+
+    // 5. Exec storm: 4 loops in parallel, in 4 containers.
+    let storm: Vec<Container> = (0..4).map(|_| Container::start(&[])).collect::<anyhow::Result<_>>()?;
+    let agent = Agent::start(&bin, &cg)?;
+    let t = Instant::now();
+    let handles: Vec<_> = storm
+        .iter()
+        .map(|c| {
+            let id = c.0.clone();
+            let script = exec_loop_script(a.storm_execs, "/bin/true");
+            std::thread::spawn(move || docker(&["exec", &id, "sh", "-c", &script]))
+        })
+        .collect();
+    for h in handles {
+        h.join().map_err(|_| anyhow::anyhow!("storm thread panicked"))??;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    let s = agent.stop()?;
+    println!(
+        "exec storm:          {} execs in {secs:.1} s ({:.0}/s), agent processed {}, lost {} (goal 0)",
+        4 * a.storm_execs,
+        (4 * a.storm_execs) as f64 / secs,
+        s["execs_processed"],
+        s["lost"]
+    );
+    Ok(())
+}
