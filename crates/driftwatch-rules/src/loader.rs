@@ -206,7 +206,7 @@ impl Reader<'_> {
                 if key != "condition" && key != "output" =>
             {
                 Some(Str {
-                    value: n.scalar_text().unwrap_or_default(),
+                    value: n.scalar_text(self.file).unwrap_or_default(),
                     at: self.at(n),
                 })
             }
@@ -242,7 +242,7 @@ impl Reader<'_> {
             NodeKind::Seq(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for it in items {
-                    match it.scalar_text() {
+                    match it.scalar_text(self.file) {
                         Some(v) => out.push(Str {
                             value: v,
                             at: self.at(it),
@@ -263,7 +263,7 @@ impl Reader<'_> {
     fn shape(&mut self, key: &str, n: &Node) -> Option<Shape<Str>> {
         match &n.kind {
             NodeKind::Seq(_) => self.scalar_list(key, n).map(|v| Shape::Many(v, self.at(n))),
-            _ => match n.scalar_text() {
+            _ => match n.scalar_text(self.file) {
                 Some(v) => Some(Shape::One(Str {
                     value: v,
                     at: self.at(n),
@@ -281,7 +281,7 @@ impl Reader<'_> {
             NodeKind::Seq(_) => self
                 .scalar_list("values", n)
                 .map(|v| ExcEntry::Many(v, self.at(n))),
-            _ => match n.scalar_text() {
+            _ => match n.scalar_text(self.file) {
                 Some(v) => Some(ExcEntry::One(Str {
                     value: v,
                     at: self.at(n),
@@ -310,7 +310,7 @@ impl Reader<'_> {
             let mut comps = None;
             let mut values = Vec::new();
             for (k, v) in kv {
-                match k.scalar_text().as_deref() {
+                match k.scalar_text(self.file).as_deref() {
                     Some("name") => name = self.string("name", v),
                     Some("fields") => fields = self.shape("fields", v),
                     Some("comps") => comps = self.shape("comps", v),
@@ -424,15 +424,22 @@ fn parse_version(s: &str) -> Option<(u64, u64, u64)> {
     }
 }
 
-fn read_override(r: &mut Reader<'_>, n: &Node, kind: &'static str) -> Option<Vec<(String, Mode)>> {
+/// The override modes, and every key the `override` mapping names (valid or not).
+fn read_override(
+    r: &mut Reader<'_>,
+    n: &Node,
+    kind: &'static str,
+) -> Option<(Vec<(String, Mode)>, Vec<String>)> {
     let NodeKind::Map(kv) = &n.kind else {
         r.wrong("override", n, "a mapping of key: append|replace");
         return None;
     };
     let mut out = Vec::new();
+    let mut named = Vec::new();
     for (k, v) in kv {
-        let key = k.scalar_text().unwrap_or_default();
-        let mode_s = v.scalar_text().unwrap_or_default();
+        let key = k.scalar_text(r.file).unwrap_or_default();
+        named.push(key.clone());
+        let mode_s = v.scalar_text(r.file).unwrap_or_default();
         let (appendable, replaceable, allowed): (&[&str], &[&str], &'static str) = match kind {
             "list" => (&["items"], &["items"], "items: append|replace"),
             "macro" => (&["condition"], &["condition"], "condition: append|replace"),
@@ -468,7 +475,7 @@ fn read_override(r: &mut Reader<'_>, n: &Node, kind: &'static str) -> Option<Vec
         };
         out.push((key, mode));
     }
-    Some(out)
+    Some((out, named))
 }
 
 fn read_item(r: &mut Reader<'_>, node: &Node) -> Option<Item> {
@@ -482,7 +489,7 @@ fn read_item(r: &mut Reader<'_>, node: &Node) -> Option<Item> {
         return None;
     };
     let kind = kv.iter().find_map(|(k, _)| {
-        let k = k.scalar_text()?;
+        let k = k.scalar_text(r.file)?;
         [
             "rule",
             "macro",
@@ -500,7 +507,7 @@ fn read_item(r: &mut Reader<'_>, node: &Node) -> Option<Item> {
     match kind {
         "required_engine_version" => {
             for (k, v) in kv {
-                let key = k.scalar_text().unwrap_or_default();
+                let key = k.scalar_text(r.file).unwrap_or_default();
                 if key != kind {
                     r.err(
                         k,
@@ -512,7 +519,7 @@ fn read_item(r: &mut Reader<'_>, node: &Node) -> Option<Item> {
                     );
                     continue;
                 }
-                let s = v.scalar_text().unwrap_or_default();
+                let s = v.scalar_text(r.file).unwrap_or_default();
                 match parse_version(&s) {
                     Some(req) if req > ENGINE_VERSION => {
                         r.err(v, SchemaError::EngineTooOld { required: s })
@@ -550,11 +557,11 @@ fn read_change(
             Change::Define
         }
         (_, Some(o)) => {
-            let Some(modes) = read_override(r, o, kind) else {
+            let Some((modes, named)) = read_override(r, o, kind) else {
                 return Change::Define;
             };
             for (key, node) in given {
-                if !modes.iter().any(|(k, _)| k == key) {
+                if !named.iter().any(|k| k == key) {
                     r.err(node, SchemaError::NotInOverride { key: key.clone() });
                 }
             }
@@ -583,7 +590,7 @@ fn read_list_or_macro(
     let mut over = None;
     let mut given = Vec::new();
     for (k, v) in kv {
-        let key = k.scalar_text().unwrap_or_default();
+        let key = k.scalar_text(r.file).unwrap_or_default();
         match (kind, key.as_str()) {
             (_, "list" | "macro") if key == kind => name = r.string(kind, v),
             ("list", "items") => {
@@ -649,7 +656,7 @@ fn read_rule(r: &mut Reader<'_>, node: &Node, kv: &[(Node, Node)]) -> Option<Rul
     let mut over = None;
     let mut given = Vec::new();
     for (k, v) in kv {
-        let key = k.scalar_text().unwrap_or_default();
+        let key = k.scalar_text(r.file).unwrap_or_default();
         match key.as_str() {
             "rule" => {
                 it.name = r.string("rule", v);

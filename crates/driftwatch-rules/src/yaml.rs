@@ -54,8 +54,18 @@ impl Node {
         }
     }
 
-    /// The node as a scalar string, as Falco reads list items and names (`80` is "80").
-    pub(crate) fn scalar_text(&self) -> Option<String> {
+    /// The node as a scalar string, as Falco reads list items and names: a number or bool
+    /// keeps its spelling in the file (`1.10` stays `1.10`).
+    pub(crate) fn scalar_text(&self, file: &SourceFile) -> Option<String> {
+        if matches!(
+            self.kind,
+            NodeKind::Bool(_) | NodeKind::Int(_) | NodeKind::Float(_)
+        ) && let (Some(off), Some(len)) = (self.offset, self.len)
+            && let Some(raw) = file.text.get(off..off + len)
+            && !raw.is_empty()
+        {
+            return Some(raw.to_string());
+        }
         match &self.kind {
             NodeKind::Str(s) => Some(s.clone()),
             NodeKind::Bool(b) => Some(b.to_string()),
@@ -174,6 +184,8 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, (usize, YamlError)> {
     }
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
+    // YAML 1.2 booleans only: a list item or macro named `y` or `on` stays a string.
+    options.strict_booleans = true;
     if let Some(budget) = options.budget.as_mut() {
         budget.max_depth = budget.max_depth.min(MAX_DEPTH);
     }
