@@ -249,4 +249,4 @@ fn is_metacopy(f: &FileEntry) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

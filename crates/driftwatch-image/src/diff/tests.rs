@@ -521,3 +521,18 @@ fn entries_vanishing_mid_walk_are_warnings_not_errors() {
         assert!(w.path.to_string().starts_with("/data"), "{w:?}");
     }
 }
+
+#[test]
+fn setcap_is_seen_like_docker_sees_it() {
+    require_root!();
+    let f = image();
+    let up = f.copy_up(L::Lower(1), "/usr/bin/true");
+    crate::judge::tests::set_net_bind_cap(&up);
+    let d = run(&f);
+    let t = get(&d, "/usr/bin/true");
+    assert_eq!(
+        (t.change, t.docker),
+        (ChangeKind::Metadata, Some(DockerChange::C))
+    );
+    assert_eq!(t.metadata.unwrap().fields(), ["capabilities"]);
+}

@@ -426,3 +426,31 @@ fn judge_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Judge>();
 }
+
+/// `setcap cap_net_bind_service+ep`: a v2 `security.capability` value.
+pub(crate) fn set_net_bind_cap(p: &std::path::Path) {
+    let mut v = Vec::new();
+    v.extend_from_slice(&0x0200_0001u32.to_le_bytes());
+    v.extend_from_slice(&(1u32 << 10).to_le_bytes());
+    v.extend_from_slice(&[0u8; 12]);
+    rustix::fs::setxattr(
+        p,
+        "security.capability",
+        &v,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn setcap_on_an_image_binary_is_a_metadata_change() {
+    require_root!();
+    let f = debian();
+    let up = f.copy_up(L::Lower(1), "/usr/bin/true");
+    set_net_bind_cap(&up);
+    let j = judge(&f, "/bin/true").unwrap();
+    assert_eq!(j.verdict, Verdict::CopyUp);
+    let m = j.metadata_change.unwrap();
+    assert!(m.capabilities && m.mode_or_owner());
+    assert_eq!(m.fields(), ["capabilities"]);
+}
