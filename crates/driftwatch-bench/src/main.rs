@@ -43,9 +43,15 @@ struct Args {
 }
 
 fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(DOCKER).args(args).output().context("running docker")?;
+    let out = Command::new(DOCKER)
+        .args(args)
+        .output()
+        .context("running docker")?;
     if !out.status.success() {
-        bail!("docker {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -61,7 +67,12 @@ impl Container {
     }
 
     fn cpu_ns(&self) -> anyhow::Result<u64> {
-        read_u64(&Path::new(CPUACCT).join("docker").join(&self.0).join("cpuacct.usage"))
+        read_u64(
+            &Path::new(CPUACCT)
+                .join("docker")
+                .join(&self.0)
+                .join("cpuacct.usage"),
+        )
     }
 
     fn sh(&self, script: &str) -> anyhow::Result<String> {
@@ -71,13 +82,19 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new(DOCKER).args(["rm", "-f", &self.0]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = Command::new(DOCKER)
+            .args(["rm", "-f", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 fn read_u64(p: &Path) -> anyhow::Result<u64> {
     let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-    s.trim().parse().with_context(|| format!("parsing {}", p.display()))
+    s.trim()
+        .parse()
+        .with_context(|| format!("parsing {}", p.display()))
 }
 
 /// A cpuacct cgroup of its own for the agent, so all its threads' CPU is counted in ns.
@@ -119,7 +136,8 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        std::fs::write(cg.0.join("cgroup.procs"), child.id().to_string()).context("moving the agent to its cgroup")?;
+        std::fs::write(cg.0.join("cgroup.procs"), child.id().to_string())
+            .context("moving the agent to its cgroup")?;
         let stderr = child.stderr.take().context("agent stderr")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -136,7 +154,11 @@ impl Agent {
             let _ = child.kill();
             bail!("the agent did not start within 60 s");
         }
-        Ok(Agent { child, stats, _dir: dir })
+        Ok(Agent {
+            child,
+            stats,
+            _dir: dir,
+        })
     }
 
     fn stop(mut self) -> anyhow::Result<serde_json::Value> {
@@ -180,9 +202,18 @@ fn main() -> anyhow::Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("dw-bench needs root (it starts the agent and reads cgroups)");
     }
-    let bin = a.agent.canonicalize().with_context(|| format!("{}: build it with cargo build --release -p driftwatch", a.agent.display()))?;
+    let bin = a.agent.canonicalize().with_context(|| {
+        format!(
+            "{}: build it with cargo build --release -p driftwatch",
+            a.agent.display()
+        )
+    })?;
     let cg = AgentCgroup::new()?;
-    println!("driftwatch benchmark, agent {}, {} rounds of off/on (medians)", bin.display(), a.rounds);
+    println!(
+        "driftwatch benchmark, agent {}, {} rounds of off/on (medians)",
+        bin.display(),
+        a.rounds
+    );
 
     // 1. Unrelated host syscalls.
     let (mut off, mut on) = (Vec::new(), Vec::new());
@@ -193,12 +224,16 @@ fn main() -> anyhow::Result<()> {
         agent.stop()?;
     }
     let (off_ns, on_ns) = (median(off), median(on));
-    println!("host getppid:        off {off_ns:.1} ns/call, on {on_ns:.1} ns/call, ratio x{:.3} (goal <= 1.01)", on_ns / off_ns);
+    println!(
+        "host getppid:        off {off_ns:.1} ns/call, on {on_ns:.1} ns/call, ratio x{:.3} (goal <= 1.01)",
+        on_ns / off_ns
+    );
 
     // 2. Exec loop inside a container: total CPU (workload + agent).
     let c = Container::start(&[])?;
     exec_loop(&c, a.execs / 4)?; // warm up
-    let (mut off_cpu, mut on_cpu, mut off_wall, mut on_wall, mut agent_per_exec) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut off_cpu, mut on_cpu, mut off_wall, mut on_wall, mut agent_per_exec) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..a.rounds {
         let (w, cpu) = exec_loop(&c, a.execs)?;
         off_wall.push(w);
@@ -226,7 +261,10 @@ fn main() -> anyhow::Result<()> {
     // 3. Exec-to-alert latency: drifted execs, spaced out.
     let agent = Agent::start(&bin, &cg)?;
     c.sh("cp /bin/busybox /tmp/true")?;
-    c.sh(&format!("i=0; while [ $i -lt {} ]; do /tmp/true; usleep 2000; i=$((i+1)); done", a.latency_execs))?;
+    c.sh(&format!(
+        "i=0; while [ $i -lt {} ]; do /tmp/true; usleep 2000; i=$((i+1)); done",
+        a.latency_execs
+    ))?;
     std::thread::sleep(Duration::from_millis(500));
     let s = agent.stop()?;
     println!(
@@ -238,7 +276,9 @@ fn main() -> anyhow::Result<()> {
     drop(c);
 
     // 4. Memory while watching many containers.
-    let many: Vec<Container> = (0..a.containers).map(|_| Container::start(&[])).collect::<anyhow::Result<_>>()?;
+    let many: Vec<Container> = (0..a.containers)
+        .map(|_| Container::start(&[]))
+        .collect::<anyhow::Result<_>>()?;
     let agent = Agent::start(&bin, &cg)?;
     for c in &many {
         c.sh("/bin/true; cp /bin/busybox /tmp/x; /tmp/x true")?;
@@ -254,7 +294,9 @@ fn main() -> anyhow::Result<()> {
     drop(many);
 
     // 5. Exec storm: 4 loops in parallel, in 4 containers.
-    let storm: Vec<Container> = (0..4).map(|_| Container::start(&[])).collect::<anyhow::Result<_>>()?;
+    let storm: Vec<Container> = (0..4)
+        .map(|_| Container::start(&[]))
+        .collect::<anyhow::Result<_>>()?;
     let agent = Agent::start(&bin, &cg)?;
     let t = Instant::now();
     let handles: Vec<_> = storm
@@ -266,7 +308,8 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     for h in handles {
-        h.join().map_err(|_| anyhow::anyhow!("storm thread panicked"))??;
+        h.join()
+            .map_err(|_| anyhow::anyhow!("storm thread panicked"))??;
     }
     let secs = t.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));

@@ -53,6 +53,10 @@ pub enum SensorError {
     ThreadDied,
     #[error("spawning the sensor thread: {0}")]
     Spawn(std::io::Error),
+    #[error(
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): the CO-RE exec program cannot load, so execs are not seen; a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed"
+    )]
+    NoBtf,
 }
 
 /// Counters the agent reports. Kernel-side counters are summed over CPUs.
@@ -154,6 +158,9 @@ impl ExecSensor {
     where
         F: FnMut(ExecRecord) + Send + 'static,
     {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(SensorError::NoBtf);
+        }
         let host_ns = match config.host_mnt_ns {
             Some(ns) => ns,
             None => host_mnt_ns()?,
