@@ -52,7 +52,7 @@ pub struct MetadataChange {
 
 impl MetadataChange {
     /// `None` when mode, owner and mtime are all the image's.
-    pub fn between(image: &Meta, current: &Meta) -> Option<MetadataChange> {
+    pub(crate) fn between(image: &Meta, current: &Meta) -> Option<MetadataChange> {
         let m = MetadataChange {
             mode: Change::if_differs(image.perm(), current.perm()),
             uid: Change::if_differs(image.uid, current.uid),
