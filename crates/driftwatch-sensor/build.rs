@@ -10,7 +10,9 @@ fn main() {
     let bpf_dir = manifest.join("../../bpf");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let include = bpf_dir.join("include");
-    for prog in ["exec"] {
+    // One object per hook family; add new programs to this list.
+    let programs: &[&str] = &["exec"];
+    for prog in programs {
         let src = bpf_dir.join(format!("{prog}.bpf.c"));
         SkeletonBuilder::new()
             .source(&src)

@@ -170,7 +170,7 @@ impl ContainerRegistry {
         }
         let record = self.inspect_blocking(id);
         let entry = match record {
-            Some(r) => Arc::new(self.from_record(r, Some(pid))),
+            Some(r) => Arc::new(self.entry_from_record(r, Some(pid))),
             None => {
                 let mut meta = ContainerMeta::unknown(id.clone());
                 meta.engine = engine_hint.unwrap_or(Engine::Unknown);
@@ -227,7 +227,7 @@ impl ContainerRegistry {
         }
     }
 
-    fn from_record(&self, r: ContainerRecord, pid: Option<u32>) -> ContainerEntry {
+    fn entry_from_record(&self, r: ContainerRecord, pid: Option<u32>) -> ContainerEntry {
         let pid = pid
             .filter(|p| Path::new(&format!("/proc/{p}")).exists())
             .or(r.pid);
@@ -239,7 +239,7 @@ impl ContainerRegistry {
 
     fn refresh_from_engine(&self, record: ContainerRecord) {
         let id = record.meta.id.clone();
-        let entry = Arc::new(self.from_record(record, None));
+        let entry = Arc::new(self.entry_from_record(record, None));
         self.insert(id, entry);
     }
 
