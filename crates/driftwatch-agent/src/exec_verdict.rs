@@ -348,4 +348,110 @@ mod tests {
             None
         );
     }
+
+    fn layers_with(
+        upper: &[(&str, &[u8])],
+        lower: &[(&str, &[u8])],
+    ) -> (tempfile::TempDir, ContainerFs) {
+        let dir = tempfile::tempdir().unwrap();
+        for (root, files) in [("upper", upper), ("lower", lower)] {
+            for (path, bytes) in files {
+                let p = dir.path().join(root).join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, bytes).unwrap();
+            }
+            std::fs::create_dir_all(dir.path().join(root)).unwrap();
+        }
+        let layers = driftwatch_model::OverlayLayers {
+            upper: dir.path().join("upper"),
+            lowers: vec![dir.path().join("lower")],
+            merged: None,
+        };
+        (
+            dir,
+            ContainerFs {
+                layers: Some(layers),
+                mounts: None,
+            },
+        )
+    }
+
+    #[test]
+    fn copy_up_is_judged_by_content() {
+        let judge = Judge::new();
+        let both = ExecFlags::OVL_UPPER | ExecFlags::OVL_LOWER;
+        let (_d, fs) = layers_with(
+            &[("/usr/bin/true", b"ELF-true")],
+            &[("/usr/bin/true", b"ELF-true")],
+        );
+        let a = analyze_exec(
+            &rec("/usr/bin/true", FS_MAGIC_OVERLAY, both, 1),
+            &fs,
+            &judge,
+        );
+        assert_eq!((a.exe_verdict, a.finding), (Verdict::CopyUp, None));
+        assert!(
+            a.exe_upper_layer,
+            "the overlay bit is still reported as Falco does"
+        );
+        let (_d, fs) = layers_with(
+            &[("/usr/bin/true", b"ELF-evil")],
+            &[("/usr/bin/true", b"ELF-true")],
+        );
+        let f = analyze_exec(
+            &rec("/usr/bin/true", FS_MAGIC_OVERLAY, both, 1),
+            &fs,
+            &judge,
+        )
+        .finding
+        .unwrap();
+        assert_eq!(
+            (f.verdict, f.subject, f.path.as_str()),
+            (Verdict::Modified, DriftSubject::Exe, "/usr/bin/true")
+        );
+        assert!(f.hash.is_some());
+    }
+
+    #[test]
+    fn scripts_loader_targets_and_preloads_are_judged_by_path() {
+        let judge = Judge::new();
+        let (_d, fs) = layers_with(
+            &[
+                ("/tmp/s.sh", b"#!/bin/sh"),
+                ("/tmp/x", b"ELF"),
+                ("/tmp/x.so", b"ELF"),
+            ],
+            &[
+                ("/bin/sh", b"ELF-sh"),
+                ("/lib/ld.so", b"ld"),
+                ("/bin/true", b"t"),
+            ],
+        );
+        let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, ExecFlags::INTERP, 1);
+        r.filename = "./s.sh".into();
+        r.cwd = "/tmp".into();
+        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        assert_eq!(
+            (f.subject, f.verdict, f.path.as_str()),
+            (DriftSubject::Script, Verdict::Added, "/tmp/s.sh")
+        );
+        let mut r = rec("/lib/ld.so", FS_MAGIC_OVERLAY, 0, 1);
+        r.argv = vec!["/lib/ld.so".into(), "/tmp/x".into()];
+        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        assert_eq!(
+            (f.subject, f.path.as_str()),
+            (DriftSubject::LoaderTarget, "/tmp/x")
+        );
+        let mut r = rec("/bin/true", FS_MAGIC_OVERLAY, 0, 1);
+        r.env = vec!["LD_PRELOAD=/lib/none.so /tmp/x.so".into()];
+        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        assert_eq!(
+            (f.subject, f.path.as_str()),
+            (DriftSubject::Preload, "/tmp/x.so")
+        );
+        // An image script is not drift.
+        let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, ExecFlags::INTERP, 1);
+        r.filename = "/bin/true".into();
+        assert_eq!(analyze_exec(&r, &fs, &judge).finding, None);
+    }
 }
