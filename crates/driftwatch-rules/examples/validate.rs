@@ -16,11 +16,14 @@ fn main() {
             for w in &l.warnings {
                 println!("{}", w.render());
             }
-            for (_, r) in l.ruleset.rules() {
+            for (i, r) in l.ruleset.rules() {
                 println!(
                     "{} [{}] {:?} {:?}",
                     r.name, r.priority, r.tags, r.event_types
                 );
+                if std::env::var_os("EXPLAIN").is_some() {
+                    println!("    {}", l.ruleset.explain(i));
+                }
             }
         }
         Err(ds) => {

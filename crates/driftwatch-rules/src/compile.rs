@@ -9,7 +9,7 @@ use driftwatch_model::EventKind;
 use regex::Regex;
 
 use crate::diag::{Diagnostic, Problem};
-use crate::eval::{Expr, NumOp, Pred, StrSet, Test, kind_bit};
+use crate::eval::{Expr, NO_SLOT, NumOp, Pred, StrSet, Test, kind_bit};
 use crate::fields::{ArgSpec, FieldArg, FieldId, FieldRef, FieldType, field, suggest};
 use crate::glob::Glob;
 use crate::loader::{Definitions, ExcEntry, ExceptionDef, Shape};
@@ -203,7 +203,7 @@ impl<'a> Compiler<'a> {
             _ => None,
         };
         Compiled {
-            expr: expr.map(Expr::simplify),
+            expr: expr.map(|e| e.simplify().order_by_cost()),
             only_unknown_fields,
         }
     }
@@ -750,6 +750,7 @@ fn test_expr(field: FieldRef, negate: bool, pred: Pred) -> Expr {
         field,
         negate,
         pred,
+        slot: NO_SLOT,
     }))
 }
 

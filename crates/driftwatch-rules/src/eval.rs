@@ -6,7 +6,7 @@ use driftwatch_model::{Event, EventKind};
 use regex::Regex;
 use rustc_hash::FxHashSet;
 
-use crate::fields::{FieldRef, Val, extract};
+use crate::fields::{FieldId, FieldRef, Val, extract};
 use crate::glob::Glob;
 
 /// Bit of an event kind in a kind mask.
@@ -41,8 +41,15 @@ impl StrSet {
 
     pub(crate) fn contains(&self, s: &str) -> bool {
         match self {
-            StrSet::Small(v) => v.iter().any(|x| &**x == s),
+            StrSet::Small(v) => v.iter().any(|x| fast_eq(x.as_bytes(), s.as_bytes())),
             StrSet::Hashed(h) => h.contains(s),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            StrSet::Small(v) => v.is_empty(),
+            StrSet::Hashed(h) => h.is_empty(),
         }
     }
 
@@ -90,6 +97,40 @@ pub(crate) struct Test {
     /// `!=`: true when the value is present and not equal.
     pub(crate) negate: bool,
     pub(crate) pred: Pred,
+    /// Slot of this test's result in the per-event [`Memo`] when several rules share it.
+    pub(crate) slot: u16,
+}
+
+/// No memo slot.
+pub(crate) const NO_SLOT: u16 = u16::MAX;
+/// Tests shared by several rules get a slot, up to this many.
+pub(crate) const MEMO_SLOTS: usize = 512;
+
+/// Results of shared tests for the event being evaluated: each is computed once per event
+/// even when every rule starts with `container` or `spawned_process`.
+pub(crate) struct Memo {
+    done: [u64; MEMO_SLOTS / 64],
+    val: [u64; MEMO_SLOTS / 64],
+}
+
+impl Memo {
+    pub(crate) const fn new() -> Memo {
+        Memo {
+            done: [0; MEMO_SLOTS / 64],
+            val: [0; MEMO_SLOTS / 64],
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.done = [0; MEMO_SLOTS / 64];
+    }
+}
+
+/// What one evaluation needs besides the event: the scratch buffer for composed values and
+/// the memo of shared tests. Kept per thread and reused, so evaluation does not allocate.
+pub(crate) struct EvalState {
+    pub(crate) scratch: String,
+    pub(crate) memo: Memo,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +144,22 @@ pub(crate) enum Expr {
     Test(Box<Test>),
 }
 
+/// String equality that rejects on length, first and last byte before calling `memcmp`:
+/// most mismatches in rule sets (names, paths) differ there.
+#[inline(always)]
+fn fast_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && match (a.first(), b.first(), a.last(), b.last()) {
+            (Some(a0), Some(b0), Some(a1), Some(b1)) => a0 == b0 && a1 == b1 && a == b,
+            _ => true,
+        }
+}
+
+#[inline(always)]
+fn fast_starts_with(s: &[u8], p: &[u8]) -> bool {
+    s.len() >= p.len() && fast_eq(&s[..p.len()], p)
+}
+
 fn icontains(hay: &str, needle_lower: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle_lower.as_bytes());
     if n.is_empty() {
@@ -113,9 +170,11 @@ fn icontains(hay: &str, needle_lower: &str) -> bool {
 
 /// Falco's `pmatch`: the path is one of the prefixes or below one of them.
 fn pmatch(path: &str, prefixes: &[Box<str>]) -> bool {
+    let b = path.as_bytes();
     prefixes.iter().any(|p| {
-        path.strip_prefix(&**p)
-            .is_some_and(|rest| rest.is_empty() || p.ends_with('/') || rest.starts_with('/'))
+        let p = p.as_bytes();
+        fast_starts_with(b, p)
+            && (b.len() == p.len() || p.last() == Some(&b'/') || b[p.len()] == b'/')
     })
 }
 
@@ -123,11 +182,11 @@ impl Pred {
     fn str(&self, s: &str) -> bool {
         match self {
             Pred::Exists => true,
-            Pred::StrEq(x) => &**x == s,
+            Pred::StrEq(x) => fast_eq(x.as_bytes(), s.as_bytes()),
             Pred::StrIn(set) => set.contains(s),
             Pred::Contains(x) => s.contains(&**x),
             Pred::IContains(x) => icontains(s, x),
-            Pred::StartsWith(x) => s.starts_with(&**x),
+            Pred::StartsWith(x) => fast_starts_with(s.as_bytes(), x.as_bytes()),
             Pred::StartsWithAny(ac) => ac
                 .find(aho_corasick::Input::new(s).anchored(aho_corasick::Anchored::Yes))
                 .is_some(),
@@ -164,6 +223,40 @@ impl Pred {
 }
 
 impl Test {
+    #[inline(never)]
+    fn eval_memo(&self, ev: &Event, st: &mut EvalState) -> bool {
+        if self.slot == NO_SLOT {
+            return self.eval(ev, &mut st.scratch);
+        }
+        let (w, b) = (usize::from(self.slot) / 64, 1u64 << (self.slot % 64));
+        if st.memo.done[w] & b != 0 {
+            return st.memo.val[w] & b != 0;
+        }
+        let r = self.eval(ev, &mut st.scratch);
+        st.memo.done[w] |= b;
+        if r {
+            st.memo.val[w] |= b;
+        } else {
+            st.memo.val[w] &= !b;
+        }
+        r
+    }
+
+    /// A key equal for tests that always give the same result.
+    pub(crate) fn key(&self) -> String {
+        let pred = match &self.pred {
+            Pred::StrIn(set) => {
+                let mut items = set.items();
+                items.sort();
+                format!("in{items:?}")
+            }
+            Pred::StartsWithAny(_) => return String::new(),
+            Pred::Regex(r) => format!("re{:?}", r.as_str()),
+            other => format!("{other:?}"),
+        };
+        format!("{}|{}|{}", self.field.display_name(), self.negate, pred)
+    }
+
     pub(crate) fn eval(&self, ev: &Event, scratch: &mut String) -> bool {
         let v = extract(&self.field, ev, scratch);
         match v {
@@ -177,14 +270,55 @@ impl Test {
 }
 
 impl Expr {
-    pub(crate) fn eval(&self, ev: &Event, kind: u16, scratch: &mut String) -> bool {
+    /// Whether the expression holds for `ev`, whose kind bit is `kind`. Leaves are handled in
+    /// the loops of their parents, so only compound nodes recurse.
+    pub(crate) fn eval(&self, ev: &Event, kind: u16, st: &mut EvalState) -> bool {
+        match self {
+            Expr::And(xs) => xs.iter().all(|x| x.leaf_or_eval(ev, kind, st)),
+            Expr::Or(xs) => xs.iter().any(|x| x.leaf_or_eval(ev, kind, st)),
+            Expr::Not(x) => !x.leaf_or_eval(ev, kind, st),
+            leaf => leaf.leaf_or_eval(ev, kind, st),
+        }
+    }
+
+    #[inline(always)]
+    fn leaf_or_eval(&self, ev: &Event, kind: u16, st: &mut EvalState) -> bool {
         match self {
             Expr::Const(b) => *b,
-            Expr::And(xs) => xs.iter().all(|x| x.eval(ev, kind, scratch)),
-            Expr::Or(xs) => xs.iter().any(|x| x.eval(ev, kind, scratch)),
-            Expr::Not(x) => !x.eval(ev, kind, scratch),
             Expr::EvtType(m) => m & kind != 0,
-            Expr::Test(t) => t.eval(ev, scratch),
+            Expr::Test(t) => t.eval_memo(ev, st),
+            compound => compound.eval(ev, kind, st),
+        }
+    }
+
+    /// Drops top-level `evt.type` conjuncts that hold for every kind in `mask`: the rule index
+    /// already guarantees them.
+    pub(crate) fn strip_kind_checks(self, mask: u16) -> Expr {
+        match self {
+            Expr::And(xs) => {
+                let v: Vec<Expr> = xs
+                    .into_vec()
+                    .into_iter()
+                    .filter(|x| !matches!(x, Expr::EvtType(m) if mask & !m == 0))
+                    .collect();
+                match v.len() {
+                    0 => Expr::Const(true),
+                    1 => v.into_iter().next().unwrap_or(Expr::Const(true)),
+                    _ => Expr::And(v.into()),
+                }
+            }
+            Expr::EvtType(m) if mask & !m == 0 => Expr::Const(true),
+            other => other,
+        }
+    }
+
+    /// Calls `f` on every test.
+    pub(crate) fn for_each_test(&mut self, f: &mut impl FnMut(&mut Test)) {
+        match self {
+            Expr::And(xs) | Expr::Or(xs) => xs.iter_mut().for_each(|x| x.for_each_test(f)),
+            Expr::Not(x) => x.for_each_test(f),
+            Expr::Test(t) => f(t),
+            Expr::Const(_) | Expr::EvtType(_) => {}
         }
     }
 
@@ -262,8 +396,129 @@ impl Expr {
                 Expr::Not(inner) => *inner,
                 other => Expr::Not(Box::new(other)),
             },
+            Expr::Test(t) => fold_test(*t),
             other => other,
         }
+    }
+
+    /// A rough evaluation cost, used to test cheap (and usually selective) conditions first.
+    fn cost(&self) -> u32 {
+        match self {
+            Expr::Const(_) | Expr::EvtType(_) => 0,
+            Expr::Not(x) => x.cost(),
+            // Optimistic: a compound usually ends at its cheapest part (an `evt.type` test).
+            Expr::And(xs) | Expr::Or(xs) => xs.iter().map(Expr::cost).min().unwrap_or(0) + 1,
+            Expr::Test(t) => {
+                let field = match t.field.info.id {
+                    FieldId::DriftKind | FieldId::DriftSubject | FieldId::DriftVerdict => 1,
+                    FieldId::ProcCmdline | FieldId::ProcArgs | FieldId::ContainerImage => 8,
+                    FieldId::ProcEnv => 4,
+                    _ => 2,
+                };
+                let pred = match &t.pred {
+                    Pred::Exists | Pred::StrEq(_) | Pred::Num(..) | Pred::Bool(_) => 0,
+                    Pred::StrIn(StrSet::Small(_))
+                    | Pred::NumIn(_)
+                    | Pred::StartsWith(_)
+                    | Pred::EndsWith(_) => 1,
+                    Pred::StrIn(StrSet::Hashed(_)) => 2,
+                    Pred::Regex(_) => 10,
+                    _ => 3,
+                };
+                field + pred
+            }
+        }
+    }
+
+    /// Orders every `and` so cheaper tests run first (stable, so equal costs keep their
+    /// written order). Conditions have no side effects and a missing value is simply false,
+    /// so the order does not change results.
+    pub(crate) fn order_by_cost(self) -> Expr {
+        match self {
+            Expr::And(xs) => {
+                let mut v: Vec<Expr> = xs.into_vec().into_iter().map(Expr::order_by_cost).collect();
+                v.sort_by_key(Expr::cost);
+                Expr::And(v.into())
+            }
+            Expr::Or(xs) => {
+                let mut v: Vec<Expr> = xs.into_vec().into_iter().map(Expr::order_by_cost).collect();
+                v.sort_by_key(Expr::cost);
+                Expr::Or(v.into())
+            }
+            Expr::Not(x) => Expr::Not(Box::new(x.order_by_cost())),
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for Expr {
+    /// The compiled condition in condition syntax (macros and lists expanded, evaluation
+    /// order), for `rules list --explain` and debugging.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let join = |f: &mut std::fmt::Formatter<'_>, xs: &[Expr], sep: &str| {
+            f.write_str("(")?;
+            for (i, x) in xs.iter().enumerate() {
+                if i > 0 {
+                    write!(f, " {sep} ")?;
+                }
+                write!(f, "{x}")?;
+            }
+            f.write_str(")")
+        };
+        match self {
+            Expr::Const(b) => write!(f, "{b}"),
+            Expr::And(xs) => join(f, xs, "and"),
+            Expr::Or(xs) => join(f, xs, "or"),
+            Expr::Not(x) => write!(f, "not {x}"),
+            Expr::EvtType(m) => {
+                let names: Vec<&str> = EventKind::ALL
+                    .iter()
+                    .filter(|k| m & kind_bit(**k) != 0)
+                    .map(|k| k.as_str())
+                    .collect();
+                write!(f, "evt.type in ({})", names.join(", "))
+            }
+            Expr::Test(t) => {
+                let name = t.field.display_name();
+                let ne = if t.negate { "!" } else { "" };
+                match &t.pred {
+                    Pred::Exists => write!(f, "{name} exists"),
+                    Pred::StrEq(v) => write!(f, "{name} {ne}= {v:?}"),
+                    Pred::StrIn(set) => {
+                        let mut items = set.items();
+                        items.sort();
+                        write!(f, "{name} in ({})", items.join(", "))
+                    }
+                    Pred::Contains(v) => write!(f, "{name} contains {v:?}"),
+                    Pred::IContains(v) => write!(f, "{name} icontains {v:?}"),
+                    Pred::StartsWith(v) => write!(f, "{name} startswith {v:?}"),
+                    Pred::StartsWithAny(_) => write!(f, "{name} startswith (...)"),
+                    Pred::EndsWith(v) => write!(f, "{name} endswith {v:?}"),
+                    Pred::Glob(_) => write!(f, "{name} glob ..."),
+                    Pred::PMatch(v) => write!(f, "{name} pmatch ({})", v.join(", ")),
+                    Pred::Regex(r) => write!(f, "{name} regex {:?}", r.as_str()),
+                    Pred::Num(op, n) => write!(f, "{name} {ne}{op:?} {n}"),
+                    Pred::NumIn(v) => write!(f, "{name} in {v:?}"),
+                    Pred::Bool(b) => write!(f, "{name} {ne}= {b}"),
+                }
+            }
+        }
+    }
+}
+
+/// Folds tests whose result is known at load time: `evt.dir` is always `<`, and an empty
+/// set matches nothing.
+fn fold_test(t: Test) -> Expr {
+    if t.field.info.id == FieldId::EvtDir
+        && let Pred::StrEq(v) = &t.pred
+    {
+        return Expr::Const((&**v == "<") != t.negate);
+    }
+    match &t.pred {
+        Pred::StrIn(set) if set.is_empty() => Expr::Const(false),
+        Pred::NumIn(xs) if xs.is_empty() => Expr::Const(false),
+        Pred::PMatch(xs) if xs.is_empty() => Expr::Const(false),
+        _ => Expr::Test(Box::new(t)),
     }
 }
 
@@ -326,6 +581,7 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
             field,
             negate: false,
             pred,
+            slot: NO_SLOT,
         }));
     }
     for (field, vals, slot) in prefixes {
@@ -337,6 +593,7 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
                         field: field.clone(),
                         negate: false,
                         pred: Pred::StartsWith(p.into()),
+                        slot: NO_SLOT,
                     }))
                 })
                 .collect();
@@ -360,6 +617,7 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
                                 field: field.clone(),
                                 negate: false,
                                 pred: Pred::StartsWith(p.into()),
+                                slot: NO_SLOT,
                             }))
                         })
                         .collect();
@@ -372,6 +630,7 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
             field,
             negate: false,
             pred,
+            slot: NO_SLOT,
         }));
     }
     out

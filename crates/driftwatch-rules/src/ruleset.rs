@@ -1,13 +1,14 @@
 //! The public engine: load sources (read → merge → compile, collecting every diagnostic),
 //! then per event find the matching rules through an index by event type, and build alerts.
 
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use driftwatch_model::{Alert, Event, EventKind, Priority};
 
 use crate::compile::Compiler;
 use crate::diag::{Diagnostic, Diagnostics, Warning};
-use crate::eval::{ALL_KINDS, Expr, kind_bit};
+use crate::eval::{ALL_KINDS, EvalState, Expr, MEMO_SLOTS, Memo, kind_bit};
 use crate::loader;
 use crate::output::Template;
 use crate::source::{Source, SourceFile};
@@ -39,6 +40,8 @@ pub struct RuleInfo {
 
 struct Rule {
     info: RuleInfo,
+    /// The event kinds the rule can match; its condition is only evaluated for those.
+    mask: u16,
     expr: Expr,
     output: Template,
 }
@@ -57,7 +60,9 @@ pub struct Loaded {
 }
 
 thread_local! {
-    static SCRATCH: Cell<String> = const { Cell::new(String::new()) };
+    static STATE: RefCell<EvalState> = const {
+        RefCell::new(EvalState { scratch: String::new(), memo: Memo::new() })
+    };
 }
 
 impl RuleSet {
@@ -153,6 +158,7 @@ impl RuleSet {
                 .filter(|k| mask & kind_bit(**k) != 0)
                 .map(|k| k.as_str())
                 .collect();
+            let expr = expr.strip_kind_checks(mask);
             rules.push(Rule {
                 info: RuleInfo {
                     name: def.name.value.clone(),
@@ -164,6 +170,7 @@ impl RuleSet {
                     event_types,
                 },
                 expr,
+                mask,
                 output,
             });
         }
@@ -185,13 +192,40 @@ impl RuleSet {
         RuleSet::load(&all)
     }
 
-    fn index(rules: Vec<Rule>) -> RuleSet {
+    fn index(mut rules: Vec<Rule>) -> RuleSet {
+        // Tests that appear in several rules get a memo slot, so each runs once per event.
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for r in &mut rules {
+            r.expr.for_each_test(&mut |t| {
+                let k = t.key();
+                if !k.is_empty() {
+                    *counts.entry(k).or_default() += 1;
+                }
+            });
+        }
+        let mut slots: HashMap<String, u16> = HashMap::new();
+        for r in &mut rules {
+            r.expr.for_each_test(&mut |t| {
+                let k = t.key();
+                if counts.get(&k).copied().unwrap_or(0) < 2 {
+                    return;
+                }
+                let next = slots.len();
+                if let Some(&s) = slots.get(&k) {
+                    t.slot = s;
+                } else if next < MEMO_SLOTS {
+                    let s = u16::try_from(next).unwrap_or(u16::MAX);
+                    slots.insert(k, s);
+                    t.slot = s;
+                }
+            });
+        }
         let by_kind = std::array::from_fn(|i| {
             let bit = kind_bit(EventKind::ALL[i]);
             rules
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| r.info.enabled && r.expr.kinds().0 & bit != 0)
+                .filter(|(_, r)| r.info.enabled && r.mask & bit != 0)
                 .map(|(j, _)| u32::try_from(j).unwrap_or(u32::MAX))
                 .collect()
         });
@@ -207,13 +241,28 @@ impl RuleSet {
         if candidates.is_empty() {
             return;
         }
-        let mut scratch = SCRATCH.take();
-        for &i in candidates.iter() {
-            if self.rules[i as usize].expr.eval(event, bit, &mut scratch) {
-                out.push(RuleIdx(i));
+        STATE.with(|st| {
+            // Re-entrancy (a rule evaluated from inside another) cannot happen; fall back to a
+            // fresh state rather than panic if it ever did.
+            let mut fresh;
+            let mut guard = st.try_borrow_mut();
+            let st: &mut EvalState = match guard.as_deref_mut() {
+                Ok(s) => s,
+                Err(_) => {
+                    fresh = EvalState {
+                        scratch: String::new(),
+                        memo: Memo::new(),
+                    };
+                    &mut fresh
+                }
+            };
+            st.memo.clear();
+            for &i in candidates.iter() {
+                if self.rules[i as usize].expr.eval(event, bit, st) {
+                    out.push(RuleIdx(i));
+                }
             }
-        }
-        SCRATCH.set(scratch);
+        });
     }
 
     /// The Falco-format alert of rule `idx` for `event`.
@@ -250,6 +299,11 @@ impl RuleSet {
             .iter()
             .enumerate()
             .map(|(i, r)| (RuleIdx(u32::try_from(i).unwrap_or(u32::MAX)), &r.info))
+    }
+
+    /// The rule's compiled condition, in evaluation order with macros and lists expanded.
+    pub fn explain(&self, idx: RuleIdx) -> String {
+        self.rules[idx.index()].expr.to_string()
     }
 
     /// Looks a rule up by name.

@@ -1,0 +1,235 @@
+//! Throughput of the whole default ruleset on a realistic event mix (mostly benign container
+//! execs and file events, a few drifts), and the time to load and compile the default rules.
+//!
+//! `CARGO_TARGET_DIR=/work/target-rules cargo bench -p driftwatch-rules --bench ruleset`
+//! Goals: >= 2,000,000 events/s/core; load + compile < 50 ms.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use driftwatch_model::{
+    ContainerId, ContainerMeta, DriftFinding, DriftKind, DriftSubject, Engine, Event, EventKind,
+    FileRef, ImageRef, Process, Verdict,
+};
+use driftwatch_rules::{RuleSet, default_sources};
+
+fn container(i: usize) -> Arc<ContainerMeta> {
+    Arc::new(ContainerMeta {
+        id: ContainerId::new(&format!("{i:064x}")).unwrap(),
+        engine: Engine::Containerd,
+        name: format!("app-{i}"),
+        image: ImageRef::parse("registry.example.com/team/app:1.4.2@sha256:0123"),
+        labels: BTreeMap::new(),
+        k8s: None,
+        entrypoint: vec!["/app/server".into()],
+    })
+}
+
+fn proc_(exe: &str, argv: &[&str], parent: &str, env: &[&str]) -> Process {
+    Process {
+        pid: 1234,
+        ppid: 1200,
+        uid: 1000,
+        gid: 1000,
+        user_name: "app".into(),
+        name: exe.rsplit('/').next().unwrap().chars().take(15).collect(),
+        exepath: exe.into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: env.iter().map(|s| s.to_string()).collect(),
+        cwd: "/app".into(),
+        tty: 0,
+        ancestors: vec![parent.into(), "containerd-shim".into()],
+        pexepath: String::new(),
+        exe_upper_layer: false,
+        exe_from_memfd: false,
+        exe_writable: false,
+    }
+}
+
+/// 100 events: 30 benign execs, 60 file events (mostly reads and log/tmp writes), 5 network,
+/// 5 drifted or suspicious.
+fn mix() -> Vec<Event> {
+    let c: Vec<_> = (0..4).map(container).collect();
+    let env = [
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+        "HOME=/home/app",
+        "LANG=C.UTF-8",
+        "APP_ENV=prod",
+    ];
+    let mut out = Vec::new();
+    let ev =
+        |kind, p: Process, i: usize, file: Option<FileRef>, drift: Option<DriftFinding>| Event {
+            time_ns: 1_795_852_800_000_000_000 + i as u64,
+            kind,
+            process: p,
+            container: Some(c[i % 4].clone()),
+            file,
+            drift,
+        };
+    let execs: [(&str, &[&str], &str); 6] = [
+        (
+            "/usr/bin/python3",
+            &["python3", "/app/worker.py", "--queue", "jobs"],
+            "server",
+        ),
+        (
+            "/usr/local/bin/node",
+            &["node", "/app/index.js"],
+            "containerd-shim",
+        ),
+        (
+            "/usr/bin/curl",
+            &["curl", "-s", "http://localhost:8080/health"],
+            "server",
+        ),
+        (
+            "/bin/gzip",
+            &["gzip", "-9", "/var/log/app/old.log"],
+            "logrotate",
+        ),
+        ("/usr/bin/env", &["env"], "server"),
+        (
+            "/app/server",
+            &["/app/server", "--port", "8080"],
+            "containerd-shim",
+        ),
+    ];
+    for i in 0..30 {
+        let (exe, argv, parent) = execs[i % execs.len()];
+        out.push(ev(
+            EventKind::Execve,
+            proc_(exe, argv, parent, &env),
+            i,
+            None,
+            None,
+        ));
+    }
+    let files: [(EventKind, &str, bool); 6] = [
+        (EventKind::Open, "/app/config/settings.json", false),
+        (
+            EventKind::Open,
+            "/usr/lib/python3.11/json/__init__.py",
+            false,
+        ),
+        (EventKind::Open, "/var/log/app/app.log", true),
+        (EventKind::Open, "/tmp/upload-1234", true),
+        (EventKind::Unlink, "/tmp/upload-1234", false),
+        (EventKind::Open, "/etc/hosts", false),
+    ];
+    for i in 0..60 {
+        let (kind, path, write) = files[i % files.len()];
+        let file = FileRef {
+            path: path.into(),
+            old_path: None,
+            write,
+            typechar: 'f',
+        };
+        out.push(ev(
+            kind,
+            proc_("/app/server", &["/app/server"], "containerd-shim", &env),
+            i,
+            Some(file),
+            None,
+        ));
+    }
+    for i in 0..5 {
+        let kind = if i % 2 == 0 {
+            EventKind::Connect
+        } else {
+            EventKind::Listen
+        };
+        out.push(ev(
+            kind,
+            proc_("/app/server", &["/app/server"], "containerd-shim", &env),
+            i,
+            None,
+            None,
+        ));
+    }
+    // Suspicious: a drifted binary, a shell from the app, a package manager, an /etc write,
+    // a preload.
+    let mut p = proc_("/tmp/xmrig", &["/tmp/xmrig", "-o", "pool:3333"], "sh", &env);
+    p.exe_upper_layer = true;
+    let d = DriftFinding {
+        kind: DriftKind::Binary,
+        subject: DriftSubject::Exe,
+        verdict: Verdict::Added,
+        path: "/tmp/xmrig".into(),
+        hash: None,
+        image_hash: None,
+    };
+    out.push(ev(EventKind::Execve, p, 0, None, Some(d)));
+    out.push(ev(
+        EventKind::Execve,
+        proc_("/bin/sh", &["sh", "-c", "id"], "node", &env),
+        1,
+        None,
+        None,
+    ));
+    out.push(ev(
+        EventKind::Execve,
+        proc_(
+            "/usr/bin/apt-get",
+            &["apt-get", "install", "nmap"],
+            "bash",
+            &env,
+        ),
+        2,
+        None,
+        None,
+    ));
+    let f = FileRef {
+        path: "/etc/passwd".into(),
+        old_path: None,
+        write: true,
+        typechar: 'f',
+    };
+    out.push(ev(
+        EventKind::Open,
+        proc_("/bin/sh", &["sh"], "node", &env),
+        3,
+        Some(f),
+        None,
+    ));
+    out.push(ev(
+        EventKind::Execve,
+        proc_("/usr/bin/id", &["id"], "sh", &["LD_PRELOAD=/tmp/x.so"]),
+        4,
+        None,
+        None,
+    ));
+    out
+}
+
+fn main() {
+    let rs = RuleSet::load(&default_sources()).unwrap().ruleset;
+    let events = mix();
+    let mut hits = Vec::with_capacity(16);
+    for (label, range) in [
+        ("execs", 0..30),
+        ("files", 30..90),
+        ("net", 90..95),
+        ("bad", 95..100),
+        ("all", 0..100),
+    ] {
+        let evs = &events[range];
+        let n: usize = std::env::var("N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let t = std::time::Instant::now();
+        let mut k = 0;
+        for _ in 0..n {
+            for e in evs {
+                rs.matches(black_box(e), &mut hits);
+                k += hits.len();
+            }
+        }
+        let dt = t.elapsed();
+        println!(
+            "{label}: {:.1} ns/event ({k})",
+            dt.as_nanos() as f64 / (n * evs.len()) as f64
+        );
+    }
+}
