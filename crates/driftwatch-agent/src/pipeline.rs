@@ -1,17 +1,15 @@
 //! The agent's pipeline: exec sensor → container registry → exec verdict → event → rules →
-//! alert sinks. One worker thread does the per-event work in order; engines are followed on
-//! a small tokio runtime.
+//! alert sinks. The sensor's thread does the per-event work in order; engines are followed
+//! on a small tokio runtime.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{LineWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
 use driftwatch_image::Judge;
 use driftwatch_model::{Event, EventKind, Process};
 use driftwatch_rules::{RuleSet, Source};
@@ -38,8 +36,6 @@ pub struct AgentConfig {
     pub docker: Option<DockerConfig>,
     pub hostname: String,
     pub ring_bytes: u32,
-    /// Records queued between the sensor thread and the worker.
-    pub queue_len: usize,
 }
 
 impl Default for AgentConfig {
@@ -52,7 +48,6 @@ impl Default for AgentConfig {
             docker: Some(DockerConfig::default()),
             hostname: hostname(),
             ring_bytes: 16 * 1024 * 1024,
-            queue_len: 65536,
         }
     }
 }
@@ -67,8 +62,6 @@ pub fn hostname() -> String {
 /// Counters of the pipeline; kernel-side ones are in [`SensorStats`].
 #[derive(Debug, Default)]
 pub struct AgentStats {
-    /// Records the worker could not keep up with (queue full): lost, and counted.
-    pub queue_dropped: AtomicU64,
     pub processed: AtomicU64,
     /// Execs in a mount namespace other than the host's but in no container cgroup.
     pub not_container: AtomicU64,
@@ -101,8 +94,6 @@ fn now_wall_ns() -> u64 {
 pub struct Agent {
     sensor: Option<ExecSensor>,
     stats: Arc<AgentStats>,
-    stop: Arc<AtomicBool>,
-    worker: Option<JoinHandle<()>>,
     runtime: Option<tokio::runtime::Runtime>,
     registry: Arc<ContainerRegistry>,
 }
@@ -112,7 +103,7 @@ struct Worker {
     judge: Judge,
     rules: RuleSet,
     sinks: Vec<Box<dyn AlertSink>>,
-    record: Option<BufWriter<File>>,
+    record: Option<LineWriter<File>>,
     procs: ProcTable,
     stats: Arc<AgentStats>,
     hostname: String,
@@ -139,7 +130,7 @@ impl Agent {
             sinks.push(Box::new(JsonFileSink::open(p)?));
         }
         let record = match &config.record {
-            Some(p) => Some(BufWriter::new(
+            Some(p) => Some(LineWriter::new(
                 OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -170,9 +161,7 @@ impl Agent {
         runtime.spawn(registry.clone().watch());
 
         let stats = Arc::new(AgentStats::default());
-        let (tx, rx) = crossbeam_channel::bounded::<ExecRecord>(config.queue_len.max(1));
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = Worker {
+        let mut worker = Worker {
             registry: registry.clone(),
             judge: Judge::new(),
             rules: loaded.ruleset,
@@ -184,31 +173,20 @@ impl Agent {
             wall_offset_ns: boot_to_wall_offset_ns(),
             matches: Vec::new(),
         };
-        let worker = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("dw-pipeline".into())
-                .spawn(move || worker.run(rx, stop))
-                .context("spawning the pipeline thread")?
-        };
-        let sensor_stats = stats.clone();
+        // Records are handled on the sensor's thread, in ring-buffer order: no hand-off, no
+        // extra wakeup per exec. If handling falls behind, the ring buffer (sized by
+        // `ring_bytes`) absorbs the burst; beyond it the kernel counts the losses.
         let sensor = ExecSensor::start(
             SensorConfig {
                 ring_bytes: config.ring_bytes,
                 host_mnt_ns: None,
             },
-            move |rec| {
-                if let Err(TrySendError::Full(_)) = tx.try_send(rec) {
-                    sensor_stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            },
+            move |rec| worker.handle(rec),
         )
         .context("starting the exec sensor")?;
         Ok(Agent {
             sensor: Some(sensor),
             stats,
-            stop,
-            worker: Some(worker),
             runtime: Some(runtime),
             registry,
         })
@@ -229,7 +207,6 @@ impl Agent {
     /// Events lost anywhere between the kernel and the rules.
     pub fn lost(&self) -> u64 {
         self.sensor_stats().map_or(0, |s| s.lost())
-            + self.stats.queue_dropped.load(Ordering::Relaxed)
     }
 
     pub fn shutdown(mut self) {
@@ -237,12 +214,8 @@ impl Agent {
     }
 
     fn stop_all(&mut self) {
-        // Sensor first (it stops feeding the queue), then drain the worker.
+        // The sensor drains its ring buffer before it stops.
         drop(self.sensor.take());
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_millis(200));
         }
@@ -256,29 +229,6 @@ impl Drop for Agent {
 }
 
 impl Worker {
-    fn run(mut self, rx: Receiver<ExecRecord>, stop: Arc<AtomicBool>) {
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(rec) => self.handle(rec),
-                Err(RecvTimeoutError::Timeout) => {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if let Some(r) = self.record.as_mut() {
-                        let _ = r.flush();
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        while let Ok(rec) = rx.try_recv() {
-            self.handle(rec);
-        }
-        if let Some(r) = self.record.as_mut() {
-            let _ = r.flush();
-        }
-    }
-
     fn handle(&mut self, rec: ExecRecord) {
         self.stats.processed.fetch_add(1, Ordering::Relaxed);
         let Some(m) = container_from_cgroup_leaf(&rec.cgroup, Some(&rec.cgroup_parent)) else {

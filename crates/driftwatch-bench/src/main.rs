@@ -15,7 +15,8 @@ use clap::Parser;
 
 const DOCKER: &str = "/usr/bin/docker";
 const BUSYBOX: &str = "driftwatch-test/busybox:1";
-const CPUACCT: &str = "/sys/fs/cgroup/cpu,cpuacct";
+/// cgroup v1 cpuacct hierarchy (hybrid hosts such as this one mount it on its own).
+const CPUACCT: &str = "/sys/fs/cgroup/cpuacct";
 
 #[derive(Parser)]
 struct Args {
@@ -29,7 +30,7 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     execs: u64,
     /// Off/on pairs per measurement (medians are reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Drifted execs for the latency measurement.
     #[arg(long, default_value_t = 500)]
@@ -281,7 +282,7 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let agent = Agent::start(&bin, &cg)?;
     for c in &many {
-        c.sh("/bin/true; cp /bin/busybox /tmp/x; /tmp/x true")?;
+        c.sh("/bin/true; cp /bin/busybox /tmp/true; /tmp/true")?;
     }
     std::thread::sleep(Duration::from_secs(2));
     let s = agent.stop()?;

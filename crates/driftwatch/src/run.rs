@@ -123,17 +123,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let agent = Agent::start(config)?;
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     let watcher = {
-        let stats = agent.stats().clone();
         let sensor = agent.sensor_stats().cloned();
         std::thread::spawn(move || {
             let mut reported = 0;
             loop {
                 std::thread::sleep(Duration::from_secs(2));
-                let lost = sensor.as_ref().map_or(0, |s| s.lost())
-                    + stats.queue_dropped.load(Ordering::Relaxed);
+                let lost = sensor.as_ref().map_or(0, |s| s.lost());
                 if lost > reported {
                     tracing::warn!(
-                        "{} events lost (ring buffer or queue full); {lost} in all since start",
+                        "{} exec events lost (the ring buffer was full); {lost} in all since start",
                         lost - reported
                     );
                     reported = lost;
@@ -147,11 +145,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let k = agent.sensor_stats().cloned();
     let lost = agent.lost();
     let summary = format!(
-        "execs seen in containers: {}, alerts: {}, events lost: {lost} (ring buffer {}, queue {}), malformed records: {}",
+        "execs seen in containers: {}, alerts: {}, events lost: {lost}, malformed records: {}",
         s.processed.load(Ordering::Relaxed),
         s.alerts.load(Ordering::Relaxed),
-        k.as_ref().map_or(0, |k| k.lost()),
-        s.queue_dropped.load(Ordering::Relaxed),
         k.as_ref()
             .map_or(0, |k| k.malformed.load(Ordering::Relaxed)),
     );
@@ -161,8 +157,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "not_container": s.not_container.load(Ordering::Relaxed),
         "alerts": s.alerts.load(Ordering::Relaxed),
         "lost": lost,
-        "lost_ring_buffer": k.as_ref().map_or(0, |k| k.lost()),
-        "lost_queue": s.queue_dropped.load(Ordering::Relaxed),
         "kernel_sent": k.as_ref().map_or(0, |k| k.sent.load(Ordering::Relaxed)),
         "host_execs_skipped_in_kernel": k.as_ref().map_or(0, |k| k.host_skipped.load(Ordering::Relaxed)),
         "malformed": k.as_ref().map_or(0, |k| k.malformed.load(Ordering::Relaxed)),
