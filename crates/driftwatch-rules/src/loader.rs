@@ -424,12 +424,11 @@ fn parse_version(s: &str) -> Option<(u64, u64, u64)> {
     }
 }
 
+/// The valid override modes, and every key the `override` mapping names (valid or not).
+type OverrideSpec = (Vec<(String, Mode)>, Vec<String>);
+
 /// The override modes, and every key the `override` mapping names (valid or not).
-fn read_override(
-    r: &mut Reader<'_>,
-    n: &Node,
-    kind: &'static str,
-) -> Option<(Vec<(String, Mode)>, Vec<String>)> {
+fn read_override(r: &mut Reader<'_>, n: &Node, kind: &'static str) -> Option<OverrideSpec> {
     let NodeKind::Map(kv) = &n.kind else {
         r.wrong("override", n, "a mapping of key: append|replace");
         return None;
@@ -862,8 +861,16 @@ fn merge_rule(defs: &mut Definitions, r: &mut Reader<'_>, node: &Node, it: RuleI
             );
         }
         (Change::Define, existing) => {
+            // A priority that was given but invalid has been reported; keep compiling the rule
+            // with a placeholder so its condition's errors are reported too.
+            let priority = it.priority.or_else(|| {
+                it.keys
+                    .iter()
+                    .any(|k| k == "priority")
+                    .then_some(Priority::Debug)
+            });
             let (Some(condition), Some(output), Some(desc), Some(priority)) =
-                (it.condition, it.output, it.desc, it.priority)
+                (it.condition, it.output, it.desc, priority)
             else {
                 return; // missing keys were reported when reading
             };
