@@ -34,6 +34,15 @@ pub use ruleset::{Loaded, RuleIdx, RuleInfo, RuleSet};
 pub use source::Source;
 pub use yaml::{MAX_FILE_BYTES, YamlError};
 
+/// Checks a condition's syntax alone (no names resolved): the byte offset and error of the
+/// first problem. For editors and the fuzz target; loading reports the same errors positioned.
+pub fn check_condition_syntax(text: &str) -> Result<(), (usize, SyntaxError)> {
+    let map = |offset| source::Pos { file: 0, offset };
+    parser::parse_condition(text, &map)
+        .map(|_| ())
+        .map_err(|(p, e)| (p.offset, e))
+}
+
 /// File name under which the embedded default rules report their diagnostics.
 pub const DEFAULT_RULES_NAME: &str = "driftwatch_rules.yaml";
 
