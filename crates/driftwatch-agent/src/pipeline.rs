@@ -179,7 +179,7 @@ impl Agent {
         let sensor = ExecSensor::start(
             SensorConfig {
                 ring_bytes: config.ring_bytes,
-                host_mnt_ns: None,
+                ..SensorConfig::default()
             },
             move |rec| worker.handle(rec),
         )

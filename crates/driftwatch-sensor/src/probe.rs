@@ -81,7 +81,7 @@ pub fn probe_host() -> HostSupport {
         match ExecSensor::start(
             SensorConfig {
                 ring_bytes: 4096 * 16,
-                host_mnt_ns: None,
+                ..SensorConfig::default()
             },
             |_| {},
         ) {

@@ -25,6 +25,11 @@ pub struct SensorConfig {
     /// The mount-namespace inode of the host; execs there are skipped in the kernel.
     /// `None` reads it from `/proc/1/ns/mnt`.
     pub host_mnt_ns: Option<u32>,
+    /// After draining the ring buffer, wait this long before waiting for the next wakeup,
+    /// so that records arriving meanwhile are handled in one batch: under load, at most one
+    /// wakeup per window instead of one per exec. Adds at most this much alert latency;
+    /// costs nothing when idle.
+    pub batch_window: Duration,
 }
 
 impl Default for SensorConfig {
@@ -32,6 +37,7 @@ impl Default for SensorConfig {
         SensorConfig {
             ring_bytes: 16 * 1024 * 1024,
             host_mnt_ns: None,
+            batch_window: Duration::from_micros(500),
         }
     }
 }
@@ -276,10 +282,14 @@ fn run<F>(
     let _ = ready.send(Ok(()));
     let mut last_stats = Instant::now() - Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
+        let before = stats.received.load(Ordering::Relaxed);
         if let Err(e) = ring.poll(Duration::from_millis(100))
             && e.kind() != libbpf_rs::ErrorKind::Interrupted
         {
             tracing::warn!("polling the exec ring buffer: {e}");
+        }
+        if !config.batch_window.is_zero() && stats.received.load(Ordering::Relaxed) != before {
+            std::thread::sleep(config.batch_window);
         }
         if last_stats.elapsed() >= Duration::from_millis(250) {
             read_kernel_stats(&skel.maps.stats, &stats);
