@@ -1,8 +1,6 @@
-//! Throughput of the whole default ruleset on a realistic event mix (mostly benign container
-//! execs and file events, a few drifts), and the time to load and compile the default rules.
-//!
-//! `CARGO_TARGET_DIR=/work/target-rules cargo bench -p driftwatch-rules --bench ruleset`
-//! Goals: >= 2,000,000 events/s/core; load + compile < 50 ms.
+//! Per-event-type timing of the default ruleset on the bench's event mix, for profiling
+//! (`N=300 valgrind --tool=callgrind target/release/examples/prof`); the numbers to quote
+//! come from `cargo bench -p driftwatch-rules --bench ruleset`.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
