@@ -1,5 +1,7 @@
 //! The `driftwatch` command line: runs the agent and its tools.
 
+mod capture_cmd;
+mod diff_cmd;
 mod doctor;
 mod run;
 
@@ -25,6 +27,22 @@ enum Command {
     /// Print what this host supports and what that means for detection.
     #[command(after_help = "Example:\n  sudo driftwatch doctor")]
     Doctor(doctor::DoctorArgs),
+    /// Compare a container's filesystem with its image: added, deleted, modified (content or
+    /// metadata only) paths, executables, libraries, config, packages. Exit 0: no drift,
+    /// 1: drift, 2: error.
+    #[command(after_help = "Examples:
+  sudo driftwatch diff web
+  sudo driftwatch diff 3f2a1b9c --json | jq '.files[] | select(.change == \"added\")'
+  sudo driftwatch diff web --only executables || echo 'new code in web'")]
+    Diff(diff_cmd::DiffArgs),
+    /// Write an evidence bundle of a container (diff, drifted files, processes, sockets,
+    /// config, alerts, with a sha256 manifest), or verify one. Read-only; the container keeps
+    /// running.
+    #[command(after_help = "Examples:
+  sudo driftwatch capture web -o web-evidence.tar.zst
+  sudo driftwatch capture web -o web.tar.zst --max-file-size 1MiB --alerts /var/log/driftwatch/alerts.json
+  driftwatch capture --verify web-evidence.tar.zst")]
+    Capture(capture_cmd::CaptureArgs),
 }
 
 fn init_logging() {
@@ -43,6 +61,8 @@ fn main() {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Diff(a) => diff_cmd::run(a),
+        Command::Capture(a) => capture_cmd::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
