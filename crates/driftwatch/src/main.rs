@@ -3,6 +3,7 @@
 mod capture_cmd;
 mod diff_cmd;
 mod doctor;
+mod rules_cmd;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Command {
     /// Print what this host supports and what that means for detection.
     #[command(after_help = "Example:\n  sudo driftwatch doctor")]
     Doctor(doctor::DoctorArgs),
+    /// Validate, list and test rule files (Falco's rule YAML), as the agent would load them.
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCommand),
     /// Compare a container's filesystem with its image: added, deleted, modified (content or
     /// metadata only) paths, executables, libraries, config, packages. Exit 0: no drift,
     /// 1: drift, 2: error.
@@ -61,6 +65,7 @@ fn main() {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Rules(c) => rules_cmd::run(c),
         Command::Diff(a) => diff_cmd::run(a),
         Command::Capture(a) => capture_cmd::run(a),
     };
