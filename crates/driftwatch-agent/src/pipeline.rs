@@ -2,11 +2,11 @@
 //! alert sinks. The sensor's thread does the per-event work in order; engines are followed
 //! on a small tokio runtime.
 
-use std::fs::{File, OpenOptions};
-use std::io::{LineWriter, Write};
+use std::fs::OpenOptions;
+use std::io::LineWriter;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,9 +19,10 @@ use driftwatch_sensor::{
 };
 
 use crate::containers::ContainerRegistry;
+use crate::emitter::{Emitter, SharedEmitter};
 use crate::exec_verdict::analyze_exec;
 use crate::outputs::{AlertSink, JsonFileSink, StdoutSink};
-use crate::proctable::ProcTable;
+use crate::proctable::{ProcInfo, ProcTable};
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -84,31 +85,25 @@ impl AgentStats {
     }
 }
 
-fn now_wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// A running agent. Drop or [`Agent::shutdown`] to stop.
 pub struct Agent {
     sensor: Option<ExecSensor>,
     stats: Arc<AgentStats>,
     runtime: Option<tokio::runtime::Runtime>,
     registry: Arc<ContainerRegistry>,
+    /// Where every sensor's events end: rules, then sinks.
+    emitter: SharedEmitter,
+    /// Processes seen at exec, for the acting process of other sensors' events.
+    procs: Arc<Mutex<ProcTable>>,
 }
 
 struct Worker {
     registry: Arc<ContainerRegistry>,
     judge: Judge,
-    rules: RuleSet,
-    sinks: Vec<Box<dyn AlertSink>>,
-    record: Option<LineWriter<File>>,
-    procs: ProcTable,
+    emitter: SharedEmitter,
+    procs: Arc<Mutex<ProcTable>>,
     stats: Arc<AgentStats>,
-    hostname: String,
     wall_offset_ns: i128,
-    matches: Vec<driftwatch_rules::RuleIdx>,
 }
 
 impl Agent {
@@ -161,17 +156,22 @@ impl Agent {
         runtime.spawn(registry.clone().watch());
 
         let stats = Arc::new(AgentStats::default());
+        let emitter = Emitter::new(
+            loaded.ruleset,
+            sinks,
+            record,
+            stats.clone(),
+            config.hostname.clone(),
+        )
+        .shared();
+        let procs = Arc::new(Mutex::new(ProcTable::new(65536)));
         let mut worker = Worker {
             registry: registry.clone(),
             judge: Judge::new(),
-            rules: loaded.ruleset,
-            sinks,
-            record,
-            procs: ProcTable::new(65536),
+            emitter: emitter.clone(),
+            procs: procs.clone(),
             stats: stats.clone(),
-            hostname: config.hostname.clone(),
             wall_offset_ns: boot_to_wall_offset_ns(),
-            matches: Vec::new(),
         };
         // Records are handled on the sensor's thread, in ring-buffer order: no hand-off, no
         // extra wakeup per exec. If handling falls behind, the ring buffer (sized by
@@ -189,6 +189,8 @@ impl Agent {
             stats,
             runtime: Some(runtime),
             registry,
+            emitter,
+            procs,
         })
     }
 
@@ -202,6 +204,16 @@ impl Agent {
 
     pub fn registry(&self) -> &Arc<ContainerRegistry> {
         &self.registry
+    }
+
+    /// Where events of every sensor go (rules, then sinks).
+    pub fn emitter(&self) -> &SharedEmitter {
+        &self.emitter
+    }
+
+    /// Processes as the exec sensor saw them, by host pid.
+    pub fn procs(&self) -> &Arc<Mutex<ProcTable>> {
+        &self.procs
     }
 
     /// Events lost anywhere between the kernel and the rules.
@@ -238,8 +250,24 @@ impl Worker {
         let entry = self.registry.resolve(&m.id, m.engine, rec.pid);
         let analysis = analyze_exec(&rec, &entry.fs, &self.judge);
         let time_ns = (i128::from(rec.boot_ns) + self.wall_offset_ns).max(0) as u64;
-        let pexepath = self.procs.exepath(rec.ppid).unwrap_or_default().to_string();
-        self.procs.insert(rec.pid, &rec.path);
+        let pexepath = {
+            let mut procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
+            let pexepath = procs.exepath(rec.ppid).unwrap_or_default().to_string();
+            procs.insert(
+                rec.pid,
+                ProcInfo {
+                    exepath: rec.path.clone(),
+                    name: rec.comm.clone(),
+                    argv: rec.argv.clone(),
+                    ancestors: rec.ancestors.clone(),
+                    ppid: rec.ppid,
+                    uid: rec.uid,
+                    gid: rec.gid,
+                    cwd: rec.cwd.clone(),
+                },
+            );
+            pexepath
+        };
         let event = Event {
             time_ns,
             kind: EventKind::Execve,
@@ -263,30 +291,9 @@ impl Worker {
             },
             container: Some(entry.meta.clone()),
             file: None,
+            net: None,
             drift: analysis.finding,
         };
-        if let Some(r) = self.record.as_mut()
-            && let Ok(line) = serde_json::to_string(&event)
-        {
-            let _ = writeln!(r, "{line}");
-        }
-        self.matches.clear();
-        self.rules.matches(&event, &mut self.matches);
-        for &idx in &self.matches {
-            let alert = self.rules.alert(idx, &event, &self.hostname);
-            self.stats.alerts.fetch_add(1, Ordering::Relaxed);
-            for sink in &mut self.sinks {
-                if let Err(e) = sink.emit(&alert) {
-                    self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("writing an alert to {}: {e}", sink.name());
-                }
-            }
-            let latency_us = now_wall_ns().saturating_sub(event.time_ns) / 1000;
-            if let Ok(mut l) = self.stats.alert_latency_us.lock()
-                && l.len() < 1_000_000
-            {
-                l.push(latency_us.min(u64::from(u32::MAX)) as u32);
-            }
-        }
+        crate::emitter::emit(&self.emitter, &event);
     }
 }

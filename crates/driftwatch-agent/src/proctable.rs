@@ -1,10 +1,24 @@
-//! Executable paths of recently exec'd processes, for the parent fields (`proc.pexepath`) of
-//! the next exec. Bounded: the oldest half is dropped when full.
+//! What the exec sensor saw of recently exec'd processes: the parent fields of the next exec
+//! (`proc.pexepath`), and the acting process of file and network events, which the kernel
+//! reports by pid only. Bounded: the oldest half is dropped when full.
 
 use std::collections::HashMap;
 
+/// A process as it was at its last exec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub exepath: String,
+    pub name: String,
+    pub argv: Vec<String>,
+    pub ancestors: Vec<String>,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cwd: String,
+}
+
 pub struct ProcTable {
-    exepaths: HashMap<u32, (u64, String)>,
+    exepaths: HashMap<u32, (u64, ProcInfo)>,
     next: u64,
     capacity: usize,
 }
@@ -18,9 +32,9 @@ impl ProcTable {
         }
     }
 
-    pub fn insert(&mut self, pid: u32, exepath: &str) {
+    pub fn insert(&mut self, pid: u32, info: ProcInfo) {
         self.next += 1;
-        self.exepaths.insert(pid, (self.next, exepath.to_string()));
+        self.exepaths.insert(pid, (self.next, info));
         if self.exepaths.len() > self.capacity {
             let keep_after = self.next - (self.capacity as u64 / 2);
             self.exepaths.retain(|_, (seq, _)| *seq > keep_after);
@@ -28,7 +42,11 @@ impl ProcTable {
     }
 
     pub fn exepath(&self, pid: u32) -> Option<&str> {
-        self.exepaths.get(&pid).map(|(_, p)| p.as_str())
+        self.get(pid).map(|p| p.exepath.as_str())
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&ProcInfo> {
+        self.exepaths.get(&pid).map(|(_, p)| p)
     }
 
     #[cfg(test)]
@@ -45,12 +63,24 @@ mod tests {
     fn bounded_and_keeps_the_newest() {
         let mut t = ProcTable::new(10);
         for pid in 0..100 {
-            t.insert(pid, &format!("/bin/p{pid}"));
+            t.insert(
+                pid,
+                ProcInfo {
+                    exepath: format!("/bin/p{pid}"),
+                    ..Default::default()
+                },
+            );
         }
         assert!(t.len() <= 10);
         assert_eq!(t.exepath(99), Some("/bin/p99"));
         assert_eq!(t.exepath(0), None);
-        t.insert(99, "/bin/other");
+        t.insert(
+            99,
+            ProcInfo {
+                exepath: "/bin/other".into(),
+                ..Default::default()
+            },
+        );
         assert_eq!(t.exepath(99), Some("/bin/other"));
     }
 }

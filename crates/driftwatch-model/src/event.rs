@@ -78,6 +78,21 @@ fn regular() -> char {
     'f'
 }
 
+/// The socket a network event is about (Falco's `fd.*` network fields).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetRef {
+    /// `tcp` or `udp` (Falco's `fd.l4proto`).
+    pub l4proto: String,
+    /// Local address and port (`fd.lip`, `fd.lport`; `fd.sip`/`fd.sport` for a listener).
+    pub local_ip: String,
+    pub local_port: u16,
+    /// Remote address and port (`fd.rip`, `fd.rport`); empty and 0 for a listener.
+    #[serde(default)]
+    pub remote_ip: String,
+    #[serde(default)]
+    pub remote_port: u16,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Wall-clock time of the kernel event, nanoseconds since the Unix epoch.
@@ -89,6 +104,9 @@ pub struct Event {
     pub container: Option<Arc<ContainerMeta>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileRef>,
+    /// For `Listen` and `Connect` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetRef>,
     /// The drift finding, when the event drifted from the image. An exec with several
     /// drifted parts carries the first of: exe, script, loader target, preload.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,6 +14,6 @@ pub use container::{
     ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta,
 };
 pub use drift::{DriftFinding, DriftKind, DriftSubject, Verdict};
-pub use event::{Event, EventKind, FileRef};
+pub use event::{Event, EventKind, FileRef, NetRef};
 pub use layers::OverlayLayers;
 pub use process::Process;

@@ -63,6 +63,7 @@ fn mix() -> Vec<Event> {
             process: p,
             container: Some(c[i % 4].clone()),
             file,
+            net: None,
             drift,
         };
     let execs: [(&str, &[&str], &str); 6] = [

@@ -68,6 +68,7 @@ pub fn exec(exepath: &str, argv: &[&str], parent: &str) -> Event {
         process: process(exepath, argv, parent),
         container: Some(container()),
         file: None,
+        net: None,
         drift: None,
     }
 }
@@ -105,6 +106,7 @@ pub fn file_event(kind: EventKind, path: &str, write: bool, proc_exe: &str) -> E
             write,
             typechar: 'f',
         }),
+        net: None,
         drift: None,
     }
 }

@@ -1,0 +1,89 @@
+//! The end of every pipeline: an event is recorded (`--record`), run through the rules, and
+//! each alert it raises goes to every sink. Shared by all sensors (exec, file, network, ...).
+
+use std::fs::File;
+use std::io::{LineWriter, Write};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use driftwatch_model::Event;
+use driftwatch_rules::{RuleIdx, RuleSet};
+
+use crate::outputs::AlertSink;
+use crate::pipeline::AgentStats;
+
+pub struct Emitter {
+    rules: RuleSet,
+    sinks: Vec<Box<dyn AlertSink>>,
+    record: Option<LineWriter<File>>,
+    stats: Arc<AgentStats>,
+    hostname: String,
+    matches: Vec<RuleIdx>,
+}
+
+/// Sensors run on their own threads and share one emitter.
+pub type SharedEmitter = Arc<Mutex<Emitter>>;
+
+fn now_wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Emitter {
+    pub fn new(
+        rules: RuleSet,
+        sinks: Vec<Box<dyn AlertSink>>,
+        record: Option<LineWriter<File>>,
+        stats: Arc<AgentStats>,
+        hostname: String,
+    ) -> Emitter {
+        Emitter {
+            rules,
+            sinks,
+            record,
+            stats,
+            hostname,
+            matches: Vec::new(),
+        }
+    }
+
+    pub fn shared(self) -> SharedEmitter {
+        Arc::new(Mutex::new(self))
+    }
+
+    /// Records the event, evaluates the rules and writes the alerts. Returns how many fired.
+    pub fn emit(&mut self, event: &Event) -> usize {
+        if let Some(r) = self.record.as_mut()
+            && let Ok(line) = serde_json::to_string(event)
+        {
+            let _ = writeln!(r, "{line}");
+        }
+        self.rules.matches(event, &mut self.matches);
+        for &idx in &self.matches {
+            let alert = self.rules.alert(idx, event, &self.hostname);
+            self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+            for sink in &mut self.sinks {
+                if let Err(e) = sink.emit(&alert) {
+                    self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("writing an alert to {}: {e}", sink.name());
+                }
+            }
+            let latency_us = now_wall_ns().saturating_sub(event.time_ns) / 1000;
+            if let Ok(mut l) = self.stats.alert_latency_us.lock()
+                && l.len() < 1_000_000
+            {
+                l.push(latency_us.min(u64::from(u32::MAX)) as u32);
+            }
+        }
+        self.matches.len()
+    }
+}
+
+/// Emits through a shared emitter; a poisoned lock (a panic elsewhere) does not stop alerts.
+pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
+    match shared.lock() {
+        Ok(mut e) => e.emit(event),
+        Err(poisoned) => poisoned.into_inner().emit(event),
+    }
+}
