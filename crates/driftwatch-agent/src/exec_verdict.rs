@@ -185,6 +185,7 @@ fn finding(subject: DriftSubject, j: Judged) -> DriftFinding {
         path: j.path,
         hash: j.hash,
         image_hash: j.image_hash,
+        detail: None,
     }
 }
 

@@ -141,6 +141,9 @@ pub struct DriftFinding {
     /// blake3 of the image's file at the same path (for `modified`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_hash: Option<String>,
+    /// What changed, in words (packages and versions, a setting and its value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[cfg(test)]

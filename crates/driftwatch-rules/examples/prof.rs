@@ -157,6 +157,7 @@ fn mix() -> Vec<Event> {
         path: "/tmp/xmrig".into(),
         hash: None,
         image_hash: None,
+        detail: None,
     };
     out.push(ev(EventKind::Execve, p, 0, None, Some(d)));
     out.push(ev(

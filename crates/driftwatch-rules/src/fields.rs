@@ -85,6 +85,7 @@ pub(crate) enum FieldId {
     DriftPath,
     DriftHash,
     DriftImageHash,
+    DriftDetail,
 }
 
 /// One row of the field table.
@@ -155,6 +156,7 @@ fields! {
     "drift.path", DriftPath, String, None, "The path, inside the container, of the file judged.";
     "drift.hash", DriftHash, String, None, "blake3 of the drifted file's content, when it could be read.";
     "drift.image_hash", DriftImageHash, String, None, "blake3 of the image's file at the same path (for `modified`).";
+    "drift.detail", DriftDetail, String, None, "What changed, in words: for package drift the packages added, removed and changed with their versions; for config drift the setting and its value.";
 }
 
 /// Looks a field up by name.
@@ -370,6 +372,7 @@ pub(crate) fn extract<'e>(f: &FieldRef, ev: &'e Event, scratch: &'e mut String) 
         FieldId::DriftPath => opt(drift.map(|d| d.path.as_str())),
         FieldId::DriftHash => opt(drift.and_then(|d| d.hash.as_deref())),
         FieldId::DriftImageHash => opt(drift.and_then(|d| d.image_hash.as_deref())),
+        FieldId::DriftDetail => opt(drift.and_then(|d| d.detail.as_deref())),
     }
 }
 

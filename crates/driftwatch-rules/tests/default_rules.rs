@@ -346,6 +346,7 @@ fn config_rules() {
         path: "/etc/nginx/nginx.conf".into(),
         hash: None,
         image_hash: None,
+        detail: None,
     });
     assert_eq!(
         fired(&rs, &e),
@@ -375,6 +376,7 @@ fn network_rules() {
         path: "tcp/4444".into(),
         hash: None,
         image_hash: None,
+        detail: None,
     });
     assert_eq!(fired(&rs, &l), ["Network drift detected in container"]);
     let enabled = load("- rule: Listening socket opened in container\n  enabled: true\n");

@@ -89,6 +89,7 @@ pub fn drifted_exec(exepath: &str, subject: DriftSubject, verdict: Verdict, path
         path: path.into(),
         hash: Some("b3:1234".into()),
         image_hash: None,
+        detail: None,
     });
     e
 }
