@@ -38,7 +38,8 @@ impl DriftKind {
     }
 }
 
-/// Which code of an exec a binary-drift verdict is about.
+/// What a finding is about: for binary drift, which code of an exec; for config drift,
+/// which setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftSubject {
@@ -50,6 +51,40 @@ pub enum DriftSubject {
     LoaderTarget,
     /// A library named by `LD_PRELOAD`.
     Preload,
+    // Config drift: the subject is the setting. On `execve` events, `env` is a variable of
+    // the exec's environment; on `container` events (create/start), every subject is a
+    // setting of the container's runtime configuration against its image's config and the
+    // engine's defaults. `path` names what the setting is about, `detail` says it in words.
+    /// An environment variable added or changed from the image's (`path`: its name). At exec,
+    /// only variables that change what code runs (`LD_PRELOAD`, `PYTHONPATH`, `PATH` into a
+    /// writable directory, ...).
+    Env,
+    /// `--privileged` (`path`: `privileged`).
+    Privileged,
+    /// A capability added to the engine's default set (`path`: `CAP_SYS_ADMIN`, ...).
+    CapAdd,
+    /// A host namespace shared (`path`: `network`, `pid`, `ipc`, `uts` or `userns`).
+    HostNamespace,
+    /// A host path that gives control of the host mounted in: the engine's socket, `/`,
+    /// `/proc`, `/sys`, `/var/run`, `/etc` (`path`: the mount point in the container).
+    SensitiveMount,
+    /// The root filesystem is writable: no `--read-only` (`path`: `/`).
+    WritableRootfs,
+    /// The container runs as root (`path`: the configured user, `root` when unset).
+    RootUser,
+    /// Seccomp filtering disabled: `seccomp=unconfined` (`path`: `seccomp`).
+    SeccompUnconfined,
+    /// AppArmor confinement disabled: `apparmor=unconfined` (`path`: `apparmor`).
+    ApparmorUnconfined,
+    /// A bind-mounted secret or configuration file written, created, removed or re-moded
+    /// while mounted (`path`: the file inside the container).
+    MountedFile,
+    /// File drift: a file of the container's filesystem or volumes created, written,
+    /// removed, renamed or re-moded (`path`: the file).
+    File,
+    /// Package drift: a package database changed; `detail` lists the packages added,
+    /// removed and changed against the image's database (`path`: the database).
+    PackageDb,
 }
 
 impl DriftSubject {
@@ -59,11 +94,48 @@ impl DriftSubject {
             DriftSubject::Script => "script",
             DriftSubject::LoaderTarget => "loader_target",
             DriftSubject::Preload => "preload",
+            DriftSubject::Env => "env",
+            DriftSubject::Privileged => "privileged",
+            DriftSubject::CapAdd => "cap_add",
+            DriftSubject::HostNamespace => "host_namespace",
+            DriftSubject::SensitiveMount => "sensitive_mount",
+            DriftSubject::WritableRootfs => "writable_rootfs",
+            DriftSubject::RootUser => "root_user",
+            DriftSubject::SeccompUnconfined => "seccomp_unconfined",
+            DriftSubject::ApparmorUnconfined => "apparmor_unconfined",
+            DriftSubject::MountedFile => "mounted_file",
+            DriftSubject::File => "file",
+            DriftSubject::PackageDb => "package_db",
         }
     }
+
+    pub const ALL: [DriftSubject; 16] = [
+        DriftSubject::Exe,
+        DriftSubject::Script,
+        DriftSubject::LoaderTarget,
+        DriftSubject::Preload,
+        DriftSubject::Env,
+        DriftSubject::Privileged,
+        DriftSubject::CapAdd,
+        DriftSubject::HostNamespace,
+        DriftSubject::SensitiveMount,
+        DriftSubject::WritableRootfs,
+        DriftSubject::RootUser,
+        DriftSubject::SeccompUnconfined,
+        DriftSubject::ApparmorUnconfined,
+        DriftSubject::MountedFile,
+        DriftSubject::File,
+        DriftSubject::PackageDb,
+    ];
 }
 
 /// Where a file's bytes came from, judged against the container's image.
+///
+/// Config findings reuse the same words: `added` (a variable, capability, mount or host
+/// namespace the image does not have), `modified` (a value changed from the image's, a
+/// mounted file written), `deleted` (a mounted file removed), `image` (a weak setting the
+/// container inherits unchanged from its image or the engine's defaults: root user, writable
+/// root filesystem).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -133,7 +205,9 @@ pub struct DriftFinding {
     pub kind: DriftKind,
     pub subject: DriftSubject,
     pub verdict: Verdict,
-    /// The path inside the container of the file judged.
+    /// The path inside the container of the file judged; for config findings, what the
+    /// setting names (a variable, a capability, a namespace, a mount point; see
+    /// [`DriftSubject`]).
     pub path: String,
     /// blake3 of the drifted file's content, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +235,16 @@ mod tests {
             drift,
             ["added", "modified", "memfd", "deleted", "tmpfs", "volume"]
         );
+    }
+
+    #[test]
+    fn subject_serde_names_match_as_str() {
+        for s in DriftSubject::ALL {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum EventKind {
     Listen,
     /// A socket connected out.
     Connect,
+    /// A container's configuration as its engine reports it, when it is created or started
+    /// (or first seen): carries config-drift findings. The process is the container's init.
+    Container,
 }
 
 impl EventKind {
@@ -43,10 +46,11 @@ impl EventKind {
             EventKind::Chown => "chown",
             EventKind::Listen => "listen",
             EventKind::Connect => "connect",
+            EventKind::Container => "container",
         }
     }
 
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Execve,
         EventKind::Open,
         EventKind::Creat,
@@ -56,6 +60,7 @@ impl EventKind {
         EventKind::Chown,
         EventKind::Listen,
         EventKind::Connect,
+        EventKind::Container,
     ];
 }
 

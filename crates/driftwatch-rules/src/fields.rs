@@ -108,7 +108,7 @@ macro_rules! fields {
 }
 
 fields! {
-    "evt.type", EvtType, String, None, "The event type: `execve`, `open`, `creat`, `unlink`, `rename`, `chmod`, `chown`, `listen` or `connect` (Falco's names; `evt.type in (execve, execveat)` works as in Falco).";
+    "evt.type", EvtType, String, None, "The event type: `execve`, `open`, `creat`, `unlink`, `rename`, `chmod`, `chown`, `listen`, `connect` or `container` (a container's configuration at create/start, carrying config-drift findings) (Falco's names; `evt.type in (execve, execveat)` works as in Falco).";
     "evt.dir", EvtDir, String, None, "The event direction. driftwatch only sees completed calls, so always `<` (exit).";
     "evt.time", EvtTime, Time, None, "When the event happened: nanoseconds since the epoch in comparisons and JSON, RFC 3339 in output text.";
     "evt.rawtime", EvtRawtime, Number, None, "When the event happened, nanoseconds since the epoch.";
@@ -151,9 +151,9 @@ fields! {
     "fd.typechar", FdTypechar, String, None, "The file's type as one character: `f` file, `d` directory, `l` symlink, ...";
     "fd.oldname", FdOldname, String, None, "For `rename`: the old path (driftwatch's own).";
     "drift.kind", DriftKind, String, None, "The kind of drift the agent found: `binary`, `file`, `package`, `config` or `network`. Missing when the event carries no drift finding.";
-    "drift.verdict", DriftVerdict, String, None, "Where the judged file came from: `image`, `copy_up` (not drift), `added`, `modified`, `memfd`, `deleted`, `tmpfs`, `volume` or `unknown`.";
-    "drift.subject", DriftSubject, String, None, "Which part of an exec the finding is about: `exe`, `script` (a script run by its shebang), `loader_target` (`ld.so /path`) or `preload` (`LD_PRELOAD`).";
-    "drift.path", DriftPath, String, None, "The path, inside the container, of the file judged.";
+    "drift.verdict", DriftVerdict, String, None, "Where the judged file came from: `image`, `copy_up` (not drift), `added`, `modified`, `memfd`, `deleted`, `tmpfs`, `volume` or `unknown`. For config drift: `added` (not in the image's config), `modified` (changed from the image's), `deleted`, or `image` (a weak setting inherited unchanged from the image or the engine's defaults).";
+    "drift.subject", DriftSubject, String, None, "Which part of an exec the finding is about: `exe`, `script` (a script run by its shebang), `loader_target` (`ld.so /path`) or `preload` (`LD_PRELOAD`). For config drift, the setting: `env` (a variable added or changed from the image's; at exec only code-loading ones), and on `container` events `privileged`, `cap_add`, `host_namespace`, `sensitive_mount`, `writable_rootfs`, `root_user`, `seccomp_unconfined`, `apparmor_unconfined`; `mounted_file` for a bind-mounted secret or config file changed.";
+    "drift.path", DriftPath, String, None, "The path, inside the container, of the file judged. For config drift, what the setting names: a variable, a capability (`CAP_SYS_ADMIN`), a namespace (`pid`), a mount point, a user.";
     "drift.hash", DriftHash, String, None, "blake3 of the drifted file's content, when it could be read.";
     "drift.image_hash", DriftImageHash, String, None, "blake3 of the image's file at the same path (for `modified`).";
     "drift.detail", DriftDetail, String, None, "What changed, in words: for package drift the packages added, removed and changed with their versions; for config drift the setting and its value.";
