@@ -16,7 +16,7 @@ mod overlay;
 pub mod packages;
 mod path;
 
-pub use classify::{ExecKind, FileClass};
+pub use classify::{ExecKind, FileClass, package_db_kind};
 pub use diff::{
     ChangeKind, Diff, DiffError, DiffOptions, DiffStats, DiffWarning, Differ, DockerChange,
     FileDiff, FileKind,
