@@ -93,4 +93,59 @@ struct dw_exec_event {
 	char data[DW_DATA_SIZE + DW_DATA_SLACK];
 };
 
+/* ---- Network (net.bpf.c) ------------------------------------------------------------ */
+/* keep in sync: crates/driftwatch-sensor/src/abi.rs:RawNetEvent */
+
+#define DW_EVENT_NET 2
+
+/* TCP states of interest (include/net/tcp_states.h). */
+#define DW_TCP_SYN_SENT 2
+#define DW_TCP_LISTEN 10
+
+#define DW_AF_INET 2
+#define DW_AF_INET6 10
+#define DW_IPPROTO_TCP 6
+
+enum dw_net_stat {
+	/* Events the ring buffer had no room for. */
+	DW_NET_STAT_LOST = 0,
+	/* Listen/connect events sent. */
+	DW_NET_STAT_SENT = 1,
+	/* Listen/connect of host processes, filtered out in the kernel. */
+	DW_NET_STAT_HOST_SKIPPED = 2,
+	/* Repeats of the same (cgroup, pid, state, address, port) within the dedupe window. */
+	DW_NET_STAT_DEDUPED = 3,
+	DW_NET_STAT_COUNT = 4,
+};
+
+/*
+ * A TCP socket of a (possibly) containerised process that started listening (state
+ * DW_TCP_LISTEN) or connecting out (DW_TCP_SYN_SENT), read at sock/inet_sock_set_state in
+ * the acting task's context. Addresses are in network byte order (IPv4 in the first 4
+ * bytes), ports in host byte order.
+ */
+struct dw_net_event {
+	__u32 type;            /* DW_EVENT_NET */
+	__u32 state;           /* the new TCP state */
+	__u64 boot_ns;         /* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id;       /* cgroup v2 id */
+	__u32 pid;             /* tgid, host view */
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 mnt_ns;
+	__u32 net_ns;
+	__u32 ns_pid;          /* pid inside its pid namespace */
+	__u16 family;          /* DW_AF_INET or DW_AF_INET6 */
+	__u16 protocol;        /* DW_IPPROTO_TCP */
+	__u16 sport;           /* local port (0 before an unbound connect picks one) */
+	__u16 dport;           /* remote port, 0 for a listener */
+	__u8 saddr[16];        /* local address */
+	__u8 daddr[16];        /* remote address, zero for a listener */
+	char comm[DW_COMM_LEN];
+	char cgroup[DW_CGROUP_NAME_LEN];
+	char cgroup_parent[DW_CGROUP_NAME_LEN];
+};
+
 #endif

@@ -128,3 +128,87 @@ mod tests {
         assert_eq!(HEADER_SIZE, offset_of!(Kernel, data));
     }
 }
+
+/// `struct dw_net_event` (keep in sync: bpf/include/driftwatch_abi.h).
+pub const DW_EVENT_NET: u32 = 2;
+pub const DW_TCP_SYN_SENT: u32 = 2;
+pub const DW_TCP_LISTEN: u32 = 10;
+pub const DW_AF_INET: u16 = 2;
+pub const DW_AF_INET6: u16 = 10;
+
+/// `enum dw_net_stat`: indexes of net.bpf.c's per-CPU `net_stats` map.
+pub const DW_NET_STAT_LOST: u32 = 0;
+pub const DW_NET_STAT_SENT: u32 = 1;
+pub const DW_NET_STAT_HOST_SKIPPED: u32 = 2;
+pub const DW_NET_STAT_DEDUPED: u32 = 3;
+pub const DW_NET_STAT_COUNT: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawNetEvent {
+    pub r#type: u32,
+    pub state: u32,
+    pub boot_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mnt_ns: u32,
+    pub net_ns: u32,
+    pub ns_pid: u32,
+    pub family: u16,
+    pub protocol: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub comm: [u8; DW_COMM_LEN],
+    pub cgroup: [u8; DW_CGROUP_NAME_LEN],
+    pub cgroup_parent: [u8; DW_CGROUP_NAME_LEN],
+}
+
+pub const NET_EVENT_SIZE: usize = std::mem::size_of::<RawNetEvent>();
+
+#[cfg(test)]
+mod net_tests {
+    use std::mem::offset_of;
+
+    use super::*;
+    use crate::net::skel::types::dw_net_event as Kernel;
+
+    /// "Structs must align" for the network record, against net.bpf.c's compiled BTF.
+    #[test]
+    fn net_event_matches_the_bpf_objects_layout() {
+        macro_rules! same {
+            ($($f:ident),*) => {$(
+                assert_eq!(offset_of!(RawNetEvent, $f), offset_of!(Kernel, $f), stringify!($f));
+            )*};
+        }
+        same!(
+            r#type,
+            state,
+            boot_ns,
+            cgroup_id,
+            pid,
+            tid,
+            ppid,
+            uid,
+            gid,
+            mnt_ns,
+            net_ns,
+            ns_pid,
+            family,
+            protocol,
+            sport,
+            dport,
+            saddr,
+            daddr,
+            comm,
+            cgroup,
+            cgroup_parent
+        );
+        assert_eq!(NET_EVENT_SIZE, std::mem::size_of::<Kernel>());
+    }
+}
