@@ -85,6 +85,11 @@ pub enum DriftSubject {
     /// Package drift: a package database changed; `detail` lists the packages added,
     /// removed and changed against the image's database (`path`: the database).
     PackageDb,
+    /// Network drift: a socket listening (`path`: `PORT/PROTO`, e.g. `8081/tcp`).
+    Listener,
+    /// Network drift: an outbound connection (`path`: `IP:PORT/PROTO`, e.g.
+    /// `10.0.0.5:5432/tcp`, `[::1]:53/udp`).
+    Outbound,
 }
 
 impl DriftSubject {
@@ -106,10 +111,12 @@ impl DriftSubject {
             DriftSubject::MountedFile => "mounted_file",
             DriftSubject::File => "file",
             DriftSubject::PackageDb => "package_db",
+            DriftSubject::Listener => "listener",
+            DriftSubject::Outbound => "outbound",
         }
     }
 
-    pub const ALL: [DriftSubject; 16] = [
+    pub const ALL: [DriftSubject; 18] = [
         DriftSubject::Exe,
         DriftSubject::Script,
         DriftSubject::LoaderTarget,
@@ -126,6 +133,8 @@ impl DriftSubject {
         DriftSubject::MountedFile,
         DriftSubject::File,
         DriftSubject::PackageDb,
+        DriftSubject::Listener,
+        DriftSubject::Outbound,
     ];
 }
 
@@ -158,6 +167,11 @@ pub enum Verdict {
     Volume,
     /// Could not be judged (the file vanished before it could be read, layers unknown).
     Unknown,
+    /// Network: listening on a port the image does not declare (`ExposedPorts`) and no
+    /// baseline allows.
+    UndeclaredPort,
+    /// Network: an outbound destination not in the image's learned baseline.
+    NewDestination,
 }
 
 impl Verdict {
@@ -172,6 +186,8 @@ impl Verdict {
             Verdict::Tmpfs => "tmpfs",
             Verdict::Volume => "volume",
             Verdict::Unknown => "unknown",
+            Verdict::UndeclaredPort => "undeclared_port",
+            Verdict::NewDestination => "new_destination",
         }
     }
 
@@ -180,7 +196,7 @@ impl Verdict {
         !matches!(self, Verdict::Image | Verdict::CopyUp | Verdict::Unknown)
     }
 
-    pub const ALL: [Verdict; 9] = [
+    pub const ALL: [Verdict; 11] = [
         Verdict::Image,
         Verdict::CopyUp,
         Verdict::Added,
@@ -190,6 +206,8 @@ impl Verdict {
         Verdict::Tmpfs,
         Verdict::Volume,
         Verdict::Unknown,
+        Verdict::UndeclaredPort,
+        Verdict::NewDestination,
     ];
 }
 
@@ -233,7 +251,16 @@ mod tests {
             .collect();
         assert_eq!(
             drift,
-            ["added", "modified", "memfd", "deleted", "tmpfs", "volume"]
+            [
+                "added",
+                "modified",
+                "memfd",
+                "deleted",
+                "tmpfs",
+                "volume",
+                "undeclared_port",
+                "new_destination"
+            ]
         );
     }
 
