@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, EventMessage, EventMessageTypeEnum, ImageInspect};
+use bollard::models::{
+    ContainerInspectResponse, EventMessage, EventMessageTypeEnum, HostConfig, ImageInspect,
+    MountPoint,
+};
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
 use driftwatch_model::{
     ContainerId, ContainerMeta, Engine, ImageRef, KubernetesMeta, OverlayLayers,
@@ -17,6 +20,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use tokio::sync::Mutex;
 
+use crate::runtime_config::{ImageConfig, MountSpec, RuntimeConfig};
 use crate::source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError};
 
 /// Where and how to reach the engine.
@@ -63,11 +67,13 @@ struct Inner {
     images: std::sync::Mutex<HashMap<String, (Instant, ImageInfo)>>,
 }
 
-/// What a record needs from the image: its repository digests and tags.
+/// What a record needs from the image: its repository digests and tags, and its config's
+/// environment and user (for config drift).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct ImageInfo {
     repo_digests: Vec<String>,
     repo_tags: Vec<String>,
+    config: ImageConfig,
 }
 
 const MAX_CACHED_IMAGES: usize = 1024;
@@ -424,9 +430,51 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn image_info(img: ImageInspect) -> ImageInfo {
+    let config = img.config.unwrap_or_default();
     ImageInfo {
         repo_digests: img.repo_digests.unwrap_or_default(),
         repo_tags: img.repo_tags.unwrap_or_default(),
+        config: ImageConfig {
+            env: config.env.unwrap_or_default(),
+            user: config.user.unwrap_or_default(),
+        },
+    }
+}
+
+/// Privileges, namespaces, mounts, user and security options from `docker inspect`, with the
+/// image's config (pure).
+fn runtime_config(
+    host: Option<HostConfig>,
+    mounts: Option<Vec<MountPoint>>,
+    user: Option<String>,
+    image: Option<&ImageInfo>,
+) -> RuntimeConfig {
+    let h = host.unwrap_or_default();
+    RuntimeConfig {
+        privileged: h.privileged.unwrap_or(false),
+        cap_add: h.cap_add.unwrap_or_default(),
+        cap_drop: h.cap_drop.unwrap_or_default(),
+        network_mode: h.network_mode.unwrap_or_default(),
+        pid_mode: h.pid_mode.unwrap_or_default(),
+        ipc_mode: h.ipc_mode.unwrap_or_default(),
+        uts_mode: h.uts_mode.unwrap_or_default(),
+        userns_mode: h.userns_mode.unwrap_or_default(),
+        mounts: mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                Some(MountSpec {
+                    kind: m.typ.unwrap_or_default(),
+                    source: PathBuf::from(m.source.filter(|s| !s.is_empty())?),
+                    destination: PathBuf::from(m.destination.filter(|s| !s.is_empty())?),
+                    rw: m.rw.unwrap_or(true),
+                })
+            })
+            .collect(),
+        readonly_rootfs: h.readonly_rootfs.unwrap_or(false),
+        user: user.unwrap_or_default(),
+        security_opt: h.security_opt.unwrap_or_default(),
+        image: image.map(|i| i.config.clone()),
     }
 }
 
@@ -468,6 +516,7 @@ fn record_from_inspect(
         .collect();
     let mut exposed_ports = config.exposed_ports.unwrap_or_default();
     exposed_ports.sort();
+    let runtime_config = runtime_config(c.host_config, c.mounts, config.user, image);
 
     Ok(ContainerRecord {
         meta: ContainerMeta {
@@ -496,6 +545,7 @@ fn record_from_inspect(
         started_at_ns: state.started_at.as_deref().and_then(parse_rfc3339_ns),
         env: config.env.unwrap_or_default(),
         exposed_ports,
+        runtime_config,
     })
 }
 
@@ -614,6 +664,7 @@ mod tests {
                 "driftwatch-test/busybox@sha256:2222".into(),
             ],
             repo_tags: vec!["driftwatch-test/busybox:1".into()],
+            ..ImageInfo::default()
         };
         let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
         assert_eq!(r.meta.id.as_str(), ID);
@@ -651,10 +702,54 @@ mod tests {
     }
 
     #[test]
+    fn runtime_config_from_docker_inspect() {
+        // As dockerd 20.10 answers for `docker run --cap-add SYS_ADMIN --pid host --user 0
+        // -v /var/run/docker.sock:/var/run/docker.sock -v /srv/cfg:/etc/app:ro
+        // --security-opt seccomp=unconfined`.
+        let mut v = inspect_json();
+        v["HostConfig"] = serde_json::json!({
+            "Binds": ["/var/run/docker.sock:/var/run/docker.sock", "/srv/cfg:/etc/app:ro"],
+            "NetworkMode": "none", "CapAdd": ["CAP_SYS_ADMIN"], "CapDrop": null,
+            "IpcMode": "private", "PidMode": "host", "Privileged": false,
+            "ReadonlyRootfs": false, "SecurityOpt": ["seccomp=unconfined"],
+            "UTSMode": "", "UsernsMode": ""});
+        v["Mounts"] = serde_json::json!([
+            {"Type": "bind", "Source": "/var/run/docker.sock",
+             "Destination": "/var/run/docker.sock", "Mode": "", "RW": true,
+             "Propagation": "rprivate"},
+            {"Type": "bind", "Source": "/srv/cfg", "Destination": "/etc/app", "Mode": "ro",
+             "RW": false, "Propagation": "rprivate"}]);
+        v["Config"]["User"] = "0".into();
+        let image = ImageInfo {
+            config: ImageConfig {
+                env: vec!["PATH=/bin".into()],
+                user: "app".into(),
+            },
+            ..ImageInfo::default()
+        };
+        let r = record_from_inspect(Engine::Docker, parse(v), Some(&image)).unwrap();
+        let c = &r.runtime_config;
+        assert!(!c.privileged && !c.readonly_rootfs);
+        assert_eq!(c.added_capabilities(), ["CAP_SYS_ADMIN"]);
+        assert_eq!(c.host_namespaces(), ["pid"]);
+        assert_eq!(c.user, "0");
+        assert_eq!(c.security_opt("seccomp"), Some("unconfined"));
+        assert_eq!(c.mounts.len(), 2);
+        assert_eq!(c.mounts[0].source, PathBuf::from("/var/run/docker.sock"));
+        assert_eq!(c.mounts[0].kind, "bind");
+        assert!(c.mounts[0].rw && !c.mounts[1].rw);
+        assert_eq!(c.image.as_ref(), Some(&image.config));
+        // No HostConfig, no image: engine defaults, image unknown.
+        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), None).unwrap();
+        assert_eq!(r.runtime_config, RuntimeConfig::default());
+    }
+
+    #[test]
     fn offline_image_digest_falls_back_to_image_id() {
         let image = ImageInfo {
             repo_digests: vec![],
             repo_tags: vec!["driftwatch-test/busybox:1".into()],
+            ..ImageInfo::default()
         };
         let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
         assert_eq!(r.meta.image.digest, r.meta.image.id);
@@ -680,6 +775,7 @@ mod tests {
         let info = ImageInfo {
             repo_digests: vec!["app@sha256:9999".into()],
             repo_tags: vec!["app:2".into()],
+            ..ImageInfo::default()
         };
         let id = "sha256:134445d2e83d3385aa5ae2562ac9f3fe4b90e13169aeceddf86a30241eca8327";
         let by = |configured: &str| image_reference(configured, Some(id), Some(&info));

@@ -4,6 +4,8 @@
 //! - [`mountinfo`]: a process's mounts, the mount a path lives on, the root overlay's layers.
 //! - [`source`]: the [`EngineSource`] trait the agent talks to, so it never assumes Docker.
 //! - [`docker`]: Docker (and podman's compatible API) behind that trait, via bollard.
+//! - [`runtime_config`]: a container's privileges, namespaces, mounts and user, and its
+//!   image's config, as engines report them (data for config-drift checks).
 //!
 //! `cgroup` and `mountinfo` are pure: they parse text handed to them and do no I/O, so they
 //! test without root.
@@ -11,6 +13,7 @@
 pub mod cgroup;
 pub mod docker;
 pub mod mountinfo;
+pub mod runtime_config;
 pub mod source;
 
 pub use cgroup::{
@@ -22,4 +25,5 @@ pub use mountinfo::{
     Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, overlay_layers,
     parse_mountinfo, resolve_layer_paths,
 };
+pub use runtime_config::{ImageConfig, MountSpec, RuntimeConfig};
 pub use source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, wait_for_socket};

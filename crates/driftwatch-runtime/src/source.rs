@@ -23,6 +23,8 @@ pub struct ContainerRecord {
     pub env: Vec<String>,
     /// `80/tcp`, ..., sorted.
     pub exposed_ports: Vec<String>,
+    /// Privileges, namespaces, mounts, user, security options, and the image's own config.
+    pub runtime_config: crate::RuntimeConfig,
 }
 
 /// A lifecycle event from an engine, or a notice about the link to it.
