@@ -111,6 +111,7 @@ pub struct Target {
     pub layers_from: String,
     /// Why the engine did not answer, when it did not.
     pub engine_problem: Option<String>,
+    docker_socket: PathBuf,
 }
 
 /// What the engine said about a name or id.
@@ -208,6 +209,7 @@ impl Target {
             layers,
             layers_from,
             engine_problem,
+            docker_socket: docker_socket.to_path_buf(),
         })
     }
 
@@ -254,14 +256,47 @@ impl Target {
         if shown.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
             eprint!("\r\x1b[K");
         }
-        result.map_err(|e| match e {
+        let diff = result.map_err(|e| match e {
             DiffError::LayerVanished { host } => anyhow!(
                 "container {}: layer directory {} vanished during the diff (container removed?)",
                 self.label(),
                 host.display()
             ),
             DiffError::Io(e) => anyhow!("container {}: {e}", self.label()),
-        })
+        })?;
+        self.check_still_there()?;
+        Ok(diff)
+    }
+
+    /// A container removed while its layer was read leaves a walk that met empty
+    /// directories, not errors: ask again once done. Docker marks a container `removing`
+    /// before it deletes the layer, so a removal that began during the walk shows here.
+    fn check_still_there(&self) -> anyhow::Result<()> {
+        let vanished = || {
+            anyhow!(
+                "container {}: removed during the diff (layer directory {} is going away); the result would be incomplete",
+                self.label(),
+                self.layers.upper.display()
+            )
+        };
+        if std::fs::symlink_metadata(&self.layers.upper).is_err() {
+            return Err(vanished());
+        }
+        if self.raw_inspect.is_none() {
+            return Ok(());
+        }
+        match engine_lookup(self.id.as_str(), &self.docker_socket) {
+            EngineLookup::NotFound => Err(vanished()),
+            EngineLookup::Found { raw, .. } => {
+                use bollard::models::ContainerStateStatusEnum as S;
+                match raw.state.and_then(|s| s.status) {
+                    Some(S::REMOVING | S::DEAD) => Err(vanished()),
+                    _ => Ok(()),
+                }
+            }
+            // The engine went away meanwhile: the layer directory is still there.
+            EngineLookup::Unavailable(_) => Ok(()),
+        }
     }
 }
 

@@ -274,8 +274,14 @@ pub fn verify(path: &Path) -> anyhow::Result<Verification> {
                 break;
             }
         };
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        // Tolerate a bundle unpacked and repacked with tar(1): `./` prefixes and
+        // directory entries carry no evidence.
+        let name = raw.strip_prefix("./").unwrap_or(&raw).to_string();
         last = name.clone();
+        if entry.header().entry_type() == tar::EntryType::Directory {
+            continue;
+        }
         if entry.header().entry_type() != tar::EntryType::Regular {
             v.problems
                 .push(format!("{name}: not a regular file in the bundle"));

@@ -251,3 +251,25 @@ pub fn has_tag(alert: &serde_json::Value, tag: &str) -> bool {
         .as_array()
         .is_some_and(|t| t.iter().any(|x| x == tag))
 }
+
+/// True when every command-line tool in `tools` runs (`TOOL --version`). Otherwise prints
+/// why and returns false, or panics in CI, like [`require`].
+pub fn require_tools(tools: &[&str]) -> bool {
+    for t in tools {
+        let ok = Command::new(t)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let why = format!("needs the {t} command");
+            if in_ci() {
+                panic!("requirement missing in CI: {why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return false;
+        }
+    }
+    true
+}
