@@ -32,6 +32,12 @@ pub struct ContainerEntry {
     pub fs: ContainerFs,
     /// uid → user name, from the container's /etc/passwd.
     pub users: HashMap<u32, String>,
+    /// The ports its config declares (`8080/tcp`: the image's `ExposedPorts` plus
+    /// `--expose`), from the engine; empty when the engine did not answer.
+    pub exposed_ports: Vec<String>,
+    /// A process of the container (its init, or the one that made it known), for reading
+    /// per-container /proc state such as its network namespace's sockets.
+    pub pid: Option<u32>,
     /// When the engine said it was destroyed (kept a while for late events).
     destroyed_at: Option<Instant>,
     /// Whether the engine answered for it; if not, asking again is allowed after a pause.
@@ -130,6 +136,19 @@ impl ContainerRegistry {
         self.entries.read().ok()?.get(id).cloned()
     }
 
+    /// Every known container that has not been destroyed.
+    pub fn live_entries(&self) -> Vec<Arc<ContainerEntry>> {
+        self.entries
+            .read()
+            .map(|e| {
+                e.values()
+                    .filter(|c| c.destroyed_at.is_none())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// All known containers' metadata.
     pub fn list(&self) -> Vec<Arc<ContainerMeta>> {
         self.entries
@@ -155,13 +174,15 @@ impl ContainerRegistry {
             if !stale_unknown {
                 // Known from the engine, but its mounts were not readable yet: try this pid.
                 if let Some(mounts) = read_mounts(pid) {
-                    let entry = Arc::new(self.build(
+                    let mut rebuilt = self.build(
                         e.meta.clone(),
                         e.fs.layers.clone(),
                         Some(mounts),
                         Some(pid),
                         e.from_engine,
-                    ));
+                    );
+                    rebuilt.exposed_ports = e.exposed_ports.clone();
+                    let entry = Arc::new(rebuilt);
                     self.insert(id.clone(), entry.clone());
                     return entry;
                 }
@@ -221,6 +242,8 @@ impl ContainerRegistry {
             meta,
             fs: ContainerFs { layers, mounts },
             users,
+            exposed_ports: Vec::new(),
+            pid,
             destroyed_at: None,
             from_engine,
             fetched_at: Instant::now(),
@@ -234,7 +257,9 @@ impl ContainerRegistry {
         let mounts = pid
             .and_then(read_mounts)
             .or_else(|| r.pid.and_then(read_mounts));
-        self.build(Arc::new(r.meta), r.layers, mounts, pid, true)
+        let mut entry = self.build(Arc::new(r.meta), r.layers, mounts, pid, true);
+        entry.exposed_ports = r.exposed_ports;
+        entry
     }
 
     fn refresh_from_engine(&self, record: ContainerRecord) {
@@ -250,6 +275,8 @@ impl ContainerRegistry {
                     meta: e.meta.clone(),
                     fs: e.fs.clone(),
                     users: e.users.clone(),
+                    exposed_ports: e.exposed_ports.clone(),
+                    pid: None,
                     destroyed_at: Some(Instant::now()),
                     from_engine: e.from_engine,
                     fetched_at: e.fetched_at,
