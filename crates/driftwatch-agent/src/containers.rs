@@ -38,6 +38,8 @@ pub struct ContainerEntry {
     /// A process of the container (its init, or the one that made it known), for reading
     /// per-container /proc state such as its network namespace's sockets.
     pub pid: Option<u32>,
+    /// The engine's record it was built from (`None` when no engine answered).
+    pub record: Option<Arc<ContainerRecord>>,
     /// When the engine said it was destroyed (kept a while for late events).
     destroyed_at: Option<Instant>,
     /// Whether the engine answered for it; if not, asking again is allowed after a pause.
@@ -55,6 +57,14 @@ impl ContainerEntry {
     }
 }
 
+/// Told about every engine record the registry takes in (create, start, listing, on-demand
+/// inspects) and about containers that stop. Called on the engine thread or the sensor's:
+/// keep it short.
+pub trait RecordObserver: Send + Sync {
+    fn record_seen(&self, entry: &Arc<ContainerEntry>);
+    fn stopped(&self, id: &ContainerId);
+}
+
 #[derive(Debug, Default)]
 pub struct RegistryStats {
     pub inspects: AtomicU64,
@@ -69,6 +79,7 @@ pub struct ContainerRegistry {
     pub stats: RegistryStats,
     /// How long a destroyed container's entry is kept.
     linger: Duration,
+    observers: RwLock<Vec<Arc<dyn RecordObserver>>>,
 }
 
 /// Docker's overlay2 home, for layer paths it writes relative to it.
@@ -121,6 +132,29 @@ impl ContainerRegistry {
             runtime,
             stats: RegistryStats::default(),
             linger: Duration::from_secs(600),
+            observers: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Adds an observer of engine records; add it before [`ContainerRegistry::watch`] runs
+    /// to see the containers already running.
+    pub fn observe(&self, observer: Arc<dyn RecordObserver>) {
+        if let Ok(mut o) = self.observers.write() {
+            o.push(observer);
+        }
+    }
+
+    fn notify_record(&self, entry: &Arc<ContainerEntry>) {
+        let observers = self.observers.read().map(|o| o.clone()).unwrap_or_default();
+        for o in observers {
+            o.record_seen(entry);
+        }
+    }
+
+    fn notify_stopped(&self, id: &ContainerId) {
+        let observers = self.observers.read().map(|o| o.clone()).unwrap_or_default();
+        for o in observers {
+            o.stopped(id);
         }
     }
 
@@ -182,6 +216,7 @@ impl ContainerRegistry {
                         e.from_engine,
                     );
                     rebuilt.exposed_ports = e.exposed_ports.clone();
+                    rebuilt.record = e.record.clone();
                     let entry = Arc::new(rebuilt);
                     self.insert(id.clone(), entry.clone());
                     return entry;
@@ -191,7 +226,11 @@ impl ContainerRegistry {
         }
         let record = self.inspect_blocking(id);
         let entry = match record {
-            Some(r) => Arc::new(self.entry_from_record(r, Some(pid))),
+            Some(r) => {
+                let entry = Arc::new(self.entry_from_record(r, Some(pid)));
+                self.notify_record(&entry);
+                entry
+            }
             None => {
                 let mut meta = ContainerMeta::unknown(id.clone());
                 meta.engine = engine_hint.unwrap_or(Engine::Unknown);
@@ -244,6 +283,7 @@ impl ContainerRegistry {
             users,
             exposed_ports: Vec::new(),
             pid,
+            record: None,
             destroyed_at: None,
             from_engine,
             fetched_at: Instant::now(),
@@ -257,15 +297,23 @@ impl ContainerRegistry {
         let mounts = pid
             .and_then(read_mounts)
             .or_else(|| r.pid.and_then(read_mounts));
-        let mut entry = self.build(Arc::new(r.meta), r.layers, mounts, pid, true);
-        entry.exposed_ports = r.exposed_ports;
+        let mut entry = self.build(
+            Arc::new(r.meta.clone()),
+            r.layers.clone(),
+            mounts,
+            pid,
+            true,
+        );
+        entry.exposed_ports = r.exposed_ports.clone();
+        entry.record = Some(Arc::new(r));
         entry
     }
 
     fn refresh_from_engine(&self, record: ContainerRecord) {
         let id = record.meta.id.clone();
         let entry = Arc::new(self.entry_from_record(record, None));
-        self.insert(id, entry);
+        self.insert(id, entry.clone());
+        self.notify_record(&entry);
     }
 
     fn mark_destroyed(&self, id: &ContainerId) {
@@ -277,6 +325,7 @@ impl ContainerRegistry {
                     users: e.users.clone(),
                     exposed_ports: e.exposed_ports.clone(),
                     pid: None,
+                    record: e.record.clone(),
                     destroyed_at: Some(Instant::now()),
                     from_engine: e.from_engine,
                     fetched_at: e.fetched_at,
@@ -338,8 +387,11 @@ impl ContainerRegistry {
                         Err(e) => tracing::debug!("inspecting new container {}: {e}", id.short()),
                     }
                 }
-                EngineEvent::Died(_) => {}
-                EngineEvent::Destroyed(id) => self.mark_destroyed(&id),
+                EngineEvent::Died(id) => self.notify_stopped(&id),
+                EngineEvent::Destroyed(id) => {
+                    self.notify_stopped(&id);
+                    self.mark_destroyed(&id);
+                }
                 EngineEvent::Disconnected { reason } => {
                     self.stats
                         .engine_disconnects
