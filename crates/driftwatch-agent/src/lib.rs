@@ -1,16 +1,23 @@
 //! The agent: sensors feed exec records; each is tied to its container, judged against the
 //! container's image, turned into an event, run through the rules, and alerted on.
 
+mod baseline;
 mod containers;
 mod emitter;
 mod exec_verdict;
+mod net_drift;
 mod outputs;
 mod pipeline;
 mod proctable;
 
+pub use baseline::{
+    BaselineError, BaselineFile, BaselineStore, DEFAULT_BASELINE_FILE, DEFAULT_LEARNING_WINDOW,
+    ImageBaseline,
+};
 pub use containers::{ContainerFs, ContainerRegistry, RegistryStats};
 pub use emitter::{Emitter, SharedEmitter, emit};
 pub use exec_verdict::{ExecAnalysis, analyze_exec, loader_target};
+pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};
 pub use outputs::{AlertSink, JsonFileSink, StdoutSink};
 pub use pipeline::{Agent, AgentConfig, AgentStats};
 pub use proctable::{ProcInfo, ProcTable};

@@ -37,6 +37,10 @@ pub struct AgentConfig {
     pub docker: Option<DockerConfig>,
     pub hostname: String,
     pub ring_bytes: u32,
+    /// Network baselines file (`None`: in memory only).
+    pub baseline_file: Option<PathBuf>,
+    /// How long each image learns its network baseline after its first container is seen.
+    pub learning_window: Duration,
 }
 
 impl Default for AgentConfig {
@@ -49,6 +53,8 @@ impl Default for AgentConfig {
             docker: Some(DockerConfig::default()),
             hostname: hostname(),
             ring_bytes: 16 * 1024 * 1024,
+            baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
+            learning_window: crate::baseline::DEFAULT_LEARNING_WINDOW,
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct Agent {
     emitter: SharedEmitter,
     /// Processes seen at exec, for the acting process of other sensors' events.
     procs: Arc<Mutex<ProcTable>>,
+    /// Network drift: TCP sensor, UDP scan, baselines.
+    net: Option<crate::net_drift::NetDriftRuntime>,
 }
 
 struct Worker {
@@ -184,8 +192,19 @@ impl Agent {
             move |rec| worker.handle(rec),
         )
         .context("starting the exec sensor")?;
+        let net = crate::net_drift::NetDriftRuntime::start(
+            &crate::net_drift::NetDriftConfig {
+                baseline_file: config.baseline_file.clone(),
+                learning_window: config.learning_window,
+                scan_interval: Duration::from_secs(2),
+            },
+            registry.clone(),
+            procs.clone(),
+            emitter.clone(),
+        )?;
         Ok(Agent {
             sensor: Some(sensor),
+            net: Some(net),
             stats,
             runtime: Some(runtime),
             registry,
@@ -196,6 +215,11 @@ impl Agent {
 
     pub fn stats(&self) -> &Arc<AgentStats> {
         &self.stats
+    }
+
+    /// The network side (its sensor's and its own counters).
+    pub fn net_drift(&self) -> Option<&crate::net_drift::NetDriftRuntime> {
+        self.net.as_ref()
     }
 
     pub fn sensor_stats(&self) -> Option<&Arc<SensorStats>> {
@@ -228,6 +252,7 @@ impl Agent {
     fn stop_all(&mut self) {
         // The sensor drains its ring buffer before it stops.
         drop(self.sensor.take());
+        drop(self.net.take());
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_millis(200));
         }

@@ -1,0 +1,540 @@
+//! Per-image network baselines: the listeners and outbound destinations an image's containers
+//! showed during a learning window, enforced afterwards, persisted as JSON across restarts
+//! and exchanged between hosts (`driftwatch baseline export|import`).
+//!
+//! The file (`/var/lib/driftwatch/baselines.json` by default) is one object:
+//! ```json
+//! {"version": 1, "images": {"sha256:…": {"image": "app:1", "first_seen": 1764337015,
+//!   "learn_until": 1764337315, "listeners": ["9090/tcp"],
+//!   "destinations": ["10.0.0.5:5432/tcp", "[::1]:53/udp"]}}}
+//! ```
+//! Images are keyed by image id (the config digest, the same on every host that pulled the
+//! image), or `repository:tag` when the engine gave no id. Times are Unix seconds; an image
+//! whose `learn_until` has passed is enforced. Writes are atomic (temporary file + rename).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+pub const BASELINE_VERSION: u32 = 1;
+pub const DEFAULT_BASELINE_FILE: &str = "/var/lib/driftwatch/baselines.json";
+pub const DEFAULT_LEARNING_WINDOW: Duration = Duration::from_secs(300);
+
+/// The whole baseline file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineFile {
+    pub version: u32,
+    #[serde(default)]
+    pub images: BTreeMap<String, ImageBaseline>,
+}
+
+impl Default for BaselineFile {
+    fn default() -> Self {
+        BaselineFile {
+            version: BASELINE_VERSION,
+            images: BTreeMap::new(),
+        }
+    }
+}
+
+/// What one image's containers are known to do on the network.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageBaseline {
+    /// `repository:tag`, for people reading the file.
+    #[serde(default)]
+    pub image: String,
+    /// When the first container of the image was seen (Unix seconds).
+    #[serde(default)]
+    pub first_seen: u64,
+    /// Learning ends at this time (Unix seconds); from then on, anything new is drift.
+    #[serde(default)]
+    pub learn_until: u64,
+    /// Listening ports beyond the declared ones: `PORT/PROTO`.
+    #[serde(default)]
+    pub listeners: BTreeSet<String>,
+    /// Outbound destinations: `IP:PORT/PROTO` (`[IPv6]:PORT/PROTO`).
+    #[serde(default)]
+    pub destinations: BTreeSet<String>,
+}
+
+impl ImageBaseline {
+    pub fn learning(&self, now: u64) -> bool {
+        now < self.learn_until
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("reading baseline file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("baseline file {path}:{line}:{column}: {msg}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
+    #[error(
+        "baseline file {path}: version {found} is not supported (this driftwatch reads version {BASELINE_VERSION})"
+    )]
+    Version { path: PathBuf, found: u32 },
+    #[error("baseline file {path}: {} invalid entr{}:\n  {}", problems.len(), if problems.len() == 1 { "y" } else { "ies" }, problems.join("\n  "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    #[error("writing baseline file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `8081/tcp`.
+pub fn listener_key(port: u16, proto: &str) -> String {
+    format!("{port}/{proto}")
+}
+
+/// `10.0.0.5:5432/tcp`, `[::1]:53/udp`.
+pub fn destination_key(ip: IpAddr, port: u16, proto: &str) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}:{port}/{proto}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}/{proto}"),
+    }
+}
+
+fn check_proto(p: &str) -> Result<(), String> {
+    match p {
+        "tcp" | "udp" => Ok(()),
+        _ => Err(format!("protocol `{p}` is neither tcp nor udp")),
+    }
+}
+
+fn check_listener(s: &str) -> Result<(), String> {
+    let (port, proto) = s
+        .split_once('/')
+        .ok_or("expected PORT/PROTO, e.g. 8080/tcp")?;
+    port.parse::<u16>()
+        .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
+    check_proto(proto)
+}
+
+fn check_destination(s: &str) -> Result<(), String> {
+    let (addr, proto) = s
+        .rsplit_once('/')
+        .ok_or("expected IP:PORT/PROTO, e.g. 10.0.0.5:5432/tcp or [::1]:53/udp")?;
+    check_proto(proto)?;
+    addr.parse::<std::net::SocketAddr>()
+        .map_err(|_| format!("`{addr}` is not IP:PORT ([IPv6]:PORT for IPv6)"))?;
+    Ok(())
+}
+
+impl BaselineFile {
+    /// Parses and validates a baseline file's text; `path` names it in errors. Every invalid
+    /// entry is reported, not only the first.
+    pub fn parse(text: &str, path: &Path) -> Result<BaselineFile, BaselineError> {
+        let file: BaselineFile = serde_json::from_str(text).map_err(|e| BaselineError::Parse {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            msg: e.to_string(),
+        })?;
+        if file.version != BASELINE_VERSION {
+            return Err(BaselineError::Version {
+                path: path.to_path_buf(),
+                found: file.version,
+            });
+        }
+        let mut problems = Vec::new();
+        for (key, img) in &file.images {
+            if key.is_empty() {
+                problems.push("an image with an empty key".to_string());
+            }
+            for l in &img.listeners {
+                if let Err(why) = check_listener(l) {
+                    problems.push(format!("image {key}: listener `{l}`: {why}"));
+                }
+            }
+            for d in &img.destinations {
+                if let Err(why) = check_destination(d) {
+                    problems.push(format!("image {key}: destination `{d}`: {why}"));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(BaselineError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(file)
+    }
+
+    /// Reads a baseline file; a missing file is an empty baseline.
+    pub fn load(path: &Path) -> Result<BaselineFile, BaselineError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => BaselineFile::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BaselineFile::default()),
+            Err(source) => Err(BaselineError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Writes atomically: a temporary file in the same directory, fsync, rename. Creates the
+    /// directory when missing.
+    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
+        let err = |source| BaselineError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let name = path
+            .file_name()
+            .map_or_else(|| "baselines.json".into(), |n| n.to_string_lossy());
+        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(self.to_json().as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })
+    }
+
+    /// Merges `other` in (imported entries are enforced from `now`: their learning is over,
+    /// whatever their own window said). With `replace`, an imported image's entry replaces
+    /// the existing one instead of adding to it. Returns how many images were imported.
+    pub fn import(&mut self, other: BaselineFile, now: u64, replace: bool) -> usize {
+        let n = other.images.len();
+        for (key, mut img) in other.images {
+            img.learn_until = img.learn_until.min(now);
+            match self.images.get_mut(&key) {
+                Some(mine) if !replace => {
+                    mine.listeners.extend(img.listeners);
+                    mine.destinations.extend(img.destinations);
+                    mine.learn_until = mine.learn_until.min(now);
+                    if mine.image.is_empty() {
+                        mine.image = img.image;
+                    }
+                }
+                _ => {
+                    self.images.insert(key, img);
+                }
+            }
+        }
+        n
+    }
+}
+
+/// What the baseline says about one observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Declared by the image or already in the baseline.
+    Known,
+    /// New, and recorded: the image is still learning.
+    Learned,
+    /// New, not allowed: drift. `learned` says whether it was recorded anyway (an undeclared
+    /// listener during learning is drift and becomes baseline).
+    Drift { learned: bool },
+}
+
+/// The agent's live baselines: a [`BaselineFile`] plus where it persists and the window.
+pub struct BaselineStore {
+    path: Option<PathBuf>,
+    data: BaselineFile,
+    window: Duration,
+    dirty: bool,
+}
+
+impl BaselineStore {
+    /// Opens the store at `path` (`None`: in memory only), reading what is there.
+    pub fn open(path: Option<PathBuf>, window: Duration) -> Result<BaselineStore, BaselineError> {
+        let data = match &path {
+            Some(p) => BaselineFile::load(p)?,
+            None => BaselineFile::default(),
+        };
+        Ok(BaselineStore {
+            path,
+            data,
+            window,
+            dirty: false,
+        })
+    }
+
+    pub fn data(&self) -> &BaselineFile {
+        &self.data
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The image's baseline, starting its learning window now when it is new.
+    pub fn image(&mut self, key: &str, name: &str, now: u64) -> &mut ImageBaseline {
+        if !self.data.images.contains_key(key) {
+            self.dirty = true;
+            self.data.images.insert(
+                key.to_string(),
+                ImageBaseline {
+                    image: name.to_string(),
+                    first_seen: now,
+                    learn_until: now.saturating_add(self.window.as_secs()),
+                    ..ImageBaseline::default()
+                },
+            );
+        }
+        self.data.images.get_mut(key).expect("inserted above")
+    }
+
+    /// A listener on `item` (`PORT/PROTO`): the declared ones are known; an undeclared one not
+    /// in the baseline is drift from the first second, and learned while the image learns.
+    pub fn observe_listener(
+        &mut self,
+        key: &str,
+        name: &str,
+        item: &str,
+        declared: bool,
+        now: u64,
+    ) -> Decision {
+        if declared {
+            return Decision::Known;
+        }
+        let img = self.image(key, name, now);
+        if img.listeners.contains(item) {
+            return Decision::Known;
+        }
+        if img.learning(now) {
+            img.listeners.insert(item.to_string());
+            self.dirty = true;
+            return Decision::Drift { learned: true };
+        }
+        Decision::Drift { learned: false }
+    }
+
+    /// An outbound destination `item` (`IP:PORT/PROTO`): learned during the window, drift
+    /// afterwards when not in the baseline.
+    pub fn observe_destination(&mut self, key: &str, name: &str, item: &str, now: u64) -> Decision {
+        let img = self.image(key, name, now);
+        if img.destinations.contains(item) {
+            return Decision::Known;
+        }
+        if img.learning(now) {
+            img.destinations.insert(item.to_string());
+            self.dirty = true;
+            return Decision::Learned;
+        }
+        Decision::Drift { learned: false }
+    }
+
+    /// Writes the file if anything changed since the last write.
+    pub fn flush(&mut self) -> Result<(), BaselineError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        if let Some(p) = &self.path {
+            self.data.save(p)?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IMG: &str = "sha256:aaaa";
+
+    fn store(window: u64) -> BaselineStore {
+        BaselineStore::open(None, Duration::from_secs(window)).unwrap()
+    }
+
+    #[test]
+    fn destinations_are_learned_during_the_window_and_drift_after() {
+        let mut s = store(300);
+        let t0 = 1_000;
+        assert_eq!(
+            s.observe_destination(IMG, "app:1", "10.0.0.5:5432/tcp", t0),
+            Decision::Learned
+        );
+        assert_eq!(
+            s.observe_destination(IMG, "app:1", "10.0.0.5:5432/tcp", t0 + 10),
+            Decision::Known
+        );
+        // The window is the image's, started by its first container: 300 s after t0.
+        assert_eq!(
+            s.observe_destination(IMG, "app:1", "10.0.0.6:5432/tcp", t0 + 299),
+            Decision::Learned
+        );
+        assert_eq!(
+            s.observe_destination(IMG, "app:1", "10.0.0.7:5432/tcp", t0 + 300),
+            Decision::Drift { learned: false }
+        );
+        assert_eq!(
+            s.observe_destination(IMG, "app:1", "10.0.0.5:5432/tcp", t0 + 3000),
+            Decision::Known
+        );
+        // Not learned after the window: still drift the next time.
+        assert_eq!(
+            s.observe_destination(IMG, "app:1", "10.0.0.7:5432/tcp", t0 + 3001),
+            Decision::Drift { learned: false }
+        );
+        // Another image learns on its own clock.
+        assert_eq!(
+            s.observe_destination("sha256:bbbb", "other:2", "10.0.0.7:5432/tcp", t0 + 3001),
+            Decision::Learned
+        );
+    }
+
+    #[test]
+    fn undeclared_listeners_are_drift_from_the_first_second() {
+        let mut s = store(300);
+        assert_eq!(
+            s.observe_listener(IMG, "app:1", "8080/tcp", true, 0),
+            Decision::Known
+        );
+        assert_eq!(
+            s.observe_listener(IMG, "app:1", "9090/tcp", false, 0),
+            Decision::Drift { learned: true }
+        );
+        // Learned during the window: allowed afterwards.
+        assert_eq!(
+            s.observe_listener(IMG, "app:1", "9090/tcp", false, 1000),
+            Decision::Known
+        );
+        assert_eq!(
+            s.observe_listener(IMG, "app:1", "4444/tcp", false, 1000),
+            Decision::Drift { learned: false }
+        );
+        assert!(!s.data().images[IMG].listeners.contains("4444/tcp"));
+    }
+
+    #[test]
+    fn zero_window_enforces_at_once() {
+        let mut s = store(0);
+        assert_eq!(
+            s.observe_destination(IMG, "app:1", "127.0.0.1:1/tcp", 5),
+            Decision::Drift { learned: false }
+        );
+    }
+
+    #[test]
+    fn persists_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/baselines.json");
+        let mut s = BaselineStore::open(Some(path.clone()), Duration::from_secs(60)).unwrap();
+        s.observe_destination(IMG, "app:1", "[::1]:53/udp", 100);
+        s.observe_listener(IMG, "app:1", "9090/tcp", false, 100);
+        s.flush().unwrap();
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["baselines.json"], "no temporary file left behind");
+        let mut again = BaselineStore::open(Some(path.clone()), Duration::from_secs(60)).unwrap();
+        assert_eq!(again.data(), s.data());
+        let img = &again.data().images[IMG];
+        assert_eq!((img.first_seen, img.learn_until), (100, 160));
+        // The window is not restarted by a restart: at 200, learning is over.
+        assert_eq!(
+            again.observe_destination(IMG, "app:1", "[::1]:53/udp", 200),
+            Decision::Known
+        );
+        assert_eq!(
+            again.observe_destination(IMG, "app:1", "[::1]:54/udp", 200),
+            Decision::Drift { learned: false }
+        );
+    }
+
+    #[test]
+    fn missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = BaselineFile::load(&dir.path().join("none.json")).unwrap();
+        assert!(f.images.is_empty());
+    }
+
+    #[test]
+    fn import_enforces_from_the_start_and_merges() {
+        let mut staging = store(300);
+        staging.observe_destination(IMG, "app:1", "10.0.0.5:5432/tcp", 1000);
+        let exported = staging.data().to_json();
+        let parsed = BaselineFile::parse(&exported, Path::new("export.json")).unwrap();
+        assert_eq!(&parsed, staging.data());
+
+        let mut prod = BaselineFile::default();
+        prod.images.insert(
+            IMG.into(),
+            ImageBaseline {
+                destinations: ["10.0.0.9:80/tcp".to_string()].into(),
+                learn_until: u64::MAX,
+                ..ImageBaseline::default()
+            },
+        );
+        assert_eq!(prod.import(parsed.clone(), 1010, false), 1);
+        let img = &prod.images[IMG];
+        assert_eq!(img.destinations.len(), 2);
+        assert_eq!(img.image, "app:1");
+        assert!(!img.learning(1010), "imported baselines are enforced");
+        let mut replaced = prod.clone();
+        replaced.import(parsed, 1010, true);
+        assert_eq!(replaced.images[IMG].destinations.len(), 1);
+    }
+
+    #[test]
+    fn bad_files_say_where_and_what() {
+        let p = Path::new("/etc/driftwatch/b.json");
+        let e = BaselineFile::parse("{\"version\": 1,\n \"images\": [}", p).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("baseline file /etc/driftwatch/b.json:2:"),
+            "{msg}"
+        );
+
+        let e = BaselineFile::parse("{\"version\": 7}", p).unwrap_err();
+        assert!(e.to_string().contains("version 7 is not supported"), "{e}");
+
+        let e = BaselineFile::parse("{\"version\": 1, \"imagez\": {}}", p).unwrap_err();
+        assert!(e.to_string().contains("unknown field `imagez`"), "{e}");
+
+        let bad = r#"{"version": 1, "images": {"sha256:x": {
+            "listeners": ["80/tcp", "http", "70000/tcp", "53/sctp"],
+            "destinations": ["10.0.0.1:5432/tcp", "10.0.0.1/tcp", "::1:53/udp", "[::1]:53/udp"]}}}"#;
+        let e = BaselineFile::parse(bad, p).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("5 invalid entries"), "{msg}");
+        for needle in ["`http`", "`70000`", "`sctp`", "`10.0.0.1`", "`::1:53`"] {
+            assert!(msg.contains(needle), "{needle} not in {msg}");
+        }
+    }
+}

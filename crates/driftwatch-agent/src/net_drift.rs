@@ -1,0 +1,527 @@
+//! Network drift: listeners and outbound connections of container processes, judged against
+//! the image's declared ports (`ExposedPorts`) and its learned baseline ([`crate::baseline`]),
+//! turned into `listen`/`connect` events and emitted.
+//!
+//! TCP comes from the kernel (`net.bpf.c`, at the moment of `listen`/`connect`). UDP has no
+//! cheap hook, so a scan reads `/proc/<pid>/net/udp{,6}` of one process per container network
+//! namespace every few seconds and reports sockets it had not seen: a bound, unconnected socket
+//! is a listener, a connected one an outbound flow. It costs nothing to processes outside
+//! containers. It misses UDP sockets that live shorter than the scan interval, `sendto` on
+//! unconnected sockets (no destination is recorded in the socket), containers sharing the
+//! host's network namespace, and it names the process through a /proc walk, which fails when
+//! the socket is gone by then (the container's init is named instead).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use driftwatch_model::{
+    ContainerId, DriftFinding, DriftKind, DriftSubject, Event, EventKind, NetRef, Process, Verdict,
+};
+use driftwatch_runtime::container_from_cgroup_leaf;
+use driftwatch_sensor::{
+    L4Proto, NetAction, NetRecord, NetSensor, NetSensorConfig, NetSensorStats,
+    boot_to_wall_offset_ns, ns_inode, read_udp_sockets, socket_owner,
+};
+
+use crate::baseline::{
+    BaselineError, BaselineStore, Decision, destination_key, listener_key, unix_now,
+};
+use crate::containers::{ContainerEntry, ContainerRegistry};
+use crate::emitter::SharedEmitter;
+use crate::proctable::ProcTable;
+
+#[derive(Clone, Debug)]
+pub struct NetDriftConfig {
+    /// Where baselines persist; `None` keeps them in memory.
+    pub baseline_file: Option<PathBuf>,
+    /// How long an image learns after its first container is seen.
+    pub learning_window: Duration,
+    /// How often UDP sockets are scanned and the baseline file is written.
+    pub scan_interval: Duration,
+}
+
+/// Counters of the network side of the agent.
+#[derive(Debug, Default)]
+pub struct NetDriftStats {
+    /// Listen/connect observations of container processes (TCP records and UDP scan finds).
+    pub observed: AtomicU64,
+    /// Network records of processes in no container cgroup.
+    pub not_container: AtomicU64,
+    /// Drift findings emitted.
+    pub findings: AtomicU64,
+    pub udp_scans: AtomicU64,
+    pub baseline_write_errors: AtomicU64,
+}
+
+/// One listener or outbound flow of a container process, from either source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub time_ns: u64,
+    pub action: NetAction,
+    pub proto: L4Proto,
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    pub local_ip: IpAddr,
+    pub local_port: u16,
+    pub remote_ip: IpAddr,
+    pub remote_port: u16,
+}
+
+/// What the baseline is keyed by: the image id, else `repository:tag`; `None` when the
+/// engine told nothing about the image (no decision is made then: the declared ports are
+/// unknown too).
+pub fn image_key(entry: &ContainerEntry) -> Option<(String, String)> {
+    let img = &entry.meta.image;
+    let name = if img.tag.is_empty() {
+        img.repository.clone()
+    } else {
+        format!("{}:{}", img.repository, img.tag)
+    };
+    match &img.id {
+        Some(id) if !id.is_empty() => Some((id.clone(), name)),
+        _ if !img.repository.is_empty() => Some((name.clone(), name)),
+        _ => None,
+    }
+}
+
+/// The decision for one observation: `Some(finding)` when it is drift.
+pub fn judge(
+    store: &mut BaselineStore,
+    key: &str,
+    name: &str,
+    exposed_ports: &[String],
+    obs: &Observation,
+    now: u64,
+) -> Option<DriftFinding> {
+    let proto = obs.proto.as_str();
+    let (subject, verdict, item, decision) = match obs.action {
+        NetAction::Listen => {
+            let item = listener_key(obs.local_port, proto);
+            let declared = exposed_ports.iter().any(|p| *p == item);
+            let d = store.observe_listener(key, name, &item, declared, now);
+            (DriftSubject::Listener, Verdict::UndeclaredPort, item, d)
+        }
+        NetAction::Connect => {
+            let item = destination_key(obs.remote_ip, obs.remote_port, proto);
+            let d = store.observe_destination(key, name, &item, now);
+            (DriftSubject::Outbound, Verdict::NewDestination, item, d)
+        }
+    };
+    let Decision::Drift { learned } = decision else {
+        return None;
+    };
+    let detail = match (obs.action, learned) {
+        (NetAction::Listen, true) => format!(
+            "listening on {item}, which the image does not declare (learned: the image's learning window is open)"
+        ),
+        (NetAction::Listen, false) => {
+            format!("listening on {item}, which neither the image declares nor the baseline allows")
+        }
+        (NetAction::Connect, _) => {
+            format!("connecting to {item}, a destination not in the image's baseline")
+        }
+    };
+    Some(DriftFinding {
+        kind: DriftKind::Network,
+        subject,
+        verdict,
+        path: item,
+        hash: None,
+        image_hash: None,
+        detail: Some(detail),
+    })
+}
+
+/// The network side of the agent: decisions, baselines, and the events they become.
+pub struct NetDrift {
+    registry: Arc<ContainerRegistry>,
+    procs: Arc<Mutex<ProcTable>>,
+    emitter: SharedEmitter,
+    store: Mutex<BaselineStore>,
+    /// (container, subject item) already reported as drift: each is alerted once per
+    /// container, not on every reconnect.
+    reported: Mutex<HashSet<(ContainerId, String)>>,
+    wall_offset_ns: i128,
+    pub stats: NetDriftStats,
+}
+
+fn read_cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl NetDrift {
+    pub fn new(
+        config: &NetDriftConfig,
+        registry: Arc<ContainerRegistry>,
+        procs: Arc<Mutex<ProcTable>>,
+        emitter: SharedEmitter,
+    ) -> Result<NetDrift, BaselineError> {
+        let store = BaselineStore::open(config.baseline_file.clone(), config.learning_window)?;
+        Ok(NetDrift {
+            registry,
+            procs,
+            emitter,
+            store: Mutex::new(store),
+            reported: Mutex::new(HashSet::new()),
+            wall_offset_ns: boot_to_wall_offset_ns(),
+            stats: NetDriftStats::default(),
+        })
+    }
+
+    /// A TCP record from the kernel.
+    pub fn handle_record(&self, rec: NetRecord) {
+        let Some(m) = container_from_cgroup_leaf(&rec.cgroup, Some(&rec.cgroup_parent)) else {
+            self.stats.not_container.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let entry = self.registry.resolve(&m.id, m.engine, rec.pid);
+        let obs = Observation {
+            time_ns: (i128::from(rec.boot_ns) + self.wall_offset_ns).max(0) as u64,
+            action: rec.action,
+            proto: rec.proto,
+            pid: rec.pid,
+            ppid: rec.ppid,
+            uid: rec.uid,
+            gid: rec.gid,
+            comm: rec.comm,
+            local_ip: rec.local_ip,
+            local_port: rec.local_port,
+            remote_ip: rec.remote_ip,
+            remote_port: rec.remote_port,
+        };
+        self.observe(&entry, obs);
+    }
+
+    /// Judges one observation in `entry`'s container and emits its event.
+    pub fn observe(&self, entry: &ContainerEntry, obs: Observation) {
+        self.stats.observed.fetch_add(1, Ordering::Relaxed);
+        let mut drift = image_key(entry).and_then(|(key, name)| {
+            let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+            judge(
+                &mut store,
+                &key,
+                &name,
+                &entry.exposed_ports,
+                &obs,
+                unix_now(),
+            )
+        });
+        if let Some(f) = &drift {
+            let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+            if reported.len() > 100_000 {
+                reported.clear();
+            }
+            if !reported.insert((entry.meta.id.clone(), f.path.clone())) {
+                drift = None;
+            }
+        }
+        if drift.is_some() {
+            self.stats.findings.fetch_add(1, Ordering::Relaxed);
+        }
+        let event = Event {
+            time_ns: obs.time_ns,
+            kind: match obs.action {
+                NetAction::Listen => EventKind::Listen,
+                NetAction::Connect => EventKind::Connect,
+            },
+            process: self.process(entry, &obs),
+            container: Some(entry.meta.clone()),
+            file: None,
+            net: Some(NetRef {
+                l4proto: obs.proto.as_str().into(),
+                local_ip: obs.local_ip.to_string(),
+                local_port: obs.local_port,
+                remote_ip: match obs.action {
+                    NetAction::Listen => String::new(),
+                    NetAction::Connect => obs.remote_ip.to_string(),
+                },
+                remote_port: obs.remote_port,
+            }),
+            drift,
+        };
+        crate::emitter::emit(&self.emitter, &event);
+    }
+
+    /// The acting process as the exec sensor saw it, else as /proc shows it now.
+    fn process(&self, entry: &ContainerEntry, obs: &Observation) -> Process {
+        let procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
+        let known = procs.get(obs.pid).cloned();
+        let pexepath = procs.exepath(obs.ppid).unwrap_or_default().to_string();
+        drop(procs);
+        let mut p = Process {
+            pid: obs.pid,
+            ppid: obs.ppid,
+            uid: obs.uid,
+            gid: obs.gid,
+            user_name: entry.user_name(obs.uid),
+            name: obs.comm.clone(),
+            pexepath,
+            ..Process::default()
+        };
+        match known {
+            Some(k) => {
+                p.exepath = k.exepath;
+                p.argv = k.argv;
+                p.ancestors = k.ancestors;
+                p.cwd = k.cwd;
+                if p.ppid == 0 {
+                    p.ppid = k.ppid;
+                }
+            }
+            None => {
+                p.argv = read_cmdline(obs.pid);
+                p.exepath = std::fs::read_link(format!("/proc/{}/exe", obs.pid))
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+            }
+        }
+        p
+    }
+
+    /// Starts the learning window of every known container's image (the window runs from
+    /// when the first container of the image is seen, not from its first connection).
+    pub fn touch_images(&self) {
+        let now = unix_now();
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        for e in self.registry.live_entries() {
+            if let Some((key, name)) = image_key(&e) {
+                store.image(&key, &name, now);
+            }
+        }
+    }
+
+    /// Writes the baseline file if it changed.
+    pub fn flush(&self) {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = store.flush() {
+            self.stats
+                .baseline_write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// One UDP scan over every container network namespace (see the module docs).
+    pub fn scan_udp(&self, seen: &mut HashMap<u64, HashSet<u64>>) {
+        self.stats.udp_scans.fetch_add(1, Ordering::Relaxed);
+        let host_net = ns_inode(1, "net");
+        let mut scanned: HashSet<u64> = HashSet::new();
+        for entry in self.registry.live_entries() {
+            let Some(pid) = entry.pid else { continue };
+            let Some(net_ns) = ns_inode(pid, "net") else {
+                continue;
+            };
+            if Some(net_ns) == host_net || !scanned.insert(net_ns) {
+                continue;
+            }
+            let Ok(sockets) = read_udp_sockets(pid) else {
+                continue;
+            };
+            let known = seen.entry(net_ns).or_default();
+            let now_inodes: HashSet<u64> = sockets.iter().map(|s| s.inode).collect();
+            known.retain(|i| now_inodes.contains(i));
+            for s in sockets {
+                if !known.insert(s.inode) {
+                    continue;
+                }
+                let owner = socket_owner(net_ns, s.inode).unwrap_or(pid);
+                let status =
+                    std::fs::read_to_string(format!("/proc/{owner}/status")).unwrap_or_default();
+                let field = |k: &str| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(k))
+                        .map(|v| v.trim().to_string())
+                        .unwrap_or_default()
+                };
+                let obs = Observation {
+                    time_ns: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64),
+                    action: s.action(),
+                    proto: L4Proto::Udp,
+                    pid: owner,
+                    ppid: field("PPid:").parse().unwrap_or(0),
+                    uid: s.uid,
+                    gid: field("Gid:")
+                        .split_whitespace()
+                        .next()
+                        .and_then(|g| g.parse().ok())
+                        .unwrap_or(0),
+                    comm: field("Name:"),
+                    local_ip: s.local_ip,
+                    local_port: s.local_port,
+                    remote_ip: s.remote_ip,
+                    remote_port: s.remote_port,
+                };
+                self.observe(&entry, obs);
+            }
+        }
+        seen.retain(|ns, _| scanned.contains(ns));
+    }
+}
+
+/// The running network side: the TCP sensor and the scan/flush thread. Dropping it stops
+/// both and writes the baseline.
+pub struct NetDriftRuntime {
+    pub drift: Arc<NetDrift>,
+    sensor: Option<NetSensor>,
+    stop: Arc<AtomicBool>,
+    scanner: Option<JoinHandle<()>>,
+}
+
+impl NetDriftRuntime {
+    /// Loads the baseline (an unreadable or invalid file is an error), then starts the TCP
+    /// sensor (a failure there is logged: the rest of the agent runs without it) and the
+    /// scanner thread.
+    pub fn start(
+        config: &NetDriftConfig,
+        registry: Arc<ContainerRegistry>,
+        procs: Arc<Mutex<ProcTable>>,
+        emitter: SharedEmitter,
+    ) -> Result<NetDriftRuntime, BaselineError> {
+        let drift = Arc::new(NetDrift::new(config, registry, procs, emitter)?);
+        let sensor = {
+            let d = drift.clone();
+            match NetSensor::start(NetSensorConfig::default(), move |rec| d.handle_record(rec)) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(
+                        "network sensor: {e}; TCP listeners and connections are not seen (UDP scan still runs)"
+                    );
+                    None
+                }
+            }
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let scanner = {
+            let d = drift.clone();
+            let stop = stop.clone();
+            let interval = config.scan_interval.max(Duration::from_millis(100));
+            std::thread::Builder::new()
+                .name("dw-net-scan".into())
+                .spawn(move || {
+                    let mut seen = HashMap::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        d.touch_images();
+                        d.scan_udp(&mut seen);
+                        d.flush();
+                        let mut slept = Duration::ZERO;
+                        while slept < interval && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(100));
+                            slept += Duration::from_millis(100);
+                        }
+                    }
+                })
+                .ok()
+        };
+        Ok(NetDriftRuntime {
+            drift,
+            sensor,
+            stop,
+            scanner,
+        })
+    }
+
+    pub fn sensor_stats(&self) -> Option<&Arc<NetSensorStats>> {
+        self.sensor.as_ref().map(|s| s.stats())
+    }
+}
+
+impl Drop for NetDriftRuntime {
+    fn drop(&mut self) {
+        drop(self.sensor.take());
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.scanner.take() {
+            let _ = t.join();
+        }
+        self.drift.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(action: NetAction, proto: L4Proto, port: u16) -> Observation {
+        Observation {
+            time_ns: 1,
+            action,
+            proto,
+            pid: 10,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            comm: "nc".into(),
+            local_ip: "127.0.0.1".parse().unwrap(),
+            local_port: if action == NetAction::Listen {
+                port
+            } else {
+                40000
+            },
+            remote_ip: if action == NetAction::Listen {
+                "0.0.0.0".parse().unwrap()
+            } else {
+                "127.0.0.1".parse().unwrap()
+            },
+            remote_port: if action == NetAction::Listen { 0 } else { port },
+        }
+    }
+
+    #[test]
+    fn declared_ports_never_drift_and_undeclared_do_from_the_start() {
+        let mut s = BaselineStore::open(None, Duration::from_secs(300)).unwrap();
+        let exposed = vec!["8080/tcp".to_string(), "53/udp".to_string()];
+        let j =
+            |s: &mut BaselineStore, o: &Observation| judge(s, "sha256:1", "app:1", &exposed, o, 10);
+        assert_eq!(j(&mut s, &obs(NetAction::Listen, L4Proto::Tcp, 8080)), None);
+        assert_eq!(j(&mut s, &obs(NetAction::Listen, L4Proto::Udp, 53)), None);
+        // 8080/udp is not 8080/tcp.
+        let f = j(&mut s, &obs(NetAction::Listen, L4Proto::Udp, 8080)).unwrap();
+        assert_eq!(
+            (f.kind, f.subject, f.verdict, f.path.as_str()),
+            (
+                DriftKind::Network,
+                DriftSubject::Listener,
+                Verdict::UndeclaredPort,
+                "8080/udp"
+            )
+        );
+        assert!(f.detail.unwrap().contains("learned"));
+    }
+
+    #[test]
+    fn outbound_is_learned_then_enforced() {
+        let mut s = BaselineStore::open(None, Duration::from_secs(60)).unwrap();
+        let o = obs(NetAction::Connect, L4Proto::Tcp, 9000);
+        assert_eq!(judge(&mut s, "k", "app:1", &[], &o, 100), None);
+        assert_eq!(judge(&mut s, "k", "app:1", &[], &o, 1000), None);
+        let f = judge(
+            &mut s,
+            "k",
+            "app:1",
+            &[],
+            &obs(NetAction::Connect, L4Proto::Tcp, 9001),
+            1000,
+        )
+        .unwrap();
+        assert_eq!(f.subject, DriftSubject::Outbound);
+        assert_eq!(f.verdict, Verdict::NewDestination);
+        assert_eq!(f.path, "127.0.0.1:9001/tcp");
+    }
+}
