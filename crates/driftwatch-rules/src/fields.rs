@@ -79,6 +79,16 @@ pub(crate) enum FieldId {
     FdFilename,
     FdTypechar,
     FdOldname,
+    FdL4proto,
+    FdSockfamily,
+    FdSip,
+    FdSport,
+    FdCip,
+    FdCport,
+    FdLip,
+    FdLport,
+    FdRip,
+    FdRport,
     DriftKind,
     DriftVerdict,
     DriftSubject,
@@ -145,11 +155,21 @@ fields! {
     "k8s.ns.name", K8sNsName, String, None, "The Kubernetes namespace of the pod.";
     "k8s.pod.name", K8sPodName, String, None, "The Kubernetes pod name.";
     "k8s.pod.uid", K8sPodUid, String, None, "The Kubernetes pod uid.";
-    "fd.name", FdName, String, None, "The path of the file the event is about, inside the container (the new name for `rename`).";
+    "fd.name", FdName, String, None, "The path of the file the event is about, inside the container (the new name for `rename`). For `connect`: `cip:cport->sip:sport` as Falco writes it (IPv6 addresses in brackets); for `listen`: `lip:lport`.";
     "fd.directory", FdDirectory, String, None, "The directory part of `fd.name`.";
     "fd.filename", FdFilename, String, None, "The last component of `fd.name`.";
-    "fd.typechar", FdTypechar, String, None, "The file's type as one character: `f` file, `d` directory, `l` symlink, ...";
+    "fd.typechar", FdTypechar, String, None, "The file's type as one character: `f` file, `d` directory, `l` symlink, ...; for sockets `4` (IPv4) or `6` (IPv6).";
     "fd.oldname", FdOldname, String, None, "For `rename`: the old path (driftwatch's own).";
+    "fd.l4proto", FdL4proto, String, None, "For `listen` and `connect`: the transport protocol, `tcp` or `udp`.";
+    "fd.sockfamily", FdSockfamily, String, None, "For `listen` and `connect`: `ip` (IPv4 or IPv6).";
+    "fd.sip", FdSip, String, None, "The server address: the local address of a `listen`, the remote address of a `connect`.";
+    "fd.sport", FdSport, Number, None, "The server port: the local port of a `listen`, the remote port of a `connect`.";
+    "fd.cip", FdCip, String, None, "The client address: the local address of a `connect`. Missing for `listen`.";
+    "fd.cport", FdCport, Number, None, "The client port: the local port of a `connect` (0 when the kernel had not picked the ephemeral port yet). Missing for `listen`.";
+    "fd.lip", FdLip, String, None, "The local address (`0.0.0.0` or `::` for a listener on every address).";
+    "fd.lport", FdLport, Number, None, "The local port.";
+    "fd.rip", FdRip, String, None, "The remote address of a `connect`. Missing for `listen`.";
+    "fd.rport", FdRport, Number, None, "The remote port of a `connect`. Missing for `listen`.";
     "drift.kind", DriftKind, String, None, "The kind of drift the agent found: `binary`, `file`, `package`, `config` or `network`. Missing when the event carries no drift finding.";
     "drift.verdict", DriftVerdict, String, None, "Where the judged file came from: `image`, `copy_up` (not drift), `added`, `modified`, `memfd`, `deleted`, `tmpfs`, `volume` or `unknown`. For config drift: `added` (not in the image's config), `modified` (changed from the image's), `deleted`, or `image` (a weak setting inherited unchanged from the image or the engine's defaults).";
     "drift.subject", DriftSubject, String, None, "Which part of an exec the finding is about: `exe`, `script` (a script run by its shebang), `loader_target` (`ld.so /path`) or `preload` (`LD_PRELOAD`). For config drift, the setting: `env` (a variable added or changed from the image's; at exec only code-loading ones), and on `container` events `privileged`, `cap_add`, `host_namespace`, `sensitive_mount`, `writable_rootfs`, `root_user`, `seccomp_unconfined`, `apparmor_unconfined`; `mounted_file` for a bind-mounted secret or config file changed.";
@@ -254,6 +274,8 @@ pub(crate) fn extract<'e>(f: &FieldRef, ev: &'e Event, scratch: &'e mut String) 
     let c = ev.container.as_deref();
     let file = ev.file.as_ref();
     let drift = ev.drift.as_ref();
+    let net = ev.net.as_ref();
+    let connect = net.filter(|_| ev.kind == EventKind::Connect);
     match f.info.id {
         FieldId::EvtType => Val::Str(ev.kind.as_str()),
         FieldId::EvtDir => Val::Str("<"),
@@ -354,18 +376,48 @@ pub(crate) fn extract<'e>(f: &FieldRef, ev: &'e Event, scratch: &'e mut String) 
         FieldId::K8sNsName => opt(c.and_then(|c| c.k8s.as_ref()).map(|k| k.namespace.as_str())),
         FieldId::K8sPodName => opt(c.and_then(|c| c.k8s.as_ref()).map(|k| k.pod_name.as_str())),
         FieldId::K8sPodUid => opt(c.and_then(|c| c.k8s.as_ref()).map(|k| k.pod_uid.as_str())),
-        FieldId::FdName => opt(file.map(|f| f.path.as_str())),
+        FieldId::FdName => match (file, net) {
+            (Some(f), _) => s(&f.path),
+            (None, Some(n)) => {
+                scratch.clear();
+                push_endpoint(scratch, &n.local_ip, n.local_port);
+                if ev.kind == EventKind::Connect {
+                    scratch.push_str("->");
+                    push_endpoint(scratch, &n.remote_ip, n.remote_port);
+                }
+                Val::Str(scratch)
+            }
+            (None, None) => Val::Missing,
+        },
         FieldId::FdDirectory => opt(file.map(|f| dirname(&f.path))),
         FieldId::FdFilename => opt(file.map(|f| basename(&f.path))),
-        FieldId::FdTypechar => match file {
-            Some(fr) => {
+        FieldId::FdTypechar => match (file, net) {
+            (Some(fr), _) => {
                 scratch.clear();
                 scratch.push(fr.typechar);
                 Val::Str(scratch)
             }
-            None => Val::Missing,
+            (None, Some(n)) if n.local_ip.contains(':') => Val::Str("6"),
+            (None, Some(_)) => Val::Str("4"),
+            (None, None) => Val::Missing,
         },
         FieldId::FdOldname => opt(file.and_then(|f| f.old_path.as_deref())),
+        FieldId::FdL4proto => opt(net.map(|n| n.l4proto.as_str())),
+        FieldId::FdSockfamily => net.map_or(Val::Missing, |_| Val::Str("ip")),
+        FieldId::FdSip => match connect {
+            Some(n) => s(&n.remote_ip),
+            None => opt(net.map(|n| n.local_ip.as_str())),
+        },
+        FieldId::FdSport => match connect {
+            Some(n) => Val::Num(i64::from(n.remote_port)),
+            None => net.map_or(Val::Missing, |n| Val::Num(i64::from(n.local_port))),
+        },
+        FieldId::FdCip => opt(connect.map(|n| n.local_ip.as_str())),
+        FieldId::FdCport => connect.map_or(Val::Missing, |n| Val::Num(i64::from(n.local_port))),
+        FieldId::FdLip => opt(net.map(|n| n.local_ip.as_str())),
+        FieldId::FdLport => net.map_or(Val::Missing, |n| Val::Num(i64::from(n.local_port))),
+        FieldId::FdRip => opt(connect.map(|n| n.remote_ip.as_str())),
+        FieldId::FdRport => connect.map_or(Val::Missing, |n| Val::Num(i64::from(n.remote_port))),
         FieldId::DriftKind => drift.map_or(Val::Missing, |d| Val::Str(d.kind.as_str())),
         FieldId::DriftVerdict => drift.map_or(Val::Missing, |d| Val::Str(d.verdict.as_str())),
         FieldId::DriftSubject => drift.map_or(Val::Missing, |d| Val::Str(d.subject.as_str())),
@@ -373,6 +425,16 @@ pub(crate) fn extract<'e>(f: &FieldRef, ev: &'e Event, scratch: &'e mut String) 
         FieldId::DriftHash => opt(drift.and_then(|d| d.hash.as_deref())),
         FieldId::DriftImageHash => opt(drift.and_then(|d| d.image_hash.as_deref())),
         FieldId::DriftDetail => opt(drift.and_then(|d| d.detail.as_deref())),
+    }
+}
+
+/// `ip:port`, IPv6 addresses in brackets.
+fn push_endpoint(out: &mut String, ip: &str, port: u16) {
+    use std::fmt::Write;
+    if ip.contains(':') {
+        let _ = write!(out, "[{ip}]:{port}");
+    } else {
+        let _ = write!(out, "{ip}:{port}");
     }
 }
 
@@ -446,6 +508,106 @@ mod tests {
         );
         assert_eq!((dirname("/x"), basename("/x")), ("/", "x"));
         assert_eq!(dirname("x"), "");
+    }
+
+    fn net_event(kind: EventKind, local: (&str, u16), remote: (&str, u16)) -> Event {
+        Event {
+            time_ns: 1,
+            kind,
+            process: Default::default(),
+            container: None,
+            file: None,
+            net: Some(driftwatch_model::NetRef {
+                l4proto: "tcp".into(),
+                local_ip: local.0.into(),
+                local_port: local.1,
+                remote_ip: remote.0.into(),
+                remote_port: remote.1,
+            }),
+            drift: None,
+        }
+    }
+
+    fn get(name: &str, ev: &Event) -> String {
+        let f = FieldRef {
+            info: field(name).unwrap(),
+            arg: FieldArg::None,
+        };
+        let mut scratch = String::new();
+        match extract(&f, ev, &mut scratch) {
+            Val::Missing => "<NA>".into(),
+            Val::Str(v) => v.into(),
+            Val::Num(n) => n.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn network_fields_follow_falcos_client_server_roles() {
+        let c = net_event(EventKind::Connect, ("10.0.0.2", 40000), ("10.0.0.5", 5432));
+        let got: Vec<String> = [
+            "fd.name",
+            "fd.l4proto",
+            "fd.typechar",
+            "fd.sockfamily",
+            "fd.cip",
+            "fd.cport",
+            "fd.sip",
+            "fd.sport",
+            "fd.lip",
+            "fd.lport",
+            "fd.rip",
+            "fd.rport",
+        ]
+        .iter()
+        .map(|f| get(f, &c))
+        .collect();
+        assert_eq!(
+            got,
+            [
+                "10.0.0.2:40000->10.0.0.5:5432",
+                "tcp",
+                "4",
+                "ip",
+                "10.0.0.2",
+                "40000",
+                "10.0.0.5",
+                "5432",
+                "10.0.0.2",
+                "40000",
+                "10.0.0.5",
+                "5432"
+            ]
+        );
+        let l = net_event(EventKind::Listen, ("::", 8081), ("", 0));
+        let got: Vec<String> = [
+            "fd.name",
+            "fd.typechar",
+            "fd.sip",
+            "fd.sport",
+            "fd.cip",
+            "fd.cport",
+            "fd.rip",
+            "fd.rport",
+            "fd.directory",
+        ]
+        .iter()
+        .map(|f| get(f, &l))
+        .collect();
+        assert_eq!(
+            got,
+            [
+                "[::]:8081",
+                "6",
+                "::",
+                "8081",
+                "<NA>",
+                "<NA>",
+                "<NA>",
+                "<NA>",
+                "<NA>"
+            ]
+        );
     }
 
     #[test]
