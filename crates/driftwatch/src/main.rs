@@ -1,5 +1,6 @@
 //! The `driftwatch` command line: runs the agent and its tools.
 
+mod baseline_cmd;
 mod capture_cmd;
 mod diff_cmd;
 mod doctor;
@@ -47,6 +48,10 @@ enum Command {
   sudo driftwatch capture web -o web.tar.zst --max-file-size 1MiB --alerts /var/log/driftwatch/alerts.json
   driftwatch capture --verify web-evidence.tar.zst")]
     Capture(capture_cmd::CaptureArgs),
+    /// Show, export, import and reset the per-image network baselines (what each image's
+    /// containers listen on and connect to, learned by `driftwatch run`).
+    #[command(subcommand)]
+    Baseline(baseline_cmd::BaselineCommand),
 }
 
 fn init_logging() {
@@ -68,6 +73,7 @@ fn main() {
         Command::Rules(c) => rules_cmd::run(c),
         Command::Diff(a) => diff_cmd::run(a),
         Command::Capture(a) => capture_cmd::run(a),
+        Command::Baseline(c) => baseline_cmd::run(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -40,6 +40,32 @@ pub struct RunArgs {
     /// At exit, write the agent's counters (events, losses, alert latency, memory) as JSON.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
+    /// Where per-image network baselines persist across restarts (JSON; see `driftwatch
+    /// baseline`).
+    #[arg(long, value_name = "FILE", default_value = driftwatch_agent::DEFAULT_BASELINE_FILE)]
+    baseline_file: PathBuf,
+    /// How long each image learns its outbound destinations and extra listeners after its
+    /// first container is seen: seconds, or with a unit (`90s`, `5m`, `1h`).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    learning_window: Duration,
+}
+
+/// `300`, `300s`, `5m`, `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 300, 90s, 5m, 1h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}`: unit must be s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
 }
 
 /// Peak and current resident memory of this process, in KiB.
@@ -118,6 +144,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             ..DockerConfig::default()
         }),
         ring_bytes: args.ring_mib * 1024 * 1024,
+        baseline_file: Some(args.baseline_file),
+        learning_window: args.learning_window,
         ..AgentConfig::default()
     };
     let agent = Agent::start(config)?;
