@@ -5,6 +5,7 @@ mod baseline;
 mod containers;
 mod emitter;
 mod exec_verdict;
+mod file_drift;
 mod net_drift;
 mod outputs;
 mod pipeline;
@@ -16,6 +17,7 @@ pub use baseline::{
 };
 pub use containers::{ContainerFs, ContainerRegistry, RegistryStats};
 pub use emitter::{Emitter, SharedEmitter, emit};
+pub use file_drift::{FileDrift, FileDriftConfig, FileStats};
 pub use exec_verdict::{ExecAnalysis, analyze_exec, loader_target};
 pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};
 pub use outputs::{AlertSink, JsonFileSink, StdoutSink};

@@ -21,6 +21,7 @@ use driftwatch_sensor::{
 use crate::containers::ContainerRegistry;
 use crate::emitter::{Emitter, SharedEmitter};
 use crate::exec_verdict::analyze_exec;
+use crate::file_drift::{FileDrift, FileDriftConfig, FileStats};
 use crate::outputs::{AlertSink, JsonFileSink, StdoutSink};
 use crate::proctable::{ProcInfo, ProcTable};
 
@@ -103,6 +104,8 @@ pub struct Agent {
     procs: Arc<Mutex<ProcTable>>,
     /// Network drift: TCP sensor, UDP scan, baselines.
     net: Option<crate::net_drift::NetDriftRuntime>,
+    /// File and package drift (fanotify on the containers' upper dirs).
+    files: Option<FileDrift>,
 }
 
 struct Worker {
@@ -192,6 +195,18 @@ impl Agent {
             move |rec| worker.handle(rec),
         )
         .context("starting the exec sensor")?;
+        let files = match FileDrift::start(
+            registry.clone(),
+            emitter.clone(),
+            procs.clone(),
+            FileDriftConfig::default(),
+        ) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!("{e}; file and package drift are not sensed, binary drift still is");
+                None
+            }
+        };
         let net = crate::net_drift::NetDriftRuntime::start(
             &crate::net_drift::NetDriftConfig {
                 baseline_file: config.baseline_file.clone(),
@@ -210,6 +225,7 @@ impl Agent {
             registry,
             emitter,
             procs,
+            files,
         })
     }
 
@@ -224,6 +240,10 @@ impl Agent {
 
     pub fn sensor_stats(&self) -> Option<&Arc<SensorStats>> {
         self.sensor.as_ref().map(|s| s.stats())
+    }
+
+    pub fn file_stats(&self) -> Option<&Arc<FileStats>> {
+        self.files.as_ref().map(|f| &f.stats)
     }
 
     pub fn registry(&self) -> &Arc<ContainerRegistry> {
@@ -252,6 +272,7 @@ impl Agent {
     fn stop_all(&mut self) {
         // The sensor drains its ring buffer before it stops.
         drop(self.sensor.take());
+        drop(self.files.take());
         drop(self.net.take());
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_millis(200));

@@ -15,4 +15,6 @@ pub use net::{
     UdpSocket, ns_inode, parse_proc_net_udp, read_udp_sockets, socket_owner,
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
-pub use sensor::{ExecSensor, SensorConfig, SensorError, SensorStats, boot_to_wall_offset_ns};
+pub use sensor::{
+    ExecSensor, SensorConfig, SensorError, SensorStats, boot_to_wall_offset_ns, host_mnt_ns,
+};

@@ -1,0 +1,823 @@
+//! File and package drift, sensed live: every change a container makes to its root
+//! filesystem lands in its overlay upper directory, which is watched with fanotify inode marks
+//! (see `driftwatch_sensor::fanotify`), with the acting process. Each change is classified
+//! against the image's layers:
+//!
+//! | in the upper dir | event | verdict |
+//! | --- | --- | --- |
+//! | a new entry the image does not have | `creat` | `added` |
+//! | a whiteout (char device 0/0) | `unlink` of an image file | `deleted` |
+//! | an entry removed (created at runtime) | `unlink` | `deleted` |
+//! | a copy-up with another mode or owner | `chmod` / `chown` | `modified` |
+//! | a file written and closed | `open` (write) | `modified` if the image has it, else `added` |
+//! | a rename within the container | `rename` | `modified` |
+//!
+//! A copy-up alone (`touch`) is no event. A change to a package database (dpkg status, apk
+//! installed, Python dist-info, npm package.json) is followed, once writes settle, by a
+//! package-drift event listing the packages added, removed and changed against the image's
+//! own database.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use driftwatch_image::packages::{self, PackageDiffBuilder};
+use driftwatch_image::{ContainerPath, Ecosystem, Judge, PackageChangeKind, package_db_kind};
+use driftwatch_model::{
+    ContainerId, ContainerMeta, DriftFinding, DriftKind, DriftSubject, Event, EventKind, FileRef,
+    Process, Verdict,
+};
+use driftwatch_sensor::fanotify::{
+    DirEntryRef, DirHandle, DirWatcher, FileNotice, op, resolve_dir,
+};
+
+use crate::containers::ContainerRegistry;
+use crate::emitter::{SharedEmitter, emit};
+use crate::proctable::ProcTable;
+
+/// Counters of the file sensor.
+#[derive(Debug, Default)]
+pub struct FileStats {
+    pub notices: AtomicU64,
+    pub events: AtomicU64,
+    pub dirs_watched: AtomicU64,
+    /// The kernel's queue overflowed: notices were lost.
+    pub overflows: AtomicU64,
+    /// Directories left unwatched because the mark limit was reached.
+    pub dirs_skipped: AtomicU64,
+    pub unresolved: AtomicU64,
+}
+
+#[derive(Clone, Debug)]
+pub struct FileDriftConfig {
+    /// At most this many directories are marked, over all containers.
+    pub max_dirs: u64,
+    /// Package databases are compared once they have not changed for this long.
+    pub package_settle: Duration,
+}
+
+impl Default for FileDriftConfig {
+    fn default() -> Self {
+        FileDriftConfig {
+            max_dirs: 200_000,
+            package_settle: Duration::from_millis(700),
+        }
+    }
+}
+
+/// The running file sensor; dropping it stops its thread.
+pub struct FileDrift {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub stats: Arc<FileStats>,
+}
+
+impl Drop for FileDrift {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Watched {
+    meta: Arc<ContainerMeta>,
+    upper: PathBuf,
+    upper_dir: File,
+    lowers: Vec<PathBuf>,
+    /// Last mode/owner reported per path, so a `touch` after a `chmod` is silent.
+    attrs: HashMap<PathBuf, (u32, u32, u32)>,
+    /// Package databases: the packages last reported per database path.
+    packages: HashMap<PathBuf, Vec<packages::Package>>,
+}
+
+struct Sensor {
+    registry: Arc<ContainerRegistry>,
+    emitter: SharedEmitter,
+    procs: Arc<Mutex<ProcTable>>,
+    stats: Arc<FileStats>,
+    config: FileDriftConfig,
+    watcher: DirWatcher,
+    containers: HashMap<ContainerId, Watched>,
+    dirs: HashMap<DirHandle, (ContainerId, PathBuf)>,
+    /// Package databases changed and not yet compared: when last changed, and by whom.
+    pending_packages: HashMap<(ContainerId, PathBuf), (Instant, u32)>,
+    /// Files reported created, so the write that follows the create is not a second alert.
+    recent_creates: HashMap<(ContainerId, PathBuf), Instant>,
+    judge: Judge,
+    host_mnt_ns: Option<u64>,
+    started: SystemTime,
+}
+
+impl FileDrift {
+    pub fn start(
+        registry: Arc<ContainerRegistry>,
+        emitter: SharedEmitter,
+        procs: Arc<Mutex<ProcTable>>,
+        config: FileDriftConfig,
+    ) -> std::io::Result<FileDrift> {
+        let watcher = DirWatcher::new()?;
+        let stats = Arc::new(FileStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sensor = Sensor {
+            registry,
+            emitter,
+            procs,
+            stats: stats.clone(),
+            config,
+            watcher,
+            containers: HashMap::new(),
+            dirs: HashMap::new(),
+            pending_packages: HashMap::new(),
+            recent_creates: HashMap::new(),
+            judge: Judge::new(),
+            host_mnt_ns: driftwatch_sensor::host_mnt_ns().ok().map(u64::from),
+            started: SystemTime::now(),
+        };
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("dw-file-sensor".into())
+                .spawn(move || sensor.run(&stop))?
+        };
+        Ok(FileDrift {
+            stop,
+            thread: Some(thread),
+            stats,
+        })
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn container_path(rel: &Path) -> PathBuf {
+    Path::new("/").join(rel)
+}
+
+fn is_whiteout(md: &std::fs::Metadata) -> bool {
+    md.file_type().is_char_device() && md.rdev() == 0
+}
+
+fn typechar(md: &std::fs::Metadata) -> char {
+    let t = md.file_type();
+    if t.is_dir() {
+        'd'
+    } else if t.is_symlink() {
+        'l'
+    } else if t.is_fifo() {
+        'p'
+    } else if t.is_socket() {
+        'u'
+    } else {
+        'f'
+    }
+}
+
+/// The acting process, from what the exec sensor saw or, failing that, from /proc.
+fn process_of(procs: &Mutex<ProcTable>, pid: u32) -> Process {
+    let known = procs.lock().ok().and_then(|t| t.get(pid).cloned());
+    if let Some(p) = known {
+        return Process {
+            pid,
+            ppid: p.ppid,
+            uid: p.uid,
+            gid: p.gid,
+            name: p.name,
+            exepath: p.exepath,
+            argv: p.argv,
+            cwd: p.cwd,
+            ancestors: p.ancestors,
+            ..Default::default()
+        };
+    }
+    if pid == 0 {
+        return Process::default();
+    }
+    let read = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_default();
+    let argv: Vec<String> = read("cmdline")
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    let status = String::from_utf8_lossy(&read("status")).into_owned();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    Process {
+        pid,
+        ppid: field("PPid:").unwrap_or(0),
+        uid: field("Uid:").unwrap_or(0),
+        gid: field("Gid:").unwrap_or(0),
+        name: String::from_utf8_lossy(&read("comm")).trim().to_string(),
+        exepath: std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        argv,
+        ..Default::default()
+    }
+}
+
+impl Sensor {
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut notices = Vec::new();
+        let mut last_sync = Instant::now() - Duration::from_secs(1);
+        while !stop.load(Ordering::Relaxed) {
+            if last_sync.elapsed() >= Duration::from_millis(200) {
+                self.sync_containers();
+                last_sync = Instant::now();
+            }
+            match self.watcher.wait(Duration::from_millis(100)) {
+                Ok(true) => {
+                    // Let the exec sensor (which batches for 0.5 ms) record the processes
+                    // these notices name before they are looked up.
+                    std::thread::sleep(Duration::from_millis(2));
+                    notices.clear();
+                    if let Err(e) = self.watcher.read(&mut notices) {
+                        tracing::warn!("reading file notices: {e}");
+                    }
+                    for n in notices.drain(..) {
+                        self.handle(n);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("waiting for file notices: {e}"),
+            }
+            self.flush_packages(false);
+        }
+        self.flush_packages(true);
+    }
+
+    /// Starts watching containers the registry has learnt of; forgets those it dropped.
+    fn sync_containers(&mut self) {
+        let ids: HashSet<ContainerId> = self.registry.list().iter().map(|m| m.id.clone()).collect();
+        self.containers.retain(|id, _| ids.contains(id));
+        for id in ids {
+            if self.containers.contains_key(&id) {
+                continue;
+            }
+            let Some(entry) = self.registry.get(&id) else {
+                continue;
+            };
+            let Some(layers) = entry.fs.layers.clone() else {
+                continue;
+            };
+            let Ok(upper_dir) = File::open(&layers.upper) else {
+                continue;
+            };
+            self.containers.insert(
+                id.clone(),
+                Watched {
+                    meta: entry.meta.clone(),
+                    upper: layers.upper.clone(),
+                    upper_dir,
+                    lowers: layers.lowers.clone(),
+                    attrs: HashMap::new(),
+                    packages: HashMap::new(),
+                },
+            );
+            self.watch_tree(&id, &layers.upper, true, 0);
+        }
+    }
+
+    /// Marks `dir` and every directory below it; reports entries made since the agent
+    /// started that the marks came too late for (unknown process).
+    /// `pid` made the directory (0 when unknown): entries found in it were most likely made
+    /// by the same process, as part of one copy-up or one `mkdir -p && write`.
+    fn watch_tree(&mut self, id: &ContainerId, dir: &Path, initial: bool, pid: u32) {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            if self.stats.dirs_watched.load(Ordering::Relaxed) >= self.config.max_dirs {
+                self.stats.dirs_skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if let Err(e) = self.watcher.watch_dir(&d) {
+                tracing::debug!("{e}");
+                continue;
+            }
+            self.stats.dirs_watched.fetch_add(1, Ordering::Relaxed);
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for ent in rd.flatten() {
+                let Ok(md) = ent.path().symlink_metadata() else {
+                    continue;
+                };
+                if md.is_dir() {
+                    stack.push(ent.path());
+                } else if !initial || md.modified().is_ok_and(|m| m > self.started) {
+                    // Made before its directory was marked: catch up, actor unknown.
+                    let Some(w) = self.containers.get(id) else {
+                        continue;
+                    };
+                    let Ok(rel) = ent.path().strip_prefix(&w.upper).map(Path::to_path_buf) else {
+                        continue;
+                    };
+                    self.caught_up(id, &rel, pid);
+                }
+            }
+        }
+    }
+
+    /// An entry found by a scan rather than a notice (its directory was marked after it was
+    /// made): a copy-up is judged by content, since its writes were not seen.
+    fn caught_up(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
+        let before = self.stats.events.load(Ordering::Relaxed);
+        self.appeared(id, rel, pid);
+        if self.stats.events.load(Ordering::Relaxed) != before || !self.in_image(id, rel) {
+            return;
+        }
+        let Some(w) = self.containers.get(id) else {
+            return;
+        };
+        let layers = driftwatch_model::OverlayLayers {
+            upper: w.upper.clone(),
+            lowers: w.lowers.clone(),
+            merged: None,
+        };
+        if let Ok(j) = self.judge.judge(&layers, container_path(rel))
+            && j.verdict == Verdict::Modified
+        {
+            self.emit_file(
+                id,
+                EventKind::Open,
+                rel,
+                None,
+                0,
+                Verdict::Modified,
+                Some("content differs from the image's".into()),
+            );
+        }
+    }
+
+    /// A process of the host (its mount namespace is the host's).
+    fn is_host_process(&self, pid: u32) -> bool {
+        let Some(host) = self.host_mnt_ns else {
+            return false;
+        };
+        pid != 0 && std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == host)
+    }
+
+    /// The container and host path of the directory a notice names.
+    fn locate(&mut self, e: &DirEntryRef) -> Option<(ContainerId, PathBuf)> {
+        if let Some((id, dir)) = self.dirs.get(&e.dir) {
+            return Some((id.clone(), dir.join(e.name_os())));
+        }
+        let any = self.containers.values().next()?;
+        let host_dir = match resolve_dir(any.upper_dir.as_raw_fd(), &e.dir) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.unresolved.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let (id, w) = self
+            .containers
+            .iter()
+            .find(|(_, w)| host_dir.starts_with(&w.upper))?;
+        let rel = host_dir.strip_prefix(&w.upper).ok()?.to_path_buf();
+        let id = id.clone();
+        if self.dirs.len() > 100_000 {
+            self.dirs.clear();
+        }
+        self.dirs.insert(e.dir.clone(), (id.clone(), rel.clone()));
+        Some((id, rel.join(e.name_os())))
+    }
+
+    fn handle(&mut self, n: FileNotice) {
+        self.stats.notices.fetch_add(1, Ordering::Relaxed);
+        if n.has(op::Q_OVERFLOW) {
+            self.stats.overflows.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("file notices lost: the kernel's fanotify queue overflowed");
+            return;
+        }
+        let Some(entry) = n.entry.clone() else { return };
+        if self.is_host_process(n.pid) {
+            // The engine creating or removing the container's layers, or an admin on the
+            // host: not the container drifting.
+            return;
+        }
+        let Some((id, rel)) = self.locate(&entry) else {
+            return;
+        };
+        let pid = n.pid;
+        if n.has(op::ONDIR) {
+            if n.has(op::CREATE | op::RENAME) {
+                let host = self.containers.get(&id).map(|w| w.upper.join(&rel));
+                if let Some(host) = host {
+                    self.watch_tree(&id, &host, false, pid);
+                }
+            }
+            return;
+        }
+        if n.has(op::RENAME) {
+            let old = n
+                .old
+                .as_ref()
+                .and_then(|o| self.locate(o))
+                .filter(|(oid, _)| *oid == id);
+            match old {
+                Some((_, old_rel)) => self.emit_file(
+                    &id,
+                    EventKind::Rename,
+                    &rel,
+                    Some(&old_rel),
+                    pid,
+                    Verdict::Modified,
+                    None,
+                ),
+                // From outside the upper dir: overlayfs's work dir (copy-up, whiteout).
+                None => self.appeared(&id, &rel, pid),
+            }
+        }
+        if n.has(op::CREATE) {
+            self.appeared(&id, &rel, pid);
+        }
+        if n.has(op::DELETE) && !n.has(op::CREATE | op::RENAME) {
+            let whiteout = self
+                .containers
+                .get(&id)
+                .and_then(|w| w.upper.join(&rel).symlink_metadata().ok())
+                .is_some_and(|md| is_whiteout(&md));
+            if !whiteout {
+                self.emit_file(
+                    &id,
+                    EventKind::Unlink,
+                    &rel,
+                    None,
+                    pid,
+                    Verdict::Deleted,
+                    Some("a file created at runtime was removed".into()),
+                );
+            }
+        }
+        if n.has(op::ATTRIB) && !n.has(op::CREATE) {
+            self.attrs_changed(&id, &rel, pid);
+        }
+        let just_created = self
+            .recent_creates
+            .remove(&(id.clone(), rel.clone()))
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(2));
+        // A copy-up for writing arrives as CREATE|CLOSE_WRITE: the write is still reported;
+        // a new file's first write is not (its creation was).
+        if n.has(op::CLOSE_WRITE) && !just_created {
+            let verdict = if self.in_image(&id, &rel) {
+                Verdict::Modified
+            } else {
+                Verdict::Added
+            };
+            self.emit_file(&id, EventKind::Open, &rel, None, pid, verdict, None);
+        }
+        self.note_package_db(&id, &rel, pid);
+    }
+
+    /// The image's file at `rel`: the top-most lower layer that has it.
+    fn image_file(&self, id: &ContainerId, rel: &Path) -> Option<PathBuf> {
+        let w = self.containers.get(id)?;
+        w.lowers
+            .iter()
+            .map(|l| l.join(rel))
+            .find(|p| p.symlink_metadata().is_ok_and(|md| !is_whiteout(&md)))
+    }
+
+    fn in_image(&self, id: &ContainerId, rel: &Path) -> bool {
+        self.image_file(id, rel).is_some()
+    }
+
+    /// An entry appeared in the upper dir: a new file, a whiteout or a copy-up.
+    fn appeared(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
+        let Some(w) = self.containers.get(id) else {
+            return;
+        };
+        let Ok(md) = w.upper.join(rel).symlink_metadata() else {
+            return;
+        };
+        if is_whiteout(&md) {
+            if self.in_image(id, rel) {
+                self.emit_file(
+                    id,
+                    EventKind::Unlink,
+                    rel,
+                    None,
+                    pid,
+                    Verdict::Deleted,
+                    Some("an image file was removed".into()),
+                );
+            }
+            return;
+        }
+        if md.is_dir() {
+            return;
+        }
+        let now = (md.mode() & 0o7777, md.uid(), md.gid());
+        match self
+            .image_file(id, rel)
+            .and_then(|p| p.symlink_metadata().ok())
+        {
+            Some(img) => {
+                // A copy-up: silent unless mode or owner differ from the image's.
+                let before = (img.mode() & 0o7777, img.uid(), img.gid());
+                if let Some(w) = self.containers.get_mut(id) {
+                    w.attrs.insert(rel.to_path_buf(), before);
+                }
+                if now != before {
+                    self.attrs_changed(id, rel, pid);
+                }
+            }
+            None => {
+                if let Some(w) = self.containers.get_mut(id) {
+                    if w.attrs.len() > 50_000 {
+                        w.attrs.clear();
+                    }
+                    w.attrs.insert(rel.to_path_buf(), now);
+                }
+                let tc = typechar(&md);
+                if self.recent_creates.len() > 10_000 {
+                    self.recent_creates.clear();
+                }
+                self.recent_creates
+                    .insert((id.clone(), rel.to_path_buf()), Instant::now());
+                self.emit_typed(
+                    id,
+                    EventKind::Creat,
+                    rel,
+                    None,
+                    pid,
+                    Verdict::Added,
+                    None,
+                    tc,
+                );
+            }
+        }
+        self.note_package_db(id, rel, pid);
+    }
+
+    fn attrs_changed(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
+        let Some(w) = self.containers.get(id) else {
+            return;
+        };
+        let Ok(md) = w.upper.join(rel).symlink_metadata() else {
+            return;
+        };
+        if md.is_dir() || is_whiteout(&md) {
+            return;
+        }
+        let now = (md.mode() & 0o7777, md.uid(), md.gid());
+        let before = match w.attrs.get(rel) {
+            Some(b) => *b,
+            None => match self
+                .image_file(id, rel)
+                .and_then(|p| p.symlink_metadata().ok())
+            {
+                Some(img) => (img.mode() & 0o7777, img.uid(), img.gid()),
+                None => now,
+            },
+        };
+        if let Some(w) = self.containers.get_mut(id) {
+            w.attrs.insert(rel.to_path_buf(), now);
+        }
+        if now.0 != before.0 {
+            let d = format!("mode {:04o} -> {:04o}", before.0, now.0);
+            self.emit_file(
+                id,
+                EventKind::Chmod,
+                rel,
+                None,
+                pid,
+                Verdict::Modified,
+                Some(d),
+            );
+        }
+        if (now.1, now.2) != (before.1, before.2) {
+            let d = format!("owner {}:{} -> {}:{}", before.1, before.2, now.1, now.2);
+            self.emit_file(
+                id,
+                EventKind::Chown,
+                rel,
+                None,
+                pid,
+                Verdict::Modified,
+                Some(d),
+            );
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "an event's parts, named at each call"
+    )]
+    fn emit_file(
+        &mut self,
+        id: &ContainerId,
+        kind: EventKind,
+        rel: &Path,
+        old: Option<&Path>,
+        pid: u32,
+        verdict: Verdict,
+        detail: Option<String>,
+    ) {
+        self.emit_typed(id, kind, rel, old, pid, verdict, detail, 'f');
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "an event's parts, named at each call"
+    )]
+    fn emit_typed(
+        &mut self,
+        id: &ContainerId,
+        kind: EventKind,
+        rel: &Path,
+        old: Option<&Path>,
+        pid: u32,
+        verdict: Verdict,
+        detail: Option<String>,
+        typechar: char,
+    ) {
+        let Some(w) = self.containers.get(id) else {
+            return;
+        };
+        let path = container_path(rel).to_string_lossy().into_owned();
+        let mut process = process_of(&self.procs, pid);
+        if let Some(e) = self.registry.get(id) {
+            process.user_name = e.user_name(process.uid);
+        }
+        let event = Event {
+            time_ns: now_ns(),
+            kind,
+            process,
+            container: Some(w.meta.clone()),
+            file: Some(FileRef {
+                path: path.clone(),
+                old_path: old.map(|o| container_path(o).to_string_lossy().into_owned()),
+                write: kind == EventKind::Open,
+                typechar,
+            }),
+            net: None,
+            drift: Some(DriftFinding {
+                kind: DriftKind::File,
+                subject: DriftSubject::File,
+                verdict,
+                path,
+                hash: None,
+                image_hash: None,
+                detail,
+            }),
+        };
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        emit(&self.emitter, &event);
+    }
+
+    fn note_package_db(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
+        let cpath = ContainerPath::from(container_path(rel).as_path());
+        if package_db_kind(&cpath).is_some() {
+            self.pending_packages
+                .insert((id.clone(), rel.to_path_buf()), (Instant::now(), pid));
+        }
+    }
+
+    /// Compares settled package databases with the image's and reports what changed since
+    /// the last report.
+    fn flush_packages(&mut self, all: bool) {
+        let settle = self.config.package_settle;
+        let due: Vec<((ContainerId, PathBuf), u32)> = self
+            .pending_packages
+            .iter()
+            .filter(|(_, (t, _))| all || t.elapsed() >= settle)
+            .map(|(k, (_, pid))| (k.clone(), *pid))
+            .collect();
+        for (key, pid) in due {
+            self.pending_packages.remove(&key);
+            let (id, rel) = key;
+            self.package_diff(&id, &rel, pid);
+        }
+    }
+
+    fn package_diff(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
+        let cpath = ContainerPath::from(container_path(rel).as_path());
+        let Some(eco) = package_db_kind(&cpath) else {
+            return;
+        };
+        if eco == Ecosystem::Rpm {
+            return; // the rpm database is binary (sqlite/bdb): not parsed yet
+        }
+        let Some(w) = self.containers.get(id) else {
+            return;
+        };
+        let location = cpath.to_string_lossy();
+        let current_md = w.upper.join(rel).symlink_metadata().ok();
+        let current = match current_md {
+            Some(md) if !is_whiteout(&md) => std::fs::read(w.upper.join(rel))
+                .map(|b| packages::parse(eco, &b))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let image = self
+            .image_file(id, rel)
+            .and_then(|p| std::fs::read(p).ok())
+            .map(|b| packages::parse(eco, &b))
+            .unwrap_or_default();
+        let w = match self.containers.get_mut(id) {
+            Some(w) => w,
+            None => return,
+        };
+        let last = w.packages.get(rel).cloned().unwrap_or(image);
+        let mut b = PackageDiffBuilder::default();
+        b.add(eco, &location, true, last);
+        b.add(eco, &location, false, current.clone());
+        let changes = b.finish();
+        w.packages.insert(rel.to_path_buf(), current);
+        if changes.is_empty() {
+            return;
+        }
+        let words: Vec<String> = changes
+            .iter()
+            .map(|c| match c.change {
+                PackageChangeKind::Added => {
+                    format!("added {} {}", c.name, c.version.as_deref().unwrap_or("?"))
+                }
+                PackageChangeKind::Removed => format!(
+                    "removed {} {}",
+                    c.name,
+                    c.image_version.as_deref().unwrap_or("?")
+                ),
+                PackageChangeKind::Changed => format!(
+                    "changed {} {} -> {}",
+                    c.name,
+                    c.image_version.as_deref().unwrap_or("?"),
+                    c.version.as_deref().unwrap_or("?")
+                ),
+            })
+            .collect();
+        let verdict = if changes.iter().all(|c| c.change == PackageChangeKind::Added) {
+            Verdict::Added
+        } else {
+            Verdict::Modified
+        };
+        let meta = w.meta.clone();
+        let path = location.clone();
+        let mut process = process_of(&self.procs, pid);
+        if let Some(e) = self.registry.get(id) {
+            process.user_name = e.user_name(process.uid);
+        }
+        let event = Event {
+            time_ns: now_ns(),
+            kind: EventKind::Open,
+            process,
+            container: Some(meta),
+            // Not an open-for-write of its own: the writes were reported as they happened.
+            file: Some(FileRef {
+                path: path.clone(),
+                old_path: None,
+                write: false,
+                typechar: 'f',
+            }),
+            net: None,
+            drift: Some(DriftFinding {
+                kind: DriftKind::Package,
+                subject: DriftSubject::PackageDb,
+                verdict,
+                path,
+                hash: None,
+                image_hash: None,
+                detail: Some(format!("{}: {}", eco.as_str(), words.join("; "))),
+            }),
+        };
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        emit(&self.emitter, &event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+
+    #[test]
+    fn whiteouts_are_char_devices_zero_zero() {
+        let md = std::fs::symlink_metadata("/dev/null").unwrap();
+        assert!(!is_whiteout(&md), "/dev/null is 1:3");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wh");
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mknod with a valid path (needs root; skipped otherwise).
+        if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) } == 0 {
+            assert!(is_whiteout(&std::fs::symlink_metadata(&p).unwrap()));
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! File and package drift, end to end: a real agent, fanotify on real containers' layers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ready() -> bool {
+    require(&[
+        Requirement::Root,
+        Requirement::Docker,
+        Requirement::Image(DEBIAN),
+    ])
+}
+
+fn about<'a>(c: &'a Container, tag: &'a str, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
+    move |a| has_tag(a, tag) && field(a, "container.id") == c.short() && field(a, "fd.name") == path
+}
+
+/// Starts a container and waits until the agent watches its layers (a marker file is seen).
+fn watched_container(agent: &AgentProcess) -> Container {
+    let c = Container::run(&[DEBIAN, "sleep", "120"]);
+    for _ in 0..50 {
+        c.sh("echo . >> /etc/dw-ready");
+        if agent.alerts().iter().any(|a| {
+            field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/dw-ready"
+        }) {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the agent never reported the marker write in {}", c.short());
+}
+
+#[test]
+fn writes_below_etc_name_the_file_the_process_and_the_container() {
+    if !ready() {
+        return;
+    }
+    let agent = AgentProcess::start(&[]);
+    let c = watched_container(&agent);
+    let (code, out) = c.sh("echo 'evil:x:0:0::/root:/bin/sh' >> /etc/passwd");
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for(
+        "write to /etc/passwd",
+        WAIT,
+        about(&c, "file_drift", "/etc/passwd"),
+    );
+    assert_eq!(a["rule"], "Write below etc in container", "{a}");
+    for tag in ["container", "drift", "file_drift"] {
+        assert!(has_tag(&a, tag), "{a}");
+    }
+    assert_eq!(field(&a, "evt.type"), "open");
+    assert_eq!(field(&a, "proc.name"), "sh", "the acting process: {a}");
+    assert!(field(&a, "proc.pid").as_u64().is_some_and(|p| p > 0), "{a}");
+    assert_eq!(
+        field(&a, "container.image.repository"),
+        "driftwatch-test/debian"
+    );
+}
+
+#[test]
+fn creations_deletions_and_mode_changes_of_image_files() {
+    if !ready() {
+        return;
+    }
+    let agent = AgentProcess::start(&[]);
+    let c = watched_container(&agent);
+    c.sh("chmod 4755 /usr/bin/id && rm /usr/bin/who && rm /usr/share/doc/dpkg/copyright && mkdir -p /root/.ssh && echo key > /root/.ssh/authorized_keys");
+    let a = agent.wait_for("chmod", WAIT, |a| {
+        about(&c, "file_drift", "/usr/bin/id")(a) && field(a, "evt.type") == "chmod"
+    });
+    assert_eq!(a["rule"], "Write below binary or library dir in container");
+    assert_eq!(field(&a, "proc.name"), "chmod");
+    let a = agent.wait_for("rm /usr/bin/who", WAIT, |a| {
+        about(&c, "file_drift", "/usr/bin/who")(a) && field(a, "evt.type") == "unlink"
+    });
+    assert_eq!(field(&a, "proc.name"), "rm");
+    let a = agent.wait_for(
+        "image file deleted",
+        WAIT,
+        about(&c, "file_drift", "/usr/share/doc/dpkg/copyright"),
+    );
+    assert_eq!(a["rule"], "Delete image file in container");
+    let a = agent.wait_for(
+        "authorized_keys",
+        WAIT,
+        about(&c, "file_drift", "/root/.ssh/authorized_keys"),
+    );
+    assert_eq!(a["rule"], "Modify SSH authorized_keys in container");
+}
+
+#[test]
+fn copy_ups_and_scratch_files_are_silent() {
+    if !ready() {
+        return;
+    }
+    let agent = AgentProcess::start(&[]);
+    let c = watched_container(&agent);
+    // touch and same-mode chmod copy image files up without changing them; /tmp is excluded.
+    c.sh("touch /usr/bin/true /etc/hostname.dw 2>/dev/null; touch /usr/bin/true && chmod 755 /usr/bin/env && echo x > /tmp/scratch && rm /tmp/scratch");
+    c.sh("echo done >> /etc/dw-marker");
+    agent.wait_for("marker", WAIT, about(&c, "file_drift", "/etc/dw-marker"));
+    let alerts = agent.alerts();
+    let noisy: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| field(a, "container.id") == c.short() && has_tag(a, "file_drift"))
+        .filter(|a| {
+            ["/usr/bin/true", "/usr/bin/env", "/tmp/scratch"]
+                .iter()
+                .any(|p| field(a, "fd.name") == *p)
+        })
+        .collect();
+    assert!(
+        noisy.is_empty(),
+        "copy-ups without change must be silent: {noisy:?}"
+    );
+}
+
+#[test]
+fn dpkg_install_is_package_drift_with_name_and_version() {
+    if !ready() {
+        return;
+    }
+    let agent = AgentProcess::start(&[]);
+    let c = watched_container(&agent);
+    let build = "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
+        && printf 'Package: dw-test-pkg\\nVersion: 1.2.3\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
+        && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb";
+    let (code, out) = c.sh(build);
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("dpkg -i", WAIT, |a| {
+        field(a, "container.id") == c.short() && a["rule"] == "Package drift in container"
+    });
+    assert!(has_tag(&a, "package_drift"), "{a}");
+    let output = a["output"].as_str().unwrap();
+    assert!(output.contains("added dw-test-pkg 1.2.3"), "{output}");
+    assert_eq!(field(&a, "fd.name"), "/var/lib/dpkg/status");
+    // The package manager's own exec is package drift too.
+    agent.wait_for("dpkg exec", WAIT, |a| {
+        field(a, "container.id") == c.short()
+            && has_tag(a, "package_drift")
+            && field(a, "proc.name") == "dpkg"
+    });
+    // Removing it is reported against the previous state.
+    c.sh("dpkg -r dw-test-pkg >/dev/null");
+    let a = agent.wait_for("dpkg -r", WAIT, |a| {
+        field(a, "container.id") == c.short()
+            && a["rule"] == "Package drift in container"
+            && a["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("removed dw-test-pkg"))
+    });
+    assert!(has_tag(&a, "package_drift"));
+}
