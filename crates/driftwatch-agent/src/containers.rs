@@ -62,7 +62,8 @@ impl ContainerEntry {
 /// keep it short.
 pub trait RecordObserver: Send + Sync {
     fn record_seen(&self, entry: &Arc<ContainerEntry>);
-    fn stopped(&self, id: &ContainerId);
+    /// The container stopped (`destroyed`: and was removed).
+    fn stopped(&self, id: &ContainerId, destroyed: bool);
 }
 
 #[derive(Debug, Default)]
@@ -151,10 +152,10 @@ impl ContainerRegistry {
         }
     }
 
-    fn notify_stopped(&self, id: &ContainerId) {
+    fn notify_stopped(&self, id: &ContainerId, destroyed: bool) {
         let observers = self.observers.read().map(|o| o.clone()).unwrap_or_default();
         for o in observers {
-            o.stopped(id);
+            o.stopped(id, destroyed);
         }
     }
 
@@ -387,9 +388,9 @@ impl ContainerRegistry {
                         Err(e) => tracing::debug!("inspecting new container {}: {e}", id.short()),
                     }
                 }
-                EngineEvent::Died(id) => self.notify_stopped(&id),
+                EngineEvent::Died(id) => self.notify_stopped(&id, false),
                 EngineEvent::Destroyed(id) => {
-                    self.notify_stopped(&id);
+                    self.notify_stopped(&id, true);
                     self.mark_destroyed(&id);
                 }
                 EngineEvent::Disconnected { reason } => {

@@ -2,6 +2,7 @@
 //! container's image, turned into an event, run through the rules, and alerted on.
 
 mod baseline;
+mod config_drift;
 mod containers;
 mod emitter;
 mod exec_verdict;
@@ -15,6 +16,7 @@ pub use baseline::{
     BaselineError, BaselineFile, BaselineStore, DEFAULT_BASELINE_FILE, DEFAULT_LEARNING_WINDOW,
     ImageBaseline,
 };
+pub use config_drift::{ConfigDrift, ConfigDriftStats};
 pub use containers::{ContainerFs, ContainerRegistry, RegistryStats};
 pub use emitter::{Emitter, SharedEmitter, emit};
 pub use file_drift::{FileDrift, FileDriftConfig, FileStats};

@@ -18,6 +18,7 @@ use driftwatch_sensor::{
     ExecRecord, ExecSensor, SensorConfig, SensorStats, boot_to_wall_offset_ns,
 };
 
+use crate::config_drift::ConfigDrift;
 use crate::containers::ContainerRegistry;
 use crate::emitter::{Emitter, SharedEmitter};
 use crate::exec_verdict::analyze_exec;
@@ -104,6 +105,8 @@ pub struct Agent {
     procs: Arc<Mutex<ProcTable>>,
     /// Network drift: TCP sensor, UDP scan, baselines.
     net: Option<crate::net_drift::NetDriftRuntime>,
+    /// Config drift: posture at create/start, mounted secrets/config (inotify).
+    config_drift: Arc<ConfigDrift>,
     /// File and package drift (fanotify on the containers' upper dirs).
     files: Option<FileDrift>,
 }
@@ -112,6 +115,7 @@ struct Worker {
     registry: Arc<ContainerRegistry>,
     judge: Judge,
     emitter: SharedEmitter,
+    config_drift: Arc<ConfigDrift>,
     procs: Arc<Mutex<ProcTable>>,
     stats: Arc<AgentStats>,
     wall_offset_ns: i128,
@@ -164,7 +168,6 @@ impl Agent {
             engines.push(Arc::new(source));
         }
         let registry = Arc::new(ContainerRegistry::new(engines, runtime.handle().clone()));
-        runtime.spawn(registry.clone().watch());
 
         let stats = Arc::new(AgentStats::default());
         let emitter = Emitter::new(
@@ -175,11 +178,16 @@ impl Agent {
             config.hostname.clone(),
         )
         .shared();
+        // Observers first, so that containers already running are judged too.
+        let config_drift = ConfigDrift::start(emitter.clone());
+        registry.observe(config_drift.clone());
+        runtime.spawn(registry.clone().watch());
         let procs = Arc::new(Mutex::new(ProcTable::new(65536)));
         let mut worker = Worker {
             registry: registry.clone(),
             judge: Judge::new(),
             emitter: emitter.clone(),
+            config_drift: config_drift.clone(),
             procs: procs.clone(),
             stats: stats.clone(),
             wall_offset_ns: boot_to_wall_offset_ns(),
@@ -218,6 +226,7 @@ impl Agent {
             emitter.clone(),
         )?;
         Ok(Agent {
+            config_drift,
             sensor: Some(sensor),
             net: Some(net),
             stats,
@@ -272,6 +281,7 @@ impl Agent {
     fn stop_all(&mut self) {
         // The sensor drains its ring buffer before it stops.
         drop(self.sensor.take());
+        self.config_drift.shutdown();
         drop(self.files.take());
         drop(self.net.take());
         if let Some(rt) = self.runtime.take() {
@@ -295,6 +305,7 @@ impl Worker {
         };
         let entry = self.registry.resolve(&m.id, m.engine, rec.pid);
         let analysis = analyze_exec(&rec, &entry.fs, &self.judge);
+        let config = self.config_drift.exec_findings(&rec.env, &entry);
         let time_ns = (i128::from(rec.boot_ns) + self.wall_offset_ns).max(0) as u64;
         let pexepath = {
             let mut procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,6 +351,6 @@ impl Worker {
             net: None,
             drift: analysis.finding,
         };
-        crate::emitter::emit(&self.emitter, &event);
+        crate::config_drift::emit_exec(&self.emitter, event, config);
     }
 }

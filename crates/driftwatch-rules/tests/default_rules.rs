@@ -310,9 +310,26 @@ fn file_rules() {
 #[test]
 fn config_rules() {
     let rs = defaults();
+    let config = |subject: DriftSubject, verdict: Verdict, path: &str, detail: &str| DriftFinding {
+        kind: DriftKind::Config,
+        subject,
+        verdict,
+        path: path.into(),
+        hash: None,
+        image_hash: None,
+        detail: Some(detail.into()),
+    };
+    // Per exec: the rules use the agent's finding, not the raw environment, so an image that
+    // sets a variable in its ENV is quiet.
     let mut e = exec("/usr/sbin/nginx", &["nginx"], "containerd-shim");
-    assert!(fired(&rs, &e).is_empty());
     e.process.env.push("LD_PRELOAD=/tmp/hook.so".into());
+    assert!(fired(&rs, &e).is_empty(), "no finding, no alert");
+    e.drift = Some(config(
+        DriftSubject::Env,
+        Verdict::Added,
+        "LD_PRELOAD",
+        "LD_PRELOAD=\"/tmp/hook.so\" at exec; the image does not set it",
+    ));
     assert_eq!(fired(&rs, &e), ["LD_PRELOAD set for process in container"]);
     let a = rs.alert(
         rs.find("LD_PRELOAD set for process in container").unwrap(),
@@ -320,34 +337,125 @@ fn config_rules() {
         "h",
     );
     assert!(a.output.contains("preload=/tmp/hook.so"), "{}", a.output);
-    assert_eq!(
-        a.output_fields["proc.env[LD_PRELOAD]"],
-        serde_json::json!("/tmp/hook.so")
-    );
-    e.process.env = vec!["LD_PRELOAD=".into()];
-    assert!(fired(&rs, &e).is_empty());
-    for var in [
-        "LD_LIBRARY_PATH=/tmp",
-        "PYTHONPATH=/tmp/mods",
-        "NODE_OPTIONS=--require /tmp/x.js",
-    ] {
-        e.process.env = vec![var.into()];
+    assert!(a.tags.iter().any(|t| t == "config_drift"));
+    for var in ["LD_LIBRARY_PATH", "PYTHONPATH", "NODE_OPTIONS", "PATH"] {
+        e.drift = Some(config(DriftSubject::Env, Verdict::Modified, var, "x"));
         assert_eq!(
             fired(&rs, &e),
             ["Code search path set for process in container"],
             "{var}"
         );
     }
-    e.process.env.clear();
-    e.drift = Some(DriftFinding {
-        kind: DriftKind::Config,
-        subject: DriftSubject::Exe,
-        verdict: Verdict::Modified,
-        path: "/etc/nginx/nginx.conf".into(),
-        hash: None,
-        image_hash: None,
-        detail: None,
-    });
+
+    // At container start (evt.type=container), one rule per setting, priority by severity.
+    let mut c = exec("/bin/sleep", &["sleep", "60"], "containerd-shim");
+    c.kind = EventKind::Container;
+    assert!(fired(&rs, &c).is_empty());
+    for (subject, path, detail, rule, priority) in [
+        (
+            DriftSubject::Privileged,
+            "privileged",
+            "privileged",
+            "Privileged container started",
+            Priority::Critical,
+        ),
+        (
+            DriftSubject::SensitiveMount,
+            "/var/run/docker.sock",
+            "host /var/run/docker.sock (container engine socket) mounted read-write",
+            "Container with host control mounted",
+            Priority::Critical,
+        ),
+        (
+            DriftSubject::SensitiveMount,
+            "/host-etc",
+            "host /etc (host system directory) mounted read-only",
+            "Sensitive host path mounted into container",
+            Priority::Error,
+        ),
+        (
+            DriftSubject::HostNamespace,
+            "pid",
+            "shares the host's pid namespace",
+            "Container sharing host PID namespace",
+            Priority::Critical,
+        ),
+        (
+            DriftSubject::HostNamespace,
+            "network",
+            "shares the host's network namespace",
+            "Container sharing host namespace",
+            Priority::Warning,
+        ),
+        (
+            DriftSubject::CapAdd,
+            "CAP_SYS_ADMIN",
+            "added",
+            "Dangerous capability added to container",
+            Priority::Error,
+        ),
+        (
+            DriftSubject::CapAdd,
+            "CAP_NET_BIND_SERVICE",
+            "added",
+            "Capability added to container",
+            Priority::Notice,
+        ),
+        (
+            DriftSubject::SeccompUnconfined,
+            "seccomp",
+            "off",
+            "Container security profile disabled",
+            Priority::Warning,
+        ),
+        (
+            DriftSubject::Env,
+            "PYTHONPATH",
+            "x",
+            "Code-loading variable in container configuration",
+            Priority::Warning,
+        ),
+        (
+            DriftSubject::Env,
+            "EXTRA",
+            "x",
+            "Container environment differs from image",
+            Priority::Notice,
+        ),
+        (
+            DriftSubject::WritableRootfs,
+            "/",
+            "writable",
+            "Container with writable root filesystem",
+            Priority::Notice,
+        ),
+        (
+            DriftSubject::RootUser,
+            "root",
+            "root",
+            "Container running as root",
+            Priority::Notice,
+        ),
+        (
+            DriftSubject::MountedFile,
+            "/run/secrets/token",
+            "written",
+            "Mounted secret or config file changed in container",
+            Priority::Warning,
+        ),
+    ] {
+        c.drift = Some(config(subject, Verdict::Added, path, detail));
+        assert_eq!(fired(&rs, &c), [rule], "{path}");
+        assert_eq!(rs.rule(rs.find(rule).unwrap()).priority, priority, "{rule}");
+    }
+
+    // A config finding no specific rule covers still alerts, on any event type.
+    e.drift = Some(config(
+        DriftSubject::Exe,
+        Verdict::Modified,
+        "/etc/nginx/nginx.conf",
+        "x",
+    ));
     assert_eq!(
         fired(&rs, &e),
         ["Configuration drift detected in container"]
