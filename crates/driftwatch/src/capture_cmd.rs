@@ -18,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use driftwatch_image::{ChangeKind, ContainerPath, FileDiff, FileKind, Judge};
+use driftwatch_image::{ChangeKind, ContainerPath, DiffOptions, FileDiff, FileKind, Judge};
 use driftwatch_model::{ContainerMeta, OverlayLayers};
 use driftwatch_runtime::MountTable;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -212,7 +212,8 @@ fn capture(args: &CaptureArgs) -> anyhow::Result<()> {
     };
     let target = Target::resolve(arg, &args.docker_socket)?;
     let created = procs::now_rfc3339();
-    let diff = target.diff(std::io::stderr().is_terminal())?;
+    // Hashes of every drifted file go into the evidence.
+    let diff = target.diff(DiffOptions::default(), std::io::stderr().is_terminal())?;
     let report = DiffReport::new(&target, &diff, None);
     let mut w = bundle::BundleWriter::create(out, args.force)?;
     let result = write_bundle(args, &target, &report, alerts_path.as_deref(), &mut w);

@@ -37,6 +37,9 @@ struct Args {
     /// Drop the page cache before every measured run (cold reads for both tools).
     #[arg(long)]
     cold: bool,
+    /// Pass --no-hash-added to driftwatch diff (files also in the image are still hashed).
+    #[arg(long)]
+    no_hash_added: bool,
     /// Keep the container afterwards (its id is printed).
     #[arg(long)]
     keep: bool,
@@ -167,7 +170,10 @@ touch /bin/busybox; echo x >> /etc/passwd; chmod 4755 /bin/ping 2>/dev/null || t
         t.elapsed().as_secs_f64()
     );
     let dw = args.driftwatch.to_string_lossy().to_string();
-    let dw_argv = [dw.as_str(), "diff", "--json", id.as_str()];
+    let mut dw_argv = vec![dw.as_str(), "diff", "--json", id.as_str()];
+    if args.no_hash_added {
+        dw_argv.push("--no-hash-added");
+    }
     let docker_argv = [DOCKER, "diff", id.as_str()];
     // A warm-up of each, so the first measured round is not the only one reading the disk.
     if !args.cold {
@@ -219,7 +225,7 @@ touch /bin/busybox; echo x >> /etc/passwd; chmod 4755 /bin/ping 2>/dev/null || t
     let (o, d) = (median(ours), median(theirs));
     let secs = o.as_secs_f64();
     println!(
-        "container {}: {} files in the writable layer ({} small, {} x {} MiB), {} rounds{}",
+        "container {}: {} files in the writable layer ({} small, {} x {} MiB), {} rounds{}{}",
         &id[..12],
         args.files,
         small,
@@ -230,6 +236,11 @@ touch /bin/busybox; echo x >> /etc/passwd; chmod 4755 /bin/ping 2>/dev/null || t
             ", page cache dropped before each run"
         } else {
             ", warm page cache"
+        },
+        if args.no_hash_added {
+            ", --no-hash-added"
+        } else {
+            ""
         }
     );
     println!(
