@@ -656,8 +656,16 @@ impl Sensor {
         if let Some(e) = self.registry.get(id) {
             process.user_name = e.user_name(process.uid);
         }
+        // The kernel's time of the change, where the entry still exists to say it.
+        let time_ns = w
+            .upper
+            .join(rel)
+            .symlink_metadata()
+            .ok()
+            .and_then(|md| u64::try_from(md.ctime()).ok().map(|s| s * 1_000_000_000 + md.ctime_nsec() as u64))
+            .unwrap_or_else(now_ns);
         let event = Event {
-            time_ns: now_ns(),
+            time_ns,
             kind,
             process,
             container: Some(w.meta.clone()),

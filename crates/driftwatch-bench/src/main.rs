@@ -15,6 +15,21 @@ use clap::Parser;
 
 const DOCKER: &str = "/usr/bin/docker";
 const BUSYBOX: &str = "driftwatch-test/busybox:1";
+const DEBIAN: &str = "driftwatch-test/debian:12";
+
+/// Creates, writes, renames and deletes `n` small files in `dir`: pure file system work.
+const FILE_WORKLOAD: &str = "import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, exist_ok=True)
+for i in range(n):
+    p = os.path.join(d, 'f%d' % i)
+    with open(p, 'w') as f:
+        f.write('data %d' % i)
+    q = p + '.renamed'
+    os.rename(p, q)
+    os.chmod(q, 0o600)
+    os.remove(q)
+";
 /// cgroup v1 cpuacct hierarchy (hybrid hosts such as this one mount it on its own).
 const CPUACCT: &str = "/sys/fs/cgroup/cpuacct";
 
@@ -41,6 +56,12 @@ struct Args {
     /// Execs per loop in the storm (4 loops in parallel).
     #[arg(long, default_value_t = 5000)]
     storm_execs: u64,
+    /// Files created, written, renamed, re-moded and deleted per file-workload sample.
+    #[arg(long, default_value_t = 3000)]
+    files: u64,
+    /// Only run these parts (comma-separated: syscalls,execs,latency,memory,storm,files).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn docker(args: &[&str]) -> anyhow::Result<String> {
@@ -61,9 +82,13 @@ struct Container(String);
 
 impl Container {
     fn start(extra: &[&str]) -> anyhow::Result<Container> {
+        Self::start_image(BUSYBOX, extra)
+    }
+
+    fn start_image(image: &str, extra: &[&str]) -> anyhow::Result<Container> {
         let mut a = vec!["run", "-d", "--network", "none"];
         a.extend_from_slice(extra);
-        a.extend_from_slice(&[BUSYBOX, "sleep", "3600"]);
+        a.extend_from_slice(&[image, "sleep", "3600"]);
         Ok(Container(docker(&a)?))
     }
 
@@ -103,7 +128,11 @@ struct AgentCgroup(PathBuf);
 
 impl AgentCgroup {
     fn new() -> anyhow::Result<AgentCgroup> {
-        let p = Path::new(CPUACCT).join(format!("dw-bench-{}", std::process::id()));
+        Self::new_named("dw-bench")
+    }
+
+    fn new_named(prefix: &str) -> anyhow::Result<AgentCgroup> {
+        let p = Path::new(CPUACCT).join(format!("{prefix}-{}", std::process::id()));
         std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
         Ok(AgentCgroup(p))
     }
@@ -197,6 +226,101 @@ fn exec_loop(c: &Container, n: u64) -> anyhow::Result<(f64, u64)> {
     Ok((t.elapsed().as_secs_f64(), c.cpu_ns()? - cpu0))
 }
 
+/// (wall seconds, CPU ns) of the file workload run by `argv` (a python3 command line);
+/// `cpu` reads the CPU counter of whatever runs it.
+fn timed(argv: &[&str], cpu: &dyn Fn() -> anyhow::Result<u64>) -> anyhow::Result<(f64, u64)> {
+    let c0 = cpu()?;
+    let t = Instant::now();
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .with_context(|| format!("running {argv:?}"))?;
+    if !out.status.success() {
+        bail!("{argv:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok((t.elapsed().as_secs_f64(), cpu()? - c0))
+}
+
+/// Issue 4's file figures: a file-heavy workload in a container and on the host, agent off
+/// vs on (total CPU: workload + agent), and file-drift alert latency.
+fn file_workloads(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()> {
+    let c = Container::start_image(DEBIAN, &[])?;
+    let n = a.files.to_string();
+    let script = FILE_WORKLOAD;
+    let in_container = [
+        "/usr/bin/docker",
+        "exec",
+        &c.0,
+        "python3",
+        "-c",
+        script,
+        "/root/work",
+        &n,
+    ];
+    let host_dir = tempfile::tempdir()?;
+    let host_path = host_dir.path().join("work").display().to_string();
+    let on_host = ["python3", "-c", script, &host_path, &n];
+    // Host CPU of the python process is its own: measure it with a cgroup of its own.
+    let host_cg = AgentCgroup::new_named("dw-bench-host")?;
+    let cont_cpu = || c.cpu_ns();
+    let run_host = |argv: &[&str]| -> anyhow::Result<(f64, u64)> {
+        let c0 = host_cg.cpu_ns()?;
+        let t = Instant::now();
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .spawn()?;
+        std::fs::write(host_cg.0.join("cgroup.procs"), child.id().to_string())?;
+        let st = child.wait()?;
+        if !st.success() {
+            bail!("{argv:?} failed");
+        }
+        Ok((t.elapsed().as_secs_f64(), host_cg.cpu_ns()? - c0))
+    };
+    timed(&in_container, &cont_cpu)?; // warm up
+    let (mut c_off, mut c_on, mut h_off, mut h_on) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..a.rounds {
+        c_off.push(timed(&in_container, &cont_cpu)?.1 as f64);
+        h_off.push(run_host(&on_host)?.1 as f64);
+        let agent = Agent::start(bin, cg)?;
+        let a0 = cg.cpu_ns()?;
+        let (_, cpu) = timed(&in_container, &cont_cpu)?;
+        std::thread::sleep(Duration::from_millis(300));
+        c_on.push(cpu as f64 + (cg.cpu_ns()? - a0) as f64);
+        let a1 = cg.cpu_ns()?;
+        let (_, cpu) = run_host(&on_host)?;
+        h_on.push(cpu as f64 + (cg.cpu_ns()? - a1) as f64);
+        agent.stop()?;
+    }
+    println!(
+        "file loop container: {} files x (create, write, rename, chmod, delete), total CPU off {:.0} ms, on {:.0} ms, ratio x{:.3} (goal <= 1.05)",
+        a.files,
+        median(c_off.clone()) / 1e6,
+        median(c_on.clone()) / 1e6,
+        median(c_on) / median(c_off)
+    );
+    println!(
+        "file loop host:      same workload outside containers, total CPU off {:.0} ms, on {:.0} ms, ratio x{:.3} (goal <= 1.01)",
+        median(h_off.clone()) / 1e6,
+        median(h_on.clone()) / 1e6,
+        median(h_on) / median(h_off)
+    );
+    // Latency: files created below /etc, spaced out; the agent measures from the file's
+    // ctime (the kernel's time of the change) to the alert written.
+    let agent = Agent::start(bin, cg)?;
+    std::thread::sleep(Duration::from_millis(500));
+    c.sh("i=0; while [ $i -lt 200 ]; do echo x > /etc/dw-lat-$i; sleep 0.02; i=$((i+1)); done")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let s = agent.stop()?;
+    println!(
+        "file-drift alert:    {} alerts, p50 {:.2} ms, p99 {:.2} ms (goal p99 <= 50 ms)",
+        s["alert_latency_samples"],
+        s["alert_latency_p50_us"].as_f64().unwrap_or(f64::NAN) / 1e3,
+        s["alert_latency_p99_us"].as_f64().unwrap_or(f64::NAN) / 1e3
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     // SAFETY: geteuid has no preconditions.
@@ -216,19 +340,29 @@ fn main() -> anyhow::Result<()> {
         a.rounds
     );
 
+    let want = |part: &str| a.only.is_empty() || a.only.iter().any(|o| o == part);
+
     // 1. Unrelated host syscalls.
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    for _ in 0..a.rounds {
-        off.push(getppid_loop(a.syscalls));
-        let agent = Agent::start(&bin, &cg)?;
-        on.push(getppid_loop(a.syscalls));
-        agent.stop()?;
+    if want("syscalls") {
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..a.rounds {
+            off.push(getppid_loop(a.syscalls));
+            let agent = Agent::start(&bin, &cg)?;
+            on.push(getppid_loop(a.syscalls));
+            agent.stop()?;
+        }
+        let (off_ns, on_ns) = (median(off), median(on));
+        println!(
+            "host getppid:        off {off_ns:.1} ns/call, on {on_ns:.1} ns/call, ratio x{:.3} (goal <= 1.01)",
+            on_ns / off_ns
+        );
     }
-    let (off_ns, on_ns) = (median(off), median(on));
-    println!(
-        "host getppid:        off {off_ns:.1} ns/call, on {on_ns:.1} ns/call, ratio x{:.3} (goal <= 1.01)",
-        on_ns / off_ns
-    );
+    if want("files") {
+        file_workloads(&a, &bin, &cg)?;
+    }
+    if !(want("execs") || want("latency") || want("memory") || want("storm")) {
+        return Ok(());
+    }
 
     // 2. Exec loop inside a container: total CPU (workload + agent).
     let c = Container::start(&[])?;
