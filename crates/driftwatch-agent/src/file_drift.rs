@@ -113,6 +113,8 @@ struct Sensor {
     recent_creates: HashMap<(ContainerId, PathBuf), Instant>,
     judge: Judge,
     host_mnt_ns: Option<u64>,
+    host_pids: HashMap<u32, bool>,
+    host_pids_since: Instant,
     started: SystemTime,
 }
 
@@ -139,6 +141,8 @@ impl FileDrift {
             recent_creates: HashMap::new(),
             judge: Judge::new(),
             host_mnt_ns: driftwatch_sensor::host_mnt_ns().ok().map(u64::from),
+            host_pids: HashMap::new(),
+            host_pids_since: Instant::now(),
             started: SystemTime::now(),
         };
         let thread = {
@@ -365,11 +369,23 @@ impl Sensor {
     }
 
     /// A process of the host (its mount namespace is the host's).
-    fn is_host_process(&self, pid: u32) -> bool {
+    fn is_host_process(&mut self, pid: u32) -> bool {
         let Some(host) = self.host_mnt_ns else {
             return false;
         };
-        pid != 0 && std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == host)
+        if pid == 0 {
+            return false;
+        }
+        // Cached briefly: the same few processes make most notices (pids are reused, so
+        // the cache is forgotten every few seconds).
+        if self.host_pids_since.elapsed() > Duration::from_secs(3) || self.host_pids.len() > 4096 {
+            self.host_pids.clear();
+            self.host_pids_since = Instant::now();
+        }
+        *self
+            .host_pids
+            .entry(pid)
+            .or_insert_with(|| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == host))
     }
 
     /// The container and host path of the directory a notice names.
