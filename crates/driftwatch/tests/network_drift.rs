@@ -1,0 +1,326 @@
+//! Network drift, end to end: a real agent, the real network BPF program, real containers
+//! with `--network none` (loopback only). Undeclared listeners alert from the first second,
+//! declared ones never; outbound destinations are learned during the image's window and
+//! enforced after it; baselines survive restarts and move between hosts by export/import.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ready() -> bool {
+    require(&[
+        Requirement::Root,
+        Requirement::Docker,
+        Requirement::Image(BUSYBOX),
+    ])
+}
+
+fn network_drift<'a>(
+    c: &'a Container,
+    verdict: &'a str,
+    path: &'a str,
+) -> impl Fn(&Value) -> bool + 'a {
+    move |a| {
+        has_tag(a, "network_drift")
+            && field(a, "container.id") == c.short()
+            && field(a, "drift.verdict") == verdict
+            && field(a, "drift.path") == path
+    }
+}
+
+/// What every network-drift alert carries.
+fn assert_network_alert(a: &Value, c: &Container, evt: &str) {
+    assert_eq!(a["rule"], "Network drift detected in container", "{a}");
+    for tag in ["container", "drift", "network_drift"] {
+        assert!(has_tag(a, tag), "tag {tag} missing: {a}");
+    }
+    assert_eq!(field(a, "evt.type"), evt, "{a}");
+    assert_eq!(field(a, "container.id"), c.short(), "{a}");
+    assert_eq!(
+        field(a, "container.image.repository"),
+        "driftwatch-test/busybox",
+        "{a}"
+    );
+    assert_eq!(field(a, "fd.l4proto"), "tcp", "{a}");
+    assert!(field(a, "proc.pid").as_u64().is_some_and(|p| p > 0), "{a}");
+    assert_eq!(field(a, "proc.name"), "nc", "{a}");
+    assert_eq!(field(a, "proc.exepath"), "/bin/busybox", "{a}");
+}
+
+/// `nc` connecting to a loopback port of the container; refused or not, the kernel saw the
+/// SYN go out, which is what the agent judges.
+fn connect(c: &Container, port: u16) {
+    let _ = c.sh(&format!("nc -w 1 127.0.0.1 {port} </dev/null"));
+}
+
+fn no_alert(agent: &AgentProcess, what: &str, pred: impl Fn(&Value) -> bool) {
+    let bad: Vec<String> = agent
+        .alerts()
+        .iter()
+        .filter(|a| pred(a))
+        .map(|a| a.to_string())
+        .collect();
+    assert!(bad.is_empty(), "{what}, yet:\n{}", bad.join("\n"));
+}
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(args)
+        .output()
+        .expect("running driftwatch");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn baseline_args<'a>(file: &'a Path, window: &'a str) -> [&'a str; 4] {
+    [
+        "--baseline-file",
+        file.to_str().unwrap(),
+        "--learning-window",
+        window,
+    ]
+}
+
+/// Waits until the baseline file lists `item` for the busybox image.
+fn wait_for_baseline(file: &Path, item: &str) {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.contains(item) {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{} never listed {item}:\n{text}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn listener_on_undeclared_port_alerts_from_the_first_second() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baselines.json");
+    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
+    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let (code, out) = c.exec(&[
+        "sh",
+        "-c",
+        "nc -l -p 8081 </dev/null >/dev/null & sleep 0.3",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for(
+        "undeclared listener",
+        WAIT,
+        network_drift(&c, "undeclared_port", "8081/tcp"),
+    );
+    assert_network_alert(&a, &c, "listen");
+    assert_eq!(field(&a, "drift.subject"), "listener", "{a}");
+    assert_eq!(field(&a, "fd.lport"), 8081, "{a}");
+    // busybox nc listens on every address, IPv6 dual-stack.
+    assert_eq!(field(&a, "fd.name"), "[::]:8081", "{a}");
+    assert_eq!(field(&a, "proc.cmdline"), "nc -l -p 8081", "{a}");
+    let output = a["output"].as_str().unwrap();
+    assert!(output.contains("verdict=undeclared_port"), "{output}");
+    assert!(output.contains("lport=8081"), "{output}");
+}
+
+#[test]
+fn listener_on_declared_port_is_quiet() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baselines.json");
+    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
+    let c = Container::run(&["--expose", "8080", BUSYBOX, "sleep", "60"]);
+    c.sh("nc -l -p 8080 </dev/null >/dev/null & sleep 0.3");
+    // The marker: an undeclared listener after it, in the same container.
+    c.sh("nc -l -p 8082 </dev/null >/dev/null & sleep 0.3");
+    agent.wait_for(
+        "the marker listener",
+        WAIT,
+        network_drift(&c, "undeclared_port", "8082/tcp"),
+    );
+    no_alert(&agent, "8080 is declared (--expose)", |a| {
+        has_tag(a, "network_drift")
+            && field(a, "container.id") == c.short()
+            && field(a, "fd.lport") == 8080
+    });
+}
+
+#[test]
+fn outbound_destinations_are_learned_then_enforced() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baselines.json");
+    let window = Duration::from_secs(8);
+    let started = Instant::now();
+    let agent = AgentProcess::start(&baseline_args(&file, "8s"));
+    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    connect(&c, 9001);
+    assert!(
+        started.elapsed() < window,
+        "the learning connect came after the window; the machine is too slow for this test"
+    );
+    wait_for_baseline(&file, "127.0.0.1:9001/tcp");
+    // The window runs from the image's first sighting, at the latest this agent's start.
+    std::thread::sleep((window + Duration::from_secs(1)).saturating_sub(started.elapsed()));
+    connect(&c, 9001);
+    connect(&c, 9002);
+    let a = agent.wait_for(
+        "a new destination after learning",
+        WAIT,
+        network_drift(&c, "new_destination", "127.0.0.1:9002/tcp"),
+    );
+    assert_network_alert(&a, &c, "connect");
+    assert_eq!(field(&a, "drift.subject"), "outbound", "{a}");
+    assert_eq!(field(&a, "fd.rip"), "127.0.0.1", "{a}");
+    assert_eq!(field(&a, "fd.rport"), 9002, "{a}");
+    assert!(
+        field(&a, "fd.name")
+            .as_str()
+            .is_some_and(|n| n.starts_with("127.0.0.1:") && n.ends_with("->127.0.0.1:9002")),
+        "{a}"
+    );
+    no_alert(&agent, "9001 was learned during the window", |a| {
+        has_tag(a, "network_drift") && field(a, "fd.rport") == 9001
+    });
+}
+
+#[test]
+fn baseline_survives_an_agent_restart() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state/baselines.json");
+    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    {
+        let _agent = AgentProcess::start(&baseline_args(&file, "3s"));
+        connect(&c, 9101);
+        wait_for_baseline(&file, "127.0.0.1:9101/tcp");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    // A new agent with a long window: the image's window is the one on file, already over.
+    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
+    connect(&c, 9101);
+    connect(&c, 9102);
+    agent.wait_for(
+        "a destination new after the restart",
+        WAIT,
+        network_drift(&c, "new_destination", "127.0.0.1:9102/tcp"),
+    );
+    no_alert(&agent, "9101 is in the baseline on file", |a| {
+        has_tag(a, "network_drift") && field(a, "fd.rport") == 9101
+    });
+}
+
+#[test]
+fn exported_baseline_is_enforced_from_the_start_after_import() {
+    if !ready() {
+        return;
+    }
+    let staging = tempfile::tempdir().unwrap();
+    let staging_file = staging.path().join("baselines.json");
+    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    {
+        // Staging learns with a window that never ends during the test.
+        let _agent = AgentProcess::start(&baseline_args(&staging_file, "1h"));
+        connect(&c, 9201);
+        wait_for_baseline(&staging_file, "127.0.0.1:9201/tcp");
+    }
+    let export = staging.path().join("export.json");
+    let s = staging_file.to_str().unwrap();
+    let (ok, out) = cli(&[
+        "baseline",
+        "export",
+        "--baseline-file",
+        s,
+        "-o",
+        export.to_str().unwrap(),
+        BUSYBOX,
+    ]);
+    assert!(ok, "{out}");
+
+    let prod = tempfile::tempdir().unwrap();
+    let prod_file = prod.path().join("baselines.json");
+    let p = prod_file.to_str().unwrap();
+    let (ok, out) = cli(&[
+        "baseline",
+        "import",
+        "--baseline-file",
+        p,
+        export.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, shown) = cli(&["baseline", "show", "--baseline-file", p]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("driftwatch-test/busybox:1"), "{shown}");
+    assert!(shown.contains("enforced since"), "{shown}");
+    assert!(shown.contains("127.0.0.1:9201/tcp"), "{shown}");
+
+    // Production: a long window, yet the imported image is enforced at once.
+    let agent = AgentProcess::start(&baseline_args(&prod_file, "1h"));
+    connect(&c, 9201);
+    connect(&c, 9202);
+    agent.wait_for(
+        "a destination the imported baseline lacks",
+        WAIT,
+        network_drift(&c, "new_destination", "127.0.0.1:9202/tcp"),
+    );
+    no_alert(&agent, "9201 is in the imported baseline", |a| {
+        has_tag(a, "network_drift") && field(a, "fd.rport") == 9201
+    });
+}
+
+#[test]
+fn baseline_commands_report_bad_files_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"version\": 1, \"images\": {\"x\": {\"listeners\": [\"http\"]}}}",
+    )
+    .unwrap();
+    let (ok, out) = cli(&[
+        "baseline",
+        "import",
+        "--baseline-file",
+        dir.path().join("b.json").to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        out.contains(&format!("baseline file {}", bad.display())),
+        "{out}"
+    );
+    assert!(out.contains("listener `http`"), "{out}");
+    let (ok, out) = cli(&[
+        "baseline",
+        "reset",
+        "--baseline-file",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(out.contains("--all"), "{out}");
+}
