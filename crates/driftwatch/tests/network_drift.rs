@@ -324,3 +324,43 @@ fn baseline_commands_report_bad_files_clearly() {
     assert!(!ok);
     assert!(out.contains("--all"), "{out}");
 }
+
+#[test]
+fn udp_listener_is_found_by_the_scan() {
+    if !require(&[
+        Requirement::Root,
+        Requirement::Docker,
+        Requirement::Image(DEBIAN),
+    ]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baselines.json");
+    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
+    let c = Container::run(&["--expose", "5353/udp", DEBIAN, "sleep", "60"]);
+    let script = "import socket, time\n\
+        for port in (5353, 5354):\n\
+        \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        \x20   s.bind(('127.0.0.1', port))\n\
+        \x20   globals()['s%d' % port] = s\n\
+        time.sleep(30)\n";
+    let (code, out) = c.exec(&[
+        "sh",
+        "-c",
+        &format!("python3 -c \"{script}\" >/dev/null 2>&1 &"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for(
+        "an undeclared UDP listener",
+        WAIT,
+        network_drift(&c, "undeclared_port", "5354/udp"),
+    );
+    assert_eq!(field(&a, "fd.l4proto"), "udp", "{a}");
+    assert_eq!(field(&a, "fd.name"), "127.0.0.1:5354", "{a}");
+    assert_eq!(field(&a, "proc.name"), "python3", "{a}");
+    no_alert(&agent, "5353/udp is declared", |a| {
+        has_tag(a, "network_drift")
+            && field(a, "container.id") == c.short()
+            && field(a, "fd.lport") == 5353
+    });
+}
