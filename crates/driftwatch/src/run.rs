@@ -194,6 +194,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "containers_known": agent.registry().len(),
         "rss_kib": rss_kib,
         "peak_rss_kib": peak_kib,
+        "net": agent.net_drift().map(|n| {
+            let d = &n.drift.stats;
+            let k = n.sensor_stats();
+            let kv = |f: fn(&driftwatch_sensor::NetSensorStats) -> &std::sync::atomic::AtomicU64| {
+                k.map_or(0, |k| f(k).load(Ordering::Relaxed))
+            };
+            serde_json::json!({
+                "observed": d.observed.load(Ordering::Relaxed),
+                "findings": d.findings.load(Ordering::Relaxed),
+                "udp_scans": d.udp_scans.load(Ordering::Relaxed),
+                "kernel_sent": kv(|k| &k.sent),
+                "kernel_deduped": kv(|k| &k.deduped),
+                "kernel_host_skipped": kv(|k| &k.host_skipped),
+                "lost": kv(|k| &k.lost),
+            })
+        }),
     });
     agent.shutdown();
     tracing::info!("stopped: {summary}");
