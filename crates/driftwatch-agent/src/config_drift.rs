@@ -130,6 +130,12 @@ impl RecordObserver for ConfigDrift {
         let Some(record) = entry.record.as_deref() else {
             return;
         };
+        // Watch first: once a start alert is out, changes to its mounted files are seen.
+        if let Some(files) = &self.files
+            && (record.running || record.started_at_ns.is_none())
+        {
+            files.watch(&entry.meta, &record.runtime_config.mounts);
+        }
         let findings = self.new_posture_findings(record);
         if !findings.is_empty() {
             let base = container_event(entry, record);
@@ -139,11 +145,6 @@ impl RecordObserver for ConfigDrift {
                 e.drift = Some(f);
                 crate::emitter::emit(&self.emitter, &e);
             }
-        }
-        if let Some(files) = &self.files
-            && (record.running || record.started_at_ns.is_none())
-        {
-            files.watch(&entry.meta, &record.runtime_config.mounts);
         }
     }
 
