@@ -110,7 +110,15 @@ impl ConfigDrift {
 
     /// The posture findings of a record not yet said since the container (last) started.
     fn new_posture_findings(&self, record: &ContainerRecord) -> Vec<DriftFinding> {
-        let all = posture_findings(&record.runtime_config, &record.env);
+        let mut all = posture_findings(&record.runtime_config, &record.env);
+        if record.meta.k8s.is_some() {
+            // The kubelet's own variables (service links) are the platform's, not drift.
+            all.retain(|f| {
+                f.subject != DriftSubject::Env
+                    || !posture::env_value(&record.env, &f.path)
+                        .is_some_and(|v| posture::is_kubelet_injected(&f.path, v))
+            });
+        }
         let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());
         let s = said.entry(record.meta.id.clone()).or_default();
         if let (Some(before), Some(now)) = (s.started_at_ns, record.started_at_ns)
@@ -298,6 +306,18 @@ mod tests {
         // Destroyed: forgotten.
         c.stopped(&record(None, false).meta.id, true);
         assert_eq!(c.new_posture_findings(&record(Some(20), false)).len(), 1);
+    }
+
+    #[test]
+    fn kubelet_service_links_are_not_env_drift_in_pods() {
+        let c = checker();
+        let mut r = record(Some(1), false);
+        r.env = vec!["WEB_PORT=tcp://10.0.0.2:80".into(), "EXTRA=1".into()];
+        r.meta
+            .labels
+            .insert("io.kubernetes.pod.name".into(), "web-0".into());
+        r.meta.k8s = driftwatch_model::KubernetesMeta::from_labels(&r.meta.labels);
+        assert_eq!(paths(&c.new_posture_findings(&r)), ["EXTRA"]);
     }
 
     #[test]

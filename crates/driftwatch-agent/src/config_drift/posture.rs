@@ -166,6 +166,44 @@ fn env_findings(config: &RuntimeConfig, env: &[String]) -> Vec<DriftFinding> {
     out
 }
 
+/// Variables the kubelet injects into every container of a pod: `KUBERNETES_*` and Docker-style
+/// service links (`WEB_SERVICE_HOST`, `WEB_SERVICE_PORT[_HTTP]`, `WEB_PORT=tcp://...`,
+/// `WEB_PORT_80_TCP[_PROTO|_PORT|_ADDR]`). Not drift from the image: the platform's.
+pub(crate) fn is_kubelet_injected(key: &str, value: &str) -> bool {
+    if key.starts_with("KUBERNETES_")
+        || key.ends_with("_SERVICE_HOST")
+        || key.contains("_SERVICE_PORT")
+    {
+        return true;
+    }
+    if key.ends_with("_PORT")
+        && ["tcp://", "udp://", "sctp://"]
+            .iter()
+            .any(|p| value.starts_with(p))
+    {
+        return true;
+    }
+    // NAME_PORT_<number>_<PROTO>[_PROTO|_PORT|_ADDR]
+    let Some((_, rest)) = key
+        .rsplit_once("_PORT_")
+        .or_else(|| key.split_once("_PORT_"))
+    else {
+        return false;
+    };
+    let mut parts = rest.split('_');
+    let number = parts
+        .next()
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let proto = parts
+        .next()
+        .is_some_and(|p| matches!(p, "TCP" | "UDP" | "SCTP"));
+    let suffix = parts.next();
+    number
+        && proto
+        && matches!(suffix, None | Some("PROTO" | "PORT" | "ADDR"))
+        && parts.next().is_none()
+}
+
 /// Why a mount is sensitive, if it is.
 fn sensitive_mount(m: &MountSpec) -> Option<&'static str> {
     if m.kind != "bind" {
@@ -309,6 +347,28 @@ mod tests {
         assert!(d[0].contains("MODE=<value not shown>"), "{}", d[0]);
         assert!(d[1].contains("\"/x.so\""), "{}", d[1]);
         assert!(!d[2].contains('2'), "{}", d[2]);
+    }
+
+    #[test]
+    fn kubelet_injected_variables() {
+        for (k, v) in [
+            ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+            ("WEB_SERVICE_PORT_HTTP", "80"),
+            ("WEB_PORT", "tcp://10.0.0.2:80"),
+            ("WEB_PORT_80_TCP", "tcp://10.0.0.2:80"),
+            ("WEB_PORT_80_TCP_ADDR", "10.0.0.2"),
+            ("MY_APP_PORT_53_UDP_PROTO", "udp"),
+        ] {
+            assert!(is_kubelet_injected(k, v), "{k}");
+        }
+        for (k, v) in [
+            ("PORT", "8080"),
+            ("APP_PORT", "8080"),
+            ("DB_PORT_X", "1"),
+            ("PYTHONPATH", "/app"),
+        ] {
+            assert!(!is_kubelet_injected(k, v), "{k}");
+        }
     }
 
     #[test]
