@@ -275,6 +275,27 @@ pub struct BaselineStore {
     data: BaselineFile,
     window: Duration,
     dirty: bool,
+    /// The file as last read or written by this store: a different one on disk was written
+    /// by someone else (`driftwatch baseline import|reset`) and is taken over.
+    disk_stamp: Option<FileStamp>,
+}
+
+/// What tells one version of the file from another (rename gives a new inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    len: u64,
+    mtime: Option<SystemTime>,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        ino: md.ino(),
+        len: md.len(),
+        mtime: md.modified().ok(),
+    })
 }
 
 impl BaselineStore {
@@ -284,11 +305,13 @@ impl BaselineStore {
             Some(p) => BaselineFile::load(p)?,
             None => BaselineFile::default(),
         };
+        let disk_stamp = path.as_deref().and_then(stamp);
         Ok(BaselineStore {
             path,
             data,
             window,
             dirty: false,
+            disk_stamp,
         })
     }
 
@@ -364,9 +387,28 @@ impl BaselineStore {
         }
         if let Some(p) = &self.path {
             self.data.save(p)?;
+            self.disk_stamp = stamp(p);
         }
         self.dirty = false;
         Ok(())
+    }
+
+    /// Takes over the file when another program changed it since this store last read or
+    /// wrote it (what was learned here since the last write is dropped: the file wins, so a
+    /// `reset` stays a reset), then writes what changed. Returns whether it reloaded.
+    pub fn sync(&mut self) -> Result<bool, BaselineError> {
+        let mut reloaded = false;
+        if let Some(p) = self.path.clone() {
+            let now = stamp(&p);
+            if now != self.disk_stamp {
+                self.disk_stamp = now;
+                self.data = BaselineFile::load(&p)?;
+                self.dirty = false;
+                reloaded = true;
+            }
+        }
+        self.flush()?;
+        Ok(reloaded)
     }
 }
 
@@ -475,6 +517,20 @@ mod tests {
             again.observe_destination(IMG, "app:1", "[::1]:54/udp", 200),
             Decision::Drift { learned: false }
         );
+    }
+
+    #[test]
+    fn takes_over_a_file_changed_by_another_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baselines.json");
+        let mut agent = BaselineStore::open(Some(path.clone()), Duration::from_secs(60)).unwrap();
+        agent.observe_destination(IMG, "app:1", "10.0.0.1:1/tcp", 0);
+        agent.flush().unwrap();
+        assert!(!agent.sync().unwrap(), "its own write is not a change");
+        // `driftwatch baseline reset` meanwhile:
+        BaselineFile::default().save(&path).unwrap();
+        assert!(agent.sync().unwrap());
+        assert!(agent.data().images.is_empty());
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub fn judge(
     let (subject, verdict, item, decision) = match obs.action {
         NetAction::Listen => {
             let item = listener_key(obs.local_port, proto);
-            let declared = exposed_ports.iter().any(|p| *p == item);
+            let declared = exposed_ports.contains(&item);
             let d = store.observe_listener(key, name, &item, declared, now);
             (DriftSubject::Listener, Verdict::UndeclaredPort, item, d)
         }
@@ -305,10 +305,11 @@ impl NetDrift {
         }
     }
 
-    /// Writes the baseline file if it changed.
+    /// Takes over the baseline file if another program changed it, then writes it if it
+    /// changed here.
     pub fn flush(&self) {
         let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = store.flush() {
+        if let Err(e) = store.sync() {
             self.stats
                 .baseline_write_errors
                 .fetch_add(1, Ordering::Relaxed);

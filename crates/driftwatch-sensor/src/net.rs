@@ -330,7 +330,7 @@ fn run<F>(
             std::thread::sleep(config.batch_window);
         }
         polls = polls.wrapping_add(1);
-        if polls % 4 == 0 {
+        if polls.is_multiple_of(4) {
             read_kernel_stats(&skel.maps.net_stats, &stats);
         }
     }
