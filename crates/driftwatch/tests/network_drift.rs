@@ -364,3 +364,48 @@ fn udp_listener_is_found_by_the_scan() {
             && field(a, "fd.lport") == 5353
     });
 }
+
+#[test]
+fn running_agent_takes_over_an_imported_baseline() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baselines.json");
+    let f = file.to_str().unwrap();
+    let agent = AgentProcess::start(&baseline_args(&file, "1h"));
+    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    connect(&c, 9301);
+    wait_for_baseline(&file, "127.0.0.1:9301/tcp");
+    // Learning for an hour; importing the image's own baseline ends that at once.
+    let export = dir.path().join("export.json");
+    let (ok, out) = cli(&[
+        "baseline",
+        "export",
+        "--baseline-file",
+        f,
+        "-o",
+        export.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&[
+        "baseline",
+        "import",
+        "--baseline-file",
+        f,
+        export.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    // The agent looks at the file every 2 s.
+    std::thread::sleep(Duration::from_secs(3));
+    connect(&c, 9301);
+    connect(&c, 9302);
+    agent.wait_for(
+        "a new destination once the import is taken over",
+        WAIT,
+        network_drift(&c, "new_destination", "127.0.0.1:9302/tcp"),
+    );
+    no_alert(&agent, "9301 was learned", |a| {
+        has_tag(a, "network_drift") && field(a, "fd.rport") == 9301
+    });
+}
