@@ -23,6 +23,10 @@ use serde::{Deserialize, Serialize};
 pub const BASELINE_VERSION: u32 = 1;
 pub const DEFAULT_BASELINE_FILE: &str = "/var/lib/driftwatch/baselines.json";
 pub const DEFAULT_LEARNING_WINDOW: Duration = Duration::from_secs(300);
+/// At most this many listeners and this many destinations are learned per image: a scan or a
+/// fan-out during learning must not grow the file without bound. Beyond it, new ones are
+/// drift even while the image learns.
+pub const MAX_LEARNED_PER_IMAGE: usize = 4096;
 
 /// The whole baseline file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,7 +361,7 @@ impl BaselineStore {
         if img.listeners.contains(item) {
             return Decision::Known;
         }
-        if img.learning(now) {
+        if img.learning(now) && img.listeners.len() < MAX_LEARNED_PER_IMAGE {
             img.listeners.insert(item.to_string());
             self.dirty = true;
             return Decision::Drift { learned: true };
@@ -372,7 +376,7 @@ impl BaselineStore {
         if img.destinations.contains(item) {
             return Decision::Known;
         }
-        if img.learning(now) {
+        if img.learning(now) && img.destinations.len() < MAX_LEARNED_PER_IMAGE {
             img.destinations.insert(item.to_string());
             self.dirty = true;
             return Decision::Learned;
@@ -480,6 +484,26 @@ mod tests {
             Decision::Drift { learned: false }
         );
         assert!(!s.data().images[IMG].listeners.contains("4444/tcp"));
+    }
+
+    #[test]
+    fn learning_is_bounded_per_image() {
+        let mut s = store(300);
+        for port in 0..MAX_LEARNED_PER_IMAGE as u16 {
+            let item = format!("10.0.0.1:{port}/tcp");
+            assert_eq!(
+                s.observe_destination(IMG, "app:1", &item, 1),
+                Decision::Learned
+            );
+        }
+        assert_eq!(
+            s.observe_destination(IMG, "app:1", "10.0.0.2:1/tcp", 1),
+            Decision::Drift { learned: false }
+        );
+        assert_eq!(
+            s.data().images[IMG].destinations.len(),
+            MAX_LEARNED_PER_IMAGE
+        );
     }
 
     #[test]

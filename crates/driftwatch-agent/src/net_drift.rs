@@ -9,7 +9,11 @@
 //! containers. It misses UDP sockets that live shorter than the scan interval, `sendto` on
 //! unconnected sockets (no destination is recorded in the socket), containers sharing the
 //! host's network namespace, and it names the process through a /proc walk, which fails when
-//! the socket is gone by then (the container's init is named instead).
+//! the socket is gone by then (the container's init is named instead). For the first 10 s after
+//! start the scan also reports TCP listeners from `/proc/<pid>/net/tcp{,6}` of each namespace
+//! it sees first: those opened before the agent ran, which the kernel program could not see (a
+//! container started in those seconds may have its listener reported twice; drift is alerted
+//! once).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -24,8 +28,8 @@ use driftwatch_model::{
 };
 use driftwatch_runtime::container_from_cgroup_leaf;
 use driftwatch_sensor::{
-    L4Proto, NetAction, NetRecord, NetSensor, NetSensorConfig, NetSensorStats,
-    boot_to_wall_offset_ns, ns_inode, read_udp_sockets, socket_owner,
+    L4Proto, NetAction, NetRecord, NetSensor, NetSensorConfig, NetSensorStats, ProcNetSocket,
+    boot_to_wall_offset_ns, ns_inode, read_tcp_listeners, read_udp_sockets, socket_owner,
 };
 
 use crate::baseline::{
@@ -150,8 +154,12 @@ pub struct NetDrift {
     /// container, not on every reconnect.
     reported: Mutex<HashSet<(ContainerId, String)>>,
     wall_offset_ns: i128,
+    started: std::time::Instant,
     pub stats: NetDriftStats,
 }
+
+/// How long after start the scan also reports TCP listeners of newly seen namespaces.
+const STARTUP_SWEEP: Duration = Duration::from_secs(10);
 
 fn read_cmdline(pid: u32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -179,6 +187,7 @@ impl NetDrift {
             store: Mutex::new(store),
             reported: Mutex::new(HashSet::new()),
             wall_offset_ns: boot_to_wall_offset_ns(),
+            started: std::time::Instant::now(),
             stats: NetDriftStats::default(),
         })
     }
@@ -317,8 +326,12 @@ impl NetDrift {
         }
     }
 
-    /// One UDP scan over every container network namespace (see the module docs).
+    /// One UDP scan over every container network namespace (see the module docs). During the
+    /// startup sweep, the TCP listeners of a namespace seen for the first time are reported
+    /// too: they may predate the kernel program. (The engine's list of running containers
+    /// arrives asynchronously, hence a sweep of some seconds rather than the first scan.)
     pub fn scan_udp(&self, seen: &mut HashMap<u64, HashSet<u64>>) {
+        let sweep = self.started.elapsed() < STARTUP_SWEEP;
         self.stats.udp_scans.fetch_add(1, Ordering::Relaxed);
         let host_net = ns_inode(1, "net");
         let mut scanned: HashSet<u64> = HashSet::new();
@@ -330,6 +343,11 @@ impl NetDrift {
             if Some(net_ns) == host_net || !scanned.insert(net_ns) {
                 continue;
             }
+            if sweep && !seen.contains_key(&net_ns) {
+                for s in read_tcp_listeners(pid).unwrap_or_default() {
+                    self.observe_socket(&entry, net_ns, pid, &s, L4Proto::Tcp);
+                }
+            }
             let Ok(sockets) = read_udp_sockets(pid) else {
                 continue;
             };
@@ -337,43 +355,57 @@ impl NetDrift {
             let now_inodes: HashSet<u64> = sockets.iter().map(|s| s.inode).collect();
             known.retain(|i| now_inodes.contains(i));
             for s in sockets {
-                if !known.insert(s.inode) {
-                    continue;
+                if known.insert(s.inode) {
+                    self.observe_socket(&entry, net_ns, pid, &s, L4Proto::Udp);
                 }
-                let owner = socket_owner(net_ns, s.inode).unwrap_or(pid);
-                let status =
-                    std::fs::read_to_string(format!("/proc/{owner}/status")).unwrap_or_default();
-                let field = |k: &str| {
-                    status
-                        .lines()
-                        .find_map(|l| l.strip_prefix(k))
-                        .map(|v| v.trim().to_string())
-                        .unwrap_or_default()
-                };
-                let obs = Observation {
-                    time_ns: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64),
-                    action: s.action(),
-                    proto: L4Proto::Udp,
-                    pid: owner,
-                    ppid: field("PPid:").parse().unwrap_or(0),
-                    uid: s.uid,
-                    gid: field("Gid:")
-                        .split_whitespace()
-                        .next()
-                        .and_then(|g| g.parse().ok())
-                        .unwrap_or(0),
-                    comm: field("Name:"),
-                    local_ip: s.local_ip,
-                    local_port: s.local_port,
-                    remote_ip: s.remote_ip,
-                    remote_port: s.remote_port,
-                };
-                self.observe(&entry, obs);
             }
         }
         seen.retain(|ns, _| scanned.contains(ns));
+    }
+
+    /// A socket found in /proc, attributed to the process holding it (else `fallback_pid`).
+    fn observe_socket(
+        &self,
+        entry: &ContainerEntry,
+        net_ns: u64,
+        fallback_pid: u32,
+        s: &ProcNetSocket,
+        proto: L4Proto,
+    ) {
+        let owner = socket_owner(net_ns, s.inode).unwrap_or(fallback_pid);
+        let status = std::fs::read_to_string(format!("/proc/{owner}/status")).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let obs = Observation {
+            time_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            action: if proto == L4Proto::Tcp {
+                NetAction::Listen
+            } else {
+                s.action()
+            },
+            proto,
+            pid: owner,
+            ppid: field("PPid:").parse().unwrap_or(0),
+            uid: s.uid,
+            gid: field("Gid:")
+                .split_whitespace()
+                .next()
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0),
+            comm: field("Name:"),
+            local_ip: s.local_ip,
+            local_port: s.local_port,
+            remote_ip: s.remote_ip,
+            remote_port: s.remote_port,
+        };
+        self.observe(entry, obs);
     }
 }
 

@@ -12,7 +12,8 @@ pub use abi::{ExecFlags, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS};
 pub use exec::{DecodeError, ExecRecord};
 pub use net::{
     L4Proto, NetAction, NetDecodeError, NetRecord, NetSensor, NetSensorConfig, NetSensorStats,
-    UdpSocket, ns_inode, parse_proc_net_udp, read_udp_sockets, socket_owner,
+    ProcNetSocket, ns_inode, parse_proc_net_udp, read_tcp_listeners, read_udp_sockets,
+    socket_owner,
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{

@@ -360,18 +360,20 @@ fn read_kernel_stats(map: &dyn MapCore, stats: &NetSensorStats) {
     }
 }
 
-/// One line of `/proc/<pid>/net/udp` or `udp6`: a UDP socket of that network namespace.
+/// One line of `/proc/<pid>/net/{udp,udp6,tcp,tcp6}`: a socket of that network namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UdpSocket {
+pub struct ProcNetSocket {
     pub local_ip: IpAddr,
     pub local_port: u16,
     pub remote_ip: IpAddr,
     pub remote_port: u16,
     pub inode: u64,
     pub uid: u32,
+    /// The kernel's socket state (`07` unconnected UDP, `01` established, `0A` TCP listen).
+    pub state: u8,
 }
 
-impl UdpSocket {
+impl ProcNetSocket {
     /// A connected socket (`connect(2)` on UDP: DNS resolvers, ...) is an outbound flow; an
     /// unconnected bound one receives from anyone: a listener.
     pub fn action(&self) -> NetAction {
@@ -406,35 +408,51 @@ fn parse_hex_endpoint(s: &str) -> Option<(IpAddr, u16)> {
     Some((ip, port))
 }
 
-/// Parses `/proc/net/udp` or `udp6` text; malformed lines are skipped, sockets without a
-/// local port (not bound yet) too.
-pub fn parse_proc_net_udp(text: &str) -> Vec<UdpSocket> {
+/// Parses `/proc/net/{udp,udp6,tcp,tcp6}` text (the same columns); malformed lines are
+/// skipped, sockets without a local port (not bound yet) too.
+pub fn parse_proc_net_udp(text: &str) -> Vec<ProcNetSocket> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let (local_ip, local_port) = parse_hex_endpoint(f.get(1)?)?;
             let (remote_ip, remote_port) = parse_hex_endpoint(f.get(2)?)?;
+            let state = u8::from_str_radix(f.get(3)?, 16).ok()?;
             let uid = f.get(7)?.parse().ok()?;
             let inode = f.get(9)?.parse().ok()?;
-            (local_port != 0 && inode != 0).then_some(UdpSocket {
+            (local_port != 0 && inode != 0).then_some(ProcNetSocket {
                 local_ip,
                 local_port,
                 remote_ip,
                 remote_port,
                 inode,
                 uid,
+                state,
             })
         })
         .collect()
 }
 
 /// The UDP sockets of `pid`'s network namespace (IPv4 and IPv6 tables).
-pub fn read_udp_sockets(pid: u32) -> std::io::Result<Vec<UdpSocket>> {
+pub fn read_udp_sockets(pid: u32) -> std::io::Result<Vec<ProcNetSocket>> {
     let mut all = parse_proc_net_udp(&std::fs::read_to_string(format!("/proc/{pid}/net/udp"))?);
     if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/net/udp6")) {
         all.extend(parse_proc_net_udp(&t));
     }
+    Ok(all)
+}
+
+/// TCP state `LISTEN` in /proc/net/tcp.
+const PROC_TCP_LISTEN: u8 = 0x0A;
+
+/// The listening TCP sockets of `pid`'s network namespace (for listeners that predate the
+/// agent: the kernel program reports the ones opened while it runs).
+pub fn read_tcp_listeners(pid: u32) -> std::io::Result<Vec<ProcNetSocket>> {
+    let mut all = parse_proc_net_udp(&std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))?);
+    if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/net/tcp6")) {
+        all.extend(parse_proc_net_udp(&t));
+    }
+    all.retain(|s| s.state == PROC_TCP_LISTEN);
     Ok(all)
 }
 
@@ -607,6 +625,7 @@ mod tests {
         assert_eq!(s[0].local_port, 8081);
         assert_eq!(s[0].inode, 45678);
         assert_eq!(s[0].action(), NetAction::Listen);
+        assert_eq!(s[0].state, 7);
         assert_eq!(s[1].remote_port, 53);
         assert_eq!(s[1].uid, 1000);
         assert_eq!(s[1].action(), NetAction::Connect);

@@ -409,3 +409,28 @@ fn running_agent_takes_over_an_imported_baseline() {
         has_tag(a, "network_drift") && field(a, "fd.rport") == 9301
     });
 }
+
+#[test]
+fn listener_opened_before_the_agent_started_is_reported() {
+    if !ready() {
+        return;
+    }
+    let c = Container::run(&[
+        BUSYBOX,
+        "sh",
+        "-c",
+        "nc -l -p 8083 </dev/null >/dev/null; sleep 60",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baselines.json");
+    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
+    let a = agent.wait_for(
+        "a listener that predates the agent",
+        WAIT,
+        network_drift(&c, "undeclared_port", "8083/tcp"),
+    );
+    assert_eq!(field(&a, "evt.type"), "listen", "{a}");
+    assert_eq!(field(&a, "proc.name"), "nc", "{a}");
+    assert_eq!(field(&a, "fd.lport"), 8083, "{a}");
+}
