@@ -60,7 +60,14 @@ pub struct NetDriftStats {
     pub findings: AtomicU64,
     pub udp_scans: AtomicU64,
     pub baseline_write_errors: AtomicU64,
+    /// Findings over a container's budget ([`FINDINGS_PER_MINUTE`]), not alerted.
+    pub suppressed: AtomicU64,
 }
+
+/// At most this many network-drift findings per container per minute are alerted: a port
+/// scan from a container must not turn into a flood of alerts (and of agent CPU and disk).
+/// The rest are counted (`suppressed`) and one warning per container and minute says so.
+pub const FINDINGS_PER_MINUTE: u32 = 100;
 
 /// One listener or outbound flow of a container process, from either source.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +160,8 @@ pub struct NetDrift {
     /// (container, subject item) already reported as drift: each is alerted once per
     /// container, not on every reconnect.
     reported: Mutex<HashSet<(ContainerId, String)>>,
+    /// Per container: the current minute's start and how many findings it alerted.
+    budget: Mutex<HashMap<ContainerId, (std::time::Instant, u32)>>,
     wall_offset_ns: i128,
     started: std::time::Instant,
     pub stats: NetDriftStats,
@@ -186,6 +195,7 @@ impl NetDrift {
             emitter,
             store: Mutex::new(store),
             reported: Mutex::new(HashSet::new()),
+            budget: Mutex::new(HashMap::new()),
             wall_offset_ns: boot_to_wall_offset_ns(),
             started: std::time::Instant::now(),
             stats: NetDriftStats::default(),
@@ -239,6 +249,9 @@ impl NetDrift {
                 drift = None;
             }
         }
+        if drift.is_some() && !self.within_budget(&entry.meta.id) {
+            drift = None;
+        }
         if drift.is_some() {
             self.stats.findings.fetch_add(1, Ordering::Relaxed);
         }
@@ -264,6 +277,31 @@ impl NetDrift {
             drift,
         };
         crate::emitter::emit(&self.emitter, &event);
+    }
+
+    /// Counts a finding against the container's budget; false when it is spent.
+    fn within_budget(&self, id: &ContainerId) -> bool {
+        let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        if budget.len() > 10_000 {
+            budget.retain(|_, (t, _)| t.elapsed() < Duration::from_secs(60));
+        }
+        let now = std::time::Instant::now();
+        let (start, n) = budget.entry(id.clone()).or_insert((now, 0));
+        if start.elapsed() >= Duration::from_secs(60) {
+            (*start, *n) = (now, 0);
+        }
+        *n += 1;
+        if *n <= FINDINGS_PER_MINUTE {
+            return true;
+        }
+        if *n == FINDINGS_PER_MINUTE + 1 {
+            tracing::warn!(
+                "container {}: more than {FINDINGS_PER_MINUTE} network drift findings this minute; the rest of the minute's are counted, not alerted",
+                id.short()
+            );
+        }
+        self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     /// The acting process as the exec sensor saw it, else as /proc shows it now.

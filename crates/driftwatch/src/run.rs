@@ -203,6 +203,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             serde_json::json!({
                 "observed": d.observed.load(Ordering::Relaxed),
                 "findings": d.findings.load(Ordering::Relaxed),
+                "findings_suppressed": d.suppressed.load(Ordering::Relaxed),
                 "udp_scans": d.udp_scans.load(Ordering::Relaxed),
                 "kernel_sent": kv(|k| &k.sent),
                 "kernel_deduped": kv(|k| &k.deduped),
