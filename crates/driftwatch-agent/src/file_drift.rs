@@ -92,11 +92,59 @@ struct Watched {
     upper: PathBuf,
     upper_dir: File,
     lowers: Vec<PathBuf>,
+    /// Writable volumes and bind mounts: (host directory, mount point relative to the
+    /// container's root, an open fd on the host directory's filesystem).
+    volumes: Vec<(PathBuf, PathBuf, File)>,
     /// Last mode/owner reported per path, so a `touch` after a `chmod` is silent.
     attrs: HashMap<PathBuf, (u32, u32, u32)>,
     /// Package databases: the packages last reported per database path.
     packages: HashMap<PathBuf, Vec<packages::Package>>,
 }
+
+impl Watched {
+    /// The host path of a path relative to the container's root: on a volume, below its
+    /// host directory; otherwise in the upper dir.
+    fn host(&self, rel: &Path) -> PathBuf {
+        self.volume_of(rel)
+            .map_or_else(|| self.upper.join(rel), |(src, inner)| src.join(inner))
+    }
+
+    /// The volume `rel` is on (the deepest mount point above it) and the path inside it.
+    fn volume_of<'a>(&'a self, rel: &'a Path) -> Option<(&'a Path, &'a Path)> {
+        self.volumes
+            .iter()
+            .filter_map(|(src, dest, _)| {
+                rel.strip_prefix(dest)
+                    .ok()
+                    .map(|inner| (src.as_path(), inner, dest.components().count()))
+            })
+            .max_by_key(|(_, _, depth)| *depth)
+            .map(|(src, inner, _)| (src, inner))
+    }
+
+    /// The path relative to the container's root of a watched host path.
+    fn rel_of(&self, host: &Path) -> Option<PathBuf> {
+        if let Ok(r) = host.strip_prefix(&self.upper) {
+            return Some(r.to_path_buf());
+        }
+        self.volumes
+            .iter()
+            .filter_map(|(src, dest, _)| {
+                host.strip_prefix(src)
+                    .ok()
+                    .map(|inner| (dest.join(inner), src.components().count()))
+            })
+            .max_by_key(|(_, depth)| *depth)
+            .map(|(r, _)| r)
+    }
+}
+
+/// Host directories never watched even when bind-mounted writable: marking them would put
+/// the host's own file work on the notification path.
+const HOST_DIRS_NOT_WATCHED: [&str; 14] = [
+    "/", "/etc", "/usr", "/var", "/var/lib", "/var/run", "/run", "/proc", "/sys", "/dev", "/home",
+    "/root", "/boot", "/tmp",
+];
 
 struct Sensor {
     registry: Arc<ContainerRegistry>,
@@ -283,6 +331,31 @@ impl Sensor {
             let Ok(upper_dir) = File::open(&layers.upper) else {
                 continue;
             };
+            let volumes: Vec<(PathBuf, PathBuf, File)> = entry
+                .record
+                .as_ref()
+                .map(|r| r.runtime_config.mounts.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.rw && (m.kind == "bind" || m.kind == "volume"))
+                .filter(|m| {
+                    !HOST_DIRS_NOT_WATCHED
+                        .iter()
+                        .any(|d| m.source == Path::new(d))
+                })
+                .filter_map(|m| {
+                    let dir = File::open(&m.source)
+                        .ok()
+                        .filter(|f| f.metadata().is_ok_and(|md| md.is_dir()))?;
+                    let dest = m
+                        .destination
+                        .strip_prefix("/")
+                        .map(Path::to_path_buf)
+                        .ok()?;
+                    Some((m.source, dest, dir))
+                })
+                .collect();
+            let sources: Vec<PathBuf> = volumes.iter().map(|(s, _, _)| s.clone()).collect();
             self.containers.insert(
                 id.clone(),
                 Watched {
@@ -290,11 +363,15 @@ impl Sensor {
                     upper: layers.upper.clone(),
                     upper_dir,
                     lowers: layers.lowers.clone(),
+                    volumes,
                     attrs: HashMap::new(),
                     packages: HashMap::new(),
                 },
             );
             self.watch_tree(&id, &layers.upper, true, 0);
+            for src in sources {
+                self.watch_tree(&id, &src, true, 0);
+            }
         }
     }
 
@@ -328,7 +405,7 @@ impl Sensor {
                     let Some(w) = self.containers.get(id) else {
                         continue;
                     };
-                    let Ok(rel) = ent.path().strip_prefix(&w.upper).map(Path::to_path_buf) else {
+                    let Some(rel) = w.rel_of(&ent.path()) else {
                         continue;
                     };
                     self.caught_up(id, &rel, pid);
@@ -382,10 +459,9 @@ impl Sensor {
             self.host_pids.clear();
             self.host_pids_since = Instant::now();
         }
-        *self
-            .host_pids
-            .entry(pid)
-            .or_insert_with(|| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == host))
+        *self.host_pids.entry(pid).or_insert_with(|| {
+            std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == host)
+        })
     }
 
     /// The container and host path of the directory a notice names.
@@ -393,20 +469,27 @@ impl Sensor {
         if let Some((id, dir)) = self.dirs.get(&e.dir) {
             return Some((id.clone(), dir.join(e.name_os())));
         }
-        let any = self.containers.values().next()?;
-        let host_dir = match resolve_dir(any.upper_dir.as_raw_fd(), &e.dir) {
-            Ok(p) => p,
-            Err(_) => {
-                self.stats.unresolved.fetch_add(1, Ordering::Relaxed);
-                return None;
+        // open_by_handle_at needs a descriptor on the handle's filesystem, and names the
+        // directory relative to that descriptor's mount: try each watched root with its own
+        // descriptor (the upper dirs share one filesystem; volumes may be elsewhere).
+        let mut found = None;
+        'search: for (id, w) in &self.containers {
+            let roots = std::iter::once((w.upper_dir.as_raw_fd(), &w.upper))
+                .chain(w.volumes.iter().map(|(src, _, f)| (f.as_raw_fd(), src)));
+            for (fd, root) in roots {
+                if let Ok(p) = resolve_dir(fd, &e.dir)
+                    && p.starts_with(root)
+                    && let Some(rel) = w.rel_of(&p)
+                {
+                    found = Some((id.clone(), rel));
+                    break 'search;
+                }
             }
+        }
+        let Some((id, rel)) = found else {
+            self.stats.unresolved.fetch_add(1, Ordering::Relaxed);
+            return None;
         };
-        let (id, w) = self
-            .containers
-            .iter()
-            .find(|(_, w)| host_dir.starts_with(&w.upper))?;
-        let rel = host_dir.strip_prefix(&w.upper).ok()?.to_path_buf();
-        let id = id.clone();
         if self.dirs.len() > 100_000 {
             self.dirs.clear();
         }
@@ -433,9 +516,11 @@ impl Sensor {
         let pid = n.pid;
         if n.has(op::ONDIR) {
             if n.has(op::CREATE | op::RENAME) {
-                let host = self.containers.get(&id).map(|w| w.upper.join(&rel));
+                let host = self.containers.get(&id).map(|w| w.host(&rel));
                 if let Some(host) = host {
-                    self.watch_tree(&id, &host, false, pid);
+                    // Entries found under it already are caught up with an unknown actor: the
+                    // directory's creator is a guess, and a wrong actor is worse than none.
+                    self.watch_tree(&id, &host, false, 0);
                 }
             }
             return;
@@ -467,7 +552,7 @@ impl Sensor {
             let whiteout = self
                 .containers
                 .get(&id)
-                .and_then(|w| w.upper.join(&rel).symlink_metadata().ok())
+                .and_then(|w| w.host(&rel).symlink_metadata().ok())
                 .is_some_and(|md| is_whiteout(&md));
             if !whiteout {
                 self.emit_file(
@@ -490,20 +575,43 @@ impl Sensor {
             .is_some_and(|t| t.elapsed() < Duration::from_secs(2));
         // A copy-up for writing arrives as CREATE|CLOSE_WRITE: the write is still reported;
         // a new file's first write is not (its creation was).
-        if n.has(op::CLOSE_WRITE) && !just_created {
-            let verdict = if self.in_image(&id, &rel) {
-                Verdict::Modified
-            } else {
-                Verdict::Added
-            };
+        if n.has(op::CLOSE_WRITE)
+            && !just_created
+            && let Some(verdict) = self.written_verdict(&id, &rel)
+        {
             self.emit_file(&id, EventKind::Open, &rel, None, pid, verdict, None);
         }
         self.note_package_db(&id, &rel, pid);
     }
 
+    /// What a write closed on `rel` amounts to: `None` when an image file was opened for
+    /// writing (and so copied up) but its bytes are still the image's (`touch` opens files
+    /// `O_WRONLY`). Decided by content, like copy-ups at exec.
+    fn written_verdict(&self, id: &ContainerId, rel: &Path) -> Option<Verdict> {
+        let w = self.containers.get(id)?;
+        if w.volume_of(rel).is_some() {
+            return Some(Verdict::Volume);
+        }
+        if !self.in_image(id, rel) {
+            return Some(Verdict::Added);
+        }
+        let layers = driftwatch_model::OverlayLayers {
+            upper: w.upper.clone(),
+            lowers: w.lowers.clone(),
+            merged: None,
+        };
+        match self.judge.judge(&layers, container_path(rel)) {
+            Ok(j) if j.verdict == Verdict::CopyUp => None,
+            _ => Some(Verdict::Modified),
+        }
+    }
+
     /// The image's file at `rel`: the top-most lower layer that has it.
     fn image_file(&self, id: &ContainerId, rel: &Path) -> Option<PathBuf> {
         let w = self.containers.get(id)?;
+        if w.volume_of(rel).is_some() {
+            return None; // a volume is not the image
+        }
         w.lowers
             .iter()
             .map(|l| l.join(rel))
@@ -519,7 +627,7 @@ impl Sensor {
         let Some(w) = self.containers.get(id) else {
             return;
         };
-        let Ok(md) = w.upper.join(rel).symlink_metadata() else {
+        let Ok(md) = w.host(rel).symlink_metadata() else {
             return;
         };
         if is_whiteout(&md) {
@@ -586,7 +694,7 @@ impl Sensor {
         let Some(w) = self.containers.get(id) else {
             return;
         };
-        let Ok(md) = w.upper.join(rel).symlink_metadata() else {
+        let Ok(md) = w.host(rel).symlink_metadata() else {
             return;
         };
         if md.is_dir() || is_whiteout(&md) {
@@ -674,11 +782,14 @@ impl Sensor {
         }
         // The kernel's time of the change, where the entry still exists to say it.
         let time_ns = w
-            .upper
-            .join(rel)
+            .host(rel)
             .symlink_metadata()
             .ok()
-            .and_then(|md| u64::try_from(md.ctime()).ok().map(|s| s * 1_000_000_000 + md.ctime_nsec() as u64))
+            .and_then(|md| {
+                u64::try_from(md.ctime())
+                    .ok()
+                    .map(|s| s * 1_000_000_000 + md.ctime_nsec() as u64)
+            })
             .unwrap_or_else(now_ns);
         let event = Event {
             time_ns,
@@ -743,9 +854,9 @@ impl Sensor {
             return;
         };
         let location = cpath.to_string_lossy();
-        let current_md = w.upper.join(rel).symlink_metadata().ok();
+        let current_md = w.host(rel).symlink_metadata().ok();
         let current = match current_md {
-            Some(md) if !is_whiteout(&md) => std::fs::read(w.upper.join(rel))
+            Some(md) if !is_whiteout(&md) => std::fs::read(w.host(rel))
                 .map(|b| packages::parse(eco, &b))
                 .unwrap_or_default(),
             _ => Vec::new(),

@@ -19,8 +19,8 @@ pub use baseline::{
 pub use config_drift::{ConfigDrift, ConfigDriftStats};
 pub use containers::{ContainerFs, ContainerRegistry, RegistryStats};
 pub use emitter::{Emitter, SharedEmitter, emit};
-pub use file_drift::{FileDrift, FileDriftConfig, FileStats};
 pub use exec_verdict::{ExecAnalysis, analyze_exec, loader_target};
+pub use file_drift::{FileDrift, FileDriftConfig, FileStats};
 pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};
 pub use outputs::{AlertSink, JsonFileSink, StdoutSink};
 pub use pipeline::{Agent, AgentConfig, AgentStats};

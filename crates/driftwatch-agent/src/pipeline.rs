@@ -251,12 +251,12 @@ impl Agent {
         self.sensor.as_ref().map(|s| s.stats())
     }
 
-    pub fn file_stats(&self) -> Option<&Arc<FileStats>> {
-        self.files.as_ref().map(|f| &f.stats)
-    }
-
     pub fn registry(&self) -> &Arc<ContainerRegistry> {
         &self.registry
+    }
+
+    pub fn file_stats(&self) -> Option<&Arc<FileStats>> {
+        self.files.as_ref().map(|f| &f.stats)
     }
 
     /// Where events of every sensor go (rules, then sinks).
@@ -282,8 +282,8 @@ impl Agent {
         // The sensor drains its ring buffer before it stops.
         drop(self.sensor.take());
         self.config_drift.shutdown();
-        drop(self.files.take());
         drop(self.net.take());
+        drop(self.files.take());
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_millis(200));
         }

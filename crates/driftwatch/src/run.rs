@@ -192,6 +192,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "alert_latency_p99_us": s.latency_quantile_us(0.99),
         "alert_latency_samples": s.alert_latency_us.lock().map(|v| v.len()).unwrap_or(0),
         "containers_known": agent.registry().len(),
+        "files": agent.file_stats().map(|f| serde_json::json!({
+            "notices": f.notices.load(Ordering::Relaxed),
+            "events": f.events.load(Ordering::Relaxed),
+            "dirs_watched": f.dirs_watched.load(Ordering::Relaxed),
+            "dirs_skipped": f.dirs_skipped.load(Ordering::Relaxed),
+            "queue_overflows": f.overflows.load(Ordering::Relaxed),
+            "unresolved": f.unresolved.load(Ordering::Relaxed),
+        })),
         "rss_kib": rss_kib,
         "peak_rss_kib": peak_kib,
         "net": agent.net_drift().map(|n| {

@@ -70,6 +70,11 @@ fn creations_deletions_and_mode_changes_of_image_files() {
     }
     let agent = AgentProcess::start(&[]);
     let c = watched_container(&agent);
+    // The first change below an image directory copies the directory up, and entries made
+    // before the new directory's mark are caught up by a scan with no actor: so change
+    // /usr/bin once, then check that later changes name their process.
+    c.sh("touch /usr/bin/.dw && cp /etc/hostname /usr/share/doc/dpkg/.dw");
+    std::thread::sleep(Duration::from_millis(500));
     c.sh("chmod 4755 /usr/bin/id && rm /usr/bin/who && rm /usr/share/doc/dpkg/copyright && mkdir -p /root/.ssh && echo key > /root/.ssh/authorized_keys");
     let a = agent.wait_for("chmod", WAIT, |a| {
         about(&c, "file_drift", "/usr/bin/id")(a) && field(a, "evt.type") == "chmod"
@@ -156,4 +161,52 @@ fn dpkg_install_is_package_drift_with_name_and_version() {
                 .is_some_and(|o| o.contains("removed dw-test-pkg"))
     });
     assert!(has_tag(&a, "package_drift"));
+}
+
+#[test]
+fn writes_on_volumes_are_file_drift_too() {
+    if !ready() {
+        return;
+    }
+    let vol = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/etc/cron.d", vol.path().display());
+    let agent = AgentProcess::start(&[]);
+    let c = Container::run(&["-v", &bind, DEBIAN, "sleep", "120"]);
+    // Wait until the container's layers and volume are watched (the marker is on the root).
+    let mut ready = false;
+    for _ in 0..50 {
+        c.sh("echo . >> /etc/dw-ready");
+        if agent.alerts().iter().any(|a| {
+            field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/dw-ready"
+        }) {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ready, "container never watched");
+    let (code, out) = c.sh("echo '* * * * * root /tmp/x' > /etc/cron.d/evil");
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for(
+        "cron.d volume write",
+        WAIT,
+        about(&c, "file_drift", "/etc/cron.d/evil"),
+    );
+    assert_eq!(a["rule"], "Modify cron configuration in container", "{a}");
+    assert_eq!(field(&a, "proc.name"), "sh", "{a}");
+    // A host process writing into the same directory is not the container drifting.
+    std::fs::write(vol.path().join("from-host"), b"x").unwrap();
+    c.sh("echo marker > /etc/cron.d/marker");
+    agent.wait_for(
+        "marker",
+        WAIT,
+        about(&c, "file_drift", "/etc/cron.d/marker"),
+    );
+    assert!(
+        !agent
+            .alerts()
+            .iter()
+            .any(|a| field(a, "fd.name") == "/etc/cron.d/from-host"),
+        "host write reported"
+    );
 }
