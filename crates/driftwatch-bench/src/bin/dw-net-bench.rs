@@ -4,8 +4,9 @@
 //! Workloads (Python in the Debian test image, on 127.0.0.1 inside the container):
 //! - `same`: connect + accept + close to one listener, N times (a client reconnecting to its
 //!   database): one destination, repeats dropped in the kernel after the first.
-//! - `distinct`: connects to N different closed ports (refused): every connect is a new
-//!   destination, so every one crosses to user space and is judged (the worst case).
+//! - `distinct`: connects to N different closed ports (refused), a port scan: every connect is
+//!   a new destination, so every one crosses to user space and is judged; past the per-image
+//!   learning cap they are drift, alerted up to the per-container budget (the worst case).
 //!
 //! Each figure is the median over rounds of (workload CPU + agent CPU) with the agent on,
 //! over the workload CPU with it off; CPU is read from cpuacct cgroups (the container's, and
@@ -299,7 +300,7 @@ fn main() -> anyhow::Result<()> {
         println!(
             "{mode:>8}: {} connects, cpu ratio (workload+agent on / workload off) {cpu_ratio:.3}, \
              wall ratio {wall_ratio:.3}; workload cpu off {:.3} s, on {:.3} s, agent {:.3} s; \
-             agent saw {} records, kernel deduped {}, lost {}",
+             agent saw {} records (kernel deduped {}, lost {}), findings {} alerted, {} over budget",
             args.conns,
             median(&mut off_cpu),
             median(&mut on_cpu),
@@ -307,6 +308,8 @@ fn main() -> anyhow::Result<()> {
             net["kernel_sent"],
             net["kernel_deduped"],
             net["lost"],
+            net["findings"],
+            net["findings_suppressed"],
         );
         results.insert(
             mode.into(),
