@@ -434,3 +434,35 @@ fn listener_opened_before_the_agent_started_is_reported() {
     assert_eq!(field(&a, "proc.name"), "nc", "{a}");
     assert_eq!(field(&a, "fd.lport"), 8083, "{a}");
 }
+
+#[test]
+fn ipv6_loopback_destination_is_judged() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baselines.json");
+    // A zero window: enforced from the first connection.
+    let agent = AgentProcess::start(&baseline_args(&file, "0s"));
+    let c = Container::run(&[
+        "--sysctl",
+        "net.ipv6.conf.all.disable_ipv6=0",
+        BUSYBOX,
+        "sleep",
+        "60",
+    ]);
+    let _ = c.sh("nc -w 1 ::1 9401 </dev/null");
+    let a = agent.wait_for(
+        "an IPv6 destination",
+        WAIT,
+        network_drift(&c, "new_destination", "[::1]:9401/tcp"),
+    );
+    assert_eq!(field(&a, "fd.rip"), "::1", "{a}");
+    assert_eq!(field(&a, "fd.rport"), 9401, "{a}");
+    assert!(
+        field(&a, "fd.name")
+            .as_str()
+            .is_some_and(|n| n.ends_with("->[::1]:9401")),
+        "{a}"
+    );
+}
