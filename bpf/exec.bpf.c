@@ -28,7 +28,7 @@ const volatile __u32 host_mnt_ns = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 * 1024 * 1024); /* user space may resize before load */
+	__uint(max_entries, 8 * 1024 * 1024); /* user space may resize before load */
 } events SEC(".maps");
 
 struct {

@@ -54,7 +54,7 @@ impl Default for AgentConfig {
             rule_sources: Vec::new(),
             docker: Some(DockerConfig::default()),
             hostname: hostname(),
-            ring_bytes: 16 * 1024 * 1024,
+            ring_bytes: 8 * 1024 * 1024,
             baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
             learning_window: crate::baseline::DEFAULT_LEARNING_WINDOW,
         }

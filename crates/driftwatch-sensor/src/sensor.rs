@@ -35,7 +35,7 @@ pub struct SensorConfig {
 impl Default for SensorConfig {
     fn default() -> Self {
         SensorConfig {
-            ring_bytes: 16 * 1024 * 1024,
+            ring_bytes: 8 * 1024 * 1024,
             host_mnt_ns: None,
             batch_window: Duration::from_micros(500),
         }

@@ -32,7 +32,7 @@ pub struct RunArgs {
     #[arg(long)]
     no_engine: bool,
     /// Ring buffer between the kernel and the agent, in MiB (a power of two).
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    #[arg(long, value_name = "MIB", default_value_t = 8)]
     ring_mib: u32,
     /// Stop after this many seconds (for scripts and benchmarks).
     #[arg(long, value_name = "SECS")]
