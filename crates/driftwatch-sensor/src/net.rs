@@ -7,7 +7,6 @@ use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
@@ -18,7 +17,7 @@ use crate::abi::{
     DW_NET_STAT_HOST_SKIPPED, DW_NET_STAT_LOST, DW_NET_STAT_SENT, DW_TCP_LISTEN, DW_TCP_SYN_SENT,
     NET_EVENT_SIZE, RawNetEvent,
 };
-use crate::sensor::{SensorError, host_mnt_ns};
+use crate::sensor::{SensorError, SensorThread, begin_load, bpf_error};
 
 pub(crate) mod skel {
     #![allow(clippy::all, unsafe_op_in_unsafe_fn, non_camel_case_types, dead_code)]
@@ -185,17 +184,8 @@ pub struct NetSensorStats {
 
 /// A running network sensor. Dropping it detaches the program and stops the thread.
 pub struct NetSensor {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: SensorThread,
     stats: Arc<NetSensorStats>,
-}
-
-fn bpf_error(step: &'static str, source: libbpf_rs::Error) -> SensorError {
-    SensorError::Bpf {
-        step,
-        source,
-        log: String::new(),
-    }
 }
 
 impl NetSensor {
@@ -205,49 +195,20 @@ impl NetSensor {
     where
         F: FnMut(NetRecord) + Send + 'static,
     {
-        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-            return Err(SensorError::NoBtf);
-        }
-        let host_ns = match config.host_mnt_ns {
-            Some(ns) => ns,
-            None => host_mnt_ns()?,
-        };
-        let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(NetSensorStats::default());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let thread = {
-            let stop = stop.clone();
-            let stats = stats.clone();
-            std::thread::Builder::new()
-                .name("dw-net-sensor".into())
-                .spawn(move || run(config, host_ns, on_record, stop, stats, ready_tx))
-                .map_err(SensorError::Spawn)?
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(NetSensor {
-                stop,
-                thread: Some(thread),
-                stats,
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => Err(SensorError::ThreadDied),
-        }
+        let thread_stats = stats.clone();
+        let host = config.host_mnt_ns;
+        let thread = SensorThread::spawn("dw-net-sensor", host, move |host_ns, stop, ready| {
+            run(config, host_ns, on_record, stop, thread_stats, ready)
+        })?;
+        Ok(NetSensor {
+            _thread: thread,
+            stats,
+        })
     }
 
     pub fn stats(&self) -> &Arc<NetSensorStats> {
         &self.stats
-    }
-}
-
-impl Drop for NetSensor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -256,6 +217,7 @@ fn load<'obj>(
     config: &NetSensorConfig,
     host_ns: u32,
 ) -> Result<skel::NetSkel<'obj>, SensorError> {
+    begin_load();
     let mut open = skel::NetSkelBuilder::default()
         .open(object)
         .map_err(|e| bpf_error("opening the network BPF object", e))?;

@@ -88,9 +88,66 @@ impl SensorStats {
 
 /// A running exec sensor. Dropping it detaches the program and stops the thread.
 pub struct ExecSensor {
+    _thread: SensorThread,
+    stats: Arc<SensorStats>,
+}
+
+/// The thread a sensor reads its ring buffer on; dropping it stops and joins the thread
+/// (the BPF programs are detached when the thread drops its skeleton).
+pub(crate) struct SensorThread {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    stats: Arc<SensorStats>,
+}
+
+impl SensorThread {
+    /// Checks the host (BTF, the host's mount namespace), spawns `body` on a thread named
+    /// `name` and waits until it reports its programs loaded and attached (or why not).
+    /// `body` gets the host's mount-namespace inode, the stop flag and the readiness sender.
+    pub(crate) fn spawn<B>(
+        name: &str,
+        host_mnt_ns: Option<u32>,
+        body: B,
+    ) -> Result<SensorThread, SensorError>
+    where
+        B: FnOnce(u32, Arc<AtomicBool>, mpsc::Sender<Result<(), SensorError>>) + Send + 'static,
+    {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(SensorError::NoBtf);
+        }
+        let host_ns = match host_mnt_ns {
+            Some(ns) => ns,
+            None => self::host_mnt_ns()?,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || body(host_ns, stop, ready_tx))
+                .map_err(SensorError::Spawn)?
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(SensorThread {
+                stop,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err(SensorError::ThreadDied),
+        }
+    }
+}
+
+impl Drop for SensorThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// libbpf's messages (including a verifier log) of the current load, kept for the error.
@@ -114,7 +171,16 @@ fn libbpf_print(level: PrintLevel, msg: String) {
     }
 }
 
-fn bpf_error(step: &'static str, source: libbpf_rs::Error) -> SensorError {
+/// Starts collecting libbpf's messages for the next load's error (the verifier log).
+pub(crate) fn begin_load() {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.clear();
+    }
+    libbpf_rs::set_print(Some((PrintLevel::Info, libbpf_print)));
+}
+
+/// A failed libbpf step, with libbpf's messages since [`begin_load`].
+pub(crate) fn bpf_error(step: &'static str, source: libbpf_rs::Error) -> SensorError {
     let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
     let log = if log.trim().is_empty() {
         String::new()
@@ -164,49 +230,20 @@ impl ExecSensor {
     where
         F: FnMut(ExecRecord) + Send + 'static,
     {
-        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-            return Err(SensorError::NoBtf);
-        }
-        let host_ns = match config.host_mnt_ns {
-            Some(ns) => ns,
-            None => host_mnt_ns()?,
-        };
-        let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SensorStats::default());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let thread = {
-            let stop = stop.clone();
-            let stats = stats.clone();
-            std::thread::Builder::new()
-                .name("dw-exec-sensor".into())
-                .spawn(move || run(config, host_ns, on_record, stop, stats, ready_tx))
-                .map_err(SensorError::Spawn)?
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(ExecSensor {
-                stop,
-                thread: Some(thread),
-                stats,
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => Err(SensorError::ThreadDied),
-        }
+        let thread_stats = stats.clone();
+        let host = config.host_mnt_ns;
+        let thread = SensorThread::spawn("dw-exec-sensor", host, move |host_ns, stop, ready| {
+            run(config, host_ns, on_record, stop, thread_stats, ready)
+        })?;
+        Ok(ExecSensor {
+            _thread: thread,
+            stats,
+        })
     }
 
     pub fn stats(&self) -> &Arc<SensorStats> {
         &self.stats
-    }
-}
-
-impl Drop for ExecSensor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -215,10 +252,7 @@ fn load<'obj>(
     config: &SensorConfig,
     host_ns: u32,
 ) -> Result<skel::ExecSkel<'obj>, SensorError> {
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        log.clear();
-    }
-    libbpf_rs::set_print(Some((PrintLevel::Info, libbpf_print)));
+    begin_load();
     let mut open = skel::ExecSkelBuilder::default()
         .open(object)
         .map_err(|e| bpf_error("opening the exec BPF object", e))?;
