@@ -4,18 +4,13 @@
 //!
 //! Run as root with dockerd up and the test images built: `scripts/bench`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-
-const DOCKER: &str = "/usr/bin/docker";
-const BUSYBOX: &str = "driftwatch-test/busybox:1";
-const DEBIAN: &str = "driftwatch-test/debian:12";
+use driftwatch_bench::{Agent, AgentCgroup, Container, DEBIAN, docker, median};
 
 /// Creates, writes, renames and deletes `n` small files in `dir`: pure file system work.
 const FILE_WORKLOAD: &str = "import os, sys
@@ -30,8 +25,6 @@ for i in range(n):
     os.chmod(q, 0o600)
     os.remove(q)
 ";
-/// cgroup v1 cpuacct hierarchy (hybrid hosts such as this one mount it on its own).
-const CPUACCT: &str = "/sys/fs/cgroup/cpuacct";
 
 #[derive(Parser)]
 struct Args {
@@ -64,142 +57,6 @@ struct Args {
     only: Vec<String>,
 }
 
-fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(DOCKER)
-        .args(args)
-        .output()
-        .context("running docker")?;
-    if !out.status.success() {
-        bail!(
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-struct Container(String);
-
-impl Container {
-    fn start(extra: &[&str]) -> anyhow::Result<Container> {
-        Self::start_image(BUSYBOX, extra)
-    }
-
-    fn start_image(image: &str, extra: &[&str]) -> anyhow::Result<Container> {
-        let mut a = vec!["run", "-d", "--network", "none"];
-        a.extend_from_slice(extra);
-        a.extend_from_slice(&[image, "sleep", "3600"]);
-        Ok(Container(docker(&a)?))
-    }
-
-    fn cpu_ns(&self) -> anyhow::Result<u64> {
-        read_u64(
-            &Path::new(CPUACCT)
-                .join("docker")
-                .join(&self.0)
-                .join("cpuacct.usage"),
-        )
-    }
-
-    fn sh(&self, script: &str) -> anyhow::Result<String> {
-        docker(&["exec", &self.0, "sh", "-c", script])
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new(DOCKER)
-            .args(["rm", "-f", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn read_u64(p: &Path) -> anyhow::Result<u64> {
-    let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-    s.trim()
-        .parse()
-        .with_context(|| format!("parsing {}", p.display()))
-}
-
-/// A cpuacct cgroup of its own for the agent, so all its threads' CPU is counted in ns.
-struct AgentCgroup(PathBuf);
-
-impl AgentCgroup {
-    fn new() -> anyhow::Result<AgentCgroup> {
-        Self::new_named("dw-bench")
-    }
-
-    fn new_named(prefix: &str) -> anyhow::Result<AgentCgroup> {
-        let p = Path::new(CPUACCT).join(format!("{prefix}-{}", std::process::id()));
-        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-        Ok(AgentCgroup(p))
-    }
-    fn cpu_ns(&self) -> anyhow::Result<u64> {
-        read_u64(&self.0.join("cpuacct.usage"))
-    }
-}
-
-impl Drop for AgentCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-struct Agent {
-    child: Child,
-    stats: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start(bin: &Path, cg: &AgentCgroup) -> anyhow::Result<Agent> {
-        let dir = tempfile::tempdir()?;
-        let stats = dir.path().join("stats.json");
-        let mut child = Command::new(bin)
-            .args(["run", "--no-stdout", "--json-out"])
-            .arg(dir.path().join("alerts.json"))
-            .arg("--stats-json")
-            .arg(&stats)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        std::fs::write(cg.0.join("cgroup.procs"), child.id().to_string())
-            .context("moving the agent to its cgroup")?;
-        let stderr = child.stderr.take().context("agent stderr")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("watching every container") {
-                    let _ = tx.send(());
-                }
-                if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("  [agent] {line}");
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            bail!("the agent did not start within 60 s");
-        }
-        Ok(Agent {
-            child,
-            stats,
-            _dir: dir,
-        })
-    }
-
-    fn stop(mut self) -> anyhow::Result<serde_json::Value> {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait()?;
-        let text = std::fs::read_to_string(&self.stats).context("reading the agent's stats")?;
-        Ok(serde_json::from_str(&text)?)
-    }
-}
-
 fn getppid_loop(n: u64) -> f64 {
     let t = Instant::now();
     for _ in 0..n {
@@ -207,11 +64,6 @@ fn getppid_loop(n: u64) -> f64 {
         unsafe { libc::syscall(libc::SYS_getppid) };
     }
     t.elapsed().as_nanos() as f64 / n as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn exec_loop_script(n: u64, exe: &str) -> String {
@@ -283,7 +135,7 @@ fn file_workloads(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()> 
     for _ in 0..a.rounds {
         c_off.push(timed(&in_container, &cont_cpu)?.1 as f64);
         h_off.push(run_host(&on_host)?.1 as f64);
-        let agent = Agent::start(bin, cg)?;
+        let agent = Agent::start(bin, cg, &[])?;
         let a0 = cg.cpu_ns()?;
         let (_, cpu) = timed(&in_container, &cont_cpu)?;
         // Let the agent finish this run's notices before the host run is measured.
@@ -300,24 +152,24 @@ fn file_workloads(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()> 
     println!(
         "file loop container: {} files x (create, write, rename, chmod, delete), total CPU off {:.0} ms, on {:.0} ms, ratio x{:.3} (goal <= 1.05)",
         a.files,
-        median(c_off.clone()) / 1e6,
-        median(c_on.clone()) / 1e6,
-        median(c_on) / median(c_off)
+        median(&c_off) / 1e6,
+        median(&c_on) / 1e6,
+        median(&c_on) / median(&c_off)
     );
     println!(
         "                     of which workload {:.0} ms (kernel-side fanotify cost included), agent {:.0} ms",
-        median(c_work) / 1e6,
-        median(c_agent) / 1e6
+        median(&c_work) / 1e6,
+        median(&c_agent) / 1e6
     );
     println!(
         "file loop host:      same workload outside containers, total CPU off {:.0} ms, on {:.0} ms, ratio x{:.3} (goal <= 1.01)",
-        median(h_off.clone()) / 1e6,
-        median(h_on.clone()) / 1e6,
-        median(h_on) / median(h_off)
+        median(&h_off) / 1e6,
+        median(&h_on) / 1e6,
+        median(&h_on) / median(&h_off)
     );
     // Latency: files created below /etc, spaced out; the agent measures from the file's
     // ctime (the kernel's time of the change) to the alert written.
-    let agent = Agent::start(bin, cg)?;
+    let agent = Agent::start(bin, cg, &[])?;
     std::thread::sleep(Duration::from_millis(500));
     c.sh("i=0; while [ $i -lt 200 ]; do echo x > /etc/dw-lat-$i; sleep 0.02; i=$((i+1)); done")?;
     std::thread::sleep(Duration::from_millis(500));
@@ -357,11 +209,11 @@ fn main() -> anyhow::Result<()> {
         let (mut off, mut on) = (Vec::new(), Vec::new());
         for _ in 0..a.rounds {
             off.push(getppid_loop(a.syscalls));
-            let agent = Agent::start(&bin, &cg)?;
+            let agent = Agent::start(&bin, &cg, &[])?;
             on.push(getppid_loop(a.syscalls));
             agent.stop()?;
         }
-        let (off_ns, on_ns) = (median(off), median(on));
+        let (off_ns, on_ns) = (median(&off), median(&on));
         println!(
             "host getppid:        off {off_ns:.1} ns/call, on {on_ns:.1} ns/call, ratio x{:.3} (goal <= 1.01)",
             on_ns / off_ns
@@ -383,7 +235,7 @@ fn main() -> anyhow::Result<()> {
         let (w, cpu) = exec_loop(&c, a.execs)?;
         off_wall.push(w);
         off_cpu.push(cpu as f64);
-        let agent = Agent::start(&bin, &cg)?;
+        let agent = Agent::start(&bin, &cg, &[])?;
         let a0 = cg.cpu_ns()?;
         let (w, cpu) = exec_loop(&c, a.execs)?;
         let agent_ns = (cg.cpu_ns()? - a0) as f64;
@@ -392,19 +244,19 @@ fn main() -> anyhow::Result<()> {
         agent_per_exec.push(agent_ns / a.execs as f64);
         agent.stop()?;
     }
-    let (cpu_off, cpu_on) = (median(off_cpu), median(on_cpu));
+    let (cpu_off, cpu_on) = (median(&off_cpu), median(&on_cpu));
     println!(
         "container exec loop: {} execs, total CPU off {:.0} ms, on {:.0} ms, ratio x{:.3} (goal <= 1.05); wall x{:.3}; agent CPU {:.1} us/exec",
         a.execs,
         cpu_off / 1e6,
         cpu_on / 1e6,
         cpu_on / cpu_off,
-        median(on_wall) / median(off_wall),
-        median(agent_per_exec) / 1e3
+        median(&on_wall) / median(&off_wall),
+        median(&agent_per_exec) / 1e3
     );
 
     // 3. Exec-to-alert latency: drifted execs, spaced out.
-    let agent = Agent::start(&bin, &cg)?;
+    let agent = Agent::start(&bin, &cg, &[])?;
     c.sh("cp /bin/busybox /tmp/true")?;
     c.sh(&format!(
         "i=0; while [ $i -lt {} ]; do /tmp/true; usleep 2000; i=$((i+1)); done",
@@ -424,7 +276,7 @@ fn main() -> anyhow::Result<()> {
     let many: Vec<Container> = (0..a.containers)
         .map(|_| Container::start(&[]))
         .collect::<anyhow::Result<_>>()?;
-    let agent = Agent::start(&bin, &cg)?;
+    let agent = Agent::start(&bin, &cg, &[])?;
     for c in &many {
         c.sh("/bin/true; cp /bin/busybox /tmp/true; /tmp/true")?;
     }
@@ -442,7 +294,7 @@ fn main() -> anyhow::Result<()> {
     let storm: Vec<Container> = (0..4)
         .map(|_| Container::start(&[]))
         .collect::<anyhow::Result<_>>()?;
-    let agent = Agent::start(&bin, &cg)?;
+    let agent = Agent::start(&bin, &cg, &[])?;
     let t = Instant::now();
     let handles: Vec<_> = storm
         .iter()

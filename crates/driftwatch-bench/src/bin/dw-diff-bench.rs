@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-
-const DOCKER: &str = "/usr/bin/docker";
-const BUSYBOX: &str = "driftwatch-test/busybox:1";
+use driftwatch_bench::{BUSYBOX, Container, DOCKER, docker, median};
 
 #[derive(Parser)]
 struct Args {
@@ -91,41 +89,9 @@ fn measure(argv: &[&str]) -> anyhow::Result<Run> {
     })
 }
 
-fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(DOCKER)
-        .args(args)
-        .output()
-        .context("running docker")?;
-    if !out.status.success() {
-        bail!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new(DOCKER)
-            .args(["rm", "-f", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 fn drop_caches() {
     let _ = Command::new("sync").status();
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3\n");
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() -> anyhow::Result<()> {
@@ -222,7 +188,7 @@ touch /bin/busybox; echo x >> /etc/passwd; chmod 4755 /bin/ping 2>/dev/null || t
         .as_array()
         .map(|f| f.iter().filter(|x| !x["docker"].is_null()).count())
         .unwrap_or(0);
-    let (o, d) = (median(ours), median(theirs));
+    let (o, d) = (median(&ours), median(&theirs));
     let secs = o.as_secs_f64();
     println!(
         "container {}: {} files in the writable layer ({} small, {} x {} MiB), {} rounds{}{}",

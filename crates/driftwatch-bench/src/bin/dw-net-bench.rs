@@ -13,18 +13,12 @@
 //! one made for the agent). Run as root with dockerd up and the test images built:
 //! `target/release/dw-net-bench --agent target/release/driftwatch`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-
-const DOCKER: &str = "/usr/bin/docker";
-const DEBIAN: &str = "driftwatch-test/debian:12";
-const CPUACCT: &str = "/sys/fs/cgroup/cpuacct";
+use driftwatch_bench::{Agent, AgentCgroup, Container, DEBIAN, docker, median};
 
 #[derive(Parser)]
 struct Args {
@@ -68,162 +62,30 @@ for i in range(n):
 print(time.perf_counter() - t)
 "#;
 
-fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(DOCKER)
-        .args(args)
-        .output()
-        .context("running docker")?;
-    if !out.status.success() {
-        bail!(
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn read_u64(p: &Path) -> anyhow::Result<u64> {
-    let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-    s.trim()
+/// Runs the workload in `c`; returns its wall time in seconds as Python measured it.
+fn workload(c: &Container, n: u64, mode: &str) -> anyhow::Result<f64> {
+    let out = docker(&[
+        "exec",
+        &c.0,
+        "python3",
+        "-c",
+        WORKLOAD,
+        &n.to_string(),
+        mode,
+    ])?;
+    out.trim()
         .parse()
-        .with_context(|| format!("parsing {}", p.display()))
+        .with_context(|| format!("workload output {out:?}"))
 }
 
-/// A `--network none` container removed on drop.
-struct Container(String);
-
-impl Container {
-    fn start() -> anyhow::Result<Container> {
-        Ok(Container(docker(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            DEBIAN,
-            "sleep",
-            "3600",
-        ])?))
-    }
-
-    fn cpu_ns(&self) -> anyhow::Result<u64> {
-        read_u64(
-            &Path::new(CPUACCT)
-                .join("docker")
-                .join(&self.0)
-                .join("cpuacct.usage"),
-        )
-    }
-
-    /// Runs the workload; returns its wall time in seconds as Python measured it.
-    fn workload(&self, n: u64, mode: &str) -> anyhow::Result<f64> {
-        let out = docker(&[
-            "exec",
-            &self.0,
-            "python3",
-            "-c",
-            WORKLOAD,
-            &n.to_string(),
-            mode,
-        ])?;
-        out.trim()
-            .parse()
-            .with_context(|| format!("workload output {out:?}"))
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new(DOCKER)
-            .args(["rm", "-f", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// A cpuacct cgroup of the agent's own, removed on drop.
-struct AgentCgroup(PathBuf);
-
-impl AgentCgroup {
-    fn new() -> anyhow::Result<AgentCgroup> {
-        let p = Path::new(CPUACCT).join(format!("dw-net-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-        Ok(AgentCgroup(p))
-    }
-
-    fn cpu_ns(&self) -> anyhow::Result<u64> {
-        read_u64(&self.0.join("cpuacct.usage"))
-    }
-}
-
-impl Drop for AgentCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-struct Agent {
-    child: Child,
-    stats: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start(bin: &Path, cg: &AgentCgroup) -> anyhow::Result<Agent> {
-        let dir = tempfile::tempdir()?;
-        let stats = dir.path().join("stats.json");
-        let mut child = Command::new(bin)
-            .args(["run", "--no-stdout", "--json-out"])
-            .arg(dir.path().join("alerts.json"))
-            .arg("--stats-json")
-            .arg(&stats)
-            // A fresh baseline each time, learning for the whole sample: every destination
-            // is judged and recorded (the learning path writes the file, the costlier one).
-            .arg("--baseline-file")
-            .arg(dir.path().join("baselines.json"))
-            .args(["--learning-window", "1h"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        std::fs::write(cg.0.join("cgroup.procs"), child.id().to_string())
-            .context("moving the agent to its cgroup")?;
-        let stderr = child.stderr.take().context("agent stderr")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("watching every container") {
-                    let _ = tx.send(());
-                }
-                if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("  [agent] {line}");
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            bail!("the agent did not start within 60 s");
-        }
-        Ok(Agent {
-            child,
-            stats,
-            _dir: dir,
-        })
-    }
-
-    fn stop(mut self) -> anyhow::Result<serde_json::Value> {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait()?;
-        let text = std::fs::read_to_string(&self.stats).context("reading the agent's stats")?;
-        Ok(serde_json::from_str(&text)?)
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+/// A fresh baseline each time, learning for the whole sample: every destination is judged
+/// and recorded (the learning path writes the file, the costlier one).
+const AGENT_ARGS: [&str; 4] = [
+    "--baseline-file",
+    "{dir}/baselines.json",
+    "--learning-window",
+    "1h",
+];
 
 struct Sample {
     workload_cpu_s: f64,
@@ -238,12 +100,12 @@ fn sample(
     cg: Option<&AgentCgroup>,
 ) -> anyhow::Result<(Sample, Option<serde_json::Value>)> {
     let agent = match cg {
-        Some(cg) => Some(Agent::start(&args.agent, cg)?),
+        Some(cg) => Some(Agent::start(&args.agent, cg, &AGENT_ARGS)?),
         None => None,
     };
     let a0 = cg.map(|c| c.cpu_ns()).transpose()?.unwrap_or(0);
     let w0 = c.cpu_ns()?;
-    let wall_s = c.workload(args.conns, mode)?;
+    let wall_s = workload(c, args.conns, mode)?;
     let w1 = c.cpu_ns()?;
     // Let the agent finish what the kernel queued before its CPU is read.
     if agent.is_some() {
@@ -273,10 +135,10 @@ fn main() -> anyhow::Result<()> {
             args.agent.display()
         );
     }
-    let cg = AgentCgroup::new()?;
-    let c = Container::start()?;
+    let cg = AgentCgroup::new_named("dw-net-bench")?;
+    let c = Container::start_image(DEBIAN, &[])?;
     // Warm up: Python's first start reads its modules from disk.
-    c.workload(1000, "same")?;
+    workload(&c, 1000, "same")?;
     let mut results = serde_json::Map::new();
     for mode in ["same", "distinct"] {
         let (mut cpu, mut wall) = (Vec::new(), Vec::new());
@@ -296,15 +158,15 @@ fn main() -> anyhow::Result<()> {
             .as_ref()
             .map(|s| s["net"].clone())
             .unwrap_or_default();
-        let (cpu_ratio, wall_ratio) = (median(&mut cpu), median(&mut wall));
+        let (cpu_ratio, wall_ratio) = (median(&cpu), median(&wall));
         println!(
             "{mode:>8}: {} connects, cpu ratio (workload+agent on / workload off) {cpu_ratio:.3}, \
              wall ratio {wall_ratio:.3}; workload cpu off {:.3} s, on {:.3} s, agent {:.3} s; \
              agent saw {} records (kernel deduped {}, lost {}), findings {} alerted, {} over budget",
             args.conns,
-            median(&mut off_cpu),
-            median(&mut on_cpu),
-            median(&mut agent_cpu),
+            median(&off_cpu),
+            median(&on_cpu),
+            median(&agent_cpu),
             net["kernel_sent"],
             net["kernel_deduped"],
             net["lost"],
