@@ -43,6 +43,7 @@ struct pathbuf {
 	 * treats it as an unknown (masked) scalar and bpf_loop's callback converges. */
 	__u32 pos;
 	__u32 truncated;
+	__u32 pseudo; /* the walk started at a pseudo dentry (memfd) */
 	char buf[DW_PATHBUF_SIZE];
 };
 
@@ -59,6 +60,26 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
+
+/* kernfs_node.parent was renamed __parent in 6.15; support both with CO-RE flavors. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);   /* mount namespace inode */
+	__type(value, __u32); /* dw_enforce_flags */
+} enforce SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dw_enforce_config);
+} enforce_config SEC(".maps");
+
+#define DW_SIGKILL 9
+#define DW_SIGSTOP 19
+#define TMPFS_MAGIC 0x01021994
+#define HUGETLBFS_MAGIC 0x958458f6
 
 /* kernfs_node.parent was renamed __parent in 6.15; support both with CO-RE flavors. */
 struct kernfs_node___old {
@@ -130,6 +151,8 @@ static long walk_step(__u32 i, void *data)
 	pb->buf[pos & (DW_PATH_MAX - 1)] = '/';
 	pb->pos = pos;
 	w->dentry = parent;
+	if (pseudo)
+		pb->pseudo = 1;
 	return pseudo;
 }
 
@@ -151,6 +174,7 @@ static __always_inline __u32 build_path(struct pathbuf *pb, struct vfsmount *vfs
 	};
 	pb->pos = DW_PATH_MAX;
 	pb->truncated = 0;
+	pb->pseudo = 0;
 	bpf_loop(DW_PATH_DEPTH, walk_step, &w, 0);
 	*truncated = pb->truncated;
 	__u32 pos = pb->pos;
@@ -206,6 +230,43 @@ static __always_inline __u16 append_user(struct dw_exec_event *ev, __u32 *off, u
 		return 0;
 	*off += len;
 	return len;
+}
+
+/* Is this file name the dynamic loader's (ld-linux-x86-64.so.2, ld-musl-x86_64.so.1, ld.so)? */
+static __always_inline int is_loader_name(const unsigned char *name)
+{
+	char n[8] = {};
+	bpf_probe_read_kernel_str(n, sizeof(n), name);
+	if (n[0] != 'l' || n[1] != 'd')
+		return 0;
+	if (n[2] == '.' && n[3] == 's' && n[4] == 'o' && n[5] == 0)
+		return 1;
+	return n[2] == '-';
+}
+
+struct env_scan {
+	__u32 start;
+	__u32 len;
+	__u32 found;
+};
+
+/* A bpf_loop callback: does an environment string start at offset i and name LD_PRELOAD? */
+static long env_step(__u32 i, void *data)
+{
+	struct env_scan *s = data;
+	__u32 zero = 0;
+	struct dw_exec_event *ev = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!ev || i + 11 > s->len)
+		return 1;
+	__u32 at = s->start + i;
+	if (i > 0 && ev->data[(at - 1) & (DW_DATA_SIZE - 1)] != 0)
+		return 0;
+	static const char want[11] = "LD_PRELOAD=";
+	for (int k = 0; k < 11; k++)
+		if (ev->data[(at + k) & (DW_DATA_SIZE - 1)] != want[k])
+			return 0;
+	s->found = 1;
+	return 1;
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -305,6 +366,8 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	ev->path_len = append_path(ev, &off, pb, start, DW_PATH_MAX - 1, &trunc);
 	if (trunc)
 		ev->flags |= DW_EXEC_PATH_TRUNCATED;
+	if (pb->pseudo)
+		ev->flags |= DW_EXEC_PSEUDO;
 
 	const char *filename = BPF_CORE_READ(bprm, filename);
 	const char *interp = BPF_CORE_READ(bprm, interp);
@@ -332,6 +395,46 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 				  DW_ENV_MAX, &trunc);
 	if (trunc)
 		ev->flags |= DW_EXEC_ENV_TRUNCATED;
+
+	/* Enforcement: stop in the kernel what user space cannot stop in time. */
+	__u32 *flags_p = bpf_map_lookup_elem(&enforce, &mnt_ns);
+	__u32 eflags = 0;
+	if (flags_p) {
+		eflags = *flags_p;
+	} else {
+		struct dw_enforce_config *cfg = bpf_map_lookup_elem(&enforce_config, &zero);
+		if (cfg)
+			eflags = cfg->unknown;
+	}
+	if (eflags) {
+		int memfd = (ev->flags & DW_EXEC_PSEUDO) &&
+			    (ev->fs_magic == TMPFS_MAGIC || ev->fs_magic == HUGETLBFS_MAGIC);
+		if ((eflags & DW_ENFORCE_KILL_MEMFD) && memfd) {
+			if (!bpf_send_signal(DW_SIGKILL)) {
+				ev->flags |= DW_EXEC_KILLED;
+				stat_inc(DW_STAT_KILLED);
+			}
+		} else {
+			int hold = eflags & DW_ENFORCE_HOLD_ALL;
+			if (!hold && (eflags & DW_ENFORCE_HOLD_SUSPECT)) {
+				struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+				hold = is_loader_name(BPF_CORE_READ(d, d_name.name));
+				if (!hold && ev->env_len) {
+					struct env_scan scan = {
+						.start = ev->filename_len + ev->interp_len + ev->path_len +
+							 ev->cwd_len + ev->args_len,
+						.len = ev->env_len,
+					};
+					bpf_loop(DW_ENV_MAX, env_step, &scan, 0);
+					hold = scan.found;
+				}
+			}
+			if (hold && !bpf_send_signal(DW_SIGSTOP)) {
+				ev->flags |= DW_EXEC_HELD;
+				stat_inc(DW_STAT_HELD);
+			}
+		}
+	}
 
 	__u64 size = offsetof(struct dw_exec_event, data) + (off & (DW_DATA_SIZE - 1));
 	if (bpf_ringbuf_output(&events, ev, size, 0))

@@ -40,6 +40,34 @@ enum dw_exec_flags {
 	DW_EXEC_ARGS_TRUNCATED = 1 << 4,
 	DW_EXEC_ENV_TRUNCATED = 1 << 5,
 	DW_EXEC_CWD_TRUNCATED = 1 << 6,
+	/* Enforcement acted in the kernel: the new image was sent SIGKILL before its first
+	 * instruction (a memfd exec in a container in prevent mode). */
+	DW_EXEC_KILLED = 1 << 7,
+	/* Enforcement held the new image: it was sent SIGSTOP before its first instruction and
+	 * waits for user space to judge it and send SIGCONT or SIGKILL. */
+	DW_EXEC_HELD = 1 << 8,
+	/* The executed file is a memfd (or another pseudo file): its dentry is its own parent. */
+	DW_EXEC_PSEUDO = 1 << 9,
+};
+
+/*
+ * Enforcement per mount namespace (map `enforce`, key: mnt ns inode, value: these flags),
+ * set by user space for each container it has placed in a scope. Namespaces not in the map
+ * get the `unknown` flags of `enforce_config` (user space has not judged their scope yet).
+ */
+enum dw_enforce_flags {
+	/* SIGKILL execs of memfd/pseudo files (fanotify never sees them). */
+	DW_ENFORCE_KILL_MEMFD = 1 << 0,
+	/* SIGSTOP execs that load code fanotify's exec permission does not see: the dynamic
+	 * loader run as a program (ld.so /tmp/x) and any exec whose environment has LD_PRELOAD. */
+	DW_ENFORCE_HOLD_SUSPECT = 1 << 1,
+	/* SIGSTOP every exec (a namespace whose scope user space has not decided yet). */
+	DW_ENFORCE_HOLD_ALL = 1 << 2,
+};
+
+struct dw_enforce_config {
+	__u32 unknown; /* dw_enforce_flags for namespaces not in the map */
+	__u32 pad;
 };
 
 enum dw_stat {
@@ -49,7 +77,10 @@ enum dw_stat {
 	DW_STAT_SENT = 1,
 	/* Execs of host processes, filtered out in the kernel. */
 	DW_STAT_HOST_SKIPPED = 2,
-	DW_STAT_COUNT = 3,
+	/* New images sent SIGKILL or SIGSTOP by enforcement. */
+	DW_STAT_KILLED = 3,
+	DW_STAT_HELD = 4,
+	DW_STAT_COUNT = 5,
 };
 
 /*

@@ -337,6 +337,7 @@ mod tests {
         )
         .shared();
         let env = |k: &str| DriftFinding {
+            enforcement: None,
             kind: driftwatch_model::DriftKind::Config,
             subject: DriftSubject::Env,
             verdict: Verdict::Added,

@@ -179,6 +179,7 @@ pub fn loader_target(argv: &[String]) -> (Option<&str>, Vec<&str>) {
 
 fn finding(subject: DriftSubject, j: Judged) -> DriftFinding {
     DriftFinding {
+        enforcement: None,
         kind: DriftKind::Binary,
         subject,
         verdict: j.verdict,

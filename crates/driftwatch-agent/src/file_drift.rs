@@ -816,6 +816,7 @@ impl Sensor {
             }),
             net: None,
             drift: Some(DriftFinding {
+                enforcement: None,
                 kind: DriftKind::File,
                 subject: DriftSubject::File,
                 verdict,
@@ -935,6 +936,7 @@ impl Sensor {
             }),
             net: None,
             drift: Some(DriftFinding {
+                enforcement: None,
                 kind: DriftKind::Package,
                 subject: DriftSubject::PackageDb,
                 verdict,

@@ -5,6 +5,7 @@ mod baseline;
 mod config_drift;
 mod containers;
 mod emitter;
+mod enforce;
 mod exec_verdict;
 mod file_drift;
 mod net_drift;
@@ -19,6 +20,7 @@ pub use baseline::{
 pub use config_drift::{ConfigDrift, ConfigDriftStats};
 pub use containers::{ContainerFs, ContainerRegistry, RegistryStats};
 pub use emitter::{Emitter, SharedEmitter, emit};
+pub use enforce::{AllowEntry, EnforceStats, EnforcementPolicy, Enforcer, Scope, ScopeMatch};
 pub use exec_verdict::{ExecAnalysis, analyze_exec, loader_target};
 pub use file_drift::{FileDrift, FileDriftConfig, FileStats};
 pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};

@@ -141,6 +141,7 @@ pub fn judge(
         }
     };
     Some(DriftFinding {
+        enforcement: None,
         kind: DriftKind::Network,
         subject,
         verdict,

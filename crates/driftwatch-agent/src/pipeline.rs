@@ -21,6 +21,7 @@ use driftwatch_sensor::{
 use crate::config_drift::ConfigDrift;
 use crate::containers::ContainerRegistry;
 use crate::emitter::{Emitter, SharedEmitter};
+use crate::enforce::Enforcer;
 use crate::exec_verdict::analyze_exec;
 use crate::file_drift::{FileDrift, FileDriftConfig, FileStats};
 use crate::outputs::{AlertSink, JsonFileSink, StdoutSink};
@@ -43,6 +44,8 @@ pub struct AgentConfig {
     pub baseline_file: Option<PathBuf>,
     /// How long each image learns its network baseline after its first container is seen.
     pub learning_window: Duration,
+    /// Enforcement modes per scope and permitted drift (default: detect everywhere).
+    pub enforcement: crate::enforce::EnforcementPolicy,
 }
 
 impl Default for AgentConfig {
@@ -57,6 +60,7 @@ impl Default for AgentConfig {
             ring_bytes: 8 * 1024 * 1024,
             baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
             learning_window: crate::baseline::DEFAULT_LEARNING_WINDOW,
+            enforcement: crate::enforce::EnforcementPolicy::default(),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct Agent {
     config_drift: Arc<ConfigDrift>,
     /// File and package drift (fanotify on the containers' upper dirs).
     files: Option<FileDrift>,
+    /// Prevention: modes per scope, fanotify exec permission, the kernel's kill/hold.
+    enforcer: Arc<Enforcer>,
 }
 
 struct Worker {
@@ -119,6 +125,7 @@ struct Worker {
     procs: Arc<Mutex<ProcTable>>,
     stats: Arc<AgentStats>,
     wall_offset_ns: i128,
+    enforcer: Arc<Enforcer>,
 }
 
 impl Agent {
@@ -181,8 +188,14 @@ impl Agent {
         // Observers first, so that containers already running are judged too.
         let config_drift = ConfigDrift::start(emitter.clone());
         registry.observe(config_drift.clone());
-        runtime.spawn(registry.clone().watch());
         let procs = Arc::new(Mutex::new(ProcTable::new(65536)));
+        let enforcer = Enforcer::new(
+            config.enforcement.clone(),
+            registry.clone(),
+            emitter.clone(),
+            procs.clone(),
+        )?;
+        registry.observe(enforcer.clone());
         let mut worker = Worker {
             registry: registry.clone(),
             judge: Judge::new(),
@@ -191,6 +204,7 @@ impl Agent {
             procs: procs.clone(),
             stats: stats.clone(),
             wall_offset_ns: boot_to_wall_offset_ns(),
+            enforcer: enforcer.clone(),
         };
         // Records are handled on the sensor's thread, in ring-buffer order: no hand-off, no
         // extra wakeup per exec. If handling falls behind, the ring buffer (sized by
@@ -203,6 +217,12 @@ impl Agent {
             move |rec| worker.handle(rec),
         )
         .context("starting the exec sensor")?;
+        enforcer
+            .attach(sensor.enforce_maps().clone())
+            .context("starting enforcement")?;
+        // Engines are followed once every observer is in place, so that containers already
+        // running are judged and placed in their enforcement scope too.
+        runtime.spawn(registry.clone().watch());
         let files = match FileDrift::start(
             registry.clone(),
             emitter.clone(),
@@ -235,7 +255,13 @@ impl Agent {
             emitter,
             procs,
             files,
+            enforcer,
         })
+    }
+
+    /// Prevention's counters.
+    pub fn enforce_stats(&self) -> &crate::enforce::EnforceStats {
+        &self.enforcer.stats
     }
 
     pub fn stats(&self) -> &Arc<AgentStats> {
@@ -279,7 +305,9 @@ impl Agent {
     }
 
     fn stop_all(&mut self) {
-        // The sensor drains its ring buffer before it stops.
+        // Hold nothing new; the sensor then drains its ring buffer (deciding every exec it
+        // held) before it stops, and fanotify lets everything run once its group closes.
+        self.enforcer.shutdown();
         drop(self.sensor.take());
         self.config_drift.shutdown();
         drop(self.net.take());
@@ -301,10 +329,12 @@ impl Worker {
         self.stats.processed.fetch_add(1, Ordering::Relaxed);
         let Some(m) = container_from_cgroup_leaf(&rec.cgroup, Some(&rec.cgroup_parent)) else {
             self.stats.not_container.fetch_add(1, Ordering::Relaxed);
+            self.enforcer.release_unplaced(&rec);
             return;
         };
         let entry = self.registry.resolve(&m.id, m.engine, rec.pid);
-        let analysis = analyze_exec(&rec, &entry.fs, &self.judge);
+        let mut analysis = analyze_exec(&rec, &entry.fs, &self.judge);
+        self.enforcer.settle(&rec, &entry, &mut analysis.finding);
         let config = self.config_drift.exec_findings(&rec.env, &entry);
         let time_ns = (i128::from(rec.boot_ns) + self.wall_offset_ns).max(0) as u64;
         let pexepath = {

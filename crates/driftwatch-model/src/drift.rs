@@ -236,6 +236,90 @@ pub struct DriftFinding {
     /// What changed, in words (packages and versions, a setting and its value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// What enforcement did about it (binary drift; `None` for the other kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
+}
+
+/// The enforcement mode of a container's scope.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforcementMode {
+    /// Alert only.
+    #[default]
+    Detect,
+    /// Stop drifted code before it runs.
+    Prevent,
+}
+
+impl EnforcementMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnforcementMode::Detect => "detect",
+            EnforcementMode::Prevent => "prevent",
+        }
+    }
+}
+
+/// What happened to a drifted exec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforcementAction {
+    /// Detect mode: it ran, and this is the alert.
+    Alerted,
+    /// Prevented before its first instruction (EPERM, or killed while held at exec).
+    Blocked,
+    /// It had started when the agent learnt of it (a path the kernel could not stop in
+    /// time): killed by the agent as soon as it was judged.
+    Killed,
+    /// Prevent mode, but stopping it failed (the process was gone, or the signal failed).
+    Failed,
+}
+
+impl EnforcementAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnforcementAction::Alerted => "alerted",
+            EnforcementAction::Blocked => "blocked",
+            EnforcementAction::Killed => "killed",
+            EnforcementAction::Failed => "failed",
+        }
+    }
+}
+
+/// Which mechanism stopped a drifted exec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforcementMechanism {
+    /// fanotify exec permission answered with deny: the exec failed with EPERM.
+    FanotifyDeny,
+    /// The exec BPF program sent SIGKILL at exec (memfd), before the first instruction.
+    BpfSigkill,
+    /// The exec BPF program held the new image with SIGSTOP at exec; the agent judged it
+    /// and sent SIGKILL before its first instruction ran.
+    BpfHold,
+    /// The agent sent SIGKILL after the exec (it had started running).
+    AgentSigkill,
+}
+
+impl EnforcementMechanism {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnforcementMechanism::FanotifyDeny => "fanotify_deny",
+            EnforcementMechanism::BpfSigkill => "bpf_sigkill",
+            EnforcementMechanism::BpfHold => "bpf_hold",
+            EnforcementMechanism::AgentSigkill => "agent_sigkill",
+        }
+    }
+}
+
+/// What enforcement did about one drifted exec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Enforcement {
+    pub mode: EnforcementMode,
+    pub action: EnforcementAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<EnforcementMechanism>,
 }
 
 #[cfg(test)]

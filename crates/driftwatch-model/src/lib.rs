@@ -13,7 +13,10 @@ pub use alert::{Alert, Priority, PriorityParseError};
 pub use container::{
     ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta,
 };
-pub use drift::{DriftFinding, DriftKind, DriftSubject, Verdict};
+pub use drift::{
+    DriftFinding, DriftKind, DriftSubject, Enforcement, EnforcementAction, EnforcementMechanism,
+    EnforcementMode, Verdict,
+};
 pub use event::{Event, EventKind, FileRef, NetRef};
 pub use layers::OverlayLayers;
 pub use process::Process;

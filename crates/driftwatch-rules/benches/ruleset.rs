@@ -154,6 +154,7 @@ fn mix() -> Vec<Event> {
     let mut p = proc_("/tmp/xmrig", &["/tmp/xmrig", "-o", "pool:3333"], "sh", &env);
     p.exe_upper_layer = true;
     let d = DriftFinding {
+        enforcement: None,
         kind: DriftKind::Binary,
         subject: DriftSubject::Exe,
         verdict: Verdict::Added,

@@ -96,6 +96,9 @@ pub(crate) enum FieldId {
     DriftHash,
     DriftImageHash,
     DriftDetail,
+    DriftEnforcement,
+    DriftAction,
+    DriftBlockedBy,
 }
 
 /// One row of the field table.
@@ -177,6 +180,9 @@ fields! {
     "drift.hash", DriftHash, String, None, "blake3 of the drifted file's content, when it could be read.";
     "drift.image_hash", DriftImageHash, String, None, "blake3 of the image's file at the same path (for `modified`).";
     "drift.detail", DriftDetail, String, None, "What changed, in words: for package drift the packages added, removed and changed with their versions; for config drift the setting and its value.";
+    "drift.enforcement", DriftEnforcement, String, None, "The enforcement mode of the container's scope when a binary-drift exec was judged: `detect` or `prevent`. Missing for other kinds of drift.";
+    "drift.action", DriftAction, String, None, "What enforcement did about a binary-drift exec: `alerted` (detect mode: it ran), `blocked` (prevented before its first instruction), `killed` (it had started when judged, then was killed by the agent) or `failed` (prevent mode, but it could not be stopped).";
+    "drift.blocked_by", DriftBlockedBy, String, None, "Which mechanism stopped it: `fanotify_deny` (exec permission denied, the caller got EPERM), `bpf_sigkill` (killed in the kernel at exec: memfd), `bpf_hold` (held with SIGSTOP at exec, judged, killed before running) or `agent_sigkill` (killed by the agent after it started). Missing when nothing stopped it.";
 }
 
 /// Looks a field up by name.
@@ -425,6 +431,14 @@ pub(crate) fn extract<'e>(f: &FieldRef, ev: &'e Event, scratch: &'e mut String) 
         FieldId::DriftHash => opt(drift.and_then(|d| d.hash.as_deref())),
         FieldId::DriftImageHash => opt(drift.and_then(|d| d.image_hash.as_deref())),
         FieldId::DriftDetail => opt(drift.and_then(|d| d.detail.as_deref())),
+        FieldId::DriftEnforcement => {
+            opt(drift.and_then(|d| d.enforcement).map(|e| e.mode.as_str()))
+        }
+        FieldId::DriftAction => opt(drift.and_then(|d| d.enforcement).map(|e| e.action.as_str())),
+        FieldId::DriftBlockedBy => opt(drift
+            .and_then(|d| d.enforcement)
+            .and_then(|e| e.by)
+            .map(|b| b.as_str())),
     }
 }
 

@@ -141,12 +141,19 @@ fn each_drift_verdict_and_subject_raises_exactly_the_right_rule() {
 #[test]
 fn binary_drift_alert_is_falco_json() {
     let rs = defaults();
-    let e = drifted_exec(
+    let mut e = drifted_exec(
         "/tmp/xmrig",
         DriftSubject::Exe,
         Verdict::Added,
         "/tmp/xmrig",
     );
+    if let Some(d) = e.drift.as_mut() {
+        d.enforcement = Some(driftwatch_model::Enforcement {
+            mode: driftwatch_model::EnforcementMode::Prevent,
+            action: driftwatch_model::EnforcementAction::Blocked,
+            by: Some(driftwatch_model::EnforcementMechanism::FanotifyDeny),
+        });
+    }
     let alerts = rs.evaluate(&e, "node-1");
     assert_eq!(alerts.len(), 1);
     let a = &alerts[0];
@@ -154,9 +161,17 @@ fn binary_drift_alert_is_falco_json() {
     assert_eq!(a.time, "2026-11-28T08:00:00.123456789Z");
     assert_eq!(a.source, "syscall");
     assert_eq!(a.hostname, "node-1");
-    assert!(a.output.starts_with("Executable not in the image executed (verdict=added subject=exe drift_path=/tmp/xmrig proc_exepath=/tmp/xmrig proc_name=xmrig cmdline=xmrig -x pid=4242 parent=sh user=root hash=b3:1234 image_hash=<NA> container_id=3f4a5b6c7d8e container_name=web image=nginx:1.27 image_digest=sha256:abcd k8s_ns=prod k8s_pod=web-0)"), "{}", a.output);
+    assert!(a.output.starts_with("Executable not in the image executed (verdict=added action=blocked blocked_by=fanotify_deny subject=exe drift_path=/tmp/xmrig proc_exepath=/tmp/xmrig proc_name=xmrig cmdline=xmrig -x pid=4242 parent=sh user=root hash=b3:1234 image_hash=<NA> container_id=3f4a5b6c7d8e container_name=web image=nginx:1.27 image_digest=sha256:abcd k8s_ns=prod k8s_pod=web-0)"), "{}", a.output);
     assert_eq!(a.output_fields["proc.pid"], serde_json::json!(4242));
     assert_eq!(a.output_fields["drift.image_hash"], serde_json::Value::Null);
+    assert_eq!(
+        a.output_fields["drift.action"],
+        serde_json::json!("blocked")
+    );
+    assert_eq!(
+        a.output_fields["drift.blocked_by"],
+        serde_json::json!("fanotify_deny")
+    );
     assert_eq!(
         a.output_fields["container.id"],
         serde_json::json!("3f4a5b6c7d8e")
@@ -311,6 +326,7 @@ fn file_rules() {
 fn config_rules() {
     let rs = defaults();
     let config = |subject: DriftSubject, verdict: Verdict, path: &str, detail: &str| DriftFinding {
+        enforcement: None,
         kind: DriftKind::Config,
         subject,
         verdict,
@@ -478,6 +494,7 @@ fn network_rules() {
         "listen rule is disabled by default"
     );
     l.drift = Some(DriftFinding {
+        enforcement: None,
         kind: DriftKind::Network,
         subject: DriftSubject::Exe,
         verdict: Verdict::Added,

@@ -26,6 +26,7 @@ fn net(
 
 fn finding(subject: DriftSubject, verdict: Verdict, path: &str) -> DriftFinding {
     DriftFinding {
+        enforcement: None,
         kind: DriftKind::Network,
         subject,
         verdict,

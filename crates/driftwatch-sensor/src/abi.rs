@@ -15,7 +15,14 @@ pub const FS_MAGIC_HUGETLBFS: u32 = 0x9584_58f6;
 pub const DW_STAT_LOST: u32 = 0;
 pub const DW_STAT_SENT: u32 = 1;
 pub const DW_STAT_HOST_SKIPPED: u32 = 2;
-pub const DW_STAT_COUNT: u32 = 3;
+pub const DW_STAT_KILLED: u32 = 3;
+pub const DW_STAT_HELD: u32 = 4;
+pub const DW_STAT_COUNT: u32 = 5;
+
+/// `enum dw_enforce_flags`: values of the `enforce` map (key: mount namespace inode).
+pub const DW_ENFORCE_KILL_MEMFD: u32 = 1 << 0;
+pub const DW_ENFORCE_HOLD_SUSPECT: u32 = 1 << 1;
+pub const DW_ENFORCE_HOLD_ALL: u32 = 1 << 2;
 
 /// `enum dw_exec_flags`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +36,9 @@ impl ExecFlags {
     pub const ARGS_TRUNCATED: u32 = 1 << 4;
     pub const ENV_TRUNCATED: u32 = 1 << 5;
     pub const CWD_TRUNCATED: u32 = 1 << 6;
+    pub const KILLED: u32 = 1 << 7;
+    pub const HELD: u32 = 1 << 8;
+    pub const PSEUDO: u32 = 1 << 9;
 
     pub fn has(self, flag: u32) -> bool {
         self.0 & flag != 0

@@ -3,13 +3,16 @@
 
 mod abi;
 mod exec;
+pub mod exec_guard;
 pub mod fanotify;
 mod net;
 mod probe;
 mod sensor;
 
+pub use abi::{DW_ENFORCE_HOLD_ALL, DW_ENFORCE_HOLD_SUSPECT, DW_ENFORCE_KILL_MEMFD};
 pub use abi::{ExecFlags, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS};
 pub use exec::{DecodeError, ExecRecord};
+pub use exec_guard::{ExecGuard, ExecRequest};
 pub use net::{
     L4Proto, NetAction, NetDecodeError, NetRecord, NetSensor, NetSensorConfig, NetSensorStats,
     ProcNetSocket, ns_inode, parse_proc_net_udp, read_tcp_listeners, read_udp_sockets,
@@ -17,5 +20,6 @@ pub use net::{
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{
-    ExecSensor, SensorConfig, SensorError, SensorStats, boot_to_wall_offset_ns, host_mnt_ns,
+    EnforceMaps, ExecSensor, SensorConfig, SensorError, SensorStats, boot_to_wall_offset_ns,
+    host_mnt_ns,
 };

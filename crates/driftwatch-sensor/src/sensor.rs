@@ -3,14 +3,16 @@
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, PrintLevel, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, PrintLevel, RingBufferBuilder};
 
-use crate::abi::{DW_STAT_COUNT, DW_STAT_HOST_SKIPPED, DW_STAT_LOST, DW_STAT_SENT};
+use crate::abi::{
+    DW_STAT_COUNT, DW_STAT_HELD, DW_STAT_HOST_SKIPPED, DW_STAT_KILLED, DW_STAT_LOST, DW_STAT_SENT,
+};
 use crate::exec::ExecRecord;
 
 pub(crate) mod skel {
@@ -78,6 +80,58 @@ pub struct SensorStats {
     pub received: AtomicU64,
     /// Records that did not decode.
     pub malformed: AtomicU64,
+    /// New images the kernel sent SIGKILL (enforcement).
+    pub killed: AtomicU64,
+    /// New images the kernel sent SIGSTOP to be judged (enforcement).
+    pub held: AtomicU64,
+}
+
+/// What the exec program enforces in the kernel, per mount namespace (`dw_enforce_flags`):
+/// a handle on its `enforce` and `enforce_config` maps, usable from any thread.
+#[derive(Clone)]
+pub struct EnforceMaps {
+    per_ns: Arc<MapHandle>,
+    config: Arc<MapHandle>,
+}
+
+impl std::fmt::Debug for EnforceMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnforceMaps")
+    }
+}
+
+impl EnforceMaps {
+    /// Sets the flags of one mount namespace (0: enforce nothing there, and do not treat it
+    /// as unknown).
+    pub fn set(&self, mnt_ns: u32, flags: u32) -> Result<(), SensorError> {
+        self.per_ns
+            .update(&mnt_ns.to_ne_bytes(), &flags.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| bpf_error("updating the enforce map", e))
+    }
+
+    /// Forgets a mount namespace (its container is gone).
+    pub fn remove(&self, mnt_ns: u32) {
+        let _ = self.per_ns.delete(&mnt_ns.to_ne_bytes());
+    }
+
+    /// The flags of a namespace, if set.
+    pub fn get(&self, mnt_ns: u32) -> Option<u32> {
+        self.per_ns
+            .lookup(&mnt_ns.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()))
+            .map(u32::from_ne_bytes)
+    }
+
+    /// Sets the flags of namespaces not in the map (not judged yet).
+    pub fn set_unknown(&self, flags: u32) -> Result<(), SensorError> {
+        let mut value = [0u8; 8];
+        value[..4].copy_from_slice(&flags.to_ne_bytes());
+        self.config
+            .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+            .map_err(|e| bpf_error("updating the enforce_config map", e))
+    }
 }
 
 impl SensorStats {
@@ -90,6 +144,7 @@ impl SensorStats {
 pub struct ExecSensor {
     _thread: SensorThread,
     stats: Arc<SensorStats>,
+    enforce: EnforceMaps,
 }
 
 /// The thread a sensor reads its ring buffer on; dropping it stops and joins the thread
@@ -233,13 +288,30 @@ impl ExecSensor {
         let stats = Arc::new(SensorStats::default());
         let thread_stats = stats.clone();
         let host = config.host_mnt_ns;
+        let maps = Arc::new(OnceLock::new());
+        let thread_maps = maps.clone();
         let thread = SensorThread::spawn("dw-exec-sensor", host, move |host_ns, stop, ready| {
-            run(config, host_ns, on_record, stop, thread_stats, ready)
+            run(
+                config,
+                host_ns,
+                on_record,
+                stop,
+                thread_stats,
+                ready,
+                thread_maps,
+            )
         })?;
+        let enforce = maps.get().cloned().ok_or(SensorError::ThreadDied)?;
         Ok(ExecSensor {
             _thread: thread,
             stats,
+            enforce,
         })
+    }
+
+    /// The kernel side of enforcement (what to kill or hold at exec, per mount namespace).
+    pub fn enforce_maps(&self) -> &EnforceMaps {
+        &self.enforce
     }
 
     pub fn stats(&self) -> &Arc<SensorStats> {
@@ -278,6 +350,7 @@ fn run<F>(
     stop: Arc<AtomicBool>,
     stats: Arc<SensorStats>,
     ready: mpsc::Sender<Result<(), SensorError>>,
+    maps: Arc<OnceLock<EnforceMaps>>,
 ) where
     F: FnMut(ExecRecord) + Send + 'static,
 {
@@ -289,6 +362,20 @@ fn run<F>(
             return;
         }
     };
+    let handles = MapHandle::try_from(&skel.maps.enforce)
+        .and_then(|per_ns| Ok((per_ns, MapHandle::try_from(&skel.maps.enforce_config)?)));
+    match handles {
+        Ok((per_ns, config)) => {
+            let _ = maps.set(EnforceMaps {
+                per_ns: Arc::new(per_ns),
+                config: Arc::new(config),
+            });
+        }
+        Err(e) => {
+            let _ = ready.send(Err(bpf_error("opening the enforce maps", e)));
+            return;
+        }
+    }
     let cb_stats = stats.clone();
     let callback = move |data: &[u8]| {
         cb_stats.received.fetch_add(1, Ordering::Relaxed);
@@ -339,6 +426,8 @@ fn read_kernel_stats(map: &dyn MapCore, stats: &SensorStats) {
         (DW_STAT_LOST, &stats.lost),
         (DW_STAT_SENT, &stats.sent),
         (DW_STAT_HOST_SKIPPED, &stats.host_skipped),
+        (DW_STAT_KILLED, &stats.killed),
+        (DW_STAT_HELD, &stats.held),
     ] {
         debug_assert!(key < DW_STAT_COUNT);
         if let Ok(Some(per_cpu)) = map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {

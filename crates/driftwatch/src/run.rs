@@ -48,6 +48,23 @@ pub struct RunArgs {
     /// first container is seen: seconds, or with a unit (`90s`, `5m`, `1h`).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     learning_window: Duration,
+    /// Enforcement for every container: `detect` (alert only) or `prevent` (stop drifted
+    /// code before its first instruction: exec denied with EPERM, or killed at exec).
+    /// Overrides the modes of --enforcement-policy; its allowlist still applies.
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    enforce: Option<driftwatch_model::EnforcementMode>,
+    /// Enforcement policy file: a mode per scope (image, container name, label, Kubernetes
+    /// namespace) and an allowlist of permitted drift (path, sha256, image). See README.
+    #[arg(long, value_name = "FILE")]
+    enforcement_policy: Option<PathBuf>,
+}
+
+fn parse_mode(s: &str) -> Result<driftwatch_model::EnforcementMode, String> {
+    match s {
+        "detect" => Ok(driftwatch_model::EnforcementMode::Detect),
+        "prevent" => Ok(driftwatch_model::EnforcementMode::Prevent),
+        _ => Err(format!("`{s}`: the mode is `detect` or `prevent`")),
+    }
 }
 
 /// `300`, `300s`, `5m`, `1h`.
@@ -134,7 +151,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     if !args.ring_mib.is_power_of_two() {
         anyhow::bail!("--ring-mib {}: must be a power of two", args.ring_mib);
     }
+    let mut enforcement = match &args.enforcement_policy {
+        Some(p) => driftwatch_agent::EnforcementPolicy::load(p).map_err(anyhow::Error::msg)?,
+        None => driftwatch_agent::EnforcementPolicy::everywhere(
+            driftwatch_model::EnforcementMode::Detect,
+        ),
+    };
+    if let Some(mode) = args.enforce {
+        enforcement.default = mode;
+        enforcement.scopes.clear();
+    }
     let config = AgentConfig {
+        enforcement,
         json_out: args.json_out,
         record: args.record,
         stdout: !args.no_stdout,
@@ -180,6 +208,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             .map_or(0, |k| k.malformed.load(Ordering::Relaxed)),
     );
     let (peak_kib, rss_kib) = memory_kib();
+    let enforcement_json = {
+        let e = agent.enforce_stats();
+        serde_json::json!({
+            "exec_requests": e.requests.load(Ordering::Relaxed),
+            "denied": e.denied.load(Ordering::Relaxed),
+            "held_then_killed": e.hold_killed.load(Ordering::Relaxed),
+            "held_then_released": e.hold_released.load(Ordering::Relaxed),
+            "killed_after_start": e.killed_late.load(Ordering::Relaxed),
+            "failed": e.failed.load(Ordering::Relaxed),
+            "allowlisted": e.allowlisted.load(Ordering::Relaxed),
+            "prevent_containers": e.prevent_containers.load(Ordering::Relaxed),
+            "marked_mounts": e.marked_mounts.load(Ordering::Relaxed),
+            "mark_errors": e.mark_errors.load(Ordering::Relaxed),
+            "kernel_killed": k.as_ref().map_or(0, |k| k.killed.load(Ordering::Relaxed)),
+            "kernel_held": k.as_ref().map_or(0, |k| k.held.load(Ordering::Relaxed)),
+        })
+    };
     let stats_json = serde_json::json!({
         "execs_processed": s.processed.load(Ordering::Relaxed),
         "not_container": s.not_container.load(Ordering::Relaxed),
@@ -200,6 +245,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "queue_overflows": f.overflows.load(Ordering::Relaxed),
             "unresolved": f.unresolved.load(Ordering::Relaxed),
         })),
+        "enforcement": enforcement_json,
         "rss_kib": rss_kib,
         "peak_rss_kib": peak_kib,
         "net": agent.net_drift().map(|n| {

@@ -389,6 +389,7 @@ fn mounted_file_event(
         }),
         net: None,
         drift: Some(DriftFinding {
+            enforcement: None,
             kind: DriftKind::Config,
             subject: DriftSubject::MountedFile,
             verdict: change.verdict,

@@ -1,0 +1,1010 @@
+//! Prevention: drifted code stopped before its first instruction, per scope.
+//!
+//! Three mechanisms, each where it works (PLATFORM.md):
+//! - fanotify exec permission (`FAN_OPEN_EXEC_PERM`) on every mount of a container in
+//!   prevent mode. The kernel asks before a program, a script or an interpreter is opened for
+//!   exec; the agent judges the file (same verdicts as detection) and answers deny, so the
+//!   caller's `execve` fails with EPERM. Image files judged once are not asked about again
+//!   until they are modified (fanotify ignore marks are cleared by writes).
+//! - The exec BPF program kills memfd execs at exec (`bpf_send_signal(SIGKILL)`): memfds
+//!   live on no mount the agent can mark.
+//! - The exec BPF program holds (SIGSTOP at exec, before the first instruction) what loads
+//!   code fanotify does not see: the dynamic loader run as a program (`ld.so /tmp/x`) and
+//!   execs with `LD_PRELOAD`; and every exec of a mount namespace whose scope the agent has
+//!   not decided yet (a container in its first milliseconds). The agent judges the record,
+//!   then sends SIGKILL or SIGCONT.
+//!
+//! If a drifted exec got past all of them (a mount created inside the container after it was
+//! marked), the agent kills it as soon as it judges the record, and the alert says so
+//! (`drift.action=killed`, `drift.blocked_by=agent_sigkill`).
+//!
+//! Allowlisted drift (by path, sha256, image) is neither blocked nor alerted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use driftwatch_image::Judge;
+use driftwatch_model::{
+    ContainerId, ContainerMeta, DriftFinding, DriftKind, DriftSubject, Enforcement,
+    EnforcementAction, EnforcementMechanism, EnforcementMode, Event, EventKind, Process, Verdict,
+};
+use driftwatch_rules::Glob;
+use driftwatch_runtime::MountKind;
+use driftwatch_sensor::{
+    DW_ENFORCE_HOLD_ALL, DW_ENFORCE_HOLD_SUSPECT, DW_ENFORCE_KILL_MEMFD, EnforceMaps, ExecFlags,
+    ExecGuard, ExecRecord, ExecRequest,
+};
+use serde::Deserialize;
+use sha2::Digest;
+
+use crate::containers::{ContainerEntry, ContainerRegistry, RecordObserver};
+use crate::emitter::SharedEmitter;
+use crate::proctable::ProcTable;
+
+/// The enforcement policy: a mode per scope and the drift users permit.
+#[derive(Clone, Debug, Default)]
+pub struct EnforcementPolicy {
+    /// The mode of containers no scope matches.
+    pub default: EnforcementMode,
+    /// The first scope that matches a container gives its mode.
+    pub scopes: Vec<Scope>,
+    /// Drift that is neither blocked nor alerted.
+    pub allow: Vec<AllowEntry>,
+    /// Hold the execs of containers whose scope is not decided yet (their first
+    /// milliseconds), so that nothing runs unjudged in a prevent scope. Default true.
+    pub hold_new_containers: bool,
+    /// Where the policy came from, for messages.
+    pub source: String,
+}
+
+/// Which containers a scope covers: every given criterion must match (lists: any of).
+#[derive(Clone, Debug, Default)]
+pub struct ScopeMatch {
+    pub images: Vec<Glob>,
+    pub containers: Vec<Glob>,
+    pub labels: BTreeMap<String, String>,
+    pub namespaces: Vec<Glob>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub matcher: ScopeMatch,
+    pub mode: EnforcementMode,
+}
+
+/// Permitted drift: every given field must match.
+#[derive(Clone, Debug, Default)]
+pub struct AllowEntry {
+    /// The drifted file's path inside the container.
+    pub path: Option<Glob>,
+    /// sha256 (hex) of the drifted file's content.
+    pub sha256: Option<String>,
+    pub images: Vec<Glob>,
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyDoc {
+    #[serde(default)]
+    default: Option<EnforcementMode>,
+    #[serde(default)]
+    scopes: Vec<ScopeDoc>,
+    #[serde(default)]
+    allow: Vec<AllowDoc>,
+    #[serde(default)]
+    hold_new_containers: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeDoc {
+    #[serde(rename = "match", default)]
+    matcher: MatchDoc,
+    mode: EnforcementMode,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MatchDoc {
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(default)]
+    containers: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    namespaces: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowDoc {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn globs(source: &str, at: &str, patterns: &[String]) -> Result<Vec<Glob>, String> {
+    patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Glob::new(p, false).map_err(|e| format!("{source}: {at}[{i}] {p:?}: {e}")))
+        .collect()
+}
+
+impl EnforcementPolicy {
+    /// Every container in one mode, nothing allowlisted.
+    pub fn everywhere(mode: EnforcementMode) -> Self {
+        EnforcementPolicy {
+            default: mode,
+            hold_new_containers: true,
+            source: "--enforce".into(),
+            ..Default::default()
+        }
+    }
+
+    /// Parses a policy file's text; errors name the file, line and column.
+    pub fn parse(text: &str, source: &str) -> Result<Self, String> {
+        if text.trim().is_empty()
+            || text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Ok(EnforcementPolicy {
+                hold_new_containers: true,
+                source: source.to_string(),
+                ..Default::default()
+            });
+        }
+        let doc: PolicyDoc = serde_saphyr::from_str(text)
+            .map_err(|e| format!("{source}: {}", e.to_string().replace("<input>", source)))?;
+        let mut policy = EnforcementPolicy {
+            default: doc.default.unwrap_or_default(),
+            hold_new_containers: doc.hold_new_containers.unwrap_or(true),
+            source: source.to_string(),
+            ..Default::default()
+        };
+        for (i, s) in doc.scopes.into_iter().enumerate() {
+            let at = format!("scopes[{i}].match");
+            policy.scopes.push(Scope {
+                matcher: ScopeMatch {
+                    images: globs(source, &format!("{at}.images"), &s.matcher.images)?,
+                    containers: globs(source, &format!("{at}.containers"), &s.matcher.containers)?,
+                    labels: s.matcher.labels,
+                    namespaces: globs(source, &format!("{at}.namespaces"), &s.matcher.namespaces)?,
+                },
+                mode: s.mode,
+            });
+        }
+        for (i, a) in doc.allow.into_iter().enumerate() {
+            let at = format!("allow[{i}]");
+            if a.path.is_none() && a.sha256.is_none() && a.images.is_empty() {
+                return Err(format!(
+                    "{source}: {at}: an allow entry needs at least one of path, sha256, images (an empty one would permit all drift)"
+                ));
+            }
+            let sha256 = match a.sha256 {
+                Some(h) => {
+                    let h = h.trim().to_ascii_lowercase();
+                    let h = h.strip_prefix("sha256:").unwrap_or(&h).to_string();
+                    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(format!(
+                            "{source}: {at}.sha256: {h:?} is not a sha256 (64 hex digits)"
+                        ));
+                    }
+                    Some(h)
+                }
+                None => None,
+            };
+            let path = match a.path {
+                Some(p) if !p.starts_with('/') => {
+                    return Err(format!(
+                        "{source}: {at}.path: {p:?} must be absolute (a path inside the container)"
+                    ));
+                }
+                Some(p) => Some(
+                    Glob::new(&p, false).map_err(|e| format!("{source}: {at}.path {p:?}: {e}"))?,
+                ),
+                None => None,
+            };
+            policy.allow.push(AllowEntry {
+                path,
+                sha256,
+                images: globs(source, &format!("{at}.images"), &a.images)?,
+                reason: a.reason,
+            });
+        }
+        Ok(policy)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading the enforcement policy {}: {e}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Does any container possibly run in prevent mode?
+    pub fn any_prevent(&self) -> bool {
+        self.default == EnforcementMode::Prevent
+            || self
+                .scopes
+                .iter()
+                .any(|s| s.mode == EnforcementMode::Prevent)
+    }
+
+    /// The mode of a container.
+    pub fn mode_for(&self, meta: &ContainerMeta) -> EnforcementMode {
+        self.scopes
+            .iter()
+            .find(|s| s.matcher.matches(meta))
+            .map_or(self.default, |s| s.mode)
+    }
+
+    /// Is this drift permitted? `sha256` is computed only if an entry asks for it.
+    pub fn permits(
+        &self,
+        path: &str,
+        meta: &ContainerMeta,
+        sha256: &mut dyn FnMut() -> Option<String>,
+    ) -> bool {
+        let mut hash: Option<Option<String>> = None;
+        self.allow.iter().any(|a| {
+            if a.path.as_ref().is_some_and(|g| !g.is_match(path)) {
+                return false;
+            }
+            if !a.images.is_empty() && !image_matches(&a.images, meta) {
+                return false;
+            }
+            match &a.sha256 {
+                None => true,
+                Some(want) => hash.get_or_insert_with(&mut *sha256).as_deref() == Some(want),
+            }
+        })
+    }
+}
+
+/// Image globs match the repository, `repository:tag` or `repository@digest`.
+fn image_matches(globs: &[Glob], meta: &ContainerMeta) -> bool {
+    let repo = &meta.image.repository;
+    let with_tag = format!("{repo}:{}", meta.image.tag);
+    let with_digest = meta
+        .image
+        .digest
+        .as_ref()
+        .map(|d| format!("{repo}@{d}"))
+        .unwrap_or_default();
+    globs
+        .iter()
+        .any(|g| g.is_match(repo) || g.is_match(&with_tag) || g.is_match(&with_digest))
+}
+
+impl ScopeMatch {
+    pub fn matches(&self, meta: &ContainerMeta) -> bool {
+        (self.images.is_empty() || image_matches(&self.images, meta))
+            && (self.containers.is_empty()
+                || self.containers.iter().any(|g| g.is_match(&meta.name)))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| meta.labels.get(k).is_some_and(|have| have == v))
+            && (self.namespaces.is_empty()
+                || meta
+                    .k8s
+                    .as_ref()
+                    .is_some_and(|k| self.namespaces.iter().any(|g| g.is_match(&k.namespace))))
+    }
+}
+
+/// Counters of enforcement.
+#[derive(Debug, Default)]
+pub struct EnforceStats {
+    /// fanotify exec requests answered.
+    pub requests: AtomicU64,
+    /// Execs denied by fanotify (EPERM).
+    pub denied: AtomicU64,
+    /// Held execs killed before running, and held execs let go.
+    pub hold_killed: AtomicU64,
+    pub hold_released: AtomicU64,
+    /// Drifted execs killed by the agent after they started.
+    pub killed_late: AtomicU64,
+    /// Prevent mode, but the process could not be stopped.
+    pub failed: AtomicU64,
+    /// Drift permitted by the allowlist.
+    pub allowlisted: AtomicU64,
+    /// Containers placed in prevent mode, and mounts marked.
+    pub prevent_containers: AtomicU64,
+    pub marked_mounts: AtomicU64,
+    pub mark_errors: AtomicU64,
+}
+
+/// A mount namespace the enforcer has placed in a scope.
+#[derive(Clone, Debug)]
+struct Placed {
+    id: ContainerId,
+    mode: EnforcementMode,
+    /// st_dev of the container's root filesystem (its overlay).
+    root_dev: u64,
+}
+
+pub struct Enforcer {
+    policy: EnforcementPolicy,
+    guard: Option<ExecGuard>,
+    maps: OnceLock<EnforceMaps>,
+    judge: Judge,
+    registry: Arc<ContainerRegistry>,
+    emitter: SharedEmitter,
+    procs: Arc<Mutex<ProcTable>>,
+    placed: Mutex<HashMap<u32, Placed>>,
+    pub stats: EnforceStats,
+    stop: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Filesystems no program is executed from (or that cannot be marked usefully).
+const UNMARKED_FS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "devpts",
+    "mqueue",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "pstore",
+    "configfs",
+    "fusectl",
+    "binfmt_misc",
+];
+
+fn mnt_ns_of(pid: u32) -> Option<u32> {
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|m| m.ino() as u32)
+}
+
+fn signal(pid: u32, sig: i32) -> bool {
+    // SAFETY: kill(2) with a pid and a signal number; no memory is involved.
+    unsafe { libc::kill(pid as i32, sig) == 0 }
+}
+
+fn sha256_of(mut r: impl Read) -> Option<String> {
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Some(hex::encode(h.finalize())),
+            Ok(n) => h.update(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+impl Enforcer {
+    /// Builds the enforcer. The fanotify group exists only if some scope can prevent.
+    pub fn new(
+        policy: EnforcementPolicy,
+        registry: Arc<ContainerRegistry>,
+        emitter: SharedEmitter,
+        procs: Arc<Mutex<ProcTable>>,
+    ) -> anyhow::Result<Arc<Enforcer>> {
+        let guard = if policy.any_prevent() {
+            Some(ExecGuard::new().map_err(|e| {
+                anyhow::anyhow!(
+                    "prevent mode needs fanotify exec permission events: {e} (root and CONFIG_FANOTIFY_ACCESS_PERMISSIONS are required)"
+                )
+            })?)
+        } else {
+            None
+        };
+        Ok(Arc::new(Enforcer {
+            policy,
+            guard,
+            maps: OnceLock::new(),
+            judge: Judge::new(),
+            registry,
+            emitter,
+            procs,
+            placed: Mutex::new(HashMap::new()),
+            stats: EnforceStats::default(),
+            stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
+        }))
+    }
+
+    pub fn policy(&self) -> &EnforcementPolicy {
+        &self.policy
+    }
+
+    /// Connects the kernel side (the exec sensor's maps) and starts answering fanotify.
+    pub fn attach(self: &Arc<Self>, maps: EnforceMaps) -> anyhow::Result<()> {
+        let unknown = if self.policy.any_prevent() && self.policy.hold_new_containers {
+            DW_ENFORCE_HOLD_ALL
+        } else {
+            0
+        };
+        maps.set_unknown(unknown)?;
+        let _ = self.maps.set(maps);
+        if self.guard.is_some() {
+            let me = self.clone();
+            let t = std::thread::Builder::new()
+                .name("dw-exec-guard".into())
+                .spawn(move || me.run_guard())?;
+            *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        }
+        Ok(())
+    }
+
+    /// Stops answering (pending and later requests are allowed by the kernel) and lets the
+    /// kernel side hold nothing more.
+    pub fn shutdown(&self) {
+        if let Some(m) = self.maps.get() {
+            let _ = m.set_unknown(0);
+            if let Ok(placed) = self.placed.lock() {
+                for ns in placed.keys() {
+                    let _ = m.set(*ns, 0);
+                }
+            }
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Places a container's mount namespace in its scope (once): in prevent mode, marks its
+    /// mounts for exec permission and tells the kernel to kill memfd execs and hold
+    /// loader/preload execs there.
+    pub fn place(&self, entry: &ContainerEntry, pid: u32, mnt_ns: Option<u32>) -> EnforcementMode {
+        let Some(ns) = mnt_ns.or_else(|| mnt_ns_of(pid)) else {
+            return self.policy.mode_for(&entry.meta);
+        };
+        if let Some(p) = self.placed.lock().ok().and_then(|m| m.get(&ns).cloned())
+            && p.id == entry.meta.id
+        {
+            return p.mode;
+        }
+        let mode = self.policy.mode_for(&entry.meta);
+        let root_dev = std::fs::metadata(format!("/proc/{pid}/root"))
+            .map(|m| m.dev())
+            .unwrap_or(0);
+        if mode == EnforcementMode::Prevent {
+            self.mark_mounts(entry, pid);
+            self.stats
+                .prevent_containers
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(maps) = self.maps.get() {
+            let flags = match mode {
+                EnforcementMode::Prevent => DW_ENFORCE_KILL_MEMFD | DW_ENFORCE_HOLD_SUSPECT,
+                EnforcementMode::Detect => 0,
+            };
+            if let Err(e) = maps.set(ns, flags) {
+                tracing::warn!("enforcement for container {}: {e}", entry.meta.id.short());
+            }
+        }
+        if let Ok(mut m) = self.placed.lock() {
+            m.insert(
+                ns,
+                Placed {
+                    id: entry.meta.id.clone(),
+                    mode,
+                    root_dev,
+                },
+            );
+        }
+        tracing::info!(
+            "container {} ({}): enforcement {}",
+            entry.meta.id.short(),
+            if entry.meta.name.is_empty() {
+                "?"
+            } else {
+                &entry.meta.name
+            },
+            mode.as_str()
+        );
+        mode
+    }
+
+    fn mark_mounts(&self, entry: &ContainerEntry, pid: u32) {
+        let Some(guard) = &self.guard else { return };
+        let text = match std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(
+                    "container {}: reading its mounts to enforce: {e}",
+                    entry.meta.id.short()
+                );
+                self.stats.mark_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let Ok(mounts) = driftwatch_runtime::parse_mountinfo(&text) else {
+            self.stats.mark_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        for m in mounts {
+            if UNMARKED_FS.contains(&m.fstype.as_str())
+                || m.mount_options.split(',').any(|o| o == "noexec")
+            {
+                continue;
+            }
+            let rel = m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point);
+            let path = Path::new(&format!("/proc/{pid}/root")).join(rel);
+            match guard.mark_mount(&path) {
+                Ok(()) => {
+                    self.stats.marked_mounts.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.stats.mark_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "container {}: cannot enforce on {}: {e}",
+                        entry.meta.id.short(),
+                        m.mount_point.display()
+                    );
+                }
+            }
+        }
+    }
+
+    fn forget(&self, id: &ContainerId) {
+        let gone: Vec<u32> = match self.placed.lock() {
+            Ok(mut m) => {
+                let ns: Vec<u32> = m
+                    .iter()
+                    .filter(|(_, p)| &p.id == id)
+                    .map(|(ns, _)| *ns)
+                    .collect();
+                for n in &ns {
+                    m.remove(n);
+                }
+                ns
+            }
+            Err(_) => Vec::new(),
+        };
+        if let Some(maps) = self.maps.get() {
+            for ns in gone {
+                maps.remove(ns);
+            }
+        }
+    }
+
+    fn mode_of_ns(&self, ns: u32) -> Option<EnforcementMode> {
+        self.placed.lock().ok()?.get(&ns).map(|p| p.mode)
+    }
+
+    /// An exec held in a mount namespace that is no container's: let it go, and do not hold
+    /// that namespace again.
+    pub fn release_unplaced(&self, rec: &ExecRecord) {
+        if !rec.flags.has(ExecFlags::HELD) {
+            return;
+        }
+        if let Some(maps) = self.maps.get() {
+            let _ = maps.set(rec.mnt_ns, 0);
+        }
+        if rec.flags.has(ExecFlags::HELD) {
+            signal(rec.pid, libc::SIGCONT);
+            self.stats.hold_released.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// After an exec record was judged: applies the allowlist and the container's mode to
+    /// its binary-drift finding (killing the process in prevent mode), and lets a held
+    /// process go if it is not drift. Runs on the exec sensor's thread.
+    pub fn settle(
+        &self,
+        rec: &ExecRecord,
+        entry: &ContainerEntry,
+        finding: &mut Option<DriftFinding>,
+    ) {
+        let held = rec.flags.has(ExecFlags::HELD);
+        let mode = match self.mode_of_ns(rec.mnt_ns) {
+            Some(m) => m,
+            None if held || self.policy.any_prevent() => {
+                self.place(entry, rec.pid, Some(rec.mnt_ns))
+            }
+            None => self.policy.mode_for(&entry.meta),
+        };
+        if let Some(f) = finding.as_ref()
+            && f.kind == DriftKind::Binary
+            && !self.policy.allow.is_empty()
+        {
+            let path = f.path.clone();
+            let subject = f.subject;
+            let mut hash = || {
+                let p = if subject == DriftSubject::Exe {
+                    PathBuf::from(format!("/proc/{}/exe", rec.pid))
+                } else {
+                    host_view(entry, rec.pid, &path)
+                };
+                std::fs::File::open(p).ok().and_then(sha256_of)
+            };
+            if self.policy.permits(&path, &entry.meta, &mut hash) {
+                self.stats.allowlisted.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("allowlisted drift: {path} in {}", entry.meta.id.short());
+                *finding = None;
+            }
+        }
+        let mut killed_by_us = false;
+        if let Some(f) = finding.as_mut()
+            && f.kind == DriftKind::Binary
+        {
+            let (action, by) = if mode == EnforcementMode::Detect {
+                (EnforcementAction::Alerted, None)
+            } else if rec.flags.has(ExecFlags::KILLED) {
+                (
+                    EnforcementAction::Blocked,
+                    Some(EnforcementMechanism::BpfSigkill),
+                )
+            } else if signal(rec.pid, libc::SIGKILL) {
+                killed_by_us = true;
+                if held {
+                    self.stats.hold_killed.fetch_add(1, Ordering::Relaxed);
+                    (
+                        EnforcementAction::Blocked,
+                        Some(EnforcementMechanism::BpfHold),
+                    )
+                } else {
+                    self.stats.killed_late.fetch_add(1, Ordering::Relaxed);
+                    (
+                        EnforcementAction::Killed,
+                        Some(EnforcementMechanism::AgentSigkill),
+                    )
+                }
+            } else {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                (EnforcementAction::Failed, None)
+            };
+            f.enforcement = Some(Enforcement { mode, action, by });
+        }
+        if held && !killed_by_us {
+            signal(rec.pid, libc::SIGCONT);
+            self.stats.hold_released.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn run_guard(self: Arc<Self>) {
+        let Some(guard) = &self.guard else { return };
+        let mut reqs = Vec::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            match guard.wait(Duration::from_millis(100)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!("waiting for exec permission requests: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            }
+            reqs.clear();
+            if let Err(e) = guard.read(&mut reqs) {
+                tracing::warn!("reading exec permission requests: {e}");
+            }
+            for r in reqs.drain(..) {
+                self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                let (allow, event) = self.decide(guard, &r);
+                if let Err(e) = guard.respond(&r, allow) {
+                    tracing::warn!("answering the exec of pid {}: {e}", r.pid);
+                }
+                if let Some(ev) = event {
+                    crate::emitter::emit(&self.emitter, &ev);
+                }
+            }
+        }
+        // Stopping: no new requests, and the pending ones run (as the kernel would do when
+        // the group closes).
+        if let Err(e) = guard.unmark_all_mounts() {
+            tracing::warn!("removing the exec permission marks: {e}");
+        }
+        reqs.clear();
+        let _ = guard.read(&mut reqs);
+        for r in reqs.drain(..) {
+            let _ = guard.respond(&r, true);
+        }
+    }
+
+    /// Judges one exec permission request: allow, or deny with the alert's event.
+    fn decide(&self, guard: &ExecGuard, req: &ExecRequest) -> (bool, Option<Event>) {
+        let Some(ns) = mnt_ns_of(req.pid) else {
+            return (true, None);
+        };
+        let Some(placed) = self.placed.lock().ok().and_then(|m| m.get(&ns).cloned()) else {
+            // A mount still marked for a namespace the agent forgot: nothing to judge against.
+            return (true, None);
+        };
+        if placed.mode != EnforcementMode::Prevent {
+            return (true, None);
+        }
+        let Some(entry) = self.registry.get(&placed.id) else {
+            return (true, None);
+        };
+        let Ok(md) = nix_fstat(req) else {
+            return (true, None);
+        };
+        let raw = req.path().unwrap_or_default();
+        let raw = raw.to_string_lossy();
+        let path = raw.strip_suffix(" (deleted)").unwrap_or(&raw).to_string();
+        let (verdict, hash, image_hash) = if md.nlink() == 0 {
+            (Verdict::Deleted, None, None)
+        } else if md.dev() == placed.root_dev {
+            match entry.fs.layers.as_ref().map(|l| self.judge.judge(l, &path)) {
+                Some(Ok(j)) => (j.verdict, j.hash, j.image_hash),
+                Some(Err(e)) => {
+                    tracing::debug!("judging {path} for exec permission: {e}");
+                    (Verdict::Unknown, None, None)
+                }
+                None => (Verdict::Unknown, None, None),
+            }
+        } else {
+            let kind = entry
+                .fs
+                .mounts
+                .as_ref()
+                .and_then(|m| m.find(&path))
+                .map(|m| m.kind());
+            match kind {
+                Some(MountKind::Tmpfs) => (Verdict::Tmpfs, None, None),
+                _ => (Verdict::Volume, None, None),
+            }
+        };
+        if !verdict.is_drift() {
+            if matches!(verdict, Verdict::Image | Verdict::CopyUp) {
+                let _ = guard.ignore_until_modified(req.file.as_raw_fd());
+            }
+            return (true, None);
+        }
+        let mut hash_fd = || {
+            let f = std::fs::File::open(format!("/proc/self/fd/{}", req.file.as_raw_fd())).ok()?;
+            sha256_of(f)
+        };
+        if self.policy.permits(&path, &entry.meta, &mut hash_fd) {
+            self.stats.allowlisted.fetch_add(1, Ordering::Relaxed);
+            return (true, None);
+        }
+        self.stats.denied.fetch_add(1, Ordering::Relaxed);
+        let subject = if starts_with_shebang(req) {
+            DriftSubject::Script
+        } else {
+            DriftSubject::Exe
+        };
+        let finding = DriftFinding {
+            kind: DriftKind::Binary,
+            subject,
+            verdict,
+            path: path.clone(),
+            hash,
+            image_hash,
+            detail: None,
+            enforcement: Some(Enforcement {
+                mode: EnforcementMode::Prevent,
+                action: EnforcementAction::Blocked,
+                by: Some(EnforcementMechanism::FanotifyDeny),
+            }),
+        };
+        let process = self.denied_process(req.pid, &path, &entry);
+        let time_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let event = Event {
+            time_ns,
+            kind: EventKind::Execve,
+            process,
+            container: Some(entry.meta.clone()),
+            file: None,
+            net: None,
+            drift: Some(finding),
+        };
+        (false, Some(event))
+    }
+
+    /// The process whose exec was denied, as it would have been: its pid and parent, the
+    /// denied file as its program (the exec's arguments are not known: only the file).
+    fn denied_process(&self, pid: u32, path: &str, entry: &ContainerEntry) -> Process {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |k: &str| -> Option<u32> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        };
+        let ppid = field("PPid:").unwrap_or(0);
+        let uid = field("Uid:").unwrap_or(0);
+        let caller = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let (pexepath, mut ancestors) = {
+            let procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
+            match procs.get(ppid) {
+                Some(p) => {
+                    let mut a = vec![p.name.clone()];
+                    a.extend(p.ancestors.iter().cloned());
+                    (p.exepath.clone(), a)
+                }
+                None => (String::new(), Vec::new()),
+            }
+        };
+        if ancestors.is_empty() {
+            let parent = std::fs::read_to_string(format!("/proc/{ppid}/comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or(caller);
+            ancestors.push(parent);
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        Process {
+            pid,
+            ppid,
+            uid,
+            gid: field("Gid:").unwrap_or(0),
+            user_name: entry.user_name(uid),
+            name: name.chars().take(15).collect(),
+            exepath: path.to_string(),
+            argv: vec![path.to_string()],
+            cwd: std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            ancestors,
+            pexepath,
+            exe_upper_layer: false,
+            ..Default::default()
+        }
+    }
+}
+
+fn nix_fstat(req: &ExecRequest) -> std::io::Result<std::fs::Metadata> {
+    std::fs::metadata(format!("/proc/self/fd/{}", req.file.as_raw_fd()))
+}
+
+fn starts_with_shebang(req: &ExecRequest) -> bool {
+    let mut b = [0u8; 2];
+    // SAFETY: pread into a 2-byte stack buffer from a descriptor we own.
+    let n = unsafe { libc::pread(req.file.as_raw_fd(), b.as_mut_ptr().cast(), 2, 0) };
+    n == 2 && &b == b"#!"
+}
+
+/// A container path as the host can open it: through a process's root, else the upper
+/// layer.
+fn host_view(entry: &ContainerEntry, pid: u32, path: &str) -> PathBuf {
+    let rel = path.trim_start_matches('/');
+    let through = PathBuf::from(format!("/proc/{pid}/root")).join(rel);
+    if through.exists() {
+        return through;
+    }
+    match &entry.fs.layers {
+        Some(l) => l.upper.join(rel),
+        None => through,
+    }
+}
+
+impl RecordObserver for Enforcer {
+    fn record_seen(&self, entry: &Arc<ContainerEntry>) {
+        if let Some(pid) = entry.pid
+            && Path::new(&format!("/proc/{pid}")).exists()
+        {
+            self.place(entry, pid, None);
+        }
+    }
+
+    fn stopped(&self, id: &ContainerId, _destroyed: bool) {
+        self.forget(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_model::{ImageRef, KubernetesMeta};
+
+    fn meta(name: &str, image: &str, ns: Option<&str>) -> ContainerMeta {
+        let mut m = ContainerMeta::unknown(ContainerId::new(&"a".repeat(64)).unwrap());
+        m.name = name.into();
+        m.image = ImageRef::parse(image);
+        m.labels.insert("tier".into(), "web".into());
+        m.k8s = ns.map(|n| KubernetesMeta {
+            namespace: n.into(),
+            ..Default::default()
+        });
+        m
+    }
+
+    const POLICY: &str = r#"
+default: detect
+scopes:
+  - match: {namespaces: ["prod*"]}
+    mode: prevent
+  - match: {images: ["nginx"], labels: {tier: web}}
+    mode: prevent
+  - match: {containers: ["debug-*"]}
+    mode: detect
+allow:
+  - path: /docker-entrypoint.d/*.sh
+    images: ["nginx:1.*"]
+  - sha256: "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+    reason: empty file
+"#;
+
+    #[test]
+    fn scopes_first_match_wins() {
+        let p = EnforcementPolicy::parse(POLICY, "policy.yaml").unwrap();
+        assert!(p.any_prevent());
+        assert_eq!(
+            p.mode_for(&meta("x", "redis:7", Some("prod-eu"))),
+            EnforcementMode::Prevent
+        );
+        assert_eq!(
+            p.mode_for(&meta("x", "redis:7", Some("dev"))),
+            EnforcementMode::Detect
+        );
+        assert_eq!(
+            p.mode_for(&meta("web", "nginx:1.27", None)),
+            EnforcementMode::Prevent
+        );
+        assert_eq!(
+            p.mode_for(&meta("debug-1", "busybox", None)),
+            EnforcementMode::Detect
+        );
+        let mut other_label = meta("web", "nginx:1.27", None);
+        other_label.labels.insert("tier".into(), "db".into());
+        assert_eq!(p.mode_for(&other_label), EnforcementMode::Detect);
+    }
+
+    #[test]
+    fn allowlist_by_path_image_and_sha256() {
+        let p = EnforcementPolicy::parse(POLICY, "policy.yaml").unwrap();
+        let nginx = meta("web", "nginx:1.27", None);
+        let mut no_hash = || None;
+        assert!(p.permits("/docker-entrypoint.d/10-listen.sh", &nginx, &mut no_hash));
+        assert!(!p.permits("/tmp/x.sh", &nginx, &mut no_hash));
+        let other = meta("web", "nginx:2", None);
+        assert!(!p.permits("/docker-entrypoint.d/10-listen.sh", &other, &mut no_hash));
+        let mut calls = 0;
+        let mut empty = || {
+            calls += 1;
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_string())
+        };
+        assert!(p.permits("/tmp/anything", &other, &mut empty));
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let e = EnforcementPolicy::parse(
+            "default: prevent\nscopes:\n  - mode: prevent\n    imagez: [x]\n",
+            "p.yaml",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("p.yaml: "), "{e}");
+        assert!(e.contains("line 4 column 5"), "{e}");
+        assert!(e.contains("imagez"), "{e}");
+        let e = EnforcementPolicy::parse("default: block\n", "p.yaml").unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+        let e = EnforcementPolicy::parse("allow:\n  - reason: everything\n", "p.yaml").unwrap_err();
+        assert!(e.contains("allow[0]") && e.contains("at least one"), "{e}");
+        let e = EnforcementPolicy::parse("allow:\n  - sha256: abc\n", "p.yaml").unwrap_err();
+        assert!(e.contains("allow[0].sha256"), "{e}");
+        let e = EnforcementPolicy::parse("allow:\n  - path: tmp/x\n", "p.yaml").unwrap_err();
+        assert!(e.contains("must be absolute"), "{e}");
+    }
+
+    #[test]
+    fn everywhere_and_defaults() {
+        let p = EnforcementPolicy::parse("", "empty.yaml").unwrap();
+        assert!(!p.any_prevent());
+        assert!(p.hold_new_containers);
+        let p = EnforcementPolicy::everywhere(EnforcementMode::Prevent);
+        assert_eq!(p.mode_for(&meta("a", "b", None)), EnforcementMode::Prevent);
+    }
+}
