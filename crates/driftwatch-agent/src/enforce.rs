@@ -314,6 +314,8 @@ pub struct EnforceStats {
     pub requests: AtomicU64,
     /// Execs denied by fanotify (EPERM).
     pub denied: AtomicU64,
+    /// Denials of the same file by the same process within a second, alerted once.
+    pub denials_collapsed: AtomicU64,
     /// Held execs killed before running, and held execs let go.
     pub hold_killed: AtomicU64,
     pub hold_released: AtomicU64,
@@ -347,6 +349,9 @@ pub struct Enforcer {
     emitter: SharedEmitter,
     procs: Arc<Mutex<ProcTable>>,
     placed: Mutex<HashMap<u32, Placed>>,
+    /// Recent denials by (pid, path): a shell retrying the same file along its PATH, or a
+    /// loop, raises one alert per second, not one per attempt.
+    recent_denials: Mutex<HashMap<(u32, String), std::time::Instant>>,
     pub stats: EnforceStats,
     stop: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -419,6 +424,7 @@ impl Enforcer {
             emitter,
             procs,
             placed: Mutex::new(HashMap::new()),
+            recent_denials: Mutex::new(HashMap::new()),
             stats: EnforceStats::default(),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
@@ -625,12 +631,15 @@ impl Enforcer {
             let path = f.path.clone();
             let subject = f.subject;
             let mut hash = || {
-                let p = if subject == DriftSubject::Exe {
-                    PathBuf::from(format!("/proc/{}/exe", rec.pid))
-                } else {
-                    host_view(entry, rec.pid, &path)
-                };
-                std::fs::File::open(p).ok().and_then(sha256_of)
+                // The process itself if it still runs (what it executes), else the file
+                // through the container's root or its writable layer.
+                let exe = (subject == DriftSubject::Exe)
+                    .then(|| std::fs::File::open(format!("/proc/{}/exe", rec.pid)).ok())
+                    .flatten();
+                let file = exe.or_else(|| {
+                    std::fs::File::open(host_view(entry, entry.pid.unwrap_or(rec.pid), &path)).ok()
+                })?;
+                sha256_of(file)
             };
             if self.policy.permits(&path, &entry.meta, &mut hash) {
                 self.stats.allowlisted.fetch_add(1, Ordering::Relaxed);
@@ -775,6 +784,10 @@ impl Enforcer {
             return (true, None);
         }
         self.stats.denied.fetch_add(1, Ordering::Relaxed);
+        if self.recently_denied(req.pid, &path) {
+            self.stats.denials_collapsed.fetch_add(1, Ordering::Relaxed);
+            return (false, None);
+        }
         let subject = if starts_with_shebang(req) {
             DriftSubject::Script
         } else {
@@ -808,6 +821,27 @@ impl Enforcer {
             drift: Some(finding),
         };
         (false, Some(event))
+    }
+
+    fn recently_denied(&self, pid: u32, path: &str) -> bool {
+        let Ok(mut recent) = self.recent_denials.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        if recent.len() > 4096 {
+            recent.retain(|_, t| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        match recent.get_mut(&(pid, path.to_string())) {
+            Some(t) if now.duration_since(*t) < Duration::from_secs(1) => true,
+            Some(t) => {
+                *t = now;
+                false
+            }
+            None => {
+                recent.insert((pid, path.to_string()), now);
+                false
+            }
+        }
     }
 
     /// The process whose exec was denied, as it would have been: its pid and parent, the

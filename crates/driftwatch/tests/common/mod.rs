@@ -192,6 +192,12 @@ impl AgentProcess {
         read_alerts(&self.json_out)
     }
 
+    /// SIGKILLs the agent (no clean shutdown) and waits for it to be gone.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits until an alert satisfies `pred`; panics with every alert seen otherwise.
     pub fn wait_for(
         &self,
