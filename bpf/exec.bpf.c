@@ -250,23 +250,38 @@ struct env_scan {
 	__u32 found;
 };
 
-/* A bpf_loop callback: does an environment string start at offset i and name LD_PRELOAD? */
+#define DW_ENV_STRIDE 64
+
+/* A bpf_loop callback over the environment in strides of DW_ENV_STRIDE bytes: does a
+ * string starting in stride i name LD_PRELOAD? Most bytes cost one comparison. */
 static long env_step(__u32 i, void *data)
 {
 	struct env_scan *s = data;
 	__u32 zero = 0;
 	struct dw_exec_event *ev = bpf_map_lookup_elem(&exec_scratch, &zero);
-	if (!ev || i + 11 > s->len)
+	if (!ev)
 		return 1;
-	__u32 at = s->start + i;
-	if (i > 0 && ev->data[(at - 1) & (DW_DATA_SIZE - 1)] != 0)
-		return 0;
 	static const char want[11] = "LD_PRELOAD=";
-	for (int k = 0; k < 11; k++)
-		if (ev->data[(at + k) & (DW_DATA_SIZE - 1)] != want[k])
-			return 0;
-	s->found = 1;
-	return 1;
+	__u32 base = i * DW_ENV_STRIDE;
+	for (int k = 0; k < DW_ENV_STRIDE; k++) {
+		__u32 pos = base + k;
+		if (pos + 11 > s->len)
+			return 1;
+		__u32 at = s->start + pos;
+		if (ev->data[at & (DW_DATA_SIZE - 1)] != 'L')
+			continue;
+		if (pos > 0 && ev->data[(at - 1) & (DW_DATA_SIZE - 1)] != 0)
+			continue;
+		int same = 1;
+		for (int j = 1; j < 11; j++)
+			if (ev->data[(at + j) & (DW_DATA_SIZE - 1)] != want[j])
+				same = 0;
+		if (same) {
+			s->found = 1;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -425,7 +440,7 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 							 ev->cwd_len + ev->args_len,
 						.len = ev->env_len,
 					};
-					bpf_loop(DW_ENV_MAX, env_step, &scan, 0);
+					bpf_loop(DW_ENV_MAX / DW_ENV_STRIDE, env_step, &scan, 0);
 					hold = scan.found;
 				}
 			}

@@ -329,6 +329,22 @@ pub struct EnforceStats {
     pub prevent_containers: AtomicU64,
     pub marked_mounts: AtomicU64,
     pub mark_errors: AtomicU64,
+    /// Time from reading an exec permission request to answering it, in microseconds (the
+    /// first million).
+    pub decision_us: Mutex<Vec<u32>>,
+}
+
+impl EnforceStats {
+    /// The `q`-quantile of the exec permission decision time, in microseconds.
+    pub fn decision_quantile_us(&self, q: f64) -> Option<u32> {
+        let mut v = self.decision_us.lock().ok()?.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        v.get(((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize)
+            .copied()
+    }
 }
 
 /// A mount namespace the enforcer has placed in a scope.
@@ -704,9 +720,16 @@ impl Enforcer {
             }
             for r in reqs.drain(..) {
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                let t0 = std::time::Instant::now();
                 let (allow, event) = self.decide(guard, &r);
                 if let Err(e) = guard.respond(&r, allow) {
                     tracing::warn!("answering the exec of pid {}: {e}", r.pid);
+                }
+                let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                if let Ok(mut d) = self.stats.decision_us.lock()
+                    && d.len() < 1_000_000
+                {
+                    d.push(us);
                 }
                 if let Some(ev) = event {
                     crate::emitter::emit(&self.emitter, &ev);

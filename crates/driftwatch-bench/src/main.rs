@@ -52,7 +52,11 @@ struct Args {
     /// Files created, written, renamed, re-moded and deleted per file-workload sample.
     #[arg(long, default_value_t = 3000)]
     files: u64,
-    /// Only run these parts (comma-separated: syscalls,execs,latency,memory,storm,files).
+    /// Drifted execs per prevention latency measurement.
+    #[arg(long, default_value_t = 300)]
+    block_execs: u64,
+    /// Only run these parts (comma-separated: syscalls,execs,latency,memory,storm,files,
+    /// prevent).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -183,6 +187,141 @@ fn file_workloads(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Times, inside the container, N exec attempts of N distinct dropped binaries: under
+/// prevent each fails with EPERM after the agent's decision (fanotify), and N runs of the
+/// dynamic loader on dropped binaries, held at exec and killed (BPF hold). Prints JSON.
+const BLOCK_PROBE: &str = r#"
+import os, subprocess, sys, time
+n = int(sys.argv[1])
+d = '/tmp/dw-block'
+os.makedirs(d, exist_ok=True)
+deny, hold, deny_rc, hold_rc = [], [], set(), set()
+payload = open('/usr/bin/true', 'rb').read()
+for i in range(n):
+    p = f'{d}/b{i}'
+    with open(p, 'wb') as f:
+        f.write(payload)
+    os.chmod(p, 0o755)
+for i in range(n):
+    p = f'{d}/b{i}'
+    t = time.perf_counter()
+    try:
+        rc = subprocess.run([p]).returncode
+    except PermissionError:
+        rc = 126
+    deny.append(time.perf_counter() - t)
+    deny_rc.add(rc)
+    time.sleep(0.002)
+for i in range(n // 3):
+    p = f'{d}/b{i}'
+    t = time.perf_counter()
+    r = subprocess.run(['/lib64/ld-linux-x86-64.so.2', p])
+    hold.append(time.perf_counter() - t)
+    hold_rc.add(r.returncode)
+    time.sleep(0.002)
+print('deny', *deny)
+print('hold', *hold)
+print('deny_rc', *sorted(deny_rc))
+print('hold_rc', *sorted(hold_rc))
+"#;
+
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(((v.len().max(1) - 1) as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// Issue 6's figures: the exec loop under prevent (total CPU, agent off vs on), and how long
+/// a drifted exec takes to be refused (EPERM) or killed (held, then SIGKILL), against the
+/// same spawn of an allowed binary with the agent off.
+fn prevent_figures(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()> {
+    let c = Container::start(&[])?;
+    exec_loop(&c, a.execs / 4)?; // warm up
+    let (mut off_cpu, mut on_cpu, mut agent_per_exec) = (vec![], vec![], vec![]);
+    for _ in 0..a.rounds {
+        off_cpu.push(exec_loop(&c, a.execs)?.1 as f64);
+        let agent = Agent::start(bin, cg, &["--enforce", "prevent"])?;
+        let a0 = cg.cpu_ns()?;
+        let (_, cpu) = exec_loop(&c, a.execs)?;
+        let agent_ns = (cg.cpu_ns()? - a0) as f64;
+        on_cpu.push(cpu as f64 + agent_ns);
+        agent_per_exec.push(agent_ns / a.execs as f64);
+        agent.stop()?;
+    }
+    println!(
+        "exec loop, prevent:  {} execs, total CPU off {:.0} ms, on {:.0} ms, ratio x{:.3} (goal <= 1.10); agent CPU {:.1} us/exec",
+        a.execs,
+        median(&off_cpu) / 1e6,
+        median(&on_cpu) / 1e6,
+        median(&on_cpu) / median(&off_cpu),
+        median(&agent_per_exec) / 1e3
+    );
+    drop(c);
+
+    let d = Container::start_image(DEBIAN, &[])?;
+    let n = a.block_execs.to_string();
+    let probe = |label: &str| -> anyhow::Result<serde_json::Value> {
+        d.sh("rm -rf /tmp/dw-block")?;
+        let out = Command::new("/usr/bin/docker")
+            .args(["exec", &d.0, "python3", "-c", BLOCK_PROBE, &n])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "block probe ({label}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // python3-minimal has no json module: lines of "key value..." instead.
+        let mut v = serde_json::Map::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut words = line.split_whitespace();
+            if let Some(k) = words.next() {
+                let nums: Vec<f64> = words.filter_map(|w| w.parse().ok()).collect();
+                v.insert(k.to_string(), serde_json::json!(nums));
+            }
+        }
+        Ok(serde_json::Value::Object(v))
+    };
+    let base = probe("agent off")?;
+    let agent = Agent::start(bin, cg, &["--enforce", "prevent"])?;
+    let on = probe("prevent")?;
+    let s = agent.stop()?;
+    let secs = |v: &serde_json::Value, k: &str| -> Vec<f64> {
+        v[k].as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default()
+    };
+    let (b_deny, o_deny) = (secs(&base, "deny"), secs(&on, "deny"));
+    let (b_hold, o_hold) = (secs(&base, "hold"), secs(&on, "hold"));
+    println!(
+        "exec to EPERM:       {} dropped binaries, spawn-to-refused p50 {:.2} ms, p99 {:.2} ms (exit codes {}); same spawn running, agent off: p50 {:.2} ms, p99 {:.2} ms; denied {}",
+        o_deny.len(),
+        quantile(&o_deny, 0.5) * 1e3,
+        quantile(&o_deny, 0.99) * 1e3,
+        on["deny_rc"],
+        quantile(&b_deny, 0.5) * 1e3,
+        quantile(&b_deny, 0.99) * 1e3,
+        s["enforcement"]["denied"]
+    );
+    println!(
+        "                     agent's decision (request read to answered): p50 {} us, p99 {} us",
+        s["enforcement"]["decision_p50_us"], s["enforcement"]["decision_p99_us"]
+    );
+    println!(
+        "exec to kill (hold): {} ld.so runs of dropped binaries, spawn-to-killed p50 {:.2} ms, p99 {:.2} ms (exit codes {}); agent off: p50 {:.2} ms, p99 {:.2} ms; held then killed {}",
+        o_hold.len(),
+        quantile(&o_hold, 0.5) * 1e3,
+        quantile(&o_hold, 0.99) * 1e3,
+        on["hold_rc"],
+        quantile(&b_hold, 0.5) * 1e3,
+        quantile(&b_hold, 0.99) * 1e3,
+        s["enforcement"]["held_then_killed"]
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     // SAFETY: geteuid has no preconditions.
@@ -221,6 +360,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("files") {
         file_workloads(&a, &bin, &cg)?;
+    }
+    if want("prevent") {
+        prevent_figures(&a, &bin, &cg)?;
     }
     if !(want("execs") || want("latency") || want("memory") || want("storm")) {
         return Ok(());
