@@ -212,7 +212,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         let e = agent.enforce_stats();
         serde_json::json!({
             "exec_requests": e.requests.load(Ordering::Relaxed),
+            "decision_p50_us": e.decision_quantile_us(0.5),
+            "decision_p99_us": e.decision_quantile_us(0.99),
             "denied": e.denied.load(Ordering::Relaxed),
+            "denials_collapsed": e.denials_collapsed.load(Ordering::Relaxed),
             "held_then_killed": e.hold_killed.load(Ordering::Relaxed),
             "held_then_released": e.hold_released.load(Ordering::Relaxed),
             "killed_after_start": e.killed_late.load(Ordering::Relaxed),
