@@ -444,17 +444,22 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 					hold = scan.found;
 				}
 			}
-			if (hold && !bpf_send_signal(DW_SIGSTOP)) {
+			if (hold)
 				ev->flags |= DW_EXEC_HELD;
-				stat_inc(DW_STAT_HELD);
-			}
 		}
 	}
 
 	__u64 size = offsetof(struct dw_exec_event, data) + (off & (DW_DATA_SIZE - 1));
-	if (bpf_ringbuf_output(&events, ev, size, 0))
+	if (bpf_ringbuf_output(&events, ev, size, 0)) {
+		/* Never hold what user space will not hear of: it would stay stopped. The loss
+		 * is counted and reported. */
 		stat_inc(DW_STAT_LOST);
-	else
-		stat_inc(DW_STAT_SENT);
+		return 0;
+	}
+	stat_inc(DW_STAT_SENT);
+	/* Held only once the record is on its way; if the signal fails, user space's SIGCONT
+	 * or SIGKILL for the record is harmless. */
+	if ((ev->flags & DW_EXEC_HELD) && !bpf_send_signal(DW_SIGSTOP))
+		stat_inc(DW_STAT_HELD);
 	return 0;
 }
