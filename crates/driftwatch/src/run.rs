@@ -48,6 +48,13 @@ pub struct RunArgs {
     /// first container is seen: seconds, or with a unit (`90s`, `5m`, `1h`).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     learning_window: Duration,
+    /// Respond to alerts with the playbooks in FILE (kill, freeze, isolate, capture, stop,
+    /// evict, label, notify; see `driftwatch playbook validate`).
+    #[arg(long, value_name = "FILE")]
+    playbook: Option<PathBuf>,
+    /// Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`).
+    #[arg(long, value_name = "FILE", default_value = driftwatch_response::DEFAULT_ACTIONS_LOG)]
+    actions_log: PathBuf,
 }
 
 /// `300`, `300s`, `5m`, `1h`.
@@ -134,6 +141,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     if !args.ring_mib.is_power_of_two() {
         anyhow::bail!("--ring-mib {}: must be a power of two", args.ring_mib);
     }
+    let responder = match &args.playbook {
+        Some(p) => Some(crate::respond_cmd::start_responder(
+            p,
+            &args.actions_log,
+            (!args.no_engine).then(|| args.docker_socket.clone()),
+            args.json_out.clone(),
+        )?),
+        None => None,
+    };
     let config = AgentConfig {
         json_out: args.json_out,
         record: args.record,
@@ -148,7 +164,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         learning_window: args.learning_window,
         ..AgentConfig::default()
     };
-    let agent = Agent::start(config)?;
+    let sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
+        Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
+        None => Vec::new(),
+    };
+    let agent = Agent::start_with_sinks(config, sinks)?;
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     let watcher = {
         let sensor = agent.sensor_stats().cloned();
@@ -222,6 +242,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     });
     agent.shutdown();
     tracing::info!("stopped: {summary}");
+    if let Some(r) = &responder {
+        let s = r.stats();
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        tracing::info!(
+            "response: {} alerts queued, {} dropped (queue full), {} playbook runs, {} duplicates, {} excepted; actions {} ok, {} failed, {} skipped, {} dry-run",
+            n(&s.queued),
+            n(&s.dropped),
+            n(&s.runs),
+            n(&s.duplicates),
+            n(&s.excepted),
+            n(&s.ok),
+            n(&s.failed),
+            n(&s.skipped),
+            n(&s.dry_run)
+        );
+    }
     if let Some(p) = &args.stats_json {
         std::fs::write(p, format!("{stats_json:#}\n"))
             .with_context(|| format!("writing {}", p.display()))?;
