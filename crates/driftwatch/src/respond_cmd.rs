@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use driftwatch_agent::AlertSink;
+use driftwatch_kube::{KubeClient, KubeConfig};
 use driftwatch_model::Alert;
 use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine};
+use driftwatch_response::actions::kube::KubeApi;
 use driftwatch_response::playbook::parse_duration;
 use driftwatch_response::{
     ActionLog, ActionRecord, DEFAULT_ACTIONS_LOG, LoadError, PlaybookSet, Responder,
@@ -28,12 +31,39 @@ impl AlertSink for ResponseSink {
     }
 }
 
+/// Where the Kubernetes API is, for pod actions (NetworkPolicy, delete/evict, labels).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KubeArgs {
+    /// Use this kubeconfig's current context for pod actions.
+    #[arg(long, value_name = "FILE", conflicts_with = "in_cluster")]
+    kubeconfig: Option<PathBuf>,
+    /// Use the pod's service account (the agent runs as a DaemonSet) for pod actions.
+    #[arg(long)]
+    in_cluster: bool,
+}
+
+impl KubeArgs {
+    /// The client, when asked for. Without one, pod alerts get the node-local actions only.
+    pub fn client(&self) -> anyhow::Result<Option<Arc<dyn KubeApi>>> {
+        let config = match (&self.kubeconfig, self.in_cluster) {
+            (Some(p), _) => KubeConfig::from_kubeconfig(p)
+                .with_context(|| format!("kubeconfig {}", p.display()))?,
+            (None, true) => KubeConfig::in_cluster().context("in-cluster Kubernetes config")?,
+            (None, false) => return Ok(None),
+        };
+        let client = KubeClient::new(config).context("Kubernetes client")?;
+        tracing::info!("kubernetes: pod actions through {}", client.server());
+        Ok(Some(Arc::new(client)))
+    }
+}
+
 /// Loads the playbook file and starts the responder (`driftwatch run --playbook`).
 pub fn start_responder(
     playbook: &Path,
     actions_log: &Path,
     docker_socket: Option<PathBuf>,
     alerts_file: Option<PathBuf>,
+    kube: &KubeArgs,
 ) -> anyhow::Result<Arc<Responder>> {
     let set = PlaybookSet::load_file(playbook).map_err(|e| match e {
         LoadError::Invalid(errs) => anyhow::anyhow!(
@@ -50,7 +80,7 @@ pub fn start_responder(
         playbooks: set,
         actions_log: actions_log.to_path_buf(),
         docker_socket,
-        kube: None,
+        kube: kube.client()?,
         alerts_file,
         queue: driftwatch_response::DEFAULT_QUEUE,
     })?;
@@ -201,6 +231,8 @@ pub struct ReleaseArgs {
     /// Docker's (or podman's) API socket.
     #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
     docker_socket: PathBuf,
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 pub fn release(args: ReleaseArgs) -> anyhow::Result<i32> {
@@ -212,10 +244,11 @@ pub fn release(args: ReleaseArgs) -> anyhow::Result<i32> {
     }
     let log = ActionLog::open(&args.actions_log)?;
     let engine = DockerEngine::connect(&args.docker_socket).ok();
+    let kube = args.kube.client()?;
     let record = driftwatch_response::release::release(
         &args.container,
         engine.as_ref().map(|e| e as &dyn ContainerEngine),
-        None,
+        kube.as_deref(),
         &log,
     )
     .map_err(anyhow::Error::msg)?;

@@ -55,6 +55,8 @@ pub struct RunArgs {
     /// Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`).
     #[arg(long, value_name = "FILE", default_value = driftwatch_response::DEFAULT_ACTIONS_LOG)]
     actions_log: PathBuf,
+    #[command(flatten)]
+    kube: crate::respond_cmd::KubeArgs,
 }
 
 /// `300`, `300s`, `5m`, `1h`.
@@ -147,6 +149,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             &args.actions_log,
             (!args.no_engine).then(|| args.docker_socket.clone()),
             args.json_out.clone(),
+            &args.kube,
         )?),
         None => None,
     };

@@ -1,8 +1,10 @@
-//! The Kubernetes seam: what the pod actions ask of the API server. `driftwatch-kube`'s
-//! `KubeClient` implements it; the executor only sees this trait.
+//! The Kubernetes seam: what the pod actions ask of the API server, implemented here for
+//! `driftwatch-kube`'s [`KubeClient`]; the executor only sees the trait.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use driftwatch_kube::KubeClient;
 
 pub type KubeError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -23,4 +25,32 @@ pub trait KubeApi: Send + Sync {
         pod: &str,
         labels: &BTreeMap<String, Option<String>>,
     ) -> Result<(), KubeError>;
+}
+
+impl KubeApi for KubeClient {
+    fn isolate_pod(&self, namespace: &str, pod: &str) -> Result<String, KubeError> {
+        Ok(KubeClient::isolate_pod(self, namespace, pod)?)
+    }
+
+    fn release_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError> {
+        Ok(KubeClient::release_pod(self, namespace, pod)?)
+    }
+
+    fn delete_pod(&self, namespace: &str, pod: &str, grace: Duration) -> Result<(), KubeError> {
+        let secs = u32::try_from(grace.as_secs()).unwrap_or(u32::MAX);
+        Ok(KubeClient::delete_pod(self, namespace, pod, Some(secs))?)
+    }
+
+    fn evict_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError> {
+        Ok(KubeClient::evict_pod(self, namespace, pod)?)
+    }
+
+    fn label_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        labels: &BTreeMap<String, Option<String>>,
+    ) -> Result<(), KubeError> {
+        Ok(KubeClient::label_pod(self, namespace, pod, labels)?)
+    }
 }
