@@ -132,6 +132,15 @@ impl Agent {
     /// Loads rules, opens outputs, connects engines, then loads and attaches the sensor.
     /// Errors name what failed; engine trouble is not an error (the agent runs without).
     pub fn start(config: AgentConfig) -> anyhow::Result<Agent> {
+        Agent::start_with_sinks(config, Vec::new())
+    }
+
+    /// [`Agent::start`], with more alert sinks after the configured ones (e.g. the response
+    /// playbooks). Sinks run on the sensors' threads: they must not block.
+    pub fn start_with_sinks(
+        config: AgentConfig,
+        extra_sinks: Vec<Box<dyn AlertSink>>,
+    ) -> anyhow::Result<Agent> {
         let loaded = RuleSet::load_with_defaults(&config.rule_sources).map_err(|diags| {
             let text: Vec<String> = diags.iter().map(|d| d.render()).collect();
             anyhow::anyhow!("the rules do not load:\n{}", text.join("\n"))
@@ -146,6 +155,7 @@ impl Agent {
         if let Some(p) = &config.json_out {
             sinks.push(Box::new(JsonFileSink::open(p)?));
         }
+        sinks.extend(extra_sinks);
         let record = match &config.record {
             Some(p) => Some(LineWriter::new(
                 OpenOptions::new()

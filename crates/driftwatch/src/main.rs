@@ -4,6 +4,7 @@ mod baseline_cmd;
 mod capture_cmd;
 mod diff_cmd;
 mod doctor;
+mod respond_cmd;
 mod rules_cmd;
 mod run;
 
@@ -24,7 +25,8 @@ enum Command {
     #[command(after_help = "Examples:
   sudo driftwatch run
   sudo driftwatch run --json-out /var/log/driftwatch/alerts.json
-  sudo driftwatch run --rules ./my_rules.yaml --record /tmp/events.jsonl")]
+  sudo driftwatch run --rules ./my_rules.yaml --record /tmp/events.jsonl
+  sudo driftwatch run --playbook /etc/driftwatch/playbook.yaml --json-out /var/log/driftwatch/alerts.json")]
     Run(run::RunArgs),
     /// Print what this host supports and what that means for detection.
     #[command(after_help = "Example:\n  sudo driftwatch doctor")]
@@ -52,6 +54,22 @@ enum Command {
     /// containers listen on and connect to, learned by `driftwatch run`).
     #[command(subcommand)]
     Baseline(baseline_cmd::BaselineCommand),
+    /// Show the actions response playbooks took (or skipped, or dry-ran): when, on which
+    /// container, for which alert, with what result.
+    #[command(after_help = "Examples:
+  sudo driftwatch actions
+  sudo driftwatch actions --container web --since 1h
+  sudo driftwatch actions --json | jq 'select(.result == \"failed\")'")]
+    Actions(respond_cmd::ActionsArgs),
+    /// Undo containment of a container: remove its network isolation (and a pod's deny-all
+    /// NetworkPolicy) and thaw it if frozen. Recorded in the actions log.
+    #[command(after_help = "Examples:
+  sudo driftwatch release web
+  sudo driftwatch release 3f2a1b9c4d5e")]
+    Release(respond_cmd::ReleaseArgs),
+    /// Check response playbook files.
+    #[command(subcommand)]
+    Playbook(respond_cmd::PlaybookCommand),
 }
 
 fn init_logging() {
@@ -75,6 +93,9 @@ fn main() {
         Command::Diff(a) => diff_cmd::run(a),
         Command::Capture(a) => capture_cmd::run(a),
         Command::Baseline(c) => baseline_cmd::run(c),
+        Command::Actions(a) => respond_cmd::actions(a),
+        Command::Release(a) => respond_cmd::release(a),
+        Command::Playbook(c) => respond_cmd::playbook(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -57,6 +57,15 @@ pub struct RunArgs {
     /// namespace) and an allowlist of permitted drift (path, sha256, image). See README.
     #[arg(long, value_name = "FILE")]
     enforcement_policy: Option<PathBuf>,
+    /// Respond to alerts with the playbooks in FILE (kill, freeze, isolate, capture, stop,
+    /// evict, label, notify; see `driftwatch playbook validate`).
+    #[arg(long, value_name = "FILE")]
+    playbook: Option<PathBuf>,
+    /// Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`).
+    #[arg(long, value_name = "FILE", default_value = driftwatch_response::DEFAULT_ACTIONS_LOG)]
+    actions_log: PathBuf,
+    #[command(flatten)]
+    kube: crate::respond_cmd::KubeArgs,
 }
 
 fn parse_mode(s: &str) -> Result<driftwatch_model::EnforcementMode, String> {
@@ -161,6 +170,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         enforcement.default = mode;
         enforcement.scopes.clear();
     }
+    let responder = match &args.playbook {
+        Some(p) => Some(crate::respond_cmd::start_responder(
+            p,
+            &args.actions_log,
+            (!args.no_engine).then(|| args.docker_socket.clone()),
+            args.json_out.clone(),
+            &args.kube,
+        )?),
+        None => None,
+    };
     let config = AgentConfig {
         enforcement,
         json_out: args.json_out,
@@ -176,7 +195,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         learning_window: args.learning_window,
         ..AgentConfig::default()
     };
-    let agent = Agent::start(config)?;
+    let sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
+        Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
+        None => Vec::new(),
+    };
+    let agent = Agent::start_with_sinks(config, sinks)?;
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     let watcher = {
         let sensor = agent.sensor_stats().cloned();
@@ -271,6 +294,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     });
     agent.shutdown();
     tracing::info!("stopped: {summary}");
+    if let Some(r) = &responder {
+        let s = r.stats();
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        tracing::info!(
+            "response: {} alerts queued, {} dropped (queue full), {} playbook runs, {} duplicates, {} excepted; actions {} ok, {} failed, {} skipped, {} dry-run",
+            n(&s.queued),
+            n(&s.dropped),
+            n(&s.runs),
+            n(&s.duplicates),
+            n(&s.excepted),
+            n(&s.ok),
+            n(&s.failed),
+            n(&s.skipped),
+            n(&s.dry_run)
+        );
+    }
     if let Some(p) = &args.stats_json {
         std::fs::write(p, format!("{stats_json:#}\n"))
             .with_context(|| format!("writing {}", p.display()))?;

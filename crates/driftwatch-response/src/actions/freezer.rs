@@ -1,0 +1,167 @@
+//! `freeze` / `unfreeze`: every process of the container stopped (or resumed) at once by its
+//! cgroup's freezer, found from `/proc/<pid>/cgroup` of one of its processes: cgroup v1's
+//! `freezer` controller (`freezer.state`: `FROZEN` / `THAWED`), else cgroup v2's
+//! `cgroup.freeze` (`1` / `0`, `frozen 1` in `cgroup.events` once done).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long freezing may take before it is reported as failed (a task in an uninterruptible
+/// sleep delays it).
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// A container's freezer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Freezer {
+    /// `.../freezer/<path>/freezer.state`
+    V1(PathBuf),
+    /// `.../<path>/cgroup.freeze`
+    V2(PathBuf),
+}
+
+/// The freezer of `pid`'s cgroup, given the text of `/proc/<pid>/cgroup` and where the
+/// hierarchies are mounted (`/sys/fs/cgroup` normally). Pure.
+pub fn freezer_from_proc_cgroup(text: &str, root: &Path) -> Option<Freezer> {
+    let mut v2 = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let rel = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == "freezer") {
+            return Some(Freezer::V1(root.join("freezer").join(rel)));
+        }
+        if controllers.is_empty() {
+            v2 = Some(rel.to_string());
+        }
+    }
+    let rel = v2?;
+    // Pure v2: the unified hierarchy at the root; hybrid: at `unified/`.
+    let base = if root.join("cgroup.controllers").exists() {
+        root.to_path_buf()
+    } else {
+        root.join("unified")
+    };
+    Some(Freezer::V2(base.join(rel)))
+}
+
+impl Freezer {
+    pub fn of_pid(pid: u32) -> Result<Freezer, String> {
+        let p = format!("/proc/{pid}/cgroup");
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{p}: {e}"))?;
+        freezer_from_proc_cgroup(&text, Path::new("/sys/fs/cgroup"))
+            .ok_or_else(|| format!("{p}: no freezer cgroup (neither v1 `freezer` nor v2)"))
+    }
+
+    pub fn dir(&self) -> &Path {
+        match self {
+            Freezer::V1(d) | Freezer::V2(d) => d,
+        }
+    }
+
+    fn control(&self) -> PathBuf {
+        match self {
+            Freezer::V1(d) => d.join("freezer.state"),
+            Freezer::V2(d) => d.join("cgroup.freeze"),
+        }
+    }
+
+    /// Whether the cgroup is (completely) frozen now.
+    pub fn is_frozen(&self) -> Result<bool, String> {
+        let (file, want): (PathBuf, &str) = match self {
+            Freezer::V1(d) => (d.join("freezer.state"), "FROZEN"),
+            Freezer::V2(d) => (d.join("cgroup.events"), "frozen 1"),
+        };
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(text.lines().any(|l| l.trim() == want))
+    }
+
+    /// Freezes (`true`) or thaws, and waits until the kernel says it is done.
+    pub fn set(&self, frozen: bool) -> Result<(), String> {
+        let file = self.control();
+        let value = match (self, frozen) {
+            (Freezer::V1(_), true) => "FROZEN",
+            (Freezer::V1(_), false) => "THAWED",
+            (Freezer::V2(_), true) => "1",
+            (Freezer::V2(_), false) => "0",
+        };
+        std::fs::write(&file, value)
+            .map_err(|e| format!("writing {value} to {}: {e}", file.display()))?;
+        let start = Instant::now();
+        loop {
+            if self.is_frozen()? == frozen {
+                return Ok(());
+            }
+            if start.elapsed() > SETTLE {
+                return Err(format!(
+                    "{}: still not {} after {:?}",
+                    self.dir().display(),
+                    if frozen { "frozen" } else { "thawed" },
+                    SETTLE
+                ));
+            }
+            if frozen {
+                // cgroup v1 finishes a freeze that was FREEZING when written again.
+                if let Freezer::V1(_) = self {
+                    let _ = std::fs::write(&file, value);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_freezer_wins_on_hybrid_hosts() {
+        let text =
+            "12:freezer:/docker/abc\n4:memory:/docker/abc\n0::/system.slice/docker.service\n";
+        assert_eq!(
+            freezer_from_proc_cgroup(text, Path::new("/sys/fs/cgroup")),
+            Some(Freezer::V1(PathBuf::from(
+                "/sys/fs/cgroup/freezer/docker/abc"
+            )))
+        );
+    }
+
+    #[test]
+    fn v2_freezer_at_the_unified_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cgroup.controllers"), "cpu io memory\n").unwrap();
+        let text = "0::/system.slice/docker-abc.scope\n";
+        assert_eq!(
+            freezer_from_proc_cgroup(text, dir.path()),
+            Some(Freezer::V2(
+                dir.path().join("system.slice/docker-abc.scope")
+            ))
+        );
+        // Hybrid without a v1 freezer: the unified mount.
+        let other = tempfile::tempdir().unwrap();
+        assert_eq!(
+            freezer_from_proc_cgroup(text, other.path()),
+            Some(Freezer::V2(
+                other.path().join("unified/system.slice/docker-abc.scope")
+            ))
+        );
+        assert_eq!(freezer_from_proc_cgroup("garbage", dir.path()), None);
+    }
+
+    #[test]
+    fn state_files_are_read_per_version() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        assert_eq!(Freezer::V2(dir.path().into()).is_frozen(), Ok(true));
+        std::fs::write(dir.path().join("freezer.state"), "FREEZING\n").unwrap();
+        assert_eq!(Freezer::V1(dir.path().into()).is_frozen(), Ok(false));
+        let e = Freezer::V1(dir.path().join("gone"))
+            .is_frozen()
+            .unwrap_err();
+        assert!(e.contains("gone/freezer.state"), "{e}");
+    }
+}

@@ -1,0 +1,56 @@
+//! The Kubernetes seam: what the pod actions ask of the API server, implemented here for
+//! `driftwatch-kube`'s [`KubeClient`]; the executor only sees the trait.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use driftwatch_kube::KubeClient;
+
+pub type KubeError = Box<dyn std::error::Error + Send + Sync>;
+
+pub trait KubeApi: Send + Sync {
+    /// Applies a deny-all (ingress and egress) NetworkPolicy selecting the pod; returns the
+    /// policy's name.
+    fn isolate_pod(&self, namespace: &str, pod: &str) -> Result<String, KubeError>;
+    /// Deletes the policy `isolate_pod` applied.
+    fn release_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError>;
+    /// Deletes the pod with a grace period; its controller recreates it from the image.
+    fn delete_pod(&self, namespace: &str, pod: &str, grace: Duration) -> Result<(), KubeError>;
+    /// Asks the eviction API (honours PodDisruptionBudgets).
+    fn evict_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError>;
+    /// Sets labels (`None` removes one) with a merge patch.
+    fn label_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        labels: &BTreeMap<String, Option<String>>,
+    ) -> Result<(), KubeError>;
+}
+
+impl KubeApi for KubeClient {
+    fn isolate_pod(&self, namespace: &str, pod: &str) -> Result<String, KubeError> {
+        Ok(KubeClient::isolate_pod(self, namespace, pod)?)
+    }
+
+    fn release_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError> {
+        Ok(KubeClient::release_pod(self, namespace, pod)?)
+    }
+
+    fn delete_pod(&self, namespace: &str, pod: &str, grace: Duration) -> Result<(), KubeError> {
+        let secs = u32::try_from(grace.as_secs()).unwrap_or(u32::MAX);
+        Ok(KubeClient::delete_pod(self, namespace, pod, Some(secs))?)
+    }
+
+    fn evict_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError> {
+        Ok(KubeClient::evict_pod(self, namespace, pod)?)
+    }
+
+    fn label_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        labels: &BTreeMap<String, Option<String>>,
+    ) -> Result<(), KubeError> {
+        Ok(KubeClient::label_pod(self, namespace, pod, labels)?)
+    }
+}

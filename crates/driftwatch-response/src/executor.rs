@@ -1,0 +1,348 @@
+//! The responder: alerts in through a bounded queue (never blocking detection: a full queue
+//! drops the alert, counted and logged), one thread that validates and runs the playbooks in
+//! order, and every action recorded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use driftwatch_model::Alert;
+
+use crate::actions::engine::{ContainerEngine, DockerEngine};
+use crate::actions::kube::KubeApi;
+use crate::actions::{self, Env, Step, Target};
+use crate::gate::{Gate, Verdict};
+use crate::matching::AlertFacts;
+use crate::playbook::{OnFailure, PlaybookSet};
+use crate::record::{ActionLog, ActionRecord, AlertRef, ContainerRef, LogError, Outcome, now_ns};
+
+/// Alerts waiting for the responder at most; more are dropped.
+pub const DEFAULT_QUEUE: usize = 1024;
+
+pub struct ResponderConfig {
+    pub playbooks: PlaybookSet,
+    pub actions_log: PathBuf,
+    /// Docker's API socket; `None`: no engine (stop/evict fail, containers are found by
+    /// cgroup).
+    pub docker_socket: Option<PathBuf>,
+    pub kube: Option<Arc<dyn KubeApi>>,
+    /// The agent's Falco JSON alerts file, for evidence bundles.
+    pub alerts_file: Option<PathBuf>,
+    pub queue: usize,
+}
+
+/// Counters of the responder.
+#[derive(Debug, Default)]
+pub struct ResponderStats {
+    /// Alerts that matched a playbook and were queued.
+    pub queued: AtomicU64,
+    /// Alerts dropped because the queue was full.
+    pub dropped: AtomicU64,
+    pub runs: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub excepted: AtomicU64,
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    pub skipped: AtomicU64,
+    pub dry_run: AtomicU64,
+    /// Records that could not be written to the actions log.
+    pub record_errors: AtomicU64,
+}
+
+struct Queued {
+    alert: Alert,
+    facts: AlertFacts,
+    received_ns: u64,
+}
+
+/// The running responder. [`Responder::submit`] never blocks.
+pub struct Responder {
+    tx: Option<SyncSender<Queued>>,
+    playbooks: Arc<PlaybookSet>,
+    stats: Arc<ResponderStats>,
+    last_drop_warning: AtomicU64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Responder {
+    /// Opens the actions log (an error here is the caller's to report) and starts the thread.
+    pub fn start(config: ResponderConfig) -> Result<Responder, LogError> {
+        let log = ActionLog::open(&config.actions_log)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(config.queue.max(1));
+        let stats = Arc::new(ResponderStats::default());
+        let playbooks = Arc::new(config.playbooks);
+        let worker = Worker {
+            playbooks: playbooks.clone(),
+            log,
+            gate: Gate::new(),
+            stats: stats.clone(),
+            docker_socket: config.docker_socket,
+            kube: config.kube,
+            alerts_file: config.alerts_file,
+        };
+        let thread = std::thread::Builder::new()
+            .name("dw-respond".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|source| LogError {
+                path: "(responder thread)".into(),
+                source,
+            })?;
+        Ok(Responder {
+            tx: Some(tx),
+            playbooks,
+            stats,
+            last_drop_warning: AtomicU64::new(0),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stats(&self) -> &Arc<ResponderStats> {
+        &self.stats
+    }
+
+    /// Queues the alert when a playbook matches it; returns whether it was queued. Never
+    /// blocks: with the queue full, the alert is dropped, counted and logged (at most once per
+    /// 10 s).
+    pub fn submit(&self, alert: &Alert) -> bool {
+        let facts = AlertFacts::of(alert);
+        if !self
+            .playbooks
+            .playbooks
+            .iter()
+            .any(|p| p.selector.matches(&facts))
+        {
+            return false;
+        }
+        let Some(tx) = &self.tx else { return false };
+        let q = Queued {
+            alert: alert.clone(),
+            facts,
+            received_ns: now_ns(),
+        };
+        match tx.try_send(q) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Full(q)) | Err(TrySendError::Disconnected(q)) => {
+                let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let now = q.received_ns;
+                let last = self.last_drop_warning.load(Ordering::Relaxed);
+                if now.saturating_sub(last) > 10_000_000_000
+                    && self
+                        .last_drop_warning
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    tracing::warn!(
+                        "response queue full: alert {:?} for container {} dropped without action ({n} dropped since start)",
+                        q.alert.rule,
+                        q.facts.container_label()
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    /// Stops taking alerts, finishes the queued ones and joins the thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    playbooks: Arc<PlaybookSet>,
+    log: ActionLog,
+    gate: Gate,
+    stats: Arc<ResponderStats>,
+    docker_socket: Option<PathBuf>,
+    kube: Option<Arc<dyn KubeApi>>,
+    alerts_file: Option<PathBuf>,
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<Queued>) {
+        let engine: Option<Box<dyn ContainerEngine>> = match &self.docker_socket {
+            Some(s) => match DockerEngine::connect(s) {
+                Ok(e) => Some(Box::new(e)),
+                Err(e) => {
+                    tracing::warn!("responder: {e}; stop and evict will fail");
+                    None
+                }
+            },
+            None => None,
+        };
+        let socket = self
+            .docker_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+        let kube = self.kube.clone();
+        let alerts_file = self.alerts_file.clone();
+        while let Ok(q) = rx.recv() {
+            let env = Env {
+                engine: engine.as_deref(),
+                kube: kube.as_deref(),
+                docker_socket: &socket,
+                alerts_file: alerts_file.as_deref(),
+            };
+            self.handle(&q, &env);
+        }
+    }
+
+    fn handle(&mut self, q: &Queued, env: &Env<'_>) {
+        let playbooks = self.playbooks.clone();
+        let mut target = Target::new(&q.facts);
+        for pb in playbooks
+            .playbooks
+            .iter()
+            .filter(|p| p.selector.matches(&q.facts))
+        {
+            match self.gate.admit(&playbooks, pb, &q.facts, Instant::now()) {
+                Verdict::Run => {}
+                Verdict::Excepted { by } => {
+                    self.stats.excepted.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        "playbook {}: alert {:?} excepted by {by}",
+                        pb.name,
+                        q.alert.rule
+                    );
+                    continue;
+                }
+                Verdict::Duplicate { ago } => {
+                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        "playbook {}: duplicate of an alert {ago:?} ago for container {}",
+                        pb.name,
+                        q.facts.container_label()
+                    );
+                    continue;
+                }
+            }
+            self.stats.runs.fetch_add(1, Ordering::Relaxed);
+            let mut done: Vec<ActionRecord> = Vec::new();
+            let mut aborted: Option<String> = None;
+            for (i, step) in pb.actions.iter().enumerate() {
+                let start = now_ns();
+                let (outcome, reason, detail) = if let Some(why) = &aborted {
+                    (Outcome::Skipped, Some(why.clone()), None)
+                } else if let Err(why) =
+                    self.gate
+                        .take(&pb.name, i, step.limit.as_ref(), &q.facts, Instant::now())
+                {
+                    (Outcome::Skipped, Some(why), None)
+                } else if step.dry_run {
+                    (
+                        Outcome::DryRun,
+                        None,
+                        Some(actions::describe(
+                            &step.action,
+                            &q.facts,
+                            env.kube.is_some(),
+                        )),
+                    )
+                } else {
+                    let body = || notify_body(&q.alert, &pb.name, &done);
+                    match actions::perform(&step.action, &mut target, env, &body) {
+                        Step::Ok(d) => (Outcome::Ok, None, Some(d)),
+                        Step::Skipped(why) => (Outcome::Skipped, Some(why), None),
+                        Step::Failed(e) => (Outcome::Failed, Some(e), None),
+                    }
+                };
+                let end = now_ns();
+                if outcome == Outcome::Failed
+                    && step.on_failure == OnFailure::Abort
+                    && aborted.is_none()
+                {
+                    aborted = Some(format!(
+                        "aborted: `{}` (step {}) failed and has on_failure: abort",
+                        step.action.name(),
+                        i + 1
+                    ));
+                }
+                let counter = match outcome {
+                    Outcome::Ok => &self.stats.ok,
+                    Outcome::Failed => &self.stats.failed,
+                    Outcome::Skipped => &self.stats.skipped,
+                    Outcome::DryRun => &self.stats.dry_run,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let mut container = ContainerRef::of(&q.facts);
+                if let Some(r) = target.resolve_cached() {
+                    container.id = r.id.to_string();
+                    if container.name.is_empty() {
+                        container.name = r.name.clone();
+                    }
+                }
+                let record = ActionRecord {
+                    time: Alert::format_time(start),
+                    end: Alert::format_time(end),
+                    start_ns: start,
+                    end_ns: end,
+                    playbook: Some(pb.name.clone()),
+                    action: step.action.name().to_string(),
+                    params: step.action.params(),
+                    dry_run: step.dry_run,
+                    result: outcome,
+                    reason,
+                    detail,
+                    container,
+                    alert: Some(AlertRef::of(&q.alert, &q.facts)),
+                    alert_received_ns: Some(q.received_ns),
+                };
+                match (&record.result, &record.reason) {
+                    (Outcome::Failed, Some(e)) => tracing::warn!(
+                        "playbook {}: {} on {} failed: {e}",
+                        pb.name,
+                        record.action,
+                        q.facts.container_label()
+                    ),
+                    _ => tracing::info!(
+                        "playbook {}: {} on {}: {}{}",
+                        pb.name,
+                        record.action,
+                        q.facts.container_label(),
+                        record.result.as_str(),
+                        record
+                            .detail
+                            .as_deref()
+                            .or(record.reason.as_deref())
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    ),
+                }
+                if let Err(e) = self.log.append(&record) {
+                    self.stats.record_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("{e}");
+                }
+                done.push(record);
+            }
+        }
+    }
+}
+
+/// What `notify` posts: the Falco alert as is, the playbook, and the actions so far.
+fn notify_body(alert: &Alert, playbook: &str, done: &[ActionRecord]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "alert": alert,
+        "playbook": playbook,
+        "actions": done,
+    }))
+    .unwrap_or_default()
+}
