@@ -240,22 +240,31 @@ fn prevent_figures(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()>
     let c = Container::start(&[])?;
     exec_loop(&c, a.execs / 4)?; // warm up
     let (mut off_cpu, mut on_cpu, mut agent_per_exec) = (vec![], vec![], vec![]);
+    let mut detect_cpu = vec![];
+    // Each round: agent off, agent in detect mode, agent in prevent mode (what prevent adds
+    // to detection shows in the same run).
     for _ in 0..a.rounds {
         off_cpu.push(exec_loop(&c, a.execs)?.1 as f64);
-        let agent = Agent::start(bin, cg, &["--enforce", "prevent"])?;
-        let a0 = cg.cpu_ns()?;
-        let (_, cpu) = exec_loop(&c, a.execs)?;
-        let agent_ns = (cg.cpu_ns()? - a0) as f64;
-        on_cpu.push(cpu as f64 + agent_ns);
-        agent_per_exec.push(agent_ns / a.execs as f64);
-        agent.stop()?;
+        for (mode, out) in [("detect", &mut detect_cpu), ("prevent", &mut on_cpu)] {
+            let agent = Agent::start(bin, cg, &["--enforce", mode])?;
+            let a0 = cg.cpu_ns()?;
+            let (_, cpu) = exec_loop(&c, a.execs)?;
+            let agent_ns = (cg.cpu_ns()? - a0) as f64;
+            out.push(cpu as f64 + agent_ns);
+            if mode == "prevent" {
+                agent_per_exec.push(agent_ns / a.execs as f64);
+            }
+            agent.stop()?;
+        }
     }
     println!(
-        "exec loop, prevent:  {} execs, total CPU off {:.0} ms, on {:.0} ms, ratio x{:.3} (goal <= 1.10); agent CPU {:.1} us/exec",
+        "exec loop, prevent:  {} execs, total CPU off {:.0} ms, detect {:.0} ms, prevent {:.0} ms: ratio prevent/off x{:.3} (goal <= 1.10), detect/off x{:.3}; agent CPU {:.1} us/exec",
         a.execs,
         median(&off_cpu) / 1e6,
+        median(&detect_cpu) / 1e6,
         median(&on_cpu) / 1e6,
         median(&on_cpu) / median(&off_cpu),
+        median(&detect_cpu) / median(&off_cpu),
         median(&agent_per_exec) / 1e3
     );
     drop(c);
