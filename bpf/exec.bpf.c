@@ -62,8 +62,11 @@ struct {
 } stats SEC(".maps");
 
 /* kernfs_node.parent was renamed __parent in 6.15; support both with CO-RE flavors. */
+/* LRU: mount namespaces come and go (every `ip netns exec`, every container) and nobody
+ * tells the agent when one is gone; an evicted container's namespace is unknown again, held
+ * once, and placed again by user space. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);   /* mount namespace inode */
 	__type(value, __u32); /* dw_enforce_flags */

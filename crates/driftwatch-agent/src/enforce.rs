@@ -634,7 +634,19 @@ impl Enforcer {
     ) {
         let held = rec.flags.has(ExecFlags::HELD);
         let mode = match self.mode_of_ns(rec.mnt_ns) {
-            Some(m) => m,
+            Some(m) => {
+                if held && let Some(maps) = self.maps.get() {
+                    // Held as unknown although placed: the kernel's LRU map evicted it.
+                    let flags = match m {
+                        EnforcementMode::Prevent => DW_ENFORCE_KILL_MEMFD | DW_ENFORCE_HOLD_SUSPECT,
+                        EnforcementMode::Detect => 0,
+                    };
+                    if maps.get(rec.mnt_ns).is_none() {
+                        let _ = maps.set(rec.mnt_ns, flags);
+                    }
+                }
+                m
+            }
             None if held || self.policy.any_prevent() => {
                 self.place(entry, rec.pid, Some(rec.mnt_ns))
             }
