@@ -141,31 +141,7 @@ impl DirWatcher {
 
     /// Waits up to `timeout` for notices; returns false on timeout.
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let r = unsafe {
-            libc::poll(
-                &mut pfd,
-                1,
-                timeout.as_millis().min(i32::MAX as u128) as i32,
-            )
-        };
-        match r {
-            r if r > 0 => Ok(true),
-            0 => Ok(false),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        poll_readable(self.fd.as_raw_fd(), timeout)
     }
 
     /// Reads every pending notice into `out` (non-blocking).
@@ -217,6 +193,29 @@ fn parse_dfid_name(rec: &[u8]) -> Option<DirEntryRef> {
         dir: DirHandle { handle_type, bytes },
         name: rest[..end].to_vec(),
     })
+}
+
+/// Waits up to `timeout` for `fd` to be readable; false on timeout or a signal.
+pub(crate) fn poll_readable(fd: std::os::fd::RawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    match unsafe { libc::poll(&mut pfd, 1, ms) } {
+        r if r > 0 => Ok(true),
+        0 => Ok(false),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Parses a buffer of fanotify events. Malformed bytes end the parse; never panics.

@@ -27,7 +27,7 @@ pub struct CaptureArgs {
     verify: Option<PathBuf>,
     /// Drifted files larger than this are listed, not stored (executables and libraries are
     /// always stored). Accepts K, M, G (KiB, MiB, GiB) suffixes.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = driftwatch_response::playbook::parse_size)]
     max_file_size: u64,
     /// The agent's Falco JSON alert lines to take this container's alerts from (default:
     /// /var/log/driftwatch/alerts.json when it exists).
@@ -42,25 +42,6 @@ pub struct CaptureArgs {
     /// Docker's (or podman's) API socket.
     #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
     docker_socket: PathBuf,
-}
-
-/// `123`, `64K`, `16MiB`, `1G`.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a size like 1048576, 512K, 16MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (K, M, G)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?}: too large"))
 }
 
 pub fn run(args: CaptureArgs) -> anyhow::Result<i32> {
@@ -143,19 +124,4 @@ fn capture(args: &CaptureArgs) -> anyhow::Result<()> {
         eprintln!("driftwatch capture: warning: {w}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("123"), Ok(123));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("1g"), Ok(1 << 30));
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("").is_err());
-    }
 }
