@@ -368,7 +368,7 @@ impl Cx<'_> {
     }
 
     fn error(&mut self, node: &Node, message: impl Into<String>) {
-        self.error_at(node.line, node.col, message);
+        self.error_at(pos(node.line), pos(node.col), message);
     }
 
     /// A mapping's entries by key; reports a non-mapping, non-string keys and unknown keys.
@@ -440,7 +440,7 @@ impl Cx<'_> {
     }
 
     fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
-        let Some(text) = node.scalar() else {
+        let Some(text) = node.scalar(None) else {
             self.error(
                 node,
                 format!("{what} must be a duration such as 30s, 5m, 1h"),
@@ -651,7 +651,7 @@ impl Cx<'_> {
                 dry_run: false,
                 on_failure: OnFailure::Continue,
                 limit: None,
-                line: node.line,
+                line: pos(node.line),
             });
         }
         let entries = self.map(node, "an action", STEP_KEYS);
@@ -699,7 +699,7 @@ impl Cx<'_> {
             dry_run,
             on_failure,
             limit,
-            line: node.line,
+            line: pos(node.line),
         })
     }
 
@@ -803,7 +803,7 @@ impl Cx<'_> {
                     );
                 }
                 let max_file_size = match get("max_file_size") {
-                    Some(v) => match v.scalar().map(|s| parse_size(&s)) {
+                    Some(v) => match v.scalar(None).map(|s| parse_size(&s)) {
                         Some(Ok(n)) => n,
                         Some(Err(e)) => {
                             self.error(v, format!("`max_file_size`: {e}"));
@@ -847,7 +847,7 @@ impl Cx<'_> {
                             return None;
                         };
                         for (k, val) in kv {
-                            let Some(key) = k.scalar() else {
+                            let Some(key) = k.scalar(None) else {
                                 self.error(k, "a label name must be a string");
                                 continue;
                             };
@@ -860,7 +860,7 @@ impl Cx<'_> {
                             }
                             let value = match &val.kind {
                                 NodeKind::Null => None,
-                                _ => match val.scalar() {
+                                _ => match val.scalar(None) {
                                     Some(s) if valid_label_value(&s) => Some(s),
                                     Some(s) => {
                                         self.error(val, format!("`{s}` is not a valid Kubernetes label value (63 characters at most: letters, digits, `-`, `_`, `.`)"));
@@ -908,6 +908,11 @@ impl Cx<'_> {
         };
         (self.errors.len() == before).then_some(action)
     }
+}
+
+/// A line or column as this crate keeps it.
+fn pos(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// `123`, `64K`, `16MiB`, `1G`.

@@ -8,7 +8,7 @@ use driftwatch_model::Priority;
 
 use crate::diag::{Diagnostics, Warning};
 use crate::source::{At, SourceFile, Text};
-use crate::yaml::{Node, NodeKind};
+use crate::yaml::{Node, NodeAt, NodeKind};
 
 /// The Falco rules engine version whose file format this loader accepts.
 pub const ENGINE_VERSION: (u64, u64, u64) = (0, 50, 0);

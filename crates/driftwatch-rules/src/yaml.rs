@@ -1,10 +1,5 @@
-//! YAML to a small positioned document tree (serde-saphyr with spans), so every later error
-//! can point at the node it is about.
-
-use std::fmt;
-
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+//! Rule files as positioned YAML trees (`driftwatch-yaml`), placed in this crate's source
+//! files so that every later error can point at the node it is about.
 
 use crate::source::{At, SourceFile};
 
@@ -20,30 +15,19 @@ pub enum YamlError {
     TooLarge { size: usize, max: usize },
 }
 
-/// A YAML node and where it is.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Node {
-    pub(crate) kind: NodeKind,
-    line: u64,
-    col: u64,
-    offset: Option<usize>,
-    len: Option<usize>,
-}
+pub(crate) use driftwatch_yaml::{Node, NodeKind};
 
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum NodeKind {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
-}
-
-impl Node {
+/// Where a node is, in terms of this crate's source files.
+pub(crate) trait NodeAt {
     /// Where this node is in file `file_idx`.
-    pub(crate) fn at(&self, file_idx: usize, file: &SourceFile) -> At {
+    fn at(&self, file_idx: usize, file: &SourceFile) -> At;
+    /// The node as a scalar string, as Falco reads list items and names: a number or bool
+    /// keeps its spelling in the file (`1.10` stays `1.10`).
+    fn scalar_text(&self, file: &SourceFile) -> Option<String>;
+}
+
+impl NodeAt for Node {
+    fn at(&self, file_idx: usize, file: &SourceFile) -> At {
         let offset = self
             .offset
             .unwrap_or_else(|| file.offset_of(self.line, self.col));
@@ -54,179 +38,31 @@ impl Node {
         }
     }
 
-    /// The node as a scalar string, as Falco reads list items and names: a number or bool
-    /// keeps its spelling in the file (`1.10` stays `1.10`).
-    pub(crate) fn scalar_text(&self, file: &SourceFile) -> Option<String> {
-        if matches!(
-            self.kind,
-            NodeKind::Bool(_) | NodeKind::Int(_) | NodeKind::Float(_)
-        ) && let (Some(off), Some(len)) = (self.offset, self.len)
-            && let Some(raw) = file.text.get(off..off + len)
-            && !raw.is_empty()
-        {
-            return Some(raw.to_string());
-        }
-        match &self.kind {
-            NodeKind::Str(s) => Some(s.clone()),
-            NodeKind::Bool(b) => Some(b.to_string()),
-            NodeKind::Int(i) => Some(i.to_string()),
-            NodeKind::Float(f) => Some(f.to_string()),
-            NodeKind::Null | NodeKind::Seq(_) | NodeKind::Map(_) => None,
-        }
-    }
-
-    pub(crate) fn type_name(&self) -> &'static str {
-        match self.kind {
-            NodeKind::Null => "null",
-            NodeKind::Bool(_) => "a boolean",
-            NodeKind::Int(_) => "an integer",
-            NodeKind::Float(_) => "a number",
-            NodeKind::Str(_) => "a string",
-            NodeKind::Seq(_) => "a list",
-            NodeKind::Map(_) => "a mapping",
-        }
-    }
-}
-
-struct KindVisitor;
-
-impl<'de> Visitor<'de> for KindVisitor {
-    type Value = NodeKind;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<NodeKind, E> {
-        Ok(NodeKind::Null)
-    }
-    fn visit_none<E>(self) -> Result<NodeKind, E> {
-        Ok(NodeKind::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
-        d.deserialize_any(KindVisitor)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<NodeKind, E> {
-        Ok(NodeKind::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<NodeKind, E> {
-        Ok(NodeKind::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<NodeKind, E> {
-        Ok(i64::try_from(v).map_or(NodeKind::Str(v.to_string()), NodeKind::Int))
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v.to_string()))
-    }
-    fn visit_u128<E>(self, v: u128) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v.to_string()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<NodeKind, E> {
-        Ok(NodeKind::Float(v))
-    }
-    fn visit_char<E>(self, v: char) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v.to_string()))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v))
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(String::from_utf8_lossy(v).into_owned()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<NodeKind, A::Error> {
-        let mut v = Vec::new();
-        while let Some(n) = a.next_element::<Node>()? {
-            v.push(n);
-        }
-        Ok(NodeKind::Seq(v))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<NodeKind, A::Error> {
-        let mut v = Vec::new();
-        while let Some(kv) = a.next_entry::<Node, Node>()? {
-            v.push(kv);
-        }
-        Ok(NodeKind::Map(v))
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeKind {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KindVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = serde_saphyr::Spanned::<NodeKind>::deserialize(d)?;
-        let span = s.referenced.span();
-        Ok(Node {
-            kind: s.value,
-            line: s.referenced.line(),
-            col: s.referenced.column(),
-            offset: span.byte_offset().and_then(|o| usize::try_from(o).ok()),
-            len: span.byte_len().and_then(|o| usize::try_from(o).ok()),
-        })
+    fn scalar_text(&self, file: &SourceFile) -> Option<String> {
+        self.scalar(Some(&file.text))
     }
 }
 
 /// Parses one file. An empty file is an empty list.
 pub(crate) fn parse(file: &SourceFile) -> Result<Node, (usize, YamlError)> {
-    if file.text.len() > MAX_FILE_BYTES {
-        return Err((
-            0,
-            YamlError::TooLarge {
-                size: file.text.len(),
-                max: MAX_FILE_BYTES,
-            },
-        ));
-    }
-    let mut options = serde_saphyr::Options::default();
-    options.with_snippet = false;
-    // YAML 1.2 booleans only: a list item or macro named `y` or `on` stays a string.
-    options.strict_booleans = true;
-    if let Some(budget) = options.budget.as_mut() {
-        budget.max_depth = budget.max_depth.min(MAX_DEPTH);
-    }
-    match serde_saphyr::from_str_with_options::<Option<Node>>(&file.text, options) {
+    let limits = driftwatch_yaml::Limits {
+        max_bytes: MAX_FILE_BYTES,
+        max_depth: MAX_DEPTH,
+    };
+    match driftwatch_yaml::parse(&file.text, limits) {
         Ok(Some(node)) => Ok(node),
-        Ok(None) => Ok(Node {
-            kind: NodeKind::Seq(Vec::new()),
-            line: 1,
-            col: 1,
-            offset: Some(0),
-            len: Some(0),
-        }),
+        Ok(None) => Ok(Node::at_start(NodeKind::Seq(Vec::new()))),
         Err(e) => {
-            let offset = e.location().map_or(0, |l| {
-                l.span()
-                    .byte_offset()
-                    .and_then(|o| usize::try_from(o).ok())
-                    .filter(|o| *o <= file.text.len())
-                    .unwrap_or_else(|| file.offset_of(l.line(), l.column()))
-            });
-            Err((
-                offset,
-                YamlError::Syntax(clean_message(&e.without_snippet().to_string())),
-            ))
+            let offset = e.offset.unwrap_or_else(|| file.offset_of(e.line, e.col));
+            let err = match e.problem {
+                driftwatch_yaml::Problem::Syntax(m) => YamlError::Syntax(m),
+                driftwatch_yaml::Problem::TooLarge { size, max } => {
+                    YamlError::TooLarge { size, max }
+                }
+            };
+            Err((offset, err))
         }
     }
-}
-
-/// serde-saphyr prefixes its messages with `error: line N column M: `; we print our own.
-fn clean_message(msg: &str) -> String {
-    let msg = msg.strip_prefix("error: ").unwrap_or(msg);
-    let msg = match msg.strip_prefix("line ") {
-        Some(rest) => rest.split_once(": ").map_or(msg, |(_, m)| m),
-        None => msg,
-    };
-    let msg = msg.lines().next().unwrap_or(msg).trim();
-    let msg = match msg.rfind(" at line ") {
-        Some(i) if msg[i..].contains("column") => &msg[..i],
-        _ => msg,
-    };
-    msg.to_string()
 }
 
 #[cfg(test)]
