@@ -79,6 +79,14 @@ struct {
 	__type(value, struct dw_enforce_config);
 } enforce_config SEC(".maps");
 
+/* Pids held while no agent was alive (value: boot ns of the hold), for the next agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u64);
+} orphans SEC(".maps");
+
 #define DW_SIGKILL 9
 #define DW_SIGSTOP 19
 #define TMPFS_MAGIC 0x01021994
@@ -255,6 +263,9 @@ struct env_scan {
 
 #define DW_ENV_STRIDE 64
 
+/* In .rodata, as bpf_strncmp wants its constant string. */
+const char ld_preload_eq[] = "LD_PRELOAD=";
+
 /* A bpf_loop callback over the environment in strides of DW_ENV_STRIDE bytes: does a
  * string starting in stride i name LD_PRELOAD? Most bytes cost one comparison. */
 static long env_step(__u32 i, void *data)
@@ -264,7 +275,6 @@ static long env_step(__u32 i, void *data)
 	struct dw_exec_event *ev = bpf_map_lookup_elem(&exec_scratch, &zero);
 	if (!ev)
 		return 1;
-	static const char want[11] = "LD_PRELOAD=";
 	__u32 base = i * DW_ENV_STRIDE;
 	for (int k = 0; k < DW_ENV_STRIDE; k++) {
 		__u32 pos = base + k;
@@ -275,11 +285,7 @@ static long env_step(__u32 i, void *data)
 			continue;
 		if (pos > 0 && ev->data[(at - 1) & (DW_DATA_SIZE - 1)] != 0)
 			continue;
-		int same = 1;
-		for (int j = 1; j < 11; j++)
-			if (ev->data[(at + j) & (DW_DATA_SIZE - 1)] != want[j])
-				same = 0;
-		if (same) {
+		if (bpf_strncmp(&ev->data[at & (DW_DATA_SIZE - 1)], 11, ld_preload_eq) == 0) {
 			s->found = 1;
 			return 1;
 		}
@@ -416,14 +422,18 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 
 	/* Enforcement: stop in the kernel what user space cannot stop in time. */
 	__u32 *flags_p = bpf_map_lookup_elem(&enforce, &mnt_ns);
+	struct dw_enforce_config *cfg = bpf_map_lookup_elem(&enforce_config, &zero);
+	/* Failing closed and the agent is gone (its heartbeat is stale): see below. */
+	int dead = cfg && cfg->dead_after_ns &&
+		   bpf_ktime_get_boot_ns() - cfg->heartbeat_ns > cfg->dead_after_ns;
 	__u32 eflags = 0;
-	if (flags_p) {
+	if (flags_p)
 		eflags = *flags_p;
-	} else {
-		struct dw_enforce_config *cfg = bpf_map_lookup_elem(&enforce_config, &zero);
-		if (cfg)
-			eflags = cfg->unknown;
-	}
+	else if (cfg && !dead)
+		/* Unknown namespaces are held only while an agent is there to place them: held
+		 * without one, every new namespace of the host would stop for good. */
+		eflags = cfg->unknown;
+	int hold = 0;
 	if (eflags) {
 		int memfd = (ev->flags & DW_EXEC_PSEUDO) &&
 			    (ev->fs_magic == TMPFS_MAGIC || ev->fs_magic == HUGETLBFS_MAGIC);
@@ -433,7 +443,7 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 				stat_inc(DW_STAT_KILLED);
 			}
 		} else {
-			int hold = eflags & DW_ENFORCE_HOLD_ALL;
+			hold = eflags & DW_ENFORCE_HOLD_ALL;
 			if (!hold && (eflags & DW_ENFORCE_HOLD_SUSPECT)) {
 				struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
 				hold = is_loader_name(BPF_CORE_READ(d, d_name.name));
@@ -451,6 +461,25 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 				ev->flags |= DW_EXEC_HELD;
 		}
 	}
+	/* No agent alive and failing closed (on_agent_death: hold): in prevent-mode namespaces,
+	 * hold what would have been held, and every exec of a file not provably the image's
+	 * (overlay upper layer, or not overlay). Nobody reads the ring buffer: the pid goes to
+	 * `orphans` for the next agent. If it cannot be recorded, kill rather than let it run. */
+	if (dead && (eflags & DW_ENFORCE_KILL_MEMFD) && !(ev->flags & DW_EXEC_KILLED) &&
+	    (hold || (ev->flags & DW_EXEC_OVL_UPPER) || ev->fs_magic != OVERLAYFS_SUPER_MAGIC)) {
+		__u64 now = bpf_ktime_get_boot_ns();
+		__u32 pid = ev->pid;
+		if (bpf_map_update_elem(&orphans, &pid, &now, BPF_ANY) == 0 &&
+		    !bpf_send_signal(DW_SIGSTOP)) {
+			stat_inc(DW_STAT_ORPHANED);
+		} else {
+			bpf_send_signal(DW_SIGKILL);
+			stat_inc(DW_STAT_KILLED);
+		}
+		return 0;
+	}
+	if (dead)
+		ev->flags &= ~DW_EXEC_HELD;
 
 	__u64 size = offsetof(struct dw_exec_event, data) + (off & (DW_DATA_SIZE - 1));
 	if (bpf_ringbuf_output(&events, ev, size, 0)) {

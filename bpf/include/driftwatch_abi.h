@@ -48,6 +48,8 @@ enum dw_exec_flags {
 	DW_EXEC_HELD = 1 << 8,
 	/* The executed file is a memfd (or another pseudo file): its dentry is its own parent. */
 	DW_EXEC_PSEUDO = 1 << 9,
+	/* Held while no agent was alive (see dw_enforce_config). */
+	DW_EXEC_ORPHAN = 1 << 10,
 };
 
 /*
@@ -68,6 +70,13 @@ enum dw_enforce_flags {
 struct dw_enforce_config {
 	__u32 unknown; /* dw_enforce_flags for namespaces not in the map */
 	__u32 pad;
+	/* Fail closed when the agent dies (on_agent_death: hold; the program's link is pinned so
+	 * it outlives the agent): the agent writes bpf_ktime_get_boot_ns() to heartbeat_ns
+	 * regularly; once it is older than dead_after_ns (0: never), execs in prevent-mode
+	 * namespaces of files not provably the image's (overlay upper layer, or not overlay) are
+	 * held and their pids kept in the `orphans` map for the next agent to judge. */
+	__u64 heartbeat_ns;
+	__u64 dead_after_ns;
 };
 
 enum dw_stat {
@@ -80,7 +89,9 @@ enum dw_stat {
 	/* New images sent SIGKILL or SIGSTOP by enforcement. */
 	DW_STAT_KILLED = 3,
 	DW_STAT_HELD = 4,
-	DW_STAT_COUNT = 5,
+	/* Execs held while no agent was alive. */
+	DW_STAT_ORPHANED = 5,
+	DW_STAT_COUNT = 6,
 };
 
 /*

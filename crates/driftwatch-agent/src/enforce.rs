@@ -59,6 +59,11 @@ pub struct EnforcementPolicy {
     /// Hold the execs of containers whose scope is not decided yet (their first
     /// milliseconds), so that nothing runs unjudged in a prevent scope. Default true.
     pub hold_new_containers: bool,
+    /// When the agent dies: `false` (default) fails open (the kernel's behaviour for
+    /// fanotify); `true` keeps the exec program pinned, and once the agent's heartbeat is
+    /// 3 s old, execs in prevent scopes of files not provably the image's are held until an
+    /// agent runs again and judges them.
+    pub hold_on_agent_death: bool,
     /// Where the policy came from, for messages.
     pub source: String,
 }
@@ -100,6 +105,15 @@ struct PolicyDoc {
     allow: Vec<AllowDoc>,
     #[serde(default)]
     hold_new_containers: Option<bool>,
+    #[serde(default)]
+    on_agent_death: Option<OnAgentDeath>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum OnAgentDeath {
+    Allow,
+    Hold,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +187,7 @@ impl EnforcementPolicy {
         let mut policy = EnforcementPolicy {
             default: doc.default.unwrap_or_default(),
             hold_new_containers: doc.hold_new_containers.unwrap_or(true),
+            hold_on_agent_death: doc.on_agent_death == Some(OnAgentDeath::Hold),
             source: source.to_string(),
             ..Default::default()
         };
@@ -325,6 +340,8 @@ pub struct EnforceStats {
     pub failed: AtomicU64,
     /// Drift permitted by the allowlist.
     pub allowlisted: AtomicU64,
+    /// Processes held while no agent ran, then judged drift and killed.
+    pub orphans_killed: AtomicU64,
     /// Containers placed in prevent mode, and mounts marked.
     pub prevent_containers: AtomicU64,
     pub marked_mounts: AtomicU64,
@@ -371,7 +388,11 @@ pub struct Enforcer {
     pub stats: EnforceStats,
     stop: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    beat: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// Without a heartbeat for this long, the kernel holds drift suspects (on_agent_death: hold).
+pub const AGENT_DEAD_AFTER: Duration = Duration::from_secs(3);
 
 /// Filesystems no program is executed from (or that cannot be marked usefully).
 const UNMARKED_FS: &[&str] = &[
@@ -444,6 +465,7 @@ impl Enforcer {
             stats: EnforceStats::default(),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
+            beat: Mutex::new(None),
         }))
     }
 
@@ -459,7 +481,18 @@ impl Enforcer {
             0
         };
         maps.set_unknown(unknown)?;
+        maps.set_dead_after(
+            (self.policy.hold_on_agent_death && self.policy.any_prevent())
+                .then_some(AGENT_DEAD_AFTER),
+        )?;
         let _ = self.maps.set(maps);
+        {
+            let me = self.clone();
+            let t = std::thread::Builder::new()
+                .name("dw-enforce-beat".into())
+                .spawn(move || me.run_heartbeat())?;
+            *self.beat.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        }
         if self.guard.is_some() {
             let me = self.clone();
             let t = std::thread::Builder::new()
@@ -481,9 +514,15 @@ impl Enforcer {
                 }
             }
         }
+        if let Some(m) = self.maps.get() {
+            // A clean stop is not a death: do not fail closed.
+            let _ = m.set_dead_after(None);
+        }
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = t.join();
+        for slot in [&self.thread, &self.beat] {
+            if let Some(t) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = t.join();
+            }
         }
     }
 
@@ -779,31 +818,8 @@ impl Enforcer {
             return (true, None);
         };
         let raw = req.path().unwrap_or_default();
-        let raw = raw.to_string_lossy();
-        let path = raw.strip_suffix(" (deleted)").unwrap_or(&raw).to_string();
-        let (verdict, hash, image_hash) = if md.nlink() == 0 {
-            (Verdict::Deleted, None, None)
-        } else if md.dev() == placed.root_dev {
-            match entry.fs.layers.as_ref().map(|l| self.judge.judge(l, &path)) {
-                Some(Ok(j)) => (j.verdict, j.hash, j.image_hash),
-                Some(Err(e)) => {
-                    tracing::debug!("judging {path} for exec permission: {e}");
-                    (Verdict::Unknown, None, None)
-                }
-                None => (Verdict::Unknown, None, None),
-            }
-        } else {
-            let kind = entry
-                .fs
-                .mounts
-                .as_ref()
-                .and_then(|m| m.find(&path))
-                .map(|m| m.kind());
-            match kind {
-                Some(MountKind::Tmpfs) => (Verdict::Tmpfs, None, None),
-                _ => (Verdict::Volume, None, None),
-            }
-        };
+        let (path, verdict, hash, image_hash) =
+            self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
         if !verdict.is_drift() {
             if matches!(verdict, Verdict::Image | Verdict::CopyUp) {
                 let _ = guard.ignore_until_modified(req.file.as_raw_fd());
@@ -856,6 +872,148 @@ impl Enforcer {
             drift: Some(finding),
         };
         (false, Some(event))
+    }
+
+    /// Where an executed file came from: its path in the container (without " (deleted)"),
+    /// the verdict and the hashes, from the file's metadata and the container's layers.
+    fn file_verdict(
+        &self,
+        raw_path: &str,
+        md: &std::fs::Metadata,
+        placed: &Placed,
+        entry: &ContainerEntry,
+    ) -> (String, Verdict, Option<String>, Option<String>) {
+        let path = raw_path
+            .strip_suffix(" (deleted)")
+            .unwrap_or(raw_path)
+            .to_string();
+        let (verdict, hash, image_hash) = if md.nlink() == 0 {
+            (Verdict::Deleted, None, None)
+        } else if md.dev() == placed.root_dev {
+            match entry.fs.layers.as_ref().map(|l| self.judge.judge(l, &path)) {
+                Some(Ok(j)) => (j.verdict, j.hash, j.image_hash),
+                Some(Err(e)) => {
+                    tracing::debug!("judging {path}: {e}");
+                    (Verdict::Unknown, None, None)
+                }
+                None => (Verdict::Unknown, None, None),
+            }
+        } else {
+            let kind = entry
+                .fs
+                .mounts
+                .as_ref()
+                .and_then(|m| m.find(&path))
+                .map(|m| m.kind());
+            match kind {
+                Some(MountKind::Tmpfs) => (Verdict::Tmpfs, None, None),
+                _ => (Verdict::Volume, None, None),
+            }
+        };
+        (path, verdict, hash, image_hash)
+    }
+
+    /// Judges a process the kernel held while no agent was alive (failing closed): killed
+    /// if its program is drift in a prevent scope, let go otherwise.
+    fn judge_orphan(&self, pid: u32) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the command name, which ends at the last ')'.
+        let stopped = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|st| st == "T");
+        if !stopped {
+            return;
+        }
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let Some(m) = driftwatch_runtime::container_from_proc_cgroup(&cgroup) else {
+            signal(pid, libc::SIGCONT);
+            return;
+        };
+        let entry = self.registry.resolve(&m.id, m.engine, pid);
+        let ns = mnt_ns_of(pid);
+        let mode = self.place(&entry, pid, ns);
+        let placed = ns.and_then(|ns| self.placed.lock().ok()?.get(&ns).cloned());
+        let exe = format!("/proc/{pid}/exe");
+        let (Some(placed), Ok(md), Ok(raw)) =
+            (placed, std::fs::metadata(&exe), std::fs::read_link(&exe))
+        else {
+            signal(pid, libc::SIGCONT);
+            return;
+        };
+        let (path, verdict, hash, image_hash) =
+            self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
+        let mut hash_exe = || std::fs::File::open(&exe).ok().and_then(sha256_of);
+        if mode != EnforcementMode::Prevent
+            || !verdict.is_drift()
+            || self.policy.permits(&path, &entry.meta, &mut hash_exe)
+        {
+            signal(pid, libc::SIGCONT);
+            self.stats.hold_released.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut process = self.denied_process(pid, &path, &entry);
+        process.argv = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let killed = signal(pid, libc::SIGKILL);
+        self.stats.orphans_killed.fetch_add(1, Ordering::Relaxed);
+        let time_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let event = Event {
+            time_ns,
+            kind: EventKind::Execve,
+            process,
+            container: Some(entry.meta.clone()),
+            file: None,
+            net: None,
+            drift: Some(DriftFinding {
+                kind: DriftKind::Binary,
+                subject: DriftSubject::Exe,
+                verdict,
+                path,
+                hash,
+                image_hash,
+                detail: Some(
+                    "held by the kernel while no agent was running (on_agent_death: hold)".into(),
+                ),
+                enforcement: Some(Enforcement {
+                    mode: EnforcementMode::Prevent,
+                    action: if killed {
+                        EnforcementAction::Blocked
+                    } else {
+                        EnforcementAction::Failed
+                    },
+                    by: killed.then_some(EnforcementMechanism::BpfHold),
+                }),
+            }),
+        };
+        crate::emitter::emit(&self.emitter, &event);
+    }
+
+    /// Every 500 ms: tells the kernel the agent is alive and judges what it held meanwhile.
+    fn run_heartbeat(self: Arc<Self>) {
+        let Some(maps) = self.maps.get() else { return };
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Err(e) = maps.heartbeat() {
+                tracing::warn!("enforcement heartbeat: {e}");
+            }
+            for pid in maps.take_orphans() {
+                self.judge_orphan(pid);
+            }
+            for _ in 0..5 {
+                if self.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
     }
 
     fn recently_denied(&self, pid: u32, path: &str) -> bool {

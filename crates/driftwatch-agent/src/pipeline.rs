@@ -222,6 +222,7 @@ impl Agent {
         let sensor = ExecSensor::start(
             SensorConfig {
                 ring_bytes: config.ring_bytes,
+                pin: config.enforcement.hold_on_agent_death && config.enforcement.any_prevent(),
                 ..SensorConfig::default()
             },
             move |rec| worker.handle(rec),

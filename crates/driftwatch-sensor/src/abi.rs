@@ -17,7 +17,8 @@ pub const DW_STAT_SENT: u32 = 1;
 pub const DW_STAT_HOST_SKIPPED: u32 = 2;
 pub const DW_STAT_KILLED: u32 = 3;
 pub const DW_STAT_HELD: u32 = 4;
-pub const DW_STAT_COUNT: u32 = 5;
+pub const DW_STAT_ORPHANED: u32 = 5;
+pub const DW_STAT_COUNT: u32 = 6;
 
 /// `enum dw_enforce_flags`: values of the `enforce` map (key: mount namespace inode).
 pub const DW_ENFORCE_KILL_MEMFD: u32 = 1 << 0;
@@ -39,6 +40,7 @@ impl ExecFlags {
     pub const KILLED: u32 = 1 << 7;
     pub const HELD: u32 = 1 << 8;
     pub const PSEUDO: u32 = 1 << 9;
+    pub const ORPHAN: u32 = 1 << 10;
 
     pub fn has(self, flag: u32) -> bool {
         self.0 & flag != 0

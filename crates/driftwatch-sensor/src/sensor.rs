@@ -11,8 +11,14 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, PrintLevel, RingBufferBuilder};
 
 use crate::abi::{
-    DW_STAT_COUNT, DW_STAT_HELD, DW_STAT_HOST_SKIPPED, DW_STAT_KILLED, DW_STAT_LOST, DW_STAT_SENT,
+    DW_STAT_COUNT, DW_STAT_HELD, DW_STAT_HOST_SKIPPED, DW_STAT_KILLED, DW_STAT_LOST,
+    DW_STAT_ORPHANED, DW_STAT_SENT,
 };
+
+/// Where the exec program's link and the `orphans` map are pinned when enforcement fails
+/// closed (the program outlives the agent). A starting agent detaches what a previous one
+/// left there, after its own program is attached.
+pub const PIN_DIR: &str = "/sys/fs/bpf/driftwatch";
 use crate::exec::ExecRecord;
 
 pub(crate) mod skel {
@@ -32,6 +38,9 @@ pub struct SensorConfig {
     /// wakeup per window instead of one per exec. Adds at most this much alert latency;
     /// costs nothing when idle.
     pub batch_window: Duration,
+    /// Pin the program's link and the `orphans` map in [`PIN_DIR`] so that the kernel keeps
+    /// enforcing after the agent dies (unpinned again on a clean stop).
+    pub pin: bool,
 }
 
 impl Default for SensorConfig {
@@ -40,6 +49,7 @@ impl Default for SensorConfig {
             ring_bytes: 8 * 1024 * 1024,
             host_mnt_ns: None,
             batch_window: Duration::from_micros(500),
+            pin: false,
         }
     }
 }
@@ -61,6 +71,8 @@ pub enum SensorError {
     ThreadDied,
     #[error("spawning the sensor thread: {0}")]
     Spawn(std::io::Error),
+    #[error("failing closed needs the exec program pinned in {PIN_DIR}: {0}")]
+    Pin(String),
     #[error(
         "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): the CO-RE exec program cannot load, so execs are not seen; a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed"
     )]
@@ -84,6 +96,8 @@ pub struct SensorStats {
     pub killed: AtomicU64,
     /// New images the kernel sent SIGSTOP to be judged (enforcement).
     pub held: AtomicU64,
+    /// New images held while no agent was alive (fail closed).
+    pub orphaned: AtomicU64,
 }
 
 /// What the exec program enforces in the kernel, per mount namespace (`dw_enforce_flags`):
@@ -92,6 +106,11 @@ pub struct SensorStats {
 pub struct EnforceMaps {
     per_ns: Arc<MapHandle>,
     config: Arc<MapHandle>,
+    orphans: Arc<MapHandle>,
+    /// What was last written to `enforce_config`: (unknown flags, heartbeat, dead after).
+    config_value: Arc<Mutex<(u32, u64, u64)>>,
+    /// Pids a previous agent's pinned program held while no agent was alive.
+    inherited: Arc<Mutex<Vec<u32>>>,
 }
 
 impl std::fmt::Debug for EnforceMaps {
@@ -126,11 +145,44 @@ impl EnforceMaps {
 
     /// Sets the flags of namespaces not in the map (not judged yet).
     pub fn set_unknown(&self, flags: u32) -> Result<(), SensorError> {
-        let mut value = [0u8; 8];
-        value[..4].copy_from_slice(&flags.to_ne_bytes());
+        self.write_config(|c| c.0 = flags)
+    }
+
+    /// Fail closed after `dead_after` without a heartbeat (`None`: never).
+    pub fn set_dead_after(&self, dead_after: Option<Duration>) -> Result<(), SensorError> {
+        let ns = dead_after.map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
+        self.write_config(|c| {
+            c.1 = boot_ns();
+            c.2 = ns;
+        })
+    }
+
+    /// The agent is alive (see [`EnforceMaps::set_dead_after`]).
+    pub fn heartbeat(&self) -> Result<(), SensorError> {
+        self.write_config(|c| c.1 = boot_ns())
+    }
+
+    fn write_config(&self, change: impl FnOnce(&mut (u32, u64, u64))) -> Result<(), SensorError> {
+        let mut c = self.config_value.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut c);
+        let mut value = [0u8; 24];
+        value[..4].copy_from_slice(&c.0.to_ne_bytes());
+        value[8..16].copy_from_slice(&c.1.to_ne_bytes());
+        value[16..24].copy_from_slice(&c.2.to_ne_bytes());
         self.config
             .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
             .map_err(|e| bpf_error("updating the enforce_config map", e))
+    }
+
+    /// Takes the pids held while no agent was alive: this program's, and on the first call
+    /// those a previous agent's pinned program held.
+    pub fn take_orphans(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> =
+            std::mem::take(&mut *self.inherited.lock().unwrap_or_else(|p| p.into_inner()));
+        pids.extend(take_orphans_of(self.orphans.as_ref()));
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 }
 
@@ -245,6 +297,60 @@ pub(crate) fn bpf_error(step: &'static str, source: libbpf_rs::Error) -> SensorE
     SensorError::Bpf { step, source, log }
 }
 
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Removes and returns every pid of an `orphans` map.
+fn take_orphans_of(map: &dyn MapCore) -> Vec<u32> {
+    let keys: Vec<Vec<u8>> = map.keys().collect();
+    keys.iter()
+        .filter_map(|k| {
+            let _ = map.delete(k);
+            k.get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_ne_bytes)
+        })
+        .collect()
+}
+
+/// A previous agent's pinned program: detached once ours runs; the pids it held while no
+/// agent was alive are returned (read after the detach, so none is missed).
+fn retire_pinned() -> Vec<u32> {
+    let dir = std::path::Path::new(PIN_DIR);
+    let link_path = dir.join("exec_link");
+    let orphans_path = dir.join("orphans");
+    if !link_path.exists() {
+        return Vec::new();
+    }
+    let orphans = MapHandle::from_pinned_path(&orphans_path).ok();
+    match libbpf_rs::Link::open(&link_path) {
+        Ok(mut link) => {
+            if let Err(e) = link.unpin() {
+                tracing::warn!("unpinning the previous agent's exec program: {e}");
+            }
+            let _ = link.detach();
+            tracing::info!("detached the exec program a previous agent left pinned");
+        }
+        Err(e) => {
+            tracing::warn!("opening the previous agent's pinned program: {e}");
+            let _ = std::fs::remove_file(&link_path);
+        }
+    }
+    let pids = orphans
+        .as_ref()
+        .map(|m| take_orphans_of(m))
+        .unwrap_or_default();
+    let _ = std::fs::remove_file(&orphans_path);
+    pids
+}
+
 /// Reads the inode number of the host's mount namespace: init's (`/proc/1/ns/mnt`), or when
 /// init cannot be inspected (some sandboxes), the agent's own, which is the host's unless the
 /// agent itself runs in a container without the host's PID namespace.
@@ -355,27 +461,64 @@ fn run<F>(
     F: FnMut(ExecRecord) + Send + 'static,
 {
     let mut object = MaybeUninit::uninit();
-    let skel = match load(&mut object, &config, host_ns) {
+    let mut skel = match load(&mut object, &config, host_ns) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let handles = MapHandle::try_from(&skel.maps.enforce)
-        .and_then(|per_ns| Ok((per_ns, MapHandle::try_from(&skel.maps.enforce_config)?)));
-    match handles {
-        Ok((per_ns, config)) => {
-            let _ = maps.set(EnforceMaps {
-                per_ns: Arc::new(per_ns),
-                config: Arc::new(config),
-            });
-        }
+    let handles = MapHandle::try_from(&skel.maps.enforce).and_then(|per_ns| {
+        Ok((
+            per_ns,
+            MapHandle::try_from(&skel.maps.enforce_config)?,
+            MapHandle::try_from(&skel.maps.orphans)?,
+        ))
+    });
+    let (per_ns, config_map, mut orphans) = match handles {
+        Ok(h) => h,
         Err(e) => {
             let _ = ready.send(Err(bpf_error("opening the enforce maps", e)));
             return;
         }
+    };
+    // Ours runs: retire a previous agent's pinned program, then pin ours if failing closed.
+    let inherited = retire_pinned();
+    let mut pinned_link = None;
+    if config.pin {
+        let dir = std::path::Path::new(PIN_DIR);
+        let pinned = std::fs::create_dir_all(dir)
+            .map_err(|e| format!("creating {PIN_DIR}: {e}"))
+            .and_then(|()| {
+                orphans
+                    .pin(dir.join("orphans"))
+                    .map_err(|e| format!("pinning the orphans map: {e}"))
+            })
+            .and_then(|()| match skel.links.dw_sched_process_exec.take() {
+                Some(mut link) => match link.pin(dir.join("exec_link")) {
+                    Ok(()) => {
+                        pinned_link = Some(link);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        skel.links.dw_sched_process_exec = Some(link);
+                        Err(format!("pinning the exec program's link: {e}"))
+                    }
+                },
+                None => Err("the exec program has no link to pin".into()),
+            });
+        if let Err(e) = pinned {
+            let _ = ready.send(Err(SensorError::Pin(e)));
+            return;
+        }
     }
+    let _ = maps.set(EnforceMaps {
+        per_ns: Arc::new(per_ns),
+        config: Arc::new(config_map),
+        orphans: Arc::new(orphans),
+        config_value: Arc::new(Mutex::new((0, 0, 0))),
+        inherited: Arc::new(Mutex::new(inherited)),
+    });
     let cb_stats = stats.clone();
     let callback = move |data: &[u8]| {
         cb_stats.received.fetch_add(1, Ordering::Relaxed);
@@ -419,6 +562,11 @@ fn run<F>(
     }
     let _ = ring.consume();
     read_kernel_stats(&skel.maps.stats, &stats);
+    // A clean stop: the program goes with the agent (failing closed is for deaths).
+    if let Some(mut link) = pinned_link {
+        let _ = link.unpin();
+        let _ = std::fs::remove_file(std::path::Path::new(PIN_DIR).join("orphans"));
+    }
 }
 
 fn read_kernel_stats(map: &dyn MapCore, stats: &SensorStats) {
@@ -428,6 +576,7 @@ fn read_kernel_stats(map: &dyn MapCore, stats: &SensorStats) {
         (DW_STAT_HOST_SKIPPED, &stats.host_skipped),
         (DW_STAT_KILLED, &stats.killed),
         (DW_STAT_HELD, &stats.held),
+        (DW_STAT_ORPHANED, &stats.orphaned),
     ] {
         debug_assert!(key < DW_STAT_COUNT);
         if let Ok(Some(per_cpu)) = map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {

@@ -244,11 +244,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "killed_after_start": e.killed_late.load(Ordering::Relaxed),
             "failed": e.failed.load(Ordering::Relaxed),
             "allowlisted": e.allowlisted.load(Ordering::Relaxed),
+            "orphans_killed": e.orphans_killed.load(Ordering::Relaxed),
             "prevent_containers": e.prevent_containers.load(Ordering::Relaxed),
             "marked_mounts": e.marked_mounts.load(Ordering::Relaxed),
             "mark_errors": e.mark_errors.load(Ordering::Relaxed),
             "kernel_killed": k.as_ref().map_or(0, |k| k.killed.load(Ordering::Relaxed)),
             "kernel_held": k.as_ref().map_or(0, |k| k.held.load(Ordering::Relaxed)),
+            "kernel_orphaned": k.as_ref().map_or(0, |k| k.orphaned.load(Ordering::Relaxed)),
         })
     };
     let stats_json = serde_json::json!({

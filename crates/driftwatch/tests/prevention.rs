@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -319,6 +320,74 @@ fn when_the_agent_dies_enforcement_fails_open() {
     agent.kill_hard();
     let (code, out) = c.sh("/tmp/d/true && cp /bin/busybox /tmp/d/echo && /tmp/d/echo ran");
     assert_eq!((code, out.trim()), (0, "ran"));
+}
+
+#[test]
+fn on_agent_death_hold_fails_closed_until_the_next_agent_judges() {
+    if !ready(&[BUSYBOX]) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("hold.yaml");
+    std::fs::write(&policy, "default: prevent\non_agent_death: hold\n").unwrap();
+    let policy = policy.to_str().unwrap().to_string();
+    let c = Container::run(&[BUSYBOX, "sleep", "120"]);
+    c.sh("mkdir /tmp/d && cp /bin/busybox /tmp/d/sleep");
+    let mut agent = AgentProcess::start(&["--enforcement-policy", &policy]);
+    assert!(Path::new("/sys/fs/bpf/driftwatch/exec_link").exists());
+    agent.kill_hard();
+    // After the heartbeat's 3 s: drift is held (stopped before its first instruction),
+    // image binaries still run.
+    std::thread::sleep(Duration::from_millis(3500));
+    let out = docker(&["exec", "-d", &c.id, "/tmp/d/sleep", "77"]);
+    assert!(out.status.success());
+    let (code, _) = c.sh("ls / >/dev/null");
+    assert_eq!(code, 0, "an image binary must run while the agent is dead");
+    let held = || {
+        let ps = std::process::Command::new("ps")
+            .args(["-eo", "stat=,args="])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .find(|l| l.contains("/tmp/d/sleep 77"))
+            .map(|l| l.trim().to_string())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let state = loop {
+        if let Some(l) = held() {
+            break l;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drifted process never showed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(state.starts_with('T'), "not held: {state}");
+    // The next agent detaches the old program, judges the held process and kills it.
+    let agent = AgentProcess::start(&["--enforcement-policy", &policy]);
+    let a = agent.wait_for("orphan judged", WAIT, blocked_in(&c, "/tmp/d/sleep"));
+    assert_blocked(&a, "added", "exe", "bpf_hold");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while held().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held process still exists"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(agent);
+    // A clean stop leaves nothing pinned: the kernel enforces nothing without an agent.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Path::new("/sys/fs/bpf/driftwatch/exec_link").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still pinned after a clean stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
