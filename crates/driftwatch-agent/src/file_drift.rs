@@ -236,21 +236,10 @@ fn typechar(md: &std::fs::Metadata) -> char {
     }
 }
 
-/// The acting process, from what the exec sensor saw or, failing that, from /proc.
-///
-/// A short-lived process (`rm`, `chmod`) may have exited before its notice is read, and the
-/// exec sensor may not have recorded it yet when it is busy judging other execs: then wait
-/// for it, up to 100 ms, rather than report the change without its actor.
+/// The acting process, from what the exec sensor saw (waiting briefly for it, see
+/// [`crate::proctable::lookup_or_wait`]) or, failing that, from /proc.
 fn process_of(procs: &Mutex<ProcTable>, pid: u32) -> Process {
-    let lookup = || procs.lock().ok().and_then(|t| t.get(pid).cloned());
-    let mut known = lookup();
-    if known.is_none() && pid != 0 && !Path::new(&format!("/proc/{pid}")).exists() {
-        let deadline = Instant::now() + Duration::from_millis(100);
-        while known.is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-            known = lookup();
-        }
-    }
+    let known = crate::proctable::lookup_or_wait(procs, pid);
     if let Some(p) = known {
         return Process {
             pid,

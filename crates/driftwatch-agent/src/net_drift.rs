@@ -307,10 +307,11 @@ impl NetDrift {
 
     /// The acting process as the exec sensor saw it, else as /proc shows it now.
     fn process(&self, entry: &ContainerEntry, obs: &Observation) -> Process {
-        let procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
-        let known = procs.get(obs.pid).cloned();
-        let pexepath = procs.exepath(obs.ppid).unwrap_or_default().to_string();
-        drop(procs);
+        let known = crate::proctable::lookup_or_wait(&self.procs, obs.pid);
+        let pexepath = {
+            let procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
+            procs.exepath(obs.ppid).unwrap_or_default().to_string()
+        };
         let mut p = Process {
             pid: obs.pid,
             ppid: obs.ppid,

@@ -3,6 +3,31 @@
 //! reports by pid only. Bounded: the oldest half is dropped when full.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What the exec sensor saw of `pid`. A short-lived process (`rm`, `nc`) may have exited
+/// before the event naming it is handled, and the exec sensor may not have recorded it yet
+/// when it is busy: then wait for the record, up to 100 ms, rather than report the event
+/// without its actor. `None` at once when the process still runs (read /proc instead).
+pub fn lookup_or_wait(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
+    let lookup = || {
+        procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pid)
+            .cloned()
+    };
+    let mut known = lookup();
+    if known.is_none() && pid != 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while known.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+            known = lookup();
+        }
+    }
+    known
+}
 
 /// A process as it was at its last exec.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
