@@ -29,6 +29,9 @@ impl std::fmt::Display for ObjectRef {
 pub struct Location {
     pub file: String,
     pub document: usize,
+    /// Helm's `# Source:` comment of the document: the template it was rendered from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub path: String,
     pub line: u64,
     pub column: u64,
@@ -156,6 +159,7 @@ struct Doc<'a> {
     file: &'a str,
     /// The document's text, for [`Node::text`].
     src: &'a str,
+    source: Option<&'a str>,
     document: usize,
     out: DocAudit,
 }
@@ -172,6 +176,7 @@ impl<'a> Doc<'a> {
         Location {
             file: self.file.to_string(),
             document: self.document,
+            source: self.source.map(str::to_string),
             path,
             line: at.line,
             column: at.col,
@@ -811,10 +816,17 @@ pub fn digest_problem(image: &str) -> Option<&'static str> {
 }
 
 /// Audits one parsed document.
-pub(crate) fn audit_document(file: &str, document: usize, src: &str, root: &Node) -> DocAudit {
+pub(crate) fn audit_document(
+    file: &str,
+    document: usize,
+    src: &str,
+    source: Option<&str>,
+    root: &Node,
+) -> DocAudit {
     let mut doc = Doc {
         file,
         src,
+        source,
         document,
         out: DocAudit::default(),
     };

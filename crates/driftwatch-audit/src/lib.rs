@@ -178,7 +178,13 @@ fn audit_text(name: &str, text: &str) -> Vec<Result<check::DocAudit, InputError>
     yaml::split_documents(text)
         .into_iter()
         .map(|raw| match yaml::parse_document(&raw) {
-            Ok(Some(root)) => Ok(check::audit_document(name, raw.index, &raw.text, &root)),
+            Ok(Some(root)) => Ok(check::audit_document(
+                name,
+                raw.index,
+                &raw.text,
+                raw.source.as_deref(),
+                &root,
+            )),
             Ok(None) => Ok(check::DocAudit::default()),
             Err(e) => Err(InputError {
                 file: name.to_string(),

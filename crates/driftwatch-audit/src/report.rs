@@ -26,9 +26,15 @@ pub fn table(r: &Report) -> String {
         }
     }
     for (first, findings) in &groups {
+        let source = first
+            .location
+            .source
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{} document {}: {}",
+            "{} document {}{source}: {}",
             first.location.file, first.location.document, first.object
         );
         let mut containers: Vec<Option<&str>> = Vec::new();

@@ -577,6 +577,14 @@ metadata:
     assert_eq!(r.notes[0].location.document, 1);
     let f = only(&r, Rule::ReadOnlyRootFilesystem);
     assert_eq!(f.location.document, 3);
+    assert_eq!(
+        f.location.source.as_deref(),
+        Some("shop/templates/deploy.yaml")
+    );
+    assert!(
+        report::table(&r)
+            .contains("t.yaml document 3 (shop/templates/deploy.yaml): Deployment web\n")
+    );
     // The Deployment starts on line 11; its readOnlyRootFilesystem is its line 11.
     assert_eq!((f.location.line, f.location.column), (21, 13));
 }
