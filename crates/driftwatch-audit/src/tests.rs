@@ -417,7 +417,7 @@ fn namespaces_not_in_the_input_are_reported_once_as_info() {
 /// are audited as containers.
 #[test]
 fn every_workload_kind() {
-    let container = format!("- name: c\n  image: x:1\n");
+    let container = "- name: c\n  image: x:1\n".to_string();
     let indent = |s: &str, n: usize| {
         s.lines()
             .map(|l| format!("{}{l}\n", " ".repeat(n)))
@@ -686,8 +686,6 @@ fn deeply_nested_garbage_binary_and_non_utf8() {
     let r = run(&format!("kind: Pod\nspec: {}", "[".repeat(200_000)));
     assert_eq!(r.errors.len(), 1);
     assert!(matches!(r.errors[0].message, InputErrorKind::Syntax(_)));
-    let r = run(&"a:\n  ".repeat(1));
-    assert!(r.errors.len() <= 1);
     let deep: String = (0..500).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
     assert_eq!(run(&deep).errors.len(), 1);
 

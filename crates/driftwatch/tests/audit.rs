@@ -119,7 +119,7 @@ fn bad_input_exits_2_with_a_positioned_error() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yaml");
     std::fs::write(&broken, "kind: Pod\nspec:\n  containers: [\n    {name: a\n").unwrap();
-    let out = audit(&[], &[broken.clone()]);
+    let out = audit(&[], &[broken]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("broken.yaml:"), "{t}");
