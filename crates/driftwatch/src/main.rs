@@ -1,5 +1,6 @@
 //! The `driftwatch` command line: runs the agent and its tools.
 
+mod audit_cmd;
 mod baseline_cmd;
 mod capture_cmd;
 mod diff_cmd;
@@ -67,6 +68,23 @@ enum Command {
   sudo driftwatch release web
   sudo driftwatch release 3f2a1b9c4d5e")]
     Release(respond_cmd::ReleaseArgs),
+    /// Check Kubernetes manifests for the settings that keep containers from drifting:
+    /// read-only root filesystem, no privilege escalation, non-root, images pinned by digest,
+    /// bounded emptyDirs, no privileged containers or added capabilities, no hostPath, and
+    /// namespaces enforcing the restricted Pod Security Standard. Exit 0: nothing at or above
+    /// --fail-on, 1: findings, 2: unreadable or invalid input.
+    #[command(after_help = "Examples:
+  driftwatch audit deploy/
+  driftwatch audit app.yaml --fail-on error
+  helm template my-release ./chart | driftwatch audit -
+  kubectl get deploy,sts,ds,cronjob,ns -A -o yaml | driftwatch audit - --format json | jq '.findings[] | select(.rule == \"DW-K8S-004\")'
+  driftwatch audit k8s/ --format sarif > driftwatch.sarif   # upload to code scanning
+
+Rules: DW-K8S-001 readOnlyRootFilesystem, 002 allowPrivilegeEscalation, 003 runAsNonRoot,
+004 image digest, 005 emptyDir sizeLimit, 006 privileged, 007 capabilities.add,
+008 capabilities.drop ALL, 009 hostPath, 010 namespace Pod Security label,
+011 namespace not in the input (info).")]
+    Audit(audit_cmd::AuditArgs),
     /// Check response playbook files.
     #[command(subcommand)]
     Playbook(respond_cmd::PlaybookCommand),
@@ -96,6 +114,7 @@ fn main() {
         Command::Actions(a) => respond_cmd::actions(a),
         Command::Release(a) => respond_cmd::release(a),
         Command::Playbook(c) => respond_cmd::playbook(c),
+        Command::Audit(a) => audit_cmd::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
