@@ -284,7 +284,11 @@ impl<'a> Doc<'a> {
         let meta_path = join(base, "metadata");
         let metadata = self.optional_map(obj, "metadata", base);
         let src = self.src;
-        let text = |key: &str| metadata.and_then(|m| m.get(key)).and_then(|n| n.text(src));
+        let text = |key: &str| {
+            metadata
+                .and_then(|m| m.get(key))
+                .and_then(|n| n.scalar(Some(src)))
+        };
         let name = text("name")
             .or_else(|| text("generateName").map(|g| format!("{g}*")))
             .unwrap_or_else(|| "<unnamed>".to_string());
@@ -372,7 +376,7 @@ impl<'a> Doc<'a> {
     ) {
         let Some(name) = metadata
             .and_then(|m| m.get("name"))
-            .and_then(|n| n.text(self.src))
+            .and_then(|n| n.scalar(Some(self.src)))
         else {
             return self.error(obj, "Namespace without `metadata.name`".to_string());
         };
@@ -380,7 +384,7 @@ impl<'a> Doc<'a> {
         let label_path = format!("{}[\"{ENFORCE_LABEL}\"]", join(meta_path, "labels"));
         let labels = metadata.and_then(|m| self.optional_map(m, "labels", meta_path));
         match labels.and_then(|l| l.entry(ENFORCE_LABEL)) {
-            Some((_, v)) if v.text(self.src).as_deref() == Some("restricted") => {}
+            Some((_, v)) if v.scalar(Some(self.src)).as_deref() == Some("restricted") => {}
             Some((k, v)) => self.finding(
                 Rule::NamespacePodSecurity,
                 &object,
@@ -389,7 +393,7 @@ impl<'a> Doc<'a> {
                 k,
                 format!(
                     "namespace {name} enforces Pod Security level {} instead of restricted",
-                    v.text(self.src)
+                    v.scalar(Some(self.src))
                         .map_or_else(|| v.describe(), |s| format!("{s:?}"))
                 ),
             ),
@@ -440,7 +444,7 @@ impl<'a> Doc<'a> {
                 }
                 let base = c
                     .get("name")
-                    .and_then(|n| n.text(self.src))
+                    .and_then(|n| n.scalar(Some(self.src)))
                     .unwrap_or_else(|| format!("#{i}"));
                 let name = match field {
                     "initContainers" => format!("{base} (init)"),
@@ -664,7 +668,7 @@ impl<'a> Doc<'a> {
                 c.node,
                 format!("{object}: container {} has no `image` ({path})", c.name),
             ),
-            Some((k, v)) => match v.text(self.src) {
+            Some((k, v)) => match v.scalar(Some(self.src)) {
                 None => self.error(
                     k,
                     format!("{object}: `{path}` is {}, expected a string", v.type_name()),
@@ -710,7 +714,7 @@ impl<'a> Doc<'a> {
             let src = self.src;
             let vname = vol
                 .get("name")
-                .and_then(|n| n.text(src))
+                .and_then(|n| n.scalar(Some(src)))
                 .unwrap_or_else(|| "<unnamed>".to_string());
             // (container, mountPath, writable) of every mount of this volume.
             let mounts: Vec<(String, String, bool)> = containers
@@ -722,13 +726,13 @@ impl<'a> Doc<'a> {
                         .unwrap_or_default()
                         .iter()
                         .filter(|m| {
-                            m.get("name").and_then(|n| n.text(src)).as_ref() == Some(&vname)
+                            m.get("name").and_then(|n| n.scalar(Some(src))).as_ref() == Some(&vname)
                         })
                         .map(|m| {
                             (
                                 c.name.clone(),
                                 m.get("mountPath")
-                                    .and_then(|n| n.text(src))
+                                    .and_then(|n| n.scalar(Some(src)))
                                     .unwrap_or_else(|| "?".to_string()),
                                 m.get("readOnly").map(|r| &r.kind) != Some(&NodeKind::Bool(true)),
                             )
@@ -747,7 +751,7 @@ impl<'a> Doc<'a> {
             if let Some((k, hp)) = vol.entry("hostPath") {
                 let host = hp
                     .get("path")
-                    .and_then(|n| n.text(src))
+                    .and_then(|n| n.scalar(Some(src)))
                     .unwrap_or_else(|| "?".to_string());
                 let used = if mounts.is_empty() {
                     String::new()

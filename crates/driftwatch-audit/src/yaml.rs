@@ -1,11 +1,6 @@
 //! Manifest text to positioned YAML documents: the stream is split at `---` markers (so every
 //! document keeps its number even when another one is invalid or empty) and each document is
-//! parsed by serde-saphyr into a small tree whose nodes know their line and column.
-
-use std::fmt;
-
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+//! parsed into the positioned tree of `driftwatch-yaml` (shared with rules and playbooks).
 
 /// Deeper than any Kubernetes object; deeper input is refused, never recursed into.
 pub const MAX_DEPTH: usize = 64;
@@ -14,206 +9,7 @@ pub const MAX_DEPTH: usize = 64;
 /// takes about 8 MiB in a debug build, more than a test thread's 2 MiB.
 pub const PARSE_STACK_BYTES: usize = 64 * 1024 * 1024;
 
-/// A YAML node and where it starts (1-based line and column in the file).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Node {
-    pub kind: NodeKind,
-    pub line: u64,
-    pub col: u64,
-    /// Byte offset and length in the document's text, when the parser knows them.
-    pub span: Option<(usize, usize)>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum NodeKind {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
-}
-
-impl Node {
-    /// The entry `key` of a mapping: its key node (where it is written) and its value.
-    pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
-        match &self.kind {
-            NodeKind::Map(kv) => kv
-                .iter()
-                .find(|(k, _)| matches!(&k.kind, NodeKind::Str(s) if s == key))
-                .map(|(k, v)| (k, v)),
-            _ => None,
-        }
-    }
-
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entry(key).map(|(_, v)| v)
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match &self.kind {
-            NodeKind::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// A scalar as Kubernetes reads it into a string field: `name: n` or `name: 0755` keep
-    /// their spelling (YAML 1.1 would make them a boolean and a number). `doc` is the text of
-    /// the document the node was parsed from.
-    pub fn text(&self, doc: &str) -> Option<String> {
-        match &self.kind {
-            NodeKind::Str(s) => Some(s.clone()),
-            NodeKind::Bool(_) | NodeKind::Int(_) | NodeKind::Float(_) => {
-                let raw = self.span.and_then(|(o, l)| doc.get(o..o + l));
-                Some(raw.filter(|r| !r.is_empty()).map_or_else(
-                    || match &self.kind {
-                        NodeKind::Bool(b) => b.to_string(),
-                        NodeKind::Int(i) => i.to_string(),
-                        NodeKind::Float(f) => f.to_string(),
-                        _ => String::new(),
-                    },
-                    str::to_string,
-                ))
-            }
-            NodeKind::Null | NodeKind::Seq(_) | NodeKind::Map(_) => None,
-        }
-    }
-
-    pub fn as_seq(&self) -> Option<&[Node]> {
-        match &self.kind {
-            NodeKind::Seq(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn is_map(&self) -> bool {
-        matches!(self.kind, NodeKind::Map(_))
-    }
-
-    /// How the value reads in a message: `false`, `"true"` (a string), `null`.
-    pub fn describe(&self) -> String {
-        match &self.kind {
-            NodeKind::Null => "null".into(),
-            NodeKind::Bool(b) => b.to_string(),
-            NodeKind::Int(i) => i.to_string(),
-            NodeKind::Float(f) => f.to_string(),
-            NodeKind::Str(s) => format!("the string {s:?}"),
-            NodeKind::Seq(_) => "a list".into(),
-            NodeKind::Map(_) => "a mapping".into(),
-        }
-    }
-
-    pub fn type_name(&self) -> &'static str {
-        match self.kind {
-            NodeKind::Null => "null",
-            NodeKind::Bool(_) => "a boolean",
-            NodeKind::Int(_) => "an integer",
-            NodeKind::Float(_) => "a number",
-            NodeKind::Str(_) => "a string",
-            NodeKind::Seq(_) => "a list",
-            NodeKind::Map(_) => "a mapping",
-        }
-    }
-
-    /// Moves the node (and its children) down by `lines`: a document parsed on its own starts
-    /// at line 1, but sits at some line of the file.
-    fn shift(&mut self, lines: u64) {
-        self.line += lines;
-        match &mut self.kind {
-            NodeKind::Seq(v) => v.iter_mut().for_each(|n| n.shift(lines)),
-            NodeKind::Map(kv) => kv.iter_mut().for_each(|(k, v)| {
-                k.shift(lines);
-                v.shift(lines);
-            }),
-            _ => {}
-        }
-    }
-}
-
-struct KindVisitor;
-
-impl<'de> Visitor<'de> for KindVisitor {
-    type Value = NodeKind;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<NodeKind, E> {
-        Ok(NodeKind::Null)
-    }
-    fn visit_none<E>(self) -> Result<NodeKind, E> {
-        Ok(NodeKind::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
-        d.deserialize_any(KindVisitor)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<NodeKind, E> {
-        Ok(NodeKind::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<NodeKind, E> {
-        Ok(NodeKind::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<NodeKind, E> {
-        Ok(i64::try_from(v).map_or(NodeKind::Str(v.to_string()), NodeKind::Int))
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v.to_string()))
-    }
-    fn visit_u128<E>(self, v: u128) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v.to_string()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<NodeKind, E> {
-        Ok(NodeKind::Float(v))
-    }
-    fn visit_char<E>(self, v: char) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v.to_string()))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(v))
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<NodeKind, E> {
-        Ok(NodeKind::Str(String::from_utf8_lossy(v).into_owned()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<NodeKind, A::Error> {
-        let mut v = Vec::new();
-        while let Some(n) = a.next_element::<Node>()? {
-            v.push(n);
-        }
-        Ok(NodeKind::Seq(v))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<NodeKind, A::Error> {
-        let mut v = Vec::new();
-        while let Some(kv) = a.next_entry::<Node, Node>()? {
-            v.push(kv);
-        }
-        Ok(NodeKind::Map(v))
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeKind {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KindVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = serde_saphyr::Spanned::<NodeKind>::deserialize(d)?;
-        let span = s.referenced.span();
-        let offset = span.byte_offset().and_then(|o| usize::try_from(o).ok());
-        let len = span.byte_len().and_then(|o| usize::try_from(o).ok());
-        Ok(Node {
-            kind: s.value,
-            line: s.referenced.line(),
-            col: s.referenced.column(),
-            span: offset.zip(len),
-        })
-    }
-}
+pub use driftwatch_yaml::{Node, NodeKind};
 
 /// One document of a YAML stream, as text, before parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,49 +88,32 @@ pub struct SyntaxError {
 
 /// Parses one document; `None` for an empty (or `null`) document.
 pub fn parse_document(doc: &RawDocument) -> Result<Option<Node>, SyntaxError> {
-    let mut options = serde_saphyr::Options::default();
-    options.with_snippet = false;
-    if let Some(budget) = options.budget.as_mut() {
-        budget.max_depth = budget.max_depth.min(MAX_DEPTH);
-        // The file size cap bounds the work; a 10 MB `kubectl get -o yaml` List is one
-        // document with far more nodes than serde-saphyr's default allows.
-        budget.max_nodes = usize::MAX;
-        budget.max_events = usize::MAX;
-        budget.max_total_scalar_bytes = usize::MAX;
-    }
+    let limits = driftwatch_yaml::Limits {
+        // The file size cap (checked when reading) bounds the work.
+        max_bytes: usize::MAX,
+        max_depth: MAX_DEPTH,
+        // Kubernetes reads YAML 1.1: `yes` is true there.
+        strict_booleans: false,
+        // A 10 MB `kubectl get -o yaml` List is one document with far more nodes than the
+        // parser's default budget allows.
+        large_documents: true,
+    };
     let delta = doc.first_line - 1;
-    match serde_saphyr::from_str_with_options::<Option<Node>>(&doc.text, options) {
+    match driftwatch_yaml::parse(&doc.text, limits) {
         Ok(Some(mut node)) => {
-            node.shift(delta);
+            node.shift_lines(delta);
             Ok(Some(node))
         }
         Ok(None) => Ok(None),
-        Err(e) => {
-            let (line, col) = e
-                .location()
-                .map_or((doc.first_line, 1), |l| (l.line() + delta, l.column()));
-            Err(SyntaxError {
-                line,
-                col,
-                message: clean_message(&e.without_snippet().to_string()),
-            })
-        }
+        Err(e) => Err(SyntaxError {
+            line: e.line + delta,
+            col: e.col,
+            message: match e.problem {
+                driftwatch_yaml::Problem::Syntax(m) => m,
+                other => format!("{other:?}"),
+            },
+        }),
     }
-}
-
-/// serde-saphyr prefixes its messages with `error: line N column M: `; we print our own.
-fn clean_message(msg: &str) -> String {
-    let msg = msg.strip_prefix("error: ").unwrap_or(msg);
-    let msg = match msg.strip_prefix("line ") {
-        Some(rest) => rest.split_once(": ").map_or(msg, |(_, m)| m),
-        None => msg,
-    };
-    let msg = msg.lines().next().unwrap_or(msg).trim();
-    let msg = match msg.rfind(" at line ") {
-        Some(i) if msg[i..].contains("column") => &msg[..i],
-        _ => msg,
-    };
-    msg.to_string()
 }
 
 #[cfg(test)]
@@ -360,8 +139,11 @@ mod tests {
         let docs = split_documents("a: 1\n---\nname: n\nmode: 0755\nro: yes\n");
         let n = parse_document(&docs[1]).unwrap().unwrap();
         let t = &docs[1].text;
-        assert_eq!(n.get("name").unwrap().text(t).as_deref(), Some("n"));
-        assert_eq!(n.get("mode").unwrap().text(t).as_deref(), Some("0755"));
+        assert_eq!(n.get("name").unwrap().scalar(Some(t)).as_deref(), Some("n"));
+        assert_eq!(
+            n.get("mode").unwrap().scalar(Some(t)).as_deref(),
+            Some("0755")
+        );
         assert_eq!(n.get("ro").unwrap().kind, NodeKind::Bool(true));
     }
 

@@ -12,6 +12,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, (u32, u32, String)> {
     let limits = driftwatch_yaml::Limits {
         max_bytes: MAX_FILE_BYTES,
         max_depth: MAX_DEPTH,
+        ..driftwatch_yaml::Limits::CONFIG
     };
     match driftwatch_yaml::parse(text, limits) {
         Ok(Some(node)) => Ok(node),

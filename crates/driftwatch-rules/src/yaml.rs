@@ -48,6 +48,7 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, (usize, YamlError)> {
     let limits = driftwatch_yaml::Limits {
         max_bytes: MAX_FILE_BYTES,
         max_depth: MAX_DEPTH,
+        ..driftwatch_yaml::Limits::CONFIG
     };
     match driftwatch_yaml::parse(&file.text, limits) {
         Ok(Some(node)) => Ok(node),

@@ -55,6 +55,67 @@ impl Node {
         }
     }
 
+    /// The entry `key` of a mapping: its key node (where it is written) and its value.
+    pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
+        match &self.kind {
+            NodeKind::Map(kv) => kv
+                .iter()
+                .find(|(k, _)| matches!(&k.kind, NodeKind::Str(s) if s == key))
+                .map(|(k, v)| (k, v)),
+            _ => None,
+        }
+    }
+
+    /// The value of `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(_, v)| v)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.kind {
+            NodeKind::Seq(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn is_map(&self) -> bool {
+        matches!(self.kind, NodeKind::Map(_))
+    }
+
+    /// How the value reads in a message: `false`, `the string "true"`, `null`, `a list`.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            NodeKind::Null => "null".into(),
+            NodeKind::Bool(b) => b.to_string(),
+            NodeKind::Int(i) => i.to_string(),
+            NodeKind::Float(f) => f.to_string(),
+            NodeKind::Str(s) => format!("the string {s:?}"),
+            NodeKind::Seq(_) => "a list".into(),
+            NodeKind::Map(_) => "a mapping".into(),
+        }
+    }
+
+    /// Moves the node and its children down by `lines` (a document parsed on its own starts
+    /// at line 1 but sits further down its file). Byte offsets stay the document's.
+    pub fn shift_lines(&mut self, lines: u64) {
+        self.line += lines;
+        match &mut self.kind {
+            NodeKind::Seq(v) => v.iter_mut().for_each(|n| n.shift_lines(lines)),
+            NodeKind::Map(kv) => kv.iter_mut().for_each(|(k, v)| {
+                k.shift_lines(lines);
+                v.shift_lines(lines);
+            }),
+            _ => {}
+        }
+    }
+
     /// A scalar as text. With the file's `text`, a number or bool keeps its spelling in the
     /// file (`1.10` stays `1.10`); without it, its canonical form.
     pub fn scalar(&self, text: Option<&str>) -> Option<String> {
@@ -111,11 +172,27 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Limits of one parse.
+/// Limits and dialect of one parse.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_bytes: usize,
     pub max_depth: usize,
+    /// YAML 1.2 booleans only (`y`, `on` stay strings), as Falco reads rules. `false` reads
+    /// YAML 1.1's `yes`/`on` as booleans, as Kubernetes does.
+    pub strict_booleans: bool,
+    /// Lift the parser's node, event and scalar-bytes budgets (a 10 MB `kubectl get -o
+    /// yaml` List): `max_bytes` then bounds the work.
+    pub large_documents: bool,
+}
+
+impl Limits {
+    /// Configuration-sized files: 8 MiB, 64 levels, YAML 1.2 booleans.
+    pub const CONFIG: Limits = Limits {
+        max_bytes: 8 * 1024 * 1024,
+        max_depth: 64,
+        strict_booleans: true,
+        large_documents: false,
+    };
 }
 
 /// Parses a text. An empty file (or one with only comments) is `Ok(None)`.
@@ -133,9 +210,14 @@ pub fn parse(text: &str, limits: Limits) -> Result<Option<Node>, ParseError> {
     }
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
-    options.strict_booleans = true;
+    options.strict_booleans = limits.strict_booleans;
     if let Some(budget) = options.budget.as_mut() {
         budget.max_depth = budget.max_depth.min(limits.max_depth);
+        if limits.large_documents {
+            budget.max_nodes = usize::MAX;
+            budget.max_events = usize::MAX;
+            budget.max_total_scalar_bytes = usize::MAX;
+        }
     }
     serde_saphyr::from_str_with_options::<Option<Node>>(text, options).map_err(|e| {
         let (line, col, offset) = e.location().map_or((1, 1, None), |l| {
@@ -259,7 +341,7 @@ mod tests {
 
     const LIMITS: Limits = Limits {
         max_bytes: 1 << 20,
-        max_depth: 64,
+        ..Limits::CONFIG
     };
 
     #[test]
@@ -292,7 +374,7 @@ mod tests {
             "a: 1\n",
             Limits {
                 max_bytes: 2,
-                max_depth: 8,
+                ..LIMITS
             },
         )
         .unwrap_err();
@@ -301,6 +383,15 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(parse("", LIMITS).unwrap(), None);
+        let k8s = Limits {
+            strict_booleans: false,
+            ..LIMITS
+        };
+        assert_eq!(
+            parse("on: yes\n", k8s).unwrap().unwrap().get("on"),
+            None,
+            "YAML 1.1: the key `on` is a boolean"
+        );
         assert_eq!(parse("# only a comment\n", LIMITS).unwrap(), None);
         assert_eq!(
             parse("on: y\n", LIMITS).unwrap().unwrap().kind,
