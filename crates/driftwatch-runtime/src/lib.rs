@@ -17,7 +17,8 @@ pub mod runtime_config;
 pub mod source;
 
 pub use cgroup::{
-    CgroupMatch, container_from_cgroup, container_from_cgroup_leaf, container_from_proc_cgroup,
+    CgroupMatch, DEFAULT_NAMED_NAMESPACES, container_from_cgroup, container_from_cgroup_in,
+    container_from_cgroup_leaf, container_from_cgroup_leaf_in, container_from_proc_cgroup,
     container_id_from_cgroup,
 };
 pub use docker::{DockerConfig, DockerSource};
