@@ -44,6 +44,8 @@ pub struct AgentConfig {
     /// containerd's own API, asked after Docker. With Docker configured too, its `moby`
     /// namespace is left to Docker (whose records name the container and its image).
     pub containerd: Option<ContainerdConfig>,
+    /// podman's Docker-compatible API service (`podman system service`), asked like Docker.
+    pub podman: Option<DockerConfig>,
     pub hostname: String,
     pub ring_bytes: u32,
     /// Network baselines file (`None`: in memory only).
@@ -66,6 +68,7 @@ impl Default for AgentConfig {
                 socket,
                 ..ContainerdConfig::default()
             }),
+            podman: None,
             hostname: hostname(),
             ring_bytes: 8 * 1024 * 1024,
             baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
@@ -184,10 +187,12 @@ impl Agent {
             .build()
             .context("starting the agent's async runtime")?;
         let mut engines: Vec<Arc<dyn EngineSource>> = Vec::new();
-        if let Some(d) = &config.docker {
+        for d in config.docker.iter().chain(&config.podman) {
             let source = DockerSource::new(d.clone());
             match runtime.block_on(source.ping()) {
-                Ok(()) => tracing::info!("docker: connected at {}", d.socket.display()),
+                Ok(()) => {
+                    tracing::info!("{}: connected at {}", d.engine.as_str(), d.socket.display())
+                }
                 Err(e) => tracing::warn!(
                     "{e}; watching anyway: containers are identified from the kernel and named once the engine answers"
                 ),

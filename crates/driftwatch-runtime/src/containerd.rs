@@ -544,7 +544,7 @@ impl EventsState {
 /// are skipped. containerd keeps no event log: nothing is replayed after a reconnect.
 fn translate(env: &Envelope, namespaces: &[String]) -> Option<EngineEvent> {
     use containerd_client::events::{ContainerCreate, ContainerDelete, TaskExit, TaskStart};
-    if !namespaces.iter().any(|n| *n == env.namespace) {
+    if !namespaces.contains(&env.namespace) {
         return None;
     }
     let bytes = env.event.as_ref()?.value.as_slice();

@@ -41,6 +41,10 @@ pub struct RunArgs {
         default_value = "k8s.io,moby,default"
     )]
     containerd_namespaces: Vec<String>,
+    /// podman's Docker-compatible API socket (`podman system service`), e.g.
+    /// /run/podman/podman.sock; asked next to Docker and containerd.
+    #[arg(long, value_name = "PATH")]
+    podman_socket: Option<PathBuf>,
     /// Do not ask any container engine (alerts then name containers by id only).
     #[arg(long)]
     no_engine: bool,
@@ -213,6 +217,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 socket,
                 namespaces: args.containerd_namespaces,
                 ..ContainerdConfig::default()
+            }),
+        podman: args
+            .podman_socket
+            .filter(|_| !args.no_engine)
+            .map(|socket| DockerConfig {
+                socket,
+                engine: driftwatch_model::Engine::Podman,
+                ..DockerConfig::default()
             }),
         ring_bytes: args.ring_mib * 1024 * 1024,
         baseline_file: Some(args.baseline_file),

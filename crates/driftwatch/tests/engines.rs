@@ -75,6 +75,25 @@ fn ctr(socket: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `docker save BUSYBOX | CMD`, both checked.
+fn docker_save_into(cmd: &mut Command) {
+    let mut save = Command::new(DOCKER)
+        .args(["save", BUSYBOX])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker save");
+    let out = cmd
+        .stdin(save.stdout.take().expect("docker save stdout"))
+        .output()
+        .expect("running the image import");
+    let saved = save.wait().expect("docker save");
+    assert!(
+        saved.success() && out.status.success(),
+        "docker save | {cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The busybox image imported into containerd's `default` namespace; removed on drop.
 struct CtrImage {
     socket: &'static str,
@@ -82,20 +101,8 @@ struct CtrImage {
 
 impl CtrImage {
     fn import(socket: &'static str) -> CtrImage {
-        let save = Command::new(DOCKER)
-            .args(["save", BUSYBOX])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("docker save");
-        let out = Command::new(CTR)
-            .args(["-a", socket, "-n", CTR_NS, "images", "import", "-"])
-            .stdin(save.stdout.expect("docker save stdout"))
-            .output()
-            .expect("ctr images import");
-        assert!(
-            out.status.success(),
-            "ctr images import: {}",
-            String::from_utf8_lossy(&out.stderr)
+        docker_save_into(
+            Command::new(CTR).args(["-a", socket, "-n", CTR_NS, "images", "import", "-"]),
         );
         CtrImage { socket }
     }
@@ -300,4 +307,146 @@ fn docker_container_with_cri_labels_names_its_pod() {
     );
     assert_eq!(field(&a, "k8s.ns.name"), "shop", "{a}");
     assert_eq!(field(&a, "k8s.pod.name"), "api-1", "{a}");
+}
+
+const PODMAN: &str = "/usr/bin/podman";
+const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+/// podman is required (in CI) only once scripts/deps installs it; until then the test says
+/// why it skips, in CI too.
+fn podman_ready() -> bool {
+    let deps = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/deps"))
+        .unwrap_or_default();
+    let installed_by_deps = deps
+        .split_whitespace()
+        .any(|w| w.trim_matches(['(', ')']) == "podman");
+    if !std::path::Path::new(PODMAN).exists() {
+        let why =
+            format!("needs {PODMAN} (apt-get install podman); scripts/deps does not install it");
+        if installed_by_deps {
+            return require_that(Err(why));
+        }
+        eprintln!("SKIPPED: {why}");
+        return false;
+    }
+    true
+}
+
+/// `podman system service` on its own socket, stopped on drop.
+struct PodmanService(std::process::Child);
+
+impl PodmanService {
+    fn start() -> PodmanService {
+        std::fs::create_dir_all("/run/podman").expect("/run/podman");
+        let child = Command::new(PODMAN)
+            .args([
+                "system",
+                "service",
+                "--time=0",
+                &format!("unix://{PODMAN_SOCKET}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("podman system service");
+        for _ in 0..100 {
+            if std::os::unix::net::UnixStream::connect(PODMAN_SOCKET).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PodmanService(child)
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn podman(args: &[&str]) -> (bool, String) {
+    let out = Command::new(PODMAN)
+        .args(args)
+        .output()
+        .expect("running podman");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The busybox image loaded into podman's store, removed on drop.
+struct PodmanImage;
+
+impl Drop for PodmanImage {
+    fn drop(&mut self) {
+        let _ = podman(&["rmi", "-f", "localhost/driftwatch-test/busybox:1"]);
+    }
+}
+
+/// A podman container, removed on drop.
+struct PodmanContainer(String);
+
+impl Drop for PodmanContainer {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "0", &self.0]);
+    }
+}
+
+#[test]
+fn podman_container_is_identified_through_its_docker_compatible_socket() {
+    if !require(&[
+        Requirement::Root,
+        Requirement::Docker,
+        Requirement::Image(BUSYBOX),
+    ]) || !podman_ready()
+    {
+        return;
+    }
+    docker_save_into(Command::new(PODMAN).arg("load"));
+    let _image = PodmanImage;
+    let _service = PodmanService::start();
+    let agent = AgentProcess::start(&["--podman-socket", PODMAN_SOCKET]);
+    // podman's default RLIMIT_NOFILE hard limit (1048576) is above what a root without
+    // CAP_SYS_RESOURCE (as in some sandboxes) may set: ask for modest limits.
+    let (ok, out) = podman(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "localhost/driftwatch-test/busybox:1",
+        "sleep",
+        "60",
+    ]);
+    assert!(ok, "podman run: {out}");
+    let c = PodmanContainer(out.trim().to_string());
+    let (ok, out) = podman(&[
+        "exec",
+        &c.0,
+        "sh",
+        "-c",
+        "mkdir -p /tmp/t && cp /bin/busybox /tmp/t/true && /tmp/t/true",
+    ]);
+    assert!(ok, "{out}");
+    let a = agent.wait_for("/tmp/t/true in a podman container", WAIT, |a| {
+        has_tag(a, "binary_drift") && field(a, "drift.path") == "/tmp/t/true"
+    });
+    assert_eq!(field(&a, "container.id"), &c.0[..12], "{a}");
+    assert_eq!(field(&a, "drift.verdict"), "added", "{a}");
+    assert_eq!(
+        field(&a, "container.image.repository"),
+        "localhost/driftwatch-test/busybox",
+        "{a}"
+    );
+    assert_eq!(field(&a, "container.image.tag"), "1", "{a}");
+    let name = field(&a, "container.name").as_str().unwrap_or_default();
+    assert!(!name.is_empty() && name != "<NA>", "{a}");
 }
