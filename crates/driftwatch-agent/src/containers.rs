@@ -225,7 +225,7 @@ impl ContainerRegistry {
                 return e;
             }
         }
-        let record = self.inspect_blocking(id);
+        let record = self.inspect_blocking(id, engine_hint);
         let entry = match record {
             Some(r) => {
                 let entry = Arc::new(self.entry_from_record(r, Some(pid)));
@@ -248,8 +248,11 @@ impl ContainerRegistry {
         }
     }
 
-    fn inspect_blocking(&self, id: &ContainerId) -> Option<ContainerRecord> {
-        for source in &self.sources {
+    /// Asks the engine the cgroup name implies first, then the others in order.
+    fn inspect_blocking(&self, id: &ContainerId, hint: Option<Engine>) -> Option<ContainerRecord> {
+        let hinted = self.sources.iter().filter(|s| Some(s.engine()) == hint);
+        let others = self.sources.iter().filter(|s| Some(s.engine()) != hint);
+        for source in hinted.chain(others) {
             self.stats.inspects.fetch_add(1, Ordering::Relaxed);
             match self.runtime.block_on(source.inspect(id)) {
                 Ok(r) => return Some(r),

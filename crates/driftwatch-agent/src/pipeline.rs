@@ -13,7 +13,10 @@ use anyhow::Context;
 use driftwatch_image::Judge;
 use driftwatch_model::{Event, EventKind, Process};
 use driftwatch_rules::{RuleSet, Source};
-use driftwatch_runtime::{DockerConfig, DockerSource, EngineSource, container_from_cgroup_leaf};
+use driftwatch_runtime::{
+    ContainerdConfig, ContainerdSource, DockerConfig, DockerSource, EngineSource,
+    container_from_cgroup_leaf,
+};
 use driftwatch_sensor::{
     ExecRecord, ExecSensor, SensorConfig, SensorStats, boot_to_wall_offset_ns,
 };
@@ -38,6 +41,11 @@ pub struct AgentConfig {
     /// Rule files loaded after the embedded defaults.
     pub rule_sources: Vec<Source>,
     pub docker: Option<DockerConfig>,
+    /// containerd's own API, asked after Docker. With Docker configured too, its `moby`
+    /// namespace is left to Docker (whose records name the container and its image).
+    pub containerd: Option<ContainerdConfig>,
+    /// podman's Docker-compatible API service (`podman system service`), asked like Docker.
+    pub podman: Option<DockerConfig>,
     pub hostname: String,
     pub ring_bytes: u32,
     /// Network baselines file (`None`: in memory only).
@@ -56,6 +64,11 @@ impl Default for AgentConfig {
             stdout: true,
             rule_sources: Vec::new(),
             docker: Some(DockerConfig::default()),
+            containerd: ContainerdConfig::find_socket().map(|socket| ContainerdConfig {
+                socket,
+                ..ContainerdConfig::default()
+            }),
+            podman: None,
             hostname: hostname(),
             ring_bytes: 8 * 1024 * 1024,
             baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
@@ -174,13 +187,31 @@ impl Agent {
             .build()
             .context("starting the agent's async runtime")?;
         let mut engines: Vec<Arc<dyn EngineSource>> = Vec::new();
-        if let Some(d) = &config.docker {
+        for d in config.docker.iter().chain(&config.podman) {
             let source = DockerSource::new(d.clone());
             match runtime.block_on(source.ping()) {
-                Ok(()) => tracing::info!("docker: connected at {}", d.socket.display()),
+                Ok(()) => {
+                    tracing::info!("{}: connected at {}", d.engine.as_str(), d.socket.display())
+                }
                 Err(e) => tracing::warn!(
                     "{e}; watching anyway: containers are identified from the kernel and named once the engine answers"
                 ),
+            }
+            engines.push(Arc::new(source));
+        }
+        if let Some(c) = &config.containerd {
+            let mut c = c.clone();
+            if config.docker.is_some() {
+                c.namespaces.retain(|n| n != "moby");
+            }
+            let source = ContainerdSource::new(c.clone());
+            match runtime.block_on(source.ping()) {
+                Ok(()) => tracing::info!(
+                    "containerd: connected at {} (namespaces {})",
+                    c.socket.display(),
+                    c.namespaces.join(", ")
+                ),
+                Err(e) => tracing::warn!("{e}; watching anyway"),
             }
             engines.push(Arc::new(source));
         }

@@ -5,13 +5,21 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A container's full id: 64 lowercase hex characters, as every OCI engine assigns.
+/// A container's full id.
+///
+/// Almost always 64 lowercase hex characters: Docker, podman, CRI-O, nerdctl and every
+/// Kubernetes (CRI) container have such ids ([`ContainerId::new`]). containerd alone lets its
+/// clients pick any identifier (`ctr run IMAGE web-1` makes a container whose id is `web-1`):
+/// [`ContainerId::named`] takes those. A named id is its own short id, whole (truncating two
+/// names to 12 characters could make them collide, and the name is what the user typed); it
+/// is scoped to its containerd namespace, which the id does not carry, so the same name in
+/// two namespaces is one id here (see the README's Limits).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ContainerId(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("not a container id (64 hex characters expected): {0:?}")]
+#[error("not a container id (64 hex characters, or a containerd identifier, expected): {0:?}")]
 pub struct ContainerIdError(pub String);
 
 impl ContainerId {
@@ -24,20 +32,60 @@ impl ContainerId {
         }
     }
 
+    /// A 64-hex id, or an identifier a containerd client chose: containerd's grammar
+    /// `[A-Za-z0-9]+([._-][A-Za-z0-9]+)*`, at most 76 characters. Case is kept for names.
+    pub fn named(id: &str) -> Result<Self, ContainerIdError> {
+        if let Ok(hex) = Self::new(id) {
+            return Ok(hex);
+        }
+        if is_containerd_identifier(id) {
+            Ok(Self(id.to_string()))
+        } else {
+            Err(ContainerIdError(id.to_string()))
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The 12-character short id, as Falco's `container.id` and `docker ps` print it.
-    pub fn short(&self) -> &str {
-        &self.0[..12]
+    /// Whether this is a 64-hex id (as opposed to a containerd client's chosen name).
+    pub fn is_hex(&self) -> bool {
+        self.0.len() == 64 && self.0.bytes().all(|b| b.is_ascii_hexdigit())
     }
+
+    /// The 12-character short id, as Falco's `container.id` and `docker ps` print it; a
+    /// named id whole.
+    pub fn short(&self) -> &str {
+        if self.is_hex() {
+            &self.0[..12]
+        } else {
+            &self.0
+        }
+    }
+}
+
+/// containerd's identifier rule (`identifiers.Validate`): alphanumerics separated by single
+/// `.`, `_` or `-`, starting and ending with an alphanumeric, 1 to 76 characters.
+pub fn is_containerd_identifier(s: &str) -> bool {
+    if s.is_empty() || s.len() > 76 {
+        return false;
+    }
+    let mut prev_sep = true;
+    for b in s.bytes() {
+        let sep = matches!(b, b'.' | b'_' | b'-');
+        if sep && prev_sep || !sep && !b.is_ascii_alphanumeric() {
+            return false;
+        }
+        prev_sep = sep;
+    }
+    !prev_sep
 }
 
 impl TryFrom<String> for ContainerId {
     type Error = ContainerIdError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::new(&s)
+        Self::named(&s)
     }
 }
 
@@ -190,6 +238,26 @@ mod tests {
         assert_eq!(id.short(), "abababababab");
         assert!(ContainerId::new("abc").is_err());
         assert!(ContainerId::new(&"g".repeat(64)).is_err());
+        assert!(id.is_hex());
+    }
+
+    #[test]
+    fn named_ids_follow_containerd_grammar() {
+        let hex = ContainerId::named(&"AB".repeat(32)).unwrap();
+        assert!(hex.is_hex());
+        assert_eq!(hex.short(), "abababababab");
+        let web = ContainerId::named("web-1").unwrap();
+        assert!(!web.is_hex());
+        assert_eq!((web.as_str(), web.short()), ("web-1", "web-1"));
+        let long = "a-rather-long-container-name";
+        assert_eq!(ContainerId::named(long).unwrap().short(), long);
+        for bad in ["", "-a", "a-", "a..b", "a/b", "a b", &"x".repeat(77)] {
+            assert!(ContainerId::named(bad).is_err(), "{bad:?}");
+        }
+        assert!(ContainerId::new("web-1").is_err());
+        // Serde takes either form, so stored alerts of named containers read back.
+        let back: ContainerId = serde_json::from_str("\"web-1\"").unwrap();
+        assert_eq!(back, web);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod process;
 pub use alert::{Alert, Priority, PriorityParseError};
 pub use container::{
     ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta,
+    is_containerd_identifier,
 };
 pub use drift::{
     DriftFinding, DriftKind, DriftSubject, Enforcement, EnforcementAction, EnforcementMechanism,

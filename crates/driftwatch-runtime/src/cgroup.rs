@@ -24,14 +24,21 @@
 //! conmon's own `crio-conmon-<id>.scope` / `libpod-conmon-<id>.scope` (the monitor runs on the
 //! host), the pod cgroup `pod<uid>` itself.
 //!
-//! **Non-hex ids.** `ctr run IMAGE myname` creates a containerd container whose id is
-//! `myname`, in cgroup `/default/myname`. [`ContainerId`] requires 64 hex characters, and a
-//! two-level `/<word>/<word>` path cannot be told apart from ordinary host cgroups, so such
-//! containers are *not* recognised here: they get no identity from the cgroup. Containers made
-//! by Kubernetes (CRI), Docker, podman, CRI-O and nerdctl always have 64-hex ids. Widening this
-//! needs a model change (an engine-scoped id), not a looser parser.
+//! **Non-hex ids.** `ctr -n default run IMAGE web-1` creates a containerd container whose id
+//! is `web-1`, and runc puts it in cgroup `/default/web-1` (checked on containerd 1.6 with
+//! runc 1.1, in both the v1 hierarchies and the unified one). A non-hex leaf is taken as a
+//! container ([`ContainerId::named`]) only when it is a containerd identifier *and* its parent
+//! is one of the containerd namespaces the caller names ([`DEFAULT_NAMED_NAMESPACES`] unless
+//! told otherwise): a two-level `/<word>/<word>` path under any other parent cannot be told
+//! apart from an ordinary host cgroup. Such a match implies containerd. A host cgroup that
+//! happens to be called `/default/<word>` would be taken for a container: the engine then
+//! does not know it and it stays `unknown`, with no name or image.
 
-use driftwatch_model::{ContainerId, Engine};
+use driftwatch_model::{ContainerId, Engine, is_containerd_identifier};
+
+/// The containerd namespaces under which a non-hex cgroup leaf is a container by default:
+/// `ctr`'s own and Kubernetes'. (`moby` holds Docker's containers, always 64-hex.)
+pub const DEFAULT_NAMED_NAMESPACES: &[&str] = &["default", "k8s.io"];
 
 /// A cgroup that names a container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +58,14 @@ pub fn container_id_from_cgroup(name_or_path: &str) -> Option<ContainerId> {
 
 /// Like [`container_id_from_cgroup`], also saying which engine the name implies.
 pub fn container_from_cgroup(name_or_path: &str) -> Option<CgroupMatch> {
+    container_from_cgroup_in(name_or_path, DEFAULT_NAMED_NAMESPACES)
+}
+
+/// Like [`container_from_cgroup`], taking non-hex ids under the given containerd namespaces.
+pub fn container_from_cgroup_in<S: AsRef<str>>(
+    name_or_path: &str,
+    named_namespaces: &[S],
+) -> Option<CgroupMatch> {
     let components: Vec<&str> = name_or_path
         .trim()
         .split('/')
@@ -60,6 +75,7 @@ pub fn container_from_cgroup(name_or_path: &str) -> Option<CgroupMatch> {
     (0..components.len()).rev().find_map(|i| {
         let parent = i.checked_sub(1).map(|p| components[p]);
         match_component(components[i], parent)
+            .or_else(|| match_named(components[i], parent, named_namespaces))
     })
 }
 
@@ -67,9 +83,37 @@ pub fn container_from_cgroup(name_or_path: &str) -> Option<CgroupMatch> {
 /// its parent (`None` at the root). Tries the leaf, then the parent (for sub-cgroups such as
 /// crun's `libpod-<id>.scope/container`).
 pub fn container_from_cgroup_leaf(leaf: &str, parent: Option<&str>) -> Option<CgroupMatch> {
+    container_from_cgroup_leaf_in(leaf, parent, DEFAULT_NAMED_NAMESPACES)
+}
+
+/// Like [`container_from_cgroup_leaf`], taking non-hex ids under the given containerd
+/// namespaces (a named container's sub-cgroups are not recognised: only its own cgroup).
+pub fn container_from_cgroup_leaf_in<S: AsRef<str>>(
+    leaf: &str,
+    parent: Option<&str>,
+    named_namespaces: &[S],
+) -> Option<CgroupMatch> {
     let leaf = leaf.trim();
     let parent = parent.map(str::trim).filter(|p| !p.is_empty() && *p != "/");
-    match_component(leaf, parent).or_else(|| parent.and_then(|p| match_component(p, None)))
+    match_component(leaf, parent)
+        .or_else(|| parent.and_then(|p| match_component(p, None)))
+        .or_else(|| match_named(leaf, parent, named_namespaces))
+}
+
+/// A containerd client's chosen id directly under one of `namespaces`.
+fn match_named<S: AsRef<str>>(
+    name: &str,
+    parent: Option<&str>,
+    namespaces: &[S],
+) -> Option<CgroupMatch> {
+    let parent = parent?;
+    if !namespaces.iter().any(|n| n.as_ref() == parent) || !is_containerd_identifier(name) {
+        return None;
+    }
+    Some(CgroupMatch {
+        id: ContainerId::named(name).ok()?,
+        engine: Some(Engine::Containerd),
+    })
 }
 
 /// The container of a process from the text of `/proc/<pid>/cgroup`: the cgroup-v2 line
@@ -272,7 +316,10 @@ mod tests {
             "/system.slice/cron.service",
             "/system.slice/docker.service",
             "/docker",
-            "/default/mycontainer", // ctr's non-hex ids: see module docs
+            "/mycontainer",
+            "/system.slice/mycontainer",
+            "/other-ns/mycontainer",
+            "/default/my container",
             "docker-.scope",
             "docker-abc.scope",
             "docker-zz.scope",
@@ -332,6 +379,45 @@ mod tests {
             None
         );
         assert_eq!(container_from_proc_cgroup("garbage\n\n::\n"), None);
+    }
+
+    #[test]
+    fn named_containerd_ids_under_known_namespaces() {
+        let named = |s: &str| m(s).map(|(id, e)| (id, e.unwrap()));
+        let ctr = |id: &str| Some((id.to_string(), Engine::Containerd));
+        assert_eq!(named("/default/probe-ctr"), ctr("probe-ctr"));
+        assert_eq!(named("/k8s.io/web_1.a"), ctr("web_1.a"));
+        assert_eq!(named("/default/probe-ctr/sub"), ctr("probe-ctr"));
+        // Hex ids keep their own rule (and their engine).
+        yes(&format!("/default/{ID}"), Some(Engine::Containerd));
+        assert_eq!(m("/moby/abc"), None);
+        assert_eq!(m("/mine/abc"), None);
+        let c = container_from_cgroup_in("/mine/abc", &["mine"]).unwrap();
+        assert_eq!((c.id.as_str(), c.engine), ("abc", Some(Engine::Containerd)));
+        let l = |leaf: &str, parent: Option<&str>| {
+            container_from_cgroup_leaf(leaf, parent).map(|m| m.id.as_str().to_string())
+        };
+        assert_eq!(
+            l("probe-ctr", Some("default")).as_deref(),
+            Some("probe-ctr")
+        );
+        assert_eq!(l("probe-ctr", None), None);
+        assert_eq!(l("init.scope", Some("system.slice")), None);
+        assert_eq!(
+            l("cron.service", Some("default")).as_deref(),
+            Some("cron.service")
+        );
+        assert_eq!(
+            container_from_cgroup_leaf_in("x", Some("default"), &[] as &[&str]),
+            None
+        );
+        // /proc/<pid>/cgroup of a `ctr run` container on the hybrid hierarchy, as seen here.
+        let proc =
+            "9:name=systemd:/default/probe-ctr\n1:cpu:/default/probe-ctr\n0::/default/probe-ctr\n";
+        assert_eq!(
+            container_from_proc_cgroup(proc).unwrap().id.as_str(),
+            "probe-ctr"
+        );
     }
 
     #[test]

@@ -290,6 +290,15 @@ impl EngineSource for DockerSource {
         &'a self,
         id: &'a ContainerId,
     ) -> BoxFuture<'a, Result<ContainerRecord, RuntimeError>> {
+        // A named (containerd) id is no Docker id: Docker would look it up as a container
+        // *name* and answer for another container.
+        if !id.is_hex() {
+            let err = RuntimeError::NotFound {
+                engine: self.inner.engine(),
+                id: id.to_string(),
+            };
+            return Box::pin(async move { Err(err) });
+        }
         Box::pin(self.inner.inspect(id.as_str()))
     }
 

@@ -3,6 +3,7 @@
 //! - [`cgroup`]: which container a cgroup name or path belongs to (no engine needed).
 //! - [`mountinfo`]: a process's mounts, the mount a path lives on, the root overlay's layers.
 //! - [`source`]: the [`EngineSource`] trait the agent talks to, so it never assumes Docker.
+//! - [`containerd`]: containerd's own gRPC API behind that trait, across namespaces.
 //! - [`docker`]: Docker (and podman's compatible API) behind that trait, via bollard.
 //! - [`runtime_config`]: a container's privileges, namespaces, mounts and user, and its
 //!   image's config, as engines report them (data for config-drift checks).
@@ -11,15 +12,18 @@
 //! test without root.
 
 pub mod cgroup;
+pub mod containerd;
 pub mod docker;
 pub mod mountinfo;
 pub mod runtime_config;
 pub mod source;
 
 pub use cgroup::{
-    CgroupMatch, container_from_cgroup, container_from_cgroup_leaf, container_from_proc_cgroup,
+    CgroupMatch, DEFAULT_NAMED_NAMESPACES, container_from_cgroup, container_from_cgroup_in,
+    container_from_cgroup_leaf, container_from_cgroup_leaf_in, container_from_proc_cgroup,
     container_id_from_cgroup,
 };
+pub use containerd::{CONTAINERD_SOCKETS, ContainerdConfig, ContainerdSource};
 pub use docker::{DockerConfig, DockerSource};
 pub use mountinfo::{
     Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, overlay_layers,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use driftwatch_agent::{Agent, AgentConfig};
 use driftwatch_rules::Source;
-use driftwatch_runtime::DockerConfig;
+use driftwatch_runtime::{ContainerdConfig, DockerConfig};
 
 const RULES_DIR: &str = "/etc/driftwatch/rules.d";
 
@@ -28,6 +28,23 @@ pub struct RunArgs {
     /// Docker's (or podman's) API socket.
     #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
     docker_socket: PathBuf,
+    /// containerd's API socket [default: /run/containerd/containerd.sock, else dockerd's
+    /// /run/docker/containerd/containerd.sock, when present].
+    #[arg(long, value_name = "PATH")]
+    containerd_socket: Option<PathBuf>,
+    /// containerd namespaces to ask, comma-separated (`moby` is left to Docker when both are
+    /// asked).
+    #[arg(
+        long,
+        value_name = "NS,...",
+        value_delimiter = ',',
+        default_value = "k8s.io,moby,default"
+    )]
+    containerd_namespaces: Vec<String>,
+    /// podman's Docker-compatible API socket (`podman system service`), e.g.
+    /// /run/podman/podman.sock; asked next to Docker and containerd.
+    #[arg(long, value_name = "PATH")]
+    podman_socket: Option<PathBuf>,
     /// Do not ask any container engine (alerts then name containers by id only).
     #[arg(long)]
     no_engine: bool,
@@ -190,6 +207,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             socket: args.docker_socket,
             ..DockerConfig::default()
         }),
+        containerd: (!args.no_engine)
+            .then(|| {
+                args.containerd_socket
+                    .or_else(ContainerdConfig::find_socket)
+            })
+            .flatten()
+            .map(|socket| ContainerdConfig {
+                socket,
+                namespaces: args.containerd_namespaces,
+                ..ContainerdConfig::default()
+            }),
+        podman: args
+            .podman_socket
+            .filter(|_| !args.no_engine)
+            .map(|socket| DockerConfig {
+                socket,
+                engine: driftwatch_model::Engine::Podman,
+                ..DockerConfig::default()
+            }),
         ring_bytes: args.ring_mib * 1024 * 1024,
         baseline_file: Some(args.baseline_file),
         learning_window: args.learning_window,
