@@ -7,6 +7,7 @@ mod doctor;
 mod respond_cmd;
 mod rules_cmd;
 mod run;
+mod verify_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -70,6 +71,16 @@ enum Command {
     /// Check response playbook files.
     #[command(subcommand)]
     Playbook(respond_cmd::PlaybookCommand),
+    /// Check running containers' images against an approved digest list (unapproved,
+    /// unknown, started from a mutable tag) and image layers on disk against their
+    /// digests. Exit 0: all approved and intact, 1: a finding, 2: error.
+    #[command(after_help = "Examples:
+  sudo driftwatch verify --approved approved.txt
+  sudo driftwatch verify --approved approved.json --json
+  sudo driftwatch verify --approved k8s/deployment.yaml --allow-mutable
+  sudo driftwatch verify --layers --cache /var/lib/driftwatch/layers.json
+  sudo driftwatch verify --layers --image nginx:1.27")]
+    Verify(verify_cmd::VerifyArgs),
 }
 
 fn init_logging() {
@@ -96,6 +107,7 @@ fn main() {
         Command::Actions(a) => respond_cmd::actions(a),
         Command::Release(a) => respond_cmd::release(a),
         Command::Playbook(c) => respond_cmd::playbook(c),
+        Command::Verify(a) => verify_cmd::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
