@@ -13,6 +13,7 @@ const CATEGORIES: [&str; 6] = [
     "package_drift",
     "config_drift",
     "network_drift",
+    "image_drift",
     "shell",
 ];
 

@@ -49,6 +49,51 @@ pub struct VerifyArgs {
     timeout: u64,
 }
 
+/// `driftwatch run`'s image verification options.
+#[derive(Args)]
+pub struct AgentVerifyArgs {
+    /// Alert when a container starts from an image not in this list (same formats as
+    /// `driftwatch verify --approved`), or from a mutable tag.
+    #[arg(long, value_name = "FILE")]
+    approved: Option<PathBuf>,
+    /// How often the layers of the images seen are checked again on disk (each new image
+    /// is checked once when first seen): `6h`, `30m`, seconds.
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = crate::run::parse_duration)]
+    layer_check_interval: Duration,
+    /// Do not check image layers on disk.
+    #[arg(long)]
+    no_layer_check: bool,
+    /// Docker's data root, for image layers.
+    #[arg(long = "docker-root", value_name = "DIR", default_value = "/var/lib/docker")]
+    docker_root: PathBuf,
+}
+
+impl AgentVerifyArgs {
+    pub fn config(&self) -> anyhow::Result<driftwatch_agent::ImageVerifyConfig> {
+        let approved = self
+            .approved
+            .as_deref()
+            .map(ApprovedList::load)
+            .transpose()?;
+        if let Some(l) = &approved {
+            for u in &l.unpinned {
+                tracing::warn!(
+                    "{}:{}: image `{}` is not pinned by digest and approves nothing",
+                    l.file.display(),
+                    u.line,
+                    u.value
+                );
+            }
+        }
+        Ok(driftwatch_agent::ImageVerifyConfig {
+            approved,
+            layers: !self.no_layer_check,
+            layer_check_interval: self.layer_check_interval.max(Duration::from_secs(1)),
+            docker_root: self.docker_root.clone(),
+        })
+    }
+}
+
 #[derive(Serialize)]
 struct ContainerRow {
     id: String,
