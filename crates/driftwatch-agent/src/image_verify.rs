@@ -93,7 +93,9 @@ impl ImageVerifier {
             match handle {
                 Ok(h) => (Some(tx), Some(h)),
                 Err(e) => {
-                    tracing::warn!("image layers: cannot start the checker thread ({e}); layers are not checked");
+                    tracing::warn!(
+                        "image layers: cannot start the checker thread ({e}); layers are not checked"
+                    );
                     (None, None)
                 }
             }
@@ -168,11 +170,15 @@ impl RecordObserver for ImageVerifier {
             let first = self
                 .said
                 .lock()
-                .map(|mut s| s.insert(record.meta.id.clone(), record.started_at_ns) != Some(record.started_at_ns))
+                .map(|mut s| {
+                    s.insert(record.meta.id.clone(), record.started_at_ns)
+                        != Some(record.started_at_ns)
+                })
                 .unwrap_or(false);
             if first {
                 let facts = ImageFacts {
                     reference: record.runtime_config.image_reference.clone(),
+                    repository: record.meta.image.repository.clone(),
                     image_id: record.meta.image.id.clone(),
                     repo_digests: record
                         .runtime_config
@@ -362,6 +368,7 @@ mod tests {
                 &list,
                 &ImageFacts {
                     reference: reference.into(),
+                    repository: String::new(),
                     image_id: id.map(String::from),
                     repo_digests: Vec::new(),
                 },
@@ -371,7 +378,10 @@ mod tests {
             .collect::<Vec<_>>()
         };
         assert_eq!(f(&format!("app@{ID}"), Some(ID)), []);
-        assert_eq!(f("app:1", Some(ID)), [(Verdict::MutableTag, "app:1".into())]);
+        assert_eq!(
+            f("app:1", Some(ID)),
+            [(Verdict::MutableTag, "app:1".into())]
+        );
         let other = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
         assert_eq!(
             f("app", Some(other)),

@@ -128,11 +128,14 @@ impl DockerSource {
                     .inspect_image(image)
                     .await
                     .map_err(|e| inner.error("image inspect", e, Some(image)))?;
-                let id = img.id.filter(|i| !i.is_empty()).ok_or_else(|| RuntimeError::Malformed {
-                    engine: inner.engine(),
-                    op: "image inspect",
-                    detail: format!("{image}: no Id"),
-                })?;
+                let id =
+                    img.id
+                        .filter(|i| !i.is_empty())
+                        .ok_or_else(|| RuntimeError::Malformed {
+                            engine: inner.engine(),
+                            op: "image inspect",
+                            detail: format!("{image}: no Id"),
+                        })?;
                 Ok((id, img.root_fs.and_then(|r| r.layers).unwrap_or_default()))
             })
             .await

@@ -148,7 +148,10 @@ pub fn parse_entry(text: &str) -> Result<ApprovedEntry, String> {
 /// Removes a `#` comment (at the start or after a space) and surrounding quotes.
 fn clean(line: &str) -> &str {
     let mut s = line;
-    if let Some(i) = s.find('#').filter(|&i| i == 0 || s[..i].ends_with([' ', '\t'])) {
+    if let Some(i) = s
+        .find('#')
+        .filter(|&i| i == 0 || s[..i].ends_with([' ', '\t']))
+    {
         s = &s[..i];
     }
     let s = s.trim();
@@ -205,7 +208,8 @@ impl ApprovedList {
             let items: Vec<serde_json::Value> = match serde_json::from_str(text) {
                 Ok(serde_json::Value::Array(a)) => a,
                 Ok(_) => {
-                    let line = text_line_of(&text.as_bytes()[..text.len() - text.trim_start().len()]);
+                    let line =
+                        text_line_of(&text.as_bytes()[..text.len() - text.trim_start().len()]);
                     return Err(ListErrors::Invalid(vec![err(
                         line,
                         None,
@@ -218,7 +222,9 @@ impl ApprovedList {
                         e.line(),
                         Some(e.column()),
                         format!("invalid JSON ({e})"),
-                        text.lines().nth(e.line().saturating_sub(1)).unwrap_or_default(),
+                        text.lines()
+                            .nth(e.line().saturating_sub(1))
+                            .unwrap_or_default(),
                     )]));
                 }
             };
@@ -344,7 +350,9 @@ mod tests {
         assert_eq!(entries(&l), [(2, A.into()), (3, format!("busybox@{A}"))]);
         let e = parse("[\n  \"x\",\n  nope\n]").unwrap_err().to_string();
         assert!(e.starts_with("approved.txt:3:4: invalid JSON"), "{e}");
-        let e = parse(&format!("[\n\"{A}\",\n 42]")).unwrap_err().to_string();
+        let e = parse(&format!("[\n\"{A}\",\n 42]"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "approved.txt:3: not a string: `42`");
         let e = parse("{\"a\": 1}").unwrap_err().to_string();
         assert!(e.contains("must be an array"), "{e}");
@@ -365,7 +373,13 @@ mod tests {
                 (15, format!("ghcr.io/x/y@sha256:{B}"))
             ]
         );
-        assert_eq!(l.unpinned, [Located { line: 9, value: "redis:7".into() }]);
+        assert_eq!(
+            l.unpinned,
+            [Located {
+                line: 9,
+                value: "redis:7".into()
+            }]
+        );
         let e = parse("kind: Pod\nspec:\n  containers:\n  - image: app@sha256:zz\n")
             .unwrap_err()
             .to_string();

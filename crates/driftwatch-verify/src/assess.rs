@@ -10,6 +10,9 @@ pub struct ImageFacts {
     /// As the container was created with it (`Config.Image`): `nginx:1.27`, `nginx`,
     /// `nginx@sha256:...`, an image id.
     pub reference: String,
+    /// The repository the engine names for the image (for a container started by image id,
+    /// the image's first tag's), used when `reference` names none.
+    pub repository: String,
     /// The image id (`sha256:...` of its config), when the engine gave one.
     pub image_id: Option<String>,
     /// `RepoDigests` (`repo@sha256:...`); empty for images only built or loaded locally.
@@ -100,7 +103,11 @@ pub fn mutable_tag(reference: &str, image_id: Option<&str>) -> Option<String> {
 pub fn assess(facts: &ImageFacts, list: &ApprovedList) -> Assessment {
     let image_id = facts.image_id.as_deref().and_then(normalize_digest);
     let repo_digests = repo_digests(facts);
-    let repo = repository(&facts.reference);
+    let repo = if is_image_id(&facts.reference, image_id.as_deref()) || facts.reference.is_empty() {
+        normalize_repository(&facts.repository)
+    } else {
+        repository(&facts.reference)
+    };
     let mutable_tag = mutable_tag(&facts.reference, image_id.as_deref());
     let matches = |e: &ApprovedEntry| match e {
         ApprovedEntry::Digest(d) => {
@@ -146,6 +153,7 @@ mod tests {
     fn facts(reference: &str, repo_digests: &[&str]) -> ImageFacts {
         ImageFacts {
             reference: reference.into(),
+            repository: String::new(),
             image_id: Some(ID.into()),
             repo_digests: repo_digests.iter().map(|s| s.to_string()).collect(),
         }
@@ -155,14 +163,30 @@ mod tests {
     fn digest_entries_match_the_image_id_or_a_repo_digest() {
         let by_id = list(&format!("# x\n{ID}\n"));
         let a = assess(&facts("busybox:1", &[]), &by_id);
-        assert_eq!(a.status, Status::Approved { by: "ok.txt:2".into() });
+        assert_eq!(
+            a.status,
+            Status::Approved {
+                by: "ok.txt:2".into()
+            }
+        );
         assert_eq!(a.mutable_tag.as_deref(), Some("1"));
         let by_rd = list(RD);
-        let f = facts(&format!("docker.io/library/nginx@{RD}"), &[&format!("nginx@{RD}")]);
+        let f = facts(
+            &format!("docker.io/library/nginx@{RD}"),
+            &[&format!("nginx@{RD}")],
+        );
         let a = assess(&f, &by_rd);
-        assert_eq!(a.status, Status::Approved { by: "ok.txt:1".into() });
+        assert_eq!(
+            a.status,
+            Status::Approved {
+                by: "ok.txt:1".into()
+            }
+        );
         assert_eq!(a.mutable_tag, None);
-        assert_eq!(assess(&facts("nginx", &[]), &by_rd).status, Status::Unapproved);
+        assert_eq!(
+            assess(&facts("nginx", &[]), &by_rd).status,
+            Status::Unapproved
+        );
     }
 
     #[test]
@@ -172,26 +196,51 @@ mod tests {
         let f = facts("evil/nginx:1", &[&format!("evil/nginx@{RD}")]);
         assert_eq!(assess(&f, &l).status, Status::Unapproved);
         let f = facts("nginx:1.27", &[&format!("docker.io/library/nginx@{RD}")]);
-        assert_eq!(assess(&f, &l).status, Status::Approved { by: "ok.txt:1".into() });
+        assert_eq!(
+            assess(&f, &l).status,
+            Status::Approved {
+                by: "ok.txt:1".into()
+            }
+        );
         // An offline image: its id under the repository the container names.
         assert_eq!(
             assess(&facts("busybox:1", &[]), &l).status,
-            Status::Approved { by: "ok.txt:2".into() }
+            Status::Approved {
+                by: "ok.txt:2".into()
+            }
         );
-        assert_eq!(assess(&facts("other:1", &[]), &l).status, Status::Unapproved);
+        assert_eq!(
+            assess(&facts("other:1", &[]), &l).status,
+            Status::Unapproved
+        );
+        // Started by id: the repository is the engine's name for the image.
+        let mut f = facts(ID, &[]);
+        f.repository = "docker.io/library/busybox".into();
+        assert_eq!(
+            assess(&f, &l).status,
+            Status::Approved {
+                by: "ok.txt:2".into()
+            }
+        );
     }
 
     #[test]
     fn mutable_tags() {
         assert_eq!(mutable_tag("nginx", None).as_deref(), Some("latest"));
         assert_eq!(mutable_tag("nginx:latest", None).as_deref(), Some("latest"));
-        assert_eq!(mutable_tag("host:5000/app", None).as_deref(), Some("latest"));
+        assert_eq!(
+            mutable_tag("host:5000/app", None).as_deref(),
+            Some("latest")
+        );
         assert_eq!(mutable_tag("host:5000/app:v2", None).as_deref(), Some("v2"));
         assert_eq!(mutable_tag(&format!("app:v2@{RD}"), None), None);
         assert_eq!(mutable_tag(ID, Some(ID)), None);
         assert_eq!(mutable_tag("111111111111", Some(ID)), None);
         // A hex name that is not a prefix of the id is a repository name.
-        assert_eq!(mutable_tag("abcdefabcdef", Some(ID)).as_deref(), Some("latest"));
+        assert_eq!(
+            mutable_tag("abcdefabcdef", Some(ID)).as_deref(),
+            Some("latest")
+        );
     }
 
     #[test]
@@ -199,6 +248,7 @@ mod tests {
         let l = list(ID);
         let f = ImageFacts {
             reference: "gone:1".into(),
+            repository: String::new(),
             image_id: None,
             repo_digests: vec!["garbage".into(), "x@sha256:nothex".into()],
         };

@@ -176,7 +176,11 @@ fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl LayerReport {
     pub fn is_intact(&self) -> bool {
-        self.problems.is_empty() && self.stream_digest.as_ref().is_none_or(|d| *d == self.diff_id)
+        self.problems.is_empty()
+            && self
+                .stream_digest
+                .as_ref()
+                .is_none_or(|d| *d == self.diff_id)
     }
 }
 
@@ -261,7 +265,10 @@ fn walk(dir: &Path) -> Result<(BTreeMap<String, Stat>, String), LayerError> {
 }
 
 /// Checks one layer directory against its tar-split and diff id.
-pub fn check_layer(layer: &LayerLocation, cache: &mut LayerCache) -> Result<LayerReport, LayerError> {
+pub fn check_layer(
+    layer: &LayerLocation,
+    cache: &mut LayerCache,
+) -> Result<LayerReport, LayerError> {
     let start = Instant::now();
     let (on_disk, fingerprint) = walk(&layer.dir)?;
     if let Some(c) = cache.layers.get(&layer.diff_id)
@@ -305,7 +312,9 @@ pub fn check_layer(layer: &LayerLocation, cache: &mut LayerCache) -> Result<Laye
         };
         let rel = relative_name(&name).to_string();
         // A whiteout `.wh.NAME` is the device NAME on disk; the opaque marker is an xattr.
-        let (dir_part, base) = rel.rsplit_once('/').map_or(("", rel.as_str()), |(d, b)| (d, b));
+        let (dir_part, base) = rel
+            .rsplit_once('/')
+            .map_or(("", rel.as_str()), |(d, b)| (d, b));
         if let Some(hidden) = base.strip_prefix(".wh.") {
             if hidden != ".wh..opq" {
                 let r = if dir_part.is_empty() {
@@ -441,7 +450,10 @@ mod tests {
         for (i, (name, body)) in files.iter().enumerate() {
             let header = format!("HEADER-{i}-{name}").into_bytes();
             stream.extend_from_slice(&header);
-            lines += &format!("{{\"type\":2,\"payload\":\"{}\",\"position\":0}}\n", b64(&header));
+            lines += &format!(
+                "{{\"type\":2,\"payload\":\"{}\",\"position\":0}}\n",
+                b64(&header)
+            );
             if let Some(d) = name.strip_suffix('/') {
                 std::fs::create_dir_all(root.join(d)).unwrap();
                 lines += &format!("{{\"type\":1,\"name\":\"./{name}\",\"payload\":null}}\n");
@@ -515,8 +527,11 @@ mod tests {
         std::fs::remove_file(l.dir.join("bin/sh")).unwrap();
         let r = check_layer(&l, &mut cache).unwrap();
         assert!(!r.cached && !r.is_intact());
-        let got: Vec<(&str, ProblemKind)> =
-            r.problems.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        let got: Vec<(&str, ProblemKind)> = r
+            .problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.kind))
+            .collect();
         assert_eq!(
             got,
             [
@@ -543,13 +558,19 @@ mod tests {
             std::fs::File::create(&l.tar_split).unwrap(),
             flate2::Compression::fast(),
         );
-        gz.write_all(b"{\"type\":2,\"payload\":\"\"}\n{\"type\":1,\"name\":\"x\",\"payload\":\"%%%\"}\n")
-            .unwrap();
+        gz.write_all(
+            b"{\"type\":2,\"payload\":\"\"}\n{\"type\":1,\"name\":\"x\",\"payload\":\"%%%\"}\n",
+        )
+        .unwrap();
         gz.finish().unwrap();
-        let e = check_layer(&l, &mut LayerCache::default()).unwrap_err().to_string();
+        let e = check_layer(&l, &mut LayerCache::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tar-split.json.gz:2: invalid base64"), "{e}");
         std::fs::write(&l.tar_split, b"not gzip").unwrap();
-        let e = check_layer(&l, &mut LayerCache::default()).unwrap_err().to_string();
+        let e = check_layer(&l, &mut LayerCache::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tar-split.json.gz:1: read:"), "{e}");
     }
 
@@ -562,16 +583,26 @@ mod tests {
         let want = hex::encode(Sha256::digest(format!("{a} {b}").as_bytes()));
         assert_eq!(c[1], format!("sha256:{want}"));
         let root = tempfile::tempdir().unwrap();
-        let meta = root.path().join("image/overlay2/layerdb/sha256").join("a".repeat(64));
+        let meta = root
+            .path()
+            .join("image/overlay2/layerdb/sha256")
+            .join("a".repeat(64));
         std::fs::create_dir_all(&meta).unwrap();
         std::fs::write(meta.join("diff"), &a).unwrap();
         std::fs::write(meta.join("cache-id"), "../../etc").unwrap();
-        let e = locate_layers(root.path(), &[a.clone()]).unwrap_err().to_string();
-        assert!(e.ends_with("cache-id: not a layer directory name: `../../etc`"), "{e}");
+        let e = locate_layers(root.path(), &[a.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("cache-id: not a layer directory name: `../../etc`"),
+            "{e}"
+        );
         std::fs::write(meta.join("cache-id"), "abc123\n").unwrap();
         let l = locate_layers(root.path(), &[a.clone()]).unwrap();
         assert_eq!(l[0].dir, root.path().join("overlay2/abc123/diff"));
-        let e = locate_layers(root.path(), &["garbage".into()]).unwrap_err().to_string();
+        let e = locate_layers(root.path(), &["garbage".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("malformed diff id `garbage`"), "{e}");
         let e = locate_layers(root.path(), &[b]).unwrap_err().to_string();
         assert!(e.contains("cache-id: No such file"), "{e}");

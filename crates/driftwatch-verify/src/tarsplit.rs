@@ -65,7 +65,8 @@ impl<R: BufRead> Entries<R> {
 
 fn decode_line(line: usize, text: &str) -> Result<Entry, TarSplitError> {
     let bad = |message: String| TarSplitError { line, message };
-    let raw: RawEntry = serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON ({e})")))?;
+    let raw: RawEntry =
+        serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON ({e})")))?;
     let b64 = |s: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(s)
@@ -161,11 +162,25 @@ mod tests {
         assert_eq!(got[0], Ok((1, Entry::Segment(b"hi".to_vec()))));
         assert_eq!(
             got[1],
-            Ok((3, Entry::File { name: "./etc/".into(), size: 0, crc: None }))
+            Ok((
+                3,
+                Entry::File {
+                    name: "./etc/".into(),
+                    size: 0,
+                    crc: None
+                }
+            ))
         );
         assert_eq!(
             got[2],
-            Ok((4, Entry::File { name: "x".into(), size: 3, crc: Some(1) }))
+            Ok((
+                4,
+                Entry::File {
+                    name: "x".into(),
+                    size: 3,
+                    crc: Some(1)
+                }
+            ))
         );
         let errs: Vec<String> = got[3..]
             .iter()

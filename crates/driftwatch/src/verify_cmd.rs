@@ -64,7 +64,11 @@ pub struct AgentVerifyArgs {
     #[arg(long)]
     no_layer_check: bool,
     /// Docker's data root, for image layers.
-    #[arg(long = "docker-root", value_name = "DIR", default_value = "/var/lib/docker")]
+    #[arg(
+        long = "docker-root",
+        value_name = "DIR",
+        default_value = "/var/lib/docker"
+    )]
     docker_root: PathBuf,
 }
 
@@ -135,6 +139,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
 pub fn image_facts(r: &ContainerRecord) -> ImageFacts {
     ImageFacts {
         reference: r.runtime_config.image_reference.clone(),
+        repository: r.meta.image.repository.clone(),
         image_id: r.meta.image.id.clone(),
         repo_digests: r
             .runtime_config
@@ -205,9 +210,12 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
                     );
                     continue;
                 };
-                wanted
-                    .entry(id.clone())
-                    .or_insert_with(|| (r.runtime_config.image_reference.clone(), cfg.diff_ids.clone()));
+                wanted.entry(id.clone()).or_insert_with(|| {
+                    (
+                        r.runtime_config.image_reference.clone(),
+                        cfg.diff_ids.clone(),
+                    )
+                });
             }
         } else {
             for name in &args.image {
@@ -223,7 +231,10 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
                 .with_context(|| format!("layers of {name}"))?;
             let mut layers = Vec::new();
             for l in &locations {
-                layers.push(check_layer(l, &mut cache).with_context(|| format!("layer {} of {name}", l.diff_id))?);
+                layers.push(
+                    check_layer(l, &mut cache)
+                        .with_context(|| format!("layer {} of {name}", l.diff_id))?,
+                );
             }
             images.push(ImageLayers {
                 image: name,
@@ -238,8 +249,10 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
     }
 
     let finding = containers.iter().any(|c| {
-        !matches!(c.assessment.status, driftwatch_verify::Status::Approved { .. })
-            || (!args.allow_mutable && c.assessment.mutable_tag.is_some())
+        !matches!(
+            c.assessment.status,
+            driftwatch_verify::Status::Approved { .. }
+        ) || (!args.allow_mutable && c.assessment.mutable_tag.is_some())
     }) || images
         .iter()
         .any(|i| i.layers.iter().any(|l| !l.is_intact()));
@@ -296,13 +309,20 @@ fn print_tables(report: &Report, with_list: bool) {
                 [
                     c.name.clone(),
                     c.image.clone(),
-                    c.image_id.as_deref().map(short_digest).unwrap_or("-").to_string(),
+                    c.image_id
+                        .as_deref()
+                        .map(short_digest)
+                        .unwrap_or("-")
+                        .to_string(),
                     status,
                     by,
                 ]
             })
             .collect();
-        table(&["CONTAINER", "IMAGE", "IMAGE ID", "STATUS", "APPROVED BY"], &rows);
+        table(
+            &["CONTAINER", "IMAGE", "IMAGE ID", "STATUS", "APPROVED BY"],
+            &rows,
+        );
         if report.containers.is_empty() {
             println!("(no running containers)");
         }
@@ -315,9 +335,17 @@ fn print_tables(report: &Report, with_list: bool) {
         for i in &report.images {
             for l in &i.layers {
                 let state = if l.is_intact() {
-                    if l.cached { "intact (cached)" } else { "intact" }.to_string()
+                    if l.cached {
+                        "intact (cached)"
+                    } else {
+                        "intact"
+                    }
+                    .to_string()
                 } else if l.problems.is_empty() {
-                    format!("digest mismatch: {}", l.stream_digest.as_deref().unwrap_or("-"))
+                    format!(
+                        "digest mismatch: {}",
+                        l.stream_digest.as_deref().unwrap_or("-")
+                    )
                 } else {
                     "CHANGED".to_string()
                 };
@@ -331,7 +359,10 @@ fn print_tables(report: &Report, with_list: bool) {
                 ]);
             }
         }
-        table(&["IMAGE", "LAYER", "FILES", "MS", "STATE", "DIRECTORY"], &rows);
+        table(
+            &["IMAGE", "LAYER", "FILES", "MS", "STATE", "DIRECTORY"],
+            &rows,
+        );
         for i in &report.images {
             for l in &i.layers {
                 for p in &l.problems {
