@@ -7,7 +7,7 @@ use common::*;
 use driftwatch_model::{DriftFinding, DriftKind, DriftSubject, EventKind, Priority, Verdict};
 use driftwatch_rules::RuleSet;
 
-const CATEGORIES: [&str; 6] = [
+const CATEGORIES: [&str; 7] = [
     "binary_drift",
     "file_drift",
     "package_drift",

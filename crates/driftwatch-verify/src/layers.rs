@@ -590,7 +590,7 @@ mod tests {
         std::fs::create_dir_all(&meta).unwrap();
         std::fs::write(meta.join("diff"), &a).unwrap();
         std::fs::write(meta.join("cache-id"), "../../etc").unwrap();
-        let e = locate_layers(root.path(), &[a.clone()])
+        let e = locate_layers(root.path(), std::slice::from_ref(&a))
             .unwrap_err()
             .to_string();
         assert!(
@@ -598,7 +598,7 @@ mod tests {
             "{e}"
         );
         std::fs::write(meta.join("cache-id"), "abc123\n").unwrap();
-        let l = locate_layers(root.path(), &[a.clone()]).unwrap();
+        let l = locate_layers(root.path(), std::slice::from_ref(&a)).unwrap();
         assert_eq!(l[0].dir, root.path().join("overlay2/abc123/diff"));
         let e = locate_layers(root.path(), &["garbage".into()])
             .unwrap_err()

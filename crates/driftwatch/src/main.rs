@@ -28,7 +28,7 @@ enum Command {
   sudo driftwatch run --json-out /var/log/driftwatch/alerts.json
   sudo driftwatch run --rules ./my_rules.yaml --record /tmp/events.jsonl
   sudo driftwatch run --playbook /etc/driftwatch/playbook.yaml --json-out /var/log/driftwatch/alerts.json")]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print what this host supports and what that means for detection.
     #[command(after_help = "Example:\n  sudo driftwatch doctor")]
     Doctor(doctor::DoctorArgs),
@@ -98,7 +98,7 @@ fn main() {
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(*a),
         Command::Doctor(a) => doctor::run(a),
         Command::Rules(c) => rules_cmd::run(c),
         Command::Diff(a) => diff_cmd::run(a),
