@@ -368,7 +368,9 @@ mod tests {
                 "tmpfs",
                 "volume",
                 "undeclared_port",
-                "new_destination"
+                "new_destination",
+                "unapproved",
+                "mutable_tag"
             ]
         );
     }

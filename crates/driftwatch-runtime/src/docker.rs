@@ -772,8 +772,16 @@ mod tests {
         assert!(c.mounts[0].rw && !c.mounts[1].rw);
         assert_eq!(c.image.as_ref(), Some(&image.config));
         // No HostConfig, no image: engine defaults, image unknown.
-        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), None).unwrap();
-        assert_eq!(r.runtime_config, RuntimeConfig::default());
+        let v = inspect_json();
+        let configured = v["Config"]["Image"].as_str().unwrap().to_string();
+        let r = record_from_inspect(Engine::Docker, parse(v), None).unwrap();
+        assert_eq!(
+            r.runtime_config,
+            RuntimeConfig {
+                image_reference: configured,
+                ..RuntimeConfig::default()
+            }
+        );
     }
 
     #[test]
