@@ -176,7 +176,7 @@ fn now_ns() -> u64 {
 /// process as configured (pid when running, entrypoint + command, configured user). The
 /// time is when the agent judged it, so alert latency stays meaningful for containers that
 /// were already running when the agent started.
-fn container_event(entry: &ContainerEntry, record: &ContainerRecord) -> Event {
+pub(crate) fn container_event(entry: &ContainerEntry, record: &ContainerRecord) -> Event {
     let cfg = &record.runtime_config;
     let user = if cfg.user.is_empty() {
         cfg.image

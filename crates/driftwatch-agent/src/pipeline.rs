@@ -54,6 +54,8 @@ pub struct AgentConfig {
     pub learning_window: Duration,
     /// Enforcement modes per scope and permitted drift (default: detect everywhere).
     pub enforcement: crate::enforce::EnforcementPolicy,
+    /// Image drift: the approved list, layer integrity checks.
+    pub image_verify: crate::image_verify::ImageVerifyConfig,
 }
 
 impl Default for AgentConfig {
@@ -74,6 +76,7 @@ impl Default for AgentConfig {
             baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
             learning_window: crate::baseline::DEFAULT_LEARNING_WINDOW,
             enforcement: crate::enforce::EnforcementPolicy::default(),
+            image_verify: crate::image_verify::ImageVerifyConfig::default(),
         }
     }
 }
@@ -128,6 +131,8 @@ pub struct Agent {
     files: Option<FileDrift>,
     /// Prevention: modes per scope, fanotify exec permission, the kernel's kill/hold.
     enforcer: Arc<Enforcer>,
+    /// Image drift: approval at start, layers in the background.
+    image_verify: Arc<crate::image_verify::ImageVerifier>,
 }
 
 struct Worker {
@@ -229,6 +234,9 @@ impl Agent {
         // Observers first, so that containers already running are judged too.
         let config_drift = ConfigDrift::start(emitter.clone());
         registry.observe(config_drift.clone());
+        let image_verify =
+            crate::image_verify::ImageVerifier::start(config.image_verify.clone(), emitter.clone());
+        registry.observe(image_verify.clone());
         let procs = Arc::new(Mutex::new(ProcTable::new(65536)));
         let enforcer = Enforcer::new(
             config.enforcement.clone(),
@@ -289,6 +297,7 @@ impl Agent {
         )?;
         Ok(Agent {
             config_drift,
+            image_verify,
             sensor: Some(sensor),
             net: Some(net),
             stats,
@@ -352,6 +361,7 @@ impl Agent {
         self.enforcer.shutdown();
         drop(self.sensor.take());
         self.config_drift.shutdown();
+        self.image_verify.shutdown();
         drop(self.net.take());
         drop(self.files.take());
         if let Some(rt) = self.runtime.take() {

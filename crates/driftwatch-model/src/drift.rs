@@ -13,6 +13,9 @@ pub enum DriftKind {
     Package,
     Config,
     Network,
+    /// The container's image itself: not an approved digest, a mutable tag, or a layer on
+    /// disk that no longer matches its digest.
+    Image,
 }
 
 impl DriftKind {
@@ -23,6 +26,7 @@ impl DriftKind {
             DriftKind::Package => "package",
             DriftKind::Config => "config",
             DriftKind::Network => "network",
+            DriftKind::Image => "image",
         }
     }
 
@@ -34,6 +38,7 @@ impl DriftKind {
             DriftKind::Package => "package_drift",
             DriftKind::Config => "config_drift",
             DriftKind::Network => "network_drift",
+            DriftKind::Image => "image_drift",
         }
     }
 }
@@ -90,6 +95,13 @@ pub enum DriftSubject {
     /// Network drift: an outbound connection (`path`: `IP:PORT/PROTO`, e.g.
     /// `10.0.0.5:5432/tcp`, `[::1]:53/udp`).
     Outbound,
+    /// Image drift: the image the container started from, against the approved list
+    /// (`path`: the image as configured, `nginx:latest`; `detail`: its digests).
+    ImageDigest,
+    /// Image drift: a file of an image layer on the host changed after the layer was
+    /// unpacked (`path`: the file inside the layer; `detail`: the layer's diff id and
+    /// directory and what differs).
+    ImageLayer,
 }
 
 impl DriftSubject {
@@ -113,10 +125,12 @@ impl DriftSubject {
             DriftSubject::PackageDb => "package_db",
             DriftSubject::Listener => "listener",
             DriftSubject::Outbound => "outbound",
+            DriftSubject::ImageDigest => "image_digest",
+            DriftSubject::ImageLayer => "image_layer",
         }
     }
 
-    pub const ALL: [DriftSubject; 18] = [
+    pub const ALL: [DriftSubject; 20] = [
         DriftSubject::Exe,
         DriftSubject::Script,
         DriftSubject::LoaderTarget,
@@ -135,6 +149,8 @@ impl DriftSubject {
         DriftSubject::PackageDb,
         DriftSubject::Listener,
         DriftSubject::Outbound,
+        DriftSubject::ImageDigest,
+        DriftSubject::ImageLayer,
     ];
 }
 
@@ -172,6 +188,11 @@ pub enum Verdict {
     UndeclaredPort,
     /// Network: an outbound destination not in the image's learned baseline.
     NewDestination,
+    /// Image: the image's digests are not in the approved list.
+    Unapproved,
+    /// Image: started from a tag (`:latest`, or any tag without `@sha256:`), which can
+    /// point to other content tomorrow.
+    MutableTag,
 }
 
 impl Verdict {
@@ -188,6 +209,8 @@ impl Verdict {
             Verdict::Unknown => "unknown",
             Verdict::UndeclaredPort => "undeclared_port",
             Verdict::NewDestination => "new_destination",
+            Verdict::Unapproved => "unapproved",
+            Verdict::MutableTag => "mutable_tag",
         }
     }
 
@@ -196,7 +219,7 @@ impl Verdict {
         !matches!(self, Verdict::Image | Verdict::CopyUp | Verdict::Unknown)
     }
 
-    pub const ALL: [Verdict; 11] = [
+    pub const ALL: [Verdict; 13] = [
         Verdict::Image,
         Verdict::CopyUp,
         Verdict::Added,
@@ -208,6 +231,8 @@ impl Verdict {
         Verdict::Unknown,
         Verdict::UndeclaredPort,
         Verdict::NewDestination,
+        Verdict::Unapproved,
+        Verdict::MutableTag,
     ];
 }
 
@@ -343,7 +368,9 @@ mod tests {
                 "tmpfs",
                 "volume",
                 "undeclared_port",
-                "new_destination"
+                "new_destination",
+                "unapproved",
+                "mutable_tag"
             ]
         );
     }

@@ -7,12 +7,13 @@ use common::*;
 use driftwatch_model::{DriftFinding, DriftKind, DriftSubject, EventKind, Priority, Verdict};
 use driftwatch_rules::RuleSet;
 
-const CATEGORIES: [&str; 6] = [
+const CATEGORIES: [&str; 7] = [
     "binary_drift",
     "file_drift",
     "package_drift",
     "config_drift",
     "network_drift",
+    "image_drift",
     "shell",
 ];
 

@@ -116,6 +116,32 @@ impl DockerSource {
     }
 }
 
+impl DockerSource {
+    /// An image's id and its layers' diff ids (`RootFS.Layers`, bottom first), by name, tag
+    /// or id.
+    pub async fn image_layers(&self, image: &str) -> Result<(String, Vec<String>), RuntimeError> {
+        let inner = &self.inner;
+        inner
+            .timed("image inspect", async {
+                let d = inner.client().await?;
+                let img = d
+                    .inspect_image(image)
+                    .await
+                    .map_err(|e| inner.error("image inspect", e, Some(image)))?;
+                let id =
+                    img.id
+                        .filter(|i| !i.is_empty())
+                        .ok_or_else(|| RuntimeError::Malformed {
+                            engine: inner.engine(),
+                            op: "image inspect",
+                            detail: format!("{image}: no Id"),
+                        })?;
+                Ok((id, img.root_fs.and_then(|r| r.layers).unwrap_or_default()))
+            })
+            .await
+    }
+}
+
 impl Inner {
     fn engine(&self) -> Engine {
         self.cfg.engine
@@ -440,12 +466,15 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn image_info(img: ImageInspect) -> ImageInfo {
     let config = img.config.unwrap_or_default();
+    let repo_digests = img.repo_digests.unwrap_or_default();
     ImageInfo {
-        repo_digests: img.repo_digests.unwrap_or_default(),
+        repo_digests: repo_digests.clone(),
         repo_tags: img.repo_tags.unwrap_or_default(),
         config: ImageConfig {
             env: config.env.unwrap_or_default(),
             user: config.user.unwrap_or_default(),
+            repo_digests,
+            diff_ids: img.root_fs.and_then(|r| r.layers).unwrap_or_default(),
         },
     }
 }
@@ -484,6 +513,7 @@ fn runtime_config(
         user: user.unwrap_or_default(),
         security_opt: h.security_opt.unwrap_or_default(),
         image: image.map(|i| i.config.clone()),
+        image_reference: String::new(),
     }
 }
 
@@ -525,7 +555,8 @@ fn record_from_inspect(
         .collect();
     let mut exposed_ports = config.exposed_ports.unwrap_or_default();
     exposed_ports.sort();
-    let runtime_config = runtime_config(c.host_config, c.mounts, config.user, image);
+    let mut runtime_config = runtime_config(c.host_config, c.mounts, config.user, image);
+    runtime_config.image_reference = config.image.clone().unwrap_or_default();
 
     Ok(ContainerRecord {
         meta: ContainerMeta {
@@ -733,6 +764,7 @@ mod tests {
             config: ImageConfig {
                 env: vec!["PATH=/bin".into()],
                 user: "app".into(),
+                ..ImageConfig::default()
             },
             ..ImageInfo::default()
         };
@@ -749,8 +781,16 @@ mod tests {
         assert!(c.mounts[0].rw && !c.mounts[1].rw);
         assert_eq!(c.image.as_ref(), Some(&image.config));
         // No HostConfig, no image: engine defaults, image unknown.
-        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), None).unwrap();
-        assert_eq!(r.runtime_config, RuntimeConfig::default());
+        let v = inspect_json();
+        let configured = v["Config"]["Image"].as_str().unwrap().to_string();
+        let r = record_from_inspect(Engine::Docker, parse(v), None).unwrap();
+        assert_eq!(
+            r.runtime_config,
+            RuntimeConfig {
+                image_reference: configured,
+                ..RuntimeConfig::default()
+            }
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct RuntimeConfig {
     /// The image's own config, when the image could be inspected (`None`: it was removed, or
     /// the engine did not say).
     pub image: Option<ImageConfig>,
+    /// The image as the container was created with it (`Config.Image`): `nginx:1.27`,
+    /// `nginx`, `repo@sha256:...`, or an image id.
+    pub image_reference: String,
 }
 
 /// The parts of an image's config that decide what its containers run with by default.
@@ -40,6 +43,11 @@ pub struct ImageConfig {
     pub env: Vec<String>,
     /// `USER` (`""` when the image sets none: root).
     pub user: String,
+    /// `RepoDigests`: `repo@sha256:...` of the registries the image was pulled from or
+    /// pushed to (empty for an image only built or loaded locally).
+    pub repo_digests: Vec<String>,
+    /// `RootFS.Layers`: each layer's diff id (sha256 of its uncompressed tar), bottom first.
+    pub diff_ids: Vec<String>,
 }
 
 /// One volume or bind mount of a container.

@@ -8,6 +8,7 @@ mod doctor;
 mod respond_cmd;
 mod rules_cmd;
 mod run;
+mod verify_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -88,6 +89,16 @@ Rules: DW-K8S-001 readOnlyRootFilesystem, 002 allowPrivilegeEscalation, 003 runA
     /// Check response playbook files.
     #[command(subcommand)]
     Playbook(respond_cmd::PlaybookCommand),
+    /// Check running containers' images against an approved digest list (unapproved,
+    /// unknown, started from a mutable tag) and image layers on disk against their
+    /// digests. Exit 0: all approved and intact, 1: a finding, 2: error.
+    #[command(after_help = "Examples:
+  sudo driftwatch verify --approved approved.txt
+  sudo driftwatch verify --approved approved.json --json
+  sudo driftwatch verify --approved k8s/deployment.yaml --allow-mutable
+  sudo driftwatch verify --layers --cache /var/lib/driftwatch/layers.json
+  sudo driftwatch verify --layers --image nginx:1.27")]
+    Verify(verify_cmd::VerifyArgs),
 }
 
 fn init_logging() {
@@ -115,6 +126,7 @@ fn main() {
         Command::Release(a) => respond_cmd::release(a),
         Command::Playbook(c) => respond_cmd::playbook(c),
         Command::Audit(a) => audit_cmd::run(a),
+        Command::Verify(a) => verify_cmd::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -83,6 +83,8 @@ pub struct RunArgs {
     actions_log: PathBuf,
     #[command(flatten)]
     kube: crate::respond_cmd::KubeArgs,
+    #[command(flatten)]
+    image_verify: crate::verify_cmd::AgentVerifyArgs,
 }
 
 fn parse_mode(s: &str) -> Result<driftwatch_model::EnforcementMode, String> {
@@ -94,7 +96,7 @@ fn parse_mode(s: &str) -> Result<driftwatch_model::EnforcementMode, String> {
 }
 
 /// `300`, `300s`, `5m`, `1h`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => s.split_at(i),
         None => (s, "s"),
@@ -229,6 +231,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         ring_bytes: args.ring_mib * 1024 * 1024,
         baseline_file: Some(args.baseline_file),
         learning_window: args.learning_window,
+        image_verify: args.image_verify.config()?,
         ..AgentConfig::default()
     };
     let sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {

@@ -289,6 +289,7 @@ mod tests {
             image: Some(ImageConfig {
                 env: vec!["PATH=/bin".into()],
                 user: String::new(),
+                ..ImageConfig::default()
             }),
             ..Default::default()
         }
@@ -323,6 +324,7 @@ mod tests {
                 "MODE=a".into(),
             ],
             user: String::new(),
+            ..ImageConfig::default()
         });
         let env: Vec<String> = [
             "PATH=/bin",

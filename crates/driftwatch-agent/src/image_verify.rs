@@ -1,0 +1,395 @@
+//! Image drift at container start: the image against the approved list (`run --approved`),
+//! and the image's layers on disk against their digests.
+//!
+//! - **Approval** is judged on the registry's thread when a running container's record
+//!   arrives (no I/O: the list was read at start), once per container start: not approved,
+//!   unknown, started from a mutable tag. Each is an `evt.type=container` event with
+//!   `drift.kind=image`, `drift.subject=image_digest`.
+//! - **Layers** are checked on one background thread: each new image once, then every image
+//!   seen again every `layer_check_interval`, so detection never waits for a layer read. An
+//!   intact layer is remembered with a stat fingerprint, so a scheduled re-check of an
+//!   unchanged layer reads no file. A changed file is one event (`drift.subject=image_layer`,
+//!   `drift.path` the file, `drift.detail` the layer) on the latest running container of the
+//!   image, said once per (layer, file, change).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use driftwatch_model::{ContainerId, DriftFinding, DriftKind, DriftSubject, Verdict};
+use driftwatch_verify::assess::{ImageFacts, assess};
+use driftwatch_verify::{ApprovedList, LayerCache, ProblemKind, Status};
+
+use crate::containers::{ContainerEntry, RecordObserver};
+use crate::emitter::SharedEmitter;
+
+/// How the agent verifies images.
+#[derive(Clone, Debug)]
+pub struct ImageVerifyConfig {
+    /// Alert on containers whose image is not in this list (`None`: no approval check).
+    pub approved: Option<ApprovedList>,
+    /// Check image layers on disk (each new image once, then on the schedule).
+    pub layers: bool,
+    pub layer_check_interval: Duration,
+    /// Docker's data root (`image/overlay2/layerdb`, `overlay2`).
+    pub docker_root: PathBuf,
+}
+
+impl Default for ImageVerifyConfig {
+    fn default() -> Self {
+        ImageVerifyConfig {
+            approved: None,
+            layers: true,
+            layer_check_interval: Duration::from_secs(6 * 3600),
+            docker_root: PathBuf::from("/var/lib/docker"),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ImageVerifyStats {
+    pub approval_findings: AtomicU64,
+    pub layers_checked: AtomicU64,
+    pub layers_cached: AtomicU64,
+    pub layer_findings: AtomicU64,
+    pub layer_errors: AtomicU64,
+}
+
+struct Job {
+    image_id: String,
+    diff_ids: Vec<String>,
+    entry: Arc<ContainerEntry>,
+}
+
+pub struct ImageVerifier {
+    emitter: SharedEmitter,
+    approved: Option<ApprovedList>,
+    /// Container → the start (`StartedAt`) its approval was judged for.
+    said: Mutex<HashMap<ContainerId, Option<u64>>>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub stats: Arc<ImageVerifyStats>,
+}
+
+impl ImageVerifier {
+    pub fn start(config: ImageVerifyConfig, emitter: SharedEmitter) -> Arc<ImageVerifier> {
+        let stats = Arc::new(ImageVerifyStats::default());
+        let (jobs, thread) = if config.layers {
+            let (tx, rx) = mpsc::channel();
+            let worker = LayerWorker {
+                emitter: emitter.clone(),
+                stats: stats.clone(),
+                docker_root: config.docker_root.clone(),
+                interval: config.layer_check_interval,
+                images: HashMap::new(),
+                cache: LayerCache::default(),
+                said: HashSet::new(),
+            };
+            let handle = std::thread::Builder::new()
+                .name("dw-layers".into())
+                .spawn(move || worker.run(rx));
+            match handle {
+                Ok(h) => (Some(tx), Some(h)),
+                Err(e) => {
+                    tracing::warn!(
+                        "image layers: cannot start the checker thread ({e}); layers are not checked"
+                    );
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
+        Arc::new(ImageVerifier {
+            emitter,
+            approved: config.approved,
+            said: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(jobs),
+            thread: Mutex::new(thread),
+            stats,
+        })
+    }
+
+    /// Stops the layer checker (a check in progress finishes its layer first).
+    pub fn shutdown(&self) {
+        drop(self.jobs.lock().ok().and_then(|mut j| j.take()));
+        if let Some(h) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = h.join();
+        }
+    }
+
+    /// The approval findings of a record (pure).
+    pub fn approval_findings(list: &ApprovedList, facts: &ImageFacts) -> Vec<DriftFinding> {
+        let a = assess(facts, list);
+        let detail = format!(
+            "image id {}, repo digests [{}], approved list {}",
+            facts.image_id.as_deref().unwrap_or("unknown"),
+            facts.repo_digests.join(", "),
+            list.file.display()
+        );
+        let finding = |verdict, detail: String| DriftFinding {
+            kind: DriftKind::Image,
+            subject: DriftSubject::ImageDigest,
+            verdict,
+            path: facts.reference.clone(),
+            hash: None,
+            image_hash: None,
+            detail: Some(detail),
+            enforcement: None,
+        };
+        let mut out = Vec::new();
+        match a.status {
+            Status::Approved { .. } => {}
+            Status::Unapproved => out.push(finding(Verdict::Unapproved, detail.clone())),
+            Status::Unknown => out.push(finding(
+                Verdict::Unknown,
+                format!("the engine gave no image id or digest; {detail}"),
+            )),
+        }
+        if let Some(tag) = a.mutable_tag {
+            out.push(finding(
+                Verdict::MutableTag,
+                format!("started from tag `{tag}`, not a digest; {detail}"),
+            ));
+        }
+        out
+    }
+}
+
+impl RecordObserver for ImageVerifier {
+    fn record_seen(&self, entry: &Arc<ContainerEntry>) {
+        let Some(record) = entry.record.as_deref() else {
+            return;
+        };
+        if !record.running {
+            return;
+        }
+        if let Some(list) = &self.approved {
+            let first = self
+                .said
+                .lock()
+                .map(|mut s| {
+                    s.insert(record.meta.id.clone(), record.started_at_ns)
+                        != Some(record.started_at_ns)
+                })
+                .unwrap_or(false);
+            if first {
+                let facts = ImageFacts {
+                    reference: record.runtime_config.image_reference.clone(),
+                    repository: record.meta.image.repository.clone(),
+                    image_id: record.meta.image.id.clone(),
+                    repo_digests: record
+                        .runtime_config
+                        .image
+                        .as_ref()
+                        .map(|i| i.repo_digests.clone())
+                        .unwrap_or_default(),
+                };
+                let base = crate::config_drift::container_event(entry, record);
+                for f in Self::approval_findings(list, &facts) {
+                    self.stats.approval_findings.fetch_add(1, Ordering::Relaxed);
+                    let mut e = base.clone();
+                    e.drift = Some(f);
+                    crate::emitter::emit(&self.emitter, &e);
+                }
+            }
+        }
+        if let (Some(id), Some(img)) = (&record.meta.image.id, &record.runtime_config.image)
+            && !img.diff_ids.is_empty()
+            && let Ok(jobs) = self.jobs.lock()
+            && let Some(tx) = jobs.as_ref()
+        {
+            let _ = tx.send(Job {
+                image_id: id.clone(),
+                diff_ids: img.diff_ids.clone(),
+                entry: entry.clone(),
+            });
+        }
+    }
+
+    fn stopped(&self, id: &ContainerId, destroyed: bool) {
+        if destroyed && let Ok(mut s) = self.said.lock() {
+            s.remove(id);
+        }
+    }
+}
+
+struct LayerWorker {
+    emitter: SharedEmitter,
+    stats: Arc<ImageVerifyStats>,
+    docker_root: PathBuf,
+    interval: Duration,
+    /// Image id → diff ids and the latest container seen of it.
+    images: HashMap<String, (Vec<String>, Arc<ContainerEntry>)>,
+    cache: LayerCache,
+    /// (diff id, path, change) already alerted.
+    said: HashSet<(String, String, &'static str)>,
+}
+
+impl LayerWorker {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut next_round = Instant::now() + self.interval;
+        loop {
+            let wait = next_round.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(job) => {
+                    let new = !self.images.contains_key(&job.image_id);
+                    self.images
+                        .insert(job.image_id.clone(), (job.diff_ids, job.entry));
+                    if new {
+                        self.check(&job.image_id);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let ids: Vec<String> = self.images.keys().cloned().collect();
+                    for id in ids {
+                        self.check(&id);
+                    }
+                    next_round = Instant::now() + self.interval;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn check(&mut self, image_id: &str) {
+        let Some((diff_ids, entry)) = self.images.get(image_id).cloned() else {
+            return;
+        };
+        let layers = match driftwatch_verify::locate_layers(&self.docker_root, &diff_ids) {
+            Ok(l) => l,
+            Err(e) => {
+                self.stats.layer_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("image layers of {image_id}: {e}");
+                return;
+            }
+        };
+        for layer in &layers {
+            let report = match driftwatch_verify::check_layer(layer, &mut self.cache) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.stats.layer_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("image layer {} of {image_id}: {e}", layer.diff_id);
+                    continue;
+                }
+            };
+            self.stats.layers_checked.fetch_add(1, Ordering::Relaxed);
+            if report.cached {
+                self.stats.layers_cached.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::debug!(
+                "image layer {} of {image_id}: {} files in {:?}{}",
+                report.diff_id,
+                report.files,
+                report.elapsed,
+                if report.cached { " (cached)" } else { "" }
+            );
+            let mut findings = Vec::new();
+            for p in &report.problems {
+                let verdict = match p.kind {
+                    ProblemKind::Modified | ProblemKind::SizeChanged => Verdict::Modified,
+                    ProblemKind::Missing => Verdict::Deleted,
+                    ProblemKind::Added => Verdict::Added,
+                    ProblemKind::Unreadable => Verdict::Unknown,
+                };
+                let sizes = match (p.expected_size, p.actual_size) {
+                    (Some(e), Some(a)) if e != a => format!(", size {e} -> {a}"),
+                    _ => String::new(),
+                };
+                findings.push((
+                    format!("/{}", p.path),
+                    p.kind.as_str(),
+                    verdict,
+                    format!(
+                        "layer {} ({}) of image {image_id}: file {}{sizes}",
+                        report.diff_id,
+                        report.dir.display(),
+                        p.kind.as_str()
+                    ),
+                ));
+            }
+            if findings.is_empty()
+                && let Some(d) = report.stream_digest.as_deref()
+                && d != report.diff_id
+            {
+                findings.push((
+                    "/".into(),
+                    "digest_mismatch",
+                    Verdict::Modified,
+                    format!(
+                        "layer {} ({}) of image {image_id}: rebuilt as {d}",
+                        report.diff_id,
+                        report.dir.display()
+                    ),
+                ));
+            }
+            for (path, change, verdict, detail) in findings {
+                if !self
+                    .said
+                    .insert((report.diff_id.clone(), path.clone(), change))
+                {
+                    continue;
+                }
+                let Some(record) = entry.record.as_deref() else {
+                    continue;
+                };
+                let mut e = crate::config_drift::container_event(&entry, record);
+                e.drift = Some(DriftFinding {
+                    kind: DriftKind::Image,
+                    subject: DriftSubject::ImageLayer,
+                    verdict,
+                    path,
+                    hash: None,
+                    image_hash: None,
+                    detail: Some(detail),
+                    enforcement: None,
+                });
+                self.stats.layer_findings.fetch_add(1, Ordering::Relaxed);
+                crate::emitter::emit(&self.emitter, &e);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const ID: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    #[test]
+    fn approval_findings_say_what_and_why() {
+        let list = ApprovedList::parse(Path::new("a.txt"), ID).unwrap();
+        let f = |reference: &str, id: Option<&str>| {
+            ImageVerifier::approval_findings(
+                &list,
+                &ImageFacts {
+                    reference: reference.into(),
+                    repository: String::new(),
+                    image_id: id.map(String::from),
+                    repo_digests: Vec::new(),
+                },
+            )
+            .into_iter()
+            .map(|f| (f.verdict, f.path))
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(f(&format!("app@{ID}"), Some(ID)), []);
+        assert_eq!(
+            f("app:1", Some(ID)),
+            [(Verdict::MutableTag, "app:1".into())]
+        );
+        let other = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        assert_eq!(
+            f("app", Some(other)),
+            [
+                (Verdict::Unapproved, "app".into()),
+                (Verdict::MutableTag, "app".into())
+            ]
+        );
+        assert_eq!(f(other, None), [(Verdict::Unknown, other.into())]);
+    }
+}

@@ -1,0 +1,610 @@
+//! Image layers on disk against their digests (Docker's overlay2 layout).
+//!
+//! `<root>/image/overlay2/layerdb/sha256/<chain id>/` holds a layer's `diff` (its diff id),
+//! `cache-id` (its directory under `<root>/overlay2/`) and `tar-split.json.gz`. The check
+//! replays the tar stream: segments from tar-split, each file's payload from the layer
+//! directory, checking each file's size and crc64 (naming the file that changed) and the
+//! whole stream's sha256 against the diff id (as `docker save` would rebuild it). Files
+//! added to the directory that the tar does not have are reported too.
+//!
+//! Repeat checks are cheap: a layer that passed is remembered with a fingerprint of every
+//! path's `lstat` (size, mtime, ctime, inode); while that is unchanged the files are not
+//! read again. A write to a file changes its ctime, which user space cannot set back.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::tarsplit::{CRC64, Entries, Entry, relative_name};
+
+/// Where one layer of an image lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LayerLocation {
+    pub diff_id: String,
+    pub chain_id: String,
+    /// The layer's files: `<root>/overlay2/<cache-id>/diff`.
+    pub dir: PathBuf,
+    pub tar_split: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("{}:{line}: {message}", path.display())]
+    TarSplit {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LayerError + '_ {
+    move |source| LayerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `chain(n) = sha256(chain(n-1) + " " + diff(n))`, `chain(0) = diff(0)`.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let id = match out.last() {
+            None => d.clone(),
+            Some(prev) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
+            ),
+        };
+        out.push(id);
+    }
+    out
+}
+
+/// The layers of an image (diff ids bottom first) under Docker's root (`/var/lib/docker`).
+pub fn locate_layers(
+    docker_root: &Path,
+    diff_ids: &[String],
+) -> Result<Vec<LayerLocation>, LayerError> {
+    let db = docker_root.join("image/overlay2/layerdb/sha256");
+    diff_ids
+        .iter()
+        .zip(chain_ids(diff_ids))
+        .map(|(diff_id, chain_id)| {
+            let hex = chain_id.trim_start_matches("sha256:");
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(LayerError::Invalid {
+                    path: db.clone(),
+                    message: format!("the engine gave a malformed diff id `{diff_id}`"),
+                });
+            }
+            let meta = db.join(hex);
+            let cache_path = meta.join("cache-id");
+            let cache_id = std::fs::read_to_string(&cache_path).map_err(io(&cache_path))?;
+            let cache_id = cache_id.trim();
+            if cache_id.is_empty() || cache_id.contains(['/', '.']) {
+                return Err(LayerError::Invalid {
+                    path: cache_path,
+                    message: format!("not a layer directory name: `{cache_id}`"),
+                });
+            }
+            let diff_path = meta.join("diff");
+            let recorded = std::fs::read_to_string(&diff_path).map_err(io(&diff_path))?;
+            if recorded.trim() != diff_id {
+                return Err(LayerError::Invalid {
+                    path: diff_path,
+                    message: format!("records {} but the image says {diff_id}", recorded.trim()),
+                });
+            }
+            Ok(LayerLocation {
+                diff_id: diff_id.clone(),
+                chain_id,
+                dir: docker_root.join("overlay2").join(cache_id).join("diff"),
+                tar_split: meta.join("tar-split.json.gz"),
+            })
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Same size, other content (crc64 differs).
+    Modified,
+    /// Size differs from the recorded one.
+    SizeChanged,
+    /// Recorded in the layer, gone from the directory.
+    Missing,
+    /// In the directory, not in the layer's tar.
+    Added,
+    /// Could not be read.
+    Unreadable,
+}
+
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Modified => "modified",
+            ProblemKind::SizeChanged => "size_changed",
+            ProblemKind::Missing => "missing",
+            ProblemKind::Added => "added",
+            ProblemKind::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// A file of a layer that is not what the layer recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileProblem {
+    /// Relative to the layer root (`etc/passwd`); inside a container it is `/etc/passwd`.
+    pub path: String,
+    pub kind: ProblemKind,
+    pub expected_size: Option<u64>,
+    pub actual_size: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    pub diff_id: String,
+    pub dir: PathBuf,
+    /// Files with content in the layer's tar.
+    pub files: u64,
+    pub bytes: u64,
+    /// sha256 of the rebuilt tar stream (`None` when taken from the cache).
+    pub stream_digest: Option<String>,
+    pub problems: Vec<FileProblem>,
+    /// Answered from the fingerprint cache, without reading file contents.
+    pub cached: bool,
+    #[serde(serialize_with = "ms")]
+    pub elapsed: Duration,
+}
+
+fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e3)
+}
+
+impl LayerReport {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+            && self
+                .stream_digest
+                .as_ref()
+                .is_none_or(|d| *d == self.diff_id)
+    }
+}
+
+/// Layers that passed, by diff id, with the fingerprint of their directory then.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LayerCache {
+    layers: HashMap<String, CachedLayer>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CachedLayer {
+    dir: PathBuf,
+    fingerprint: String,
+    files: u64,
+    bytes: u64,
+}
+
+impl LayerCache {
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Forgets every layer (a scheduled full re-check).
+    pub fn clear(&mut self) {
+        self.layers.clear();
+    }
+}
+
+struct Stat {
+    size: u64,
+    is_whiteout: bool,
+}
+
+/// Every path under `dir` with its `lstat`, and the fingerprint of them all.
+fn walk(dir: &Path) -> Result<(BTreeMap<String, Stat>, String), LayerError> {
+    let mut out = BTreeMap::new();
+    let mut hasher = Sha256::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((abs, rel)) = stack.pop() {
+        let rd = std::fs::read_dir(&abs).map_err(io(&abs))?;
+        for ent in rd {
+            let ent = ent.map_err(io(&abs))?;
+            let name = ent.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = ent.path();
+            let md = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+            hasher.update(r.as_bytes());
+            for v in [
+                md.size(),
+                md.mtime() as u64,
+                md.mtime_nsec() as u64,
+                md.ctime() as u64,
+                md.ctime_nsec() as u64,
+                md.ino(),
+                md.mode() as u64,
+            ] {
+                hasher.update(v.to_le_bytes());
+            }
+            let ft = md.file_type();
+            if ft.is_dir() {
+                stack.push((path, r.clone()));
+            }
+            out.insert(
+                r,
+                Stat {
+                    size: md.size(),
+                    // overlay2 stores a tar's `.wh.NAME` as a 0:0 character device NAME.
+                    is_whiteout: ft.is_char_device() && md.rdev() == 0,
+                },
+            );
+        }
+    }
+    Ok((out, hex::encode(hasher.finalize())))
+}
+
+/// Checks one layer directory against its tar-split and diff id.
+pub fn check_layer(
+    layer: &LayerLocation,
+    cache: &mut LayerCache,
+) -> Result<LayerReport, LayerError> {
+    let start = Instant::now();
+    let (on_disk, fingerprint) = walk(&layer.dir)?;
+    if let Some(c) = cache.layers.get(&layer.diff_id)
+        && c.dir == layer.dir
+        && c.fingerprint == fingerprint
+    {
+        return Ok(LayerReport {
+            diff_id: layer.diff_id.clone(),
+            dir: layer.dir.clone(),
+            files: c.files,
+            bytes: c.bytes,
+            stream_digest: None,
+            problems: Vec::new(),
+            cached: true,
+            elapsed: start.elapsed(),
+        });
+    }
+    let ts = &layer.tar_split;
+    let f = std::fs::File::open(ts).map_err(io(ts))?;
+    let entries = Entries::new(BufReader::with_capacity(
+        64 * 1024,
+        flate2::read::GzDecoder::new(BufReader::new(f)),
+    ));
+    let mut sha = Sha256::new();
+    let mut problems = Vec::new();
+    let mut in_tar: HashSet<String> = HashSet::new();
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut buf = vec![0u8; 256 * 1024];
+    for item in entries {
+        let (_, entry) = item.map_err(|e| LayerError::TarSplit {
+            path: ts.clone(),
+            line: e.line,
+            message: e.message,
+        })?;
+        let (name, size, crc) = match entry {
+            Entry::Segment(b) => {
+                sha.update(&b);
+                continue;
+            }
+            Entry::File { name, size, crc } => (name, size, crc),
+        };
+        let rel = relative_name(&name).to_string();
+        // A whiteout `.wh.NAME` is the device NAME on disk; the opaque marker is an xattr.
+        let (dir_part, base) = rel
+            .rsplit_once('/')
+            .map_or(("", rel.as_str()), |(d, b)| (d, b));
+        if let Some(hidden) = base.strip_prefix(".wh.") {
+            if hidden != ".wh..opq" {
+                let r = if dir_part.is_empty() {
+                    hidden.to_string()
+                } else {
+                    format!("{dir_part}/{hidden}")
+                };
+                in_tar.insert(r);
+            }
+            continue;
+        }
+        in_tar.insert(rel.clone());
+        if size == 0 {
+            if !rel.is_empty() && !on_disk.contains_key(&rel) {
+                problems.push(FileProblem {
+                    path: rel,
+                    kind: ProblemKind::Missing,
+                    expected_size: Some(0),
+                    actual_size: None,
+                });
+            }
+            continue;
+        }
+        files += 1;
+        bytes += size;
+        let path = layer.dir.join(&rel);
+        let problem = |kind, actual| FileProblem {
+            path: rel.clone(),
+            kind,
+            expected_size: Some(size),
+            actual_size: actual,
+        };
+        let Some(st) = on_disk.get(&rel) else {
+            problems.push(problem(ProblemKind::Missing, None));
+            continue;
+        };
+        let actual = st.size;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(_) => {
+                problems.push(problem(ProblemKind::Unreadable, Some(actual)));
+                continue;
+            }
+        };
+        // Feed exactly `size` bytes, as the tar holds, so an edit elsewhere cannot shift
+        // the stream; a short file is padded with zeroes (and fails the digest).
+        let mut digest = CRC64.digest();
+        let mut left = size;
+        let mut read_failed = false;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            match file.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    digest.update(&buf[..n]);
+                    sha.update(&buf[..n]);
+                    left -= n as u64;
+                }
+                Err(_) => {
+                    read_failed = true;
+                    break;
+                }
+            }
+        }
+        if left > 0 {
+            let zeros = [0u8; 4096];
+            while left > 0 {
+                let n = zeros.len().min(left as usize);
+                sha.update(&zeros[..n]);
+                left -= n as u64;
+            }
+        }
+        if read_failed {
+            problems.push(problem(ProblemKind::Unreadable, Some(actual)));
+        } else if actual != size {
+            problems.push(problem(ProblemKind::SizeChanged, Some(actual)));
+        } else if crc.is_some_and(|c| c != digest.finalize()) {
+            problems.push(problem(ProblemKind::Modified, Some(actual)));
+        }
+    }
+    for (rel, st) in &on_disk {
+        if !in_tar.contains(rel) && !st.is_whiteout {
+            problems.push(FileProblem {
+                path: rel.clone(),
+                kind: ProblemKind::Added,
+                expected_size: None,
+                actual_size: Some(st.size),
+            });
+        }
+    }
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    let stream_digest = format!("sha256:{}", hex::encode(sha.finalize()));
+    let report = LayerReport {
+        diff_id: layer.diff_id.clone(),
+        dir: layer.dir.clone(),
+        files,
+        bytes,
+        stream_digest: Some(stream_digest),
+        problems,
+        cached: false,
+        elapsed: start.elapsed(),
+    };
+    if report.is_intact() {
+        cache.layers.insert(
+            layer.diff_id.clone(),
+            CachedLayer {
+                dir: layer.dir.clone(),
+                fingerprint,
+                files,
+                bytes,
+            },
+        );
+    } else {
+        cache.layers.remove(&layer.diff_id);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use std::io::Write;
+
+    /// A synthetic layer: a tar-split of `files` (with made-up headers) and the files on
+    /// disk; the diff id is the sha256 of the stream.
+    fn synthetic(dir: &Path, files: &[(&str, &[u8])]) -> LayerLocation {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let root = dir.join("diff");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut lines = String::new();
+        let mut stream = Vec::new();
+        for (i, (name, body)) in files.iter().enumerate() {
+            let header = format!("HEADER-{i}-{name}").into_bytes();
+            stream.extend_from_slice(&header);
+            lines += &format!(
+                "{{\"type\":2,\"payload\":\"{}\",\"position\":0}}\n",
+                b64(&header)
+            );
+            if let Some(d) = name.strip_suffix('/') {
+                std::fs::create_dir_all(root.join(d)).unwrap();
+                lines += &format!("{{\"type\":1,\"name\":\"./{name}\",\"payload\":null}}\n");
+                continue;
+            }
+            std::fs::write(root.join(name), body).unwrap();
+            stream.extend_from_slice(body);
+            let crc = CRC64.checksum(body).to_be_bytes();
+            lines += &format!(
+                "{{\"type\":1,\"name\":\"./{name}\",\"size\":{},\"payload\":\"{}\"}}\n",
+                body.len(),
+                b64(&crc)
+            );
+        }
+        let tail = vec![0u8; 1024];
+        stream.extend_from_slice(&tail);
+        lines += &format!("{{\"type\":2,\"payload\":\"{}\"}}\n", b64(&tail));
+        let ts = dir.join("tar-split.json.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&ts).unwrap(),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(lines.as_bytes()).unwrap();
+        gz.finish().unwrap();
+        LayerLocation {
+            diff_id: format!("sha256:{}", hex::encode(Sha256::digest(&stream))),
+            chain_id: String::new(),
+            dir: root,
+            tar_split: ts,
+        }
+    }
+
+    const FILES: &[(&str, &[u8])] = &[
+        ("etc/", b""),
+        ("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        ("bin/", b""),
+        ("bin/sh", b"\x7fELF pretend"),
+    ];
+
+    #[test]
+    fn an_untouched_layer_rebuilds_its_diff_id_and_is_cached() {
+        let d = tempfile::tempdir().unwrap();
+        let l = synthetic(d.path(), FILES);
+        let mut cache = LayerCache::default();
+        let r = check_layer(&l, &mut cache).unwrap();
+        assert_eq!(r.problems, []);
+        assert_eq!(r.stream_digest.as_deref(), Some(l.diff_id.as_str()));
+        assert!(r.is_intact() && !r.cached);
+        assert_eq!((r.files, r.bytes), (2, 38));
+        let r = check_layer(&l, &mut cache).unwrap();
+        assert!(r.cached && r.is_intact());
+    }
+
+    #[test]
+    fn an_edited_file_is_named_even_after_a_cached_pass() {
+        let d = tempfile::tempdir().unwrap();
+        let l = synthetic(d.path(), FILES);
+        let mut cache = LayerCache::default();
+        assert!(check_layer(&l, &mut cache).unwrap().is_intact());
+        // Same size, other bytes, mtime set back: the ctime still moves.
+        let p = l.dir.join("etc/passwd");
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::fs::write(&p, b"root:x:0:0::/root:/bin/XX\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::write(l.dir.join("bin/evil"), b"x").unwrap();
+        std::fs::remove_file(l.dir.join("bin/sh")).unwrap();
+        let r = check_layer(&l, &mut cache).unwrap();
+        assert!(!r.cached && !r.is_intact());
+        let got: Vec<(&str, ProblemKind)> = r
+            .problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.kind))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bin/evil", ProblemKind::Added),
+                ("bin/sh", ProblemKind::Missing),
+                ("etc/passwd", ProblemKind::Modified),
+            ]
+        );
+        assert_ne!(r.stream_digest.as_deref(), Some(l.diff_id.as_str()));
+        assert!(cache.is_empty());
+        // Grown: a size change.
+        std::fs::write(&p, b"root:x:0:0::/root:/bin/sh\nmore\n").unwrap();
+        let r = check_layer(&l, &mut cache).unwrap();
+        assert!(r.problems.iter().any(|p| p.path == "etc/passwd"
+            && p.kind == ProblemKind::SizeChanged
+            && p.actual_size == Some(31)));
+    }
+
+    #[test]
+    fn corrupt_tar_split_is_a_positioned_error() {
+        let d = tempfile::tempdir().unwrap();
+        let l = synthetic(d.path(), FILES);
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&l.tar_split).unwrap(),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(
+            b"{\"type\":2,\"payload\":\"\"}\n{\"type\":1,\"name\":\"x\",\"payload\":\"%%%\"}\n",
+        )
+        .unwrap();
+        gz.finish().unwrap();
+        let e = check_layer(&l, &mut LayerCache::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tar-split.json.gz:2: invalid base64"), "{e}");
+        std::fs::write(&l.tar_split, b"not gzip").unwrap();
+        let e = check_layer(&l, &mut LayerCache::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tar-split.json.gz:1: read:"), "{e}");
+    }
+
+    #[test]
+    fn chain_ids_and_layerdb_lookup() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let c = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(c[0], a);
+        let want = hex::encode(Sha256::digest(format!("{a} {b}").as_bytes()));
+        assert_eq!(c[1], format!("sha256:{want}"));
+        let root = tempfile::tempdir().unwrap();
+        let meta = root
+            .path()
+            .join("image/overlay2/layerdb/sha256")
+            .join("a".repeat(64));
+        std::fs::create_dir_all(&meta).unwrap();
+        std::fs::write(meta.join("diff"), &a).unwrap();
+        std::fs::write(meta.join("cache-id"), "../../etc").unwrap();
+        let e = locate_layers(root.path(), std::slice::from_ref(&a))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("cache-id: not a layer directory name: `../../etc`"),
+            "{e}"
+        );
+        std::fs::write(meta.join("cache-id"), "abc123\n").unwrap();
+        let l = locate_layers(root.path(), std::slice::from_ref(&a)).unwrap();
+        assert_eq!(l[0].dir, root.path().join("overlay2/abc123/diff"));
+        let e = locate_layers(root.path(), &["garbage".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("malformed diff id `garbage`"), "{e}");
+        let e = locate_layers(root.path(), &[b]).unwrap_err().to_string();
+        assert!(e.contains("cache-id: No such file"), "{e}");
+    }
+}

@@ -1,0 +1,23 @@
+//! Image verification, no engine calls: the caller hands in what the engine said.
+//!
+//! - [`approved`]: the approved-image list (digests, `repo@sha256:` references, or the pinned
+//!   `image:` fields of Kubernetes manifests), parsed with `FILE:LINE` errors.
+//! - [`assess`]: one container's image against that list: approved, unapproved, unknown,
+//!   and whether it was started from a mutable tag.
+//! - [`tarsplit`]: the `tar-split.json.gz` Docker keeps per layer (the tar stream's headers
+//!   and each file's size and crc64).
+//! - [`layers`]: an overlay2 layer directory on disk against its tar-split and diff id,
+//!   naming the files that changed; a stat fingerprint makes an unchanged layer's re-check
+//!   cheap.
+
+pub mod approved;
+pub mod assess;
+pub mod layers;
+pub mod tarsplit;
+
+pub use approved::{ApprovedEntry, ApprovedList, ListError, ListErrors};
+pub use assess::{Assessment, ImageFacts, Status};
+pub use layers::{
+    FileProblem, LayerCache, LayerError, LayerLocation, LayerReport, ProblemKind, check_layer,
+    locate_layers,
+};

@@ -1,0 +1,406 @@
+//! `driftwatch verify`: every running container's image against an approved list, and the
+//! image layers on disk against their digests. Exit 0: all approved and intact, 1: a
+//! finding, 2: error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use driftwatch_runtime::{ContainerRecord, DockerConfig, DockerSource, EngineSource};
+use driftwatch_verify::approved::ApprovedList;
+use driftwatch_verify::assess::{Assessment, ImageFacts, assess};
+use driftwatch_verify::{LayerCache, LayerReport, check_layer, locate_layers};
+use serde::Serialize;
+
+const EXIT_FINDING: i32 = 1;
+const EXIT_ERROR: i32 = 2;
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Approved images: one digest or REPO@sha256:... per line (`#` comments), a JSON or
+    /// YAML list of them, or Kubernetes manifests (their pinned `image:` fields).
+    #[arg(long, value_name = "FILE")]
+    approved: Option<PathBuf>,
+    /// Check every layer of the running containers' images on disk against its digest.
+    #[arg(long)]
+    layers: bool,
+    /// Check only these images' layers (name, tag or id; repeatable), running or not.
+    #[arg(long, value_name = "IMAGE", requires = "layers")]
+    image: Vec<String>,
+    /// Started from a tag rather than a digest is not a finding (still shown).
+    #[arg(long)]
+    allow_mutable: bool,
+    /// Remember intact layers here (stat fingerprints) so the next run skips reading them.
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
+    /// One JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Docker's API socket.
+    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
+    docker_socket: PathBuf,
+    /// Docker's data root (layers are under `image/overlay2` and `overlay2`).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/docker")]
+    docker_root: PathBuf,
+    /// Bound on each engine call.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    timeout: u64,
+}
+
+/// `driftwatch run`'s image verification options.
+#[derive(Args)]
+pub struct AgentVerifyArgs {
+    /// Alert when a container starts from an image not in this list (same formats as
+    /// `driftwatch verify --approved`), or from a mutable tag.
+    #[arg(long, value_name = "FILE")]
+    approved: Option<PathBuf>,
+    /// How often the layers of the images seen are checked again on disk (each new image
+    /// is checked once when first seen): `6h`, `30m`, seconds.
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = crate::run::parse_duration)]
+    layer_check_interval: Duration,
+    /// Do not check image layers on disk.
+    #[arg(long)]
+    no_layer_check: bool,
+    /// Docker's data root, for image layers.
+    #[arg(
+        long = "docker-root",
+        value_name = "DIR",
+        default_value = "/var/lib/docker"
+    )]
+    docker_root: PathBuf,
+}
+
+impl AgentVerifyArgs {
+    pub fn config(&self) -> anyhow::Result<driftwatch_agent::ImageVerifyConfig> {
+        let approved = self
+            .approved
+            .as_deref()
+            .map(ApprovedList::load)
+            .transpose()?;
+        if let Some(l) = &approved {
+            for u in &l.unpinned {
+                tracing::warn!(
+                    "{}:{}: image `{}` is not pinned by digest and approves nothing",
+                    l.file.display(),
+                    u.line,
+                    u.value
+                );
+            }
+        }
+        Ok(driftwatch_agent::ImageVerifyConfig {
+            approved,
+            layers: !self.no_layer_check,
+            layer_check_interval: self.layer_check_interval.max(Duration::from_secs(1)),
+            docker_root: self.docker_root.clone(),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ContainerRow {
+    id: String,
+    name: String,
+    image: String,
+    image_id: Option<String>,
+    repo_digests: Vec<String>,
+    #[serde(flatten)]
+    assessment: Assessment,
+}
+
+#[derive(Serialize)]
+struct ImageLayers {
+    image: String,
+    image_id: String,
+    layers: Vec<LayerReport>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_list: Option<PathBuf>,
+    containers: Vec<ContainerRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    images: Vec<ImageLayers>,
+}
+
+pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
+    match verify(&args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("driftwatch verify: {e:#}");
+            Ok(EXIT_ERROR)
+        }
+    }
+}
+
+/// The facts `assess` needs, from an engine record.
+pub fn image_facts(r: &ContainerRecord) -> ImageFacts {
+    ImageFacts {
+        reference: r.runtime_config.image_reference.clone(),
+        repository: r.meta.image.repository.clone(),
+        image_id: r.meta.image.id.clone(),
+        repo_digests: r
+            .runtime_config
+            .image
+            .as_ref()
+            .map(|i| i.repo_digests.clone())
+            .unwrap_or_default(),
+    }
+}
+
+fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
+    if args.approved.is_none() && !args.layers {
+        anyhow::bail!("nothing to verify: give --approved FILE, --layers, or both");
+    }
+    let list = args
+        .approved
+        .as_deref()
+        .map(ApprovedList::load)
+        .transpose()?;
+    if let Some(l) = &list {
+        for u in &l.unpinned {
+            eprintln!(
+                "driftwatch verify: {}:{}: warning: image `{}` is not pinned by digest and approves nothing",
+                l.file.display(),
+                u.line,
+                u.value
+            );
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let source = DockerSource::new(DockerConfig {
+        socket: args.docker_socket.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        ..DockerConfig::default()
+    });
+    let mut records = rt
+        .block_on(source.list_running())
+        .context("listing running containers")?;
+    records.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+
+    let mut containers = Vec::new();
+    if let Some(list) = &list {
+        for r in &records {
+            let facts = image_facts(r);
+            containers.push(ContainerRow {
+                id: r.meta.id.short().to_string(),
+                name: r.meta.name.clone(),
+                image: facts.reference.clone(),
+                image_id: facts.image_id.clone(),
+                repo_digests: facts.repo_digests.clone(),
+                assessment: assess(&facts, list),
+            });
+        }
+    }
+
+    let mut images = Vec::new();
+    if args.layers {
+        // Image id → (shown name, diff ids).
+        let mut wanted: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        if args.image.is_empty() {
+            for r in &records {
+                let (Some(id), Some(cfg)) = (&r.meta.image.id, &r.runtime_config.image) else {
+                    eprintln!(
+                        "driftwatch verify: {}: the engine gave no image layers; skipped",
+                        r.meta.name
+                    );
+                    continue;
+                };
+                wanted.entry(id.clone()).or_insert_with(|| {
+                    (
+                        r.runtime_config.image_reference.clone(),
+                        cfg.diff_ids.clone(),
+                    )
+                });
+            }
+        } else {
+            for name in &args.image {
+                let (id, diff_ids) = rt
+                    .block_on(source.image_layers(name))
+                    .with_context(|| format!("image {name}"))?;
+                wanted.insert(id, (name.clone(), diff_ids));
+            }
+        }
+        let mut cache = load_cache(args.cache.as_deref())?;
+        for (id, (name, diff_ids)) in wanted {
+            let locations = locate_layers(&args.docker_root, &diff_ids)
+                .with_context(|| format!("layers of {name}"))?;
+            let mut layers = Vec::new();
+            for l in &locations {
+                layers.push(
+                    check_layer(l, &mut cache)
+                        .with_context(|| format!("layer {} of {name}", l.diff_id))?,
+                );
+            }
+            images.push(ImageLayers {
+                image: name,
+                image_id: id,
+                layers,
+            });
+        }
+        if let Some(p) = &args.cache {
+            let text = serde_json::to_vec(&cache)?;
+            std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+
+    let finding = containers.iter().any(|c| {
+        !matches!(
+            c.assessment.status,
+            driftwatch_verify::Status::Approved { .. }
+        ) || (!args.allow_mutable && c.assessment.mutable_tag.is_some())
+    }) || images
+        .iter()
+        .any(|i| i.layers.iter().any(|l| !l.is_intact()));
+    let report = Report {
+        approved_list: args.approved.clone(),
+        containers,
+        images,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_tables(&report, list.is_some());
+    }
+    Ok(if finding { EXIT_FINDING } else { 0 })
+}
+
+fn load_cache(path: Option<&Path>) -> anyhow::Result<LayerCache> {
+    let Some(p) = path else {
+        return Ok(LayerCache::default());
+    };
+    match std::fs::read(p) {
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                // A damaged cache only costs a full check.
+                eprintln!("driftwatch verify: {}: ignored ({e})", p.display());
+                Ok(LayerCache::default())
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LayerCache::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
+}
+
+fn short_digest(d: &str) -> &str {
+    let hex = d.trim_start_matches("sha256:");
+    &hex[..hex.len().min(12)]
+}
+
+fn print_tables(report: &Report, with_list: bool) {
+    if with_list {
+        let rows: Vec<[String; 5]> = report
+            .containers
+            .iter()
+            .map(|c| {
+                let mut status = c.assessment.status_str().to_string();
+                if let Some(t) = &c.assessment.mutable_tag {
+                    status += &format!(", mutable tag :{t}");
+                }
+                let by = match &c.assessment.status {
+                    driftwatch_verify::Status::Approved { by } => by.clone(),
+                    _ => String::new(),
+                };
+                [
+                    c.name.clone(),
+                    c.image.clone(),
+                    c.image_id
+                        .as_deref()
+                        .map(short_digest)
+                        .unwrap_or("-")
+                        .to_string(),
+                    status,
+                    by,
+                ]
+            })
+            .collect();
+        table(
+            &["CONTAINER", "IMAGE", "IMAGE ID", "STATUS", "APPROVED BY"],
+            &rows,
+        );
+        if report.containers.is_empty() {
+            println!("(no running containers)");
+        }
+    }
+    if !report.images.is_empty() {
+        if with_list {
+            println!();
+        }
+        let mut rows = Vec::new();
+        for i in &report.images {
+            for l in &i.layers {
+                let state = if l.is_intact() {
+                    if l.cached {
+                        "intact (cached)"
+                    } else {
+                        "intact"
+                    }
+                    .to_string()
+                } else if l.problems.is_empty() {
+                    format!(
+                        "digest mismatch: {}",
+                        l.stream_digest.as_deref().unwrap_or("-")
+                    )
+                } else {
+                    "CHANGED".to_string()
+                };
+                rows.push([
+                    i.image.clone(),
+                    short_digest(&l.diff_id).to_string(),
+                    l.files.to_string(),
+                    format!("{:.0}", l.elapsed.as_secs_f64() * 1e3),
+                    state,
+                    l.dir.display().to_string(),
+                ]);
+            }
+        }
+        table(
+            &["IMAGE", "LAYER", "FILES", "MS", "STATE", "DIRECTORY"],
+            &rows,
+        );
+        for i in &report.images {
+            for l in &i.layers {
+                for p in &l.problems {
+                    println!(
+                        "{}: layer {} ({}): /{} {}{}",
+                        i.image,
+                        l.diff_id,
+                        l.dir.display(),
+                        p.path,
+                        p.kind.as_str(),
+                        match (p.expected_size, p.actual_size) {
+                            (Some(e), Some(a)) if e != a => format!(" (size {e} -> {a})"),
+                            _ => String::new(),
+                        }
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
