@@ -35,7 +35,13 @@ pub struct ImageVerifyConfig {
     pub layer_check_interval: Duration,
     /// Docker's data root (`image/overlay2/layerdb`, `overlay2`).
     pub docker_root: PathBuf,
+    /// Where the fingerprints of intact layers persist, so that an agent restart does not
+    /// re-read every image (`None`: memory only).
+    pub cache_file: Option<PathBuf>,
 }
+
+/// The default of [`ImageVerifyConfig::cache_file`].
+pub const DEFAULT_LAYER_CACHE: &str = "/var/lib/driftwatch/layer-cache.json";
 
 impl Default for ImageVerifyConfig {
     fn default() -> Self {
@@ -44,6 +50,7 @@ impl Default for ImageVerifyConfig {
             layers: true,
             layer_check_interval: Duration::from_secs(6 * 3600),
             docker_root: PathBuf::from("/var/lib/docker"),
+            cache_file: Some(PathBuf::from(DEFAULT_LAYER_CACHE)),
         }
     }
 }
@@ -84,7 +91,8 @@ impl ImageVerifier {
                 docker_root: config.docker_root.clone(),
                 interval: config.layer_check_interval,
                 images: HashMap::new(),
-                cache: LayerCache::default(),
+                cache: load_layer_cache(config.cache_file.as_deref()),
+                cache_file: config.cache_file.clone(),
                 said: HashSet::new(),
             };
             let handle = std::thread::Builder::new()
@@ -226,9 +234,44 @@ struct LayerWorker {
     cache: LayerCache,
     /// (diff id, path, change) already alerted.
     said: HashSet<(String, String, &'static str)>,
+    cache_file: Option<PathBuf>,
+}
+
+/// A missing or damaged cache only costs a full check.
+fn load_layer_cache(path: Option<&std::path::Path>) -> LayerCache {
+    let Some(p) = path else {
+        return LayerCache::default();
+    };
+    match std::fs::read(p) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            tracing::warn!(
+                "{}: ignored ({e}); image layers are checked in full",
+                p.display()
+            );
+            LayerCache::default()
+        }),
+        Err(_) => LayerCache::default(),
+    }
 }
 
 impl LayerWorker {
+    /// Writes the cache (a temporary file renamed over it: never half a file).
+    fn save_cache(&self) {
+        let Some(p) = &self.cache_file else { return };
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = p.with_extension("json.tmp");
+            let text = serde_json::to_vec(&self.cache).map_err(std::io::Error::other)?;
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, p)
+        };
+        if let Err(e) = write() {
+            tracing::warn!("saving the image layer cache {}: {e}", p.display());
+        }
+    }
+
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         let mut next_round = Instant::now() + self.interval;
         loop {
@@ -266,6 +309,7 @@ impl LayerWorker {
                 return;
             }
         };
+        let mut read_in_full = false;
         for layer in &layers {
             let report = match driftwatch_verify::check_layer(layer, &mut self.cache) {
                 Ok(r) => r,
@@ -278,6 +322,8 @@ impl LayerWorker {
             self.stats.layers_checked.fetch_add(1, Ordering::Relaxed);
             if report.cached {
                 self.stats.layers_cached.fetch_add(1, Ordering::Relaxed);
+            } else {
+                read_in_full = true;
             }
             tracing::debug!(
                 "image layer {} of {image_id}: {} files in {:?}{}",
@@ -349,6 +395,9 @@ impl LayerWorker {
                 self.stats.layer_findings.fetch_add(1, Ordering::Relaxed);
                 crate::emitter::emit(&self.emitter, &e);
             }
+        }
+        if read_in_full {
+            self.save_cache();
         }
     }
 }

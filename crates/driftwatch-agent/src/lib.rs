@@ -24,7 +24,7 @@ pub use emitter::{Emitter, SharedEmitter, emit};
 pub use enforce::{AllowEntry, EnforceStats, EnforcementPolicy, Enforcer, Scope, ScopeMatch};
 pub use exec_verdict::{ExecAnalysis, analyze_exec, loader_target};
 pub use file_drift::{FileDrift, FileDriftConfig, FileStats};
-pub use image_verify::{ImageVerifier, ImageVerifyConfig, ImageVerifyStats};
+pub use image_verify::{DEFAULT_LAYER_CACHE, ImageVerifier, ImageVerifyConfig, ImageVerifyStats};
 pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};
 pub use outputs::{AlertSink, JsonFileSink, StdoutSink};
 pub use pipeline::{Agent, AgentConfig, AgentStats};

@@ -94,6 +94,9 @@ impl AgentVerifyArgs {
             layers: !self.no_layer_check,
             layer_check_interval: self.layer_check_interval.max(Duration::from_secs(1)),
             docker_root: self.docker_root.clone(),
+            cache_file: Some(std::path::PathBuf::from(
+                driftwatch_agent::DEFAULT_LAYER_CACHE,
+            )),
         })
     }
 }
