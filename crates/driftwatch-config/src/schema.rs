@@ -1,0 +1,359 @@
+//! The configuration's sections. Durations are [`Duration`]s and sizes are bytes; the file
+//! spells them `90s`/`5m`/`1h`/`30d` and `512KiB`/`100MiB`/`1GiB`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    pub engines: Engines,
+    pub rules: Rules,
+    pub sensor: Sensor,
+    pub enforcement: Enforcement,
+    pub network: Network,
+    pub response: Response,
+    pub verify: Verify,
+    pub store: Store,
+    pub outputs: Outputs,
+    pub api: Api,
+    pub logging: Logging,
+}
+
+/// Which container engines the agent asks for names, images and labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Engines {
+    /// Ask no engine at all (alerts then name containers by id only).
+    pub disabled: bool,
+    pub docker_socket: PathBuf,
+    /// `None`: /run/containerd/containerd.sock, else dockerd's own, when present.
+    pub containerd_socket: Option<PathBuf>,
+    pub containerd_namespaces: Vec<String>,
+    pub podman_socket: Option<PathBuf>,
+}
+
+impl Default for Engines {
+    fn default() -> Self {
+        Engines {
+            disabled: false,
+            docker_socket: PathBuf::from("/var/run/docker.sock"),
+            containerd_socket: None,
+            containerd_namespaces: vec!["k8s.io".into(), "moby".into(), "default".into()],
+            podman_socket: None,
+        }
+    }
+}
+
+/// Rule files, loaded after the embedded defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rules {
+    /// Every `*.yaml`/`*.yml` here, in name order.
+    pub directory: PathBuf,
+    /// Further files, after the directory's.
+    pub files: Vec<PathBuf>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            directory: PathBuf::from("/etc/driftwatch/rules.d"),
+            files: Vec::new(),
+        }
+    }
+}
+
+/// The kernel side.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sensor {
+    /// Ring buffer between the kernel and the agent, MiB, a power of two.
+    pub ring_mib: u32,
+}
+
+impl Default for Sensor {
+    fn default() -> Self {
+        Sensor { ring_mib: 8 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EnforcementModeSetting {
+    #[default]
+    Detect,
+    Prevent,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Enforcement {
+    /// The mode of every container the policy file does not scope.
+    pub mode: EnforcementModeSetting,
+    /// Scopes and allowlist (the format of `run --enforcement-policy`).
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub baseline_file: PathBuf,
+    pub learning_window: Duration,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            baseline_file: PathBuf::from("/var/lib/driftwatch/baselines.json"),
+            learning_window: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub playbook: Option<PathBuf>,
+    pub actions_log: PathBuf,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response {
+            playbook: None,
+            actions_log: PathBuf::from("/var/lib/driftwatch/actions.jsonl"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verify {
+    /// Approved image digests (the formats of `driftwatch verify --approved`).
+    pub approved: Option<PathBuf>,
+    /// Alert on containers started from a mutable tag.
+    pub allow_mutable: bool,
+    /// Check image layers on disk against their digests.
+    pub layers: bool,
+    pub layer_check_interval: Duration,
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Verify {
+            approved: None,
+            allow_mutable: false,
+            layers: true,
+            layer_check_interval: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// The embedded database of alerts, actions and baselines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Store {
+    pub enabled: bool,
+    /// SQLite database file.
+    pub path: PathBuf,
+    /// Alerts older than this are deleted.
+    pub max_age: Duration,
+    /// The database is kept under this many bytes (oldest alerts deleted first).
+    pub max_bytes: u64,
+    /// Alerts waiting to be written; beyond it they are dropped and counted (detection never
+    /// waits for the disk).
+    pub queue_size: usize,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            enabled: true,
+            path: PathBuf::from("/var/lib/driftwatch/driftwatch.db"),
+            max_age: Duration::from_secs(30 * 86400),
+            max_bytes: 512 * 1024 * 1024,
+            queue_size: 65536,
+        }
+    }
+}
+
+/// Where alerts go. Each output has its own bounded queue and thread.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outputs {
+    pub stdout: StdoutOutput,
+    pub json_file: JsonFileOutput,
+    pub syslog: SyslogOutput,
+    /// Any number of HTTP receivers (Falcosidekick, Falco Talon, a SIEM).
+    pub http: Vec<HttpOutput>,
+    pub defender: DefenderOutput,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColorSetting {
+    /// Colour when stdout is a terminal.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StdoutOutput {
+    pub enabled: bool,
+    pub color: ColorSetting,
+    pub queue_size: usize,
+}
+
+impl Default for StdoutOutput {
+    fn default() -> Self {
+        StdoutOutput {
+            enabled: true,
+            color: ColorSetting::Auto,
+            queue_size: 4096,
+        }
+    }
+}
+
+/// Falco JSON, one object per line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonFileOutput {
+    pub enabled: bool,
+    pub path: PathBuf,
+    /// Rotate when the file would exceed this (0: never).
+    pub max_bytes: u64,
+    /// Rotated files kept (`alerts.json.1` .. `.N`).
+    pub max_files: u32,
+    pub queue_size: usize,
+}
+
+impl Default for JsonFileOutput {
+    fn default() -> Self {
+        JsonFileOutput {
+            enabled: false,
+            path: PathBuf::from("/var/log/driftwatch/alerts.json"),
+            max_bytes: 100 * 1024 * 1024,
+            max_files: 5,
+            queue_size: 65536,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyslogTransport {
+    /// A local datagram socket (`/dev/log`).
+    #[default]
+    Unix,
+    Udp,
+    /// RFC 6587 octet counting.
+    Tcp,
+}
+
+/// RFC 5424 messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyslogOutput {
+    pub enabled: bool,
+    pub transport: SyslogTransport,
+    /// A socket path for `unix`, `host:port` for `udp`/`tcp`.
+    pub address: String,
+    /// Facility name (`daemon`, `local0` .. `local7`, ...).
+    pub facility: String,
+    pub app_name: String,
+    pub queue_size: usize,
+}
+
+impl Default for SyslogOutput {
+    fn default() -> Self {
+        SyslogOutput {
+            enabled: false,
+            transport: SyslogTransport::Unix,
+            address: "/dev/log".into(),
+            facility: "daemon".into(),
+            app_name: "driftwatch".into(),
+            queue_size: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpFormat {
+    /// Falco's JSON alert, as Falcosidekick and Falco Talon read it.
+    #[default]
+    Falco,
+    /// The Defender-style document (see [`DefenderOutput`]).
+    Defender,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpOutput {
+    /// `http://host:port/path` or `https://...`.
+    pub url: String,
+    pub format: HttpFormat,
+    /// Extra request headers (e.g. `Authorization`).
+    pub headers: BTreeMap<String, String>,
+    pub timeout: Duration,
+    /// Attempts after the first, with exponential backoff.
+    pub retries: u32,
+    pub queue_size: usize,
+}
+
+impl Default for HttpOutput {
+    fn default() -> Self {
+        HttpOutput {
+            url: String::new(),
+            format: HttpFormat::Falco,
+            headers: BTreeMap::new(),
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            queue_size: 8192,
+        }
+    }
+}
+
+/// A Microsoft-Defender-style document per alert (`alertType`, `severity`, `description`,
+/// `remediationSteps`, ...), JSON lines, for users migrating from Defender for Containers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DefenderOutput {
+    pub enabled: bool,
+    pub path: PathBuf,
+    pub queue_size: usize,
+}
+
+impl Default for DefenderOutput {
+    fn default() -> Self {
+        DefenderOutput {
+            enabled: false,
+            path: PathBuf::from("/var/log/driftwatch/defender.json"),
+            queue_size: 8192,
+        }
+    }
+}
+
+/// The HTTP API, Prometheus metrics, health check and web UI.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Api {
+    pub enabled: bool,
+    /// `127.0.0.1:7878` by default; any other address requires a token.
+    pub listen: String,
+    /// A file holding the bearer token (first line). Required when `listen` is not loopback.
+    pub token_file: Option<PathBuf>,
+    /// Serve the web UI at `/`.
+    pub ui: bool,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            enabled: true,
+            listen: "127.0.0.1:7878".into(),
+            token_file: None,
+            ui: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logging {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter; `DRIFTWATCH_LOG` wins.
+    pub level: String,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            level: "info".into(),
+        }
+    }
+}
