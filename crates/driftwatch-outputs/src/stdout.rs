@@ -1,0 +1,95 @@
+//! The human line on stdout, as Falco prints it: `TIME: Priority output`.
+
+use std::io::{self, IsTerminal, Write};
+
+use driftwatch_config::ColorSetting;
+use driftwatch_model::{Alert, Priority};
+
+use crate::worker::{Deliver, Failure};
+
+/// Replaces control characters so that attacker-chosen names (a file called
+/// "x\n12:00:00 Critical fake") cannot forge or garble terminal lines or log records.
+pub fn escape_terminal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// ANSI SGR colour of each priority.
+fn color_code(p: Priority) -> &'static str {
+    match p {
+        Priority::Emergency | Priority::Alert | Priority::Critical => "1;31",
+        Priority::Error => "31",
+        Priority::Warning => "33",
+        Priority::Notice => "36",
+        Priority::Informational => "32",
+        Priority::Debug => "2",
+    }
+}
+
+/// One line, newline included: `TIME: Priority output`, the priority coloured when `color`.
+pub fn format_line(alert: &Alert, color: bool) -> String {
+    let output = escape_terminal(&alert.output);
+    if color {
+        format!(
+            "{}: \x1b[{}m{}\x1b[0m {output}\n",
+            alert.time,
+            color_code(alert.priority),
+            alert.priority
+        )
+    } else {
+        format!("{}: {} {output}\n", alert.time, alert.priority)
+    }
+}
+
+/// Whether `setting` colours this process's stdout.
+pub fn use_color(setting: ColorSetting) -> bool {
+    match setting {
+        ColorSetting::Always => true,
+        ColorSetting::Never => false,
+        ColorSetting::Auto => io::stdout().is_terminal(),
+    }
+}
+
+pub(crate) struct StdoutOut {
+    pub color: bool,
+}
+
+impl Deliver for StdoutOut {
+    fn deliver(&mut self, alert: &Alert) -> Result<(), Failure> {
+        let line = format_line(alert, self.color);
+        let mut out = io::stdout().lock();
+        out.write_all(line.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure::retry(format!("writing to stdout: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_cannot_forge_lines() {
+        assert_eq!(escape_terminal("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+    }
+
+    #[test]
+    fn line_is_falcos_and_coloured_on_request() {
+        let alert = crate::tests::alert("x\ny");
+        assert_eq!(
+            format_line(&alert, false),
+            "2026-11-28T12:00:00.123456789Z: Critical x\\ny\n"
+        );
+        assert_eq!(
+            format_line(&alert, true),
+            "2026-11-28T12:00:00.123456789Z: \x1b[1;31mCritical\x1b[0m x\\ny\n"
+        );
+    }
+}
