@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(mode, FILE_MODE);
         // 30-byte lines: 3 per file; 40 lines rotate 13 times.
         for i in 0..40 {
-            f.write_line(format!("{{\"n\":{i:04},\"pad\":\"xxxxxxxxxx\"}}\n").as_bytes())
+            f.write_line(format!("{{\"n\":{i:>4},\"pad\":\"xxxxxxxxxx\"}}\n").as_bytes())
                 .unwrap();
         }
         let mut names: Vec<String> = fs::read_dir(p.parent().unwrap())
