@@ -273,6 +273,7 @@ mod tests {
             driftwatch_rules::RuleSet::load_with_defaults(&[])
                 .unwrap()
                 .ruleset,
+            None,
             Vec::new(),
             None,
             Arc::new(crate::pipeline::AgentStats::default()),
@@ -328,6 +329,7 @@ mod tests {
             driftwatch_rules::RuleSet::load_with_defaults(&[])
                 .unwrap()
                 .ruleset,
+            None,
             Vec::new(),
             Some(std::io::LineWriter::new(
                 std::fs::File::create(&path).unwrap(),

@@ -9,11 +9,15 @@ use std::sync::{Arc, Mutex};
 use driftwatch_model::Event;
 use driftwatch_rules::{RuleIdx, RuleSet};
 
+use driftwatch_outputs::Outputs;
+
 use crate::outputs::AlertSink;
 use crate::pipeline::AgentStats;
 
 pub struct Emitter {
     rules: RuleSet,
+    /// The configured outputs: queued without blocking, delivered on their own threads.
+    outputs: Option<Arc<Outputs>>,
     sinks: Vec<Box<dyn AlertSink>>,
     record: Option<LineWriter<File>>,
     stats: Arc<AgentStats>,
@@ -33,6 +37,7 @@ fn now_wall_ns() -> u64 {
 impl Emitter {
     pub fn new(
         rules: RuleSet,
+        outputs: Option<Arc<Outputs>>,
         sinks: Vec<Box<dyn AlertSink>>,
         record: Option<LineWriter<File>>,
         stats: Arc<AgentStats>,
@@ -40,6 +45,7 @@ impl Emitter {
     ) -> Emitter {
         Emitter {
             rules,
+            outputs,
             sinks,
             record,
             stats,
@@ -63,6 +69,9 @@ impl Emitter {
         for &idx in &self.matches {
             let alert = self.rules.alert(idx, event, &self.hostname);
             self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = &self.outputs {
+                o.emit(&alert);
+            }
             for sink in &mut self.sinks {
                 if let Err(e) = sink.emit(&alert) {
                     self.stats.output_errors.fetch_add(1, Ordering::Relaxed);

@@ -26,6 +26,6 @@ pub use exec_verdict::{ExecAnalysis, analyze_exec, loader_target};
 pub use file_drift::{FileDrift, FileDriftConfig, FileStats};
 pub use image_verify::{DEFAULT_LAYER_CACHE, ImageVerifier, ImageVerifyConfig, ImageVerifyStats};
 pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};
-pub use outputs::{AlertSink, JsonFileSink, StdoutSink};
+pub use outputs::AlertSink;
 pub use pipeline::{Agent, AgentConfig, AgentStats};
 pub use proctable::{ProcInfo, ProcTable};

@@ -27,17 +27,15 @@ use crate::emitter::{Emitter, SharedEmitter};
 use crate::enforce::Enforcer;
 use crate::exec_verdict::analyze_exec;
 use crate::file_drift::{FileDrift, FileDriftConfig, FileStats};
-use crate::outputs::{AlertSink, JsonFileSink, StdoutSink};
+use crate::outputs::AlertSink;
 use crate::proctable::{ProcInfo, ProcTable};
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
-    /// Append Falco JSON alerts here.
-    pub json_out: Option<PathBuf>,
+    /// Where alerts go (stdout, JSON lines file, syslog, HTTP, Defender documents).
+    pub outputs: driftwatch_config::Outputs,
     /// Append every container event (JSON lines) here, for `driftwatch rules test`.
     pub record: Option<PathBuf>,
-    /// Print alerts on stdout.
-    pub stdout: bool,
     /// Rule files loaded after the embedded defaults.
     pub rule_sources: Vec<Source>,
     pub docker: Option<DockerConfig>,
@@ -61,9 +59,8 @@ pub struct AgentConfig {
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
-            json_out: None,
+            outputs: driftwatch_config::Outputs::default(),
             record: None,
-            stdout: true,
             rule_sources: Vec::new(),
             docker: Some(DockerConfig::default()),
             containerd: ContainerdConfig::find_socket().map(|socket| ContainerdConfig {
@@ -80,6 +77,9 @@ impl Default for AgentConfig {
         }
     }
 }
+
+/// How long a stopping agent waits for its outputs to deliver what they hold.
+const OUTPUTS_FLUSH: Duration = Duration::from_secs(5);
 
 /// This machine's host name, as Falco puts it in alerts.
 pub fn hostname() -> String {
@@ -133,6 +133,8 @@ pub struct Agent {
     enforcer: Arc<Enforcer>,
     /// Image drift: approval at start, layers in the background.
     image_verify: Arc<crate::image_verify::ImageVerifier>,
+    /// The configured alert outputs (stats, reload).
+    outputs: Arc<driftwatch_outputs::Outputs>,
 }
 
 struct Worker {
@@ -166,14 +168,10 @@ impl Agent {
         for w in &loaded.warnings {
             tracing::warn!("{}", w.render());
         }
-        let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
-        if config.stdout {
-            sinks.push(Box::new(StdoutSink::new()));
-        }
-        if let Some(p) = &config.json_out {
-            sinks.push(Box::new(JsonFileSink::open(p)?));
-        }
-        sinks.extend(extra_sinks);
+        let outputs = Arc::new(
+            driftwatch_outputs::Outputs::start(&config.outputs, &config.hostname)
+                .context("starting the alert outputs")?,
+        );
         let record = match &config.record {
             Some(p) => Some(LineWriter::new(
                 OpenOptions::new()
@@ -225,7 +223,8 @@ impl Agent {
         let stats = Arc::new(AgentStats::default());
         let emitter = Emitter::new(
             loaded.ruleset,
-            sinks,
+            Some(outputs.clone()),
+            extra_sinks,
             record,
             stats.clone(),
             config.hostname.clone(),
@@ -296,6 +295,7 @@ impl Agent {
             emitter.clone(),
         )?;
         Ok(Agent {
+            outputs,
             config_drift,
             image_verify,
             sensor: Some(sensor),
@@ -308,6 +308,12 @@ impl Agent {
             files,
             enforcer,
         })
+    }
+
+    /// The running alert outputs: [`Outputs::stats`](driftwatch_outputs::Outputs::stats),
+    /// [`Outputs::reconfigure`](driftwatch_outputs::Outputs::reconfigure) on reload.
+    pub fn outputs(&self) -> &Arc<driftwatch_outputs::Outputs> {
+        &self.outputs
     }
 
     /// Prevention's counters.
@@ -366,6 +372,12 @@ impl Agent {
         drop(self.files.take());
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_millis(200));
+        }
+        // Every sensor has stopped: deliver what the outputs still hold.
+        if !self.outputs.shutdown(OUTPUTS_FLUSH) {
+            tracing::warn!(
+                "some alerts were not delivered within {OUTPUTS_FLUSH:?} of shutdown"
+            );
         }
     }
 }

@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// Do not print alerts on stdout.
     #[arg(long)]
     no_stdout: bool,
+    /// POST each alert as Falco JSON to URL (Falcosidekick, Falco Talon, a webhook); repeat
+    /// for several receivers. Queued and retried without ever slowing detection.
+    #[arg(long = "http-out", value_name = "URL")]
+    http_out: Vec<String>,
     /// Docker's (or podman's) API socket.
     #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
     docker_socket: PathBuf,
@@ -146,6 +150,28 @@ fn rule_sources(extra: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     files.iter().map(|p| read_rule_file(p)).collect()
 }
 
+/// The outputs the flags ask for, over the defaults (stdout on, everything else off).
+fn outputs_config(
+    json_out: Option<PathBuf>,
+    no_stdout: bool,
+    http_out: Vec<String>,
+) -> driftwatch_config::Outputs {
+    let mut o = driftwatch_config::Outputs::default();
+    o.stdout.enabled = !no_stdout;
+    if let Some(path) = json_out {
+        o.json_file.enabled = true;
+        o.json_file.path = path;
+    }
+    o.http = http_out
+        .into_iter()
+        .map(|url| driftwatch_config::HttpOutput {
+            url,
+            ..driftwatch_config::HttpOutput::default()
+        })
+        .collect();
+    o
+}
+
 fn wait_for_signal(duration: Option<u64>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -201,9 +227,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let config = AgentConfig {
         enforcement,
-        json_out: args.json_out,
+        outputs: outputs_config(args.json_out, args.no_stdout, args.http_out),
         record: args.record,
-        stdout: !args.no_stdout,
         rule_sources: rule_sources(&args.rules)?,
         docker: (!args.no_engine).then(|| DockerConfig {
             socket: args.docker_socket,
@@ -313,6 +338,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "unresolved": f.unresolved.load(Ordering::Relaxed),
         })),
         "enforcement": enforcement_json,
+        "outputs": agent.outputs().stats().iter().map(|o| serde_json::json!({
+            "name": o.name,
+            "kind": o.kind.as_str(),
+            "queued": o.queued,
+            "sent": o.sent,
+            "dropped": o.dropped,
+            "failed": o.failed,
+            "retries": o.retries,
+        })).collect::<Vec<_>>(),
         "rss_kib": rss_kib,
         "peak_rss_kib": peak_kib,
         "net": agent.net_drift().map(|n| {

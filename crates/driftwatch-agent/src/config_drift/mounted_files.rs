@@ -490,6 +490,7 @@ mod tests {
             driftwatch_rules::RuleSet::load_with_defaults(&[])
                 .unwrap()
                 .ruleset,
+            None,
             Vec::new(),
             Some(std::io::LineWriter::new(
                 std::fs::File::create(&record).unwrap(),

@@ -1,0 +1,72 @@
+//! Outputs end to end: the real agent with an HTTP output pointed at a receiver on loopback;
+//! a binary dropped into a real container and executed reaches the receiver as the same
+//! Falco JSON alert the agent writes to its JSON file. A second, dead receiver delays none
+//! of it.
+
+mod common;
+#[path = "../../driftwatch-outputs/tests/receiver/mod.rs"]
+mod receiver;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use receiver::Receiver;
+use serde_json::Value;
+
+#[test]
+fn dropped_binary_alert_is_posted_as_falco_json() {
+    if !require(&[
+        Requirement::Root,
+        Requirement::Docker,
+        Requirement::Image(BUSYBOX),
+    ]) {
+        return;
+    }
+    let rx = Receiver::start(&[]);
+    // Nobody listens here: that output retries and fails on its own thread.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = rx.url("/falco");
+    let dead_url = format!("http://{dead}/");
+    let agent = AgentProcess::start(&["--http-out", &url, "--http-out", &dead_url]);
+    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let (code, out) = c.sh("cp /bin/busybox /tmp/true && /tmp/true");
+    assert_eq!(code, 0, "{out}");
+
+    let is_ours = |a: &Value| {
+        has_tag(a, "binary_drift")
+            && field(a, "container.id") == c.short()
+            && field(a, "drift.path") == "/tmp/true"
+    };
+    let start = Instant::now();
+    let (req, posted) = loop {
+        let found = rx.requests().into_iter().find_map(|r| {
+            let v: Value = serde_json::from_str(&r.body)
+                .unwrap_or_else(|e| panic!("POST body is not JSON: {e}: {}", r.body));
+            is_ours(&v).then_some((r, v))
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no POST for the dropped binary; received: {:?}",
+            rx.requests()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/falco");
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(posted["rule"], "Drop and execute new binary in container");
+    assert_eq!(posted["priority"], "Critical");
+    assert_eq!(posted["source"], "syscall");
+    assert_eq!(field(&posted, "drift.verdict"), "added");
+    assert_eq!(field(&posted, "proc.exepath"), "/tmp/true");
+    assert_eq!(field(&posted, "container.image.repository"), "driftwatch-test/busybox");
+    // Byte for byte the alert of the JSON file output.
+    let written = agent.wait_for("the same alert in the JSON file", Duration::from_secs(10), is_ours);
+    assert_eq!(posted, written);
+}
