@@ -236,6 +236,8 @@ struct State {
     /// Counters by output name: a reconfigured output keeps counting where it was.
     counters: Vec<(String, Arc<Counters>)>,
     shut_down: bool,
+    /// The counters as they stood when shutdown finished (what [`Outputs::stats`] returns then).
+    last: Vec<OutputStats>,
 }
 
 /// The running outputs. Cheap to share (`Arc<Outputs>`); every method takes `&self`.
@@ -255,6 +257,7 @@ impl Outputs {
             retiring: Vec::new(),
             counters: Vec::new(),
             shut_down: false,
+            last: Vec::new(),
         };
         for (name, spec) in specs(c) {
             let r = start_one(&mut state.counters, name, spec, hostname)?;
@@ -360,27 +363,13 @@ impl Outputs {
     }
 
     /// Every running output's counters: atomics read under a shared lock, no allocation
-    /// beyond the result.
+    /// beyond the result. After [`shutdown`](Self::shutdown): the final counts.
     pub fn stats(&self) -> Vec<OutputStats> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        state
-            .running
-            .iter()
-            .map(|r| {
-                let c = &r.shared.counters;
-                OutputStats {
-                    name: r.name.clone(),
-                    kind: r.spec.kind(),
-                    queued: c.queued.load(Ordering::Relaxed),
-                    sent: c.sent.load(Ordering::Relaxed),
-                    dropped: c.dropped.load(Ordering::Relaxed),
-                    failed: c.failed.load(Ordering::Relaxed),
-                    retries: c.retries.load(Ordering::Relaxed),
-                    depth: r.shared.depth.load(Ordering::Relaxed),
-                    capacity: r.capacity,
-                }
-            })
-            .collect()
+        if state.shut_down {
+            return state.last.clone();
+        }
+        snapshot(&state.running)
     }
 
     /// Closes every queue and waits up to `timeout` for the outputs to deliver what they
@@ -389,9 +378,14 @@ impl Outputs {
     pub fn shutdown(&self, timeout: Duration) -> bool {
         let _control = self.control.lock().unwrap_or_else(|p| p.into_inner());
         let deadline = Instant::now() + timeout;
-        let workers: Vec<Retiring> = {
+        let (workers, mut last) = {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            if state.shut_down {
+                return true;
+            }
             state.shut_down = true;
+            let last = snapshot(&state.running);
+            state.last = last.clone();
             let mut all: Vec<Retiring> = std::mem::take(&mut state.retiring);
             for r in std::mem::take(&mut state.running) {
                 drop(r.tx);
@@ -400,7 +394,7 @@ impl Outputs {
                     thread: r.thread,
                 });
             }
-            all
+            (all, last)
         };
         for w in &workers {
             *w.shared.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
@@ -419,6 +413,22 @@ impl Outputs {
                 all_done = false;
             }
         }
+        for s in &mut last {
+            if let Some((_, c)) = self
+                .state
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .counters
+                .iter()
+                .find(|(n, _)| *n == s.name)
+            {
+                s.sent = c.sent.load(Ordering::Relaxed);
+                s.failed = c.failed.load(Ordering::Relaxed);
+                s.retries = c.retries.load(Ordering::Relaxed);
+                s.depth = 0;
+            }
+        }
+        self.state.write().unwrap_or_else(|p| p.into_inner()).last = last;
         all_done
     }
 }
@@ -427,6 +437,26 @@ impl Drop for Outputs {
     fn drop(&mut self) {
         self.shutdown(Duration::from_secs(2));
     }
+}
+
+fn snapshot(running: &[Running]) -> Vec<OutputStats> {
+    running
+        .iter()
+        .map(|r| {
+            let c = &r.shared.counters;
+            OutputStats {
+                name: r.name.clone(),
+                kind: r.spec.kind(),
+                queued: c.queued.load(Ordering::Relaxed),
+                sent: c.sent.load(Ordering::Relaxed),
+                dropped: c.dropped.load(Ordering::Relaxed),
+                failed: c.failed.load(Ordering::Relaxed),
+                retries: c.retries.load(Ordering::Relaxed),
+                depth: r.shared.depth.load(Ordering::Relaxed),
+                capacity: r.capacity,
+            }
+        })
+        .collect()
 }
 
 fn start_one(

@@ -359,6 +359,10 @@ fn json_file_and_defender_files_get_one_line_per_alert() {
         out.emit(a);
     }
     assert!(out.shutdown(Duration::from_secs(10)));
+    // The final counts stay readable after shutdown.
+    let s = stat(&out, "json_file");
+    assert_eq!((s.queued, s.sent, s.depth), (50, 50, 0));
+    assert_eq!(stat(&out, "defender").sent, 50);
     let lines: Vec<Alert> = std::fs::read_to_string(&json)
         .unwrap()
         .lines()
