@@ -375,9 +375,7 @@ impl Agent {
         }
         // Every sensor has stopped: deliver what the outputs still hold.
         if !self.outputs.shutdown(OUTPUTS_FLUSH) {
-            tracing::warn!(
-                "some alerts were not delivered within {OUTPUTS_FLUSH:?} of shutdown"
-            );
+            tracing::warn!("some alerts were not delivered within {OUTPUTS_FLUSH:?} of shutdown");
         }
     }
 }

@@ -173,27 +173,39 @@ impl Default for Store {
 /// Where alerts go. Each output has its own bounded queue and thread.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outputs {
+    /// One human line per alert on stdout (`TIME: Priority output`), as Falco prints them.
     pub stdout: StdoutOutput,
+    /// Falco JSON alerts, one per line, in a rotated file.
     pub json_file: JsonFileOutput,
+    /// RFC 5424 messages to a local socket or a remote collector.
     pub syslog: SyslogOutput,
-    /// Any number of HTTP receivers (Falcosidekick, Falco Talon, a SIEM).
+    /// Any number of HTTP receivers (Falcosidekick, Falco Talon, a SIEM); each entry is an
+    /// enabled output.
     pub http: Vec<HttpOutput>,
+    /// Defender-for-Containers-style documents, one per line, in a file.
     pub defender: DefenderOutput,
 }
 
+/// Whether the stdout line's priority is coloured (ANSI).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ColorSetting {
     /// Colour when stdout is a terminal.
     #[default]
     Auto,
+    /// Always colour (e.g. for a log viewer that renders ANSI).
     Always,
+    /// Never colour.
     Never,
 }
 
+/// Alerts on stdout, one line each, control characters escaped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StdoutOutput {
+    /// Print alerts on stdout.
     pub enabled: bool,
+    /// Colour the priority: `auto` (when stdout is a terminal), `always`, `never`.
     pub color: ColorSetting,
+    /// Alerts waiting to be written; beyond it new alerts are dropped (and counted).
     pub queue_size: usize,
 }
 
@@ -210,12 +222,15 @@ impl Default for StdoutOutput {
 /// Falco JSON, one object per line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JsonFileOutput {
+    /// Write the file.
     pub enabled: bool,
+    /// The file (mode 0600; its directory is created). Reopened when logrotate moves it.
     pub path: PathBuf,
     /// Rotate when the file would exceed this (0: never).
     pub max_bytes: u64,
     /// Rotated files kept (`alerts.json.1` .. `.N`).
     pub max_files: u32,
+    /// Alerts waiting to be written; beyond it new alerts are dropped (and counted).
     pub queue_size: usize,
 }
 
@@ -231,11 +246,13 @@ impl Default for JsonFileOutput {
     }
 }
 
+/// How syslog messages travel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyslogTransport {
     /// A local datagram socket (`/dev/log`).
     #[default]
     Unix,
+    /// One datagram per message.
     Udp,
     /// RFC 6587 octet counting.
     Tcp,
@@ -244,13 +261,17 @@ pub enum SyslogTransport {
 /// RFC 5424 messages.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyslogOutput {
+    /// Send alerts to syslog.
     pub enabled: bool,
+    /// `unix`, `udp` or `tcp`.
     pub transport: SyslogTransport,
     /// A socket path for `unix`, `host:port` for `udp`/`tcp`.
     pub address: String,
     /// Facility name (`daemon`, `local0` .. `local7`, ...).
     pub facility: String,
+    /// The APP-NAME of each message.
     pub app_name: String,
+    /// Alerts waiting to be sent; beyond it new alerts are dropped (and counted).
     pub queue_size: usize,
 }
 
@@ -267,6 +288,7 @@ impl Default for SyslogOutput {
     }
 }
 
+/// What an HTTP output posts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HttpFormat {
     /// Falco's JSON alert, as Falcosidekick and Falco Talon read it.
@@ -276,16 +298,22 @@ pub enum HttpFormat {
     Defender,
 }
 
+/// One HTTP receiver: each alert is POSTed as `application/json`, retried with exponential
+/// backoff on connection errors, 5xx and 429 (honouring `Retry-After`); other 4xx are not
+/// retried.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpOutput {
     /// `http://host:port/path` or `https://...`.
     pub url: String,
+    /// `falco` (Falco's JSON alert) or `defender`.
     pub format: HttpFormat,
     /// Extra request headers (e.g. `Authorization`).
     pub headers: BTreeMap<String, String>,
+    /// Whole-request timeout (connect, send, answer).
     pub timeout: Duration,
     /// Attempts after the first, with exponential backoff.
     pub retries: u32,
+    /// Alerts waiting to be posted; beyond it new alerts are dropped (and counted).
     pub queue_size: usize,
 }
 
@@ -306,8 +334,11 @@ impl Default for HttpOutput {
 /// `remediationSteps`, ...), JSON lines, for users migrating from Defender for Containers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DefenderOutput {
+    /// Write the file.
     pub enabled: bool,
+    /// The file (mode 0600; its directory is created). Reopened when logrotate moves it.
     pub path: PathBuf,
+    /// Alerts waiting to be written; beyond it new alerts are dropped (and counted).
     pub queue_size: usize,
 }
 

@@ -31,7 +31,11 @@ impl DriftKind {
             };
             return k;
         }
-        match alert.output_fields.get("drift.kind").and_then(Value::as_str) {
+        match alert
+            .output_fields
+            .get("drift.kind")
+            .and_then(Value::as_str)
+        {
             Some("binary") => DriftKind::Binary,
             Some("file") => DriftKind::File,
             Some("package") => DriftKind::Package,
@@ -57,12 +61,20 @@ impl DriftKind {
 
     pub fn description(self) -> &'static str {
         match self {
-            DriftKind::Binary => "Binary executed that was not part of the original container image",
+            DriftKind::Binary => {
+                "Binary executed that was not part of the original container image"
+            }
             DriftKind::File => "File in the container changed from the original container image",
             DriftKind::Package => "Packages installed, removed or changed in a running container",
-            DriftKind::Config => "Container runs with a configuration that drifts from a hardened baseline",
-            DriftKind::Network => "Container made a network connection or opened a listener outside its learned baseline",
-            DriftKind::Image => "Container image is not approved or its layers do not match their digests",
+            DriftKind::Config => {
+                "Container runs with a configuration that drifts from a hardened baseline"
+            }
+            DriftKind::Network => {
+                "Container made a network connection or opened a listener outside its learned baseline"
+            }
+            DriftKind::Image => {
+                "Container image is not approved or its layers do not match their digests"
+            }
             DriftKind::Other => "Container activity that an immutable workload should not show",
         }
     }

@@ -28,8 +28,8 @@ impl HttpOut {
         for (k, v) in &c.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| format!("header {k:?}: invalid name: {e}"))?;
-            let value =
-                HeaderValue::from_str(v).map_err(|e| format!("header {k:?}: invalid value: {e}"))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| format!("header {k:?}: invalid value: {e}"))?;
             headers.push((name, value));
         }
         let config = ureq::Agent::config_builder()

@@ -69,8 +69,7 @@ impl RotatingFile {
 
     /// True when `path` still names the file we have open.
     fn still_current(&self) -> bool {
-        self.file.is_some()
-            && fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
+        self.file.is_some() && fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
     }
 
     fn rotated_name(&self, n: u32) -> PathBuf {
@@ -185,7 +184,12 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["alerts.json", "alerts.json.1", "alerts.json.2", "alerts.json.3"]
+            [
+                "alerts.json",
+                "alerts.json.1",
+                "alerts.json.2",
+                "alerts.json.3"
+            ]
         );
         // The newest lines, in order, oldest file first; every file within max_bytes.
         let mut all = Vec::new();

@@ -27,7 +27,9 @@ use driftwatch_model::Alert;
 pub use defender::{DriftKind, document as defender_document, severity as defender_severity};
 pub use json_file::RotatingFile;
 pub use stdout::{escape_terminal, format_line, use_color};
-pub use syslog::{SD_ID, facility_code, format_message as syslog_message, severity as syslog_severity};
+pub use syslog::{
+    SD_ID, facility_code, format_message as syslog_message, severity as syslog_severity,
+};
 
 use worker::{Counters, Deliver, RetryPolicy, Shared};
 

@@ -142,7 +142,10 @@ pub fn format_message(
         _ => None,
     };
     let params = [
-        ("container_id", field(alert, "container.id").map(str::to_string)),
+        (
+            "container_id",
+            field(alert, "container.id").map(str::to_string),
+        ),
         (
             "container_name",
             field(alert, "container.name").map(str::to_string),
@@ -189,7 +192,9 @@ impl Conn {
                 if sock.is_none() {
                     *sock = Some(UnixDatagram::unbound()?);
                 }
-                let s = sock.as_ref().ok_or_else(|| std::io::Error::other("no socket"))?;
+                let s = sock
+                    .as_ref()
+                    .ok_or_else(|| std::io::Error::other("no socket"))?;
                 s.send_to(msg.as_bytes(), &*path).map(drop)
             }
             Conn::Udp(addr, sock) => {
@@ -200,7 +205,9 @@ impl Conn {
                     s.connect(to)?;
                     *sock = Some(s);
                 }
-                let s = sock.as_ref().ok_or_else(|| std::io::Error::other("no socket"))?;
+                let s = sock
+                    .as_ref()
+                    .ok_or_else(|| std::io::Error::other("no socket"))?;
                 s.send(msg.as_bytes()).map(drop)
             }
             Conn::Tcp(addr, stream) => {

@@ -86,7 +86,10 @@ fn wait_stats(o: &Outputs, kind: &str, pred: impl Fn(&OutputStats) -> bool) -> O
         if pred(&s) {
             return s;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "stats stuck at {s:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "stats stuck at {s:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -114,7 +117,16 @@ fn http_posts_the_falco_json_alert_with_the_configured_headers() {
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["hostname", "output", "output_fields", "priority", "rule", "source", "tags", "time"]
+        [
+            "hostname",
+            "output",
+            "output_fields",
+            "priority",
+            "rule",
+            "source",
+            "tags",
+            "time"
+        ]
     );
     assert_eq!(v["priority"], "Critical");
     assert_eq!(v["output_fields"]["container.id"], "0123456789ab");
@@ -127,7 +139,11 @@ fn http_posts_the_falco_json_alert_with_the_configured_headers() {
 
 #[test]
 fn http_5xx_and_429_are_retried_and_delivered_once() {
-    let rx = Receiver::start(&[Reply::Status(500), Reply::RetryAfter(429, 1), Reply::Status(200)]);
+    let rx = Receiver::start(&[
+        Reply::Status(500),
+        Reply::RetryAfter(429, 1),
+        Reply::Status(200),
+    ]);
     let out = Outputs::start(&http_outputs(http(rx.url("/"), 3, 16)), "h").unwrap();
     out.emit(&binary_alert(1));
     let s = wait_stats(&out, "http", |s| s.sent == 1);
@@ -187,7 +203,10 @@ fn hanging_receiver_never_blocks_emit_full_queue_drops_and_counts() {
 #[test]
 fn receiver_down_then_back_resumes_delivery() {
     // A port with nobody listening.
-    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let h = http(format!("http://{addr}/"), 30, 4);
     let out = Outputs::start(&http_outputs(h), "h").unwrap();
     out.emit(&binary_alert(0));
@@ -239,7 +258,8 @@ fn syslog_over_a_unix_datagram_socket_is_rfc5424_one_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     let sock = UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let out = Outputs::start(
         &syslog_config(config::SyslogTransport::Unix, path.display().to_string()),
         "h",
@@ -269,7 +289,8 @@ fn syslog_to_a_missing_socket_fails_after_retries() {
 #[test]
 fn syslog_over_udp() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let out = Outputs::start(
         &syslog_config(
             config::SyslogTransport::Udp,
@@ -315,7 +336,8 @@ fn syslog_over_tcp_with_octet_counting_and_reconnect() {
     out.emit(&syslog_alert());
     out.emit(&syslog_alert());
     let (mut conn, _) = listener.accept().unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     assert_eq!(read_frame(&mut conn), syslog_expected());
     assert_eq!(read_frame(&mut conn), syslog_expected());
     // The receiver restarts: the output connects again.
@@ -331,7 +353,8 @@ fn syslog_over_tcp_with_octet_counting_and_reconnect() {
         std::thread::sleep(Duration::from_millis(100));
     };
     conn.set_nonblocking(false).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     assert_eq!(read_frame(&mut conn), syslog_expected());
 }
 
@@ -393,7 +416,10 @@ fn start_errors_name_the_output_and_its_path_or_url() {
         ..config::Outputs::default()
     });
     let e = Outputs::start(&c, "h").err().unwrap().to_string();
-    assert!(e.contains("json_file") && e.contains(&path.display().to_string()), "{e}");
+    assert!(
+        e.contains("json_file") && e.contains(&path.display().to_string()),
+        "{e}"
+    );
 
     let e = Outputs::start(&http_outputs(http("ftp://x/".into(), 0, 1)), "h")
         .err()
@@ -403,7 +429,10 @@ fn start_errors_name_the_output_and_its_path_or_url() {
 
     let mut h = http("http://127.0.0.1:1/".into(), 0, 1);
     h.headers.insert("Bad Header".into(), "v".into());
-    let e = Outputs::start(&http_outputs(h), "h").err().unwrap().to_string();
+    let e = Outputs::start(&http_outputs(h), "h")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("Bad Header"), "{e}");
 }
 
@@ -443,13 +472,18 @@ fn reconfigure_keeps_unchanged_outputs_drains_changed_ones_loses_nothing() {
         .iter()
         .map(|r| {
             let a: Alert = serde_json::from_str(&r.body).unwrap();
-            a.output_fields["drift.path"].as_str().unwrap()[6..].parse().unwrap()
+            a.output_fields["drift.path"].as_str().unwrap()[6..]
+                .parse()
+                .unwrap()
         })
         .collect();
     seen.sort_unstable();
     assert_eq!(seen, (0..20).collect::<Vec<_>>());
     // Only the new generation's requests carry the header; they are the last ten alerts.
-    let new: Vec<&receiver::Request> = reqs.iter().filter(|r| r.header("x-generation").is_some()).collect();
+    let new: Vec<&receiver::Request> = reqs
+        .iter()
+        .filter(|r| r.header("x-generation").is_some())
+        .collect();
     assert_eq!(new.len(), 10);
     // Counters went on across the reload.
     let s = wait_stats(&out, "http", |s| s.sent == 20);
@@ -487,11 +521,17 @@ fn defender_document_for_binary_drift() {
         d["description"],
         "Binary executed that was not part of the original container image"
     );
-    assert_eq!(d["remediationSteps"][0], "Investigate the binary origin and purpose");
+    assert_eq!(
+        d["remediationSteps"][0],
+        "Investigate the binary origin and purpose"
+    );
     assert_eq!(d["remediationSteps"][3], "Enable readOnlyRootFilesystem");
     assert_eq!(d["timeGenerated"], "2026-11-28T12:00:00.123456789Z");
     assert_eq!(d["compromisedEntity"], "shop/web-7d9f");
-    assert_eq!(d["alertDisplayName"], "Drop and execute new binary in container");
+    assert_eq!(
+        d["alertDisplayName"],
+        "Drop and execute new binary in container"
+    );
     let ids = d["resourceIdentifiers"].as_array().unwrap();
     assert_eq!(
         ids[0],
@@ -520,8 +560,7 @@ fn defender_document_for_file_drift_outside_kubernetes() {
     a.priority = Priority::Warning;
     a.tags = vec!["container".into(), "drift".into(), "file_drift".into()];
     a.output_fields.remove("k8s.ns.name");
-    a.output_fields
-        .insert("k8s.pod.name".into(), json!("<NA>"));
+    a.output_fields.insert("k8s.pod.name".into(), json!("<NA>"));
     a.hostname = String::new();
     let d = driftwatch_outputs::defender_document(&a, "fallback-host");
     assert_eq!(d["alertType"], "K8S.NODE_ImageFileDrift");
@@ -544,7 +583,8 @@ fn defender_document_for_file_drift_outside_kubernetes() {
 
     // The kind also comes from drift.kind when the tags do not say it.
     a.tags = vec!["container".into()];
-    a.output_fields.insert("drift.kind".into(), json!("package"));
+    a.output_fields
+        .insert("drift.kind".into(), json!("package"));
     let d = driftwatch_outputs::defender_document(&a, "h");
     assert_eq!(d["alertType"], "K8S.NODE_ImagePackageDrift");
 }

@@ -65,8 +65,15 @@ fn dropped_binary_alert_is_posted_as_falco_json() {
     assert_eq!(posted["source"], "syscall");
     assert_eq!(field(&posted, "drift.verdict"), "added");
     assert_eq!(field(&posted, "proc.exepath"), "/tmp/true");
-    assert_eq!(field(&posted, "container.image.repository"), "driftwatch-test/busybox");
+    assert_eq!(
+        field(&posted, "container.image.repository"),
+        "driftwatch-test/busybox"
+    );
     // Byte for byte the alert of the JSON file output.
-    let written = agent.wait_for("the same alert in the JSON file", Duration::from_secs(10), is_ours);
+    let written = agent.wait_for(
+        "the same alert in the JSON file",
+        Duration::from_secs(10),
+        is_ours,
+    );
     assert_eq!(posted, written);
 }

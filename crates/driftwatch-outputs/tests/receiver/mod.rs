@@ -168,7 +168,9 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
         };
         let head = match reply {
             Reply::Status(code) => format!("HTTP/1.1 {code} X\r\n"),
-            Reply::RetryAfter(code, secs) => format!("HTTP/1.1 {code} X\r\nRetry-After: {secs}\r\n"),
+            Reply::RetryAfter(code, secs) => {
+                format!("HTTP/1.1 {code} X\r\nRetry-After: {secs}\r\n")
+            }
             Reply::Hang => {
                 let (m, cv) = &*state;
                 let mut s = m.lock().unwrap();
