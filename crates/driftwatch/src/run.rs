@@ -317,7 +317,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "kernel_orphaned": k.as_ref().map_or(0, |k| k.orphaned.load(Ordering::Relaxed)),
         })
     };
-    let stats_json = serde_json::json!({
+    let outputs = agent.outputs().clone();
+    let mut stats_json = serde_json::json!({
         "execs_processed": s.processed.load(Ordering::Relaxed),
         "not_container": s.not_container.load(Ordering::Relaxed),
         "alerts": s.alerts.load(Ordering::Relaxed),
@@ -338,15 +339,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "unresolved": f.unresolved.load(Ordering::Relaxed),
         })),
         "enforcement": enforcement_json,
-        "outputs": agent.outputs().stats().iter().map(|o| serde_json::json!({
-            "name": o.name,
-            "kind": o.kind.as_str(),
-            "queued": o.queued,
-            "sent": o.sent,
-            "dropped": o.dropped,
-            "failed": o.failed,
-            "retries": o.retries,
-        })).collect::<Vec<_>>(),
         "rss_kib": rss_kib,
         "peak_rss_kib": peak_kib,
         "net": agent.net_drift().map(|n| {
@@ -368,6 +360,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         }),
     });
     agent.shutdown();
+    // After the shutdown: the outputs' final counts, queues flushed.
+    stats_json["outputs"] = outputs
+        .stats()
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "name": o.name,
+                "kind": o.kind.as_str(),
+                "queued": o.queued,
+                "sent": o.sent,
+                "dropped": o.dropped,
+                "failed": o.failed,
+                "retries": o.retries,
+            })
+        })
+        .collect();
     tracing::info!("stopped: {summary}");
     if let Some(r) = &responder {
         let s = r.stats();

@@ -30,7 +30,16 @@ fn dropped_binary_alert_is_posted_as_falco_json() {
         .unwrap();
     let url = rx.url("/falco");
     let dead_url = format!("http://{dead}/");
-    let agent = AgentProcess::start(&["--http-out", &url, "--http-out", &dead_url]);
+    let stats_dir = tempfile::tempdir().unwrap();
+    let stats = stats_dir.path().join("stats.json");
+    let agent = AgentProcess::start(&[
+        "--http-out",
+        &url,
+        "--http-out",
+        &dead_url,
+        "--stats-json",
+        stats.to_str().unwrap(),
+    ]);
     let c = Container::run(&[BUSYBOX, "sleep", "60"]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/true && /tmp/true");
     assert_eq!(code, 0, "{out}");
@@ -76,4 +85,27 @@ fn dropped_binary_alert_is_posted_as_falco_json() {
         is_ours,
     );
     assert_eq!(posted, written);
+
+    // At exit the agent reports each output: the live one delivered all it queued, the dead
+    // one retried and gave up on all of its own, independently.
+    drop(agent);
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let outputs = stats["outputs"].as_array().expect("outputs in the stats");
+    let by_name = |name: &str| {
+        outputs
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("no output {name} in {outputs:?}"))
+    };
+    let live = by_name(&format!("http:{url}"));
+    assert!(live["queued"].as_u64().unwrap() >= 1, "{live}");
+    assert_eq!(live["sent"], live["queued"], "{live}");
+    assert_eq!(live["failed"], 0, "{live}");
+    let dead = by_name(&format!("http:{dead_url}"));
+    assert_eq!(dead["queued"], live["queued"], "{dead}");
+    assert_eq!(dead["sent"], 0, "{dead}");
+    assert_eq!(dead["failed"], dead["queued"], "{dead}");
+    assert!(dead["retries"].as_u64().unwrap() >= 1, "{dead}");
+    let json_file = by_name("json_file");
+    assert_eq!(json_file["sent"], live["queued"], "{json_file}");
 }
