@@ -315,6 +315,9 @@ pub struct HttpOutput {
     pub retries: u32,
     /// Alerts waiting to be posted; beyond it new alerts are dropped (and counted).
     pub queue_size: usize,
+    /// For `https://`: a PEM file of the CA certificates that sign the receiver's
+    /// certificate, trusted instead of the public (Mozilla) roots. `None`: the public roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for HttpOutput {
@@ -326,6 +329,7 @@ impl Default for HttpOutput {
             timeout: Duration::from_secs(5),
             retries: 3,
             queue_size: 8192,
+            ca_file: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use driftwatch_config::{HttpFormat, HttpOutput};
 use driftwatch_model::Alert;
 use ureq::http::{HeaderName, HeaderValue, Uri};
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::worker::{Deliver, Failure, MAX_RETRY_AFTER};
 
@@ -32,7 +33,17 @@ impl HttpOut {
                 .map_err(|e| format!("header {k:?}: invalid value: {e}"))?;
             headers.push((name, value));
         }
+        let mut tls = TlsConfig::builder();
+        if let Some(path) = &c.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading the CA file {}: {e}", path.display()))?;
+            tls = tls.root_certs(RootCerts::from(
+                ca_certificates(&pem)
+                    .map_err(|e| format!("the CA file {}: {e}", path.display()))?,
+            ));
+        }
         let config = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             // statuses are answers to classify (retry 5xx/429, not other 4xx), not errors
             .http_status_as_error(false)
             // a redirect could carry an Authorization header elsewhere
@@ -48,6 +59,20 @@ impl HttpOut {
             hostname: hostname.to_string(),
         })
     }
+}
+
+/// Every certificate of a PEM bundle; none is an error.
+fn ca_certificates(pem: &[u8]) -> Result<Vec<Certificate<'static>>, String> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        if let PemItem::Certificate(c) = item.map_err(|e| format!("invalid PEM: {e}"))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
+    }
+    Ok(certs)
 }
 
 /// `Retry-After` in seconds (the HTTP-date form falls back to our own backoff).
