@@ -521,3 +521,9 @@ pub(crate) mod tests {
         }
     }
 }
+
+// The agent shares one `Outputs` between the sensors' threads, the API and the reload.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Outputs>();
+};
