@@ -504,6 +504,12 @@ fn start_one(
     })
 }
 
+// The agent shares one `Outputs` between the sensors' threads, the API and the reload.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Outputs>();
+};
+
 #[cfg(test)]
 pub(crate) mod tests {
     use driftwatch_model::{Alert, Priority};
@@ -521,9 +527,3 @@ pub(crate) mod tests {
         }
     }
 }
-
-// The agent shares one `Outputs` between the sensors' threads, the API and the reload.
-const _: () = {
-    const fn shareable<T: Send + Sync>() {}
-    shareable::<Outputs>();
-};
