@@ -21,5 +21,5 @@ pub use net::{
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{
     EnforceMaps, ExecSensor, SensorConfig, SensorError, SensorStats, boot_to_wall_offset_ns,
-    host_mnt_ns,
+    host_mnt_ns, PIN_DIR,
 };
