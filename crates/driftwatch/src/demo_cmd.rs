@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -219,6 +219,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         );
     }
 
+    // Ctrl-C from here on removes what was created (the container by its name, the agent).
+    let name = format!("driftwatch-demo-{}", std::process::id());
+    let cleanup = Arc::new(Cleanup {
+        docker: docker.clone(),
+        container: name.clone(),
+        agent_pid: AtomicU32::new(0),
+        done: AtomicBool::new(false),
+        interrupted: AtomicBool::new(false),
+    });
+    let _on_signal = cleanup.clone().watch_signals();
+    let _container_guard = ContainerGuard(cleanup.clone());
     say.line("driftwatch demo: drift in a throwaway container, detected live (Ctrl-C stops and cleans up)");
     say.step("preparing: the image");
     let built = ensure_image(&docker, &args, &say)?;
@@ -235,17 +246,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         "preparing: starting the agent (state in {}, not /var/lib/driftwatch)",
         state.path().display()
     ));
-    let agent = DemoAgent::start(state.path(), &args.docker_socket)?;
-
-    let name = format!("driftwatch-demo-{}", std::process::id());
-    let cleanup = Arc::new(Cleanup {
-        docker: docker.clone(),
-        container: name.clone(),
-        agent_pid: agent.child.id(),
-        done: AtomicBool::new(false),
-    });
-    let _on_signal = cleanup.clone().watch_signals();
-    let _container_guard = ContainerGuard(cleanup.clone());
+    let agent = DemoAgent::start(state.path(), &args.docker_socket, &cleanup)?;
     say.step(&format!(
         "preparing: starting container {name} ({}, --tmpfs /scratch, --cap-add SYS_PTRACE)",
         args.image
@@ -323,6 +324,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
                 break None;
             }
             if let Some(status) = agent.exited() {
+                cleanup.wait_if_interrupted();
                 bail!(
                     "the demo's agent exited ({status}); its last words:\n{}",
                     agent.last_stderr()
@@ -557,8 +559,10 @@ impl Drop for ImageGuard {
 struct Cleanup {
     docker: String,
     container: String,
-    agent_pid: u32,
+    /// 0 until the agent runs.
+    agent_pid: AtomicU32,
     done: AtomicBool,
+    interrupted: AtomicBool,
 }
 
 impl Cleanup {
@@ -569,6 +573,16 @@ impl Cleanup {
             .stderr(Stdio::null())
             .status();
         self.done.store(true, Ordering::SeqCst);
+    }
+
+    /// After the signal thread stopped the agent, the main thread waits for it to exit 130
+    /// instead of reporting the agent's exit as an error.
+    fn wait_if_interrupted(&self) {
+        if self.interrupted.load(Ordering::SeqCst) {
+            loop {
+                std::thread::park();
+            }
+        }
     }
 
     /// On SIGINT or SIGTERM: remove the container, stop the agent, exit 130.
@@ -591,9 +605,13 @@ impl Cleanup {
                     _ = term.recv() => {}
                 }
             });
+            self.interrupted.store(true, Ordering::SeqCst);
             eprintln!("\ninterrupted: removing container {}", self.container);
-            // SAFETY: signalling our own child process.
-            unsafe { libc::kill(self.agent_pid as i32, libc::SIGTERM) };
+            let pid = self.agent_pid.load(Ordering::SeqCst);
+            if pid != 0 {
+                // SAFETY: signalling our own child process.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
             self.remove_container();
             // A `docker run` in flight may create it just after: look once more.
             std::thread::sleep(Duration::from_millis(500));
@@ -622,7 +640,7 @@ struct DemoAgent {
 }
 
 impl DemoAgent {
-    fn start(dir: &Path, docker_socket: &Path) -> anyhow::Result<DemoAgent> {
+    fn start(dir: &Path, docker_socket: &Path, cleanup: &Cleanup) -> anyhow::Result<DemoAgent> {
         let exe = std::env::current_exe().context("finding the driftwatch binary")?;
         let json_out = dir.join("alerts.json");
         let mut cmd = Command::new(exe);
@@ -655,6 +673,7 @@ impl DemoAgent {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().context("starting the agent (driftwatch run)")?;
+        cleanup.agent_pid.store(child.id(), Ordering::SeqCst);
         let stderr = child.stderr.take().context("the agent's stderr")?;
         let tail = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -685,6 +704,7 @@ impl DemoAgent {
                 return Ok(agent);
             }
             if let Some(status) = agent.exited() {
+                cleanup.wait_if_interrupted();
                 bail!("the agent exited ({status}) before it was ready:\n{}", agent.last_stderr());
             }
             if Instant::now() > deadline {
