@@ -21,7 +21,11 @@ pub const DEMO_LABEL: &str = "io.driftwatch.demo";
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// The throwaway image: reused when present, else built from the host's static busybox.
-    #[arg(long, value_name = "NAME:TAG", default_value = "driftwatch-demo/busybox:1")]
+    #[arg(
+        long,
+        value_name = "NAME:TAG",
+        default_value = "driftwatch-demo/busybox:1"
+    )]
     image: String,
     /// The static busybox the image is built from.
     #[arg(long, value_name = "PATH", default_value = "/bin/busybox")]
@@ -78,7 +82,9 @@ const DRIFTS: &[Drift] = &[
         script: Some("echo 'demo:x:0:0::/root:/bin/sh' >> /etc/passwd"),
         repeat: true,
         rule: "Write below etc in container",
-        matches: |a| a["rule"] == "Write below etc in container" && f(a, "fd.name") == "/etc/passwd",
+        matches: |a| {
+            a["rule"] == "Write below etc in container" && f(a, "fd.name") == "/etc/passwd"
+        },
     },
     Drift {
         key: "dropped_binary",
@@ -180,16 +186,17 @@ impl Say {
         }
     }
     fn step(&self, s: &str) {
-        self.line(&format!("[{:>5.1}s] {s}", self.start.elapsed().as_secs_f64()));
+        self.line(&format!(
+            "[{:>5.1}s] {s}",
+            self.start.elapsed().as_secs_f64()
+        ));
     }
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!(
-            "`driftwatch demo` needs root: its agent loads BPF programs (sudo driftwatch demo)"
-        );
+        bail!("`driftwatch demo` needs root: its agent loads BPF programs (sudo driftwatch demo)");
     }
     let docker = DOCKER_CANDIDATES
         .iter()
@@ -297,7 +304,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         let seen = loop {
             if let Some(script) = d.script
                 && (last_try.is_none()
-                    || (d.repeat && last_try.is_some_and(|t| t.elapsed() > Duration::from_millis(700))))
+                    || (d.repeat
+                        && last_try.is_some_and(|t| t.elapsed() > Duration::from_millis(700))))
             {
                 last_try = Some(Instant::now());
                 let r = Command::new(&docker)
@@ -359,7 +367,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
 
     say.line("");
     say.line("summary (expected vs seen):");
-    say.line(&format!("  {:<16} {:<56} {}", "drift", "expected rule", "seen"));
+    say.line(&format!(
+        "  {:<16} {:<56} {}",
+        "drift", "expected rule", "seen"
+    ));
     for (d, seen) in &results {
         let s = match seen {
             Some((_, after)) => format!("yes ({:.1}s)", after.as_secs_f64()),
@@ -397,9 +408,9 @@ fn describe(a: &Value) -> String {
     let category = a["tags"]
         .as_array()
         .and_then(|t| {
-            t.iter().filter_map(Value::as_str).find(|t| {
-                t.ends_with("_drift") || *t == "shell"
-            })
+            t.iter()
+                .filter_map(Value::as_str)
+                .find(|t| t.ends_with("_drift") || *t == "shell")
         })
         .unwrap_or("drift");
     let what = ["drift.path", "fd.name"]
@@ -444,8 +455,22 @@ fn ensure_image(docker: &str, args: &DemoArgs, say: &Say) -> anyhow::Result<bool
     ));
     let root = tempfile::tempdir().context("creating the image's root directory")?;
     let r = root.path();
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "tmp", "etc", "root", "proc", "sys", "dev", "scratch", "lib/apk/db"] {
-        std::fs::create_dir_all(r.join(d)).with_context(|| format!("creating {d} in the image root"))?;
+    for d in [
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "tmp",
+        "etc",
+        "root",
+        "proc",
+        "sys",
+        "dev",
+        "scratch",
+        "lib/apk/db",
+    ] {
+        std::fs::create_dir_all(r.join(d))
+            .with_context(|| format!("creating {d} in the image root"))?;
     }
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(r.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
@@ -516,7 +541,11 @@ fn ensure_image(docker: &str, args: &DemoArgs, say: &Say) -> anyhow::Result<bool
 
 /// True when the ELF file has a PT_INTERP program header (dynamically linked).
 fn elf_interpreter(bytes: &[u8]) -> bool {
-    let u16_at = |o: usize| bytes.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u16_at = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     let u32_at = |o: usize| {
         bytes
             .get(o..o + 4)
@@ -705,11 +734,17 @@ impl DemoAgent {
             }
             if let Some(status) = agent.exited() {
                 cleanup.wait_if_interrupted();
-                bail!("the agent exited ({status}) before it was ready:\n{}", agent.last_stderr());
+                bail!(
+                    "the agent exited ({status}) before it was ready:\n{}",
+                    agent.last_stderr()
+                );
             }
             if Instant::now() > deadline {
                 let _ = agent.child.kill();
-                bail!("the agent was not ready within 90 s:\n{}", agent.last_stderr());
+                bail!(
+                    "the agent was not ready within 90 s:\n{}",
+                    agent.last_stderr()
+                );
             }
         }
     }

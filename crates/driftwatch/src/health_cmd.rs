@@ -83,7 +83,12 @@ fn check(args: &HealthArgs, token: Option<&str>) -> anyhow::Result<(u16, String)
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse::<u16>().ok())
-        .with_context(|| format!("not an HTTP answer: {:?}", text.lines().next().unwrap_or("")))?;
+        .with_context(|| {
+            format!(
+                "not an HTTP answer: {:?}",
+                text.lines().next().unwrap_or("")
+            )
+        })?;
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     Ok((status, body.chars().take(200).collect()))
 }

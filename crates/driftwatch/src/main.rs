@@ -3,8 +3,8 @@
 mod audit_cmd;
 mod baseline_cmd;
 mod capture_cmd;
-mod diff_cmd;
 mod demo_cmd;
+mod diff_cmd;
 mod doctor;
 mod health_cmd;
 mod progress;
@@ -39,10 +39,13 @@ enum Command {
     #[command(after_help = "Example:\n  sudo driftwatch doctor")]
     Doctor(doctor::DoctorArgs),
     /// Validate, list and test rule files (Falco's rule YAML), as the agent would load them.
-    #[command(subcommand, after_help = "Examples:
+    #[command(
+        subcommand,
+        after_help = "Examples:
   driftwatch rules validate ./my_rules.yaml
   driftwatch rules list
-  driftwatch rules test --events /tmp/events.jsonl")]
+  driftwatch rules test --events /tmp/events.jsonl"
+    )]
     Rules(rules_cmd::RulesCommand),
     /// Compare a container's filesystem with its image: added, deleted, modified (content or
     /// metadata only) paths, executables, libraries, config, packages. Exit 0: no drift,
@@ -62,10 +65,13 @@ enum Command {
     Capture(capture_cmd::CaptureArgs),
     /// Show, export, import and reset the per-image network baselines (what each image's
     /// containers listen on and connect to, learned by `driftwatch run`).
-    #[command(subcommand, after_help = "Examples:
+    #[command(
+        subcommand,
+        after_help = "Examples:
   sudo driftwatch baseline show
   sudo driftwatch baseline export -o web.json web:2.3
-  sudo driftwatch baseline reset --all")]
+  sudo driftwatch baseline reset --all"
+    )]
     Baseline(baseline_cmd::BaselineCommand),
     /// Show the actions response playbooks took (or skipped, or dry-ran): when, on which
     /// container, for which alert, with what result.

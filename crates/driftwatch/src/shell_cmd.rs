@@ -64,7 +64,10 @@ fn write_pages(
             cmd.get_display_name().unwrap_or(cmd.get_name()),
             sub.get_name()
         );
-        let sub = sub.clone().display_name(full.clone()).bin_name(full.replace('-', " "));
+        let sub = sub
+            .clone()
+            .display_name(full.clone())
+            .bin_name(full.replace('-', " "));
         write_pages(&sub, dir, written)?;
     }
     Ok(())

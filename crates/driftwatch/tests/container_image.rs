@@ -94,7 +94,13 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
     }
     let image = build_image();
     // Nothing but the binary and its config: no shell to exec into.
-    let out = docker(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", &image.0]);
+    let out = docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}}",
+        &image.0,
+    ]);
     let layers: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(layers.len(), 2, "binary + config layers only: {layers:?}");
 
@@ -106,9 +112,14 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
     // The image's default CMD reads /etc/driftwatch/config.yaml; the test names its outputs
     // on the command line so it depends on nothing else.
     args.extend(
-        ["run", "--no-stdout", "--json-out", "/var/log/driftwatch/alerts.json"]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "run",
+            "--no-stdout",
+            "--json-out",
+            "/var/log/driftwatch/alerts.json",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let agent = Container::run(&args);

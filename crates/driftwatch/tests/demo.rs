@@ -78,10 +78,17 @@ fn demo_detects_every_drift_it_lists_and_leaves_no_container() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
     assert_eq!(out.status.code(), Some(0), "demo failed:\n{stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "summary is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     let drifts = summary["drifts"].as_array().expect("drifts");
-    let keys: Vec<&str> = drifts.iter().map(|d| d["drift"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = drifts
+        .iter()
+        .map(|d| d["drift"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, EXPECTED, "{summary}");
     let id = summary["container"]["id"].as_str().unwrap();
     for d in drifts {
@@ -100,8 +107,15 @@ fn demo_detects_every_drift_it_lists_and_leaves_no_container() {
     assert!(stderr.contains("summary (expected vs seen)"), "{stderr}");
     assert!(stderr.contains("8/8 drifts detected"), "{stderr}");
     let name = summary["container"]["name"].as_str().unwrap();
-    let pid: u32 = name.strip_prefix("driftwatch-demo-").unwrap().parse().unwrap();
-    assert!(leftovers(pid).is_empty(), "demo container {name} left behind");
+    let pid: u32 = name
+        .strip_prefix("driftwatch-demo-")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        leftovers(pid).is_empty(),
+        "demo container {name} left behind"
+    );
     // The image it built is removed too (no --keep-image).
     let inspect = docker(&["image", "inspect", &image]);
     assert!(!inspect.status.success(), "image {image} left behind");
@@ -133,7 +147,10 @@ fn ctrl_c_in_the_middle_removes_the_container() {
     rx.recv_timeout(Duration::from_secs(120))
         .expect("the demo never reached its drifts");
     let pid = child.id();
-    assert!(!leftovers(pid).is_empty(), "the demo's container should be running now");
+    assert!(
+        !leftovers(pid).is_empty(),
+        "the demo's container should be running now"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let start = Instant::now();
@@ -141,11 +158,18 @@ fn ctrl_c_in_the_middle_removes_the_container() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "demo ignored SIGINT");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "demo ignored SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130), "{status:?}");
-    assert!(leftovers(pid).is_empty(), "container left after Ctrl-C: {:?}", leftovers(pid));
+    assert!(
+        leftovers(pid).is_empty(),
+        "container left after Ctrl-C: {:?}",
+        leftovers(pid)
+    );
     let _ = docker(&["image", "rm", "-f", &image]);
 }
 

@@ -136,7 +136,8 @@ fn the_manifest_declares_every_object_the_agent_needs() {
     }
     // The probes run the binary the image installs.
     assert_eq!(
-        text.matches(r#"command: ["/usr/bin/driftwatch", "health"]"#).count(),
+        text.matches(r#"command: ["/usr/bin/driftwatch", "health"]"#)
+            .count(),
         3
     );
     let containerfile =
@@ -184,9 +185,15 @@ fn the_helm_chart_lints_renders_and_has_the_same_findings_as_the_manifest() {
         "ConfigMap",
         "DaemonSet",
     ] {
-        assert!(yaml.contains(&format!("\nkind: {kind}\n")), "{kind} missing:\n{yaml}");
+        assert!(
+            yaml.contains(&format!("\nkind: {kind}\n")),
+            "{kind} missing:\n{yaml}"
+        );
     }
-    assert!(!yaml.contains("kind: Namespace"), "namespace.create defaults to false");
+    assert!(
+        !yaml.contains("kind: Namespace"),
+        "namespace.create defaults to false"
+    );
     let (code, found) = audit(&["-"], Some(&yaml));
     assert_eq!(code, 1);
     let mut want = owned(daemonset_findings());
@@ -212,8 +219,14 @@ fn helm_values_change_what_the_audit_sees() {
     ]) else {
         return;
     };
-    assert!(yaml.contains("image: \"registry.example/driftwatch@sha256:0123"), "{yaml}");
-    assert!(!yaml.contains("livenessProbe"), "probes.enabled=false: {yaml}");
+    assert!(
+        yaml.contains("image: \"registry.example/driftwatch@sha256:0123"),
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("livenessProbe"),
+        "probes.enabled=false: {yaml}"
+    );
     assert!(!yaml.contains("playbook.yaml"), "playbook: null: {yaml}");
     let (_, found) = audit(&["-"], Some(&yaml));
     let mut want = owned(daemonset_findings());
@@ -222,8 +235,16 @@ fn helm_values_change_what_the_audit_sees() {
     // the docker socket and data root: two more host paths (volumes 4 and 5; state and
     // logs move to 6 and 7)
     want.extend(set(&[
-        ("DW-K8S-009", "DaemonSet", "spec.template.spec.volumes[6].hostPath"),
-        ("DW-K8S-009", "DaemonSet", "spec.template.spec.volumes[7].hostPath"),
+        (
+            "DW-K8S-009",
+            "DaemonSet",
+            "spec.template.spec.volumes[6].hostPath",
+        ),
+        (
+            "DW-K8S-009",
+            "DaemonSet",
+            "spec.template.spec.volumes[7].hostPath",
+        ),
         (
             "DW-K8S-010",
             "Namespace",

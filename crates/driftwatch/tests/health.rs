@@ -62,7 +62,10 @@ fn a_503_is_unhealthy_with_the_body() {
     );
     let (code, out) = health(&["--address", &addr, "--path", "/readyz"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("answered 503") && out.contains("sensor not attached"), "{out}");
+    assert!(
+        out.contains("answered 503") && out.contains("sensor not attached"),
+        "{out}"
+    );
     assert!(out.contains("/readyz"), "{out}");
 }
 

@@ -48,10 +48,17 @@ fn install_puts_the_binary_where_the_unit_starts_it() {
     assert_eq!(bin, "/usr/local/bin/driftwatch", "{exec_start}");
     let installed = root.path().join(bin.trim_start_matches('/'));
     let v = Command::new(&installed).arg("--version").output().unwrap();
-    assert!(v.status.success(), "{} --version: {v:?}", installed.display());
+    assert!(
+        v.status.success(),
+        "{} --version: {v:?}",
+        installed.display()
+    );
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("driftwatch "));
     // The unit runs the agent with the config the install script puts in place.
-    assert!(exec_start.contains("run --config /etc/driftwatch/config.yaml"), "{exec_start}");
+    assert!(
+        exec_start.contains("run --config /etc/driftwatch/config.yaml"),
+        "{exec_start}"
+    );
     let config = root.path().join("etc/driftwatch/config.yaml");
     assert!(config.is_file(), "{} missing", config.display());
     let unit = root.path().join("etc/systemd/system/driftwatch.service");
@@ -146,7 +153,10 @@ fn unit_passes_systemd_analyze_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
     // verify exits 0 on unknown keys and only prints them: any output is a finding.
-    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify:\n{text}");
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
 
     // And it does catch a broken unit (so the check above means something).
     std::fs::write(&path, "[Service]\nExecStart=relative/path\n").unwrap();
@@ -214,24 +224,34 @@ fn the_units_capabilities_are_enough_to_detect_drift() {
     // Binary drift (BPF exec program + reading the container's files).
     let (code, out) = c.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
     assert_eq!(code, 0, "{out}");
-    agent.wait_for("binary drift under the unit's capabilities", Duration::from_secs(30), |a| {
-        has_tag(a, "binary_drift")
-            && field(a, "container.id") == c.short()
-            && field(a, "drift.path") == "/tmp/ls"
-    });
+    agent.wait_for(
+        "binary drift under the unit's capabilities",
+        Duration::from_secs(30),
+        |a| {
+            has_tag(a, "binary_drift")
+                && field(a, "container.id") == c.short()
+                && field(a, "drift.path") == "/tmp/ls"
+        },
+    );
     // File drift (fanotify filesystem marks need CAP_SYS_ADMIN).
     let mut seen = false;
     for _ in 0..50 {
         c.sh("echo x >> /etc/passwd");
-        if agent.alerts().iter().any(|a| {
-            field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/passwd"
-        }) {
+        if agent
+            .alerts()
+            .iter()
+            .any(|a| field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/passwd")
+        {
             seen = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(seen, "no file drift alert under the unit's capabilities: {:?}", agent.alerts());
+    assert!(
+        seen,
+        "no file drift alert under the unit's capabilities: {:?}",
+        agent.alerts()
+    );
 }
 
 #[test]
@@ -256,7 +276,10 @@ fn without_cap_bpf_the_agent_says_why_it_cannot_start() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the agent ran without CAP_BPF: {stderr}");
+    assert!(
+        !out.status.success(),
+        "the agent ran without CAP_BPF: {stderr}"
+    );
     assert!(
         stderr.contains("BPF") || stderr.contains("bpf"),
         "the error does not name BPF: {stderr}"
@@ -271,7 +294,8 @@ fn the_agent_notifies_systemd_when_ready_and_when_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(90)))
+        .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .args(["run", "--no-stdout", "--no-engine", "--baseline-file"])
         .arg(dir.path().join("b.json"))
@@ -300,7 +324,14 @@ fn notify_to_a_missing_socket_does_not_stop_the_agent() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args(["run", "--no-stdout", "--no-engine", "--duration", "1", "--baseline-file"])
+        .args([
+            "run",
+            "--no-stdout",
+            "--no-engine",
+            "--duration",
+            "1",
+            "--baseline-file",
+        ])
         .arg(dir.path().join("b.json"))
         .arg("--actions-log")
         .arg(dir.path().join("a.jsonl"))

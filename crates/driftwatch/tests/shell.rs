@@ -32,7 +32,10 @@ fn completions_for_every_shell_name_every_subcommand() {
     let out = dw(&["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("invalid value 'tcsh'") && err.contains("bash"), "{err}");
+    assert!(
+        err.contains("invalid value 'tcsh'") && err.contains("bash"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -44,7 +47,11 @@ fn bash_accepts_the_completion_and_it_completes() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("driftwatch.bash");
     std::fs::write(&script, dw(&["completions", "bash"]).stdout).unwrap();
-    let syntax = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
     assert!(syntax.status.success(), "bash -n: {syntax:?}");
     // Complete `driftwatch ru<TAB>` (run, rules), `driftwatch rules v<TAB>` and a shell name.
     let probe = format!(
