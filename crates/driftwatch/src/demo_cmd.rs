@@ -234,6 +234,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         agent_pid: AtomicU32::new(0),
         done: AtomicBool::new(false),
         interrupted: AtomicBool::new(false),
+        image: Mutex::new(None),
+        state: Mutex::new(None),
     });
     let _on_signal = cleanup.clone().watch_signals();
     let _container_guard = ContainerGuard(cleanup.clone());
@@ -244,11 +246,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         docker: docker.clone(),
         name: built.then(|| args.image.clone()),
     };
+    if built {
+        *lock(&cleanup.image) = Some(args.image.clone());
+    }
 
     let state = tempfile::Builder::new()
         .prefix("driftwatch-demo-")
         .tempdir()
         .context("creating the demo's temporary state directory")?;
+    *lock(&cleanup.state) = Some(state.path().to_path_buf());
     say.step(&format!(
         "preparing: starting the agent (state in {}, not /var/lib/driftwatch)",
         state.path().display()
@@ -592,6 +598,14 @@ struct Cleanup {
     agent_pid: AtomicU32,
     done: AtomicBool,
     interrupted: AtomicBool,
+    /// The image when the demo built it, and the state directory: removed on a signal too
+    /// (`process::exit` runs no destructors).
+    image: Mutex<Option<String>>,
+    state: Mutex<Option<PathBuf>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Cleanup {
@@ -645,6 +659,16 @@ impl Cleanup {
             // A `docker run` in flight may create it just after: look once more.
             std::thread::sleep(Duration::from_millis(500));
             self.remove_container();
+            if let Some(image) = lock(&self.image).take() {
+                let _ = Command::new(&self.docker)
+                    .args(["image", "rm", "-f", &image])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            if let Some(dir) = lock(&self.state).take() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             std::process::exit(130);
         })
     }

@@ -128,16 +128,22 @@ fn ctrl_c_in_the_middle_removes_the_container() {
     }
     let image = image_name("interrupt");
     let mut child = demo(&image)
-        .arg("--keep-image")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning driftwatch demo");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let state_dir = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let state_seen = state_dir.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[demo] {line}");
+            // "starting the agent (state in /tmp/driftwatch-demo-XXXX, not ...)"
+            if let Some(rest) = line.split("state in ").nth(1) {
+                let dir = rest.split(',').next().unwrap_or_default().to_string();
+                *state_seen.lock().unwrap() = Some(dir);
+            }
             // Interrupt once the container exists and drifting has begun.
             if line.contains("drift: a dropped binary") {
                 let _ = tx.send(());
@@ -146,6 +152,8 @@ fn ctrl_c_in_the_middle_removes_the_container() {
     });
     rx.recv_timeout(Duration::from_secs(120))
         .expect("the demo never reached its drifts");
+    let state_dir = state_dir.lock().unwrap().clone().expect("the demo named its state dir");
+    assert!(std::path::Path::new(&state_dir).is_dir(), "{state_dir}");
     let pid = child.id();
     assert!(
         !leftovers(pid).is_empty(),
@@ -170,7 +178,13 @@ fn ctrl_c_in_the_middle_removes_the_container() {
         "container left after Ctrl-C: {:?}",
         leftovers(pid)
     );
-    let _ = docker(&["image", "rm", "-f", &image]);
+    // Its temporary state and the image it built went too.
+    assert!(!std::path::Path::new(&state_dir).exists(), "{state_dir} left");
+    let inspect = docker(&["image", "inspect", &image]);
+    if inspect.status.success() {
+        let _ = docker(&["image", "rm", "-f", &image]);
+        panic!("image {image} left after Ctrl-C");
+    }
 }
 
 #[test]
