@@ -238,7 +238,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         state: Mutex::new(None),
     });
     let _on_signal = cleanup.clone().watch_signals();
-    let _container_guard = ContainerGuard(cleanup.clone());
     say.line("driftwatch demo: drift in a throwaway container, detected live (Ctrl-C stops and cleans up)");
     say.step("preparing: the image");
     let built = ensure_image(&docker, &args, &say)?;
@@ -249,6 +248,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     if built {
         *lock(&cleanup.image) = Some(args.image.clone());
     }
+    // Declared after the image guard, so dropped before it: the container goes first.
+    let _container_guard = ContainerGuard(cleanup.clone());
 
     let state = tempfile::Builder::new()
         .prefix("driftwatch-demo-")
