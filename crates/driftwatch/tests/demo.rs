@@ -152,7 +152,11 @@ fn ctrl_c_in_the_middle_removes_the_container() {
     });
     rx.recv_timeout(Duration::from_secs(120))
         .expect("the demo never reached its drifts");
-    let state_dir = state_dir.lock().unwrap().clone().expect("the demo named its state dir");
+    let state_dir = state_dir
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the demo named its state dir");
     assert!(std::path::Path::new(&state_dir).is_dir(), "{state_dir}");
     let pid = child.id();
     assert!(
@@ -179,7 +183,10 @@ fn ctrl_c_in_the_middle_removes_the_container() {
         leftovers(pid)
     );
     // Its temporary state and the image it built went too.
-    assert!(!std::path::Path::new(&state_dir).exists(), "{state_dir} left");
+    assert!(
+        !std::path::Path::new(&state_dir).exists(),
+        "{state_dir} left"
+    );
     let inspect = docker(&["image", "inspect", &image]);
     if inspect.status.success() {
         let _ = docker(&["image", "rm", "-f", &image]);
