@@ -20,6 +20,6 @@ pub use net::{
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{
-    EnforceMaps, ExecSensor, SensorConfig, SensorError, SensorStats, boot_to_wall_offset_ns,
-    host_mnt_ns,
+    EnforceMaps, ExecSensor, PIN_DIR, SensorConfig, SensorError, SensorStats,
+    boot_to_wall_offset_ns, host_mnt_ns,
 };

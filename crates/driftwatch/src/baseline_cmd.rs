@@ -35,6 +35,9 @@ pub enum BaselineCommand {
     },
     /// Merge a baseline file (from `export`, possibly edited) into this host's. Imported
     /// images are enforced at once: their learning window is over.
+    #[command(after_help = "Examples:
+  sudo driftwatch baseline import web.json
+  sudo driftwatch baseline import --replace web.json --baseline-file /var/lib/driftwatch/baselines.json")]
     Import {
         /// The file to import.
         input: PathBuf,
@@ -46,6 +49,9 @@ pub enum BaselineCommand {
     },
     /// Forget the baselines of the images named (or of every image with --all): they learn
     /// again from their next container.
+    #[command(after_help = "Examples:
+  sudo driftwatch baseline reset web:2.3
+  sudo driftwatch baseline reset --all")]
     Reset {
         images: Vec<String>,
         #[command(flatten)]

@@ -3,11 +3,16 @@
 mod audit_cmd;
 mod baseline_cmd;
 mod capture_cmd;
+mod demo_cmd;
 mod diff_cmd;
 mod doctor;
+mod health_cmd;
+mod progress;
 mod respond_cmd;
 mod rules_cmd;
 mod run;
+mod sd_notify;
+mod shell_cmd;
 mod verify_cmd;
 
 use clap::{Parser, Subcommand};
@@ -34,7 +39,13 @@ enum Command {
     #[command(after_help = "Example:\n  sudo driftwatch doctor")]
     Doctor(doctor::DoctorArgs),
     /// Validate, list and test rule files (Falco's rule YAML), as the agent would load them.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  driftwatch rules validate ./my_rules.yaml
+  driftwatch rules list
+  driftwatch rules test --events /tmp/events.jsonl"
+    )]
     Rules(rules_cmd::RulesCommand),
     /// Compare a container's filesystem with its image: added, deleted, modified (content or
     /// metadata only) paths, executables, libraries, config, packages. Exit 0: no drift,
@@ -54,7 +65,13 @@ enum Command {
     Capture(capture_cmd::CaptureArgs),
     /// Show, export, import and reset the per-image network baselines (what each image's
     /// containers listen on and connect to, learned by `driftwatch run`).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  sudo driftwatch baseline show
+  sudo driftwatch baseline export -o web.json web:2.3
+  sudo driftwatch baseline reset --all"
+    )]
     Baseline(baseline_cmd::BaselineCommand),
     /// Show the actions response playbooks took (or skipped, or dry-ran): when, on which
     /// container, for which alert, with what result.
@@ -87,7 +104,10 @@ Rules: DW-K8S-001 readOnlyRootFilesystem, 002 allowPrivilegeEscalation, 003 runA
 011 namespace not in the input (info).")]
     Audit(audit_cmd::AuditArgs),
     /// Check response playbook files.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  driftwatch playbook validate /etc/driftwatch/playbook.yaml"
+    )]
     Playbook(respond_cmd::PlaybookCommand),
     /// Check running containers' images against an approved digest list (unapproved,
     /// unknown, started from a mutable tag) and image layers on disk against their
@@ -99,6 +119,34 @@ Rules: DW-K8S-001 readOnlyRootFilesystem, 002 allowPrivilegeEscalation, 003 runA
   sudo driftwatch verify --layers --cache /var/lib/driftwatch/layers.json
   sudo driftwatch verify --layers --image nginx:1.27")]
     Verify(verify_cmd::VerifyArgs),
+    /// See drift detection work in a minute: builds a throwaway image offline, starts the
+    /// agent with temporary state, drifts in a throwaway container in every way the agent
+    /// detects, shows each alert as it arrives and a summary, then removes the container.
+    /// Needs root and a running Docker; nothing is pulled and /var/lib/driftwatch is not
+    /// touched. Exit 0 when every drift was detected, 1 otherwise.
+    #[command(after_help = "Examples:
+  sudo driftwatch demo
+  sudo driftwatch demo --keep-image --timeout 30")]
+    Demo(demo_cmd::DemoArgs),
+    /// Ask a running agent's HTTP API whether it is healthy (GET /healthz on loopback): the
+    /// container image's HEALTHCHECK and the DaemonSet's probes. Exit 0 healthy, 1 not.
+    #[command(after_help = "Examples:
+  driftwatch health
+  driftwatch health --address 127.0.0.1:7878 --path /healthz --timeout 2")]
+    Health(health_cmd::HealthArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(after_help = "Examples:
+  driftwatch completions bash > /usr/share/bash-completion/completions/driftwatch
+  driftwatch completions zsh > \"${fpath[1]}/_driftwatch\"
+  driftwatch completions fish > ~/.config/fish/completions/driftwatch.fish
+  source <(driftwatch completions bash)")]
+    Completions(shell_cmd::CompletionsArgs),
+    /// Write the man pages: driftwatch(1) and one page per subcommand (driftwatch-run(1),
+    /// driftwatch-rules-validate(1), ...).
+    #[command(after_help = "Examples:
+  sudo driftwatch man --dir /usr/local/share/man/man1 && man driftwatch-run
+  driftwatch man --dir /tmp/man && man -l /tmp/man/driftwatch.1")]
+    Man(shell_cmd::ManArgs),
 }
 
 fn init_logging() {
@@ -127,6 +175,10 @@ fn main() {
         Command::Playbook(c) => respond_cmd::playbook(c),
         Command::Audit(a) => audit_cmd::run(a),
         Command::Verify(a) => verify_cmd::run(a),
+        Command::Demo(a) => demo_cmd::run(a),
+        Command::Health(a) => health_cmd::run(a),
+        Command::Completions(a) => shell_cmd::completions::<Cli>(a),
+        Command::Man(a) => shell_cmd::man::<Cli>(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -134,5 +186,43 @@ fn main() {
             eprintln!("driftwatch: {e:#}");
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and subcommand, depth first, with its full name (`driftwatch rules test`).
+    fn walk(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
+        let name = format!("{prefix}{}", cmd.get_name());
+        out.push((name.clone(), cmd.clone()));
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(sub, &format!("{name} "), out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_help_has_an_example() {
+        let mut all = Vec::new();
+        walk(&super::Cli::command(), "", &mut all);
+        assert!(all.len() > 20, "the walk found only {} commands", all.len());
+        let missing: Vec<String> = all
+            .into_iter()
+            .skip(1) // the top-level command lists subcommands, not examples
+            .filter_map(|(n, mut c)| {
+                let help = c.render_long_help().to_string();
+                let has = ["Example:", "Examples:", "Example ("]
+                    .iter()
+                    .any(|e| help.contains(e));
+                (!has).then_some(n)
+            })
+            .collect();
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -265,6 +265,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let agent = Agent::start_with_sinks(config, sinks)?;
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
+    crate::sd_notify::notify("READY=1");
     let watcher = {
         let sensor = agent.sensor_stats().cloned();
         std::thread::spawn(move || {
@@ -284,6 +285,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     drop(watcher);
     wait_for_signal(args.duration)?;
+    crate::sd_notify::notify("STOPPING=1");
     let s = agent.stats();
     let k = agent.sensor_stats().cloned();
     let lost = agent.lost();

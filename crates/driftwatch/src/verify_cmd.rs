@@ -229,11 +229,19 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
             }
         }
         let mut cache = load_cache(args.cache.as_deref())?;
-        for (id, (name, diff_ids)) in wanted {
+        let mut progress = crate::progress::Progress::stderr();
+        let total_images = wanted.len();
+        for (n, (id, (name, diff_ids))) in wanted.into_iter().enumerate() {
             let locations = locate_layers(&args.docker_root, &diff_ids)
                 .with_context(|| format!("layers of {name}"))?;
             let mut layers = Vec::new();
-            for l in &locations {
+            for (k, l) in locations.iter().enumerate() {
+                progress.show(&format!(
+                    "checking layers: image {}/{total_images} {name}, layer {}/{}",
+                    n + 1,
+                    k + 1,
+                    locations.len()
+                ));
                 layers.push(
                     check_layer(l, &mut cache)
                         .with_context(|| format!("layer {} of {name}", l.diff_id))?,

@@ -155,9 +155,23 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     pub fn start(extra: &[&str]) -> AgentProcess {
+        Self::start_via(&[], extra)
+    }
+
+    /// Like [`AgentProcess::start`], with the agent run through `wrapper` (e.g. `setpriv
+    /// --bounding-set ... --`): `wrapper[0]` is executed with the rest, then the agent's argv.
+    pub fn start_via(wrapper: &[&str], extra: &[&str]) -> AgentProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let json_out = dir.path().join("alerts.json");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(env!("CARGO_BIN_EXE_driftwatch"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_driftwatch")),
+        };
+        let mut child = cmd
             .arg("run")
             .arg("--no-stdout")
             .arg("--json-out")
