@@ -23,11 +23,14 @@ impl Drop for Image {
     }
 }
 
-/// scripts/build-image (which runs scripts/build-static: a release build, cached by cargo).
+/// scripts/build-image (which runs scripts/build-static; unoptimized here to keep CI short,
+/// `DW_STATIC_PROFILE=release` tests the release binary).
 fn build_image() -> Image {
     let tag = format!("driftwatch-test/agent:{}", std::process::id());
+    let profile = std::env::var("DW_STATIC_PROFILE").unwrap_or_else(|_| "static-dev".into());
     let out = Command::new(repo().join("scripts/build-image"))
         .arg(&tag)
+        .env("DW_STATIC_PROFILE", profile)
         .current_dir(repo())
         .output()
         .expect("running scripts/build-image");
