@@ -191,111 +191,362 @@ pub static SECTIONS: &[(&str, &str)] = &[
 
 /// Every key of the file, in file order.
 pub static KEYS: &[Key<Config>] = &[
-    key!("engines.disabled", Bool, engines.disabled, Restart,
-        "Ask no container engine at all (alerts then name containers by id only)."),
-    key!("engines.docker_socket", Path, engines.docker_socket, Restart,
-        "Docker's (or podman's) API socket."),
-    key!("engines.containerd_socket", OptPath, engines.containerd_socket, Restart,
-        "containerd's API socket; null: /run/containerd/containerd.sock, else dockerd's own /run/docker/containerd/containerd.sock, when present."),
-    key!("engines.containerd_namespaces", StrList, engines.containerd_namespaces, Restart,
-        "containerd namespaces to ask (`moby` is left to Docker when both are asked)."),
-    key!("engines.podman_socket", OptPath, engines.podman_socket, Restart,
-        "podman's Docker-compatible API socket (`podman system service`), asked next to Docker and containerd."),
-    key!("rules.directory", Path, rules.directory, Live,
-        "Every `*.yaml`/`*.yml` file here is loaded, in name order (a missing directory is no rules)."),
-    key!("rules.files", PathList, rules.files, Live,
-        "Further rule files, loaded after the directory's."),
-    key!("sensor.ring_mib", U32, sensor.ring_mib, Restart,
-        "Ring buffer between the kernel and the agent, in MiB (a power of two). Larger absorbs longer bursts of execs."),
-    key!("enforcement.mode", choice(EnforcementModeSetting), enforcement.mode, Live,
-        "`detect` (alert only) or `prevent` (drifted code is stopped before it runs). The mode of every container the policy does not scope; on SIGHUP, containers already running are placed in their new mode."),
-    key!("enforcement.policy", OptPath, enforcement.policy, Live,
-        "Enforcement policy file: a mode per scope (image, container name, label, Kubernetes namespace) and an allowlist of permitted drift. `mode` overrides its default."),
-    key!("network.baseline_file", Path, network.baseline_file, Restart,
-        "Where per-image network baselines persist across restarts (see `driftwatch baseline`)."),
-    key!("network.learning_window", Duration, network.learning_window, Live,
-        "How long each image learns its outbound destinations and extra listeners after its first container is seen (on SIGHUP: for images first seen afterwards)."),
-    key!("response.playbook", OptPath, response.playbook, Live,
-        "Respond to alerts with the playbooks in this file (see `driftwatch playbook validate`)."),
-    key!("response.actions_log", Path, response.actions_log, Restart,
-        "Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`)."),
-    key!("verify.approved", OptPath, verify.approved, Live,
-        "Approved image digests (the formats of `driftwatch verify --approved`): alert when a container starts from an image not in it."),
-    key!("verify.allow_mutable", Bool, verify.allow_mutable, Live,
-        "Do not alert on containers started from a mutable tag (with an approved list)."),
-    key!("verify.layers", Bool, verify.layers, Restart,
-        "Check image layers on disk against their digests (each new image once, then on the schedule)."),
-    key!("verify.layer_check_interval", Duration, verify.layer_check_interval, Restart,
-        "How often the layers of the images seen are checked again."),
-    key!("store.enabled", Bool, store.enabled, Restart,
-        "Keep alerts, actions and baselines in the embedded database."),
-    key!("store.path", Path, store.path, Restart, "The SQLite database file."),
-    key!("store.max_age", Duration, store.max_age, Restart,
-        "Alerts older than this are deleted."),
-    key!("store.max_bytes", Size, store.max_bytes, Restart,
-        "The database is kept under this size (oldest alerts deleted first)."),
-    key!("store.queue_size", Count, store.queue_size, Restart,
-        "Alerts waiting to be written; beyond it they are dropped and counted (detection never waits for the disk)."),
-    key!("outputs.stdout.enabled", Bool, outputs.stdout.enabled, Restart,
-        "Print alerts on standard output."),
-    key!("outputs.stdout.color", choice(ColorSetting), outputs.stdout.color, Restart,
-        "`auto`: colour when standard output is a terminal."),
-    key!("outputs.stdout.queue_size", Count, outputs.stdout.queue_size, Restart,
-        "Alerts waiting for this output; beyond it they are dropped and counted."),
-    key!("outputs.json_file.enabled", Bool, outputs.json_file.enabled, Restart,
-        "Append alerts to `path`."),
-    key!("outputs.json_file.path", Path, outputs.json_file.path, Restart,
-        "The alerts file."),
-    key!("outputs.json_file.max_bytes", Size, outputs.json_file.max_bytes, Restart,
-        "Rotate when the file would exceed this (0: never)."),
-    key!("outputs.json_file.max_files", U32, outputs.json_file.max_files, Restart,
-        "Rotated files kept (`alerts.json.1` .. `.N`)."),
-    key!("outputs.json_file.queue_size", Count, outputs.json_file.queue_size, Restart,
-        "Alerts waiting for this output; beyond it they are dropped and counted."),
-    key!("outputs.syslog.enabled", Bool, outputs.syslog.enabled, Restart,
-        "Send alerts to syslog."),
-    key!("outputs.syslog.transport", choice(SyslogTransport), outputs.syslog.transport, Restart,
-        "`unix` (a local datagram socket), `udp`, or `tcp` (RFC 6587 octet counting)."),
-    key!("outputs.syslog.address", Str, outputs.syslog.address, Restart,
-        "A socket path for `unix`, `host:port` for `udp`/`tcp`."),
-    key!("outputs.syslog.facility", Str, outputs.syslog.facility, Restart,
-        "Facility name: `kern`, `user`, `daemon`, `auth`, `local0` .. `local7`, ..."),
-    key!("outputs.syslog.app_name", Str, outputs.syslog.app_name, Restart,
-        "APP-NAME of the messages."),
-    key!("outputs.syslog.queue_size", Count, outputs.syslog.queue_size, Restart,
-        "Alerts waiting for this output; beyond it they are dropped and counted."),
-    key!("outputs.http", HttpList, outputs.http, Restart,
-        "Any number of HTTP receivers (Falcosidekick, Falco Talon, a SIEM); each item takes the `outputs.http[].*` keys."),
-    key!("outputs.defender.enabled", Bool, outputs.defender.enabled, Restart,
-        "Write Defender-style alert documents to `path`."),
-    key!("outputs.defender.path", Path, outputs.defender.path, Restart,
-        "The Defender-style alerts file."),
-    key!("outputs.defender.queue_size", Count, outputs.defender.queue_size, Restart,
-        "Alerts waiting for this output; beyond it they are dropped and counted."),
-    key!("api.enabled", Bool, api.enabled, Restart,
-        "Serve the HTTP API, `/metrics` and `/healthz`."),
-    key!("api.listen", Str, api.listen, Restart,
-        "Address and port to listen on. Any address other than loopback requires `token_file`."),
-    key!("api.token_file", OptPath, api.token_file, Restart,
-        "A file holding the bearer token (first line). Required when `listen` is not loopback."),
+    key!(
+        "engines.disabled",
+        Bool,
+        engines.disabled,
+        Restart,
+        "Ask no container engine at all (alerts then name containers by id only)."
+    ),
+    key!(
+        "engines.docker_socket",
+        Path,
+        engines.docker_socket,
+        Restart,
+        "Docker's (or podman's) API socket."
+    ),
+    key!(
+        "engines.containerd_socket",
+        OptPath,
+        engines.containerd_socket,
+        Restart,
+        "containerd's API socket; null: /run/containerd/containerd.sock, else dockerd's own /run/docker/containerd/containerd.sock, when present."
+    ),
+    key!(
+        "engines.containerd_namespaces",
+        StrList,
+        engines.containerd_namespaces,
+        Restart,
+        "containerd namespaces to ask (`moby` is left to Docker when both are asked)."
+    ),
+    key!(
+        "engines.podman_socket",
+        OptPath,
+        engines.podman_socket,
+        Restart,
+        "podman's Docker-compatible API socket (`podman system service`), asked next to Docker and containerd."
+    ),
+    key!(
+        "rules.directory",
+        Path,
+        rules.directory,
+        Live,
+        "Every `*.yaml`/`*.yml` file here is loaded, in name order (a missing directory is no rules)."
+    ),
+    key!(
+        "rules.files",
+        PathList,
+        rules.files,
+        Live,
+        "Further rule files, loaded after the directory's."
+    ),
+    key!(
+        "sensor.ring_mib",
+        U32,
+        sensor.ring_mib,
+        Restart,
+        "Ring buffer between the kernel and the agent, in MiB (a power of two). Larger absorbs longer bursts of execs."
+    ),
+    key!(
+        "enforcement.mode",
+        choice(EnforcementModeSetting),
+        enforcement.mode,
+        Live,
+        "`detect` (alert only) or `prevent` (drifted code is stopped before it runs). The mode of every container the policy does not scope; on SIGHUP, containers already running are placed in their new mode."
+    ),
+    key!(
+        "enforcement.policy",
+        OptPath,
+        enforcement.policy,
+        Live,
+        "Enforcement policy file: a mode per scope (image, container name, label, Kubernetes namespace) and an allowlist of permitted drift. `enforcement.mode`, when this file sets it, replaces the policy's `default`."
+    ),
+    key!(
+        "network.baseline_file",
+        Path,
+        network.baseline_file,
+        Restart,
+        "Where per-image network baselines persist across restarts (see `driftwatch baseline`)."
+    ),
+    key!(
+        "network.learning_window",
+        Duration,
+        network.learning_window,
+        Live,
+        "How long each image learns its outbound destinations and extra listeners after its first container is seen (on SIGHUP: for images first seen afterwards)."
+    ),
+    key!(
+        "response.playbook",
+        OptPath,
+        response.playbook,
+        Live,
+        "Respond to alerts with the playbooks in this file (see `driftwatch playbook validate`)."
+    ),
+    key!(
+        "response.actions_log",
+        Path,
+        response.actions_log,
+        Restart,
+        "Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`)."
+    ),
+    key!(
+        "verify.approved",
+        OptPath,
+        verify.approved,
+        Live,
+        "Approved image digests (the formats of `driftwatch verify --approved`): alert when a container starts from an image not in it."
+    ),
+    key!(
+        "verify.allow_mutable",
+        Bool,
+        verify.allow_mutable,
+        Live,
+        "Do not alert on containers started from a mutable tag (with an approved list)."
+    ),
+    key!(
+        "verify.layers",
+        Bool,
+        verify.layers,
+        Restart,
+        "Check image layers on disk against their digests (each new image once, then on the schedule)."
+    ),
+    key!(
+        "verify.layer_check_interval",
+        Duration,
+        verify.layer_check_interval,
+        Restart,
+        "How often the layers of the images seen are checked again."
+    ),
+    key!(
+        "store.enabled",
+        Bool,
+        store.enabled,
+        Restart,
+        "Keep alerts, actions and baselines in the embedded database."
+    ),
+    key!(
+        "store.path",
+        Path,
+        store.path,
+        Restart,
+        "The SQLite database file."
+    ),
+    key!(
+        "store.max_age",
+        Duration,
+        store.max_age,
+        Restart,
+        "Alerts older than this are deleted."
+    ),
+    key!(
+        "store.max_bytes",
+        Size,
+        store.max_bytes,
+        Restart,
+        "The database is kept under this size (oldest alerts deleted first)."
+    ),
+    key!(
+        "store.queue_size",
+        Count,
+        store.queue_size,
+        Restart,
+        "Alerts waiting to be written; beyond it they are dropped and counted (detection never waits for the disk)."
+    ),
+    key!(
+        "outputs.stdout.enabled",
+        Bool,
+        outputs.stdout.enabled,
+        Restart,
+        "Print alerts on standard output."
+    ),
+    key!(
+        "outputs.stdout.color",
+        choice(ColorSetting),
+        outputs.stdout.color,
+        Restart,
+        "`auto`: colour when standard output is a terminal."
+    ),
+    key!(
+        "outputs.stdout.queue_size",
+        Count,
+        outputs.stdout.queue_size,
+        Restart,
+        "Alerts waiting for this output; beyond it they are dropped and counted."
+    ),
+    key!(
+        "outputs.json_file.enabled",
+        Bool,
+        outputs.json_file.enabled,
+        Restart,
+        "Append alerts to `path`."
+    ),
+    key!(
+        "outputs.json_file.path",
+        Path,
+        outputs.json_file.path,
+        Restart,
+        "The alerts file."
+    ),
+    key!(
+        "outputs.json_file.max_bytes",
+        Size,
+        outputs.json_file.max_bytes,
+        Restart,
+        "Rotate when the file would exceed this (0: never)."
+    ),
+    key!(
+        "outputs.json_file.max_files",
+        U32,
+        outputs.json_file.max_files,
+        Restart,
+        "Rotated files kept (`alerts.json.1` .. `.N`)."
+    ),
+    key!(
+        "outputs.json_file.queue_size",
+        Count,
+        outputs.json_file.queue_size,
+        Restart,
+        "Alerts waiting for this output; beyond it they are dropped and counted."
+    ),
+    key!(
+        "outputs.syslog.enabled",
+        Bool,
+        outputs.syslog.enabled,
+        Restart,
+        "Send alerts to syslog."
+    ),
+    key!(
+        "outputs.syslog.transport",
+        choice(SyslogTransport),
+        outputs.syslog.transport,
+        Restart,
+        "`unix` (a local datagram socket), `udp`, or `tcp` (RFC 6587 octet counting)."
+    ),
+    key!(
+        "outputs.syslog.address",
+        Str,
+        outputs.syslog.address,
+        Restart,
+        "A socket path for `unix`, `host:port` for `udp`/`tcp`."
+    ),
+    key!(
+        "outputs.syslog.facility",
+        Str,
+        outputs.syslog.facility,
+        Restart,
+        "Facility name: `kern`, `user`, `daemon`, `auth`, `local0` .. `local7`, ..."
+    ),
+    key!(
+        "outputs.syslog.app_name",
+        Str,
+        outputs.syslog.app_name,
+        Restart,
+        "APP-NAME of the messages."
+    ),
+    key!(
+        "outputs.syslog.queue_size",
+        Count,
+        outputs.syslog.queue_size,
+        Restart,
+        "Alerts waiting for this output; beyond it they are dropped and counted."
+    ),
+    key!(
+        "outputs.http",
+        HttpList,
+        outputs.http,
+        Restart,
+        "Any number of HTTP receivers (Falcosidekick, Falco Talon, a SIEM); each item takes the `outputs.http[].*` keys."
+    ),
+    key!(
+        "outputs.defender.enabled",
+        Bool,
+        outputs.defender.enabled,
+        Restart,
+        "Write Defender-style alert documents to `path`."
+    ),
+    key!(
+        "outputs.defender.path",
+        Path,
+        outputs.defender.path,
+        Restart,
+        "The Defender-style alerts file."
+    ),
+    key!(
+        "outputs.defender.queue_size",
+        Count,
+        outputs.defender.queue_size,
+        Restart,
+        "Alerts waiting for this output; beyond it they are dropped and counted."
+    ),
+    key!(
+        "api.enabled",
+        Bool,
+        api.enabled,
+        Restart,
+        "Serve the HTTP API, `/metrics` and `/healthz`."
+    ),
+    key!(
+        "api.listen",
+        Str,
+        api.listen,
+        Restart,
+        "Address and port to listen on. Any address other than loopback requires `token_file`."
+    ),
+    key!(
+        "api.token_file",
+        OptPath,
+        api.token_file,
+        Restart,
+        "A file holding the bearer token (first line). Required when `listen` is not loopback."
+    ),
     key!("api.ui", Bool, api.ui, Restart, "Serve the web UI at `/`."),
-    key!("logging.level", Str, logging.level, Live,
-        "`error`, `warn`, `info`, `debug`, `trace`, or a tracing filter (`info,driftwatch_agent=debug`). The DRIFTWATCH_LOG environment variable wins."),
+    key!(
+        "logging.level",
+        Str,
+        logging.level,
+        Live,
+        "`error`, `warn`, `info`, `debug`, `trace`, or a tracing filter (`info,driftwatch_agent=debug`). The DRIFTWATCH_LOG environment variable wins."
+    ),
 ];
 
 /// The keys of one `outputs.http` item.
 pub static HTTP_KEYS: &[Key<HttpOutput>] = &[
-    key!("url", Str, url, Restart,
-        "`http://host:port/path` or `https://...` (required)."),
-    key!("format", choice(HttpFormat), format, Restart,
-        "`falco`: Falco's JSON alert (Falcosidekick, Falco Talon); `defender`: the Defender-style document."),
-    key!("headers", StrMap, headers, Restart,
-        "Extra request headers (e.g. `Authorization`)."),
+    key!(
+        "url",
+        Str,
+        url,
+        Restart,
+        "`http://host:port/path` or `https://...` (required)."
+    ),
+    key!(
+        "format",
+        choice(HttpFormat),
+        format,
+        Restart,
+        "`falco`: Falco's JSON alert (Falcosidekick, Falco Talon); `defender`: the Defender-style document."
+    ),
+    key!(
+        "headers",
+        StrMap,
+        headers,
+        Restart,
+        "Extra request headers (e.g. `Authorization`)."
+    ),
     key!("timeout", Duration, timeout, Restart, "Per request."),
-    key!("retries", U32, retries, Restart,
-        "Attempts after the first, with exponential backoff."),
-    key!("queue_size", Count, queue_size, Restart,
-        "Alerts waiting for this receiver; beyond it they are dropped and counted."),
+    key!(
+        "retries",
+        U32,
+        retries,
+        Restart,
+        "Attempts after the first, with exponential backoff."
+    ),
+    key!(
+        "queue_size",
+        Count,
+        queue_size,
+        Restart,
+        "Alerts waiting for this receiver; beyond it they are dropped and counted."
+    ),
 ];
 
 /// The key at `path` (`sensor.ring_mib`).

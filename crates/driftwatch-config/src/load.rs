@@ -40,7 +40,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -294,7 +298,10 @@ impl Cx<'_> {
                     }
                     Err(m) => self.error(v, format!("{here}: {m}")),
                 }
-            } else if keys.iter().any(|key| key.path.starts_with(&format!("{path}."))) {
+            } else if keys
+                .iter()
+                .any(|key| key.path.starts_with(&format!("{path}.")))
+            {
                 self.walk(keys, v, &format!("{path}."), &format!("{here}."), target);
             } else {
                 let message = unknown_key(keys, prefix, name, shown);
@@ -471,7 +478,10 @@ fn whole(v: &Node) -> Result<u64, String> {
 
 fn strings(v: &Node) -> Result<Vec<String>, String> {
     let Some(items) = v.as_seq() else {
-        return Err(format!("expected a list of strings, found {}", v.describe()));
+        return Err(format!(
+            "expected a list of strings, found {}",
+            v.describe()
+        ));
     };
     items
         .iter()
@@ -488,7 +498,11 @@ fn strings(v: &Node) -> Result<Vec<String>, String> {
 fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(2);
     let extends = |c: &str| {
-        let common = name.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
+        let common = name
+            .chars()
+            .zip(c.chars())
+            .take_while(|(a, b)| a == b)
+            .count();
         common >= 4 && common * 4 >= name.chars().count() * 3
     };
     candidates
@@ -536,7 +550,9 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
         let p = pos(cx, "sensor.ring_mib");
         cx.error_at(
             p,
-            format!("sensor.ring_mib: {mib} is not a power of two from 1 to 1024 (1, 2, 4, 8, ...)"),
+            format!(
+                "sensor.ring_mib: {mib} is not a power of two from 1 to 1024 (1, 2, 4, 8, ...)"
+            ),
         );
     }
     match c.api.listen.parse::<SocketAddr>() {

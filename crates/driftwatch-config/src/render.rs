@@ -92,9 +92,9 @@ fn json<T>(access: &Access<T>, t: &T) -> Value {
         Access::Duration(get, _) => Value::from(format_duration(*get(t))),
         Access::Str(get, _) => Value::from(get(t).clone()),
         Access::Path(get, _) => Value::from(get(t).to_string_lossy().into_owned()),
-        Access::OptPath(get, _) => get(t)
-            .as_ref()
-            .map_or(Value::Null, |p| Value::from(p.to_string_lossy().into_owned())),
+        Access::OptPath(get, _) => get(t).as_ref().map_or(Value::Null, |p| {
+            Value::from(p.to_string_lossy().into_owned())
+        }),
         Access::StrList(get, _) => Value::from(get(t).clone()),
         Access::PathList(get, _) => Value::from(
             get(t)
@@ -139,11 +139,7 @@ fn walk_sections() -> Vec<Walk> {
     for k in KEYS {
         let segs: Vec<&'static str> = k.path.split('.').collect();
         let parents = &segs[..segs.len() - 1];
-        let common = open
-            .iter()
-            .zip(parents)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let common = open.iter().zip(parents).take_while(|(a, b)| a == b).count();
         open.truncate(common);
         for (d, seg) in parents.iter().enumerate().skip(common) {
             out.push(Walk::Header(d, seg, parents[..=d].join(".")));
@@ -287,14 +283,14 @@ pub fn example_yaml() -> String {
     for w in walk_sections() {
         let (d, k) = match w {
             Walk::Header(d, name, path) => {
-            let indent = "  ".repeat(d);
-            out.push('\n');
-            if let Some(doc) = section_doc(&path) {
-                for l in wrap(doc, 88 - indent.len()) {
-                    let _ = writeln!(out, "{indent}# {l}");
+                let indent = "  ".repeat(d);
+                out.push('\n');
+                if let Some(doc) = section_doc(&path) {
+                    for l in wrap(doc, 88 - indent.len()) {
+                        let _ = writeln!(out, "{indent}# {l}");
+                    }
                 }
-            }
-            let _ = writeln!(out, "{indent}{name}:");
+                let _ = writeln!(out, "{indent}{name}:");
                 continue;
             }
             Walk::Leaf(d, k) => (d, k),
@@ -374,7 +370,8 @@ pub fn reference_markdown() -> String {
          [--json]`, `driftwatch config reference` (this page). A commented example with every key\n\
          at its default: [`config.example.yaml`](config.example.yaml).\n",
     );
-    let table = "| Key | Type | Default | Reload | Description |\n| --- | --- | --- | --- | --- |\n";
+    let table =
+        "| Key | Type | Default | Reload | Description |\n| --- | --- | --- | --- | --- |\n";
     let mut last_table = String::new();
     let mut tops: Vec<&str> = Vec::new();
     for k in KEYS {

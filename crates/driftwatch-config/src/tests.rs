@@ -169,11 +169,7 @@ fn invalid_values_are_refused() {
     ] {
         parse_str(ok, "c.yaml", None).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
     }
-    assert_eq!(
-        errors("logging:\n  level: loud=verbose=yes\n")
-            .len(),
-        1
-    );
+    assert_eq!(errors("logging:\n  level: loud=verbose=yes\n").len(), 1);
     assert_eq!(
         errors("outputs:\n  syslog:\n    transport: tcp\n    facility: deamon\n"),
         [
@@ -189,7 +185,10 @@ fn invalid_values_are_refused() {
     );
     let e = errors("sensor:\n  ring_mib: [1\n");
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("c.yaml:") && e[0].contains("invalid YAML"), "{e:?}");
+    assert!(
+        e[0].starts_with("c.yaml:") && e[0].contains("invalid YAML"),
+        "{e:?}"
+    );
     assert_eq!(
         errors("sensor:\n  ring_mib: 1\n  ring_mib: 2\n").len(),
         1,
@@ -240,7 +239,10 @@ store:
         shown.contains("  mode: prevent  # from /cfg/c.yaml:5\n"),
         "{shown}"
     );
-    assert!(shown.contains("  ring_mib: 8\n"), "defaults unmarked: {shown}");
+    assert!(
+        shown.contains("  ring_mib: 8\n"),
+        "defaults unmarked: {shown}"
+    );
     let back = parse_str(&shown, "shown.yaml", None).unwrap_or_else(|e| panic!("{shown}\n{e:?}"));
     assert_eq!(back.config, l.config, "{shown}");
 
@@ -367,12 +369,18 @@ fn every_key_reaches_its_own_field() {
             .collect();
         assert_eq!(diff.len(), 1, "{}: {diff:?}", k.path);
         let name = k.path.rsplit('.').next().unwrap();
-        assert!(diff[0].0.trim_start().starts_with(name), "{}: {diff:?}", k.path);
+        assert!(
+            diff[0].0.trim_start().starts_with(name),
+            "{}: {diff:?}",
+            k.path
+        );
     }
 }
 
 fn check_generated(rel: &str, want: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
     if std::env::var_os("UPDATE_DOCS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, want).unwrap();

@@ -79,8 +79,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .iter()
         .find(|(u, _)| *u == unit)
         .map(|(_, per)| *per)
-        .ok_or_else(|| format!("{s:?}: the unit is one of B, KiB, MiB, GiB, TiB, KB, MB, GB, TB"))?;
-    n.checked_mul(per).ok_or_else(|| format!("{s} is too large"))
+        .ok_or_else(|| {
+            format!("{s:?}: the unit is one of B, KiB, MiB, GiB, TiB, KB, MB, GB, TB")
+        })?;
+    n.checked_mul(per)
+        .ok_or_else(|| format!("{s} is too large"))
 }
 
 /// The largest binary unit that divides the size: `512MiB`; else bytes.

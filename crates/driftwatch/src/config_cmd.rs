@@ -74,7 +74,9 @@ fn validate(file: Option<&Path>) -> i32 {
         Err(LoadError::Unreadable { error, .. })
             if file.is_none() && error.kind() == std::io::ErrorKind::NotFound =>
         {
-            println!("{DEFAULT_CONFIG_FILE} does not exist: the agent runs on the embedded defaults");
+            println!(
+                "{DEFAULT_CONFIG_FILE} does not exist: the agent runs on the embedded defaults"
+            );
             return 0;
         }
         Err(e @ LoadError::Unreadable { .. }) => {
@@ -111,11 +113,12 @@ fn validate(file: Option<&Path>) -> i32 {
         );
         return 1;
     }
+    // Keys of the table, not the keys inside list items (`outputs.http[0].url`).
+    let n = loaded.set.keys().filter(|k| !k.contains('[')).count();
     println!(
-        "{}: valid ({} key{} set, the others at their defaults)",
+        "{}: valid ({n} key{} set, the others at their defaults)",
         path.display(),
-        loaded.set.len(),
-        if loaded.set.len() == 1 { "" } else { "s" }
+        if n == 1 { "" } else { "s" }
     );
     0
 }

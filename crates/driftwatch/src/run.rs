@@ -177,7 +177,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let loaded = crate::settings::load(&args).map_err(|e| anyhow::anyhow!("{e}"))?;
     let config = crate::settings::effective(&loaded, &args);
     if !config.sensor.ring_mib.is_power_of_two() {
-        anyhow::bail!("--ring-mib {}: must be a power of two", config.sensor.ring_mib);
+        anyhow::bail!(
+            "--ring-mib {}: must be a power of two",
+            config.sensor.ring_mib
+        );
     }
     if let Err(e) = crate::logging::set_level(&config.logging.level) {
         tracing::warn!("{e}");
@@ -189,12 +192,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             driftwatch_config::DEFAULT_CONFIG_FILE
         ),
     }
-    let resolved =
-        crate::settings::resolve(&config, crate::settings::mode_set(&loaded, &args), args.enforce)
-            .map_err(|errors| {
-                let text: Vec<String> = errors.iter().map(|e| e.render(&loaded)).collect();
-                anyhow::anyhow!("{}", text.join("\n"))
-            })?;
+    let resolved = crate::settings::resolve(
+        &config,
+        crate::settings::mode_set(&loaded, &args),
+        args.enforce,
+    )
+    .map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(|e| e.render(&loaded)).collect();
+        anyhow::anyhow!("{}", text.join("\n"))
+    })?;
     let responder = crate::settings::start_responder(&config, resolved.playbooks.clone(), &args)?;
     // Seam for the outputs, store and API crates: they take `config.outputs`,
     // `config.store` and `config.api` here.

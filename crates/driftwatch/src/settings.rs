@@ -120,7 +120,13 @@ impl NamedError {
             None => self.message.clone(),
             Some(k) => match (loaded.set.get(k), &loaded.file) {
                 (Some(p), Some(f)) => {
-                    format!("{}:{}:{}: {k}: {}", f.display(), p.line, p.col, self.message)
+                    format!(
+                        "{}:{}:{}: {k}: {}",
+                        f.display(),
+                        p.line,
+                        p.col,
+                        self.message
+                    )
                 }
                 _ => format!("{k}: {}", self.message),
             },
@@ -151,9 +157,7 @@ fn rule_sources(c: &Config) -> Result<Vec<Source>, NamedError> {
         .map(|p| {
             std::fs::read_to_string(p)
                 .map(|text| Source::new(p.display().to_string(), text))
-                .map_err(|e| {
-                    NamedError::at("rules.files", format!("reading {}: {e}", p.display()))
-                })
+                .map_err(|e| NamedError::at("rules.files", format!("reading {}: {e}", p.display())))
         })
         .collect()
 }
@@ -393,7 +397,10 @@ impl Reloader {
                 "enforcement ({}{})",
                 driftwatch_config::Choice::name(new.enforcement.mode),
                 if n > 0 {
-                    format!(", {n} running container(s) changed mode")
+                    format!(
+                        ", {n} running container{} changed mode",
+                        if n == 1 { "" } else { "s" }
+                    )
                 } else {
                     String::new()
                 }
@@ -439,11 +446,11 @@ impl Reloader {
         // and `new.api` here once they can change live; their keys are `Reload::Restart` in
         // the key table until then, and reported below.
         let changed = changed(&self.current, &new);
-        for k in changed.iter().filter(|k| k.reload == Reload::Live) {
-            if !done.iter().any(|d| d.starts_with(k.path)) {
-                done.push(k.path.to_string());
-            }
-        }
+        let live: Vec<&str> = changed
+            .iter()
+            .filter(|k| k.reload == Reload::Live)
+            .map(|k| k.path)
+            .collect();
         let restart: Vec<&str> = changed
             .iter()
             .filter(|k| k.reload == Reload::Restart)
@@ -454,12 +461,17 @@ impl Reloader {
         }
         stats.applied();
         tracing::info!(
-            "configuration reloaded from {}: {}{}",
+            "configuration reloaded from {}: {}{}{}",
             match &loaded.file {
                 Some(f) => f.display().to_string(),
                 None => format!("embedded defaults ({} absent)", self.path.display()),
             },
             done.join(", "),
+            if live.is_empty() {
+                String::new()
+            } else {
+                format!("; changed: {}", live.join(", "))
+            },
             if restart.is_empty() {
                 String::new()
             } else {
