@@ -624,10 +624,10 @@ impl Enforcer {
                 .prevent_containers
                 .fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(maps) = self.maps.get() {
-            if let Err(e) = maps.set(ns, mode_flags(mode)) {
-                tracing::warn!("enforcement for container {}: {e}", entry.meta.id.short());
-            }
+        if let Some(maps) = self.maps.get()
+            && let Err(e) = maps.set(ns, mode_flags(mode))
+        {
+            tracing::warn!("enforcement for container {}: {e}", entry.meta.id.short());
         }
         if let Ok(mut m) = self.placed.lock() {
             m.insert(

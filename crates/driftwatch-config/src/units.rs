@@ -43,7 +43,7 @@ pub fn format_duration(d: Duration) -> String {
     }
     let secs = d.as_secs();
     for (unit, per) in DURATION_UNITS {
-        if secs % per == 0 {
+        if secs.is_multiple_of(*per) {
             return format!("{}{unit}", secs / per);
         }
     }
@@ -92,7 +92,7 @@ pub fn format_size(n: u64) -> String {
         return "0".into();
     }
     for (unit, per) in SIZE_UNITS.iter().take(4) {
-        if n % per == 0 {
+        if n.is_multiple_of(*per) {
             return format!("{}{unit}", n / per);
         }
     }
