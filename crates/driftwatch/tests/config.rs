@@ -433,3 +433,91 @@ fn an_exec_loop_across_several_sighups_loses_no_event() {
         "{s}"
     );
 }
+
+#[test]
+fn sighup_starts_and_swaps_the_response_playbooks() {
+    if !ready(&[BUSYBOX]) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let playbook = dir.path().join("playbook.yaml");
+    let actions = dir.path().join("actions.jsonl");
+    let base = format!("response:\n  actions_log: {}\n", actions.display());
+    write(&config, &base);
+    let agent = AgentProcess::start(&["--config", &config.display().to_string()]);
+    let c = Container::run(&[BUSYBOX, "sleep", "120"]);
+    let records = || -> Vec<(String, String)> {
+        read_alerts(&actions)
+            .iter()
+            .filter(|r| {
+                r["container"]["id"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with(c.short()))
+            })
+            .map(|r| {
+                (
+                    r["action"].as_str().unwrap_or("").to_string(),
+                    r["result"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let wait_records = |n: usize| {
+        let start = std::time::Instant::now();
+        while records().len() < n && start.elapsed() < WAIT {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        records()
+    };
+
+    // No playbook: the drift is alerted, nothing is done.
+    c.sh("cp /bin/busybox /tmp/true && /tmp/true");
+    agent.wait_for("drift", WAIT, drift_alert(&c, "/tmp/true", DEFAULT_RULE));
+    assert!(records().is_empty(), "{:?}", records());
+
+    // A playbook named by a reload: the responder starts and acts on the next alert.
+    let pb = |action: &str| {
+        format!(
+            "playbooks:\n  - name: rehearse\n    match: {{tags: [binary_drift]}}\n    actions:\n      - {{action: {action}, dry_run: true}}\n"
+        )
+    };
+    write(&playbook, &pb("kill"));
+    write(&config, &format!("{base}  playbook: playbook.yaml\n"));
+    agent.signal(libc::SIGHUP);
+    reloaded(&agent, 1);
+    c.sh("cp /bin/busybox /tmp/echo && /tmp/echo x");
+    assert_eq!(
+        wait_records(1),
+        [("kill".to_string(), "dry_run".to_string())]
+    );
+
+    // The playbook file changed: the responder's playbooks are swapped.
+    write(&playbook, &pb("isolate"));
+    agent.signal(libc::SIGHUP);
+    reloaded(&agent, 2);
+    c.sh("cp /bin/busybox /tmp/cat && /tmp/cat /dev/null");
+    assert_eq!(
+        wait_records(2),
+        [
+            ("kill".to_string(), "dry_run".to_string()),
+            ("isolate".to_string(), "dry_run".to_string())
+        ]
+    );
+
+    // A broken playbook is refused; the previous one keeps acting.
+    write(
+        &playbook,
+        "playbooks:\n  - name: x\n    actions: [{action: explode}]\n",
+    );
+    agent.signal(libc::SIGHUP);
+    agent.wait_for_log("the playbook's error", 1, WAIT, |l| {
+        l.contains("reload:") && l.contains("response.playbook")
+    });
+    c.sh("cp /bin/busybox /tmp/head && /tmp/head -c0 /dev/null");
+    assert_eq!(
+        wait_records(3)[2],
+        ("isolate".to_string(), "dry_run".to_string())
+    );
+}
