@@ -136,33 +136,56 @@ fn memory_kib() -> (u64, u64) {
     (get("VmHWM:"), get("VmRSS:"))
 }
 
-/// Runs until SIGINT, SIGTERM or `duration`; calls `on_hangup` at each SIGHUP.
-fn wait_for_signal(duration: Option<u64>, mut on_hangup: impl FnMut()) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let timeout = async {
-            match duration {
-                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-                None => std::future::pending().await,
-            }
+/// SIGTERM and SIGHUP handlers, installed before the agent starts: a SIGHUP sent while it
+/// starts (e.g. `systemctl reload` right after start) reloads instead of killing it.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (term, hup) = {
+            let _in = rt.enter();
+            (
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
+            )
         };
-        tokio::pin!(timeout);
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
-                _ = &mut timeout => break,
-                _ = hup.recv() => on_hangup(),
+        Ok(Signals { rt, term, hup })
+    }
+
+    /// Runs until SIGINT, SIGTERM or `duration`; calls `on_hangup` at each SIGHUP.
+    fn wait(self, duration: Option<u64>, mut on_hangup: impl FnMut()) -> anyhow::Result<()> {
+        let Signals {
+            rt,
+            mut term,
+            mut hup,
+        } = self;
+        rt.block_on(async {
+            let timeout = async {
+                match duration {
+                    Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(timeout);
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = term.recv() => break,
+                    _ = &mut timeout => break,
+                    _ = hup.recv() => on_hangup(),
+                }
             }
-        }
-        Ok::<(), std::io::Error>(())
-    })?;
-    Ok(())
+        });
+        Ok(())
+    }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -173,6 +196,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
              `driftwatch rules validate` and `driftwatch doctor` work without it."
         );
     }
+    let signals = Signals::install().context("installing signal handlers")?;
     // flags > file > embedded defaults (crate::settings).
     let loaded = crate::settings::load(&args).map_err(|e| anyhow::anyhow!("{e}"))?;
     let config = crate::settings::effective(&loaded, &args);
@@ -230,7 +254,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         })
     };
     drop(watcher);
-    wait_for_signal(args.duration, || reloader.reload(&agent, &args))?;
+    signals.wait(args.duration, || reloader.reload(&agent, &args))?;
     let responder = reloader.responder().cloned();
     let s = agent.stats();
     let k = agent.sensor_stats().cloned();
