@@ -355,6 +355,7 @@ impl Reloader {
     /// live (rules compiled first, then swapped between two events) and says which changed
     /// keys need a restart.
     pub fn reload(&mut self, agent: &Agent, args: &RunArgs) {
+        let started = std::time::Instant::now();
         let stats = agent.reload_stats();
         let refuse = |errors: Vec<String>| {
             stats.refused();
@@ -461,11 +462,12 @@ impl Reloader {
         }
         stats.applied();
         tracing::info!(
-            "configuration reloaded from {}: {}{}{}",
+            "configuration reloaded from {} in {} ms: {}{}{}",
             match &loaded.file {
                 Some(f) => f.display().to_string(),
                 None => format!("embedded defaults ({} absent)", self.path.display()),
             },
+            started.elapsed().as_millis(),
             done.join(", "),
             if live.is_empty() {
                 String::new()

@@ -276,12 +276,29 @@ fn sighup_swaps_the_rules_and_an_invalid_file_keeps_the_old_ones() {
 
     // Fixed: applied again, with the restart-only key reported.
     write(&rules, &reloaded_rule("v2"));
-    write(&config, &format!("{config_text}sensor:\n  ring_mib: 16\n"));
+    write(
+        &config,
+        &format!("{config_text}sensor:\n  ring_mib: 16\nlogging:\n  level: debug\n"),
+    );
     agent.signal(libc::SIGHUP);
     reloaded(&agent, 2);
     agent.wait_for_log("the restart-only key", 1, WAIT, |l| {
         l.contains("sensor.ring_mib changed, takes effect after restart")
     });
+    let summary = agent
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("configuration reloaded from"))
+        .nth(1)
+        .unwrap();
+    assert!(
+        summary.contains("; after restart: sensor.ring_mib"),
+        "{summary}"
+    );
+    if std::env::var_os("DRIFTWATCH_LOG").is_none() {
+        // DRIFTWATCH_LOG, when set, wins over logging.level.
+        assert!(summary.contains("logging.level (debug)"), "{summary}");
+    }
     c.sh("cp /bin/busybox /tmp/head && /tmp/head -c0 /dev/null");
     let a = agent.wait_for(
         "the v2 rule",
