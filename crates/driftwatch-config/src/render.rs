@@ -391,7 +391,10 @@ pub fn reference_markdown() -> String {
         let is_list = matches!(k.access, Access::HttpList(..));
         let this_table = if is_list { k.path } else { section };
         if this_table != last_table {
-            let _ = write!(out, "\n### `{this_table}`\n\n");
+            if !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            let _ = write!(out, "### `{this_table}`\n\n");
             if let Some(doc) = section_doc(this_table) {
                 let _ = write!(out, "{doc}\n\n");
             }
