@@ -234,7 +234,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         None => Vec::new(),
     };
     let agent = Agent::start_with_sinks(agent_config, sinks)?;
-    let mut reloader = crate::settings::Reloader::new(&args, config, responder);
+    let mut reloader =
+        crate::settings::Reloader::new(&args, config, responder, &resolved.enforcement);
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     let watcher = {
         let sensor = agent.sensor_stats().cloned();

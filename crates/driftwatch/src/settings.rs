@@ -335,14 +335,23 @@ pub struct Reloader {
     path: PathBuf,
     current: Config,
     responder: Option<Arc<Responder>>,
+    /// The exec program was pinned at start (`on_agent_death: hold` in a prevent scope):
+    /// pinning cannot be added later.
+    pinned: bool,
 }
 
 impl Reloader {
-    pub fn new(args: &RunArgs, current: Config, responder: Option<Arc<Responder>>) -> Reloader {
+    pub fn new(
+        args: &RunArgs,
+        current: Config,
+        responder: Option<Arc<Responder>>,
+        started_with: &EnforcementPolicy,
+    ) -> Reloader {
         Reloader {
             path: config_path(args),
             current,
             responder,
+            pinned: started_with.hold_on_agent_death && started_with.any_prevent(),
         }
     }
 
@@ -393,6 +402,14 @@ impl Reloader {
             .unwrap_or_else(|p| p.into_inner())
             .set_rules(resolved.rules);
         done.push(format!("rules ({n_rules})"));
+        if resolved.enforcement.hold_on_agent_death
+            && resolved.enforcement.any_prevent()
+            && !self.pinned
+        {
+            tracing::warn!(
+                "reload: enforcement policy on_agent_death: hold takes effect after restart (the exec program is pinned at start)"
+            );
+        }
         match agent.enforcer().set_policy(resolved.enforcement) {
             Ok(n) => done.push(format!(
                 "enforcement ({}{})",
