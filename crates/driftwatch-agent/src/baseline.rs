@@ -319,6 +319,11 @@ impl BaselineStore {
         })
     }
 
+    /// The learning window of images first seen from now on (a reload).
+    pub fn set_window(&mut self, window: Duration) {
+        self.window = window;
+    }
+
     pub fn data(&self) -> &BaselineFile {
         &self.data
     }

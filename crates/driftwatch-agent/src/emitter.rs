@@ -58,6 +58,22 @@ impl Emitter {
         Arc::new(Mutex::new(self))
     }
 
+    /// Replaces the rule set (a reload). The caller compiled it first, outside the lock: the
+    /// swap happens between two events, so none is evaluated against half a rule set.
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        self.rules = rules;
+        self.matches.clear();
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Adds a sink after the others (e.g. response playbooks configured by a reload).
+    pub fn add_sink(&mut self, sink: Box<dyn AlertSink>) {
+        self.sinks.push(sink);
+    }
+
     /// Records the event, evaluates the rules and writes the alerts. Returns how many fired.
     pub fn emit(&mut self, event: &Event) -> usize {
         if let Some(r) = self.record.as_mut()

@@ -26,7 +26,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use driftwatch_image::Judge;
@@ -374,8 +374,10 @@ struct Placed {
 }
 
 pub struct Enforcer {
-    policy: EnforcementPolicy,
-    guard: Option<ExecGuard>,
+    /// Swapped whole by [`Enforcer::set_policy`] (a reload); readers take a snapshot.
+    policy: RwLock<Arc<EnforcementPolicy>>,
+    /// The fanotify group: made when some scope first can prevent (at start or a reload).
+    guard: OnceLock<ExecGuard>,
     maps: OnceLock<EnforceMaps>,
     judge: Judge,
     registry: Arc<ContainerRegistry>,
@@ -443,17 +445,12 @@ impl Enforcer {
         emitter: SharedEmitter,
         procs: Arc<Mutex<ProcTable>>,
     ) -> anyhow::Result<Arc<Enforcer>> {
-        let guard = if policy.any_prevent() {
-            Some(ExecGuard::new().map_err(|e| {
-                anyhow::anyhow!(
-                    "prevent mode needs fanotify exec permission events: {e} (root and CONFIG_FANOTIFY_ACCESS_PERMISSIONS are required)"
-                )
-            })?)
-        } else {
-            None
-        };
+        let guard = OnceLock::new();
+        if policy.any_prevent() {
+            let _ = guard.set(new_guard()?);
+        }
         Ok(Arc::new(Enforcer {
-            policy,
+            policy: RwLock::new(Arc::new(policy)),
             guard,
             maps: OnceLock::new(),
             judge: Judge::new(),
@@ -469,21 +466,107 @@ impl Enforcer {
         }))
     }
 
-    pub fn policy(&self) -> &EnforcementPolicy {
-        &self.policy
+    /// The policy in force (a snapshot: a reload may replace it).
+    pub fn policy(&self) -> Arc<EnforcementPolicy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the policy (a reload): the fanotify group is made if some scope can now
+    /// prevent, the kernel's hold of undecided containers follows the new policy, and every
+    /// container already placed is placed again in its new mode (a container switched to
+    /// prevent has its mounts marked; one switched to detect is answered "allow"). Returns
+    /// how many running containers changed mode.
+    pub fn set_policy(self: &Arc<Self>, policy: EnforcementPolicy) -> anyhow::Result<usize> {
+        if policy.any_prevent() && self.guard.get().is_none() {
+            let _ = self.guard.set(new_guard()?);
+            if self.maps.get().is_some() {
+                self.start_guard_thread()?;
+            }
+        }
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy.clone());
+        if let Some(maps) = self.maps.get() {
+            maps.set_unknown(if policy.any_prevent() && policy.hold_new_containers {
+                DW_ENFORCE_HOLD_ALL
+            } else {
+                0
+            })?;
+            maps.set_dead_after(
+                (policy.hold_on_agent_death && policy.any_prevent()).then_some(AGENT_DEAD_AFTER),
+            )?;
+        }
+        let placed: Vec<(u32, Placed)> = self
+            .placed
+            .lock()
+            .map(|m| m.iter().map(|(ns, p)| (*ns, p.clone())).collect())
+            .unwrap_or_default();
+        let mut changed = 0;
+        for (ns, p) in placed {
+            let Some(entry) = self.registry.get(&p.id) else {
+                continue;
+            };
+            let mode = policy.mode_for(&entry.meta);
+            if mode == p.mode {
+                continue;
+            }
+            changed += 1;
+            if mode == EnforcementMode::Prevent {
+                if let Some(pid) = entry.pid {
+                    self.mark_mounts(&entry, pid);
+                }
+                self.stats
+                    .prevent_containers
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(maps) = self.maps.get() {
+                let _ = maps.set(ns, mode_flags(mode));
+            }
+            if let Ok(mut m) = self.placed.lock()
+                && let Some(p) = m.get_mut(&ns)
+            {
+                p.mode = mode;
+            }
+            tracing::info!(
+                "container {} ({}): enforcement {} -> {}",
+                entry.meta.id.short(),
+                if entry.meta.name.is_empty() {
+                    "?"
+                } else {
+                    &entry.meta.name
+                },
+                p.mode.as_str(),
+                mode.as_str()
+            );
+        }
+        Ok(changed)
+    }
+
+    fn start_guard_thread(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut slot = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() && self.guard.get().is_some() {
+            let me = self.clone();
+            *slot = Some(
+                std::thread::Builder::new()
+                    .name("dw-exec-guard".into())
+                    .spawn(move || me.run_guard())?,
+            );
+        }
+        Ok(())
     }
 
     /// Connects the kernel side (the exec sensor's maps) and starts answering fanotify.
     pub fn attach(self: &Arc<Self>, maps: EnforceMaps) -> anyhow::Result<()> {
-        let unknown = if self.policy.any_prevent() && self.policy.hold_new_containers {
+        let policy = self.policy();
+        let unknown = if policy.any_prevent() && policy.hold_new_containers {
             DW_ENFORCE_HOLD_ALL
         } else {
             0
         };
         maps.set_unknown(unknown)?;
         maps.set_dead_after(
-            (self.policy.hold_on_agent_death && self.policy.any_prevent())
-                .then_some(AGENT_DEAD_AFTER),
+            (policy.hold_on_agent_death && policy.any_prevent()).then_some(AGENT_DEAD_AFTER),
         )?;
         let _ = self.maps.set(maps);
         {
@@ -493,14 +576,7 @@ impl Enforcer {
                 .spawn(move || me.run_heartbeat())?;
             *self.beat.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
         }
-        if self.guard.is_some() {
-            let me = self.clone();
-            let t = std::thread::Builder::new()
-                .name("dw-exec-guard".into())
-                .spawn(move || me.run_guard())?;
-            *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
-        }
-        Ok(())
+        self.start_guard_thread()
     }
 
     /// Stops answering (pending and later requests are allowed by the kernel) and lets the
@@ -531,14 +607,14 @@ impl Enforcer {
     /// loader/preload execs there.
     pub fn place(&self, entry: &ContainerEntry, pid: u32, mnt_ns: Option<u32>) -> EnforcementMode {
         let Some(ns) = mnt_ns.or_else(|| mnt_ns_of(pid)) else {
-            return self.policy.mode_for(&entry.meta);
+            return self.policy().mode_for(&entry.meta);
         };
         if let Some(p) = self.placed.lock().ok().and_then(|m| m.get(&ns).cloned())
             && p.id == entry.meta.id
         {
             return p.mode;
         }
-        let mode = self.policy.mode_for(&entry.meta);
+        let mode = self.policy().mode_for(&entry.meta);
         let root_dev = std::fs::metadata(format!("/proc/{pid}/root"))
             .map(|m| m.dev())
             .unwrap_or(0);
@@ -548,14 +624,10 @@ impl Enforcer {
                 .prevent_containers
                 .fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(maps) = self.maps.get() {
-            let flags = match mode {
-                EnforcementMode::Prevent => DW_ENFORCE_KILL_MEMFD | DW_ENFORCE_HOLD_SUSPECT,
-                EnforcementMode::Detect => 0,
-            };
-            if let Err(e) = maps.set(ns, flags) {
-                tracing::warn!("enforcement for container {}: {e}", entry.meta.id.short());
-            }
+        if let Some(maps) = self.maps.get()
+            && let Err(e) = maps.set(ns, mode_flags(mode))
+        {
+            tracing::warn!("enforcement for container {}: {e}", entry.meta.id.short());
         }
         if let Ok(mut m) = self.placed.lock() {
             m.insert(
@@ -581,7 +653,9 @@ impl Enforcer {
     }
 
     fn mark_mounts(&self, entry: &ContainerEntry, pid: u32) {
-        let Some(guard) = &self.guard else { return };
+        let Some(guard) = self.guard.get() else {
+            return;
+        };
         let text = match std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) {
             Ok(t) => t,
             Err(e) => {
@@ -672,28 +746,23 @@ impl Enforcer {
         finding: &mut Option<DriftFinding>,
     ) {
         let held = rec.flags.has(ExecFlags::HELD);
+        let policy = self.policy();
         let mode = match self.mode_of_ns(rec.mnt_ns) {
             Some(m) => {
                 if held && let Some(maps) = self.maps.get() {
                     // Held as unknown although placed: the kernel's LRU map evicted it.
-                    let flags = match m {
-                        EnforcementMode::Prevent => DW_ENFORCE_KILL_MEMFD | DW_ENFORCE_HOLD_SUSPECT,
-                        EnforcementMode::Detect => 0,
-                    };
                     if maps.get(rec.mnt_ns).is_none() {
-                        let _ = maps.set(rec.mnt_ns, flags);
+                        let _ = maps.set(rec.mnt_ns, mode_flags(m));
                     }
                 }
                 m
             }
-            None if held || self.policy.any_prevent() => {
-                self.place(entry, rec.pid, Some(rec.mnt_ns))
-            }
-            None => self.policy.mode_for(&entry.meta),
+            None if held || policy.any_prevent() => self.place(entry, rec.pid, Some(rec.mnt_ns)),
+            None => policy.mode_for(&entry.meta),
         };
         if let Some(f) = finding.as_ref()
             && f.kind == DriftKind::Binary
-            && !self.policy.allow.is_empty()
+            && !policy.allow.is_empty()
         {
             let path = f.path.clone();
             let subject = f.subject;
@@ -708,7 +777,7 @@ impl Enforcer {
                 })?;
                 sha256_of(file)
             };
-            if self.policy.permits(&path, &entry.meta, &mut hash) {
+            if policy.permits(&path, &entry.meta, &mut hash) {
                 self.stats.allowlisted.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("allowlisted drift: {path} in {}", entry.meta.id.short());
                 *finding = None;
@@ -753,7 +822,9 @@ impl Enforcer {
     }
 
     fn run_guard(self: Arc<Self>) {
-        let Some(guard) = &self.guard else { return };
+        let Some(guard) = self.guard.get() else {
+            return;
+        };
         let mut reqs = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
             match guard.wait(Duration::from_millis(100)) {
@@ -830,7 +901,7 @@ impl Enforcer {
             let f = std::fs::File::open(format!("/proc/self/fd/{}", req.file.as_raw_fd())).ok()?;
             sha256_of(f)
         };
-        if self.policy.permits(&path, &entry.meta, &mut hash_fd) {
+        if self.policy().permits(&path, &entry.meta, &mut hash_fd) {
             self.stats.allowlisted.fetch_add(1, Ordering::Relaxed);
             return (true, None);
         }
@@ -946,7 +1017,7 @@ impl Enforcer {
         let mut hash_exe = || std::fs::File::open(&exe).ok().and_then(sha256_of);
         if mode != EnforcementMode::Prevent
             || !verdict.is_drift()
-            || self.policy.permits(&path, &entry.meta, &mut hash_exe)
+            || self.policy().permits(&path, &entry.meta, &mut hash_exe)
         {
             signal(pid, libc::SIGCONT);
             self.stats.hold_released.fetch_add(1, Ordering::Relaxed);
@@ -1089,6 +1160,22 @@ impl Enforcer {
             ..Default::default()
         }
     }
+}
+
+/// The kernel's flags for a mount namespace in `mode`.
+fn mode_flags(mode: EnforcementMode) -> u32 {
+    match mode {
+        EnforcementMode::Prevent => DW_ENFORCE_KILL_MEMFD | DW_ENFORCE_HOLD_SUSPECT,
+        EnforcementMode::Detect => 0,
+    }
+}
+
+fn new_guard() -> anyhow::Result<ExecGuard> {
+    ExecGuard::new().map_err(|e| {
+        anyhow::anyhow!(
+            "prevent mode needs fanotify exec permission events: {e} (root and CONFIG_FANOTIFY_ACCESS_PERMISSIONS are required)"
+        )
+    })
 }
 
 fn nix_fstat(req: &ExecRequest) -> std::io::Result<std::fs::Metadata> {

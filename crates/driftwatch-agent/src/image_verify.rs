@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
 use driftwatch_model::{ContainerId, DriftFinding, DriftKind, DriftSubject, Verdict};
@@ -30,6 +30,8 @@ use crate::emitter::SharedEmitter;
 pub struct ImageVerifyConfig {
     /// Alert on containers whose image is not in this list (`None`: no approval check).
     pub approved: Option<ApprovedList>,
+    /// Do not alert on containers started from a mutable tag.
+    pub allow_mutable: bool,
     /// Check image layers on disk (each new image once, then on the schedule).
     pub layers: bool,
     pub layer_check_interval: Duration,
@@ -47,6 +49,7 @@ impl Default for ImageVerifyConfig {
     fn default() -> Self {
         ImageVerifyConfig {
             approved: None,
+            allow_mutable: false,
             layers: true,
             layer_check_interval: Duration::from_secs(6 * 3600),
             docker_root: PathBuf::from("/var/lib/docker"),
@@ -72,7 +75,8 @@ struct Job {
 
 pub struct ImageVerifier {
     emitter: SharedEmitter,
-    approved: Option<ApprovedList>,
+    /// The approved list and `allow_mutable`, swapped by [`ImageVerifier::set_approved`].
+    approved: RwLock<(Option<Arc<ApprovedList>>, bool)>,
     /// Container → the start (`StartedAt`) its approval was judged for.
     said: Mutex<HashMap<ContainerId, Option<u64>>>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
@@ -112,7 +116,7 @@ impl ImageVerifier {
         };
         Arc::new(ImageVerifier {
             emitter,
-            approved: config.approved,
+            approved: RwLock::new((config.approved.map(Arc::new), config.allow_mutable)),
             said: Mutex::new(HashMap::new()),
             jobs: Mutex::new(jobs),
             thread: Mutex::new(thread),
@@ -126,6 +130,13 @@ impl ImageVerifier {
         if let Some(h) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = h.join();
         }
+    }
+
+    /// Replaces the approved list (a reload): containers started from now on are judged
+    /// against it.
+    pub fn set_approved(&self, approved: Option<ApprovedList>, allow_mutable: bool) {
+        *self.approved.write().unwrap_or_else(|p| p.into_inner()) =
+            (approved.map(Arc::new), allow_mutable);
     }
 
     /// The approval findings of a record (pure).
@@ -174,7 +185,12 @@ impl RecordObserver for ImageVerifier {
         if !record.running {
             return;
         }
-        if let Some(list) = &self.approved {
+        let (approved, allow_mutable) = self
+            .approved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(list) = &approved {
             let first = self
                 .said
                 .lock()
@@ -196,7 +212,10 @@ impl RecordObserver for ImageVerifier {
                         .unwrap_or_default(),
                 };
                 let base = crate::config_drift::container_event(entry, record);
-                for f in Self::approval_findings(list, &facts) {
+                for f in Self::approval_findings(list, &facts)
+                    .into_iter()
+                    .filter(|f| !(allow_mutable && f.verdict == Verdict::MutableTag))
+                {
                     self.stats.approval_findings.fetch_add(1, Ordering::Relaxed);
                     let mut e = base.clone();
                     e.drift = Some(f);

@@ -13,6 +13,7 @@ mod net_drift;
 mod outputs;
 mod pipeline;
 mod proctable;
+mod reload;
 
 pub use baseline::{
     BaselineError, BaselineFile, BaselineStore, DEFAULT_BASELINE_FILE, DEFAULT_LEARNING_WINDOW,
@@ -29,3 +30,4 @@ pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};
 pub use outputs::AlertSink;
 pub use pipeline::{Agent, AgentConfig, AgentStats};
 pub use proctable::{ProcInfo, ProcTable};
+pub use reload::ReloadStats;

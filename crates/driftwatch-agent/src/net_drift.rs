@@ -203,6 +203,14 @@ impl NetDrift {
         })
     }
 
+    /// The learning window of images first seen from now on (a reload).
+    pub fn set_learning_window(&self, window: Duration) {
+        self.store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_window(window);
+    }
+
     /// A TCP record from the kernel.
     pub fn handle_record(&self, rec: NetRecord) {
         let Some(m) = container_from_cgroup_leaf(&rec.cgroup, Some(&rec.cgroup_parent)) else {

@@ -135,6 +135,8 @@ pub struct Agent {
     image_verify: Arc<crate::image_verify::ImageVerifier>,
     /// The configured alert outputs (stats, reload).
     outputs: Arc<driftwatch_outputs::Outputs>,
+    /// Configuration reloads (SIGHUP).
+    reloads: Arc<crate::reload::ReloadStats>,
 }
 
 struct Worker {
@@ -307,6 +309,7 @@ impl Agent {
             procs,
             files,
             enforcer,
+            reloads: Arc::default(),
         })
     }
 
@@ -314,6 +317,37 @@ impl Agent {
     /// [`Outputs::reconfigure`](driftwatch_outputs::Outputs::reconfigure) on reload.
     pub fn outputs(&self) -> &Arc<driftwatch_outputs::Outputs> {
         &self.outputs
+    }
+
+    /// Compiles `sources` after the embedded defaults, then swaps the rule set in under the
+    /// emitter's lock: every event is evaluated against the old rules or the new, never a
+    /// mix, and none is lost. On an error the old rules stay. Returns the number of rules
+    /// and the warnings.
+    pub fn reload_rules(&self, sources: &[Source]) -> Result<(usize, Vec<String>), Vec<String>> {
+        let loaded = RuleSet::load_with_defaults(sources)
+            .map_err(|diags| diags.iter().map(|d| d.render()).collect::<Vec<_>>())?;
+        let warnings = loaded.warnings.iter().map(|w| w.render()).collect();
+        let n = loaded.ruleset.len();
+        self.emitter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_rules(loaded.ruleset);
+        Ok((n, warnings))
+    }
+
+    /// Prevention (its policy can be replaced: [`Enforcer::set_policy`]).
+    pub fn enforcer(&self) -> &Arc<Enforcer> {
+        &self.enforcer
+    }
+
+    /// Image drift (its approved list can be replaced).
+    pub fn image_verifier(&self) -> &Arc<crate::image_verify::ImageVerifier> {
+        &self.image_verify
+    }
+
+    /// Counters of configuration reloads.
+    pub fn reload_stats(&self) -> &Arc<crate::reload::ReloadStats> {
+        &self.reloads
     }
 
     /// Prevention's counters.

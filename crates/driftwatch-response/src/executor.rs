@@ -3,9 +3,9 @@
 //! order, and every action recorded.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -59,9 +59,16 @@ struct Queued {
 }
 
 /// The running responder. [`Responder::submit`] never blocks.
+/// The playbooks in force, swapped whole by [`Responder::set_playbooks`].
+type SharedPlaybooks = Arc<RwLock<Arc<PlaybookSet>>>;
+
+fn current(p: &SharedPlaybooks) -> Arc<PlaybookSet> {
+    p.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 pub struct Responder {
     tx: Option<SyncSender<Queued>>,
-    playbooks: Arc<PlaybookSet>,
+    playbooks: SharedPlaybooks,
     stats: Arc<ResponderStats>,
     last_drop_warning: AtomicU64,
     thread: Option<JoinHandle<()>>,
@@ -73,7 +80,7 @@ impl Responder {
         let log = ActionLog::open(&config.actions_log)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue.max(1));
         let stats = Arc::new(ResponderStats::default());
-        let playbooks = Arc::new(config.playbooks);
+        let playbooks = Arc::new(RwLock::new(Arc::new(config.playbooks)));
         let worker = Worker {
             playbooks: playbooks.clone(),
             log,
@@ -103,13 +110,22 @@ impl Responder {
         &self.stats
     }
 
+    /// Replaces the playbooks (a reload). Alerts already queued run with the new ones.
+    pub fn set_playbooks(&self, playbooks: PlaybookSet) {
+        *self.playbooks.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(playbooks);
+    }
+
+    /// How many playbooks are in force.
+    pub fn playbook_count(&self) -> usize {
+        current(&self.playbooks).playbooks.len()
+    }
+
     /// Queues the alert when a playbook matches it; returns whether it was queued. Never
     /// blocks: with the queue full, the alert is dropped, counted and logged (at most once per
     /// 10 s).
     pub fn submit(&self, alert: &Alert) -> bool {
         let facts = AlertFacts::of(alert);
-        if !self
-            .playbooks
+        if !current(&self.playbooks)
             .playbooks
             .iter()
             .any(|p| p.selector.matches(&facts))
@@ -168,7 +184,7 @@ impl Drop for Responder {
 }
 
 struct Worker {
-    playbooks: Arc<PlaybookSet>,
+    playbooks: SharedPlaybooks,
     log: ActionLog,
     gate: Gate,
     stats: Arc<ResponderStats>,
@@ -207,7 +223,7 @@ impl Worker {
     }
 
     fn handle(&mut self, q: &Queued, env: &Env<'_>) {
-        let playbooks = self.playbooks.clone();
+        let playbooks = current(&self.playbooks);
         let mut target = Target::new(&q.facts);
         for pb in playbooks
             .playbooks

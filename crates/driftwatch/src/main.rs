@@ -3,15 +3,18 @@
 mod audit_cmd;
 mod baseline_cmd;
 mod capture_cmd;
+mod config_cmd;
 mod demo_cmd;
 mod diff_cmd;
 mod doctor;
 mod health_cmd;
+mod logging;
 mod progress;
 mod respond_cmd;
 mod rules_cmd;
 mod run;
 mod sd_notify;
+mod settings;
 mod shell_cmd;
 mod verify_cmd;
 
@@ -33,8 +36,13 @@ enum Command {
   sudo driftwatch run
   sudo driftwatch run --json-out /var/log/driftwatch/alerts.json
   sudo driftwatch run --rules ./my_rules.yaml --record /tmp/events.jsonl
-  sudo driftwatch run --playbook /etc/driftwatch/playbook.yaml --json-out /var/log/driftwatch/alerts.json")]
+  sudo driftwatch run --playbook /etc/driftwatch/playbook.yaml --json-out /var/log/driftwatch/alerts.json
+  sudo driftwatch run --config ./config.yaml --enforce prevent   # flags > file > defaults
+  sudo kill -HUP $(pidof driftwatch)                             # reload the configuration")]
     Run(Box<run::RunArgs>),
+    /// Check, show and document the configuration file (/etc/driftwatch/config.yaml).
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Print what this host supports and what that means for detection.
     #[command(after_help = "Example:\n  sudo driftwatch doctor")]
     Doctor(doctor::DoctorArgs),
@@ -149,22 +157,12 @@ Rules: DW-K8S-001 readOnlyRootFilesystem, 002 allowPrivilegeEscalation, 003 runA
     Man(shell_cmd::ManArgs),
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DRIFTWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
-}
-
 fn main() {
-    init_logging();
+    logging::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run::run(*a),
+        Command::Config(c) => config_cmd::run(c),
         Command::Doctor(a) => doctor::run(a),
         Command::Rules(c) => rules_cmd::run(c),
         Command::Diff(a) => diff_cmd::run(a),

@@ -57,15 +57,9 @@ impl KubeArgs {
     }
 }
 
-/// Loads the playbook file and starts the responder (`driftwatch run --playbook`).
-pub fn start_responder(
-    playbook: &Path,
-    actions_log: &Path,
-    docker_socket: Option<PathBuf>,
-    alerts_file: Option<PathBuf>,
-    kube: &KubeArgs,
-) -> anyhow::Result<Arc<Responder>> {
-    let set = PlaybookSet::load_file(playbook).map_err(|e| match e {
+/// Loads a playbook file; every problem in it, rendered.
+pub fn load_playbooks(playbook: &Path) -> anyhow::Result<PlaybookSet> {
+    PlaybookSet::load_file(playbook).map_err(|e| match e {
         LoadError::Invalid(errs) => anyhow::anyhow!(
             "the playbook file does not load:\n{}",
             errs.iter()
@@ -74,7 +68,19 @@ pub fn start_responder(
                 .join("\n")
         ),
         other => anyhow::anyhow!(other),
-    })?;
+    })
+}
+
+/// Starts the responder (`driftwatch run` with `response.playbook`) with the playbooks
+/// loaded from `playbook`.
+pub fn start_responder_with(
+    set: PlaybookSet,
+    playbook: &Path,
+    actions_log: &Path,
+    docker_socket: Option<PathBuf>,
+    alerts_file: Option<PathBuf>,
+    kube: &KubeArgs,
+) -> anyhow::Result<Arc<Responder>> {
     let n = set.playbooks.len();
     let responder = Responder::start(ResponderConfig {
         playbooks: set,

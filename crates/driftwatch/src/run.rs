@@ -1,94 +1,104 @@
-//! `driftwatch run`: the agent in the foreground until SIGINT or SIGTERM.
+//! `driftwatch run`: the agent in the foreground until SIGINT or SIGTERM; SIGHUP reloads
+//! its configuration file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use driftwatch_agent::{Agent, AgentConfig};
-use driftwatch_rules::Source;
-use driftwatch_runtime::{ContainerdConfig, DockerConfig};
+use driftwatch_agent::Agent;
 
-const RULES_DIR: &str = "/etc/driftwatch/rules.d";
-
+/// Flags override the configuration file's keys (named in brackets), which override the
+/// embedded defaults.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Append each alert as one Falco JSON object per line to FILE (flushed at once).
+    /// The configuration file [default: /etc/driftwatch/config.yaml when it exists, else
+    /// the embedded defaults]. SIGHUP re-reads it. See `driftwatch config`.
     #[arg(long, value_name = "FILE")]
-    json_out: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
+    /// Append each alert as one Falco JSON object per line to FILE (flushed at once)
+    /// [config: outputs.json_file].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json_out: Option<PathBuf>,
     /// Append every container event as a JSON line to FILE, for `driftwatch rules test`.
     #[arg(long, value_name = "FILE")]
-    record: Option<PathBuf>,
-    /// Extra rule files, loaded after the embedded defaults and /etc/driftwatch/rules.d/*.yaml.
+    pub(crate) record: Option<PathBuf>,
+    /// Extra rule files, loaded after the embedded defaults, the rules directory and the
+    /// file's rules.files.
     #[arg(long = "rules", value_name = "FILE")]
-    rules: Vec<PathBuf>,
-    /// Do not print alerts on stdout.
+    pub(crate) rules: Vec<PathBuf>,
+    /// Do not print alerts on stdout [config: outputs.stdout.enabled].
     #[arg(long)]
-    no_stdout: bool,
+    pub(crate) no_stdout: bool,
     /// POST each alert as Falco JSON to URL (Falcosidekick, Falco Talon, a webhook); repeat
-    /// for several receivers. Queued and retried without ever slowing detection.
+    /// for several receivers. Queued and retried without ever slowing detection [config:
+    /// outputs.http, added to the file's].
     #[arg(long = "http-out", value_name = "URL")]
-    http_out: Vec<String>,
-    /// Docker's (or podman's) API socket.
-    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
-    docker_socket: PathBuf,
-    /// containerd's API socket [default: /run/containerd/containerd.sock, else dockerd's
-    /// /run/docker/containerd/containerd.sock, when present].
+    pub(crate) http_out: Vec<String>,
+    /// Docker's (or podman's) API socket [config: engines.docker_socket, default
+    /// /var/run/docker.sock].
     #[arg(long, value_name = "PATH")]
-    containerd_socket: Option<PathBuf>,
+    pub(crate) docker_socket: Option<PathBuf>,
+    /// containerd's API socket [config: engines.containerd_socket; default:
+    /// /run/containerd/containerd.sock, else dockerd's /run/docker/containerd/containerd.sock,
+    /// when present].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) containerd_socket: Option<PathBuf>,
     /// containerd namespaces to ask, comma-separated (`moby` is left to Docker when both are
-    /// asked).
-    #[arg(
-        long,
-        value_name = "NS,...",
-        value_delimiter = ',',
-        default_value = "k8s.io,moby,default"
-    )]
-    containerd_namespaces: Vec<String>,
+    /// asked) [config: engines.containerd_namespaces, default k8s.io,moby,default].
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    pub(crate) containerd_namespaces: Vec<String>,
     /// podman's Docker-compatible API socket (`podman system service`), e.g.
-    /// /run/podman/podman.sock; asked next to Docker and containerd.
+    /// /run/podman/podman.sock; asked next to Docker and containerd [config:
+    /// engines.podman_socket].
     #[arg(long, value_name = "PATH")]
-    podman_socket: Option<PathBuf>,
-    /// Do not ask any container engine (alerts then name containers by id only).
+    pub(crate) podman_socket: Option<PathBuf>,
+    /// Do not ask any container engine (alerts then name containers by id only) [config:
+    /// engines.disabled].
     #[arg(long)]
-    no_engine: bool,
-    /// Ring buffer between the kernel and the agent, in MiB (a power of two).
-    #[arg(long, value_name = "MIB", default_value_t = 8)]
-    ring_mib: u32,
+    pub(crate) no_engine: bool,
+    /// Ring buffer between the kernel and the agent, in MiB (a power of two) [config:
+    /// sensor.ring_mib, default 8].
+    #[arg(long, value_name = "MIB")]
+    pub(crate) ring_mib: Option<u32>,
     /// Stop after this many seconds (for scripts and benchmarks).
     #[arg(long, value_name = "SECS")]
-    duration: Option<u64>,
+    pub(crate) duration: Option<u64>,
     /// At exit, write the agent's counters (events, losses, alert latency, memory) as JSON.
     #[arg(long, value_name = "FILE")]
-    stats_json: Option<PathBuf>,
+    pub(crate) stats_json: Option<PathBuf>,
     /// Where per-image network baselines persist across restarts (JSON; see `driftwatch
-    /// baseline`).
-    #[arg(long, value_name = "FILE", default_value = driftwatch_agent::DEFAULT_BASELINE_FILE)]
-    baseline_file: PathBuf,
+    /// baseline`) [config: network.baseline_file].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) baseline_file: Option<PathBuf>,
     /// How long each image learns its outbound destinations and extra listeners after its
-    /// first container is seen: seconds, or with a unit (`90s`, `5m`, `1h`).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    learning_window: Duration,
+    /// first container is seen: seconds, or with a unit (`90s`, `5m`, `1h`) [config:
+    /// network.learning_window, default 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) learning_window: Option<Duration>,
     /// Enforcement for every container: `detect` (alert only) or `prevent` (stop drifted
     /// code before its first instruction: exec denied with EPERM, or killed at exec).
-    /// Overrides the modes of --enforcement-policy; its allowlist still applies.
+    /// Overrides the modes of the enforcement policy; its allowlist still applies [config:
+    /// enforcement.mode].
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
-    enforce: Option<driftwatch_model::EnforcementMode>,
+    pub(crate) enforce: Option<driftwatch_model::EnforcementMode>,
     /// Enforcement policy file: a mode per scope (image, container name, label, Kubernetes
-    /// namespace) and an allowlist of permitted drift (path, sha256, image). See README.
+    /// namespace) and an allowlist of permitted drift (path, sha256, image). See README
+    /// [config: enforcement.policy].
     #[arg(long, value_name = "FILE")]
-    enforcement_policy: Option<PathBuf>,
+    pub(crate) enforcement_policy: Option<PathBuf>,
     /// Respond to alerts with the playbooks in FILE (kill, freeze, isolate, capture, stop,
-    /// evict, label, notify; see `driftwatch playbook validate`).
+    /// evict, label, notify; see `driftwatch playbook validate`) [config: response.playbook].
     #[arg(long, value_name = "FILE")]
-    playbook: Option<PathBuf>,
-    /// Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`).
-    #[arg(long, value_name = "FILE", default_value = driftwatch_response::DEFAULT_ACTIONS_LOG)]
-    actions_log: PathBuf,
+    pub(crate) playbook: Option<PathBuf>,
+    /// Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`)
+    /// [config: response.actions_log].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) actions_log: Option<PathBuf>,
     #[command(flatten)]
-    kube: crate::respond_cmd::KubeArgs,
+    pub(crate) kube: crate::respond_cmd::KubeArgs,
     #[command(flatten)]
-    image_verify: crate::verify_cmd::AgentVerifyArgs,
+    pub(crate) image_verify: crate::verify_cmd::AgentVerifyArgs,
 }
 
 fn parse_mode(s: &str) -> Result<driftwatch_model::EnforcementMode, String> {
@@ -131,67 +141,56 @@ fn memory_kib() -> (u64, u64) {
     (get("VmHWM:"), get("VmRSS:"))
 }
 
-fn read_rule_file(path: &Path) -> anyhow::Result<Source> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading rule file {}", path.display()))?;
-    Ok(Source::new(path.display().to_string(), text))
+/// SIGTERM and SIGHUP handlers, installed before the agent starts: a SIGHUP sent while it
+/// starts (e.g. `systemctl reload` right after start) reloads instead of killing it.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
-fn rule_sources(extra: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(RULES_DIR) {
-        Ok(dir) => dir
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files.extend(extra.iter().cloned());
-    files.iter().map(|p| read_rule_file(p)).collect()
-}
-
-/// The outputs the flags ask for, over the defaults (stdout on, everything else off).
-fn outputs_config(
-    json_out: Option<PathBuf>,
-    no_stdout: bool,
-    http_out: Vec<String>,
-) -> driftwatch_config::Outputs {
-    let mut o = driftwatch_config::Outputs::default();
-    o.stdout.enabled = !no_stdout;
-    if let Some(path) = json_out {
-        o.json_file.enabled = true;
-        o.json_file.path = path;
-    }
-    o.http = http_out
-        .into_iter()
-        .map(|url| driftwatch_config::HttpOutput {
-            url,
-            ..driftwatch_config::HttpOutput::default()
-        })
-        .collect();
-    o
-}
-
-fn wait_for_signal(duration: Option<u64>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let timeout = async {
-            match duration {
-                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-                None => std::future::pending().await,
-            }
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (term, hup) = {
+            let _in = rt.enter();
+            (
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
+            )
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-            _ = timeout => {}
-        }
-        Ok::<(), std::io::Error>(())
-    })?;
-    Ok(())
+        Ok(Signals { rt, term, hup })
+    }
+
+    /// Runs until SIGINT, SIGTERM or `duration`; calls `on_hangup` at each SIGHUP.
+    fn wait(self, duration: Option<u64>, mut on_hangup: impl FnMut()) -> anyhow::Result<()> {
+        let Signals {
+            rt,
+            mut term,
+            mut hup,
+        } = self;
+        rt.block_on(async {
+            let timeout = async {
+                match duration {
+                    Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(timeout);
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = term.recv() => break,
+                    _ = &mut timeout => break,
+                    _ = hup.recv() => on_hangup(),
+                }
+            }
+        });
+        Ok(())
+    }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -202,68 +201,46 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
              `driftwatch rules validate` and `driftwatch doctor` work without it."
         );
     }
-    if !args.ring_mib.is_power_of_two() {
-        anyhow::bail!("--ring-mib {}: must be a power of two", args.ring_mib);
+    let signals = Signals::install().context("installing signal handlers")?;
+    // flags > file > embedded defaults (crate::settings).
+    let loaded = crate::settings::load(&args).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = crate::settings::effective(&loaded, &args);
+    if !config.sensor.ring_mib.is_power_of_two() {
+        anyhow::bail!(
+            "--ring-mib {}: must be a power of two",
+            config.sensor.ring_mib
+        );
     }
-    let mut enforcement = match &args.enforcement_policy {
-        Some(p) => driftwatch_agent::EnforcementPolicy::load(p).map_err(anyhow::Error::msg)?,
-        None => driftwatch_agent::EnforcementPolicy::everywhere(
-            driftwatch_model::EnforcementMode::Detect,
+    if let Err(e) = crate::logging::set_level(&config.logging.level) {
+        tracing::warn!("{e}");
+    }
+    match &loaded.file {
+        Some(f) => tracing::info!("configuration: {}", f.display()),
+        None => tracing::info!(
+            "configuration: embedded defaults ({} absent)",
+            driftwatch_config::DEFAULT_CONFIG_FILE
         ),
-    };
-    if let Some(mode) = args.enforce {
-        enforcement.default = mode;
-        enforcement.scopes.clear();
     }
-    let responder = match &args.playbook {
-        Some(p) => Some(crate::respond_cmd::start_responder(
-            p,
-            &args.actions_log,
-            (!args.no_engine).then(|| args.docker_socket.clone()),
-            args.json_out.clone(),
-            &args.kube,
-        )?),
-        None => None,
-    };
-    let config = AgentConfig {
-        enforcement,
-        outputs: outputs_config(args.json_out, args.no_stdout, args.http_out),
-        record: args.record,
-        rule_sources: rule_sources(&args.rules)?,
-        docker: (!args.no_engine).then(|| DockerConfig {
-            socket: args.docker_socket,
-            ..DockerConfig::default()
-        }),
-        containerd: (!args.no_engine)
-            .then(|| {
-                args.containerd_socket
-                    .or_else(ContainerdConfig::find_socket)
-            })
-            .flatten()
-            .map(|socket| ContainerdConfig {
-                socket,
-                namespaces: args.containerd_namespaces,
-                ..ContainerdConfig::default()
-            }),
-        podman: args
-            .podman_socket
-            .filter(|_| !args.no_engine)
-            .map(|socket| DockerConfig {
-                socket,
-                engine: driftwatch_model::Engine::Podman,
-                ..DockerConfig::default()
-            }),
-        ring_bytes: args.ring_mib * 1024 * 1024,
-        baseline_file: Some(args.baseline_file),
-        learning_window: args.learning_window,
-        image_verify: args.image_verify.config()?,
-        ..AgentConfig::default()
-    };
+    let resolved = crate::settings::resolve(
+        &config,
+        crate::settings::mode_set(&loaded, &args),
+        args.enforce,
+    )
+    .map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(|e| e.render(&loaded)).collect();
+        anyhow::anyhow!("{}", text.join("\n"))
+    })?;
+    let responder = crate::settings::start_responder(&config, resolved.playbooks.clone(), &args)?;
+    // Seam for the outputs, store and API crates: they take `config.outputs`,
+    // `config.store` and `config.api` here.
+    let agent_config = crate::settings::agent_config(&config, &resolved, &args);
     let sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
         Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
         None => Vec::new(),
     };
-    let agent = Agent::start_with_sinks(config, sinks)?;
+    let agent = Agent::start_with_sinks(agent_config, sinks)?;
+    let mut reloader =
+        crate::settings::Reloader::new(&args, config, responder, &resolved.enforcement);
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     crate::sd_notify::notify("READY=1");
     let watcher = {
@@ -284,8 +261,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         })
     };
     drop(watcher);
-    wait_for_signal(args.duration)?;
+    signals.wait(args.duration, || reloader.reload(&agent, &args))?;
     crate::sd_notify::notify("STOPPING=1");
+    let responder = reloader.responder().cloned();
     let s = agent.stats();
     let k = agent.sensor_stats().cloned();
     let lost = agent.lost();
@@ -341,6 +319,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "unresolved": f.unresolved.load(Ordering::Relaxed),
         })),
         "enforcement": enforcement_json,
+        "config": agent.reload_stats().to_json(),
         "rss_kib": rss_kib,
         "peak_rss_kib": peak_kib,
         "net": agent.net_drift().map(|n| {

@@ -49,18 +49,19 @@ pub struct VerifyArgs {
     timeout: u64,
 }
 
-/// `driftwatch run`'s image verification options.
+/// `driftwatch run`'s image verification options (over the file's `verify` section).
 #[derive(Args)]
 pub struct AgentVerifyArgs {
     /// Alert when a container starts from an image not in this list (same formats as
-    /// `driftwatch verify --approved`), or from a mutable tag.
+    /// `driftwatch verify --approved`), or from a mutable tag [config: verify.approved].
     #[arg(long, value_name = "FILE")]
     approved: Option<PathBuf>,
     /// How often the layers of the images seen are checked again on disk (each new image
-    /// is checked once when first seen): `6h`, `30m`, seconds.
-    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = crate::run::parse_duration)]
-    layer_check_interval: Duration,
-    /// Do not check image layers on disk.
+    /// is checked once when first seen): `6h`, `30m`, seconds [config:
+    /// verify.layer_check_interval, default 6h].
+    #[arg(long, value_name = "DURATION", value_parser = crate::run::parse_duration)]
+    layer_check_interval: Option<Duration>,
+    /// Do not check image layers on disk [config: verify.layers].
     #[arg(long)]
     no_layer_check: bool,
     /// Docker's data root, for image layers.
@@ -73,12 +74,22 @@ pub struct AgentVerifyArgs {
 }
 
 impl AgentVerifyArgs {
-    pub fn config(&self) -> anyhow::Result<driftwatch_agent::ImageVerifyConfig> {
-        let approved = self
-            .approved
-            .as_deref()
-            .map(ApprovedList::load)
-            .transpose()?;
+    /// The flags given, over the file's `verify` section.
+    pub fn apply(&self, v: &mut driftwatch_config::Verify) {
+        if let Some(a) = &self.approved {
+            v.approved = Some(a.clone());
+        }
+        if let Some(i) = self.layer_check_interval {
+            v.layer_check_interval = i;
+        }
+        if self.no_layer_check {
+            v.layers = false;
+        }
+    }
+
+    /// Reads the approved list `v` names, warning about entries that approve nothing.
+    pub fn approved_list(v: &driftwatch_config::Verify) -> anyhow::Result<Option<ApprovedList>> {
+        let approved = v.approved.as_deref().map(ApprovedList::load).transpose()?;
         if let Some(l) = &approved {
             for u in &l.unpinned {
                 tracing::warn!(
@@ -89,15 +100,24 @@ impl AgentVerifyArgs {
                 );
             }
         }
-        Ok(driftwatch_agent::ImageVerifyConfig {
+        Ok(approved)
+    }
+
+    pub fn config(
+        &self,
+        v: &driftwatch_config::Verify,
+        approved: Option<ApprovedList>,
+    ) -> driftwatch_agent::ImageVerifyConfig {
+        driftwatch_agent::ImageVerifyConfig {
             approved,
-            layers: !self.no_layer_check,
-            layer_check_interval: self.layer_check_interval.max(Duration::from_secs(1)),
+            allow_mutable: v.allow_mutable,
+            layers: v.layers,
+            layer_check_interval: v.layer_check_interval.max(Duration::from_secs(1)),
             docker_root: self.docker_root.clone(),
             cache_file: Some(std::path::PathBuf::from(
                 driftwatch_agent::DEFAULT_LAYER_CACHE,
             )),
-        })
+        }
     }
 }
 

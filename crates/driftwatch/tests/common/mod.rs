@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub const DOCKER: &str = "/usr/bin/docker";
@@ -150,6 +150,8 @@ impl Drop for Container {
 pub struct AgentProcess {
     child: Child,
     pub json_out: PathBuf,
+    /// Every line the agent wrote on stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -183,9 +185,15 @@ impl AgentProcess {
             .expect("spawning driftwatch run");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[agent] {line}");
+                lines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.clone());
                 if line.contains("watching every container") {
                     let _ = tx.send(());
                 }
@@ -198,8 +206,65 @@ impl AgentProcess {
         AgentProcess {
             child,
             json_out,
+            log,
             _dir: dir,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `sig` (e.g. `libc::SIGHUP`) to the agent.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.child.id());
+    }
+
+    /// The agent's stderr lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until `count` log lines satisfy `pred`; panics with the log otherwise.
+    pub fn wait_for_log(
+        &self,
+        what: &str,
+        count: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let hits: Vec<String> = self.log().into_iter().filter(|l| pred(l)).collect();
+            if hits.len() >= count {
+                return hits;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "no {count} log lines for {what} within {timeout:?}; log:\n{}",
+                    self.log().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits for the agent to exit (SIGKILL after 10 s): a clean stop, after
+    /// which `--stats-json` is written.
+    pub fn stop(&mut self) {
+        // SAFETY: sending SIGTERM to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn alerts(&self) -> Vec<serde_json::Value> {
@@ -238,17 +303,10 @@ impl AgentProcess {
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
-        // SAFETY: sending SIGTERM to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

@@ -1,0 +1,44 @@
+//! Counters of configuration reloads (SIGHUP), for the metrics endpoint and the stats file.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Reloads applied.
+    pub reloads: AtomicU64,
+    /// Reloads refused (the file or a file it names was invalid): the agent kept the
+    /// configuration it had.
+    pub failures: AtomicU64,
+    /// Unix time (seconds) of the last reload applied, 0: none.
+    pub last_reload_unix: AtomicU64,
+    /// Unix time (seconds) of the last reload refused, 0: none.
+    pub last_failure_unix: AtomicU64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ReloadStats {
+    pub fn applied(&self) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.last_reload_unix.store(unix_now(), Ordering::Relaxed);
+    }
+
+    pub fn refused(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.last_failure_unix.store(unix_now(), Ordering::Relaxed);
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "reloads": n(&self.reloads),
+            "reload_failures": n(&self.failures),
+            "last_reload_unix": n(&self.last_reload_unix),
+            "last_reload_failure_unix": n(&self.last_failure_unix),
+        })
+    }
+}
