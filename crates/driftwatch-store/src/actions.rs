@@ -9,7 +9,11 @@ use crate::columns::{now_ns, parse_time_ns};
 use crate::schema::classify;
 
 /// Appends one action record (a JSON object with `time` and `container.{id,name}`).
-pub(crate) fn append(conn: &Connection, path: &Path, record: &serde_json::Value) -> Result<(), StoreError> {
+pub(crate) fn append(
+    conn: &Connection,
+    path: &Path,
+    record: &serde_json::Value,
+) -> Result<(), StoreError> {
     let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let time_ns = record["time"]
         .as_str()

@@ -38,9 +38,8 @@ pub(crate) fn load_json(conn: &Connection, path: &Path) -> Result<String, StoreE
 
 /// Replaces every stored baseline with those of the baseline file text `json`.
 pub(crate) fn save_json(conn: &mut Connection, path: &Path, json: &str) -> Result<(), StoreError> {
-    let file: Value = serde_json::from_str(json).map_err(|e| StoreError::BadBaselines {
-        msg: e.to_string(),
-    })?;
+    let file: Value =
+        serde_json::from_str(json).map_err(|e| StoreError::BadBaselines { msg: e.to_string() })?;
     let images = match file.get("images") {
         Some(Value::Object(m)) => m.clone(),
         None => Map::new(),
@@ -55,7 +54,9 @@ pub(crate) fn save_json(conn: &mut Connection, path: &Path, json: &str) -> Resul
         .map_err(|e| classify(path, e))?;
     {
         let mut ins = tx
-            .prepare_cached("INSERT INTO baselines (image_key, json, updated_ns) VALUES (?1, ?2, ?3)")
+            .prepare_cached(
+                "INSERT INTO baselines (image_key, json, updated_ns) VALUES (?1, ?2, ?3)",
+            )
             .map_err(|e| classify(path, e))?;
         let now = now_ns();
         for (key, v) in images {

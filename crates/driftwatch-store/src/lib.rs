@@ -125,7 +125,8 @@ impl StoreStats {
         if *d == reason {
             return false;
         }
-        self.degraded_flag.store(reason.is_some(), Ordering::Relaxed);
+        self.degraded_flag
+            .store(reason.is_some(), Ordering::Relaxed);
         *d = reason;
         true
     }
@@ -178,6 +179,10 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     .map_err(|e| schema::classify(path, e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| schema::classify(path, e))?;
+    // Only takes effect on a new database (before WAL mode writes its header): lets
+    // retention give freed pages back to the filesystem.
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+        .map_err(|e| schema::classify(path, e))?;
     // Reading the journal mode reads the header: a file that is not a database fails here.
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -216,7 +221,9 @@ fn prepare_path(path: &Path) -> Result<(), StoreError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| StoreError::not_writable(path, e))?;
-    let md = f.metadata().map_err(|e| StoreError::not_writable(path, e))?;
+    let md = f
+        .metadata()
+        .map_err(|e| StoreError::not_writable(path, e))?;
     if md.permissions().mode() & 0o077 != 0 {
         // Alerts name processes, files and containers: only root reads them.
         let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));

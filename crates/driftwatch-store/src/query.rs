@@ -135,7 +135,11 @@ pub(crate) fn run_query(
     let refs: Vec<&dyn ToSql> = params.iter().map(|p| p.as_ref()).collect();
     let rows = stmt
         .query_map(refs.as_slice(), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })
         .map_err(|e| classify(path, e))?;
     let mut out = Vec::new();

@@ -100,11 +100,6 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             supported: SCHEMA_VERSION,
         });
     }
-    if current == 0 {
-        // Only possible before the first table exists; lets deletions shrink the file.
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-            .map_err(|e| classify(path, e))?;
-    }
     while current < SCHEMA_VERSION {
         let tx = conn.transaction().map_err(|e| classify(path, e))?;
         if current == 0 {

@@ -234,7 +234,8 @@ impl Writer {
     }
 
     fn try_retention(&mut self) -> rusqlite::Result<()> {
-        let cutoff = now_ns().saturating_sub(i64::try_from(self.max_age.as_nanos()).unwrap_or(i64::MAX));
+        let cutoff =
+            now_ns().saturating_sub(i64::try_from(self.max_age.as_nanos()).unwrap_or(i64::MAX));
         let mut deleted = 0;
         loop {
             let n = self.delete(
@@ -249,21 +250,28 @@ impl Writer {
         }
         self.conn
             .execute("DELETE FROM actions WHERE time_ns < ?1", [cutoff])?;
-        self.conn.execute_batch("PRAGMA incremental_vacuum")?;
-        while self.db_size()? > self.max_bytes {
-            // A twentieth of what is there, at least a thousand alerts, per round: fewer
-            // rounds on a big database, no wipe-out of a small one.
+        self.incremental_vacuum()?;
+        loop {
+            let size = self.db_size()?;
+            if size <= self.max_bytes {
+                break;
+            }
             let count = self.pragma_count()?;
             if count == 0 {
                 break;
             }
-            let chunk = (count / 20).clamp(1000.min(count), DELETE_CHUNK as u64) as i64;
+            // Down to 90% of the limit (so the next minute does not start over at once),
+            // assuming alerts of average size; the loop corrects a wrong guess.
+            let target = self.max_bytes / 10 * 9;
+            let excess = (size - target.min(size)) as u128;
+            let chunk = (u128::from(count) * excess).div_ceil(u128::from(size.max(1)));
+            let chunk = chunk.clamp(1, DELETE_CHUNK as u128) as i64;
             let n = self.delete(
                 "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts ORDER BY id LIMIT ?1)",
                 [chunk],
             )?;
             deleted += n;
-            self.conn.execute_batch("PRAGMA incremental_vacuum")?;
+            self.incremental_vacuum()?;
             if n == 0 {
                 break;
             }
@@ -271,8 +279,20 @@ impl Writer {
         if deleted > 0 {
             // Moves the freed pages out of the log so the file shrinks now.
             let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-            tracing::debug!("{}: retention deleted {deleted} alerts", self.path.display());
+            tracing::debug!(
+                "{}: retention deleted {deleted} alerts",
+                self.path.display()
+            );
         }
+        Ok(())
+    }
+
+    /// Gives free pages back to the filesystem. The pragma frees one page per step, so it
+    /// is stepped to the end (a single step, as `execute` does, frees one page).
+    fn incremental_vacuum(&self) -> rusqlite::Result<()> {
+        let mut st = self.conn.prepare_cached("PRAGMA incremental_vacuum")?;
+        let mut rows = st.query([])?;
+        while rows.next()?.is_some() {}
         Ok(())
     }
 
