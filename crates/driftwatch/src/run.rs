@@ -81,6 +81,14 @@ pub struct RunArgs {
     /// Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`).
     #[arg(long, value_name = "FILE", default_value = driftwatch_response::DEFAULT_ACTIONS_LOG)]
     actions_log: PathBuf,
+    /// Store alerts in this SQLite database (`driftwatch alerts` reads it) [default:
+    /// /var/lib/driftwatch/driftwatch.db; when that cannot be opened the agent warns and runs
+    /// without it, a path given here must open].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_store")]
+    store: Option<PathBuf>,
+    /// Do not store alerts (`driftwatch alerts` then has nothing new to show).
+    #[arg(long)]
+    no_store: bool,
     #[command(flatten)]
     kube: crate::respond_cmd::KubeArgs,
     #[command(flatten)]
@@ -168,6 +176,39 @@ fn wait_for_signal(duration: Option<u64>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The alert store, unless `--no-store`. The default path failing (a read-only /var, a
+/// foreign file) is a warning: detection and the other outputs matter more than local
+/// history. A path the user named must work: that is an error.
+fn open_store(
+    disabled: bool,
+    path: Option<PathBuf>,
+) -> anyhow::Result<Option<std::sync::Arc<driftwatch_store::Store>>> {
+    if disabled {
+        return Ok(None);
+    }
+    let explicit = path.is_some();
+    let config = driftwatch_config::Store {
+        path: path.unwrap_or_else(|| driftwatch_config::Store::default().path),
+        ..driftwatch_config::Store::default()
+    };
+    match driftwatch_store::Store::open(&config) {
+        Ok(s) => {
+            tracing::info!(
+                "storing alerts in {} (driftwatch alerts)",
+                config.path.display()
+            );
+            Ok(Some(std::sync::Arc::new(s)))
+        }
+        Err(e) if explicit => Err(anyhow::anyhow!("--store: {e}")),
+        Err(e) => {
+            tracing::warn!(
+                "alerts are not stored: {e}; running without the store (--no-store silences this)"
+            );
+            Ok(None)
+        }
+    }
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -234,10 +275,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         image_verify: args.image_verify.config()?,
         ..AgentConfig::default()
     };
-    let sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
+    let mut sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
         Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
         None => Vec::new(),
     };
+    let store = open_store(args.no_store, args.store.clone())?;
+    if let Some(s) = &store {
+        sinks.push(Box::new(crate::alerts_cmd::StoreSink(s.clone())));
+    }
     let agent = Agent::start_with_sinks(config, sinks)?;
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     let watcher = {
@@ -350,6 +395,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             n(&s.skipped),
             n(&s.dry_run)
         );
+    }
+    if let Some(s) = store {
+        crate::alerts_cmd::close_store(s);
     }
     if let Some(p) = &args.stats_json {
         std::fs::write(p, format!("{stats_json:#}\n"))
