@@ -24,6 +24,19 @@ impl AlertSink for StoreSink {
     }
 }
 
+/// Copies each response action record into the store (the actions log keeps its own).
+pub fn action_mirror(store: &Arc<Store>) -> driftwatch_response::ActionMirror {
+    let store = store.clone();
+    Arc::new(move |record| {
+        let stored = serde_json::to_value(record)
+            .map_err(|e| e.to_string())
+            .and_then(|v| store.record_action(&v).map_err(|e| e.to_string()));
+        if let Err(e) = stored {
+            tracing::warn!("action record not stored: {e}");
+        }
+    })
+}
+
 /// Writes what is queued and logs the store's counters (`driftwatch run` at exit).
 pub fn close_store(store: Arc<Store>) {
     let flushed = store.flush();

@@ -64,6 +64,7 @@ pub fn start_responder(
     docker_socket: Option<PathBuf>,
     alerts_file: Option<PathBuf>,
     kube: &KubeArgs,
+    action_mirror: Option<driftwatch_response::ActionMirror>,
 ) -> anyhow::Result<Arc<Responder>> {
     let set = PlaybookSet::load_file(playbook).map_err(|e| match e {
         LoadError::Invalid(errs) => anyhow::anyhow!(
@@ -83,6 +84,7 @@ pub fn start_responder(
         kube: kube.client()?,
         alerts_file,
         queue: driftwatch_response::DEFAULT_QUEUE,
+        action_mirror,
     })?;
     tracing::info!(
         "response: {n} playbooks from {}, actions recorded in {}",

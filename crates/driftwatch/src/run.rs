@@ -230,6 +230,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         enforcement.default = mode;
         enforcement.scopes.clear();
     }
+    let store = open_store(args.no_store, args.store.clone())?;
     let responder = match &args.playbook {
         Some(p) => Some(crate::respond_cmd::start_responder(
             p,
@@ -237,6 +238,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             (!args.no_engine).then(|| args.docker_socket.clone()),
             args.json_out.clone(),
             &args.kube,
+            store.as_ref().map(crate::alerts_cmd::action_mirror),
         )?),
         None => None,
     };
@@ -279,7 +281,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
         None => Vec::new(),
     };
-    let store = open_store(args.no_store, args.store.clone())?;
     if let Some(s) = &store {
         sinks.push(Box::new(crate::alerts_cmd::StoreSink(s.clone())));
     }

@@ -269,3 +269,60 @@ fn run_refuses_a_store_path_it_cannot_use() {
         "{err}"
     );
 }
+
+#[test]
+fn response_actions_are_stored_next_to_the_actions_log() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("driftwatch.db");
+    let log = dir.path().join("actions.jsonl");
+    let pb = dir.path().join("playbook.yaml");
+    let name = unique("actions");
+    std::fs::write(
+        &pb,
+        format!(
+            "playbooks:\n  - name: would-kill\n    match: {{tags: [binary_drift], containers: [{name}]}}\n    actions: [{{action: kill, dry_run: true}}]\n"
+        ),
+    )
+    .unwrap();
+    let _agent = AgentProcess::start(&[
+        "--store",
+        db.to_str().unwrap(),
+        "--playbook",
+        pb.to_str().unwrap(),
+        "--actions-log",
+        log.to_str().unwrap(),
+    ]);
+    let c = Container::run(&["--name", &name, BUSYBOX, "sleep", "120"]);
+    let (code, out) = c.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
+    assert_eq!(code, 0, "{out}");
+    let start = Instant::now();
+    let stored = loop {
+        let reader = driftwatch_store::AlertReader::open(&db).unwrap();
+        let actions: Vec<Value> = reader
+            .actions()
+            .unwrap()
+            .iter()
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect();
+        if let Some(a) = actions
+            .into_iter()
+            .find(|a| a["container"]["name"] == name.as_str())
+        {
+            break a;
+        }
+        assert!(start.elapsed() < WAIT, "no action stored for {name}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(stored["action"], "kill", "{stored}");
+    assert_eq!(stored["result"], "dry_run", "{stored}");
+    // The same record as the actions log's (which `driftwatch actions` reads).
+    let logged: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(logged.contains(&stored), "{logged:#?}");
+}
