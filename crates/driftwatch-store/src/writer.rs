@@ -126,7 +126,11 @@ impl Writer {
     }
 
     fn insert_pending(&mut self) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock first, waiting (busy timeout) for another writer of
+        // the same file, instead of failing to upgrade a read.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT INTO alerts (time_ns, rule, priority, source, hostname, container_id,
