@@ -205,7 +205,10 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<i32> {
         if !args.json && !args.follow && shown.is_empty() {
             eprintln!("no stored alert matches ({})", args.db.display());
         }
-        while args.follow {
+        if !args.follow {
+            return Ok(());
+        }
+        loop {
             std::thread::sleep(Duration::from_millis(250));
             let new = reader
                 .query_alerts(&AlertQuery {
@@ -222,7 +225,6 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<i32> {
             }
             print(&mut out, &new, args.json)?;
         }
-        Ok(())
     })();
     match result {
         Ok(()) => Ok(0),
