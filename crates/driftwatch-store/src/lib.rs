@@ -232,8 +232,9 @@ fn prepare_path(path: &Path) -> Result<(), StoreError> {
 }
 
 impl Store {
-    /// Opens (creating and migrating when needed) the database `config.path` names, applies
-    /// retention once and starts the writer thread.
+    /// Opens (creating and migrating when needed) the database `config.path` names and starts
+    /// the writer thread, which applies retention first (the agent's start does not wait for
+    /// a big deletion; [`Store::flush`] does).
     pub fn open(config: &driftwatch_config::Store) -> Result<Store, StoreError> {
         let path = config.path.clone();
         prepare_path(&path)?;
@@ -243,9 +244,7 @@ impl Store {
         let stats = Arc::new(StoreStats::default());
         let capacity = config.queue_size.max(1);
         let (tx, rx) = crossbeam_channel::bounded(capacity);
-        let mut w = writer::Writer::new(writer_conn, path.clone(), config, stats.clone());
-        w.retention();
-        w.refresh_stats();
+        let w = writer::Writer::new(writer_conn, path.clone(), config, stats.clone());
         let writer = std::thread::Builder::new()
             .name("dw-store".into())
             .spawn(move || w.run(rx))

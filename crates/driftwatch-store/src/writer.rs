@@ -71,6 +71,8 @@ impl Writer {
     }
 
     pub fn run(mut self, rx: Receiver<Msg>) {
+        self.retention();
+        self.refresh_stats();
         let mut next_retention = Instant::now() + RETENTION_INTERVAL;
         loop {
             let now = Instant::now();
@@ -211,7 +213,7 @@ impl Writer {
         }
     }
 
-    pub fn refresh_stats(&self) {
+    fn refresh_stats(&self) {
         self.refresh_size();
         let oldest: Option<i64> = self
             .conn
@@ -224,7 +226,7 @@ impl Writer {
 
     /// Deletes alerts (and actions) older than `max_age`, then the oldest alerts while the
     /// database is over `max_bytes`, giving the freed pages back to the filesystem.
-    pub fn retention(&mut self) {
+    fn retention(&mut self) {
         if let Err(e) = self.try_retention() {
             self.stats.retention_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("{}: retention failed: {e}", self.path.display());

@@ -406,6 +406,7 @@ fn retention_deletes_alerts_older_than_max_age_at_open() {
         ..config(&path)
     };
     let store = Store::open(&cfg).unwrap();
+    assert!(store.flush(), "retention ran before the flush was answered");
     assert_eq!(
         rules(&store.query_alerts(&AlertQuery::default()).unwrap()),
         ["recent"]
@@ -442,6 +443,7 @@ fn retention_keeps_the_database_under_max_bytes_by_deleting_the_oldest() {
         ..config(&path)
     })
     .unwrap();
+    assert!(store.flush());
     let after = std::fs::metadata(&path).unwrap().len();
     assert!(after <= max, "file is {after} bytes, over {max}");
     let left = store
@@ -468,6 +470,7 @@ fn retention_keeps_the_database_under_max_bytes_by_deleting_the_oldest() {
         ..config(&path)
     })
     .unwrap();
+    assert!(reopened.flush());
     assert!(std::fs::metadata(&path).unwrap().len() <= max);
     drop(reopened);
 }
@@ -551,6 +554,21 @@ fn a_reader_reads_while_the_store_writes() {
         .unwrap();
     seen += new.len();
     assert_eq!(seen, 1000, "every alert seen exactly once by id");
+    // After the writer closed cleanly (SQLite removed its -wal and -shm files), a reader
+    // still opens the file.
+    drop(reader);
+    drop(store);
+    let reader = AlertReader::open(&path).unwrap();
+    assert_eq!(
+        reader
+            .query_alerts(&AlertQuery {
+                limit: 5000,
+                ..Default::default()
+            })
+            .unwrap()
+            .len(),
+        1000
+    );
     // A read-only connection cannot write.
     let ro =
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
