@@ -32,6 +32,8 @@ pub struct ResponderConfig {
     /// The agent's Falco JSON alerts file, for evidence bundles.
     pub alerts_file: Option<PathBuf>,
     pub queue: usize,
+    /// Gets a copy of every action record (see [`crate::record::ActionMirror`]).
+    pub action_mirror: Option<crate::record::ActionMirror>,
 }
 
 /// Counters of the responder.
@@ -77,7 +79,8 @@ pub struct Responder {
 impl Responder {
     /// Opens the actions log (an error here is the caller's to report) and starts the thread.
     pub fn start(config: ResponderConfig) -> Result<Responder, LogError> {
-        let log = ActionLog::open(&config.actions_log)?;
+        let mut log = ActionLog::open(&config.actions_log)?;
+        log.set_mirror(config.action_mirror.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue.max(1));
         let stats = Arc::new(ResponderStats::default());
         let playbooks = Arc::new(RwLock::new(Arc::new(config.playbooks)));

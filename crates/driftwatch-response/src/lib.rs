@@ -54,4 +54,6 @@ mod yaml;
 pub use executor::{DEFAULT_QUEUE, Responder, ResponderConfig, ResponderStats};
 pub use matching::AlertFacts;
 pub use playbook::{Action, ActionSpec, LoadError, Playbook, PlaybookError, PlaybookSet};
-pub use record::{ActionLog, ActionRecord, DEFAULT_ACTIONS_LOG, Outcome, read_records};
+pub use record::{
+    ActionLog, ActionMirror, ActionRecord, DEFAULT_ACTIONS_LOG, Outcome, read_records,
+};

@@ -130,10 +130,15 @@ pub fn parse_time_ns(s: &str) -> Option<u64> {
     u64::try_from(t.unix_timestamp_nanos()).ok()
 }
 
+/// Also receives each record appended to the log (the agent's alert store keeps a copy);
+/// it reports its own failures.
+pub type ActionMirror = std::sync::Arc<dyn Fn(&ActionRecord) + Send + Sync>;
+
 /// Appends records, one whole line per write.
 pub struct ActionLog {
     path: PathBuf,
     file: Mutex<File>,
+    mirror: Option<ActionMirror>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +179,13 @@ impl ActionLog {
         Ok(ActionLog {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            mirror: None,
         })
+    }
+
+    /// Hands every later record to `mirror` too, after the log has it.
+    pub fn set_mirror(&mut self, mirror: Option<ActionMirror>) {
+        self.mirror = mirror;
     }
 
     pub fn path(&self) -> &Path {
@@ -185,12 +196,18 @@ impl ActionLog {
         let mut line = serde_json::to_string(record).unwrap_or_default();
         line.push('\n');
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(line.as_bytes())
+        let written = f
+            .write_all(line.as_bytes())
             .and_then(|()| f.flush())
             .map_err(|source| LogError {
                 path: self.path.display().to_string(),
                 source,
-            })
+            });
+        drop(f);
+        if let Some(m) = &self.mirror {
+            m(record);
+        }
+        written
     }
 }
 

@@ -56,6 +56,7 @@ fn respond(fake: &FakeApi, playbook: &str, alerts: &[Alert]) -> Vec<ActionRecord
         kube: Some(kube),
         alerts_file: None,
         queue: 16,
+        action_mirror: None,
     })
     .unwrap();
     for a in alerts {

@@ -1,5 +1,6 @@
 //! The `driftwatch` command line: runs the agent and its tools.
 
+mod alerts_cmd;
 mod audit_cmd;
 mod baseline_cmd;
 mod capture_cmd;
@@ -81,6 +82,18 @@ enum Command {
   sudo driftwatch baseline reset --all"
     )]
     Baseline(baseline_cmd::BaselineCommand),
+    /// Show the alerts `driftwatch run` stored (in /var/lib/driftwatch/driftwatch.db by
+    /// default): filtered by time, container, rule, tag and priority, newest last; `--follow`
+    /// prints new ones as they come. Read-only: works while the agent runs.
+    #[command(after_help = "Examples:
+  sudo driftwatch alerts
+  sudo driftwatch alerts --since 1h --container web
+  sudo driftwatch alerts --since 2026-11-28T08:00:00Z --until 2026-11-28T09:00:00Z --priority critical
+  sudo driftwatch alerts --tag binary_drift --rule 'new binary' --limit 0
+  sudo driftwatch alerts --json --since 1d | jq -r '.output_fields[\"container.name\"]' | sort | uniq -c
+  sudo driftwatch alerts --follow --priority warning
+  driftwatch alerts --db ./copy-of-driftwatch.db --container 3f2a1b")]
+    Alerts(alerts_cmd::AlertsArgs),
     /// Show the actions response playbooks took (or skipped, or dry-ran): when, on which
     /// container, for which alert, with what result.
     #[command(after_help = "Examples:
@@ -168,6 +181,7 @@ fn main() {
         Command::Diff(a) => diff_cmd::run(a),
         Command::Capture(a) => capture_cmd::run(a),
         Command::Baseline(c) => baseline_cmd::run(c),
+        Command::Alerts(a) => alerts_cmd::run(a),
         Command::Actions(a) => respond_cmd::actions(a),
         Command::Release(a) => respond_cmd::release(a),
         Command::Playbook(c) => respond_cmd::playbook(c),

@@ -80,6 +80,7 @@ pub fn start_responder_with(
     docker_socket: Option<PathBuf>,
     alerts_file: Option<PathBuf>,
     kube: &KubeArgs,
+    action_mirror: Option<driftwatch_response::ActionMirror>,
 ) -> anyhow::Result<Arc<Responder>> {
     let n = set.playbooks.len();
     let responder = Responder::start(ResponderConfig {
@@ -89,6 +90,7 @@ pub fn start_responder_with(
         kube: kube.client()?,
         alerts_file,
         queue: driftwatch_response::DEFAULT_QUEUE,
+        action_mirror,
     })?;
     tracing::info!(
         "response: {n} playbooks from {}, actions recorded in {}",

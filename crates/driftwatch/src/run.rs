@@ -95,6 +95,15 @@ pub struct RunArgs {
     /// [config: response.actions_log].
     #[arg(long, value_name = "FILE")]
     pub(crate) actions_log: Option<PathBuf>,
+    /// Store alerts in this SQLite database (`driftwatch alerts` reads it) [config:
+    /// store.path, default /var/lib/driftwatch/driftwatch.db; when the default cannot be
+    /// opened the agent warns and runs without it; a path given here or in the file must
+    /// open].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_store")]
+    pub(crate) store: Option<PathBuf>,
+    /// Do not store alerts [config: store.enabled].
+    #[arg(long)]
+    pub(crate) no_store: bool,
     #[command(flatten)]
     pub(crate) kube: crate::respond_cmd::KubeArgs,
     #[command(flatten)]
@@ -193,6 +202,34 @@ impl Signals {
     }
 }
 
+/// The alert store, unless `--no-store`. The default path failing (a read-only /var, a
+/// foreign file) is a warning: detection and the other outputs matter more than local
+/// history. A path the user named must work: that is an error.
+fn open_store(
+    config: &driftwatch_config::Store,
+    explicit: bool,
+) -> anyhow::Result<Option<std::sync::Arc<driftwatch_store::Store>>> {
+    if !config.enabled {
+        return Ok(None);
+    }
+    match driftwatch_store::Store::open(config) {
+        Ok(s) => {
+            tracing::info!(
+                "storing alerts in {} (driftwatch alerts)",
+                config.path.display()
+            );
+            Ok(Some(std::sync::Arc::new(s)))
+        }
+        Err(e) if explicit => Err(anyhow::anyhow!("the alert store (store.path): {e}")),
+        Err(e) => {
+            tracing::warn!(
+                "alerts are not stored: {e}; running without the store (--no-store silences this)"
+            );
+            Ok(None)
+        }
+    }
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -230,17 +267,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         let text: Vec<String> = errors.iter().map(|e| e.render(&loaded)).collect();
         anyhow::anyhow!("{}", text.join("\n"))
     })?;
-    let responder = crate::settings::start_responder(&config, resolved.playbooks.clone(), &args)?;
-    // Seam for the outputs, store and API crates: they take `config.outputs`,
-    // `config.store` and `config.api` here.
+    let store = open_store(
+        &config.store,
+        loaded.set.contains_key("store.path") || args.store.is_some(),
+    )?;
+    let mirror = store.as_ref().map(crate::alerts_cmd::action_mirror);
+    let responder = crate::settings::start_responder(
+        &config,
+        resolved.playbooks.clone(),
+        &args,
+        mirror.clone(),
+    )?;
+    // Seam for the API: it takes `config.api` here.
     let agent_config = crate::settings::agent_config(&config, &resolved, &args);
-    let sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
+    let mut sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
         Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
         None => Vec::new(),
     };
+    if let Some(s) = &store {
+        sinks.push(Box::new(crate::alerts_cmd::StoreSink(s.clone())));
+    }
     let agent = Agent::start_with_sinks(agent_config, sinks)?;
     let mut reloader =
-        crate::settings::Reloader::new(&args, config, responder, &resolved.enforcement);
+        crate::settings::Reloader::new(&args, config, responder, &resolved.enforcement, mirror);
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     crate::sd_notify::notify("READY=1");
     let watcher = {
@@ -373,6 +422,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             n(&s.skipped),
             n(&s.dry_run)
         );
+    }
+    if let Some(s) = store {
+        crate::alerts_cmd::close_store(s);
     }
     if let Some(p) = &args.stats_json {
         std::fs::write(p, format!("{stats_json:#}\n"))

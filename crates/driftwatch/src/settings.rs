@@ -38,12 +38,21 @@ pub fn effective(loaded: &Loaded, args: &RunArgs) -> Config {
     if args.no_stdout {
         c.outputs.stdout.enabled = false;
     }
-    c.outputs
-        .http
-        .extend(args.http_out.iter().map(|url| driftwatch_config::HttpOutput {
-            url: url.clone(),
-            ..driftwatch_config::HttpOutput::default()
-        }));
+    if let Some(p) = &args.store {
+        c.store.enabled = true;
+        c.store.path = p.clone();
+    }
+    if args.no_store {
+        c.store.enabled = false;
+    }
+    c.outputs.http.extend(
+        args.http_out
+            .iter()
+            .map(|url| driftwatch_config::HttpOutput {
+                url: url.clone(),
+                ..driftwatch_config::HttpOutput::default()
+            }),
+    );
     c.rules.files.extend(args.rules.iter().cloned());
     if args.no_engine {
         c.engines.disabled = true;
@@ -295,6 +304,7 @@ pub fn start_responder(
     c: &Config,
     playbooks: Option<PlaybookSet>,
     args: &RunArgs,
+    action_mirror: Option<driftwatch_response::ActionMirror>,
 ) -> anyhow::Result<Option<Arc<Responder>>> {
     let (Some(set), Some(path)) = (playbooks, &c.response.playbook) else {
         return Ok(None);
@@ -309,6 +319,7 @@ pub fn start_responder(
             .enabled
             .then(|| c.outputs.json_file.path.clone()),
         &args.kube,
+        action_mirror,
     )
     .map(Some)
 }
@@ -336,6 +347,8 @@ pub struct Reloader {
     path: PathBuf,
     current: Config,
     responder: Option<Arc<Responder>>,
+    /// Mirrors action records into the alert store (for a responder a reload starts).
+    mirror: Option<driftwatch_response::ActionMirror>,
     /// The exec program was pinned at start (`on_agent_death: hold` in a prevent scope):
     /// pinning cannot be added later.
     pinned: bool,
@@ -347,11 +360,13 @@ impl Reloader {
         current: Config,
         responder: Option<Arc<Responder>>,
         started_with: &EnforcementPolicy,
+        mirror: Option<driftwatch_response::ActionMirror>,
     ) -> Reloader {
         Reloader {
             path: config_path(args),
             current,
             responder,
+            mirror,
             pinned: started_with.hold_on_agent_death && started_with.any_prevent(),
         }
     }
@@ -435,19 +450,21 @@ impl Reloader {
                 done.push("playbooks (none)".into());
                 r.set_playbooks(PlaybookSet::default());
             }
-            (None, Some(set)) => match start_responder(&new, Some(set), args) {
-                Ok(Some(r)) => {
-                    agent
-                        .emitter()
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .add_sink(Box::new(crate::respond_cmd::ResponseSink(r.clone())));
-                    done.push(format!("playbooks ({})", r.playbook_count()));
-                    self.responder = Some(r);
+            (None, Some(set)) => {
+                match start_responder(&new, Some(set), args, self.mirror.clone()) {
+                    Ok(Some(r)) => {
+                        agent
+                            .emitter()
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .add_sink(Box::new(crate::respond_cmd::ResponseSink(r.clone())));
+                        done.push(format!("playbooks ({})", r.playbook_count()));
+                        self.responder = Some(r);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!("reload: response: {e:#}"),
                 }
-                Ok(None) => {}
-                Err(e) => tracing::error!("reload: response: {e:#}"),
-            },
+            }
             (None, None) => {}
         }
         if let Some(net) = agent.net_drift() {

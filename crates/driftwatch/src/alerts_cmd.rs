@@ -1,0 +1,280 @@
+//! `driftwatch alerts`: the stored alerts, filtered, as lines for people or Falco JSON, and
+//! `--follow` for new ones; plus the sink that stores the agent's alerts (`driftwatch run`).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use driftwatch_agent::AlertSink;
+use driftwatch_model::{Alert, Priority};
+use driftwatch_store::{AlertQuery, AlertReader, AlertSource, Order, Store, StoredAlert};
+
+/// Queues each alert for the store's writer thread; never blocks the pipeline.
+pub struct StoreSink(pub Arc<Store>);
+
+impl AlertSink for StoreSink {
+    fn emit(&mut self, alert: &Alert) -> io::Result<()> {
+        self.0.record_alert(alert);
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        format!("store {}", self.0.path().display())
+    }
+}
+
+/// Copies each response action record into the store (the actions log keeps its own).
+pub fn action_mirror(store: &Arc<Store>) -> driftwatch_response::ActionMirror {
+    let store = store.clone();
+    Arc::new(move |record| {
+        let stored = serde_json::to_value(record)
+            .map_err(|e| e.to_string())
+            .and_then(|v| store.record_action(&v).map_err(|e| e.to_string()));
+        if let Err(e) = stored {
+            tracing::warn!("action record not stored: {e}");
+        }
+    })
+}
+
+/// Writes what is queued and logs the store's counters (`driftwatch run` at exit).
+pub fn close_store(store: Arc<Store>) {
+    let flushed = store.flush();
+    let s = store.snapshot();
+    tracing::info!(
+        "store: {} alerts written, {} dropped, {} write errors, {} deleted by retention{}",
+        s.written,
+        s.dropped,
+        s.write_errors,
+        s.retention_deleted,
+        match (&s.degraded, flushed) {
+            (Some(why), _) => format!(" (degraded: {why})"),
+            (None, false) => " (not all written)".into(),
+            (None, true) => String::new(),
+        }
+    );
+    drop(store);
+}
+
+#[derive(clap::Args)]
+pub struct AlertsArgs {
+    /// Alerts from this long ago (`90s`, `30m`, `1h`, `2d`) or this time (RFC 3339,
+    /// `2026-11-28T12:00:00Z`) on.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    since: Option<i64>,
+    /// Alerts before this long ago or this time (same forms as --since).
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    until: Option<i64>,
+    /// Only this container: its name, or a prefix of its id.
+    #[arg(long, value_name = "NAME|ID")]
+    container: Option<String>,
+    /// Only this rule: its exact name or any part of it.
+    #[arg(long, value_name = "RULE")]
+    rule: Option<String>,
+    /// Only alerts carrying this tag (`binary_drift`, `network_drift`, ...).
+    #[arg(long, value_name = "TAG")]
+    tag: Option<String>,
+    /// Only this priority or a more severe one (emergency, alert, critical, error, warning,
+    /// notice, informational, debug).
+    #[arg(long, value_name = "PRIORITY", value_parser = parse_priority)]
+    priority: Option<Priority>,
+    /// At most this many (the newest), 0 for all.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    limit: usize,
+    /// One Falco JSON alert per line, as `run --json-out` writes them.
+    #[arg(long)]
+    json: bool,
+    /// After the matching alerts, print new ones as they are stored, until interrupted.
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// The database `driftwatch run` stores alerts in (opened read-only).
+    #[arg(long, value_name = "PATH", default_value = driftwatch_store::DEFAULT_PATH)]
+    db: PathBuf,
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
+    s.parse()
+        .map_err(|e: driftwatch_model::PriorityParseError| e.to_string())
+}
+
+/// `30m` ago or an RFC 3339 time, as ns since the epoch.
+fn parse_when(s: &str) -> Result<i64, String> {
+    if let Some(t) = driftwatch_store::parse_time_ns(s) {
+        return Ok(t);
+    }
+    let bad = || {
+        format!(
+            "`{s}` is neither a duration (90s, 30m, 1h, 2d) nor an RFC 3339 time (2026-11-28T12:00:00Z)"
+        )
+    };
+    let i = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(i);
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86400),
+        _ => return Err(bad()),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    Ok(now.saturating_sub(secs.saturating_mul(1_000_000_000)))
+}
+
+/// Control characters of attacker-chosen strings (file names, process arguments, container
+/// names) are shown escaped: they cannot forge lines or send terminal escapes.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn field<'a>(a: &'a Alert, name: &str) -> &'a str {
+    match a.output_fields.get(name) {
+        Some(serde_json::Value::String(s)) if s != "<NA>" => s,
+        _ => "",
+    }
+}
+
+/// Two lines per alert: id, time, priority, container and rule; then the output, indented.
+fn human(s: &StoredAlert) -> String {
+    let a = &s.alert;
+    let id = field(a, "container.id");
+    let container = match (field(a, "container.name"), id) {
+        ("", "") => "host".to_string(),
+        ("", id) => id.to_string(),
+        (name, "") => name.to_string(),
+        (name, id) => format!("{name} ({id})"),
+    };
+    let time = a.time.get(..23).unwrap_or(&a.time).replace('T', " ");
+    format!(
+        "#{}  {time}  {:<8}  {}  {}\n    {}\n",
+        s.id,
+        a.priority.as_str(),
+        escape(&container),
+        escape(&a.rule),
+        escape(&a.output)
+    )
+}
+
+fn print(out: &mut impl Write, alerts: &[StoredAlert], json: bool) -> io::Result<()> {
+    for s in alerts {
+        if json {
+            writeln!(out, "{}", s.alert.to_json_line())?;
+        } else {
+            out.write_all(human(s).as_bytes())?;
+        }
+    }
+    out.flush()
+}
+
+pub fn run(args: AlertsArgs) -> anyhow::Result<i32> {
+    let reader = AlertReader::open(&args.db)?;
+    let base = AlertQuery {
+        since_ns: args.since,
+        until_ns: args.until,
+        container: args.container.clone(),
+        rule: args.rule.clone(),
+        tag: args.tag.clone(),
+        min_priority: args.priority,
+        after_id: None,
+        limit: if args.limit == 0 {
+            usize::MAX
+        } else {
+            args.limit
+        },
+        order: Order::NewestFirst,
+    };
+    // Where following starts: what was stored before the query, or the newest it printed
+    // (newest first, so nothing matching in between is missed).
+    let mut last = reader.last_id()?;
+    let mut shown = reader.query_alerts(&base)?;
+    last = shown.first().map_or(last, |s| s.id.max(last));
+    shown.reverse();
+    let mut out = io::stdout().lock();
+    let result = (|| -> io::Result<()> {
+        print(&mut out, &shown, args.json)?;
+        if !args.json && !args.follow && shown.is_empty() {
+            eprintln!("no stored alert matches ({})", args.db.display());
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let new = reader
+                .query_alerts(&AlertQuery {
+                    after_id: Some(last),
+                    order: Order::OldestFirst,
+                    limit: 10_000,
+                    ..base.clone()
+                })
+                .map_err(io::Error::other)?;
+            // Ids of every alert, matching or not, move `last` on: the next poll starts there.
+            last = reader.last_id().map_err(io::Error::other)?.max(last);
+            if let Some(l) = new.last() {
+                last = last.max(l.id);
+            }
+            print(&mut out, &new, args.json)?;
+        }
+    })();
+    match result {
+        Ok(()) => Ok(0),
+        // `driftwatch alerts | head`: a closed pipe ends the output, it is no error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_takes_durations_and_rfc3339() {
+        assert_eq!(
+            parse_when("2026-11-28T08:00:00.123456789Z"),
+            Ok(1_795_852_800_123_456_789)
+        );
+        let now = parse_when("0s").unwrap();
+        let hour = parse_when("1h").unwrap();
+        assert!((now - hour - 3_600_000_000_000).abs() < 1_000_000_000);
+        assert!(parse_when("2d").unwrap() < hour);
+        let e = parse_when("yesterday").unwrap_err();
+        assert!(e.contains("`yesterday`") && e.contains("RFC 3339"), "{e}");
+        assert!(parse_when("5w").is_err());
+        assert!(parse_when("").is_err());
+    }
+
+    #[test]
+    fn human_lines_escape_attacker_strings() {
+        let a = Alert {
+            time: Alert::format_time(0),
+            rule: "r".into(),
+            priority: Priority::Critical,
+            source: "syscall".into(),
+            hostname: "h".into(),
+            output: "file x\n#2  1970-01-01 fake\x1b[2J".into(),
+            tags: vec![],
+            output_fields: [("container.name".to_string(), serde_json::json!("we\rb"))]
+                .into_iter()
+                .collect(),
+        };
+        let text = human(&StoredAlert {
+            id: 1,
+            time_ns: 0,
+            alert: a,
+        });
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text}");
+        assert!(text.contains("we\\rb") && text.contains("\\n#2"), "{text}");
+    }
+}
