@@ -42,7 +42,13 @@ enum Command {
   sudo kill -HUP $(pidof driftwatch)                             # reload the configuration")]
     Run(Box<run::RunArgs>),
     /// Check, show and document the configuration file (/etc/driftwatch/config.yaml).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  driftwatch config validate /etc/driftwatch/config.yaml
+  driftwatch config show --config ./config.yaml
+  driftwatch config reference --example > /etc/driftwatch/config.yaml"
+    )]
     Config(config_cmd::ConfigCommand),
     /// Print what this host supports and what that means for detection.
     #[command(after_help = "Example:\n  sudo driftwatch doctor")]
