@@ -57,11 +57,10 @@ impl fmt::Display for PlaybookError {
 /// Errors of a whole file.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("reading playbook file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The I/O error is in the message, not a `source`, so that a chain printer does not
+    /// repeat it.
+    #[error("reading playbook file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{}", .0.iter().map(|e| e.render()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<PlaybookError>),
 }
@@ -296,9 +295,9 @@ pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(300);
 impl PlaybookSet {
     /// Reads and loads a file.
     pub fn load_file(path: &Path) -> Result<PlaybookSet, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         PlaybookSet::parse(&path.display().to_string(), &text).map_err(LoadError::Invalid)
     }
