@@ -48,6 +48,11 @@ impl Emitter {
         }
     }
 
+    /// The loaded rules.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
     pub fn shared(self) -> SharedEmitter {
         Arc::new(Mutex::new(self))
     }
@@ -70,6 +75,7 @@ impl Emitter {
                 }
             }
             let latency_us = now_wall_ns().saturating_sub(event.time_ns) / 1000;
+            self.stats.alert_latency.observe_us(latency_us);
             if let Ok(mut l) = self.stats.alert_latency_us.lock()
                 && l.len() < 1_000_000
             {

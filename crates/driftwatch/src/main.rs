@@ -8,6 +8,7 @@ mod doctor;
 mod respond_cmd;
 mod rules_cmd;
 mod run;
+mod serve;
 mod verify_cmd;
 
 use clap::{Parser, Subcommand};

@@ -85,6 +85,8 @@ pub struct RunArgs {
     kube: crate::respond_cmd::KubeArgs,
     #[command(flatten)]
     image_verify: crate::verify_cmd::AgentVerifyArgs,
+    #[command(flatten)]
+    api: crate::serve::ApiArgs,
 }
 
 fn parse_mode(s: &str) -> Result<driftwatch_model::EnforcementMode, String> {
@@ -199,6 +201,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         )?),
         None => None,
     };
+    let api_ctx = crate::serve::ApiContext {
+        ring: std::sync::Arc::new(driftwatch_api::AlertRing::new(
+            driftwatch_api::AlertRing::DEFAULT_CAPACITY,
+        )),
+        responder: responder.clone(),
+        actions_log: args.actions_log.clone(),
+        docker_socket: (!args.no_engine).then(|| args.docker_socket.clone()),
+        kube: args.kube.client()?,
+        alerts_file: args.json_out.clone(),
+    };
     let config = AgentConfig {
         enforcement,
         json_out: args.json_out,
@@ -234,11 +246,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         image_verify: args.image_verify.config()?,
         ..AgentConfig::default()
     };
-    let sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
+    let mut sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
         Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
         None => Vec::new(),
     };
-    let agent = Agent::start_with_sinks(config, sinks)?;
+    sinks.push(api_ctx.sink());
+    let agent = std::sync::Arc::new(Agent::start_with_sinks(config, sinks)?);
+    let api = crate::serve::start(&args.api, &agent, api_ctx)?;
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     let watcher = {
         let sensor = agent.sensor_stats().cloned();
@@ -333,7 +347,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             })
         }),
     });
-    agent.shutdown();
+    crate::serve::stop(api, agent);
     tracing::info!("stopped: {summary}");
     if let Some(r) = &responder {
         let s = r.stats();
