@@ -201,6 +201,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         )?),
         None => None,
     };
+    let api_plan = args.api.plan()?;
     let api_ctx = crate::serve::ApiContext {
         ring: std::sync::Arc::new(driftwatch_api::AlertRing::new(
             driftwatch_api::AlertRing::DEFAULT_CAPACITY,
@@ -252,7 +253,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     sinks.push(api_ctx.sink());
     let agent = std::sync::Arc::new(Agent::start_with_sinks(config, sinks)?);
-    let api = crate::serve::start(&args.api, &agent, api_ctx)?;
+    let api = crate::serve::start(api_plan, &agent, api_ctx)?;
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     let watcher = {
         let sensor = agent.sensor_stats().cloned();

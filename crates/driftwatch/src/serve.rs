@@ -616,30 +616,60 @@ impl ApiContext {
     }
 }
 
-/// Starts the API over the running agent, unless `--no-api`. A taken default port is a
-/// warning; an explicit address that cannot be served is an error.
+/// The API's settings, checked before the agent starts (a non-loopback address without a
+/// token, an unreadable token file: errors before any BPF is loaded).
+pub struct ApiPlan {
+    listen: std::net::SocketAddr,
+    explicit: bool,
+    token: Option<String>,
+    ui: bool,
+}
+
+impl ApiArgs {
+    pub fn plan(&self) -> anyhow::Result<Option<ApiPlan>> {
+        if self.no_api {
+            return Ok(None);
+        }
+        let defaults = driftwatch_config::Api::default();
+        let listen = match self.api_listen {
+            Some(a) => a,
+            None => defaults.listen.parse().map_err(|e| {
+                anyhow::anyhow!("the default API address {}: {e}", defaults.listen)
+            })?,
+        };
+        let token = self
+            .api_token_file
+            .as_deref()
+            .map(driftwatch_api::server::read_token_file)
+            .transpose()?;
+        if !listen.ip().is_loopback() && token.is_none() {
+            return Err(driftwatch_api::BindError::NeedsToken(listen).into());
+        }
+        Ok(Some(ApiPlan {
+            listen,
+            explicit: self.api_listen.is_some(),
+            token,
+            ui: !self.no_ui && defaults.ui,
+        }))
+    }
+}
+
+/// Starts the API over the running agent. A taken default port is a warning; an explicit
+/// address that cannot be served is an error.
 pub fn start(
-    args: &ApiArgs,
+    plan: Option<ApiPlan>,
     agent: &Arc<Agent>,
     ctx: ApiContext,
 ) -> anyhow::Result<Option<driftwatch_api::ApiServer>> {
-    if args.no_api {
+    let Some(ApiPlan {
+        listen,
+        explicit,
+        token,
+        ui,
+    }) = plan
+    else {
         return Ok(None);
-    }
-    let defaults = driftwatch_config::Api::default();
-    let explicit = args.api_listen.is_some();
-    let listen = match args.api_listen {
-        Some(a) => a,
-        None => defaults
-            .listen
-            .parse()
-            .map_err(|e| anyhow::anyhow!("the default API address {}: {e}", defaults.listen))?,
     };
-    let token = args
-        .api_token_file
-        .as_deref()
-        .map(driftwatch_api::server::read_token_file)
-        .transpose()?;
     let view = Arc::new(AgentApi {
         agent: agent.clone(),
         ring: ctx.ring.clone(),
@@ -653,11 +683,7 @@ pub fn start(
         manual_failed: AtomicU64::new(0),
     });
     let has_token = token.is_some();
-    let config = driftwatch_api::ApiConfig {
-        listen,
-        token,
-        ui: !args.no_ui && defaults.ui,
-    };
+    let config = driftwatch_api::ApiConfig { listen, token, ui };
     match driftwatch_api::ApiServer::start(config, view, ctx.ring.clone(), ctx.ring) {
         Ok(s) => {
             tracing::info!(

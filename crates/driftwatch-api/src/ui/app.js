@@ -215,7 +215,7 @@ async function containers() {
         el("td", {}, c.running ? "running" : el("span", { class: "dim" }, "gone")),
         el("td", {}, String(c.drift.alerts)),
         el("td", {}, counts(c.drift.by_kind)),
-        el("td", {}, c.drift.last_alert ? [prio(c.drift.last_alert.priority), " ", c.drift.last_alert.rule] : "")))))));
+        el("td", {}, c.drift.last_alert ? [prio(c.drift.last_alert.priority), " ", c.drift.last_alert.rule] : ""))))));
 }
 
 function processTree(procs) {
