@@ -153,7 +153,7 @@ function alertRow(a) {
   const cname = field(a, "container.name") || cid;
   const exe = field(a, "proc.exepath") || field(a, "fd.name") || field(a, "drift.path");
   return el("tr", { "data-id": a.id },
-    el("td", { class: "mono dim" }, a.time.replace("T", " ").slice(0, 23)),
+    el("td", { class: "mono dim time", title: a.time }, a.time.slice(0, 10) + " " + a.time.slice(11, 23)),
     el("td", {}, prio(a.priority)),
     el("td", {}, a.rule),
     el("td", {}, cid && cid !== "host" ? el("a", { href: containerHref(cid) }, cname) : el("span", { class: "dim" }, "host")),
@@ -205,7 +205,7 @@ async function containers() {
   const { containers } = await api("/api/v1/containers");
   show(el("h1", {}, "Containers ", el("span", { class: "dim" }, containers.length + " known")),
     el("table", { id: "containers" },
-      el("thead", {}, el("tr", {}, ["Name", "Image", "Engine", "Kubernetes", "Mode", "State", "Alerts", "Drift", "Last alert"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Name", "Image", "Engine", "Kubernetes", "Mode", "State", "Alerts", "Verdicts", "Last alert"].map((h) => el("th", {}, h)))),
       el("tbody", {}, containers.map((c) => el("tr", {},
         el("td", {}, el("a", { href: containerHref(c.short_id) }, c.name || c.short_id)),
         el("td", { class: "mono" }, c.image),
@@ -214,7 +214,7 @@ async function containers() {
         el("td", {}, modeBadge(c.enforcement)),
         el("td", {}, c.running ? "running" : el("span", { class: "dim" }, "gone")),
         el("td", {}, String(c.drift.alerts)),
-        el("td", {}, counts(c.drift.by_kind)),
+        el("td", {}, counts(c.drift.by_verdict)),
         el("td", {}, c.drift.last_alert ? [prio(c.drift.last_alert.priority), " ", c.drift.last_alert.rule] : ""))))));
 }
 
@@ -303,7 +303,8 @@ async function containerPage(id) {
       el("dt", {}, "kubernetes"), el("dd", {}, c.k8s_pod ? c.k8s_namespace + "/" + c.k8s_pod : "—"),
       el("dt", {}, "enforcement"), el("dd", { id: "mode" }, c.enforcement),
       el("dt", {}, "network"), el("dd", {}, c.isolated === null ? "unknown" : c.isolated ? "isolated" : "normal"),
-      el("dt", {}, "drift"), el("dd", {}, counts(c.drift.by_kind), " ", counts(c.drift.by_verdict))),
+      el("dt", {}, "alerts"), el("dd", {}, String(c.drift.alerts), " ", counts(c.drift.by_priority)),
+      el("dt", {}, "verdicts"), el("dd", {}, counts(c.drift.by_verdict))),
     el("div", { class: "actions" },
       el("button", { id: "btn-isolate", class: "danger", onclick: () => act(c, "isolate") }, "Isolate…"),
       el("button", { id: "btn-release", onclick: () => act(c, "release") }, "Release…"),
@@ -329,7 +330,7 @@ async function containerPage(id) {
         el("thead", {}, el("tr", {}, ["Change", "Kind", "Path"].map((h) => el("th", {}, h)))),
         el("tbody", {}, (d.files || []).map((f) => el("tr", {},
           el("td", {}, f.change), el("td", {}, f.kind || ""), el("td", { class: "mono" }, f.path))))),
-      d.truncated ? el("p", { class: "dim" }, "first " + d.files.length + " of " + d.total_files + " entries") : null);
+      ...(d.truncated ? [el("p", { class: "dim" }, "first " + d.files.length + " of " + d.total_files + " entries")] : []));
   } catch (e) {
     diffBox.replaceChildren(msg("diff: " + e.message, "error"));
   }

@@ -195,7 +195,9 @@ impl Browser {
     pub fn wait_for(&mut self, what: &str, expr: &str, timeout: Duration) {
         let start = Instant::now();
         loop {
-            if self.eval(&format!("!!({expr})")) == json!(true) {
+            // The page may be between documents: an exception is "not yet".
+            let probe = format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()");
+            if self.eval(&probe) == json!(true) {
                 return;
             }
             if start.elapsed() > timeout {
