@@ -44,8 +44,7 @@ impl StoredAlert {
             return false;
         }
         self.field("container.name") == container
-            || (container.len() >= 4
-                && (id.starts_with(container) || container.starts_with(id)))
+            || (container.len() >= 4 && (id.starts_with(container) || container.starts_with(id)))
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -232,7 +231,12 @@ mod tests {
     fn the_ring_keeps_the_last_alerts_and_counts_all() {
         let ring = AlertRing::new(3);
         for i in 0..5 {
-            ring.push(&alert(&format!("r{}", i % 2), Priority::Critical, "abcdef123456", &[]));
+            ring.push(&alert(
+                &format!("r{}", i % 2),
+                Priority::Critical,
+                "abcdef123456",
+                &[],
+            ));
         }
         assert_eq!(ring.len(), 3);
         let all = ring.query_alerts(&AlertFilter {
@@ -248,9 +252,24 @@ mod tests {
     #[test]
     fn filters_combine() {
         let ring = AlertRing::new(100);
-        ring.push(&alert("a", Priority::Critical, "abcdef123456", &["binary_drift"]));
-        ring.push(&alert("b", Priority::Notice, "abcdef123456", &["file_drift"]));
-        ring.push(&alert("a", Priority::Warning, "999999999999", &["binary_drift"]));
+        ring.push(&alert(
+            "a",
+            Priority::Critical,
+            "abcdef123456",
+            &["binary_drift"],
+        ));
+        ring.push(&alert(
+            "b",
+            Priority::Notice,
+            "abcdef123456",
+            &["file_drift"],
+        ));
+        ring.push(&alert(
+            "a",
+            Priority::Warning,
+            "999999999999",
+            &["binary_drift"],
+        ));
         let q = |f: AlertFilter| {
             let limit = if f.limit == 0 { 10 } else { f.limit };
             ring.query_alerts(&AlertFilter { limit, ..f })
@@ -258,13 +277,61 @@ mod tests {
                 .map(|a| a.id)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(q(AlertFilter { rule: Some("a".into()), ..Default::default() }), [3, 1]);
-        assert_eq!(q(AlertFilter { priority: Some(Priority::Warning), ..Default::default() }), [3, 1]);
-        assert_eq!(q(AlertFilter { tag: Some("file_drift".into()), ..Default::default() }), [2]);
-        assert_eq!(q(AlertFilter { container: Some("abcdef".into()), ..Default::default() }), [2, 1]);
-        assert_eq!(q(AlertFilter { container: Some("abc".into()), ..Default::default() }), Vec::<u64>::new());
-        assert_eq!(q(AlertFilter { after_id: Some(1), ..Default::default() }), [3, 2]);
-        assert_eq!(q(AlertFilter { limit: 1, ..Default::default() }), [3]);
-        assert_eq!(q(AlertFilter { since_ns: Some(u64::MAX), ..Default::default() }), Vec::<u64>::new());
+        assert_eq!(
+            q(AlertFilter {
+                rule: Some("a".into()),
+                ..Default::default()
+            }),
+            [3, 1]
+        );
+        assert_eq!(
+            q(AlertFilter {
+                priority: Some(Priority::Warning),
+                ..Default::default()
+            }),
+            [3, 1]
+        );
+        assert_eq!(
+            q(AlertFilter {
+                tag: Some("file_drift".into()),
+                ..Default::default()
+            }),
+            [2]
+        );
+        assert_eq!(
+            q(AlertFilter {
+                container: Some("abcdef".into()),
+                ..Default::default()
+            }),
+            [2, 1]
+        );
+        assert_eq!(
+            q(AlertFilter {
+                container: Some("abc".into()),
+                ..Default::default()
+            }),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            q(AlertFilter {
+                after_id: Some(1),
+                ..Default::default()
+            }),
+            [3, 2]
+        );
+        assert_eq!(
+            q(AlertFilter {
+                limit: 1,
+                ..Default::default()
+            }),
+            [3]
+        );
+        assert_eq!(
+            q(AlertFilter {
+                since_ns: Some(u64::MAX),
+                ..Default::default()
+            }),
+            Vec::<u64>::new()
+        );
     }
 }

@@ -18,6 +18,6 @@ pub use alerts::{AlertFilter, AlertRing, AlertSource, StoredAlert};
 pub use metrics::MetricsWriter;
 pub use server::{ApiConfig, ApiServer, BindError};
 pub use view::{
-    AgentView, ApiError, ComponentHealth, ContainerDetail, ContainerSummary, Health,
-    ManualAction, ProcessNode, RuleSummary,
+    AgentView, ApiError, ComponentHealth, ContainerDetail, ContainerSummary, Health, ManualAction,
+    ProcessNode, RuleSummary,
 };

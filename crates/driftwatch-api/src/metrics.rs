@@ -239,9 +239,18 @@ mod tests {
         for l in text.lines() {
             check_line(l).unwrap();
         }
-        assert!(text.contains(r#"dw_alerts_total{rule="a \"quoted\"\nrule\\"} 3"#), "{text}");
-        assert!(text.contains("dw_latency_seconds_bucket{le=\"0.01\"} 3\n"), "{text}");
-        assert!(text.contains("dw_latency_seconds_bucket{le=\"+Inf\"} 4\n"), "{text}");
+        assert!(
+            text.contains(r#"dw_alerts_total{rule="a \"quoted\"\nrule\\"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("dw_latency_seconds_bucket{le=\"0.01\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dw_latency_seconds_bucket{le=\"+Inf\"} 4\n"),
+            "{text}"
+        );
         assert!(text.contains("dw_latency_seconds_count 4\n"), "{text}");
     }
 

@@ -97,7 +97,7 @@ pub fn read_token_file(path: &Path) -> Result<String, BindError> {
     let token = text.lines().next().unwrap_or_default().trim().to_string();
     if token.len() < 16 {
         return Err(err(
-            "the token (first line) must be at least 16 characters".into(),
+            "the token (first line) must be at least 16 characters".into()
         ));
     }
     Ok(token)
@@ -200,12 +200,11 @@ impl ApiServer {
         if !config.listen.ip().is_loopback() && config.token.is_none() {
             return Err(BindError::NeedsToken(config.listen));
         }
-        let listener = std::net::TcpListener::bind(config.listen).map_err(|source| {
-            BindError::Bind {
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|source| BindError::Bind {
                 addr: config.listen,
                 source,
-            }
-        })?;
+            })?;
         let addr = listener.local_addr().map_err(|source| BindError::Bind {
             addr: config.listen,
             source,
@@ -344,9 +343,8 @@ fn secure(mut resp: Response<Body>) -> Response<Body> {
 }
 
 fn json_response(status: u16, value: &impl serde::Serialize) -> Response<Body> {
-    let body = serde_json::to_vec(value).unwrap_or_else(|e| {
-        format!("{{\"error\":\"serializing the answer: {e}\"}}").into_bytes()
-    });
+    let body = serde_json::to_vec(value)
+        .unwrap_or_else(|e| format!("{{\"error\":\"serializing the answer: {e}\"}}").into_bytes());
     let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
@@ -379,7 +377,9 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, ApiError> {
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| ApiError::bad_request(format!("bad percent-encoding in {s:?}")))?;
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("bad percent-encoding in {s:?}"))
+                    })?;
                 out.push(hex);
                 i += 3;
             }
@@ -518,14 +518,19 @@ fn check_token(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
 fn check_csrf(headers: &HeaderMap) -> Result<(), ApiError> {
     let forbidden = |m: &str| Err(ApiError::new(403, m));
     if headers.get(CSRF_HEADER).is_none() {
-        return forbidden("missing the X-Driftwatch-Request header (cross-site requests are refused)");
+        return forbidden(
+            "missing the X-Driftwatch-Request header (cross-site requests are refused)",
+        );
     }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
     if !ct.starts_with("application/json") {
-        return Err(ApiError::new(415, "the body must be JSON (Content-Type: application/json)"));
+        return Err(ApiError::new(
+            415,
+            "the body must be JSON (Content-Type: application/json)",
+        ));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
@@ -549,18 +554,24 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .and_then(|h| h.parse::<u64>().ok())
         && len > MAX_BODY as u64
     {
-        return Err(ApiError::new(413, format!("request body over {MAX_BODY} bytes")));
+        return Err(ApiError::new(
+            413,
+            format!("request body over {MAX_BODY} bytes"),
+        ));
     }
     match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::new(413, format!("request body over {MAX_BODY} bytes")))
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            413,
+            format!("request body over {MAX_BODY} bytes"),
+        )),
         Err(e) => Err(ApiError::bad_request(format!("reading the body: {e}"))),
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))
@@ -614,7 +625,10 @@ fn method_is(req: &Request<Incoming>, m: Method, allow: &'static str) -> Result<
     } else {
         Err(ApiError::new(
             405,
-            format!("method {} not allowed here (allowed: {allow})", req.method()),
+            format!(
+                "method {} not allowed here (allowed: {allow})",
+                req.method()
+            ),
         ))
     }
 }
@@ -711,7 +725,10 @@ async fn api(
                 list
             })
             .await?;
-            Ok(json_response(200, &serde_json::json!({ "containers": list })))
+            Ok(json_response(
+                200,
+                &serde_json::json!({ "containers": list }),
+            ))
         }
         ["containers", id] => {
             method_is(&req, Method::GET, "GET")?;
@@ -800,7 +817,10 @@ async fn api(
                 .min(MAX_LIMIT);
             let view = state.view.clone();
             let actions = blocking(move || view.actions(container.as_deref(), limit)).await?;
-            Ok(json_response(200, &serde_json::json!({ "actions": actions })))
+            Ok(json_response(
+                200,
+                &serde_json::json!({ "actions": actions }),
+            ))
         }
         _ => Err(ApiError::not_found(format!(
             "no such API endpoint: /api/v1/{}",
@@ -824,7 +844,10 @@ fn fill_drift(state: &State, list: &mut [ContainerSummary]) {
         }
         let d = by.entry(id).or_default();
         d.alerts += 1;
-        for (map, field) in [(&mut d.by_kind, "drift.kind"), (&mut d.by_verdict, "drift.verdict")] {
+        for (map, field) in [
+            (&mut d.by_kind, "drift.kind"),
+            (&mut d.by_verdict, "drift.verdict"),
+        ] {
             let v = a.field(field);
             if !v.is_empty() {
                 *map.entry(v.to_string()).or_default() += 1;
@@ -856,8 +879,7 @@ fn metrics_text(state: &State) -> String {
         .iter()
         .map(|((rule, p), n)| ([("rule", rule.as_str()), ("priority", p.as_str())], *n))
         .collect();
-    let refs: Vec<(&[(&str, &str)], u64)> =
-        samples.iter().map(|(l, n)| (&l[..], *n)).collect();
+    let refs: Vec<(&[(&str, &str)], u64)> = samples.iter().map(|(l, n)| (&l[..], *n)).collect();
     w.counter(
         "driftwatch_alerts_by_rule_total",
         "Alerts raised since the agent started, by rule and priority.",
@@ -871,10 +893,19 @@ fn metrics_text(state: &State) -> String {
     let routes: Vec<([(&str, &str); 1], u64)> = Route::ALL
         .iter()
         .enumerate()
-        .map(|(i, r)| ([("route", r.as_str())], state.stats.requests[i].load(Ordering::Relaxed)))
+        .map(|(i, r)| {
+            (
+                [("route", r.as_str())],
+                state.stats.requests[i].load(Ordering::Relaxed),
+            )
+        })
         .collect();
     let refs: Vec<(&[(&str, &str)], u64)> = routes.iter().map(|(l, n)| (&l[..], *n)).collect();
-    w.counter("driftwatch_api_requests_total", "HTTP API requests, by route.", &refs);
+    w.counter(
+        "driftwatch_api_requests_total",
+        "HTTP API requests, by route.",
+        &refs,
+    );
     w.counter1(
         "driftwatch_api_unauthorized_total",
         "API requests refused for a missing or wrong bearer token.",
@@ -1002,10 +1033,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for ok in ["127.0.0.1:7878", "localhost:1", "[::1]:7878", "LOCALHOST", "127.1.2.3"] {
+        for ok in [
+            "127.0.0.1:7878",
+            "localhost:1",
+            "[::1]:7878",
+            "LOCALHOST",
+            "127.1.2.3",
+        ] {
             assert!(loopback_host(ok), "{ok}");
         }
-        for bad in ["evil.example:7878", "10.0.0.1", "", "[::2]:1", "localhost.evil.example"] {
+        for bad in [
+            "evil.example:7878",
+            "10.0.0.1",
+            "",
+            "[::2]:1",
+            "localhost.evil.example",
+        ] {
             assert!(!loopback_host(bad), "{bad}");
         }
     }

@@ -147,9 +147,7 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
     fn has_header(&self, line: &str) -> bool {
-        self.head
-            .lines()
-            .any(|l| l.to_ascii_lowercase() == line.to_ascii_lowercase())
+        self.head.lines().any(|l| l.eq_ignore_ascii_case(line))
     }
 }
 
@@ -162,7 +160,11 @@ fn raw(srv: &Srv, request: &[u8]) -> Reply {
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     Reply {
-        status: head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0),
+        status: head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
         head: head.to_string(),
         body: body.to_string(),
     }
@@ -200,14 +202,28 @@ fn ui_and_api_routes_answer_with_security_headers() {
     ] {
         let r = get(&srv, path);
         assert_eq!(r.status, 200, "{path}");
-        assert!(r.head.to_ascii_lowercase().contains(&format!("content-type: {ct}")), "{}", r.head);
+        assert!(
+            r.head
+                .to_ascii_lowercase()
+                .contains(&format!("content-type: {ct}")),
+            "{}",
+            r.head
+        );
         assert!(r.head.contains("frame-ancestors 'none'"), "{}", r.head);
         assert!(!r.head.contains("unsafe-inline"), "{}", r.head);
-        assert!(r.has_header("x-content-type-options: nosniff"), "{}", r.head);
+        assert!(
+            r.has_header("x-content-type-options: nosniff"),
+            "{}",
+            r.head
+        );
     }
     // The page's script never builds markup from strings.
     let js = get(&srv, "/app.js").body;
-    assert!(!js.contains("innerHTML") && !js.contains("outerHTML") && !js.contains("insertAdjacentHTML"));
+    assert!(
+        !js.contains("innerHTML")
+            && !js.contains("outerHTML")
+            && !js.contains("insertAdjacentHTML")
+    );
     let r = get(&srv, "/api/v1/rules");
     assert_eq!(r.json()["rules"][0]["tags"], json!(["binary_drift"]));
     let r = get(&srv, "/api/v1/nope");
@@ -236,7 +252,11 @@ fn containers_carry_drift_counts_and_processes_their_verdicts() {
     assert_eq!(d["last_alert"]["id"], 2, "{c}");
     let one = get(&srv, "/api/v1/containers/web").json();
     assert_eq!(one["processes"][0]["verdicts"], json!(["added"]), "{one}");
-    assert_eq!(one["processes"][0]["rules"], json!(["Drop and execute"]), "{one}");
+    assert_eq!(
+        one["processes"][0]["rules"],
+        json!(["Drop and execute"]),
+        "{one}"
+    );
     let a = get(&srv, "/api/v1/alerts?after_id=1").json();
     assert_eq!(a["alerts"].as_array().unwrap().len(), 1);
     assert_eq!(a["last_id"], 2);
@@ -271,7 +291,9 @@ fn metrics_are_valid_exposition_with_the_views_lines() {
     }
     assert!(r.body.contains("driftwatch_test_total 7\n"), "{}", r.body);
     assert!(
-        r.body.contains("driftwatch_alerts_by_rule_total{rule=\"Drop and execute\",priority=\"Critical\"} 1\n"),
+        r.body.contains(
+            "driftwatch_alerts_by_rule_total{rule=\"Drop and execute\",priority=\"Critical\"} 1\n"
+        ),
         "{}",
         r.body
     );
@@ -280,19 +302,52 @@ fn metrics_are_valid_exposition_with_the_views_lines() {
 #[test]
 fn the_token_is_required_everywhere_but_health_and_the_static_page() {
     let srv = serve(Some(TOKEN), Fixed::default());
-    for path in ["/api/v1/containers", "/api/v1/alerts", "/metrics", "/api/v1/alerts/stream"] {
+    for path in [
+        "/api/v1/containers",
+        "/api/v1/alerts",
+        "/metrics",
+        "/api/v1/alerts/stream",
+    ] {
         assert_eq!(get(&srv, path).status, 401, "{path}");
-        let wrong = req(&srv, "GET", path, &["Authorization: Bearer 0123456789abcdef-tokeX"], "");
+        let wrong = req(
+            &srv,
+            "GET",
+            path,
+            &["Authorization: Bearer 0123456789abcdef-tokeX"],
+            "",
+        );
         assert_eq!(wrong.status, 401, "{path}");
-        let basic = req(&srv, "GET", path, &[&format!("Authorization: Basic {TOKEN}")], "");
+        let basic = req(
+            &srv,
+            "GET",
+            path,
+            &[&format!("Authorization: Basic {TOKEN}")],
+            "",
+        );
         assert_eq!(basic.status, 401, "{path}");
     }
-    let ok = req(&srv, "GET", "/api/v1/containers", &[&format!("Authorization: Bearer {TOKEN}")], "");
+    let ok = req(
+        &srv,
+        "GET",
+        "/api/v1/containers",
+        &[&format!("Authorization: Bearer {TOKEN}")],
+        "",
+    );
     assert_eq!(ok.status, 200);
     assert_eq!(get(&srv, "/healthz").status, 200);
     assert_eq!(get(&srv, "/").status, 200);
-    let m = req(&srv, "GET", "/metrics", &[&format!("Authorization: Bearer {TOKEN}")], "");
-    assert!(m.body.contains("driftwatch_api_unauthorized_total 12\n"), "{}", m.body);
+    let m = req(
+        &srv,
+        "GET",
+        "/metrics",
+        &[&format!("Authorization: Bearer {TOKEN}")],
+        "",
+    );
+    assert!(
+        m.body.contains("driftwatch_api_unauthorized_total 12\n"),
+        "{}",
+        m.body
+    );
 }
 
 #[test]
@@ -317,7 +372,10 @@ fn no_token_no_listening_beyond_loopback() {
     let f = dir.path().join("t");
     std::fs::write(&f, "short\n").unwrap();
     let e = server::read_token_file(&f).unwrap_err().to_string();
-    assert!(e.contains(f.to_str().unwrap()) && !e.contains("short\n"), "{e}");
+    assert!(
+        e.contains(f.to_str().unwrap()) && !e.contains("short\n"),
+        "{e}"
+    );
     std::fs::write(&f, format!("{TOKEN}\nignored\n")).unwrap();
     assert_eq!(server::read_token_file(&f).unwrap(), TOKEN);
 }
@@ -331,19 +389,65 @@ fn actions_need_confirmation_the_header_json_and_our_origin() {
     let body = r#"{"confirm": true}"#;
     assert_eq!(req(&srv, "POST", p, &[JSON], body).status, 403);
     assert_eq!(req(&srv, "POST", p, &[CSRF], body).status, 415);
-    assert_eq!(req(&srv, "POST", p, &[JSON, CSRF, "Origin: http://evil.example"], body).status, 403);
-    assert_eq!(req(&srv, "POST", p, &[JSON, CSRF, "Origin: null"], body).status, 403);
+    assert_eq!(
+        req(
+            &srv,
+            "POST",
+            p,
+            &[JSON, CSRF, "Origin: http://evil.example"],
+            body
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        req(&srv, "POST", p, &[JSON, CSRF, "Origin: null"], body).status,
+        403
+    );
     let r = req(&srv, "POST", p, &[JSON, CSRF], r#"{"confirm": "yes"}"#);
     assert_eq!(r.status, 400);
-    assert!(r.json()["error"].as_str().unwrap().contains("isolate on container web"), "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("isolate on container web"),
+        "{}",
+        r.body
+    );
     assert_eq!(req(&srv, "POST", p, &[JSON, CSRF], "not json").status, 400);
-    assert_eq!(req(&srv, "POST", "/api/v1/containers/web/explode", &[JSON, CSRF], body).status, 404);
-    assert_eq!(req(&srv, "POST", "/api/v1/containers/ghost/release", &[JSON, CSRF], body).status, 404);
+    assert_eq!(
+        req(
+            &srv,
+            "POST",
+            "/api/v1/containers/web/explode",
+            &[JSON, CSRF],
+            body
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        req(
+            &srv,
+            "POST",
+            "/api/v1/containers/ghost/release",
+            &[JSON, CSRF],
+            body
+        )
+        .status,
+        404
+    );
     assert!(srv.view.acted.lock().unwrap().is_empty());
     let r = req(&srv, "POST", p, &[JSON, CSRF, &ok_origin], body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["action"], "isolate");
-    let r = req(&srv, "POST", "/api/v1/containers/web/capture", &[JSON, CSRF], body);
+    let r = req(
+        &srv,
+        "POST",
+        "/api/v1/containers/web/capture",
+        &[JSON, CSRF],
+        body,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         *srv.view.acted.lock().unwrap(),
@@ -358,7 +462,13 @@ fn actions_need_confirmation_the_header_json_and_our_origin() {
 fn bodies_over_the_limit_and_foreign_hosts_are_refused() {
     let srv = serve(None, Fixed::default());
     let big = format!(r#"{{"confirm": true, "pad": "{}"}}"#, "x".repeat(5000));
-    let r = req(&srv, "POST", "/api/v1/containers/web/isolate", &[JSON, CSRF], &big);
+    let r = req(
+        &srv,
+        "POST",
+        "/api/v1/containers/web/isolate",
+        &[JSON, CSRF],
+        &big,
+    );
     assert_eq!(r.status, 413, "{}", r.body);
     // Chunked, with no length announced: cut at the limit as it streams.
     let chunk = "y".repeat(3000);
@@ -373,7 +483,10 @@ fn bodies_over_the_limit_and_foreign_hosts_are_refused() {
     assert!(srv.view.acted.lock().unwrap().is_empty());
     let r = raw(&srv, b"GET /api/v1/containers HTTP/1.1\r\nHost: attacker.example:7878\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = raw(&srv, b"GET /healthz HTTP/1.1\r\nHost: localhost:7878\r\nConnection: close\r\n\r\n");
+    let r = raw(
+        &srv,
+        b"GET /healthz HTTP/1.1\r\nHost: localhost:7878\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
 }
 
@@ -383,8 +496,10 @@ fn the_stream_sends_new_alerts_as_they_come() {
     srv.ring.push(&alert(1));
     let mut s = TcpStream::connect(srv.server.local_addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /api/v1/alerts/stream?after_id=0&container=web HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"GET /api/v1/alerts/stream?after_id=0&container=web HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    )
+    .unwrap();
     let mut r = BufReader::new(s);
     let mut line = String::new();
     let mut read_until = |want: &str, r: &mut BufReader<TcpStream>| -> Vec<String> {
@@ -399,7 +514,11 @@ fn the_stream_sends_new_alerts_as_they_come() {
         }
     };
     let head = read_until("data: {\"last_id\"", &mut r);
-    assert!(head.iter().any(|l| l.eq_ignore_ascii_case("content-type: text/event-stream")), "{head:?}");
+    assert!(
+        head.iter()
+            .any(|l| l.eq_ignore_ascii_case("content-type: text/event-stream")),
+        "{head:?}"
+    );
     // The backlog after after_id, then a new one.
     let first = read_until("data: {", &mut r);
     assert!(first.iter().any(|l| l == "id: 1"), "{first:?}");

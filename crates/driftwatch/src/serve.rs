@@ -194,7 +194,8 @@ impl AgentApi {
     fn act_now(&self, container: &str, action: ManualAction) -> Result<ActionRecord, ApiError> {
         let entry = self.find(container)?;
         let meta = &entry.meta;
-        let log = ActionLog::open(&self.actions_log).map_err(|e| ApiError::internal(e.to_string()))?;
+        let log =
+            ActionLog::open(&self.actions_log).map_err(|e| ApiError::internal(e.to_string()))?;
         let engine = self.engine();
         let engine_ref = engine.as_ref().map(|e| e as &dyn ContainerEngine);
         let start = now_ns();
@@ -212,8 +213,16 @@ impl AgentApi {
                     container_name: meta.name.clone(),
                     image_repository: meta.image.repository.clone(),
                     image_tag: meta.image.tag.clone(),
-                    k8s_namespace: meta.k8s.as_ref().map(|k| k.namespace.clone()).unwrap_or_default(),
-                    k8s_pod: meta.k8s.as_ref().map(|k| k.pod_name.clone()).unwrap_or_default(),
+                    k8s_namespace: meta
+                        .k8s
+                        .as_ref()
+                        .map(|k| k.namespace.clone())
+                        .unwrap_or_default(),
+                    k8s_pod: meta
+                        .k8s
+                        .as_ref()
+                        .map(|k| k.pod_name.clone())
+                        .unwrap_or_default(),
                     ..AlertFacts::default()
                 };
                 let socket = self
@@ -331,7 +340,8 @@ impl AgentView for AgentApi {
         let about = |r: &ActionRecord, c: &str| {
             let c = c.to_ascii_lowercase();
             r.container.name == c
-                || (c.len() >= 4 && r.container.id.len() >= 4
+                || (c.len() >= 4
+                    && r.container.id.len() >= 4
                     && (r.container.id.starts_with(&c) || c.starts_with(&r.container.id)))
         };
         records
@@ -568,10 +578,9 @@ impl AgentView for AgentApi {
         put(
             "responder",
             match &self.responder {
-                Some(r) => ComponentHealth::ok(format!(
-                    "{} alerts queued",
-                    r.stats().queue_depth()
-                )),
+                Some(r) => {
+                    ComponentHealth::ok(format!("{} alerts queued", r.stats().queue_depth()))
+                }
                 None => ComponentHealth::disabled("no playbook (--playbook)"),
             },
         );
@@ -633,9 +642,10 @@ impl ApiArgs {
         let defaults = driftwatch_config::Api::default();
         let listen = match self.api_listen {
             Some(a) => a,
-            None => defaults.listen.parse().map_err(|e| {
-                anyhow::anyhow!("the default API address {}: {e}", defaults.listen)
-            })?,
+            None => defaults
+                .listen
+                .parse()
+                .map_err(|e| anyhow::anyhow!("the default API address {}: {e}", defaults.listen))?,
         };
         let token = self
             .api_token_file

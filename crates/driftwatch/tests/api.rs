@@ -47,8 +47,7 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -78,7 +77,14 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &st
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -271,8 +277,8 @@ impl TestNetns {
                 return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
             }
             let t = Duration::from_secs(2);
-            let mut s = TcpStream::connect_timeout(&addr, t)
-                .map_err(|e| format!("connect {addr}: {e}"))?;
+            let mut s =
+                TcpStream::connect_timeout(&addr, t).map_err(|e| format!("connect {addr}: {e}"))?;
             s.set_read_timeout(Some(t)).unwrap();
             s.write_all(b"GET / HTTP/1.0\r\n\r\n")
                 .map_err(|e| e.to_string())?;
@@ -311,7 +317,11 @@ fn web_container(name: &str) -> Container {
         if out.contains("hello") {
             break;
         }
-        assert!(start.elapsed() < WAIT, "httpd in {} never answered", c.short());
+        assert!(
+            start.elapsed() < WAIT,
+            "httpd in {} never answered",
+            c.short()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     c
@@ -341,9 +351,11 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     assert_eq!(hj["components"]["exec_sensor"]["status"], "ok", "{hj}");
     assert_eq!(hj["components"]["engines"]["status"], "ok", "{hj}");
     // Security headers on every answer.
-    assert!(h.header("content-security-policy").is_some_and(|c| c.contains("frame-ancestors 'none'")
-        && c.contains("script-src 'self'")
-        && !c.contains("unsafe-inline")));
+    assert!(h.header("content-security-policy").is_some_and(
+        |c| c.contains("frame-ancestors 'none'")
+            && c.contains("script-src 'self'")
+            && !c.contains("unsafe-inline")
+    ));
     assert_eq!(h.header("x-content-type-options"), Some("nosniff"));
 
     // The container, with its engine, image and enforcement mode.
@@ -386,11 +398,22 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
         &format!("/api/v1/alerts?container={n}&rule=Nothing+such&limit=10"),
     );
     assert_eq!(r.json()["alerts"], json!([]), "{}", r.body);
-    let r = get(port, &format!("/api/v1/alerts?container={n}&tag=binary_drift&priority=critical"));
-    assert!(!r.json()["alerts"].as_array().unwrap().is_empty(), "{}", r.body);
+    let r = get(
+        port,
+        &format!("/api/v1/alerts?container={n}&tag=binary_drift&priority=critical"),
+    );
+    assert!(
+        !r.json()["alerts"].as_array().unwrap().is_empty(),
+        "{}",
+        r.body
+    );
     let r = get(port, "/api/v1/alerts?priority=loud");
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.json()["error"].as_str().unwrap().contains("loud"), "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("loud"),
+        "{}",
+        r.body
+    );
 
     let after = metrics(port);
     assert!(metric(&after, "driftwatch_events_total{sensor=\"exec\"}") > exec_before);
@@ -398,7 +421,9 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     assert!(
         metric(
             &after,
-            &format!("driftwatch_alerts_by_rule_total{{rule=\"{DRIFT_RULE}\",priority=\"Critical\"}}")
+            &format!(
+                "driftwatch_alerts_by_rule_total{{rule=\"{DRIFT_RULE}\",priority=\"Critical\"}}"
+            )
         ) >= 1.0
     );
     assert!(metric(&after, "driftwatch_alert_latency_seconds_count") >= 1.0);
@@ -409,10 +434,18 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     let d = d.json();
     assert!(d["drift"]["alerts"].as_u64().unwrap() >= 1, "{d}");
     assert_eq!(d["drift"]["by_verdict"]["added"], 1, "{d}");
-    assert_eq!(d["drift"]["last_alert"]["rule"].is_string(), true, "{d}");
+    assert!(d["drift"]["last_alert"]["rule"].is_string(), "{d}");
     assert!(
-        d["processes"].as_array().unwrap().iter().any(|p| p["exe"] == "/bin/busybox"
-            && p["cmdline"].as_array().unwrap().iter().any(|a| a == "httpd")),
+        d["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["exe"] == "/bin/busybox"
+                && p["cmdline"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a == "httpd")),
         "{d}"
     );
     assert_eq!(d["isolated"], false, "{d}");
@@ -423,28 +456,64 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     let diff = diff.json();
     assert_eq!(diff["drifted"], true, "{diff}");
     assert!(
-        diff["files"].as_array().unwrap().iter().any(|f| f["path"] == "/tmp/x/true" && f["change"] == "added"),
+        diff["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "/tmp/x/true" && f["change"] == "added"),
         "{diff}"
     );
 
     // Unknown containers and endpoints: JSON errors naming them.
     let r = get(port, "/api/v1/containers/no-such-container");
     assert_eq!(r.status, 404);
-    assert!(r.json()["error"].as_str().unwrap().contains("no-such-container"), "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-container"),
+        "{}",
+        r.body
+    );
     let r = get(port, "/api/v1/nothing");
     assert_eq!(r.status, 404);
 
     // Actions are guarded: confirmation, the custom header, same origin.
-    let r = http(port, "POST", &format!("/api/v1/containers/{n}/isolate"),
-        &[("Content-Type", "application/json"), ("X-Driftwatch-Request", "1")], "{}");
+    let r = http(
+        port,
+        "POST",
+        &format!("/api/v1/containers/{n}/isolate"),
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Driftwatch-Request", "1"),
+        ],
+        "{}",
+    );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.json()["error"].as_str().unwrap().contains(&n), "{}", r.body);
-    let r = http(port, "POST", &format!("/api/v1/containers/{n}/isolate"),
-        &[("Content-Type", "application/json")], r#"{"confirm": true}"#);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains(&n),
+        "{}",
+        r.body
+    );
+    let r = http(
+        port,
+        "POST",
+        &format!("/api/v1/containers/{n}/isolate"),
+        &[("Content-Type", "application/json")],
+        r#"{"confirm": true}"#,
+    );
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = http(port, "POST", &format!("/api/v1/containers/{n}/isolate"),
-        &[("Content-Type", "application/json"), ("X-Driftwatch-Request", "1"), ("Origin", "http://evil.example")],
-        r#"{"confirm": true}"#);
+    let r = http(
+        port,
+        "POST",
+        &format!("/api/v1/containers/{n}/isolate"),
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Driftwatch-Request", "1"),
+            ("Origin", "http://evil.example"),
+        ],
+        r#"{"confirm": true}"#,
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     let r = get(port, &format!("/api/v1/containers/{n}/isolate"));
     assert_eq!(r.status, 405, "{}", r.body);
@@ -452,7 +521,11 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     // Isolation cuts the container's network for real; release restores it.
     let outside = TestNetns::link_to(&c, 91);
     let url = "169.254.91.2:8080";
-    assert_eq!(outside.fetch(url).unwrap().trim(), "hello", "reachable before");
+    assert_eq!(
+        outside.fetch(url).unwrap().trim(),
+        "hello",
+        "reachable before"
+    );
     let r = act(port, &n, "isolate");
     assert_eq!(r.status, 200, "{}", r.body);
     let rec = r.json();
@@ -462,12 +535,19 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     outside
         .fetch(url)
         .expect_err("the container must be unreachable once isolated");
-    assert_eq!(get(port, &format!("/api/v1/containers/{n}")).json()["isolated"], true);
+    assert_eq!(
+        get(port, &format!("/api/v1/containers/{n}")).json()["isolated"],
+        true
+    );
 
     let r = act(port, c.short(), "release");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["result"], "ok", "{}", r.body);
-    assert_eq!(outside.fetch(url).unwrap().trim(), "hello", "reachable after release");
+    assert_eq!(
+        outside.fetch(url).unwrap().trim(),
+        "hello",
+        "reachable after release"
+    );
 
     let acts = get(port, &format!("/api/v1/actions?container={n}")).json();
     let names: Vec<&str> = acts["actions"]
@@ -482,7 +562,10 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     assert_eq!(log.lines().count(), 2, "{log}");
 
     let m = metrics(port);
-    assert_eq!(metric(&m, "driftwatch_api_actions_total{result=\"ok\"}"), 2.0);
+    assert_eq!(
+        metric(&m, "driftwatch_api_actions_total{result=\"ok\"}"),
+        2.0
+    );
     drop(s);
 }
 
@@ -493,12 +576,22 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     }
     // No token file: a non-loopback address is refused before the agent starts.
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args(["run", "--no-stdout", "--api-listen", "0.0.0.0:7879", "--duration", "1"])
+        .args([
+            "run",
+            "--no-stdout",
+            "--api-listen",
+            "0.0.0.0:7879",
+            "--duration",
+            "1",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a loopback address") && err.contains("0.0.0.0:7879"), "{err}");
+    assert!(
+        err.contains("not a loopback address") && err.contains("0.0.0.0:7879"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let token = "s3cret-token-for-the-api-test";
@@ -507,22 +600,47 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     let short = dir.path().join("short");
     std::fs::write(&short, "abc\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args(["run", "--no-stdout", "--api-token-file", short.to_str().unwrap(), "--duration", "1"])
+        .args([
+            "run",
+            "--no-stdout",
+            "--api-token-file",
+            short.to_str().unwrap(),
+            "--duration",
+            "1",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(short.to_str().unwrap()) && !err.contains("abc"), "{err}");
+    assert!(
+        err.contains(short.to_str().unwrap()) && !err.contains("abc"),
+        "{err}"
+    );
 
     let s = Served::start(&["--api-token-file", file.to_str().unwrap()]);
     let port = s.port;
     for path in ["/api/v1/containers", "/api/v1/alerts", "/metrics"] {
         let r = get(port, path);
         assert_eq!(r.status, 401, "{path}: {}", r.body);
-        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"driftwatch\""));
-        let r = http(port, "GET", path, &[("Authorization", "Bearer wrong-token-of-some-length")], "");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"driftwatch\"")
+        );
+        let r = http(
+            port,
+            "GET",
+            path,
+            &[("Authorization", "Bearer wrong-token-of-some-length")],
+            "",
+        );
         assert_eq!(r.status, 401, "{path}");
-        let r = http(port, "GET", path, &[("Authorization", &format!("Bearer {token}"))], "");
+        let r = http(
+            port,
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            "",
+        );
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }
     // Health stays open (liveness probes), and says nothing secret.
@@ -531,12 +649,21 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     assert!(!r.body.contains(token));
     // Actions with the token but cross-site: still refused.
     let auth = format!("Bearer {token}");
-    let r = http(port, "POST", "/api/v1/containers/x/isolate",
-        &[("Authorization", &auth), ("Content-Type", "application/json")], r#"{"confirm":true}"#);
+    let r = http(
+        port,
+        "POST",
+        "/api/v1/containers/x/isolate",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"confirm":true}"#,
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     // A foreign Host (DNS rebinding) is refused on loopback.
     let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n").unwrap();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut text = String::new();
     sock.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 403"), "{text}");
@@ -555,8 +682,16 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
 
     let mut b = browser::Browser::start(1400, 900);
     b.navigate(&format!("http://127.0.0.1:{port}/"));
-    b.wait_for("the timeline", "document.body.dataset.ready === '1' && document.getElementById('alert-rows')", WAIT);
-    b.wait_for("live updates", "document.getElementById('live').textContent === 'live'", WAIT);
+    b.wait_for(
+        "the timeline",
+        "document.body.dataset.ready === '1' && document.getElementById('alert-rows')",
+        WAIT,
+    );
+    b.wait_for(
+        "live updates",
+        "document.getElementById('live').textContent === 'live'",
+        WAIT,
+    );
 
     // Drift after the page loaded: the alert arrives live.
     drift(&c, "x");
@@ -578,63 +713,130 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
     );
     b.wait_for("the markup path shown as text", &shown, WAIT);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(b.eval("typeof window.__xss"), json!("undefined"), "the payload ran");
-    assert_eq!(b.eval("document.querySelectorAll('main img').length"), json!(0));
+    assert_eq!(
+        b.eval("typeof window.__xss"),
+        json!("undefined"),
+        "the payload ran"
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('main img').length"),
+        json!(0)
+    );
     b.screenshot(&shots.join("timeline.png"));
 
     // Filters: text, then priority.
     b.eval("(() => { const i = document.getElementById('f-text'); i.value = 'onerror'; i.dispatchEvent(new Event('input')); })()");
     let rows = b.eval("[...document.querySelectorAll('#alert-rows tr')].map(r => r.textContent)");
     let rows = rows.as_array().unwrap();
-    assert!(!rows.is_empty() && rows.iter().all(|r| r.as_str().unwrap().contains(XSS)), "{rows:?}");
-    b.eval("(() => { const i = document.getElementById('f-text'); i.value = ''; i.dispatchEvent(new Event('input')); const p = document.getElementById('f-priority'); p.value = 'Critical'; p.dispatchEvent(new Event('change')); })()");
-    let prios = b.eval("[...document.querySelectorAll('#alert-rows .prio')].map(p => p.textContent)");
     assert!(
-        prios.as_array().unwrap().iter().all(|p| ["Emergency", "Alert", "Critical"].contains(&p.as_str().unwrap())),
+        !rows.is_empty() && rows.iter().all(|r| r.as_str().unwrap().contains(XSS)),
+        "{rows:?}"
+    );
+    b.eval("(() => { const i = document.getElementById('f-text'); i.value = ''; i.dispatchEvent(new Event('input')); const p = document.getElementById('f-priority'); p.value = 'Critical'; p.dispatchEvent(new Event('change')); })()");
+    let prios =
+        b.eval("[...document.querySelectorAll('#alert-rows .prio')].map(p => p.textContent)");
+    assert!(
+        prios
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| ["Emergency", "Alert", "Critical"].contains(&p.as_str().unwrap())),
         "{prios}"
     );
 
     // The container page: image, mode, diff, processes.
     b.navigate(&format!("http://127.0.0.1:{port}/#/container/{n}"));
     b.wait_for("the image", &format!("document.getElementById('image') && document.getElementById('image').textContent === {}", json!(BUSYBOX)), WAIT);
-    assert_eq!(b.eval("document.getElementById('mode').textContent"), json!("detect"));
+    assert_eq!(
+        b.eval("document.getElementById('mode').textContent"),
+        json!("detect")
+    );
     b.wait_for("the diff", "document.getElementById('diff-summary') && document.getElementById('diff-summary').textContent.includes('drifted')", Duration::from_secs(120));
-    let entries = b.eval("[...document.querySelectorAll('#diff-entries td.mono')].map(t => t.textContent)");
-    assert!(entries.as_array().unwrap().iter().any(|e| e == "/tmp/x/true"), "{entries}");
-    assert!(entries.as_array().unwrap().iter().any(|e| e == &json!(format!("/tmp/{XSS}/true"))), "{entries}");
+    let entries =
+        b.eval("[...document.querySelectorAll('#diff-entries td.mono')].map(t => t.textContent)");
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "/tmp/x/true"),
+        "{entries}"
+    );
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == &json!(format!("/tmp/{XSS}/true"))),
+        "{entries}"
+    );
     let tree = b.eval("document.getElementById('proc-tree').textContent");
     assert!(tree.as_str().unwrap().contains("sleep 300"), "{tree}");
     assert_eq!(b.eval("typeof window.__xss"), json!("undefined"));
     b.screenshot(&shots.join("container.png"));
 
     // Isolate asks first; cancelling does nothing.
-    let actions = |port| get(port, &format!("/api/v1/actions?container={n}")).json()["actions"].as_array().unwrap().len();
+    let actions = |port| {
+        get(port, &format!("/api/v1/actions?container={n}")).json()["actions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     b.eval("document.getElementById('btn-isolate').click()");
-    b.wait_for("the confirmation dialog", "document.getElementById('confirm').open", WAIT);
+    b.wait_for(
+        "the confirmation dialog",
+        "document.getElementById('confirm').open",
+        WAIT,
+    );
     let title = b.eval("document.getElementById('confirm-title').textContent");
     assert!(title.as_str().unwrap().contains(&n), "{title}");
     b.screenshot(&shots.join("confirm-isolate.png"));
     assert_eq!(actions(port), 0, "nothing is done before confirming");
     b.eval("document.getElementById('confirm-cancel').click()");
-    b.wait_for("the dialog closed", "!document.getElementById('confirm').open", WAIT);
+    b.wait_for(
+        "the dialog closed",
+        "!document.getElementById('confirm').open",
+        WAIT,
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(actions(port), 0, "cancelled: nothing done");
-    assert_eq!(get(port, &format!("/api/v1/containers/{n}")).json()["isolated"], false);
+    assert_eq!(
+        get(port, &format!("/api/v1/containers/{n}")).json()["isolated"],
+        false
+    );
 
     // Confirmed: isolated for real.
     b.eval("document.getElementById('btn-isolate').click()");
-    b.wait_for("the confirmation dialog", "document.getElementById('confirm').open", WAIT);
+    b.wait_for(
+        "the confirmation dialog",
+        "document.getElementById('confirm').open",
+        WAIT,
+    );
     b.eval("document.getElementById('confirm-ok').click()");
     b.wait_for("the isolation result", "document.getElementById('action-result') && document.getElementById('action-result').textContent.includes('Isolate: ok')", WAIT);
-    assert_eq!(get(port, &format!("/api/v1/containers/{n}")).json()["isolated"], true);
-    b.wait_for("the isolated badge", "document.getElementById('isolated')", WAIT);
+    assert_eq!(
+        get(port, &format!("/api/v1/containers/{n}")).json()["isolated"],
+        true
+    );
+    b.wait_for(
+        "the isolated badge",
+        "document.getElementById('isolated')",
+        WAIT,
+    );
     b.screenshot(&shots.join("container-isolated.png"));
     let r = act(port, &n, "release");
     assert_eq!(r.json()["result"], "ok", "{}", r.body);
 
     // Rules.
     b.navigate(&format!("http://127.0.0.1:{port}/#/rules"));
-    b.wait_for("the rules", &format!("[...document.querySelectorAll('#rules td')].some(t => t.textContent.includes({}))", json!(DRIFT_RULE)), WAIT);
+    b.wait_for(
+        "the rules",
+        &format!(
+            "[...document.querySelectorAll('#rules td')].some(t => t.textContent.includes({}))",
+            json!(DRIFT_RULE)
+        ),
+        WAIT,
+    );
     b.screenshot(&shots.join("rules.png"));
 
     b.navigate(&format!("http://127.0.0.1:{port}/#/containers"));

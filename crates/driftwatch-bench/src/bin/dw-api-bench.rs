@@ -77,15 +77,28 @@ impl AgentView for Quiet {
 
 fn sample_alert(i: usize) -> Alert {
     let mut f = std::collections::BTreeMap::new();
-    f.insert("container.id".to_string(), serde_json::json!(format!("{:012x}", i % 50)));
-    f.insert("container.name".to_string(), serde_json::json!(format!("web-{}", i % 50)));
+    f.insert(
+        "container.id".to_string(),
+        serde_json::json!(format!("{:012x}", i % 50)),
+    );
+    f.insert(
+        "container.name".to_string(),
+        serde_json::json!(format!("web-{}", i % 50)),
+    );
     f.insert("proc.pid".to_string(), serde_json::json!(1000 + i));
-    f.insert("proc.exepath".to_string(), serde_json::json!(format!("/tmp/x{i}/true")));
+    f.insert(
+        "proc.exepath".to_string(),
+        serde_json::json!(format!("/tmp/x{i}/true")),
+    );
     f.insert("drift.verdict".to_string(), serde_json::json!("added"));
     Alert {
         time: Alert::format_time(i as u64 * 1_000_000),
         rule: format!("rule {}", i % 12),
-        priority: if i % 3 == 0 { Priority::Critical } else { Priority::Notice },
+        priority: if i.is_multiple_of(3) {
+            Priority::Critical
+        } else {
+            Priority::Notice
+        },
         source: "syscall".into(),
         hostname: "bench".into(),
         output: format!("Executable not in the image executed (proc_exepath=/tmp/x{i}/true ...)"),
@@ -119,7 +132,13 @@ fn get(r: &mut BufReader<TcpStream>, req: &[u8]) -> anyhow::Result<Duration> {
     Ok(t0.elapsed())
 }
 
-fn load(addr: SocketAddr, path: &str, token: Option<&str>, clients: usize, secs: u64) -> anyhow::Result<()> {
+fn load(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    clients: usize,
+    secs: u64,
+) -> anyhow::Result<()> {
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -131,24 +150,24 @@ fn load(addr: SocketAddr, path: &str, token: Option<&str>, clients: usize, secs:
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let req = req.clone();
-            std::thread::spawn(move || -> anyhow::Result<(Vec<u32>, u64)> {
+            std::thread::spawn(move || -> anyhow::Result<Vec<u32>> {
                 let s = TcpStream::connect(addr).context("connecting")?;
                 s.set_nodelay(true)?;
                 let mut r = BufReader::new(s);
                 let mut lat = Vec::new();
-                let mut bytes = 0;
                 while Instant::now() < deadline {
                     let d = get(&mut r, &req)?;
                     lat.push(d.as_micros() as u32);
-                    bytes += 1;
                 }
-                Ok((lat, bytes))
+                Ok(lat)
             })
         })
         .collect();
     let mut all = Vec::new();
     for t in threads {
-        let (lat, _) = t.join().map_err(|_| anyhow::anyhow!("a client panicked"))??;
+        let lat = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client panicked"))??;
         all.extend(lat);
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -186,7 +205,10 @@ fn main() -> anyhow::Result<()> {
                 ring,
             )?;
             let a = s.local_addr();
-            println!("in-process API server on {a}, {} alerts in its ring", args.alerts);
+            println!(
+                "in-process API server on {a}, {} alerts in its ring",
+                args.alerts
+            );
             _server = Some(s);
             a
         }

@@ -107,7 +107,10 @@ impl Browser {
             "Target.attachToTarget",
             json!({"targetId": target_id, "flatten": true}),
         );
-        b.session = attached["sessionId"].as_str().expect("sessionId").to_string();
+        b.session = attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string();
         b.call("Page.enable", json!({}));
         b.call("Runtime.enable", json!({}));
         b.call(
@@ -122,11 +125,7 @@ impl Browser {
             Some("Runtime.consoleAPICalled") => {
                 let args: Vec<String> = v["params"]["args"]
                     .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|x| x["value"].to_string())
-                            .collect()
-                    })
+                    .map(|a| a.iter().map(|x| x["value"].to_string()).collect())
                     .unwrap_or_default();
                 self.console.push(format!(
                     "console.{}: {}",
@@ -135,10 +134,8 @@ impl Browser {
                 ));
             }
             Some("Runtime.exceptionThrown") => {
-                self.console.push(format!(
-                    "exception: {}",
-                    v["params"]["exceptionDetails"]
-                ));
+                self.console
+                    .push(format!("exception: {}", v["params"]["exceptionDetails"]));
             }
             _ => {}
         }
@@ -169,7 +166,9 @@ impl Browser {
                 }
                 Ok(v) => self.note_event(&v),
                 Err(RecvTimeoutError::Timeout) => panic!("chromium: no answer to {method} in 60 s"),
-                Err(RecvTimeoutError::Disconnected) => panic!("chromium exited (answering {method})"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("chromium exited (answering {method})")
+                }
             }
         }
     }
@@ -196,7 +195,9 @@ impl Browser {
         let start = Instant::now();
         loop {
             // The page may be between documents: an exception is "not yet".
-            let probe = format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()");
+            let probe = format!(
+                "(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()"
+            );
             if self.eval(&probe) == json!(true) {
                 return;
             }
