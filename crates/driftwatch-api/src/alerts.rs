@@ -4,8 +4,8 @@
 //! queries; live updates still come from the ring.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use driftwatch_model::{Alert, Priority};
 use serde::Serialize;
@@ -95,6 +95,14 @@ pub trait AlertSource: Send + Sync {
     fn query_alerts(&self, filter: &AlertFilter) -> Vec<StoredAlert>;
     /// The id of the newest alert, 0 when none.
     fn last_id(&self) -> u64;
+    /// [`AlertSource::query_alerts`], each alert as its JSON text (what the API sends).
+    /// Sources that keep the text (the ring does) override it to skip serializing.
+    fn query_alerts_json(&self, filter: &AlertFilter) -> Vec<Arc<str>> {
+        self.query_alerts(filter)
+            .iter()
+            .filter_map(|a| serde_json::to_string(a).ok().map(Arc::from))
+            .collect()
+    }
 }
 
 /// The last `capacity` alerts, in memory, and a broadcast of each new one for live updates.
@@ -109,7 +117,8 @@ pub struct AlertRing {
 
 #[derive(Default)]
 struct Ring {
-    alerts: VecDeque<StoredAlert>,
+    /// Each alert with its JSON text, serialized once when it came in.
+    alerts: VecDeque<(StoredAlert, Arc<str>)>,
     /// (rule, priority) → alerts raised since start: the rule set bounds the cardinality.
     by_rule: BTreeMap<(String, Priority), u64>,
 }
@@ -154,7 +163,8 @@ impl AlertRing {
         if ring.alerts.len() == self.capacity {
             ring.alerts.pop_front();
         }
-        ring.alerts.push_back(stored.clone());
+        let json: Arc<str> = serde_json::to_string(&stored).unwrap_or_default().into();
+        ring.alerts.push_back((stored.clone(), json));
         drop(ring);
         // No receiver is not an error.
         let _ = self.live.send(stored);
@@ -194,10 +204,23 @@ impl AlertSource for AlertRing {
         ring.alerts
             .iter()
             .rev()
+            .map(|(a, _)| a)
             .take_while(|a| filter.after_id.is_none_or(|i| a.id > i))
             .filter(|a| filter.matches(a))
             .take(filter.limit)
             .cloned()
+            .collect()
+    }
+
+    fn query_alerts_json(&self, filter: &AlertFilter) -> Vec<Arc<str>> {
+        let ring = self.lock();
+        ring.alerts
+            .iter()
+            .rev()
+            .take_while(|(a, _)| filter.after_id.is_none_or(|i| a.id > i))
+            .filter(|(a, _)| filter.matches(a))
+            .take(filter.limit)
+            .map(|(_, j)| j.clone())
             .collect()
     }
 
@@ -244,6 +267,13 @@ mod tests {
             ..AlertFilter::default()
         });
         assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), [5, 4, 3]);
+        // The kept JSON is the alert's serialization.
+        let json = ring.query_alerts_json(&AlertFilter {
+            limit: 10,
+            ..AlertFilter::default()
+        });
+        assert_eq!(json.len(), 3);
+        assert_eq!(&*json[0], serde_json::to_string(&all[0]).unwrap());
         assert_eq!(ring.last_id(), 5);
         let counts = ring.counts_by_rule();
         assert_eq!(counts.iter().map(|c| c.1).sum::<u64>(), 5);

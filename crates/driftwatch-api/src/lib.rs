@@ -15,7 +15,7 @@ pub mod server;
 pub mod view;
 
 pub use alerts::{AlertFilter, AlertRing, AlertSource, StoredAlert};
-pub use metrics::MetricsWriter;
+pub use metrics::{MetricsSource, MetricsWriter};
 pub use server::{ApiConfig, ApiServer, BindError};
 pub use view::{
     AgentView, ApiError, ComponentHealth, ContainerDetail, ContainerSummary, Health, ManualAction,

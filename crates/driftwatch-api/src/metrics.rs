@@ -5,6 +5,14 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+/// Anything that adds lines to `/metrics` (the outputs, the store, ...): registered with the
+/// binary's view (`ApiContext::metric_sources` in crates/driftwatch/src/serve.rs), called on
+/// every scrape. Use family names of your own (`driftwatch_outputs_...`): a family written
+/// twice is a bug.
+pub trait MetricsSource: Send + Sync {
+    fn write_metrics(&self, out: &mut MetricsWriter);
+}
+
 /// The content type of `/metrics`.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

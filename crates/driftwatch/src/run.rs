@@ -211,6 +211,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         docker_socket: (!args.no_engine).then(|| args.docker_socket.clone()),
         kube: args.kube.client()?,
         alerts_file: args.json_out.clone(),
+        metric_sources: Vec::new(),
     };
     let config = AgentConfig {
         enforcement,

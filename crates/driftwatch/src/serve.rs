@@ -50,6 +50,8 @@ pub struct AgentApi {
     pub kube: Option<Arc<dyn KubeApi>>,
     pub alerts_file: Option<PathBuf>,
     pub started: Instant,
+    /// Other parts' metrics (outputs, store), appended on every scrape.
+    pub metric_sources: Vec<Arc<dyn driftwatch_api::MetricsSource>>,
     /// Manual actions requested through the API, by result.
     pub manual_ok: AtomicU64,
     pub manual_failed: AtomicU64,
@@ -337,9 +339,9 @@ impl AgentView for AgentApi {
         let Ok((records, _)) = driftwatch_response::read_records(&self.actions_log) else {
             return Vec::new();
         };
-        let about = |r: &ActionRecord, c: &str| {
-            let c = c.to_ascii_lowercase();
-            r.container.name == c
+        let about = |r: &ActionRecord, name: &str| {
+            let c = name.to_ascii_lowercase();
+            r.container.name == name
                 || (c.len() >= 4
                     && r.container.id.len() >= 4
                     && (r.container.id.starts_with(&c) || c.starts_with(&r.container.id)))
@@ -519,6 +521,9 @@ impl AgentView for AgentApi {
             "Seconds since the agent started.",
             self.started.elapsed().as_secs_f64(),
         );
+        for s in &self.metric_sources {
+            s.write_metrics(w);
+        }
     }
 
     fn health(&self) -> Health {
@@ -616,6 +621,8 @@ pub struct ApiContext {
     pub docker_socket: Option<PathBuf>,
     pub kube: Option<Arc<dyn KubeApi>>,
     pub alerts_file: Option<PathBuf>,
+    /// Metrics of other parts (outputs queue depths, the store): add yours here.
+    pub metric_sources: Vec<Arc<dyn driftwatch_api::MetricsSource>>,
 }
 
 impl ApiContext {
@@ -688,6 +695,7 @@ pub fn start(
         docker_socket: ctx.docker_socket,
         kube: ctx.kube,
         alerts_file: ctx.alerts_file,
+        metric_sources: ctx.metric_sources,
         started: Instant::now(),
         manual_ok: AtomicU64::new(0),
         manual_failed: AtomicU64::new(0),
