@@ -54,6 +54,11 @@ impl Emitter {
         }
     }
 
+    /// The loaded rules.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
     pub fn shared(self) -> SharedEmitter {
         Arc::new(Mutex::new(self))
     }
@@ -63,10 +68,6 @@ impl Emitter {
     pub fn set_rules(&mut self, rules: RuleSet) {
         self.rules = rules;
         self.matches.clear();
-    }
-
-    pub fn rules(&self) -> &RuleSet {
-        &self.rules
     }
 
     /// Adds a sink after the others (e.g. response playbooks configured by a reload).
@@ -95,6 +96,7 @@ impl Emitter {
                 }
             }
             let latency_us = now_wall_ns().saturating_sub(event.time_ns) / 1000;
+            self.stats.alert_latency.observe_us(latency_us);
             if let Ok(mut l) = self.stats.alert_latency_us.lock()
                 && l.len() < 1_000_000
             {

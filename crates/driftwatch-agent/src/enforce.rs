@@ -349,6 +349,8 @@ pub struct EnforceStats {
     /// Time from reading an exec permission request to answering it, in microseconds (the
     /// first million).
     pub decision_us: Mutex<Vec<u32>>,
+    /// The same time, every decision, in fixed buckets (for `/metrics`).
+    pub decision: crate::histogram::Histogram,
 }
 
 impl EnforceStats {
@@ -848,6 +850,7 @@ impl Enforcer {
                     tracing::warn!("answering the exec of pid {}: {e}", r.pid);
                 }
                 let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                self.stats.decision.observe_us(u64::from(us));
                 if let Ok(mut d) = self.stats.decision_us.lock()
                     && d.len() < 1_000_000
                 {

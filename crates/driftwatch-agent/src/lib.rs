@@ -8,6 +8,7 @@ mod emitter;
 mod enforce;
 mod exec_verdict;
 mod file_drift;
+mod histogram;
 mod image_verify;
 mod net_drift;
 mod outputs;
@@ -20,11 +21,12 @@ pub use baseline::{
     ImageBaseline,
 };
 pub use config_drift::{ConfigDrift, ConfigDriftStats};
-pub use containers::{ContainerFs, ContainerRegistry, RegistryStats};
+pub use containers::{ContainerEntry, ContainerFs, ContainerRegistry, RegistryStats};
 pub use emitter::{Emitter, SharedEmitter, emit};
 pub use enforce::{AllowEntry, EnforceStats, EnforcementPolicy, Enforcer, Scope, ScopeMatch};
 pub use exec_verdict::{ExecAnalysis, analyze_exec, loader_target};
 pub use file_drift::{FileDrift, FileDriftConfig, FileStats};
+pub use histogram::{Histogram, LATENCY_BOUNDS_US};
 pub use image_verify::{DEFAULT_LAYER_CACHE, ImageVerifier, ImageVerifyConfig, ImageVerifyStats};
 pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};
 pub use outputs::AlertSink;

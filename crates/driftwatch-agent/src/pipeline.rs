@@ -98,6 +98,8 @@ pub struct AgentStats {
     pub output_errors: AtomicU64,
     /// Exec-to-written latency of each alert, in microseconds (the first million).
     pub alert_latency_us: std::sync::Mutex<Vec<u32>>,
+    /// The same latency, every alert, in fixed buckets (for `/metrics`).
+    pub alert_latency: crate::histogram::Histogram,
 }
 
 impl AgentStats {
@@ -348,6 +350,14 @@ impl Agent {
     /// Counters of configuration reloads.
     pub fn reload_stats(&self) -> &Arc<crate::reload::ReloadStats> {
         &self.reloads
+    }
+
+    /// The enforcement mode of a container's scope (`detect` or `prevent`).
+    pub fn enforcement_mode(
+        &self,
+        meta: &driftwatch_model::ContainerMeta,
+    ) -> driftwatch_model::EnforcementMode {
+        self.enforcer.policy().mode_for(meta)
     }
 
     /// Prevention's counters.

@@ -52,6 +52,17 @@ pub struct ResponderStats {
     pub dry_run: AtomicU64,
     /// Records that could not be written to the actions log.
     pub record_errors: AtomicU64,
+    /// Alerts taken from the queue by the responder's thread.
+    pub taken: AtomicU64,
+}
+
+impl ResponderStats {
+    /// Alerts waiting in the queue now.
+    pub fn queue_depth(&self) -> u64 {
+        self.queued
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.taken.load(Ordering::Relaxed))
+    }
 }
 
 struct Queued {
@@ -215,6 +226,7 @@ impl Worker {
         let kube = self.kube.clone();
         let alerts_file = self.alerts_file.clone();
         while let Ok(q) = rx.recv() {
+            self.stats.taken.fetch_add(1, Ordering::Relaxed);
             let env = Env {
                 engine: engine.as_deref(),
                 kube: kube.as_deref(),

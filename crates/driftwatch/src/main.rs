@@ -15,6 +15,7 @@ mod respond_cmd;
 mod rules_cmd;
 mod run;
 mod sd_notify;
+mod serve;
 mod settings;
 mod shell_cmd;
 mod verify_cmd;

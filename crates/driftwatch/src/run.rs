@@ -108,6 +108,8 @@ pub struct RunArgs {
     pub(crate) kube: crate::respond_cmd::KubeArgs,
     #[command(flatten)]
     pub(crate) image_verify: crate::verify_cmd::AgentVerifyArgs,
+    #[command(flatten)]
+    pub(crate) api: crate::serve::ApiArgs,
 }
 
 fn parse_mode(s: &str) -> Result<driftwatch_model::EnforcementMode, String> {
@@ -220,7 +222,9 @@ fn open_store(
             );
             Ok(Some(std::sync::Arc::new(s)))
         }
-        Err(e) if explicit => Err(anyhow::anyhow!("the alert store (--store or store.path): {e}")),
+        Err(e) if explicit => Err(anyhow::anyhow!(
+            "the alert store (--store or store.path): {e}"
+        )),
         Err(e) => {
             tracing::warn!(
                 "alerts are not stored: {e}; running without the store (--no-store silences this)"
@@ -280,6 +284,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     )?;
     // Seam for the API: it takes `config.api` here.
     let agent_config = crate::settings::agent_config(&config, &resolved, &args);
+    let api_plan = args
+        .api
+        .plan(&config.api, loaded.set.contains_key("api.listen"))?;
+    let mut api_ctx = crate::serve::ApiContext {
+        ring: std::sync::Arc::new(driftwatch_api::AlertRing::new(
+            driftwatch_api::AlertRing::DEFAULT_CAPACITY,
+        )),
+        responder: responder.clone(),
+        actions_log: config.response.actions_log.clone(),
+        docker_socket: (!config.engines.disabled).then(|| config.engines.docker_socket.clone()),
+        kube: args.kube.client()?,
+        alerts_file: config
+            .outputs
+            .json_file
+            .enabled
+            .then(|| config.outputs.json_file.path.clone()),
+        metric_sources: Vec::new(),
+        store: store.clone(),
+    };
     let mut sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
         Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
         None => Vec::new(),
@@ -287,7 +310,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(s) = &store {
         sinks.push(Box::new(crate::alerts_cmd::StoreSink(s.clone())));
     }
-    let agent = Agent::start_with_sinks(agent_config, sinks)?;
+    sinks.push(api_ctx.sink());
+    let agent = std::sync::Arc::new(Agent::start_with_sinks(agent_config, sinks)?);
+    api_ctx
+        .metric_sources
+        .push(std::sync::Arc::new(crate::serve::OutputsMetrics(
+            agent.outputs().clone(),
+        )));
+    if let Some(s) = &store {
+        api_ctx
+            .metric_sources
+            .push(std::sync::Arc::new(crate::serve::StoreMetrics(s.clone())));
+    }
+    let api = crate::serve::start(api_plan, &agent, api_ctx)?;
     let mut reloader =
         crate::settings::Reloader::new(&args, config, responder, &resolved.enforcement, mirror);
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
@@ -389,7 +424,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             })
         }),
     });
-    agent.shutdown();
+    crate::serve::stop(api, agent);
     // After the shutdown: the outputs' final counts, queues flushed.
     stats_json["outputs"] = outputs
         .stats()

@@ -1,0 +1,23 @@
+//! The agent's HTTP side: a JSON API under `/api/v1`, Prometheus `/metrics`, `/healthz` and a
+//! web UI, served on loopback by default (a bearer token is required anywhere else).
+//!
+//! - [`view`]: what the server reads the agent through ([`AgentView`]), implemented by the
+//!   binary over the running agent; the JSON shapes it answers with.
+//! - [`alerts`]: where alerts are read from ([`AlertSource`]) and the in-memory ring every
+//!   agent keeps ([`AlertRing`]); a persistent store plugs in by implementing the trait.
+//! - [`metrics`]: the Prometheus text format writer ([`MetricsWriter`]) other parts append to.
+//! - [`server`]: binding (loopback or token), routing, auth, CSRF, limits, headers, SSE.
+//! - `ui/`: the web UI (vanilla JS and CSS, embedded; no CDN).
+
+pub mod alerts;
+pub mod metrics;
+pub mod server;
+pub mod view;
+
+pub use alerts::{AlertFilter, AlertRing, AlertSource, StoredAlert};
+pub use metrics::{MetricsSource, MetricsWriter};
+pub use server::{ApiConfig, ApiServer, BindError};
+pub use view::{
+    AgentView, ApiError, ComponentHealth, ContainerDetail, ContainerSummary, Health, ManualAction,
+    ProcessNode, RuleSummary,
+};

@@ -1,0 +1,899 @@
+//! The HTTP API over the running agent (`driftwatch run`): [`AgentApi`] implements the API
+//! crate's [`AgentView`] over the real agent (its registry, counters, rules, enforcement),
+//! the responder and its actions log, and the evidence crate (diff, capture).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use driftwatch_agent::{Agent, AlertSink};
+use driftwatch_api::{
+    AgentView, AlertRing, ApiError, ComponentHealth, ContainerDetail, ContainerSummary, Health,
+    ManualAction, MetricsWriter, ProcessNode, RuleSummary,
+};
+use driftwatch_model::{Alert, ContainerMeta};
+use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine};
+use driftwatch_response::actions::kube::KubeApi;
+use driftwatch_response::actions::{self, Env, Step, Target};
+use driftwatch_response::record::{ContainerRef, now_ns};
+use driftwatch_response::{Action, ActionLog, ActionRecord, AlertFacts, Outcome, Responder};
+
+/// Where `capture` from the API writes bundles (as the playbooks' default).
+pub const EVIDENCE_DIR: &str = "/var/lib/driftwatch/evidence";
+/// Largest file copied into an API capture bundle.
+const CAPTURE_MAX_FILE: u64 = 16 * 1024 * 1024;
+/// Processes listed per container at most.
+const MAX_PROCESSES: usize = 1000;
+
+/// Keeps every alert in the API's ring (a sink on the agent's pipeline; never blocks).
+pub struct RingSink(pub Arc<AlertRing>);
+
+impl AlertSink for RingSink {
+    fn emit(&mut self, alert: &Alert) -> std::io::Result<()> {
+        self.0.push(alert);
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        "api alert ring".into()
+    }
+}
+
+/// The running agent as the API sees it.
+pub struct AgentApi {
+    pub agent: Arc<Agent>,
+    pub ring: Arc<AlertRing>,
+    pub responder: Option<Arc<Responder>>,
+    pub actions_log: PathBuf,
+    pub docker_socket: Option<PathBuf>,
+    pub kube: Option<Arc<dyn KubeApi>>,
+    pub alerts_file: Option<PathBuf>,
+    pub started: Instant,
+    /// Other parts' metrics (outputs, store), appended on every scrape.
+    pub metric_sources: Vec<Arc<dyn driftwatch_api::MetricsSource>>,
+    pub store: Option<Arc<driftwatch_store::Store>>,
+    /// Manual actions requested through the API, by result.
+    pub manual_ok: AtomicU64,
+    pub manual_failed: AtomicU64,
+}
+
+fn image_of(meta: &ContainerMeta) -> String {
+    let i = &meta.image;
+    match (i.repository.as_str(), i.tag.as_str()) {
+        ("", _) => i.id.clone().unwrap_or_default(),
+        (r, "") => r.to_string(),
+        (r, t) => format!("{r}:{t}"),
+    }
+}
+
+fn alive(pid: Option<u32>) -> bool {
+    pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+}
+
+/// `pid`'s parent and name from /proc/PID/stat (the name may hold spaces and parentheses).
+fn stat(pid: u32) -> Option<(u32, String)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    let name = s.get(open + 1..close)?.to_string();
+    let ppid = s.get(close + 2..)?.split(' ').nth(1)?.parse().ok()?;
+    Some((ppid, name))
+}
+
+fn process(pid: u32) -> Option<ProcessNode> {
+    let (ppid, name) = stat(pid)?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .take(64)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ProcessNode {
+        pid,
+        ppid,
+        name,
+        exe,
+        cmdline,
+        verdicts: Vec::new(),
+        rules: Vec::new(),
+    })
+}
+
+impl AgentApi {
+    fn summary(&self, meta: &ContainerMeta, pid: Option<u32>) -> ContainerSummary {
+        let k8s = meta.k8s.as_ref();
+        ContainerSummary {
+            id: meta.id.to_string(),
+            short_id: meta.id.short().to_string(),
+            name: meta.name.clone(),
+            image: image_of(meta),
+            image_digest: meta.image.digest.clone(),
+            engine: meta.engine.as_str().to_string(),
+            k8s_namespace: k8s.map(|k| k.namespace.clone()),
+            k8s_pod: k8s.map(|k| k.pod_name.clone()),
+            enforcement: self.agent.enforcement_mode(meta).as_str().to_string(),
+            running: alive(pid),
+            drift: Default::default(),
+        }
+    }
+
+    /// A container the agent knows by name, full id or unique id prefix.
+    fn find(&self, container: &str) -> Result<Arc<driftwatch_agent::ContainerEntry>, ApiError> {
+        let entries = self.agent.registry().live_entries();
+        if let Some(e) = entries.iter().find(|e| e.meta.name == container) {
+            return Ok(e.clone());
+        }
+        let c = container.to_ascii_lowercase();
+        let found: Vec<_> = entries
+            .iter()
+            .filter(|e| c.len() >= 4 && e.meta.id.to_string().starts_with(&c))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ApiError::not_found(format!(
+                "container {container}: no running container of that name or id is known to the agent"
+            ))),
+            many => Err(ApiError::new(
+                409,
+                format!(
+                    "container {container}: the prefix names {} containers; give more of the id",
+                    many.len()
+                ),
+            )),
+        }
+    }
+
+    fn engine(&self) -> Option<DockerEngine> {
+        self.docker_socket
+            .as_deref()
+            .and_then(|s| DockerEngine::connect(s).ok())
+    }
+
+    fn record_manual(
+        &self,
+        meta: &ContainerMeta,
+        action: &str,
+        start: u64,
+        step: Step,
+    ) -> ActionRecord {
+        let (result, detail, reason) = match step {
+            Step::Ok(d) => (Outcome::Ok, Some(d), None),
+            Step::Skipped(why) => (Outcome::Skipped, None, Some(why)),
+            Step::Failed(e) => (Outcome::Failed, None, Some(e)),
+        };
+        let end = now_ns();
+        let k8s = meta.k8s.as_ref();
+        ActionRecord {
+            time: Alert::format_time(start),
+            end: Alert::format_time(end),
+            start_ns: start,
+            end_ns: end,
+            playbook: None,
+            action: action.into(),
+            params: serde_json::json!({ "container": meta.id.to_string(), "via": "api" }),
+            dry_run: false,
+            result,
+            reason,
+            detail,
+            container: ContainerRef {
+                id: meta.id.to_string(),
+                name: meta.name.clone(),
+                image: image_of(meta),
+                k8s_namespace: k8s.map(|k| k.namespace.clone()).unwrap_or_default(),
+                k8s_pod: k8s.map(|k| k.pod_name.clone()).unwrap_or_default(),
+            },
+            alert: None,
+            alert_received_ns: None,
+        }
+    }
+
+    fn act_now(&self, container: &str, action: ManualAction) -> Result<ActionRecord, ApiError> {
+        let entry = self.find(container)?;
+        let meta = &entry.meta;
+        let log =
+            ActionLog::open(&self.actions_log).map_err(|e| ApiError::internal(e.to_string()))?;
+        let engine = self.engine();
+        let engine_ref = engine.as_ref().map(|e| e as &dyn ContainerEngine);
+        let start = now_ns();
+        let record = match action {
+            ManualAction::Release => driftwatch_response::release::release(
+                &meta.id.to_string(),
+                engine_ref,
+                self.kube.as_deref(),
+                &log,
+            )
+            .map_err(|e| ApiError::not_found(format!("release of container {container}: {e}")))?,
+            ManualAction::Isolate | ManualAction::Capture => {
+                let facts = AlertFacts {
+                    container_id: meta.id.short().to_string(),
+                    container_name: meta.name.clone(),
+                    image_repository: meta.image.repository.clone(),
+                    image_tag: meta.image.tag.clone(),
+                    k8s_namespace: meta
+                        .k8s
+                        .as_ref()
+                        .map(|k| k.namespace.clone())
+                        .unwrap_or_default(),
+                    k8s_pod: meta
+                        .k8s
+                        .as_ref()
+                        .map(|k| k.pod_name.clone())
+                        .unwrap_or_default(),
+                    ..AlertFacts::default()
+                };
+                let socket = self
+                    .docker_socket
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+                let env = Env {
+                    engine: engine_ref,
+                    kube: self.kube.as_deref(),
+                    docker_socket: &socket,
+                    alerts_file: self.alerts_file.as_deref(),
+                };
+                let (name, act) = match action {
+                    ManualAction::Isolate => ("isolate", Action::Isolate),
+                    _ => (
+                        "capture",
+                        Action::Capture {
+                            dir: EVIDENCE_DIR.into(),
+                            max_file_size: CAPTURE_MAX_FILE,
+                        },
+                    ),
+                };
+                let step = actions::perform(&act, &mut Target::new(&facts), &env, &Vec::new);
+                let record = self.record_manual(meta, name, start, step);
+                log.append(&record)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                record
+            }
+        };
+        Ok(record)
+    }
+}
+
+impl AgentView for AgentApi {
+    fn containers(&self) -> Vec<ContainerSummary> {
+        self.agent
+            .registry()
+            .live_entries()
+            .iter()
+            .map(|e| self.summary(&e.meta, e.pid))
+            .collect()
+    }
+
+    fn container(&self, container: &str) -> Result<ContainerDetail, ApiError> {
+        let entry = self.find(container)?;
+        let mut pids = driftwatch_evidence::container_pids(&entry.meta.id);
+        pids.sort_unstable();
+        pids.truncate(MAX_PROCESSES);
+        let processes: Vec<ProcessNode> = pids.into_iter().filter_map(process).collect();
+        let isolated = processes.first().and_then(|p| {
+            driftwatch_response::actions::isolate::NetNs::of_pid(p.pid)
+                .and_then(|ns| ns.is_isolated())
+                .ok()
+        });
+        Ok(ContainerDetail {
+            summary: self.summary(&entry.meta, processes.first().map(|p| p.pid)),
+            labels: entry.meta.labels.clone(),
+            processes,
+            actions: self.actions(Some(&entry.meta.id.to_string()), 50),
+            isolated,
+        })
+    }
+
+    fn diff(&self, container: &str, limit: usize) -> Result<serde_json::Value, ApiError> {
+        let entry = self.find(container)?;
+        let socket = self
+            .docker_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+        let id = entry.meta.id.to_string();
+        let target = driftwatch_evidence::Target::resolve(&id, &socket)
+            .map_err(|e| ApiError::internal(format!("container {container}: {e:#}")))?;
+        let diff = target
+            .diff(driftwatch_image::DiffOptions::default(), false)
+            .map_err(|e| ApiError::internal(format!("diff of container {container}: {e:#}")))?;
+        let report = driftwatch_evidence::DiffReport::new(&target, &diff, None);
+        let mut v = serde_json::to_value(&report)
+            .map_err(|e| ApiError::internal(format!("diff of container {container}: {e}")))?;
+        if let Some(files) = v.get_mut("files").and_then(|f| f.as_array_mut()) {
+            // Drift first (copy-ups that changed nothing last), then bounded.
+            files.retain(|f| f["change"] != "unchanged");
+            let total = files.len();
+            files.truncate(limit);
+            let truncated = total > files.len();
+            v["total_files"] = total.into();
+            v["truncated"] = truncated.into();
+        }
+        Ok(v)
+    }
+
+    fn rules(&self) -> Vec<RuleSummary> {
+        let emitter = self
+            .agent
+            .emitter()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        emitter
+            .rules()
+            .rules()
+            .map(|(_, r)| RuleSummary {
+                name: r.name.clone(),
+                desc: r.desc.clone(),
+                priority: r.priority.as_str().to_string(),
+                tags: r.tags.clone(),
+                enabled: r.enabled,
+                source_file: r.source_file.clone(),
+            })
+            .collect()
+    }
+
+    fn actions(&self, container: Option<&str>, limit: usize) -> Vec<serde_json::Value> {
+        let Ok((records, _)) = driftwatch_response::read_records(&self.actions_log) else {
+            return Vec::new();
+        };
+        let about = |r: &ActionRecord, name: &str| {
+            let c = name.to_ascii_lowercase();
+            r.container.name == name
+                || (c.len() >= 4
+                    && r.container.id.len() >= 4
+                    && (r.container.id.starts_with(&c) || c.starts_with(&r.container.id)))
+        };
+        records
+            .iter()
+            .rev()
+            .filter(|r| container.is_none_or(|c| about(r, c)))
+            .take(limit)
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect()
+    }
+
+    fn act(&self, container: &str, action: ManualAction) -> Result<serde_json::Value, ApiError> {
+        // The engine client runs a runtime of its own: keep it off the API's threads.
+        let r = std::thread::scope(|s| {
+            s.spawn(|| self.act_now(container, action))
+                .join()
+                .unwrap_or_else(|_| Err(ApiError::internal("the action's thread panicked")))
+        });
+        match &r {
+            Ok(rec) if rec.result == Outcome::Ok => &self.manual_ok,
+            _ => &self.manual_failed,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        let rec = r?;
+        serde_json::to_value(&rec).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    fn metrics(&self, w: &mut MetricsWriter) {
+        let a = &self.agent;
+        let s = a.stats();
+        let n = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        let k = a.sensor_stats();
+        let files = a.file_stats();
+        let net = a.net_drift();
+        let net_k = net.and_then(|n| n.sensor_stats());
+        w.counter(
+            "driftwatch_events_total",
+            "Events taken in, by sensor (exec: execs in containers; file: file changes; network: connections and listeners).",
+            &[
+                (&[("sensor", "exec")], n(&s.processed)),
+                (&[("sensor", "file")], files.map_or(0, |f| n(&f.events))),
+                (&[("sensor", "network")], net.map_or(0, |x| n(&x.drift.stats.observed))),
+            ],
+        );
+        w.counter(
+            "driftwatch_events_lost_total",
+            "Events lost before the rules, by sensor (ring buffer full, fanotify queue overflow).",
+            &[
+                (&[("sensor", "exec")], a.lost()),
+                (&[("sensor", "file")], files.map_or(0, |f| n(&f.overflows))),
+                (&[("sensor", "network")], net_k.map_or(0, |x| n(&x.lost))),
+            ],
+        );
+        w.counter1(
+            "driftwatch_malformed_records_total",
+            "Kernel records that could not be decoded (counted, skipped).",
+            k.map_or(0, |k| n(&k.malformed)),
+        );
+        w.counter1(
+            "driftwatch_alerts_total",
+            "Alerts raised since the agent started.",
+            n(&s.alerts),
+        );
+        w.counter1(
+            "driftwatch_output_errors_total",
+            "Alerts an output failed to write.",
+            n(&s.output_errors),
+        );
+        let (b, sum, count) = s.alert_latency.snapshot_seconds();
+        w.histogram(
+            "driftwatch_alert_latency_seconds",
+            "From the event (exec) in the kernel to its alert written.",
+            &b,
+            false,
+            sum,
+            count,
+        );
+        let e = a.enforce_stats();
+        let (b, sum, count) = e.decision.snapshot_seconds();
+        w.histogram(
+            "driftwatch_enforcement_decision_seconds",
+            "From reading an exec permission request to answering it (prevent mode).",
+            &b,
+            false,
+            sum,
+            count,
+        );
+        w.counter(
+            "driftwatch_enforcement_total",
+            "What enforcement did, by outcome.",
+            &[
+                (&[("outcome", "denied")], n(&e.denied)),
+                (&[("outcome", "held_killed")], n(&e.hold_killed)),
+                (&[("outcome", "held_released")], n(&e.hold_released)),
+                (&[("outcome", "killed_late")], n(&e.killed_late)),
+                (&[("outcome", "failed")], n(&e.failed)),
+                (&[("outcome", "allowlisted")], n(&e.allowlisted)),
+            ],
+        );
+        let live = a.registry().live_entries();
+        w.gauge1(
+            "driftwatch_containers_watched",
+            "Containers the agent knows and that have not been removed.",
+            live.len() as f64,
+        );
+        w.gauge(
+            "driftwatch_containers_by_mode",
+            "Known containers by enforcement mode.",
+            &[
+                (
+                    &[("mode", "detect")],
+                    live.iter()
+                        .filter(|c| a.enforcement_mode(&c.meta).as_str() == "detect")
+                        .count() as f64,
+                ),
+                (
+                    &[("mode", "prevent")],
+                    live.iter()
+                        .filter(|c| a.enforcement_mode(&c.meta).as_str() == "prevent")
+                        .count() as f64,
+                ),
+            ],
+        );
+        if let Some(r) = &self.responder {
+            let rs = r.stats();
+            w.gauge1(
+                "driftwatch_response_queue_depth",
+                "Alerts waiting for the responder.",
+                rs.queue_depth() as f64,
+            );
+            w.counter1(
+                "driftwatch_response_dropped_total",
+                "Alerts dropped without action because the response queue was full.",
+                n(&rs.dropped),
+            );
+            w.counter(
+                "driftwatch_response_actions_total",
+                "Playbook actions, by result.",
+                &[
+                    (&[("result", "ok")], n(&rs.ok)),
+                    (&[("result", "failed")], n(&rs.failed)),
+                    (&[("result", "skipped")], n(&rs.skipped)),
+                    (&[("result", "dry_run")], n(&rs.dry_run)),
+                ],
+            );
+        }
+        w.counter(
+            "driftwatch_api_actions_total",
+            "Manual actions requested through the API, by result.",
+            &[
+                (&[("result", "ok")], n(&self.manual_ok)),
+                (&[("result", "failed")], n(&self.manual_failed)),
+            ],
+        );
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss_kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        w.gauge1(
+            "process_resident_memory_bytes",
+            "Resident memory of the agent.",
+            rss_kib * 1024.0,
+        );
+        let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+        w.gauge1(
+            "process_open_fds",
+            "Open file descriptors of the agent.",
+            fds as f64,
+        );
+        w.gauge1(
+            "driftwatch_uptime_seconds",
+            "Seconds since the agent started.",
+            self.started.elapsed().as_secs_f64(),
+        );
+        for s in &self.metric_sources {
+            s.write_metrics(w);
+        }
+    }
+
+    fn health(&self) -> Health {
+        let mut h = Health::default();
+        let mut put = |k: &str, c: ComponentHealth| {
+            h.components.insert(k.to_string(), c);
+        };
+        put(
+            "exec_sensor",
+            match self.agent.sensor_stats() {
+                Some(s) => ComponentHealth::ok(format!(
+                    "attached; {} execs sent by the kernel, {} lost",
+                    s.sent.load(Ordering::Relaxed),
+                    s.lost()
+                )),
+                None => ComponentHealth::down("not attached"),
+            },
+        );
+        put(
+            "file_sensor",
+            match self.agent.file_stats() {
+                Some(f) => ComponentHealth::ok(format!(
+                    "{} directories watched",
+                    f.dirs_watched.load(Ordering::Relaxed)
+                )),
+                None => ComponentHealth::degraded("fanotify unavailable: file drift is not sensed"),
+            },
+        );
+        put(
+            "network_sensor",
+            match self.agent.net_drift().map(|n| n.sensor_stats().is_some()) {
+                Some(true) => ComponentHealth::ok("attached"),
+                _ => ComponentHealth::degraded("TCP sensor not attached: UDP scan only"),
+            },
+        );
+        put(
+            "engines",
+            match &self.docker_socket {
+                None => ComponentHealth::disabled("no engine asked (--no-engine)"),
+                Some(s) => match std::os::unix::net::UnixStream::connect(s) {
+                    Ok(_) => ComponentHealth::ok(format!("{} reachable", s.display())),
+                    Err(e) => ComponentHealth::degraded(format!(
+                        "{}: {e}; containers are named by id only",
+                        s.display()
+                    )),
+                },
+            },
+        );
+        put(
+            "store",
+            match &self.store {
+                None => ComponentHealth::disabled(format!(
+                    "no alert store: the last {} alerts are kept in memory ({} now)",
+                    self.ring.capacity(),
+                    self.ring.len()
+                )),
+                Some(st) => {
+                    let s = st.snapshot();
+                    match s.degraded {
+                        Some(why) => ComponentHealth::degraded(format!(
+                            "{}: {why}; alerts still reach the outputs",
+                            st.path().display()
+                        )),
+                        None => ComponentHealth::ok(format!(
+                            "{}: {} alerts written, {} queued, {} dropped",
+                            st.path().display(),
+                            s.written,
+                            s.queue_depth,
+                            s.dropped
+                        )),
+                    }
+                }
+            },
+        );
+        put(
+            "responder",
+            match &self.responder {
+                Some(r) => {
+                    ComponentHealth::ok(format!("{} alerts queued", r.stats().queue_depth()))
+                }
+                None => ComponentHealth::disabled("no playbook (--playbook)"),
+            },
+        );
+        h
+    }
+}
+
+/// `driftwatch run`'s API options.
+#[derive(clap::Args)]
+pub struct ApiArgs {
+    /// Serve the JSON API, /metrics, /healthz and the web UI on ADDR [default:
+    /// 127.0.0.1:7878, skipped with a warning when taken]. An address other than loopback
+    /// needs --api-token-file.
+    #[arg(long, value_name = "ADDR")]
+    api_listen: Option<std::net::SocketAddr>,
+    /// Do not serve the API, metrics or UI.
+    #[arg(long, conflicts_with_all = ["api_listen", "api_token_file"])]
+    no_api: bool,
+    /// Require `Authorization: Bearer TOKEN` for /api and /metrics, TOKEN being the first
+    /// line of FILE (at least 16 characters; keep the file mode 0600).
+    #[arg(long, value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
+    /// Do not serve the web UI (the API and metrics still are).
+    #[arg(long)]
+    no_ui: bool,
+}
+
+/// What the API needs besides the agent, gathered before the agent's config takes the args.
+pub struct ApiContext {
+    pub ring: Arc<AlertRing>,
+    pub responder: Option<Arc<Responder>>,
+    pub actions_log: PathBuf,
+    pub docker_socket: Option<PathBuf>,
+    pub kube: Option<Arc<dyn KubeApi>>,
+    pub alerts_file: Option<PathBuf>,
+    /// Metrics of other parts (outputs queue depths, the store): add yours here.
+    pub metric_sources: Vec<Arc<dyn driftwatch_api::MetricsSource>>,
+    /// The alert store, for `/healthz` (the API's alert list is the in-memory ring).
+    pub store: Option<Arc<driftwatch_store::Store>>,
+}
+
+/// The outputs' queues and deliveries on `/metrics`.
+pub struct OutputsMetrics(pub Arc<driftwatch_outputs::Outputs>);
+
+impl driftwatch_api::MetricsSource for OutputsMetrics {
+    fn write_metrics(&self, w: &mut driftwatch_api::MetricsWriter) {
+        let stats = self.0.stats();
+        let family =
+            |f: fn(&driftwatch_outputs::OutputStats) -> u64| -> Vec<(Vec<(&str, String)>, u64)> {
+                stats
+                    .iter()
+                    .map(|o| {
+                        (
+                            vec![
+                                ("output", o.name.clone()),
+                                ("kind", o.kind.as_str().to_string()),
+                            ],
+                            f(o),
+                        )
+                    })
+                    .collect()
+            };
+        for (name, help, f) in [
+            (
+                "driftwatch_output_queued_total",
+                "Alerts accepted into an output's queue.",
+                (|o: &driftwatch_outputs::OutputStats| o.queued)
+                    as fn(&driftwatch_outputs::OutputStats) -> u64,
+            ),
+            (
+                "driftwatch_output_sent_total",
+                "Alerts an output delivered.",
+                |o| o.sent,
+            ),
+            (
+                "driftwatch_output_dropped_total",
+                "Alerts dropped because an output's queue was full.",
+                |o| o.dropped,
+            ),
+            (
+                "driftwatch_output_failed_total",
+                "Alerts an output gave up on after its retries.",
+                |o| o.failed,
+            ),
+            (
+                "driftwatch_output_retries_total",
+                "Delivery attempts after a failed one.",
+                |o| o.retries,
+            ),
+        ] {
+            let rows = family(f);
+            let labels: Vec<Vec<(&str, &str)>> = rows
+                .iter()
+                .map(|(l, _)| l.iter().map(|(k, v)| (*k, v.as_str())).collect())
+                .collect();
+            let samples: Vec<(&[(&str, &str)], u64)> = labels
+                .iter()
+                .zip(&rows)
+                .map(|(l, (_, v))| (l.as_slice(), *v))
+                .collect();
+            w.counter(name, help, &samples);
+        }
+        let labels: Vec<Vec<(&str, &str)>> = stats
+            .iter()
+            .map(|o| vec![("output", o.name.as_str()), ("kind", o.kind.as_str())])
+            .collect();
+        let depth: Vec<(&[(&str, &str)], f64)> = labels
+            .iter()
+            .zip(&stats)
+            .map(|(l, o)| (l.as_slice(), o.depth as f64))
+            .collect();
+        w.gauge(
+            "driftwatch_output_queue_depth",
+            "Alerts waiting in an output's queue.",
+            &depth,
+        );
+        let cap: Vec<(&[(&str, &str)], f64)> = labels
+            .iter()
+            .zip(&stats)
+            .map(|(l, o)| (l.as_slice(), o.capacity as f64))
+            .collect();
+        w.gauge(
+            "driftwatch_output_queue_capacity",
+            "The size of an output's queue.",
+            &cap,
+        );
+    }
+}
+
+/// The alert store's writer on `/metrics`.
+pub struct StoreMetrics(pub Arc<driftwatch_store::Store>);
+
+impl driftwatch_api::MetricsSource for StoreMetrics {
+    fn write_metrics(&self, w: &mut driftwatch_api::MetricsWriter) {
+        let s = self.0.snapshot();
+        w.counter1(
+            "driftwatch_store_written_total",
+            "Alerts written to the store.",
+            s.written,
+        );
+        w.counter1(
+            "driftwatch_store_dropped_total",
+            "Alerts not stored because the store's queue was full.",
+            s.dropped,
+        );
+        w.counter1(
+            "driftwatch_store_write_errors_total",
+            "Failed writes (disk full, I/O errors).",
+            s.write_errors,
+        );
+        w.counter1(
+            "driftwatch_store_retention_deleted_total",
+            "Alerts deleted by the retention limits.",
+            s.retention_deleted,
+        );
+        w.gauge1(
+            "driftwatch_store_queue_depth",
+            "Alerts waiting to be written.",
+            s.queue_depth as f64,
+        );
+        w.gauge1(
+            "driftwatch_store_bytes",
+            "Size of the store's database file.",
+            s.db_bytes as f64,
+        );
+        w.gauge1(
+            "driftwatch_store_degraded",
+            "1 while writes fail.",
+            if s.degraded.is_some() { 1.0 } else { 0.0 },
+        );
+    }
+}
+
+impl ApiContext {
+    /// The alert sink that fills the API's ring.
+    pub fn sink(&self) -> Box<dyn AlertSink> {
+        Box::new(RingSink(self.ring.clone()))
+    }
+}
+
+/// The API's settings, checked before the agent starts (a non-loopback address without a
+/// token, an unreadable token file: errors before any BPF is loaded).
+pub struct ApiPlan {
+    listen: std::net::SocketAddr,
+    explicit: bool,
+    token: Option<String>,
+    ui: bool,
+}
+
+impl ApiArgs {
+    /// The flags over the file's `api` section (`listen_in_file`: `api.listen` was set
+    /// there, so a taken port is an error, as for an explicit `--api-listen`).
+    pub fn plan(
+        &self,
+        config: &driftwatch_config::Api,
+        listen_in_file: bool,
+    ) -> anyhow::Result<Option<ApiPlan>> {
+        if self.no_api || !config.enabled {
+            return Ok(None);
+        }
+        let listen = match self.api_listen {
+            Some(a) => a,
+            None => config
+                .listen
+                .parse()
+                .map_err(|e| anyhow::anyhow!("api.listen {}: {e}", config.listen))?,
+        };
+        let token = self
+            .api_token_file
+            .as_deref()
+            .or(config.token_file.as_deref())
+            .map(driftwatch_api::server::read_token_file)
+            .transpose()?;
+        if !listen.ip().is_loopback() && token.is_none() {
+            return Err(driftwatch_api::BindError::NeedsToken(listen).into());
+        }
+        Ok(Some(ApiPlan {
+            listen,
+            explicit: self.api_listen.is_some() || listen_in_file,
+            token,
+            ui: !self.no_ui && config.ui,
+        }))
+    }
+}
+
+/// Starts the API over the running agent. A taken default port is a warning; an explicit
+/// address that cannot be served is an error.
+pub fn start(
+    plan: Option<ApiPlan>,
+    agent: &Arc<Agent>,
+    ctx: ApiContext,
+) -> anyhow::Result<Option<driftwatch_api::ApiServer>> {
+    let Some(ApiPlan {
+        listen,
+        explicit,
+        token,
+        ui,
+    }) = plan
+    else {
+        return Ok(None);
+    };
+    let view = Arc::new(AgentApi {
+        agent: agent.clone(),
+        ring: ctx.ring.clone(),
+        responder: ctx.responder,
+        actions_log: ctx.actions_log,
+        docker_socket: ctx.docker_socket,
+        kube: ctx.kube,
+        alerts_file: ctx.alerts_file,
+        metric_sources: ctx.metric_sources,
+        store: ctx.store,
+        started: Instant::now(),
+        manual_ok: AtomicU64::new(0),
+        manual_failed: AtomicU64::new(0),
+    });
+    let has_token = token.is_some();
+    let config = driftwatch_api::ApiConfig { listen, token, ui };
+    match driftwatch_api::ApiServer::start(config, view, ctx.ring.clone(), ctx.ring) {
+        Ok(s) => {
+            tracing::info!(
+                "API, metrics and UI on http://{}/ ({})",
+                s.local_addr(),
+                if has_token {
+                    "bearer token required"
+                } else {
+                    "no token: loopback only"
+                }
+            );
+            Ok(Some(s))
+        }
+        Err(driftwatch_api::BindError::Bind { addr, source })
+            if !explicit && source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            tracing::warn!(
+                "the API's default address {addr} is taken; running without the API (--api-listen ADDR to choose another)"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stops the API, then the agent (the API holds a reference to it until stopped).
+pub fn stop(api: Option<driftwatch_api::ApiServer>, agent: Arc<Agent>) {
+    if let Some(a) = api {
+        a.shutdown();
+    }
+    match Arc::try_unwrap(agent) {
+        Ok(a) => a.shutdown(),
+        Err(a) => drop(a),
+    }
+}
