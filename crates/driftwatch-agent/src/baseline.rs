@@ -101,6 +101,49 @@ pub enum BaselineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A backend other than the file (the alert store): `what` names it.
+    #[error("baselines in {what}: {msg}")]
+    Backend { what: String, msg: String },
+}
+
+/// Where baselines persist: the JSON file, or the alert store's table (the default when the
+/// store is open; see `driftwatch baseline`).
+pub trait BaselineBackend: Send + Sync + std::fmt::Debug {
+    /// The file or database, for messages.
+    fn describe(&self) -> String;
+    /// What is stored now (nothing stored: an empty baseline).
+    fn load(&self) -> Result<BaselineFile, BaselineError>;
+    fn save(&self, data: &BaselineFile) -> Result<(), BaselineError>;
+    /// Changes whenever anything writes the baselines (this agent, or `driftwatch baseline
+    /// import|reset` from another process): a value other than the one after this agent's
+    /// last load or save means the stored baselines are to be taken over.
+    fn version(&self) -> Option<u64>;
+}
+
+/// The JSON file: atomic writes, versioned by inode, size and mtime.
+#[derive(Debug)]
+pub struct FileBackend(pub PathBuf);
+
+impl BaselineBackend for FileBackend {
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+
+    fn load(&self) -> Result<BaselineFile, BaselineError> {
+        BaselineFile::load(&self.0)
+    }
+
+    fn save(&self, data: &BaselineFile) -> Result<(), BaselineError> {
+        data.save(&self.0)
+    }
+
+    fn version(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let st = stamp(&self.0)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        st.hash(&mut h);
+        Some(h.finish())
+    }
 }
 
 /// Unix seconds now.
@@ -275,17 +318,17 @@ pub enum Decision {
 
 /// The agent's live baselines: a [`BaselineFile`] plus where it persists and the window.
 pub struct BaselineStore {
-    path: Option<PathBuf>,
+    backend: Option<std::sync::Arc<dyn BaselineBackend>>,
     data: BaselineFile,
     window: Duration,
     dirty: bool,
-    /// The file as last read or written by this store: a different one on disk was written
-    /// by someone else (`driftwatch baseline import|reset`) and is taken over.
-    disk_stamp: Option<FileStamp>,
+    /// The stored version as last read or written by this store: another one was written by
+    /// someone else (`driftwatch baseline import|reset`) and is taken over.
+    disk_stamp: Option<u64>,
 }
 
 /// What tells one version of the file from another (rename gives a new inode).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FileStamp {
     ino: u64,
     len: u64,
@@ -305,13 +348,23 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 impl BaselineStore {
     /// Opens the store at `path` (`None`: in memory only), reading what is there.
     pub fn open(path: Option<PathBuf>, window: Duration) -> Result<BaselineStore, BaselineError> {
-        let data = match &path {
-            Some(p) => BaselineFile::load(p)?,
+        let backend = path
+            .map(|p| std::sync::Arc::new(FileBackend(p)) as std::sync::Arc<dyn BaselineBackend>);
+        BaselineStore::open_backend(backend, window)
+    }
+
+    /// Opens the store on `backend` (`None`: in memory only), reading what is there.
+    pub fn open_backend(
+        backend: Option<std::sync::Arc<dyn BaselineBackend>>,
+        window: Duration,
+    ) -> Result<BaselineStore, BaselineError> {
+        let data = match &backend {
+            Some(b) => b.load()?,
             None => BaselineFile::default(),
         };
-        let disk_stamp = path.as_deref().and_then(stamp);
+        let disk_stamp = backend.as_ref().and_then(|b| b.version());
         Ok(BaselineStore {
-            path,
+            backend,
             data,
             window,
             dirty: false,
@@ -328,8 +381,9 @@ impl BaselineStore {
         &self.data
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+    /// Where the baselines persist, for messages (`None`: memory only).
+    pub fn location(&self) -> Option<String> {
+        self.backend.as_ref().map(|b| b.describe())
     }
 
     /// The image's baseline, starting its learning window now when it is new.
@@ -394,9 +448,9 @@ impl BaselineStore {
         if !self.dirty {
             return Ok(());
         }
-        if let Some(p) = &self.path {
-            self.data.save(p)?;
-            self.disk_stamp = stamp(p);
+        if let Some(b) = &self.backend {
+            b.save(&self.data)?;
+            self.disk_stamp = b.version();
         }
         self.dirty = false;
         Ok(())
@@ -407,11 +461,11 @@ impl BaselineStore {
     /// `reset` stays a reset), then writes what changed. Returns whether it reloaded.
     pub fn sync(&mut self) -> Result<bool, BaselineError> {
         let mut reloaded = false;
-        if let Some(p) = self.path.clone() {
-            let now = stamp(&p);
+        if let Some(b) = self.backend.clone() {
+            let now = b.version();
             if now != self.disk_stamp {
                 self.disk_stamp = now;
-                self.data = BaselineFile::load(&p)?;
+                self.data = b.load()?;
                 self.dirty = false;
                 reloaded = true;
             }

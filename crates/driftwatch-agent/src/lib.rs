@@ -17,8 +17,8 @@ mod proctable;
 mod reload;
 
 pub use baseline::{
-    BaselineError, BaselineFile, BaselineStore, DEFAULT_BASELINE_FILE, DEFAULT_LEARNING_WINDOW,
-    ImageBaseline,
+    BaselineBackend, BaselineError, BaselineFile, BaselineStore, DEFAULT_BASELINE_FILE,
+    DEFAULT_LEARNING_WINDOW, FileBackend, ImageBaseline,
 };
 pub use config_drift::{ConfigDrift, ConfigDriftStats};
 pub use containers::{ContainerEntry, ContainerFs, ContainerRegistry, RegistryStats};

@@ -43,6 +43,8 @@ use crate::proctable::ProcTable;
 pub struct NetDriftConfig {
     /// Where baselines persist; `None` keeps them in memory.
     pub baseline_file: Option<PathBuf>,
+    /// Persist baselines here instead of `baseline_file` (the alert store).
+    pub baseline_backend: Option<std::sync::Arc<dyn crate::baseline::BaselineBackend>>,
     /// How long an image learns after its first container is seen.
     pub learning_window: Duration,
     /// How often UDP sockets are scanned and the baseline file is written.
@@ -189,7 +191,10 @@ impl NetDrift {
         procs: Arc<Mutex<ProcTable>>,
         emitter: SharedEmitter,
     ) -> Result<NetDrift, BaselineError> {
-        let store = BaselineStore::open(config.baseline_file.clone(), config.learning_window)?;
+        let store = match &config.baseline_backend {
+            Some(b) => BaselineStore::open_backend(Some(b.clone()), config.learning_window)?,
+            None => BaselineStore::open(config.baseline_file.clone(), config.learning_window)?,
+        };
         Ok(NetDrift {
             registry,
             procs,

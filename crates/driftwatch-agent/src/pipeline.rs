@@ -48,6 +48,8 @@ pub struct AgentConfig {
     pub ring_bytes: u32,
     /// Network baselines file (`None`: in memory only).
     pub baseline_file: Option<PathBuf>,
+    /// Persist the network baselines here instead of `baseline_file` (the alert store).
+    pub baseline_backend: Option<Arc<dyn crate::baseline::BaselineBackend>>,
     /// How long each image learns its network baseline after its first container is seen.
     pub learning_window: Duration,
     /// Enforcement modes per scope and permitted drift (default: detect everywhere).
@@ -71,6 +73,7 @@ impl Default for AgentConfig {
             hostname: hostname(),
             ring_bytes: 8 * 1024 * 1024,
             baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
+            baseline_backend: None,
             learning_window: crate::baseline::DEFAULT_LEARNING_WINDOW,
             enforcement: crate::enforce::EnforcementPolicy::default(),
             image_verify: crate::image_verify::ImageVerifyConfig::default(),
@@ -291,6 +294,7 @@ impl Agent {
         let net = crate::net_drift::NetDriftRuntime::start(
             &crate::net_drift::NetDriftConfig {
                 baseline_file: config.baseline_file.clone(),
+                baseline_backend: config.baseline_backend.clone(),
                 learning_window: config.learning_window,
                 scan_interval: Duration::from_secs(2),
             },

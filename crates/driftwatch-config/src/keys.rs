@@ -266,7 +266,7 @@ pub static KEYS: &[Key<Config>] = &[
         Path,
         network.baseline_file,
         Restart,
-        "Where per-image network baselines persist across restarts (see `driftwatch baseline`)."
+        "A JSON file for the per-image network baselines (see `driftwatch baseline`). Unset, with the store on, they live in the store's database (a file left from before is taken in once); set, or with the store off, in this file."
     ),
     key!(
         "network.learning_window",

@@ -1,10 +1,15 @@
 //! `driftwatch baseline show|export|import|reset`: the agent's per-image network baselines,
-//! read and edited on disk (a running agent takes a changed file over within seconds).
+//! read and edited where the agent keeps them: the alert store's database when there is one
+//! (the default), else the JSON file (a running agent takes a change over within seconds).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use driftwatch_agent::{BaselineFile, DEFAULT_BASELINE_FILE, ImageBaseline};
+use std::sync::Arc;
+
+use driftwatch_agent::{
+    BaselineBackend, BaselineError, BaselineFile, DEFAULT_BASELINE_FILE, FileBackend, ImageBaseline,
+};
 
 #[derive(clap::Subcommand)]
 pub enum BaselineCommand {
@@ -63,9 +68,84 @@ pub enum BaselineCommand {
 
 #[derive(clap::Args)]
 pub struct FileArg {
-    /// The agent's baseline file (`driftwatch run --baseline-file`).
-    #[arg(long = "baseline-file", value_name = "FILE", default_value = DEFAULT_BASELINE_FILE)]
-    path: PathBuf,
+    /// The agent's baseline file (`driftwatch run --baseline-file`, an agent running without
+    /// the store) [default: the store's database when it exists, else
+    /// /var/lib/driftwatch/baselines.json].
+    #[arg(long = "baseline-file", value_name = "FILE", conflicts_with = "db")]
+    file: Option<PathBuf>,
+    /// The alert store's database, where the agent keeps baselines when the store is on
+    /// [default: /var/lib/driftwatch/driftwatch.db].
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+}
+
+impl FileArg {
+    /// The backend the agent uses: the store's database when it exists (or was named), else
+    /// the file.
+    fn backend(&self) -> anyhow::Result<Arc<dyn BaselineBackend>> {
+        if let Some(f) = &self.file {
+            return Ok(Arc::new(FileBackend(f.clone())));
+        }
+        let db = self
+            .db
+            .clone()
+            .unwrap_or_else(|| driftwatch_config::Store::default().path);
+        if self.db.is_some() || db.exists() {
+            let store = driftwatch_store::Store::open(&driftwatch_config::Store {
+                path: db,
+                ..driftwatch_config::Store::default()
+            })?;
+            return Ok(Arc::new(StoreBaselines(Arc::new(store))));
+        }
+        Ok(Arc::new(FileBackend(PathBuf::from(DEFAULT_BASELINE_FILE))))
+    }
+}
+
+/// Baselines in the alert store's `baselines` table (the same JSON as the file, so export
+/// and import are unchanged).
+pub struct StoreBaselines(pub Arc<driftwatch_store::Store>);
+
+impl std::fmt::Debug for StoreBaselines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreBaselines({})", self.0.path().display())
+    }
+}
+
+impl StoreBaselines {
+    fn error(&self, e: impl std::fmt::Display) -> BaselineError {
+        BaselineError::Backend {
+            what: self.describe(),
+            msg: e.to_string(),
+        }
+    }
+
+    fn text(&self) -> Result<String, BaselineError> {
+        self.0.baselines_json().map_err(|e| self.error(e))
+    }
+}
+
+impl BaselineBackend for StoreBaselines {
+    fn describe(&self) -> String {
+        format!("{} (alert store)", self.0.path().display())
+    }
+
+    fn load(&self) -> Result<BaselineFile, BaselineError> {
+        BaselineFile::parse(&self.text()?, self.0.path())
+    }
+
+    fn save(&self, data: &BaselineFile) -> Result<(), BaselineError> {
+        self.0
+            .save_baselines_json(&data.to_json())
+            .map_err(|e| self.error(e))
+    }
+
+    fn version(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let text = self.text().ok()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        Some(h.finish())
+    }
 }
 
 fn matches(key: &str, img: &ImageBaseline, wanted: &[String]) -> bool {
@@ -77,7 +157,7 @@ fn matches(key: &str, img: &ImageBaseline, wanted: &[String]) -> bool {
         })
 }
 
-fn select(file: &BaselineFile, wanted: &[String], path: &Path) -> anyhow::Result<BaselineFile> {
+fn select(file: &BaselineFile, wanted: &[String], place: &str) -> anyhow::Result<BaselineFile> {
     let images: std::collections::BTreeMap<_, _> = file
         .images
         .iter()
@@ -90,7 +170,7 @@ fn select(file: &BaselineFile, wanted: &[String], path: &Path) -> anyhow::Result
             .iter()
             .any(|(k, v)| matches(k, v, std::slice::from_ref(w)))
         {
-            anyhow::bail!("{}: no baseline for image {w}", path.display());
+            anyhow::bail!("{place}: no baseline for image {w}");
         }
     }
     Ok(BaselineFile {
@@ -145,8 +225,9 @@ pub fn run(cmd: BaselineCommand) -> anyhow::Result<i32> {
         .map_or(0, |d| d.as_secs());
     match cmd {
         BaselineCommand::Show { images, file, json } => {
-            let data = BaselineFile::load(&file.path)?;
-            let sel = select(&data, &images, &file.path)?;
+            let b = file.backend()?;
+            let data = b.load()?;
+            let sel = select(&data, &images, &b.describe())?;
             if json {
                 print!("{}", sel.to_json());
             } else {
@@ -158,8 +239,9 @@ pub fn run(cmd: BaselineCommand) -> anyhow::Result<i32> {
             file,
             output,
         } => {
-            let data = BaselineFile::load(&file.path)?;
-            let sel = select(&data, &images, &file.path)?;
+            let b = file.backend()?;
+            let data = b.load()?;
+            let sel = select(&data, &images, &b.describe())?;
             match output {
                 Some(o) => {
                     std::fs::write(&o, sel.to_json())
@@ -181,26 +263,28 @@ pub fn run(cmd: BaselineCommand) -> anyhow::Result<i32> {
             let text = std::fs::read_to_string(&input)
                 .with_context(|| format!("reading baseline file {}", input.display()))?;
             let incoming = BaselineFile::parse(&text, &input)?;
-            let mut data = BaselineFile::load(&file.path)?;
+            let b = file.backend()?;
+            let mut data = b.load()?;
             let n = data.import(incoming, now, replace);
-            data.save(&file.path)?;
+            b.save(&data)?;
             eprintln!(
                 "imported {n} image baseline(s) into {} (enforced from now)",
-                file.path.display()
+                b.describe()
             );
         }
         BaselineCommand::Reset { images, file, all } => {
             if images.is_empty() && !all {
                 anyhow::bail!("name the images to reset, or pass --all");
             }
-            let mut data = BaselineFile::load(&file.path)?;
-            let gone = select(&data, &images, &file.path)?;
+            let b = file.backend()?;
+            let mut data = b.load()?;
+            let gone = select(&data, &images, &b.describe())?;
             data.images.retain(|k, _| !gone.images.contains_key(k));
-            data.save(&file.path)?;
+            b.save(&data)?;
             eprintln!(
                 "reset {} image baseline(s) in {}",
                 gone.images.len(),
-                file.path.display()
+                b.describe()
             );
         }
     }

@@ -67,8 +67,9 @@ pub struct RunArgs {
     /// At exit, write the agent's counters (events, losses, alert latency, memory) as JSON.
     #[arg(long, value_name = "FILE")]
     pub(crate) stats_json: Option<PathBuf>,
-    /// Where per-image network baselines persist across restarts (JSON; see `driftwatch
-    /// baseline`) [config: network.baseline_file].
+    /// Keep the per-image network baselines in this JSON file (see `driftwatch baseline`)
+    /// instead of the alert store's database, where they live by default [config:
+    /// network.baseline_file].
     #[arg(long, value_name = "FILE")]
     pub(crate) baseline_file: Option<PathBuf>,
     /// How long each image learns its outbound destinations and extra listeners after its
@@ -283,7 +284,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         mirror.clone(),
     )?;
     // Seam for the API: it takes `config.api` here.
-    let agent_config = crate::settings::agent_config(&config, &resolved, &args);
+    let mut agent_config = crate::settings::agent_config(&config, &resolved, &args);
+    let baseline_file_named =
+        args.baseline_file.is_some() || loaded.set.contains_key("network.baseline_file");
+    if let Some(s) = store.as_ref().filter(|_| !baseline_file_named) {
+        // Baselines live in the store (unless a baseline file was named); a baseline file
+        // from before is taken in once.
+        match s.migrate_baseline_file(&config.network.baseline_file) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "network baselines: {n} images taken over from {} into the store",
+                config.network.baseline_file.display()
+            ),
+            Err(e) => tracing::warn!("network baselines: {e}"),
+        }
+        agent_config.baseline_backend = Some(std::sync::Arc::new(
+            crate::baseline_cmd::StoreBaselines(s.clone()),
+        ));
+    }
     let api_plan = args
         .api
         .plan(&config.api, loaded.set.contains_key("api.listen"))?;

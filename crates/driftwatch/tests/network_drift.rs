@@ -490,3 +490,70 @@ fn ipv6_loopback_destination_is_judged() {
         "{a}"
     );
 }
+
+/// `driftwatch baseline show --db DB --json`, parsed.
+fn stored_baselines(db: &str) -> Value {
+    let (ok, out) = cli(&["baseline", "show", "--db", db, "--json"]);
+    assert!(ok, "{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn baselines_live_in_the_store_and_a_reset_there_is_taken_over() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("driftwatch.db");
+    let d = db.to_str().unwrap();
+    // No baseline file named: with the store on, baselines are kept in its database.
+    let agent = AgentProcess::start(&["--store", d, "--learning-window", "1h"]);
+    // The agent took in this host's baseline file (if any) once; forget it all, through the
+    // store, so that the test image learns from now on.
+    let (ok, out) = cli(&["baseline", "reset", "--all", "--db", d]);
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_secs(3));
+    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    connect(&c, 9401);
+    let start = Instant::now();
+    while !stored_baselines(d)
+        .to_string()
+        .contains("127.0.0.1:9401/tcp")
+    {
+        assert!(start.elapsed() < WAIT, "the store never listed 9401");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // An image learning for an hour, and no JSON file anywhere in the state dir.
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_none_or(|x| x != "json")),
+        "a baseline file was written next to the store"
+    );
+    // Reset through the store: the running agent forgets 9401 and the image learns again
+    // (from the reset on, for the learning window).
+    let (ok, out) = cli(&["baseline", "reset", "--all", "--db", d]);
+    assert!(ok, "{out}");
+    assert!(out.contains("(alert store)"), "{out}");
+    std::thread::sleep(Duration::from_secs(3));
+    connect(&c, 9402);
+    let start = Instant::now();
+    loop {
+        let b = stored_baselines(d).to_string();
+        if b.contains("127.0.0.1:9402/tcp") {
+            assert!(!b.contains("9401"), "the reset was not taken over: {b}");
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "the store never listed 9402: {b}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(agent);
+    // Still there for the next agent.
+    assert!(
+        stored_baselines(d)
+            .to_string()
+            .contains("127.0.0.1:9402/tcp")
+    );
+}
