@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn selects_by_name_id_or_prefix_and_names_the_missing() {
         let f = sample();
-        let p = Path::new("/x/b.json");
+        let p = "/x/b.json";
         for w in ["web:2", "sha256:0123456789ab", "012345"] {
             assert_eq!(select(&f, &[w.into()], p).unwrap().images.len(), 1, "{w}");
         }
