@@ -343,14 +343,16 @@ impl Sensor {
                 }
                 keep
             });
-            let _ = self
-                .stats
-                .dirs_watched
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                    Some(v.saturating_sub(freed))
-                });
-            self.pending_packages.retain(|(id, _), _| live.contains_key(id));
-            self.recent_creates.retain(|(id, _), _| live.contains_key(id));
+            let _ =
+                self.stats
+                    .dirs_watched
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                        Some(v.saturating_sub(freed))
+                    });
+            self.pending_packages
+                .retain(|(id, _), _| live.contains_key(id));
+            self.recent_creates
+                .retain(|(id, _), _| live.contains_key(id));
         }
         for id in ids {
             if self.containers.contains_key(&id) {

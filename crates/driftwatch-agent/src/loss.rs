@@ -41,7 +41,10 @@ pub fn loss_alert(now: LossCounts, reported: LossCounts, hostname: &str, ring_mi
     let mut f: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     f.insert("driftwatch.lost_new".into(), new.into());
     f.insert("driftwatch.exec_lost".into(), now.exec_lost.into());
-    f.insert("driftwatch.exec_malformed".into(), now.exec_malformed.into());
+    f.insert(
+        "driftwatch.exec_malformed".into(),
+        now.exec_malformed.into(),
+    );
     f.insert("driftwatch.net_lost".into(), now.net_lost.into());
     f.insert("driftwatch.net_malformed".into(), now.net_malformed.into());
     f.insert("driftwatch.ring_mib".into(), ring_mib.into());
@@ -161,6 +164,10 @@ mod tests {
         assert_eq!(a.output_fields["driftwatch.lost_new"], 18);
         assert_eq!(a.output_fields["driftwatch.exec_lost"], 25);
         assert_eq!(a.output_fields["driftwatch.ring_mib"], 1);
-        assert!(a.output.starts_with("Driftwatch events lost: 18 "), "{}", a.output);
+        assert!(
+            a.output.starts_with("Driftwatch events lost: 18 "),
+            "{}",
+            a.output
+        );
     }
 }

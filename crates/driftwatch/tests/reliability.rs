@@ -164,7 +164,8 @@ fn ring_overflow_is_counted_alerted_and_detection_goes_on() {
     assert!(lost > 0, "{a}");
     assert_eq!(field(&a, "driftwatch.ring_mib"), 1, "{a}");
     // Still working: the next drift is detected.
-    let (rc, out) = c.sh("mkdir -p /tmp/after && cp /bin/busybox /tmp/after/true && /tmp/after/true");
+    let (rc, out) =
+        c.sh("mkdir -p /tmp/after && cp /bin/busybox /tmp/after/true && /tmp/after/true");
     assert_eq!(rc, 0, "{out}");
     agent.wait_for("drift after the overflow", WAIT, |a| {
         has_tag(a, "binary_drift") && field(a, "drift.path") == "/tmp/after/true"
@@ -282,22 +283,37 @@ fn drift_burst_is_deduplicated_and_detection_keeps_up() {
     let mine: Vec<Value> = agent
         .alerts()
         .into_iter()
-        .filter(|a| field(a, "container.id") == c.short() && field(a, "proc.exepath") == "/tmp/b/true")
+        .filter(|a| {
+            field(a, "container.id") == c.short() && field(a, "proc.exepath") == "/tmp/b/true"
+        })
         .collect();
     let mut rules: Vec<String> = mine.iter().map(|a| a["rule"].to_string()).collect();
     rules.sort();
     rules.dedup();
     assert!(!rules.is_empty(), "no alert for the burst");
     for rule in &rules {
-        let of_rule: Vec<&Value> = mine.iter().filter(|a| a["rule"].to_string() == *rule).collect();
-        let repeats: u64 = of_rule.iter().map(|a| n(field(a, "driftwatch.repeats"))).sum();
-        eprintln!("burst: {burst}+1 execs, rule {rule}: {} alerts, {repeats} repeats", of_rule.len());
+        let of_rule: Vec<&Value> = mine
+            .iter()
+            .filter(|a| a["rule"].to_string() == *rule)
+            .collect();
+        let repeats: u64 = of_rule
+            .iter()
+            .map(|a| n(field(a, "driftwatch.repeats")))
+            .sum();
+        eprintln!(
+            "burst: {burst}+1 execs, rule {rule}: {} alerts, {repeats} repeats",
+            of_rule.len()
+        );
         assert_eq!(
             of_rule.len() as u64 + repeats,
             burst + 1,
             "alerts + repeats for {rule}"
         );
-        assert!(of_rule.len() as u64 * 10 < burst, "{rule}: {} alerts", of_rule.len());
+        assert!(
+            of_rule.len() as u64 * 10 < burst,
+            "{rule}: {} alerts",
+            of_rule.len()
+        );
     }
     assert!(n(&s["alerts_suppressed"]) > 0, "{s:#}");
 }
@@ -359,7 +375,14 @@ fn full_store_disk_does_not_stop_alerts() {
     let mnt = dir.path().join("store");
     std::fs::create_dir(&mnt).unwrap();
     let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "dw-full", mnt.to_str().unwrap()])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "dw-full",
+            mnt.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(st.success(), "mounting a tmpfs on {}", mnt.display());
@@ -394,7 +417,9 @@ fn full_store_disk_does_not_stop_alerts() {
     ));
     assert_eq!(rc, 0, "{out}");
     let last = format!("/tmp/f{count}/true");
-    agent.wait_for("the last drift", WAIT, |a| field(a, "drift.path") == last.as_str());
+    agent.wait_for("the last drift", WAIT, |a| {
+        field(a, "drift.path") == last.as_str()
+    });
     agent.wait_for_log("the store's condition", 1, WAIT, |l| {
         l.contains("cannot store alerts")
     });
@@ -408,7 +433,10 @@ fn full_store_disk_does_not_stop_alerts() {
                 .is_some_and(|p| p.starts_with("/tmp/f"))
         })
         .count();
-    assert!(drift >= count, "{drift} of {count} drift alerts in the JSON output");
+    assert!(
+        drift >= count,
+        "{drift} of {count} drift alerts in the JSON output"
+    );
     let s = stats(&stats_path);
     assert!(n(&s["store"]["write_errors"]) > 0, "{s:#}");
 }
@@ -438,10 +466,17 @@ fn dockerd_restart_agent_reconnects() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    agent.wait_for_log("the disconnect", 1, WAIT, |l| l.contains("still detecting drift"));
+    agent.wait_for_log("the disconnect", 1, WAIT, |l| {
+        l.contains("still detecting drift")
+    });
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-dockerd");
-    assert!(Command::new(root).status().unwrap().success(), "restarting dockerd");
-    agent.wait_for_log("the reconnect", 1, Duration::from_secs(60), |l| l.contains("reconnected"));
+    assert!(
+        Command::new(root).status().unwrap().success(),
+        "restarting dockerd"
+    );
+    agent.wait_for_log("the reconnect", 1, Duration::from_secs(60), |l| {
+        l.contains("reconnected")
+    });
     let c = Container::run(&["--name", "dw-after-restart", BUSYBOX, "sleep", "600"]);
     let (rc, out) = c.sh("cp /bin/busybox /tmp/true && /tmp/true");
     assert_eq!(rc, 0, "{out}");
