@@ -40,7 +40,8 @@ struct Dedup {
 
 #[derive(Hash, PartialEq, Eq)]
 struct DedupKey {
-    rule: RuleIdx,
+    /// The rule's index in the current rule set.
+    rule: usize,
     container: String,
     exe: String,
     file: String,
@@ -169,7 +170,7 @@ impl Emitter {
         let matches = std::mem::take(&mut self.matches);
         for &idx in &matches {
             let key = DedupKey {
-                rule: idx,
+                rule: idx.index(),
                 container: event
                     .container
                     .as_ref()
@@ -220,5 +221,46 @@ pub fn emit_alert(shared: &SharedEmitter, alert: &Alert) {
     match shared.lock() {
         Ok(mut e) => e.emit_alert(alert),
         Err(poisoned) => poisoned.into_inner().emit_alert(alert),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(exe: &str) -> DedupKey {
+        DedupKey {
+            rule: 0,
+            container: "c".into(),
+            exe: exe.into(),
+            file: String::new(),
+        }
+    }
+
+    #[test]
+    fn one_alert_per_window_and_the_next_carries_the_repeats() {
+        let mut d = Dedup {
+            window: Duration::from_secs(10),
+            ..Dedup::default()
+        };
+        let t0 = Instant::now();
+        assert_eq!(d.admit(key("/a"), t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(d.admit(key("/a"), t0 + Duration::from_secs(i)), None);
+        }
+        // Another executable is its own key.
+        assert_eq!(d.admit(key("/b"), t0), Some(0));
+        assert_eq!(d.admit(key("/a"), t0 + Duration::from_secs(11)), Some(5));
+        assert_eq!(d.admit(key("/a"), t0 + Duration::from_secs(22)), Some(0));
+    }
+
+    #[test]
+    fn a_zero_window_sends_everything() {
+        let mut d = Dedup::default();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(d.admit(key("/a"), t0), Some(0));
+        }
+        assert!(d.seen.is_empty());
     }
 }

@@ -299,24 +299,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         crate::settings::Reloader::new(&args, config, responder, &resolved.enforcement, mirror);
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     crate::sd_notify::notify("READY=1");
-    let watcher = {
-        let sensor = agent.sensor_stats().cloned();
-        std::thread::spawn(move || {
-            let mut reported = 0;
-            loop {
-                std::thread::sleep(Duration::from_secs(2));
-                let lost = sensor.as_ref().map_or(0, |s| s.lost());
-                if lost > reported {
-                    tracing::warn!(
-                        "{} exec events lost (the ring buffer was full); {lost} in all since start",
-                        lost - reported
-                    );
-                    reported = lost;
-                }
-            }
-        })
-    };
-    drop(watcher);
+    // Lost events are logged and alerted by the agent (its loss watch: "Driftwatch events lost").
     signals.wait(args.duration, || reloader.reload(&agent, &args))?;
     crate::sd_notify::notify("STOPPING=1");
     let responder = reloader.responder().cloned();

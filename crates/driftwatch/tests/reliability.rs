@@ -287,15 +287,15 @@ fn drift_burst_is_deduplicated_and_detection_keeps_up() {
             field(a, "container.id") == c.short() && field(a, "proc.exepath") == "/tmp/b/true"
         })
         .collect();
-    let mut rules: Vec<String> = mine.iter().map(|a| a["rule"].to_string()).collect();
+    let mut rules: Vec<String> = mine
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap_or_default().to_string())
+        .collect();
     rules.sort();
     rules.dedup();
     assert!(!rules.is_empty(), "no alert for the burst");
     for rule in &rules {
-        let of_rule: Vec<&Value> = mine
-            .iter()
-            .filter(|a| a["rule"].to_string() == *rule)
-            .collect();
+        let of_rule: Vec<&Value> = mine.iter().filter(|a| a["rule"] == rule.as_str()).collect();
         let repeats: u64 = of_rule
             .iter()
             .map(|a| n(field(a, "driftwatch.repeats")))

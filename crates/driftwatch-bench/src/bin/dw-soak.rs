@@ -88,7 +88,7 @@ fn storm(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
         let t = Instant::now();
         // Each loop runs for storm_secs inside its container and prints its exec count.
         let script = format!(
-            "end=$(( $(date +%s) + {} )); n=0; while [ $(date +%s) -lt $end ]; do i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done; n=$((n+201)); done; echo $n",
+            "end=$(( $(date +%s) + {} )); n=0; while [ $(date +%s) -lt $end ]; do i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done; n=$((n+200)); done; echo $n",
             a.storm_secs
         );
         let loops: Vec<_> = cs
@@ -115,7 +115,7 @@ fn storm(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
             .count();
         let s = agent.stop()?;
         println!(
-            "exec storm, ring {mib:>2} MiB: {} containers, ~{execs} execs (+ date) in {secs:.0} s = {:.0} execs/s; agent processed {}, lost {}, malformed {}, loss alerts {loss_alerts}; RSS {lo:.1}..{hi:.1} MiB",
+            "exec storm, ring {mib:>2} MiB: {} containers, ~{execs} execs of /bin/true in {secs:.0} s = {:.0} execs/s; agent processed {}, lost {}, malformed {}, loss alerts {loss_alerts}; RSS {lo:.1}..{hi:.1} MiB",
             a.storm_containers,
             execs as f64 / secs,
             s["execs_processed"],
