@@ -85,6 +85,8 @@ pub struct ContainerRegistry {
 
 /// Docker's overlay2 home, for layer paths it writes relative to it.
 const DOCKER_OVERLAY_HOME: &str = "/var/lib/docker/overlay2";
+/// Destroyed containers' entries kept at most (for their late events).
+const MAX_LINGERING: usize = 64;
 const RETRY_UNKNOWN_AFTER: Duration = Duration::from_secs(5);
 
 fn parse_passwd(text: &str) -> HashMap<u32, String> {
@@ -132,7 +134,7 @@ impl ContainerRegistry {
             sources,
             runtime,
             stats: RegistryStats::default(),
-            linger: Duration::from_secs(600),
+            linger: Duration::from_secs(60),
             observers: RwLock::new(Vec::new()),
         }
     }
@@ -341,6 +343,18 @@ impl ContainerRegistry {
             }
             let linger = self.linger;
             m.retain(|_, e| e.destroyed_at.is_none_or(|t| t.elapsed() < linger));
+            // Churn (hundreds of containers a minute) must not grow the registry: beyond
+            // MAX_LINGERING destroyed entries, the oldest go first.
+            let mut gone: Vec<(Instant, ContainerId)> = m
+                .iter()
+                .filter_map(|(id, e)| e.destroyed_at.map(|t| (t, id.clone())))
+                .collect();
+            if gone.len() > MAX_LINGERING {
+                gone.sort_unstable_by_key(|(t, _)| *t);
+                for (_, id) in &gone[..gone.len() - MAX_LINGERING] {
+                    m.remove(id);
+                }
+            }
         }
     }
 

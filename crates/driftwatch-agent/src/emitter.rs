@@ -1,12 +1,14 @@
 //! The end of every pipeline: an event is recorded (`--record`), run through the rules, and
 //! each alert it raises goes to every sink. Shared by all sensors (exec, file, network, ...).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{LineWriter, Write};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use driftwatch_model::Event;
+use driftwatch_model::{Alert, Event};
 use driftwatch_rules::{RuleIdx, RuleSet};
 
 use driftwatch_outputs::Outputs;
@@ -23,6 +25,59 @@ pub struct Emitter {
     stats: Arc<AgentStats>,
     hostname: String,
     matches: Vec<RuleIdx>,
+    dedup: Dedup,
+}
+
+/// Alert deduplication: one alert per (rule, container, executable, file) per window; the
+/// repeats are counted and the first alert of the next window carries their number
+/// (`driftwatch.repeats`). A window of zero turns it off.
+#[derive(Default)]
+struct Dedup {
+    window: Duration,
+    /// Key → (window start, alerts suppressed in it).
+    seen: HashMap<DedupKey, (Instant, u64)>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct DedupKey {
+    /// The rule's index in the current rule set.
+    rule: usize,
+    container: String,
+    exe: String,
+    file: String,
+}
+
+/// Keys kept at most; beyond it, expired windows are dropped (and all of them if that is
+/// not enough: an alert too many is better than unbounded memory).
+const DEDUP_MAX_KEYS: usize = 16_384;
+
+impl Dedup {
+    /// `None`: suppress this alert. `Some(n)`: send it, `n` repeats were suppressed in the
+    /// key's previous window.
+    fn admit(&mut self, key: DedupKey, now: Instant) -> Option<u64> {
+        if self.window.is_zero() {
+            return Some(0);
+        }
+        if let Some((start, n)) = self.seen.get_mut(&key) {
+            if now.duration_since(*start) < self.window {
+                *n += 1;
+                return None;
+            }
+            let repeats = *n;
+            *start = now;
+            *n = 0;
+            return Some(repeats);
+        }
+        if self.seen.len() >= DEDUP_MAX_KEYS {
+            let w = self.window;
+            self.seen.retain(|_, (t, _)| now.duration_since(*t) < w);
+            if self.seen.len() >= DEDUP_MAX_KEYS {
+                self.seen.clear();
+            }
+        }
+        self.seen.insert(key, (now, 0));
+        Some(0)
+    }
 }
 
 /// Sensors run on their own threads and share one emitter.
@@ -51,6 +106,33 @@ impl Emitter {
             stats,
             hostname,
             matches: Vec::new(),
+            dedup: Dedup::default(),
+        }
+    }
+
+    /// Deduplicates alerts per (rule, container, executable, file) within `window`
+    /// (zero: every alert is sent).
+    pub fn set_dedup_window(&mut self, window: Duration) {
+        self.dedup.window = window;
+        self.dedup.seen.clear();
+    }
+
+    /// Sends an alert the agent raises about itself (events lost, ...) to every output and
+    /// sink, past the rules and deduplication.
+    pub fn emit_alert(&mut self, alert: &Alert) {
+        self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+        self.send(alert);
+    }
+
+    fn send(&mut self, alert: &Alert) {
+        if let Some(o) = &self.outputs {
+            o.emit(alert);
+        }
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.emit(alert) {
+                self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("writing an alert to {}: {e}", sink.name());
+            }
         }
     }
 
@@ -68,6 +150,8 @@ impl Emitter {
     pub fn set_rules(&mut self, rules: RuleSet) {
         self.rules = rules;
         self.matches.clear();
+        // Rule indices change with the rule set.
+        self.dedup.seen.clear();
     }
 
     /// Adds a sink after the others (e.g. response playbooks configured by a reload).
@@ -83,18 +167,35 @@ impl Emitter {
             let _ = writeln!(r, "{line}");
         }
         self.rules.matches(event, &mut self.matches);
-        for &idx in &self.matches {
-            let alert = self.rules.alert(idx, event, &self.hostname);
+        let now = Instant::now();
+        let matches = std::mem::take(&mut self.matches);
+        for &idx in &matches {
+            let key = DedupKey {
+                rule: idx.index(),
+                container: event
+                    .container
+                    .as_ref()
+                    .map(|c| c.id.as_str().to_string())
+                    .unwrap_or_default(),
+                exe: event.process.exepath.clone(),
+                file: event
+                    .file
+                    .as_ref()
+                    .map(|f| f.path.clone())
+                    .unwrap_or_default(),
+            };
+            let Some(repeats) = self.dedup.admit(key, now) else {
+                self.stats.alerts_suppressed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let mut alert = self.rules.alert(idx, event, &self.hostname);
+            if !self.dedup.window.is_zero() {
+                alert
+                    .output_fields
+                    .insert("driftwatch.repeats".into(), repeats.into());
+            }
             self.stats.alerts.fetch_add(1, Ordering::Relaxed);
-            if let Some(o) = &self.outputs {
-                o.emit(&alert);
-            }
-            for sink in &mut self.sinks {
-                if let Err(e) = sink.emit(&alert) {
-                    self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("writing an alert to {}: {e}", sink.name());
-                }
-            }
+            self.send(&alert);
             let latency_us = now_wall_ns().saturating_sub(event.time_ns) / 1000;
             self.stats.alert_latency.observe_us(latency_us);
             if let Ok(mut l) = self.stats.alert_latency_us.lock()
@@ -103,7 +204,9 @@ impl Emitter {
                 l.push(latency_us.min(u64::from(u32::MAX)) as u32);
             }
         }
-        self.matches.len()
+        let n = matches.len();
+        self.matches = matches;
+        n
     }
 }
 
@@ -112,5 +215,54 @@ pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
     match shared.lock() {
         Ok(mut e) => e.emit(event),
         Err(poisoned) => poisoned.into_inner().emit(event),
+    }
+}
+
+/// [`Emitter::emit_alert`] through a shared emitter.
+pub fn emit_alert(shared: &SharedEmitter, alert: &Alert) {
+    match shared.lock() {
+        Ok(mut e) => e.emit_alert(alert),
+        Err(poisoned) => poisoned.into_inner().emit_alert(alert),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(exe: &str) -> DedupKey {
+        DedupKey {
+            rule: 0,
+            container: "c".into(),
+            exe: exe.into(),
+            file: String::new(),
+        }
+    }
+
+    #[test]
+    fn one_alert_per_window_and_the_next_carries_the_repeats() {
+        let mut d = Dedup {
+            window: Duration::from_secs(10),
+            ..Dedup::default()
+        };
+        let t0 = Instant::now();
+        assert_eq!(d.admit(key("/a"), t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(d.admit(key("/a"), t0 + Duration::from_secs(i)), None);
+        }
+        // Another executable is its own key.
+        assert_eq!(d.admit(key("/b"), t0), Some(0));
+        assert_eq!(d.admit(key("/a"), t0 + Duration::from_secs(11)), Some(5));
+        assert_eq!(d.admit(key("/a"), t0 + Duration::from_secs(22)), Some(0));
+    }
+
+    #[test]
+    fn a_zero_window_sends_everything() {
+        let mut d = Dedup::default();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(d.admit(key("/a"), t0), Some(0));
+        }
+        assert!(d.seen.is_empty());
     }
 }

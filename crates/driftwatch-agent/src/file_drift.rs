@@ -155,6 +155,9 @@ struct Sensor {
     watcher: DirWatcher,
     containers: HashMap<ContainerId, Watched>,
     dirs: HashMap<DirHandle, (ContainerId, PathBuf)>,
+    /// Directories marked per container (their share of `max_dirs`, given back when the
+    /// container is destroyed).
+    dir_counts: HashMap<ContainerId, u64>,
     /// Package databases changed and not yet compared: when last changed, and by whom.
     pending_packages: HashMap<(ContainerId, PathBuf), (Instant, u32)>,
     /// Files reported created, so the write that follows the create is not a second alert.
@@ -185,6 +188,7 @@ impl FileDrift {
             watcher,
             containers: HashMap::new(),
             dirs: HashMap::new(),
+            dir_counts: HashMap::new(),
             pending_packages: HashMap::new(),
             recent_creates: HashMap::new(),
             judge: Judge::new(),
@@ -317,8 +321,39 @@ impl Sensor {
 
     /// Starts watching containers the registry has learnt of; forgets those it dropped.
     fn sync_containers(&mut self) {
-        let ids: HashSet<ContainerId> = self.registry.list().iter().map(|m| m.id.clone()).collect();
+        // Destroyed containers (kept a while in the registry for late exec events) are
+        // forgotten at once: their upper dir's fd, their directories and the budget of
+        // watched directories they held (churn must not exhaust `max_dirs`).
+        let ids: HashSet<ContainerId> = self
+            .registry
+            .live_entries()
+            .iter()
+            .map(|e| e.meta.id.clone())
+            .collect();
+        let before = self.containers.len();
         self.containers.retain(|id, _| ids.contains(id));
+        if self.containers.len() != before {
+            let live = &self.containers;
+            self.dirs.retain(|_, (id, _)| live.contains_key(id));
+            let mut freed = 0;
+            self.dir_counts.retain(|id, n| {
+                let keep = live.contains_key(id);
+                if !keep {
+                    freed += *n;
+                }
+                keep
+            });
+            let _ =
+                self.stats
+                    .dirs_watched
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                        Some(v.saturating_sub(freed))
+                    });
+            self.pending_packages
+                .retain(|(id, _), _| live.contains_key(id));
+            self.recent_creates
+                .retain(|(id, _), _| live.contains_key(id));
+        }
         for id in ids {
             if self.containers.contains_key(&id) {
                 continue;
@@ -392,6 +427,7 @@ impl Sensor {
                 continue;
             }
             self.stats.dirs_watched.fetch_add(1, Ordering::Relaxed);
+            *self.dir_counts.entry(id.clone()).or_default() += 1;
             let Ok(rd) = std::fs::read_dir(&d) else {
                 continue;
             };

@@ -56,6 +56,9 @@ pub struct AgentConfig {
     pub enforcement: crate::enforce::EnforcementPolicy,
     /// Image drift: the approved list, layer integrity checks.
     pub image_verify: crate::image_verify::ImageVerifyConfig,
+    /// One alert per (rule, container, executable, file) per window, the repeats counted in
+    /// the next one's `driftwatch.repeats` (zero: every alert is sent).
+    pub dedup_window: Duration,
 }
 
 impl Default for AgentConfig {
@@ -77,6 +80,7 @@ impl Default for AgentConfig {
             learning_window: crate::baseline::DEFAULT_LEARNING_WINDOW,
             enforcement: crate::enforce::EnforcementPolicy::default(),
             image_verify: crate::image_verify::ImageVerifyConfig::default(),
+            dedup_window: Duration::ZERO,
         }
     }
 }
@@ -98,6 +102,10 @@ pub struct AgentStats {
     /// Execs in a mount namespace other than the host's but in no container cgroup.
     pub not_container: AtomicU64,
     pub alerts: AtomicU64,
+    /// Alerts not sent: a repeat within the deduplication window.
+    pub alerts_suppressed: AtomicU64,
+    /// "Driftwatch events lost" alerts raised.
+    pub loss_alerts: AtomicU64,
     pub output_errors: AtomicU64,
     /// Exec-to-written latency of each alert, in microseconds (the first million).
     pub alert_latency_us: std::sync::Mutex<Vec<u32>>,
@@ -142,6 +150,8 @@ pub struct Agent {
     outputs: Arc<driftwatch_outputs::Outputs>,
     /// Configuration reloads (SIGHUP).
     reloads: Arc<crate::reload::ReloadStats>,
+    /// Lost kernel events → "Driftwatch events lost" alerts.
+    loss: Option<crate::loss::LossWatch>,
 }
 
 struct Worker {
@@ -237,6 +247,10 @@ impl Agent {
             config.hostname.clone(),
         )
         .shared();
+        emitter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_dedup_window(config.dedup_window);
         // Observers first, so that containers already running are judged too.
         let config_drift = ConfigDrift::start(emitter.clone());
         registry.observe(config_drift.clone());
@@ -302,7 +316,16 @@ impl Agent {
             procs.clone(),
             emitter.clone(),
         )?;
+        let loss = crate::loss::LossWatch::start(
+            Some(sensor.stats().clone()),
+            net.sensor_stats().cloned(),
+            emitter.clone(),
+            stats.clone(),
+            config.hostname.clone(),
+            config.ring_bytes / (1024 * 1024),
+        );
         Ok(Agent {
+            loss: Some(loss),
             outputs,
             config_drift,
             image_verify,
@@ -414,6 +437,8 @@ impl Agent {
         // held) before it stops, and fanotify lets everything run once its group closes.
         self.enforcer.shutdown();
         drop(self.sensor.take());
+        // After the sensor's last read of the kernel's counters: the final losses alert.
+        drop(self.loss.take());
         self.config_drift.shutdown();
         self.image_verify.shutdown();
         drop(self.net.take());

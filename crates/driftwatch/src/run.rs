@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// Stop after this many seconds (for scripts and benchmarks).
     #[arg(long, value_name = "SECS")]
     pub(crate) duration: Option<u64>,
+    /// Send one alert per (rule, container, executable, file) per window; repeats within
+    /// it are counted, and the next window's first alert carries the number in
+    /// `driftwatch.repeats` (e.g. `10s`; default 0: every alert is sent).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) dedup_window: Option<Duration>,
     /// At exit, write the agent's counters (events, losses, alert latency, memory) as JSON.
     #[arg(long, value_name = "FILE")]
     pub(crate) stats_json: Option<PathBuf>,
@@ -345,24 +350,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         crate::settings::Reloader::new(&args, config, responder, &resolved.enforcement, mirror);
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     crate::sd_notify::notify("READY=1");
-    let watcher = {
-        let sensor = agent.sensor_stats().cloned();
-        std::thread::spawn(move || {
-            let mut reported = 0;
-            loop {
-                std::thread::sleep(Duration::from_secs(2));
-                let lost = sensor.as_ref().map_or(0, |s| s.lost());
-                if lost > reported {
-                    tracing::warn!(
-                        "{} exec events lost (the ring buffer was full); {lost} in all since start",
-                        lost - reported
-                    );
-                    reported = lost;
-                }
-            }
-        })
-    };
-    drop(watcher);
+    // Lost events are logged and alerted by the agent (its loss watch: "Driftwatch events lost").
     signals.wait(args.duration, || reloader.reload(&agent, &args))?;
     crate::sd_notify::notify("STOPPING=1");
     let responder = reloader.responder().cloned();
@@ -404,6 +392,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "execs_processed": s.processed.load(Ordering::Relaxed),
         "not_container": s.not_container.load(Ordering::Relaxed),
         "alerts": s.alerts.load(Ordering::Relaxed),
+        "alerts_suppressed": s.alerts_suppressed.load(Ordering::Relaxed),
+        "loss_alerts": s.loss_alerts.load(Ordering::Relaxed),
+        "output_errors": s.output_errors.load(Ordering::Relaxed),
         "lost": lost,
         "kernel_sent": k.as_ref().map_or(0, |k| k.sent.load(Ordering::Relaxed)),
         "host_execs_skipped_in_kernel": k.as_ref().map_or(0, |k| k.host_skipped.load(Ordering::Relaxed)),
@@ -412,6 +403,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "alert_latency_p99_us": s.latency_quantile_us(0.99),
         "alert_latency_samples": s.alert_latency_us.lock().map(|v| v.len()).unwrap_or(0),
         "containers_known": agent.registry().len(),
+        "containers_live": agent.registry().live_entries().len(),
+        "engine_disconnects": agent.registry().stats.engine_disconnects.load(Ordering::Relaxed),
+        "open_fds": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
         "files": agent.file_stats().map(|f| serde_json::json!({
             "notices": f.notices.load(Ordering::Relaxed),
             "events": f.events.load(Ordering::Relaxed),
@@ -477,6 +471,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         );
     }
     if let Some(s) = store {
+        let snap = s.snapshot();
+        stats_json["store"] = serde_json::json!({
+            "written": snap.written,
+            "dropped": snap.dropped,
+            "write_errors": snap.write_errors,
+            "queue_depth": snap.queue_depth,
+            "degraded": snap.degraded,
+        });
         crate::alerts_cmd::close_store(s);
     }
     if let Some(p) = &args.stats_json {

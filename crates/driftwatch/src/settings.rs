@@ -295,6 +295,7 @@ pub fn agent_config(c: &Config, r: &Resolved, args: &RunArgs) -> AgentConfig {
         baseline_file: Some(c.network.baseline_file.clone()),
         learning_window: c.network.learning_window,
         image_verify: args.image_verify.config(&c.verify, r.approved.clone()),
+        dedup_window: args.dedup_window.unwrap_or_default(),
         ..AgentConfig::default()
     }
 }
