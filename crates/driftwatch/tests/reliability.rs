@@ -16,6 +16,14 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 const LOSS_RULE: &str = "Driftwatch events lost";
 
+/// The tests of this file run one at a time: one restarts dockerd (every container of the
+/// host goes), the others measure the agent's memory and fds.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn ready() -> bool {
     require(&[
         Requirement::Root,
@@ -74,6 +82,7 @@ fn exec_loop(n: u64, exe: &str) -> String {
 /// the default ring buffer, memory flat (sampled while it runs).
 #[test]
 fn exec_storm_loses_nothing_and_memory_stays_flat() {
+    let _serial = serial();
     if !ready() {
         return;
     }
@@ -139,6 +148,7 @@ fn exec_storm_loses_nothing_and_memory_stays_flat() {
 /// drift.
 #[test]
 fn ring_overflow_is_counted_alerted_and_detection_goes_on() {
+    let _serial = serial();
     if !ready() {
         return;
     }
@@ -196,6 +206,7 @@ fn ring_overflow_is_counted_alerted_and_detection_goes_on() {
 /// Containers created, exec'd in and removed: open fds, memory and the registry do not grow.
 #[test]
 fn container_churn_leaves_no_growth() {
+    let _serial = serial();
     if !ready() {
         return;
     }
@@ -252,6 +263,7 @@ fn container_churn_leaves_no_growth() {
 /// counted in the next alert, and every exec processed.
 #[test]
 fn drift_burst_is_deduplicated_and_detection_keeps_up() {
+    let _serial = serial();
     if !ready() {
         return;
     }
@@ -323,6 +335,7 @@ fn drift_burst_is_deduplicated_and_detection_keeps_up() {
 /// kill is not alerted again.
 #[test]
 fn sigkill_restart_restores_enforcement_without_duplicates() {
+    let _serial = serial();
     if !ready() {
         return;
     }
@@ -368,6 +381,7 @@ fn sigkill_restart_restores_enforcement_without_duplicates() {
 /// condition is logged and in the stats.
 #[test]
 fn full_store_disk_does_not_stop_alerts() {
+    let _serial = serial();
     if !ready() {
         return;
     }
@@ -442,11 +456,14 @@ fn full_store_disk_does_not_stop_alerts() {
 }
 
 /// dockerd stopped and started again: the agent reconnects and names containers started
-/// after the restart. It stops the host's dockerd (and every container of it): it runs only
-/// when DW_TEST_DOCKERD_RESTART=1.
+/// after the restart. It stops the host's dockerd (and every container of it): it runs in CI
+/// (CI=true, where nothing else uses the engine meanwhile) or with DW_TEST_DOCKERD_RESTART=1.
 #[test]
 fn dockerd_restart_agent_reconnects() {
-    if std::env::var("DW_TEST_DOCKERD_RESTART").as_deref() != Ok("1") {
+    let _serial = serial();
+    if std::env::var("DW_TEST_DOCKERD_RESTART").as_deref() != Ok("1")
+        && std::env::var("CI").as_deref() != Ok("true")
+    {
         eprintln!("SKIPPED: restarts the host's dockerd; set DW_TEST_DOCKERD_RESTART=1");
         return;
     }
