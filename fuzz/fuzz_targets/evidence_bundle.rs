@@ -8,6 +8,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let v = driftwatch_evidence::capture::verify_archive("fuzz.tar", data);
     if v.problems.is_empty() {
-        assert!(v.manifest.is_some(), "no problem reported without a manifest");
+        assert!(
+            v.manifest.is_some(),
+            "no problem reported without a manifest"
+        );
     }
 });

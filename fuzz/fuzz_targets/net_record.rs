@@ -10,7 +10,8 @@ static DECODED_LEN: AtomicUsize = AtomicUsize::new(0);
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = driftwatch_sensor::NetRecord::decode(data) {
-        let first = DECODED_LEN.compare_exchange(0, data.len(), Ordering::Relaxed, Ordering::Relaxed);
+        let first =
+            DECODED_LEN.compare_exchange(0, data.len(), Ordering::Relaxed, Ordering::Relaxed);
         if let Err(len) = first {
             assert_eq!(len, data.len(), "records of two sizes decode");
         }

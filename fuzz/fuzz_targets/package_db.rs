@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let pkgs = driftwatch_image::packages::parse(eco, bytes);
     for p in &pkgs {
-        assert!(!p.name.is_empty(), "{eco:?}: a package without a name: {p:?}");
+        assert!(
+            !p.name.is_empty(),
+            "{eco:?}: a package without a name: {p:?}"
+        );
     }
     if eco == Ecosystem::Python {
         for p in &pkgs {

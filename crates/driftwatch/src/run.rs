@@ -220,7 +220,9 @@ fn open_store(
             );
             Ok(Some(std::sync::Arc::new(s)))
         }
-        Err(e) if explicit => Err(anyhow::anyhow!("the alert store (--store or store.path): {e}")),
+        Err(e) if explicit => Err(anyhow::anyhow!(
+            "the alert store (--store or store.path): {e}"
+        )),
         Err(e) => {
             tracing::warn!(
                 "alerts are not stored: {e}; running without the store (--no-store silences this)"

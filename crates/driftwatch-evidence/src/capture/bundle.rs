@@ -308,10 +308,13 @@ pub fn verify_archive(name: &str, tar: impl Read) -> Verification {
         let mut bytes = Vec::new();
         let read = if name == MANIFEST {
             // The header's size was checked; `take` holds even if the stream lies.
-            (&mut entry).take(MAX_MANIFEST_BYTES).read_to_end(&mut bytes).map(|n| {
-                h.update(&bytes);
-                n as u64
-            })
+            (&mut entry)
+                .take(MAX_MANIFEST_BYTES)
+                .read_to_end(&mut bytes)
+                .map(|n| {
+                    h.update(&bytes);
+                    n as u64
+                })
         } else {
             io::copy(&mut entry, &mut h)
         };
@@ -516,7 +519,10 @@ mod tests {
             all.contains("manifest.json: 67108865 bytes, more than a manifest may hold"),
             "{all}"
         );
-        assert!(all.contains("manifest.json: missing from the bundle"), "{all}");
+        assert!(
+            all.contains("manifest.json: missing from the bundle"),
+            "{all}"
+        );
         assert!(v.manifest.is_none());
     }
 }
