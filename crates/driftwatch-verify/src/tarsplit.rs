@@ -3,7 +3,7 @@
 //! path, its payload's size and crc64-ISO). Segments and file contents concatenated in order
 //! are the layer's tar, whose sha256 is its diff id.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -46,11 +46,17 @@ pub struct TarSplitError {
     pub message: String,
 }
 
+/// The longest line accepted: an entry is a tar header block set (PAX headers included) or
+/// a name, far below this.
+pub const MAX_LINE_BYTES: u64 = 16 << 20;
+
 /// Iterates the entries of decompressed tar-split text, each with its line number.
 pub struct Entries<R> {
     reader: R,
     line: usize,
     buf: String,
+    /// A line was too long: the rest of the stream cannot be split into lines.
+    ended: bool,
 }
 
 impl<R: BufRead> Entries<R> {
@@ -59,6 +65,7 @@ impl<R: BufRead> Entries<R> {
             reader,
             line: 0,
             buf: String::new(),
+            ended: false,
         }
     }
 }
@@ -106,10 +113,26 @@ impl<R: BufRead> Iterator for Entries<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if self.ended {
+                return None;
+            }
             self.buf.clear();
             self.line += 1;
-            match self.reader.read_line(&mut self.buf) {
+            // `take`: a line without an end (a corrupt or forged file) must not grow the
+            // buffer without bound.
+            match (&mut self.reader)
+                .take(MAX_LINE_BYTES + 1)
+                .read_line(&mut self.buf)
+            {
                 Ok(0) => return None,
+                Ok(n) if n as u64 > MAX_LINE_BYTES => {
+                    self.ended = true;
+                    self.buf = String::new();
+                    return Some(Err(TarSplitError {
+                        line: self.line,
+                        message: format!("line longer than {MAX_LINE_BYTES} bytes"),
+                    }));
+                }
                 Ok(_) => {}
                 Err(e) => {
                     return Some(Err(TarSplitError {
@@ -193,5 +216,18 @@ mod tests {
         assert_eq!(relative_name("./etc/"), "etc");
         assert_eq!(relative_name("./"), "");
         assert_eq!(relative_name("usr/bin/x"), "usr/bin/x");
+    }
+
+    /// A line without an end (an endless stream of one byte) is an error after
+    /// MAX_LINE_BYTES, and the iteration ends: memory stays bounded.
+    #[test]
+    fn an_endless_line_is_capped() {
+        let endless = std::io::BufReader::new(std::io::repeat(b'a'));
+        let got: Vec<_> = Entries::new(endless).collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].as_ref().unwrap_err().to_string(),
+            "line 1: line longer than 16777216 bytes"
+        );
     }
 }

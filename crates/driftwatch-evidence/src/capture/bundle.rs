@@ -246,21 +246,31 @@ pub struct Verification {
     pub problems: Vec<String>,
 }
 
+/// The largest `manifest.json` a bundle may hold (about 400,000 entries): the manifest is
+/// read into memory, so a forged bundle must not make the reader allocate without bound.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
 /// Reads the whole bundle, hashing every entry, and compares with its manifest.
 /// `Err` only when the bundle cannot be opened at all.
 pub fn verify(path: &Path) -> anyhow::Result<Verification> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let dec = zstd::Decoder::new(file).with_context(|| format!("{}: not zstd", path.display()))?;
-    let mut archive = tar::Archive::new(dec);
+    Ok(verify_archive(&path.display().to_string(), dec))
+}
+
+/// [`verify`] on the decompressed tar stream; `name` names the bundle in problems. Memory
+/// stays bounded whatever the input: entries are hashed as they stream, and the manifest is
+/// refused above [`MAX_MANIFEST_BYTES`].
+pub fn verify_archive(name: &str, tar: impl Read) -> Verification {
+    let mut archive = tar::Archive::new(tar);
     let mut v = Verification::default();
     let mut found: BTreeMap<String, ManifestEntry> = BTreeMap::new();
     let mut manifest_bytes = None;
     let entries = match archive.entries() {
         Ok(e) => e,
         Err(e) => {
-            v.problems
-                .push(format!("{}: not a tar archive: {e}", path.display()));
-            return Ok(v);
+            v.problems.push(format!("{name}: not a tar archive: {e}"));
+            return v;
         }
     };
     let mut last = String::from("(start of the archive)");
@@ -279,6 +289,13 @@ pub fn verify(path: &Path) -> anyhow::Result<Verification> {
         // directory entries carry no evidence.
         let name = raw.strip_prefix("./").unwrap_or(&raw).to_string();
         last = name.clone();
+        if name == MANIFEST && entry.size() > MAX_MANIFEST_BYTES {
+            v.problems.push(format!(
+                "{name}: {} bytes, more than a manifest may hold ({MAX_MANIFEST_BYTES})",
+                entry.size()
+            ));
+            continue;
+        }
         if entry.header().entry_type() == tar::EntryType::Directory {
             continue;
         }
@@ -290,10 +307,14 @@ pub fn verify(path: &Path) -> anyhow::Result<Verification> {
         let mut h = Sha256::new();
         let mut bytes = Vec::new();
         let read = if name == MANIFEST {
-            entry.read_to_end(&mut bytes).map(|n| {
-                h.update(&bytes);
-                n as u64
-            })
+            // The header's size was checked; `take` holds even if the stream lies.
+            (&mut entry)
+                .take(MAX_MANIFEST_BYTES)
+                .read_to_end(&mut bytes)
+                .map(|n| {
+                    h.update(&bytes);
+                    n as u64
+                })
         } else {
             io::copy(&mut entry, &mut h)
         };
@@ -322,13 +343,13 @@ pub fn verify(path: &Path) -> anyhow::Result<Verification> {
     let Some(bytes) = manifest_bytes else {
         v.problems
             .push(format!("{MANIFEST}: missing from the bundle"));
-        return Ok(v);
+        return v;
     };
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
         Err(e) => {
             v.problems.push(format!("{MANIFEST}: not a manifest: {e}"));
-            return Ok(v);
+            return v;
         }
     };
     if manifest.format != FORMAT {
@@ -354,7 +375,7 @@ pub fn verify(path: &Path) -> anyhow::Result<Verification> {
             .push(format!("{name}: in the bundle, not listed in the manifest"));
     }
     v.manifest = Some(manifest);
-    Ok(v)
+    v
 }
 
 /// For tests and tools: rewrites every entry of a bundle through `edit`.
@@ -476,5 +497,32 @@ mod tests {
             all.contains("diff.json: in the bundle, not listed"),
             "{all}"
         );
+    }
+
+    /// A forged bundle (a zstd bomb decompresses to gigabytes) with a huge manifest entry:
+    /// refused by its size, never read into memory.
+    #[test]
+    fn an_oversized_manifest_is_refused_unread() {
+        let size = MAX_MANIFEST_BYTES + 1;
+        let mut h = tar::Header::new_gnu();
+        h.set_path(MANIFEST).unwrap();
+        h.set_size(size);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        let padding = (512 - size % 512) % 512;
+        let stream = io::Cursor::new(h.as_bytes().to_vec())
+            .chain(io::repeat(b'{').take(size + padding))
+            .chain(io::Cursor::new(vec![0u8; 1024]));
+        let v = verify_archive("bomb.tar", stream);
+        let all = v.problems.join("\n");
+        assert!(
+            all.contains("manifest.json: 67108865 bytes, more than a manifest may hold"),
+            "{all}"
+        );
+        assert!(
+            all.contains("manifest.json: missing from the bundle"),
+            "{all}"
+        );
+        assert!(v.manifest.is_none());
     }
 }

@@ -6,7 +6,10 @@ mod bundle;
 mod procs;
 mod sockets;
 
-pub use bundle::{FORMAT, MANIFEST, Manifest, ManifestEntry, Verification, verify};
+pub use bundle::{
+    FORMAT, MANIFEST, MAX_MANIFEST_BYTES, Manifest, ManifestEntry, Verification, verify,
+    verify_archive,
+};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsStr;
