@@ -112,3 +112,19 @@ pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
         Err(poisoned) => poisoned.into_inner().emit(event),
     }
 }
+
+/// Writes an alert the agent raised itself (no rule: tamper protection) to every sink.
+pub fn emit_alert(shared: &SharedEmitter, alert: &driftwatch_model::Alert) {
+    let mut e = shared.lock().unwrap_or_else(|p| p.into_inner());
+    e.stats.alerts.fetch_add(1, Ordering::Relaxed);
+    if let Some(o) = &e.outputs {
+        o.emit(alert);
+    }
+    let Emitter { sinks, stats, .. } = &mut *e;
+    for sink in sinks.iter_mut() {
+        if let Err(err) = sink.emit(alert) {
+            stats.output_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("writing an alert to {}: {err}", sink.name());
+        }
+    }
+}

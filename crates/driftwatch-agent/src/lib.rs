@@ -14,6 +14,7 @@ mod outputs;
 mod pipeline;
 mod proctable;
 mod reload;
+mod tamper;
 
 pub use baseline::{
     BaselineError, BaselineFile, BaselineStore, DEFAULT_BASELINE_FILE, DEFAULT_LEARNING_WINDOW,
@@ -31,3 +32,6 @@ pub use outputs::AlertSink;
 pub use pipeline::{Agent, AgentConfig, AgentStats};
 pub use proctable::{ProcInfo, ProcTable};
 pub use reload::ReloadStats;
+pub use tamper::{
+    SignalOrigin, TamperConfig, TamperGuard, TamperStats, default_protected, set_non_dumpable,
+};

@@ -54,6 +54,8 @@ pub struct AgentConfig {
     pub enforcement: crate::enforce::EnforcementPolicy,
     /// Image drift: the approved list, layer integrity checks.
     pub image_verify: crate::image_verify::ImageVerifyConfig,
+    /// Tamper protection: signals from containers, ptrace, the agent's files.
+    pub tamper: crate::tamper::TamperConfig,
 }
 
 impl Default for AgentConfig {
@@ -74,6 +76,7 @@ impl Default for AgentConfig {
             learning_window: crate::baseline::DEFAULT_LEARNING_WINDOW,
             enforcement: crate::enforce::EnforcementPolicy::default(),
             image_verify: crate::image_verify::ImageVerifyConfig::default(),
+            tamper: crate::tamper::TamperConfig::default(),
         }
     }
 }
@@ -137,6 +140,8 @@ pub struct Agent {
     outputs: Arc<driftwatch_outputs::Outputs>,
     /// Configuration reloads (SIGHUP).
     reloads: Arc<crate::reload::ReloadStats>,
+    /// Tamper protection (signals, ptrace, the agent's files).
+    tamper: Option<crate::tamper::TamperGuard>,
 }
 
 struct Worker {
@@ -232,6 +237,12 @@ impl Agent {
             config.hostname.clone(),
         )
         .shared();
+        let tamper = crate::tamper::TamperGuard::start(
+            &config.tamper,
+            emitter.clone(),
+            registry.clone(),
+            config.hostname.clone(),
+        );
         // Observers first, so that containers already running are judged too.
         let config_drift = ConfigDrift::start(emitter.clone());
         registry.observe(config_drift.clone());
@@ -310,6 +321,7 @@ impl Agent {
             files,
             enforcer,
             reloads: Arc::default(),
+            tamper: Some(tamper),
         })
     }
 
@@ -353,6 +365,12 @@ impl Agent {
     /// Prevention's counters.
     pub fn enforce_stats(&self) -> &crate::enforce::EnforceStats {
         &self.enforcer.stats
+    }
+
+    /// Tamper protection ([`TamperGuard::origin_of`](crate::TamperGuard::origin_of) tells
+    /// who sent a stop signal).
+    pub fn tamper(&self) -> Option<&crate::tamper::TamperGuard> {
+        self.tamper.as_ref()
     }
 
     pub fn stats(&self) -> &Arc<AgentStats> {
@@ -399,6 +417,8 @@ impl Agent {
         // Hold nothing new; the sensor then drains its ring buffer (deciding every exec it
         // held) before it stops, and fanotify lets everything run once its group closes.
         self.enforcer.shutdown();
+        // Drains the signal records (a container's stop request is alerted on) first.
+        drop(self.tamper.take());
         drop(self.sensor.take());
         self.config_drift.shutdown();
         self.image_verify.shutdown();
