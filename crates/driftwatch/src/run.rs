@@ -258,7 +258,9 @@ fn open_store(
             );
             Ok(Some(std::sync::Arc::new(s)))
         }
-        Err(e) if explicit => Err(anyhow::anyhow!("the alert store (--store or store.path): {e}")),
+        Err(e) if explicit => Err(anyhow::anyhow!(
+            "the alert store (--store or store.path): {e}"
+        )),
         Err(e) => {
             tracing::warn!(
                 "alerts are not stored: {e}; running without the store (--no-store silences this)"
@@ -354,7 +356,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         || reloader.reload(&agent, &args),
         |sig| {
             let from_container = agent.tamper().is_some_and(|t| {
-                t.origin_of(sig, Duration::from_secs(1)) == driftwatch_agent::SignalOrigin::Container
+                t.origin_of(sig, Duration::from_secs(1))
+                    == driftwatch_agent::SignalOrigin::Container
             });
             if from_container {
                 tracing::warn!("signal {sig} came from a container: ignored (tamper protection)");
