@@ -190,4 +190,32 @@ struct dw_net_event {
 	char cgroup_parent[DW_CGROUP_NAME_LEN];
 };
 
+/* ---- Tamper protection (tamper.bpf.c) ------------------------------------------------- */
+/* keep in sync: crates/driftwatch-sensor/src/abi.rs:RawSignalEvent */
+
+#define DW_EVENT_SIGNAL 3
+
+/*
+ * A signal generated for the agent's own thread group (any sender), read at
+ * tp_btf/signal_generate in the sender's context. User space tells the host's senders from a
+ * container's by the namespaces.
+ */
+struct dw_signal_event {
+	__u32 type;            /* DW_EVENT_SIGNAL */
+	__u32 sig;
+	__s32 result;          /* TRACE_SIGNAL_DELIVERED (0), _IGNORED (1), ... */
+	__u32 target_tid;      /* the agent's thread the signal was generated for */
+	__u64 boot_ns;
+	__u64 cgroup_id;       /* the sender's cgroup v2 id */
+	__u32 pid;             /* the sender's tgid, host view */
+	__u32 tid;
+	__u32 uid;
+	__u32 mnt_ns;
+	__u32 pid_ns;          /* the sender's active pid namespace */
+	__u32 ns_pid;          /* the sender's pid inside it */
+	char comm[DW_COMM_LEN];
+	char cgroup[DW_CGROUP_NAME_LEN];
+	char cgroup_parent[DW_CGROUP_NAME_LEN];
+};
+
 #endif

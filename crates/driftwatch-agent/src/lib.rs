@@ -16,6 +16,7 @@ mod outputs;
 mod pipeline;
 mod proctable;
 mod reload;
+mod tamper;
 
 pub use baseline::{
     BaselineBackend, BaselineError, BaselineFile, BaselineStore, DEFAULT_BASELINE_FILE,
@@ -35,3 +36,6 @@ pub use outputs::AlertSink;
 pub use pipeline::{Agent, AgentConfig, AgentStats};
 pub use proctable::{ProcInfo, ProcTable};
 pub use reload::ReloadStats;
+pub use tamper::{
+    SignalOrigin, TamperConfig, TamperGuard, TamperStats, default_protected, set_non_dumpable,
+};

@@ -59,6 +59,8 @@ pub struct AgentConfig {
     /// One alert per (rule, container, executable, file) per window, the repeats counted in
     /// the next one's `driftwatch.repeats` (zero: every alert is sent).
     pub dedup_window: Duration,
+    /// Tamper protection: signals from containers, ptrace, the agent's files.
+    pub tamper: crate::tamper::TamperConfig,
 }
 
 impl Default for AgentConfig {
@@ -81,6 +83,7 @@ impl Default for AgentConfig {
             enforcement: crate::enforce::EnforcementPolicy::default(),
             image_verify: crate::image_verify::ImageVerifyConfig::default(),
             dedup_window: Duration::ZERO,
+            tamper: crate::tamper::TamperConfig::default(),
         }
     }
 }
@@ -152,6 +155,8 @@ pub struct Agent {
     reloads: Arc<crate::reload::ReloadStats>,
     /// Lost kernel events → "Driftwatch events lost" alerts.
     loss: Option<crate::loss::LossWatch>,
+    /// Tamper protection (signals, ptrace, the agent's files).
+    tamper: Option<crate::tamper::TamperGuard>,
 }
 
 struct Worker {
@@ -251,6 +256,12 @@ impl Agent {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set_dedup_window(config.dedup_window);
+        let tamper = crate::tamper::TamperGuard::start(
+            &config.tamper,
+            emitter.clone(),
+            registry.clone(),
+            config.hostname.clone(),
+        );
         // Observers first, so that containers already running are judged too.
         let config_drift = ConfigDrift::start(emitter.clone());
         registry.observe(config_drift.clone());
@@ -339,6 +350,7 @@ impl Agent {
             files,
             enforcer,
             reloads: Arc::default(),
+            tamper: Some(tamper),
         })
     }
 
@@ -392,6 +404,12 @@ impl Agent {
         &self.enforcer.stats
     }
 
+    /// Tamper protection ([`TamperGuard::origin_of`](crate::TamperGuard::origin_of) tells
+    /// who sent a stop signal).
+    pub fn tamper(&self) -> Option<&crate::tamper::TamperGuard> {
+        self.tamper.as_ref()
+    }
+
     pub fn stats(&self) -> &Arc<AgentStats> {
         &self.stats
     }
@@ -436,6 +454,8 @@ impl Agent {
         // Hold nothing new; the sensor then drains its ring buffer (deciding every exec it
         // held) before it stops, and fanotify lets everything run once its group closes.
         self.enforcer.shutdown();
+        // Drains the signal records (a container's stop request is alerted on) first.
+        drop(self.tamper.take());
         drop(self.sensor.take());
         // After the sensor's last read of the kernel's counters: the final losses alert.
         drop(self.loss.take());

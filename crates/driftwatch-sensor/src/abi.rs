@@ -224,3 +224,64 @@ mod net_tests {
         assert_eq!(NET_EVENT_SIZE, std::mem::size_of::<Kernel>());
     }
 }
+
+pub const DW_EVENT_SIGNAL: u32 = 3;
+
+/// `struct dw_signal_event` (tamper.bpf.c).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawSignalEvent {
+    pub r#type: u32,
+    pub sig: u32,
+    pub result: i32,
+    pub target_tid: u32,
+    pub boot_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub mnt_ns: u32,
+    pub pid_ns: u32,
+    pub ns_pid: u32,
+    pub comm: [u8; DW_COMM_LEN],
+    pub cgroup: [u8; DW_CGROUP_NAME_LEN],
+    pub cgroup_parent: [u8; DW_CGROUP_NAME_LEN],
+}
+
+pub const SIGNAL_EVENT_SIZE: usize = std::mem::size_of::<RawSignalEvent>();
+
+#[cfg(test)]
+mod signal_tests {
+    use std::mem::offset_of;
+
+    use super::*;
+    use crate::tamper::skel::types::dw_signal_event as Kernel;
+
+    /// "Structs must align" for the signal record, against tamper.bpf.c's compiled BTF.
+    #[test]
+    fn signal_event_matches_the_bpf_objects_layout() {
+        macro_rules! same {
+            ($($f:ident),*) => {$(
+                assert_eq!(offset_of!(RawSignalEvent, $f), offset_of!(Kernel, $f), stringify!($f));
+            )*};
+        }
+        same!(
+            r#type,
+            sig,
+            result,
+            target_tid,
+            boot_ns,
+            cgroup_id,
+            pid,
+            tid,
+            uid,
+            mnt_ns,
+            pid_ns,
+            ns_pid,
+            comm,
+            cgroup,
+            cgroup_parent
+        );
+        assert_eq!(SIGNAL_EVENT_SIZE, std::mem::size_of::<Kernel>());
+    }
+}

@@ -83,6 +83,19 @@ impl ExecGuard {
         )
     }
 
+    /// Asks for open permission on the file or directory at `path` (an inode mark: it
+    /// follows the inode into every mount, bind mounts in containers included); for a
+    /// directory also on opens of its direct children and of itself. Requests then carry
+    /// `FAN_OPEN_PERM` instead of an exec; answer them the same way.
+    pub fn mark_open(&self, path: &Path) -> io::Result<()> {
+        let mask = if path.is_dir() {
+            libc::FAN_OPEN_PERM | libc::FAN_EVENT_ON_CHILD | libc::FAN_ONDIR
+        } else {
+            libc::FAN_OPEN_PERM
+        };
+        self.mark(libc::FAN_MARK_ADD, mask, libc::AT_FDCWD, Some(path))
+    }
+
     /// Stops asking for the file behind `fd` until it is modified: the kernel clears an
     /// ignore mark when the file is written, so a judged image binary is judged again after
     /// any change. Saves a round trip per exec of the same unchanged program.

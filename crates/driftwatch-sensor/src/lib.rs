@@ -8,6 +8,7 @@ pub mod fanotify;
 mod net;
 mod probe;
 mod sensor;
+mod tamper;
 
 pub use abi::{DW_ENFORCE_HOLD_ALL, DW_ENFORCE_HOLD_SUSPECT, DW_ENFORCE_KILL_MEMFD};
 pub use abi::{ExecFlags, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS};
@@ -17,6 +18,9 @@ pub use net::{
     L4Proto, NetAction, NetDecodeError, NetRecord, NetSensor, NetSensorConfig, NetSensorStats,
     ProcNetSocket, ns_inode, parse_proc_net_udp, read_tcp_listeners, read_udp_sockets,
     socket_owner,
+};
+pub use tamper::{
+    SignalDecodeError, SignalRecord, SignalSensor, SignalSensorStats, host_pid_ns,
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{

@@ -110,6 +110,14 @@ pub struct RunArgs {
     /// Do not store alerts [config: store.enabled].
     #[arg(long)]
     pub(crate) no_store: bool,
+    /// Tamper protection: also deny containers opening this file or directory (repeatable;
+    /// the agent's binary and the directories of its config, store, baselines, actions log
+    /// and JSON alerts file are protected already).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) protect: Vec<PathBuf>,
+    /// Turn tamper protection off (signals from containers, ptrace hardening, file guard).
+    #[arg(long)]
+    pub(crate) no_tamper_protection: bool,
     #[command(flatten)]
     pub(crate) kube: crate::respond_cmd::KubeArgs,
     #[command(flatten)]
@@ -182,8 +190,15 @@ impl Signals {
         Ok(Signals { rt, term, hup })
     }
 
-    /// Runs until SIGINT, SIGTERM or `duration`; calls `on_hangup` at each SIGHUP.
-    fn wait(self, duration: Option<u64>, mut on_hangup: impl FnMut()) -> anyhow::Result<()> {
+    /// Runs until SIGINT, SIGTERM or `duration`; calls `on_hangup` at each SIGHUP. A signal
+    /// for which `from_container` says true (tamper protection saw a container send it) is
+    /// ignored: a container cannot stop or reload the agent.
+    fn wait(
+        self,
+        duration: Option<u64>,
+        mut on_hangup: impl FnMut(),
+        from_container: impl Fn(i32) -> bool,
+    ) -> anyhow::Result<()> {
         let Signals {
             rt,
             mut term,
@@ -199,14 +214,37 @@ impl Signals {
             tokio::pin!(timeout);
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => break,
-                    _ = term.recv() => break,
+                    _ = tokio::signal::ctrl_c() => if !from_container(libc::SIGINT) { break },
+                    _ = term.recv() => if !from_container(libc::SIGTERM) { break },
                     _ = &mut timeout => break,
-                    _ = hup.recv() => on_hangup(),
+                    _ = hup.recv() => if !from_container(libc::SIGHUP) { on_hangup() },
                 }
             }
         });
         Ok(())
+    }
+}
+
+/// Tamper protection's paths: the binary, the directories of the files the agent uses, and
+/// `--protect`.
+fn tamper_config(
+    c: &driftwatch_config::Config,
+    config_file: Option<&std::path::Path>,
+    args: &RunArgs,
+) -> driftwatch_agent::TamperConfig {
+    let mut files: Vec<&std::path::Path> = vec![&c.network.baseline_file, &c.response.actions_log];
+    if c.store.enabled {
+        files.push(&c.store.path);
+    }
+    if let Some(f) = config_file {
+        files.push(f);
+    }
+    if c.outputs.json_file.enabled {
+        files.push(&c.outputs.json_file.path);
+    }
+    driftwatch_agent::TamperConfig {
+        enabled: !args.no_tamper_protection,
+        protect: driftwatch_agent::default_protected(&files, &args.protect),
     }
 }
 
@@ -326,6 +364,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         metric_sources: Vec::new(),
         store: store.clone(),
     };
+    agent_config.tamper = tamper_config(&config, loaded.file.as_deref(), &args);
     let mut sinks: Vec<Box<dyn driftwatch_agent::AlertSink>> = match &responder {
         Some(r) => vec![Box::new(crate::respond_cmd::ResponseSink(r.clone()))],
         None => Vec::new(),
@@ -351,7 +390,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     tracing::info!("watching every container on this host for drift (Ctrl-C to stop)");
     crate::sd_notify::notify("READY=1");
     // Lost events are logged and alerted by the agent (its loss watch: "Driftwatch events lost").
-    signals.wait(args.duration, || reloader.reload(&agent, &args))?;
+    signals.wait(
+        args.duration,
+        || reloader.reload(&agent, &args),
+        |sig| {
+            let from_container = agent.tamper().is_some_and(|t| {
+                t.origin_of(sig, Duration::from_secs(1)) == driftwatch_agent::SignalOrigin::Container
+            });
+            if from_container {
+                tracing::warn!("signal {sig} came from a container: ignored (tamper protection)");
+            }
+            from_container
+        },
+    )?;
     crate::sd_notify::notify("STOPPING=1");
     let responder = reloader.responder().cloned();
     let s = agent.stats();
@@ -415,6 +466,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "unresolved": f.unresolved.load(Ordering::Relaxed),
         })),
         "enforcement": enforcement_json,
+        "tamper": agent.tamper().map(|t| {
+            let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            serde_json::json!({
+                "signals": n(&t.stats.signals),
+                "signals_from_containers": n(&t.stats.signals_from_containers),
+                "stops_ignored": n(&t.stats.stops_ignored),
+                "open_requests": n(&t.stats.open_requests),
+                "opens_denied": n(&t.stats.opens_denied),
+                "traced": n(&t.stats.traced),
+                "integrity_failures": n(&t.stats.integrity_failures),
+            })
+        }),
         "config": agent.reload_stats().to_json(),
         "rss_kib": rss_kib,
         "peak_rss_kib": peak_kib,

@@ -1,0 +1,579 @@
+//! Tamper protection: the agent watches for containers trying to switch it off or blind it.
+//!
+//! - Signals: every signal generated for the agent is reported with its sender
+//!   (`tp_btf/signal_generate`); one from a container (a mount or pid namespace other than
+//!   the host's: possible with `--pid host`) raises a critical alert, and a stop request
+//!   (SIGTERM, SIGINT, SIGHUP) from a container is ignored ([`TamperGuard::origin_of`]).
+//! - ptrace: the agent makes itself non-dumpable (attaching then needs CAP_SYS_PTRACE in
+//!   the initial user namespace) and checks its `TracerPid`; a tracer raises an alert.
+//! - Its files: fanotify open permission on the protected paths (binary, config, state
+//!   directories): an open by a process of a container is denied and raises an alert.
+//! - Integrity: the agent checks that it is still non-dumpable and that its signal program
+//!   still reports (a self-signal round trip), alerting when not.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use driftwatch_model::{Alert, Priority};
+use driftwatch_runtime::container_from_cgroup_leaf;
+use driftwatch_sensor::{ExecGuard, ExecRequest, SignalRecord, SignalSensor};
+use serde_json::json;
+
+use crate::containers::ContainerRegistry;
+use crate::emitter::SharedEmitter;
+
+/// What tamper protection covers (`AgentConfig::tamper`).
+#[derive(Clone, Debug)]
+pub struct TamperConfig {
+    pub enabled: bool,
+    /// Files and directories (their direct children too) a container may not open.
+    pub protect: Vec<PathBuf>,
+}
+
+impl Default for TamperConfig {
+    fn default() -> Self {
+        TamperConfig {
+            enabled: true,
+            protect: Vec::new(),
+        }
+    }
+}
+
+/// Counters of tamper protection (in `--stats-json`).
+#[derive(Debug, Default)]
+pub struct TamperStats {
+    /// Signals to the agent from any sender, and from containers.
+    pub signals: AtomicU64,
+    pub signals_from_containers: AtomicU64,
+    /// Stop requests (SIGTERM/SIGINT/SIGHUP) from containers the agent ignored.
+    pub stops_ignored: AtomicU64,
+    /// Opens of protected paths by container processes, denied.
+    pub opens_denied: AtomicU64,
+    /// Opens of protected paths answered (allowed or denied).
+    pub open_requests: AtomicU64,
+    /// Times a tracer was found attached to the agent.
+    pub traced: AtomicU64,
+    /// Integrity checks that failed (each raised a critical alert).
+    pub integrity_failures: AtomicU64,
+}
+
+/// Who sent a signal the agent received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalOrigin {
+    Host,
+    Container,
+    /// No record arrived in time (tamper protection off or its program not attached).
+    Unknown,
+}
+
+struct Origins {
+    queue: Mutex<VecDeque<(u32, bool)>>,
+    arrived: Condvar,
+}
+
+/// The running tamper protection. Dropping it stops its threads.
+pub struct TamperGuard {
+    pub stats: Arc<TamperStats>,
+    origins: Arc<Origins>,
+    signals: Option<SignalSensor>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// The namespaces of the host, against which senders and openers are judged.
+#[derive(Clone, Copy, Debug)]
+struct HostNs {
+    mnt: u32,
+    pid: u32,
+}
+
+fn ns_inode(pid: u32, ns: &str) -> Option<u32> {
+    std::fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+        .ok()
+        .map(|m| m.ino() as u32)
+}
+
+fn signal_name(sig: u32) -> String {
+    let name = match sig as i32 {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGTRAP => "SIGTRAP",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}
+
+/// An alert raised by the agent itself (no rule): Critical, tagged `tamper`.
+fn tamper_alert(
+    hostname: &str,
+    rule: &str,
+    output: String,
+    fields: BTreeMap<String, serde_json::Value>,
+) -> Alert {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Alert {
+        time: Alert::format_time(now),
+        rule: rule.to_string(),
+        priority: Priority::Critical,
+        source: "syscall".into(),
+        hostname: hostname.to_string(),
+        output,
+        tags: vec!["driftwatch".into(), "tamper".into(), "mitre_defense_evasion".into()],
+        output_fields: fields,
+    }
+}
+
+/// Container fields for a process, from its cgroup (`/proc/<pid>/cgroup` or the kernel's
+/// record) and the registry.
+fn container_fields(
+    registry: &ContainerRegistry,
+    leaf: &str,
+    parent: &str,
+    pid: u32,
+    fields: &mut BTreeMap<String, serde_json::Value>,
+) -> String {
+    match container_from_cgroup_leaf(leaf, Some(parent)) {
+        Some(m) => {
+            let entry = registry.resolve(&m.id, m.engine, pid);
+            let meta = &entry.meta;
+            fields.insert("container.id".into(), json!(meta.id.short()));
+            fields.insert("container.name".into(), json!(meta.name));
+            fields.insert("container.image".into(), json!(meta.image.display_name()));
+            if meta.name.is_empty() {
+                meta.id.short().to_string()
+            } else {
+                format!("{} ({})", meta.name, meta.id.short())
+            }
+        }
+        None => {
+            fields.insert("container.id".into(), json!(""));
+            "an unknown container".into()
+        }
+    }
+}
+
+/// The cgroup v2 path's last two components of `pid` (leaf, parent).
+fn cgroup_of(pid: u32) -> (String, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    // Prefer the unified hierarchy (`0::/path`), else any line naming a container.
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .or_else(|| text.lines().find_map(|l| l.splitn(3, ':').nth(2)))
+        .unwrap_or("");
+    let mut parts = path.rsplit('/').filter(|p| !p.is_empty());
+    let leaf = parts.next().unwrap_or("").to_string();
+    let parent = parts.next().unwrap_or("").to_string();
+    (leaf, parent)
+}
+
+fn comm_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default()
+}
+
+struct Ctx {
+    emitter: SharedEmitter,
+    registry: Arc<ContainerRegistry>,
+    stats: Arc<TamperStats>,
+    hostname: String,
+    host: HostNs,
+}
+
+impl Ctx {
+    fn emit(&self, alert: &Alert) {
+        crate::emitter::emit_alert(&self.emitter, alert);
+    }
+
+    fn on_signal(&self, r: &SignalRecord) {
+        let sig = signal_name(r.sig);
+        let mut fields = BTreeMap::new();
+        fields.insert("proc.pid".into(), json!(r.pid));
+        fields.insert("proc.vpid".into(), json!(r.ns_pid));
+        fields.insert("proc.name".into(), json!(r.comm));
+        fields.insert("user.uid".into(), json!(r.uid));
+        fields.insert("evt.type".into(), json!("kill"));
+        fields.insert("evt.arg.sig".into(), json!(sig));
+        fields.insert("evt.arg.target".into(), json!(std::process::id()));
+        let container = container_fields(
+            &self.registry,
+            &r.cgroup,
+            &r.cgroup_parent,
+            r.pid,
+            &mut fields,
+        );
+        let output = format!(
+            "Signal sent to driftwatch from a container ({sig} to the agent pid {} by {} pid {} (pid {} in the container) uid {} in container {container})",
+            std::process::id(),
+            r.comm,
+            r.pid,
+            r.ns_pid,
+            r.uid,
+        );
+        self.emit(&tamper_alert(
+            &self.hostname,
+            "Signal sent to driftwatch from a container",
+            output,
+            fields,
+        ));
+    }
+
+    /// Answers one open request on a protected path: a container's process is denied.
+    fn on_open(&self, guard: &ExecGuard, req: &ExecRequest) {
+        self.stats.open_requests.fetch_add(1, Ordering::Relaxed);
+        let own = req.pid == std::process::id();
+        // A process gone before we looked cannot be judged: allow (it opens nothing now).
+        let foreign = !own
+            && match (ns_inode(req.pid, "mnt"), ns_inode(req.pid, "pid")) {
+                (Some(m), Some(p)) => m != self.host.mnt || p != self.host.pid,
+                _ => false,
+            };
+        if let Err(e) = guard.respond(req, !foreign) {
+            tracing::warn!("answering an open of a protected path: {e}");
+        }
+        if !foreign {
+            return;
+        }
+        self.stats.opens_denied.fetch_add(1, Ordering::Relaxed);
+        let path = req
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let comm = comm_of(req.pid);
+        let (leaf, parent) = cgroup_of(req.pid);
+        let mut fields = BTreeMap::new();
+        fields.insert("proc.pid".into(), json!(req.pid));
+        fields.insert("proc.name".into(), json!(comm));
+        fields.insert("fd.name".into(), json!(path));
+        fields.insert("evt.type".into(), json!("open"));
+        fields.insert("evt.res".into(), json!("EPERM"));
+        let container = container_fields(&self.registry, &leaf, &parent, req.pid, &mut fields);
+        let output = format!(
+            "A container opened a file of driftwatch (denied; file={path} by {comm} pid {} in container {container})",
+            req.pid
+        );
+        self.emit(&tamper_alert(
+            &self.hostname,
+            "Container opened a file of driftwatch",
+            output,
+            fields,
+        ));
+    }
+
+    fn integrity_failure(&self, what: &str, output: String) {
+        self.stats.integrity_failures.fetch_add(1, Ordering::Relaxed);
+        let mut fields = BTreeMap::new();
+        fields.insert("proc.pid".into(), json!(std::process::id()));
+        fields.insert("driftwatch.check".into(), json!(what));
+        self.emit(&tamper_alert(
+            &self.hostname,
+            "Driftwatch integrity check failed",
+            output,
+            fields,
+        ));
+    }
+}
+
+/// Makes the agent non-dumpable: no core dumps of its memory, and ptrace attach (and
+/// /proc/<pid>/mem, environ, fd of other users) need CAP_SYS_PTRACE in the initial user
+/// namespace, which a container normally lacks.
+pub fn set_non_dumpable() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) affects only this process.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn is_dumpable() -> bool {
+    // SAFETY: prctl(PR_GET_DUMPABLE) reads a flag of this process.
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 }
+}
+
+/// The pid tracing the agent (`TracerPid` in /proc/self/status), 0 when none.
+fn tracer_pid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+impl TamperGuard {
+    /// Starts tamper protection. Parts the host does not support are warned about and left
+    /// out; the agent runs without them.
+    pub fn start(
+        config: &TamperConfig,
+        emitter: SharedEmitter,
+        registry: Arc<ContainerRegistry>,
+        hostname: String,
+    ) -> TamperGuard {
+        let stats = Arc::new(TamperStats::default());
+        let origins = Arc::new(Origins {
+            queue: Mutex::new(VecDeque::new()),
+            arrived: Condvar::new(),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut guard = TamperGuard {
+            stats: stats.clone(),
+            origins: origins.clone(),
+            signals: None,
+            stop: stop.clone(),
+            threads: Vec::new(),
+        };
+        if !config.enabled {
+            return guard;
+        }
+        if let Err(e) = set_non_dumpable() {
+            tracing::warn!("prctl(PR_SET_DUMPABLE, 0): {e}; ptrace of the agent is not hardened");
+        }
+        let host = HostNs {
+            mnt: driftwatch_sensor::host_mnt_ns().unwrap_or(0),
+            pid: driftwatch_sensor::host_pid_ns().unwrap_or(0),
+        };
+        let ctx = Arc::new(Ctx {
+            emitter,
+            registry,
+            stats: stats.clone(),
+            hostname,
+            host,
+        });
+        let sctx = ctx.clone();
+        match SignalSensor::start(std::process::id(), move |r| {
+            sctx.stats.signals.fetch_add(1, Ordering::Relaxed);
+            let from_container = r.mnt_ns != sctx.host.mnt || r.pid_ns != sctx.host.pid;
+            if from_container {
+                sctx.stats
+                    .signals_from_containers
+                    .fetch_add(1, Ordering::Relaxed);
+                sctx.on_signal(&r);
+            }
+            let mut q = origins.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.push_back((r.sig, from_container));
+            // Only the newest few matter (the main thread claims its signal within a
+            // second); signals nobody claims (SIGCHLD, SIGCONT) must not pile up.
+            while q.len() > 64 {
+                q.pop_front();
+            }
+            origins.arrived.notify_all();
+        }) {
+            Ok(s) => guard.signals = Some(s),
+            Err(e) => tracing::warn!(
+                "{e}; signals sent to the agent from containers are not detected"
+            ),
+        }
+        if !config.protect.is_empty() {
+            match Self::file_guard(&config.protect, ctx.clone(), stop.clone()) {
+                Ok(t) => guard.threads.push(t),
+                Err(e) => tracing::warn!("{e}; the agent's files are not protected"),
+            }
+        }
+        let wctx = ctx;
+        let wstop = stop;
+        let has_signals = guard.signals.is_some();
+        let wstats = stats;
+        if let Ok(t) = std::thread::Builder::new()
+            .name("dw-tamper-watch".into())
+            .spawn(move || watch(wctx, wstop, has_signals, wstats))
+        {
+            guard.threads.push(t);
+        }
+        guard
+    }
+
+    fn file_guard(
+        paths: &[PathBuf],
+        ctx: Arc<Ctx>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let guard = ExecGuard::new()?;
+        let mut marked = Vec::new();
+        for p in paths {
+            match guard.mark_open(p) {
+                Ok(()) => marked.push(p.display().to_string()),
+                Err(e) => tracing::warn!("protecting {}: {e}", p.display()),
+            }
+        }
+        tracing::info!(
+            "tamper protection: containers may not open {}",
+            marked.join(", ")
+        );
+        std::thread::Builder::new()
+            .name("dw-tamper-files".into())
+            .spawn(move || {
+                let mut reqs = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match guard.wait(Duration::from_millis(200)) {
+                        Ok(false) => continue,
+                        Ok(true) => {}
+                        Err(e) => {
+                            tracing::warn!("waiting for opens of protected paths: {e}");
+                            std::thread::sleep(Duration::from_millis(200));
+                            continue;
+                        }
+                    }
+                    if let Err(e) = guard.read(&mut reqs) {
+                        tracing::warn!("reading opens of protected paths: {e}");
+                    }
+                    for req in reqs.drain(..) {
+                        ctx.on_open(&guard, &req);
+                    }
+                }
+            })
+    }
+
+    /// Who sent the `sig` the agent just received: waits up to `timeout` for the kernel's
+    /// record, then takes every queued record of `sig`. `Container` only when all of them
+    /// came from containers (a host's stop request among them wins).
+    pub fn origin_of(&self, sig: i32, timeout: Duration) -> SignalOrigin {
+        if self.signals.is_none() {
+            return SignalOrigin::Unknown;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut q = self.origins.queue.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if q.iter().any(|&(s, _)| s == sig as u32) {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return SignalOrigin::Unknown;
+            }
+            q = self
+                .origins
+                .arrived
+                .wait_timeout(q, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let mut host = false;
+        q.retain(|&(s, from_container)| {
+            if s == sig as u32 {
+                host |= !from_container;
+                false
+            } else {
+                true
+            }
+        });
+        if host {
+            SignalOrigin::Host
+        } else {
+            self.stats.stops_ignored.fetch_add(1, Ordering::Relaxed);
+            SignalOrigin::Container
+        }
+    }
+}
+
+/// Every second: a tracer attached, the agent dumpable again, the signal program silent
+/// (a SIGCONT to itself, harmless, must come back as a record) each raise an alert once.
+fn watch(ctx: Arc<Ctx>, stop: Arc<AtomicBool>, has_signals: bool, stats: Arc<TamperStats>) {
+    let mut reported_tracer = 0;
+    let mut reported_dumpable = false;
+    let mut reported_silent = false;
+    let mut tick = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(250));
+        tick += 1;
+        if !tick.is_multiple_of(4) {
+            continue;
+        }
+        let tracer = tracer_pid();
+        if tracer != 0 && tracer != reported_tracer {
+            stats.traced.fetch_add(1, Ordering::Relaxed);
+            let comm = comm_of(tracer);
+            let (leaf, parent) = cgroup_of(tracer);
+            let mut fields = BTreeMap::new();
+            fields.insert("proc.pid".into(), json!(tracer));
+            fields.insert("proc.name".into(), json!(comm));
+            let container = container_fields(&ctx.registry, &leaf, &parent, tracer, &mut fields);
+            ctx.emit(&tamper_alert(
+                &ctx.hostname,
+                "Driftwatch is being traced",
+                format!(
+                    "A process is tracing driftwatch (ptrace; tracer={comm} pid {tracer}, container {container})"
+                ),
+                fields,
+            ));
+        }
+        reported_tracer = tracer;
+        if is_dumpable() && !reported_dumpable {
+            reported_dumpable = true;
+            ctx.integrity_failure(
+                "dumpable",
+                "Driftwatch integrity check failed (the agent became dumpable again: ptrace hardening is off)".into(),
+            );
+        }
+        // Every 10 s: the signal program still attached and reporting.
+        if has_signals && tick.is_multiple_of(40) && !reported_silent {
+            let before = stats.signals.load(Ordering::Relaxed);
+            // SAFETY: SIGCONT to ourselves: we are running, so it does nothing.
+            unsafe { libc::kill(std::process::id() as i32, libc::SIGCONT) };
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while stats.signals.load(Ordering::Relaxed) == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if stats.signals.load(Ordering::Relaxed) == before {
+                reported_silent = true;
+                ctx.integrity_failure(
+                    "signal_program",
+                    "Driftwatch integrity check failed (its signal program no longer reports: detached or its ring buffer tampered with)".into(),
+                );
+            }
+        }
+    }
+}
+
+impl Drop for TamperGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        drop(self.signals.take());
+    }
+}
+
+/// The default protected paths: the agent's own binary, and the directories of the files it
+/// uses (that exist). `extra` is added as is.
+pub fn default_protected(files: &[&Path], extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    if let Ok(exe) = std::fs::read_link("/proc/self/exe") {
+        out.push(exe);
+    }
+    for f in files {
+        if let Some(d) = f.parent().filter(|d| !d.as_os_str().is_empty())
+            && d.is_dir()
+            && d != Path::new("/")
+            && d != Path::new("/tmp")
+        {
+            out.push(d.to_path_buf());
+        }
+    }
+    out.extend(extra.iter().cloned());
+    out.sort();
+    out.dedup();
+    out
+}
