@@ -137,7 +137,11 @@ fn tamper_alert(
         source: "syscall".into(),
         hostname: hostname.to_string(),
         output,
-        tags: vec!["driftwatch".into(), "tamper".into(), "mitre_defense_evasion".into()],
+        tags: vec![
+            "driftwatch".into(),
+            "tamper".into(),
+            "mitre_defense_evasion".into(),
+        ],
         output_fields: fields,
     }
 }
@@ -281,7 +285,9 @@ impl Ctx {
     }
 
     fn integrity_failure(&self, what: &str, output: String) {
-        self.stats.integrity_failures.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .integrity_failures
+            .fetch_add(1, Ordering::Relaxed);
         let mut fields = BTreeMap::new();
         fields.insert("proc.pid".into(), json!(std::process::id()));
         fields.insert("driftwatch.check".into(), json!(what));
@@ -381,9 +387,9 @@ impl TamperGuard {
             origins.arrived.notify_all();
         }) {
             Ok(s) => guard.signals = Some(s),
-            Err(e) => tracing::warn!(
-                "{e}; signals sent to the agent from containers are not detected"
-            ),
+            Err(e) => {
+                tracing::warn!("{e}; signals sent to the agent from containers are not detected")
+            }
         }
         if !config.protect.is_empty() {
             match Self::file_guard(&config.protect, ctx.clone(), stop.clone()) {

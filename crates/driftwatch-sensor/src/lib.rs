@@ -19,11 +19,9 @@ pub use net::{
     ProcNetSocket, ns_inode, parse_proc_net_udp, read_tcp_listeners, read_udp_sockets,
     socket_owner,
 };
-pub use tamper::{
-    SignalDecodeError, SignalRecord, SignalSensor, SignalSensorStats, host_pid_ns,
-};
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{
     EnforceMaps, ExecSensor, PIN_DIR, SensorConfig, SensorError, SensorStats,
     boot_to_wall_offset_ns, host_mnt_ns,
 };
+pub use tamper::{SignalDecodeError, SignalRecord, SignalSensor, SignalSensorStats, host_pid_ns};

@@ -200,7 +200,10 @@ fn read_kernel_stats(map: &dyn MapCore, stats: &SignalSensorStats) {
         if let Ok(Some(per_cpu)) = map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {
             let sum: u64 = per_cpu
                 .iter()
-                .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default())))
+                .filter_map(|v| {
+                    v.get(..8)
+                        .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+                })
                 .sum();
             slot.store(sum, Ordering::Relaxed);
         }

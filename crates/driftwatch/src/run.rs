@@ -395,7 +395,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         || reloader.reload(&agent, &args),
         |sig| {
             let from_container = agent.tamper().is_some_and(|t| {
-                t.origin_of(sig, Duration::from_secs(1)) == driftwatch_agent::SignalOrigin::Container
+                t.origin_of(sig, Duration::from_secs(1))
+                    == driftwatch_agent::SignalOrigin::Container
             });
             if from_container {
                 tracing::warn!("signal {sig} came from a container: ignored (tamper protection)");

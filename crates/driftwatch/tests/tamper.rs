@@ -54,18 +54,19 @@ fn a_container_signalling_the_agent_raises_critical_alerts_and_cannot_stop_it() 
     }
     let state = tempfile::tempdir().unwrap();
     let baselines = state.path().join("baselines.json");
-    let mut agent = AgentProcess::start(&[
-        "--no-store",
-        "--baseline-file",
-        baselines.to_str().unwrap(),
-    ]);
+    let mut agent =
+        AgentProcess::start(&["--no-store", "--baseline-file", baselines.to_str().unwrap()]);
     let pid = agent.pid().to_string();
     let c = Container::run(&["--pid", "host", BUSYBOX, "sleep", "300"]);
 
     // SIGTERM from the container: alerted, ignored.
     let (rc, out) = c.exec(&["kill", "-TERM", &pid]);
     assert_eq!(rc, 0, "kill -TERM from the container: {out}");
-    let a = agent.wait_for("SIGTERM from a container", WAIT, signal_alert(&c, "SIGTERM"));
+    let a = agent.wait_for(
+        "SIGTERM from a container",
+        WAIT,
+        signal_alert(&c, "SIGTERM"),
+    );
     assert_eq!(a["priority"], "Critical", "{a}");
     assert!(has_tag(&a, "tamper"), "{a}");
     assert_eq!(field(&a, "proc.name"), "kill", "{a}");
@@ -73,7 +74,10 @@ fn a_container_signalling_the_agent_raises_critical_alerts_and_cannot_stop_it() 
     let name = field(&a, "container.name").as_str().unwrap_or_default();
     assert!(!name.is_empty(), "container.name missing: {a}");
     assert!(
-        a["output"].as_str().unwrap().contains(&format!("({})", c.short())),
+        a["output"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("({})", c.short())),
         "{a}"
     );
     agent.wait_for_log("the ignored SIGTERM", 1, WAIT, |l| {
@@ -95,7 +99,11 @@ fn a_container_signalling_the_agent_raises_critical_alerts_and_cannot_stop_it() 
     assert_eq!(rc, 0, "{out}");
     wait_state(agent.pid(), 'T');
     agent.signal(libc::SIGCONT);
-    agent.wait_for("SIGSTOP from a container", WAIT, signal_alert(&c, "SIGSTOP"));
+    agent.wait_for(
+        "SIGSTOP from a container",
+        WAIT,
+        signal_alert(&c, "SIGSTOP"),
+    );
 
     // Detection still works after all that: a drifted exec in another container alerts.
     let d = Container::run(&[BUSYBOX, "sleep", "300"]);
@@ -112,7 +120,11 @@ fn a_container_signalling_the_agent_raises_critical_alerts_and_cannot_stop_it() 
         .filter(|a| has_tag(a, "tamper"))
         .count();
     agent.stop();
-    assert_eq!(proc_state(agent.pid()), None, "the agent did not stop on the host's SIGTERM");
+    assert_eq!(
+        proc_state(agent.pid()),
+        None,
+        "the agent did not stop on the host's SIGTERM"
+    );
     let after: Vec<Value> = agent
         .alerts()
         .into_iter()
@@ -148,7 +160,10 @@ fn a_container_cannot_write_the_agents_state_directory() {
     let mount = format!("{}:/state", state.path().display());
     let c = Container::run(&["-v", &mount, BUSYBOX, "sleep", "300"]);
     let (rc, out) = c.sh("echo owned > /state/evil.conf");
-    assert_ne!(rc, 0, "the container wrote the agent's state directory: {out}");
+    assert_ne!(
+        rc, 0,
+        "the container wrote the agent's state directory: {out}"
+    );
     assert!(out.contains("Operation not permitted"), "{out}");
     let a = agent.wait_for("the denied write", WAIT, |a| {
         a["rule"] == "Container opened a file of driftwatch"
@@ -167,7 +182,10 @@ fn a_container_cannot_write_the_agents_state_directory() {
     // Nothing in the container got through, the host still writes there.
     let evil = state.path().join("evil.conf");
     let content = std::fs::read_to_string(&evil).unwrap_or_default();
-    assert!(content.is_empty(), "the container's bytes landed: {content:?}");
+    assert!(
+        content.is_empty(),
+        "the container's bytes landed: {content:?}"
+    );
     std::fs::write(state.path().join("host.txt"), "ok").expect("the host writes its own state");
 }
 
@@ -225,8 +243,15 @@ fn hostile_file_names_and_arguments_stay_escaped_in_every_output() {
         exe.starts_with("/tmp/dw\n\u{1b}[2J\u{1b}]0;pwn\u{7}\u{FFFD}\u{FFFD}-AAA"),
         "{exe:?}"
     );
-    assert!(exe.len() > 200, "the long name was cut short: {}", exe.len());
-    let cmdline = field(&a, "proc.cmdline").as_str().unwrap_or_default().to_string();
+    assert!(
+        exe.len() > 200,
+        "the long name was cut short: {}",
+        exe.len()
+    );
+    let cmdline = field(&a, "proc.cmdline")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         cmdline.contains("arg\n{\"rule\":\"forged\"}\u{1b}[31m\u{FFFD}"),
         "{cmdline:?}"
@@ -238,10 +263,21 @@ fn hostile_file_names_and_arguments_stay_escaped_in_every_output() {
 
     // The store keeps the same strings; `driftwatch alerts` prints them escaped.
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args(["alerts", "--db", db.to_str().unwrap(), "--json", "--limit", "0"])
+        .args([
+            "alerts",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "--limit",
+            "0",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stored: Vec<Value> = String::from_utf8(out.stdout)
         .expect("UTF-8")
         .lines()
@@ -259,9 +295,18 @@ fn hostile_file_names_and_arguments_stay_escaped_in_every_output() {
         .unwrap();
     assert!(out.status.success());
     let human = String::from_utf8(out.stdout).expect("UTF-8");
-    assert!(!human.contains('\u{1b}'), "raw ESC on the terminal: {human:?}");
-    assert!(!human.contains('\u{7}'), "raw BEL on the terminal: {human:?}");
-    assert!(human.contains("\\n"), "newline not shown escaped: {human:?}");
+    assert!(
+        !human.contains('\u{1b}'),
+        "raw ESC on the terminal: {human:?}"
+    );
+    assert!(
+        !human.contains('\u{7}'),
+        "raw BEL on the terminal: {human:?}"
+    );
+    assert!(
+        human.contains("\\n"),
+        "newline not shown escaped: {human:?}"
+    );
     for line in human.lines() {
         assert!(!line.starts_with("{\"rule\""), "forged line: {line:?}");
     }
