@@ -22,6 +22,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by user space before load: the agent's tgid (host view). */
 const volatile __u32 agent_tgid = 0;
 
+/* Unused: puts struct dw_signal_event in the object's BTF for the layout test (abi.rs). */
+struct dw_signal_event signal_layout = {};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 * 1024);
