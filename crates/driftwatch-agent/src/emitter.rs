@@ -112,6 +112,11 @@ impl Emitter {
 
     /// Deduplicates alerts per (rule, container, executable, file) within `window`
     /// (zero: every alert is sent).
+    /// The host name alerts carry.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
     pub fn set_dedup_window(&mut self, window: Duration) {
         self.dedup.window = window;
         self.dedup.seen.clear();

@@ -346,6 +346,9 @@ pub struct EnforceStats {
     pub prevent_containers: AtomicU64,
     pub marked_mounts: AtomicU64,
     pub mark_errors: AtomicU64,
+    /// Entries of the kernel's enforcement maps found changed by someone else (a privileged
+    /// process's bpf()), written back and alerted.
+    pub maps_restored: AtomicU64,
     /// Time from reading an exec permission request to answering it, in microseconds (the
     /// first million).
     pub decision_us: Mutex<Vec<u32>>,
@@ -391,6 +394,8 @@ pub struct Enforcer {
     recent_denials: Mutex<HashMap<(u32, String), std::time::Instant>>,
     pub stats: EnforceStats,
     stop: AtomicBool,
+    /// Set (under `placed`) when shutdown lets the kernel hold nothing: the map check stops.
+    maps_released: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     beat: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -463,6 +468,7 @@ impl Enforcer {
             recent_denials: Mutex::new(HashMap::new()),
             stats: EnforceStats::default(),
             stop: AtomicBool::new(false),
+            maps_released: AtomicBool::new(false),
             thread: Mutex::new(None),
             beat: Mutex::new(None),
         }))
@@ -522,13 +528,14 @@ impl Enforcer {
                     .prevent_containers
                     .fetch_add(1, Ordering::Relaxed);
             }
-            if let Some(maps) = self.maps.get() {
-                let _ = maps.set(ns, mode_flags(mode));
-            }
+            // The map and `placed` change together (the map check compares them).
             if let Ok(mut m) = self.placed.lock()
                 && let Some(p) = m.get_mut(&ns)
             {
                 p.mode = mode;
+                if let Some(maps) = self.maps.get() {
+                    let _ = maps.set(ns, mode_flags(mode));
+                }
             }
             tracing::info!(
                 "container {} ({}): enforcement {} -> {}",
@@ -585,8 +592,10 @@ impl Enforcer {
     /// kernel side hold nothing more.
     pub fn shutdown(&self) {
         if let Some(m) = self.maps.get() {
+            let placed = self.placed.lock();
+            self.maps_released.store(true, Ordering::Relaxed);
             let _ = m.set_unknown(0);
-            if let Ok(placed) = self.placed.lock() {
+            if let Ok(placed) = placed {
                 for ns in placed.keys() {
                     let _ = m.set(*ns, 0);
                 }
@@ -626,12 +635,13 @@ impl Enforcer {
                 .prevent_containers
                 .fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(maps) = self.maps.get()
-            && let Err(e) = maps.set(ns, mode_flags(mode))
-        {
-            tracing::warn!("enforcement for container {}: {e}", entry.meta.id.short());
-        }
         if let Ok(mut m) = self.placed.lock() {
+            // The map and `placed` change together (the map check compares them).
+            if let Some(maps) = self.maps.get()
+                && let Err(e) = maps.set(ns, mode_flags(mode))
+            {
+                tracing::warn!("enforcement for container {}: {e}", entry.meta.id.short());
+            }
             m.insert(
                 ns,
                 Placed {
@@ -1075,6 +1085,7 @@ impl Enforcer {
     fn run_heartbeat(self: Arc<Self>) {
         let Some(maps) = self.maps.get() else { return };
         while !self.stop.load(Ordering::Relaxed) {
+            self.check_maps(maps);
             if let Err(e) = maps.heartbeat() {
                 tracing::warn!("enforcement heartbeat: {e}");
             }
@@ -1087,6 +1098,85 @@ impl Enforcer {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+    }
+
+    /// Map integrity (tamper protection): the kernel's flags of every placed namespace and
+    /// its `enforce_config` are compared with what the agent wrote. A difference means
+    /// someone else wrote the maps (`bpf()` from a privileged process, e.g. a container with
+    /// CAP_SYS_ADMIN deleting its own entry to escape prevention): the agent's values are
+    /// written back and a Critical alert names the map, the container and both values.
+    /// Runs before every heartbeat (500 ms); one lookup per placed container.
+    fn check_maps(&self, maps: &EnforceMaps) {
+        let mut changed: Vec<(String, Option<ContainerId>, String, String)> = Vec::new();
+        if let Ok(placed) = self.placed.lock() {
+            if self.maps_released.load(Ordering::Relaxed) {
+                return;
+            }
+            for (ns, p) in placed.iter() {
+                let want = mode_flags(p.mode);
+                let found = maps.get(*ns);
+                // Missing with no flags wanted: the LRU may evict, and it changes nothing
+                // the kernel does for a placed container (settle() puts it back if held).
+                if found == Some(want) || (found.is_none() && want == 0) {
+                    continue;
+                }
+                let _ = maps.set(*ns, want);
+                changed.push((
+                    format!("enforce[mnt_ns={ns}]"),
+                    Some(p.id.clone()),
+                    format!("{want:#x}"),
+                    found.map_or_else(|| "(deleted)".into(), |f| format!("{f:#x}")),
+                ));
+            }
+        }
+        if !self.maps_released.load(Ordering::Relaxed)
+            && let Some(d) = maps.restore_config()
+        {
+            let show =
+                |(flags, dead): (u32, u64)| format!("unknown={flags:#x} dead_after_ns={dead}");
+            changed.push((
+                "enforce_config".into(),
+                None,
+                show(d.want),
+                d.found.map_or_else(|| "(unreadable)".into(), show),
+            ));
+        }
+        for (map, id, want, found) in changed {
+            self.stats.maps_restored.fetch_add(1, Ordering::Relaxed);
+            let mut fields = BTreeMap::new();
+            let mut whose = String::new();
+            if let Some(id) = id {
+                fields.insert("container.id".into(), serde_json::json!(id.short()));
+                if let Some(e) = self.registry.get(&id) {
+                    fields.insert("container.name".into(), serde_json::json!(e.meta.name));
+                    fields.insert(
+                        "container.image".into(),
+                        serde_json::json!(e.meta.image.display_name()),
+                    );
+                    whose = format!(" (container {})", e.meta.name);
+                }
+            }
+            fields.insert("driftwatch.map".into(), serde_json::json!(map));
+            fields.insert("driftwatch.expected".into(), serde_json::json!(want));
+            fields.insert("driftwatch.found".into(), serde_json::json!(found));
+            let output = format!(
+                "Driftwatch's BPF map {map}{whose} was changed outside the agent (found {found}, wrote {want}); restored"
+            );
+            tracing::error!("{output}");
+            let hostname = self
+                .emitter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .hostname()
+                .to_string();
+            let alert = crate::tamper::tamper_alert(
+                &hostname,
+                "Driftwatch BPF map changed outside the agent",
+                output,
+                fields,
+            );
+            crate::emitter::emit_alert(&self.emitter, &alert);
         }
     }
 

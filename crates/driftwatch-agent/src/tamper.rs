@@ -121,7 +121,7 @@ fn signal_name(sig: u32) -> String {
 }
 
 /// An alert raised by the agent itself (no rule): Critical, tagged `tamper`.
-fn tamper_alert(
+pub(crate) fn tamper_alert(
     hostname: &str,
     rule: &str,
     output: String,

@@ -21,7 +21,7 @@ pub use net::{
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{
-    EnforceMaps, ExecSensor, PIN_DIR, SensorConfig, SensorError, SensorStats,
+    ConfigDrift, EnforceMaps, ExecSensor, PIN_DIR, SensorConfig, SensorError, SensorStats,
     boot_to_wall_offset_ns, host_mnt_ns,
 };
 pub use tamper::{SignalDecodeError, SignalRecord, SignalSensor, SignalSensorStats, host_pid_ns};

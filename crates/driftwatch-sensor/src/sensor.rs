@@ -100,6 +100,14 @@ pub struct SensorStats {
     pub orphaned: AtomicU64,
 }
 
+/// `enforce_config` found different from what the agent wrote
+/// ([`EnforceMaps::restore_config`]): (unknown namespaces' flags, fail-closed delay in ns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigDrift {
+    pub want: (u32, u64),
+    pub found: Option<(u32, u64)>,
+}
+
 /// What the exec program enforces in the kernel, per mount namespace (`dw_enforce_flags`):
 /// a handle on its `enforce` and `enforce_config` maps, usable from any thread.
 #[derive(Clone)]
@@ -172,6 +180,40 @@ impl EnforceMaps {
         self.config
             .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
             .map_err(|e| bpf_error("updating the enforce_config map", e))
+    }
+
+    /// Compares the kernel's `enforce_config` with what the agent last wrote (the unknown
+    /// namespaces' flags and the fail-closed delay; the heartbeat field is rewritten every
+    /// beat anyway). On a difference, writes the agent's value back and returns
+    /// `(written, found)` as (unknown flags, dead-after ns) pairs; `found` is `None` when the
+    /// entry could not be read.
+    pub fn restore_config(&self) -> Option<ConfigDrift> {
+        let c = self.config_value.lock().unwrap_or_else(|p| p.into_inner());
+        let want = (c.0, c.2);
+        let found = self
+            .config
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .filter(|v| v.len() >= 24)
+            .map(|v| {
+                let mut a = [0u8; 4];
+                a.copy_from_slice(&v[..4]);
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v[16..24]);
+                (u32::from_ne_bytes(a), u64::from_ne_bytes(b))
+            });
+        if found == Some(want) {
+            return None;
+        }
+        let mut value = [0u8; 24];
+        value[..4].copy_from_slice(&c.0.to_ne_bytes());
+        value[8..16].copy_from_slice(&c.1.to_ne_bytes());
+        value[16..24].copy_from_slice(&c.2.to_ne_bytes());
+        let _ = self
+            .config
+            .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY);
+        Some(ConfigDrift { want, found })
     }
 
     /// Takes the pids held while no agent was alive: this program's, and on the first call

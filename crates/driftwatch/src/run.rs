@@ -434,6 +434,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "prevent_containers": e.prevent_containers.load(Ordering::Relaxed),
             "marked_mounts": e.marked_mounts.load(Ordering::Relaxed),
             "mark_errors": e.mark_errors.load(Ordering::Relaxed),
+            "maps_restored": e.maps_restored.load(Ordering::Relaxed),
             "kernel_killed": k.as_ref().map_or(0, |k| k.killed.load(Ordering::Relaxed)),
             "kernel_held": k.as_ref().map_or(0, |k| k.held.load(Ordering::Relaxed)),
             "kernel_orphaned": k.as_ref().map_or(0, |k| k.orphaned.load(Ordering::Relaxed)),

@@ -442,6 +442,7 @@ impl AgentView for AgentApi {
                 (&[("outcome", "killed_late")], n(&e.killed_late)),
                 (&[("outcome", "failed")], n(&e.failed)),
                 (&[("outcome", "allowlisted")], n(&e.allowlisted)),
+                (&[("outcome", "maps_restored")], n(&e.maps_restored)),
             ],
         );
         let live = a.registry().live_entries();

@@ -311,3 +311,169 @@ fn hostile_file_names_and_arguments_stay_escaped_in_every_output() {
         assert!(!line.starts_with("{\"rule\""), "forged line: {line:?}");
     }
 }
+
+/// The ids of the BPF maps the process `pid` holds, by map name (from its fdinfo and
+/// `bpftool map show`).
+fn maps_of(pid: u32) -> std::collections::HashMap<String, u32> {
+    let mut out = std::collections::HashMap::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        let Some(id) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("map_id:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let show = Command::new("bpftool")
+            .args(["-j", "map", "show", "id", &id.to_string()])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&show.stdout).unwrap_or(Value::Null);
+        if let Some(name) = v["name"].as_str() {
+            out.insert(name.to_string(), id);
+        }
+    }
+    out
+}
+
+/// `bpftool map lookup` of a u32 key: the value's bytes, None when absent.
+fn lookup(map_id: u32, key: u32) -> Option<Vec<u8>> {
+    let mut args = vec![
+        "-j".to_string(),
+        "map".into(),
+        "lookup".into(),
+        "id".into(),
+        map_id.to_string(),
+        "key".into(),
+    ];
+    args.extend(key.to_ne_bytes().iter().map(|b| b.to_string()));
+    let out = Command::new("bpftool").args(&args).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let bytes = v["value"].as_array()?;
+    Some(
+        bytes
+            .iter()
+            .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+            .collect(),
+    )
+}
+
+/// A container with CAP_SYS_ADMIN (bpf() allowed) uses bpftool from the host's root
+/// to delete a prevent-mode container's entry from the agent's `enforce` map (which would
+/// let it run memfd and loader drift unheld) and to zero `enforce_config`: the agent writes
+/// its values back and raises a Critical alert for each, naming the map and the container;
+/// prevention still blocks afterwards.
+#[test]
+fn a_privileged_container_changing_the_agents_bpf_maps_is_undone_and_alerted() {
+    if !ready() || !require_tools(&["bpftool"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let suffix = std::process::id();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "default: detect\nscopes:\n  - match: {containers: [\"dw-tamper-map-*\"]}\n    mode: prevent\n",
+    )
+    .unwrap();
+    let agent = AgentProcess::start(&[
+        "--no-store",
+        "--baseline-file",
+        dir.path().join("b.json").to_str().unwrap(),
+        "--enforcement-policy",
+        policy.to_str().unwrap(),
+    ]);
+    let name = format!("dw-tamper-map-{suffix}");
+    let victim = Container::run(&["--name", &name, BUSYBOX, "sleep", "300"]);
+    assert_eq!(victim.exec(&["true"]).0, 0);
+    agent.wait_for_log("the container placed in prevent mode", 1, WAIT, |l| {
+        l.contains(&name) && l.contains("enforcement prevent")
+    });
+    let inspect = docker(&["inspect", "-f", "{{.State.Pid}}", &victim.id]);
+    let vpid = String::from_utf8_lossy(&inspect.stdout).trim().to_string();
+    let ns = std::fs::metadata(format!("/proc/{vpid}/ns/mnt"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m) as u32)
+        .unwrap();
+    let maps = maps_of(agent.pid());
+    let (enforce, config) = (maps["enforce"], maps["enforce_config"]);
+    let flags = lookup(enforce, ns).expect("the container's entry is in the enforce map");
+    assert_ne!(flags, vec![0, 0, 0, 0], "prevent mode sets kernel flags");
+
+    // The attacker: CAP_SYS_ADMIN (Docker's seccomp profile then allows bpf()), the host's
+    // root mounted, running the host's bpftool. (`--privileged` itself fails on this VM:
+    // CAP_SYS_RESOURCE is outside dockerd's bounding set.)
+    let attacker = Container::run(&[
+        "--cap-add",
+        "SYS_ADMIN",
+        "-v",
+        "/:/host:ro",
+        BUSYBOX,
+        "sleep",
+        "300",
+    ]);
+    let mut del = vec!["chroot", "/host", "bpftool", "map", "delete", "id"];
+    let enforce_s = enforce.to_string();
+    del.push(&enforce_s);
+    del.push("key");
+    let key: Vec<String> = ns.to_ne_bytes().iter().map(|b| b.to_string()).collect();
+    del.extend(key.iter().map(String::as_str));
+    let (code, out) = attacker.exec(&del);
+    assert_eq!(
+        code, 0,
+        "bpftool map delete in the privileged container: {out}"
+    );
+    let config_s = config.to_string();
+    let mut upd = vec![
+        "chroot", "/host", "bpftool", "map", "update", "id", &config_s, "key", "0", "0", "0", "0",
+        "value",
+    ];
+    upd.extend(std::iter::repeat_n("0", 24));
+    let (code, out) = attacker.exec(&upd);
+    assert_eq!(
+        code, 0,
+        "bpftool map update in the privileged container: {out}"
+    );
+
+    let a = agent.wait_for("the deleted enforce entry", WAIT, |a| {
+        a["rule"] == "Driftwatch BPF map changed outside the agent"
+            && field(a, "container.name") == name.as_str()
+    });
+    assert_eq!(a["priority"], "Critical", "{a}");
+    assert!(has_tag(&a, "tamper"), "{a}");
+    assert_eq!(field(&a, "driftwatch.found"), "(deleted)", "{a}");
+    assert_eq!(
+        field(&a, "driftwatch.map"),
+        format!("enforce[mnt_ns={ns}]").as_str(),
+        "{a}"
+    );
+    // Restored: the kernel has the agent's flags again, and prevention blocks.
+    assert_eq!(lookup(enforce, ns), Some(flags));
+    let (code, _) = victim.sh(
+        "printf '#!/bin/sh\\ntouch /tmp/ran\\n' > /tmp/x.sh && chmod +x /tmp/x.sh && /tmp/x.sh",
+    );
+    assert_eq!(
+        code, 126,
+        "a dropped script is still blocked after the restore"
+    );
+    // enforce_config: the policy holds containers not placed yet (hold_new_containers), so
+    // zeros would let a new container's first execs run unheld.
+    let a = agent.wait_for("the zeroed enforce_config", WAIT, |a| {
+        a["rule"] == "Driftwatch BPF map changed outside the agent"
+            && field(a, "driftwatch.map") == "enforce_config"
+    });
+    assert_eq!(
+        field(&a, "driftwatch.found"),
+        "unknown=0x0 dead_after_ns=0",
+        "{a}"
+    );
+    let c = lookup(config, 0).expect("enforce_config readable");
+    assert_ne!(
+        &c[..4],
+        &[0, 0, 0, 0],
+        "the unknown namespaces' flags are back: {c:?}"
+    );
+}

@@ -328,22 +328,7 @@ fn do_capture(
             .map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
     let stamp = crate::record::now_ns();
-    let name = if r.name.is_empty() {
-        r.id.short().to_string()
-    } else {
-        r.name.clone()
-    };
-    let name: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let out = dir.join(format!("{name}-{}-{stamp}.tar.zst", r.id.short()));
+    let out = dir.join(bundle_file_name(&r.name, r.id.short(), stamp));
     let opts = driftwatch_evidence::CaptureOptions {
         docker_socket: env.docker_socket.to_path_buf(),
         max_file_size,
@@ -364,4 +349,59 @@ fn do_capture(
         s.alerts,
         s.sha256
     ))
+}
+
+/// The evidence bundle's file name for a container: its name (attacker-influenced: pod and
+/// label-derived names) reduced to `[A-Za-z0-9._-]`, so it can never leave the evidence
+/// directory, hide as a dot file, or carry control characters.
+fn bundle_file_name(name: &str, short_id: &str, stamp: u64) -> String {
+    let name = if name.is_empty() { short_id } else { name };
+    let mut safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if safe.starts_with('.') {
+        safe.replace_range(..1, "_");
+    }
+    format!("{safe}-{short_id}-{stamp}.tar.zst")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bundle_file_name;
+
+    #[test]
+    fn hostile_container_names_stay_one_file_in_the_evidence_directory() {
+        for name in [
+            "../../etc/cron.d/x",
+            "..",
+            ".hidden",
+            "a/b\nc\u{1b}[31m",
+            "\u{202e}gpj.exe",
+            &"x".repeat(5000),
+        ] {
+            let f = bundle_file_name(name, "0123456789ab", 7);
+            assert!(!f.contains('/') && !f.starts_with('.'), "{name:?} -> {f}");
+            assert!(f.chars().all(|c| c.is_ascii_graphic()), "{name:?} -> {f}");
+            assert!(
+                f.ends_with("-0123456789ab-7.tar.zst") && f.len() < 200,
+                "{f}"
+            );
+        }
+        assert_eq!(
+            bundle_file_name("", "0123456789ab", 7),
+            "0123456789ab-0123456789ab-7.tar.zst"
+        );
+        assert_eq!(
+            bundle_file_name("web-1", "0123456789ab", 7),
+            "web-1-0123456789ab-7.tar.zst"
+        );
+    }
 }
