@@ -223,20 +223,6 @@ struct Cx<'a> {
     set: BTreeMap<String, Pos>,
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 impl Cx<'_> {
     fn error(&mut self, at: &Node, message: String) {
         self.error_at(Pos::of(at), message);
@@ -506,7 +492,7 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
         common >= 4 && common * 4 >= name.chars().count() * 3
     };
     candidates
-        .map(|c| (edit_distance(name, c), c))
+        .map(|c| (driftwatch_yaml::edit_distance(name, c), c))
         .filter(|(d, c)| *d <= limit || extends(c))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)

@@ -194,24 +194,10 @@ pub fn field(name: &str) -> Option<&'static FieldInfo> {
 pub(crate) fn suggest(name: &str) -> Option<&'static str> {
     FIELDS
         .iter()
-        .map(|f| (edit_distance(name, f.name), f.name))
+        .map(|f| (driftwatch_yaml::edit_distance(name, f.name), f.name))
         .filter(|(d, _)| *d <= 3)
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The argument a field was named with.

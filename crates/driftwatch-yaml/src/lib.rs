@@ -335,9 +335,33 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
+/// Levenshtein distance in characters, for the "did you mean" of the rule and config loaders.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edit_distance_counts_characters_not_bytes() {
+        assert_eq!(edit_distance("retries", "retries"), 0);
+        assert_eq!(edit_distance("retry", "retries"), 3);
+        assert_eq!(edit_distance("proc.nme", "proc.name"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("é", "e"), 1);
+    }
 
     const LIMITS: Limits = Limits {
         max_bytes: 1 << 20,
