@@ -445,32 +445,15 @@ impl EngineSource for ContainerdSource {
     }
 
     fn events(&self) -> BoxStream<'static, EngineEvent> {
-        let state = EventsState {
+        crate::events::reconnecting(ContainerdEvents {
             inner: self.inner.clone(),
-            stream: None,
-            link: Link::Initial,
-            backoff: self.inner.cfg.backoff_initial,
-        };
-        futures_util::stream::unfold(state, |mut st| async move {
-            let ev = st.next_event().await;
-            Some((ev, st))
         })
-        .boxed()
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Link {
-    Initial,
-    Up,
-    Down,
-}
-
-struct EventsState {
+/// containerd's container and task events of our namespaces.
+struct ContainerdEvents {
     inner: Arc<Inner>,
-    stream: Option<containerd_client::tonic::Streaming<Envelope>>,
-    link: Link,
-    backoff: Duration,
 }
 
 /// The topics subscribed to (containerd's filter syntax, ORed).
@@ -481,25 +464,21 @@ const TOPICS: &[&str] = &[
     "topic==\"/containers/delete\"",
 ];
 
-impl EventsState {
-    async fn next_event(&mut self) -> EngineEvent {
-        loop {
-            if let Some(stream) = self.stream.as_mut() {
-                let reason = match stream.next().await {
-                    Some(Ok(env)) => match translate(&env, &self.inner.cfg.namespaces) {
-                        Some(ev) => return ev,
-                        None => continue,
-                    },
-                    Some(Err(s)) => self.inner.status_error("events", s, None).to_string(),
-                    None => "containerd: event stream ended".to_string(),
-                };
-                self.stream = None;
-                self.link = Link::Down;
-                *self.inner.channel.lock().await = None;
-                tracing::warn!(%reason, "containerd event stream lost; reconnecting");
-                return EngineEvent::Disconnected { reason };
-            }
-            let subscribed = self
+impl crate::events::EventFeed for ContainerdEvents {
+    type Item = Envelope;
+
+    fn label(&self) -> &str {
+        "containerd"
+    }
+
+    fn backoff(&self) -> (Duration, Duration) {
+        (self.inner.cfg.backoff_initial, self.inner.cfg.backoff_max)
+    }
+
+    fn subscribe(&mut self) -> BoxFuture<'_, Result<crate::events::Feed<Envelope>, RuntimeError>> {
+        Box::pin(async move {
+            let inner = self.inner.clone();
+            let stream = self
                 .inner
                 .timed("subscribe", async {
                     let ch = self.inner.channel().await?;
@@ -512,31 +491,21 @@ impl EventsState {
                         .map(|r| r.into_inner())
                         .map_err(|s| self.inner.status_error("subscribe", s, None))
                 })
-                .await;
-            match subscribed {
-                Ok(stream) => {
-                    self.stream = Some(stream);
-                    self.backoff = self.inner.cfg.backoff_initial;
-                    let was_down = self.link == Link::Down;
-                    self.link = Link::Up;
-                    if was_down {
-                        tracing::info!("containerd event stream reconnected");
-                        return EngineEvent::Reconnected;
-                    }
-                }
-                Err(e) => {
-                    let first = self.link != Link::Down;
-                    self.link = Link::Down;
-                    if first {
-                        return EngineEvent::Disconnected {
-                            reason: e.to_string(),
-                        };
-                    }
-                    tokio::time::sleep(self.backoff).await;
-                    self.backoff = (self.backoff * 2).min(self.inner.cfg.backoff_max);
-                }
-            }
-        }
+                .await?;
+            Ok(stream
+                .map(move |r| r.map_err(|s| inner.status_error("events", s, None).to_string()))
+                .boxed())
+        })
+    }
+
+    fn translate(&mut self, env: Envelope) -> Option<EngineEvent> {
+        translate(&env, &self.inner.cfg.namespaces)
+    }
+
+    fn lost(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            *self.inner.channel.lock().await = None;
+        })
     }
 }
 

@@ -350,88 +350,57 @@ impl EngineSource for DockerSource {
     }
 
     fn events(&self) -> BoxStream<'static, EngineEvent> {
-        let state = EventsState {
+        crate::events::reconnecting(DockerEvents {
             inner: self.inner.clone(),
-            stream: None,
-            link: Link::Initial,
-            backoff: self.inner.cfg.backoff_initial,
             last_nano: None,
-        };
-        futures_util::stream::unfold(state, |mut st| async move {
-            let ev = st.next_event().await;
-            Some((ev, st))
         })
-        .boxed()
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Link {
-    Initial,
-    Up,
-    Down,
-}
-
-struct EventsState {
+/// Docker's (or Podman's) container events, replayed from the last one seen after a
+/// reconnect.
+struct DockerEvents {
     inner: Arc<Inner>,
-    stream: Option<BoxStream<'static, Result<EventMessage, BollardError>>>,
-    link: Link,
-    backoff: Duration,
     /// `timeNano` of the last event passed on: replay starts there after a reconnect, and
     /// events at or before it are not passed on twice.
     last_nano: Option<i64>,
 }
 
-impl EventsState {
-    async fn next_event(&mut self) -> EngineEvent {
-        loop {
-            if let Some(stream) = self.stream.as_mut() {
-                let reason = match stream.next().await {
-                    Some(Ok(msg)) => match self.translate(msg) {
-                        Some(ev) => return ev,
-                        None => continue,
-                    },
-                    Some(Err(e)) => self.inner.error("events", e, None).to_string(),
-                    None => format!("{}: event stream ended", self.inner.engine().as_str()),
-                };
-                self.stream = None;
-                self.link = Link::Down;
-                *self.inner.client.lock().await = None;
-                tracing::warn!(%reason, "engine event stream lost; reconnecting");
-                return EngineEvent::Disconnected { reason };
+impl crate::events::EventFeed for DockerEvents {
+    type Item = EventMessage;
+
+    fn label(&self) -> &str {
+        self.inner.engine().as_str()
+    }
+
+    fn backoff(&self) -> (Duration, Duration) {
+        (self.inner.cfg.backoff_initial, self.inner.cfg.backoff_max)
+    }
+
+    fn subscribe(
+        &mut self,
+    ) -> BoxFuture<'_, Result<crate::events::Feed<EventMessage>, RuntimeError>> {
+        Box::pin(async move {
+            let d = self.inner.ping().await?;
+            let mut opts = EventsOptionsBuilder::new().filters(&HashMap::from([
+                ("type", vec!["container"]),
+                ("event", vec!["create", "start", "die", "destroy"]),
+            ]));
+            if let Some(n) = self.last_nano {
+                let since = format!("{}.{:09}", n / 1_000_000_000, n % 1_000_000_000);
+                opts = opts.since(&since);
             }
-            match self.inner.ping().await {
-                Ok(d) => {
-                    let mut opts = EventsOptionsBuilder::new().filters(&HashMap::from([
-                        ("type", vec!["container"]),
-                        ("event", vec!["create", "start", "die", "destroy"]),
-                    ]));
-                    if let Some(n) = self.last_nano {
-                        let since = format!("{}.{:09}", n / 1_000_000_000, n % 1_000_000_000);
-                        opts = opts.since(&since);
-                    }
-                    self.stream = Some(d.events(Some(opts.build())).boxed());
-                    self.backoff = self.inner.cfg.backoff_initial;
-                    let was_down = self.link == Link::Down;
-                    self.link = Link::Up;
-                    if was_down {
-                        tracing::info!("engine event stream reconnected");
-                        return EngineEvent::Reconnected;
-                    }
-                }
-                Err(e) => {
-                    let first = self.link != Link::Down;
-                    self.link = Link::Down;
-                    if first {
-                        return EngineEvent::Disconnected {
-                            reason: e.to_string(),
-                        };
-                    }
-                    tokio::time::sleep(self.backoff).await;
-                    self.backoff = (self.backoff * 2).min(self.inner.cfg.backoff_max);
-                }
-            }
-        }
+            let inner = self.inner.clone();
+            Ok(d.events(Some(opts.build()))
+                .map(move |r| r.map_err(|e| inner.error("events", e, None).to_string()))
+                .boxed())
+        })
+    }
+
+    fn lost(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            *self.inner.client.lock().await = None;
+        })
     }
 
     fn translate(&mut self, msg: EventMessage) -> Option<EngineEvent> {

@@ -14,6 +14,7 @@
 pub mod cgroup;
 pub mod containerd;
 pub mod docker;
+mod events;
 pub mod mountinfo;
 pub mod runtime_config;
 pub mod source;
