@@ -1,8 +1,9 @@
 //! Tamper protection: the agent watches for containers trying to switch it off or blind it.
 //!
 //! - Signals: every signal generated for the agent is reported with its sender
-//!   (`tp_btf/signal_generate`); one from a container (a mount or pid namespace other than
-//!   the host's: possible with `--pid host`) raises a critical alert, and a stop request
+//!   (`tp_btf/signal_generate`); one from a container (a process whose cgroup is a
+//!   container's other than the agent's own: possible with `--pid host`) raises a critical
+//!   alert, and a stop request
 //!   (SIGTERM, SIGINT, SIGHUP) from a container is ignored ([`TamperGuard::origin_of`]).
 //! - ptrace: the agent makes itself non-dumpable (attaching then needs CAP_SYS_PTRACE in
 //!   the initial user namespace) and checks its `TracerPid`; a tracer raises an alert.
@@ -12,7 +13,6 @@
 //!   still reports (a self-signal round trip), alerting when not.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -85,17 +85,30 @@ pub struct TamperGuard {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// The namespaces of the host, against which senders and openers are judged.
-#[derive(Clone, Copy, Debug)]
-struct HostNs {
-    mnt: u32,
-    pid: u32,
+/// Who counts as a container: a process whose cgroup is a container's (the engine-agnostic
+/// cgroup naming the exec sensor uses), other than the agent's own container when the agent
+/// itself runs in one (its `driftwatch health` probes run there). Namespaces are not used:
+/// host services have their own mount namespaces (systemd's PrivateTmp, logrotate), and
+/// `/proc/1/ns` may be unreadable, so a host process can look like a container's.
+#[derive(Clone, Debug)]
+struct Containers {
+    own: Option<driftwatch_model::ContainerId>,
 }
 
-fn ns_inode(pid: u32, ns: &str) -> Option<u32> {
-    std::fs::metadata(format!("/proc/{pid}/ns/{ns}"))
-        .ok()
-        .map(|m| m.ino() as u32)
+impl Containers {
+    fn of_agent() -> Self {
+        let (leaf, parent) = cgroup_of(std::process::id());
+        Containers {
+            own: container_from_cgroup_leaf(&leaf, Some(&parent)).map(|m| m.id),
+        }
+    }
+
+    /// True when a process of cgroup `leaf` (under `parent`) is in a container, not the
+    /// agent's.
+    fn foreign(&self, leaf: &str, parent: &str) -> bool {
+        container_from_cgroup_leaf(leaf, Some(parent))
+            .is_some_and(|m| self.own.as_ref() != Some(&m.id))
+    }
 }
 
 fn signal_name(sig: u32) -> String {
@@ -201,7 +214,7 @@ struct Ctx {
     registry: Arc<ContainerRegistry>,
     stats: Arc<TamperStats>,
     hostname: String,
-    host: HostNs,
+    containers: Containers,
 }
 
 impl Ctx {
@@ -246,12 +259,13 @@ impl Ctx {
     fn on_open(&self, guard: &ExecGuard, req: &ExecRequest) {
         self.stats.open_requests.fetch_add(1, Ordering::Relaxed);
         let own = req.pid == std::process::id();
-        // A process gone before we looked cannot be judged: allow (it opens nothing now).
-        let foreign = !own
-            && match (ns_inode(req.pid, "mnt"), ns_inode(req.pid, "pid")) {
-                (Some(m), Some(p)) => m != self.host.mnt || p != self.host.pid,
-                _ => false,
-            };
+        // A process gone before we looked has no cgroup left: allow (it opens nothing now).
+        let (leaf, parent) = if own {
+            Default::default()
+        } else {
+            cgroup_of(req.pid)
+        };
+        let foreign = !own && self.containers.foreign(&leaf, &parent);
         if let Err(e) = guard.respond(req, !foreign) {
             tracing::warn!("answering an open of a protected path: {e}");
         }
@@ -264,7 +278,6 @@ impl Ctx {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let comm = comm_of(req.pid);
-        let (leaf, parent) = cgroup_of(req.pid);
         let mut fields = BTreeMap::new();
         fields.insert("proc.pid".into(), json!(req.pid));
         fields.insert("proc.name".into(), json!(comm));
@@ -356,21 +369,18 @@ impl TamperGuard {
         if let Err(e) = set_non_dumpable() {
             tracing::warn!("prctl(PR_SET_DUMPABLE, 0): {e}; ptrace of the agent is not hardened");
         }
-        let host = HostNs {
-            mnt: driftwatch_sensor::host_mnt_ns().unwrap_or(0),
-            pid: driftwatch_sensor::host_pid_ns().unwrap_or(0),
-        };
+        let containers = Containers::of_agent();
         let ctx = Arc::new(Ctx {
             emitter,
             registry,
             stats: stats.clone(),
             hostname,
-            host,
+            containers,
         });
         let sctx = ctx.clone();
         match SignalSensor::start(std::process::id(), move |r| {
             sctx.stats.signals.fetch_add(1, Ordering::Relaxed);
-            let from_container = r.mnt_ns != sctx.host.mnt || r.pid_ns != sctx.host.pid;
+            let from_container = sctx.containers.foreign(&r.cgroup, &r.cgroup_parent);
             if from_container {
                 sctx.stats
                     .signals_from_containers

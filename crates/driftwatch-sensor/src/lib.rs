@@ -24,4 +24,4 @@ pub use sensor::{
     ConfigDrift, EnforceMaps, ExecSensor, PIN_DIR, SensorConfig, SensorError, SensorStats,
     boot_to_wall_offset_ns, host_mnt_ns,
 };
-pub use tamper::{SignalDecodeError, SignalRecord, SignalSensor, SignalSensorStats, host_pid_ns};
+pub use tamper::{SignalDecodeError, SignalRecord, SignalSensor, SignalSensorStats};

@@ -210,15 +210,6 @@ fn read_kernel_stats(map: &dyn MapCore, stats: &SignalSensorStats) {
     }
 }
 
-/// The inode of the host's pid namespace (`/proc/1/ns/pid`), or the agent's own.
-pub fn host_pid_ns() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/1/ns/pid")
-        .or_else(|_| std::fs::metadata("/proc/self/ns/pid"))
-        .ok()
-        .map(|m| m.ino() as u32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,14 +18,6 @@ const DRIFT_RULE: &str = "Drop and execute new binary in container";
 /// A file name that is markup: the UI must show it as text and never run it.
 const XSS: &str = "<img src=x onerror=window.__xss=1>";
 
-fn ready() -> bool {
-    require(&[
-        Requirement::Root,
-        Requirement::Docker,
-        Requirement::Image(BUSYBOX),
-    ])
-}
-
 fn name(test: &str) -> String {
     format!("dwapi-{test}-{}", std::process::id())
 }
@@ -221,13 +213,6 @@ impl Served {
     }
 }
 
-fn drift(c: &Container, dir: &str) {
-    let (code, out) = c.sh(&format!(
-        "mkdir -p /tmp/{dir} && cp /bin/busybox /tmp/{dir}/true && /tmp/{dir}/true"
-    ));
-    assert_eq!(code, 0, "{out}");
-}
-
 fn run_ok(cmd: &[&str]) {
     let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
     assert!(
@@ -387,7 +372,7 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     assert!(metric(&before, "driftwatch_containers_watched") >= 1.0);
     assert!(metric(&before, "process_resident_memory_bytes") > 0.0);
 
-    drift(&c, "x");
+    drop_and_run(&c, "x");
     let a = s.wait_alert(&n, |a| a["rule"] == DRIFT_RULE);
     assert_eq!(a["output_fields"]["proc.exepath"], "/tmp/x/true", "{a}");
     assert_eq!(a["output_fields"]["container.name"], n.as_str(), "{a}");
@@ -694,7 +679,7 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
     );
 
     // Drift after the page loaded: the alert arrives live.
-    drift(&c, "x");
+    drop_and_run(&c, "x");
     let row = format!(
         "[...document.querySelectorAll('#alert-rows tr')].some(r => r.textContent.includes({}) && r.textContent.includes({}))",
         json!(DRIFT_RULE),

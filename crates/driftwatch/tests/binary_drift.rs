@@ -11,12 +11,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn ready(images: &[&'static str]) -> bool {
-    let mut req = vec![Requirement::Root, Requirement::Docker];
-    req.extend(images.iter().map(|i| Requirement::Image(i)));
-    require(&req)
-}
-
 fn binary_drift_in<'a>(c: &'a Container, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         has_tag(a, "binary_drift")
@@ -72,7 +66,7 @@ fn assert_binary_alert(
 
 #[test]
 fn copied_binary_in_writable_layer_is_added() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -106,7 +100,7 @@ fn copied_binary_in_writable_layer_is_added() {
 
 #[test]
 fn written_and_chmodded_file_is_added() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -130,7 +124,7 @@ fn written_and_chmodded_file_is_added() {
 
 #[test]
 fn image_binary_modified_in_place_is_modified() {
-    if !ready(&[DEBIAN]) {
+    if !ready_with(&[DEBIAN]) {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -154,7 +148,7 @@ fn image_binary_modified_in_place_is_modified() {
 
 #[test]
 fn memfd_exec_through_proc_fd_and_execveat() {
-    if !ready(&[DEBIAN]) {
+    if !ready_with(&[DEBIAN]) {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -187,7 +181,7 @@ fn memfd_exec_through_proc_fd_and_execveat() {
 
 #[test]
 fn tmpfs_and_volume_executables_are_not_the_image() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let vol = tempfile::tempdir().unwrap();
@@ -213,7 +207,7 @@ fn tmpfs_and_volume_executables_are_not_the_image() {
 
 #[test]
 fn deleted_binary_run_through_its_fd() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -233,7 +227,7 @@ fn deleted_binary_run_through_its_fd() {
 
 #[test]
 fn runtime_script_is_the_drift_not_its_interpreter() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -257,7 +251,7 @@ fn runtime_script_is_the_drift_not_its_interpreter() {
 
 #[test]
 fn runtime_binary_through_the_dynamic_loader() {
-    if !ready(&[DEBIAN]) {
+    if !ready_with(&[DEBIAN]) {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -278,7 +272,7 @@ fn runtime_binary_through_the_dynamic_loader() {
 
 #[test]
 fn runtime_library_in_ld_preload() {
-    if !ready(&[DEBIAN]) {
+    if !ready_with(&[DEBIAN]) {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -305,7 +299,7 @@ fn runtime_library_in_ld_preload() {
 
 #[test]
 fn image_binaries_and_copy_ups_are_not_drift() {
-    if !ready(&[DEBIAN]) {
+    if !ready_with(&[DEBIAN]) {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -337,7 +331,7 @@ fn image_binaries_and_copy_ups_are_not_drift() {
 
 #[test]
 fn short_lived_container_is_named_even_after_it_exited() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -366,7 +360,7 @@ fn short_lived_container_is_named_even_after_it_exited() {
 
 #[test]
 fn host_processes_are_not_binary_drift() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);

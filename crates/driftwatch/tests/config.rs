@@ -15,19 +15,9 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// An agent in prevent mode acts on every container of the host, the other tests' too: the
-/// agent tests of this file run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn ready(images: &[&'static str]) -> bool {
-    let mut req = vec![Requirement::Root, Requirement::Docker];
-    req.extend(images.iter().map(|i| Requirement::Image(i)));
-    require(&req)
-}
+// An agent in prevent mode acts on every container of the host, the other tests' too: the
+// agent tests of this file run one at a time
+// (`common::serial`).
 
 fn driftwatch(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
@@ -188,7 +178,7 @@ fn reloaded(agent: &AgentProcess, n: usize) {
 
 #[test]
 fn sighup_swaps_the_rules_and_an_invalid_file_keeps_the_old_ones() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let _serial = serial();
@@ -319,7 +309,7 @@ fn sighup_swaps_the_rules_and_an_invalid_file_keeps_the_old_ones() {
 
 #[test]
 fn sighup_from_detect_to_prevent_blocks_the_next_dropped_binary() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let _serial = serial();
@@ -373,7 +363,7 @@ fn sighup_from_detect_to_prevent_blocks_the_next_dropped_binary() {
 
 #[test]
 fn an_exec_loop_across_several_sighups_loses_no_event() {
-    if !ready(&[DEBIAN]) {
+    if !ready_with(&[DEBIAN]) {
         return;
     }
     let _serial = serial();
@@ -457,7 +447,7 @@ fn an_exec_loop_across_several_sighups_loses_no_event() {
 
 #[test]
 fn sighup_starts_and_swaps_the_response_playbooks() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let _serial = serial();

@@ -13,12 +13,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn ready(images: &[&'static str]) -> bool {
-    let mut req = vec![Requirement::Root, Requirement::Docker];
-    req.extend(images.iter().map(|i| Requirement::Image(i)));
-    require(&req)
-}
-
 /// A config-drift alert of container `c` about `subject` (and `path`, when given).
 fn config_drift_in<'a>(
     c: &'a Container,
@@ -118,7 +112,7 @@ fn busybox_with_image_pythonpath() -> Image {
 
 #[test]
 fn risky_settings_alert_at_start() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -190,7 +184,7 @@ fn risky_settings_alert_at_start() {
 
 #[test]
 fn hardened_container_raises_no_config_drift() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -221,7 +215,7 @@ fn hardened_container_raises_no_config_drift() {
 
 #[test]
 fn a_default_container_gets_weak_posture_notices() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -245,7 +239,7 @@ fn a_default_container_gets_weak_posture_notices() {
 
 #[test]
 fn exported_ld_preload_alerts_per_exec() {
-    if !ready(&[DEBIAN]) {
+    if !ready_with(&[DEBIAN]) {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -283,7 +277,7 @@ fn exported_ld_preload_alerts_per_exec() {
 
 #[test]
 fn image_env_is_quiet_per_exec_container_env_alerts_once_at_start() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
@@ -360,7 +354,7 @@ fn image_env_is_quiet_per_exec_container_env_alerts_once_at_start() {
 
 #[test]
 fn mounted_secret_written_from_inside_alerts() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);

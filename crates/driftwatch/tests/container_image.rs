@@ -198,6 +198,12 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(alert["rule"], "Drop and execute new binary in container");
+    // Tamper protection in the agent's container judges openers by cgroup: the host (this
+    // test) still reads the alerts directory; its files are not refused as a container's.
+    assert!(
+        std::fs::read_dir(logs.path()).is_ok(),
+        "the host cannot list the containerized agent's log directory"
+    );
     assert_eq!(field(&alert, "drift.verdict"), "added", "{alert}");
     // Named through the mounted docker socket, not just by id.
     assert_eq!(

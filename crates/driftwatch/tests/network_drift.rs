@@ -14,14 +14,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn ready() -> bool {
-    require(&[
-        Requirement::Root,
-        Requirement::Docker,
-        Requirement::Image(BUSYBOX),
-    ])
-}
-
 fn network_drift<'a>(
     c: &'a Container,
     verdict: &'a str,

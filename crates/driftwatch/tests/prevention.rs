@@ -13,19 +13,9 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// An agent in prevent mode acts on every container of the host, including the other
-/// tests' ones: the tests of this file run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn ready(images: &[&'static str]) -> bool {
-    let mut req = vec![Requirement::Root, Requirement::Docker];
-    req.extend(images.iter().map(|i| Requirement::Image(i)));
-    require(&req)
-}
+// An agent in prevent mode acts on every container of the host, including the other
+// tests' ones: the tests of this file run one at a time
+// (`common::serial`).
 
 fn blocked_in<'a>(c: &'a Container, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
@@ -64,7 +54,7 @@ fn assert_did_not_run(c: &Container, script: &str, marker: &str, codes: &[i32]) 
 
 #[test]
 fn every_binary_drift_case_is_stopped_before_it_runs() {
-    if !ready(&[DEBIAN]) {
+    if !ready_with(&[DEBIAN]) {
         return;
     }
     let _serial = serial();
@@ -209,7 +199,7 @@ fn every_binary_drift_case_is_stopped_before_it_runs() {
 
 #[test]
 fn drift_is_stopped_from_a_new_containers_first_exec() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let _serial = serial();
@@ -239,7 +229,7 @@ fn drift_is_stopped_from_a_new_containers_first_exec() {
 
 #[test]
 fn scopes_choose_the_mode_and_the_allowlist_permits_known_drift() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let _serial = serial();
@@ -298,7 +288,7 @@ fn scopes_choose_the_mode_and_the_allowlist_permits_known_drift() {
 
 #[test]
 fn when_the_agent_dies_enforcement_fails_open() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let _serial = serial();
@@ -324,7 +314,7 @@ fn when_the_agent_dies_enforcement_fails_open() {
 
 #[test]
 fn on_agent_death_hold_fails_closed_until_the_next_agent_judges() {
-    if !ready(&[BUSYBOX]) {
+    if !ready() {
         return;
     }
     let _serial = serial();

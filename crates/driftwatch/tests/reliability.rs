@@ -16,21 +16,8 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 const LOSS_RULE: &str = "Driftwatch events lost";
 
-/// The tests of this file run one at a time: one restarts dockerd (every container of the
-/// host goes), the others measure the agent's memory and fds.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn ready() -> bool {
-    require(&[
-        Requirement::Root,
-        Requirement::Docker,
-        Requirement::Image(BUSYBOX),
-    ])
-}
+// The tests of this file run one at a time: one restarts dockerd (every container of the
+// host goes), the others measure the agent's memory and fds. (`common::serial`)
 
 /// `n` times `DW_RELIABILITY_SCALE` (default 1).
 fn scaled(n: u64) -> u64 {

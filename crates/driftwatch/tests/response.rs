@@ -16,14 +16,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn ready() -> bool {
-    require(&[
-        Requirement::Root,
-        Requirement::Docker,
-        Requirement::Image(BUSYBOX),
-    ])
-}
-
 /// A unique container name for this test.
 fn name(test: &str) -> String {
     format!("dw-resp-{test}-{}", std::process::id())
@@ -106,13 +98,6 @@ impl Responding {
 
 /// Drops a copy of busybox as `/tmp/<dir>/true` and executes it: binary drift. (busybox picks
 /// its applet by the name it runs as, so the copy keeps an applet's name.)
-fn drift(c: &Container, dir: &str) {
-    let (code, out) = c.sh(&format!(
-        "mkdir -p /tmp/{dir} && cp /bin/busybox /tmp/{dir}/true && /tmp/{dir}/true"
-    ));
-    assert_eq!(code, 0, "{out}");
-}
-
 /// Like [`drift`], without waiting for it (`docker exec -d`): a container frozen meanwhile
 /// would hold `docker exec` until thawed.
 fn drift_detached(c: &Container, dir: &str) {
@@ -338,7 +323,7 @@ fn isolate_cuts_the_containers_traffic_and_release_restores_it() {
     assert!(out.contains("refused"), "{out}");
     let host_before = host_ruleset();
 
-    drift(&c, "x");
+    drop_and_run(&c, "x");
     let rec = r.wait_record(&c, "isolate");
     assert_eq!(rec["result"], "ok", "{rec}");
     assert_eq!(rec["playbook"], "isolate", "{rec}");
@@ -501,8 +486,8 @@ fn stop_and_evict_through_dockerd() {
     ));
     let s = Container::run(&["--name", &ns, BUSYBOX, "sleep", "300"]);
     let e = Container::run(&["--name", &ne, BUSYBOX, "sleep", "300"]);
-    drift(&s, "x");
-    drift(&e, "x");
+    drop_and_run(&s, "x");
+    drop_and_run(&e, "x");
     let rs = r.wait_record(&s, "stop");
     let re = r.wait_record(&e, "evict");
     assert_eq!(rs["result"], "ok", "{rs}");
@@ -534,7 +519,7 @@ fn capture_from_a_playbook_writes_a_bundle_that_verifies() {
         dir.path().display()
     ));
     let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
-    drift(&c, "dropper");
+    drop_and_run(&c, "dropper");
     let rec = r.wait_record(&c, "capture");
     assert_eq!(rec["result"], "ok", "{rec}");
     let bundles: Vec<PathBuf> = std::fs::read_dir(dir.path())
@@ -622,7 +607,7 @@ fn notify_posts_the_alert_and_the_actions_so_far() {
         "playbooks:\n  - name: tell\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions:\n      - {{action: stop, dry_run: true}}\n      - {{action: notify, params: {{url: \"{url}\"}}}}\n"
     ));
     let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
-    drift(&c, "x");
+    drop_and_run(&c, "x");
     let rec = r.wait_record(&c, "notify");
     assert_eq!(rec["result"], "ok", "{rec}");
     assert_eq!(rec["detail"], format!("POST {url}: HTTP/1.1 200 OK"));
@@ -716,7 +701,7 @@ fn the_fourth_eviction_within_the_window_is_refused() {
         .map(|i| Container::run(&["--name", &format!("{n}-{i}"), BUSYBOX, "sleep", "300"]))
         .collect();
     for c in &cs {
-        drift(c, "x");
+        drop_and_run(c, "x");
         r.wait_record(c, "evict");
     }
     let results: Vec<String> = cs
@@ -756,7 +741,7 @@ fn a_failed_action_with_on_failure_abort_skips_the_rest() {
         "playbooks:\n  - name: careful\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions:\n      - {{action: notify, params: {{url: \"http://127.0.0.1:1/\"}}, on_failure: abort}}\n      - stop\n"
     ));
     let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
-    drift(&c, "x");
+    drop_and_run(&c, "x");
     let stop = r.wait_record(&c, "stop");
     let notify = &r.records_for(&c)[0];
     assert_eq!(notify["result"], "failed", "{notify}");
@@ -785,7 +770,7 @@ fn actions_lists_the_records_and_the_log_is_private() {
         "playbooks:\n  - name: note\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions: [{{action: freeze, dry_run: true}}]\n"
     ));
     let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
-    drift(&c, "x");
+    drop_and_run(&c, "x");
     r.wait_record(&c, "freeze");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(

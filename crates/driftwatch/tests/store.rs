@@ -15,14 +15,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn ready() -> bool {
-    require(&[
-        Requirement::Root,
-        Requirement::Docker,
-        Requirement::Image(BUSYBOX),
-    ])
-}
-
 fn driftwatch(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .args(args)

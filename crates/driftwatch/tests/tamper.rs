@@ -13,14 +13,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn ready() -> bool {
-    require(&[
-        Requirement::Root,
-        Requirement::Docker,
-        Requirement::Image(BUSYBOX),
-    ])
-}
-
 /// The state letter of `/proc/<pid>/stat` (R, S, T, Z, ...), None when gone.
 fn proc_state(pid: u32) -> Option<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -187,6 +179,19 @@ fn a_container_cannot_write_the_agents_state_directory() {
         "the container's bytes landed: {content:?}"
     );
     std::fs::write(state.path().join("host.txt"), "ok").expect("the host writes its own state");
+    // A host process in a mount namespace of its own (as systemd's PrivateTmp gives
+    // logrotate) is no container: it reads the state directory.
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "cat"])
+        .arg(state.path().join("host.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).as_ref()),
+        (true, "ok"),
+        "a host process in its own mount namespace was refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A name no sane program would choose: newline, terminal escapes (clear screen, set

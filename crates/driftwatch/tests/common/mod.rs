@@ -79,6 +79,36 @@ impl Requirement {
         }
     }
 }
+/// Root, a running dockerd and the given test images: true when all are there; otherwise
+/// prints why and returns false, or panics in CI (see [`require`]).
+pub fn ready_with(images: &[&'static str]) -> bool {
+    let mut req = vec![Requirement::Root, Requirement::Docker];
+    req.extend(images.iter().map(|i| Requirement::Image(i)));
+    require(&req)
+}
+
+/// What most agent tests need: root, dockerd and the busybox test image.
+pub fn ready() -> bool {
+    ready_with(&[BUSYBOX])
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs the tests of one file one at a time (each test file is its own binary): hold the
+/// guard for the whole test. For tests that act on every container of the host (prevent
+/// mode), restart dockerd, or measure the agent's memory and fds.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Copies busybox to `/tmp/DIR/true` in the container and runs it: a dropped binary's
+/// drift (`drift.path` = `/tmp/DIR/true`).
+pub fn drop_and_run(c: &Container, dir: &str) {
+    let (code, out) = c.sh(&format!(
+        "mkdir -p /tmp/{dir} && cp /bin/busybox /tmp/{dir}/true && /tmp/{dir}/true"
+    ));
+    assert_eq!(code, 0, "{out}");
+}
 
 pub fn docker(args: &[&str]) -> std::process::Output {
     Command::new(DOCKER)
