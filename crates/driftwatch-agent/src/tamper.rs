@@ -33,6 +33,10 @@ pub struct TamperConfig {
     pub enabled: bool,
     /// Files and directories (their direct children too) a container may not open.
     pub protect: Vec<PathBuf>,
+    /// Files in those directories left unguarded: the alert store's SQLite files. A
+    /// permission event carries an fd of the opened file, and closing it would drop the
+    /// SQLite locks the agent holds on it (fcntl locks belong to the process, not the fd).
+    pub unguarded: Vec<PathBuf>,
 }
 
 impl Default for TamperConfig {
@@ -40,6 +44,7 @@ impl Default for TamperConfig {
         TamperConfig {
             enabled: true,
             protect: Vec::new(),
+            unguarded: Vec::new(),
         }
     }
 }
@@ -402,7 +407,7 @@ impl TamperGuard {
             }
         }
         if !config.protect.is_empty() {
-            match Self::file_guard(&config.protect, ctx.clone(), stop.clone()) {
+            match Self::file_guard(config, ctx.clone(), stop.clone()) {
                 Ok(t) => guard.threads.push(t),
                 Err(e) => tracing::warn!("{e}; the agent's files are not protected"),
             }
@@ -421,13 +426,24 @@ impl TamperGuard {
     }
 
     fn file_guard(
-        paths: &[PathBuf],
+        config: &TamperConfig,
         ctx: Arc<Ctx>,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<JoinHandle<()>> {
         let guard = ExecGuard::new()?;
+        // Unguarded files first, so no event for them is ever made. Those that do not exist
+        // yet (an SQLite journal) are ignored once they do, on the next pass below.
+        let unguarded = config.unguarded.clone();
+        let ignore = move |guard: &ExecGuard| {
+            for p in unguarded.iter().filter(|p| p.exists()) {
+                if let Err(e) = guard.ignore_open(p) {
+                    tracing::debug!("leaving {} unguarded: {e}", p.display());
+                }
+            }
+        };
+        ignore(&guard);
         let mut marked = Vec::new();
-        for p in paths {
+        for p in &config.protect {
             match guard.mark_open(p) {
                 Ok(()) => marked.push(p.display().to_string()),
                 Err(e) => tracing::warn!("protecting {}: {e}", p.display()),
@@ -441,7 +457,12 @@ impl TamperGuard {
             .name("dw-tamper-files".into())
             .spawn(move || {
                 let mut reqs = Vec::new();
+                let mut passes = 0u32;
                 while !stop.load(Ordering::Relaxed) {
+                    passes = passes.wrapping_add(1);
+                    if passes.is_multiple_of(10) {
+                        ignore(&guard);
+                    }
                     match guard.wait(Duration::from_millis(200)) {
                         Ok(false) => continue,
                         Ok(true) => {}

@@ -96,6 +96,19 @@ impl ExecGuard {
         self.mark(libc::FAN_MARK_ADD, mask, libc::AT_FDCWD, Some(path))
     }
 
+    /// Never asks for opens of `path` (an ignore mark that survives modification), even
+    /// through a marked parent directory. For files the caller holds POSIX (fcntl) locks on,
+    /// such as an SQLite database: closing the fd a permission event carries would release
+    /// every lock the process holds on that file.
+    pub fn ignore_open(&self, path: &Path) -> io::Result<()> {
+        self.mark(
+            libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORED_MASK | libc::FAN_MARK_IGNORED_SURV_MODIFY,
+            libc::FAN_OPEN_PERM,
+            libc::AT_FDCWD,
+            Some(path),
+        )
+    }
+
     /// Stops asking for the file behind `fd` until it is modified: the kernel clears an
     /// ignore mark when the file is written, so a judged image binary is judged again after
     /// any change. Saves a round trip per exec of the same unchanged program.

@@ -242,9 +242,22 @@ fn tamper_config(
     if c.outputs.json_file.enabled {
         files.push(&c.outputs.json_file.path);
     }
+    let unguarded = if c.store.enabled {
+        ["", "-wal", "-shm", "-journal"]
+            .iter()
+            .map(|suffix| {
+                let mut p = c.store.path.clone().into_os_string();
+                p.push(suffix);
+                std::path::PathBuf::from(p)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     driftwatch_agent::TamperConfig {
         enabled: !args.no_tamper_protection,
         protect: driftwatch_agent::default_protected(&files, &args.protect),
+        unguarded,
     }
 }
 

@@ -164,13 +164,34 @@ fn a_container_cannot_write_the_agents_state_directory() {
     assert_eq!(a["priority"], "Critical", "{a}");
     assert_eq!(field(&a, "evt.res"), "EPERM", "{a}");
     assert_eq!(field(&a, "fd.name"), "/state/evil.conf", "{a}");
-    // The alert store itself: reading it from the container is denied too.
-    let (rc, out) = c.sh("cat /state/driftwatch.db > /dev/null");
-    assert_ne!(rc, 0, "the container read the alert store: {out}");
-    agent.wait_for("the denied read of the store", WAIT, |a| {
+    // Reading a file there is denied too.
+    std::fs::write(state.path().join("host.txt"), "ok").expect("the host writes its own state");
+    let (rc, out) = c.sh("cat /state/host.txt");
+    assert_ne!(rc, 0, "the container read the agent's state: {out}");
+    agent.wait_for("the denied read", WAIT, |a| {
         a["rule"] == "Container opened a file of driftwatch"
-            && field(a, "fd.name") == "/state/driftwatch.db"
+            && field(a, "fd.name") == "/state/host.txt"
     });
+    // The alert store's SQLite files are left unguarded (a permission event's fd, once
+    // closed, would drop the agent's SQLite locks): the store keeps working and holds the
+    // tamper alerts.
+    let listed = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "alerts",
+            "--json",
+            "--rule",
+            "Container opened a file of driftwatch",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success() && text.contains("/state/evil.conf"),
+        "the store does not list the tamper alert: {text}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     // Nothing in the container got through, the host still writes there.
     let evil = state.path().join("evil.conf");
     let content = std::fs::read_to_string(&evil).unwrap_or_default();
@@ -178,7 +199,7 @@ fn a_container_cannot_write_the_agents_state_directory() {
         content.is_empty(),
         "the container's bytes landed: {content:?}"
     );
-    std::fs::write(state.path().join("host.txt"), "ok").expect("the host writes its own state");
+    std::fs::write(state.path().join("host.txt"), "ok").expect("the host still writes there");
     // A host process in a mount namespace of its own (as systemd's PrivateTmp gives
     // logrotate) is no container: it reads the state directory.
     let out = Command::new("unshare")
@@ -187,7 +208,10 @@ fn a_container_cannot_write_the_agents_state_directory() {
         .output()
         .unwrap();
     assert_eq!(
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).as_ref()),
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
         (true, "ok"),
         "a host process in its own mount namespace was refused: {}",
         String::from_utf8_lossy(&out.stderr)
