@@ -652,6 +652,14 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     let mut text = String::new();
     sock.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    // No secret in the agent's log, after good, wrong and cross-site uses of the token.
+    let log = s._agent.log();
+    assert!(!log.is_empty());
+    assert!(
+        !log.iter().any(|l| l.contains(token)),
+        "the token is in the agent's log:\n{}",
+        log.join("\n")
+    );
 }
 
 #[test]
