@@ -477,23 +477,32 @@ impl crate::events::EventFeed for ContainerdEvents {
 
     fn subscribe(&mut self) -> BoxFuture<'_, Result<crate::events::Feed<Envelope>, RuntimeError>> {
         Box::pin(async move {
+            // Connecting is bounded; the Subscribe call itself is not awaited here: containerd
+            // (grpc-go) sends the response headers with the first event, so awaiting it would
+            // time out on a quiet host. It runs as the stream's first step instead, and its
+            // failure is the stream's first (and last) item.
+            let ch = self.inner.timed("connect", self.inner.channel()).await?;
+            let req = SubscribeRequest {
+                filters: TOPICS.iter().map(|s| s.to_string()).collect(),
+            };
             let inner = self.inner.clone();
-            let stream = self
-                .inner
-                .timed("subscribe", async {
-                    let ch = self.inner.channel().await?;
-                    let req = SubscribeRequest {
-                        filters: TOPICS.iter().map(|s| s.to_string()).collect(),
-                    };
-                    EventsClient::new(ch)
-                        .subscribe(req)
-                        .await
-                        .map(|r| r.into_inner())
-                        .map_err(|s| self.inner.status_error("subscribe", s, None))
+            let call = async move { EventsClient::new(ch).subscribe(req).await };
+            Ok(futures_util::stream::once(call)
+                .flat_map(move |r| {
+                    let inner = inner.clone();
+                    match r {
+                        Ok(resp) => resp
+                            .into_inner()
+                            .map(move |r| {
+                                r.map_err(|s| inner.status_error("events", s, None).to_string())
+                            })
+                            .boxed(),
+                        Err(s) => {
+                            let reason = inner.status_error("subscribe", s, None).to_string();
+                            futures_util::stream::once(async move { Err(reason) }).boxed()
+                        }
+                    }
                 })
-                .await?;
-            Ok(stream
-                .map(move |r| r.map_err(|s| inner.status_error("events", s, None).to_string()))
                 .boxed())
         })
     }
