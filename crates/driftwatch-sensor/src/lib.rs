@@ -7,6 +7,7 @@ pub mod exec_guard;
 pub mod fanotify;
 mod net;
 mod probe;
+mod ring;
 mod sensor;
 mod tamper;
 

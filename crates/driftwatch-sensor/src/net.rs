@@ -10,7 +10,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::{
     DW_AF_INET, DW_AF_INET6, DW_EVENT_NET, DW_NET_STAT_COUNT, DW_NET_STAT_DEDUPED,
@@ -240,7 +240,7 @@ fn load<'obj>(
 fn run<F>(
     config: NetSensorConfig,
     host_ns: u32,
-    mut on_record: F,
+    on_record: F,
     stop: Arc<AtomicBool>,
     stats: Arc<NetSensorStats>,
     ready: mpsc::Sender<Result<(), SensorError>>,
@@ -255,27 +255,21 @@ fn run<F>(
             return;
         }
     };
-    let cb_stats = stats.clone();
-    let callback = move |data: &[u8]| {
-        cb_stats.received.fetch_add(1, Ordering::Relaxed);
-        match NetRecord::decode(data) {
-            Ok(r) => on_record(r),
-            Err(e) => {
-                cb_stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("malformed network record: {e}");
-            }
-        }
-        0
+    let counters = crate::ring::Counters {
+        received: Some(&stats.received),
+        malformed: &stats.malformed,
     };
-    let mut builder = RingBufferBuilder::new();
-    let ring = match builder.add(&skel.maps.net_events, callback) {
-        Ok(_) => builder.build(),
-        Err(e) => Err(e),
-    };
-    let ring = match ring {
+    let ring = match crate::ring::open(
+        &skel.maps.net_events,
+        "opening the network ring buffer",
+        "network",
+        NetRecord::decode,
+        on_record,
+        counters,
+    ) {
         Ok(r) => r,
         Err(e) => {
-            let _ = ready.send(Err(bpf_error("opening the network ring buffer", e)));
+            let _ = ready.send(Err(e));
             return;
         }
     };
@@ -283,11 +277,7 @@ fn run<F>(
     let mut polls = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let before = stats.received.load(Ordering::Relaxed);
-        if let Err(e) = ring.poll(Duration::from_millis(100))
-            && e.kind() != libbpf_rs::ErrorKind::Interrupted
-        {
-            tracing::warn!("polling the network ring buffer: {e}");
-        }
+        crate::ring::poll(&ring, "network", Duration::from_millis(100));
         if !config.batch_window.is_zero() && stats.received.load(Ordering::Relaxed) != before {
             std::thread::sleep(config.batch_window);
         }

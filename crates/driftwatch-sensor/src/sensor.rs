@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, MapHandle, PrintLevel, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, PrintLevel};
 
 use crate::abi::{
     DW_STAT_COUNT, DW_STAT_HELD, DW_STAT_HOST_SKIPPED, DW_STAT_KILLED, DW_STAT_LOST,
@@ -494,7 +494,7 @@ fn load<'obj>(
 fn run<F>(
     config: SensorConfig,
     host_ns: u32,
-    mut on_record: F,
+    on_record: F,
     stop: Arc<AtomicBool>,
     stats: Arc<SensorStats>,
     ready: mpsc::Sender<Result<(), SensorError>>,
@@ -561,27 +561,21 @@ fn run<F>(
         config_value: Arc::new(Mutex::new((0, 0, 0))),
         inherited: Arc::new(Mutex::new(inherited)),
     });
-    let cb_stats = stats.clone();
-    let callback = move |data: &[u8]| {
-        cb_stats.received.fetch_add(1, Ordering::Relaxed);
-        match ExecRecord::decode(data) {
-            Ok(r) => on_record(r),
-            Err(e) => {
-                cb_stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("malformed exec record: {e}");
-            }
-        }
-        0
+    let counters = crate::ring::Counters {
+        received: Some(&stats.received),
+        malformed: &stats.malformed,
     };
-    let mut builder = RingBufferBuilder::new();
-    let ring = match builder.add(&skel.maps.events, callback) {
-        Ok(_) => builder.build(),
-        Err(e) => Err(e),
-    };
-    let ring = match ring {
+    let ring = match crate::ring::open(
+        &skel.maps.events,
+        "opening the exec ring buffer",
+        "exec",
+        ExecRecord::decode,
+        on_record,
+        counters,
+    ) {
         Ok(r) => r,
         Err(e) => {
-            let _ = ready.send(Err(bpf_error("opening the exec ring buffer", e)));
+            let _ = ready.send(Err(e));
             return;
         }
     };
@@ -589,11 +583,7 @@ fn run<F>(
     let mut last_stats = Instant::now() - Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
         let before = stats.received.load(Ordering::Relaxed);
-        if let Err(e) = ring.poll(Duration::from_millis(100))
-            && e.kind() != libbpf_rs::ErrorKind::Interrupted
-        {
-            tracing::warn!("polling the exec ring buffer: {e}");
-        }
+        crate::ring::poll(&ring, "exec", Duration::from_millis(100));
         if !config.batch_window.is_zero() && stats.received.load(Ordering::Relaxed) != before {
             std::thread::sleep(config.batch_window);
         }

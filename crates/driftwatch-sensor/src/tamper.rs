@@ -8,7 +8,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::{DW_EVENT_SIGNAL, RawSignalEvent, SIGNAL_EVENT_SIZE};
 use crate::sensor::{SensorError, SensorThread, begin_load, bpf_error};
@@ -143,7 +143,7 @@ fn load(
 
 fn run<F>(
     agent_tgid: u32,
-    mut on_record: F,
+    on_record: F,
     stop: Arc<AtomicBool>,
     stats: Arc<SignalSensorStats>,
     ready: mpsc::Sender<Result<(), SensorError>>,
@@ -159,36 +159,27 @@ fn run<F>(
             return;
         }
     };
-    let cb_stats = stats.clone();
-    let callback = move |data: &[u8]| {
-        match SignalRecord::decode(data) {
-            Ok(r) => on_record(r),
-            Err(e) => {
-                cb_stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("malformed signal record: {e}");
-            }
-        }
-        0
+    let counters = crate::ring::Counters {
+        received: None,
+        malformed: &stats.malformed,
     };
-    let mut builder = RingBufferBuilder::new();
-    let ring = match builder.add(&skel.maps.signal_events, callback) {
-        Ok(_) => builder.build(),
-        Err(e) => Err(e),
-    };
-    let ring = match ring {
+    let ring = match crate::ring::open(
+        &skel.maps.signal_events,
+        "opening the signal ring buffer",
+        "signal",
+        SignalRecord::decode,
+        on_record,
+        counters,
+    ) {
         Ok(r) => r,
         Err(e) => {
-            let _ = ready.send(Err(bpf_error("opening the signal ring buffer", e)));
+            let _ = ready.send(Err(e));
             return;
         }
     };
     let _ = ready.send(Ok(()));
     while !stop.load(Ordering::Relaxed) {
-        if let Err(e) = ring.poll(Duration::from_millis(100))
-            && e.kind() != libbpf_rs::ErrorKind::Interrupted
-        {
-            tracing::warn!("polling the signal ring buffer: {e}");
-        }
+        crate::ring::poll(&ring, "signal", Duration::from_millis(100));
         read_kernel_stats(&skel.maps.signal_stats, &stats);
     }
     let _ = ring.consume();
