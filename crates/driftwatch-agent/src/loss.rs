@@ -48,11 +48,8 @@ pub fn loss_alert(now: LossCounts, reported: LossCounts, hostname: &str, ring_mi
     f.insert("driftwatch.net_lost".into(), now.net_lost.into());
     f.insert("driftwatch.net_malformed".into(), now.net_malformed.into());
     f.insert("driftwatch.ring_mib".into(), ring_mib.into());
-    let time_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
     Alert {
-        time: Alert::format_time(time_ns),
+        time: Alert::format_now(),
         rule: LOSS_RULE.into(),
         priority: Priority::Critical,
         source: "driftwatch".into(),

@@ -145,11 +145,8 @@ pub(crate) fn tamper_alert(
     output: String,
     fields: BTreeMap<String, serde_json::Value>,
 ) -> Alert {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
     Alert {
-        time: Alert::format_time(now),
+        time: Alert::format_now(),
         rule: rule.to_string(),
         priority: Priority::Critical,
         source: "syscall".into(),

@@ -82,6 +82,14 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The current time as Falco's `time` field (alerts the agent raises about itself).
+    pub fn format_now() -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self::format_time(now)
+    }
+
     /// Formats nanoseconds since the epoch the way Falco's `time` field does.
     pub fn format_time(time_ns: u64) -> String {
         let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns))
