@@ -178,21 +178,37 @@ fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
     let agent = Agent::start(bin, cg, &["--api-listen", &listen])?;
     let pid = agent.pid();
     let started = Arc::new(AtomicU64::new(0));
+    // Containers whose run or exec failed (another session restarting dockerd, ...): counted
+    // and reported, the churn goes on.
+    let failed = Arc::new(AtomicU64::new(0));
     let round = |n: u64, progress: bool| -> anyhow::Result<()> {
         let next = Arc::new(AtomicU64::new(0));
         let t = Instant::now();
         let workers: Vec<_> = (0..a.churn_parallel.max(1))
             .map(|_| {
-                let (next, started) = (next.clone(), started.clone());
+                let (next, started, failed) = (next.clone(), started.clone(), failed.clone());
                 std::thread::spawn(move || -> anyhow::Result<()> {
                     while next.fetch_add(1, Ordering::Relaxed) < n {
-                        let c = Container::start(&["--label", "driftwatch-bench=dw-soak"])?;
-                        c.sh(CHURN_SCRIPT)?;
+                        let run = Container::start(&["--label", "driftwatch-bench=dw-soak"])
+                            .and_then(|c| c.sh(CHURN_SCRIPT));
+                        if let Err(e) = run {
+                            eprintln!("  churn: one container failed: {e:#}");
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
                         let done = started.fetch_add(1, Ordering::Relaxed) + 1;
                         if progress && done.is_multiple_of(250) {
+                            let alerts = scrape_metrics(port)
+                                .ok()
+                                .and_then(|m| {
+                                    m.into_iter()
+                                        .find(|(k, _)| k == "driftwatch_alerts_total")
+                                })
+                                .map_or(0.0, |(_, v)| v);
                             eprintln!(
-                                "  churn: {done} containers in {:.0} s",
-                                t.elapsed().as_secs_f64()
+                                "  churn: {done} containers in {:.0} s; agent RSS {:.1} MiB, fds {}, alerts so far {alerts}",
+                                t.elapsed().as_secs_f64(),
+                                rss_kib(pid) as f64 / 1024.0,
+                                open_fds(pid)
                             );
                         }
                     }
@@ -210,6 +226,7 @@ fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
     round(8, false)?;
     std::thread::sleep(Duration::from_secs(2));
     let (fds0, rss0) = (open_fds(pid), rss_kib(pid));
+    let kinds0 = fd_kinds(pid);
     // The peak of each count while containers come and go.
     let peak = Arc::new(std::sync::Mutex::new(Footprint::default()));
     let sampling = Arc::new(AtomicBool::new(true));
@@ -253,16 +270,18 @@ fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
     }
     let settle_secs = t_settle.elapsed().as_secs_f64();
     let (fds2, rss2) = (open_fds(pid), rss_kib(pid));
+    let kinds2 = fd_kinds(pid);
     sampling.store(false, Ordering::Relaxed);
     let _ = sampler.join();
     let (_, rss_hi) = rss.finish();
     let peak = peak.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let s = agent.stop()?;
     println!(
-        "container churn: {} containers created, exec'd in (exec, dropped binary, file write, TCP listen+connect), removed in {secs:.0} s ({:.1}/s, {} at once)",
+        "container churn: {} containers created, exec'd in (exec, dropped binary, file write, TCP listen+connect), removed in {secs:.0} s ({:.1}/s, {} at once); {} failed",
         a.churn,
         a.churn as f64 / secs,
         a.churn_parallel,
+        failed.load(Ordering::Relaxed),
     );
     println!(
         "  agent fds (/proc) {fds0} -> {fds1} right after -> {fds2} after {settle_secs:.0} s; RSS {:.1} -> {:.1} -> {:.1} MiB (peak {rss_hi:.1})",
@@ -289,7 +308,53 @@ fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
         s["execs_processed"],
         s["lost"],
     );
+    let mut grown: Vec<String> = kinds2
+        .iter()
+        .filter_map(|(k, n)| {
+            let before = kinds0.get(k).copied().unwrap_or(0);
+            (*n != before).then(|| format!("{k} {before} -> {n}"))
+        })
+        .collect();
+    grown.extend(
+        kinds0
+            .iter()
+            .filter(|(k, _)| !kinds2.contains_key(*k))
+            .map(|(k, n)| format!("{k} {n} -> 0")),
+    );
+    println!(
+        "  fds that changed, by kind: {}; alerts raised {} (the API keeps the last 10,000 in memory)",
+        if grown.is_empty() {
+            "none".to_string()
+        } else {
+            grown.join(", ")
+        },
+        s["alerts"],
+    );
     Ok(())
+}
+
+/// The agent's open fds by what they are: `socket`, `anon_inode:[eventfd]`, `/dev/null`,
+/// a directory for files, ...
+fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let t = target.to_string_lossy();
+        let kind = match t.split_once(':') {
+            Some(("anon_inode", rest)) => format!("anon_inode:{rest}"),
+            Some((k, _)) if !k.starts_with('/') => k.to_string(),
+            _ => t
+                .rsplit_once('/')
+                .map_or(t.to_string(), |(d, _)| format!("{d}/")),
+        };
+        *out.entry(kind).or_default() += 1;
+    }
+    out
 }
 
 fn burst(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()> {
