@@ -170,6 +170,17 @@ impl Agent {
     }
 }
 
+/// A run that fails half way (a docker error) stops its agent too.
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: signalling our own child, which has not been reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The median (upper middle for an even count) of a non-empty sample.
 pub fn median<T: PartialOrd + Copy>(v: &[T]) -> T {
     let mut v = v.to_vec();
