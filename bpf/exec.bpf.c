@@ -62,9 +62,10 @@ struct {
 } stats SEC(".maps");
 
 /* kernfs_node.parent was renamed __parent in 6.15; support both with CO-RE flavors. */
-/* LRU: mount namespaces come and go (every `ip netns exec`, every container) and nobody
- * tells the agent when one is gone; an evicted container's namespace is unknown again, held
- * once, and placed again by user space. */
+/* LRU: mount namespaces come and go (every `ip netns exec`, every container). User space
+ * deletes a container's entry when the engine says it stopped (Enforcer::forget); namespaces
+ * that are no container's (set to 0 by release_unplaced) are left to the LRU. An evicted
+ * container's namespace is unknown again, held once, and placed again by user space. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);

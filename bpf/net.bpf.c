@@ -61,6 +61,9 @@ struct dedupe_key {
 	__u8 addr[16];
 };
 
+/* Last report of each dedupe_key (boot ns). Never deleted here: user space deletes the entries
+ * older than dedupe_ns every few seconds (crates/driftwatch-sensor/src/net.rs, SWEEP_EVERY), so
+ * dead processes' and containers' keys go; the LRU cap bounds it in between. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);

@@ -88,6 +88,24 @@ const DOCKER_OVERLAY_HOME: &str = "/var/lib/docker/overlay2";
 /// Destroyed containers' entries kept at most (for their late events).
 const MAX_LINGERING: usize = 64;
 const RETRY_UNKNOWN_AFTER: Duration = Duration::from_secs(5);
+/// How often destroyed entries past their linger are dropped when no event comes.
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+/// Drops destroyed entries older than `linger`; beyond [`MAX_LINGERING`] destroyed entries,
+/// the oldest go first (churn of hundreds of containers a minute must not grow the registry).
+fn prune_destroyed(m: &mut HashMap<ContainerId, Arc<ContainerEntry>>, linger: Duration) {
+    m.retain(|_, e| e.destroyed_at.is_none_or(|t| t.elapsed() < linger));
+    let mut gone: Vec<(Instant, ContainerId)> = m
+        .iter()
+        .filter_map(|(id, e)| e.destroyed_at.map(|t| (t, id.clone())))
+        .collect();
+    if gone.len() > MAX_LINGERING {
+        gone.sort_unstable_by_key(|(t, _)| *t);
+        for (_, id) in &gone[..gone.len() - MAX_LINGERING] {
+            m.remove(id);
+        }
+    }
+}
 
 fn parse_passwd(text: &str) -> HashMap<u32, String> {
     text.lines()
@@ -341,20 +359,15 @@ impl ContainerRegistry {
                 e2.fs.layers = None;
                 m.insert(id.clone(), Arc::new(e2));
             }
-            let linger = self.linger;
-            m.retain(|_, e| e.destroyed_at.is_none_or(|t| t.elapsed() < linger));
-            // Churn (hundreds of containers a minute) must not grow the registry: beyond
-            // MAX_LINGERING destroyed entries, the oldest go first.
-            let mut gone: Vec<(Instant, ContainerId)> = m
-                .iter()
-                .filter_map(|(id, e)| e.destroyed_at.map(|t| (t, id.clone())))
-                .collect();
-            if gone.len() > MAX_LINGERING {
-                gone.sort_unstable_by_key(|(t, _)| *t);
-                for (_, id) in &gone[..gone.len() - MAX_LINGERING] {
-                    m.remove(id);
-                }
-            }
+            prune_destroyed(&mut m, self.linger);
+        }
+    }
+
+    /// Drops the destroyed entries whose linger is over (run every few seconds by
+    /// [`ContainerRegistry::watch`], so that they go when the host is quiet too).
+    pub fn prune(&self) {
+        if let Ok(mut m) = self.entries.write() {
+            prune_destroyed(&mut m, self.linger);
         }
     }
 
@@ -370,9 +383,20 @@ impl ContainerRegistry {
                 tokio::spawn(async move { reg.watch_one(source).await })
             })
             .collect();
+        let pruner = {
+            let reg = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PRUNE_EVERY);
+                loop {
+                    tick.tick().await;
+                    reg.prune();
+                }
+            })
+        };
         for t in tasks {
             let _ = t.await;
         }
+        pruner.abort();
     }
 
     async fn list_into(&self, source: &Arc<dyn EngineSource>) {

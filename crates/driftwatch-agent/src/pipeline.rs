@@ -423,6 +423,14 @@ impl Agent {
         self.sensor.as_ref().map(|s| s.stats())
     }
 
+    /// The entries of every BPF map keyed per container, namespace or process, counted now
+    /// (a walk of each map from user space: call it when stats are written, not per event).
+    pub fn bpf_map_entries(&self) -> Vec<driftwatch_sensor::MapEntries> {
+        let exec = self.sensor.iter().flat_map(|s| s.counted_maps());
+        let net = self.net.iter().flat_map(|n| n.counted_maps());
+        exec.chain(net).map(|m| m.entries()).collect()
+    }
+
     pub fn registry(&self) -> &Arc<ContainerRegistry> {
         &self.registry
     }

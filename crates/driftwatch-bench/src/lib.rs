@@ -170,6 +170,17 @@ impl Agent {
     }
 }
 
+/// A run that fails half way (a docker error) stops its agent too.
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: signalling our own child, which has not been reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The median (upper middle for an even count) of a non-empty sample.
 pub fn median<T: PartialOrd + Copy>(v: &[T]) -> T {
     let mut v = v.to_vec();
@@ -190,4 +201,42 @@ pub fn rss_kib(pid: u32) -> u64 {
 /// Open file descriptors of `pid`.
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A loopback port free at the time of the call (for `--api-listen`).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The agent's `/metrics` on loopback `port`: (series with labels, value) pairs.
+pub fn scrape_metrics(port: u16) -> anyhow::Result<Vec<(String, f64)>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connecting to the agent's API on port {port}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        bail!("no HTTP reply from /metrics on port {port}");
+    };
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!(
+            "/metrics on port {port}: {}",
+            head.lines().next().unwrap_or("")
+        );
+    }
+    Ok(body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, v) = l.rsplit_once(' ')?;
+            Some((series.to_string(), v.parse().ok()?))
+        })
+        .collect())
 }

@@ -5,6 +5,7 @@ mod abi;
 mod exec;
 pub mod exec_guard;
 pub mod fanotify;
+mod maps;
 mod net;
 mod probe;
 mod ring;
@@ -15,6 +16,7 @@ pub use abi::{DW_ENFORCE_HOLD_ALL, DW_ENFORCE_HOLD_SUSPECT, DW_ENFORCE_KILL_MEMF
 pub use abi::{ExecFlags, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS};
 pub use exec::{DecodeError, ExecRecord};
 pub use exec_guard::{ExecGuard, ExecRequest};
+pub use maps::{CountedMap, MapEntries};
 pub use net::{
     L4Proto, NetAction, NetDecodeError, NetRecord, NetSensor, NetSensorConfig, NetSensorStats,
     ProcNetSocket, ns_inode, parse_proc_net_udp, read_tcp_listeners, read_udp_sockets,

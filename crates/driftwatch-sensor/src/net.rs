@@ -6,18 +6,22 @@
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use crate::abi::{
     DW_AF_INET, DW_AF_INET6, DW_EVENT_NET, DW_NET_STAT_COUNT, DW_NET_STAT_DEDUPED,
     DW_NET_STAT_HOST_SKIPPED, DW_NET_STAT_LOST, DW_NET_STAT_SENT, DW_TCP_LISTEN, DW_TCP_SYN_SENT,
     NET_EVENT_SIZE, RawNetEvent,
 };
-use crate::sensor::{SensorError, SensorThread, begin_load, bpf_error};
+use crate::maps::{CountedMap, delete_older_than};
+use crate::sensor::{SensorError, SensorThread, begin_load, boot_ns, bpf_error};
+
+/// How often `net_recent` loses its expired entries (see [`NetSensor::counted_maps`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 pub(crate) mod skel {
     #![allow(clippy::all, unsafe_op_in_unsafe_fn, non_camel_case_types, dead_code)]
@@ -180,12 +184,15 @@ pub struct NetSensorStats {
     pub deduped: AtomicU64,
     pub received: AtomicU64,
     pub malformed: AtomicU64,
+    /// Expired `net_recent` entries deleted by the sweep.
+    pub swept: AtomicU64,
 }
 
 /// A running network sensor. Dropping it detaches the program and stops the thread.
 pub struct NetSensor {
     _thread: SensorThread,
     stats: Arc<NetSensorStats>,
+    recent: Option<Arc<MapHandle>>,
 }
 
 impl NetSensor {
@@ -198,17 +205,40 @@ impl NetSensor {
         let stats = Arc::new(NetSensorStats::default());
         let thread_stats = stats.clone();
         let host = config.host_mnt_ns;
+        let recent = Arc::new(OnceLock::new());
+        let thread_recent = recent.clone();
         let thread = SensorThread::spawn("dw-net-sensor", host, move |host_ns, stop, ready| {
-            run(config, host_ns, on_record, stop, thread_stats, ready)
+            run(
+                config,
+                host_ns,
+                on_record,
+                stop,
+                thread_stats,
+                ready,
+                thread_recent,
+            )
         })?;
         Ok(NetSensor {
             _thread: thread,
             stats,
+            recent: recent.get().cloned(),
         })
     }
 
     pub fn stats(&self) -> &Arc<NetSensorStats> {
         &self.stats
+    }
+
+    /// The network program's per-key map: `net_recent`, the deduplication window, keyed by
+    /// (cgroup, pid, state, address, port). The kernel never deletes from it; the sensor
+    /// thread deletes the entries older than the window every few seconds (they no longer
+    /// suppress anything), so that it holds only the last window's sockets, not every
+    /// process's that ever connected (its LRU cap, 8192, is the bound meanwhile).
+    pub fn counted_maps(&self) -> Vec<CountedMap> {
+        self.recent
+            .iter()
+            .map(|m| CountedMap::new("net_recent", m.clone()))
+            .collect()
     }
 }
 
@@ -244,6 +274,7 @@ fn run<F>(
     stop: Arc<AtomicBool>,
     stats: Arc<NetSensorStats>,
     ready: mpsc::Sender<Result<(), SensorError>>,
+    recent_out: Arc<OnceLock<Arc<MapHandle>>>,
 ) where
     F: FnMut(NetRecord) + Send + 'static,
 {
@@ -255,6 +286,15 @@ fn run<F>(
             return;
         }
     };
+    let recent = match MapHandle::try_from(&skel.maps.net_recent) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            let _ = ready.send(Err(bpf_error("opening the net_recent map", e)));
+            return;
+        }
+    };
+    let _ = recent_out.set(recent.clone());
+    let window_ns = config.dedupe.as_nanos().min(u128::from(u64::MAX)) as u64;
     let counters = crate::ring::Counters {
         received: Some(&stats.received),
         malformed: &stats.malformed,
@@ -275,6 +315,7 @@ fn run<F>(
     };
     let _ = ready.send(Ok(()));
     let mut polls = 0u32;
+    let mut last_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let before = stats.received.load(Ordering::Relaxed);
         crate::ring::poll(&ring, "network", Duration::from_millis(100));
@@ -284,6 +325,14 @@ fn run<F>(
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(4) {
             read_kernel_stats(&skel.maps.net_stats, &stats);
+        }
+        if window_ns > 0 && last_sweep.elapsed() >= SWEEP_EVERY {
+            // Bounded by the map's 8192 entries, a few batched syscalls and one delete per
+            // expired entry. A repeat the kernel records between our read and our delete is
+            // reported once more: a duplicate, never a miss.
+            let gone = delete_older_than(recent.as_ref(), boot_ns(), window_ns);
+            stats.swept.fetch_add(gone as u64, Ordering::Relaxed);
+            last_sweep = Instant::now();
         }
     }
     let _ = ring.consume();

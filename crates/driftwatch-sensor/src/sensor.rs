@@ -20,6 +20,7 @@ use crate::abi::{
 /// left there, after its own program is attached.
 pub const PIN_DIR: &str = "/sys/fs/bpf/driftwatch";
 use crate::exec::ExecRecord;
+use crate::maps::CountedMap;
 
 pub(crate) mod skel {
     #![allow(clippy::all, unsafe_op_in_unsafe_fn, non_camel_case_types, dead_code)]
@@ -339,7 +340,7 @@ pub(crate) fn bpf_error(step: &'static str, source: libbpf_rs::Error) -> SensorE
     SensorError::Bpf { step, source, log }
 }
 
-fn boot_ns() -> u64 {
+pub(crate) fn boot_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -460,6 +461,16 @@ impl ExecSensor {
     /// The kernel side of enforcement (what to kill or hold at exec, per mount namespace).
     pub fn enforce_maps(&self) -> &EnforceMaps {
         &self.enforce
+    }
+
+    /// The exec program's per-key maps: `enforce` (per mount namespace: an entry per
+    /// container placed, removed when it stops) and `orphans` (per pid, only while no agent
+    /// is alive; emptied by the next one).
+    pub fn counted_maps(&self) -> Vec<CountedMap> {
+        vec![
+            CountedMap::new("enforce", self.enforce.per_ns.clone()),
+            CountedMap::new("orphans", self.enforce.orphans.clone()),
+        ]
     }
 
     pub fn stats(&self) -> &Arc<SensorStats> {

@@ -472,6 +472,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "containers_live": agent.registry().live_entries().len(),
         "engine_disconnects": agent.registry().stats.engine_disconnects.load(Ordering::Relaxed),
         "open_fds": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
+        "bpf_map_entries": agent
+            .bpf_map_entries()
+            .iter()
+            .map(|m| (m.name.to_string(), serde_json::json!(m.entries)))
+            .collect::<serde_json::Map<_, _>>(),
         "files": agent.file_stats().map(|f| serde_json::json!({
             "notices": f.notices.load(Ordering::Relaxed),
             "events": f.events.load(Ordering::Relaxed),
@@ -509,6 +514,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 "udp_scans": d.udp_scans.load(Ordering::Relaxed),
                 "kernel_sent": kv(|k| &k.sent),
                 "kernel_deduped": kv(|k| &k.deduped),
+                "recent_swept": kv(|k| &k.swept),
                 "kernel_host_skipped": kv(|k| &k.host_skipped),
                 "lost": kv(|k| &k.lost),
             })

@@ -451,6 +451,11 @@ impl AgentView for AgentApi {
             "Containers the agent knows and that have not been removed.",
             live.len() as f64,
         );
+        w.gauge1(
+            "driftwatch_containers_known",
+            "Containers in the agent's registry, removed ones lingering for late events included (at most 60 s, at most 64).",
+            a.registry().len() as f64,
+        );
         w.gauge(
             "driftwatch_containers_by_mode",
             "Known containers by enforcement mode.",
@@ -511,6 +516,25 @@ impl AgentView for AgentApi {
             "process_resident_memory_bytes",
             "Resident memory of the agent.",
             rss_kib * 1024.0,
+        );
+        let maps = a.bpf_map_entries();
+        let labels: Vec<[(&str, &str); 1]> = maps.iter().map(|m| [("map", m.name)]).collect();
+        let per_map = |value: fn(&driftwatch_sensor::MapEntries) -> f64| {
+            labels
+                .iter()
+                .zip(&maps)
+                .map(|(l, m)| (&l[..], value(m)))
+                .collect::<Vec<_>>()
+        };
+        w.gauge(
+            "driftwatch_bpf_map_entries",
+            "Entries of the BPF maps keyed per container, mount namespace or process, counted at the scrape (churn must not grow them).",
+            &per_map(|m| m.entries as f64),
+        );
+        w.gauge(
+            "driftwatch_bpf_map_capacity",
+            "max_entries of those BPF maps (an LRU map evicts beyond it).",
+            &per_map(|m| f64::from(m.capacity)),
         );
         let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
         w.gauge1(

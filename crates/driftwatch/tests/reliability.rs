@@ -190,7 +190,103 @@ fn ring_overflow_is_counted_alerted_and_detection_goes_on() {
     );
 }
 
-/// Containers created, exec'd in and removed: open fds, memory and the registry do not grow.
+/// What the churn test watches, read from the agent's own `/metrics` and from /proc.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Footprint {
+    /// `driftwatch_bpf_map_entries{map=...}`, by map.
+    maps: std::collections::BTreeMap<String, u64>,
+    /// `driftwatch_containers_known`: the registry, lingering entries included.
+    known: u64,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET /metrics; every line must be valid exposition text.
+fn scrape(port: u16) -> Footprint {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connecting to the agent's API on port {port}: {e}"));
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP reply");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut f = Footprint::default();
+    for line in body.lines() {
+        driftwatch_api::metrics::check_line(line)
+            .unwrap_or_else(|e| panic!("invalid /metrics line: {e}"));
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let value = || value.parse::<f64>().unwrap() as u64;
+        if let Some(map) = series
+            .strip_prefix("driftwatch_bpf_map_entries{map=\"")
+            .and_then(|m| m.strip_suffix("\"}"))
+        {
+            f.maps.insert(map.to_string(), value());
+        } else if series == "driftwatch_containers_known" {
+            f.known = value();
+        }
+    }
+    f
+}
+
+fn live_containers() -> u64 {
+    let out = docker(&["ps", "-q"]);
+    String::from_utf8_lossy(&out.stdout).lines().count() as u64
+}
+
+/// Containers of other users of this dockerd (not labelled `driftwatch-test=churn`) removed
+/// in the last 70 s: they may still linger in the registry (at most 60 s).
+fn others_removed_lately() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = docker(&[
+        "events",
+        "--since",
+        &(now - 70).to_string(),
+        "--until",
+        &now.to_string(),
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=destroy",
+        "--format",
+        "{{index .Actor.Attributes \"driftwatch-test\"}}",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim() != "churn")
+        .count() as u64
+}
+
+/// The per-key BPF maps the agent must count (exec.bpf.c, net.bpf.c).
+const COUNTED_MAPS: [&str; 3] = ["enforce", "orphans", "net_recent"];
+
+/// Each churned container: an exec of the image's program, a dropped binary run (binary and
+/// file drift), a file written under /etc, and a TCP listener and a connect on loopback (the
+/// network sensor).
+const CHURN_SCRIPT: &str = "/bin/true; cp /bin/busybox /tmp/true; /tmp/true; echo churn > /etc/churn; \
+     (nc -l -p 8080 >/dev/null 2>&1 &); sleep 0.2; nc 127.0.0.1 8080 </dev/null >/dev/null 2>&1; true";
+
+/// Containers created, exec'd in (so that the exec, file and network sensors all see them)
+/// and removed: once the documented linger is over (destroyed containers stay in the registry
+/// at most 60 s for late events; `net_recent` entries at most the dedupe window and a 5 s
+/// sweep), the registry and every per-container BPF map are back to their starting counts;
+/// open fds and memory do not grow. Counts only: the wait is a bounded poll.
 #[test]
 fn container_churn_leaves_no_growth() {
     let _serial = serial();
@@ -199,14 +295,54 @@ fn container_churn_leaves_no_growth() {
     }
     let dir = tempfile::tempdir().unwrap();
     let stats_path = dir.path().join("stats.json");
-    let mut agent = AgentProcess::start(&["--stats-json", stats_path.to_str().unwrap()]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut agent = AgentProcess::start(&[
+        "--api-listen",
+        &listen,
+        "--stats-json",
+        stats_path.to_str().unwrap(),
+    ]);
+    let start = scrape(port);
+    let live_start = live_containers();
+    for m in COUNTED_MAPS {
+        assert!(
+            start.maps.contains_key(m),
+            "map {m} is not counted on /metrics: {start:?}"
+        );
+    }
+    // The peak of every map while the containers run: the counts must see them come.
+    let peak = Arc::new(Mutex::new(Footprint::default()));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let f = scrape(port);
+                let mut p = peak.lock().unwrap();
+                for (m, v) in f.maps {
+                    let e = p.maps.entry(m).or_default();
+                    *e = (*e).max(v);
+                }
+                p.known = p.known.max(f.known);
+                drop(p);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
     let churn = |count: u64| {
         let workers: Vec<_> = (0..4)
             .map(|_| {
                 std::thread::spawn(move || {
                     for _ in 0..count.div_ceil(4) {
-                        let c = Container::run(&[BUSYBOX, "sleep", "600"]);
-                        let (rc, out) = c.sh("/bin/true; cp /bin/busybox /tmp/true; /tmp/true");
+                        let c = Container::run(&[
+                            "--label",
+                            "driftwatch-test=churn",
+                            BUSYBOX,
+                            "sleep",
+                            "600",
+                        ]);
+                        let (rc, out) = c.sh(CHURN_SCRIPT);
                         assert_eq!(rc, 0, "{out}");
                     }
                 })
@@ -216,32 +352,76 @@ fn container_churn_leaves_no_growth() {
             w.join().unwrap();
         }
     };
-    // Warm up (allocator arenas, engine connections), then measure.
+    // Warm up (allocator arenas, engine connections), then measure fds and memory.
     churn(8);
     std::thread::sleep(Duration::from_secs(2));
     let pid = agent.pid();
     let (fds0, rss0) = (open_fds(pid), rss_kib(pid));
     let count = scaled(40);
     churn(count);
-    std::thread::sleep(Duration::from_secs(3));
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let peak = peak.lock().unwrap().clone();
+    eprintln!("churn: at the start {start:?}; peak while churning {peak:?}");
+    assert!(
+        peak.maps["enforce"] > start.maps["enforce"],
+        "the enforce map never held a churned container's namespace: {peak:?}"
+    );
+    assert!(
+        peak.maps["net_recent"] > start.maps["net_recent"],
+        "net_recent never held a churned container's socket: {peak:?}"
+    );
+    assert!(peak.known > start.known, "{peak:?}");
+
+    // Back to the start, give or take other containers of the host that came or went.
+    let slack = 4 + live_containers().abs_diff(live_start);
+    let settled = |f: &Footprint| {
+        f.known <= start.known + slack + others_removed_lately()
+            && COUNTED_MAPS
+                .iter()
+                .all(|m| f.maps[*m] <= start.maps[*m] + slack)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut end = scrape(port);
+    while !settled(&end) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        end = scrape(port);
+    }
     let (fds1, rss1) = (open_fds(pid), rss_kib(pid));
     agent.stop();
     let s = stats(&stats_path);
     eprintln!(
-        "churn: {count} containers, fds {fds0} -> {fds1}, RSS {rss0} -> {rss1} KiB, registry {} ({} live)",
-        s["containers_known"], s["containers_live"]
+        "churn: {} containers; start {start:?}; end {end:?}; fds {fds0} -> {fds1}, RSS {rss0} -> {rss1} KiB; at exit: registry {} ({} live), maps {}",
+        count + 8,
+        s["containers_known"],
+        s["containers_live"],
+        s["bpf_map_entries"]
+    );
+    for m in COUNTED_MAPS {
+        assert!(
+            end.maps[m] <= start.maps[m] + slack,
+            "BPF map {m}: {} entries at the start, {} at the peak, still {} after the churn",
+            start.maps[m],
+            peak.maps[m],
+            end.maps[m]
+        );
+        assert!(
+            s["bpf_map_entries"][m].is_u64(),
+            "no bpf_map_entries.{m} in --stats-json: {s:#}"
+        );
+    }
+    let others = others_removed_lately();
+    assert!(
+        end.known <= start.known + slack + others,
+        "registry: {} entries at the start, {} at the peak, {} after the linger ({others} containers of others removed lately)",
+        start.known,
+        peak.known,
+        end.known
     );
     assert!(fds1 <= fds0 + 2, "open fds grew from {fds0} to {fds1}");
     assert!(
         rss1 < rss0 + 16 * 1024,
         "RSS grew from {rss0} to {rss1} KiB over {count} containers"
-    );
-    // Destroyed containers linger a while for late events, at most 64 of them.
-    let live_now = docker(&["ps", "-q"]).stdout.split(|b| *b == b'\n').count();
-    assert!(
-        n(&s["containers_known"]) <= live_now as u64 + 64 + 8,
-        "registry holds {} entries: {s:#}",
-        s["containers_known"]
     );
     assert_every_event_counted(&s);
 }

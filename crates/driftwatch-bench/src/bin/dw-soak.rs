@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use driftwatch_bench::{Agent, AgentCgroup, Container, docker, open_fds, rss_kib};
+use driftwatch_bench::{
+    Agent, AgentCgroup, Container, docker, free_port, open_fds, rss_kib, scrape_metrics,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -32,6 +34,9 @@ struct Args {
     /// Containers created, exec'd in and removed.
     #[arg(long, default_value_t = 300)]
     churn: u64,
+    /// Containers created, exec'd in and removed at once in the churn.
+    #[arg(long, default_value_t = 6)]
+    churn_parallel: u64,
     /// Drifted execs in the burst.
     #[arg(long, default_value_t = 10_000)]
     burst: u64,
@@ -126,16 +131,86 @@ fn storm(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
     Ok(())
 }
 
+/// Each churned container: an exec of the image's program, a dropped binary run (binary and
+/// file drift), a file written under /etc, a TCP listener and a connect on loopback (the
+/// network sensor). Same as the churn test in tests/reliability.rs.
+const CHURN_SCRIPT: &str = "/bin/true; cp /bin/busybox /tmp/true; /tmp/true; echo churn > /etc/churn; \
+     (nc -l -p 8080 >/dev/null 2>&1 &); sleep 0.2; nc 127.0.0.1 8080 </dev/null >/dev/null 2>&1; true";
+
+/// The agent's footprint as its /metrics tells: per-key BPF map entries and the registry.
+#[derive(Clone, Debug, Default)]
+struct Footprint {
+    maps: std::collections::BTreeMap<String, u64>,
+    known: u64,
+    fds: u64,
+}
+
+impl Footprint {
+    fn scrape(port: u16) -> anyhow::Result<Footprint> {
+        let mut f = Footprint::default();
+        for (series, v) in scrape_metrics(port)? {
+            if let Some(m) = series
+                .strip_prefix("driftwatch_bpf_map_entries{map=\"")
+                .and_then(|m| m.strip_suffix("\"}"))
+            {
+                f.maps.insert(m.to_string(), v as u64);
+            } else if series == "driftwatch_containers_known" {
+                f.known = v as u64;
+            } else if series == "process_open_fds" {
+                f.fds = v as u64;
+            }
+        }
+        Ok(f)
+    }
+
+    fn maps_text(&self) -> String {
+        self.maps
+            .iter()
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()> {
-    let agent = Agent::start(bin, cg, &[])?;
+    let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let agent = Agent::start(bin, cg, &["--api-listen", &listen])?;
     let pid = agent.pid();
-    let round = |n: u64| -> anyhow::Result<()> {
-        let workers: Vec<_> = (0..4)
+    let started = Arc::new(AtomicU64::new(0));
+    // Containers whose run or exec failed (another session restarting dockerd, ...): counted
+    // and reported, the churn goes on.
+    let failed = Arc::new(AtomicU64::new(0));
+    let round = |n: u64, progress: bool| -> anyhow::Result<()> {
+        let next = Arc::new(AtomicU64::new(0));
+        let t = Instant::now();
+        let workers: Vec<_> = (0..a.churn_parallel.max(1))
             .map(|_| {
+                let (next, started, failed) = (next.clone(), started.clone(), failed.clone());
                 std::thread::spawn(move || -> anyhow::Result<()> {
-                    for _ in 0..n.div_ceil(4) {
-                        let c = Container::start(&[])?;
-                        c.sh("/bin/true; cp /bin/busybox /tmp/true; /tmp/true")?;
+                    while next.fetch_add(1, Ordering::Relaxed) < n {
+                        let run = Container::start(&["--label", "driftwatch-bench=dw-soak"])
+                            .and_then(|c| c.sh(CHURN_SCRIPT));
+                        if let Err(e) = run {
+                            eprintln!("  churn: one container failed: {e:#}");
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let done = started.fetch_add(1, Ordering::Relaxed) + 1;
+                        if progress && done.is_multiple_of(250) {
+                            let alerts = scrape_metrics(port)
+                                .ok()
+                                .and_then(|m| {
+                                    m.into_iter()
+                                        .find(|(k, _)| k == "driftwatch_alerts_total")
+                                })
+                                .map_or(0.0, |(_, v)| v);
+                            eprintln!(
+                                "  churn: {done} containers in {:.0} s; agent RSS {:.1} MiB, fds {}, alerts so far {alerts}",
+                                t.elapsed().as_secs_f64(),
+                                rss_kib(pid) as f64 / 1024.0,
+                                open_fds(pid)
+                            );
+                        }
                     }
                     Ok(())
                 })
@@ -147,25 +222,139 @@ fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
         }
         Ok(())
     };
-    round(8)?;
+    let f0 = Footprint::scrape(port)?;
+    round(8, false)?;
     std::thread::sleep(Duration::from_secs(2));
     let (fds0, rss0) = (open_fds(pid), rss_kib(pid));
+    let kinds0 = fd_kinds(pid);
+    // The peak of each count while containers come and go.
+    let peak = Arc::new(std::sync::Mutex::new(Footprint::default()));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                if let Ok(f) = Footprint::scrape(port) {
+                    let mut p = peak.lock().unwrap_or_else(|p| p.into_inner());
+                    for (m, v) in f.maps {
+                        let e = p.maps.entry(m).or_default();
+                        *e = (*e).max(v);
+                    }
+                    p.known = p.known.max(f.known);
+                    p.fds = p.fds.max(f.fds);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    let rss = RssSampler::start(pid);
     let t = Instant::now();
-    round(a.churn)?;
+    started.store(0, Ordering::Relaxed);
+    round(a.churn, true)?;
     let secs = t.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(3));
     let (fds1, rss1) = (open_fds(pid), rss_kib(pid));
+    let f1 = Footprint::scrape(port)?;
+    // Destroyed containers linger in the registry at most 60 s; net_recent entries the
+    // dedupe window and a 5 s sweep. Wait for that (bounded), then count again.
+    let t_settle = Instant::now();
+    let mut f2 = Footprint::scrape(port)?;
+    while t_settle.elapsed() < Duration::from_secs(90)
+        && (f2.known > f0.known
+            || f2
+                .maps
+                .iter()
+                .any(|(m, n)| *n > f0.maps.get(m).copied().unwrap_or(0)))
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        f2 = Footprint::scrape(port)?;
+    }
+    let settle_secs = t_settle.elapsed().as_secs_f64();
+    let (fds2, rss2) = (open_fds(pid), rss_kib(pid));
+    let kinds2 = fd_kinds(pid);
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.join();
+    let (_, rss_hi) = rss.finish();
+    let peak = peak.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let s = agent.stop()?;
     println!(
-        "container churn: {} containers created, exec'd in, removed in {secs:.0} s; agent fds {fds0} -> {fds1}, RSS {:.1} -> {:.1} MiB; registry at the end {} entries ({} live; destroyed ones linger <= 60 s, at most 64); fds at exit {}",
+        "container churn: {} containers created, exec'd in (exec, dropped binary, file write, TCP listen+connect), removed in {secs:.0} s ({:.1}/s, {} at once); {} failed",
         a.churn,
+        a.churn as f64 / secs,
+        a.churn_parallel,
+        failed.load(Ordering::Relaxed),
+    );
+    println!(
+        "  agent fds (/proc) {fds0} -> {fds1} right after -> {fds2} after {settle_secs:.0} s; RSS {:.1} -> {:.1} -> {:.1} MiB (peak {rss_hi:.1})",
         rss0 as f64 / 1024.0,
         rss1 as f64 / 1024.0,
+        rss2 as f64 / 1024.0,
+    );
+    println!(
+        "  BPF map entries (/metrics): before [{}], peak [{}], right after [{}], after {settle_secs:.0} s [{}]",
+        f0.maps_text(),
+        peak.maps_text(),
+        f1.maps_text(),
+        f2.maps_text()
+    );
+    println!(
+        "  registry (driftwatch_containers_known): before {}, peak {}, right after {}, after {settle_secs:.0} s {}; at exit {} entries ({} live), fds {}, execs processed {}, lost {}",
+        f0.known,
+        peak.known,
+        f1.known,
+        f2.known,
         s["containers_known"],
         s["containers_live"],
         s["open_fds"],
+        s["execs_processed"],
+        s["lost"],
+    );
+    let mut grown: Vec<String> = kinds2
+        .iter()
+        .filter_map(|(k, n)| {
+            let before = kinds0.get(k).copied().unwrap_or(0);
+            (*n != before).then(|| format!("{k} {before} -> {n}"))
+        })
+        .collect();
+    grown.extend(
+        kinds0
+            .iter()
+            .filter(|(k, _)| !kinds2.contains_key(*k))
+            .map(|(k, n)| format!("{k} {n} -> 0")),
+    );
+    println!(
+        "  fds that changed, by kind: {}; alerts raised {} (the API keeps the last 10,000 in memory)",
+        if grown.is_empty() {
+            "none".to_string()
+        } else {
+            grown.join(", ")
+        },
+        s["alerts"],
     );
     Ok(())
+}
+
+/// The agent's open fds by what they are: `socket`, `anon_inode:[eventfd]`, `/dev/null`,
+/// a directory for files, ...
+fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let t = target.to_string_lossy();
+        let kind = match t.split_once(':') {
+            Some(("anon_inode", rest)) => format!("anon_inode:{rest}"),
+            Some((k, _)) if !k.starts_with('/') => k.to_string(),
+            _ => t
+                .rsplit_once('/')
+                .map_or(t.to_string(), |(d, _)| format!("{d}/")),
+        };
+        *out.entry(kind).or_default() += 1;
+    }
+    out
 }
 
 fn burst(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()> {

@@ -1,0 +1,196 @@
+//! The BPF maps whose entries are keyed per container, mount namespace, cgroup or process:
+//! counted from user space for the agent's metrics (`bpf_map_entries` in `--stats-json`,
+//! `driftwatch_bpf_map_entries` on /metrics), so that churn that leaks entries shows. Ring
+//! buffers and arrays have a fixed size and are not listed.
+//!
+//! Counting walks the map in batches (`BPF_MAP_LOOKUP_BATCH`: a few syscalls for thousands
+//! of entries, and a walk by bucket that a concurrent delete does not restart), bounded by
+//! the map's `max_entries`. It runs when the counters are read (a scrape, the stats at
+//! exit), never per event.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+/// Entries fetched per `BPF_MAP_LOOKUP_BATCH` call. More than any hash bucket holds (the
+/// kernel fails a batch smaller than one bucket's chain with ENOSPC).
+const BATCH: u32 = 256;
+
+/// One per-key map of a loaded program, shared with the threads that read the counters.
+#[derive(Clone)]
+pub struct CountedMap {
+    name: &'static str,
+    map: Arc<MapHandle>,
+}
+
+impl std::fmt::Debug for CountedMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CountedMap({})", self.name)
+    }
+}
+
+/// A map's size at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapEntries {
+    /// The map's name in the BPF object (`enforce`, `orphans`, `net_recent`).
+    pub name: &'static str,
+    pub entries: u64,
+    /// `max_entries`: an LRU map never holds more (it evicts the least recently used).
+    pub capacity: u32,
+}
+
+impl CountedMap {
+    pub(crate) fn new(name: &'static str, map: Arc<MapHandle>) -> CountedMap {
+        CountedMap { name, map }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Counts the entries now (see the module's doc for the cost).
+    pub fn entries(&self) -> MapEntries {
+        MapEntries {
+            name: self.name,
+            entries: count_entries(self.map.as_ref()) as u64,
+            capacity: self.map.max_entries(),
+        }
+    }
+}
+
+/// Every (key, value) of a hash map, at most `max_entries` of them: in batches, or key by
+/// key where the kernel has no batch operations for the map (before 5.6).
+pub(crate) fn entries_of(map: &dyn MapCore) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let cap = map.max_entries() as usize;
+    let batched: Vec<(Vec<u8>, Vec<u8>)> =
+        match map.lookup_batch(BATCH, MapFlags::ANY, MapFlags::ANY) {
+            Ok(it) => it.take(cap).collect(),
+            Err(_) => Vec::new(),
+        };
+    if !batched.is_empty() {
+        return batched;
+    }
+    // Empty, or no batch support: the key walk costs one syscall for an empty map. A
+    // concurrent delete can restart it from the first key: duplicates are dropped, and the
+    // walk stops after twice the capacity.
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for key in map.keys().take(cap.saturating_mul(2)) {
+        if seen.insert(key.clone())
+            && let Ok(Some(v)) = map.lookup(&key, MapFlags::ANY)
+        {
+            out.push((key, v));
+        }
+    }
+    out
+}
+
+fn count_entries(map: &dyn MapCore) -> usize {
+    entries_of(map).len()
+}
+
+/// Deletes the entries whose value, a `u64` boot-clock timestamp in ns (the value of
+/// `net_recent`), is at least `max_age_ns` older than `now_ns`. Returns how many went.
+pub(crate) fn delete_older_than(map: &dyn MapCore, now_ns: u64, max_age_ns: u64) -> usize {
+    let mut deleted = 0;
+    for (key, value) in entries_of(map) {
+        let Some(at) = value
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_ne_bytes)
+        else {
+            continue;
+        };
+        if now_ns.saturating_sub(at) >= max_age_ns && map.delete(&key).is_ok() {
+            deleted += 1;
+        }
+    }
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libbpf_rs::MapType;
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    fn in_ci() -> bool {
+        std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    }
+
+    fn lru(max: u32) -> Option<MapHandle> {
+        if !is_root() {
+            assert!(
+                !in_ci(),
+                "requirement missing in CI: needs root (creates BPF maps)"
+            );
+            eprintln!("SKIPPED: needs root (creates BPF maps)");
+            return None;
+        }
+        let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+            sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+            ..Default::default()
+        };
+        Some(MapHandle::create(MapType::LruHash, Some("dw_test"), 4, 8, max, &opts).unwrap())
+    }
+
+    /// A real kernel map: counted exactly (more entries than one batch), and the sweep
+    /// deletes exactly the expired ones.
+    #[test]
+    fn counts_and_sweeps_a_kernel_map() {
+        let Some(map) = lru(4096) else {
+            return;
+        };
+        let map = Arc::new(map);
+        let counted = CountedMap::new("dw_test", map.clone());
+        assert_eq!(counted.entries().entries, 0);
+        assert_eq!(counted.entries().capacity, 4096);
+        for k in 0u32..1000 {
+            // Even keys are old (t = 1 s), odd ones recent (t = 100 s).
+            let at: u64 = if k % 2 == 0 {
+                1_000_000_000
+            } else {
+                100_000_000_000
+            };
+            map.update(&k.to_ne_bytes(), &at.to_ne_bytes(), MapFlags::ANY)
+                .unwrap();
+        }
+        assert_eq!(counted.entries().entries, 1000);
+        // At t = 101 s, with a 10 s window: the 500 old ones go.
+        let gone = delete_older_than(map.as_ref(), 101_000_000_000, 10_000_000_000);
+        assert_eq!(gone, 500);
+        assert_eq!(counted.entries().entries, 500);
+        assert!(
+            map.lookup(&1u32.to_ne_bytes(), MapFlags::ANY)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+                .unwrap()
+                .is_none()
+        );
+        // A clock behind the values (never negative ages): nothing goes.
+        assert_eq!(delete_older_than(map.as_ref(), 0, 1), 0);
+        assert_eq!(counted.entries().entries, 500);
+    }
+
+    /// The count is bounded by the capacity: an LRU map over its size is counted at most full.
+    #[test]
+    fn an_lru_map_is_counted_at_most_full() {
+        let Some(map) = lru(64) else {
+            return;
+        };
+        for k in 0u32..1000 {
+            map.update(&k.to_ne_bytes(), &0u64.to_ne_bytes(), MapFlags::ANY)
+                .unwrap();
+        }
+        let n = CountedMap::new("dw_test", Arc::new(map)).entries().entries;
+        assert!((1..=64).contains(&n), "{n} entries in a 64-entry LRU map");
+    }
+}
