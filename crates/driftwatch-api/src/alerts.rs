@@ -130,7 +130,9 @@ fn now_ns() -> u64 {
 }
 
 impl AlertRing {
-    pub const DEFAULT_CAPACITY: usize = 10_000;
+    /// Each alert is kept as a struct and as its JSON text (about 6 KB together with the
+    /// usual output fields): 2,000 bound the ring near 12 MiB. The store has the history.
+    pub const DEFAULT_CAPACITY: usize = 2_000;
 
     pub fn new(capacity: usize) -> AlertRing {
         let (live, _) = broadcast::channel(1024);
