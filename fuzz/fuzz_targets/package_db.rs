@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     if eco == Ecosystem::Python {
         for p in &pkgs {
             let n = driftwatch_image::packages::normalize_python_name(&p.name);
-            assert!(!n.is_empty(), "a Python name that normalises to \"\": {p:?}");
+            assert!(
+                !n.is_empty(),
+                "a Python name that normalises to \"\": {p:?}"
+            );
             assert_eq!(driftwatch_image::packages::normalize_python_name(&n), n);
         }
     }

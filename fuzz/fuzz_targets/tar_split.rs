@@ -14,8 +14,14 @@ fuzz_target!(|data: &[u8]| {
                 // The relative name drops a leading "./" and the slashes around the rest
                 // (`./etc/` → `etc`): a suffix of the name once its trailing '/' are gone.
                 let rel = relative_name(&name);
-                assert!(!rel.starts_with('/') && !rel.ends_with('/'), "{name:?}: {rel:?}");
-                assert!(name.trim_end_matches('/').ends_with(rel), "{name:?}: {rel:?}");
+                assert!(
+                    !rel.starts_with('/') && !rel.ends_with('/'),
+                    "{name:?}: {rel:?}"
+                );
+                assert!(
+                    name.trim_end_matches('/').ends_with(rel),
+                    "{name:?}: {rel:?}"
+                );
             }
             Ok((line, Entry::Segment(_))) => assert!(line <= lines),
             Err(e) => {
