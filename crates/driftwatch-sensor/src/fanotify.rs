@@ -166,7 +166,11 @@ impl DirWatcher {
             if n == 0 {
                 return Ok(());
             }
-            parse_notices(&self.buf[..n as usize], out);
+            for fd in parse_notices(&self.buf[..n as usize], out) {
+                // Not expected in FID mode; never leak it.
+                // SAFETY: the kernel handed us this descriptor with the event.
+                unsafe { libc::close(fd) };
+            }
         }
     }
 }
@@ -218,30 +222,33 @@ pub(crate) fn poll_readable(fd: std::os::fd::RawFd, timeout: Duration) -> io::Re
     }
 }
 
-/// Parses a buffer of fanotify events. Malformed bytes end the parse; never panics.
-pub fn parse_notices(buf: &[u8], out: &mut Vec<FileNotice>) {
+/// Parses a buffer of fanotify events. Malformed bytes end the parse; never panics. Makes no
+/// system call: an event's file descriptor (not expected in FID mode) is returned for the
+/// caller to close, so parsing bytes that did not come from the kernel (the fuzz target)
+/// never closes a descriptor the parser does not own.
+#[must_use = "the descriptors returned must be closed"]
+pub fn parse_notices(buf: &[u8], out: &mut Vec<FileNotice>) -> Vec<RawFd> {
+    let mut fds = Vec::new();
     let mut off = 0;
     while off + METADATA_LEN <= buf.len() {
         let Some(event_len) = u32_at(buf, off).map(|l| l as usize) else {
-            return;
+            return fds;
         };
         let Some(metadata_len) = u16_at(buf, off + 6).map(usize::from) else {
-            return;
+            return fds;
         };
         if event_len < METADATA_LEN
             || metadata_len < METADATA_LEN
             || off + event_len > buf.len()
             || metadata_len > event_len
         {
-            return;
+            return fds;
         }
         let mask = u64_at(buf, off + 8).unwrap_or(0);
         let fd = u32_at(buf, off + 16).unwrap_or(u32::MAX) as i32;
         let pid = u32_at(buf, off + 20).unwrap_or(0);
         if fd >= 0 {
-            // Not expected in FID mode; never leak it.
-            // SAFETY: the kernel handed us this descriptor.
-            unsafe { libc::close(fd as RawFd) };
+            fds.push(fd as RawFd);
         }
         let mut notice = FileNotice {
             mask,
@@ -268,6 +275,7 @@ pub fn parse_notices(buf: &[u8], out: &mut Vec<FileNotice>) {
         out.push(notice);
         off += event_len;
     }
+    fds
 }
 
 /// Opens a directory from its handle (`open_by_handle_at`, needs CAP_DAC_READ_SEARCH) and
@@ -339,7 +347,7 @@ mod tests {
             ],
         ));
         let mut out = Vec::new();
-        parse_notices(&buf, &mut out);
+        assert!(parse_notices(&buf, &mut out).is_empty());
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].pid, 42);
         assert!(out[0].has(op::CREATE));
@@ -357,13 +365,30 @@ mod tests {
         let buf = event(op::CREATE, 1, &[(INFO_DFID_NAME, b"HANDLE", b"x")]);
         for n in 0..buf.len() {
             let mut out = Vec::new();
-            parse_notices(&buf[..n], &mut out);
+            assert!(parse_notices(&buf[..n], &mut out).is_empty());
         }
         let mut out = Vec::new();
-        parse_notices(&[0xff; 100], &mut out);
+        assert!(parse_notices(&[0xff; 100], &mut out).is_empty());
         let mut bad = buf.clone();
         bad[METADATA_LEN + 2] = 0xff; // an info length past the event
-        parse_notices(&bad, &mut out);
+        assert!(parse_notices(&bad, &mut out).is_empty());
+    }
+
+    /// Fuzz finding (fanotify_notices): the parser closed the descriptor field of every event
+    /// it read, so bytes that did not come from the kernel closed the fuzzer's own stderr (its
+    /// final "Done N runs" line went missing). The descriptor is now returned to the caller.
+    #[test]
+    fn an_event_descriptor_is_returned_not_closed() {
+        let mut buf = event(op::CREATE, 1, &[]);
+        buf[16..20].copy_from_slice(&2i32.to_ne_bytes());
+        let mut out = Vec::new();
+        assert_eq!(parse_notices(&buf, &mut out), [2]);
+        assert_eq!(out.len(), 1);
+        // SAFETY: F_GETFD reads the descriptor's flags; no preconditions.
+        assert!(
+            unsafe { libc::fcntl(2, libc::F_GETFD) } >= 0,
+            "stderr was closed"
+        );
     }
 
     #[test]

@@ -72,6 +72,11 @@ impl<R: BufRead> Entries<R> {
 
 fn decode_line(line: usize, text: &str) -> Result<Entry, TarSplitError> {
     let bad = |message: String| TarSplitError { line, message };
+    // tar-split writes one JSON object per line; serde would also read a struct from an
+    // array (`[1,"name"]`), which no tar-split file holds: refuse it.
+    if text.starts_with('[') {
+        return Err(bad("a JSON array, not an entry object".into()));
+    }
     let raw: RawEntry =
         serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON ({e})")))?;
     let b64 = |s: &str| {
@@ -229,5 +234,31 @@ mod tests {
             got[0].as_ref().unwrap_err().to_string(),
             "line 1: line longer than 16777216 bytes"
         );
+    }
+
+    /// Fuzz finding (tar_split): `\r[1," a \/"]` was read as a file entry named " a /"
+    /// (serde reads a struct from a JSON array too), whose relative name " a " is not a
+    /// suffix of the name (trailing '/' trimmed), which the harness asserted. tar-split
+    /// writes one JSON object per line: an array is now an error on its line.
+    #[test]
+    fn a_line_that_is_not_a_json_object_is_an_error() {
+        let text = "\r[1,\" a \\/\"]\n{\"type\":1,\"name\":\" a /\"}\n";
+        let got: Vec<_> = Entries::new(text.as_bytes()).collect();
+        assert_eq!(
+            got[0].as_ref().unwrap_err().to_string(),
+            "line 1: a JSON array, not an entry object"
+        );
+        assert_eq!(
+            got[1],
+            Ok((
+                2,
+                Entry::File {
+                    name: " a /".into(),
+                    size: 0,
+                    crc: None
+                }
+            ))
+        );
+        assert_eq!(relative_name(" a /"), " a ");
     }
 }

@@ -193,6 +193,14 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A record's package name, or `None` when the name field is empty or blank: such a record
+/// is damaged (every packaging system requires a name), and is skipped rather than reported
+/// as a package called "" (which would pair every nameless record of the image and the
+/// container under one key and show up in `driftwatch diff` as a package without a name).
+fn package_name(name: String) -> Option<String> {
+    (!name.trim().is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

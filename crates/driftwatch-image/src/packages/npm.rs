@@ -1,6 +1,6 @@
 //! npm packages: `node_modules/**/package.json`.
 
-use super::Package;
+use super::{Package, package_name};
 
 /// `name` and `version` of an installed package's `package.json`; `None` when either is
 /// missing (nested `package.json` files that only set `"type"`) or the JSON is invalid.
@@ -12,7 +12,7 @@ pub fn parse_npm_package_json(bytes: &[u8]) -> Option<Package> {
     }
     let m: Manifest = serde_json::from_slice(bytes).ok()?;
     Some(Package {
-        name: m.name?,
+        name: package_name(m.name?)?,
         version: m.version?,
         arch: None,
     })
@@ -29,5 +29,12 @@ mod tests {
         assert_eq!((p.name.as_str(), p.version.as_str()), ("left-pad", "1.3.0"));
         assert!(parse_npm_package_json(br#"{"type":"module"}"#).is_none());
         assert!(parse_npm_package_json(b"{not json").is_none());
+    }
+
+    /// Like apk's fuzz finding: `"name": ""` is no package.
+    #[test]
+    fn an_empty_name_is_no_package() {
+        assert!(parse_npm_package_json(br#"{"name":"","version":"1.0.0"}"#).is_none());
+        assert!(parse_npm_package_json(br#"{"name":" ","version":"1.0.0"}"#).is_none());
     }
 }

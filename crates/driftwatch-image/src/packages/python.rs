@@ -1,12 +1,17 @@
 //! Python distributions: `*.dist-info/METADATA` and `*.egg-info/PKG-INFO` headers.
 
-use super::{Package, field, stanzas, text};
+use super::{Package, field, package_name, stanzas, text};
 
 /// `Name` and `Version` from the metadata headers (the body after the blank line is ignored).
 pub fn parse_python_metadata(bytes: &[u8]) -> Option<Package> {
     let headers = stanzas(bytes, b':').next()?;
+    let name = package_name(text(field(&headers, b"Name")?))?;
+    // A name of separators only (`Name: -._`) normalises to "": no distribution is named so.
+    if normalize_python_name(&name).is_empty() {
+        return None;
+    }
     Some(Package {
-        name: text(field(&headers, b"Name")?),
+        name,
         version: text(field(&headers, b"Version").unwrap_or_default()),
         arch: None,
     })
@@ -48,5 +53,14 @@ Name: not-this\n";
             normalize_python_name("Zope.Interface__x"),
             "zope-interface-x"
         );
+    }
+
+    /// Like apk's fuzz finding: an empty `Name:`, or one of separators only (which
+    /// normalises to ""), is no distribution.
+    #[test]
+    fn an_empty_name_is_no_distribution() {
+        assert!(parse_python_metadata(b"Name:\nVersion: 1.0\n").is_none());
+        assert!(parse_python_metadata(b"Name: -._\nVersion: 1.0\n").is_none());
+        assert!(parse_python_metadata(b"Name: a\nVersion: 1.0\n").is_some());
     }
 }
