@@ -668,10 +668,33 @@ impl Cleanup {
                     .status();
             }
             if let Some(dir) = lock(&self.state).take() {
-                let _ = std::fs::remove_dir_all(dir);
+                // The agent writes its state there until it has stopped (its store, its
+                // baselines): wait for it (bounded), then remove, once more if it raced.
+                if pid != 0 {
+                    wait_exited(pid, Duration::from_secs(10));
+                }
+                if std::fs::remove_dir_all(&dir).is_err() {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
             }
             std::process::exit(130);
         })
+    }
+}
+
+/// Waits until process `pid` has exited (gone, or a zombie not reaped yet), at most `limit`.
+fn wait_exited(pid: u32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        if matches!(state, None | Some('Z') | Some('X')) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
