@@ -22,14 +22,6 @@ fn name(test: &str) -> String {
     format!("dwapi-{test}-{}", std::process::id())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One HTTP/1.1 exchange (`Connection: close`): status, headers (lowercase names), body.
 struct Reply {
     status: u16,

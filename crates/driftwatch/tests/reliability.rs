@@ -34,6 +34,16 @@ fn stats(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A real agent writing `--stats-json` into a temporary directory of its own: the agent,
+/// the stats file (read with [`stats`] after a stop), and the directory to keep alive.
+fn counted_agent(extra: &[&str]) -> (AgentProcess, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let stats_path = dir.path().join("stats.json");
+    let mut args = extra.to_vec();
+    args.extend(["--stats-json", stats_path.to_str().unwrap()]);
+    (AgentProcess::start(&args), stats_path, dir)
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
@@ -73,9 +83,7 @@ fn exec_storm_loses_nothing_and_memory_stays_flat() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let stats_path = dir.path().join("stats.json");
-    let mut agent = AgentProcess::start(&["--stats-json", stats_path.to_str().unwrap()]);
+    let (mut agent, stats_path, _dir) = counted_agent(&[]);
     let containers: Vec<Container> = (0..4)
         .map(|_| Container::run(&[BUSYBOX, "sleep", "600"]))
         .collect();
@@ -139,14 +147,7 @@ fn ring_overflow_is_counted_alerted_and_detection_goes_on() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let stats_path = dir.path().join("stats.json");
-    let mut agent = AgentProcess::start(&[
-        "--ring-mib",
-        "1",
-        "--stats-json",
-        stats_path.to_str().unwrap(),
-    ]);
+    let (mut agent, stats_path, _dir) = counted_agent(&["--ring-mib", "1"]);
     let c = Container::run(&[BUSYBOX, "sleep", "600"]);
     agent.signal(libc::SIGSTOP);
     // Each record carries argv and environment: a long argument fills the ring sooner.
@@ -197,14 +198,6 @@ struct Footprint {
     maps: std::collections::BTreeMap<String, u64>,
     /// `driftwatch_containers_known`: the registry, lingering entries included.
     known: u64,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// GET /metrics; every line must be valid exposition text.
@@ -293,16 +286,9 @@ fn container_churn_leaves_no_growth() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let stats_path = dir.path().join("stats.json");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut agent = AgentProcess::start(&[
-        "--api-listen",
-        &listen,
-        "--stats-json",
-        stats_path.to_str().unwrap(),
-    ]);
+    let (mut agent, stats_path, _dir) = counted_agent(&["--api-listen", &listen]);
     let start = scrape(port);
     let live_start = live_containers();
     for m in COUNTED_MAPS {
@@ -434,14 +420,7 @@ fn drift_burst_is_deduplicated_and_detection_keeps_up() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let stats_path = dir.path().join("stats.json");
-    let mut agent = AgentProcess::start(&[
-        "--dedup-window",
-        "3s",
-        "--stats-json",
-        stats_path.to_str().unwrap(),
-    ]);
+    let (mut agent, stats_path, _dir) = counted_agent(&["--dedup-window", "3s"]);
     let c = Container::run(&[BUSYBOX, "sleep", "600"]);
     let burst = scaled(2000);
     let (rc, out) = c.sh(&format!(
@@ -637,9 +616,7 @@ fn dockerd_restart_agent_reconnects() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let stats_path = dir.path().join("stats.json");
-    let mut agent = AgentProcess::start(&["--stats-json", stats_path.to_str().unwrap()]);
+    let (mut agent, stats_path, _dir) = counted_agent(&[]);
     let pid = std::fs::read_to_string("/var/run/docker.pid").expect("dockerd's pid file");
     let pid: i32 = pid.trim().parse().unwrap();
     // SAFETY: kill(2) on dockerd's pid.

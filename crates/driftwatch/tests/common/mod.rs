@@ -101,6 +101,15 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A TCP port on loopback free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Copies busybox to `/tmp/DIR/true` in the container and runs it: a dropped binary's
 /// drift (`drift.path` = `/tmp/DIR/true`).
 pub fn drop_and_run(c: &Container, dir: &str) {
