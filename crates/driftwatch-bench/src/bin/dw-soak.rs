@@ -322,13 +322,14 @@ fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
             .map(|(k, n)| format!("{k} {n} -> 0")),
     );
     println!(
-        "  fds that changed, by kind: {}; alerts raised {} (the API keeps the last 10,000 in memory)",
+        "  fds that changed, by kind: {}; alerts raised {} (the API keeps the last {} in memory)",
         if grown.is_empty() {
             "none".to_string()
         } else {
             grown.join(", ")
         },
         s["alerts"],
+        driftwatch_api::AlertRing::DEFAULT_CAPACITY,
     );
     Ok(())
 }
