@@ -369,6 +369,23 @@ fn maps_of(pid: u32) -> std::collections::HashMap<String, u32> {
     out
 }
 
+/// The ids of the BPF links the process `pid` holds (from its fdinfo).
+fn links_of(pid: u32) -> Vec<u32> {
+    let mut out: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| {
+            std::fs::read_to_string(fd.path())
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("link_id:"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// `bpftool map lookup` of a u32 key: the value's bytes, None when absent.
 fn lookup(map_id: u32, key: u32) -> Option<Vec<u8>> {
     let mut args = vec![
@@ -395,7 +412,8 @@ fn lookup(map_id: u32, key: u32) -> Option<Vec<u8>> {
 /// to delete a prevent-mode container's entry from the agent's `enforce` map (which would
 /// let it run memfd and loader drift unheld) and to zero `enforce_config`: the agent writes
 /// its values back and raises a Critical alert for each, naming the map and the container;
-/// prevention still blocks afterwards.
+/// prevention still blocks afterwards. Detaching the agent's programs (`bpftool link
+/// detach`) is refused by the kernel: tracepoint links have no detach.
 #[test]
 fn a_privileged_container_changing_the_agents_bpf_maps_is_undone_and_alerted() {
     if !ready() || !require_tools(&["bpftool"]) {
@@ -466,6 +484,34 @@ fn a_privileged_container_changing_the_agents_bpf_maps_is_undone_and_alerted() {
         code, 0,
         "bpftool map update in the privileged container: {out}"
     );
+
+    // The programs themselves: every link of the agent (exec, network, signals) is a raw
+    // tracepoint link, which the kernel cannot detach (EOPNOTSUPP); each is still attached
+    // to its program afterwards.
+    let links = links_of(agent.pid());
+    assert!(
+        links.len() >= 3,
+        "the agent holds its exec, network and signal links: {links:?}"
+    );
+    for id in &links {
+        let id_s = id.to_string();
+        let before = Command::new("bpftool")
+            .args(["-j", "link", "show", "id", &id_s])
+            .output()
+            .unwrap();
+        let before: Value = serde_json::from_slice(&before.stdout).unwrap();
+        let (code, out) =
+            attacker.exec(&["chroot", "/host", "bpftool", "link", "detach", "id", &id_s]);
+        assert_ne!(code, 0, "link {id} detached from the container: {out}");
+        assert!(out.contains("not supported"), "link {id}: {out}");
+        let after = Command::new("bpftool")
+            .args(["-j", "link", "show", "id", &id_s])
+            .output()
+            .unwrap();
+        let after: Value = serde_json::from_slice(&after.stdout).unwrap();
+        assert_eq!(after["prog_id"], before["prog_id"], "link {id}: {after}");
+        assert!(after["prog_id"].as_u64().unwrap_or(0) > 0, "{after}");
+    }
 
     let a = agent.wait_for("the deleted enforce entry", WAIT, |a| {
         a["rule"] == "Driftwatch BPF map changed outside the agent"
