@@ -35,7 +35,7 @@ use driftwatch_sensor::{
 use crate::baseline::{
     BaselineError, BaselineStore, Decision, destination_key, listener_key, unix_now,
 };
-use crate::containers::{ContainerEntry, ContainerRegistry};
+use crate::containers::{ContainerEntry, ContainerRegistry, RecordObserver};
 use crate::emitter::SharedEmitter;
 use crate::proctable::ProcTable;
 
@@ -464,6 +464,39 @@ impl NetDrift {
 
 /// The running network side: the TCP sensor and the scan/flush thread. Dropping it stops
 /// both and writes the baseline.
+/// A removed container's findings and budget are forgotten: churn must not grow them (a
+/// container id is never reused).
+impl RecordObserver for NetDrift {
+    fn record_seen(&self, _entry: &Arc<ContainerEntry>) {}
+
+    fn stopped(&self, id: &ContainerId, destroyed: bool) {
+        if !destroyed {
+            return;
+        }
+        self.reported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(c, _)| c != id);
+        self.budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
+impl NetDrift {
+    /// (findings remembered as reported, containers with an alert budget): for tests.
+    pub fn remembered(&self) -> (usize, usize) {
+        (
+            self.reported
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len(),
+            self.budget.lock().unwrap_or_else(|p| p.into_inner()).len(),
+        )
+    }
+}
+
 pub struct NetDriftRuntime {
     pub drift: Arc<NetDrift>,
     sensor: Option<NetSensor>,

@@ -269,6 +269,11 @@ impl Agent {
             crate::image_verify::ImageVerifier::start(config.image_verify.clone(), emitter.clone());
         registry.observe(image_verify.clone());
         let procs = Arc::new(Mutex::new(ProcTable::new(65536)));
+        crate::proctable::spawn_pruner(
+            Arc::downgrade(&procs),
+            Duration::from_secs(5),
+            crate::proctable::PRUNE_AFTER,
+        );
         let enforcer = Enforcer::new(
             config.enforcement.clone(),
             registry.clone(),
@@ -327,6 +332,7 @@ impl Agent {
             procs.clone(),
             emitter.clone(),
         )?;
+        registry.observe(net.drift.clone());
         let loss = crate::loss::LossWatch::start(
             Some(sensor.stats().clone()),
             net.sensor_stats().cloned(),

@@ -469,6 +469,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "alert_latency_p99_us": s.latency_quantile_us(0.99),
         "alert_latency_samples": s.alert_latency_us.lock().map(|v| v.len()).unwrap_or(0),
         "containers_known": agent.registry().len(),
+        // Exec'd container processes remembered (live ones, and exits of the last seconds).
+        "processes_known": agent.procs().lock().map_or(0, |p| p.len()),
         "containers_live": agent.registry().live_entries().len(),
         "engine_disconnects": agent.registry().stats.engine_disconnects.load(Ordering::Relaxed),
         "open_fds": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
@@ -517,6 +519,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 "recent_swept": kv(|k| &k.swept),
                 "kernel_host_skipped": kv(|k| &k.host_skipped),
                 "lost": kv(|k| &k.lost),
+                // Per-container state: back to the live containers' share after removals.
+                "remembered_findings": n.drift.remembered().0,
+                "budgeted_containers": n.drift.remembered().1,
             })
         }),
     });

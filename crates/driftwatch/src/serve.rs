@@ -456,6 +456,11 @@ impl AgentView for AgentApi {
             "Containers in the agent's registry, removed ones lingering for late events included (at most 60 s, at most 64).",
             a.registry().len() as f64,
         );
+        w.gauge1(
+            "driftwatch_processes_known",
+            "Container processes the agent remembers from their exec: live ones, and those exited in the last 10 s.",
+            a.procs().lock().map_or(0, |p| p.len()) as f64,
+        );
         w.gauge(
             "driftwatch_containers_by_mode",
             "Known containers by enforcement mode.",

@@ -404,6 +404,28 @@ fn container_churn_leaves_no_growth() {
         peak.known,
         end.known
     );
+    // Network findings are remembered per container (each alerted once), and forgotten
+    // with the container: the listeners found here must not stay.
+    let net = &s["net"];
+    assert!(
+        net["findings"].as_u64().unwrap_or(0) >= count,
+        "the churned containers' listeners were network findings: {net}"
+    );
+    assert!(
+        net["remembered_findings"].as_u64().unwrap() <= slack + others,
+        "network findings of removed containers are still remembered: {net}"
+    );
+    assert!(
+        net["budgeted_containers"].as_u64().unwrap() <= slack + others,
+        "alert budgets of removed containers are still kept: {net}"
+    );
+    // Each churned container exec'd 7 processes, all gone now: the process table holds the
+    // live containers' processes only (others' may come and go).
+    assert!(
+        s["processes_known"].as_u64().unwrap() <= 8 * (slack + others),
+        "exited processes are still remembered after {count} containers: {}",
+        s["processes_known"]
+    );
     assert!(fds1 <= fds0 + 2, "open fds grew from {fds0} to {fds1}");
     assert!(
         rss1 < rss0 + 16 * 1024,

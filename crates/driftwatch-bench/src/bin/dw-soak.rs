@@ -143,6 +143,8 @@ struct Footprint {
     maps: std::collections::BTreeMap<String, u64>,
     known: u64,
     fds: u64,
+    /// `driftwatch_processes_known`: exec'd container processes remembered.
+    procs: u64,
 }
 
 impl Footprint {
@@ -158,6 +160,8 @@ impl Footprint {
                 f.known = v as u64;
             } else if series == "process_open_fds" {
                 f.fds = v as u64;
+            } else if series == "driftwatch_processes_known" {
+                f.procs = v as u64;
             }
         }
         Ok(f)
@@ -242,6 +246,7 @@ fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
                     }
                     p.known = p.known.max(f.known);
                     p.fds = p.fds.max(f.fds);
+                    p.procs = p.procs.max(f.procs);
                 }
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -307,6 +312,10 @@ fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
         s["open_fds"],
         s["execs_processed"],
         s["lost"],
+    );
+    println!(
+        "  processes remembered (driftwatch_processes_known): before {}, peak {}, right after {}, after {settle_secs:.0} s {}",
+        f0.procs, peak.procs, f1.procs, f2.procs,
     );
     let mut grown: Vec<String> = kinds2
         .iter()
