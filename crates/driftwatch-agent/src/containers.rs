@@ -5,10 +5,10 @@
 //! first exec) and on demand when an exec names an unknown one. They outlive the container
 //! for a while, so that late events of a container that has exited still name it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use driftwatch_model::{ContainerId, ContainerMeta, Engine, OverlayLayers};
@@ -48,6 +48,25 @@ pub struct ContainerEntry {
 }
 
 impl ContainerEntry {
+    /// This entry, destroyed at `at`: no process, and no layers (they are gone from disk:
+    /// verdicts for late events fall back on the kernel's bits).
+    fn as_destroyed(&self, at: Instant) -> ContainerEntry {
+        ContainerEntry {
+            meta: self.meta.clone(),
+            fs: ContainerFs {
+                layers: None,
+                mounts: self.fs.mounts.clone(),
+            },
+            users: self.users.clone(),
+            exposed_ports: self.exposed_ports.clone(),
+            pid: None,
+            record: self.record.clone(),
+            destroyed_at: self.destroyed_at.or(Some(at)),
+            from_engine: self.from_engine,
+            fetched_at: self.fetched_at,
+        }
+    }
+
     pub fn user_name(&self, uid: u32) -> String {
         match self.users.get(&uid) {
             Some(n) => n.clone(),
@@ -81,6 +100,10 @@ pub struct ContainerRegistry {
     /// How long a destroyed container's entry is kept.
     linger: Duration,
     observers: RwLock<Vec<Arc<dyn RecordObserver>>>,
+    /// Containers the engine said were destroyed, newest last (at most [`MAX_TOMBSTONES`]).
+    /// An id is never reused, so a late event or a slow inspect that comes after the destroy
+    /// must not bring its entry back as live: nothing would ever remove it again.
+    tombstones: Mutex<(HashSet<ContainerId>, VecDeque<ContainerId>)>,
 }
 
 /// Docker's overlay2 home, for layer paths it writes relative to it.
@@ -90,11 +113,23 @@ const MAX_LINGERING: usize = 64;
 const RETRY_UNKNOWN_AFTER: Duration = Duration::from_secs(5);
 /// How often destroyed entries past their linger are dropped when no event comes.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
+/// Destroyed ids remembered (about 15 minutes of churn at 4 containers/s).
+const MAX_TOMBSTONES: usize = 4096;
 
 /// Drops destroyed entries older than `linger`; beyond [`MAX_LINGERING`] destroyed entries,
 /// the oldest go first (churn of hundreds of containers a minute must not grow the registry).
+///
+/// A container no engine knew (its inspect failed) gets no destroy event: its entry goes
+/// once its process is gone and it was not looked up for `linger` (the next event of a
+/// container still running asks again).
 fn prune_destroyed(m: &mut HashMap<ContainerId, Arc<ContainerEntry>>, linger: Duration) {
     m.retain(|_, e| e.destroyed_at.is_none_or(|t| t.elapsed() < linger));
+    m.retain(|_, e| {
+        e.from_engine
+            || e.fetched_at.elapsed() < linger
+            || e.pid
+                .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+    });
     let mut gone: Vec<(Instant, ContainerId)> = m
         .iter()
         .filter_map(|(id, e)| e.destroyed_at.map(|t| (t, id.clone())))
@@ -154,6 +189,7 @@ impl ContainerRegistry {
             stats: RegistryStats::default(),
             linger: Duration::from_secs(60),
             observers: RwLock::new(Vec::new()),
+            tombstones: Mutex::new((HashSet::new(), VecDeque::new())),
         }
     }
 
@@ -238,34 +274,66 @@ impl ContainerRegistry {
                     );
                     rebuilt.exposed_ports = e.exposed_ports.clone();
                     rebuilt.record = e.record.clone();
-                    let entry = Arc::new(rebuilt);
-                    self.insert(id.clone(), entry.clone());
-                    return entry;
+                    return self.insert(id.clone(), Arc::new(rebuilt)).0;
                 }
                 return e;
             }
         }
-        let record = self.inspect_blocking(id, engine_hint);
+        // Destroyed already (a late event after its entry was pruned): the engine has nothing
+        // more to say.
+        let record = if self.is_tombstoned(id) {
+            None
+        } else {
+            self.inspect_blocking(id, engine_hint)
+        };
         let entry = match record {
-            Some(r) => {
-                let entry = Arc::new(self.entry_from_record(r, Some(pid)));
-                self.notify_record(&entry);
-                entry
-            }
+            Some(r) => Arc::new(self.entry_from_record(r, Some(pid))),
             None => {
                 let mut meta = ContainerMeta::unknown(id.clone());
                 meta.engine = engine_hint.unwrap_or(Engine::Unknown);
                 Arc::new(self.build(Arc::new(meta), None, read_mounts(pid), Some(pid), false))
             }
         };
-        self.insert(id.clone(), entry.clone());
+        let (entry, live) = self.insert(id.clone(), entry);
+        if live && entry.from_engine {
+            self.notify_record(&entry);
+        }
         entry
     }
 
-    fn insert(&self, id: ContainerId, entry: Arc<ContainerEntry>) {
-        if let Ok(mut m) = self.entries.write() {
-            m.insert(id, entry);
+    fn is_tombstoned(&self, id: &ContainerId) -> bool {
+        self.tombstones
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .contains(id)
+    }
+
+    fn tombstone(&self, id: &ContainerId) {
+        let mut t = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
+        if t.0.insert(id.clone()) {
+            t.1.push_back(id.clone());
+            while t.1.len() > MAX_TOMBSTONES {
+                if let Some(old) = t.1.pop_front() {
+                    t.0.remove(&old);
+                }
+            }
         }
+    }
+
+    /// Stores `entry`; a destroyed container's stays destroyed (see `tombstones`). Returns
+    /// what was stored, and whether it is live.
+    fn insert(&self, id: ContainerId, entry: Arc<ContainerEntry>) -> (Arc<ContainerEntry>, bool) {
+        let entry = if entry.destroyed_at.is_none() && self.is_tombstoned(&id) {
+            Arc::new(entry.as_destroyed(Instant::now()))
+        } else {
+            entry
+        };
+        let live = entry.destroyed_at.is_none();
+        if let Ok(mut m) = self.entries.write() {
+            m.insert(id, entry.clone());
+        }
+        (entry, live)
     }
 
     /// Asks the engine the cgroup name implies first, then the others in order.
@@ -336,27 +404,19 @@ impl ContainerRegistry {
     fn refresh_from_engine(&self, record: ContainerRecord) {
         let id = record.meta.id.clone();
         let entry = Arc::new(self.entry_from_record(record, None));
-        self.insert(id, entry.clone());
-        self.notify_record(&entry);
+        let (entry, live) = self.insert(id, entry);
+        if live {
+            self.notify_record(&entry);
+        }
     }
 
     fn mark_destroyed(&self, id: &ContainerId) {
+        // Also when the entry is not there yet (an inspect still running): its insert will
+        // find the tombstone.
+        self.tombstone(id);
         if let Ok(mut m) = self.entries.write() {
             if let Some(e) = m.get(id) {
-                let mut e2 = ContainerEntry {
-                    meta: e.meta.clone(),
-                    fs: e.fs.clone(),
-                    users: e.users.clone(),
-                    exposed_ports: e.exposed_ports.clone(),
-                    pid: None,
-                    record: e.record.clone(),
-                    destroyed_at: Some(Instant::now()),
-                    from_engine: e.from_engine,
-                    fetched_at: e.fetched_at,
-                };
-                // Its layers are gone from disk: verdicts for late events fall back on the
-                // kernel's bits.
-                e2.fs.layers = None;
+                let e2 = e.as_destroyed(Instant::now());
                 m.insert(id.clone(), Arc::new(e2));
             }
             prune_destroyed(&mut m, self.linger);
@@ -455,6 +515,108 @@ impl ContainerRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Default)]
+    struct Seen {
+        records: AtomicU64,
+        stopped: AtomicU64,
+    }
+
+    impl RecordObserver for Seen {
+        fn record_seen(&self, _entry: &Arc<ContainerEntry>) {
+            self.records.fetch_add(1, Ordering::Relaxed);
+        }
+        fn stopped(&self, _id: &ContainerId, _destroyed: bool) {
+            self.stopped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn record(id: &ContainerId) -> ContainerRecord {
+        ContainerRecord {
+            meta: ContainerMeta::unknown(id.clone()),
+            pid: Some(std::process::id()),
+            layers: None,
+            running: true,
+            started_at_ns: None,
+            env: Vec::new(),
+            exposed_ports: Vec::new(),
+            runtime_config: Default::default(),
+        }
+    }
+
+    /// The races of churn: the engine's destroy event can come before the entry exists (an
+    /// inspect still running), and events can come after the entry was pruned. Neither may
+    /// bring the container back as live: no destroy would ever come again, so its entry and
+    /// what observers opened for it (a watch on its upper directory) would stay for good.
+    #[test]
+    fn a_destroyed_container_is_never_brought_back_to_life() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut reg = ContainerRegistry::new(Vec::new(), rt.handle().clone());
+        reg.linger = Duration::from_millis(50);
+        let seen = Arc::new(Seen::default());
+        reg.observe(seen.clone());
+        let gone = ContainerId::new(&"a".repeat(64)).unwrap();
+        let live = ContainerId::new(&"b".repeat(64)).unwrap();
+
+        // Destroyed before anything knew it; then the slow inspect's record lands, and an
+        // exec of it is resolved.
+        reg.mark_destroyed(&gone);
+        reg.refresh_from_engine(record(&gone));
+        let e = reg.resolve(&gone, None, std::process::id());
+        assert!(e.destroyed_at.is_some());
+        assert!(reg.live_entries().is_empty());
+        assert_eq!(
+            seen.records.load(Ordering::Relaxed),
+            0,
+            "observers told of a dead one"
+        );
+        assert_eq!(reg.len(), 1, "kept a while for late events");
+
+        // A live container still comes in, and is told.
+        reg.refresh_from_engine(record(&live));
+        assert_eq!(reg.live_entries().len(), 1);
+        assert_eq!(seen.records.load(Ordering::Relaxed), 1);
+
+        // Known, then destroyed, then pruned after the linger; a late event after that is
+        // still not live, and the engine is not asked again.
+        reg.mark_destroyed(&live);
+        assert!(reg.live_entries().is_empty());
+        std::thread::sleep(Duration::from_millis(60));
+        reg.prune();
+        assert_eq!(reg.len(), 0);
+        let inspects = reg.stats.inspects.load(Ordering::Relaxed);
+        let late = reg.resolve(&live, None, std::process::id());
+        assert!(late.destroyed_at.is_some());
+        assert!(reg.live_entries().is_empty());
+        assert_eq!(reg.stats.inspects.load(Ordering::Relaxed), inspects);
+    }
+
+    /// A container no engine answered for has no destroy event: it goes once its process
+    /// is gone and it was not looked up for the linger.
+    #[test]
+    fn an_unknown_container_goes_with_its_process() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut reg = ContainerRegistry::new(Vec::new(), rt.handle().clone());
+        reg.linger = Duration::from_millis(50);
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let id = ContainerId::new(&"c".repeat(64)).unwrap();
+        reg.resolve(&id, None, child.id());
+        assert_eq!(reg.live_entries().len(), 1);
+        std::thread::sleep(Duration::from_millis(60));
+        reg.prune();
+        assert_eq!(reg.len(), 1, "its process still runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        reg.prune();
+        assert_eq!(reg.len(), 0);
+    }
 
     #[test]
     fn passwd_parsing_skips_junk() {
