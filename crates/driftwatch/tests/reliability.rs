@@ -200,21 +200,31 @@ struct Footprint {
     known: u64,
 }
 
-/// GET /metrics; every line must be valid exposition text.
-fn scrape(port: u16) -> Footprint {
+/// GET `path` from the agent's API on loopback: the body of a 200 reply.
+fn api_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connecting to the agent's API on port {port}: {e}"));
     s.set_read_timeout(Some(WAIT)).unwrap();
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP reply");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "{path}: {head}"
+    );
+    body.to_string()
+}
+
+/// GET /metrics; every line must be valid exposition text.
+fn scrape(port: u16) -> Footprint {
+    let body = api_get(port, "/metrics");
     let mut f = Footprint::default();
     for line in body.lines() {
         driftwatch_api::metrics::check_line(line)
@@ -374,6 +384,16 @@ fn container_churn_leaves_no_growth() {
         end = scrape(port);
     }
     let (fds1, rss1) = (open_fds(pid), rss_kib(pid));
+    // Every container the agent still counts as live exists: a lost destroy event (Docker
+    // delivers some out of time order under parallel churn) would leave one for good.
+    let listed: Value = serde_json::from_str(&api_get(port, "/api/v1/containers")).unwrap();
+    for c in listed["containers"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        assert!(
+            docker(&["inspect", "-f", "{{.Id}}", id]).status.success(),
+            "the agent still lists container {id}, which no longer exists: {c}"
+        );
+    }
     agent.stop();
     let s = stats(&stats_path);
     eprintln!(
