@@ -216,7 +216,9 @@ fn api_get(port: u16, path: &str) -> String {
     let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP reply");
     assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "{path}: {head}"
     );
     body.to_string()
