@@ -544,17 +544,24 @@ mod tests {
         }
     }
 
+    /// A registry with no engine to ask, whose destroyed entries linger 50 ms (the runtime
+    /// must outlive it).
+    fn registry_without_engines() -> (tokio::runtime::Runtime, ContainerRegistry) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut reg = ContainerRegistry::new(Vec::new(), rt.handle().clone());
+        reg.linger = Duration::from_millis(50);
+        (rt, reg)
+    }
+
     /// The races of churn: the engine's destroy event can come before the entry exists (an
     /// inspect still running), and events can come after the entry was pruned. Neither may
     /// bring the container back as live: no destroy would ever come again, so its entry and
     /// what observers opened for it (a watch on its upper directory) would stay for good.
     #[test]
     fn a_destroyed_container_is_never_brought_back_to_life() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let mut reg = ContainerRegistry::new(Vec::new(), rt.handle().clone());
-        reg.linger = Duration::from_millis(50);
+        let (_rt, reg) = registry_without_engines();
         let seen = Arc::new(Seen::default());
         reg.observe(seen.clone());
         let gone = ContainerId::new(&"a".repeat(64)).unwrap();
@@ -597,11 +604,7 @@ mod tests {
     /// is gone and it was not looked up for the linger.
     #[test]
     fn an_unknown_container_goes_with_its_process() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let mut reg = ContainerRegistry::new(Vec::new(), rt.handle().clone());
-        reg.linger = Duration::from_millis(50);
+        let (_rt, reg) = registry_without_engines();
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()

@@ -505,6 +505,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "peak_rss_kib": peak_kib,
         "net": agent.net_drift().map(|n| {
             let d = &n.drift.stats;
+            let (remembered_findings, budgeted_containers) = n.drift.remembered();
             let k = n.sensor_stats();
             let kv = |f: fn(&driftwatch_sensor::NetSensorStats) -> &std::sync::atomic::AtomicU64| {
                 k.map_or(0, |k| f(k).load(Ordering::Relaxed))
@@ -520,8 +521,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 "kernel_host_skipped": kv(|k| &k.host_skipped),
                 "lost": kv(|k| &k.lost),
                 // Per-container state: back to the live containers' share after removals.
-                "remembered_findings": n.drift.remembered().0,
-                "budgeted_containers": n.drift.remembered().1,
+                "remembered_findings": remembered_findings,
+                "budgeted_containers": budgeted_containers,
             })
         }),
     });
