@@ -5,6 +5,7 @@ mod abi;
 mod exec;
 pub mod exec_guard;
 pub mod fanotify;
+pub mod host;
 mod maps;
 mod net;
 mod probe;

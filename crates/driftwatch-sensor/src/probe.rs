@@ -2,12 +2,15 @@
 
 use std::path::Path;
 
+use crate::host::{CgroupLayout, Lockdown};
 use crate::sensor::{ExecSensor, SensorConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeResult {
     Yes(String),
     No(String),
+    /// It could not be told; the text says why. Never counted as "yes".
+    Unknown(String),
 }
 
 impl ProbeResult {
@@ -22,15 +25,11 @@ pub struct HostSupport {
     pub root: ProbeResult,
     pub btf: ProbeResult,
     pub lockdown: ProbeResult,
+    pub bpffs: ProbeResult,
+    pub cgroups: ProbeResult,
     pub overlayfs: ProbeResult,
     pub exec_tracepoint: ProbeResult,
     pub fanotify: ProbeResult,
-}
-
-fn read_trim(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
 }
 
 /// Probes the host. Loading the exec program is attempted only as root.
@@ -51,22 +50,43 @@ pub fn probe_host() -> HostSupport {
     } else {
         ProbeResult::No("no /sys/kernel/btf/vmlinux: the kernel lacks BTF (CONFIG_DEBUG_INFO_BTF), the BPF sensors cannot load".into())
     };
-    let lockdown = match read_trim("/sys/kernel/security/lockdown") {
-        Some(l) => {
-            let active = l
-                .split_whitespace()
-                .find(|w| w.starts_with('['))
-                .unwrap_or(&l)
-                .to_string();
-            if active.contains("none") {
-                ProbeResult::Yes(format!("lockdown {active}"))
-            } else {
-                ProbeResult::Yes(format!(
-                    "lockdown {active}: fentry/lsm programs are refused; driftwatch uses tp_btf tracepoints and fanotify, which still work"
-                ))
-            }
+    let lockdown = match crate::host::lockdown() {
+        Lockdown::Mode(m) if m == "none" => ProbeResult::Yes("lockdown none".into()),
+        Lockdown::Mode(m) => ProbeResult::Yes(format!(
+            "lockdown {m}: fentry/lsm programs are refused; driftwatch uses tp_btf tracepoints and fanotify, which still work"
+        )),
+        Lockdown::NotBuilt => {
+            ProbeResult::Yes("no lockdown LSM in this kernel: not restricted".into())
         }
-        None => ProbeResult::Yes("no lockdown file: not restricted".into()),
+        Lockdown::Unknown(why) => ProbeResult::Unknown(format!(
+            "lockdown unknown ({why}): if restricted, fentry/lsm programs are refused; driftwatch needs neither"
+        )),
+    };
+    let bpffs = match crate::host::fs_magic(Path::new(crate::host::BPFFS)) {
+        Ok(crate::host::BPF_FS_MAGIC) => ProbeResult::Yes(format!(
+            "mounted at {}: programs can be pinned (on_agent_death: hold)",
+            crate::host::BPFFS
+        )),
+        Ok(_) => ProbeResult::Yes(format!(
+            "not mounted at {}: the agent mounts it when it needs to pin (on_agent_death: hold)",
+            crate::host::BPFFS
+        )),
+        Err(e) => ProbeResult::No(format!(
+            "{}: {e}: programs cannot be pinned, on_agent_death: hold cannot fail closed",
+            crate::host::BPFFS
+        )),
+    };
+    let cgroups = match crate::host::cgroup_layout(Path::new("/sys/fs/cgroup")) {
+        CgroupLayout::Unified => ProbeResult::Yes(
+            "cgroup v2 (unified): containers are named by their cgroup in the kernel".into(),
+        ),
+        CgroupLayout::Hybrid => ProbeResult::Yes(
+            "hybrid (v1 controllers, v2 at /sys/fs/cgroup/unified): containers are named by their v2 cgroup in the kernel".into(),
+        ),
+        CgroupLayout::Legacy => ProbeResult::No(
+            "cgroup v1 only: the kernel cannot name containers by cgroup v2; they are found from /proc/<pid>/cgroup".into(),
+        ),
+        CgroupLayout::Unknown(why) => ProbeResult::Unknown(why),
     };
     let overlayfs = match std::fs::read_to_string("/proc/filesystems") {
         Ok(f) if f.lines().any(|l| l.trim_end().ends_with("overlay")) => {
@@ -122,6 +142,8 @@ pub fn probe_host() -> HostSupport {
         root,
         btf,
         lockdown,
+        bpffs,
+        cgroups,
         overlayfs,
         exec_tracepoint,
         fanotify,

@@ -540,8 +540,18 @@ fn run<F>(
     let mut pinned_link = None;
     if config.pin {
         let dir = std::path::Path::new(PIN_DIR);
-        let pinned = std::fs::create_dir_all(dir)
-            .map_err(|e| format!("creating {PIN_DIR}: {e}"))
+        let pinned = crate::host::ensure_bpffs(std::path::Path::new(crate::host::BPFFS))
+            .map(|found| {
+                if found == crate::host::Bpffs::Mounted {
+                    tracing::info!(
+                        "mounted a BPF filesystem at {} (none was)",
+                        crate::host::BPFFS
+                    );
+                }
+            })
+            .and_then(|()| {
+                std::fs::create_dir_all(dir).map_err(|e| format!("creating {PIN_DIR}: {e}"))
+            })
             .and_then(|()| {
                 orphans
                     .pin(dir.join("orphans"))

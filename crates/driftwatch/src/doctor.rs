@@ -14,6 +14,7 @@ fn line(what: &str, r: &ProbeResult) {
     match r {
         ProbeResult::Yes(m) => println!("  ok   {what:<22} {m}"),
         ProbeResult::No(m) => println!("  NO   {what:<22} {m}"),
+        ProbeResult::Unknown(m) => println!("  ??   {what:<22} {m}"),
     }
 }
 
@@ -28,6 +29,8 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<i32> {
     line("root", &h.root);
     line("BTF", &h.btf);
     line("lockdown", &h.lockdown);
+    line("bpffs", &h.bpffs);
+    line("cgroups", &h.cgroups);
     line("overlayfs", &h.overlayfs);
     line("exec tracepoint", &h.exec_tracepoint);
     line("fanotify", &h.fanotify);
@@ -48,6 +51,21 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<i32> {
         )),
     };
     line("docker", &engine);
+    for (name, socket) in [
+        ("containerd", "/run/containerd/containerd.sock"),
+        ("CRI-O", "/run/crio/crio.sock"),
+    ] {
+        let r = match std::fs::symlink_metadata(socket) {
+            Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+                ProbeResult::Yes(format!("socket at {socket}"))
+            }
+            Ok(_) => ProbeResult::No(format!("{socket} is not a socket")),
+            Err(e) => ProbeResult::No(format!(
+                "{socket}: {e}: its containers are identified from the kernel only"
+            )),
+        };
+        line(name, &r);
+    }
     let detects = h.root.ok() && h.btf.ok() && h.exec_tracepoint.ok();
     println!();
     if detects {

@@ -66,11 +66,12 @@ impl Aftermath<'_> {
         let start = Instant::now();
         drop_and_run(&bystander, &dir);
         let want = format!("/tmp/{dir}/true");
-        self.agent.wait_for("a bystander's dropped binary", DETECT_WITHIN, |a| {
-            a["rule"] == "Drop and execute new binary in container"
-                && field(a, "container.id") == bystander.short()
-                && field(a, "drift.path") == want.as_str()
-        });
+        self.agent
+            .wait_for("a bystander's dropped binary", DETECT_WITHIN, |a| {
+                a["rule"] == "Drop and execute new binary in container"
+                    && field(a, "container.id") == bystander.short()
+                    && field(a, "drift.path") == want.as_str()
+            });
         eprintln!(
             "bystander drift alerted {} ms after its exec",
             start.elapsed().as_millis()

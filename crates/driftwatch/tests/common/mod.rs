@@ -212,11 +212,39 @@ impl AgentProcess {
             }
             None => Command::new(env!("CARGO_BIN_EXE_driftwatch")),
         };
+        // Hermetic: the agent's state lives in the test's own directory, and no file a
+        // previous run or session left on the host (/etc/driftwatch/config.yaml, the store
+        // and its learned baselines in /var/lib/driftwatch) changes what it does. A test that
+        // names one of these itself keeps its own.
+        let given = |flag: &str| {
+            extra
+                .iter()
+                .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        let mut own: Vec<std::ffi::OsString> = Vec::new();
+        if !given("--config") {
+            let config = dir.path().join("config.yaml");
+            std::fs::write(&config, "").expect("writing the test agent's config");
+            own.extend(["--config".into(), config.into()]);
+        }
+        // A test that brings its own configuration file owns these settings too (flags
+        // would override the file's).
+        let own_config = given("--config");
+        if !own_config && !given("--store") && !given("--no-store") {
+            own.extend(["--store".into(), dir.path().join("driftwatch.db").into()]);
+        }
+        if !own_config && !given("--actions-log") {
+            own.extend([
+                "--actions-log".into(),
+                dir.path().join("actions.jsonl").into(),
+            ]);
+        }
         let mut child = cmd
             .arg("run")
             .arg("--no-stdout")
             .arg("--json-out")
             .arg(&json_out)
+            .args(own)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
