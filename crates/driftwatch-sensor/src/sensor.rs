@@ -547,6 +547,12 @@ fn run<F>(
                         "mounted a BPF filesystem at {} (none was)",
                         crate::host::BPFFS
                     );
+                    let ns = |p: &str| std::fs::read_link(p).ok();
+                    if ns("/proc/self/ns/mnt") != ns("/proc/1/ns/mnt") {
+                        tracing::warn!(
+                            "the BPF filesystem was mounted in the agent's own mount namespace (a container?): the pinned exec program does not outlive it, so on_agent_death: hold fails open when this namespace goes; mount bpffs on the host (`mount -t bpf bpf /sys/fs/bpf`)"
+                        );
+                    }
                 }
             })
             .and_then(|()| {
