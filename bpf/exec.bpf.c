@@ -6,7 +6,7 @@
  *
  * Hook: tp_btf/sched_process_exec, a non-syscall tracepoint fired from exec_binprm() after
  * the new image is in place (point of no return passed, before returning to user space).
- * Unlike syscall tracepoints it costs nothing to syscalls other than exec (PLATFORM.md).
+ * Unlike syscall tracepoints it costs nothing to syscalls other than exec (docs/platform.md).
  * At that point bprm->file is the final file mapped: the ELF itself, or for a script the
  * interpreter (the script's own file was already released; its name is bprm->filename).
  */

@@ -10,7 +10,7 @@
  *   - TCP_SYN_SENT: tcp_v4_connect()/tcp_v6_connect(), from connect(2) (or a TCP Fast Open
  *     sendmsg), after the route gave the source address.
  * Other transitions (softirq context: SYN_RECV, ESTABLISHED, FIN_WAIT, ...) return at the
- * first comparison. Syscalls pay nothing: no syscall tracepoint is attached (PLATFORM.md).
+ * first comparison. Syscalls pay nothing: no syscall tracepoint is attached (docs/platform.md).
  *
  * Repeats of one (cgroup, pid, state, address, port) within `dedupe_ns` are counted and
  * dropped here: a connection pool or a busy client reconnecting to the same destination costs

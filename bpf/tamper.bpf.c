@@ -9,7 +9,7 @@
  * generated, before it is delivered. It fires only when a signal is generated, so it costs
  * nothing to other work; for signals to other processes it is one compare (tgid).
  * fentry/LSM hooks (security_task_kill) would let us deny the signal but are refused by
- * kernel lockdown here (PLATFORM.md), and syscall tracepoints slow every syscall.
+ * kernel lockdown here (docs/platform.md), and syscall tracepoints slow every syscall.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -1,6 +1,6 @@
 //! Prevention: drifted code stopped before its first instruction, per scope.
 //!
-//! Three mechanisms, each where it works (PLATFORM.md):
+//! Three mechanisms, each where it works (docs/platform.md):
 //! - fanotify exec permission (`FAN_OPEN_EXEC_PERM`) on every mount of a container in
 //!   prevent mode. The kernel asks before a program, a script or an interpreter is opened for
 //!   exec; the agent judges the file (same verdicts as detection) and answers deny, so the
