@@ -11,6 +11,12 @@
 //! Images are keyed by image id (the config digest, the same on every host that pulled the
 //! image), or `repository:tag` when the engine gave no id. Times are Unix seconds; an image
 //! whose `learn_until` has passed is enforced. Writes are atomic (temporary file + rename).
+//!
+//! Behaviour that raised a drift alert is not learned: an undeclared listener seen during
+//! the learning window is alerted and kept in `pending_listeners` (alerted again by every
+//! new container) until an operator approves it (`driftwatch baseline approve`), unless
+//! `network.learn_alerted` restores the old behaviour. Every entry can be revoked
+//! (`driftwatch baseline revoke`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -65,6 +71,31 @@ pub struct ImageBaseline {
     /// Outbound destinations: `IP:PORT/PROTO` (`[IPv6]:PORT/PROTO`).
     #[serde(default)]
     pub destinations: BTreeSet<String>,
+    /// Listeners that raised a drift alert while the image learned: not learned, alerted
+    /// again, until approved (`PORT/PROTO`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pending_listeners: BTreeSet<String>,
+}
+
+/// Which list of an image's baseline an entry is in, by its syntax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// `PORT/PROTO`.
+    Listener,
+    /// `IP:PORT/PROTO`.
+    Destination,
+}
+
+impl EntryKind {
+    /// The kind of `item`, or why it is neither.
+    pub fn of(item: &str) -> Result<EntryKind, String> {
+        if check_listener(item).is_ok() {
+            return Ok(EntryKind::Listener);
+        }
+        check_destination(item).map(|()| EntryKind::Destination).map_err(|_| {
+            format!("`{item}` is neither a listener (PORT/PROTO, e.g. 8080/tcp) nor a destination (IP:PORT/PROTO, e.g. 10.0.0.5:5432/tcp)")
+        })
+    }
 }
 
 impl ImageBaseline {
@@ -223,6 +254,11 @@ impl BaselineFile {
                     problems.push(format!("image {key}: destination `{d}`: {why}"));
                 }
             }
+            for l in &img.pending_listeners {
+                if let Err(why) = check_listener(l) {
+                    problems.push(format!("image {key}: pending listener `{l}`: {why}"));
+                }
+            }
         }
         if !problems.is_empty() {
             return Err(BaselineError::Invalid {
@@ -290,6 +326,9 @@ impl BaselineFile {
                 Some(mine) if !replace => {
                     mine.listeners.extend(img.listeners);
                     mine.destinations.extend(img.destinations);
+                    mine.pending_listeners.extend(img.pending_listeners);
+                    let learned = &mine.listeners;
+                    mine.pending_listeners.retain(|l| !learned.contains(l));
                     mine.learn_until = mine.learn_until.min(now);
                     if mine.image.is_empty() {
                         mine.image = img.image;
@@ -304,6 +343,64 @@ impl BaselineFile {
     }
 }
 
+impl ImageBaseline {
+    /// Adds `items` to the baseline (listeners leave the pending list). Errors name every
+    /// item that is neither a listener nor a destination; nothing changes then.
+    pub fn approve(&mut self, items: &[String]) -> Result<usize, Vec<String>> {
+        let kinds = kinds_of(items)?;
+        let mut added = 0;
+        for (item, kind) in items.iter().zip(kinds) {
+            self.pending_listeners.remove(item);
+            let set = match kind {
+                EntryKind::Listener => &mut self.listeners,
+                EntryKind::Destination => &mut self.destinations,
+            };
+            added += usize::from(set.insert(item.clone()));
+        }
+        Ok(added)
+    }
+
+    /// Removes `items` from the baseline and the pending list: they are drift again. Errors
+    /// name the malformed items and those that are in neither list; nothing changes then.
+    pub fn revoke(&mut self, items: &[String]) -> Result<usize, Vec<String>> {
+        let kinds = kinds_of(items)?;
+        let missing: Vec<String> = items
+            .iter()
+            .zip(&kinds)
+            .filter(|(item, kind)| match kind {
+                EntryKind::Listener => {
+                    !self.listeners.contains(*item) && !self.pending_listeners.contains(*item)
+                }
+                EntryKind::Destination => !self.destinations.contains(*item),
+            })
+            .map(|(item, _)| format!("`{item}` is not in the baseline"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        let mut removed = 0;
+        for item in items {
+            removed += usize::from(
+                self.listeners.remove(item)
+                    | self.pending_listeners.remove(item)
+                    | self.destinations.remove(item),
+            );
+        }
+        Ok(removed)
+    }
+}
+
+fn kinds_of(items: &[String]) -> Result<Vec<EntryKind>, Vec<String>> {
+    let (ok, bad): (Vec<_>, Vec<_>) = items
+        .iter()
+        .map(|i| EntryKind::of(i))
+        .partition(Result::is_ok);
+    if !bad.is_empty() {
+        return Err(bad.into_iter().filter_map(Result::err).collect());
+    }
+    Ok(ok.into_iter().filter_map(Result::ok).collect())
+}
+
 /// What the baseline says about one observation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -312,8 +409,11 @@ pub enum Decision {
     /// New, and recorded: the image is still learning.
     Learned,
     /// New, not allowed: drift. `learned` says whether it was recorded anyway (an undeclared
-    /// listener during learning is drift and becomes baseline).
+    /// listener during learning with `network.learn_alerted`).
     Drift { learned: bool },
+    /// Drift that waits for an operator's approval (an undeclared listener seen while the
+    /// image learned): alerted, not learned.
+    Pending,
 }
 
 /// The agent's live baselines: a [`BaselineFile`] plus where it persists and the window.
@@ -321,6 +421,9 @@ pub struct BaselineStore {
     backend: Option<std::sync::Arc<dyn BaselineBackend>>,
     data: BaselineFile,
     window: Duration,
+    /// Learn undeclared listeners seen during the window although they were alerted (the
+    /// old behaviour, `network.learn_alerted`).
+    learn_alerted: bool,
     dirty: bool,
     /// The stored version as last read or written by this store: another one was written by
     /// someone else (`driftwatch baseline import|reset`) and is taken over.
@@ -367,6 +470,7 @@ impl BaselineStore {
             backend,
             data,
             window,
+            learn_alerted: false,
             dirty: false,
             disk_stamp,
         })
@@ -375,6 +479,11 @@ impl BaselineStore {
     /// The learning window of images first seen from now on (a reload).
     pub fn set_window(&mut self, window: Duration) {
         self.window = window;
+    }
+
+    /// Whether alerted listeners are learned (`network.learn_alerted`; a reload).
+    pub fn set_learn_alerted(&mut self, learn: bool) {
+        self.learn_alerted = learn;
     }
 
     pub fn data(&self) -> &BaselineFile {
@@ -404,7 +513,8 @@ impl BaselineStore {
     }
 
     /// A listener on `item` (`PORT/PROTO`): the declared ones are known; an undeclared one not
-    /// in the baseline is drift from the first second, and learned while the image learns.
+    /// in the baseline is drift from the first second. While the image learns it is kept
+    /// pending (approved by an operator, or learned with `learn_alerted`).
     pub fn observe_listener(
         &mut self,
         key: &str,
@@ -416,14 +526,23 @@ impl BaselineStore {
         if declared {
             return Decision::Known;
         }
+        let learn_alerted = self.learn_alerted;
         let img = self.image(key, name, now);
         if img.listeners.contains(item) {
             return Decision::Known;
         }
-        if img.learning(now) && img.listeners.len() < MAX_LEARNED_PER_IMAGE {
+        if img.pending_listeners.contains(item) {
+            return Decision::Pending;
+        }
+        if img.learning(now) && learn_alerted && img.listeners.len() < MAX_LEARNED_PER_IMAGE {
             img.listeners.insert(item.to_string());
             self.dirty = true;
             return Decision::Drift { learned: true };
+        }
+        if img.learning(now) && img.pending_listeners.len() < MAX_LEARNED_PER_IMAGE {
+            img.pending_listeners.insert(item.to_string());
+            self.dirty = true;
+            return Decision::Pending;
         }
         Decision::Drift { learned: false }
     }
@@ -479,6 +598,44 @@ impl BaselineStore {
 mod tests {
     use super::*;
 
+    #[test]
+    fn approve_and_revoke_change_one_entry_and_name_bad_ones() {
+        let mut img = ImageBaseline {
+            pending_listeners: ["4444/tcp".to_string()].into(),
+            destinations: ["10.0.0.5:5432/tcp".to_string()].into(),
+            ..ImageBaseline::default()
+        };
+        assert_eq!(
+            img.approve(&["4444/tcp".into(), "[::1]:53/udp".into()]),
+            Ok(2)
+        );
+        assert!(img.pending_listeners.is_empty());
+        assert!(img.listeners.contains("4444/tcp"));
+        assert!(img.destinations.contains("[::1]:53/udp"));
+        let e = img.approve(&["nope".into(), "1/tcp".into()]).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("`nope`"), "{e:?}");
+        assert!(
+            !img.listeners.contains("1/tcp"),
+            "nothing changes on an error"
+        );
+        let e = img.revoke(&["9/tcp".into()]).unwrap_err();
+        assert_eq!(e, vec!["`9/tcp` is not in the baseline".to_string()]);
+        assert_eq!(img.revoke(&["10.0.0.5:5432/tcp".into()]), Ok(1));
+        assert_eq!(img.revoke(&["4444/tcp".into()]), Ok(1));
+        assert!(img.listeners.is_empty() && !img.destinations.contains("10.0.0.5:5432/tcp"));
+    }
+
+    #[test]
+    fn pending_listeners_are_validated_and_omitted_when_empty() {
+        let text = r#"{"version":1,"images":{"k":{"pending_listeners":["x/tcp"]}}}"#;
+        let e = BaselineFile::parse(text, Path::new("/b.json")).unwrap_err();
+        assert!(e.to_string().contains("pending listener `x/tcp`"), "{e}");
+        let mut f = BaselineFile::default();
+        f.images.insert("k".into(), ImageBaseline::default());
+        assert!(!f.to_json().contains("pending"));
+    }
+
     const IMG: &str = "sha256:aaaa";
 
     fn store(window: u64) -> BaselineStore {
@@ -531,18 +688,31 @@ mod tests {
         );
         assert_eq!(
             s.observe_listener(IMG, "app:1", "9090/tcp", false, 0),
-            Decision::Drift { learned: true }
+            Decision::Pending
         );
-        // Learned during the window: allowed afterwards.
+        // Alerted during the window: not learned, still drift afterwards.
         assert_eq!(
             s.observe_listener(IMG, "app:1", "9090/tcp", false, 1000),
-            Decision::Known
+            Decision::Pending
         );
+        assert!(s.data().images[IMG].listeners.is_empty());
         assert_eq!(
             s.observe_listener(IMG, "app:1", "4444/tcp", false, 1000),
             Decision::Drift { learned: false }
         );
         assert!(!s.data().images[IMG].listeners.contains("4444/tcp"));
+        assert!(!s.data().images[IMG].pending_listeners.contains("4444/tcp"));
+        // The old behaviour, on request: learned during the window, known afterwards.
+        let mut old = store(300);
+        old.set_learn_alerted(true);
+        assert_eq!(
+            old.observe_listener(IMG, "app:1", "9090/tcp", false, 0),
+            Decision::Drift { learned: true }
+        );
+        assert_eq!(
+            old.observe_listener(IMG, "app:1", "9090/tcp", false, 1000),
+            Decision::Known
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use driftwatch_rules::{RuleIdx, RuleSet};
 
 use driftwatch_outputs::Outputs;
 
+use crate::fairness::{AlertRate, BUDGET_RULE, Limits, budget_alert, container_fields};
 use crate::outputs::AlertSink;
 use crate::pipeline::AgentStats;
 
@@ -26,6 +27,9 @@ pub struct Emitter {
     hostname: String,
     matches: Vec<RuleIdx>,
     dedup: Dedup,
+    /// Alerts per container ([`crate::fairness`]): one container's storm does not push
+    /// everyone's alerts out of the outputs' and the store's queues.
+    rates: AlertRate,
 }
 
 /// Alert deduplication: one alert per (rule, container, executable, file) per window; the
@@ -107,6 +111,32 @@ impl Emitter {
             hostname,
             matches: Vec::new(),
             dedup: Dedup::default(),
+            rates: AlertRate::new(&Limits::default()),
+        }
+    }
+
+    /// The per-container alert rate (`limits.container_alerts_per_second`, `_burst`).
+    pub fn set_limits(&mut self, limits: &Limits) {
+        self.rates = AlertRate::new(limits);
+    }
+
+    /// Sends the "budget exceeded" alerts due for containers whose alerts were dropped.
+    fn report_throttled(&mut self, now: Instant) {
+        if self.rates.unlimited() {
+            return;
+        }
+        let (rate, burst) = self.rates.budget();
+        for (fields, dropped, rule) in self.rates.due_reports(now) {
+            let alert = budget_alert(
+                &self.hostname,
+                &fields,
+                "alert rate",
+                format!("{rate} alerts/s, bursts of {burst}"),
+                dropped,
+                format!("alerts dropped, e.g. \"{rule}\""),
+            );
+            self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+            self.send(&alert);
         }
     }
 
@@ -125,8 +155,32 @@ impl Emitter {
     /// Sends an alert the agent raises about itself (events lost, ...) to every output and
     /// sink, past the rules and deduplication.
     pub fn emit_alert(&mut self, alert: &Alert) {
+        let now = Instant::now();
+        // About a container (a tamper attempt, ...): counted against its rate, except the
+        // budget alerts themselves.
+        if alert.rule != BUDGET_RULE
+            && let Some(id) = alert
+                .output_fields
+                .get("container.id")
+                .and_then(|v| v.as_str())
+                .filter(|id| !id.is_empty())
+            && !self.rates.admit(id, now, || {
+                let fields = alert
+                    .output_fields
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("container."))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (alert.rule.clone(), fields)
+            })
+        {
+            self.stats.alerts_throttled.fetch_add(1, Ordering::Relaxed);
+            self.report_throttled(now);
+            return;
+        }
         self.stats.alerts.fetch_add(1, Ordering::Relaxed);
         self.send(alert);
+        self.report_throttled(now);
     }
 
     fn send(&mut self, alert: &Alert) {
@@ -193,6 +247,14 @@ impl Emitter {
                 self.stats.alerts_suppressed.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            if let Some(c) = &event.container
+                && !self.rates.admit(c.id.as_str(), now, || {
+                    (self.rules.rule(idx).name.clone(), container_fields(c))
+                })
+            {
+                self.stats.alerts_throttled.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let mut alert = self.rules.alert(idx, event, &self.hostname);
             if !self.dedup.window.is_zero() {
                 alert
@@ -203,14 +265,14 @@ impl Emitter {
             self.send(&alert);
             let latency_us = now_wall_ns().saturating_sub(event.time_ns) / 1000;
             self.stats.alert_latency.observe_us(latency_us);
-            if let Ok(mut l) = self.stats.alert_latency_us.lock()
-                && l.len() < 1_000_000
-            {
-                l.push(latency_us.min(u64::from(u32::MAX)) as u32);
-            }
+            crate::histogram::record_sample_us(
+                &self.stats.alert_latency_us,
+                latency_us.min(u64::from(u32::MAX)) as u32,
+            );
         }
         let n = matches.len();
         self.matches = matches;
+        self.report_throttled(now);
         n
     }
 }
@@ -221,6 +283,15 @@ pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
         Ok(mut e) => e.emit(event),
         Err(poisoned) => poisoned.into_inner().emit(event),
     }
+}
+
+/// The host name alerts carry, through a shared emitter.
+pub fn hostname(shared: &SharedEmitter) -> String {
+    shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .hostname()
+        .to_string()
 }
 
 /// [`Emitter::emit_alert`] through a shared emitter.

@@ -349,23 +349,18 @@ pub struct EnforceStats {
     /// Entries of the kernel's enforcement maps found changed by someone else (a privileged
     /// process's bpf()), written back and alerted.
     pub maps_restored: AtomicU64,
-    /// Time from reading an exec permission request to answering it, in microseconds (the
-    /// first million).
+    /// Time the decider took per request, in microseconds (the first million).
     pub decision_us: Mutex<Vec<u32>>,
     /// The same time, every decision, in fixed buckets (for `/metrics`).
     pub decision: crate::histogram::Histogram,
+    /// The answers and their deadline: what each exec waited, requests answered by default.
+    pub answers: Arc<crate::deadline::DeadlineStats>,
 }
 
 impl EnforceStats {
     /// The `q`-quantile of the exec permission decision time, in microseconds.
     pub fn decision_quantile_us(&self, q: f64) -> Option<u32> {
-        let mut v = self.decision_us.lock().ok()?.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_unstable();
-        v.get(((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize)
-            .copied()
+        crate::histogram::sample_quantile_us(&self.decision_us, q)
     }
 }
 
@@ -382,7 +377,12 @@ pub struct Enforcer {
     /// Swapped whole by [`Enforcer::set_policy`] (a reload); readers take a snapshot.
     policy: RwLock<Arc<EnforcementPolicy>>,
     /// The fanotify group: made when some scope first can prevent (at start or a reload).
-    guard: OnceLock<ExecGuard>,
+    guard: OnceLock<Arc<ExecGuard>>,
+    /// Every exec permission request is answered within this (`enforcement.answer_deadline`).
+    answer_deadline: Duration,
+    /// The answer at the deadline denies (policy `on_agent_death: hold` with a prevent scope);
+    /// kept apart from the policy's lock so the answering thread never waits for it.
+    deny_at_deadline: AtomicBool,
     maps: OnceLock<EnforceMaps>,
     judge: Judge,
     registry: Arc<ContainerRegistry>,
@@ -393,7 +393,7 @@ pub struct Enforcer {
     /// loop, raises one alert per second, not one per attempt.
     recent_denials: Mutex<HashMap<(u32, String), std::time::Instant>>,
     pub stats: EnforceStats,
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
     /// Set (under `placed`) when shutdown lets the kernel hold nothing: the map check stops.
     maps_released: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -451,14 +451,17 @@ impl Enforcer {
         registry: Arc<ContainerRegistry>,
         emitter: SharedEmitter,
         procs: Arc<Mutex<ProcTable>>,
+        answer_deadline: Duration,
     ) -> anyhow::Result<Arc<Enforcer>> {
         let guard = OnceLock::new();
         if policy.any_prevent() {
             let _ = guard.set(new_guard()?);
         }
         Ok(Arc::new(Enforcer {
+            deny_at_deadline: AtomicBool::new(deny_at_deadline(&policy)),
             policy: RwLock::new(Arc::new(policy)),
             guard,
+            answer_deadline,
             maps: OnceLock::new(),
             judge: Judge::new(),
             registry,
@@ -467,11 +470,16 @@ impl Enforcer {
             placed: Mutex::new(HashMap::new()),
             recent_denials: Mutex::new(HashMap::new()),
             stats: EnforceStats::default(),
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
             maps_released: AtomicBool::new(false),
             thread: Mutex::new(None),
             beat: Mutex::new(None),
         }))
+    }
+
+    /// Every exec permission request is answered within this.
+    pub fn answer_deadline(&self) -> Duration {
+        self.answer_deadline
     }
 
     /// The policy in force (a snapshot: a reload may replace it).
@@ -494,6 +502,8 @@ impl Enforcer {
                 self.start_guard_thread()?;
             }
         }
+        self.deny_at_deadline
+            .store(deny_at_deadline(&policy), Ordering::Relaxed);
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy.clone());
         if let Some(maps) = self.maps.get() {
             maps.set_unknown(if policy.any_prevent() && policy.hold_new_containers {
@@ -554,12 +564,17 @@ impl Enforcer {
 
     fn start_guard_thread(self: &Arc<Self>) -> anyhow::Result<()> {
         let mut slot = self.thread.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() && self.guard.get().is_some() {
-            let me = self.clone();
+        if slot.is_none()
+            && let Some(guard) = self.guard.get()
+        {
+            let d = Arc::new(ExecDecider {
+                enforcer: self.clone(),
+                guard: guard.clone(),
+            });
             *slot = Some(
                 std::thread::Builder::new()
                     .name("dw-exec-guard".into())
-                    .spawn(move || me.run_guard())?,
+                    .spawn(move || d.run())?,
             );
         }
         Ok(())
@@ -830,56 +845,6 @@ impl Enforcer {
         if held && !killed_by_us {
             signal(rec.pid, libc::SIGCONT);
             self.stats.hold_released.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn run_guard(self: Arc<Self>) {
-        let Some(guard) = self.guard.get() else {
-            return;
-        };
-        let mut reqs = Vec::new();
-        while !self.stop.load(Ordering::Relaxed) {
-            match guard.wait(Duration::from_millis(100)) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!("waiting for exec permission requests: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            }
-            reqs.clear();
-            if let Err(e) = guard.read(&mut reqs) {
-                tracing::warn!("reading exec permission requests: {e}");
-            }
-            for r in reqs.drain(..) {
-                self.stats.requests.fetch_add(1, Ordering::Relaxed);
-                let t0 = std::time::Instant::now();
-                let (allow, event) = self.decide(guard, &r);
-                if let Err(e) = guard.respond(&r, allow) {
-                    tracing::warn!("answering the exec of pid {}: {e}", r.pid);
-                }
-                let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                self.stats.decision.observe_us(u64::from(us));
-                if let Ok(mut d) = self.stats.decision_us.lock()
-                    && d.len() < 1_000_000
-                {
-                    d.push(us);
-                }
-                if let Some(ev) = event {
-                    crate::emitter::emit(&self.emitter, &ev);
-                }
-            }
-        }
-        // Stopping: no new requests, and the pending ones run (as the kernel would do when
-        // the group closes).
-        if let Err(e) = guard.unmark_all_mounts() {
-            tracing::warn!("removing the exec permission marks: {e}");
-        }
-        reqs.clear();
-        let _ = guard.read(&mut reqs);
-        for r in reqs.drain(..) {
-            let _ = guard.respond(&r, true);
         }
     }
 
@@ -1164,14 +1129,8 @@ impl Enforcer {
                 "Driftwatch's BPF map {map}{whose} was changed outside the agent (found {found}, wrote {want}); restored"
             );
             tracing::error!("{output}");
-            let hostname = self
-                .emitter
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .hostname()
-                .to_string();
             let alert = crate::tamper::tamper_alert(
-                &hostname,
+                &crate::emitter::hostname(&self.emitter),
                 "Driftwatch BPF map changed outside the agent",
                 output,
                 fields,
@@ -1263,8 +1222,100 @@ fn mode_flags(mode: EnforcementMode) -> u32 {
     }
 }
 
-fn new_guard() -> anyhow::Result<ExecGuard> {
-    ExecGuard::new().map_err(|e| {
+/// The answer at the deadline: deny only when the policy fails closed (`on_agent_death:
+/// hold`) and some scope prevents (only prevent-mode containers have marked mounts).
+fn deny_at_deadline(policy: &EnforcementPolicy) -> bool {
+    policy.hold_on_agent_death && policy.any_prevent()
+}
+
+/// The exec permission requests of prevent-mode containers, served with a deadline
+/// ([`crate::deadline`]): judged by [`Enforcer::decide`], answered by default when that is
+/// late.
+struct ExecDecider {
+    enforcer: Arc<Enforcer>,
+    guard: Arc<ExecGuard>,
+}
+
+impl ExecDecider {
+    fn run(self: Arc<Self>) {
+        let e = self.enforcer.clone();
+        crate::deadline::serve(
+            self.clone(),
+            "exec",
+            e.answer_deadline,
+            e.stats.answers.clone(),
+            e.stop.clone(),
+        );
+        // Stopping: no new requests, and the pending ones run (as the kernel would do when
+        // the group closes).
+        if let Err(err) = self.guard.unmark_all_mounts() {
+            tracing::warn!("removing the exec permission marks: {err}");
+        }
+        let mut reqs = Vec::new();
+        let _ = self.guard.read(&mut reqs);
+        for r in reqs.drain(..) {
+            let _ = self.guard.respond(&r, true);
+        }
+    }
+}
+
+impl crate::deadline::Decide for ExecDecider {
+    type FollowUp = Event;
+
+    fn guard(&self) -> &ExecGuard {
+        &self.guard
+    }
+
+    fn fallback(&self, req: &ExecRequest) -> bool {
+        self.enforcer.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if !self.enforcer.deny_at_deadline.load(Ordering::Relaxed) {
+            return true;
+        }
+        // Deny only in a namespace placed in prevent mode; when the map is busy (its lock
+        // held by a stuck thread), deny: marked mounts are prevent-mode containers'.
+        let Some(ns) = mnt_ns_of(req.pid) else {
+            return true;
+        };
+        match self.enforcer.placed.try_lock() {
+            Ok(m) => !m
+                .get(&ns)
+                .is_some_and(|p| p.mode == EnforcementMode::Prevent),
+            Err(_) => false,
+        }
+    }
+
+    fn decide(&self, req: &ExecRequest) -> (bool, Option<Event>) {
+        let e = &self.enforcer;
+        let t0 = std::time::Instant::now();
+        let out = e.decide(&self.guard, req);
+        let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        e.stats.decision.observe_us(u64::from(us));
+        crate::histogram::record_sample_us(&e.stats.decision_us, us);
+        out
+    }
+
+    fn follow_up(&self, _req: &ExecRequest, event: Event, in_time: bool) {
+        // A late denial was not what the kernel was told: the exec ran (or was denied by
+        // default); the exec sensor judges and kills what ran in a prevent scope.
+        if in_time {
+            crate::emitter::emit(&self.enforcer.emitter, &event);
+        }
+    }
+
+    fn report_timeouts(&self, count: u64, allowed: u64, denied: u64, deadline: Duration) {
+        crate::deadline::emit_timeout_alert(
+            &self.enforcer.emitter,
+            "exec",
+            count,
+            allowed,
+            denied,
+            deadline,
+        );
+    }
+}
+
+fn new_guard() -> anyhow::Result<Arc<ExecGuard>> {
+    ExecGuard::new().map(Arc::new).map_err(|e| {
         anyhow::anyhow!(
             "prevent mode needs fanotify exec permission events: {e} (root and CONFIG_FANOTIFY_ACCESS_PERMISSIONS are required)"
         )

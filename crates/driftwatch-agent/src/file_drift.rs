@@ -39,6 +39,7 @@ use driftwatch_sensor::fanotify::{
 
 use crate::containers::ContainerRegistry;
 use crate::emitter::{SharedEmitter, emit};
+use crate::fairness::{Exhausted, Limits, WatchBudget};
 use crate::proctable::ProcTable;
 
 /// Counters of the file sensor.
@@ -49,15 +50,21 @@ pub struct FileStats {
     pub dirs_watched: AtomicU64,
     /// The kernel's queue overflowed: notices were lost.
     pub overflows: AtomicU64,
-    /// Directories left unwatched because the mark limit was reached.
+    /// Directories left unwatched because the mark limit was reached (the global one or
+    /// the container's share).
     pub dirs_skipped: AtomicU64,
+    /// Of those, the ones refused because their container held its whole share.
+    pub dirs_skipped_container_share: AtomicU64,
+    /// "Budget exceeded" alerts raised for containers over their share.
+    pub budget_alerts: AtomicU64,
     pub unresolved: AtomicU64,
 }
 
 #[derive(Clone, Debug)]
 pub struct FileDriftConfig {
-    /// At most this many directories are marked, over all containers.
-    pub max_dirs: u64,
+    /// At most `limits.watched_dirs` directories are marked over all containers, and at
+    /// most a share of them per container.
+    pub limits: Limits,
     /// Package databases are compared once they have not changed for this long.
     pub package_settle: Duration,
 }
@@ -65,7 +72,7 @@ pub struct FileDriftConfig {
 impl Default for FileDriftConfig {
     fn default() -> Self {
         FileDriftConfig {
-            max_dirs: 200_000,
+            limits: Limits::default(),
             package_settle: Duration::from_millis(700),
         }
     }
@@ -155,9 +162,9 @@ struct Sensor {
     watcher: DirWatcher,
     containers: HashMap<ContainerId, Watched>,
     dirs: HashMap<DirHandle, (ContainerId, PathBuf)>,
-    /// Directories marked per container (their share of `max_dirs`, given back when the
-    /// container is destroyed).
-    dir_counts: HashMap<ContainerId, u64>,
+    /// Directories marked per container (each at most its share of the limit, given back
+    /// when the container is destroyed).
+    budget: WatchBudget,
     /// Package databases changed and not yet compared: when last changed, and by whom.
     pending_packages: HashMap<(ContainerId, PathBuf), (Instant, u32)>,
     /// Files reported created, so the write that follows the create is not a second alert.
@@ -180,6 +187,7 @@ impl FileDrift {
         let stats = Arc::new(FileStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut sensor = Sensor {
+            budget: WatchBudget::new(&config.limits),
             registry,
             emitter,
             procs,
@@ -188,7 +196,6 @@ impl FileDrift {
             watcher,
             containers: HashMap::new(),
             dirs: HashMap::new(),
-            dir_counts: HashMap::new(),
             pending_packages: HashMap::new(),
             recent_creates: HashMap::new(),
             judge: Judge::new(),
@@ -315,6 +322,7 @@ impl Sensor {
                 Err(e) => tracing::warn!("waiting for file notices: {e}"),
             }
             self.flush_packages(false);
+            self.report_budget();
         }
         self.flush_packages(true);
     }
@@ -323,32 +331,29 @@ impl Sensor {
     fn sync_containers(&mut self) {
         // Destroyed containers (kept a while in the registry for late exec events) are
         // forgotten at once: their upper dir's fd, their directories and the budget of
-        // watched directories they held (churn must not exhaust `max_dirs`).
+        // watched directories they held (churn must not exhaust `limits.watched_dirs`).
         let ids: HashSet<ContainerId> = self
             .registry
             .live_entries()
             .iter()
             .map(|e| e.meta.id.clone())
             .collect();
-        let before = self.containers.len();
-        self.containers.retain(|id, _| ids.contains(id));
-        if self.containers.len() != before {
+        let gone: Vec<ContainerId> = self
+            .containers
+            .keys()
+            .filter(|id| !ids.contains(*id))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            for id in &gone {
+                self.containers.remove(id);
+                self.budget.release(id);
+            }
             let live = &self.containers;
             self.dirs.retain(|_, (id, _)| live.contains_key(id));
-            let mut freed = 0;
-            self.dir_counts.retain(|id, n| {
-                let keep = live.contains_key(id);
-                if !keep {
-                    freed += *n;
-                }
-                keep
-            });
-            let _ =
-                self.stats
-                    .dirs_watched
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                        Some(v.saturating_sub(freed))
-                    });
+            self.stats
+                .dirs_watched
+                .store(self.budget.used_total(), Ordering::Relaxed);
             self.pending_packages
                 .retain(|(id, _), _| live.contains_key(id));
             self.recent_creates
@@ -418,16 +423,14 @@ impl Sensor {
     fn watch_tree(&mut self, id: &ContainerId, dir: &Path, initial: bool, pid: u32) {
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            if self.stats.dirs_watched.load(Ordering::Relaxed) >= self.config.max_dirs {
-                self.stats.dirs_skipped.fetch_add(1, Ordering::Relaxed);
+            if !self.take_watch(id, &d) {
                 continue;
             }
             if let Err(e) = self.watcher.watch_dir(&d) {
                 tracing::debug!("{e}");
+                self.give_back_watch(id);
                 continue;
             }
-            self.stats.dirs_watched.fetch_add(1, Ordering::Relaxed);
-            *self.dir_counts.entry(id.clone()).or_default() += 1;
             let Ok(rd) = std::fs::read_dir(&d) else {
                 continue;
             };
@@ -448,6 +451,85 @@ impl Sensor {
                     self.caught_up(id, &rel, pid);
                 }
             }
+        }
+    }
+
+    /// One directory of `id`'s budget (its share of `limits.watched_dirs`); false, counted
+    /// and remembered for the container's "budget exceeded" alert, when it is spent.
+    fn take_watch(&mut self, id: &ContainerId, dir: &Path) -> bool {
+        let what = self
+            .containers
+            .get(id)
+            .and_then(|w| w.rel_of(dir))
+            .map_or_else(
+                || dir.display().to_string(),
+                |r| container_path(&r).display().to_string(),
+            );
+        match self.budget.take(id, &what) {
+            Ok(()) => {
+                self.stats.dirs_watched.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(why) => {
+                self.stats.dirs_skipped.fetch_add(1, Ordering::Relaxed);
+                if why == Exhausted::Container {
+                    self.stats
+                        .dirs_skipped_container_share
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                false
+            }
+        }
+    }
+
+    fn give_back_watch(&mut self, id: &ContainerId) {
+        self.budget.give_back(id);
+        let _ = self
+            .stats
+            .dirs_watched
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(1))
+            });
+    }
+
+    /// The "budget exceeded" alerts due: a container whose directories went unwatched
+    /// (file drift there is not seen) is told so, at most every few seconds.
+    fn report_budget(&mut self) {
+        for t in self.budget.due_reports(Instant::now()) {
+            let Some(w) = self.containers.get(&t.id) else {
+                continue;
+            };
+            let (limit, why) = match t.reason {
+                Exhausted::Container => (
+                    format!(
+                        "{} of the {} watched directories (limits.watched_dirs_container_percent)",
+                        self.budget.per_container(),
+                        self.budget.total()
+                    ),
+                    "its share is spent",
+                ),
+                Exhausted::Global => (
+                    format!(
+                        "{} watched directories in all (limits.watched_dirs)",
+                        self.budget.total()
+                    ),
+                    "the node's limit is reached",
+                ),
+            };
+            let alert = crate::fairness::budget_alert(
+                &crate::emitter::hostname(&self.emitter),
+                &crate::fairness::container_fields(&w.meta),
+                "file-drift watch",
+                limit,
+                t.refused,
+                format!(
+                    "directories not watched ({why}; file drift below them is not seen), e.g. {}",
+                    t.example
+                ),
+            );
+            tracing::warn!("{}", alert.output);
+            self.stats.budget_alerts.fetch_add(1, Ordering::Relaxed);
+            crate::emitter::emit_alert(&self.emitter, &alert);
         }
     }
 

@@ -1,7 +1,31 @@
 //! Fixed-bucket latency histograms (lock-free counters), exported by `/metrics` as Prometheus
 //! histograms. The sample vectors next to them stay for exact quantiles in `--stats-json`.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Exact samples kept at most per vector (for quantiles in `--stats-json`).
+pub const MAX_SAMPLES: usize = 1_000_000;
+
+/// Keeps one sample (microseconds), up to [`MAX_SAMPLES`].
+pub fn record_sample_us(samples: &Mutex<Vec<u32>>, us: u32) {
+    if let Ok(mut v) = samples.lock()
+        && v.len() < MAX_SAMPLES
+    {
+        v.push(us);
+    }
+}
+
+/// The `q`-quantile (0..=1) of the samples, `None` when there are none.
+pub fn sample_quantile_us(samples: &Mutex<Vec<u32>>, q: f64) -> Option<u32> {
+    let mut v = samples.lock().ok()?.clone();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    v.get(((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize)
+        .copied()
+}
 
 /// Upper bounds in microseconds: 10 µs to 10 s, about three per decade.
 pub const LATENCY_BOUNDS_US: [u64; 19] = [

@@ -4,9 +4,11 @@
 mod baseline;
 mod config_drift;
 mod containers;
+mod deadline;
 mod emitter;
 mod enforce;
 mod exec_verdict;
+mod fairness;
 mod file_drift;
 mod histogram;
 mod image_verify;
@@ -24,9 +26,11 @@ pub use baseline::{
 };
 pub use config_drift::{ConfigDrift, ConfigDriftStats};
 pub use containers::{ContainerEntry, ContainerFs, ContainerRegistry, RegistryStats};
+pub use deadline::{DEFAULT_ANSWER_DEADLINE, DeadlineStats, STALL_ENV};
 pub use emitter::{Emitter, SharedEmitter, emit, emit_alert};
 pub use enforce::{AllowEntry, EnforceStats, EnforcementPolicy, Enforcer, Scope, ScopeMatch};
 pub use exec_verdict::{ExecAnalysis, analyze_exec, loader_target};
+pub use fairness::{BUDGET_RULE, Limits};
 pub use file_drift::{FileDrift, FileDriftConfig, FileStats};
 pub use histogram::{Histogram, LATENCY_BOUNDS_US};
 pub use image_verify::{DEFAULT_LAYER_CACHE, ImageVerifier, ImageVerifyConfig, ImageVerifyStats};

@@ -47,6 +47,8 @@ pub struct NetDriftConfig {
     pub baseline_backend: Option<std::sync::Arc<dyn crate::baseline::BaselineBackend>>,
     /// How long an image learns after its first container is seen.
     pub learning_window: Duration,
+    /// Learn listeners alerted during the learning window (`network.learn_alerted`).
+    pub learn_alerted: bool,
     /// How often UDP sockets are scanned and the baseline file is written.
     pub scan_interval: Duration,
 }
@@ -128,12 +130,17 @@ pub fn judge(
             (DriftSubject::Outbound, Verdict::NewDestination, item, d)
         }
     };
-    let Decision::Drift { learned } = decision else {
-        return None;
+    let (learned, pending) = match decision {
+        Decision::Drift { learned } => (learned, false),
+        Decision::Pending => (false, true),
+        Decision::Known | Decision::Learned => return None,
     };
     let detail = match (obs.action, learned) {
+        (NetAction::Listen, _) if pending => format!(
+            "listening on {item}, which the image does not declare (not learned: alerted behaviour waits for `driftwatch baseline approve {name} {item}`)"
+        ),
         (NetAction::Listen, true) => format!(
-            "listening on {item}, which the image does not declare (learned: the image's learning window is open)"
+            "listening on {item}, which the image does not declare (learned: the image's learning window is open and network.learn_alerted is on)"
         ),
         (NetAction::Listen, false) => {
             format!("listening on {item}, which neither the image declares nor the baseline allows")
@@ -191,10 +198,11 @@ impl NetDrift {
         procs: Arc<Mutex<ProcTable>>,
         emitter: SharedEmitter,
     ) -> Result<NetDrift, BaselineError> {
-        let store = match &config.baseline_backend {
+        let mut store = match &config.baseline_backend {
             Some(b) => BaselineStore::open_backend(Some(b.clone()), config.learning_window)?,
             None => BaselineStore::open(config.baseline_file.clone(), config.learning_window)?,
         };
+        store.set_learn_alerted(config.learn_alerted);
         Ok(NetDrift {
             registry,
             procs,
@@ -214,6 +222,14 @@ impl NetDrift {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set_window(window);
+    }
+
+    /// Whether listeners alerted during the learning window are learned (a reload).
+    pub fn set_learn_alerted(&self, learn: bool) {
+        self.store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_learn_alerted(learn);
     }
 
     /// A TCP record from the kernel.
@@ -629,7 +645,45 @@ mod tests {
                 "8080/udp"
             )
         );
-        assert!(f.detail.unwrap().contains("learned"));
+        assert!(
+            f.detail
+                .unwrap()
+                .contains("baseline approve app:1 8080/udp")
+        );
+    }
+
+    /// The attack in the learning window is not learned: alerted while learning, again
+    /// after, quiet once approved; `learn_alerted` restores learning.
+    #[test]
+    fn an_alerted_listener_is_pending_until_approved() {
+        let mut s = BaselineStore::open(None, Duration::from_secs(60)).unwrap();
+        let o = obs(NetAction::Listen, L4Proto::Tcp, 4444);
+        let j = |s: &mut BaselineStore, now| judge(s, "k", "app:1", &[], &o, now);
+        assert!(j(&mut s, 10).is_some(), "alerted while learning");
+        assert!(j(&mut s, 1000).is_some(), "alerted again after the window");
+        let img = s.data().images["k"].clone();
+        assert!(img.listeners.is_empty(), "{img:?}");
+        assert_eq!(img.pending_listeners, ["4444/tcp".to_string()].into());
+        // `driftwatch baseline approve` writes the file; the agent takes it over.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baselines.json");
+        let mut file = s.data().clone();
+        let img = file.images.get_mut("k").unwrap();
+        assert_eq!(img.approve(&["4444/tcp".into()]), Ok(1));
+        file.save(&path).unwrap();
+        let mut s = BaselineStore::open(Some(path), Duration::from_secs(60)).unwrap();
+        assert_eq!(j(&mut s, 2000), None, "quiet once approved");
+
+        let mut old = BaselineStore::open(None, Duration::from_secs(60)).unwrap();
+        old.set_learn_alerted(true);
+        assert!(
+            j(&mut old, 10)
+                .unwrap()
+                .detail
+                .unwrap()
+                .contains("(learned")
+        );
+        assert_eq!(j(&mut old, 1000), None);
     }
 
     #[test]

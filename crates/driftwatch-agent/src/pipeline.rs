@@ -61,6 +61,12 @@ pub struct AgentConfig {
     pub dedup_window: Duration,
     /// Tamper protection: signals from containers, ptrace, the agent's files.
     pub tamper: crate::tamper::TamperConfig,
+    /// Every exec permission request is answered within this (`enforcement.answer_deadline`).
+    pub answer_deadline: Duration,
+    /// Per-container budgets: watched directories, alert rate (`limits.*`).
+    pub limits: crate::fairness::Limits,
+    /// Learn listeners alerted during the learning window (`network.learn_alerted`).
+    pub learn_alerted: bool,
 }
 
 impl Default for AgentConfig {
@@ -84,6 +90,9 @@ impl Default for AgentConfig {
             image_verify: crate::image_verify::ImageVerifyConfig::default(),
             dedup_window: Duration::ZERO,
             tamper: crate::tamper::TamperConfig::default(),
+            answer_deadline: crate::deadline::DEFAULT_ANSWER_DEADLINE,
+            limits: crate::fairness::Limits::default(),
+            learn_alerted: false,
         }
     }
 }
@@ -107,6 +116,8 @@ pub struct AgentStats {
     pub alerts: AtomicU64,
     /// Alerts not sent: a repeat within the deduplication window.
     pub alerts_suppressed: AtomicU64,
+    /// Alerts not sent: their container was over its alert rate (`limits.*`).
+    pub alerts_throttled: AtomicU64,
     /// "Driftwatch events lost" alerts raised.
     pub loss_alerts: AtomicU64,
     pub output_errors: AtomicU64,
@@ -119,13 +130,7 @@ pub struct AgentStats {
 impl AgentStats {
     /// The `q`-quantile (0..=1) of alert latency in microseconds, if any alert was written.
     pub fn latency_quantile_us(&self, q: f64) -> Option<u32> {
-        let mut v = self.alert_latency_us.lock().ok()?.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_unstable();
-        let i = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-        v.get(i).copied()
+        crate::histogram::sample_quantile_us(&self.alert_latency_us, q)
     }
 }
 
@@ -252,10 +257,11 @@ impl Agent {
             config.hostname.clone(),
         )
         .shared();
-        emitter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .set_dedup_window(config.dedup_window);
+        {
+            let mut e = emitter.lock().unwrap_or_else(|p| p.into_inner());
+            e.set_dedup_window(config.dedup_window);
+            e.set_limits(&config.limits);
+        }
         let tamper = crate::tamper::TamperGuard::start(
             &config.tamper,
             emitter.clone(),
@@ -279,6 +285,7 @@ impl Agent {
             registry.clone(),
             emitter.clone(),
             procs.clone(),
+            config.answer_deadline,
         )?;
         registry.observe(enforcer.clone());
         let mut worker = Worker {
@@ -313,7 +320,10 @@ impl Agent {
             registry.clone(),
             emitter.clone(),
             procs.clone(),
-            FileDriftConfig::default(),
+            FileDriftConfig {
+                limits: config.limits.clone(),
+                ..FileDriftConfig::default()
+            },
         ) {
             Ok(f) => Some(f),
             Err(e) => {
@@ -326,6 +336,7 @@ impl Agent {
                 baseline_file: config.baseline_file.clone(),
                 baseline_backend: config.baseline_backend.clone(),
                 learning_window: config.learning_window,
+                learn_alerted: config.learn_alerted,
                 scan_interval: Duration::from_secs(2),
             },
             registry.clone(),
@@ -408,6 +419,11 @@ impl Agent {
     /// Prevention's counters.
     pub fn enforce_stats(&self) -> &crate::enforce::EnforceStats {
         &self.enforcer.stats
+    }
+
+    /// The deadline of every fanotify permission answer (`enforcement.answer_deadline`).
+    pub fn answer_deadline(&self) -> Duration {
+        self.enforcer.answer_deadline()
     }
 
     /// Tamper protection ([`TamperGuard::origin_of`](crate::TamperGuard::origin_of) tells

@@ -37,6 +37,9 @@ pub struct TamperConfig {
     /// permission event carries an fd of the opened file, and closing it would drop the
     /// SQLite locks the agent holds on it (fcntl locks belong to the process, not the fd).
     pub unguarded: Vec<PathBuf>,
+    /// Every open of a protected path is answered within this; allowed when the decision
+    /// is late (`enforcement.answer_deadline`).
+    pub answer_deadline: Duration,
 }
 
 impl Default for TamperConfig {
@@ -45,6 +48,7 @@ impl Default for TamperConfig {
             enabled: true,
             protect: Vec::new(),
             unguarded: Vec::new(),
+            answer_deadline: crate::deadline::DEFAULT_ANSWER_DEADLINE,
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct TamperStats {
     pub traced: AtomicU64,
     /// Integrity checks that failed (each raised a critical alert).
     pub integrity_failures: AtomicU64,
+    /// The answers to opens of protected paths and their deadline.
+    pub answers: Arc<crate::deadline::DeadlineStats>,
 }
 
 /// Who sent a signal the agent received.
@@ -257,8 +263,9 @@ impl Ctx {
         ));
     }
 
-    /// Answers one open request on a protected path: a container's process is denied.
-    fn on_open(&self, guard: &ExecGuard, req: &ExecRequest) {
+    /// Judges one open request on a protected path: a container's process is denied; the
+    /// alert is raised after the answer ([`Ctx::open_denied`]).
+    fn on_open(&self, req: &ExecRequest) -> (bool, Option<(String, String)>) {
         self.stats.open_requests.fetch_add(1, Ordering::Relaxed);
         let own = req.pid == std::process::id();
         // A process gone before we looked has no cgroup left: allow (it opens nothing now).
@@ -268,12 +275,10 @@ impl Ctx {
             cgroup_of(req.pid)
         };
         let foreign = !own && self.containers.foreign(&leaf, &parent);
-        if let Err(e) = guard.respond(req, !foreign) {
-            tracing::warn!("answering an open of a protected path: {e}");
-        }
-        if !foreign {
-            return;
-        }
+        (!foreign, foreign.then_some((leaf, parent)))
+    }
+
+    fn open_denied(&self, req: &ExecRequest, leaf: &str, parent: &str) {
         self.stats.opens_denied.fetch_add(1, Ordering::Relaxed);
         let path = req
             .path()
@@ -286,7 +291,7 @@ impl Ctx {
         fields.insert("fd.name".into(), json!(path));
         fields.insert("evt.type".into(), json!("open"));
         fields.insert("evt.res".into(), json!("EPERM"));
-        let container = container_fields(&self.registry, &leaf, &parent, req.pid, &mut fields);
+        let container = container_fields(&self.registry, leaf, parent, req.pid, &mut fields);
         let output = format!(
             "A container opened a file of driftwatch (denied; file={path} by {comm} pid {} in container {container})",
             req.pid
@@ -312,6 +317,53 @@ impl Ctx {
             output,
             fields,
         ));
+    }
+}
+
+/// The open permission requests on protected paths, served with a deadline
+/// ([`crate::deadline`]). A late decision allows: a stuck decider must not lock the host's
+/// own tools (backups, package managers) out of the agent's files; the late opens are
+/// counted and alerted.
+struct FileDecider {
+    ctx: Arc<Ctx>,
+    guard: ExecGuard,
+    ignore: Box<dyn Fn(&ExecGuard) + Send + Sync>,
+}
+
+impl crate::deadline::Decide for FileDecider {
+    type FollowUp = (String, String);
+
+    fn guard(&self) -> &ExecGuard {
+        &self.guard
+    }
+
+    fn fallback(&self, _req: &ExecRequest) -> bool {
+        true
+    }
+
+    fn decide(&self, req: &ExecRequest) -> (bool, Option<(String, String)>) {
+        self.ctx.on_open(req)
+    }
+
+    fn follow_up(&self, req: &ExecRequest, (leaf, parent): (String, String), in_time: bool) {
+        if in_time {
+            self.ctx.open_denied(req, &leaf, &parent);
+        }
+    }
+
+    fn report_timeouts(&self, count: u64, allowed: u64, denied: u64, deadline: Duration) {
+        crate::deadline::emit_timeout_alert(
+            &self.ctx.emitter,
+            "open",
+            count,
+            allowed,
+            denied,
+            deadline,
+        );
+    }
+
+    fn housekeeping(&self) {
+        (self.ignore)(&self.guard);
     }
 }
 
@@ -450,33 +502,16 @@ impl TamperGuard {
             "tamper protection: containers may not open {}",
             marked.join(", ")
         );
+        let d = Arc::new(FileDecider {
+            ctx,
+            guard,
+            ignore: Box::new(ignore),
+        });
+        let stats = d.ctx.stats.answers.clone();
+        let deadline = config.answer_deadline;
         std::thread::Builder::new()
             .name("dw-tamper-files".into())
-            .spawn(move || {
-                let mut reqs = Vec::new();
-                let mut passes = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    passes = passes.wrapping_add(1);
-                    if passes.is_multiple_of(10) {
-                        ignore(&guard);
-                    }
-                    match guard.wait(Duration::from_millis(200)) {
-                        Ok(false) => continue,
-                        Ok(true) => {}
-                        Err(e) => {
-                            tracing::warn!("waiting for opens of protected paths: {e}");
-                            std::thread::sleep(Duration::from_millis(200));
-                            continue;
-                        }
-                    }
-                    if let Err(e) = guard.read(&mut reqs) {
-                        tracing::warn!("reading opens of protected paths: {e}");
-                    }
-                    for req in reqs.drain(..) {
-                        ctx.on_open(&guard, &req);
-                    }
-                }
-            })
+            .spawn(move || crate::deadline::serve(d, "open", deadline, stats, stop))
     }
 
     /// Who sent the `sig` the agent just received: waits up to `timeout` for the kernel's

@@ -156,6 +156,10 @@ pub static SECTIONS: &[(&str, &str)] = &[
         "Prevention: stop drifted code before its first instruction.",
     ),
     (
+        "limits",
+        "Per-container budgets, so that one noisy container cannot starve the others; a container over a budget gets a \"Driftwatch budget exceeded\" alert naming it.",
+    ),
+    (
         "network",
         "Network drift: per-image baselines of listeners and outbound destinations.",
     ),
@@ -262,6 +266,41 @@ pub static KEYS: &[Key<Config>] = &[
         "Enforcement policy file: a mode per scope (image, container name, label, Kubernetes namespace) and an allowlist of permitted drift. `enforcement.mode`, when this file sets it, replaces the policy's `default`."
     ),
     key!(
+        "enforcement.answer_deadline",
+        Duration,
+        enforcement.answer_deadline,
+        Restart,
+        "Every exec in a prevent-mode container and every open of a protected path waits for the agent's answer at most this long; then it gets the policy's default (allow; deny with `on_agent_death: hold`), counted and alerted."
+    ),
+    key!(
+        "limits.watched_dirs",
+        Count,
+        limits.watched_dirs,
+        Restart,
+        "Directories marked for file drift, over all containers."
+    ),
+    key!(
+        "limits.watched_dirs_container_percent",
+        U32,
+        limits.watched_dirs_container_percent,
+        Restart,
+        "The share of `limits.watched_dirs` (percent, 1-100) one container may hold; directories beyond it are not watched."
+    ),
+    key!(
+        "limits.container_alerts_per_second",
+        U32,
+        limits.container_alerts_per_second,
+        Restart,
+        "Alerts per second one container may send to the outputs and the store (0: unlimited); the rest are dropped and counted."
+    ),
+    key!(
+        "limits.container_alert_burst",
+        U32,
+        limits.container_alert_burst,
+        Restart,
+        "Alerts one container may send at once above its rate."
+    ),
+    key!(
         "network.baseline_file",
         Path,
         network.baseline_file,
@@ -274,6 +313,13 @@ pub static KEYS: &[Key<Config>] = &[
         network.learning_window,
         Live,
         "How long each image learns its outbound destinations and extra listeners after its first container is seen (on SIGHUP: for images first seen afterwards)."
+    ),
+    key!(
+        "network.learn_alerted",
+        Bool,
+        network.learn_alerted,
+        Live,
+        "Learn a listener or destination that raised a drift alert during the learning window (the behaviour of earlier versions; it lets an attack in the window become the baseline). Off, it stays pending until `driftwatch baseline approve`, and alerts again."
     ),
     key!(
         "response.playbook",
@@ -351,6 +397,13 @@ pub static KEYS: &[Key<Config>] = &[
         store.queue_size,
         Restart,
         "Alerts waiting to be written; beyond it they are dropped and counted (detection never waits for the disk)."
+    ),
+    key!(
+        "store.container_percent",
+        U32,
+        store.container_percent,
+        Restart,
+        "When the database is over `max_bytes`, the oldest alerts of containers holding more than this share (percent, 1-100) of the stored alerts are deleted first, so one container's alert storm does not push out everyone else's."
     ),
     key!(
         "outputs.stdout.enabled",

@@ -541,6 +541,30 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
             ),
         );
     }
+    for (key, v) in [
+        (
+            "limits.watched_dirs_container_percent",
+            c.limits.watched_dirs_container_percent,
+        ),
+        ("store.container_percent", c.store.container_percent),
+    ] {
+        if !(1..=100).contains(&v) {
+            let p = pos(cx, key);
+            cx.error_at(p, format!("{key}: {v} is not a percentage from 1 to 100"));
+        }
+    }
+    let deadline = c.enforcement.answer_deadline;
+    if deadline < std::time::Duration::from_millis(10)
+        || deadline > std::time::Duration::from_secs(60)
+    {
+        let p = pos(cx, "enforcement.answer_deadline");
+        cx.error_at(
+            p,
+            format!(
+                "enforcement.answer_deadline: {deadline:?} is not from 10ms to 60s (every exec in a prevent-mode container may wait this long)"
+            ),
+        );
+    }
     match c.api.listen.parse::<SocketAddr>() {
         Err(_) => {
             let p = pos(cx, "api.listen");

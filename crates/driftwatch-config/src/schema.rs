@@ -12,6 +12,7 @@ pub struct Config {
     pub rules: Rules,
     pub sensor: Sensor,
     pub enforcement: Enforcement,
+    pub limits: Limits,
     pub network: Network,
     pub response: Response,
     pub verify: Verify,
@@ -83,18 +84,57 @@ pub enum EnforcementModeSetting {
     Prevent,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Enforcement {
     /// The mode of every container the policy file does not scope.
     pub mode: EnforcementModeSetting,
     /// Scopes and allowlist (the format of `run --enforcement-policy`).
     pub policy: Option<PathBuf>,
+    /// Every fanotify permission request is answered within this.
+    pub answer_deadline: Duration,
+}
+
+impl Default for Enforcement {
+    fn default() -> Self {
+        Enforcement {
+            mode: EnforcementModeSetting::default(),
+            policy: None,
+            answer_deadline: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Per-container budgets: one noisy container cannot starve the others.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Directories marked for file drift, over all containers.
+    pub watched_dirs: usize,
+    /// The share (percent) of `watched_dirs` one container may hold.
+    pub watched_dirs_container_percent: u32,
+    /// Alerts per second one container may raise (a token bucket; 0: unlimited).
+    pub container_alerts_per_second: u32,
+    /// Alerts one container may raise in a burst above the rate.
+    pub container_alert_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            watched_dirs: 200_000,
+            watched_dirs_container_percent: 25,
+            container_alerts_per_second: 20,
+            container_alert_burst: 200,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
     pub baseline_file: PathBuf,
     pub learning_window: Duration,
+    /// Learn behaviour that raised a drift alert during the learning window (the old
+    /// behaviour: an attack then becomes the baseline).
+    pub learn_alerted: bool,
 }
 
 impl Default for Network {
@@ -102,6 +142,7 @@ impl Default for Network {
         Network {
             baseline_file: PathBuf::from("/var/lib/driftwatch/baselines.json"),
             learning_window: Duration::from_secs(300),
+            learn_alerted: false,
         }
     }
 }
@@ -156,6 +197,9 @@ pub struct Store {
     /// Alerts waiting to be written; beyond it they are dropped and counted (detection never
     /// waits for the disk).
     pub queue_size: usize,
+    /// When the database is over `max_bytes`, the oldest alerts of containers holding more
+    /// than this share (percent) of the stored alerts are deleted first.
+    pub container_percent: u32,
 }
 
 impl Default for Store {
@@ -166,6 +210,7 @@ impl Default for Store {
             max_age: Duration::from_secs(30 * 86400),
             max_bytes: 512 * 1024 * 1024,
             queue_size: 65536,
+            container_percent: 25,
         }
     }
 }

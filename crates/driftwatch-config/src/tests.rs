@@ -169,6 +169,19 @@ fn invalid_values_are_refused() {
     ] {
         parse_str(ok, "c.yaml", None).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
     }
+    assert_eq!(
+        errors("limits:\n  watched_dirs_container_percent: 0\nstore:\n  container_percent: 101\n"),
+        [
+            "c.yaml:2:35: limits.watched_dirs_container_percent: 0 is not a percentage from 1 to 100",
+            "c.yaml:4:22: store.container_percent: 101 is not a percentage from 1 to 100",
+        ]
+    );
+    assert_eq!(
+        errors("enforcement:\n  answer_deadline: 5m\n"),
+        [
+            "c.yaml:2:20: enforcement.answer_deadline: 300s is not from 10ms to 60s (every exec in a prevent-mode container may wait this long)"
+        ]
+    );
     assert_eq!(errors("logging:\n  level: loud=verbose=yes\n").len(), 1);
     assert_eq!(
         errors("outputs:\n  syslog:\n    transport: tcp\n    facility: deamon\n"),
@@ -180,7 +193,7 @@ fn invalid_values_are_refused() {
     assert_eq!(
         errors("- sensor\n"),
         [
-            "c.yaml:1:1: expected a mapping of sections (engines, rules, sensor, enforcement, network, response, verify, store, outputs, api, logging), found a list"
+            "c.yaml:1:1: expected a mapping of sections (engines, rules, sensor, enforcement, limits, network, response, verify, store, outputs, api, logging), found a list"
         ]
     );
     let e = errors("sensor:\n  ring_mib: [1\n");

@@ -99,6 +99,9 @@ pub struct StoreStats {
     pub retention_deleted: AtomicU64,
     /// Retention passes that failed.
     pub retention_errors: AtomicU64,
+    /// Size-retention deletions that took a container's oldest alerts because it held more
+    /// than its share (`store.container_percent`).
+    pub retention_over_share: AtomicU64,
     /// The database file plus its write-ahead log, in bytes.
     pub db_bytes: AtomicU64,
     /// The oldest stored alert's time (ns since the epoch), 0 when none.

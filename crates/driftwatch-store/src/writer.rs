@@ -25,6 +25,9 @@ pub(crate) struct Writer {
     path: PathBuf,
     max_age: Duration,
     max_bytes: u64,
+    /// Over `max_bytes`, containers holding more than this share (percent) of the alerts
+    /// lose their oldest first.
+    container_percent: u32,
     stats: Arc<StoreStats>,
     pending: Vec<AlertRow>,
     waiters: Vec<Sender<bool>>,
@@ -56,6 +59,7 @@ impl Writer {
             path,
             max_age: config.max_age,
             max_bytes: config.max_bytes,
+            container_percent: config.container_percent.clamp(1, 100),
             stats,
             pending: Vec::new(),
             waiters: Vec::new(),
@@ -272,10 +276,25 @@ impl Writer {
             let excess = (size - target.min(size)) as u128;
             let chunk = (u128::from(count) * excess).div_ceil(u128::from(size.max(1)));
             let chunk = chunk.clamp(1, DELETE_CHUNK as u128) as i64;
-            let n = self.delete(
-                "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts ORDER BY id LIMIT ?1)",
-                [chunk],
-            )?;
+            // A container over its share of the alerts loses its oldest first, so that one
+            // container's alert storm does not push everyone else's out of the store.
+            let share = (u128::from(count) * u128::from(self.container_percent) / 100) as i64;
+            let n = match self.biggest_holder()? {
+                Some((container, held)) if held > share.max(1) => {
+                    self.stats
+                        .retention_over_share
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.delete(
+                        "DELETE FROM alerts WHERE id IN
+                           (SELECT id FROM alerts WHERE container_id = ?1 ORDER BY id LIMIT ?2)",
+                        params![container, chunk.min(held - share).max(1)],
+                    )?
+                }
+                _ => self.delete(
+                    "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts ORDER BY id LIMIT ?1)",
+                    [chunk],
+                )?,
+            };
             deleted += n;
             self.incremental_vacuum()?;
             if n == 0 {
@@ -300,6 +319,20 @@ impl Writer {
         let mut rows = st.query([])?;
         while rows.next()?.is_some() {}
         Ok(())
+    }
+
+    /// The container holding the most alerts, and how many (host alerts, with no container,
+    /// are not a container's).
+    fn biggest_holder(&self) -> rusqlite::Result<Option<(String, i64)>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT container_id, count(*) AS n FROM alerts WHERE container_id != ''
+                 GROUP BY container_id ORDER BY n DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()
     }
 
     fn pragma_count(&self) -> rusqlite::Result<u64> {

@@ -475,6 +475,60 @@ fn retention_keeps_the_database_under_max_bytes_by_deleting_the_oldest() {
     drop(reopened);
 }
 
+/// One container's alert storm does not push a neighbour's (older) alerts out: over
+/// `max_bytes`, the container over its share loses its oldest first.
+#[test]
+fn retention_takes_from_the_container_over_its_share_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.db");
+    let t = now_ns();
+    let big = "x".repeat(2000);
+    {
+        let store = Store::open(&config(&path)).unwrap();
+        for i in 0..100 {
+            let mut a = alert(t + i, "neighbour", Priority::Warning, DB, "db", &[]);
+            a.output = big.clone();
+            store.record_alert(&a);
+        }
+        for i in 0..3000 {
+            let mut a = alert(t + 1000 + i, "storm", Priority::Warning, WEB, "web", &[]);
+            a.output = big.clone();
+            store.record_alert(&a);
+        }
+        assert!(store.flush());
+    }
+    let max = 2 * 1024 * 1024;
+    let store = Store::open(&driftwatch_config::Store {
+        max_bytes: max,
+        container_percent: 50,
+        ..config(&path)
+    })
+    .unwrap();
+    assert!(store.flush());
+    assert!(std::fs::metadata(&path).unwrap().len() <= max);
+    let left = store
+        .query_alerts(&AlertQuery {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .unwrap();
+    let neighbour = left.iter().filter(|a| a.alert.rule == "neighbour").count();
+    let storm = left.iter().filter(|a| a.alert.rule == "storm").count();
+    assert_eq!(
+        neighbour, 100,
+        "the neighbour's alerts are all kept ({storm} of the storm's)"
+    );
+    assert!(storm > 0 && storm < 3000, "{storm}");
+    assert_eq!(left[0].alert.rule, "storm", "the storm's newest are kept");
+    assert!(
+        store
+            .stats()
+            .retention_over_share
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+}
+
 #[test]
 fn queue_full_drops_and_counts_without_blocking() {
     let dir = tempfile::tempdir().unwrap();

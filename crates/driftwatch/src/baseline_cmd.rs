@@ -1,6 +1,8 @@
-//! `driftwatch baseline show|export|import|reset`: the agent's per-image network baselines,
-//! read and edited where the agent keeps them: the alert store's database when there is one
-//! (the default), else the JSON file (a running agent takes a change over within seconds).
+//! `driftwatch baseline show|export|import|reset|approve|revoke`: the agent's per-image
+//! network baselines, read and edited where the agent keeps them: the alert store's database
+//! when there is one (the default), else the JSON file (a running agent takes a change over
+//! within seconds). What raised a drift alert while an image learned is pending, not learned,
+//! until `approve`; `revoke` takes one entry out again.
 
 use std::path::PathBuf;
 
@@ -13,7 +15,8 @@ use driftwatch_agent::{
 
 #[derive(clap::Subcommand)]
 pub enum BaselineCommand {
-    /// Print each image's baseline: learning or enforced, listeners, destinations.
+    /// Print each image's baseline: learning or enforced, listeners, destinations, and the
+    /// listeners pending approval (alerted while the image learned, not learned).
     #[command(after_help = "Examples:
   driftwatch baseline show
   driftwatch baseline show app:1 --json")]
@@ -63,6 +66,41 @@ pub enum BaselineCommand {
         file: FileArg,
         #[arg(long, conflicts_with = "images")]
         all: bool,
+    },
+    /// Add entries to an image's baseline: listeners pending approval (alerted while the
+    /// image learned), or any listener (PORT/PROTO) or destination (IP:PORT/PROTO). They
+    /// are no longer drift.
+    #[command(after_help = "Examples:
+  sudo driftwatch baseline approve web:2.3 8081/tcp
+  sudo driftwatch baseline approve web:2.3 --pending      # every pending listener
+  sudo driftwatch baseline approve web:2.3 10.0.0.5:5432/tcp")]
+    Approve {
+        /// The image (image id, id prefix, or repository:tag).
+        image: String,
+        /// Listeners (PORT/PROTO) and destinations (IP:PORT/PROTO).
+        #[arg(required_unless_present = "pending")]
+        entries: Vec<String>,
+        /// Every listener pending approval.
+        #[arg(long)]
+        pending: bool,
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Take entries out of an image's baseline (learned, approved or pending): they are
+    /// drift again.
+    #[command(
+        visible_alias = "forget",
+        after_help = "Example:
+  sudo driftwatch baseline revoke web:2.3 4444/tcp 10.0.0.9:80/tcp"
+    )]
+    Revoke {
+        /// The image (image id, id prefix, or repository:tag).
+        image: String,
+        /// Listeners (PORT/PROTO) and destinations (IP:PORT/PROTO).
+        #[arg(required = true)]
+        entries: Vec<String>,
+        #[command(flatten)]
+        file: FileArg,
     },
 }
 
@@ -215,6 +253,12 @@ fn render(file: &BaselineFile, now: u64) -> String {
         };
         out.push_str(&format!("  listeners:    {}\n", list(&img.listeners)));
         out.push_str(&format!("  destinations: {}\n", list(&img.destinations)));
+        if !img.pending_listeners.is_empty() {
+            out.push_str(&format!(
+                "  pending:      {} (alerted, not learned: driftwatch baseline approve {name} ...)\n",
+                list(&img.pending_listeners)
+            ));
+        }
     }
     out
 }
@@ -287,8 +331,60 @@ pub fn run(cmd: BaselineCommand) -> anyhow::Result<i32> {
                 b.describe()
             );
         }
+        BaselineCommand::Approve {
+            image,
+            entries,
+            pending,
+            file,
+        } => edit_image(&file, &image, "approved", |img| {
+            let mut entries = entries;
+            if pending {
+                entries.extend(img.pending_listeners.iter().cloned());
+            }
+            img.approve(&entries)
+        })?,
+        BaselineCommand::Revoke {
+            image,
+            entries,
+            file,
+        } => edit_image(&file, &image, "revoked", |img| img.revoke(&entries))?,
     }
     Ok(0)
+}
+
+/// Changes the baseline of the one image `wanted` names with `change` (which returns how
+/// many entries changed, or every problem) and saves it; `done` says what was done.
+fn edit_image(
+    file: &FileArg,
+    wanted: &str,
+    done: &str,
+    change: impl FnOnce(&mut ImageBaseline) -> Result<usize, Vec<String>>,
+) -> anyhow::Result<()> {
+    let b = file.backend()?;
+    let mut data = b.load()?;
+    let key = one_image(&data, wanted, &b.describe())?;
+    let Some(img) = data.images.get_mut(&key) else {
+        anyhow::bail!("{}: no baseline for image {wanted}", b.describe());
+    };
+    let n = change(img)
+        .map_err(|e| anyhow::anyhow!("{}: image {wanted}: {}", b.describe(), e.join("; ")))?;
+    b.save(&data)?;
+    eprintln!(
+        "{done} {n} entr{} of {wanted} in {}",
+        if n == 1 { "y" } else { "ies" },
+        b.describe()
+    );
+    Ok(())
+}
+
+/// The key of the one image `wanted` names; an error when none or several match.
+fn one_image(file: &BaselineFile, wanted: &str, place: &str) -> anyhow::Result<String> {
+    let sel = select(file, &[wanted.to_string()], place)?;
+    let mut keys = sel.images.into_keys();
+    match (keys.next(), keys.next()) {
+        (Some(k), None) => Ok(k),
+        _ => anyhow::bail!("{place}: {wanted} names more than one image; give the image id"),
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +401,7 @@ mod tests {
                 learn_until: 300,
                 listeners: ["9090/tcp".to_string()].into(),
                 destinations: ["10.0.0.5:5432/tcp".to_string()].into(),
+                ..ImageBaseline::default()
             },
         );
         f
@@ -330,5 +427,29 @@ mod tests {
              listeners:    9090/tcp\n  destinations: 10.0.0.5:5432/tcp\n"
         );
         assert!(render(&sample(), 400).contains("enforced since"));
+        let mut f = sample();
+        f.images.values_mut().for_each(|i| {
+            i.pending_listeners.insert("4444/tcp".into());
+        });
+        assert!(
+            render(&f, 400).ends_with(
+                "  pending:      4444/tcp (alerted, not learned: driftwatch baseline approve web:2 ...)\n"
+            ),
+            "{}",
+            render(&f, 400)
+        );
+    }
+
+    #[test]
+    fn one_image_refuses_an_ambiguous_name() {
+        let mut f = sample();
+        let other = f.images["sha256:0123456789ab"].clone();
+        f.images.insert("sha256:0123456789cd".into(), other);
+        let e = one_image(&f, "web:2", "/b").unwrap_err().to_string();
+        assert!(e.contains("more than one image"), "{e}");
+        assert_eq!(
+            one_image(&f, "0123456789cd", "/b").unwrap(),
+            "sha256:0123456789cd"
+        );
     }
 }

@@ -258,6 +258,7 @@ fn tamper_config(
         enabled: !args.no_tamper_protection,
         protect: driftwatch_agent::default_protected(&files, &args.protect),
         unguarded,
+        answer_deadline: c.enforcement.answer_deadline,
     }
 }
 
@@ -448,6 +449,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "marked_mounts": e.marked_mounts.load(Ordering::Relaxed),
             "mark_errors": e.mark_errors.load(Ordering::Relaxed),
             "maps_restored": e.maps_restored.load(Ordering::Relaxed),
+            "answers": e.answers.to_json(agent.answer_deadline()),
             "kernel_killed": k.as_ref().map_or(0, |k| k.killed.load(Ordering::Relaxed)),
             "kernel_held": k.as_ref().map_or(0, |k| k.held.load(Ordering::Relaxed)),
             "kernel_orphaned": k.as_ref().map_or(0, |k| k.orphaned.load(Ordering::Relaxed)),
@@ -459,6 +461,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         "not_container": s.not_container.load(Ordering::Relaxed),
         "alerts": s.alerts.load(Ordering::Relaxed),
         "alerts_suppressed": s.alerts_suppressed.load(Ordering::Relaxed),
+        "alerts_throttled": s.alerts_throttled.load(Ordering::Relaxed),
         "loss_alerts": s.loss_alerts.load(Ordering::Relaxed),
         "output_errors": s.output_errors.load(Ordering::Relaxed),
         "lost": lost,
@@ -484,6 +487,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "events": f.events.load(Ordering::Relaxed),
             "dirs_watched": f.dirs_watched.load(Ordering::Relaxed),
             "dirs_skipped": f.dirs_skipped.load(Ordering::Relaxed),
+            "dirs_skipped_container_share": f.dirs_skipped_container_share.load(Ordering::Relaxed),
+            "budget_alerts": f.budget_alerts.load(Ordering::Relaxed),
             "queue_overflows": f.overflows.load(Ordering::Relaxed),
             "unresolved": f.unresolved.load(Ordering::Relaxed),
         })),
@@ -498,6 +503,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 "opens_denied": n(&t.stats.opens_denied),
                 "traced": n(&t.stats.traced),
                 "integrity_failures": n(&t.stats.integrity_failures),
+                "open_answers": t.stats.answers.to_json(agent.answer_deadline()),
             })
         }),
         "config": agent.reload_stats().to_json(),

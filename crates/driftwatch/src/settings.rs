@@ -294,6 +294,9 @@ pub fn agent_config(c: &Config, r: &Resolved, args: &RunArgs) -> AgentConfig {
         ring_bytes: c.sensor.ring_mib * 1024 * 1024,
         baseline_file: Some(c.network.baseline_file.clone()),
         learning_window: c.network.learning_window,
+        learn_alerted: c.network.learn_alerted,
+        answer_deadline: c.enforcement.answer_deadline,
+        limits: driftwatch_agent::Limits::from_config(&c.limits),
         image_verify: args.image_verify.config(&c.verify, r.approved.clone()),
         dedup_window: args.dedup_window.unwrap_or_default(),
         ..AgentConfig::default()
@@ -470,6 +473,7 @@ impl Reloader {
         }
         if let Some(net) = agent.net_drift() {
             net.drift.set_learning_window(new.network.learning_window);
+            net.drift.set_learn_alerted(new.network.learn_alerted);
         }
         agent
             .image_verifier()
