@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -60,21 +59,6 @@ fn no_alert(agent: &AgentProcess, what: &str, pred: impl Fn(&Value) -> bool) {
         .map(|a| a.to_string())
         .collect();
     assert!(bad.is_empty(), "{what}, yet:\n{}", bad.join("\n"));
-}
-
-fn cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args(args)
-        .output()
-        .expect("running driftwatch");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 fn baseline_args<'a>(file: &'a Path, window: &'a str) -> [&'a str; 4] {

@@ -11,6 +11,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod fairness;
 
 use std::time::{Duration, Instant};
 

@@ -387,6 +387,22 @@ pub fn read_alerts(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `driftwatch ARGS` (the CLI, not an agent): (success, stdout+stderr).
+pub fn cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(args)
+        .output()
+        .expect("running driftwatch");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 pub fn field<'a>(alert: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     &alert["output_fields"][name]
 }
