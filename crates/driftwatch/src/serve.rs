@@ -426,11 +426,57 @@ impl AgentView for AgentApi {
         let (b, sum, count) = e.decision.snapshot_seconds();
         w.histogram(
             "driftwatch_enforcement_decision_seconds",
-            "From reading an exec permission request to answering it (prevent mode).",
+            "Time the agent took to judge an exec permission request (prevent mode); a late judgement is not the answer (see driftwatch_enforcement_answer_seconds).",
             &b,
             false,
             sum,
             count,
+        );
+        let (b, sum, count) = e.answers.answer.snapshot_seconds();
+        w.histogram(
+            "driftwatch_enforcement_answer_seconds",
+            "From reading an exec permission request to answering it: what the exec waited (at most enforcement.answer_deadline, plus a wake-up).",
+            &b,
+            false,
+            sum,
+            count,
+        );
+        let tamper_answers = a.tamper().map(|t| t.stats.answers.clone());
+        let answers = |guard: &'static str, d: Option<&driftwatch_agent::DeadlineStats>| {
+            let v = |f: fn(&driftwatch_agent::DeadlineStats) -> &std::sync::atomic::AtomicU64| {
+                d.map_or(0, |d| n(f(d)))
+            };
+            [
+                (
+                    [("guard", guard), ("outcome", "decided")],
+                    v(|d| &d.answered).saturating_sub(v(|d| &d.timeouts)),
+                ),
+                (
+                    [("guard", guard), ("outcome", "timeout_allowed")],
+                    v(|d| &d.timeouts_allowed),
+                ),
+                (
+                    [("guard", guard), ("outcome", "timeout_denied")],
+                    v(|d| &d.timeouts_denied),
+                ),
+            ]
+        };
+        let exec_answers = answers("exec", Some(&e.answers));
+        let open_answers = answers("open", tamper_answers.as_deref());
+        let rows: Vec<(&[(&str, &str)], u64)> = exec_answers
+            .iter()
+            .chain(open_answers.iter())
+            .map(|(l, v)| (&l[..], *v))
+            .collect();
+        w.counter(
+            "driftwatch_permission_answers_total",
+            "fanotify permission requests answered, by guard (exec: prevent mode; open: protected files) and outcome (decided, or the default at the deadline).",
+            &rows,
+        );
+        w.counter1(
+            "driftwatch_alerts_throttled_total",
+            "Alerts dropped because their container was over its alert rate (limits.container_alerts_per_second).",
+            n(&s.alerts_throttled),
         );
         w.counter(
             "driftwatch_enforcement_total",
