@@ -120,8 +120,9 @@ impl Emitter {
         self.rates = AlertRate::new(limits);
     }
 
-    /// Sends the "budget exceeded" alerts due for containers whose alerts were dropped.
-    fn report_throttled(&mut self, now: Instant) {
+    /// Sends the "budget exceeded" alerts due now (also called every 2 s by
+    /// [`spawn_budget_reporter`], for drops after which nothing else was emitted).
+    pub fn report_throttled(&mut self, now: Instant) {
         if self.rates.unlimited() {
             return;
         }
@@ -282,6 +283,26 @@ pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
     match shared.lock() {
         Ok(mut e) => e.emit(event),
         Err(poisoned) => poisoned.into_inner().emit(event),
+    }
+}
+
+/// Reports throttled containers every 2 s until the emitter is dropped.
+pub fn spawn_budget_reporter(emitter: std::sync::Weak<Mutex<Emitter>>) {
+    let spawned = std::thread::Builder::new()
+        .name("dw-budget-report".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(2));
+                let Some(e) = emitter.upgrade() else { return };
+                e.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .report_throttled(Instant::now());
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            "starting the budget reporter: {e}; throttling is reported with the next alert"
+        );
     }
 }
 

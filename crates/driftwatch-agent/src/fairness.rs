@@ -185,6 +185,9 @@ pub struct AlertRate {
     burst: f64,
     buckets: HashMap<String, Bucket>,
     last_sweep: Option<Instant>,
+    /// A drop made some container due a report now (its first, or its first after the
+    /// interval): the next sweep does not wait for the second to pass.
+    report_now: bool,
 }
 
 #[derive(Debug)]
@@ -208,6 +211,7 @@ impl AlertRate {
             burst: f64::from(limits.container_alert_burst.max(1)),
             buckets: HashMap::new(),
             last_sweep: None,
+            report_now: false,
         }
     }
 
@@ -258,6 +262,11 @@ impl AlertRate {
         }
         if b.dropped == 0 {
             (b.example, b.fields) = dropped();
+            if b.reported
+                .is_none_or(|t| now.duration_since(t) >= REPORT_INTERVAL)
+            {
+                self.report_now = true;
+            }
         }
         b.dropped += 1;
         false
@@ -265,18 +274,21 @@ impl AlertRate {
 
     /// Containers that dropped alerts and are due a report (one per container per
     /// [`REPORT_INTERVAL`]): (the container's fields, alerts dropped since the last report,
-    /// the first one's rule). Checked at most once a second.
+    /// the first one's rule). Checked at most once a second, unless a container has just
+    /// become due.
     pub fn due_reports(
         &mut self,
         now: Instant,
     ) -> Vec<(BTreeMap<String, serde_json::Value>, u64, String)> {
-        if self
-            .last_sweep
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        if !self.report_now
+            && self
+                .last_sweep
+                .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
         {
             return Vec::new();
         }
         self.last_sweep = Some(now);
+        self.report_now = false;
         let mut out = Vec::new();
         for b in self.buckets.values_mut() {
             if b.dropped == 0
@@ -427,6 +439,23 @@ mod tests {
         let reports = r.due_reports(t1);
         assert_eq!(reports, vec![(what().1, 1990, "Drift".to_string())]);
         assert!(r.due_reports(t1 + Duration::from_secs(2)).is_empty());
+        // The first drop is due at once, whatever the last sweep; later ones wait for the
+        // interval, then are due at once again.
+        let mut r = AlertRate::new(&limits(1, 1, 1, 1));
+        assert!(r.due_reports(t0).is_empty());
+        assert!(r.admit("a", t0, what));
+        assert!(!r.admit("a", t0, what));
+        assert_eq!(
+            r.due_reports(t0).len(),
+            1,
+            "the first drop is reported at once"
+        );
+        assert!(!r.admit("a", t0, what));
+        assert!(
+            r.due_reports(t0 + Duration::from_secs(1)).is_empty(),
+            "within the interval"
+        );
+        assert_eq!(r.due_reports(t0 + REPORT_INTERVAL)[0].1, 1);
         // Unlimited.
         let mut u = AlertRate::new(&limits(1, 1, 0, 0));
         assert!((0..10_000).all(|_| u.admit("x", t0, what)));

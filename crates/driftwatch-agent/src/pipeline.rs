@@ -262,6 +262,7 @@ impl Agent {
             e.set_dedup_window(config.dedup_window);
             e.set_limits(&config.limits);
         }
+        crate::emitter::spawn_budget_reporter(Arc::downgrade(&emitter));
         let tamper = crate::tamper::TamperGuard::start(
             &config.tamper,
             emitter.clone(),
