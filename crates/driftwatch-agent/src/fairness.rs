@@ -112,8 +112,12 @@ impl WatchBudget {
     }
 
     /// One more directory for `id`: taken, or refused (and remembered for the report, with
-    /// `what` as its example).
-    pub fn take(&mut self, id: &ContainerId, what: &str) -> Result<(), Exhausted> {
+    /// `what()` as its example when it is the first refused since the last report).
+    pub fn take(
+        &mut self,
+        id: &ContainerId,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), Exhausted> {
         let mine = self.used.get(id).copied().unwrap_or(0);
         let refuse = if mine >= self.per_container {
             Some(Exhausted::Container)
@@ -128,7 +132,7 @@ impl WatchBudget {
                 .entry(id.clone())
                 .or_insert((0, String::new(), why, None));
             if r.0 == 0 {
-                r.1 = what.to_string();
+                r.1 = what();
                 r.2 = why;
             }
             r.0 += 1;
@@ -379,13 +383,19 @@ mod tests {
         let mut b = WatchBudget::new(&limits(100, 25, 0, 1));
         assert_eq!(b.per_container(), 25);
         for i in 0..25 {
-            b.take(&id('a'), &format!("/d{i}")).unwrap();
+            b.take(&id('a'), || format!("/d{i}")).unwrap();
         }
-        assert_eq!(b.take(&id('a'), "/noisy/26"), Err(Exhausted::Container));
-        assert_eq!(b.take(&id('a'), "/noisy/27"), Err(Exhausted::Container));
+        assert_eq!(
+            b.take(&id('a'), || "/noisy/26".into()),
+            Err(Exhausted::Container)
+        );
+        assert_eq!(
+            b.take(&id('a'), || "/noisy/27".into()),
+            Err(Exhausted::Container)
+        );
         // The neighbour still gets its share.
         for i in 0..25 {
-            b.take(&id('b'), &format!("/n{i}")).unwrap();
+            b.take(&id('b'), || format!("/n{i}")).unwrap();
         }
         assert_eq!(b.used_total(), 50);
         let now = Instant::now();
@@ -400,23 +410,23 @@ mod tests {
             }]
         );
         // Rate-limited: a further refusal is reported only after the interval.
-        let _ = b.take(&id('a'), "/noisy/28");
+        let _ = b.take(&id('a'), || "/noisy/28".into());
         assert!(b.due_reports(now + Duration::from_secs(1)).is_empty());
         assert_eq!(b.due_reports(now + REPORT_INTERVAL)[0].refused, 1);
         // Given back when the container goes.
         assert_eq!(b.release(&id('a')), 25);
         assert_eq!(b.used_total(), 25);
-        b.take(&id('a'), "/again").unwrap();
+        b.take(&id('a'), || "/again".into()).unwrap();
     }
 
     #[test]
     fn the_global_limit_still_holds_with_many_containers() {
         let mut b = WatchBudget::new(&limits(10, 50, 0, 1));
         for i in 0..5 {
-            b.take(&id('a'), &format!("{i}")).unwrap();
-            b.take(&id('b'), &format!("{i}")).unwrap();
+            b.take(&id('a'), || format!("{i}")).unwrap();
+            b.take(&id('b'), || format!("{i}")).unwrap();
         }
-        assert_eq!(b.take(&id('c'), "/c"), Err(Exhausted::Global));
+        assert_eq!(b.take(&id('c'), || "/c".into()), Err(Exhausted::Global));
         assert_eq!(b.due_reports(Instant::now())[0].reason, Exhausted::Global);
     }
 

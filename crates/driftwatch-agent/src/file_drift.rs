@@ -457,15 +457,14 @@ impl Sensor {
     /// One directory of `id`'s budget (its share of `limits.watched_dirs`); false, counted
     /// and remembered for the container's "budget exceeded" alert, when it is spent.
     fn take_watch(&mut self, id: &ContainerId, dir: &Path) -> bool {
-        let what = self
-            .containers
-            .get(id)
-            .and_then(|w| w.rel_of(dir))
-            .map_or_else(
+        let containers = &self.containers;
+        let what = || {
+            containers.get(id).and_then(|w| w.rel_of(dir)).map_or_else(
                 || dir.display().to_string(),
                 |r| container_path(&r).display().to_string(),
-            );
-        match self.budget.take(id, &what) {
+            )
+        };
+        match self.budget.take(id, what) {
             Ok(()) => {
                 self.stats.dirs_watched.fetch_add(1, Ordering::Relaxed);
                 true
