@@ -19,10 +19,18 @@ fn unique(what: &str) -> String {
     format!("dw-fair-{what}-{}", std::process::id())
 }
 
-/// Writes `text` as a configuration file in `dir`; returns its path as an argument.
+/// Writes `text` as a configuration file in `dir`, with the agent's state (store, actions
+/// log) in `dir` too; returns its path as an argument.
 fn config(dir: &Path, text: &str) -> String {
     let p = dir.join("driftwatch.yaml");
-    std::fs::write(&p, text).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        &p,
+        format!(
+            "{text}store:\n  path: {d}/driftwatch.db\nresponse:\n  actions_log: {d}/actions.jsonl\n"
+        ),
+    )
+    .unwrap();
     p.to_str().unwrap().to_string()
 }
 
@@ -158,7 +166,7 @@ fn an_alert_storm_does_not_crowd_out_a_neighbours_alerts() {
         dir.path(),
         "limits:\n  container_alerts_per_second: 5\n  container_alert_burst: 20\n",
     );
-    let agent = AgentProcess::start(&["--config", &cfg, "--store", db.to_str().unwrap()]);
+    let agent = AgentProcess::start(&["--config", &cfg]);
     let noisy_name = unique("storm");
     let noisy = Container::run(&["--name", &noisy_name, BUSYBOX, "sleep", "300"]);
     let execs = 2000;
