@@ -165,7 +165,7 @@ impl Emitter {
                 .get("container.id")
                 .and_then(|v| v.as_str())
                 .filter(|id| !id.is_empty())
-            && !self.rates.admit(id, now, || {
+            && !self.rates.admit(id, &alert.rule, now, || {
                 let fields = alert
                     .output_fields
                     .iter()
@@ -249,9 +249,11 @@ impl Emitter {
                 continue;
             };
             if let Some(c) = &event.container
-                && !self.rates.admit(c.id.as_str(), now, || {
-                    (self.rules.rule(idx).name.clone(), container_fields(c))
-                })
+                && !self
+                    .rates
+                    .admit(c.id.as_str(), &self.rules.rule(idx).name, now, || {
+                        (self.rules.rule(idx).name.clone(), container_fields(c))
+                    })
             {
                 self.stats.alerts_throttled.fetch_add(1, Ordering::Relaxed);
                 continue;

@@ -4,7 +4,7 @@
 //! and what was dropped or left unwatched (at most one per container and budget every
 //! [`REPORT_INTERVAL`]); those alerts are not themselves counted against the budget.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use driftwatch_model::{Alert, ContainerId, Priority};
@@ -203,7 +203,13 @@ struct Bucket {
     example: String,
     fields: BTreeMap<String, serde_json::Value>,
     reported: Option<Instant>,
+    /// The rules this container has raised at least once. The first alert of a rule passes
+    /// even over the rate: a storm of one kind of alert cannot hide another kind of drift.
+    rules_seen: HashSet<String>,
 }
+
+/// Rules remembered per container for [`Bucket::rules_seen`]; past it, only the rate admits.
+const MAX_RULES_SEEN: usize = 256;
 
 /// Buckets kept at most; idle (full) ones go first when over.
 const MAX_BUCKETS: usize = 16_384;
@@ -233,6 +239,7 @@ impl AlertRate {
     pub fn admit(
         &mut self,
         id: &str,
+        rule: &str,
         now: Instant,
         dropped: impl FnOnce() -> (String, BTreeMap<String, serde_json::Value>),
     ) -> bool {
@@ -256,12 +263,20 @@ impl AlertRate {
             example: String::new(),
             fields: BTreeMap::new(),
             reported: None,
+            rules_seen: HashSet::new(),
         });
         b.tokens =
             (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(self.burst);
         b.last = now;
+        let first_of_rule = !b.rules_seen.contains(rule) && b.rules_seen.len() < MAX_RULES_SEEN;
+        if first_of_rule {
+            b.rules_seen.insert(rule.to_string());
+        }
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
+            return true;
+        }
+        if first_of_rule {
             return true;
         }
         if b.dropped == 0 {
@@ -439,12 +454,19 @@ mod tests {
             f.insert("container.id".to_string(), json!("noisy"));
             ("Drift".to_string(), f)
         };
-        let sent = (0..1000).filter(|_| r.admit("noisy", t0, what)).count();
+        let sent = (0..1000)
+            .filter(|_| r.admit("noisy", "rule", t0, what))
+            .count();
         assert_eq!(sent, 5, "the burst, then nothing within the same instant");
-        assert!(r.admit("quiet", t0, what), "a neighbour is not throttled");
+        assert!(
+            r.admit("quiet", "rule", t0, what),
+            "a neighbour is not throttled"
+        );
         // Refills at the rate.
         let t1 = t0 + Duration::from_millis(500);
-        let sent = (0..1000).filter(|_| r.admit("noisy", t1, what)).count();
+        let sent = (0..1000)
+            .filter(|_| r.admit("noisy", "rule", t1, what))
+            .count();
         assert_eq!(sent, 5);
         let reports = r.due_reports(t1);
         assert_eq!(reports, vec![(what().1, 1990, "Drift".to_string())]);
@@ -453,14 +475,14 @@ mod tests {
         // interval, then are due at once again.
         let mut r = AlertRate::new(&limits(1, 1, 1, 1));
         assert!(r.due_reports(t0).is_empty());
-        assert!(r.admit("a", t0, what));
-        assert!(!r.admit("a", t0, what));
+        assert!(r.admit("a", "rule", t0, what));
+        assert!(!r.admit("a", "rule", t0, what));
         assert_eq!(
             r.due_reports(t0).len(),
             1,
             "the first drop is reported at once"
         );
-        assert!(!r.admit("a", t0, what));
+        assert!(!r.admit("a", "rule", t0, what));
         assert!(
             r.due_reports(t0 + Duration::from_secs(1)).is_empty(),
             "within the interval"
@@ -468,7 +490,26 @@ mod tests {
         assert_eq!(r.due_reports(t0 + REPORT_INTERVAL)[0].1, 1);
         // Unlimited.
         let mut u = AlertRate::new(&limits(1, 1, 0, 0));
-        assert!((0..10_000).all(|_| u.admit("x", t0, what)));
+        assert!((0..10_000).all(|_| u.admit("x", "rule", t0, what)));
+    }
+
+    #[test]
+    fn a_storm_of_one_rule_does_not_hide_another_rules_first_alert() {
+        let mut r = AlertRate::new(&limits(1, 1, 1, 2));
+        let t0 = Instant::now();
+        let what = || ("Drift".to_string(), BTreeMap::new());
+        let storm = (0..1000)
+            .filter(|_| r.admit("noisy", "Drop and execute", t0, what))
+            .count();
+        assert_eq!(storm, 2, "the burst only");
+        assert!(
+            r.admit("noisy", "Write below etc", t0, what),
+            "a rule this container never raised passes over the rate"
+        );
+        assert!(
+            !r.admit("noisy", "Write below etc", t0, what),
+            "its second alert is rate-limited like the rest"
+        );
     }
 
     #[test]
