@@ -7,6 +7,8 @@
 //! - [`docker`]: Docker (and podman's compatible API) behind that trait, via bollard.
 //! - [`pinned`]: a process pinned by a pidfd (signals, namespaces and cgroups of the right
 //!   process even when its pid is reused), and the host's network namespace.
+//! - [`pod_identity`]: which pod a container is in, from what its creator set, never its
+//!   image's labels.
 //! - [`runtime_config`]: a container's privileges, namespaces, mounts and user, and its
 //!   image's config, as engines report them (data for config-drift checks).
 //!
@@ -19,6 +21,7 @@ pub mod docker;
 mod events;
 pub mod mountinfo;
 pub mod pinned;
+pub mod pod_identity;
 pub mod runtime_config;
 pub mod source;
 
@@ -34,5 +37,6 @@ pub use mountinfo::{
     parse_mountinfo, resolve_layer_paths,
 };
 pub use pinned::{PinError, PinnedProcess, host_netns};
+pub use pod_identity::{PodIdentity, cri_pod_identity, trusted_pod_identity};
 pub use runtime_config::{ImageConfig, MountSpec, RuntimeConfig};
 pub use source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, wait_for_socket};

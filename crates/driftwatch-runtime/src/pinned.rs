@@ -67,7 +67,11 @@ impl PinnedProcess {
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
         if fd < 0 {
-            return Err(call_err("pidfd_open", pid, &std::io::Error::last_os_error()));
+            return Err(call_err(
+                "pidfd_open",
+                pid,
+                &std::io::Error::last_os_error(),
+            ));
         }
         // SAFETY: the kernel returned a new fd that we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -258,7 +262,11 @@ mod tests {
         let p = PinnedProcess::open(std::process::id()).unwrap();
         assert!(p.alive());
         p.signal(0).unwrap();
-        assert!(p.read_proc("stat").unwrap().starts_with(&p.pid().to_string()));
+        assert!(
+            p.read_proc("stat")
+                .unwrap()
+                .starts_with(&p.pid().to_string())
+        );
         // The test runs outside any container: proving it is one's fails, naming why.
         let c = ContainerId::new(&"a".repeat(64)).unwrap();
         let e = p.check_container(&c).unwrap_err();
@@ -274,8 +282,14 @@ mod tests {
         let p = PinnedProcess::open(child.id()).unwrap();
         child.wait().unwrap();
         assert!(!p.alive());
-        assert_eq!(p.signal(libc::SIGKILL), Err(PinError::Exited { pid: p.pid() }));
-        assert_eq!(p.read_proc("cgroup"), Err(PinError::Exited { pid: p.pid() }));
+        assert_eq!(
+            p.signal(libc::SIGKILL),
+            Err(PinError::Exited { pid: p.pid() })
+        );
+        assert_eq!(
+            p.read_proc("cgroup"),
+            Err(PinError::Exited { pid: p.pid() })
+        );
         assert!(matches!(p.netns(), Err(PinError::Exited { .. })));
     }
 }

@@ -212,7 +212,7 @@ impl AgentApi {
             .map_err(|e| ApiError::not_found(format!("release of container {container}: {e}")))?,
             ManualAction::Isolate | ManualAction::Capture => {
                 let facts = AlertFacts {
-                    container_id: meta.id.short().to_string(),
+                    container_id: meta.id.to_string(),
                     container_name: meta.name.clone(),
                     image_repository: meta.image.repository.clone(),
                     image_tag: meta.image.tag.clone(),
@@ -225,6 +225,11 @@ impl AgentApi {
                         .k8s
                         .as_ref()
                         .map(|k| k.pod_name.clone())
+                        .unwrap_or_default(),
+                    k8s_pod_uid: meta
+                        .k8s
+                        .as_ref()
+                        .map(|k| k.pod_uid.clone())
                         .unwrap_or_default(),
                     ..AlertFacts::default()
                 };
@@ -276,7 +281,9 @@ impl AgentView for AgentApi {
         pids.truncate(MAX_PROCESSES);
         let processes: Vec<ProcessNode> = pids.into_iter().filter_map(process).collect();
         let isolated = processes.first().and_then(|p| {
-            driftwatch_response::actions::isolate::NetNs::of_pid(p.pid)
+            let pinned =
+                driftwatch_runtime::PinnedProcess::of_container(p.pid, &entry.meta.id).ok()?;
+            driftwatch_response::actions::isolate::NetNs::for_release(&pinned)
                 .and_then(|ns| ns.is_isolated())
                 .ok()
         });
