@@ -461,12 +461,13 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     let r = get(port, "/api/v1/nothing");
     assert_eq!(r.status, 404);
 
-    // Actions are guarded: confirmation, the custom header, same origin.
+    // Actions are guarded: the token, confirmation, the custom header, same origin.
     let r = http(
         port,
         "POST",
         &format!("/api/v1/containers/{n}/isolate"),
         &[
+            ("Authorization", &format!("Bearer {}", s.token())),
             ("Content-Type", "application/json"),
             ("X-Driftwatch-Request", "1"),
         ],
