@@ -438,18 +438,20 @@ impl TamperGuard {
         match SignalSensor::start(std::process::id(), move |r| {
             sctx.stats.signals.fetch_add(1, Ordering::Relaxed);
             let from_container = sctx.containers.foreign(&r.cgroup, &r.cgroup_parent);
-            if from_container {
-                sctx.stats
-                    .signals_from_containers
-                    .fetch_add(1, Ordering::Relaxed);
-                sctx.on_signal(&r);
-            }
+            // The origin first, the alert after: the main thread waiting to know who sent a
+            // stop request never waits behind the alerts of a flood.
             origins
                 .queue
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .record(r.sig, from_container);
             origins.arrived.notify_all();
+            if from_container {
+                sctx.stats
+                    .signals_from_containers
+                    .fetch_add(1, Ordering::Relaxed);
+                sctx.on_signal(&r);
+            }
         }) {
             Ok(s) => guard.signals = Some(s),
             Err(e) => {
