@@ -288,7 +288,49 @@ impl Inner {
                 Some(image_id) => self.image_info(&d, image_id).await?,
                 None => None,
             };
-            record_from_inspect(self.engine(), c, image.as_ref())
+            // cri-dockerd: the pod is its sandbox's (see `pod_identity`).
+            let sandbox = match c
+                .config
+                .as_ref()
+                .and_then(|cfg| cfg.labels.as_ref())
+                .and_then(|l| l.get(crate::pod_identity::SANDBOX_ID_LABEL))
+            {
+                Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => d
+                    .inspect_container(s, None)
+                    .await
+                    .ok()
+                    .and_then(|sb| Some((sb.id?, sb.config?.labels.unwrap_or_default())))
+                    .filter(|(sid, _)| sid == s),
+                _ => None,
+            };
+            let mut r = record_from_inspect(self.engine(), c, image.as_ref())?;
+            if id.len() == 64 && r.meta.id.as_str() != id.to_ascii_lowercase() {
+                return Err(RuntimeError::Malformed {
+                    engine: self.engine(),
+                    op: "inspect",
+                    detail: format!(
+                        "asked for container {id}, the engine answered with {}",
+                        r.meta.id
+                    ),
+                });
+            }
+            if r.meta
+                .labels
+                .contains_key(crate::pod_identity::SANDBOX_ID_LABEL)
+            {
+                let sandbox_labels: Option<(String, BTreeMap<String, String>)> =
+                    sandbox.map(|(sid, l)| (sid, l.into_iter().collect()));
+                let pod = crate::pod_identity::sandbox_pod_identity(
+                    &r.meta.labels,
+                    &r.runtime_config.network_mode,
+                    sandbox_labels.as_ref().map(|(sid, l)| (sid.as_str(), l)),
+                );
+                if let Some(why) = &pod.distrusted {
+                    tracing::debug!("container {}: no pod identity: {why}", r.meta.id.short());
+                }
+                r.meta.k8s = pod.pod;
+            }
+            Ok(r)
         })
         .await
     }

@@ -8,11 +8,17 @@
 //! make the agent act on that pod when a plain container of it misbehaves.
 //!
 //! What is trusted, per engine:
-//! - **Docker** (and cri-dockerd): the `io.kubernetes.*` labels of the container, unless the
-//!   image's own config carries one of them with the same value (then the value may be the
-//!   image's: the whole identity is dropped). The kubelet's (or `docker run --label`'s) values
-//!   override the image's, so a real pod's labels differ from the image's or the image has
-//!   none. When the image's labels cannot be read, no pod identity.
+//! - **Docker with cri-dockerd** (a container labelled with its pod sandbox,
+//!   `io.kubernetes.sandbox.id`): the sandbox's own labels, and only when the container joined
+//!   that sandbox's network namespace (`NetworkMode: container:<sandbox id>`, which the
+//!   container's creator sets and no image can) and the sandbox is one
+//!   (`io.kubernetes.docker.type=podsandbox`). An image naming a sandbox in its labels gets
+//!   no pod identity.
+//! - **Docker** otherwise: the `io.kubernetes.*` labels of the container, unless the image's
+//!   own config carries one of them with the same value (then the value may be the image's:
+//!   the whole identity is dropped). The kubelet's (or `docker run --label`'s) values override
+//!   the image's, so a real pod's labels differ from the image's or the image has none. When
+//!   the image's labels cannot be read, no pod identity.
 //! - **containerd**: the OCI spec annotations the CRI plugin writes for every container and
 //!   sandbox it creates (`io.kubernetes.cri.sandbox-name`, `-namespace`, `-uid`,
 //!   `io.kubernetes.cri.container-name`): an image cannot set spec annotations. A container
@@ -80,6 +86,52 @@ pub fn trusted_pod_identity(
     }
     PodIdentity {
         pod: KubernetesMeta::from_labels(labels),
+        distrusted: None,
+    }
+}
+
+/// The label cri-dockerd puts on a pod's containers: the id of its sandbox (pause) container.
+pub const SANDBOX_ID_LABEL: &str = "io.kubernetes.sandbox.id";
+
+/// The Docker-with-cri-dockerd rule (see the module's doc): the container's `network_mode`
+/// (`HostConfig.NetworkMode`), and the sandbox its label names, when it could be inspected:
+/// its full id and labels.
+pub fn sandbox_pod_identity(
+    labels: &BTreeMap<String, String>,
+    network_mode: &str,
+    sandbox: Option<(&str, &BTreeMap<String, String>)>,
+) -> PodIdentity {
+    let none = |why: String| PodIdentity {
+        pod: None,
+        distrusted: Some(why),
+    };
+    let Some(named) = labels.get(SANDBOX_ID_LABEL) else {
+        return none("no sandbox label".into());
+    };
+    let Some((sandbox_id, sandbox_labels)) = sandbox else {
+        return none(format!("its sandbox {named} could not be inspected"));
+    };
+    if network_mode != format!("container:{sandbox_id}") {
+        return none(format!(
+            "it names sandbox {named} but does not share its network namespace (network mode {network_mode:?}): the label may be its image's"
+        ));
+    }
+    if sandbox_labels
+        .get("io.kubernetes.docker.type")
+        .map(String::as_str)
+        != Some("podsandbox")
+    {
+        return none(format!("container {named} is not a pod sandbox"));
+    }
+    let mut pod = KubernetesMeta::from_labels(sandbox_labels);
+    if let Some(p) = pod.as_mut() {
+        p.container_name = labels
+            .get("io.kubernetes.container.name")
+            .cloned()
+            .unwrap_or_default();
+    }
+    PodIdentity {
+        pod,
         distrusted: None,
     }
 }
@@ -178,6 +230,48 @@ mod tests {
                 distrusted: None
             }
         );
+    }
+
+    #[test]
+    fn cri_dockerd_identity_comes_from_the_sandbox_the_container_joined() {
+        let sandbox_id = "a".repeat(64);
+        let sandbox = map(&[
+            ("io.kubernetes.docker.type", "podsandbox"),
+            ("io.kubernetes.pod.name", "web-0"),
+            ("io.kubernetes.pod.namespace", "shop"),
+            ("io.kubernetes.pod.uid", "u-9"),
+        ]);
+        let mut labels = map(POD);
+        labels.insert(SANDBOX_ID_LABEL.into(), sandbox_id.clone());
+        labels.insert("io.kubernetes.container.name".into(), "app".into());
+        let mode = format!("container:{sandbox_id}");
+        let pod = sandbox_pod_identity(&labels, &mode, Some((&sandbox_id, &sandbox)))
+            .pod
+            .unwrap();
+        // The sandbox's identity, whatever the container's own labels claim.
+        assert_eq!(
+            (
+                pod.namespace.as_str(),
+                pod.pod_name.as_str(),
+                pod.pod_uid.as_str(),
+                pod.container_name.as_str()
+            ),
+            ("shop", "web-0", "u-9", "app")
+        );
+        // An image naming a real sandbox: a plain container does not share its network.
+        let id = sandbox_pod_identity(&labels, "none", Some((&sandbox_id, &sandbox)));
+        assert_eq!(id.pod, None);
+        assert!(
+            id.distrusted
+                .unwrap()
+                .contains("does not share its network namespace")
+        );
+        // A "sandbox" that is not one.
+        let plain = map(POD);
+        let id = sandbox_pod_identity(&labels, &mode, Some((&sandbox_id, &plain)));
+        assert_eq!(id.pod, None);
+        // Not found.
+        assert_eq!(sandbox_pod_identity(&labels, &mode, None).pod, None);
     }
 
     #[test]

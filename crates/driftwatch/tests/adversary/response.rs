@@ -212,6 +212,104 @@ fn pod_labels_forged_in_an_image_are_no_pod_identity() {
     Aftermath { agent: &r.agent }.assert_all();
 }
 
+/// `docker run -d ARGS...` (any network), removed when dropped.
+fn run_container(args: &[&str]) -> Container {
+    let mut all = vec!["run", "-d"];
+    all.extend_from_slice(args);
+    let out = docker(&all);
+    assert!(
+        out.status.success(),
+        "docker {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Container {
+        id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    }
+}
+
+#[test]
+fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
+    if !ready() {
+        return;
+    }
+    let agent = AgentProcess::start(&[]);
+    // A pod as cri-dockerd makes it: the sandbox, and a container in its network namespace.
+    let sandbox = run_container(&[
+        "--network",
+        "none",
+        "--label",
+        "io.kubernetes.docker.type=podsandbox",
+        "--label",
+        "io.kubernetes.pod.name=web-0",
+        "--label",
+        "io.kubernetes.pod.namespace=shop",
+        "--label",
+        "io.kubernetes.pod.uid=5f1c2a3b-0000-4000-8000-00000000aaaa",
+        BUSYBOX,
+        "sleep",
+        "300",
+    ]);
+    let joined = run_container(&[
+        "--network",
+        &format!("container:{}", sandbox.id),
+        "--label",
+        &format!("io.kubernetes.sandbox.id={}", sandbox.id),
+        "--label",
+        "io.kubernetes.docker.type=container",
+        "--label",
+        "io.kubernetes.container.name=app",
+        "--label",
+        "io.kubernetes.pod.name=web-0",
+        "--label",
+        "io.kubernetes.pod.namespace=shop",
+        BUSYBOX,
+        "sleep",
+        "300",
+    ]);
+    // An image that names that sandbox (and its pod) in its labels, run as a plain container.
+    let base = Container::run(&[BUSYBOX, "sleep", "300"]);
+    let image = Image(format!("dw-adv-forged-sandbox:{}", std::process::id()));
+    let out = docker(&[
+        "commit",
+        "-c",
+        &format!("LABEL io.kubernetes.sandbox.id={}", sandbox.id),
+        "-c",
+        "LABEL io.kubernetes.docker.type=container",
+        &base.id,
+        &image.0,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(base);
+    let forged = Container::run(&[
+        "--label",
+        "io.kubernetes.pod.name=web-0",
+        "--label",
+        "io.kubernetes.pod.namespace=shop",
+        &image.0,
+        "sleep",
+        "300",
+    ]);
+    for (c, dir) in [(&joined, "joined"), (&forged, "forged")] {
+        drop_and_run(c, dir);
+    }
+    let alert_of = |c: &Container| {
+        agent.wait_for("a drift", WAIT, |a| {
+            has_tag(a, "binary_drift") && field(a, "container.id") == c.short()
+        })
+    };
+    let a = alert_of(&joined);
+    assert_eq!(field(&a, "k8s.pod.name"), "web-0", "{a}");
+    assert_eq!(field(&a, "k8s.ns.name"), "shop", "{a}");
+    let a = alert_of(&forged);
+    let pod = field(&a, "k8s.pod.name").as_str().unwrap_or_default();
+    assert!(pod.is_empty() || pod == "<NA>", "{a}");
+    Aftermath { agent: &agent }.assert_all();
+}
+
 #[test]
 fn a_payload_run_again_within_the_dedupe_window_is_killed_again() {
     if !ready() {
