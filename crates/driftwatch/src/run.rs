@@ -562,11 +562,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         let s = r.stats();
         let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         tracing::info!(
-            "response: {} alerts queued, {} dropped (queue full), {} playbook runs, {} duplicates, {} excepted; actions {} ok, {} failed, {} skipped, {} dry-run",
+            "response: {} alerts queued, {} dropped (queue full, {} of them over their container's share), {} playbook runs ({} kill-only), {} duplicates, {} over a container's budget, {} excepted; actions {} ok, {} failed, {} skipped, {} dry-run",
             n(&s.queued),
             n(&s.dropped),
+            n(&s.dropped_container_share),
             n(&s.runs),
+            n(&s.kill_only),
             n(&s.duplicates),
+            n(&s.over_budget),
             n(&s.excepted),
             n(&s.ok),
             n(&s.failed),

@@ -495,8 +495,18 @@ impl AgentView for AgentApi {
             );
             w.counter1(
                 "driftwatch_response_dropped_total",
-                "Alerts dropped without action because the response queue was full.",
+                "Alerts dropped without action because the response queue was full (or their container held its share of it).",
                 n(&rs.dropped),
+            );
+            w.counter1(
+                "driftwatch_response_dropped_container_share_total",
+                "Alerts dropped without action because their container held its share of the response queue.",
+                n(&rs.dropped_container_share),
+            );
+            w.counter1(
+                "driftwatch_response_kill_only_runs_total",
+                "Playbook runs of which only the kill steps ran (a duplicate, or the container over its budget of runs).",
+                n(&rs.kill_only),
             );
             w.counter(
                 "driftwatch_response_actions_total",
