@@ -218,6 +218,10 @@ impl ContainerEngine for DockerEngine {
             .and_then(|c| c.labels)
             .map(|l| l.into_iter().collect())
             .unwrap_or_default();
+        let network_mode = raw
+            .host_config
+            .and_then(|h| h.network_mode)
+            .unwrap_or_default();
         // The image's own labels: a pod identity they carry is the image's claim, not the
         // runtime's. Unknown when the image cannot be inspected: then no pod identity.
         let image_labels = match raw.image.as_deref().filter(|i| !i.is_empty()) {
@@ -237,7 +241,35 @@ impl ContainerEngine for DockerEngine {
                 }),
             None => None,
         };
-        let k8s = driftwatch_runtime::trusted_pod_identity(&labels, image_labels.as_ref()).pod;
+        let k8s = match labels.get(driftwatch_runtime::pod_identity::SANDBOX_ID_LABEL) {
+            // cri-dockerd: the sandbox's identity, for a container that joined it.
+            Some(sandbox) if sandbox.len() == 64 && looks_like_id(sandbox) => {
+                let found = self
+                    .call(
+                        "inspect",
+                        sandbox,
+                        Duration::ZERO,
+                        self.client.inspect_container(sandbox, None),
+                    )
+                    .ok()
+                    .and_then(|sb| {
+                        let l: BTreeMap<String, String> = sb
+                            .config
+                            .and_then(|c| c.labels)
+                            .map(|l| l.into_iter().collect())
+                            .unwrap_or_default();
+                        Some((sb.id?, l))
+                    })
+                    .filter(|(id, _)| id == sandbox);
+                driftwatch_runtime::pod_identity::sandbox_pod_identity(
+                    &labels,
+                    &network_mode,
+                    found.as_ref().map(|(id, l)| (id.as_str(), l)),
+                )
+                .pod
+            }
+            _ => driftwatch_runtime::trusted_pod_identity(&labels, image_labels.as_ref()).pod,
+        };
         Ok(Resolved {
             id,
             name: raw
