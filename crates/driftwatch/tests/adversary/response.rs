@@ -30,6 +30,12 @@ struct Responding {
 
 impl Responding {
     fn start(playbook: &str, extra: &[&str]) -> Responding {
+        Self::start_via(&[], playbook, extra)
+    }
+
+    /// Like [`Responding::start`], the agent run through `wrapper` (see
+    /// [`AgentProcess::start_via`]).
+    fn start_via(wrapper: &[&str], playbook: &str, extra: &[&str]) -> Responding {
         let dir = tempfile::tempdir().unwrap();
         let pb = dir.path().join("playbook.yaml");
         std::fs::write(&pb, playbook).unwrap();
@@ -41,7 +47,7 @@ impl Responding {
             log.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let agent = AgentProcess::start(&args);
+        let agent = AgentProcess::start_via(wrapper, &args);
         Responding { agent, log, dir }
     }
 
@@ -308,6 +314,55 @@ fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
     let pod = field(&a, "k8s.pod.name").as_str().unwrap_or_default();
     assert!(pod.is_empty() || pod == "<NA>", "{a}");
     Aftermath { agent: &agent }.assert_all();
+}
+
+#[test]
+fn a_host_network_container_is_never_isolated() {
+    if !ready() || !require_tools(&["nft"]) {
+        return;
+    }
+    let n = name("hostnet");
+    // Should a regression isolate the host after all, its table is removed at once.
+    struct Unisolate;
+    impl Drop for Unisolate {
+        fn drop(&mut self) {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "inet", "driftwatch_isolate"])
+                .output();
+        }
+    }
+    let _unisolate = Unisolate;
+    // The agent in a network namespace of its own, as in the DaemonSet (hostPID, not
+    // hostNetwork): "not the agent's namespace" no longer means "not the host's".
+    let r = Responding::start_via(
+        &["unshare", "--net", "--"],
+        &format!(
+            "playbooks:\n  - name: isolate\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions: [isolate]\n"
+        ),
+        &["--no-api"],
+    );
+    // Drift in a container sharing the host's network namespace: isolating "its" namespace
+    // would cut the host off.
+    let c = run_container(&["--name", &n, "--network", "host", BUSYBOX, "sleep", "300"]);
+    drop_and_run(&c, "hostnet");
+    let rec = r
+        .wait_records("the isolate step", 1, |r| r["action"] == "isolate")
+        .remove(0);
+    assert_eq!(rec["result"], "failed", "{rec}");
+    let why = rec["reason"].as_str().unwrap();
+    assert!(
+        why.contains("is in the host's network namespace") && why.ends_with("refused"),
+        "{rec}"
+    );
+    let tables = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tables.stdout).contains("driftwatch_isolate"),
+        "the host's ruleset was touched"
+    );
+    Aftermath { agent: &r.agent }.assert_all();
 }
 
 #[test]
