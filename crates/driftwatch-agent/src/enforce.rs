@@ -432,6 +432,15 @@ fn signal(pid: u32, sig: i32) -> bool {
     unsafe { libc::kill(pid as i32, sig) == 0 }
 }
 
+/// SIGKILL through a pidfd, only when the process provably is still in `container` (a pid
+/// freed and reused since the exec record is left alone).
+fn kill_in_container(pid: u32, container: &driftwatch_model::ContainerId) -> bool {
+    driftwatch_runtime::PinnedProcess::of_container(pid, container)
+        .and_then(|p| p.signal(libc::SIGKILL))
+        .map_err(|e| tracing::debug!("late kill of pid {pid}: {e}"))
+        .is_ok()
+}
+
 fn sha256_of(mut r: impl Read) -> Option<String> {
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -821,7 +830,7 @@ impl Enforcer {
                     EnforcementAction::Blocked,
                     Some(EnforcementMechanism::BpfSigkill),
                 )
-            } else if signal(rec.pid, libc::SIGKILL) {
+            } else if kill_in_container(rec.pid, &entry.meta.id) {
                 killed_by_us = true;
                 if held {
                     self.stats.hold_killed.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,7 @@ mod net_drift;
 mod outputs;
 mod pipeline;
 mod proctable;
+mod record_file;
 mod reload;
 mod tamper;
 

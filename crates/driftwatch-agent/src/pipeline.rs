@@ -2,7 +2,6 @@
 //! alert sinks. The sensor's thread does the per-event work in order; engines are followed
 //! on a small tokio runtime.
 
-use std::fs::OpenOptions;
 use std::io::LineWriter;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -200,13 +199,7 @@ impl Agent {
                 .context("starting the alert outputs")?,
         );
         let record = match &config.record {
-            Some(p) => Some(LineWriter::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("opening {}", p.display()))?,
-            )),
+            Some(p) => Some(LineWriter::new(crate::record_file::open_private_append(p)?)),
             None => None,
         };
 

@@ -4,7 +4,11 @@
 //!   (`tp_btf/signal_generate`); one from a container (a process whose cgroup is a
 //!   container's other than the agent's own: possible with `--pid host`) raises a critical
 //!   alert, and a stop request
-//!   (SIGTERM, SIGINT, SIGHUP) from a container is ignored ([`TamperGuard::origin_of`]).
+//!   (SIGTERM, SIGINT, SIGHUP) from a container is ignored ([`TamperGuard::origin_of`]). It
+//!   fails closed: a stop request whose sender is unknown (its record late or lost, as a
+//!   container flooding the agent with signals can arrange) is ignored too. A host's stop
+//!   request is never crowded out by a container's records (they are kept apart); SIGKILL,
+//!   which `systemctl stop` sends after its timeout, always ends the agent.
 //! - ptrace: the agent makes itself non-dumpable (attaching then needs CAP_SYS_PTRACE in
 //!   the initial user namespace) and checks its `TracerPid`; a tracer raises an alert.
 //! - Its files: fanotify open permission on the protected paths (binary, config, state
@@ -59,6 +63,9 @@ pub struct TamperStats {
     /// Signals to the agent from any sender, and from containers.
     pub signals: AtomicU64,
     pub signals_from_containers: AtomicU64,
+    /// Stop requests whose sender's record did not arrive in time (ignored: tamper protection
+    /// fails closed).
+    pub unknown_origins: AtomicU64,
     /// Stop requests (SIGTERM/SIGINT/SIGHUP) from containers the agent ignored.
     pub stops_ignored: AtomicU64,
     /// Opens of protected paths by container processes, denied.
@@ -82,8 +89,56 @@ pub enum SignalOrigin {
     Unknown,
 }
 
+/// The kernel's records of signals sent to the agent, not yet claimed by the main thread.
+/// Host senders are counted per signal apart from the containers' bounded queue, so that a
+/// flood of signals from a container (`--pid host`) can never push a host's stop request
+/// out.
+#[derive(Default)]
+struct Pending {
+    /// Signals from containers, newest last (at most [`MAX_PENDING`]).
+    container: VecDeque<u32>,
+    /// Signal number → records from host processes not claimed yet (each at most
+    /// [`MAX_PENDING`]).
+    host: std::collections::BTreeMap<u32, u32>,
+}
+
+/// Records kept at most per queue.
+const MAX_PENDING: usize = 64;
+
+impl Pending {
+    /// Keeps one record of the kernel's.
+    fn record(&mut self, sig: u32, from_container: bool) {
+        // Only the newest few matter (the main thread claims its signal within a second);
+        // signals nobody claims (SIGCHLD, SIGCONT) must not pile up.
+        if from_container {
+            self.container.push_back(sig);
+            while self.container.len() > MAX_PENDING {
+                self.container.pop_front();
+            }
+        } else if self.host.len() < MAX_PENDING || self.host.contains_key(&sig) {
+            let n = self.host.entry(sig).or_default();
+            *n = (*n + 1).min(MAX_PENDING as u32);
+        }
+    }
+
+    /// Takes every record of `sig`: `Host` when a host's is among them, `Container` when
+    /// only containers', `None` when there is none yet.
+    fn claim(&mut self, sig: u32) -> Option<SignalOrigin> {
+        let host = self.host.remove(&sig).is_some();
+        let before = self.container.len();
+        self.container.retain(|&s| s != sig);
+        if host {
+            Some(SignalOrigin::Host)
+        } else if self.container.len() < before {
+            Some(SignalOrigin::Container)
+        } else {
+            None
+        }
+    }
+}
+
 struct Origins {
-    queue: Mutex<VecDeque<(u32, bool)>>,
+    queue: Mutex<Pending>,
     arrived: Condvar,
 }
 
@@ -406,7 +461,7 @@ impl TamperGuard {
     ) -> TamperGuard {
         let stats = Arc::new(TamperStats::default());
         let origins = Arc::new(Origins {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Pending::default()),
             arrived: Condvar::new(),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -435,20 +490,20 @@ impl TamperGuard {
         match SignalSensor::start(std::process::id(), move |r| {
             sctx.stats.signals.fetch_add(1, Ordering::Relaxed);
             let from_container = sctx.containers.foreign(&r.cgroup, &r.cgroup_parent);
+            // The origin first, the alert after: the main thread waiting to know who sent a
+            // stop request never waits behind the alerts of a flood.
+            origins
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(r.sig, from_container);
+            origins.arrived.notify_all();
             if from_container {
                 sctx.stats
                     .signals_from_containers
                     .fetch_add(1, Ordering::Relaxed);
                 sctx.on_signal(&r);
             }
-            let mut q = origins.queue.lock().unwrap_or_else(|p| p.into_inner());
-            q.push_back((r.sig, from_container));
-            // Only the newest few matter (the main thread claims its signal within a
-            // second); signals nobody claims (SIGCHLD, SIGCONT) must not pile up.
-            while q.len() > 64 {
-                q.pop_front();
-            }
-            origins.arrived.notify_all();
         }) {
             Ok(s) => guard.signals = Some(s),
             Err(e) => {
@@ -516,19 +571,27 @@ impl TamperGuard {
 
     /// Who sent the `sig` the agent just received: waits up to `timeout` for the kernel's
     /// record, then takes every queued record of `sig`. `Container` only when all of them
-    /// came from containers (a host's stop request among them wins).
+    /// came from containers (a host's stop request among them wins). `Unknown` when no record
+    /// arrived in time (or signals are not watched: see [`Self::watches_signals`]).
     pub fn origin_of(&self, sig: i32, timeout: Duration) -> SignalOrigin {
         if self.signals.is_none() {
             return SignalOrigin::Unknown;
         }
+        let sig = sig as u32;
         let deadline = Instant::now() + timeout;
         let mut q = self.origins.queue.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if q.iter().any(|&(s, _)| s == sig as u32) {
-                break;
+            match q.claim(sig) {
+                Some(SignalOrigin::Container) => {
+                    self.stats.stops_ignored.fetch_add(1, Ordering::Relaxed);
+                    return SignalOrigin::Container;
+                }
+                Some(origin) => return origin,
+                None => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                self.stats.unknown_origins.fetch_add(1, Ordering::Relaxed);
                 return SignalOrigin::Unknown;
             }
             q = self
@@ -538,21 +601,14 @@ impl TamperGuard {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        let mut host = false;
-        q.retain(|&(s, from_container)| {
-            if s == sig as u32 {
-                host |= !from_container;
-                false
-            } else {
-                true
-            }
-        });
-        if host {
-            SignalOrigin::Host
-        } else {
-            self.stats.stops_ignored.fetch_add(1, Ordering::Relaxed);
-            SignalOrigin::Container
-        }
+    }
+
+    /// Whether the signals sent to the agent are watched (tamper protection on and its
+    /// signal program attached). Then a stop request of unknown origin is ignored: failing
+    /// closed, since a container that floods the agent with signals can make the kernel's
+    /// record of a stop request late or lost.
+    pub fn watches_signals(&self) -> bool {
+        self.signals.is_some()
     }
 }
 
@@ -645,4 +701,42 @@ pub fn default_protected(files: &[&Path], extra: &[PathBuf]) -> Vec<PathBuf> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::*;
+
+    const TERM: u32 = libc::SIGTERM as u32;
+
+    #[test]
+    fn a_container_flood_never_crowds_out_the_hosts_stop_request() {
+        let mut p = Pending::default();
+        p.record(TERM, false);
+        for _ in 0..100_000 {
+            p.record(TERM, true);
+            p.record(libc::SIGUSR1 as u32, true);
+        }
+        assert!(p.container.len() <= MAX_PENDING);
+        assert_eq!(p.claim(TERM), Some(SignalOrigin::Host));
+        // Claimed: nothing of it is left.
+        assert_eq!(p.claim(TERM), None);
+    }
+
+    #[test]
+    fn only_containers_records_make_a_container_origin_and_none_is_unknown() {
+        let mut p = Pending::default();
+        assert_eq!(p.claim(TERM), None);
+        p.record(TERM, true);
+        p.record(libc::SIGCHLD as u32, false);
+        assert_eq!(p.claim(TERM), Some(SignalOrigin::Container));
+        assert_eq!(p.claim(TERM), None);
+        // Unclaimed host signals are bounded too.
+        for s in 0..1000 {
+            p.record(s, false);
+            p.record(s, false);
+        }
+        assert!(p.host.len() <= MAX_PENDING);
+        assert_eq!(p.claim(libc::SIGCHLD as u32), Some(SignalOrigin::Host));
+    }
 }

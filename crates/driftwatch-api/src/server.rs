@@ -2,13 +2,19 @@
 //! (compared in constant time, never logged), CSRF checks on actions, request limits,
 //! security headers on every answer, and Server-Sent Events for live alerts.
 //!
+//! Who needs the token: every state-changing request (a POST: release, isolate, capture),
+//! wherever the server listens. A loopback listener is no credential: every local process,
+//! and every container sharing the host's network namespace (`--network host`, a
+//! `hostNetwork` pod), reaches it. Reads (`/api` GETs, `/metrics`) need it off loopback, and
+//! on loopback when [`ApiConfig::token_for_reads`] says so. `/healthz` and the UI's static
+//! files never do.
+//!
 //! It runs on a runtime of its own (two threads) so that slow clients never delay the
 //! agent's engine follower; calls into the agent run on its blocking pool.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,9 +57,13 @@ const STYLE_CSS: &str = include_str!("ui/style.css");
 #[derive(Clone)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
-    /// The bearer token; required for `/api` and `/metrics` when set, and required to be set
-    /// when `listen` is not a loopback address.
+    /// The bearer token: required for every state-changing request (without one, they are
+    /// all refused), and for reads as [`token_for_reads`](Self::token_for_reads) says.
+    /// Required to be set when `listen` is not a loopback address.
     pub token: Option<String>,
+    /// Reads (`/api` GETs, `/metrics`) need the token on loopback too (off loopback they
+    /// always do).
+    pub token_for_reads: bool,
     /// Serve the web UI at `/`.
     pub ui: bool,
 }
@@ -64,6 +74,7 @@ impl std::fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_for_reads", &self.token_for_reads)
             .field("ui", &self.ui)
             .finish()
     }
@@ -84,23 +95,6 @@ pub enum BindError {
     },
     #[error("starting the API's runtime: {0}")]
     Runtime(std::io::Error),
-}
-
-/// Reads a token file: its first line, trimmed; empty or unreadable is an error naming the
-/// file (never the content).
-pub fn read_token_file(path: &Path) -> Result<String, BindError> {
-    let err = |message: String| BindError::Token {
-        path: path.display().to_string(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let token = text.lines().next().unwrap_or_default().trim().to_string();
-    if token.len() < 16 {
-        return Err(err(
-            "the token (first line) must be at least 16 characters".into()
-        ));
-    }
-    Ok(token)
 }
 
 /// Equal in time independent of where the strings differ (the length may still show).
@@ -493,9 +487,23 @@ fn check_host(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The token check of a read: only when reads need it.
+fn check_read_token(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.config.token_for_reads || !state.config.listen.ip().is_loopback() {
+        check_token(state, headers)
+    } else {
+        Ok(())
+    }
+}
+
+/// The token check of a state-changing request: always; without a configured token, refused.
 fn check_token(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.config.token else {
-        return Ok(());
+        state.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::new(
+            403,
+            "state-changing requests need the API token, and this server has none configured",
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -665,13 +673,17 @@ async fn route_request(
         }
         ["metrics"] => {
             method_is(&req, Method::GET, "GET")?;
-            check_token(state, req.headers())?;
+            check_read_token(state, req.headers())?;
             let st = state.clone();
             let text = blocking(move || metrics_text(&st)).await?;
             Ok(text_response(METRICS_CONTENT_TYPE, text))
         }
         ["api", "v1", rest @ ..] => {
-            check_token(state, req.headers())?;
+            if req.method() == Method::GET || req.method() == Method::HEAD {
+                check_read_token(state, req.headers())?;
+            } else {
+                check_token(state, req.headers())?;
+            }
             api(state, req, rest, &query).await
         }
         _ => Err(ApiError::not_found(format!("no such page: {path}"))),
@@ -1092,6 +1104,7 @@ mod tests {
         let c = ApiConfig {
             listen: "127.0.0.1:1".parse().unwrap(),
             token: Some("supersecrettoken123".into()),
+            token_for_reads: true,
             ui: true,
         };
         assert!(!format!("{c:?}").contains("supersecret"));

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -119,13 +120,19 @@ struct Srv {
     ring: Arc<AlertRing>,
 }
 
-fn serve(token: Option<&str>, view: Fixed) -> Srv {
+/// A loopback server with [`TOKEN`] for actions; `token_for_reads`: for reads too.
+fn serve(token_for_reads: bool, view: Fixed) -> Srv {
+    serve_with(Some(TOKEN), token_for_reads, view)
+}
+
+fn serve_with(token: Option<&str>, token_for_reads: bool, view: Fixed) -> Srv {
     let view = Arc::new(view);
     let ring = Arc::new(AlertRing::new(100));
     let server = ApiServer::start(
         ApiConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: token.map(String::from),
+            token_for_reads,
             ui: true,
         },
         view.clone(),
@@ -191,10 +198,11 @@ fn get(srv: &Srv, path: &str) -> Reply {
 
 const JSON: &str = "Content-Type: application/json";
 const CSRF: &str = "X-Driftwatch-Request: 1";
+const AUTH: &str = "Authorization: Bearer 0123456789abcdef-token";
 
 #[test]
 fn ui_and_api_routes_answer_with_security_headers() {
-    let srv = serve(None, Fixed::default());
+    let srv = serve(false, Fixed::default());
     for (path, ct) in [
         ("/", "text/html"),
         ("/app.js", "text/javascript"),
@@ -229,7 +237,10 @@ fn ui_and_api_routes_answer_with_security_headers() {
     let r = get(&srv, "/api/v1/nope");
     assert_eq!(r.status, 404);
     assert!(r.json()["error"].as_str().unwrap().contains("/api/v1/nope"));
+    // Any method but GET needs the token first; with it, the method is refused.
     let r = req(&srv, "DELETE", "/api/v1/containers", &[], "");
+    assert_eq!(r.status, 401);
+    let r = req(&srv, "DELETE", "/api/v1/containers", &[AUTH], "");
     assert_eq!(r.status, 405);
     let r = get(&srv, "/api/v1/containers/nothere");
     assert_eq!(r.status, 404);
@@ -242,7 +253,7 @@ fn ui_and_api_routes_answer_with_security_headers() {
 
 #[test]
 fn containers_carry_drift_counts_and_processes_their_verdicts() {
-    let srv = serve(None, Fixed::default());
+    let srv = serve(false, Fixed::default());
     srv.ring.push(&alert(42));
     srv.ring.push(&alert(43));
     let c = get(&srv, "/api/v1/containers").json();
@@ -264,12 +275,12 @@ fn containers_carry_drift_counts_and_processes_their_verdicts() {
 
 #[test]
 fn health_is_503_when_a_component_is_down() {
-    let srv = serve(None, Fixed::default());
+    let srv = serve(false, Fixed::default());
     let r = get(&srv, "/healthz");
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["healthy"], true);
     let down = serve(
-        None,
+        false,
         Fixed {
             sensor_down: true,
             ..Fixed::default()
@@ -282,7 +293,7 @@ fn health_is_503_when_a_component_is_down() {
 
 #[test]
 fn metrics_are_valid_exposition_with_the_views_lines() {
-    let srv = serve(None, Fixed::default());
+    let srv = serve(false, Fixed::default());
     srv.ring.push(&alert(1));
     let r = get(&srv, "/metrics");
     assert_eq!(r.status, 200);
@@ -301,7 +312,7 @@ fn metrics_are_valid_exposition_with_the_views_lines() {
 
 #[test]
 fn the_token_is_required_everywhere_but_health_and_the_static_page() {
-    let srv = serve(Some(TOKEN), Fixed::default());
+    let srv = serve(true, Fixed::default());
     for path in [
         "/api/v1/containers",
         "/api/v1/alerts",
@@ -357,6 +368,7 @@ fn no_token_no_listening_beyond_loopback() {
         ApiConfig {
             listen: "0.0.0.0:0".parse().unwrap(),
             token: None,
+            token_for_reads: false,
             ui: true,
         },
         Arc::new(Fixed::default()),
@@ -371,40 +383,103 @@ fn no_token_no_listening_beyond_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("t");
     std::fs::write(&f, "short\n").unwrap();
-    let e = server::read_token_file(&f).unwrap_err().to_string();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = driftwatch_api::token::read_token_file(&f)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(f.to_str().unwrap()) && !e.contains("short\n"),
         "{e}"
     );
     std::fs::write(&f, format!("{TOKEN}\nignored\n")).unwrap();
-    assert_eq!(server::read_token_file(&f).unwrap(), TOKEN);
+    assert_eq!(driftwatch_api::token::read_token_file(&f).unwrap(), TOKEN);
+}
+
+#[test]
+fn every_state_changing_request_needs_the_token_on_loopback_too() {
+    let srv = serve(false, Fixed::default());
+    let body = r#"{"confirm": true}"#;
+    for action in ["isolate", "release", "capture"] {
+        let p = format!("/api/v1/containers/web/{action}");
+        // A local process (or a host-network container) with everything but the token.
+        let r = req(&srv, "POST", &p, &[JSON, CSRF], body);
+        assert_eq!(r.status, 401, "{action}: {}", r.body);
+        assert!(
+            r.head
+                .to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
+            "{}",
+            r.head
+        );
+        let wrong = "Authorization: Bearer 0123456789abcdef-tokeX";
+        assert_eq!(
+            req(&srv, "POST", &p, &[wrong, JSON, CSRF], body).status,
+            401
+        );
+    }
+    assert!(srv.view.acted.lock().unwrap().is_empty());
+    // Reads stay open on loopback unless configured.
+    assert_eq!(get(&srv, "/api/v1/containers").status, 200);
+    assert_eq!(get(&srv, "/metrics").status, 200);
+    // Other methods than GET are state-changing as far as the token goes.
+    assert_eq!(
+        req(&srv, "DELETE", "/api/v1/containers/web", &[], "").status,
+        401
+    );
+    let r = req(
+        &srv,
+        "POST",
+        "/api/v1/containers/web/isolate",
+        &[AUTH, JSON, CSRF],
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(srv.view.acted.lock().unwrap().len(), 1);
+    // A server without any token refuses every action, even with a header.
+    let none = serve_with(None, false, Fixed::default());
+    let r = req(
+        &none,
+        "POST",
+        "/api/v1/containers/web/isolate",
+        &[AUTH, JSON, CSRF],
+        body,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("none configured"), "{}", r.body);
+    assert!(none.view.acted.lock().unwrap().is_empty());
 }
 
 #[test]
 fn actions_need_confirmation_the_header_json_and_our_origin() {
-    let srv = serve(None, Fixed::default());
+    let srv = serve(false, Fixed::default());
     let port = srv.server.local_addr().port();
     let ok_origin = format!("Origin: http://127.0.0.1:{port}");
     let p = "/api/v1/containers/web/isolate";
     let body = r#"{"confirm": true}"#;
-    assert_eq!(req(&srv, "POST", p, &[JSON], body).status, 403);
-    assert_eq!(req(&srv, "POST", p, &[CSRF], body).status, 415);
+    assert_eq!(req(&srv, "POST", p, &[AUTH, JSON], body).status, 403);
+    assert_eq!(req(&srv, "POST", p, &[AUTH, CSRF], body).status, 415);
     assert_eq!(
         req(
             &srv,
             "POST",
             p,
-            &[JSON, CSRF, "Origin: http://evil.example"],
+            &[AUTH, JSON, CSRF, "Origin: http://evil.example"],
             body
         )
         .status,
         403
     );
     assert_eq!(
-        req(&srv, "POST", p, &[JSON, CSRF, "Origin: null"], body).status,
+        req(&srv, "POST", p, &[AUTH, JSON, CSRF, "Origin: null"], body).status,
         403
     );
-    let r = req(&srv, "POST", p, &[JSON, CSRF], r#"{"confirm": "yes"}"#);
+    let r = req(
+        &srv,
+        "POST",
+        p,
+        &[AUTH, JSON, CSRF],
+        r#"{"confirm": "yes"}"#,
+    );
     assert_eq!(r.status, 400);
     assert!(
         r.json()["error"]
@@ -414,13 +489,16 @@ fn actions_need_confirmation_the_header_json_and_our_origin() {
         "{}",
         r.body
     );
-    assert_eq!(req(&srv, "POST", p, &[JSON, CSRF], "not json").status, 400);
+    assert_eq!(
+        req(&srv, "POST", p, &[AUTH, JSON, CSRF], "not json").status,
+        400
+    );
     assert_eq!(
         req(
             &srv,
             "POST",
             "/api/v1/containers/web/explode",
-            &[JSON, CSRF],
+            &[AUTH, JSON, CSRF],
             body
         )
         .status,
@@ -431,21 +509,21 @@ fn actions_need_confirmation_the_header_json_and_our_origin() {
             &srv,
             "POST",
             "/api/v1/containers/ghost/release",
-            &[JSON, CSRF],
+            &[AUTH, JSON, CSRF],
             body
         )
         .status,
         404
     );
     assert!(srv.view.acted.lock().unwrap().is_empty());
-    let r = req(&srv, "POST", p, &[JSON, CSRF, &ok_origin], body);
+    let r = req(&srv, "POST", p, &[AUTH, JSON, CSRF, &ok_origin], body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["action"], "isolate");
     let r = req(
         &srv,
         "POST",
         "/api/v1/containers/web/capture",
-        &[JSON, CSRF],
+        &[AUTH, JSON, CSRF],
         body,
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -460,20 +538,20 @@ fn actions_need_confirmation_the_header_json_and_our_origin() {
 
 #[test]
 fn bodies_over_the_limit_and_foreign_hosts_are_refused() {
-    let srv = serve(None, Fixed::default());
+    let srv = serve(false, Fixed::default());
     let big = format!(r#"{{"confirm": true, "pad": "{}"}}"#, "x".repeat(5000));
     let r = req(
         &srv,
         "POST",
         "/api/v1/containers/web/isolate",
-        &[JSON, CSRF],
+        &[AUTH, JSON, CSRF],
         &big,
     );
     assert_eq!(r.status, 413, "{}", r.body);
     // Chunked, with no length announced: cut at the limit as it streams.
     let chunk = "y".repeat(3000);
     let mut raw_req = String::from(
-        "POST /api/v1/containers/web/isolate HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nX-Driftwatch-Request: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /api/v1/containers/web/isolate HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nX-Driftwatch-Request: 1\r\nAuthorization: Bearer 0123456789abcdef-token\r\nTransfer-Encoding: chunked\r\n\r\n",
     );
     for _ in 0..2 {
         raw_req.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
@@ -492,7 +570,7 @@ fn bodies_over_the_limit_and_foreign_hosts_are_refused() {
 
 #[test]
 fn the_stream_sends_new_alerts_as_they_come() {
-    let srv = serve(None, Fixed::default());
+    let srv = serve(false, Fixed::default());
     srv.ring.push(&alert(1));
     let mut s = TcpStream::connect(srv.server.local_addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -550,7 +550,14 @@ pub static KEYS: &[Key<Config>] = &[
         OptPath,
         api.token_file,
         Restart,
-        "A file holding the bearer token (first line). Required when `listen` is not loopback."
+        "A file holding the bearer token (first line), mode 0600 (refused when group or others may read it). Unset: `/var/lib/driftwatch/api.token`, created with a random token on first start. Required when `listen` is not loopback; when set, reads need the token too."
+    ),
+    key!(
+        "api.token_for_reads",
+        Bool,
+        api.token_for_reads,
+        Restart,
+        "Require the token for reads (`/api` GETs, `/metrics`) on loopback too (off loopback they always do). Unset: true when `token_file` is set (as before every agent had a token), false otherwise. State-changing requests (release, isolate, capture) always need the token."
     ),
     key!("api.ui", Bool, api.ui, Restart, "Serve the web UI at `/`."),
     key!(

@@ -408,7 +408,11 @@ pub struct Api {
     /// `127.0.0.1:7878` by default; any other address requires a token.
     pub listen: String,
     /// A file holding the bearer token (first line). Required when `listen` is not loopback.
+    /// Unset: `/var/lib/driftwatch/api.token`, created with a random token on first start.
     pub token_file: Option<PathBuf>,
+    /// Reads (`/api` GETs, `/metrics`) need the token on loopback too. State-changing requests
+    /// always do. When not set in the file: true when `token_file` is.
+    pub token_for_reads: bool,
     /// Serve the web UI at `/`.
     pub ui: bool,
 }
@@ -419,6 +423,7 @@ impl Default for Api {
             enabled: true,
             listen: "127.0.0.1:7878".into(),
             token_file: None,
+            token_for_reads: false,
             ui: true,
         }
     }

@@ -193,23 +193,32 @@ impl KubeClient {
     /// Deletes the pod, so that its controller (if any: see [`Pod::owners`]) recreates it from
     /// the image. `grace_period_seconds`: `Some(0)` kills at once, `None` uses the pod's own
     /// `terminationGracePeriodSeconds`. Sent as a `DeleteOptions` body. Bypasses
-    /// PodDisruptionBudgets; see [`evict_pod`](Self::evict_pod).
+    /// PodDisruptionBudgets; see [`evict_pod`](Self::evict_pod). `uid`: delete only the pod
+    /// of that uid (`preconditions.uid`): a pod recreated under the same name, or a name
+    /// that was never the uid's, is left alone (409 Conflict).
     pub fn delete_pod(
         &self,
         namespace: &str,
         pod: &str,
         grace_period_seconds: Option<u32>,
+        uid: Option<&str>,
     ) -> Result<(), KubeError> {
         let path = pod_path(namespace, pod)?;
-        let body = delete_options(grace_period_seconds);
+        let body = delete_options(grace_period_seconds, uid);
         self.call("DELETE", &path, Some((JSON, &body))).map(drop)
     }
 
     /// Evicts the pod through the Eviction API, which respects PodDisruptionBudgets: a refusal
-    /// because of one (429) is [`KubeError::EvictionBlocked`].
-    pub fn evict_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError> {
+    /// because of one (429) is [`KubeError::EvictionBlocked`]. `uid`: the same precondition
+    /// as [`delete_pod`](Self::delete_pod)'s.
+    pub fn evict_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        uid: Option<&str>,
+    ) -> Result<(), KubeError> {
         let path = format!("{}/eviction", pod_path(namespace, pod)?);
-        let body = eviction(namespace, pod);
+        let body = eviction(namespace, pod, uid);
         match self.call("POST", &path, Some((JSON, &body))) {
             Ok(_) => Ok(()),
             Err(KubeError::Api {

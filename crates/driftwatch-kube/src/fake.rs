@@ -17,7 +17,9 @@
 //! cluster: a deleted or evicted pod is gone at once (no graceful termination, no controller
 //! recreating it), PATCH accepts only `application/merge-patch+json` (415 otherwise), and
 //! objects are not validated beyond what the client's requests need (name, namespace,
-//! `resourceVersion` on PUT, the Eviction's pod name).
+//! `resourceVersion` on PUT, the Eviction's pod name). A delete's or an Eviction's
+//! `preconditions.uid` is honoured as the API server does: 409 `Conflict` when the pod's uid
+//! differs.
 //!
 //! ```
 //! use driftwatch_kube::fake::FakeApi;
@@ -25,7 +27,7 @@
 //! let fake = FakeApi::with_token("s3cret");
 //! fake.add_pod("shop", "web-1", &[("app", "web")]);
 //! let client = fake.client();
-//! client.delete_pod("shop", "web-1", Some(0)).unwrap();
+//! client.delete_pod("shop", "web-1", Some(0), None).unwrap();
 //! let req = &fake.requests()[0];
 //! assert_eq!(req.method, "DELETE");
 //! assert_eq!(req.path, "/api/v1/namespaces/shop/pods/web-1");
@@ -473,6 +475,9 @@ fn respond(state: &mut State, req: RecordedRequest) -> (u16, Value) {
                 {
                     return invalid("DeleteOptions", "gracePeriodSeconds must be >= 0");
                 }
+                if let Some(refused) = uid_precondition(state, req.body.as_ref(), ns, name) {
+                    return refused;
+                }
                 match state.pods.remove(&key(ns, name)) {
                     Some(pod) => (200, pod),
                     None => not_found("pods", "", name),
@@ -590,6 +595,25 @@ fn patch(
     (200, obj)
 }
 
+/// `DeleteOptions.preconditions.uid`, as the API server checks it: a pod whose uid differs
+/// is not deleted, and the answer is 409 Conflict with the server's own wording.
+fn uid_precondition(
+    state: &State,
+    options: Option<&Value>,
+    ns: &str,
+    name: &str,
+) -> Option<(u16, Value)> {
+    let want = options?.get("preconditions")?.get("uid")?.as_str()?;
+    let pod = state.pods.get(&key(ns, name))?;
+    let have = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    (want != have).then(|| {
+        let message = format!(
+            "Operation cannot be fulfilled on pods \"{name}\": Precondition failed: UID in precondition: {want}, UID in object meta: {have}"
+        );
+        (409, status(409, "Conflict", &message, None))
+    })
+}
+
 fn evict(state: &mut State, req: &RecordedRequest, ns: &str, name: &str) -> (u16, Value) {
     let body = match json_body(req) {
         Ok(b) => b,
@@ -616,6 +640,9 @@ fn evict(state: &mut State, req: &RecordedRequest, ns: &str, name: &str) -> (u16
                 None,
             ),
         );
+    }
+    if let Some(refused) = uid_precondition(state, Some(&body["deleteOptions"]), ns, name) {
+        return refused;
     }
     match state.pods.remove(&key(ns, name)) {
         Some(_) => (201, success(201, name, "pods", "")),

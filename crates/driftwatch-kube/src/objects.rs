@@ -173,22 +173,31 @@ pub(crate) fn label_patch(labels: &BTreeMap<String, Option<String>>) -> Value {
     json!({ "metadata": { "labels": labels } })
 }
 
-/// `DeleteOptions` for a pod delete.
-pub(crate) fn delete_options(grace_period_seconds: Option<u32>) -> Value {
+/// `DeleteOptions` for a pod delete; with `uid`, the precondition that the pod is still the
+/// one the agent saw (the API server answers 409 Conflict when the name now belongs to
+/// another pod, or the uid was never this pod's).
+pub(crate) fn delete_options(grace_period_seconds: Option<u32>, uid: Option<&str>) -> Value {
     let mut body = json!({ "kind": "DeleteOptions", "apiVersion": "v1" });
     if let Some(g) = grace_period_seconds {
         body["gracePeriodSeconds"] = json!(g);
     }
+    if let Some(uid) = uid {
+        body["preconditions"] = json!({ "uid": uid });
+    }
     body
 }
 
-/// A `policy/v1` Eviction of one pod.
-pub(crate) fn eviction(namespace: &str, pod: &str) -> Value {
-    json!({
+/// A `policy/v1` Eviction of one pod; with `uid`, the same precondition as a delete.
+pub(crate) fn eviction(namespace: &str, pod: &str, uid: Option<&str>) -> Value {
+    let mut body = json!({
         "apiVersion": "policy/v1",
         "kind": "Eviction",
         "metadata": { "name": pod, "namespace": namespace },
-    })
+    });
+    if let Some(uid) = uid {
+        body["deleteOptions"] = delete_options(None, Some(uid));
+    }
+    body
 }
 
 /// A failed request's `Status` object, as far as errors need it.
@@ -281,11 +290,11 @@ mod tests {
             json!({"metadata": {"labels": {"a": "1", "b": null}}})
         );
         assert_eq!(
-            delete_options(Some(0)),
+            delete_options(Some(0), None),
             json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
         );
         assert_eq!(
-            delete_options(None),
+            delete_options(None, None),
             json!({"kind": "DeleteOptions", "apiVersion": "v1"})
         );
     }

@@ -284,8 +284,8 @@ fn release_reports_other_failures() {
 fn delete_sends_delete_options_with_the_grace_period() {
     let (fake, _) = shop();
     let client = fake.client();
-    client.delete_pod("shop", "web-1", Some(0)).unwrap();
-    client.delete_pod("shop", "web-2", None).unwrap();
+    client.delete_pod("shop", "web-1", Some(0), None).unwrap();
+    client.delete_pod("shop", "web-2", None, None).unwrap();
 
     let reqs = fake.requests();
     assert_eq!(reqs[0].method, "DELETE");
@@ -301,7 +301,9 @@ fn delete_sends_delete_options_with_the_grace_period() {
     );
     assert!(fake.pod("shop", "web-1").is_none() && fake.pod("shop", "web-2").is_none());
 
-    let err = client.delete_pod("shop", "web-1", Some(30)).unwrap_err();
+    let err = client
+        .delete_pod("shop", "web-1", Some(30), None)
+        .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(
         err.to_string()
@@ -310,9 +312,57 @@ fn delete_sends_delete_options_with_the_grace_period() {
 }
 
 #[test]
+fn a_delete_with_another_pods_uid_is_refused_with_409_as_the_api_server_does() {
+    let (fake, uid) = shop();
+    let client = fake.client();
+    // The name now belongs to another pod (recreated, or claimed by a forged label).
+    let err = client
+        .delete_pod(
+            "shop",
+            "web-1",
+            Some(0),
+            Some("11111111-2222-4333-8444-555555555555"),
+        )
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "Precondition failed: UID in precondition: 11111111-2222-4333-8444-555555555555, UID in object meta: {uid}"
+        )),
+        "{err}"
+    );
+    assert!(fake.pod("shop", "web-1").is_some(), "the pod must survive");
+    assert_eq!(
+        fake.requests()[0].body.as_ref().unwrap()["preconditions"],
+        json!({"uid": "11111111-2222-4333-8444-555555555555"})
+    );
+    // The same through the eviction API.
+    let err = client
+        .evict_pod(
+            "shop",
+            "web-1",
+            Some("11111111-2222-4333-8444-555555555555"),
+        )
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert!(fake.pod("shop", "web-1").is_some());
+    // The pod's own uid: deleted.
+    client
+        .delete_pod("shop", "web-1", Some(0), Some(&uid))
+        .unwrap();
+    assert!(fake.pod("shop", "web-1").is_none());
+    let uid2 = fake.pod("shop", "web-2").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client.evict_pod("shop", "web-2", Some(&uid2)).unwrap();
+    assert!(fake.pod("shop", "web-2").is_none());
+}
+
+#[test]
 fn evict_posts_a_policy_v1_eviction() {
     let (fake, _) = shop();
-    fake.client().evict_pod("shop", "web-1").unwrap();
+    fake.client().evict_pod("shop", "web-1", None).unwrap();
     let reqs = fake.requests();
     assert_eq!(summary(&reqs), [format!("POST {POD}/eviction")]);
     assert_eq!(reqs[0].content_type.as_deref(), Some("application/json"));
@@ -333,7 +383,7 @@ fn evict_blocked_by_a_disruption_budget_is_its_own_error() {
     let path = format!("{POD}/eviction");
     fake.fail("POST", &path, 1, 429);
     let client = fake.client();
-    let err = client.evict_pod("shop", "web-1").unwrap_err();
+    let err = client.evict_pod("shop", "web-1", None).unwrap_err();
     match &err {
         KubeError::EvictionBlocked { request, message } => {
             assert_eq!(request, &format!("POST {path}"));
@@ -348,7 +398,7 @@ fn evict_blocked_by_a_disruption_budget_is_its_own_error() {
     assert!(fake.pod("shop", "web-1").is_some());
 
     // the client does not retry; the caller's next try goes through
-    client.evict_pod("shop", "web-1").unwrap();
+    client.evict_pod("shop", "web-1", None).unwrap();
     assert_eq!(fake.requests().len(), 2);
 
     // other failures stay API errors
@@ -358,7 +408,7 @@ fn evict_blocked_by_a_disruption_budget_is_its_own_error() {
         1,
         500,
     );
-    let err = client.evict_pod("shop", "web-2").unwrap_err();
+    let err = client.evict_pod("shop", "web-2", None).unwrap_err();
     assert!(matches!(err, KubeError::Api { status: 500, .. }), "{err}");
 }
 
@@ -522,8 +572,8 @@ fn invalid_names_are_refused_before_any_request() {
             ("get", client.get_pod(ns, pod).map(drop)),
             ("isolate", client.isolate_pod(ns, pod).map(drop)),
             ("release", client.release_pod(ns, pod)),
-            ("delete", client.delete_pod(ns, pod, Some(0))),
-            ("evict", client.evict_pod(ns, pod)),
+            ("delete", client.delete_pod(ns, pod, Some(0), None)),
+            ("evict", client.evict_pod(ns, pod, None)),
             (
                 "label",
                 client.label_pod(ns, pod, &BTreeMap::from([("a".into(), None)])),
@@ -550,7 +600,9 @@ fn a_server_that_is_not_listening_is_a_transport_error_naming_the_request() {
         fake.url()
     }; // dropped: the port is closed
     let client = KubeClient::new(KubeConfig::new(url)).unwrap();
-    let err = client.delete_pod("shop", "web-1", Some(0)).unwrap_err();
+    let err = client
+        .delete_pod("shop", "web-1", Some(0), None)
+        .unwrap_err();
     assert!(matches!(err, KubeError::Transport { .. }), "{err:?}");
     assert!(
         err.to_string().starts_with(&format!("DELETE {POD}: ")),

@@ -1,10 +1,10 @@
-//! The responder: alerts in through a bounded queue (never blocking detection: a full queue
-//! drops the alert, counted and logged), one thread that validates and runs the playbooks in
-//! order, and every action recorded.
+//! The responder: alerts in through a bounded queue fair across containers (never blocking
+//! detection: a full queue, or a container over its share of it, drops the alert, counted and
+//! logged), one thread that validates and runs the playbooks in order, and every action
+//! recorded.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -16,7 +16,8 @@ use crate::actions::kube::KubeApi;
 use crate::actions::{self, Env, Step, Target};
 use crate::gate::{Gate, Verdict};
 use crate::matching::AlertFacts;
-use crate::playbook::{OnFailure, PlaybookSet};
+use crate::playbook::{Action, OnFailure, PlaybookSet};
+use crate::queue::{FairQueue, Refused};
 use crate::record::{ActionLog, ActionRecord, AlertRef, ContainerRef, LogError, Outcome, now_ns};
 
 /// Alerts waiting for the responder at most; more are dropped.
@@ -41,8 +42,16 @@ pub struct ResponderConfig {
 pub struct ResponderStats {
     /// Alerts that matched a playbook and were queued.
     pub queued: AtomicU64,
-    /// Alerts dropped because the queue was full.
+    /// Alerts dropped because the queue was full (or their container held its share of it:
+    /// counted in [`Self::dropped_container_share`] too).
     pub dropped: AtomicU64,
+    /// Alerts dropped because their container held its share of the queue.
+    pub dropped_container_share: AtomicU64,
+    /// Playbook runs of which only the `kill` steps ran (a duplicate within the dedupe window,
+    /// or the container over its budget of runs).
+    pub kill_only: AtomicU64,
+    /// Playbook runs refused for the container's budget (their `kill` steps still ran).
+    pub over_budget: AtomicU64,
     pub runs: AtomicU64,
     pub duplicates: AtomicU64,
     pub excepted: AtomicU64,
@@ -80,7 +89,7 @@ fn current(p: &SharedPlaybooks) -> Arc<PlaybookSet> {
 }
 
 pub struct Responder {
-    tx: Option<SyncSender<Queued>>,
+    queue: Arc<FairQueue<Queued>>,
     playbooks: SharedPlaybooks,
     stats: Arc<ResponderStats>,
     last_drop_warning: AtomicU64,
@@ -92,7 +101,12 @@ impl Responder {
     pub fn start(config: ResponderConfig) -> Result<Responder, LogError> {
         let mut log = ActionLog::open(&config.actions_log)?;
         log.set_mirror(config.action_mirror.clone());
-        let (tx, rx) = std::sync::mpsc::sync_channel(config.queue.max(1));
+        let capacity = config.queue.max(1);
+        let queue = Arc::new(FairQueue::new(
+            capacity,
+            FairQueue::<Queued>::default_share(capacity),
+        ));
+        let rx = queue.clone();
         let stats = Arc::new(ResponderStats::default());
         let playbooks = Arc::new(RwLock::new(Arc::new(config.playbooks)));
         let worker = Worker {
@@ -112,7 +126,7 @@ impl Responder {
                 source,
             })?;
         Ok(Responder {
-            tx: Some(tx),
+            queue,
             playbooks,
             stats,
             last_drop_warning: AtomicU64::new(0),
@@ -135,8 +149,8 @@ impl Responder {
     }
 
     /// Queues the alert when a playbook matches it; returns whether it was queued. Never
-    /// blocks: with the queue full, the alert is dropped, counted and logged (at most once per
-    /// 10 s).
+    /// blocks: with the queue full, or the alert's container holding its share of it (an
+    /// eighth), the alert is dropped, counted and logged (at most once per 10 s).
     pub fn submit(&self, alert: &Alert) -> bool {
         let facts = AlertFacts::of(alert);
         if !current(&self.playbooks)
@@ -146,19 +160,27 @@ impl Responder {
         {
             return false;
         }
-        let Some(tx) = &self.tx else { return false };
+        let key = facts.container_id.clone();
         let q = Queued {
             alert: alert.clone(),
             facts,
             received_ns: now_ns(),
         };
-        match tx.try_send(q) {
+        match self.queue.push(&key, q) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Err(TrySendError::Full(q)) | Err(TrySendError::Disconnected(q)) => {
+            Err((why, q)) => {
                 let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let what = if why == Refused::ContainerShare {
+                    self.stats
+                        .dropped_container_share
+                        .fetch_add(1, Ordering::Relaxed);
+                    "the container holds its share of the response queue"
+                } else {
+                    "response queue full"
+                };
                 let now = q.received_ns;
                 let last = self.last_drop_warning.load(Ordering::Relaxed);
                 if now.saturating_sub(last) > 10_000_000_000
@@ -168,7 +190,7 @@ impl Responder {
                         .is_ok()
                 {
                     tracing::warn!(
-                        "response queue full: alert {:?} for container {} dropped without action ({n} dropped since start)",
+                        "{what}: alert {:?} for container {} dropped without action ({n} dropped since start)",
                         q.alert.rule,
                         q.facts.container_label()
                     );
@@ -184,7 +206,7 @@ impl Responder {
     }
 
     fn stop(&mut self) {
-        drop(self.tx.take());
+        self.queue.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -208,7 +230,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, rx: Receiver<Queued>) {
+    fn run(mut self, rx: Arc<FairQueue<Queued>>) {
         let engine: Option<Box<dyn ContainerEngine>> = match &self.docker_socket {
             Some(s) => match DockerEngine::connect(s) {
                 Ok(e) => Some(Box::new(e)),
@@ -225,7 +247,7 @@ impl Worker {
             .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
         let kube = self.kube.clone();
         let alerts_file = self.alerts_file.clone();
-        while let Ok(q) = rx.recv() {
+        while let Some(q) = rx.pop() {
             self.stats.taken.fetch_add(1, Ordering::Relaxed);
             let env = Env {
                 engine: engine.as_deref(),
@@ -245,7 +267,8 @@ impl Worker {
             .iter()
             .filter(|p| p.selector.matches(&q.facts))
         {
-            match self.gate.admit(&playbooks, pb, &q.facts, Instant::now()) {
+            let verdict = self.gate.admit(&playbooks, pb, &q.facts, Instant::now());
+            match &verdict {
                 Verdict::Run => {}
                 Verdict::Excepted { by } => {
                     self.stats.excepted.fetch_add(1, Ordering::Relaxed);
@@ -259,17 +282,37 @@ impl Worker {
                 Verdict::Duplicate { ago } => {
                     self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(
-                        "playbook {}: duplicate of an alert {ago:?} ago for container {}",
+                        "playbook {}: duplicate of an alert {ago:?} ago for container {}: only its kill steps run",
                         pb.name,
                         q.facts.container_label()
                     );
+                }
+                Verdict::OverBudget { runs } => {
+                    self.stats.over_budget.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        "playbook {}: container {} started {runs} runs in the last {:?}: only its kill steps run",
+                        pb.name,
+                        q.facts.container_label(),
+                        crate::gate::CONTAINER_WINDOW
+                    );
+                }
+            }
+            let kill_only = verdict.kill_only();
+            if kill_only {
+                if !pb.actions.iter().any(|s| s.action == Action::Kill) {
                     continue;
                 }
+                self.stats.kill_only.fetch_add(1, Ordering::Relaxed);
             }
             self.stats.runs.fetch_add(1, Ordering::Relaxed);
             let mut done: Vec<ActionRecord> = Vec::new();
             let mut aborted: Option<String> = None;
             for (i, step) in pb.actions.iter().enumerate() {
+                // A duplicate (or over-budget) run kills again and does nothing else, and
+                // records only what it did.
+                if kill_only && step.action != Action::Kill {
+                    continue;
+                }
                 let start = now_ns();
                 let (outcome, reason, detail) = if let Some(why) = &aborted {
                     (Outcome::Skipped, Some(why.clone()), None)
@@ -376,4 +419,96 @@ fn notify_body(alert: &Alert, playbook: &str, done: &[ActionRecord]) -> Vec<u8> 
         "actions": done,
     }))
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_model::Priority;
+
+    fn alert(container: &str, exe: &str) -> Alert {
+        Alert {
+            time: Alert::format_time(1_795_852_800_000_000_000),
+            rule: "Drop and execute new binary in container".into(),
+            priority: Priority::Critical,
+            source: "syscall".into(),
+            hostname: "node-1".into(),
+            output: "drift".into(),
+            tags: vec!["binary_drift".into()],
+            output_fields: [
+                ("container.id", serde_json::json!(container)),
+                ("proc.pid", serde_json::json!(999_999_999)),
+                ("proc.exepath", serde_json::json!(exe)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        }
+    }
+
+    fn responder(dir: &std::path::Path, playbook: &str, queue: usize) -> Responder {
+        Responder::start(ResponderConfig {
+            playbooks: PlaybookSet::parse("pb.yaml", playbook).unwrap(),
+            actions_log: dir.join("actions.jsonl"),
+            docker_socket: None,
+            kube: None,
+            alerts_file: None,
+            queue,
+            action_mirror: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_duplicate_kills_again_and_does_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = responder(
+            dir.path(),
+            "playbooks:\n  - name: p\n    match: {}\n    dedupe_window: 1h\n    actions:\n      - {action: kill, dry_run: true}\n      - {action: capture, dry_run: true, params: {dir: /nonexistent}}\n",
+            16,
+        );
+        assert!(r.submit(&alert("0123456789ab", "/tmp/x")));
+        assert!(r.submit(&alert("0123456789ab", "/tmp/x")));
+        let stats = r.stats().clone();
+        r.shutdown();
+        let (records, _) = crate::read_records(&dir.path().join("actions.jsonl")).unwrap();
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["kill", "capture", "kill"]);
+        assert_eq!(stats.duplicates.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.kill_only.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_flood_from_one_container_leaves_room_and_turns_for_a_neighbour() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = responder(
+            dir.path(),
+            "playbooks:\n  - name: p\n    match: {}\n    actions:\n      - {action: capture, dry_run: true, params: {dir: /nonexistent}}\n",
+            64,
+        );
+        // A new executable each time: no dedupe collapses them.
+        let mut queued = 0;
+        for i in 0..5000 {
+            queued += usize::from(r.submit(&alert("aaaaaaaaaaaa", &format!("/tmp/p{i}"))));
+        }
+        assert!(
+            r.submit(&alert("bbbbbbbbbbbb", "/tmp/one")),
+            "the neighbour's alert is queued"
+        );
+        let stats = r.stats().clone();
+        r.shutdown();
+        assert!(queued < 5000);
+        assert!(stats.dropped_container_share.load(Ordering::Relaxed) > 0);
+        let (records, _) = crate::read_records(&dir.path().join("actions.jsonl")).unwrap();
+        let neighbour: Vec<&ActionRecord> = records
+            .iter()
+            .filter(|r| r.container.id == "bbbbbbbbbbbb")
+            .collect();
+        assert_eq!(neighbour.len(), 1, "the neighbour's action ran");
+        assert_eq!(neighbour[0].result, Outcome::DryRun);
+        // The noisy container ran out of its budget of runs: the rest did nothing.
+        let noisy = records.len() - 1;
+        assert_eq!(noisy, crate::gate::CONTAINER_RUNS);
+        assert!(stats.over_budget.load(Ordering::Relaxed) > 0);
+    }
 }

@@ -1,6 +1,11 @@
 //! Validation before acting (the playbook's step 2): exceptions first, then duplicates within
-//! the playbook's window are collapsed, then each action's rate / blast-radius limit. Pure:
-//! time is handed in, so every rule here tests without sleeping.
+//! the playbook's window are collapsed, then the container's own budget of playbook runs,
+//! then each action's rate / blast-radius limit. Pure: time is handed in, so every rule here
+//! tests without sleeping.
+//!
+//! `kill` is never collapsed: a duplicate or an over-budget run still runs its `kill` steps
+//! (a payload killed once and run again is killed again); only the other actions (capture,
+//! isolate, evict, notify, ...) wait for the window or the budget.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -11,6 +16,14 @@ use crate::playbook::{Limit, Playbook, PlaybookSet, Scope};
 /// Keys remembered at most; beyond it, expired ones are dropped first, then the oldest.
 const MAX_KEYS: usize = 65_536;
 
+/// Playbook runs one container may start per [`CONTAINER_WINDOW`] before only its `kill`
+/// steps run: a container that varies its executable (every path a new dedupe key) cannot
+/// make the agent capture, isolate or notify without end, nor keep the responder's thread
+/// from its neighbours' alerts.
+pub const CONTAINER_RUNS: usize = 20;
+/// The window of [`CONTAINER_RUNS`].
+pub const CONTAINER_WINDOW: Duration = Duration::from_secs(60);
+
 /// Why a playbook does not run for an alert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -18,8 +31,19 @@ pub enum Verdict {
     Run,
     /// An exception (file-wide or the playbook's own) matched.
     Excepted { by: String },
-    /// The same rule, container and executable triggered it `ago` ago, within its window.
+    /// The same rule, container and executable triggered it `ago` ago, within its window:
+    /// only its `kill` steps run.
     Duplicate { ago: Duration },
+    /// The container used up its budget of playbook runs ([`CONTAINER_RUNS`] per
+    /// [`CONTAINER_WINDOW`]): only `kill` steps run.
+    OverBudget { runs: usize },
+}
+
+impl Verdict {
+    /// Whether only the playbook's `kill` steps run.
+    pub fn kill_only(&self) -> bool {
+        matches!(self, Verdict::Duplicate { .. } | Verdict::OverBudget { .. })
+    }
 }
 
 #[derive(Default)]
@@ -28,6 +52,8 @@ pub struct Gate {
     last_run: HashMap<(String, String, String, String), Instant>,
     /// (playbook, step, scope value) → when the step ran, oldest first.
     used: HashMap<(String, usize, String), VecDeque<Instant>>,
+    /// container → when its full playbook runs started, oldest first.
+    runs: HashMap<String, VecDeque<Instant>>,
 }
 
 impl Gate {
@@ -66,6 +92,23 @@ impl Gate {
                 return Verdict::Duplicate { ago };
             }
         }
+        if self.runs.len() >= MAX_KEYS {
+            self.runs.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < CONTAINER_WINDOW)
+            });
+        }
+        let runs = self.runs.entry(facts.container_id.clone()).or_default();
+        while runs
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= CONTAINER_WINDOW)
+        {
+            runs.pop_front();
+        }
+        if runs.len() >= CONTAINER_RUNS {
+            return Verdict::OverBudget { runs: runs.len() };
+        }
+        runs.push_back(now);
         if self.last_run.len() >= MAX_KEYS {
             let window = playbook.dedupe_window;
             self.last_run
@@ -231,6 +274,57 @@ playbooks:
         let after = t + Duration::from_secs(301);
         assert_eq!(
             g.admit(&set, pb, &facts("aaa", "", "/tmp/x", "app"), after),
+            Verdict::Run
+        );
+    }
+
+    #[test]
+    fn duplicates_and_over_budget_runs_still_kill() {
+        assert!(
+            Verdict::Duplicate {
+                ago: Duration::ZERO
+            }
+            .kill_only()
+        );
+        assert!(Verdict::OverBudget { runs: 1 }.kill_only());
+        assert!(!Verdict::Run.kill_only());
+        assert!(!Verdict::Excepted { by: String::new() }.kill_only());
+    }
+
+    #[test]
+    fn a_container_varying_its_executable_runs_out_of_budget_alone() {
+        let set = PlaybookSet::parse("p.yaml", FILE).unwrap();
+        let pb = &set.playbooks[0];
+        let mut g = Gate::new();
+        let t = Instant::now();
+        for i in 0..CONTAINER_RUNS {
+            let v = g.admit(
+                &set,
+                pb,
+                &facts("noisy", "", &format!("/tmp/x{i}"), "app"),
+                t,
+            );
+            assert_eq!(v, Verdict::Run, "run {i}");
+        }
+        assert_eq!(
+            g.admit(&set, pb, &facts("noisy", "", "/tmp/another", "app"), t),
+            Verdict::OverBudget {
+                runs: CONTAINER_RUNS
+            }
+        );
+        // The neighbour's budget is its own.
+        assert_eq!(
+            g.admit(&set, pb, &facts("quiet", "", "/tmp/x0", "app"), t),
+            Verdict::Run
+        );
+        // After the window, the noisy container runs again.
+        assert_eq!(
+            g.admit(
+                &set,
+                pb,
+                &facts("noisy", "", "/tmp/later", "app"),
+                t + CONTAINER_WINDOW
+            ),
             Verdict::Run
         );
     }

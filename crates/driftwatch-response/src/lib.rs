@@ -8,6 +8,7 @@
 //!   container engine and Kubernetes behind traits ([`actions::engine::ContainerEngine`],
 //!   [`actions::kube::KubeApi`]).
 //! - [`executor`]: the [`Responder`]: a bounded queue (detection never waits) and one thread.
+//! - [`queue`]: that queue, fair across containers (a share each, served in turn).
 //! - [`record`]: the actions log (JSON lines, mode 0600) and reading it back.
 //! - [`release`]: undoing isolation and freezing (`driftwatch release`).
 //!
@@ -21,7 +22,7 @@
 //!     match: {tags: [binary_drift], priority: Critical, containers: ["*"], images: ["*"], namespaces: ["*"]}
 //!     except:
 //!       - {exepaths: ["/usr/local/bin/approved-reload"]}
-//!     dedupe_window: 5m            # same rule + container + executable: act once per window
+//!     dedupe_window: 5m            # same rule + container + executable: act once per window (kill: every time)
 //!     actions:
 //!       - kill
 //!       - {action: isolate, on_failure: abort}
@@ -47,6 +48,7 @@ pub mod executor;
 pub mod gate;
 pub mod matching;
 pub mod playbook;
+pub mod queue;
 pub mod record;
 pub mod release;
 mod yaml;

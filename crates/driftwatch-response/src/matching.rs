@@ -21,6 +21,8 @@ pub struct AlertFacts {
     pub image_tag: String,
     pub k8s_namespace: String,
     pub k8s_pod: String,
+    /// `k8s.pod.uid`: the precondition of a pod delete or eviction.
+    pub k8s_pod_uid: String,
     /// `proc.pid`, in the host's pid namespace.
     pub pid: Option<u32>,
     pub exepath: String,
@@ -47,6 +49,7 @@ impl AlertFacts {
             image_tag: text(alert, "container.image.tag"),
             k8s_namespace: text(alert, "k8s.ns.name"),
             k8s_pod: text(alert, "k8s.pod.name"),
+            k8s_pod_uid: text(alert, "k8s.pod.uid"),
             pid: alert
                 .output_fields
                 .get("proc.pid")

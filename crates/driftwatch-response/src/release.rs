@@ -2,7 +2,8 @@
 //! container's network namespace, thaws it if frozen, removes a pod's deny-all NetworkPolicy,
 //! and records that it did.
 
-use driftwatch_model::{Alert, KubernetesMeta};
+use driftwatch_model::Alert;
+use driftwatch_runtime::PinnedProcess;
 
 use crate::actions::engine::{self, ContainerEngine, EngineError};
 use crate::actions::freezer::Freezer;
@@ -10,8 +11,10 @@ use crate::actions::isolate::NetNs;
 use crate::actions::kube::KubeApi;
 use crate::record::{ActionLog, ActionRecord, ContainerRef, Outcome, now_ns};
 
-/// Releases `container` (a name, id or unique id prefix); the record is appended to `log`
-/// and returned. An error means the container could not be found.
+/// Releases `container` (a name, id or unique id prefix; what reads as an id is looked up as
+/// an id first, so a container *named* like another's id is not the one released); the
+/// record is appended to `log` and returned. An error means the container could not be
+/// found.
 pub fn release(
     container: &str,
     engine: Option<&dyn ContainerEngine>,
@@ -19,7 +22,17 @@ pub fn release(
     log: &ActionLog,
 ) -> Result<ActionRecord, String> {
     let start = now_ns();
-    let resolved = match engine.map(|e| e.resolve(container)) {
+    let lookup = |e: &dyn ContainerEngine| {
+        if engine::looks_like_id(container) {
+            match e.resolve_id(container) {
+                Err(EngineError::NotFound(_)) => e.resolve(container),
+                other => other,
+            }
+        } else {
+            e.resolve(container)
+        }
+    };
+    let resolved = match engine.map(lookup) {
         Some(Ok(r)) => r,
         Some(Err(EngineError::NotFound(_))) => {
             return Err(format!("no such container: {container}"));
@@ -38,26 +51,31 @@ pub fn release(
         None => errors.push(format!(
             "container {label} is not running: nothing to release in it"
         )),
-        Some(pid) => {
-            match NetNs::of_pid(pid).and_then(|ns| ns.release()) {
-                Ok(true) => done.push("network isolation removed (nft table deleted)".to_string()),
-                Ok(false) => done.push("network was not isolated".to_string()),
-                Err(e) => errors.push(e),
-            }
-            match Freezer::of_pid(pid) {
-                Ok(f) => match f.is_frozen() {
-                    Ok(true) => match f.set(false) {
-                        Ok(()) => done.push("thawed".to_string()),
+        Some(pid) => match PinnedProcess::of_container(pid, &resolved.id) {
+            Err(e) => errors.push(format!("container {label}: {e}")),
+            Ok(p) => {
+                match NetNs::for_release(&p).and_then(|ns| ns.release()) {
+                    Ok(true) => {
+                        done.push("network isolation removed (nft table deleted)".to_string())
+                    }
+                    Ok(false) => done.push("network was not isolated".to_string()),
+                    Err(e) => errors.push(e),
+                }
+                match Freezer::of_process(&p) {
+                    Ok(f) => match f.is_frozen() {
+                        Ok(true) => match f.set(false) {
+                            Ok(()) => done.push("thawed".to_string()),
+                            Err(e) => errors.push(e),
+                        },
+                        Ok(false) => done.push("was not frozen".to_string()),
                         Err(e) => errors.push(e),
                     },
-                    Ok(false) => done.push("was not frozen".to_string()),
                     Err(e) => errors.push(e),
-                },
-                Err(e) => errors.push(e),
+                }
             }
-        }
+        },
     }
-    let k8s = KubernetesMeta::from_labels(&resolved.labels);
+    let k8s = resolved.k8s.clone();
     if let (Some(k), Some(meta)) = (kube, &k8s) {
         match k.release_pod(&meta.namespace, &meta.pod_name) {
             Ok(()) => done.push(format!(

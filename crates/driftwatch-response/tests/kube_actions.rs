@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 const POD_PATH: &str = "/api/v1/namespaces/shop/pods/web-1";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 
-/// A binary-drift alert about pod `shop/<pod>` (container `<short id>`).
-fn pod_alert(pod: &str, short_id: &str) -> Alert {
+/// A binary-drift alert about pod `shop/<pod>` of uid `uid` (container `<short id>`).
+fn pod_alert(pod: &str, uid: &str, short_id: &str) -> Alert {
     Alert {
         time: Alert::format_time(1_795_852_800_000_000_000),
         rule: "Drop and execute new binary in container".into(),
@@ -33,6 +33,7 @@ fn pod_alert(pod: &str, short_id: &str) -> Alert {
             ("container.image.tag", json!("1")),
             ("k8s.ns.name", json!("shop")),
             ("k8s.pod.name", json!(pod)),
+            ("k8s.pod.uid", json!(uid)),
             ("proc.pid", json!(999_999_999)),
             ("proc.exepath", json!("/tmp/x")),
         ]
@@ -101,7 +102,7 @@ fn isolate_label_and_delete_send_exactly_these_requests() {
       - {action: label, params: {labels: {driftwatch.io/quarantined: "true", app: null}}}
       - {action: evict, params: {grace_period: 45s}}
 "#,
-        &[pod_alert("web-1", "0123456789ab")],
+        &[pod_alert("web-1", &uid, "0123456789ab")],
     );
     let policy = isolation_policy_name("web-1");
     assert_eq!(
@@ -146,7 +147,8 @@ fn isolate_label_and_delete_send_exactly_these_requests() {
                 POD_PATH,
                 Some("application/json"),
                 Some(
-                    json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 45})
+                    json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 45,
+                           "preconditions": {"uid": uid}})
                 )
             ),
         ]
@@ -182,8 +184,8 @@ fn isolate_label_and_delete_send_exactly_these_requests() {
 #[test]
 fn eviction_api_and_a_per_namespace_limit() {
     let fake = FakeApi::start();
-    fake.add_pod("shop", "web-1", &[]);
-    fake.add_pod("shop", "web-2", &[]);
+    let uid1 = fake.add_pod("shop", "web-1", &[]);
+    let uid2 = fake.add_pod("shop", "web-2", &[]);
     let records = respond(
         &fake,
         r#"playbooks:
@@ -193,8 +195,8 @@ fn eviction_api_and_a_per_namespace_limit() {
       - {action: evict, params: {eviction_api: true}, limits: {max: 1, per: namespace, window: 1h}}
 "#,
         &[
-            pod_alert("web-1", "0123456789ab"),
-            pod_alert("web-2", "ba9876543210"),
+            pod_alert("web-1", &uid1, "0123456789ab"),
+            pod_alert("web-2", &uid2, "ba9876543210"),
         ],
     );
     assert_eq!(
@@ -204,7 +206,8 @@ fn eviction_api_and_a_per_namespace_limit() {
             "/api/v1/namespaces/shop/pods/web-1/eviction",
             Some("application/json"),
             Some(
-                json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-1", "namespace": "shop"}})
+                json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-1", "namespace": "shop"},
+                       "deleteOptions": {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid1}}})
             )
         )]
     );
@@ -222,13 +225,54 @@ fn eviction_api_and_a_per_namespace_limit() {
 }
 
 #[test]
+fn a_pod_recreated_under_the_name_or_an_alert_without_uid_is_not_deleted() {
+    let fake = FakeApi::start();
+    let uid = fake.add_pod("shop", "web-1", &[]);
+    let playbook =
+        "playbooks:\n  - {name: pods, match: {}, dedupe_window: 0s, actions: [{action: evict}]}\n";
+    // The alert saw another pod of that name (since deleted and recreated, or a forged one).
+    let records = respond(
+        &fake,
+        playbook,
+        &[pod_alert(
+            "web-1",
+            "00000000-0000-4000-8000-00000000dead",
+            "0123456789ab",
+        )],
+    );
+    assert_eq!(records[0].result, Outcome::Failed);
+    let why = records[0].reason.as_deref().unwrap();
+    assert!(
+        why.starts_with("deleting pod shop/web-1 (uid 00000000-0000-4000-8000-00000000dead): ")
+            && why.contains("409")
+            && why.contains("Precondition failed"),
+        "{why}"
+    );
+    // No uid in the alert: no request at all.
+    fake.take_requests();
+    let records = respond(&fake, playbook, &[pod_alert("web-1", "", "0123456789ab")]);
+    assert_eq!(records[0].result, Outcome::Failed);
+    assert!(
+        records[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("the alert carries no pod uid"),
+        "{records:?}"
+    );
+    assert!(seen(&fake).is_empty());
+    let pod = fake.pod("shop", "web-1").expect("the pod survives");
+    assert_eq!(pod["metadata"]["uid"], uid);
+}
+
+#[test]
 fn api_errors_are_recorded_as_failures() {
     let fake = FakeApi::start();
     // No such pod: the API answers 404.
     let records = respond(
         &fake,
         "playbooks:\n  - {name: pods, match: {}, actions: [{action: label, params: {labels: {a: b}}}]}\n",
-        &[pod_alert("web-1", "0123456789ab")],
+        &[pod_alert("web-1", "u-1", "0123456789ab")],
     );
     assert_eq!(records[0].result, Outcome::Failed);
     let why = records[0].reason.as_deref().unwrap();

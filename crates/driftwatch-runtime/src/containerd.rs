@@ -3,7 +3,7 @@
 //! `ctr`).
 //!
 //! A container is looked up by id in each namespace in turn. Its record takes the image
-//! name and the image record's target digest, the labels (CRI labels → [`KubernetesMeta`]),
+//! name and the image record's target digest, the labels, the pod (from the CRI plugin's spec annotations: see [`crate::pod_identity`]),
 //! the task's pid and status, the OCI spec's args and env, and the overlay layers from the
 //! `Mounts` of the container's snapshot (`lowerdir`/`upperdir` options). The OCI spec's
 //! privileges and mounts are not translated into a [`RuntimeConfig`] yet: containerd records
@@ -25,9 +25,7 @@ use containerd_client::services::v1::{
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request, Status};
 use containerd_client::types::{Envelope, Mount};
-use driftwatch_model::{
-    ContainerId, ContainerMeta, Engine, ImageRef, KubernetesMeta, OverlayLayers,
-};
+use driftwatch_model::{ContainerId, ContainerMeta, Engine, ImageRef, OverlayLayers};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use prost::Message;
@@ -373,9 +371,13 @@ fn record_from_parts(
         .cloned()
         .unwrap_or_else(|| c.id.clone());
     let running = task.is_some_and(|(_, status)| status == STATUS_RUNNING);
+    let pod = crate::pod_identity::cri_pod_identity(&spec.annotations, &labels);
+    if let Some(why) = &pod.distrusted {
+        tracing::debug!("container {id}: no pod identity: {why}");
+    }
     Ok(ContainerRecord {
         meta: ContainerMeta {
-            k8s: KubernetesMeta::from_labels(&labels),
+            k8s: pod.pod,
             id,
             engine: ENGINE,
             name,
@@ -398,6 +400,10 @@ fn record_from_parts(
 struct OciSpec {
     #[serde(default)]
     process: OciProcess,
+    /// Written by whoever created the container (the CRI plugin's `io.kubernetes.cri.*`),
+    /// never by an image.
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -608,9 +614,15 @@ mod tests {
                 ("io.kubernetes.pod.uid", "u-1"),
             ],
             Some(
-                r#"{"ociVersion":"1.0.2","process":{"args":["sleep","300"],"env":["PATH=/bin"]}}"#,
+                r#"{"ociVersion":"1.0.2","process":{"args":["sleep","300"],"env":["PATH=/bin"]},
+                   "annotations":{"io.kubernetes.cri.sandbox-name":"web-0",
+                                  "io.kubernetes.cri.sandbox-namespace":"shop"}}"#,
             ),
         );
+        let forged = Container {
+            spec: None,
+            ..c.clone()
+        };
         let r = record_from_parts(c, Some("sha256:99f7".into()), Some((4242, 2)), &[overlay()])
             .unwrap();
         assert_eq!(r.meta.id.as_str(), "web-0");
@@ -630,6 +642,11 @@ mod tests {
         );
         assert_eq!(r.meta.entrypoint, ["sleep", "300"]);
         assert_eq!(r.env, ["PATH=/bin"]);
+        // The same labels without the CRI plugin's annotations (an image's labels merged by
+        // `ctr run`, or by the CRI plugin into a non-pod container) are no pod.
+        let f = record_from_parts(forged, None, Some((4243, 2)), &[overlay()]).unwrap();
+        assert_eq!(f.meta.k8s, None);
+        assert_eq!(f.meta.labels["io.kubernetes.pod.name"], "web-0");
         assert!(r.running);
         assert_eq!(r.pid, Some(4242));
         let l = r.layers.unwrap();

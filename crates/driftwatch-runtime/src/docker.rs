@@ -13,9 +13,7 @@ use bollard::models::{
     MountPoint,
 };
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
-use driftwatch_model::{
-    ContainerId, ContainerMeta, Engine, ImageRef, KubernetesMeta, OverlayLayers,
-};
+use driftwatch_model::{ContainerId, ContainerMeta, Engine, ImageRef, OverlayLayers};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use tokio::sync::Mutex;
@@ -74,6 +72,8 @@ struct ImageInfo {
     repo_digests: Vec<String>,
     repo_tags: Vec<String>,
     config: ImageConfig,
+    /// The image config's own labels (Docker merges them into its containers' labels).
+    labels: BTreeMap<String, String>,
 }
 
 const MAX_CACHED_IMAGES: usize = 1024;
@@ -288,7 +288,49 @@ impl Inner {
                 Some(image_id) => self.image_info(&d, image_id).await?,
                 None => None,
             };
-            record_from_inspect(self.engine(), c, image.as_ref())
+            // cri-dockerd: the pod is its sandbox's (see `pod_identity`).
+            let sandbox = match c
+                .config
+                .as_ref()
+                .and_then(|cfg| cfg.labels.as_ref())
+                .and_then(|l| l.get(crate::pod_identity::SANDBOX_ID_LABEL))
+            {
+                Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => d
+                    .inspect_container(s, None)
+                    .await
+                    .ok()
+                    .and_then(|sb| Some((sb.id?, sb.config?.labels.unwrap_or_default())))
+                    .filter(|(sid, _)| sid == s),
+                _ => None,
+            };
+            let mut r = record_from_inspect(self.engine(), c, image.as_ref())?;
+            if id.len() == 64 && r.meta.id.as_str() != id.to_ascii_lowercase() {
+                return Err(RuntimeError::Malformed {
+                    engine: self.engine(),
+                    op: "inspect",
+                    detail: format!(
+                        "asked for container {id}, the engine answered with {}",
+                        r.meta.id
+                    ),
+                });
+            }
+            if r.meta
+                .labels
+                .contains_key(crate::pod_identity::SANDBOX_ID_LABEL)
+            {
+                let sandbox_labels: Option<(String, BTreeMap<String, String>)> =
+                    sandbox.map(|(sid, l)| (sid, l.into_iter().collect()));
+                let pod = crate::pod_identity::sandbox_pod_identity(
+                    &r.meta.labels,
+                    &r.runtime_config.network_mode,
+                    sandbox_labels.as_ref().map(|(sid, l)| (sid.as_str(), l)),
+                );
+                if let Some(why) = &pod.distrusted {
+                    tracing::debug!("container {}: no pod identity: {why}", r.meta.id.short());
+                }
+                r.meta.k8s = pod.pod;
+            }
+            Ok(r)
         })
         .await
     }
@@ -479,6 +521,11 @@ fn image_info(img: ImageInspect) -> ImageInfo {
     let config = img.config.unwrap_or_default();
     let repo_digests = img.repo_digests.unwrap_or_default();
     ImageInfo {
+        labels: config
+            .labels
+            .clone()
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default(),
         repo_digests: repo_digests.clone(),
         repo_tags: img.repo_tags.unwrap_or_default(),
         config: ImageConfig {
@@ -569,9 +616,13 @@ fn record_from_inspect(
     let mut runtime_config = runtime_config(c.host_config, c.mounts, config.user, image);
     runtime_config.image_reference = config.image.clone().unwrap_or_default();
 
+    let pod = crate::pod_identity::trusted_pod_identity(&labels, image.map(|i| &i.labels));
+    if let Some(why) = &pod.distrusted {
+        tracing::debug!("container {}: no pod identity: {why}", id.short());
+    }
     Ok(ContainerRecord {
         meta: ContainerMeta {
-            k8s: KubernetesMeta::from_labels(&labels),
+            k8s: pod.pod,
             id,
             engine,
             name: c
@@ -750,6 +801,27 @@ mod tests {
             l.merged,
             Some(PathBuf::from("/var/lib/docker/overlay2/3d6f/merged"))
         );
+    }
+
+    #[test]
+    fn pod_labels_brought_by_the_image_are_no_pod_identity() {
+        // `docker build` with `LABEL io.kubernetes.pod.name=web-0 ...`, then a plain
+        // `docker run`: the container's labels are the image's.
+        let mut image = ImageInfo::default();
+        for k in ["io.kubernetes.pod.name", "io.kubernetes.pod.namespace"] {
+            let v = inspect_json()["Config"]["Labels"][k]
+                .as_str()
+                .unwrap()
+                .to_string();
+            image.labels.insert(k.into(), v);
+        }
+        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
+        assert_eq!(r.meta.k8s, None);
+        // The labels stay visible as labels.
+        assert_eq!(r.meta.labels["io.kubernetes.pod.name"], "web-0");
+        // Without the image's labels there is no telling: no pod identity either.
+        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), None).unwrap();
+        assert_eq!(r.meta.k8s, None);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! - [`source`]: the [`EngineSource`] trait the agent talks to, so it never assumes Docker.
 //! - [`containerd`]: containerd's own gRPC API behind that trait, across namespaces.
 //! - [`docker`]: Docker (and podman's compatible API) behind that trait, via bollard.
+//! - [`pinned`]: a process pinned by a pidfd (signals, namespaces and cgroups of the right
+//!   process even when its pid is reused), and the host's network namespace.
+//! - [`pod_identity`]: which pod a container is in, from what its creator set, never its
+//!   image's labels.
 //! - [`runtime_config`]: a container's privileges, namespaces, mounts and user, and its
 //!   image's config, as engines report them (data for config-drift checks).
 //!
@@ -16,6 +20,8 @@ pub mod containerd;
 pub mod docker;
 mod events;
 pub mod mountinfo;
+pub mod pinned;
+pub mod pod_identity;
 pub mod runtime_config;
 pub mod source;
 
@@ -30,5 +36,7 @@ pub use mountinfo::{
     Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, overlay_layers,
     parse_mountinfo, resolve_layer_paths,
 };
+pub use pinned::{PinError, PinnedProcess, host_netns};
+pub use pod_identity::{PodIdentity, cri_pod_identity, trusted_pod_identity};
 pub use runtime_config::{ImageConfig, MountSpec, RuntimeConfig};
 pub use source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, wait_for_socket};

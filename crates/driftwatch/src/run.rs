@@ -191,13 +191,13 @@ impl Signals {
     }
 
     /// Runs until SIGINT, SIGTERM or `duration`; calls `on_hangup` at each SIGHUP. A signal
-    /// for which `from_container` says true (tamper protection saw a container send it) is
-    /// ignored: a container cannot stop or reload the agent.
+    /// for which `ignored` says true (tamper protection saw a container send it, or could not
+    /// tell who did) is ignored: a container cannot stop or reload the agent.
     fn wait(
         self,
         duration: Option<u64>,
         mut on_hangup: impl FnMut(),
-        from_container: impl Fn(i32) -> bool,
+        ignored: impl Fn(i32) -> bool,
     ) -> anyhow::Result<()> {
         let Signals {
             rt,
@@ -214,10 +214,10 @@ impl Signals {
             tokio::pin!(timeout);
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => if !from_container(libc::SIGINT) { break },
-                    _ = term.recv() => if !from_container(libc::SIGTERM) { break },
+                    _ = tokio::signal::ctrl_c() => if !ignored(libc::SIGINT) { break },
+                    _ = term.recv() => if !ignored(libc::SIGTERM) { break },
                     _ = &mut timeout => break,
-                    _ = hup.recv() => if !from_container(libc::SIGHUP) { on_hangup() },
+                    _ = hup.recv() => if !ignored(libc::SIGHUP) { on_hangup() },
                 }
             }
         });
@@ -359,9 +359,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             crate::baseline_cmd::StoreBaselines(s.clone()),
         ));
     }
-    let api_plan = args
-        .api
-        .plan(&config.api, loaded.set.contains_key("api.listen"))?;
+    let api_plan = args.api.plan(
+        &config.api,
+        loaded.set.contains_key("api.listen"),
+        loaded.set.contains_key("api.token_for_reads"),
+    )?;
     let mut api_ctx = crate::serve::ApiContext {
         ring: std::sync::Arc::new(driftwatch_api::AlertRing::new(
             driftwatch_api::AlertRing::DEFAULT_CAPACITY,
@@ -408,14 +410,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         args.duration,
         || reloader.reload(&agent, &args),
         |sig| {
-            let from_container = agent.tamper().is_some_and(|t| {
-                t.origin_of(sig, Duration::from_secs(1))
-                    == driftwatch_agent::SignalOrigin::Container
-            });
-            if from_container {
-                tracing::warn!("signal {sig} came from a container: ignored (tamper protection)");
+            let Some(t) = agent.tamper() else {
+                return false;
+            };
+            match t.origin_of(sig, Duration::from_secs(1)) {
+                driftwatch_agent::SignalOrigin::Host => false,
+                driftwatch_agent::SignalOrigin::Container => {
+                    tracing::warn!(
+                        "signal {sig} came from a container: ignored (tamper protection)"
+                    );
+                    true
+                }
+                driftwatch_agent::SignalOrigin::Unknown if t.watches_signals() => {
+                    tracing::warn!(
+                        "signal {sig}: its sender is unknown (the kernel's record did not come within 1 s: a flood of signals from a container?): ignored, tamper protection fails closed; send it again from the host, or SIGKILL (systemctl stop escalates to it)"
+                    );
+                    true
+                }
+                driftwatch_agent::SignalOrigin::Unknown => false,
             }
-            from_container
         },
     )?;
     crate::sd_notify::notify("STOPPING=1");
@@ -499,6 +512,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 "signals": n(&t.stats.signals),
                 "signals_from_containers": n(&t.stats.signals_from_containers),
                 "stops_ignored": n(&t.stats.stops_ignored),
+                "stops_of_unknown_origin_ignored": n(&t.stats.unknown_origins),
                 "open_requests": n(&t.stats.open_requests),
                 "opens_denied": n(&t.stats.opens_denied),
                 "traced": n(&t.stats.traced),
@@ -554,11 +568,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         let s = r.stats();
         let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         tracing::info!(
-            "response: {} alerts queued, {} dropped (queue full), {} playbook runs, {} duplicates, {} excepted; actions {} ok, {} failed, {} skipped, {} dry-run",
+            "response: {} alerts queued, {} dropped (queue full, {} of them over their container's share), {} playbook runs ({} kill-only), {} duplicates, {} over a container's budget, {} excepted; actions {} ok, {} failed, {} skipped, {} dry-run",
             n(&s.queued),
             n(&s.dropped),
+            n(&s.dropped_container_share),
             n(&s.runs),
+            n(&s.kill_only),
             n(&s.duplicates),
+            n(&s.over_budget),
             n(&s.excepted),
             n(&s.ok),
             n(&s.failed),

@@ -212,7 +212,7 @@ impl AgentApi {
             .map_err(|e| ApiError::not_found(format!("release of container {container}: {e}")))?,
             ManualAction::Isolate | ManualAction::Capture => {
                 let facts = AlertFacts {
-                    container_id: meta.id.short().to_string(),
+                    container_id: meta.id.to_string(),
                     container_name: meta.name.clone(),
                     image_repository: meta.image.repository.clone(),
                     image_tag: meta.image.tag.clone(),
@@ -225,6 +225,11 @@ impl AgentApi {
                         .k8s
                         .as_ref()
                         .map(|k| k.pod_name.clone())
+                        .unwrap_or_default(),
+                    k8s_pod_uid: meta
+                        .k8s
+                        .as_ref()
+                        .map(|k| k.pod_uid.clone())
                         .unwrap_or_default(),
                     ..AlertFacts::default()
                 };
@@ -276,7 +281,9 @@ impl AgentView for AgentApi {
         pids.truncate(MAX_PROCESSES);
         let processes: Vec<ProcessNode> = pids.into_iter().filter_map(process).collect();
         let isolated = processes.first().and_then(|p| {
-            driftwatch_response::actions::isolate::NetNs::of_pid(p.pid)
+            let pinned =
+                driftwatch_runtime::PinnedProcess::of_container(p.pid, &entry.meta.id).ok()?;
+            driftwatch_response::actions::isolate::NetNs::for_release(&pinned)
                 .and_then(|ns| ns.is_isolated())
                 .ok()
         });
@@ -534,8 +541,18 @@ impl AgentView for AgentApi {
             );
             w.counter1(
                 "driftwatch_response_dropped_total",
-                "Alerts dropped without action because the response queue was full.",
+                "Alerts dropped without action because the response queue was full (or their container held its share of it).",
                 n(&rs.dropped),
+            );
+            w.counter1(
+                "driftwatch_response_dropped_container_share_total",
+                "Alerts dropped without action because their container held its share of the response queue.",
+                n(&rs.dropped_container_share),
+            );
+            w.counter1(
+                "driftwatch_response_kill_only_runs_total",
+                "Playbook runs of which only the kill steps ran (a duplicate, or the container over its budget of runs).",
+                n(&rs.kill_only),
             );
             w.counter(
                 "driftwatch_response_actions_total",
@@ -699,8 +716,11 @@ pub struct ApiArgs {
     /// Do not serve the API, metrics or UI.
     #[arg(long, conflicts_with_all = ["api_listen", "api_token_file"])]
     no_api: bool,
-    /// Require `Authorization: Bearer TOKEN` for /api and /metrics, TOKEN being the first
-    /// line of FILE (at least 16 characters; keep the file mode 0600).
+    /// The bearer token's file (`Authorization: Bearer TOKEN`, TOKEN its first line, at
+    /// least 16 characters, mode 0600: refused when group or others may read it). Created
+    /// with a random token when missing. State-changing requests always need the token;
+    /// with this flag (or api.token_file) reads of /api and /metrics need it too
+    /// [default: /var/lib/driftwatch/api.token, reads open on loopback].
     #[arg(long, value_name = "FILE")]
     api_token_file: Option<PathBuf>,
     /// Do not serve the web UI (the API and metrics still are).
@@ -866,17 +886,22 @@ impl ApiContext {
 pub struct ApiPlan {
     listen: std::net::SocketAddr,
     explicit: bool,
-    token: Option<String>,
+    token: String,
+    token_file: PathBuf,
+    token_for_reads: bool,
     ui: bool,
 }
 
 impl ApiArgs {
     /// The flags over the file's `api` section (`listen_in_file`: `api.listen` was set
-    /// there, so a taken port is an error, as for an explicit `--api-listen`).
+    /// there, so a taken port is an error, as for an explicit `--api-listen`;
+    /// `reads_in_file`: `api.token_for_reads` was set there, else it follows whether a token
+    /// file is named).
     pub fn plan(
         &self,
         config: &driftwatch_config::Api,
         listen_in_file: bool,
+        reads_in_file: bool,
     ) -> anyhow::Result<Option<ApiPlan>> {
         if self.no_api || !config.enabled {
             return Ok(None);
@@ -888,19 +913,36 @@ impl ApiArgs {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("api.listen {}: {e}", config.listen))?,
         };
-        let token = self
+        let named = self
             .api_token_file
             .as_deref()
-            .or(config.token_file.as_deref())
-            .map(driftwatch_api::server::read_token_file)
-            .transpose()?;
-        if !listen.ip().is_loopback() && token.is_none() {
+            .or(config.token_file.as_deref());
+        if !listen.ip().is_loopback() && named.is_none() {
             return Err(driftwatch_api::BindError::NeedsToken(listen).into());
+        }
+        let token_file = named.map_or_else(
+            || PathBuf::from(driftwatch_api::token::DEFAULT_TOKEN_FILE),
+            std::path::Path::to_path_buf,
+        );
+        let (token, created) = driftwatch_api::token::load_or_create(&token_file)?;
+        if created {
+            tracing::info!(
+                "API token created in {} (mode 0600): state-changing API requests need it",
+                token_file.display()
+            );
         }
         Ok(Some(ApiPlan {
             listen,
             explicit: self.api_listen.is_some() || listen_in_file,
             token,
+            token_file,
+            // A token file named by the operator meant "the token for everything" before
+            // every agent had one: it still does, unless api.token_for_reads says otherwise.
+            token_for_reads: if reads_in_file {
+                config.token_for_reads
+            } else {
+                named.is_some()
+            },
             ui: !self.no_ui && config.ui,
         }))
     }
@@ -917,6 +959,8 @@ pub fn start(
         listen,
         explicit,
         token,
+        token_file,
+        token_for_reads,
         ui,
     }) = plan
     else {
@@ -936,17 +980,22 @@ pub fn start(
         manual_ok: AtomicU64::new(0),
         manual_failed: AtomicU64::new(0),
     });
-    let has_token = token.is_some();
-    let config = driftwatch_api::ApiConfig { listen, token, ui };
+    let config = driftwatch_api::ApiConfig {
+        listen,
+        token: Some(token),
+        token_for_reads,
+        ui,
+    };
     match driftwatch_api::ApiServer::start(config, view, ctx.ring.clone(), ctx.ring) {
         Ok(s) => {
             tracing::info!(
-                "API, metrics and UI on http://{}/ ({})",
+                "API, metrics and UI on http://{}/ (bearer token from {} required for {})",
                 s.local_addr(),
-                if has_token {
-                    "bearer token required"
+                token_file.display(),
+                if token_for_reads {
+                    "every request but /healthz"
                 } else {
-                    "no token: loopback only"
+                    "state-changing requests; reads open on loopback"
                 }
             );
             Ok(Some(s))

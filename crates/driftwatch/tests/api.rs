@@ -102,13 +102,14 @@ fn get(port: u16, path: &str) -> Reply {
     http(port, "GET", path, &[], "")
 }
 
-/// A POSTed action as the UI sends it.
-fn act(port: u16, container: &str, action: &str) -> Reply {
+/// A POSTed action as the UI sends it, with the agent's API token.
+fn act(port: u16, token: &str, container: &str, action: &str) -> Reply {
     http(
         port,
         "POST",
         &format!("/api/v1/containers/{container}/{action}"),
         &[
+            ("Authorization", &format!("Bearer {token}")),
             ("Content-Type", "application/json"),
             ("X-Driftwatch-Request", "1"),
             ("Origin", &format!("http://127.0.0.1:{port}")),
@@ -176,6 +177,11 @@ impl Served {
             port,
             dir,
         }
+    }
+
+    /// The agent's API token.
+    fn token(&self) -> String {
+        self._agent.api_token()
     }
 
     /// Waits for an alert about `container` from the API.
@@ -455,12 +461,13 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     let r = get(port, "/api/v1/nothing");
     assert_eq!(r.status, 404);
 
-    // Actions are guarded: confirmation, the custom header, same origin.
+    // Actions are guarded: the token, confirmation, the custom header, same origin.
     let r = http(
         port,
         "POST",
         &format!("/api/v1/containers/{n}/isolate"),
         &[
+            ("Authorization", &format!("Bearer {}", s.token())),
             ("Content-Type", "application/json"),
             ("X-Driftwatch-Request", "1"),
         ],
@@ -472,11 +479,27 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
         "{}",
         r.body
     );
+    // A local process without the token: refused, whatever else it sends.
     let r = http(
         port,
         "POST",
         &format!("/api/v1/containers/{n}/isolate"),
-        &[("Content-Type", "application/json")],
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Driftwatch-Request", "1"),
+        ],
+        r#"{"confirm": true}"#,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    let auth = format!("Bearer {}", s.token());
+    let r = http(
+        port,
+        "POST",
+        &format!("/api/v1/containers/{n}/isolate"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         r#"{"confirm": true}"#,
     );
     assert_eq!(r.status, 403, "{}", r.body);
@@ -485,6 +508,7 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
         "POST",
         &format!("/api/v1/containers/{n}/isolate"),
         &[
+            ("Authorization", &auth),
             ("Content-Type", "application/json"),
             ("X-Driftwatch-Request", "1"),
             ("Origin", "http://evil.example"),
@@ -503,7 +527,7 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
         "hello",
         "reachable before"
     );
-    let r = act(port, &n, "isolate");
+    let r = act(port, &s.token(), &n, "isolate");
     assert_eq!(r.status, 200, "{}", r.body);
     let rec = r.json();
     assert_eq!(rec["result"], "ok", "{rec}");
@@ -517,7 +541,7 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
         true
     );
 
-    let r = act(port, c.short(), "release");
+    let r = act(port, &s.token(), c.short(), "release");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["result"], "ok", "{}", r.body);
     assert_eq!(
@@ -574,6 +598,29 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     let token = "s3cret-token-for-the-api-test";
     let file = dir.path().join("token");
     std::fs::write(&file, format!("{token}\n")).unwrap();
+    // Readable by others (0644, as written with the usual umask): refused, naming the file.
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "run",
+            "--no-stdout",
+            "--api-token-file",
+            file.to_str().unwrap(),
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("API token file {}: mode 0644", file.display()))
+            && !err.contains(token),
+        "{err}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let short = dir.path().join("short");
     std::fs::write(&short, "abc\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
@@ -798,6 +845,17 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
         WAIT,
     );
     b.eval("document.getElementById('confirm-ok').click()");
+    // Actions need the API token: the UI asks for it (the first line of the token file).
+    b.wait_for(
+        "the token dialog",
+        "document.getElementById('token').open",
+        WAIT,
+    );
+    assert_eq!(actions(port), 0, "nothing is done without the token");
+    b.eval(&format!(
+        "(() => {{ document.getElementById('token-input').value = {}; document.querySelector('#token-form button').click(); }})()",
+        json!(s.token())
+    ));
     b.wait_for("the isolation result", "document.getElementById('action-result') && document.getElementById('action-result').textContent.includes('Isolate: ok')", WAIT);
     assert_eq!(
         get(port, &format!("/api/v1/containers/{n}")).json()["isolated"],
@@ -809,7 +867,7 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
         WAIT,
     );
     b.screenshot(&shots.join("container-isolated.png"));
-    let r = act(port, &n, "release");
+    let r = act(port, &s.token(), &n, "release");
     assert_eq!(r.json()["result"], "ok", "{}", r.body);
 
     // Rules.

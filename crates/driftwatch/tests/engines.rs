@@ -133,7 +133,14 @@ struct CtrContainer {
 }
 
 impl CtrContainer {
-    fn run(socket: &'static str, name: &str, labels: &[&str]) -> CtrContainer {
+    /// `annotations`: OCI spec annotations (the CRI plugin's `io.kubernetes.cri.*` are what
+    /// makes a container a pod's; labels alone are not).
+    fn run(
+        socket: &'static str,
+        name: &str,
+        labels: &[&str],
+        annotations: &[&str],
+    ) -> CtrContainer {
         // A leftover of an earlier, killed run.
         let _ = ctr(socket, &["task", "kill", "-s", "SIGKILL", name]);
         let _ = ctr(socket, &["task", "rm", "-f", name]);
@@ -141,6 +148,9 @@ impl CtrContainer {
         let mut args = vec!["run", "-d"];
         for l in labels {
             args.extend(["--label", l]);
+        }
+        for a in annotations {
+            args.extend(["--annotation", a]);
         }
         args.extend([CTR_IMAGE, name, "sleep", "120"]);
         let (ok, text) = ctr(socket, &args);
@@ -236,7 +246,7 @@ fn ctr_container_with_a_name_for_id_is_identified() {
     let image = CtrImage::import(socket);
     let digest = image.digest();
     let agent = AgentProcess::start(&["--containerd-socket", socket]);
-    let c = CtrContainer::run(socket, "dw-ctr-plain", &[]);
+    let c = CtrContainer::run(socket, "dw-ctr-plain", &[], &[]);
     let a = drift_and_wait(&agent, &c);
     assert_ctr_alert(&a, "dw-ctr-plain", &digest);
     let pod = field(&a, "k8s.pod.name").as_str();
@@ -259,6 +269,11 @@ fn ctr_container_with_cri_labels_names_its_pod_from_the_first_event() {
             "io.kubernetes.pod.namespace=shop",
             "io.kubernetes.pod.name=web-0",
             "io.kubernetes.pod.uid=5f1c2a3b-0000-4000-8000-000000000001",
+        ],
+        // As the CRI plugin writes them for a pod's container.
+        &[
+            "io.kubernetes.cri.sandbox-namespace=shop",
+            "io.kubernetes.cri.sandbox-name=web-0",
         ],
     );
     let a = drift_and_wait(&agent, &c);

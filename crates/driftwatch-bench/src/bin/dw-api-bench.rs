@@ -198,6 +198,7 @@ fn main() -> anyhow::Result<()> {
                 ApiConfig {
                     listen: "127.0.0.1:0".parse()?,
                     token: None,
+                    token_for_reads: false,
                     ui: true,
                 },
                 Arc::new(Quiet),

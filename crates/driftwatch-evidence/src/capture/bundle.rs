@@ -63,7 +63,18 @@ impl BundleWriter {
             .file_name()
             .with_context(|| format!("{}: not a file name", out.display()))?;
         let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // 0600: a bundle holds the container's environment (secrets among it). Made anew (a
+        // stale partial file keeps no looser mode of its own).
+        let _ = std::fs::remove_file(&tmp);
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?
+        };
         let mut enc = zstd::Encoder::new(file, 3).context("zstd")?;
         enc.include_checksum(true).context("zstd")?;
         let mtime = std::time::SystemTime::now()
@@ -431,6 +442,11 @@ mod tests {
         assert_eq!(v.ok, 3);
         assert!(!dir.path().join(".b.tar.zst.partial").exists());
         assert!(BundleWriter::create(&out, false).is_err(), "no overwrite");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "a bundle holds environments: owner only");
+        }
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! The container engine seam: find a container from an alert's short id (full id, init pid,
-//! labels), stop it and remove it. Docker (and podman's compatible API) through bollard; when
-//! no engine answers, a running container is still found by its processes' cgroups.
+//! pod identity), stop it and remove it. Docker (and podman's compatible API) through bollard;
+//! when no engine answers, a running container is still found by its processes' cgroups.
+//!
+//! Targets are pinned: an alert's id is looked up as an id only (Docker's own lookup tries
+//! names before id prefixes, so a container *named* like another's short id would be found
+//! instead), and every answer's full id must be the one asked for (equal, or starting with
+//! the prefix given). Pod identity comes from [`driftwatch_runtime::trusted_pod_identity`],
+//! never from labels the image brought.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use driftwatch_model::ContainerId;
+use driftwatch_model::{ContainerId, KubernetesMeta};
 
 /// A container as the actions need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +24,19 @@ pub struct Resolved {
     pub pid: Option<u32>,
     pub running: bool,
     pub labels: BTreeMap<String, String>,
+    /// The pod, from the labels the container's creator set (never the image's).
+    pub k8s: Option<KubernetesMeta>,
+}
+
+/// Whether the answer `found` is the container asked for by the id (or id prefix) `asked`.
+pub fn same_container(asked: &str, found: &ContainerId) -> bool {
+    let asked = asked.to_ascii_lowercase();
+    !asked.is_empty() && found.as_str().starts_with(&asked)
+}
+
+/// Whether `s` reads as a container id or id prefix (hex).
+pub fn looks_like_id(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +55,11 @@ pub enum EngineError {
 
 /// What the actions ask of a container engine.
 pub trait ContainerEngine: Send + Sync {
-    /// A name, full id or unique id prefix (an alert's short id).
+    /// A name, full id or unique id prefix, as an operator typed it.
     fn resolve(&self, container: &str) -> Result<Resolved, EngineError>;
+    /// A full id or unique id prefix (an alert's short id), looked up as an id only; the
+    /// answer's id is checked to be the one asked for.
+    fn resolve_id(&self, id: &str) -> Result<Resolved, EngineError>;
     /// SIGTERM, then SIGKILL after `timeout`.
     fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), EngineError>;
     /// Removes a stopped container (and its anonymous volumes' references).
@@ -119,6 +141,56 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl ContainerEngine for DockerEngine {
+    fn resolve_id(&self, id: &str) -> Result<Resolved, EngineError> {
+        let wrong = |message: String| EngineError::Call {
+            call: "find",
+            container: id.to_string(),
+            message,
+        };
+        if !looks_like_id(id) {
+            return Err(wrong("not a container id".into()));
+        }
+        let full = if id.len() == 64 {
+            id.to_ascii_lowercase()
+        } else {
+            // The `id` filter matches id prefixes only, never names.
+            let filters = std::collections::HashMap::from([("id", vec![id.to_string()])]);
+            let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build();
+            let list = self.call(
+                "list",
+                id,
+                Duration::ZERO,
+                self.client.list_containers(Some(opts)),
+            )?;
+            let ids: Vec<String> = list
+                .into_iter()
+                .filter_map(|c| c.id)
+                .filter(|c| ContainerId::new(c).is_ok_and(|c| same_container(id, &c)))
+                .collect();
+            match ids.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(EngineError::NotFound(id.to_string())),
+                many => {
+                    return Err(wrong(format!(
+                        "the id prefix matches {} containers",
+                        many.len()
+                    )));
+                }
+            }
+        };
+        let r = self.resolve(&full)?;
+        if r.id.as_str() != full || !same_container(id, &r.id) {
+            return Err(wrong(format!(
+                "the engine answered with container {}, not the one asked for",
+                r.id.short()
+            )));
+        }
+        Ok(r)
+    }
+
     fn resolve(&self, container: &str) -> Result<Resolved, EngineError> {
         let raw = self.call(
             "inspect",
@@ -141,6 +213,63 @@ impl ContainerEngine for DockerEngine {
             .pid
             .filter(|p| running && *p > 0)
             .and_then(|p| u32::try_from(p).ok());
+        let labels: BTreeMap<String, String> = raw
+            .config
+            .and_then(|c| c.labels)
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default();
+        let network_mode = raw
+            .host_config
+            .and_then(|h| h.network_mode)
+            .unwrap_or_default();
+        // The image's own labels: a pod identity they carry is the image's claim, not the
+        // runtime's. Unknown when the image cannot be inspected: then no pod identity.
+        let image_labels = match raw.image.as_deref().filter(|i| !i.is_empty()) {
+            Some(image) => self
+                .call(
+                    "image inspect",
+                    container,
+                    Duration::ZERO,
+                    self.client.inspect_image(image),
+                )
+                .ok()
+                .map(|i| {
+                    i.config
+                        .and_then(|c| c.labels)
+                        .map(|l| l.into_iter().collect::<BTreeMap<_, _>>())
+                        .unwrap_or_default()
+                }),
+            None => None,
+        };
+        let k8s = match labels.get(driftwatch_runtime::pod_identity::SANDBOX_ID_LABEL) {
+            // cri-dockerd: the sandbox's identity, for a container that joined it.
+            Some(sandbox) if sandbox.len() == 64 && looks_like_id(sandbox) => {
+                let found = self
+                    .call(
+                        "inspect",
+                        sandbox,
+                        Duration::ZERO,
+                        self.client.inspect_container(sandbox, None),
+                    )
+                    .ok()
+                    .and_then(|sb| {
+                        let l: BTreeMap<String, String> = sb
+                            .config
+                            .and_then(|c| c.labels)
+                            .map(|l| l.into_iter().collect())
+                            .unwrap_or_default();
+                        Some((sb.id?, l))
+                    })
+                    .filter(|(id, _)| id == sandbox);
+                driftwatch_runtime::pod_identity::sandbox_pod_identity(
+                    &labels,
+                    &network_mode,
+                    found.as_ref().map(|(id, l)| (id.as_str(), l)),
+                )
+                .pod
+            }
+            _ => driftwatch_runtime::trusted_pod_identity(&labels, image_labels.as_ref()).pod,
+        };
         Ok(Resolved {
             id,
             name: raw
@@ -150,11 +279,8 @@ impl ContainerEngine for DockerEngine {
                 .to_string(),
             pid,
             running,
-            labels: raw
-                .config
-                .and_then(|c| c.labels)
-                .map(|l| l.into_iter().collect())
-                .unwrap_or_default(),
+            labels,
+            k8s,
         })
     }
 
@@ -202,6 +328,7 @@ pub fn resolve_from_proc(prefix: &str) -> Result<Resolved, EngineError> {
             pid: pids.first().copied(),
             running: true,
             labels: BTreeMap::new(),
+            k8s: None,
         }),
         [] => Err(EngineError::NotFound(prefix.to_string())),
         _ => Err(EngineError::Call {

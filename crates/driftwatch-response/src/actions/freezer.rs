@@ -48,11 +48,15 @@ pub fn freezer_from_proc_cgroup(text: &str, root: &Path) -> Option<Freezer> {
 }
 
 impl Freezer {
-    pub fn of_pid(pid: u32) -> Result<Freezer, String> {
-        let p = format!("/proc/{pid}/cgroup");
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{p}: {e}"))?;
-        freezer_from_proc_cgroup(&text, Path::new("/sys/fs/cgroup"))
-            .ok_or_else(|| format!("{p}: no freezer cgroup (neither v1 `freezer` nor v2)"))
+    /// The freezer of a pinned process's cgroup, read while it provably still held its pid.
+    pub fn of_process(p: &driftwatch_runtime::PinnedProcess) -> Result<Freezer, String> {
+        let text = p.read_proc("cgroup").map_err(|e| e.to_string())?;
+        freezer_from_proc_cgroup(&text, Path::new("/sys/fs/cgroup")).ok_or_else(|| {
+            format!(
+                "/proc/{}/cgroup: no freezer cgroup (neither v1 `freezer` nor v2)",
+                p.pid()
+            )
+        })
     }
 
     pub fn dir(&self) -> &Path {

@@ -4,6 +4,12 @@
 //! never touched: `nft` runs in the container's namespace (entered with `setns` in the child
 //! before exec), and a container sharing the host's network namespace is refused. Release
 //! deletes the table. Established connections are cut too (nothing is accepted by state).
+//!
+//! "The host's network namespace" is found through the host's pid namespace (`/proc/1`, a
+//! kernel thread: see [`driftwatch_runtime::host_netns`]), never by comparing with the
+//! agent's own: in a DaemonSet without `hostNetwork` the agent's is its pod's, and a
+//! `hostNetwork` pod isolated on that comparison would cut the node off. When the host's
+//! namespace cannot be determined (no `hostPID`), isolation is refused.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -34,22 +40,48 @@ pub struct NetNs {
     pid: u32,
 }
 
+/// Refuses a namespace `ns` that is one of the host's (`host`, or the reason the host's could
+/// not be determined). Pure.
+pub fn refuse_host(
+    pid: u32,
+    ns: driftwatch_runtime::pinned::NsId,
+    host: Result<Vec<driftwatch_runtime::pinned::NsId>, String>,
+) -> Result<(), String> {
+    match host {
+        Err(why) => Err(format!(
+            "pid {pid}: {why}; isolating without knowing could cut the host off: refused"
+        )),
+        Ok(host) if host.contains(&ns) => Err(format!(
+            "pid {pid} is in the host's network namespace (--network host, or a hostNetwork pod): isolating it would cut the host off; refused"
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
 impl NetNs {
-    /// The network namespace of `pid`, refused when it is the host's (the agent's own).
-    pub fn of_pid(pid: u32) -> Result<NetNs, String> {
-        let path = format!("/proc/{pid}/ns/net");
-        let file = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
-        let ns = file.metadata().map_err(|e| format!("{path}: {e}"))?;
-        let ours = std::fs::metadata("/proc/self/ns/net")
-            .map_err(|e| format!("/proc/self/ns/net: {e}"))?;
-        if (ns.dev(), ns.ino()) == (ours.dev(), ours.ino()) {
-            return Err(format!(
-                "pid {pid} is in the host's network namespace (--network host?): isolating it would cut the host off; refused"
-            ));
-        }
+    /// The network namespace of a pinned process, refused when it is the host's or the
+    /// host's cannot be determined.
+    pub fn of_process(p: &driftwatch_runtime::PinnedProcess) -> Result<NetNs, String> {
+        let pid = p.pid();
+        let file = p.netns().map_err(|e| e.to_string())?;
+        let m = file
+            .metadata()
+            .map_err(|e| format!("/proc/{pid}/ns/net: {e}"))?;
+        refuse_host(pid, (m.dev(), m.ino()), driftwatch_runtime::host_netns())?;
         Ok(NetNs {
             fd: file.into(),
             pid,
+        })
+    }
+
+    /// The network namespace of a pinned process, to release in: not refused when it is the
+    /// host's (release deletes only our own table, which isolation never puts in the host's
+    /// namespace).
+    pub fn for_release(p: &driftwatch_runtime::PinnedProcess) -> Result<NetNs, String> {
+        let file = p.netns().map_err(|e| e.to_string())?;
+        Ok(NetNs {
+            fd: file.into(),
+            pid: p.pid(),
         })
     }
 
@@ -139,7 +171,24 @@ mod tests {
 
     #[test]
     fn the_hosts_own_namespace_is_refused() {
-        let e = NetNs::of_pid(std::process::id()).err().unwrap();
+        let p = driftwatch_runtime::PinnedProcess::open(std::process::id()).unwrap();
+        let e = NetNs::of_process(&p).err().unwrap();
         assert!(e.contains("host's network namespace"), "{e}");
+    }
+
+    #[test]
+    fn a_namespace_is_refused_when_it_is_the_hosts_or_the_hosts_is_unknown() {
+        // The agent's own namespace is not the host's (a DaemonSet pod): a hostNetwork pod's
+        // namespace, which is the host's, is still refused.
+        let host = (4, 4026531833);
+        let e = refuse_host(7, host, Ok(vec![(4, 4026532000), host])).unwrap_err();
+        assert!(e.contains("hostNetwork pod"), "{e}");
+        refuse_host(7, (4, 4026532999), Ok(vec![host])).unwrap();
+        let e =
+            refuse_host(7, (4, 4026532999), Err("no kernel thread in sight".into())).unwrap_err();
+        assert!(
+            e.contains("no kernel thread in sight") && e.ends_with("refused"),
+            "{e}"
+        );
     }
 }

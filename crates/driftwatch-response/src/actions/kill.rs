@@ -7,9 +7,7 @@
 //! reused pid), and (3) when its executable can be read, still run the alert's executable (a
 //! process that exec'd something else since is left alone). Only then `pidfd_send_signal`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-use driftwatch_model::ContainerId;
+use driftwatch_runtime::{PinError, PinnedProcess};
 
 use super::Step;
 
@@ -17,36 +15,10 @@ use super::Step;
 /// time is in clock ticks).
 const START_SLACK_NS: u64 = 50_000_000;
 
-fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new fd that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
-    // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// The wall-clock time (ns since the epoch) a process started, from `/proc/<pid>/stat`.
-pub(crate) fn start_time_ns(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// The wall-clock time (ns since the epoch) a pinned process started, from its
+/// `/proc/<pid>/stat`.
+fn start_time_ns(p: &PinnedProcess) -> Option<u64> {
+    let stat = p.read_proc("stat").ok()?;
     // Fields after the command (which may hold spaces and parentheses): state is field 3,
     // starttime field 22.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -68,40 +40,38 @@ pub(crate) fn start_time_ns(pid: u32) -> Option<u64> {
     Some(boot_at + ticks * (1_000_000_000 / hz))
 }
 
-/// The container a process is in, by its cgroup.
-pub(crate) fn container_of(pid: u32) -> Option<ContainerId> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    driftwatch_runtime::container_from_proc_cgroup(&text).map(|m| m.id)
-}
-
 /// Kills `pid` if it is still the alert's process in `container`.
 /// `container` is the alert's short id (or the full id).
 pub fn kill(container: &str, pid: u32, exepath: &str, alert_time_ns: Option<u64>) -> Step {
     let container = container.to_ascii_lowercase();
     let short = &container[..container.len().min(12)];
-    let fd = match pidfd_open(pid) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+    let p = match PinnedProcess::open(pid) {
+        Ok(p) => p,
+        Err(PinError::Exited { .. }) => {
             return Step::Skipped(format!("process {pid} already exited"));
         }
-        Err(e) => return Step::Failed(format!("pidfd_open({pid}): {e}")),
+        Err(e) => return Step::Failed(e.to_string()),
     };
-    // From here on, /proc/<pid> is the pinned process or gone (then the signal fails ESRCH).
-    match container_of(pid) {
-        Some(id) if container.len() >= 12 && id.as_str().starts_with(container.as_str()) => {}
-        Some(other) => {
+    // From here on, what is read about /proc/<pid> is kept only while the pinned process
+    // provably still holds the pid.
+    match p.container() {
+        Err(PinError::Exited { .. }) => {
+            return Step::Skipped(format!("process {pid} already exited"));
+        }
+        Ok(Some(id)) if container.len() >= 12 && id.as_str().starts_with(container.as_str()) => {}
+        Ok(Some(other)) => {
             return Step::Skipped(format!(
                 "pid {pid} is now in container {}, not {short} (pid reused): not killed",
                 other.short(),
             ));
         }
-        None => {
+        Ok(None) | Err(_) => {
             return Step::Skipped(format!(
                 "pid {pid} is no longer in container {short} (exited, pid reused by a host process?): not killed",
             ));
         }
     }
-    if let (Some(alert_ns), Some(start_ns)) = (alert_time_ns, start_time_ns(pid))
+    if let (Some(alert_ns), Some(start_ns)) = (alert_time_ns, start_time_ns(&p))
         && start_ns > alert_ns + START_SLACK_NS
     {
         return Step::Skipped(format!(
@@ -111,6 +81,7 @@ pub fn kill(container: &str, pid: u32, exepath: &str, alert_time_ns: Option<u64>
     }
     if !exepath.is_empty()
         && let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe"))
+        && p.alive()
     {
         let exe = exe.to_string_lossy();
         let exe = exe.trim_end_matches(" (deleted)");
@@ -123,11 +94,11 @@ pub fn kill(container: &str, pid: u32, exepath: &str, alert_time_ns: Option<u64>
             ));
         }
     }
-    match pidfd_send_signal(&fd, libc::SIGKILL) {
+    match p.signal(libc::SIGKILL) {
         Ok(()) => Step::Ok(format!("SIGKILL sent to pid {pid} ({exepath})")),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+        Err(PinError::Exited { .. }) => {
             Step::Skipped(format!("process {pid} exited before the signal"))
         }
-        Err(e) => Step::Failed(format!("pidfd_send_signal({pid}, SIGKILL): {e}")),
+        Err(e) => Step::Failed(e.to_string()),
     }
 }

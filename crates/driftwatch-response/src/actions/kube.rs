@@ -14,10 +14,17 @@ pub trait KubeApi: Send + Sync {
     fn isolate_pod(&self, namespace: &str, pod: &str) -> Result<String, KubeError>;
     /// Deletes the policy `isolate_pod` applied.
     fn release_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError>;
-    /// Deletes the pod with a grace period; its controller recreates it from the image.
-    fn delete_pod(&self, namespace: &str, pod: &str, grace: Duration) -> Result<(), KubeError>;
-    /// Asks the eviction API (honours PodDisruptionBudgets).
-    fn evict_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError>;
+    /// Deletes the pod of uid `uid` with a grace period (its controller recreates it from the
+    /// image); another pod under that name is left alone (409).
+    fn delete_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        uid: &str,
+        grace: Duration,
+    ) -> Result<(), KubeError>;
+    /// Asks the eviction API (honours PodDisruptionBudgets), with the same uid precondition.
+    fn evict_pod(&self, namespace: &str, pod: &str, uid: &str) -> Result<(), KubeError>;
     /// Sets labels (`None` removes one) with a merge patch.
     fn label_pod(
         &self,
@@ -36,13 +43,25 @@ impl KubeApi for KubeClient {
         Ok(KubeClient::release_pod(self, namespace, pod)?)
     }
 
-    fn delete_pod(&self, namespace: &str, pod: &str, grace: Duration) -> Result<(), KubeError> {
+    fn delete_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        uid: &str,
+        grace: Duration,
+    ) -> Result<(), KubeError> {
         let secs = u32::try_from(grace.as_secs()).unwrap_or(u32::MAX);
-        Ok(KubeClient::delete_pod(self, namespace, pod, Some(secs))?)
+        Ok(KubeClient::delete_pod(
+            self,
+            namespace,
+            pod,
+            Some(secs),
+            Some(uid),
+        )?)
     }
 
-    fn evict_pod(&self, namespace: &str, pod: &str) -> Result<(), KubeError> {
-        Ok(KubeClient::evict_pod(self, namespace, pod)?)
+    fn evict_pod(&self, namespace: &str, pod: &str, uid: &str) -> Result<(), KubeError> {
+        Ok(KubeClient::evict_pod(self, namespace, pod, Some(uid))?)
     }
 
     fn label_pod(

@@ -13,6 +13,8 @@ pub mod notify;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use driftwatch_runtime::PinnedProcess;
+
 use crate::matching::AlertFacts;
 use crate::playbook::Action;
 use engine::{ContainerEngine, EngineError, Resolved};
@@ -53,14 +55,27 @@ impl<'a> Target<'a> {
         }
     }
 
-    /// The container from the engine, else from the host's cgroups when it runs.
+    /// The container from the engine (looked up by id only, its answer checked to be that
+    /// id), else from the host's cgroups when it runs.
     pub fn resolve(&mut self, env: &Env<'_>) -> Result<&Resolved, String> {
         if self.resolved.is_none() {
             let short = &self.facts.container_id;
             let r = if short.is_empty() {
                 Err("the alert names no container".to_string())
+            } else if !engine::looks_like_id(short) {
+                // A named id (containerd's outside Kubernetes): no Docker lookup, which would
+                // take it for a name; the host's cgroups, by the exact id.
+                engine::resolve_from_proc(short)
+                    .and_then(|r| {
+                        if r.id.as_str() == short.as_str() {
+                            Ok(r)
+                        } else {
+                            Err(EngineError::NotFound(short.clone()))
+                        }
+                    })
+                    .map_err(|e| format!("container {}: {e}", self.facts.container_label()))
             } else {
-                let from_engine = env.engine.map(|e| e.resolve(short));
+                let from_engine = env.engine.map(|e| e.resolve_id(short));
                 match from_engine {
                     Some(Ok(r)) => Ok(r),
                     Some(Err(EngineError::NotFound(_))) => Err(format!(
@@ -93,22 +108,27 @@ impl<'a> Target<'a> {
         }
     }
 
-    /// A live process of the container (its init when the engine said).
-    fn pid(&mut self, env: &Env<'_>) -> Result<u32, String> {
+    /// A live process of the container (its init when the engine said), pinned by a pidfd
+    /// and proved to be in the container (its cgroup names the container's full id), so that
+    /// a freeze or an isolation never lands on a process that reused the pid.
+    fn process(&mut self, env: &Env<'_>) -> Result<PinnedProcess, String> {
         let label = self.facts.container_label();
         let r = self.resolve(env)?;
-        r.pid
-            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
-            .ok_or_else(|| format!("container {label} is not running"))
+        let pid = r
+            .pid
+            .ok_or_else(|| format!("container {label} is not running"))?;
+        PinnedProcess::of_container(pid, &r.id).map_err(|e| format!("container {label}: {e}"))
     }
 
-    /// `(namespace, pod)` when the alert is about a pod and a Kubernetes API is configured.
-    fn pod<'e>(&self, env: &Env<'e>) -> Option<(&'e dyn KubeApi, &str, &str)> {
+    /// `(namespace, pod, uid)` when the alert is about a pod and a Kubernetes API is
+    /// configured.
+    fn pod<'e>(&self, env: &Env<'e>) -> Option<(&'e dyn KubeApi, &str, &str, &str)> {
         let k = env.kube?;
         self.facts.is_pod().then_some((
             k,
             self.facts.k8s_namespace.as_str(),
             self.facts.k8s_pod.as_str(),
+            self.facts.k8s_pod_uid.as_str(),
         ))
     }
 }
@@ -167,8 +187,8 @@ pub fn perform(
 ) -> Step {
     let r = match action {
         Action::Kill => do_kill(target),
-        Action::Freeze => target.pid(env).and_then(|pid| freeze(pid, true)),
-        Action::Unfreeze => target.pid(env).and_then(|pid| freeze(pid, false)),
+        Action::Freeze => target.process(env).and_then(|p| freeze(&p, true)),
+        Action::Unfreeze => target.process(env).and_then(|p| freeze(&p, false)),
         Action::Isolate => return do_isolate(target, env),
         Action::Capture { dir, max_file_size } => do_capture(target, env, dir, *max_file_size),
         Action::Stop { timeout } => do_stop(target, env, *timeout, false),
@@ -176,27 +196,31 @@ pub fn perform(
             grace_period,
             eviction_api,
         } => {
-            if let Some((k, ns, pod)) = target.pod(env) {
-                if *eviction_api {
-                    k.evict_pod(ns, pod)
+            if let Some((k, ns, pod, uid)) = target.pod(env) {
+                if uid.is_empty() {
+                    Err(format!(
+                        "pod {ns}/{pod}: the alert carries no pod uid, and by name alone another pod could be hit: not evicted"
+                    ))
+                } else if *eviction_api {
+                    k.evict_pod(ns, pod, uid)
                         .map(|()| format!("pod {ns}/{pod} evicted through the eviction API"))
-                        .map_err(|e| format!("evicting pod {ns}/{pod}: {e}"))
+                        .map_err(|e| format!("evicting pod {ns}/{pod} (uid {uid}): {e}"))
                 } else {
-                    k.delete_pod(ns, pod, *grace_period)
+                    k.delete_pod(ns, pod, uid, *grace_period)
                         .map(|()| {
                             format!(
                                 "pod {ns}/{pod} deleted (grace period {}s)",
                                 grace_period.as_secs()
                             )
                         })
-                        .map_err(|e| format!("deleting pod {ns}/{pod}: {e}"))
+                        .map_err(|e| format!("deleting pod {ns}/{pod} (uid {uid}): {e}"))
                 }
             } else {
                 do_stop(target, env, *grace_period, true)
             }
         }
         Action::Label { labels } => match target.pod(env) {
-            Some((k, ns, pod)) => k
+            Some((k, ns, pod, _)) => k
                 .label_pod(ns, pod, labels)
                 .map(|()| format!("pod {ns}/{pod} labelled {labels:?}"))
                 .map_err(|e| format!("labelling pod {ns}/{pod}: {e}")),
@@ -241,8 +265,8 @@ fn do_kill(target: &mut Target<'_>) -> Result<String, String> {
     }
 }
 
-fn freeze(pid: u32, frozen: bool) -> Result<String, String> {
-    let f = Freezer::of_pid(pid)?;
+fn freeze(p: &PinnedProcess, frozen: bool) -> Result<String, String> {
+    let f = Freezer::of_process(p)?;
     f.set(frozen)?;
     Ok(format!(
         "{} {}",
@@ -252,15 +276,16 @@ fn freeze(pid: u32, frozen: bool) -> Result<String, String> {
 }
 
 fn do_isolate(target: &mut Target<'_>, env: &Env<'_>) -> Step {
-    let local = target.pid(env).and_then(|pid| {
-        let ns = NetNs::of_pid(pid)?;
+    let local = target.process(env).and_then(|p| {
+        let ns = NetNs::of_process(&p)?;
         ns.isolate()?;
         Ok(format!(
-            "nft table inet {} in the network namespace of pid {pid}",
-            isolate::TABLE
+            "nft table inet {} in the network namespace of pid {}",
+            isolate::TABLE,
+            p.pid()
         ))
     });
-    let pod = target.pod(env).map(|(k, ns, pod)| {
+    let pod = target.pod(env).map(|(k, ns, pod, _)| {
         k.isolate_pod(ns, pod)
             .map(|name| format!("NetworkPolicy {ns}/{name} (deny all) selects pod {pod}"))
             .map_err(|e| format!("NetworkPolicy for pod {ns}/{pod}: {e}"))
@@ -291,7 +316,8 @@ fn do_stop(
     let r = target.resolve(env)?.clone();
     let mut notes = Vec::new();
     if let Some(pid) = r.pid
-        && let Ok(f) = Freezer::of_pid(pid)
+        && let Ok(p) = PinnedProcess::of_container(pid, &r.id)
+        && let Ok(f) = Freezer::of_process(&p)
         && f.is_frozen().unwrap_or(false)
     {
         f.set(false)?;

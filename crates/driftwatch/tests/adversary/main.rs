@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+mod response;
+
 /// The agent's resident memory after an attack must stay below this. An idle agent is about
 /// 45 MiB, one with the API's alert ring full about 115 MiB.
 pub const RSS_CEILING_MIB: u64 = 256;

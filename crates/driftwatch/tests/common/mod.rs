@@ -189,6 +189,9 @@ impl Drop for Container {
 pub struct AgentProcess {
     child: Child,
     pub json_out: PathBuf,
+    /// The API's bearer token file (the agent creates it, 0600): in the test's own directory
+    /// unless the test names one (`--api-token-file`, its own `--config`).
+    pub token_file: PathBuf,
     /// Every line the agent wrote on stderr so far.
     log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
@@ -222,9 +225,24 @@ impl AgentProcess {
                 .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
         };
         let mut own: Vec<std::ffi::OsString> = Vec::new();
+        let mut token_file = PathBuf::from("/var/lib/driftwatch/api.token");
+        if let Some(i) = extra.iter().position(|a| *a == "--api-token-file") {
+            token_file = PathBuf::from(extra[i + 1]);
+        }
         if !given("--config") {
             let config = dir.path().join("config.yaml");
-            std::fs::write(&config, "").expect("writing the test agent's config");
+            // The API token in the test's directory; reads stay open on loopback as with the
+            // default token file.
+            let text = if given("--api-token-file") {
+                String::new()
+            } else {
+                token_file = dir.path().join("api.token");
+                format!(
+                    "api:\n  token_file: {}\n  token_for_reads: false\n",
+                    token_file.display()
+                )
+            };
+            std::fs::write(&config, text).expect("writing the test agent's config");
             own.extend(["--config".into(), config.into()]);
         }
         // A test that brings its own configuration file owns these settings too (flags
@@ -273,6 +291,7 @@ impl AgentProcess {
         AgentProcess {
             child,
             json_out,
+            token_file,
             log,
             _dir: dir,
         }
@@ -280,6 +299,14 @@ impl AgentProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The API's bearer token (from the file the agent created).
+    pub fn api_token(&self) -> String {
+        std::fs::read_to_string(&self.token_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.token_file.display()))
+            .trim()
+            .to_string()
     }
 
     /// Sends `sig` (e.g. `libc::SIGHUP`) to the agent.
