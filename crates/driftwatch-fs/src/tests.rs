@@ -169,7 +169,7 @@ fn a_fifo_is_refused_without_blocking() {
     std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.path().join("etc/passwd"),
+        d.path().join("etc/passwd"),
         FileType::Fifo,
         Mode::from_raw_mode(0o644),
         0,
