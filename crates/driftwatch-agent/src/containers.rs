@@ -6,11 +6,12 @@
 //! for a while, so that late events of a container that has exited still name it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use driftwatch_fs::{InContainer, Limit, Root};
 use driftwatch_model::{ContainerId, ContainerMeta, Engine, OverlayLayers};
 use driftwatch_runtime::{
     ContainerRecord, EngineEvent, EngineSource, MountTable, resolve_layer_paths,
@@ -164,21 +165,38 @@ fn read_mounts(pid: u32) -> Option<MountTable> {
     }
 }
 
-fn read_users(pid: Option<u32>, layers: Option<&OverlayLayers>) -> HashMap<u32, String> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
+/// uid → name from the container's `/etc/passwd`: through its running process's root (its
+/// own view, symlinks resolved inside it), else its writable layer, else its image's layers.
+/// Anything but a regular file under [`PASSWD_CAP`] is skipped with a warning: a container
+/// that makes it `/dev/zero`, a FIFO or a link to the host's file gets no names, not a hung
+/// or bloated agent.
+fn read_users(
+    container: &str,
+    pid: Option<u32>,
+    layers: Option<&OverlayLayers>,
+) -> HashMap<u32, String> {
+    let passwd = InContainer::from("/etc/passwd");
+    let limit = Limit::Whole(PASSWD_CAP);
+    let mut roots = Vec::new();
     if let Some(pid) = pid {
-        candidates.push(PathBuf::from(format!("/proc/{pid}/root/etc/passwd")));
+        roots.push(Root::of_process(container, pid));
     }
     if let Some(l) = layers {
-        candidates.push(l.upper.join("etc/passwd"));
-        candidates.extend(l.lowers.iter().map(|d| d.join("etc/passwd")));
+        roots.push(Root::layer(container, &l.upper));
+        roots.extend(l.lowers.iter().map(|d| Root::layer(container, d)));
     }
-    candidates
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|t| parse_passwd(&t))
-        .unwrap_or_default()
+    for root in roots {
+        match root.and_then(|r| r.read(&passwd, limit)) {
+            Ok(bytes) => return parse_passwd(&String::from_utf8_lossy(&bytes)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::warn!("user names: {e}"),
+        }
+    }
+    HashMap::new()
 }
+
+/// The largest `/etc/passwd` read for user names.
+const PASSWD_CAP: u64 = driftwatch_fs::SMALL_FILE_CAP;
 
 impl ContainerRegistry {
     pub fn new(sources: Vec<Arc<dyn EngineSource>>, runtime: tokio::runtime::Handle) -> Self {
@@ -368,7 +386,7 @@ impl ContainerRegistry {
             .and_then(|m| m.root_overlay())
             .and_then(|l| resolve_layer_paths(&l, Path::new(DOCKER_OVERLAY_HOME)).ok())
             .or(engine_layers);
-        let users = read_users(pid, layers.as_ref());
+        let users = read_users(meta.id.short(), pid, layers.as_ref());
         ContainerEntry {
             meta,
             fs: ContainerFs { layers, mounts },

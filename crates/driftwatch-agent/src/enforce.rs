@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
@@ -809,7 +809,7 @@ impl Enforcer {
                     .then(|| std::fs::File::open(format!("/proc/{}/exe", rec.pid)).ok())
                     .flatten();
                 let file = exe.or_else(|| {
-                    std::fs::File::open(host_view(entry, entry.pid.unwrap_or(rec.pid), &path)).ok()
+                    open_in_container(entry, entry.pid.unwrap_or(rec.pid), &path).ok()
                 })?;
                 sha256_of(file)
             };
@@ -1344,15 +1344,23 @@ fn starts_with_shebang(req: &ExecRequest) -> bool {
 
 /// A container path as the host can open it: through a process's root, else the upper
 /// layer.
-fn host_view(entry: &ContainerEntry, pid: u32, path: &str) -> PathBuf {
-    let rel = path.trim_start_matches('/');
-    let through = PathBuf::from(format!("/proc/{pid}/root")).join(rel);
-    if through.exists() {
-        return through;
-    }
-    match &entry.fs.layers {
-        Some(l) => l.upper.join(rel),
-        None => through,
+/// The regular file `path` of the container: through its process's root (symlinks resolved
+/// inside it), else in its writable layer (no symlink followed). Devices, FIFOs and the
+/// host's files are never opened (see `driftwatch_fs`).
+fn open_in_container(
+    entry: &ContainerEntry,
+    pid: u32,
+    path: &str,
+) -> Result<std::fs::File, driftwatch_fs::FsError> {
+    let label = entry.meta.id.short();
+    let p = driftwatch_fs::InContainer::from(path);
+    let through = driftwatch_fs::Root::of_process(label, pid).and_then(|r| r.open(&p));
+    match (through, &entry.fs.layers) {
+        (Ok(f), _) => Ok(f.into_file()),
+        (Err(e), Some(l)) if e.is_not_found() => Ok(driftwatch_fs::Root::layer(label, &l.upper)?
+            .open(&p)?
+            .into_file()),
+        (Err(e), _) => Err(e),
     }
 }
 

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use driftwatch_fs::{FsError, InContainer, Limit, PACKAGE_DB_CAP, Root};
 use driftwatch_image::packages::{self, PackageDiffBuilder};
 use driftwatch_image::{ContainerPath, Ecosystem, Judge, PackageChangeKind, package_db_kind};
 use driftwatch_model::{
@@ -114,6 +115,16 @@ impl Watched {
     fn host(&self, rel: &Path) -> PathBuf {
         self.volume_of(rel)
             .map_or_else(|| self.upper.join(rel), |(src, inner)| src.join(inner))
+    }
+
+    /// Reads the regular file `rel` (a package database) beneath its upper dir or volume, never
+    /// following a symlink, at most [`PACKAGE_DB_CAP`] bytes.
+    fn read_capped(&self, rel: &Path) -> Result<Vec<u8>, FsError> {
+        let (dir, inner) = self.volume_of(rel).unwrap_or((&self.upper, rel));
+        Root::layer(self.meta.id.short(), dir)?.read(
+            &InContainer::new(inner.as_os_str()),
+            Limit::Whole(PACKAGE_DB_CAP),
+        )
     }
 
     /// The volume `rel` is on (the deepest mount point above it) and the path inside it.
@@ -725,19 +736,32 @@ impl Sensor {
     }
 
     /// The image's file at `rel`: the top-most lower layer that has it.
-    fn image_file(&self, id: &ContainerId, rel: &Path) -> Option<PathBuf> {
+    /// The image layer that has `rel` (not as a whiteout), looked up beneath each layer dir
+    /// without following symlinks.
+    fn image_layer(&self, id: &ContainerId, rel: &Path) -> Option<(Root, rustix::fs::Stat)> {
         let w = self.containers.get(id)?;
         if w.volume_of(rel).is_some() {
             return None; // a volume is not the image
         }
-        w.lowers
-            .iter()
-            .map(|l| l.join(rel))
-            .find(|p| p.symlink_metadata().is_ok_and(|md| !is_whiteout(&md)))
+        let path = InContainer::new(rel.as_os_str());
+        w.lowers.iter().find_map(|l| {
+            let root = Root::layer(w.meta.id.short(), l).ok()?;
+            let st = root.stat(&path).ok()?;
+            let whiteout = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::CharacterDevice
+                && st.st_rdev == 0;
+            (!whiteout).then_some((root, st))
+        })
+    }
+
+    /// The image's (permission bits, uid, gid) of `rel`.
+    fn image_attrs(&self, id: &ContainerId, rel: &Path) -> Option<(u32, u32, u32)> {
+        self.image_layer(id, rel)
+            .map(|(_, st)| (st.st_mode & 0o7777, st.st_uid, st.st_gid))
     }
 
     fn in_image(&self, id: &ContainerId, rel: &Path) -> bool {
-        self.image_file(id, rel).is_some()
+        self.image_layer(id, rel).is_some()
     }
 
     /// An entry appeared in the upper dir: a new file, a whiteout or a copy-up.
@@ -766,13 +790,9 @@ impl Sensor {
             return;
         }
         let now = (md.mode() & 0o7777, md.uid(), md.gid());
-        match self
-            .image_file(id, rel)
-            .and_then(|p| p.symlink_metadata().ok())
-        {
-            Some(img) => {
+        match self.image_attrs(id, rel) {
+            Some(before) => {
                 // A copy-up: silent unless mode or owner differ from the image's.
-                let before = (img.mode() & 0o7777, img.uid(), img.gid());
                 if let Some(w) = self.containers.get_mut(id) {
                     w.attrs.insert(rel.to_path_buf(), before);
                 }
@@ -821,13 +841,7 @@ impl Sensor {
         let now = (md.mode() & 0o7777, md.uid(), md.gid());
         let before = match w.attrs.get(rel) {
             Some(b) => *b,
-            None => match self
-                .image_file(id, rel)
-                .and_then(|p| p.symlink_metadata().ok())
-            {
-                Some(img) => (img.mode() & 0o7777, img.uid(), img.gid()),
-                None => now,
-            },
+            None => self.image_attrs(id, rel).unwrap_or(now),
         };
         if let Some(w) = self.containers.get_mut(id) {
             w.attrs.insert(rel.to_path_buf(), now);
@@ -975,14 +989,23 @@ impl Sensor {
         let location = cpath.to_string_lossy();
         let current_md = w.host(rel).symlink_metadata().ok();
         let current = match current_md {
-            Some(md) if !is_whiteout(&md) => std::fs::read(w.host(rel))
-                .map(|b| packages::parse(eco, &b))
-                .unwrap_or_default(),
+            Some(md) if !is_whiteout(&md) => match w.read_capped(rel) {
+                Ok(b) => packages::parse(eco, &b),
+                Err(e) => {
+                    tracing::warn!("package database not read: {e}");
+                    Vec::new()
+                }
+            },
             _ => Vec::new(),
         };
+        let path = InContainer::new(rel.as_os_str());
         let image = self
-            .image_file(id, rel)
-            .and_then(|p| std::fs::read(p).ok())
+            .image_layer(id, rel)
+            .and_then(|(l, _)| {
+                l.read(&path, Limit::Whole(PACKAGE_DB_CAP))
+                    .map_err(|e| tracing::warn!("image package database not read: {e}"))
+                    .ok()
+            })
             .map(|b| packages::parse(eco, &b))
             .unwrap_or_default();
         let w = match self.containers.get_mut(id) {

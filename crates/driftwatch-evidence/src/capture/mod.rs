@@ -12,19 +12,15 @@ pub use bundle::{
 };
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use driftwatch_fs::{InContainer, Limit, Root};
 use driftwatch_image::{ChangeKind, ContainerPath, DiffOptions, FileDiff, FileKind, Judge};
 use driftwatch_model::{ContainerMeta, OverlayLayers};
 use driftwatch_runtime::MountTable;
-use rustix::fs::{Mode, OFlags, ResolveFlags};
-use rustix::io::Errno;
 use serde::Serialize;
 
 use crate::report::{DiffReport, human_size};
@@ -204,12 +200,7 @@ fn write_bundle(
     w.add_json("diff.json", report)?;
 
     // The drifted files' bytes, read from the writable layer without following symlinks.
-    let upper = open_dir(&target.layers.upper).with_context(|| {
-        format!(
-            "container {label}: layer directory {}",
-            target.layers.upper.display()
-        )
-    })?;
+    let upper = Root::layer(label.as_str(), &target.layers.upper)?;
     let mut records = Vec::new();
     for f in report.files.iter().copied().filter(|f| drifted_file(f)) {
         let code = f.class.executable.is_some() || f.class.library;
@@ -233,8 +224,10 @@ fn write_bundle(
             records.push(rec);
             continue;
         }
-        match open_beneath(&upper, &f.path) {
-            Ok((file, size, mode)) => {
+        match upper.open(&InContainer::new(f.path.as_path().as_os_str())) {
+            Ok(file) => {
+                let (size, mode) = (file.size(), file.mode());
+                let file = file.into_file();
                 let name = format!("files{}", f.path.escaped());
                 let stored = w.add_reader(&name, size, mode, file)?;
                 rec.size = Some(size);
@@ -248,11 +241,7 @@ fn write_bundle(
                 summary.stored += 1;
             }
             Err(e) => {
-                rec.note = Some(format!(
-                    "not stored: {}{}: {e} (changed since the diff?)",
-                    target.layers.upper.display(),
-                    f.path
-                ));
+                rec.note = Some(format!("not stored: {e} (changed since the diff?)"));
                 summary.listed_only += 1;
             }
         }
@@ -267,7 +256,8 @@ fn write_bundle(
             .ok()
             .and_then(|t| MountTable::parse(&t).ok());
         let judge = Judge::new();
-        let processes = procs::read_processes(&pids, &target.layers, mounts.as_ref(), &judge);
+        let processes =
+            procs::read_processes(&label, &pids, &target.layers, mounts.as_ref(), &judge);
         summary.processes = processes.len();
         w.add_bytes("processes.txt", process_tree(&processes).as_bytes())?;
         w.add_json(
@@ -325,55 +315,15 @@ fn drifted_file(f: &FileDiff) -> bool {
     f.kind == FileKind::File && matches!(f.change, ChangeKind::Added | ChangeKind::Modified)
 }
 
-fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(Into::into)
-}
-
-/// Opens a regular file at `path` under the layer directory `dir`, refusing to leave it
-/// (no symlinks, no `..`, no other filesystem), without updating its access time.
-/// Returns the file, its size and mode.
-fn open_beneath(dir: &OwnedFd, path: &ContainerPath) -> std::io::Result<(File, u64, u32)> {
-    let rel = OsStr::from_bytes(
-        path.as_bytes()
-            .strip_prefix(b"/")
-            .unwrap_or(path.as_bytes()),
-    );
-    let how = ResolveFlags::BENEATH
-        | ResolveFlags::NO_SYMLINKS
-        | ResolveFlags::NO_MAGICLINKS
-        | ResolveFlags::NO_XDEV;
-    let flags =
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    let fd = match rustix::fs::openat2(dir, rel, flags | OFlags::NOATIME, Mode::empty(), how) {
-        Err(Errno::PERM) => rustix::fs::openat2(dir, rel, flags, Mode::empty(), how),
-        r => r,
-    }?;
-    let st = rustix::fs::fstat(&fd)?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(std::io::Error::other("no longer a regular file"));
-    }
-    Ok((File::from(fd), st.st_size as u64, st.st_mode))
-}
-
 /// Reads a file inside a running container's root, resolving symlinks inside that root
-/// (never the host's), at most `cap` bytes.
-pub fn read_in_container_root(pid: u32, rel: &str, cap: u64) -> std::io::Result<Vec<u8>> {
-    let root = open_dir(Path::new(&format!("/proc/{pid}/root")))?;
-    let fd = rustix::fs::openat2(
-        &root,
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?;
-    let mut buf = Vec::new();
-    File::from(fd).take(cap).read_to_end(&mut buf)?;
-    Ok(buf)
+/// (never the host's), refusing anything but a regular file, at most `cap` bytes.
+pub fn read_in_container_root(
+    container: &str,
+    pid: u32,
+    path: &str,
+    cap: u64,
+) -> Result<Vec<u8>, driftwatch_fs::FsError> {
+    Root::of_process(container, pid)?.read(&InContainer::from(path), Limit::Whole(cap))
 }
 
 /// The container's alerts (by `output_fields."container.id"`, the short id) from a Falco

@@ -126,6 +126,7 @@ pub fn now_rfc3339() -> String {
 /// Reads the processes `pids` of a container whose root filesystem is `layers`.
 /// `mounts`: the container's mount table (tells which executables are on the image's root).
 pub fn read_processes(
+    container: &str,
     pids: &[u32],
     layers: &OverlayLayers,
     mounts: Option<&MountTable>,
@@ -136,15 +137,21 @@ pub fn read_processes(
         .and_then(|t| parse_btime(&t));
     // SAFETY: sysconf has no preconditions.
     let ticks = i128::from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1));
-    let users = pids
-        .first()
-        .and_then(|p| super::read_in_container_root(*p, "etc/passwd", 4 << 20).ok())
-        .map(|b| parse_passwd(&String::from_utf8_lossy(&b)))
-        .unwrap_or_default();
+    let mut users_problem = None;
+    let users = match pids.first().map(|p| {
+        super::read_in_container_root(container, *p, "/etc/passwd", driftwatch_fs::SMALL_FILE_CAP)
+    }) {
+        Some(Ok(b)) => parse_passwd(&String::from_utf8_lossy(&b)),
+        Some(Err(e)) => {
+            users_problem = Some(format!("user names: {e}"));
+            HashMap::new()
+        }
+        None => HashMap::new(),
+    };
     let mut hashes: HashMap<(u64, u64), String> = HashMap::new();
     let mut out = Vec::new();
     for &pid in pids {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = users_problem.take().into_iter().collect();
         let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Ok(t) => parse_stat(&t),
             // Exited since it was listed: not part of the tree any more.
