@@ -204,6 +204,53 @@ pub struct Diff {
     pub unparsed_package_dbs: Vec<ContainerPath>,
     pub warnings: Vec<DiffWarning>,
     pub stats: DiffStats,
+    /// The caps the walk reached: what is below them was not examined.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<Truncation>,
+}
+
+/// Which cap of a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalkCap {
+    /// [`DiffOptions::max_depth`]: directories nested deeper were not descended into.
+    MaxDepth,
+    /// [`DiffOptions::max_entries`]: the walk stopped after this many entries.
+    MaxEntries,
+}
+
+impl WalkCap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalkCap::MaxDepth => "max_depth",
+            WalkCap::MaxEntries => "max_entries",
+        }
+    }
+}
+
+/// A cap a walk reached, and where first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Truncation {
+    pub cap: WalkCap,
+    /// The cap's value (levels or entries).
+    pub limit: u64,
+    /// The first directory not (fully) examined because of it.
+    pub first_at: ContainerPath,
+    /// Directories not descended into because of it.
+    pub dirs_skipped: u64,
+}
+
+impl std::fmt::Display for Truncation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "truncated at the {} cap ({}): {} directories not examined, first {}",
+            self.cap.as_str(),
+            self.limit,
+            self.dirs_skipped,
+            self.first_at
+        )
+    }
 }
 
 impl Diff {
@@ -243,7 +290,20 @@ pub struct DiffOptions {
     pub max_package_db_bytes: u64,
     /// Call the progress callback every this many entries.
     pub progress_every: u64,
+    /// Directories nested deeper than this below `/` are listed but not descended into
+    /// (reported in [`Diff::truncated`]).
+    pub max_depth: usize,
+    /// The walk stops descending after examining this many entries (reported in
+    /// [`Diff::truncated`]).
+    pub max_entries: u64,
 }
+
+/// The default [`DiffOptions::max_depth`]: far deeper than any real image (paths stop at
+/// 4096 bytes, about 2,000 levels of one-letter names), shallow enough to bound the walk.
+pub const DEFAULT_MAX_DEPTH: usize = 512;
+
+/// The default [`DiffOptions::max_entries`].
+pub const DEFAULT_MAX_ENTRIES: u64 = 5_000_000;
 
 impl Default for DiffOptions {
     fn default() -> Self {
@@ -251,8 +311,10 @@ impl Default for DiffOptions {
             layers: LayerOptions::default(),
             hash_added: true,
             expand_deleted: true,
-            max_package_db_bytes: 256 << 20,
+            max_package_db_bytes: driftwatch_fs::PACKAGE_DB_CAP,
             progress_every: 4096,
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_entries: DEFAULT_MAX_ENTRIES,
         }
     }
 }
@@ -343,6 +405,7 @@ impl<'a> Differ<'a> {
             packages: Mutex::new(PackageDiffBuilder::default()),
             unparsed: Mutex::new(Vec::new()),
             warnings: Mutex::new(Vec::new()),
+            truncated: Mutex::new(Vec::new()),
         };
         let upper = walk.upper_view.open_root().map_err(|e| walk.fatal(e))?;
         let opaque = upper.len() == 1
@@ -352,7 +415,7 @@ impl<'a> Differ<'a> {
                 .map_err(|e| walk.fatal(e))?;
         let image = walk.image_view.open_root().map_err(|e| walk.fatal(e))?;
         let root = upper.into_iter().next().expect("one upper root");
-        walk.walk_dir(root, ContainerPath::root(), Some(image), opaque)?;
+        walk.walk(root, Some(image), opaque)?;
         let stats = walk.stats();
         if let Some(p) = walk.progress {
             p(&stats);
@@ -367,7 +430,13 @@ impl<'a> Differ<'a> {
             .into_inner()
             .unwrap_or_else(|p| p.into_inner());
         warnings.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut truncated = walk
+            .truncated
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        truncated.sort_by_key(|t| t.cap);
         Ok(Diff {
+            truncated,
             files: Vec::new(),
             packages: walk
                 .packages
@@ -396,10 +465,58 @@ struct Walk<'a> {
     packages: Mutex<PackageDiffBuilder>,
     unparsed: Mutex<Vec<ContainerPath>>,
     warnings: Mutex<Vec<DiffWarning>>,
+    truncated: Mutex<Vec<Truncation>>,
 }
 
 /// The result of examining one upper entry: did `docker diff` see a change at or below it.
 type Seen = bool;
+
+/// What examining one entry of an upper directory gave.
+enum Step {
+    Seen(Seen),
+    /// A subdirectory, to descend into later (kept as a name: no descriptor held meanwhile).
+    Dir(PendingDir),
+}
+
+struct PendingDir {
+    name: OsString,
+    meta: Meta,
+}
+
+/// A subdirectory opened to be walked.
+struct OpenDir {
+    dir: Arc<DirHandle>,
+    path: ContainerPath,
+    image: Option<DirStack>,
+    opaque: bool,
+    own: OwnDir,
+}
+
+/// A directory's own entry, reported when its walk ends.
+struct OwnDir {
+    diff: FileDiff,
+    was_added: bool,
+}
+
+/// A directory of the upper dir being walked: one per level of the walk's explicit stack.
+struct Frame {
+    dir: Arc<DirHandle>,
+    path: ContainerPath,
+    image: Option<DirStack>,
+    /// Levels below `/`.
+    depth: usize,
+    /// `None` for the root.
+    own: Option<OwnDir>,
+    /// Subdirectories still to walk.
+    subdirs: Vec<PendingDir>,
+    /// A change docker sees somewhere below.
+    inside: Seen,
+}
+
+/// Levels below `/` of a path (`/` is 0, `/a` 1).
+fn depth_of(path: &ContainerPath) -> usize {
+    path.as_bytes().iter().filter(|b| **b == b'/').count() - usize::from(path.as_bytes() == b"/")
+}
 
 impl Walk<'_> {
     fn stats(&self) -> DiffStats {
@@ -463,80 +580,200 @@ impl Walk<'_> {
         }
     }
 
-    fn walk_dir(
+    /// Records that `cap` kept the walk out of the directory `path`.
+    fn truncate(&self, cap: WalkCap, path: &ContainerPath) {
+        let limit = match cap {
+            WalkCap::MaxDepth => self.options.max_depth as u64,
+            WalkCap::MaxEntries => self.options.max_entries,
+        };
+        let mut all = self.truncated.lock().unwrap_or_else(|p| p.into_inner());
+        match all.iter_mut().find(|t| t.cap == cap) {
+            Some(t) => t.dirs_skipped += 1,
+            None => all.push(Truncation {
+                cap,
+                limit,
+                first_at: path.clone(),
+                dirs_skipped: 1,
+            }),
+        }
+    }
+
+    /// The cap that keeps the walk out of a directory `depth` levels below `/`, if any.
+    fn cap_at(&self, depth: usize) -> Option<WalkCap> {
+        if depth > self.options.max_depth {
+            Some(WalkCap::MaxDepth)
+        } else if self.entries.load(Ordering::Relaxed) >= self.options.max_entries {
+            Some(WalkCap::MaxEntries)
+        } else {
+            None
+        }
+    }
+
+    /// Walks the upper dir depth-first with an explicit stack, so a hostile tree's depth costs
+    /// heap (one frame per level, bounded by [`DiffOptions::max_depth`]), never the thread's
+    /// stack. A directory's entries are examined in parallel, its subdirectories one after the
+    /// other; a directory's own entry is reported once everything below it is known.
+    fn walk(
+        &self,
+        root: Arc<DirHandle>,
+        image: Option<DirStack>,
+        opaque: bool,
+    ) -> Result<(), DiffError> {
+        let mut stack = vec![self.enter(root, ContainerPath::root(), image, opaque, 0, None)?];
+        while let Some(top) = stack.last_mut() {
+            let Some(sub) = top.subdirs.pop() else {
+                let done = stack.pop().expect("the frame just looked at");
+                let seen = match done.own {
+                    Some(own) => self.finish_dir(own, done.inside),
+                    None => done.inside,
+                };
+                if let Some(parent) = stack.last_mut() {
+                    parent.inside |= seen;
+                }
+                continue;
+            };
+            let path = top.path.join(&sub.name);
+            let image = match top.image.as_deref() {
+                Some(s) => match self.image_view.lookup(s, &sub.name) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        self.entry_error(&path, e)?;
+                        Lookup::Missing
+                    }
+                },
+                None => Lookup::Missing,
+            };
+            let Some(open) = self.open_subdir(&top.dir, path, &sub.name, sub.meta, image)? else {
+                continue;
+            };
+            let depth = top.depth + 1;
+            if let Some(cap) = self.cap_at(depth) {
+                self.truncate(cap, &open.path);
+                top.inside |= self.finish_dir(open.own, false);
+                continue;
+            }
+            let frame = self.enter(
+                open.dir,
+                open.path,
+                open.image,
+                open.opaque,
+                depth,
+                Some(open.own),
+            )?;
+            stack.push(frame);
+        }
+        Ok(())
+    }
+
+    /// Examines a directory's entries (all but its subdirectories, which are returned in the
+    /// frame to descend into) and the image entries an opaque directory hides.
+    fn enter(
         &self,
         dir: Arc<DirHandle>,
         path: ContainerPath,
         image: Option<DirStack>,
         opaque: bool,
-    ) -> Result<Seen, DiffError> {
+        depth: usize,
+        own: Option<OwnDir>,
+    ) -> Result<Frame, DiffError> {
         self.dirs.fetch_add(1, Ordering::Relaxed);
-        let names = match read_names(&dir) {
-            Ok(n) => n,
+        let mut frame = Frame {
+            dir,
+            path,
+            image,
+            depth,
+            own,
+            subdirs: Vec::new(),
+            inside: false,
+        };
+        let room = self
+            .options
+            .max_entries
+            .saturating_sub(self.entries.load(Ordering::Relaxed));
+        let names = match read_names(&frame.dir, room) {
+            Ok((n, complete)) => {
+                if !complete {
+                    self.truncate(WalkCap::MaxEntries, &frame.path);
+                }
+                n
+            }
             Err(e) => {
-                self.entry_error(&path, e)?;
-                return Ok(false);
+                self.entry_error(&frame.path, e)?;
+                return Ok(frame);
             }
         };
-        let seen = names
+        let steps = names
             .par_iter()
-            .map(|name| self.entry(&dir, &path, image.as_deref(), name))
-            .try_reduce(|| false, |a, b| Ok(a || b))?;
-        let mut hidden_seen = false;
-        if opaque && let Some(image) = &image {
+            .map(|name| self.entry(&frame.dir, &frame.path, frame.image.as_deref(), name))
+            .collect::<Result<Vec<Step>, DiffError>>()?;
+        for step in steps {
+            match step {
+                Step::Seen(seen) => frame.inside |= seen,
+                Step::Dir(d) => frame.subdirs.push(d),
+            }
+        }
+        if opaque && let Some(image) = &frame.image {
             // An opaque directory hides the image's entries: the ones not re-created above
             // are deleted (docker lists these, not what is inside them).
             let upper: BTreeSet<&OsString> = names.iter().collect();
             let image_names = match self.image_names(image) {
                 Ok(n) => n,
                 Err(e) => {
-                    self.entry_error(&path, e)?;
+                    self.entry_error(&frame.path, e)?;
                     BTreeSet::new()
                 }
             };
             for name in image_names.iter().filter(|n| !upper.contains(n)) {
-                let child = path.join(name);
+                let child = frame.path.join(name);
                 match self.image_view.lookup(image, name) {
                     Ok(Lookup::Missing) => {}
                     Ok(found) => {
                         self.deleted(child, found, None)?;
-                        hidden_seen = true;
+                        frame.inside = true;
                     }
                     Err(e) => self.entry_error(&child, e)?,
                 }
             }
         }
-        Ok(seen || hidden_seen)
+        Ok(frame)
     }
 
     /// Names in the merged image directory.
     fn image_names(&self, image: &[Arc<DirHandle>]) -> Result<BTreeSet<OsString>, LayerIoError> {
         let mut all = BTreeSet::new();
         for d in image {
-            all.extend(read_names(d)?);
+            all.extend(read_names(d, u64::MAX)?.0);
         }
         Ok(all)
     }
 
+    /// One entry of an upper directory: examined and reported, or (a subdirectory) returned
+    /// to be descended into.
     fn entry(
         &self,
         dir: &Arc<DirHandle>,
         parent: &ContainerPath,
         image_dir: Option<&[Arc<DirHandle>]>,
         name: &OsString,
-    ) -> Result<Seen, DiffError> {
+    ) -> Result<Step, DiffError> {
         self.tick();
         let path = parent.join(name);
         if self.upper_view.is_aufs_marker(name) {
-            return Ok(false);
+            return Ok(Step::Seen(false));
         }
         let meta = match rustix::fs::statat(&dir.fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Meta::from_stat(&st),
             Err(e) => {
                 self.entry_error(&path, io_err("stat", dir.host.join(name), e))?;
-                return Ok(false);
+                return Ok(Step::Seen(false));
             }
         };
+        if meta.is_dir() {
+            return Ok(Step::Dir(PendingDir {
+                name: name.clone(),
+                meta,
+            }));
+        }
         let image = match image_dir {
             Some(s) => match self.image_view.lookup(s, name) {
                 Ok(l) => l,
@@ -549,27 +786,27 @@ impl Walk<'_> {
         };
         if meta.is_whiteout() {
             return match image {
-                Lookup::Missing => Ok(false),
+                Lookup::Missing => Ok(Step::Seen(false)),
                 found => {
                     self.deleted(path, found, None)?;
-                    Ok(true)
+                    Ok(Step::Seen(true))
                 }
             };
         }
-        if meta.is_dir() {
-            return self.entry_dir(dir, path, name, meta, image);
-        }
         self.entry_file(dir, path, name, meta, image)
+            .map(Step::Seen)
     }
 
-    fn entry_dir(
+    /// Opens a subdirectory of the upper dir and works out its own entry (reported later, by
+    /// [`Walk::finish_dir`]); `None` when it could not be opened (a warning says why).
+    fn open_subdir(
         &self,
         dir: &Arc<DirHandle>,
         path: ContainerPath,
         name: &OsStr,
         meta: Meta,
         image: Lookup,
-    ) -> Result<Seen, DiffError> {
+    ) -> Result<Option<OpenDir>, DiffError> {
         let fd = match rustix::fs::openat(
             &dir.fd,
             name,
@@ -579,7 +816,7 @@ impl Walk<'_> {
             Ok(fd) => fd,
             Err(e) => {
                 self.entry_error(&path, io_err("open directory", dir.host.join(name), e))?;
-                return Ok(false);
+                return Ok(None);
             }
         };
         let child = Arc::new(DirHandle {
@@ -630,8 +867,20 @@ impl Walk<'_> {
             }
         };
         let was_added = d.change == ChangeKind::Added;
-        let inside = self.walk_dir(child, path, image_dir, opaque)?;
-        if inside && !was_added {
+        Ok(Some(OpenDir {
+            dir: child,
+            path,
+            image: image_dir,
+            opaque,
+            own: OwnDir { diff: d, was_added },
+        }))
+    }
+
+    /// Reports a directory's own entry once what is below it is known (`inside`: a change
+    /// `docker diff` sees there).
+    fn finish_dir(&self, own: OwnDir, inside: Seen) -> Seen {
+        let mut d = own.diff;
+        if inside && !own.was_added {
             if d.change == ChangeKind::Unchanged {
                 d.change = ChangeKind::Modified;
             }
@@ -643,7 +892,7 @@ impl Walk<'_> {
         }
         let seen = d.docker.is_some();
         self.emit(d);
-        Ok(seen || inside)
+        seen || inside
     }
 
     fn entry_file(
@@ -708,7 +957,7 @@ impl Walk<'_> {
                 if self.options.hash_added {
                     hash_current(&mut d)?;
                 }
-                self.expand_deleted(&stack, &path, &path)?;
+                self.expand_deleted(stack, &path, &path)?;
             }
             Lookup::File(im) => {
                 let mut md = MetadataChange::between(&im.meta, &meta);
@@ -784,11 +1033,24 @@ impl Walk<'_> {
         found: Lookup,
         with: Option<&ContainerPath>,
     ) -> Result<(), DiffError> {
+        if let Some(stack) = self.deleted_one(&path, found, with) {
+            self.expand_deleted(stack, &path, with.unwrap_or(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Reports one deleted image entry; a directory's layers are returned, not expanded.
+    fn deleted_one(
+        &self,
+        path: &ContainerPath,
+        found: Lookup,
+        with: Option<&ContainerPath>,
+    ) -> Option<DirStack> {
         let (kind, size, stack) = match found {
-            Lookup::Missing => return Ok(()),
+            Lookup::Missing => return None,
             Lookup::File(f) => {
-                if let Some(eco) = classify::package_db_kind(&path).filter(|_| f.meta.is_file()) {
-                    self.package_db(eco, &path, ImageSide::Lookup(&f.parent, &f.name), true);
+                if let Some(eco) = classify::package_db_kind(path).filter(|_| f.meta.is_file()) {
+                    self.package_db(eco, path, ImageSide::Lookup(&f.parent, &f.name), true);
                 }
                 (
                     FileKind::of(&f.meta),
@@ -805,32 +1067,72 @@ impl Walk<'_> {
             d.deleted_with = with.cloned();
             self.emit(d);
         }
-        if let Some(stack) = stack {
-            self.expand_deleted(&stack, &path, with.unwrap_or(&path))?;
-        }
-        Ok(())
+        stack
     }
 
     /// Everything inside a deleted image directory (package manifests are read even when
-    /// the entries are not listed, so removed Python and npm packages show).
+    /// the entries are not listed, so removed Python and npm packages show), depth-first with
+    /// an explicit stack and the walk's caps. Subdirectories wait as names, not open layers.
     fn expand_deleted(
+        &self,
+        stack: DirStack,
+        path: &ContainerPath,
+        with: &ContainerPath,
+    ) -> Result<(), DiffError> {
+        let mut todo: Vec<(Arc<DirStack>, OsString, ContainerPath)> = Vec::new();
+        let mut next = Some((stack, path.clone()));
+        loop {
+            if let Some((stack, path)) = next.take() {
+                if let Some(cap) = self.cap_at(depth_of(&path)) {
+                    self.truncate(cap, &path);
+                } else {
+                    let subdirs = self.expand_one(&stack, &path, with)?;
+                    let parent = Arc::new(stack);
+                    todo.extend(subdirs.into_iter().map(|name| {
+                        let child = path.join(&name);
+                        (parent.clone(), name, child)
+                    }));
+                }
+            }
+            let Some((parent, name, child)) = todo.pop() else {
+                return Ok(());
+            };
+            match self.image_view.lookup(&parent, &name) {
+                Ok(Lookup::Dir(s)) => next = Some((s, child)),
+                Ok(_) => {}
+                Err(e) => self.entry_error(&child, e)?,
+            }
+        }
+    }
+
+    /// Reports the entries of one deleted image directory; returns its subdirectories' names.
+    fn expand_one(
         &self,
         stack: &[Arc<DirHandle>],
         path: &ContainerPath,
         with: &ContainerPath,
-    ) -> Result<(), DiffError> {
+    ) -> Result<Vec<OsString>, DiffError> {
         let names = match self.image_names(stack) {
             Ok(n) => n,
-            Err(e) => return self.entry_error(path, e),
-        };
-        names.par_iter().try_for_each(|name| {
-            self.tick();
-            let child = path.join(name);
-            match self.image_view.lookup(stack, name) {
-                Ok(found) => self.deleted(child, found, Some(with)),
-                Err(e) => self.entry_error(&child, e),
+            Err(e) => {
+                self.entry_error(path, e)?;
+                return Ok(Vec::new());
             }
-        })
+        };
+        let subdirs = names
+            .par_iter()
+            .map(|name| -> Result<Option<OsString>, DiffError> {
+                self.tick();
+                let child = path.join(name);
+                match self.image_view.lookup(stack, name) {
+                    Ok(found) => Ok(self
+                        .deleted_one(&child, found, Some(with))
+                        .map(|_| name.clone())),
+                    Err(e) => self.entry_error(&child, e).map(|()| None),
+                }
+            })
+            .collect::<Result<Vec<_>, DiffError>>()?;
+        Ok(subdirs.into_iter().flatten().collect())
     }
 
     /// Reads one side of a package database and records its packages.
@@ -911,8 +1213,9 @@ fn readlink(dir: &DirHandle, name: &OsStr) -> Option<OsString> {
     Some(OsString::from(OsStr::from_bytes(t.as_bytes())))
 }
 
-/// Entry names of a directory, without `.` and `..`.
-fn read_names(dir: &DirHandle) -> Result<Vec<OsString>, LayerIoError> {
+/// Entry names of a directory, without `.` and `..`, at most `limit` of them; whether that
+/// was all of them.
+fn read_names(dir: &DirHandle, limit: u64) -> Result<(Vec<OsString>, bool), LayerIoError> {
     let mut names = Vec::new();
     let d =
         rustix::fs::Dir::read_from(&dir.fd).map_err(|e| io_err("opendir", dir.host.clone(), e))?;
@@ -925,10 +1228,13 @@ fn read_names(dir: &DirHandle) -> Result<Vec<OsString>, LayerIoError> {
         };
         let n = e.file_name().to_bytes();
         if n != b"." && n != b".." {
+            if names.len() as u64 >= limit {
+                return Ok((names, false));
+            }
             names.push(OsStr::from_bytes(n).to_os_string());
         }
     }
-    Ok(names)
+    Ok((names, true))
 }
 
 fn read_capped(f: &File, cap: u64) -> std::io::Result<Vec<u8>> {

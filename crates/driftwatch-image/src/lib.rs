@@ -19,8 +19,9 @@ mod path;
 pub use classify::{ExecKind, FileClass, package_db_kind};
 pub use diff::{
     ChangeKind, Diff, DiffError, DiffOptions, DiffStats, DiffWarning, Differ, DockerChange,
-    FileDiff, FileKind,
+    FileDiff, FileKind, Truncation, WalkCap,
 };
+pub use diff::{DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES};
 pub use error::{JudgeError, LayerIoError};
 pub use hash::{DEFAULT_HASH_CACHE_ENTRIES, FileKey, HashCache};
 pub use judge::{Change, Judge, Judgement, MetadataChange};

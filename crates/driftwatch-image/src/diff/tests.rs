@@ -536,3 +536,120 @@ fn setcap_is_seen_like_docker_sees_it() {
     );
     assert_eq!(t.metadata.unwrap().fields(), ["capabilities"]);
 }
+
+/// Makes `levels` nested directories `d/d/d/...` below `top` of a layer, relative to open
+/// directory fds (the path soon exceeds PATH_MAX), with a file `f` at the bottom.
+fn deep_tree(top: &std::path::Path, levels: usize) {
+    use rustix::fs::{Mode, OFlags, mkdirat, openat};
+    fs::create_dir_all(top).unwrap();
+    let mut dir = rustix::fs::open(top, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..levels {
+        mkdirat(&dir, "d", Mode::from_raw_mode(0o755)).unwrap();
+        dir = openat(&dir, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    }
+    let f = openat(
+        &dir,
+        "f",
+        OFlags::WRONLY | OFlags::CREATE,
+        Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    rustix::io::write(&f, b"bottom").unwrap();
+}
+
+#[test]
+fn a_3000_level_tree_is_walked_to_the_depth_cap_without_overflowing() {
+    let f = image();
+    deep_tree(&f.host(L::Upper, "/deep"), 3000);
+    f.file(L::Upper, "/etc/added", b"x", 0o644);
+    // In a thread with a small stack: the walk's depth must not cost stack.
+    let layers = f.layers.clone();
+    let d = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || Differ::new(&layers).run().unwrap())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(d.truncated.len(), 1, "{:?}", d.truncated);
+    let t = &d.truncated[0];
+    assert_eq!(
+        (t.cap, t.limit),
+        (WalkCap::MaxDepth, DEFAULT_MAX_DEPTH as u64)
+    );
+    assert_eq!(t.dirs_skipped, 1);
+    assert_eq!(depth_of(&t.first_at), DEFAULT_MAX_DEPTH + 1);
+    assert!(t.to_string().contains("max_depth"), "{t}");
+    // Every level up to the cap is reported, the rest is not; the siblings still are.
+    let deep = d
+        .files
+        .iter()
+        .filter(|f| f.path.as_bytes().starts_with(b"/deep"))
+        .count();
+    assert_eq!(deep, DEFAULT_MAX_DEPTH + 1);
+    assert!(d.files.iter().any(|f| f.path.to_string() == "/etc/added"));
+}
+
+#[test]
+fn the_depth_cap_is_the_callers() {
+    let f = image();
+    deep_tree(&f.host(L::Upper, "/a"), 20);
+    let d = Differ::new(&f.layers)
+        .options(DiffOptions {
+            max_depth: 5,
+            ..DiffOptions::default()
+        })
+        .run()
+        .unwrap();
+    let t = &d.truncated[0];
+    assert_eq!((t.cap, t.limit), (WalkCap::MaxDepth, 5));
+    assert_eq!(t.first_at.to_string(), "/a/d/d/d/d/d");
+    // /a, /a/d ... down to depth 6, listed but not entered.
+    assert_eq!(d.files.len(), 6, "{:?}", lines(&d));
+    assert!(d.files.iter().all(|f| f.kind == FileKind::Dir));
+}
+
+#[test]
+fn the_entry_cap_stops_the_walk_and_says_so() {
+    let f = image();
+    for i in 0..50 {
+        f.file(L::Upper, format!("/data/{i}/f"), b"x", 0o644);
+    }
+    let d = Differ::new(&f.layers)
+        .options(DiffOptions {
+            max_entries: 20,
+            ..DiffOptions::default()
+        })
+        .run()
+        .unwrap();
+    let t = d
+        .truncated
+        .iter()
+        .find(|t| t.cap == WalkCap::MaxEntries)
+        .expect("entry cap reported");
+    assert_eq!(t.limit, 20);
+    assert!(d.stats.entries <= 20 + 1, "{:?}", d.stats);
+}
+
+#[test]
+fn a_deep_deleted_image_tree_is_expanded_to_the_cap() {
+    require_root!();
+    let f = image();
+    deep_tree(&f.host(L::Lower(1), "/opt/deep"), 3000);
+    f.whiteout(L::Upper, "/opt");
+    let layers = f.layers.clone();
+    let d = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || Differ::new(&layers).run().unwrap())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(d.truncated.len(), 1, "{:?}", d.truncated);
+    assert_eq!(d.truncated[0].cap, WalkCap::MaxDepth);
+    let deleted = d
+        .files
+        .iter()
+        .filter(|f| f.change == ChangeKind::Deleted)
+        .count();
+    // /opt, /opt/deep, and /opt/deep/d... to the cap.
+    assert_eq!(deleted, DEFAULT_MAX_DEPTH + 1, "{}", d.truncated[0]);
+}
