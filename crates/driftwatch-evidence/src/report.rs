@@ -6,7 +6,7 @@ use std::io::Write;
 
 use driftwatch_image::{
     ChangeKind, ContainerPath, Diff, DiffStats, DiffWarning, FileDiff, FileKind, MetadataChange,
-    PackageChange, PackageChangeKind,
+    PackageChange, PackageChangeKind, Truncation,
 };
 use serde::Serialize;
 
@@ -61,6 +61,25 @@ pub struct Counts {
     pub packages: u64,
 }
 
+impl Counts {
+    /// Counts one path.
+    pub fn add(&mut self, f: &FileDiff) {
+        match f.change {
+            ChangeKind::Added => self.added += 1,
+            ChangeKind::Deleted => self.deleted += 1,
+            ChangeKind::Modified => self.modified += 1,
+            ChangeKind::Metadata => self.metadata += 1,
+            ChangeKind::Unchanged => self.unchanged += 1,
+        }
+        if f.change.is_drift() {
+            self.executables += u64::from(f.class.executable.is_some());
+            self.libraries += u64::from(f.class.library);
+            self.package_dbs += u64::from(f.class.package_db.is_some());
+            self.config += u64::from(f.class.config);
+        }
+    }
+}
+
 /// What `driftwatch diff --json` prints and `driftwatch capture` stores as `diff.json`.
 #[derive(Serialize)]
 pub struct DiffReport<'a> {
@@ -76,6 +95,9 @@ pub struct DiffReport<'a> {
     pub unparsed_package_dbs: &'a [ContainerPath],
     pub warnings: &'a [DiffWarning],
     pub stats: DiffStats,
+    /// The walk's caps that were reached (depth, entries): the diff is incomplete below them.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub truncated: &'a [Truncation],
 }
 
 /// True when `--only` keeps this path.
@@ -106,19 +128,7 @@ impl<'a> DiffReport<'a> {
         };
         let mut c = Counts::default();
         for f in &files {
-            match f.change {
-                ChangeKind::Added => c.added += 1,
-                ChangeKind::Deleted => c.deleted += 1,
-                ChangeKind::Modified => c.modified += 1,
-                ChangeKind::Metadata => c.metadata += 1,
-                ChangeKind::Unchanged => c.unchanged += 1,
-            }
-            if f.change.is_drift() {
-                c.executables += u64::from(f.class.executable.is_some());
-                c.libraries += u64::from(f.class.library);
-                c.package_dbs += u64::from(f.class.package_db.is_some());
-                c.config += u64::from(f.class.config);
-            }
+            c.add(f);
         }
         c.packages = packages.len() as u64;
         let drifted = files.iter().any(|f| f.change.is_drift()) || !packages.is_empty();
@@ -132,6 +142,7 @@ impl<'a> DiffReport<'a> {
             unparsed_package_dbs: &diff.unparsed_package_dbs,
             warnings: &diff.warnings,
             stats: diff.stats,
+            truncated: &diff.truncated,
         }
     }
 
@@ -263,6 +274,9 @@ impl<'a> DiffReport<'a> {
             ));
         }
         writeln!(out)?;
+        for t in self.truncated {
+            writeln!(out, "INCOMPLETE: {t}")?;
+        }
         writeln!(
             out,
             "{}: {}",

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::report::Counts;
 use anyhow::{anyhow, bail};
-use driftwatch_image::{Diff, DiffError, DiffOptions, DiffStats, Differ};
+use driftwatch_image::{ChangeKind, Diff, DiffError, DiffOptions, DiffStats, Differ, FileDiff};
 use driftwatch_model::{ContainerId, ContainerMeta, OverlayLayers};
 use driftwatch_runtime::{
     ContainerRecord, DockerConfig, DockerSource, EngineSource, MountTable,
@@ -184,16 +185,71 @@ impl Target {
         if shown.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
             eprint!("\r\x1b[K");
         }
-        let diff = result.map_err(|e| match e {
+        let diff = result.map_err(|e| self.diff_error(e))?;
+        self.check_still_there()?;
+        Ok(diff)
+    }
+
+    /// Like [`Target::diff`] without progress, keeping in memory only the first `keep` changed
+    /// paths (by path bytes; unchanged copy-ups are left out) while the walk streams: memory
+    /// stays bounded by `keep`, not by what the container made. Also returns the counts of
+    /// every path (kept or not) and how many changed paths there were in all.
+    pub fn diff_first(
+        &self,
+        options: DiffOptions,
+        keep: usize,
+    ) -> anyhow::Result<(Diff, Counts, u64)> {
+        use std::collections::BinaryHeap;
+        struct ByPath(FileDiff);
+        impl PartialEq for ByPath {
+            fn eq(&self, o: &Self) -> bool {
+                self.0.path.as_bytes() == o.0.path.as_bytes()
+            }
+        }
+        impl Eq for ByPath {}
+        impl PartialOrd for ByPath {
+            fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(o))
+            }
+        }
+        impl Ord for ByPath {
+            fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+                self.0.path.as_bytes().cmp(o.0.path.as_bytes())
+            }
+        }
+        let kept = Mutex::new((BinaryHeap::<ByPath>::new(), 0u64, Counts::default()));
+        let sink = |f: FileDiff| {
+            let mut k = kept.lock().unwrap_or_else(|p| p.into_inner());
+            k.2.add(&f);
+            if f.change == ChangeKind::Unchanged {
+                return;
+            }
+            k.1 += 1;
+            k.0.push(ByPath(f));
+            if k.0.len() > keep {
+                k.0.pop(); // the largest path
+            }
+        };
+        let mut diff = Differ::new(&self.layers)
+            .options(options)
+            .for_each(&sink)
+            .map_err(|e| self.diff_error(e))?;
+        self.check_still_there()?;
+        let (heap, total, mut counts) = kept.into_inner().unwrap_or_else(|p| p.into_inner());
+        diff.files = heap.into_sorted_vec().into_iter().map(|b| b.0).collect();
+        counts.packages = diff.packages.len() as u64;
+        Ok((diff, counts, total))
+    }
+
+    fn diff_error(&self, e: DiffError) -> anyhow::Error {
+        match e {
             DiffError::LayerVanished { host } => anyhow!(
                 "container {}: layer directory {} vanished during the diff (container removed?)",
                 self.label(),
                 host.display()
             ),
             DiffError::Io(e) => anyhow!("container {}: {e}", self.label()),
-        })?;
-        self.check_still_there()?;
-        Ok(diff)
+        }
     }
 
     /// A container removed while its layer was read leaves a walk that met empty

@@ -89,6 +89,9 @@ fn diff(args: &DiffArgs) -> anyhow::Result<i32> {
         for w in report.warnings {
             eprintln!("driftwatch diff: warning: {}: {}", w.path, w.message);
         }
+        for t in report.truncated {
+            eprintln!("driftwatch diff: warning: {t}");
+        }
     }
     out.flush().context("writing")?;
     Ok(if report.drifted { EXIT_DRIFT } else { 0 })

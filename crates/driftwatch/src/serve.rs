@@ -305,21 +305,24 @@ impl AgentView for AgentApi {
         let id = entry.meta.id.to_string();
         let target = driftwatch_evidence::Target::resolve(&id, &socket)
             .map_err(|e| ApiError::internal(format!("container {container}: {e:#}")))?;
-        let diff = target
-            .diff(driftwatch_image::DiffOptions::default(), false)
+        // Only the first `limit` changed paths are kept while the walk streams: the document
+        // is bounded before it is built, whatever the container made.
+        let (diff, counts, total) = target
+            .diff_first(driftwatch_image::DiffOptions::default(), limit)
             .map_err(|e| ApiError::internal(format!("diff of container {container}: {e:#}")))?;
         let report = driftwatch_evidence::DiffReport::new(&target, &diff, None);
         let mut v = serde_json::to_value(&report)
             .map_err(|e| ApiError::internal(format!("diff of container {container}: {e}")))?;
-        if let Some(files) = v.get_mut("files").and_then(|f| f.as_array_mut()) {
-            // Drift first (copy-ups that changed nothing last), then bounded.
-            files.retain(|f| f["change"] != "unchanged");
-            let total = files.len();
-            files.truncate(limit);
-            let truncated = total > files.len();
-            v["total_files"] = total.into();
-            v["truncated"] = truncated.into();
-        }
+        v["total_files"] = total.into();
+        v["counts"] = serde_json::to_value(&counts)
+            .map_err(|e| ApiError::internal(format!("diff of container {container}: {e}")))?;
+        // `truncated`: the listing stops at `limit`; `walk_truncated`: the walk itself reached
+        // a cap (depth, entries) and the counts are incomplete.
+        v["walk_truncated"] = v
+            .get("truncated")
+            .cloned()
+            .unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
+        v["truncated"] = (total > diff.files.len() as u64).into();
         Ok(v)
     }
 

@@ -160,9 +160,15 @@ pub fn capture(container: &str, out: &Path, opts: &CaptureOptions) -> anyhow::Re
     summary.entries = entries;
     summary.sha256 = sha;
     summary.warnings = report
-        .warnings
+        .truncated
         .iter()
-        .map(|w| format!("{}: {}", w.path, w.message))
+        .map(|t| format!("diff {t}"))
+        .chain(
+            report
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.path, w.message)),
+        )
         .collect();
     Ok(summary)
 }
