@@ -18,8 +18,10 @@
 //! own database.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +39,7 @@ use driftwatch_model::{
 use driftwatch_sensor::fanotify::{
     DirEntryRef, DirHandle, DirWatcher, FileNotice, op, resolve_dir,
 };
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::containers::ContainerRegistry;
 use crate::emitter::{SharedEmitter, emit};
@@ -58,6 +61,10 @@ pub struct FileStats {
     pub dirs_skipped_container_share: AtomicU64,
     /// "Budget exceeded" alerts raised for containers over their share.
     pub budget_alerts: AtomicU64,
+    /// Directories deeper than [`MAX_WATCH_DEPTH`] below a container's root, not marked.
+    pub dirs_too_deep: AtomicU64,
+    /// Scans of a new tree stopped at [`MAX_WATCH_SCAN`] entries.
+    pub scans_truncated: AtomicU64,
     pub unresolved: AtomicU64,
 }
 
@@ -77,6 +84,20 @@ impl Default for FileDriftConfig {
             package_settle: Duration::from_millis(700),
         }
     }
+}
+
+/// Directories more than this many levels below a container's root are not watched (the
+/// same cap as `driftwatch diff`'s walk).
+pub const MAX_WATCH_DEPTH: usize = driftwatch_image::DEFAULT_MAX_DEPTH;
+
+/// One scan of a new directory tree looks at no more than this many entries.
+pub const MAX_WATCH_SCAN: u64 = 1_000_000;
+
+/// A stat's modification time.
+fn mtime(st: &rustix::fs::Stat) -> SystemTime {
+    let secs = u64::try_from(st.st_mtime).unwrap_or(0);
+    let nanos = u32::try_from(st.st_mtime_nsec).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::new(secs, nanos.min(999_999_999))
 }
 
 /// The running file sensor; dropping it stops its thread.
@@ -115,6 +136,14 @@ impl Watched {
     fn host(&self, rel: &Path) -> PathBuf {
         self.volume_of(rel)
             .map_or_else(|| self.upper.join(rel), |(src, inner)| src.join(inner))
+    }
+
+    /// Opens the directory `rel` beneath its upper dir or volume, never following a symlink.
+    fn open_dir(&self, rel: &Path) -> Result<OwnedFd, FsError> {
+        let (dir, inner) = self.volume_of(rel).unwrap_or((&self.upper, rel));
+        Ok(Root::layer(self.meta.id.short(), dir)?
+            .open_dir(&InContainer::new(inner.as_os_str()))?
+            .into_fd())
     }
 
     /// Reads the regular file `rel` (a package database) beneath its upper dir or volume, never
@@ -431,37 +460,104 @@ impl Sensor {
     /// started that the marks came too late for (unknown process).
     /// `pid` made the directory (0 when unknown): entries found in it were most likely made
     /// by the same process, as part of one copy-up or one `mkdir -p && write`.
+    ///
+    /// The walk is iterative and goes by open directories, never by path: `dir` is opened
+    /// beneath its layer or volume without following a symlink, each subdirectory relative
+    /// to its parent's descriptor (`O_NOFOLLOW`), so a directory the container swaps for a
+    /// symlink is never followed onto the host. Directories more than [`MAX_WATCH_DEPTH`]
+    /// levels below the container's root are not marked, and one call looks at no more than
+    /// [`MAX_WATCH_SCAN`] entries; both are counted (`dirs_too_deep`, `scans_truncated`) and
+    /// logged with the container and path.
     fn watch_tree(&mut self, id: &ContainerId, dir: &Path, initial: bool, pid: u32) {
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
+        let Some(w) = self.containers.get(id) else {
+            return;
+        };
+        let Some(rel) = w.rel_of(dir) else {
+            return;
+        };
+        let depth = rel.components().count();
+        let top = match w.open_dir(&rel) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) => {
+                tracing::debug!("file drift: not watched: {e}");
+                return;
+            }
+        };
+        let label = w.meta.id.short().to_string();
+        // Directories to mark: (the open parent, the name in it, host path, depth); the root
+        // of the walk is already open.
+        let mut stack: Vec<(Arc<OwnedFd>, Option<OsString>, PathBuf, usize)> =
+            vec![(top, None, dir.to_path_buf(), depth)];
+        let mut scanned = 0u64;
+        let mut too_deep: Option<PathBuf> = None;
+        while let Some((parent, name, d, depth)) = stack.pop() {
+            let fd = match &name {
+                None => parent,
+                Some(n) => match rustix::fs::openat(
+                    &*parent,
+                    n.as_os_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(fd) => Arc::new(fd),
+                    Err(_) => continue, // gone, or no longer a directory
+                },
+            };
             if !self.take_watch(id, &d) {
                 continue;
             }
-            if let Err(e) = self.watcher.watch_dir(&d) {
+            if let Err(e) = self.watcher.watch_dir_fd(fd.as_fd(), &d) {
                 tracing::debug!("{e}");
                 self.give_back_watch(id);
                 continue;
             }
-            let Ok(rd) = std::fs::read_dir(&d) else {
+            let Ok(rd) = rustix::fs::Dir::read_from(&*fd) else {
                 continue;
             };
             for ent in rd.flatten() {
-                let Ok(md) = ent.path().symlink_metadata() else {
+                let n = ent.file_name().to_bytes();
+                if n == b"." || n == b".." {
+                    continue;
+                }
+                scanned += 1;
+                if scanned > MAX_WATCH_SCAN {
+                    self.stats.scans_truncated.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "file drift: container {label}: scanning {} stopped at the {MAX_WATCH_SCAN} entry cap; directories below are not watched",
+                        driftwatch_fs::escape(dir.as_os_str().as_bytes())
+                    );
+                    return;
+                }
+                let n = OsStr::from_bytes(n).to_os_string();
+                let Ok(st) = rustix::fs::statat(&*fd, n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                else {
                     continue;
                 };
-                if md.is_dir() {
-                    stack.push(ent.path());
-                } else if !initial || md.modified().is_ok_and(|m| m > self.started) {
+                let path = d.join(&n);
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    if depth + 1 > MAX_WATCH_DEPTH {
+                        self.stats.dirs_too_deep.fetch_add(1, Ordering::Relaxed);
+                        too_deep.get_or_insert(path);
+                        continue;
+                    }
+                    stack.push((fd.clone(), Some(n), path, depth + 1));
+                } else if !initial || mtime(&st) > self.started {
                     // Made before its directory was marked: catch up, actor unknown.
                     let Some(w) = self.containers.get(id) else {
                         continue;
                     };
-                    let Some(rel) = w.rel_of(&ent.path()) else {
+                    let Some(rel) = w.rel_of(&path) else {
                         continue;
                     };
                     self.caught_up(id, &rel, pid);
                 }
             }
+        }
+        if let Some(p) = too_deep {
+            tracing::warn!(
+                "file drift: container {label}: directories more than {MAX_WATCH_DEPTH} levels deep are not watched (the max_depth cap), first {}",
+                driftwatch_fs::escape(p.as_os_str().as_bytes())
+            );
         }
     }
 

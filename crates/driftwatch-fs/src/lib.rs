@@ -414,6 +414,11 @@ impl Root {
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+
+    /// The directory's descriptor, for a walk that goes on relative to it.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
 }
 
 /// Opens the regular file `name` directly in the directory `dir` (already resolved safely,

@@ -11,7 +11,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -116,6 +116,29 @@ impl DirWatcher {
     /// Marks one directory (not recursive). Marks go away by themselves when it is removed.
     pub fn watch_dir(&self, dir: &Path) -> io::Result<()> {
         self.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, dir)
+    }
+
+    /// Marks the directory open as `dir` (not recursive): the very directory, whatever its
+    /// path names by now. `shown` names it in errors.
+    pub fn watch_dir_fd(&self, dir: BorrowedFd<'_>, shown: &Path) -> io::Result<()> {
+        // SAFETY: valid fds; a null path marks `dir` itself.
+        let r = unsafe {
+            libc::fanotify_mark(
+                self.fd.as_raw_fd(),
+                libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR,
+                MASK,
+                dir.as_raw_fd(),
+                std::ptr::null(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("fanotify_mark {}: {e}", shown.display()),
+            ));
+        }
+        Ok(())
     }
 
     pub fn unwatch_dir(&self, dir: &Path) -> io::Result<()> {

@@ -502,6 +502,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             "dirs_skipped": f.dirs_skipped.load(Ordering::Relaxed),
             "dirs_skipped_container_share": f.dirs_skipped_container_share.load(Ordering::Relaxed),
             "budget_alerts": f.budget_alerts.load(Ordering::Relaxed),
+            "dirs_too_deep": f.dirs_too_deep.load(Ordering::Relaxed),
+            "scans_truncated": f.scans_truncated.load(Ordering::Relaxed),
             "queue_overflows": f.overflows.load(Ordering::Relaxed),
             "unresolved": f.unresolved.load(Ordering::Relaxed),
         })),

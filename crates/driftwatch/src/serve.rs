@@ -408,6 +408,14 @@ impl AgentView for AgentApi {
                 (&[("sensor", "network")], net_k.map_or(0, |x| n(&x.lost))),
             ],
         );
+        w.counter(
+            "driftwatch_file_watch_capped_total",
+            "Directories of containers left unwatched by a walk cap (max_depth: nested too deep; max_entries: a scan stopped).",
+            &[
+                (&[("cap", "max_depth")], files.map_or(0, |f| n(&f.dirs_too_deep))),
+                (&[("cap", "max_entries")], files.map_or(0, |f| n(&f.scans_truncated))),
+            ],
+        );
         w.counter1(
             "driftwatch_malformed_records_total",
             "Kernel records that could not be decoded (counted, skipped).",
@@ -642,10 +650,18 @@ impl AgentView for AgentApi {
         put(
             "file_sensor",
             match self.agent.file_stats() {
-                Some(f) => ComponentHealth::ok(format!(
-                    "{} directories watched",
-                    f.dirs_watched.load(Ordering::Relaxed)
-                )),
+                Some(f) => {
+                    let deep = f.dirs_too_deep.load(Ordering::Relaxed);
+                    let truncated = f.scans_truncated.load(Ordering::Relaxed);
+                    let watched = f.dirs_watched.load(Ordering::Relaxed);
+                    if deep + truncated > 0 {
+                        ComponentHealth::degraded(format!(
+                            "{watched} directories watched; {deep} left unwatched below the max_depth cap, {truncated} scans stopped at the entry cap"
+                        ))
+                    } else {
+                        ComponentHealth::ok(format!("{watched} directories watched"))
+                    }
+                }
                 None => ComponentHealth::degraded("fanotify unavailable: file drift is not sensed"),
             },
         );
