@@ -271,7 +271,7 @@ impl BaselineFile {
 
     /// Reads a baseline file; a missing file is an empty baseline.
     pub fn load(path: &Path) -> Result<BaselineFile, BaselineError> {
-        match std::fs::read_to_string(path) {
+        match driftwatch_fs::host::own_file_string(path) {
             Ok(text) => BaselineFile::parse(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BaselineFile::default()),
             Err(source) => Err(BaselineError::Read {
@@ -440,7 +440,7 @@ struct FileStamp {
 
 fn stamp(path: &Path) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt;
-    let md = std::fs::metadata(path).ok()?;
+    let md = driftwatch_fs::host::own_metadata(path).ok()?;
     Some(FileStamp {
         ino: md.ino(),
         len: md.len(),
@@ -595,6 +595,7 @@ impl BaselineStore {
 }
 
 #[cfg(test)]
+#[expect(clippy::disallowed_methods, reason = "tests read their own fixtures")]
 mod tests {
     use super::*;
 

@@ -244,6 +244,7 @@ pub fn emit_exec(emitter: &SharedEmitter, mut event: Event, config: Vec<DriftFin
 }
 
 #[cfg(test)]
+#[expect(clippy::disallowed_methods, reason = "tests read their own fixtures")]
 mod tests {
     use super::*;
     use driftwatch_model::{ContainerMeta, Verdict};

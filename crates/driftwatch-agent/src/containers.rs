@@ -155,7 +155,7 @@ fn parse_passwd(text: &str) -> HashMap<u32, String> {
 }
 
 fn read_mounts(pid: u32) -> Option<MountTable> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let text = driftwatch_fs::host::proc_string(pid, "mountinfo").ok()?;
     match MountTable::parse(&text) {
         Ok(t) => Some(t),
         Err(e) => {

@@ -19,6 +19,14 @@
 //! (`drift.action=killed`, `drift.blocked_by=agent_sigkill`).
 //!
 //! Allowlisted drift (by path, sha256, image) is neither blocked nor alerted.
+//!
+//! Reads of a container's files here go through `driftwatch_fs` ([`open_in_container`]);
+//! the rest read the host's `/proc` records of processes and the policy file.
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the host's /proc records and the policy file; container files via open_in_container"
+)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use driftwatch_fs::{FsError, InContainer, Limit, PACKAGE_DB_CAP, Root};
+use driftwatch_fs::{FsError, InContainer, Limit, PACKAGE_DB_CAP, Resolve, Root};
 use driftwatch_image::packages::{self, PackageDiffBuilder};
 use driftwatch_image::{ContainerPath, Ecosystem, Judge, PackageChangeKind, package_db_kind};
 use driftwatch_model::{
@@ -136,6 +136,14 @@ impl Watched {
     fn host(&self, rel: &Path) -> PathBuf {
         self.volume_of(rel)
             .map_or_else(|| self.upper.join(rel), |(src, inner)| src.join(inner))
+    }
+
+    /// `symlink_metadata` of `rel`, looked up beneath its upper dir or volume without
+    /// following any symlink (a directory the container swapped for one is not followed onto
+    /// the host).
+    fn lstat(&self, rel: &Path) -> Result<std::fs::Metadata, FsError> {
+        let (dir, inner) = self.volume_of(rel).unwrap_or((&self.upper, rel));
+        Root::layer(self.meta.id.short(), dir)?.metadata(&InContainer::new(inner.as_os_str()))
     }
 
     /// Opens the directory `rel` beneath its upper dir or volume, never following a symlink.
@@ -308,7 +316,7 @@ fn process_of(procs: &Mutex<ProcTable>, pid: u32) -> Process {
     if pid == 0 {
         return Process::default();
     }
-    let read = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_default();
+    let read = |f: &str| driftwatch_fs::host::proc_bytes(pid, f).unwrap_or_default();
     let argv: Vec<String> = read("cmdline")
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty())
@@ -328,7 +336,7 @@ fn process_of(procs: &Mutex<ProcTable>, pid: u32) -> Process {
         uid: field("Uid:").unwrap_or(0),
         gid: field("Gid:").unwrap_or(0),
         name: String::from_utf8_lossy(&read("comm")).trim().to_string(),
-        exepath: std::fs::read_link(format!("/proc/{pid}/exe"))
+        exepath: driftwatch_fs::host::proc_link(pid, "exe")
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default(),
         argv,
@@ -409,7 +417,9 @@ impl Sensor {
             let Some(layers) = entry.fs.layers.clone() else {
                 continue;
             };
-            let Ok(upper_dir) = File::open(&layers.upper) else {
+            let Ok(upper_dir) =
+                Root::layer(entry.meta.id.short(), &layers.upper).map(|r| File::from(r.into_fd()))
+            else {
                 continue;
             };
             let volumes: Vec<(PathBuf, PathBuf, File)> = entry
@@ -425,9 +435,11 @@ impl Sensor {
                         .any(|d| m.source == Path::new(d))
                 })
                 .filter_map(|m| {
-                    let dir = File::open(&m.source)
-                        .ok()
-                        .filter(|f| f.metadata().is_ok_and(|md| md.is_dir()))?;
+                    // The mount's source is the operator's host path, not the container's.
+                    let dir =
+                        Root::open_host_dir(entry.meta.id.short(), &m.source, Resolve::Beneath)
+                            .ok()
+                            .map(|r| File::from(r.into_fd()))?;
                     let dest = m
                         .destination
                         .strip_prefix("/")
@@ -685,7 +697,7 @@ impl Sensor {
             self.host_pids_since = Instant::now();
         }
         *self.host_pids.entry(pid).or_insert_with(|| {
-            std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == host)
+            driftwatch_fs::host::proc_metadata(pid, "ns/mnt").is_ok_and(|m| m.ino() == host)
         })
     }
 
@@ -777,7 +789,7 @@ impl Sensor {
             let whiteout = self
                 .containers
                 .get(&id)
-                .and_then(|w| w.host(&rel).symlink_metadata().ok())
+                .and_then(|w| w.lstat(&rel).ok())
                 .is_some_and(|md| is_whiteout(&md));
             if !whiteout {
                 self.emit_file(
@@ -865,7 +877,7 @@ impl Sensor {
         let Some(w) = self.containers.get(id) else {
             return;
         };
-        let Ok(md) = w.host(rel).symlink_metadata() else {
+        let Ok(md) = w.lstat(rel) else {
             return;
         };
         if is_whiteout(&md) {
@@ -928,7 +940,7 @@ impl Sensor {
         let Some(w) = self.containers.get(id) else {
             return;
         };
-        let Ok(md) = w.host(rel).symlink_metadata() else {
+        let Ok(md) = w.lstat(rel) else {
             return;
         };
         if md.is_dir() || is_whiteout(&md) {
@@ -1010,8 +1022,7 @@ impl Sensor {
         }
         // The kernel's time of the change, where the entry still exists to say it.
         let time_ns = w
-            .host(rel)
-            .symlink_metadata()
+            .lstat(rel)
             .ok()
             .and_then(|md| {
                 u64::try_from(md.ctime())
@@ -1083,7 +1094,7 @@ impl Sensor {
             return;
         };
         let location = cpath.to_string_lossy();
-        let current_md = w.host(rel).symlink_metadata().ok();
+        let current_md = w.lstat(rel).ok();
         let current = match current_md {
             Some(md) if !is_whiteout(&md) => match w.read_capped(rel) {
                 Ok(b) => packages::parse(eco, &b),
@@ -1177,6 +1188,7 @@ impl Sensor {
 }
 
 #[cfg(test)]
+#[expect(clippy::disallowed_methods, reason = "tests stat their own fixtures")]
 mod tests {
     use std::os::unix::ffi::OsStrExt;
 

@@ -261,7 +261,7 @@ fn load_layer_cache(path: Option<&std::path::Path>) -> LayerCache {
     let Some(p) = path else {
         return LayerCache::default();
     };
-    match std::fs::read(p) {
+    match driftwatch_fs::host::own_file(p) {
         Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
             tracing::warn!(
                 "{}: ignored ({e}); image layers are checked in full",

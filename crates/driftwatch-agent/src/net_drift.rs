@@ -181,7 +181,7 @@ pub struct NetDrift {
 const STARTUP_SWEEP: Duration = Duration::from_secs(10);
 
 fn read_cmdline(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
+    driftwatch_fs::host::proc_bytes(pid, "cmdline")
         .map(|b| {
             b.split(|&c| c == 0)
                 .filter(|s| !s.is_empty())
@@ -363,7 +363,7 @@ impl NetDrift {
             }
             None => {
                 p.argv = read_cmdline(obs.pid);
-                p.exepath = std::fs::read_link(format!("/proc/{}/exe", obs.pid))
+                p.exepath = driftwatch_fs::host::proc_link(obs.pid, "exe")
                     .map(|l| l.to_string_lossy().into_owned())
                     .unwrap_or_default();
             }
@@ -442,7 +442,7 @@ impl NetDrift {
         proto: L4Proto,
     ) {
         let owner = socket_owner(net_ns, s.inode).unwrap_or(fallback_pid);
-        let status = std::fs::read_to_string(format!("/proc/{owner}/status")).unwrap_or_default();
+        let status = driftwatch_fs::host::proc_string(owner, "status").unwrap_or_default();
         let field = |k: &str| {
             status
                 .lines()

@@ -101,7 +101,7 @@ const OUTPUTS_FLUSH: Duration = Duration::from_secs(5);
 
 /// This machine's host name, as Falco puts it in alerts.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    driftwatch_fs::host::kernel_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
 }

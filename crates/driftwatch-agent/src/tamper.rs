@@ -253,7 +253,7 @@ fn container_fields(
 
 /// The cgroup v2 path's last two components of `pid` (leaf, parent).
 fn cgroup_of(pid: u32) -> (String, String) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let text = driftwatch_fs::host::proc_string(pid, "cgroup").unwrap_or_default();
     // Prefer the unified hierarchy (`0::/path`), else any line naming a container.
     let path = text
         .lines()
@@ -267,7 +267,7 @@ fn cgroup_of(pid: u32) -> (String, String) {
 }
 
 fn comm_of(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+    driftwatch_fs::host::proc_string(pid, "comm")
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
 }
@@ -440,7 +440,7 @@ fn is_dumpable() -> bool {
 
 /// The pid tracing the agent (`TracerPid` in /proc/self/status), 0 when none.
 fn tracer_pid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
+    driftwatch_fs::host::own_file_string(std::path::Path::new("/proc/self/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -685,7 +685,7 @@ impl Drop for TamperGuard {
 /// uses (that exist). `extra` is added as is.
 pub fn default_protected(files: &[&Path], extra: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
-    if let Ok(exe) = std::fs::read_link("/proc/self/exe") {
+    if let Ok(exe) = driftwatch_fs::host::proc_link(std::process::id(), "exe") {
         out.push(exe);
     }
     for f in files {

@@ -263,7 +263,7 @@ impl Target {
                 self.layers.upper.display()
             )
         };
-        if std::fs::symlink_metadata(&self.layers.upper).is_err() {
+        if driftwatch_fs::host::own_metadata(&self.layers.upper).is_err() {
             return Err(vanished());
         }
         if self.raw_inspect.is_none() {
@@ -367,19 +367,12 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 /// so the first is the oldest still-running pid, usually the init).
 pub fn running_containers() -> BTreeMap<ContainerId, Vec<u32>> {
     let mut out: BTreeMap<ContainerId, Vec<u32>> = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Ok(pids) = driftwatch_fs::host::proc_pids() else {
         return out;
     };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids {
         // A process that exits while we look is simply not listed.
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        let Ok(text) = driftwatch_fs::host::proc_string(pid, "cgroup") else {
             continue;
         };
         if let Some(m) = container_from_proc_cgroup(&text) {
@@ -424,7 +417,7 @@ enum LayersProblem {
 /// The root overlay's layers from the kernel's mount table of a container process.
 fn layers_from_proc(pid: u32) -> Result<OverlayLayers, LayersProblem> {
     let path = format!("/proc/{pid}/mountinfo");
-    let text = std::fs::read_to_string(&path)
+    let text = driftwatch_fs::host::proc_string(pid, "mountinfo")
         .map_err(|e| LayersProblem::Unreadable(format!("{path}: {e}")))?;
     let table =
         MountTable::parse(&text).map_err(|e| LayersProblem::Unreadable(format!("{path}: {e}")))?;

@@ -36,6 +36,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
+pub mod host;
+
 /// The read cap for small text files a container controls (`/etc/passwd`, `/etc/group`,
 /// `os-release`): 4 MiB, far above any real one.
 pub const SMALL_FILE_CAP: u64 = 4 << 20;
@@ -408,6 +410,15 @@ impl Root {
     /// [`Resolve::Beneath`]), or of what it names (in [`Resolve::InRoot`]).
     pub fn stat(&self, path: &InContainer) -> Result<Stat, FsError> {
         self.locate(path).map(|(_, st)| st)
+    }
+
+    /// Like [`Root::stat`], as `std::fs::Metadata` (what `symlink_metadata` gives in
+    /// [`Resolve::Beneath`]).
+    pub fn metadata(&self, path: &InContainer) -> Result<std::fs::Metadata, FsError> {
+        let (fd, _) = self.locate(path)?;
+        File::from(fd)
+            .metadata()
+            .map_err(|e| self.err(path, "fstat", e))
     }
 
     /// The directory itself.

@@ -224,6 +224,13 @@ fn a_socket_and_a_directory_are_not_files() {
     );
     let e = in_root(&d).open_dir(&"/etc/passwd".into()).unwrap_err();
     assert!(matches!(e, FsError::WrongType { .. }), "{e}");
+    let md = beneath(&d).metadata(&"/etc".into()).unwrap();
+    assert!(md.is_dir());
+    symlink("/", d.path().join("etc/up")).unwrap();
+    let md = beneath(&d).metadata(&"/etc/up".into()).unwrap();
+    assert!(md.file_type().is_symlink(), "lstat semantics beneath");
+    let e = beneath(&d).metadata(&"/etc/up/etc".into()).unwrap_err();
+    assert!(e.is_escape(), "{e}");
     let etc = in_root(&d).open_dir(&"/etc".into()).unwrap();
     assert!(etc.read(&"passwd".into(), Limit::Whole(100)).is_ok());
 }

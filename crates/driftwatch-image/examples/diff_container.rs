@@ -33,6 +33,10 @@ fn layers(id: &str) -> OverlayLayers {
     }
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the example's own /proc/self/status"
+)]
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status

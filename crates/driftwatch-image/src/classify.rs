@@ -245,6 +245,10 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usi
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests read this host's own binaries and their fixtures"
+)]
 mod tests {
     use super::*;
 

@@ -1259,4 +1259,8 @@ fn read_capped(f: &File, cap: u64) -> std::io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests check their fixtures with std::fs"
+)]
 mod tests;

@@ -249,4 +249,8 @@ fn is_metacopy(f: &FileEntry) -> bool {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests check their fixtures with std::fs"
+)]
 pub(crate) mod tests;

@@ -9,6 +9,10 @@ mod classify;
 mod diff;
 mod error;
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test fixture builds layer directories with std::fs"
+)]
 mod fake_layers;
 mod hash;
 mod judge;

@@ -73,8 +73,10 @@ pub(crate) fn watch_candidates(
     out
 }
 
+/// What the host side of a mount is. The mount's source is the operator's host path; its
+/// `..data` (Kubernetes makes it a symlink) is only stat'ed, never read.
 fn host_kind(p: &Path) -> Option<HostKind> {
-    let md = std::fs::metadata(p).ok()?;
+    let md = driftwatch_fs::host::own_metadata(p).ok()?;
     Some(if md.is_file() {
         HostKind::File
     } else if md.is_dir() {
@@ -406,6 +408,7 @@ fn mounted_file_event(
 }
 
 #[cfg(test)]
+#[expect(clippy::disallowed_methods, reason = "tests read their own fixtures")]
 mod tests {
     use super::*;
 

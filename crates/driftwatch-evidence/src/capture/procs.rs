@@ -132,7 +132,7 @@ pub fn read_processes(
     mounts: Option<&MountTable>,
     judge: &Judge,
 ) -> Vec<ProcessInfo> {
-    let btime = std::fs::read_to_string("/proc/stat")
+    let btime = driftwatch_fs::host::kernel_string("/proc/stat")
         .ok()
         .and_then(|t| parse_btime(&t));
     // SAFETY: sysconf has no preconditions.
@@ -152,7 +152,7 @@ pub fn read_processes(
     let mut out = Vec::new();
     for &pid in pids {
         let mut problems: Vec<String> = users_problem.take().into_iter().collect();
-        let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        let stat = match driftwatch_fs::host::proc_string(pid, "stat") {
             Ok(t) => parse_stat(&t),
             // Exited since it was listed: not part of the tree any more.
             Err(_) => continue,
@@ -161,10 +161,10 @@ pub fn read_processes(
             problems.push("unparsable /proc/<pid>/stat".into());
             continue;
         };
-        let (uid, gid, ns_pid) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        let (uid, gid, ns_pid) = driftwatch_fs::host::proc_string(pid, "status")
             .map(|t| parse_status(&t))
             .unwrap_or_default();
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        let cmdline = driftwatch_fs::host::proc_bytes(pid, "cmdline")
             .map(|b| {
                 b.split(|c| *c == 0)
                     .filter(|a| !a.is_empty())
@@ -172,7 +172,7 @@ pub fn read_processes(
                     .collect()
             })
             .unwrap_or_default();
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        let exe = driftwatch_fs::host::proc_link(pid, "exe")
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
         let exe_sha256 = if exe.is_some() {
@@ -220,7 +220,7 @@ pub fn read_processes(
 /// sha256 of the executable a process runs, through `/proc/<pid>/exe` (works for deleted
 /// and memfd executables too); the same file is hashed once.
 fn hash_exe(pid: u32, seen: &mut HashMap<(u64, u64), String>) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(format!("/proc/{pid}/exe"))?;
+    let mut f = driftwatch_fs::host::proc_exe(pid)?;
     let m = f.metadata()?;
     if let Some(h) = seen.get(&(m.dev(), m.ino())) {
         return Ok(h.clone());

@@ -115,14 +115,11 @@ pub fn read_sockets(netns_pid: u32, pids: &[u32]) -> (Vec<SocketInfo>, Vec<Strin
     let mut problems = Vec::new();
     let mut owners: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
     for &pid in pids {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        let Ok(links) = driftwatch_fs::host::proc_fd_links(pid) else {
             continue; // exited meanwhile
         };
-        for fd in fds.flatten() {
-            if let Some(inode) = std::fs::read_link(fd.path())
-                .ok()
-                .and_then(|l| socket_inode(&l.to_string_lossy()))
-            {
+        for link in links {
+            if let Some(inode) = socket_inode(&link.to_string_lossy()) {
                 owners.entry(inode).or_default().insert(pid);
             }
         }
@@ -130,7 +127,7 @@ pub fn read_sockets(netns_pid: u32, pids: &[u32]) -> (Vec<SocketInfo>, Vec<Strin
     let mut out = Vec::new();
     for proto in ["tcp", "tcp6", "udp", "udp6"] {
         let path = format!("/proc/{netns_pid}/net/{proto}");
-        match std::fs::read_to_string(&path) {
+        match driftwatch_fs::host::proc_string(netns_pid, &format!("net/{proto}")) {
             Ok(text) => out.extend(parse_table(proto, &text)),
             // No IPv6 in this kernel or namespace: not a problem worth reporting.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
