@@ -340,7 +340,6 @@ pub fn check_layer(
         }
         files += 1;
         bytes += size;
-        let path = layer.dir.join(&rel);
         let problem = |kind, actual| FileProblem {
             path: rel.clone(),
             kind,
@@ -352,8 +351,13 @@ pub fn check_layer(
             continue;
         };
         let actual = st.size;
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
+        // Beneath the layer dir, no symlink followed, regular files only: a layer file
+        // swapped for a FIFO, a device or a link to the host's files is unreadable, not read.
+        let opened =
+            driftwatch_fs::Root::layer(format!("image layer {}", layer.diff_id), &layer.dir)
+                .and_then(|r| r.open(&driftwatch_fs::InContainer::new(rel.as_str())));
+        let mut file = match opened {
+            Ok(f) => f.into_file(),
             Err(_) => {
                 problems.push(problem(ProblemKind::Unreadable, Some(actual)));
                 continue;
