@@ -503,6 +503,11 @@ impl Sensor {
         let mut scanned = 0u64;
         let mut too_deep: Option<PathBuf> = None;
         while let Some((parent, name, d, depth)) = stack.pop() {
+            if depth > MAX_WATCH_DEPTH {
+                self.stats.dirs_too_deep.fetch_add(1, Ordering::Relaxed);
+                too_deep.get_or_insert(d);
+                continue;
+            }
             let fd = match &name {
                 None => parent,
                 Some(n) => match rustix::fs::openat(
@@ -547,11 +552,6 @@ impl Sensor {
                 };
                 let path = d.join(&n);
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                    if depth + 1 > MAX_WATCH_DEPTH {
-                        self.stats.dirs_too_deep.fetch_add(1, Ordering::Relaxed);
-                        too_deep.get_or_insert(path);
-                        continue;
-                    }
                     stack.push((fd.clone(), Some(n), path, depth + 1));
                 } else if !initial || mtime(&st) > self.started {
                     // Made before its directory was marked: catch up, actor unknown.

@@ -21,28 +21,13 @@ fn about<'a>(c: &'a Container, tag: &'a str, path: &'a str) -> impl Fn(&Value) -
     move |a| has_tag(a, tag) && field(a, "container.id") == c.short() && field(a, "fd.name") == path
 }
 
-/// Starts a container and waits until the agent watches its layers (a marker file is seen).
-fn watched_container(agent: &AgentProcess) -> Container {
-    let c = Container::run(&[DEBIAN, "sleep", "120"]);
-    for _ in 0..50 {
-        c.sh("echo . >> /etc/dw-ready");
-        if agent.alerts().iter().any(|a| {
-            field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/dw-ready"
-        }) {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("the agent never reported the marker write in {}", c.short());
-}
-
 #[test]
 fn writes_below_etc_name_the_file_the_process_and_the_container() {
     if !ready() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = watched_container(&agent);
+    let c = watched_container(&agent, DEBIAN);
     let (code, out) = c.sh("echo 'evil:x:0:0::/root:/bin/sh' >> /etc/passwd");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for(
@@ -69,7 +54,7 @@ fn creations_deletions_and_mode_changes_of_image_files() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = watched_container(&agent);
+    let c = watched_container(&agent, DEBIAN);
     // The first change below an image directory copies the directory up, and entries made
     // before the new directory's mark are caught up by a scan with no actor: so change
     // /usr/bin once, then check that later changes name their process.
@@ -105,7 +90,7 @@ fn copy_ups_and_scratch_files_are_silent() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = watched_container(&agent);
+    let c = watched_container(&agent, DEBIAN);
     // touch and same-mode chmod copy image files up without changing them; /tmp is excluded.
     c.sh("touch /usr/bin/true /etc/hostname.dw 2>/dev/null; touch /usr/bin/true && chmod 755 /usr/bin/env && echo x > /tmp/scratch && rm /tmp/scratch");
     c.sh("echo done >> /etc/dw-marker");
@@ -132,7 +117,7 @@ fn dpkg_install_is_package_drift_with_name_and_version() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = watched_container(&agent);
+    let c = watched_container(&agent, DEBIAN);
     let build = "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
         && printf 'Package: dw-test-pkg\\nVersion: 1.2.3\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
         && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb";

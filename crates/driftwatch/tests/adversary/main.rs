@@ -13,6 +13,8 @@
 mod common;
 mod fairness;
 
+mod files;
+
 use std::time::{Duration, Instant};
 
 use common::*;

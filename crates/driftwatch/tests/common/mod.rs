@@ -119,6 +119,39 @@ pub fn drop_and_run(c: &Container, dir: &str) {
     assert_eq!(code, 0, "{out}");
 }
 
+/// Starts a container of `image` (which has `sh`) and waits until the agent watches its
+/// layers (a marker write to `/etc/dw-ready` is reported).
+pub fn watched_container(agent: &AgentProcess, image: &str) -> Container {
+    let c = Container::run(&[image, "sleep", "300"]);
+    for _ in 0..50 {
+        c.sh("echo . >> /etc/dw-ready");
+        if agent.alerts().iter().any(|a| {
+            field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/dw-ready"
+        }) {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the agent never reported the marker write in {}", c.short());
+}
+
+/// Runs the `driftwatch` CLI to completion.
+pub fn driftwatch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(args)
+        .output()
+        .expect("running driftwatch")
+}
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 pub fn docker(args: &[&str]) -> std::process::Output {
     Command::new(DOCKER)
         .args(args)
