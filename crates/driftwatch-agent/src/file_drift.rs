@@ -93,6 +93,20 @@ pub const MAX_WATCH_DEPTH: usize = driftwatch_image::DEFAULT_MAX_DEPTH;
 /// One scan of a new directory tree looks at no more than this many entries.
 pub const MAX_WATCH_SCAN: u64 = 1_000_000;
 
+/// A path for a log line: escaped, and its middle elided past 200 bytes.
+fn shortened(p: &Path) -> String {
+    let b = p.as_os_str().as_bytes();
+    if b.len() <= 200 {
+        return driftwatch_fs::escape(b);
+    }
+    format!(
+        "{}...{} ({} bytes)",
+        driftwatch_fs::escape(&b[..120]),
+        driftwatch_fs::escape(&b[b.len() - 60..]),
+        b.len()
+    )
+}
+
 /// A stat's modification time.
 fn mtime(st: &rustix::fs::Stat) -> SystemTime {
     let secs = u64::try_from(st.st_mtime).unwrap_or(0);
@@ -566,9 +580,14 @@ impl Sensor {
             }
         }
         if let Some(p) = too_deep {
+            let shown = self
+                .containers
+                .get(id)
+                .and_then(|w| w.rel_of(&p))
+                .map(|r| shortened(&container_path(&r)))
+                .unwrap_or_default();
             tracing::warn!(
-                "file drift: container {label}: directories more than {MAX_WATCH_DEPTH} levels deep are not watched (the max_depth cap), first {}",
-                driftwatch_fs::escape(p.as_os_str().as_bytes())
+                "file drift: container {label}: directories more than {MAX_WATCH_DEPTH} levels deep are not watched (the max_depth cap), first {shown}"
             );
         }
     }

@@ -100,13 +100,21 @@ impl Limit {
 }
 
 /// A path inside a container (absolute, as its processes see it), or inside a layer
-/// directory. Only this crate opens it: it is deliberately not `AsRef<Path>`.
+/// directory; a relative path is taken from the root (`etc/passwd` is `/etc/passwd`). Only
+/// this crate opens it: it is deliberately not `AsRef<Path>`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InContainer(OsString);
 
 impl InContainer {
     pub fn new(path: impl Into<OsString>) -> Self {
-        InContainer(path.into())
+        let path = path.into();
+        if path.as_bytes().first() == Some(&b'/') {
+            return InContainer(path);
+        }
+        let mut v = Vec::with_capacity(path.len() + 1);
+        v.push(b'/');
+        v.extend_from_slice(path.as_bytes());
+        InContainer(OsString::from_vec(v))
     }
 
     pub fn as_bytes(&self) -> &[u8] {

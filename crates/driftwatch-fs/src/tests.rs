@@ -338,4 +338,5 @@ fn escaped_names_cannot_forge_lines() {
     let p = InContainer::new(OsString::from_vec(b"/etc/a\nb\xff".to_vec()));
     assert_eq!(p.to_string(), "/etc/a\\nb\\xff");
     assert_eq!(p.join("c").to_string(), "/etc/a\\nb\\xff/c");
+    assert_eq!(InContainer::from("etc/passwd").to_string(), "/etc/passwd");
 }

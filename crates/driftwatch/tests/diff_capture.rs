@@ -19,7 +19,6 @@ fn ready(image: &'static str) -> bool {
     ])
 }
 
-
 /// `driftwatch diff --json`: exit code and the report.
 fn diff_json(id: &str, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["diff", "--json", id];

@@ -18,7 +18,8 @@ const DETECT: Duration = Duration::from_secs(20);
 /// here: runc itself reads the container's `/etc/passwd` to start an exec, and fails. The setup is done
 /// before this returns, so an agent started afterwards takes the container in hostile.
 fn hostile_passwd(setup: &str, dir: &str) -> Container {
-    let drop_privileges = format!("import os; os.setgroups([]); os.setgid({UID}); os.setuid({UID})");
+    let drop_privileges =
+        format!("import os; os.setgroups([]); os.setgid({UID}); os.setuid({UID})");
     let script = format!(
         "mkdir -p /tmp/{dir} && cp /bin/true /tmp/{dir}/true && chmod 755 /tmp/{dir} /tmp/{dir}/true \
          && {setup} && echo dw-prepared \
@@ -173,14 +174,19 @@ fn a_package_database_replaced_by_a_fifo_is_refused() {
 
 #[test]
 fn a_3000_level_tree_is_diffed_captured_and_watched_to_the_depth_cap() {
-    if !ready() {
+    if !ready_with(&[BUSYBOX, DEBIAN]) {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = watched_container(&agent, BUSYBOX);
-    let (code, out) = c.sh(
-        "mkdir /deep && cd /deep && i=0; while [ $i -lt 3000 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done; echo bottom > f",
-    );
+    let c = watched_container(&agent, DEBIAN);
+    // Relative mkdir and chdir (a shell's `cd` keeps the whole path and stops at PATH_MAX).
+    let (code, out) = c.exec(&[
+        "python3",
+        "-S",
+        "-c",
+        "import os; os.mkdir('/deep'); os.chdir('/deep'); \
+         [(os.mkdir('d'), os.chdir('d')) for _ in range(3000)]; open('f', 'w').write('bottom')",
+    ]);
     assert_eq!(code, 0, "{out}");
 
     // `driftwatch diff`: exits as for drift (1), not a crash, and names the cap.
