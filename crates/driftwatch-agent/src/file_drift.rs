@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use driftwatch_fs::{FsError, InContainer, Limit, PACKAGE_DB_CAP, Resolve, Root};
+use driftwatch_fs::{AGENT_PACKAGE_DB_CAP, FsError, InContainer, Limit, Resolve, Root};
 use driftwatch_image::packages::{self, PackageDiffBuilder};
 use driftwatch_image::{ContainerPath, Ecosystem, Judge, PackageChangeKind, package_db_kind};
 use driftwatch_model::{
@@ -169,12 +169,12 @@ impl Watched {
     }
 
     /// Reads the regular file `rel` (a package database) beneath its upper dir or volume, never
-    /// following a symlink, at most [`PACKAGE_DB_CAP`] bytes.
+    /// following a symlink, at most [`AGENT_PACKAGE_DB_CAP`] bytes.
     fn read_capped(&self, rel: &Path) -> Result<Vec<u8>, FsError> {
         let (dir, inner) = self.volume_of(rel).unwrap_or((&self.upper, rel));
         Root::layer(self.meta.id.short(), dir)?.read(
             &InContainer::new(inner.as_os_str()),
-            Limit::Whole(PACKAGE_DB_CAP),
+            Limit::Whole(AGENT_PACKAGE_DB_CAP),
         )
     }
 
@@ -1128,7 +1128,7 @@ impl Sensor {
         let image = self
             .image_layer(id, rel)
             .and_then(|(l, _)| {
-                l.read(&path, Limit::Whole(PACKAGE_DB_CAP))
+                l.read(&path, Limit::Whole(AGENT_PACKAGE_DB_CAP))
                     .map_err(|e| tracing::warn!("image package database not read: {e}"))
                     .ok()
             })

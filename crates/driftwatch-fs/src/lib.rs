@@ -42,9 +42,13 @@ pub mod host;
 /// `os-release`): 4 MiB, far above any real one.
 pub const SMALL_FILE_CAP: u64 = 4 << 20;
 
-/// The read cap for package databases (dpkg `status`, apk `installed`, Python `METADATA`,
-/// `package.json`): 256 MiB, above the largest dpkg status seen (about 30 MiB).
+/// The read cap for package databases in `driftwatch diff` and `capture` (dpkg `status`, apk
+/// `installed`, Python `METADATA`, `package.json`): 256 MiB, run on request.
 pub const PACKAGE_DB_CAP: u64 = 256 << 20;
+
+/// The read cap for package databases in the agent, which reads them whenever a container
+/// changes one: 32 MiB, a few times a large dpkg `status` (a desktop install is about 5 MiB).
+pub const AGENT_PACKAGE_DB_CAP: u64 = 32 << 20;
 
 /// How paths are resolved below a [`Root`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
