@@ -36,15 +36,26 @@ fn mknod(path: &Path, kind: FileType, dev: u64) -> bool {
     }
 }
 
+/// The error reading `path` below `r` with a cap of `cap` bytes.
+fn read_err(r: &Root, path: &str, cap: u64) -> FsError {
+    r.read(&path.into(), Limit::Whole(cap)).unwrap_err()
+}
+
+/// What kind of file a refusal names.
+fn refused_as(e: &FsError) -> Option<&'static str> {
+    match e {
+        FsError::WrongType { kind, .. } => Some(kind),
+        _ => None,
+    }
+}
+
 #[test]
 fn reads_a_plain_file_and_names_container_and_path_in_errors() {
     let d = root_dir();
     for r in [in_root(&d), beneath(&d)] {
         let text = r.read(&"/etc/passwd".into(), Limit::Whole(1024)).unwrap();
         assert_eq!(text, b"root:x:0:0::/root:/bin/sh\n");
-        let e = r
-            .read(&"/etc/missing".into(), Limit::Whole(1024))
-            .unwrap_err();
+        let e = read_err(&r, "/etc/missing", 1024);
         assert!(e.is_not_found(), "{e}");
         let msg = e.to_string();
         assert!(
@@ -60,9 +71,7 @@ fn a_symlink_to_dev_zero_is_never_read() {
     std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
     symlink("/dev/zero", d.path().join("etc/passwd")).unwrap();
     // In root: /dev/zero is the container's, and this root has none.
-    let e = in_root(&d)
-        .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
-        .unwrap_err();
+    let e = read_err(&in_root(&d), "/etc/passwd", 1 << 20);
     assert!(e.is_not_found(), "{e}");
     // With the container's own /dev/zero device node: refused as a device, unopened.
     std::fs::create_dir(d.path().join("dev")).unwrap();
@@ -71,35 +80,13 @@ fn a_symlink_to_dev_zero_is_never_read() {
         FileType::CharacterDevice,
         rustix::fs::makedev(1, 5),
     ) {
-        let e = in_root(&d)
-            .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
-            .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                FsError::WrongType {
-                    kind: "character device",
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        let e = read_err(&in_root(&d), "/etc/passwd", 1 << 20);
+        assert_eq!(refused_as(&e), Some("character device"), "{e}");
         assert!(e.to_string().contains("/etc/passwd"), "{e}");
     }
     // In a layer: no symlink is followed at all; the last one is a file of the layer.
-    let e = beneath(&d)
-        .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            FsError::WrongType {
-                kind: "symlink",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    let e = read_err(&beneath(&d), "/etc/passwd", 1 << 20);
+    assert_eq!(refused_as(&e), Some("symlink"), "{e}");
 }
 
 #[test]
@@ -108,9 +95,7 @@ fn an_absolute_symlink_to_a_host_file_resolves_in_the_container() {
     let secret = host_secret();
     std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
     symlink(secret.path(), d.path().join("etc/passwd")).unwrap();
-    let e = in_root(&d)
-        .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
-        .unwrap_err();
+    let e = read_err(&in_root(&d), "/etc/passwd", 1 << 20);
     assert!(e.is_not_found(), "read the host's file? {e}");
     // The same name inside the root is what it finds.
     let inside = d.path().join(secret.path().strip_prefix("/").unwrap());
@@ -120,19 +105,8 @@ fn an_absolute_symlink_to_a_host_file_resolves_in_the_container() {
         .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
         .unwrap();
     assert_eq!(got, b"ctr:x:4242:4242::/:/bin/sh\n");
-    let e = beneath(&d)
-        .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            FsError::WrongType {
-                kind: "symlink",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    let e = read_err(&beneath(&d), "/etc/passwd", 1 << 20);
+    assert_eq!(refused_as(&e), Some("symlink"), "{e}");
 }
 
 #[test]
@@ -157,9 +131,7 @@ fn dot_dot_never_leaves_the_root() {
         d.path().join("etc/group"),
     )
     .unwrap();
-    let e = in_root(&d)
-        .read(&"/etc/group".into(), Limit::Whole(1 << 20))
-        .unwrap_err();
+    let e = read_err(&in_root(&d), "/etc/group", 1 << 20);
     assert!(e.is_not_found(), "{e}");
 }
 
@@ -176,10 +148,8 @@ fn a_fifo_is_refused_without_blocking() {
     )
     .unwrap();
     for r in [in_root(&d), beneath(&d)] {
-        let e = r
-            .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
-            .unwrap_err();
-        assert!(matches!(e, FsError::WrongType { kind: "fifo", .. }), "{e}");
+        let e = read_err(&r, "/etc/passwd", 1 << 20);
+        assert_eq!(refused_as(&e), Some("fifo"), "{e}");
     }
     let dir = rustix::fs::open(
         d.path().join("etc").as_path(),
@@ -194,7 +164,7 @@ fn a_fifo_is_refused_without_blocking() {
         "passwd".as_ref(),
     )
     .unwrap_err();
-    assert!(matches!(e, FsError::WrongType { kind: "fifo", .. }), "{e}");
+    assert_eq!(refused_as(&e), Some("fifo"), "{e}");
 }
 
 #[test]
@@ -202,26 +172,10 @@ fn a_socket_and_a_directory_are_not_files() {
     let d = root_dir();
     let sock = d.path().join("etc/sock");
     let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let e = in_root(&d)
-        .read(&"/etc/sock".into(), Limit::Whole(10))
-        .unwrap_err();
-    assert!(
-        matches!(e, FsError::WrongType { kind: "socket", .. }),
-        "{e}"
-    );
-    let e = in_root(&d)
-        .read(&"/etc".into(), Limit::Whole(10))
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            FsError::WrongType {
-                kind: "directory",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    let e = read_err(&in_root(&d), "/etc/sock", 10);
+    assert_eq!(refused_as(&e), Some("socket"), "{e}");
+    let e = read_err(&in_root(&d), "/etc", 10);
+    assert_eq!(refused_as(&e), Some("directory"), "{e}");
     let e = in_root(&d).open_dir(&"/etc/passwd".into()).unwrap_err();
     assert!(matches!(e, FsError::WrongType { .. }), "{e}");
     let md = beneath(&d).metadata(&"/etc".into()).unwrap();
@@ -240,19 +194,8 @@ fn a_block_device_is_refused() {
     let d = root_dir();
     let p = d.path().join("etc/disk");
     if mknod(&p, FileType::BlockDevice, rustix::fs::makedev(7, 0)) {
-        let e = beneath(&d)
-            .read(&"/etc/disk".into(), Limit::Whole(10))
-            .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                FsError::WrongType {
-                    kind: "block device",
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        let e = read_err(&beneath(&d), "/etc/disk", 10);
+        assert_eq!(refused_as(&e), Some("block device"), "{e}");
     }
 }
 
@@ -262,9 +205,7 @@ fn a_huge_sparse_file_is_capped() {
     let f = std::fs::File::create(d.path().join("etc/huge")).unwrap();
     f.set_len(1 << 40).unwrap();
     let r = in_root(&d);
-    let e = r
-        .read(&"/etc/huge".into(), Limit::Whole(SMALL_FILE_CAP))
-        .unwrap_err();
+    let e = read_err(&r, "/etc/huge", SMALL_FILE_CAP);
     assert!(
         matches!(e, FsError::TooBig { cap, .. } if cap == SMALL_FILE_CAP),
         "{e}"
@@ -295,13 +236,9 @@ fn a_directory_swapped_for_a_symlink_is_not_followed_out() {
     // The container replaces /etc by a symlink to a host directory.
     std::fs::remove_dir_all(d.path().join("etc")).unwrap();
     symlink(host.path(), d.path().join("etc")).unwrap();
-    let e = in_root(&d)
-        .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
-        .unwrap_err();
+    let e = read_err(&in_root(&d), "/etc/passwd", 1 << 20);
     assert!(e.is_not_found(), "{e}");
-    let e = beneath(&d)
-        .read(&"/etc/passwd".into(), Limit::Whole(1 << 20))
-        .unwrap_err();
+    let e = read_err(&beneath(&d), "/etc/passwd", 1 << 20);
     assert!(e.is_escape(), "{e}");
     let e = beneath(&d).open_dir(&"/etc".into()).unwrap_err();
     assert!(

@@ -104,18 +104,7 @@ impl Meta {
     }
 }
 
-pub(crate) fn kind_name(t: FileType) -> &'static str {
-    match t {
-        FileType::RegularFile => "regular file",
-        FileType::Directory => "directory",
-        FileType::Symlink => "symlink",
-        FileType::Fifo => "fifo",
-        FileType::Socket => "socket",
-        FileType::CharacterDevice => "character device",
-        FileType::BlockDevice => "block device",
-        FileType::Unknown => "unknown file type",
-    }
-}
+pub(crate) use driftwatch_fs::kind_name;
 
 /// One layer's copy of a directory of the merged view, open.
 #[derive(Debug)]

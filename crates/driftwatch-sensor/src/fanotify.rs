@@ -87,6 +87,18 @@ const MASK: u64 = op::CREATE
     | op::ONDIR
     | op::EVENT_ON_CHILD;
 
+/// `fanotify_mark`'s return value as a result naming the directory.
+fn mark_result(r: libc::c_int, dir: &Path) -> io::Result<()> {
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("fanotify_mark {}: {e}", dir.display()),
+        ));
+    }
+    Ok(())
+}
+
 impl DirWatcher {
     pub fn new() -> io::Result<DirWatcher> {
         // SAFETY: plain syscall; on success we own the returned fd.
@@ -131,14 +143,7 @@ impl DirWatcher {
                 std::ptr::null(),
             )
         };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("fanotify_mark {}: {e}", shown.display()),
-            ));
-        }
-        Ok(())
+        mark_result(r, shown)
     }
 
     pub fn unwatch_dir(&self, dir: &Path) -> io::Result<()> {
@@ -152,14 +157,7 @@ impl DirWatcher {
         let r = unsafe {
             libc::fanotify_mark(self.fd.as_raw_fd(), flags, MASK, libc::AT_FDCWD, c.as_ptr())
         };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("fanotify_mark {}: {e}", dir.display()),
-            ));
-        }
-        Ok(())
+        mark_result(r, dir)
     }
 
     /// Waits up to `timeout` for notices; returns false on timeout.

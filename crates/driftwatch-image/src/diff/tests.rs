@@ -557,19 +557,23 @@ fn deep_tree(top: &std::path::Path, levels: usize) {
     rustix::io::write(&f, b"bottom").unwrap();
 }
 
+/// The diff in a thread with a 256 KiB stack: a walk whose depth cost stack would overflow.
+fn run_on_a_small_stack(f: &FakeLayers) -> Diff {
+    let layers = f.layers.clone();
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || Differ::new(&layers).run().unwrap())
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
 #[test]
 fn a_3000_level_tree_is_walked_to_the_depth_cap_without_overflowing() {
     let f = image();
     deep_tree(&f.host(L::Upper, "/deep"), 3000);
     f.file(L::Upper, "/etc/added", b"x", 0o644);
-    // In a thread with a small stack: the walk's depth must not cost stack.
-    let layers = f.layers.clone();
-    let d = std::thread::Builder::new()
-        .stack_size(256 << 10)
-        .spawn(move || Differ::new(&layers).run().unwrap())
-        .unwrap()
-        .join()
-        .unwrap();
+    let d = run_on_a_small_stack(&f);
     assert_eq!(d.truncated.len(), 1, "{:?}", d.truncated);
     let t = &d.truncated[0];
     assert_eq!(
@@ -636,13 +640,7 @@ fn a_deep_deleted_image_tree_is_expanded_to_the_cap() {
     let f = image();
     deep_tree(&f.host(L::Lower(1), "/opt/deep"), 3000);
     f.whiteout(L::Upper, "/opt");
-    let layers = f.layers.clone();
-    let d = std::thread::Builder::new()
-        .stack_size(256 << 10)
-        .spawn(move || Differ::new(&layers).run().unwrap())
-        .unwrap()
-        .join()
-        .unwrap();
+    let d = run_on_a_small_stack(&f);
     assert_eq!(d.truncated.len(), 1, "{:?}", d.truncated);
     assert_eq!(d.truncated[0].cap, WalkCap::MaxDepth);
     let deleted = d
