@@ -439,3 +439,44 @@ fn layers_from_proc(pid: u32) -> Result<OverlayLayers, LayersProblem> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target over layer directories made in a tempdir (no engine, not running).
+    fn target_over(dir: &Path) -> Target {
+        let upper = dir.join("upper");
+        let lower = dir.join("lower");
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::create_dir_all(&lower).unwrap();
+        Target {
+            id: ContainerId::new(&"ab".repeat(32)).unwrap(),
+            name: "c".into(),
+            record: None,
+            raw_inspect: None,
+            pid: None,
+            layers: OverlayLayers {
+                upper,
+                lowers: vec![lower],
+                merged: None,
+            },
+            layers_from: "test".into(),
+            engine_problem: None,
+            docker_socket: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn diff_first_keeps_only_the_first_paths_and_counts_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target_over(dir.path());
+        for i in 0..50 {
+            std::fs::write(t.layers.upper.join(format!("f{i:02}")), b"x").unwrap();
+        }
+        let (diff, counts, total) = t.diff_first(DiffOptions::default(), 3).unwrap();
+        let kept: Vec<String> = diff.files.iter().map(|f| f.path.to_string()).collect();
+        assert_eq!(kept, ["/f00", "/f01", "/f02"]);
+        assert_eq!((total, counts.added), (50, 50));
+    }
+}
