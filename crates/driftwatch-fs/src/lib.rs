@@ -227,6 +227,20 @@ impl FsError {
         }
     }
 
+    /// The error without the container and path (for a caller whose own error names them):
+    /// a failed call's own error (its kind kept), or what was refused.
+    pub fn into_io(self) -> io::Error {
+        match self {
+            FsError::Io { source, .. } => source,
+            FsError::WrongType { kind, wanted, .. } => {
+                io::Error::other(format!("not a {wanted} but a {kind}"))
+            }
+            FsError::TooBig { cap, .. } => {
+                io::Error::other(format!("more than the {cap} byte cap"))
+            }
+        }
+    }
+
     /// The path is simply not there (as opposed to refused or unreadable).
     pub fn is_not_found(&self) -> bool {
         self.errno()

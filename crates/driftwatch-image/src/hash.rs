@@ -4,13 +4,11 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
 
 use crate::error::LayerIoError;
 use crate::overlay::{DirHandle, Meta, io_err};
@@ -149,27 +147,14 @@ impl HashCache {
     }
 }
 
-/// Opens the regular file `name` in `dir` for reading without following a symlink, without
-/// updating its access time (`O_NOATIME`, when permitted) and without blocking on a fifo
-/// swapped in since the last stat: nothing in the layer changes.
+/// Opens the regular file `name` in `dir` for reading through `driftwatch_fs` (no symlink
+/// followed; a device or fifo swapped in since the last stat is refused before it is opened
+/// for reading; `O_NOATIME` when permitted): nothing in the layer changes.
 pub(crate) fn open_regular(dir: &DirHandle, name: &OsStr) -> Result<(File, Meta), LayerIoError> {
-    let host = || dir.host.join(name);
-    let flags =
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    let fd = match rustix::fs::openat(&dir.fd, name, flags | OFlags::NOATIME, Mode::empty()) {
-        Err(Errno::PERM) => rustix::fs::openat(&dir.fd, name, flags, Mode::empty()),
-        r => r,
-    }
-    .map_err(|e| io_err("open", host(), e))?;
-    let meta = Meta::from_stat(&rustix::fs::fstat(&fd).map_err(|e| io_err("fstat", host(), e))?);
-    if !meta.is_file() {
-        return Err(io_err(
-            "open",
-            host(),
-            std::io::Error::other(format!("not a regular file but a {}", meta.kind_name())),
-        ));
-    }
-    Ok((File::from(fd), meta))
+    let f = driftwatch_fs::open_entry("", dir.fd.as_fd(), &dir.host, name)
+        .map_err(|e| io_err("open", dir.host.join(name), e.into_io()))?;
+    let meta = Meta::from_stat(f.stat());
+    Ok((f.into_file(), meta))
 }
 
 /// blake3 of everything `r` yields, and the byte count.
