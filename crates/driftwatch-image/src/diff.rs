@@ -511,7 +511,24 @@ struct Frame {
     subdirs: Vec<PendingDir>,
     /// A change docker sees somewhere below.
     inside: Seen,
+    /// The parent's frame, by index in the stack (`None` for the root).
+    parent: Option<usize>,
 }
+
+/// A subdirectory after [`Walk::descend`].
+enum Child {
+    /// Walked and reported: did docker see a change at or below it.
+    Done(Seen),
+    /// Entered; its subdirectories are still to walk.
+    Frame(Box<Frame>),
+}
+
+/// Subdirectories entered in parallel at a time.
+const DIR_BATCH: usize = 16;
+
+/// Above this many frames on the stack, subdirectories are entered one at a time (frames hold
+/// descriptors: a wide and deep tree must not exhaust them).
+const MAX_PARALLEL_FRAMES: usize = 64;
 
 /// Levels below `/` of a path (`/` is 0, `/a` 1).
 fn depth_of(path: &ContainerPath) -> usize {
@@ -610,9 +627,11 @@ impl Walk<'_> {
     }
 
     /// Walks the upper dir depth-first with an explicit stack, so a hostile tree's depth costs
-    /// heap (one frame per level, bounded by [`DiffOptions::max_depth`]), never the thread's
-    /// stack. A directory's entries are examined in parallel, its subdirectories one after the
-    /// other; a directory's own entry is reported once everything below it is known.
+    /// heap (frames, bounded by [`DiffOptions::max_depth`]), never the thread's stack. The
+    /// subdirectories of the directory on top are entered in parallel batches; one with no
+    /// subdirectories of its own is finished at once, the others become frames (holding their
+    /// descriptors) above it. A directory's own entry is reported once everything below it is
+    /// known, when its frame is popped.
     fn walk(
         &self,
         root: Arc<DirHandle>,
@@ -621,48 +640,84 @@ impl Walk<'_> {
     ) -> Result<(), DiffError> {
         let mut stack = vec![self.enter(root, ContainerPath::root(), image, opaque, 0, None)?];
         while let Some(top) = stack.last_mut() {
-            let Some(sub) = top.subdirs.pop() else {
+            if top.subdirs.is_empty() {
                 let done = stack.pop().expect("the frame just looked at");
                 let seen = match done.own {
                     Some(own) => self.finish_dir(own, done.inside),
                     None => done.inside,
                 };
-                if let Some(parent) = stack.last_mut() {
+                if let Some(parent) = done.parent.and_then(|p| stack.get_mut(p)) {
                     parent.inside |= seen;
                 }
                 continue;
-            };
-            let path = top.path.join(&sub.name);
-            let image = match top.image.as_deref() {
-                Some(s) => match self.image_view.lookup(s, &sub.name) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        self.entry_error(&path, e)?;
-                        Lookup::Missing
-                    }
-                },
-                None => Lookup::Missing,
-            };
-            let Some(open) = self.open_subdir(&top.dir, path, &sub.name, sub.meta, image)? else {
-                continue;
-            };
-            let depth = top.depth + 1;
-            if let Some(cap) = self.cap_at(depth) {
-                self.truncate(cap, &open.path);
-                top.inside |= self.finish_dir(open.own, false);
-                continue;
             }
-            let frame = self.enter(
-                open.dir,
-                open.path,
-                open.image,
-                open.opaque,
-                depth,
-                Some(open.own),
-            )?;
-            stack.push(frame);
+            // Few frames wait at once: each holds descriptors, and the stack grows with the
+            // batch only while it is short.
+            let batch = if stack.len() > MAX_PARALLEL_FRAMES {
+                1
+            } else {
+                DIR_BATCH
+            };
+            let top_at = stack.len() - 1;
+            let top = &mut stack[top_at];
+            let pending = top
+                .subdirs
+                .split_off(top.subdirs.len().saturating_sub(batch));
+            let top = &stack[top_at];
+            let children = pending
+                .into_par_iter()
+                .map(|sub| self.descend(top, sub))
+                .collect::<Result<Vec<Child>, DiffError>>()?;
+            for child in children {
+                match child {
+                    Child::Done(seen) => stack[top_at].inside |= seen,
+                    Child::Frame(mut f) => {
+                        f.parent = Some(top_at);
+                        stack.push(*f);
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Opens and enters one subdirectory of `top`: finished when it has no subdirectories
+    /// (or a cap keeps the walk out of it), else a frame to walk.
+    fn descend(&self, top: &Frame, sub: PendingDir) -> Result<Child, DiffError> {
+        let path = top.path.join(&sub.name);
+        let image = match top.image.as_deref() {
+            Some(s) => match self.image_view.lookup(s, &sub.name) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.entry_error(&path, e)?;
+                    Lookup::Missing
+                }
+            },
+            None => Lookup::Missing,
+        };
+        let Some(open) = self.open_subdir(&top.dir, path, &sub.name, sub.meta, image)? else {
+            return Ok(Child::Done(false));
+        };
+        let depth = top.depth + 1;
+        if let Some(cap) = self.cap_at(depth) {
+            self.truncate(cap, &open.path);
+            return Ok(Child::Done(self.finish_dir(open.own, false)));
+        }
+        let frame = self.enter(
+            open.dir,
+            open.path,
+            open.image,
+            open.opaque,
+            depth,
+            Some(open.own),
+        )?;
+        if !frame.subdirs.is_empty() {
+            return Ok(Child::Frame(Box::new(frame)));
+        }
+        Ok(Child::Done(match frame.own {
+            Some(own) => self.finish_dir(own, frame.inside),
+            None => frame.inside,
+        }))
     }
 
     /// Examines a directory's entries (all but its subdirectories, which are returned in the
@@ -685,6 +740,7 @@ impl Walk<'_> {
             own,
             subdirs: Vec::new(),
             inside: false,
+            parent: None,
         };
         let room = self
             .options
