@@ -156,39 +156,63 @@ impl Watched {
     /// following any symlink (a directory the container swapped for one is not followed onto
     /// the host).
     fn lstat(&self, rel: &Path) -> Result<std::fs::Metadata, FsError> {
-        let (dir, inner) = self.volume_of(rel).unwrap_or((&self.upper, rel));
-        Root::layer(self.meta.id.short(), dir)?.metadata(&InContainer::new(inner.as_os_str()))
+        let (root, inner) = self.root_of(rel)?;
+        root.metadata(&inner)
     }
 
     /// Opens the directory `rel` beneath its upper dir or volume, never following a symlink.
     fn open_dir(&self, rel: &Path) -> Result<OwnedFd, FsError> {
-        let (dir, inner) = self.volume_of(rel).unwrap_or((&self.upper, rel));
-        Ok(Root::layer(self.meta.id.short(), dir)?
-            .open_dir(&InContainer::new(inner.as_os_str()))?
-            .into_fd())
+        let (root, inner) = self.root_of(rel)?;
+        Ok(root.open_dir(&inner)?.into_fd())
     }
 
     /// Reads the regular file `rel` (a package database) beneath its upper dir or volume, never
     /// following a symlink, at most [`AGENT_PACKAGE_DB_CAP`] bytes.
     fn read_capped(&self, rel: &Path) -> Result<Vec<u8>, FsError> {
-        let (dir, inner) = self.volume_of(rel).unwrap_or((&self.upper, rel));
-        Root::layer(self.meta.id.short(), dir)?.read(
-            &InContainer::new(inner.as_os_str()),
-            Limit::Whole(AGENT_PACKAGE_DB_CAP),
-        )
+        let (root, inner) = self.root_of(rel)?;
+        root.read(&inner, Limit::Whole(AGENT_PACKAGE_DB_CAP))
+    }
+
+    /// The upper dir or the volume `rel` is on, as a root (from the descriptor already open:
+    /// no path is resolved again), and `rel` inside it.
+    fn root_of(&self, rel: &Path) -> Result<(Root, InContainer), FsError> {
+        let (host, dir, inner) = self.volume_dir_of(rel).map_or(
+            (&self.upper, &self.upper_dir, rel),
+            |((src, _, f), inner)| (src, f, inner),
+        );
+        let label = self.meta.id.short();
+        let fd = dir.try_clone().map_err(|e| FsError::Io {
+            container: label.to_string(),
+            path: driftwatch_fs::escape(host.as_os_str().as_bytes()),
+            op: "dup",
+            source: e,
+        })?;
+        Ok((
+            Root::from_fd(label, host, fd.into(), Resolve::Beneath),
+            InContainer::new(inner.as_os_str()),
+        ))
     }
 
     /// The volume `rel` is on (the deepest mount point above it) and the path inside it.
     fn volume_of<'a>(&'a self, rel: &'a Path) -> Option<(&'a Path, &'a Path)> {
+        self.volume_dir_of(rel)
+            .map(|((src, _, _), inner)| (src.as_path(), inner))
+    }
+
+    /// The volume `rel` is on, with its open directory, and the path inside it.
+    fn volume_dir_of<'a>(
+        &'a self,
+        rel: &'a Path,
+    ) -> Option<(&'a (PathBuf, PathBuf, File), &'a Path)> {
         self.volumes
             .iter()
-            .filter_map(|(src, dest, _)| {
-                rel.strip_prefix(dest)
+            .filter_map(|v| {
+                rel.strip_prefix(&v.1)
                     .ok()
-                    .map(|inner| (src.as_path(), inner, dest.components().count()))
+                    .map(|inner| (v, inner, v.1.components().count()))
             })
             .max_by_key(|(_, _, depth)| *depth)
-            .map(|(src, inner, _)| (src, inner))
+            .map(|(v, inner, _)| (v, inner))
     }
 
     /// The path relative to the container's root of a watched host path.
