@@ -34,6 +34,10 @@ pub fn open_private_append(path: &Path) -> anyhow::Result<File> {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests read their own fixtures"
+)]
 mod tests {
     use super::*;
 
