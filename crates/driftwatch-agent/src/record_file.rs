@@ -34,10 +34,7 @@ pub fn open_private_append(path: &Path) -> anyhow::Result<File> {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests read their own fixtures"
-)]
+#[expect(clippy::disallowed_methods, reason = "tests read their own fixtures")]
 mod tests {
     use super::*;
 
