@@ -12,6 +12,6 @@ pub mod capture;
 pub mod report;
 pub mod target;
 
-pub use capture::{CaptureOptions, Summary, capture};
+pub use capture::{AGENT_CAPTURE_MAX_ENTRIES, CaptureOptions, Summary, capture};
 pub use report::{DiffReport, Only, human_size};
 pub use target::{Target, container_pids, running_containers};

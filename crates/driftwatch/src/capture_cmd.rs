@@ -105,6 +105,7 @@ fn capture(args: &CaptureArgs) -> anyhow::Result<()> {
         max_alerts: args.max_alerts,
         force: args.force,
         progress: std::io::stderr().is_terminal(),
+        max_entries: driftwatch_image::DiffOptions::default().max_entries,
     };
     let s = driftwatch_evidence::capture(container, out, &opts)?;
     println!(

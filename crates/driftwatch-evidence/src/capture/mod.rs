@@ -42,7 +42,16 @@ pub struct CaptureOptions {
     pub force: bool,
     /// Show the diff's progress on stderr when it takes a while.
     pub progress: bool,
+    /// Entries the diff walks at most ([`DiffOptions::max_entries`]); the bundle says when
+    /// the walk stopped there. The CLI takes the default; the agent's capture action a lower
+    /// one ([`AGENT_CAPTURE_MAX_ENTRIES`]), since it runs inside the agent.
+    pub max_entries: u64,
 }
+
+/// The capture action's walk cap inside the agent: the diff is held in memory (about 500
+/// bytes an entry), so a container cannot make one capture cost the agent more than tens of
+/// MiB by filling its writable layer with entries.
+pub const AGENT_CAPTURE_MAX_ENTRIES: u64 = 100_000;
 
 /// What a capture stored.
 #[derive(Clone, Debug, Default)]
@@ -144,7 +153,13 @@ pub fn capture(container: &str, out: &Path, opts: &CaptureOptions) -> anyhow::Re
     let target = Target::resolve(container, &opts.docker_socket)?;
     let created = procs::now_rfc3339();
     // Hashes of every drifted file go into the evidence.
-    let diff = target.diff(DiffOptions::default(), opts.progress)?;
+    let diff = target.diff(
+        DiffOptions {
+            max_entries: opts.max_entries,
+            ..DiffOptions::default()
+        },
+        opts.progress,
+    )?;
     let report = DiffReport::new(&target, &diff, None);
     let mut w = bundle::BundleWriter::create(out, opts.force)?;
     let result = write_bundle(opts, &target, &report, opts.alerts.as_deref(), &mut w);

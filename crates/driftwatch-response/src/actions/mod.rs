@@ -362,6 +362,7 @@ fn do_capture(
         max_alerts: 10_000,
         force: false,
         progress: false,
+        max_entries: driftwatch_evidence::AGENT_CAPTURE_MAX_ENTRIES,
     };
     let s =
         driftwatch_evidence::capture(r.id.as_str(), &out, &opts).map_err(|e| format!("{e:#}"))?;
