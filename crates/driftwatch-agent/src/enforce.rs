@@ -29,10 +29,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use driftwatch_image::Judge;
+use driftwatch_image::{Judge, content_of};
 use driftwatch_model::{
-    ContainerId, ContainerMeta, DriftFinding, DriftKind, DriftSubject, Enforcement,
-    EnforcementAction, EnforcementMechanism, EnforcementMode, Event, EventKind, Process, Verdict,
+    ContainerId, ContainerMeta, Content, DriftFinding, DriftKind, DriftSubject, Enforcement,
+    EnforcementAction, EnforcementMechanism, EnforcementMode, Event, EventKind, FileFacts,
+    Identity, Process, Residence, Verdict,
 };
 use driftwatch_rules::Glob;
 use driftwatch_runtime::MountKind;
@@ -945,16 +946,42 @@ impl Enforcer {
             .strip_suffix(" (deleted)")
             .unwrap_or(raw_path)
             .to_string();
-        let (verdict, hash, image_hash) = if md.nlink() == 0 {
-            (Verdict::Deleted, None, None)
-        } else if md.dev() == placed.root_dev {
-            match entry.fs.layers.as_ref().map(|l| self.judge.judge(l, &path)) {
-                Some(Ok(j)) => (j.verdict, j.hash, j.image_hash),
-                Some(Err(e)) => {
+        // The one verdict function over the facts of the file handed over: its device says
+        // whether it is the container's overlay, fstat's inode whether the file the path
+        // names is that file (the path comes from d_path in the container's mount
+        // namespace; a mount or pivot_root made inside could make it name another file).
+        let mut facts = FileFacts {
+            residence: Residence::Volume,
+            unlinked: md.nlink() == 0,
+            content: Content::NotCompared,
+            identity: Identity::Unchecked,
+            existed: true,
+        };
+        let (mut hash, mut image_hash) = (None, None);
+        if md.dev() == placed.root_dev {
+            // fstat does not tell the layer: only the content can.
+            facts.residence = Residence::RootOverlay {
+                upper: true,
+                lower: true,
+            };
+            let Some(layers) = entry.fs.layers.as_ref() else {
+                // No layers to compare with: nothing to judge by (see the README's Limits).
+                return (path, Verdict::Unknown, None, None);
+            };
+            let r = self.judge.judge(layers, &path);
+            facts.content = content_of(&r);
+            facts.identity = match &r {
+                Ok(j) if j.is_inode(md.ino()) => Identity::Verified,
+                Ok(_) => Identity::Mismatch,
+                Err(e) if e.is_not_found() => Identity::Mismatch,
+                Err(e) => {
                     tracing::debug!("judging {path}: {e}");
-                    (Verdict::Unknown, None, None)
+                    Identity::Unchecked
                 }
-                None => (Verdict::Unknown, None, None),
+            };
+            if let Ok(j) = r {
+                hash = j.hash;
+                image_hash = j.image_hash;
             }
         } else {
             let kind = entry
@@ -963,11 +990,15 @@ impl Enforcer {
                 .as_ref()
                 .and_then(|m| m.find(&path))
                 .map(|m| m.kind());
-            match kind {
-                Some(MountKind::Tmpfs) => (Verdict::Tmpfs, None, None),
-                _ => (Verdict::Volume, None, None),
-            }
-        };
+            facts.residence = match kind {
+                Some(MountKind::Tmpfs) => Residence::Memory,
+                Some(MountKind::Proc) | Some(MountKind::Sys) | Some(MountKind::Dev) => {
+                    Residence::KernelPseudo
+                }
+                _ => Residence::Volume,
+            };
+        }
+        let verdict = driftwatch_model::verdict(&facts);
         (path, verdict, hash, image_hash)
     }
 
