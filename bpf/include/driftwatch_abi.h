@@ -99,7 +99,7 @@ enum dw_stat {
 
 /*
  * One exec inside a (possibly) containerised process, read at tp_btf/sched_process_exec.
- * Followed by `data`: path, filename, interp, cwd, args, env, root in that order, with the
+ * Followed by `data`: root, path, filename, interp, cwd, args, env in that order, with the
  * lengths below (no terminating NULs in the lengths; args/env are NUL-separated).
  *
  * Paths never stop at the task's root (chroot, pivot_root inside the container): a path on

@@ -95,13 +95,13 @@ impl ExecRecord {
         }
         let data = &buf[HEADER_SIZE..];
         let lens = [
+            h.root_len,
             h.path_len,
             h.filename_len,
             h.interp_len,
             h.cwd_len,
             h.args_len,
             h.env_len,
-            h.root_len,
         ];
         let total: usize = lens.iter().map(|&l| usize::from(l)).sum();
         if total > data.len() {
@@ -116,7 +116,7 @@ impl ExecRecord {
             *slot = &data[off..off + usize::from(len)];
             off += usize::from(len);
         }
-        let [path, filename, interp, cwd, args, env, root] = sections;
+        let [root, path, filename, interp, cwd, args, env] = sections;
         let flags = ExecFlags(h.flags);
         let lossy = [path, filename, cwd, root]
             .iter()
@@ -196,23 +196,23 @@ mod tests {
         h.ancestors[0][..4].copy_from_slice(b"bash");
         h.cgroup[..4].copy_from_slice(b"abcd");
         let sections: [&[u8]; 7] = [
+            b"/tmp/r",
             b"/usr/bin/dash",
             b"/tmp/s.sh",
             b"/bin/sh",
             b"/root",
             b"/bin/sh\0/tmp/s.sh\0-x\0",
             b"A=1\0LD_PRELOAD=/tmp/x.so\0",
-            b"/tmp/r",
         ];
         let lens: Vec<u16> = sections.iter().map(|s| s.len() as u16).collect();
         (
+            h.root_len,
             h.path_len,
             h.filename_len,
             h.interp_len,
             h.cwd_len,
             h.args_len,
             h.env_len,
-            h.root_len,
         ) = (
             lens[0], lens[1], lens[2], lens[3], lens[4], lens[5], lens[6],
         );
