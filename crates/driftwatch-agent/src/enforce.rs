@@ -651,8 +651,19 @@ impl Enforcer {
             return p.mode;
         }
         let mode = self.policy().mode_for(&entry.meta);
-        let root_dev = std::fs::metadata(format!("/proc/{pid}/root"))
-            .map(|m| m.dev())
+        // The container's root overlay, not this process's root: a namespace made inside
+        // the container may have pivoted to another filesystem.
+        let root_dev = entry
+            .fs
+            .mounts
+            .as_ref()
+            .and_then(|m| m.root_overlay_mount())
+            .map(|m| libc::makedev(m.major, m.minor))
+            .or_else(|| {
+                std::fs::metadata(format!("/proc/{pid}/root"))
+                    .map(|m| m.dev())
+                    .ok()
+            })
             .unwrap_or(0);
         if mode == EnforcementMode::Prevent {
             self.mark_mounts(entry, pid);
@@ -716,7 +727,14 @@ impl Enforcer {
             }
             let rel = m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point);
             let path = Path::new(&format!("/proc/{pid}/root")).join(rel);
-            match guard.mark_mount(&path) {
+            // The root overlay's superblock is the container's alone: mark all of it, so
+            // that mounts of it made inside the container are covered too.
+            let marked = if m.fstype == "overlay" && m.mount_point == Path::new("/") {
+                guard.mark_filesystem(&path)
+            } else {
+                guard.mark_mount(&path)
+            };
+            match marked {
                 Ok(()) => {
                     self.stats.marked_mounts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -858,14 +876,30 @@ impl Enforcer {
         }
     }
 
+    /// Places the mount namespace `ns` of `pid` by the container its cgroup names.
+    fn place_by_cgroup(&self, pid: u32, ns: u32) -> Option<Placed> {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let m = driftwatch_runtime::container_from_proc_cgroup(&cgroup)?;
+        let entry = self.registry.resolve(&m.id, m.engine, pid);
+        self.place(&entry, pid, Some(ns));
+        self.placed.lock().ok()?.get(&ns).cloned()
+    }
+
     /// Judges one exec permission request: allow, or deny with the alert's event.
     fn decide(&self, guard: &ExecGuard, req: &ExecRequest) -> (bool, Option<Event>) {
         let Some(ns) = mnt_ns_of(req.pid) else {
             return (true, None);
         };
-        let Some(placed) = self.placed.lock().ok().and_then(|m| m.get(&ns).cloned()) else {
-            // A mount still marked for a namespace the agent forgot: nothing to judge against.
-            return (true, None);
+        let placed = match self.placed.lock().ok().and_then(|m| m.get(&ns).cloned()) {
+            Some(p) => p,
+            // A namespace not placed yet on a marked filesystem: one a container made
+            // (`unshare -m`), whose first execs come before its exec records. Placed now,
+            // by the process's container, so that it is judged like its container.
+            None => match self.place_by_cgroup(req.pid, ns) {
+                Some(p) => p,
+                // No container's (a mount the agent forgot): nothing to judge against.
+                None => return (true, None),
+            },
         };
         if placed.mode != EnforcementMode::Prevent {
             return (true, None);
