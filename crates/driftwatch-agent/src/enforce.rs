@@ -891,11 +891,14 @@ impl Enforcer {
             return (true, None);
         };
         let placed = match self.placed.lock().ok().and_then(|m| m.get(&ns).cloned()) {
-            Some(p) => p,
+            // Mount namespace inodes are reused once a namespace is gone, and containers
+            // make and drop namespaces at will (`unshare -m`): the placement must be this
+            // process's container's, else it is placed again.
+            Some(p) if container_of_pid(req.pid).is_none_or(|id| id == p.id) => p,
             // A namespace not placed yet on a marked filesystem: one a container made
             // (`unshare -m`), whose first execs come before its exec records. Placed now,
             // by the process's container, so that it is judged like its container.
-            None => match self.place_by_cgroup(req.pid, ns) {
+            _ => match self.place_by_cgroup(req.pid, ns) {
                 Some(p) => p,
                 // No container's (a mount the agent forgot): nothing to judge against.
                 None => return (true, None),
@@ -1394,6 +1397,12 @@ fn new_guard() -> anyhow::Result<Arc<ExecGuard>> {
             "prevent mode needs fanotify exec permission events: {e} (root and CONFIG_FANOTIFY_ACCESS_PERMISSIONS are required)"
         )
     })
+}
+
+/// The container a process belongs to, by its cgroup.
+fn container_of_pid(pid: u32) -> Option<ContainerId> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    driftwatch_runtime::container_from_proc_cgroup(&cgroup).map(|m| m.id)
 }
 
 fn nix_fstat(req: &ExecRequest) -> std::io::Result<std::fs::Metadata> {
