@@ -802,7 +802,14 @@ impl Enforcer {
     ) {
         let held = rec.flags.has(ExecFlags::HELD);
         let policy = self.policy();
-        let mode = match self.mode_of_ns(rec.mnt_ns) {
+        // A placement is this container's only if made for it: namespace inodes are reused.
+        let own = self
+            .placed
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&rec.mnt_ns).map(|p| p.id == entry.meta.id))
+            .unwrap_or(true);
+        let mode = match self.mode_of_ns(rec.mnt_ns).filter(|_| own) {
             Some(m) => {
                 if held && let Some(maps) = self.maps.get() {
                     // Held as unknown although placed: the kernel's LRU map evicted it.
@@ -812,7 +819,9 @@ impl Enforcer {
                 }
                 m
             }
-            None if held || policy.any_prevent() => self.place(entry, rec.pid, Some(rec.mnt_ns)),
+            None if held || policy.any_prevent() || !own => {
+                self.place(entry, rec.pid, Some(rec.mnt_ns))
+            }
             None => policy.mode_for(&entry.meta),
         };
         if let Some(f) = finding.as_ref()
