@@ -150,56 +150,30 @@ mod tests {
         use Verdict as V;
         let contents = [NotCompared, Image, CopyUp, Added, Modified, Missing, Failed];
         // (identity, [verdict for each content above]) for a file in both layers.
+        let by_content = [
+            V::Unjudged,
+            V::Image,
+            V::CopyUp,
+            V::Added,
+            V::Modified,
+            V::Unjudged,
+            V::Unjudged,
+        ];
+        let unresolved = [
+            V::Unjudged,
+            V::Unjudged,
+            V::Unjudged,
+            V::Added,
+            V::Modified,
+            V::Unjudged,
+            V::Unjudged,
+        ];
         let both: [(Identity, [V; 7]); 5] = [
-            (
-                Verified,
-                [
-                    V::Unjudged,
-                    V::Image,
-                    V::CopyUp,
-                    V::Added,
-                    V::Modified,
-                    V::Unjudged,
-                    V::Unjudged,
-                ],
-            ),
+            (Verified, by_content),
             (Mismatch, [V::Unjudged; 7]),
-            (
-                Unchecked,
-                [
-                    V::Unjudged,
-                    V::Image,
-                    V::CopyUp,
-                    V::Added,
-                    V::Modified,
-                    V::Unjudged,
-                    V::Unjudged,
-                ],
-            ),
-            (
-                ByPath,
-                [
-                    V::Unjudged,
-                    V::Image,
-                    V::CopyUp,
-                    V::Added,
-                    V::Modified,
-                    V::Unjudged,
-                    V::Unjudged,
-                ],
-            ),
-            (
-                ByPathUnresolved,
-                [
-                    V::Unjudged,
-                    V::Unjudged,
-                    V::Unjudged,
-                    V::Added,
-                    V::Modified,
-                    V::Unjudged,
-                    V::Unjudged,
-                ],
-            ),
+            (Unchecked, by_content),
+            (ByPath, by_content),
+            (ByPathUnresolved, unresolved),
         ];
         for (identity, row) in both {
             for (content, want) in contents.iter().zip(row) {

@@ -47,11 +47,38 @@ fn any_alert_in<'a>(c: &'a Container, paths: &'a [&'a str]) -> impl Fn(&Value) -
     }
 }
 
+/// The binary-drift alert for `path` in `c`.
+fn alert_for(agent: &AgentProcess, c: &Container, path: &str) -> Value {
+    agent.wait_for(path, WAIT, binary_alert_in(c, path))
+}
+
 fn assert_verdict(a: &Value, rule: &str, verdict: &str, subject: &str) {
     assert_eq!(a["rule"], rule, "{a}");
     assert_eq!(field(a, "drift.verdict"), verdict, "{a}");
     assert_eq!(field(a, "drift.subject"), subject, "{a}");
 }
+
+/// One attack in a fresh busybox container (with `caps`): `script` ends by running the
+/// payload as `ls -d /`, whose output proves it ran; returns the container and the alert
+/// naming `path`.
+fn ls_attack(agent: &AgentProcess, caps: &[&str], script: &str, path: &str) -> (Container, Value) {
+    let c = with_caps(caps, None, BUSYBOX);
+    let (code, out) = c.sh(script);
+    assert_eq!((code, out.trim()), (0, "/"), "{script}");
+    let a = agent.wait_for(script, WAIT, binary_alert_in(&c, path));
+    (c, a)
+}
+
+/// In its own mount namespace, a payload bound over an image binary, run (marker
+/// `/tmp/ran-bind`).
+const BIND_PAYLOAD: &str = "cp /usr/bin/touch /tmp/payload && \
+    unshare -m sh -c 'mount --bind /tmp/payload /usr/bin/true && /usr/bin/true /tmp/ran-bind'";
+
+/// In its own mount namespace, a script bound over an image script, run (marker
+/// `/tmp/ran-script`).
+const BIND_SCRIPT: &str = "printf '#!/bin/sh\\ntouch /tmp/ran-script\\n' > /tmp/s.sh && \
+    chmod +x /tmp/s.sh && \
+    unshare -m sh -c 'mount --bind /tmp/s.sh /usr/bin/ldd && /usr/bin/ldd'";
 
 const DROP: &str = "Drop and execute new binary in container";
 const UNJUDGED: &str = "Unjudged code executed in container";
@@ -64,15 +91,11 @@ fn chroot_runs_a_dropped_binary_under_an_image_path() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[BUSYBOX, "sleep", "300"]);
-    let (code, out) = c.sh(
+    let (_c, a) = ls_attack(
+        &agent,
+        &[],
         "mkdir -p /tmp/r/bin && cp /bin/busybox /tmp/r/bin/ls && busybox chroot /tmp/r /bin/ls -d /",
-    );
-    assert_eq!((code, out.trim()), (0, "/"));
-    let a = agent.wait_for(
-        "chroot /tmp/r /bin/ls",
-        WAIT,
-        binary_alert_in(&c, "/tmp/r/bin/ls"),
+        "/tmp/r/bin/ls",
     );
     assert_verdict(&a, DROP, "added", "exe");
     assert_eq!(field(&a, "proc.exepath"), "/tmp/r/bin/ls", "{a}");
@@ -88,15 +111,12 @@ fn chroot_into_a_copied_image_dir() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[BUSYBOX, "sleep", "300"]);
     // /bin/ls is a symlink to /bin/busybox: inside the chroot, to /tmp/c/bin/busybox.
-    let (code, out) =
-        c.sh("mkdir -p /tmp/c && cp -a /bin /tmp/c/ && busybox chroot /tmp/c /bin/ls -d /");
-    assert_eq!((code, out.trim()), (0, "/"));
-    let a = agent.wait_for(
-        "chroot /tmp/c /bin/ls",
-        WAIT,
-        binary_alert_in(&c, "/tmp/c/bin/busybox"),
+    let (_c, a) = ls_attack(
+        &agent,
+        &[],
+        "mkdir -p /tmp/c && cp -a /bin /tmp/c/ && busybox chroot /tmp/c /bin/ls -d /",
+        "/tmp/c/bin/busybox",
     );
     assert_verdict(&a, DROP, "added", "exe");
     Aftermath { agent: &agent }.assert_all();
@@ -110,24 +130,16 @@ fn nested_chroots() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[BUSYBOX, "sleep", "300"]);
-    let (code, out) = c.sh(
+    let (c, a) = ls_attack(
+        &agent,
+        &[],
         "mkdir -p /tmp/n/bin /tmp/n/m/bin && cp /bin/busybox /tmp/n/bin/busybox && \
          cp /bin/busybox /tmp/n/m/bin/ls && \
          busybox chroot /tmp/n /bin/busybox chroot /m /bin/ls -d /",
-    );
-    assert_eq!((code, out.trim()), (0, "/"));
-    let a = agent.wait_for(
-        "the inner chroot's ls",
-        WAIT,
-        binary_alert_in(&c, "/tmp/n/m/bin/ls"),
+        "/tmp/n/m/bin/ls",
     );
     assert_verdict(&a, DROP, "added", "exe");
-    let a = agent.wait_for(
-        "the outer chroot's busybox",
-        WAIT,
-        binary_alert_in(&c, "/tmp/n/bin/busybox"),
-    );
+    let a = alert_for(&agent, &c, "/tmp/n/bin/busybox");
     assert_verdict(&a, DROP, "added", "exe");
     Aftermath { agent: &agent }.assert_all();
 }
@@ -143,30 +155,16 @@ fn unshare_and_bind_mounts_over_image_paths() {
     }
     let agent = AgentProcess::start(&[]);
     let c = with_caps(MOUNT_CAPS, None, DEBIAN);
-    let (code, out) = c.sh(
-        "cp /usr/bin/touch /tmp/payload && \
-         unshare -m sh -c 'mount --bind /tmp/payload /usr/bin/true && /usr/bin/true /tmp/ran-bind'",
-    );
+    let (code, out) = c.sh(BIND_PAYLOAD);
     assert_eq!(code, 0, "{out}");
     let (ran, _) = c.sh("test -e /tmp/ran-bind");
     assert_eq!(ran, 0, "the attack itself must have run");
-    let a = agent.wait_for(
-        "payload bound over /usr/bin/true",
-        WAIT,
-        binary_alert_in(&c, "/tmp/payload"),
-    );
+    let a = alert_for(&agent, &c, "/tmp/payload");
     assert_verdict(&a, DROP, "added", "exe");
 
-    let (code, out) = c.sh(
-        "printf '#!/bin/sh\\ntouch /tmp/ran-script\\n' > /tmp/s.sh && chmod +x /tmp/s.sh && \
-         unshare -m sh -c 'mount --bind /tmp/s.sh /usr/bin/ldd && /usr/bin/ldd'",
-    );
+    let (code, out) = c.sh(BIND_SCRIPT);
     assert_eq!(code, 0, "{out}");
-    let a = agent.wait_for(
-        "script bound over /usr/bin/ldd",
-        WAIT,
-        binary_alert_in(&c, "/usr/bin/ldd"),
-    );
+    let a = alert_for(&agent, &c, "/usr/bin/ldd");
     assert_verdict(&a, UNJUDGED, "unjudged", "script");
     assert_eq!(a["priority"], "Warning", "{a}");
     Aftermath { agent: &agent }.assert_all();
@@ -180,17 +178,13 @@ fn pivot_root_into_an_upper_dir() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = with_caps(MOUNT_CAPS, None, BUSYBOX);
-    let (code, out) = c.sh(
+    let (_c, a) = ls_attack(
+        &agent,
+        MOUNT_CAPS,
         "mkdir -p /tmp/u/bin /tmp/u/old && cp /bin/busybox /tmp/u/bin/ls && \
          busybox unshare -m sh -c 'mount --bind /tmp/u /tmp/u && cd /tmp/u && \
          pivot_root . old && exec /bin/ls -d /'",
-    );
-    assert_eq!((code, out.trim()), (0, "/"));
-    let a = agent.wait_for(
-        "pivot_root into /tmp/u",
-        WAIT,
-        binary_alert_in(&c, "/tmp/u/bin/ls"),
+        "/tmp/u/bin/ls",
     );
     assert_verdict(&a, DROP, "added", "exe");
     Aftermath { agent: &agent }.assert_all();
@@ -204,17 +198,13 @@ fn pivot_root_into_a_tmpfs() {
         return;
     }
     let agent = AgentProcess::start(&[]);
-    let c = with_caps(MOUNT_CAPS, None, BUSYBOX);
-    let (code, out) = c.sh(
+    let (_c, a) = ls_attack(
+        &agent,
+        MOUNT_CAPS,
         "mkdir -p /tmp/t && busybox unshare -m sh -c 'mount -t tmpfs none /tmp/t && \
          mkdir -p /tmp/t/bin /tmp/t/old && cp /bin/busybox /tmp/t/bin/ls && cd /tmp/t && \
          pivot_root . old && exec /bin/ls -d /'",
-    );
-    assert_eq!((code, out.trim()), (0, "/"));
-    let a = agent.wait_for(
-        "pivot_root into a tmpfs",
-        WAIT,
-        binary_alert_in(&c, "/bin/ls"),
+        "/bin/ls",
     );
     assert_verdict(
         &a,
@@ -270,11 +260,7 @@ fn files_moved_or_deleted_right_after_exec_are_not_silent() {
     // Added, then removed right after exec.
     let (code, out) = c.sh("cp /usr/bin/sleep /tmp/gone && (/tmp/gone 1 & rm /tmp/gone; wait)");
     assert_eq!(code, 0, "{out}");
-    let a = agent.wait_for(
-        "removed right after exec",
-        WAIT,
-        binary_alert_in(&c, "/tmp/gone"),
-    );
+    let a = alert_for(&agent, &c, "/tmp/gone");
     assert_verdict(&a, DROP, "added", "exe");
     Aftermath { agent: &agent }.assert_all();
 }
@@ -331,17 +317,12 @@ fn prevention_refuses_chroot_bind_and_pivot_root_payloads() {
          busybox chroot /tmp/r /bin/touch /ran-chroot",
         "/tmp/r/ran-chroot",
     );
-    let a = agent.wait_for("chroot", WAIT, binary_alert_in(&b, "/tmp/r/bin/touch"));
+    let a = alert_for(&agent, &b, "/tmp/r/bin/touch");
     blocked(&a, "added", "exe");
 
     // A payload bound over an image binary in a new mount namespace: fanotify's path is the
     // image's /usr/bin/true, but the file is not.
-    refused(
-        &d,
-        "cp /usr/bin/touch /tmp/payload && \
-         unshare -m sh -c 'mount --bind /tmp/payload /usr/bin/true && /usr/bin/true /tmp/ran-bind'",
-        "/tmp/ran-bind",
-    );
+    refused(&d, BIND_PAYLOAD, "/tmp/ran-bind");
     // fanotify names the file by the bind mount (the image's path, judged `unjudged`: it is
     // not the image's inode) or by its place in the layer (`added`); refused either way.
     let a = agent.wait_for(
@@ -352,12 +333,7 @@ fn prevention_refuses_chroot_bind_and_pivot_root_payloads() {
     blocked_as_one_of(&a, &["unjudged", "added"], "exe");
 
     // A script bound over an image script.
-    refused(
-        &d,
-        "printf '#!/bin/sh\\ntouch /tmp/ran-script\\n' > /tmp/s.sh && chmod +x /tmp/s.sh && \
-         unshare -m sh -c 'mount --bind /tmp/s.sh /usr/bin/ldd && /usr/bin/ldd'",
-        "/tmp/ran-script",
-    );
+    refused(&d, BIND_SCRIPT, "/tmp/ran-script");
     let a = agent.wait_for(
         "script bound over ldd",
         WAIT,
@@ -373,7 +349,7 @@ fn prevention_refuses_chroot_bind_and_pivot_root_payloads() {
          pivot_root . old && exec /bin/touch /old/tmp/ran-pivot'",
         "/tmp/ran-pivot",
     );
-    let a = agent.wait_for("pivot_root", WAIT, binary_alert_in(&b, "/bin/touch"));
+    let a = alert_for(&agent, &b, "/bin/touch");
     blocked(&a, "unjudged", "exe");
 
     // The image's own programs still run in a chroot (here, of the image's root).
