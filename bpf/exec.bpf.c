@@ -486,7 +486,10 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 			hold = eflags & DW_ENFORCE_HOLD_ALL;
 			if (!hold && (eflags & DW_ENFORCE_HOLD_SUSPECT)) {
 				struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-				hold = is_loader_name(BPF_CORE_READ(d, d_name.name));
+				/* Not on an overlay: a filesystem fanotify may not have been asked to
+				 * watch (a tmpfs mounted inside the container after it was placed). */
+				hold = ev->fs_magic != OVERLAYFS_SUPER_MAGIC ||
+				       is_loader_name(BPF_CORE_READ(d, d_name.name));
 				if (!hold && ev->env_len) {
 					struct env_scan scan = {
 						.start = ev->root_len + ev->filename_len + ev->interp_len +

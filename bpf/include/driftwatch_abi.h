@@ -64,7 +64,9 @@ enum dw_enforce_flags {
 	/* SIGKILL execs of memfd/pseudo files (fanotify never sees them). */
 	DW_ENFORCE_KILL_MEMFD = 1 << 0,
 	/* SIGSTOP execs that load code fanotify's exec permission does not see: the dynamic
-	 * loader run as a program (ld.so /tmp/x) and any exec whose environment has LD_PRELOAD. */
+	 * loader run as a program (ld.so /tmp/x), any exec whose environment has LD_PRELOAD,
+	 * and any exec of a file not on an overlay (a filesystem mounted inside the container
+	 * after its mounts were marked). */
 	DW_ENFORCE_HOLD_SUSPECT = 1 << 1,
 	/* SIGSTOP every exec (a namespace whose scope user space has not decided yet). */
 	DW_ENFORCE_HOLD_ALL = 1 << 2,

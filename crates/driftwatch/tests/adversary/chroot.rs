@@ -352,6 +352,22 @@ fn prevention_refuses_chroot_bind_and_pivot_root_payloads() {
     let a = alert_for(&agent, &b, "/bin/touch");
     blocked(&a, "unjudged", "exe");
 
+    // pivot_root into a tmpfs mounted inside, after the container was marked: fanotify is
+    // not asked about it; the kernel holds the exec, the agent kills it before it runs.
+    let (code, out) = b.sh(
+        "mkdir -p /tmp/t && busybox unshare -m sh -c 'mount -t tmpfs none /tmp/t && \
+         mkdir -p /tmp/t/bin /tmp/t/old && cp /bin/busybox /tmp/t/bin/touch && cd /tmp/t && \
+         pivot_root . old && exec /bin/touch /old/tmp/ran-tmpfs'",
+    );
+    assert_eq!(code, 137, "killed before it ran: {out}");
+    let (found, _) = b.sh("test -e /tmp/ran-tmpfs");
+    assert_ne!(found, 0, "the tmpfs payload ran ({out})");
+    let a = agent.wait_for("pivot_root into a tmpfs", WAIT, |a| {
+        binary_alert_in(&b, "/bin/touch")(a) && field(a, "drift.verdict") == "tmpfs"
+    });
+    blocked(&a, "tmpfs", "exe");
+    assert_eq!(field(&a, "drift.blocked_by"), "bpf_hold", "{a}");
+
     // The image's own programs still run in a chroot (here, of the image's root).
     let (code, out) = d.sh("chroot / /usr/bin/true && echo fine");
     let (code2, out2) = b.sh("busybox chroot / /bin/true && echo fine");
