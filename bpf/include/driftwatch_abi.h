@@ -20,7 +20,8 @@
 #define DW_CWD_MAX 2048
 #define DW_ARGS_MAX 4096
 #define DW_ENV_MAX 4096
-/* Room for the sections: a power of two, at least the sum of the caps (15872). */
+#define DW_ROOT_MAX 256
+/* Room for the sections: a power of two, at least the sum of the caps (16128). */
 #define DW_DATA_SIZE 16384
 #define DW_DATA_SLACK 4096
 
@@ -50,6 +51,8 @@ enum dw_exec_flags {
 	DW_EXEC_PSEUDO = 1 << 9,
 	/* Held while no agent was alive (see dw_enforce_config). */
 	DW_EXEC_ORPHAN = 1 << 10,
+	/* The task's root path did not fit DW_ROOT_MAX. */
+	DW_EXEC_ROOT_TRUNCATED = 1 << 11,
 };
 
 /*
@@ -61,7 +64,9 @@ enum dw_enforce_flags {
 	/* SIGKILL execs of memfd/pseudo files (fanotify never sees them). */
 	DW_ENFORCE_KILL_MEMFD = 1 << 0,
 	/* SIGSTOP execs that load code fanotify's exec permission does not see: the dynamic
-	 * loader run as a program (ld.so /tmp/x) and any exec whose environment has LD_PRELOAD. */
+	 * loader run as a program (ld.so /tmp/x), any exec whose environment has LD_PRELOAD,
+	 * and any exec of a file not on an overlay (a filesystem mounted inside the container
+	 * after its mounts were marked). */
 	DW_ENFORCE_HOLD_SUSPECT = 1 << 1,
 	/* SIGSTOP every exec (a namespace whose scope user space has not decided yet). */
 	DW_ENFORCE_HOLD_ALL = 1 << 2,
@@ -96,8 +101,15 @@ enum dw_stat {
 
 /*
  * One exec inside a (possibly) containerised process, read at tp_btf/sched_process_exec.
- * Followed by `data`: path, filename, interp, cwd, args, env in that order, with the
+ * Followed by `data`: root, path, filename, interp, cwd, args, env in that order, with the
  * lengths below (no terminating NULs in the lengths; args/env are NUL-separated).
+ *
+ * Paths never stop at the task's root (chroot, pivot_root inside the container): a path on
+ * an overlay (path, cwd, root) is the file's place in that overlay filesystem, from its own
+ * root dentry whatever mounts or chroots lead to it, which is where its layers hold it; any
+ * other path runs through the mounts up to the root of the task's mount namespace. cwd and
+ * root come with their superblock's device, so user space knows which overlay they are in
+ * and can resolve the names given to exec (bprm->filename, LD_PRELOAD) as the kernel did.
  */
 struct dw_exec_event {
 	__u32 type;            /* DW_EVENT_EXEC */
@@ -122,12 +134,16 @@ struct dw_exec_event {
 	__u32 mnt_id;          /* mount id of the executed file's mount (mountinfo field 1) */
 	__u32 tty;             /* new_encode_dev of the controlling tty, 0 if none */
 	__u32 ns_pid;          /* pid inside its pid namespace */
+	__u32 cwd_dev;         /* s_dev of the superblock of the task's working directory */
+	__u32 root_dev;        /* s_dev of the superblock of the task's root (chroot) */
 	__u16 path_len;
 	__u16 filename_len;
 	__u16 interp_len;
 	__u16 cwd_len;
 	__u16 args_len;
 	__u16 env_len;
+	__u16 root_len;        /* the task's root directory (see above), "/" unless chrooted */
+	__u16 pad[3];          /* keeps `data` 8-byte aligned */
 	char comm[DW_COMM_LEN];
 	char ancestors[DW_ANCESTORS][DW_COMM_LEN]; /* parent first */
 	char cgroup[DW_CGROUP_NAME_LEN];           /* leaf cgroup v2 name */

@@ -6,6 +6,7 @@
 //! for a while, so that late events of a container that has exited still name it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -155,9 +156,12 @@ fn parse_passwd(text: &str) -> HashMap<u32, String> {
 }
 
 fn read_mounts(pid: u32) -> Option<MountTable> {
+    let ns = driftwatch_fs::host::proc_metadata(pid, "ns/mnt")
+        .ok()
+        .map(|md| md.ino() as u32);
     let text = driftwatch_fs::host::proc_string(pid, "mountinfo").ok()?;
     match MountTable::parse(&text) {
-        Ok(t) => Some(t),
+        Ok(t) => Some(t.in_namespace(ns)),
         Err(e) => {
             tracing::warn!("/proc/{pid}/mountinfo: {e}");
             None
@@ -404,9 +408,13 @@ impl ContainerRegistry {
         let pid = pid
             .filter(|p| Path::new(&format!("/proc/{p}")).exists())
             .or(r.pid);
-        let mounts = pid
+        // The engine's init first: the process that made the container known may have
+        // entered a chroot or a mount namespace of its own making, whose view is not the
+        // container's.
+        let mounts = r
+            .pid
             .and_then(read_mounts)
-            .or_else(|| r.pid.and_then(read_mounts));
+            .or_else(|| pid.and_then(read_mounts));
         let mut entry = self.build(
             Arc::new(r.meta.clone()),
             r.layers.clone(),

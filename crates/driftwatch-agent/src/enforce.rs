@@ -37,10 +37,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use driftwatch_image::Judge;
+use driftwatch_image::{Judge, content_of};
 use driftwatch_model::{
-    ContainerId, ContainerMeta, DriftFinding, DriftKind, DriftSubject, Enforcement,
-    EnforcementAction, EnforcementMechanism, EnforcementMode, Event, EventKind, Process, Verdict,
+    ContainerId, ContainerMeta, Content, DriftFinding, DriftKind, DriftSubject, Enforcement,
+    EnforcementAction, EnforcementMechanism, EnforcementMode, Event, EventKind, FileFacts,
+    Identity, Process, Residence, Verdict,
 };
 use driftwatch_rules::Glob;
 use driftwatch_runtime::MountKind;
@@ -658,8 +659,19 @@ impl Enforcer {
             return p.mode;
         }
         let mode = self.policy().mode_for(&entry.meta);
-        let root_dev = std::fs::metadata(format!("/proc/{pid}/root"))
-            .map(|m| m.dev())
+        // The container's root overlay, not this process's root: a namespace made inside
+        // the container may have pivoted to another filesystem.
+        let root_dev = entry
+            .fs
+            .mounts
+            .as_ref()
+            .and_then(|m| m.root_overlay_mount())
+            .map(|m| libc::makedev(m.major, m.minor))
+            .or_else(|| {
+                std::fs::metadata(format!("/proc/{pid}/root"))
+                    .map(|m| m.dev())
+                    .ok()
+            })
             .unwrap_or(0);
         if mode == EnforcementMode::Prevent {
             self.mark_mounts(entry, pid);
@@ -723,7 +735,14 @@ impl Enforcer {
             }
             let rel = m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point);
             let path = Path::new(&format!("/proc/{pid}/root")).join(rel);
-            match guard.mark_mount(&path) {
+            // The root overlay's superblock is the container's alone: mark all of it, so
+            // that mounts of it made inside the container are covered too.
+            let marked = if m.fstype == "overlay" && m.mount_point == Path::new("/") {
+                guard.mark_filesystem(&path)
+            } else {
+                guard.mark_mount(&path)
+            };
+            match marked {
                 Ok(()) => {
                     self.stats.marked_mounts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -791,7 +810,14 @@ impl Enforcer {
     ) {
         let held = rec.flags.has(ExecFlags::HELD);
         let policy = self.policy();
-        let mode = match self.mode_of_ns(rec.mnt_ns) {
+        // A placement is this container's only if made for it: namespace inodes are reused.
+        let own = self
+            .placed
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&rec.mnt_ns).map(|p| p.id == entry.meta.id))
+            .unwrap_or(true);
+        let mode = match self.mode_of_ns(rec.mnt_ns).filter(|_| own) {
             Some(m) => {
                 if held && let Some(maps) = self.maps.get() {
                     // Held as unknown although placed: the kernel's LRU map evicted it.
@@ -801,7 +827,9 @@ impl Enforcer {
                 }
                 m
             }
-            None if held || policy.any_prevent() => self.place(entry, rec.pid, Some(rec.mnt_ns)),
+            None if held || policy.any_prevent() || !own => {
+                self.place(entry, rec.pid, Some(rec.mnt_ns))
+            }
             None => policy.mode_for(&entry.meta),
         };
         if let Some(f) = finding.as_ref()
@@ -865,14 +893,33 @@ impl Enforcer {
         }
     }
 
+    /// Places the mount namespace `ns` of `pid` by the container its cgroup names.
+    fn place_by_cgroup(&self, pid: u32, ns: u32) -> Option<Placed> {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let m = driftwatch_runtime::container_from_proc_cgroup(&cgroup)?;
+        let entry = self.registry.resolve(&m.id, m.engine, pid);
+        self.place(&entry, pid, Some(ns));
+        self.placed.lock().ok()?.get(&ns).cloned()
+    }
+
     /// Judges one exec permission request: allow, or deny with the alert's event.
     fn decide(&self, guard: &ExecGuard, req: &ExecRequest) -> (bool, Option<Event>) {
         let Some(ns) = mnt_ns_of(req.pid) else {
             return (true, None);
         };
-        let Some(placed) = self.placed.lock().ok().and_then(|m| m.get(&ns).cloned()) else {
-            // A mount still marked for a namespace the agent forgot: nothing to judge against.
-            return (true, None);
+        let placed = match self.placed.lock().ok().and_then(|m| m.get(&ns).cloned()) {
+            // Mount namespace inodes are reused once a namespace is gone, and containers
+            // make and drop namespaces at will (`unshare -m`): the placement must be this
+            // process's container's, else it is placed again.
+            Some(p) if container_of_pid(req.pid).is_none_or(|id| id == p.id) => p,
+            // A namespace not placed yet on a marked filesystem: one a container made
+            // (`unshare -m`), whose first execs come before its exec records. Placed now,
+            // by the process's container, so that it is judged like its container.
+            _ => match self.place_by_cgroup(req.pid, ns) {
+                Some(p) => p,
+                // No container's (a mount the agent forgot): nothing to judge against.
+                None => return (true, None),
+            },
         };
         if placed.mode != EnforcementMode::Prevent {
             return (true, None);
@@ -953,16 +1000,42 @@ impl Enforcer {
             .strip_suffix(" (deleted)")
             .unwrap_or(raw_path)
             .to_string();
-        let (verdict, hash, image_hash) = if md.nlink() == 0 {
-            (Verdict::Deleted, None, None)
-        } else if md.dev() == placed.root_dev {
-            match entry.fs.layers.as_ref().map(|l| self.judge.judge(l, &path)) {
-                Some(Ok(j)) => (j.verdict, j.hash, j.image_hash),
-                Some(Err(e)) => {
+        // The one verdict function over the facts of the file handed over: its device says
+        // whether it is the container's overlay, fstat's inode whether the file the path
+        // names is that file (the path comes from d_path in the container's mount
+        // namespace; a mount or pivot_root made inside could make it name another file).
+        let mut facts = FileFacts {
+            residence: Residence::Volume,
+            unlinked: md.nlink() == 0,
+            content: Content::NotCompared,
+            identity: Identity::Unchecked,
+            existed: true,
+        };
+        let (mut hash, mut image_hash) = (None, None);
+        if md.dev() == placed.root_dev {
+            // fstat does not tell the layer: only the content can.
+            facts.residence = Residence::RootOverlay {
+                upper: true,
+                lower: true,
+            };
+            let Some(layers) = entry.fs.layers.as_ref() else {
+                // No layers to compare with: nothing to judge by (see the README's Limits).
+                return (path, Verdict::Unknown, None, None);
+            };
+            let r = self.judge.judge(layers, &path);
+            facts.content = content_of(&r);
+            facts.identity = match &r {
+                Ok(j) if j.is_inode(md.ino()) => Identity::Verified,
+                Ok(_) => Identity::Mismatch,
+                Err(e) if e.is_not_found() => Identity::Mismatch,
+                Err(e) => {
                     tracing::debug!("judging {path}: {e}");
-                    (Verdict::Unknown, None, None)
+                    Identity::Unchecked
                 }
-                None => (Verdict::Unknown, None, None),
+            };
+            if let Ok(j) = r {
+                hash = j.hash;
+                image_hash = j.image_hash;
             }
         } else {
             let kind = entry
@@ -971,11 +1044,15 @@ impl Enforcer {
                 .as_ref()
                 .and_then(|m| m.find(&path))
                 .map(|m| m.kind());
-            match kind {
-                Some(MountKind::Tmpfs) => (Verdict::Tmpfs, None, None),
-                _ => (Verdict::Volume, None, None),
-            }
-        };
+            facts.residence = match kind {
+                Some(MountKind::Tmpfs) => Residence::Memory,
+                Some(MountKind::Proc) | Some(MountKind::Sys) | Some(MountKind::Dev) => {
+                    Residence::KernelPseudo
+                }
+                _ => Residence::Volume,
+            };
+        }
+        let verdict = driftwatch_model::verdict(&facts);
         (path, verdict, hash, image_hash)
     }
 
@@ -1337,6 +1414,12 @@ fn new_guard() -> anyhow::Result<Arc<ExecGuard>> {
             "prevent mode needs fanotify exec permission events: {e} (root and CONFIG_FANOTIFY_ACCESS_PERMISSIONS are required)"
         )
     })
+}
+
+/// The container a process belongs to, by its cgroup.
+fn container_of_pid(pid: u32) -> Option<ContainerId> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    driftwatch_runtime::container_from_proc_cgroup(&cgroup).map(|m| m.id)
 }
 
 fn nix_fstat(req: &ExecRequest) -> std::io::Result<std::fs::Metadata> {

@@ -1,14 +1,22 @@
-//! Where did an exec's code come from? Combines the kernel's view of the executed file
-//! (filesystem, overlay bits, link count) with the container's layers and mounts.
+//! Where did an exec's code come from? Gathers the facts about each file an exec loads (the
+//! kernel's view of the executed file: filesystem, overlay bits, link count, inode; the
+//! container's layers and mounts) and asks the one verdict function,
+//! [`driftwatch_model::verdict`], shared with prevention and file drift.
 //!
 //! Order of judgement for the primary finding: the executed file, then the script run by
 //! its shebang, then a program run through the dynamic loader, then `LD_PRELOAD` libraries.
+//!
+//! Paths come from the kernel relative to the file's overlay filesystem (never the task's
+//! chroot), and a path-based content verdict on the executed file is trusted only when the
+//! writable-layer file at that path is the inode the kernel executed.
 
 use std::path::{Component, Path, PathBuf};
 
-use driftwatch_image::Judge;
-use driftwatch_model::{DriftFinding, DriftKind, DriftSubject, Verdict};
-use driftwatch_runtime::MountKind;
+use driftwatch_image::{Judge, content_of};
+use driftwatch_model::{
+    Content, DriftFinding, DriftKind, DriftSubject, FileFacts, Identity, Residence, Verdict,
+};
+use driftwatch_runtime::{MountKind, kernel_dev};
 use driftwatch_sensor::{
     ExecFlags, ExecRecord, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS,
 };
@@ -52,54 +60,67 @@ fn is_memfd(rec: &ExecRecord) -> bool {
         && rec.path.starts_with("/memfd:")
 }
 
-/// Judges a path on the container's root overlay by content.
-fn judge_on_overlay(fs: &ContainerFs, judge: &Judge, path: &str) -> Option<Judged> {
-    let layers = fs.layers.as_ref()?;
-    match judge.judge(layers, path) {
-        Ok(j) => Some(Judged {
-            verdict: j.verdict,
-            path: j.resolved_path,
-            hash: j.hash,
-            image_hash: j.image_hash,
-        }),
-        Err(e) => {
-            tracing::debug!("judging {path}: {e}");
-            None
-        }
-    }
+/// The container's root overlay as the kernel names its superblock (`s_dev`), from the
+/// mounts the agent read; `None` when unknown.
+fn root_dev(fs: &ContainerFs) -> Option<u32> {
+    fs.mounts.as_ref()?.root_overlay_mount().map(kernel_dev)
 }
 
+/// Is `dev` the container's root overlay? Unknown mounts: assume so (the layers, if any,
+/// are the only ones to compare with).
+fn on_root_overlay(fs: &ContainerFs, dev: u32) -> bool {
+    root_dev(fs).is_none_or(|r| r == dev)
+}
+
+/// The executed file: the kernel handed it over, so its filesystem and overlay bits are
+/// facts, and a content verdict by path holds only if that path's writable-layer inode is
+/// the one executed.
 fn exe_verdict(rec: &ExecRecord, fs: &ContainerFs, judge: &Judge) -> Judged {
-    if is_memfd(rec) {
-        return Judged::plain(Verdict::Memfd, &rec.path);
-    }
-    if rec.nlink == 0 {
-        return Judged::plain(Verdict::Deleted, &rec.path);
-    }
-    match rec.fs_magic {
-        FS_MAGIC_OVERLAY => {
-            let on_root = fs
-                .mounts
-                .as_ref()
-                .and_then(|m| m.by_id(rec.mnt_id))
-                .is_none_or(|m| m.mount_point == Path::new("/"));
-            if !rec.flags.has(ExecFlags::OVL_UPPER) {
-                // Only in the image's layers: nothing to read.
-                return Judged::plain(Verdict::Image, &rec.path);
-            }
-            if on_root && let Some(j) = judge_on_overlay(fs, judge, &rec.path) {
-                return j;
-            }
-            // No layers to compare with (or the file is gone): trust the kernel's bits.
-            if rec.flags.has(ExecFlags::OVL_LOWER) {
-                Judged::plain(Verdict::Unknown, &rec.path)
-            } else {
-                Judged::plain(Verdict::Added, &rec.path)
-            }
+    let residence = if is_memfd(rec) {
+        Residence::Memfd
+    } else {
+        match rec.fs_magic {
+            FS_MAGIC_OVERLAY if on_root_overlay(fs, rec.dev) => Residence::RootOverlay {
+                upper: rec.flags.has(ExecFlags::OVL_UPPER),
+                lower: rec.flags.has(ExecFlags::OVL_LOWER),
+            },
+            FS_MAGIC_TMPFS | FS_MAGIC_HUGETLBFS => Residence::Memory,
+            _ => Residence::Volume,
         }
-        FS_MAGIC_TMPFS | FS_MAGIC_HUGETLBFS => Judged::plain(Verdict::Tmpfs, &rec.path),
-        _ => Judged::plain(Verdict::Volume, &rec.path),
+    };
+    let mut facts = FileFacts {
+        residence,
+        unlinked: rec.nlink == 0,
+        content: Content::NotCompared,
+        identity: Identity::Unchecked,
+        existed: true,
+    };
+    let mut judged = Judged::plain(Verdict::Unknown, &rec.path);
+    let needs_content = matches!(residence, Residence::RootOverlay { upper: true, .. })
+        && !facts.unlinked
+        && !rec.flags.has(ExecFlags::PATH_TRUNCATED);
+    if needs_content && let Some(layers) = fs.layers.as_ref() {
+        let r = judge.judge(layers, &rec.path);
+        facts.content = content_of(&r);
+        facts.identity = match &r {
+            Ok(j) if j.upper_ino == Some(rec.upper_ino) => Identity::Verified,
+            Ok(_) => Identity::Mismatch,
+            Err(e) if e.is_not_found() => Identity::Mismatch,
+            Err(e) => {
+                tracing::debug!("judging {}: {e}", rec.path);
+                Identity::Unchecked
+            }
+        };
+        if let Ok(j) = r
+            && facts.identity == Identity::Verified
+        {
+            judged.hash = j.hash;
+            judged.image_hash = j.image_hash;
+            judged.path = j.resolved_path;
+        }
     }
+    judged.verdict = driftwatch_model::verdict(&facts);
+    judged
 }
 
 /// Makes `name` absolute against `cwd` and removes `.`/`..` lexically.
@@ -122,25 +143,132 @@ fn absolutize(cwd: &str, name: &str) -> String {
     out.to_string_lossy().into_owned()
 }
 
-/// Judges a file named by path (a script, a loader's target, a preloaded library): the
-/// kernel did not hand us this file, so find the mount it lives on first.
-fn path_verdict(path: &str, fs: &ContainerFs, judge: &Judge) -> Judged {
-    let kind = fs
+/// A name given to exec (`bprm->filename`, `LD_PRELOAD`, a loader's argument) resolved the
+/// way the kernel did: absolute names from the task's root, relative ones from its working
+/// directory, `..` never above the root. Lexical (symlinks are the judge's).
+fn resolve_name(rec: &ExecRecord, name: &str) -> String {
+    let base = if name.starts_with('/') {
+        rec.root.as_str()
+    } else {
+        rec.cwd.as_str()
+    };
+    let root = absolutize("/", &rec.root);
+    let floor = Path::new(&root).components().count();
+    let mut out = PathBuf::from(&root);
+    let rel = absolutize("/", base);
+    // the base (the cwd) lies under the root unless the task moved it out with fchdir
+    let rel = Path::new(&rel)
+        .strip_prefix(&root)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| PathBuf::from(rel.trim_start_matches('/')));
+    for c in rel.components().chain(Path::new(name).components()) {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                if out.components().count() > floor {
+                    out.pop();
+                }
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out.to_string_lossy().into_owned()
+}
+
+/// Is the task where the container's own mounts describe it: its root is the container's
+/// root, in the mount namespace the agent read? Otherwise (a chroot, `pivot_root`, a mount
+/// namespace made inside) a name may lead somewhere the agent's mount table does not show.
+fn in_container_view(rec: &ExecRecord, fs: &ContainerFs) -> bool {
+    let same_ns = fs
         .mounts
         .as_ref()
-        .and_then(|m| m.find(path))
-        .map(|m| m.kind());
-    match kind {
-        Some(MountKind::Tmpfs) => Judged::plain(Verdict::Tmpfs, path),
-        Some(MountKind::Bind { .. }) | Some(MountKind::Other(_)) => {
-            Judged::plain(Verdict::Volume, path)
+        .and_then(|m| m.mnt_ns())
+        .is_none_or(|ns| ns == rec.mnt_ns);
+    let root_is_container_root = absolutize("/", &rec.root) == "/"
+        && root_dev(fs).is_none_or(|d| rec.root_dev == 0 || d == rec.root_dev);
+    same_ns && root_is_container_root && !rec.flags.has(ExecFlags::ROOT_TRUNCATED)
+}
+
+/// Judges a file named by path (a script, a loader's target, a preloaded library): the
+/// kernel did not hand us this file. `existed`: the kernel opened it (a script), so a
+/// missing file is one that moved after exec.
+fn path_verdict(
+    rec: &ExecRecord,
+    name: &str,
+    existed: bool,
+    fs: &ContainerFs,
+    judge: &Judge,
+) -> Judged {
+    let path = resolve_name(rec, name);
+    let base_dev = if name.starts_with('/') {
+        rec.root_dev
+    } else {
+        rec.cwd_dev
+    };
+    let (residence, identity) = if in_container_view(rec, fs) {
+        let kind = fs
+            .mounts
+            .as_ref()
+            .and_then(|m| m.find(&path))
+            .map(|m| m.kind());
+        let residence = match kind {
+            Some(MountKind::Tmpfs) => Residence::Memory,
+            Some(MountKind::Bind { .. }) | Some(MountKind::Other(_)) => Residence::Volume,
+            Some(MountKind::Proc) | Some(MountKind::Sys) | Some(MountKind::Dev) => {
+                Residence::KernelPseudo
+            }
+            Some(MountKind::ImageRoot) | None => Residence::RootOverlay {
+                upper: true,
+                lower: true,
+            },
+        };
+        (residence, Identity::ByPath)
+    } else if base_dev == 0 || on_root_overlay(fs, base_dev) {
+        // Resolved in the overlay's own terms (the kernel walked root and cwd there); the
+        // mounts on the way are not known, so an image file there proves nothing.
+        (
+            Residence::RootOverlay {
+                upper: true,
+                lower: true,
+            },
+            Identity::ByPathUnresolved,
+        )
+    } else {
+        // From a root or directory on another filesystem: what it is, if the agent knows
+        // its mount; otherwise nothing tells.
+        let kind = fs
+            .mounts
+            .as_ref()
+            .and_then(|m| m.by_kernel_dev(base_dev))
+            .map(|m| m.kind());
+        let residence = match kind {
+            Some(MountKind::Tmpfs) => Residence::Memory,
+            Some(MountKind::Bind { .. }) | Some(MountKind::Other(_)) => Residence::Volume,
+            _ => Residence::KernelPseudo,
+        };
+        (residence, Identity::ByPathUnresolved)
+    };
+    let mut facts = FileFacts {
+        residence,
+        unlinked: false,
+        content: Content::NotCompared,
+        identity,
+        existed,
+    };
+    let mut judged = Judged::plain(Verdict::Unknown, &path);
+    if matches!(residence, Residence::RootOverlay { .. })
+        && let Some(layers) = fs.layers.as_ref()
+    {
+        let r = judge.judge(layers, &path);
+        facts.content = content_of(&r);
+        if let Ok(j) = r {
+            judged.hash = j.hash;
+            judged.image_hash = j.image_hash;
+            judged.path = j.resolved_path;
         }
-        Some(MountKind::Proc) | Some(MountKind::Sys) | Some(MountKind::Dev) => {
-            Judged::plain(Verdict::Unknown, path)
-        }
-        Some(MountKind::ImageRoot) | None => judge_on_overlay(fs, judge, path)
-            .unwrap_or_else(|| Judged::plain(Verdict::Unknown, path)),
     }
+    judged.verdict = driftwatch_model::verdict(&facts);
+    judged
 }
 
 /// Is this file the dynamic loader (`ld-linux-x86-64.so.2`, `ld-musl-x86_64.so.1`, `ld.so`)?
@@ -210,8 +338,7 @@ pub fn analyze_exec(rec: &ExecRecord, fs: &ContainerFs, judge: &Judge) -> ExecAn
         && !rec.filename.starts_with("/dev/fd/")
         && !rec.filename.starts_with("/proc/self/fd/")
     {
-        let script = absolutize(&rec.cwd, &rec.filename);
-        let j = path_verdict(&script, fs, judge);
+        let j = path_verdict(rec, &rec.filename, true, fs, judge);
         if j.verdict.is_drift() {
             analysis.finding = Some(finding(DriftSubject::Script, j));
             return analysis;
@@ -220,9 +347,9 @@ pub fn analyze_exec(rec: &ExecRecord, fs: &ContainerFs, judge: &Judge) -> ExecAn
     let mut preload: Vec<String> = Vec::new();
     if is_dynamic_loader(&rec.path) {
         let (target, opts) = loader_target(&rec.argv);
-        preload.extend(opts.iter().map(|p| absolutize(&rec.cwd, p)));
+        preload.extend(opts.iter().map(|p| p.to_string()));
         if let Some(t) = target {
-            let j = path_verdict(&absolutize(&rec.cwd, t), fs, judge);
+            let j = path_verdict(rec, t, false, fs, judge);
             if j.verdict.is_drift() {
                 analysis.finding = Some(finding(DriftSubject::LoaderTarget, j));
                 return analysis;
@@ -240,11 +367,11 @@ pub fn analyze_exec(rec: &ExecRecord, fs: &ContainerFs, judge: &Judge) -> ExecAn
         preload.extend(
             v.split([' ', ':'])
                 .filter(|s| !s.is_empty())
-                .map(|p| absolutize(&rec.cwd, p)),
+                .map(str::to_string),
         );
     }
     for lib in preload {
-        let j = path_verdict(&lib, fs, judge);
+        let j = path_verdict(rec, &lib, false, fs, judge);
         if j.verdict.is_drift() {
             analysis.finding = Some(finding(DriftSubject::Preload, j));
             return analysis;
@@ -338,7 +465,8 @@ mod tests {
             v(&rec("/data/x", 0xEF53, 0, 1)).finding.unwrap().verdict,
             Verdict::Volume
         );
-        // Upper with a lower and no layers to compare: not called drift on the bit alone.
+        // Upper with a lower and no layers to compare: not called added or modified on the
+        // bit alone, but not accepted silently either.
         assert_eq!(
             v(&rec(
                 "/bin/true",
@@ -346,8 +474,10 @@ mod tests {
                 ExecFlags::OVL_UPPER | ExecFlags::OVL_LOWER,
                 1
             ))
-            .finding,
-            None
+            .finding
+            .unwrap()
+            .verdict,
+            Verdict::Unjudged
         );
     }
 
@@ -378,6 +508,23 @@ mod tests {
         )
     }
 
+    /// The record of an exec of the writable-layer file at `path`, as the kernel reports it.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test's own fixture files, not a container's"
+    )]
+    fn upper_rec(fs: &ContainerFs, path: &str, flags: u32) -> ExecRecord {
+        use std::os::unix::fs::MetadataExt;
+        let upper = &fs.layers.as_ref().unwrap().upper;
+        let ino = std::fs::metadata(upper.join(path.trim_start_matches('/')))
+            .unwrap()
+            .ino();
+        ExecRecord {
+            upper_ino: ino,
+            ..rec(path, FS_MAGIC_OVERLAY, flags, 1)
+        }
+    }
+
     #[test]
     fn copy_up_is_judged_by_content() {
         let judge = Judge::new();
@@ -386,11 +533,7 @@ mod tests {
             &[("/usr/bin/true", b"ELF-true")],
             &[("/usr/bin/true", b"ELF-true")],
         );
-        let a = analyze_exec(
-            &rec("/usr/bin/true", FS_MAGIC_OVERLAY, both, 1),
-            &fs,
-            &judge,
-        );
+        let a = analyze_exec(&upper_rec(&fs, "/usr/bin/true", both), &fs, &judge);
         assert_eq!((a.exe_verdict, a.finding), (Verdict::CopyUp, None));
         assert!(
             a.exe_upper_layer,
@@ -400,13 +543,9 @@ mod tests {
             &[("/usr/bin/true", b"ELF-evil")],
             &[("/usr/bin/true", b"ELF-true")],
         );
-        let f = analyze_exec(
-            &rec("/usr/bin/true", FS_MAGIC_OVERLAY, both, 1),
-            &fs,
-            &judge,
-        )
-        .finding
-        .unwrap();
+        let f = analyze_exec(&upper_rec(&fs, "/usr/bin/true", both), &fs, &judge)
+            .finding
+            .unwrap();
         assert_eq!(
             (f.verdict, f.subject, f.path.as_str()),
             (Verdict::Modified, DriftSubject::Exe, "/usr/bin/true")
@@ -455,5 +594,94 @@ mod tests {
         let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, ExecFlags::INTERP, 1);
         r.filename = "/bin/true".into();
         assert_eq!(analyze_exec(&r, &fs, &judge).finding, None);
+    }
+
+    /// The judged path must be the executed file: a content verdict on another file (the
+    /// path renamed, replaced, or steered by the container) is never trusted.
+    #[test]
+    fn a_path_that_is_not_the_executed_file_is_not_trusted() {
+        let judge = Judge::new();
+        let both = ExecFlags::OVL_UPPER | ExecFlags::OVL_LOWER;
+        let (_d, fs) = layers_with(
+            &[("/usr/bin/true", b"ELF-true"), ("/tmp/other", b"x")],
+            &[("/usr/bin/true", b"ELF-true")],
+        );
+        // Same bytes as the image's, but the kernel ran another inode: renamed over.
+        let mut r = upper_rec(&fs, "/usr/bin/true", both);
+        r.upper_ino += 1_000_000;
+        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        assert_eq!(
+            (f.subject, f.verdict),
+            (DriftSubject::Exe, Verdict::Unjudged)
+        );
+        // Renamed or removed right after exec: no file at the path any more.
+        let mut r = upper_rec(&fs, "/usr/bin/true", both);
+        r.path = "/usr/bin/gone".into();
+        assert_eq!(
+            analyze_exec(&r, &fs, &judge).finding.unwrap().verdict,
+            Verdict::Unjudged
+        );
+        // Upper only (no image copy), whatever the path now names: added.
+        let mut r = upper_rec(&fs, "/tmp/other", ExecFlags::OVL_UPPER);
+        r.path = "/usr/bin/true".into();
+        assert_eq!(
+            analyze_exec(&r, &fs, &judge).finding.unwrap().verdict,
+            Verdict::Added
+        );
+    }
+
+    /// Names given to exec inside a chroot resolve from the chroot, and a name that leads
+    /// through a view the agent has not read (chroot, mount namespace made inside) proves
+    /// nothing by naming an image file.
+    #[test]
+    fn names_resolve_from_the_task_root_and_chroots_are_not_trusted() {
+        let judge = Judge::new();
+        let (_d, fs) = layers_with(
+            &[("/tmp/r/s.sh", b"#!/bin/sh"), ("/tmp/r/bin/sh", b"ELF")],
+            &[("/bin/sh", b"ELF-sh"), ("/s.sh", b"#!/bin/sh")],
+        );
+        let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, ExecFlags::INTERP, 1);
+        r.root = "/tmp/r".into();
+        r.cwd = "/tmp/r".into();
+        r.filename = "/s.sh".into();
+        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        assert_eq!(
+            (f.subject, f.verdict, f.path.as_str()),
+            (DriftSubject::Script, Verdict::Added, "/tmp/r/s.sh")
+        );
+        r.filename = "../../s.sh".into();
+        assert_eq!(
+            analyze_exec(&r, &fs, &judge).finding.unwrap().path,
+            "/tmp/r/s.sh",
+            "`..` stops at the task's root"
+        );
+        // Not chrooted: the image's script is the image's...
+        let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, ExecFlags::INTERP, 1);
+        r.root = "/".into();
+        r.filename = "/s.sh".into();
+        assert_eq!(analyze_exec(&r, &fs, &judge).finding, None);
+        r.mnt_ns = 7;
+        let mut ns_fs = fs.clone();
+        ns_fs.mounts = Some(
+            driftwatch_runtime::MountTable::parse(
+                "77 52 0:40 / / rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n",
+            )
+            .unwrap()
+            .in_namespace(Some(6)),
+        );
+        // ...but not when named in a mount namespace made inside the container.
+        (r.root_dev, r.dev) = (40, 40);
+        assert_eq!(
+            analyze_exec(&r, &ns_fs, &judge).finding.unwrap().verdict,
+            Verdict::Unjudged,
+            "an image script named in a mount namespace made inside"
+        );
+        // The executed file on another overlay than the container's root: not the image.
+        let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, 0, 1);
+        r.dev = 41;
+        assert_eq!(
+            analyze_exec(&r, &ns_fs, &judge).finding.unwrap().verdict,
+            Verdict::Volume
+        );
     }
 }

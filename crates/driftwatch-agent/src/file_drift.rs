@@ -31,10 +31,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use driftwatch_fs::{AGENT_PACKAGE_DB_CAP, FsError, InContainer, Limit, Resolve, Root};
 use driftwatch_image::packages::{self, PackageDiffBuilder};
-use driftwatch_image::{ContainerPath, Ecosystem, Judge, PackageChangeKind, package_db_kind};
+use driftwatch_image::{
+    ContainerPath, Ecosystem, Judge, PackageChangeKind, content_of, package_db_kind,
+};
 use driftwatch_model::{
-    ContainerId, ContainerMeta, DriftFinding, DriftKind, DriftSubject, Event, EventKind, FileRef,
-    Process, Verdict,
+    ContainerId, ContainerMeta, Content, DriftFinding, DriftKind, DriftSubject, Event, EventKind,
+    FileFacts, FileRef, Identity, Process, Residence, Verdict,
 };
 use driftwatch_sensor::fanotify::{
     DirEntryRef, DirHandle, DirWatcher, FileNotice, op, resolve_dir,
@@ -869,20 +871,30 @@ impl Sensor {
     /// `O_WRONLY`). Decided by content, like copy-ups at exec.
     fn written_verdict(&self, id: &ContainerId, rel: &Path) -> Option<Verdict> {
         let w = self.containers.get(id)?;
-        if w.volume_of(rel).is_some() {
-            return Some(Verdict::Volume);
-        }
-        if !self.in_image(id, rel) {
-            return Some(Verdict::Added);
-        }
-        let layers = driftwatch_model::OverlayLayers {
-            upper: w.upper.clone(),
-            lowers: w.lowers.clone(),
-            merged: None,
+        // The one verdict function, as for execs: the write happened in the writable layer
+        // (or a volume); only the content tells a copy-up from a change.
+        let mut facts = FileFacts {
+            residence: Residence::Volume,
+            unlinked: false,
+            content: Content::NotCompared,
+            identity: Identity::ByPath,
+            existed: true,
         };
-        match self.judge.judge(&layers, container_path(rel)) {
-            Ok(j) if j.verdict == Verdict::CopyUp => None,
-            _ => Some(Verdict::Modified),
+        if w.volume_of(rel).is_none() {
+            let lower = self.in_image(id, rel);
+            facts.residence = Residence::RootOverlay { upper: true, lower };
+            if lower {
+                let layers = driftwatch_model::OverlayLayers {
+                    upper: w.upper.clone(),
+                    lowers: w.lowers.clone(),
+                    merged: None,
+                };
+                facts.content = content_of(&self.judge.judge(&layers, container_path(rel)));
+            }
+        }
+        match driftwatch_model::verdict(&facts) {
+            Verdict::Image | Verdict::CopyUp => None,
+            v => Some(v),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use driftwatch_model::{OverlayLayers, Verdict};
+use driftwatch_model::{Content, OverlayLayers, Verdict};
 use serde::Serialize;
 
 use crate::error::JudgeError;
@@ -107,6 +107,44 @@ pub struct Judgement {
     pub metadata_change: Option<MetadataChange>,
     /// Size of the container's file in bytes.
     pub size: u64,
+    /// The inode number of the file in the writable layer (`None` when it is only in the
+    /// image's layers): the identity a caller compares with the inode the kernel executed.
+    pub upper_ino: Option<u64>,
+    /// The inode number of the image's file at the same place, when the judged file is in the
+    /// writable layer and the image has one (`CopyUp`, `Modified`); overlay reports this
+    /// origin's number in `st_ino` of a copied-up file.
+    pub image_ino: Option<u64>,
+    /// The inode number of the judged file on its layer (upper or lower).
+    pub layer_ino: u64,
+}
+
+impl Judgement {
+    /// Is the judged file the one `fstat` of the file handed over reports (overlay with all
+    /// layers on one filesystem, no `xino`: `st_ino` is the underlying inode's, the origin's
+    /// for a copy-up)?
+    pub fn is_inode(&self, st_ino: u64) -> bool {
+        self.layer_ino == st_ino || self.image_ino == Some(st_ino)
+    }
+
+    /// The comparison's result as a fact for [`driftwatch_model::verdict`].
+    pub fn content(&self) -> Content {
+        match self.verdict {
+            Verdict::CopyUp => Content::CopyUp,
+            Verdict::Added => Content::Added,
+            Verdict::Modified => Content::Modified,
+            _ => Content::Image,
+        }
+    }
+}
+
+/// A judgement's outcome as a fact for [`driftwatch_model::verdict`]: the content, or why
+/// there is none (no file at the path, or the comparison failed).
+pub fn content_of(r: &Result<Judgement, JudgeError>) -> Content {
+    match r {
+        Ok(j) => j.content(),
+        Err(e) if e.is_not_found() => Content::Missing,
+        Err(_) => Content::Failed,
+    }
 }
 
 impl Default for Judge {
@@ -176,6 +214,9 @@ impl Judge {
             image_hash: None,
             metadata_change: None,
             size: file.meta.size,
+            upper_ino: (file.layer == 0).then_some(file.meta.ino),
+            image_ino: None,
+            layer_ino: file.meta.ino,
         };
         if file.layer != 0 {
             return Ok(j);
@@ -193,6 +234,7 @@ impl Judge {
             j.hash = Some(h.to_hex().to_string());
             return Ok(j);
         };
+        j.image_ino = Some(image_file.meta.ino);
         j.metadata_change = MetadataChange::between(&image_file.meta, &file.meta);
         if capabilities(&image_file) != capabilities(&file) {
             j.metadata_change.get_or_insert_default().capabilities = true;

@@ -28,7 +28,7 @@ pub use diff::{
 pub use diff::{DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES};
 pub use error::{JudgeError, LayerIoError};
 pub use hash::{DEFAULT_HASH_CACHE_ENTRIES, FileKey, HashCache};
-pub use judge::{Change, Judge, Judgement, MetadataChange};
+pub use judge::{Change, Judge, Judgement, MetadataChange, content_of};
 pub use overlay::{LayerOptions, MAX_SYMLINK_HOPS};
 pub use packages::{Ecosystem, Package, PackageChange, PackageChangeKind};
 pub use path::ContainerPath;

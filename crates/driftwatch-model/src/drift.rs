@@ -181,8 +181,15 @@ pub enum Verdict {
     Tmpfs,
     /// On a bind mount or volume: a filesystem that is not the image's.
     Volume,
-    /// Could not be judged (the file vanished before it could be read, layers unknown).
+    /// Could not be judged, and nothing says it is drift: a library named by `LD_PRELOAD`
+    /// that does not exist (the loader skips it), a config value the engine did not report.
     Unknown,
+    /// The writable layer holds this file, the image has one at the same place, and the
+    /// agent could not tell whether they are the same: the file was renamed or removed right
+    /// after exec, its path named another file than the one the kernel ran, it could not be
+    /// read, or the container's layers are unknown. Reported (a Warning), never accepted
+    /// silently: a container could otherwise choose to be unjudgeable.
+    Unjudged,
     /// Network: listening on a port the image does not declare (`ExposedPorts`) and no
     /// baseline allows.
     UndeclaredPort,
@@ -207,6 +214,7 @@ impl Verdict {
             Verdict::Tmpfs => "tmpfs",
             Verdict::Volume => "volume",
             Verdict::Unknown => "unknown",
+            Verdict::Unjudged => "unjudged",
             Verdict::UndeclaredPort => "undeclared_port",
             Verdict::NewDestination => "new_destination",
             Verdict::Unapproved => "unapproved",
@@ -214,12 +222,13 @@ impl Verdict {
         }
     }
 
-    /// True when the code did not come from the image.
+    /// True when the code did not come from the image, or could not be shown to (`unjudged`:
+    /// prevention refuses it, detection warns).
     pub fn is_drift(self) -> bool {
         !matches!(self, Verdict::Image | Verdict::CopyUp | Verdict::Unknown)
     }
 
-    pub const ALL: [Verdict; 13] = [
+    pub const ALL: [Verdict; 14] = [
         Verdict::Image,
         Verdict::CopyUp,
         Verdict::Added,
@@ -229,6 +238,7 @@ impl Verdict {
         Verdict::Tmpfs,
         Verdict::Volume,
         Verdict::Unknown,
+        Verdict::Unjudged,
         Verdict::UndeclaredPort,
         Verdict::NewDestination,
         Verdict::Unapproved,
@@ -367,6 +377,7 @@ mod tests {
                 "deleted",
                 "tmpfs",
                 "volume",
+                "unjudged",
                 "undeclared_port",
                 "new_destination",
                 "unapproved",

@@ -7,6 +7,7 @@ mod container;
 mod drift;
 mod event;
 mod layers;
+mod origin;
 mod process;
 
 pub use alert::{Alert, Priority, PriorityParseError};
@@ -20,4 +21,5 @@ pub use drift::{
 };
 pub use event::{Event, EventKind, FileRef, NetRef};
 pub use layers::OverlayLayers;
+pub use origin::{Content, FileFacts, Identity, Residence, verdict};
 pub use process::Process;

@@ -121,6 +121,10 @@ fn each_drift_verdict_and_subject_raises_exactly_the_right_rule() {
         (Exe, Image, None),
         (Exe, CopyUp, None),
         (Exe, Unknown, None),
+        // Unjudged raises its own Warning, and none of the Critical binary rules.
+        (Exe, Unjudged, None),
+        (Script, Unjudged, None),
+        (Preload, Unjudged, None),
         (Script, Image, None),
         (Preload, CopyUp, None),
     ];
@@ -577,4 +581,31 @@ fn users_tune_without_editing_defaults() {
         "/tmp/other",
     );
     assert_eq!(fired(&rs, &e), ["Drop and execute new binary in container"]);
+}
+
+#[test]
+fn an_unjudged_file_is_a_warning_for_every_subject() {
+    let rs = defaults();
+    let idx = rs
+        .find("Unjudged code executed in container")
+        .expect("the unjudged rule");
+    assert_eq!(rs.rule(idx).priority, Priority::Warning);
+    for subject in [
+        DriftSubject::Exe,
+        DriftSubject::Script,
+        DriftSubject::LoaderTarget,
+        DriftSubject::Preload,
+    ] {
+        let e = drifted_exec("/bin/ls", subject, Verdict::Unjudged, "/bin/ls");
+        assert_eq!(
+            fired(&rs, &e),
+            ["Unjudged code executed in container"],
+            "{subject:?}"
+        );
+        let e = drifted_exec("/bin/ls", subject, Verdict::Image, "/bin/ls");
+        assert!(
+            !fired(&rs, &e).contains(&"Unjudged code executed in container".to_string()),
+            "{subject:?}"
+        );
+    }
 }

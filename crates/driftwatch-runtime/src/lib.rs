@@ -33,8 +33,8 @@ pub use cgroup::{
 pub use containerd::{CONTAINERD_SOCKETS, ContainerdConfig, ContainerdSource};
 pub use docker::{DockerConfig, DockerSource};
 pub use mountinfo::{
-    Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, overlay_layers,
-    parse_mountinfo, resolve_layer_paths,
+    Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, kernel_dev,
+    overlay_layers, parse_mountinfo, resolve_layer_paths,
 };
 pub use pinned::{PinError, PinnedProcess, host_netns};
 pub use pod_identity::{PodIdentity, cri_pod_identity, trusted_pod_identity};

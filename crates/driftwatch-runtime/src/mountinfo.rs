@@ -208,11 +208,49 @@ pub fn classify(mount: &Mount) -> MountKind {
 #[derive(Clone, Debug, Default)]
 pub struct MountTable {
     mounts: Vec<Mount>,
+    /// The mount namespace (its inode) of the process they were read from, when known:
+    /// they describe that namespace only.
+    mnt_ns: Option<u32>,
 }
 
 impl MountTable {
     pub fn new(mounts: Vec<Mount>) -> Self {
-        Self { mounts }
+        Self {
+            mounts,
+            mnt_ns: None,
+        }
+    }
+
+    /// These mounts, as read in the mount namespace `ns`.
+    pub fn in_namespace(mut self, ns: Option<u32>) -> Self {
+        self.mnt_ns = ns;
+        self
+    }
+
+    /// The mount namespace these mounts were read in, if known.
+    pub fn mnt_ns(&self) -> Option<u32> {
+        self.mnt_ns
+    }
+
+    /// The mount on top at `/`, if it is an overlay: the container's root filesystem.
+    pub fn root_overlay_mount(&self) -> Option<&Mount> {
+        let at_root: Vec<&Mount> = self
+            .mounts
+            .iter()
+            .filter(|m| normalize(&m.mount_point) == Path::new("/"))
+            .collect();
+        top_of_stack(&at_root).filter(|m| m.fstype == "overlay")
+    }
+
+    /// The mount whose superblock is the kernel device `dev` (`s_dev`, encoded
+    /// `major << 20 | minor`), the top-most if several.
+    pub fn by_kernel_dev(&self, dev: u32) -> Option<&Mount> {
+        let at: Vec<&Mount> = self
+            .mounts
+            .iter()
+            .filter(|m| kernel_dev(m) == dev)
+            .collect();
+        top_of_stack(&at)
     }
 
     pub fn parse(text: &str) -> Result<Self, MountinfoError> {
@@ -267,6 +305,12 @@ impl MountTable {
         (root.fstype == "overlay").then_some(())?;
         overlay_layers(root)
     }
+}
+
+/// A mount's device as the kernel encodes `s_dev` inside (`MKDEV`: `major << 20 | minor`),
+/// the form BPF programs read.
+pub fn kernel_dev(m: &Mount) -> u32 {
+    (m.major << 20) | (m.minor & 0xf_ffff)
 }
 
 fn top_of_stack<'a>(at: &[&'a Mount]) -> Option<&'a Mount> {

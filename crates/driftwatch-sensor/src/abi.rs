@@ -41,6 +41,7 @@ impl ExecFlags {
     pub const HELD: u32 = 1 << 8;
     pub const PSEUDO: u32 = 1 << 9;
     pub const ORPHAN: u32 = 1 << 10;
+    pub const ROOT_TRUNCATED: u32 = 1 << 11;
 
     pub fn has(self, flag: u32) -> bool {
         self.0 & flag != 0
@@ -73,12 +74,16 @@ pub struct RawExecHeader {
     pub mnt_id: u32,
     pub tty: u32,
     pub ns_pid: u32,
+    pub cwd_dev: u32,
+    pub root_dev: u32,
     pub path_len: u16,
     pub filename_len: u16,
     pub interp_len: u16,
     pub cwd_len: u16,
     pub args_len: u16,
     pub env_len: u16,
+    pub root_len: u16,
+    pub pad: [u16; 3],
     pub comm: [u8; DW_COMM_LEN],
     pub ancestors: [[u8; DW_COMM_LEN]; DW_ANCESTORS],
     pub cgroup: [u8; DW_CGROUP_NAME_LEN],
@@ -126,12 +131,16 @@ mod tests {
             mnt_id,
             tty,
             ns_pid,
+            cwd_dev,
+            root_dev,
             path_len,
             filename_len,
             interp_len,
             cwd_len,
             args_len,
             env_len,
+            root_len,
+            pad,
             comm,
             ancestors,
             cgroup,

@@ -27,13 +27,22 @@ pub struct ExecRecord {
     pub nlink: u32,
     pub mode: u32,
     pub mnt_id: u32,
-    /// The executed file's path inside the process's root (lossy UTF-8).
+    /// The executed file's path (lossy UTF-8): on an overlay, its place in that overlay
+    /// filesystem (from the filesystem's root, whatever chroot or mounts led to it); on any
+    /// other filesystem, from the root of the process's mount namespace. Never relative to a
+    /// chroot.
     pub path: String,
     /// The name given to exec (`bprm->filename`): for a script, the script.
     pub filename: String,
     /// For a script, the interpreter named by the shebang (`bprm->interp`).
     pub interp: Option<String>,
+    /// The working directory, in the same terms as `path`, on the superblock `cwd_dev`.
     pub cwd: String,
+    pub cwd_dev: u32,
+    /// The process's root directory (`/` unless chrooted), in the same terms as `path`, on
+    /// the superblock `root_dev`. Absolute names given to exec are relative to it.
+    pub root: String,
+    pub root_dev: u32,
     pub argv: Vec<String>,
     pub env: Vec<String>,
     pub comm: String,
@@ -86,6 +95,7 @@ impl ExecRecord {
         }
         let data = &buf[HEADER_SIZE..];
         let lens = [
+            h.root_len,
             h.path_len,
             h.filename_len,
             h.interp_len,
@@ -100,15 +110,15 @@ impl ExecRecord {
                 data: data.len(),
             });
         }
-        let mut sections = [&data[..0]; 6];
+        let mut sections = [&data[..0]; 7];
         let mut off = 0;
         for (slot, len) in sections.iter_mut().zip(lens) {
             *slot = &data[off..off + usize::from(len)];
             off += usize::from(len);
         }
-        let [path, filename, interp, cwd, args, env] = sections;
+        let [root, path, filename, interp, cwd, args, env] = sections;
         let flags = ExecFlags(h.flags);
-        let lossy = [path, filename, cwd]
+        let lossy = [path, filename, cwd, root]
             .iter()
             .any(|s| std::str::from_utf8(s).is_err());
         Ok(ExecRecord {
@@ -139,6 +149,9 @@ impl ExecRecord {
                 .has(ExecFlags::INTERP)
                 .then(|| String::from_utf8_lossy(interp).into_owned()),
             cwd: String::from_utf8_lossy(cwd).into_owned(),
+            cwd_dev: h.cwd_dev,
+            root: String::from_utf8_lossy(root).into_owned(),
+            root_dev: h.root_dev,
             argv: split_nul(args),
             env: split_nul(env),
             comm: cstr(&h.comm),
@@ -182,7 +195,8 @@ mod tests {
         h.comm[..2].copy_from_slice(b"sh");
         h.ancestors[0][..4].copy_from_slice(b"bash");
         h.cgroup[..4].copy_from_slice(b"abcd");
-        let sections: [&[u8]; 6] = [
+        let sections: [&[u8]; 7] = [
+            b"/tmp/r",
             b"/usr/bin/dash",
             b"/tmp/s.sh",
             b"/bin/sh",
@@ -192,13 +206,17 @@ mod tests {
         ];
         let lens: Vec<u16> = sections.iter().map(|s| s.len() as u16).collect();
         (
+            h.root_len,
             h.path_len,
             h.filename_len,
             h.interp_len,
             h.cwd_len,
             h.args_len,
             h.env_len,
-        ) = (lens[0], lens[1], lens[2], lens[3], lens[4], lens[5]);
+        ) = (
+            lens[0], lens[1], lens[2], lens[3], lens[4], lens[5], lens[6],
+        );
+        h.root_dev = 77;
         let r = ExecRecord::decode(&encode(&h, &sections.concat())).unwrap();
         assert_eq!(r.pid, 42);
         assert_eq!(r.path, "/usr/bin/dash");
@@ -207,6 +225,7 @@ mod tests {
         assert_eq!(r.cwd, "/root");
         assert_eq!(r.argv, ["/bin/sh", "/tmp/s.sh", "-x"]);
         assert_eq!(r.env, ["A=1", "LD_PRELOAD=/tmp/x.so"]);
+        assert_eq!((r.root.as_str(), r.root_dev), ("/tmp/r", 77));
         assert_eq!(r.comm, "sh");
         assert_eq!(r.ancestors, ["bash"]);
         assert_eq!(r.cgroup, "abcd");

@@ -83,6 +83,19 @@ impl ExecGuard {
         )
     }
 
+    /// Asks for exec permission on every file of the filesystem at `path`, through any
+    /// mount of it in any mount namespace: the container's root overlay, whose superblock is
+    /// its own, so that bind mounts, `pivot_root` and mount namespaces made inside the
+    /// container (new mounts, unmarked by [`ExecGuard::mark_mount`]) are still asked about.
+    pub fn mark_filesystem(&self, path: &Path) -> io::Result<()> {
+        self.mark(
+            libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
+            libc::FAN_OPEN_EXEC_PERM,
+            libc::AT_FDCWD,
+            Some(path),
+        )
+    }
+
     /// Asks for open permission on the file or directory at `path` (an inode mark: it
     /// follows the inode into every mount, bind mounts in containers included); for a
     /// directory also on opens of its direct children and of itself. Requests then carry
@@ -121,10 +134,16 @@ impl ExecGuard {
         )
     }
 
-    /// Removes every mount mark of the group: no new requests are made.
+    /// Removes every mount and filesystem mark of the group: no new requests are made.
     pub fn unmark_all_mounts(&self) -> io::Result<()> {
         self.mark(
             libc::FAN_MARK_FLUSH | libc::FAN_MARK_MOUNT,
+            0,
+            libc::AT_FDCWD,
+            Some(Path::new("/")),
+        )?;
+        self.mark(
+            libc::FAN_MARK_FLUSH | libc::FAN_MARK_FILESYSTEM,
             0,
             libc::AT_FDCWD,
             Some(Path::new("/")),

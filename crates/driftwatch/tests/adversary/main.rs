@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+mod chroot;
 mod response;
 
 /// The agent's resident memory after an attack must stay below this. An idle agent is about
