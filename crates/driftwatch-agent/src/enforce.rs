@@ -727,21 +727,38 @@ impl Enforcer {
             self.stats.mark_errors.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        // Mount points are resolved inside the container's root (a container that renames a
+        // mount point's parent and puts a symlink to `/` in its place must not steer a mark
+        // onto a host mount), and the object found is marked through its own descriptor.
+        let root = match driftwatch_fs::Root::of_process(entry.meta.id.as_str(), pid) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("cannot enforce: {e}");
+                self.stats.mark_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
         for m in mounts {
             if UNMARKED_FS.contains(&m.fstype.as_str())
                 || m.mount_options.split(',').any(|o| o == "noexec")
             {
                 continue;
             }
-            let rel = m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point);
-            let path = Path::new(&format!("/proc/{pid}/root")).join(rel);
-            // The root overlay's superblock is the container's alone: mark all of it, so
-            // that mounts of it made inside the container are covered too.
-            let marked = if m.fstype == "overlay" && m.mount_point == Path::new("/") {
-                guard.mark_filesystem(&path)
-            } else {
-                guard.mark_mount(&path)
-            };
+            let point = driftwatch_fs::InContainer::new(m.mount_point.as_os_str());
+            let marked = root
+                .open_path(&point)
+                .map_err(driftwatch_fs::FsError::into_io)
+                .and_then(|(fd, _)| {
+                    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                    let path = Path::new(&path);
+                    // The root overlay's superblock is the container's alone: mark all of
+                    // it, so that mounts of it made inside the container are covered too.
+                    if m.fstype == "overlay" && m.mount_point == Path::new("/") {
+                        guard.mark_filesystem(path)
+                    } else {
+                        guard.mark_mount(path)
+                    }
+                });
             match marked {
                 Ok(()) => {
                     self.stats.marked_mounts.fetch_add(1, Ordering::Relaxed);

@@ -432,6 +432,14 @@ impl Root {
         })
     }
 
+    /// An `O_PATH` descriptor of whatever `path` names (any file type: nothing is opened
+    /// for reading or writing) and its `fstat`. For handing the object itself to a syscall
+    /// that takes a path, as `/proc/self/fd/N`: the kernel then acts on exactly what this
+    /// resolution found, inside the root, not on a path the container can re-point.
+    pub fn open_path(&self, path: &InContainer) -> Result<(OwnedFd, Stat), FsError> {
+        self.locate(path)
+    }
+
     /// The `fstat` of `path` without following a last symlink (`lstat` semantics in
     /// [`Resolve::Beneath`]), or of what it names (in [`Resolve::InRoot`]).
     pub fn stat(&self, path: &InContainer) -> Result<Stat, FsError> {
