@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
-use driftwatch_image::Judge;
-use driftwatch_model::{OverlayLayers, Verdict};
+use driftwatch_image::{Judge, content_of};
+use driftwatch_model::{Content, FileFacts, Identity, OverlayLayers, Residence, Verdict};
 use driftwatch_runtime::{MountKind, MountTable};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -187,7 +187,7 @@ pub fn read_processes(
             None
         };
         let (exe_verdict, exe_verdict_detail) = match &exe {
-            Some(path) => verdict(path, layers, mounts, judge),
+            Some(path) => verdict(pid, path, layers, mounts, judge),
             None => (None, None),
         };
         let start_time = btime.and_then(|b| {
@@ -239,41 +239,68 @@ fn hash_exe(pid: u32, seen: &mut HashMap<(u64, u64), String>) -> std::io::Result
     Ok(h)
 }
 
-/// The exe's verdict: by its filesystem first (the mount table), then by content against
-/// the image for files on the root overlay.
+/// The exe's verdict, from the one verdict function the agent uses
+/// ([`driftwatch_model::verdict`]): where the file lives (the mount table), whether it was
+/// unlinked, its content against the image, and whether the file judged at its path is the
+/// one the process runs (the inode of `/proc/<pid>/exe`).
 fn verdict(
+    pid: u32,
     exe: &str,
     layers: &OverlayLayers,
     mounts: Option<&MountTable>,
     judge: &Judge,
 ) -> (Option<Verdict>, Option<String>) {
+    let unlinked = exe.ends_with(" (deleted)");
+    let mut facts = FileFacts {
+        residence: Residence::RootOverlay {
+            upper: true,
+            lower: true,
+        },
+        unlinked,
+        content: Content::NotCompared,
+        identity: Identity::Unchecked,
+        existed: true,
+    };
+    let mut detail = None;
     if exe.starts_with("/memfd:") {
-        return (Some(Verdict::Memfd), None);
-    }
-    if exe.ends_with(" (deleted)") {
-        return (Some(Verdict::Deleted), None);
-    }
-    if let Some(m) = mounts.and_then(|t| t.find(exe)) {
+        facts.residence = Residence::Memfd;
+    } else if let Some(m) = mounts.and_then(|t| t.find(exe)) {
+        let place = m.mount_point.display().to_string();
         match m.kind() {
             MountKind::ImageRoot => {}
             MountKind::Tmpfs => {
-                return (
-                    Some(Verdict::Tmpfs),
-                    Some(m.mount_point.display().to_string()),
-                );
+                facts.residence = Residence::Memory;
+                detail = Some(place);
+            }
+            MountKind::Proc | MountKind::Sys | MountKind::Dev => {
+                facts.residence = Residence::KernelPseudo;
+                detail = Some(place);
             }
             other => {
-                return (
-                    Some(Verdict::Volume),
-                    Some(format!("{} ({other:?})", m.mount_point.display())),
-                );
+                facts.residence = Residence::Volume;
+                detail = Some(format!("{place} ({other:?})"));
             }
         }
     }
-    match judge.judge(layers, exe) {
-        Ok(j) => (Some(j.verdict), None),
-        Err(e) => (Some(Verdict::Unknown), Some(e.to_string())),
+    if matches!(facts.residence, Residence::RootOverlay { .. }) && !unlinked {
+        let judged = judge.judge(layers, exe);
+        facts.content = content_of(&judged);
+        match &judged {
+            Ok(j) => {
+                facts.residence = Residence::RootOverlay {
+                    upper: j.upper_ino.is_some(),
+                    lower: j.upper_ino.is_none() || j.image_ino.is_some(),
+                };
+                facts.identity = match driftwatch_fs::host::proc_metadata(pid, "exe") {
+                    Ok(md) if j.is_inode(md.ino()) => Identity::Verified,
+                    Ok(_) => Identity::Mismatch,
+                    Err(_) => Identity::Unchecked,
+                };
+            }
+            Err(e) => detail = Some(e.to_string()),
+        }
     }
+    (Some(driftwatch_model::verdict(&facts)), detail)
 }
 
 #[cfg(test)]
