@@ -261,7 +261,13 @@ fn files_moved_or_deleted_right_after_exec_are_not_silent() {
     let (code, out) = c.sh("cp /usr/bin/sleep /tmp/gone && (/tmp/gone 1 & rm /tmp/gone; wait)");
     assert_eq!(code, 0, "{out}");
     let a = alert_for(&agent, &c, "/tmp/gone");
-    assert_verdict(&a, DROP, "added", "exe");
+    // The `rm` can win the race with the exec itself: then the kernel already reports no
+    // links left, which is the deleted-binary verdict. Either way it is alerted, not silent.
+    if field(&a, "drift.verdict") == "deleted" {
+        assert_verdict(&a, "Execute deleted binary in container", "deleted", "exe");
+    } else {
+        assert_verdict(&a, DROP, "added", "exe");
+    }
     Aftermath { agent: &agent }.assert_all();
 }
 
