@@ -436,9 +436,18 @@ fn mnt_ns_of(pid: u32) -> Option<u32> {
         .map(|m| m.ino() as u32)
 }
 
-fn signal(pid: u32, sig: i32) -> bool {
-    // SAFETY: kill(2) with a pid and a signal number; no memory is involved.
-    unsafe { libc::kill(pid as i32, sig) == 0 }
+/// Lets a held process go (SIGCONT) through a pidfd: when its container is known, only if
+/// the process provably still is that container's (a held process can only die by SIGKILL,
+/// but its pid could then be reused); otherwise to the process the pid names when pinned.
+fn resume_held(pid: u32, container: Option<&driftwatch_model::ContainerId>) -> bool {
+    let pinned = match container {
+        Some(c) => driftwatch_runtime::PinnedProcess::of_container(pid, c),
+        None => driftwatch_runtime::PinnedProcess::open(pid),
+    };
+    pinned
+        .and_then(|p| p.signal(libc::SIGCONT))
+        .map_err(|e| tracing::debug!("letting held pid {pid} go: {e}"))
+        .is_ok()
 }
 
 /// SIGKILL through a pidfd, only when the process provably is still in `container` (a pid
@@ -811,7 +820,7 @@ impl Enforcer {
             let _ = maps.set(rec.mnt_ns, 0);
         }
         if rec.flags.has(ExecFlags::HELD) {
-            signal(rec.pid, libc::SIGCONT);
+            resume_held(rec.pid, None);
             self.stats.hold_released.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -905,7 +914,7 @@ impl Enforcer {
             f.enforcement = Some(Enforcement { mode, action, by });
         }
         if held && !killed_by_us {
-            signal(rec.pid, libc::SIGCONT);
+            resume_held(rec.pid, Some(&entry.meta.id));
             self.stats.hold_released.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -1087,7 +1096,7 @@ impl Enforcer {
         }
         let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         let Some(m) = driftwatch_runtime::container_from_proc_cgroup(&cgroup) else {
-            signal(pid, libc::SIGCONT);
+            resume_held(pid, None);
             return;
         };
         let entry = self.registry.resolve(&m.id, m.engine, pid);
@@ -1098,7 +1107,7 @@ impl Enforcer {
         let (Some(placed), Ok(md), Ok(raw)) =
             (placed, std::fs::metadata(&exe), std::fs::read_link(&exe))
         else {
-            signal(pid, libc::SIGCONT);
+            resume_held(pid, Some(&m.id));
             return;
         };
         let (path, verdict, hash, image_hash) =
@@ -1108,7 +1117,7 @@ impl Enforcer {
             || !verdict.is_drift()
             || self.policy().permits(&path, &entry.meta, &mut hash_exe)
         {
-            signal(pid, libc::SIGCONT);
+            resume_held(pid, Some(&m.id));
             self.stats.hold_released.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -1121,7 +1130,7 @@ impl Enforcer {
                     .collect()
             })
             .unwrap_or_default();
-        let killed = signal(pid, libc::SIGKILL);
+        let killed = kill_in_container(pid, &m.id);
         self.stats.orphans_killed.fetch_add(1, Ordering::Relaxed);
         let time_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
