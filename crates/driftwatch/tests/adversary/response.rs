@@ -218,21 +218,6 @@ fn pod_labels_forged_in_an_image_are_no_pod_identity() {
     Aftermath { agent: &r.agent }.assert_all();
 }
 
-/// `docker run -d ARGS...` (any network), removed when dropped.
-fn run_container(args: &[&str]) -> Container {
-    let mut all = vec!["run", "-d"];
-    all.extend_from_slice(args);
-    let out = docker(&all);
-    assert!(
-        out.status.success(),
-        "docker {all:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Container {
-        id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    }
-}
-
 #[test]
 fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
     if !ready() {
@@ -240,7 +225,7 @@ fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
     }
     let agent = AgentProcess::start(&[]);
     // A pod as cri-dockerd makes it: the sandbox, and a container in its network namespace.
-    let sandbox = run_container(&[
+    let sandbox = Container::run_on_any_network(&[
         "--network",
         "none",
         "--label",
@@ -255,7 +240,7 @@ fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
         "sleep",
         "300",
     ]);
-    let joined = run_container(&[
+    let joined = Container::run_on_any_network(&[
         "--network",
         &format!("container:{}", sandbox.id),
         "--label",
@@ -343,7 +328,15 @@ fn a_host_network_container_is_never_isolated() {
     );
     // Drift in a container sharing the host's network namespace: isolating "its" namespace
     // would cut the host off.
-    let c = run_container(&["--name", &n, "--network", "host", BUSYBOX, "sleep", "300"]);
+    let c = Container::run_on_any_network(&[
+        "--name",
+        &n,
+        "--network",
+        "host",
+        BUSYBOX,
+        "sleep",
+        "300",
+    ]);
     drop_and_run(&c, "hostnet");
     let rec = r
         .wait_records("the isolate step", 1, |r| r["action"] == "isolate")

@@ -167,7 +167,14 @@ pub struct Container {
 impl Container {
     /// `docker run -d --network none ARGS...`
     pub fn run(args: &[&str]) -> Container {
-        let mut all = vec!["run", "-d", "--network", "none"];
+        let mut all = vec!["--network", "none"];
+        all.extend_from_slice(args);
+        Container::run_on_any_network(&all)
+    }
+
+    /// `docker run -d ARGS...`: ARGS choose the network (`--network host`, ...).
+    pub fn run_on_any_network(args: &[&str]) -> Container {
+        let mut all = vec!["run", "-d"];
         all.extend_from_slice(args);
         let out = docker(&all);
         assert!(
