@@ -3,6 +3,7 @@
 //! No I/O lives here.
 
 mod alert;
+pub mod clock;
 mod container;
 mod drift;
 mod event;
