@@ -2,6 +2,7 @@
 //! `driftwatch capture` and the response playbooks' `capture` action share it.
 //!
 //! - [`target`]: a container by name, id or prefix, its engine record and overlay layers.
+//! - [`counts`]: a diff's counts by change and class.
 //! - [`report`]: its diff against its image as a report (table or JSON).
 //! - [`capture`]: the evidence bundle (zstd tar with a sha256 manifest), and verifying one.
 //!
@@ -9,6 +10,7 @@
 //! terminal or in an action record, never matched on.
 
 pub mod capture;
+pub mod counts;
 pub mod report;
 pub mod target;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::report::Counts;
+use crate::counts::Counts;
 use anyhow::{anyhow, bail};
 use driftwatch_image::{ChangeKind, Diff, DiffError, DiffOptions, DiffStats, Differ, FileDiff};
 use driftwatch_model::{ContainerId, ContainerMeta, OverlayLayers};

@@ -3,8 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::overlay::MAX_SYMLINK_HOPS;
-use crate::path::ContainerPath;
+use crate::path::{ContainerPath, MAX_SYMLINK_HOPS};
 
 /// A failed [`Judge::judge`](crate::Judge::judge).
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,6 @@ pub use diff::{DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES};
 pub use error::{JudgeError, LayerIoError};
 pub use hash::{DEFAULT_HASH_CACHE_ENTRIES, FileKey, HashCache};
 pub use judge::{Change, Judge, Judgement, MetadataChange, content_of};
-pub use overlay::{LayerOptions, MAX_SYMLINK_HOPS};
+pub use overlay::LayerOptions;
 pub use packages::{Ecosystem, Package, PackageChange, PackageChangeKind};
-pub use path::ContainerPath;
+pub use path::{ContainerPath, MAX_SYMLINK_HOPS};

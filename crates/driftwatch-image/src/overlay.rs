@@ -18,10 +18,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::{JudgeError, LayerIoError};
-use crate::path::ContainerPath;
-
-/// Symlinks followed in one resolution before giving up, as Linux's `MAXSYMLINKS`.
-pub const MAX_SYMLINK_HOPS: usize = 40;
+use crate::path::{ContainerPath, MAX_SYMLINK_HOPS};
 
 /// How the layer directories encode deletions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Serialize, Serializer};
 
+/// Symlinks followed in one resolution before giving up, as Linux's `MAXSYMLINKS`.
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
 /// An absolute path inside a container, as raw bytes (Linux paths need not be UTF-8).
 ///
 /// `Display` escapes control characters, backslashes and bytes that are not UTF-8 as
