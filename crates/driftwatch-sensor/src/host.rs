@@ -19,6 +19,11 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// Where the kernel's BPF filesystem is mounted by convention.
 pub const BPFFS: &str = "/sys/fs/bpf";
+
+/// Where the exec program's link and the `orphans` map are pinned when enforcement fails
+/// closed (the program outlives the agent). A starting agent detaches what a previous one
+/// left there, after its own program is attached.
+pub const PIN_DIR: &str = "/sys/fs/bpf/driftwatch";
 /// Where securityfs (and so `lockdown`) is mounted by convention.
 pub const SECURITYFS: &str = "/sys/kernel/security";
 

@@ -6,6 +6,7 @@ mod exec;
 pub mod exec_guard;
 pub mod fanotify;
 pub mod host;
+mod load;
 mod maps;
 mod net;
 mod probe;
@@ -17,6 +18,8 @@ pub use abi::{DW_ENFORCE_HOLD_ALL, DW_ENFORCE_HOLD_SUSPECT, DW_ENFORCE_KILL_MEMF
 pub use abi::{ExecFlags, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS};
 pub use exec::{DecodeError, ExecRecord};
 pub use exec_guard::{ExecGuard, ExecRequest};
+pub use host::PIN_DIR;
+pub use load::SensorError;
 pub use maps::{CountedMap, MapEntries};
 pub use net::{
     L4Proto, NetAction, NetDecodeError, NetRecord, NetSensor, NetSensorConfig, NetSensorStats,
@@ -25,7 +28,7 @@ pub use net::{
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{
-    ConfigDrift, EnforceMaps, ExecSensor, PIN_DIR, SensorConfig, SensorError, SensorStats,
-    boot_to_wall_offset_ns, host_mnt_ns,
+    ConfigDrift, EnforceMaps, ExecSensor, SensorConfig, SensorStats, boot_to_wall_offset_ns,
+    host_mnt_ns,
 };
 pub use tamper::{SignalDecodeError, SignalRecord, SignalSensor, SignalSensorStats};

@@ -17,8 +17,9 @@ use crate::abi::{
     DW_NET_STAT_HOST_SKIPPED, DW_NET_STAT_LOST, DW_NET_STAT_SENT, DW_TCP_LISTEN, DW_TCP_SYN_SENT,
     NET_EVENT_SIZE, RawNetEvent,
 };
+use crate::load::{SensorError, begin_load, bpf_error};
 use crate::maps::{CountedMap, delete_older_than};
-use crate::sensor::{SensorError, SensorThread, begin_load, boot_ns, bpf_error};
+use crate::sensor::{SensorThread, boot_ns};
 
 /// How often `net_recent` loses its expired entries (see [`NetSensor::counted_maps`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(5);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use libbpf_rs::{MapCore, RingBuffer, RingBufferBuilder};
 
-use crate::sensor::{SensorError, bpf_error};
+use crate::load::{SensorError, bpf_error};
 
 /// A ring buffer on `map`: every record is decoded with `decode` and handed to `on_record`;
 /// one that does not decode is counted in `malformed` (and logged at debug, naming `kind`).

@@ -8,18 +8,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, MapHandle, PrintLevel};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use crate::abi::{
     DW_STAT_COUNT, DW_STAT_HELD, DW_STAT_HOST_SKIPPED, DW_STAT_KILLED, DW_STAT_LOST,
     DW_STAT_ORPHANED, DW_STAT_SENT,
 };
 
-/// Where the exec program's link and the `orphans` map are pinned when enforcement fails
-/// closed (the program outlives the agent). A starting agent detaches what a previous one
-/// left there, after its own program is attached.
-pub const PIN_DIR: &str = "/sys/fs/bpf/driftwatch";
 use crate::exec::ExecRecord;
+use crate::host::PIN_DIR;
+use crate::load::{SensorError, begin_load, bpf_error};
 use crate::maps::CountedMap;
 
 pub(crate) mod skel {
@@ -53,31 +51,6 @@ impl Default for SensorConfig {
             pin: false,
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SensorError {
-    #[error("reading the host's mount namespace from {path}: {source}")]
-    HostNamespace {
-        path: &'static str,
-        source: std::io::Error,
-    },
-    #[error("{step} failed: {source}{log}")]
-    Bpf {
-        step: &'static str,
-        source: libbpf_rs::Error,
-        log: String,
-    },
-    #[error("the sensor thread stopped before it finished loading")]
-    ThreadDied,
-    #[error("spawning the sensor thread: {0}")]
-    Spawn(std::io::Error),
-    #[error("failing closed needs the exec program pinned in {PIN_DIR}: {0}")]
-    Pin(String),
-    #[error(
-        "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): the CO-RE exec program cannot load, so execs are not seen; a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed"
-    )]
-    NoBtf,
 }
 
 /// Counters the agent reports. Kernel-side counters are summed over CPUs.
@@ -298,46 +271,6 @@ impl Drop for SensorThread {
             let _ = t.join();
         }
     }
-}
-
-/// libbpf's messages (including a verifier log) of the current load, kept for the error.
-static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
-
-fn libbpf_print(level: PrintLevel, msg: String) {
-    if matches!(level, PrintLevel::Debug) {
-        return;
-    }
-    tracing::debug!(target: "libbpf", "{}", msg.trim_end());
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        // Keep the tail: the verifier's verdict is at the end of its log.
-        if log.len() > 64 * 1024 {
-            let cut = log.len() - 32 * 1024;
-            let cut = (cut..log.len())
-                .find(|&i| log.is_char_boundary(i))
-                .unwrap_or(0);
-            log.drain(..cut);
-        }
-        log.push_str(&msg);
-    }
-}
-
-/// Starts collecting libbpf's messages for the next load's error (the verifier log).
-pub(crate) fn begin_load() {
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        log.clear();
-    }
-    libbpf_rs::set_print(Some((PrintLevel::Info, libbpf_print)));
-}
-
-/// A failed libbpf step, with libbpf's messages since [`begin_load`].
-pub(crate) fn bpf_error(step: &'static str, source: libbpf_rs::Error) -> SensorError {
-    let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
-    let log = if log.trim().is_empty() {
-        String::new()
-    } else {
-        format!("\nlibbpf log:\n{}", log.trim_end())
-    };
-    SensorError::Bpf { step, source, log }
 }
 
 pub(crate) fn boot_ns() -> u64 {

@@ -11,7 +11,8 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::{DW_EVENT_SIGNAL, RawSignalEvent, SIGNAL_EVENT_SIZE};
-use crate::sensor::{SensorError, SensorThread, begin_load, bpf_error};
+use crate::load::{SensorError, begin_load, bpf_error};
+use crate::sensor::SensorThread;
 
 pub(crate) mod skel {
     #![allow(clippy::all, unsafe_op_in_unsafe_fn, non_camel_case_types, dead_code)]
