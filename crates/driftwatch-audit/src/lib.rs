@@ -31,7 +31,7 @@ pub struct Audit {
     uses: Vec<check::NamespaceUse>,
 }
 
-/// The result of a run. Its JSON form is documented in the README.
+/// The result of a run. Its JSON form is documented in docs/kubernetes.md.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub files: usize,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// [`ContainerId::named`] takes those. A named id is its own short id, whole (truncating two
 /// names to 12 characters could make them collide, and the name is what the user typed); it
 /// is scoped to its containerd namespace, which the id does not carry, so the same name in
-/// two namespaces is one id here (see the README's Limits).
+/// two namespaces is one id here (see docs/limits.md).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ContainerId(String);

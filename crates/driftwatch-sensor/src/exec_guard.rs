@@ -12,7 +12,7 @@
 //!
 //! What the kernel does when the agent dies while enforcing: closing the group answers every
 //! pending request with allow and no further request is made (fail open); there is no
-//! kernel setting to fail closed. See the enforcement section of the README for what the
+//! kernel setting to fail closed. See docs/prevention.md ("When the agent dies") for what the
 //! agent does about that.
 
 use std::ffi::CString;

@@ -1,6 +1,6 @@
 //! What tamper protection's `tp_btf/signal_generate` program costs unrelated work: a
 //! process signals itself (SIGUSR1, caught) N times and prints ns per signal. Run it with
-//! the agent off, then on, and compare (`scripts`-free: see the README's tamper section).
+//! the agent off, then on, and compare (`scripts`-free: see docs/tamper-protection.md).
 //!
 //! Usage: dw-signal-bench [SIGNALS] [ROUNDS]  (default 1000000 signals, best of 5 rounds)
 
