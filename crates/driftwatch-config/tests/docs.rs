@@ -1,6 +1,7 @@
 //! The README and `docs/` resolve: every relative link names a file of the repository, every
-//! `#anchor` a heading of its page (GitHub's slugs), every page is linked from the README, and
-//! the README's layout lists every crate in dependency order.
+//! `#anchor` a heading of its page (GitHub's slugs), every page is linked from the README, the
+//! README's layout lists every crate in dependency order, and no file of the repository cites
+//! a document outside it.
 //!
 //! It lives here because this crate already checks `docs/config.md` against its source and
 //! builds in seconds: only `std` is needed, none of the agent's dependencies.
@@ -320,6 +321,59 @@ fn the_readme_layout_lists_every_crate_in_dependency_order() {
         misordered.is_empty(),
         "README.md ## Layout:\n{}",
         misordered.join("\n")
+    );
+}
+
+/// Every file of the repository under `dir` (build output, git's and fuzzing's own trees
+/// left out), depth first.
+fn repository_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.expect("directory entry");
+        let path = entry.path();
+        let name = entry.file_name();
+        if matches!(
+            name.to_str(),
+            Some("target" | ".git" | "corpus" | "artifacts")
+        ) {
+            continue;
+        }
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            repository_files(&path, out);
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_file_points_outside_the_repository() {
+    let root = repo_root();
+    // Spelled in pieces so that this file does not match itself.
+    let needles = [
+        ["PLATFORM", ".md"].concat(),
+        ["/work", "/shared"].concat(),
+        ["../", "shared/"].concat(),
+    ];
+    let mut files = Vec::new();
+    repository_files(&root, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        }; // binary files
+        for (i, line) in text.lines().enumerate() {
+            for needle in needles.iter().filter(|n| line.contains(n.as_str())) {
+                let rel = file.strip_prefix(&root).unwrap_or(&file);
+                found.push(format!("{}:{}: {needle}", rel.display(), i + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "files that point outside the repository (host facts belong in docs/platform.md):\n{}",
+        found.join("\n")
     );
 }
 
