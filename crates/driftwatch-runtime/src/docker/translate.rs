@@ -1,0 +1,463 @@
+//! `docker inspect` into the model: a container's inspection and its image's into a
+//! [`ContainerRecord`] (identity, image reference and digest, pod identity, overlay layers,
+//! runtime configuration). Pure: the inspections are handed in, so every shape the engines
+//! answer with is a fixture (tests/fixtures/docker/).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use bollard::models::{ContainerInspectResponse, HostConfig, ImageInspect, MountPoint};
+use driftwatch_model::{ContainerId, ContainerMeta, Engine, ImageRef, OverlayLayers};
+
+use crate::runtime_config::{ImageConfig, MountSpec, RuntimeConfig};
+use crate::source::{ContainerRecord, RuntimeError};
+
+/// What a record needs from the image: its repository digests and tags, and its config's
+/// environment and user (for config drift).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct ImageInfo {
+    repo_digests: Vec<String>,
+    repo_tags: Vec<String>,
+    config: ImageConfig,
+    /// The image config's own labels (Docker merges them into its containers' labels).
+    labels: BTreeMap<String, String>,
+}
+
+pub(super) fn image_info(img: ImageInspect) -> ImageInfo {
+    let config = img.config.unwrap_or_default();
+    let repo_digests = img.repo_digests.unwrap_or_default();
+    ImageInfo {
+        labels: config
+            .labels
+            .clone()
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default(),
+        repo_digests: repo_digests.clone(),
+        repo_tags: img.repo_tags.unwrap_or_default(),
+        config: ImageConfig {
+            env: config.env.unwrap_or_default(),
+            user: config.user.unwrap_or_default(),
+            repo_digests,
+            diff_ids: img.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+        },
+    }
+}
+
+/// Privileges, namespaces, mounts, user and security options from `docker inspect`, with the
+/// image's config (pure).
+fn runtime_config(
+    host: Option<HostConfig>,
+    mounts: Option<Vec<MountPoint>>,
+    user: Option<String>,
+    image: Option<&ImageInfo>,
+) -> RuntimeConfig {
+    let h = host.unwrap_or_default();
+    RuntimeConfig {
+        privileged: h.privileged.unwrap_or(false),
+        cap_add: h.cap_add.unwrap_or_default(),
+        cap_drop: h.cap_drop.unwrap_or_default(),
+        network_mode: h.network_mode.unwrap_or_default(),
+        pid_mode: h.pid_mode.unwrap_or_default(),
+        ipc_mode: h.ipc_mode.unwrap_or_default(),
+        uts_mode: h.uts_mode.unwrap_or_default(),
+        userns_mode: h.userns_mode.unwrap_or_default(),
+        mounts: mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                Some(MountSpec {
+                    kind: m.typ.unwrap_or_default(),
+                    source: PathBuf::from(m.source.filter(|s| !s.is_empty())?),
+                    destination: PathBuf::from(m.destination.filter(|s| !s.is_empty())?),
+                    rw: m.rw.unwrap_or(true),
+                })
+            })
+            .collect(),
+        readonly_rootfs: h.readonly_rootfs.unwrap_or(false),
+        user: user.unwrap_or_default(),
+        security_opt: h.security_opt.unwrap_or_default(),
+        image: image.map(|i| i.config.clone()),
+        image_reference: String::new(),
+    }
+}
+
+/// Builds the record from `docker inspect` output and the image's digests (pure).
+pub(super) fn record_from_inspect(
+    engine: Engine,
+    c: ContainerInspectResponse,
+    image: Option<&ImageInfo>,
+) -> Result<ContainerRecord, RuntimeError> {
+    let malformed = |detail: String| RuntimeError::Malformed {
+        engine,
+        op: "inspect",
+        detail,
+    };
+    let raw_id = c.id.ok_or_else(|| malformed("no Id".into()))?;
+    let id = ContainerId::new(&raw_id).map_err(|e| malformed(e.to_string()))?;
+    let config = c.config.unwrap_or_default();
+    let state = c.state.unwrap_or_default();
+    let labels: BTreeMap<String, String> = config.labels.unwrap_or_default().into_iter().collect();
+
+    let image_id = c.image.filter(|s| !s.is_empty());
+    let mut image_ref = image_reference(
+        config.image.as_deref().unwrap_or(""),
+        image_id.as_deref(),
+        image,
+    );
+    image_ref.id = image_id.clone();
+    if image_ref.digest.is_none() {
+        image_ref.digest = image
+            .and_then(|i| repo_digest(&i.repo_digests, &image_ref.repository))
+            .or(image_id);
+    }
+
+    let entrypoint = c
+        .path
+        .filter(|p| !p.is_empty())
+        .into_iter()
+        .chain(c.args.unwrap_or_default())
+        .collect();
+    let mut exposed_ports = config.exposed_ports.unwrap_or_default();
+    exposed_ports.sort();
+    let mut runtime_config = runtime_config(c.host_config, c.mounts, config.user, image);
+    runtime_config.image_reference = config.image.clone().unwrap_or_default();
+
+    let pod = crate::pod_identity::trusted_pod_identity(&labels, image.map(|i| &i.labels));
+    if let Some(why) = &pod.distrusted {
+        tracing::debug!("container {}: no pod identity: {why}", id.short());
+    }
+    Ok(ContainerRecord {
+        meta: ContainerMeta {
+            k8s: pod.pod,
+            id,
+            engine,
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: image_ref,
+            labels,
+            entrypoint,
+        },
+        pid: state
+            .pid
+            .filter(|p| *p > 0)
+            .and_then(|p| u32::try_from(p).ok()),
+        layers: c.graph_driver.and_then(|g| {
+            matches!(g.name.as_str(), "overlay2" | "overlay" | "fuse-overlayfs")
+                .then(|| layers_from_graph_driver(&g.data))
+                .flatten()
+        }),
+        running: state.running.unwrap_or(false),
+        started_at_ns: state.started_at.as_deref().and_then(parse_rfc3339_ns),
+        env: config.env.unwrap_or_default(),
+        exposed_ports,
+        runtime_config,
+    })
+}
+
+/// Repository and tag from `Config.Image`. A container started by image id (`sha256:...` or
+/// a hex prefix) has no name there: take the image's first tag, if it has one.
+fn image_reference(
+    configured: &str,
+    image_id: Option<&str>,
+    image: Option<&ImageInfo>,
+) -> ImageRef {
+    let bare = configured.strip_prefix("sha256:").unwrap_or(configured);
+    let by_id = !bare.is_empty()
+        && bare.len() >= 12
+        && bare.bytes().all(|b| b.is_ascii_hexdigit())
+        && image_id.is_some_and(|i| i.trim_start_matches("sha256:").starts_with(bare));
+    if configured.is_empty() || by_id || configured.starts_with("sha256:") {
+        return image
+            .and_then(|i| i.repo_tags.first())
+            .map(|t| ImageRef::parse(t))
+            .unwrap_or_default();
+    }
+    ImageRef::parse(configured)
+}
+
+/// The `sha256:...` of the RepoDigests entry for `repository`, else of the first entry.
+fn repo_digest(repo_digests: &[String], repository: &str) -> Option<String> {
+    let split = |s: &String| {
+        s.split_once('@')
+            .map(|(r, d)| (r.to_string(), d.to_string()))
+    };
+    repo_digests
+        .iter()
+        .filter_map(split)
+        .find(|(r, _)| r == repository)
+        .or_else(|| repo_digests.first().and_then(split))
+        .map(|(_, d)| d)
+}
+
+/// Overlay layers from `GraphDriver.Data`. Docker's `LowerDir` starts with the container's
+/// `-init` layer (the placeholders for `/etc/hosts` & co.), then the image's layers, top-most
+/// first; its paths contain no `:` (Docker never escapes them).
+fn layers_from_graph_driver(data: &HashMap<String, String>) -> Option<OverlayLayers> {
+    let upper = data.get("UpperDir").filter(|s| !s.is_empty())?;
+    Some(OverlayLayers {
+        upper: PathBuf::from(upper),
+        lowers: data
+            .get("LowerDir")
+            .map(|l| {
+                l.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        merged: data
+            .get("MergedDir")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+    })
+}
+
+/// `2026-11-28T13:27:26.287380783Z` → ns since the epoch; Docker's "never" (`0001-01-01...`)
+/// and anything unparsable → `None`.
+fn parse_rfc3339_ns(s: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos())
+        .ok()
+        .filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "d6eac21f4e25f0f95f4638ace9c2d3db386196a24dbf6f437953ea957f0d3142";
+
+    /// Trimmed `docker inspect` output (Engine API 1.41, dockerd 20.10) of a container made with
+    /// CRI labels, as the kubelet's dockershim would.
+    fn inspect_json() -> serde_json::Value {
+        serde_json::json!({
+            "Id": ID,
+            "Created": "2026-11-28T13:27:25.956158165Z",
+            "Path": "sleep",
+            "Args": ["600"],
+            "State": {"Status": "running", "Running": true, "Pid": 13759, "ExitCode": 0,
+                      "StartedAt": "2026-11-28T13:27:26.287380783Z",
+                      "FinishedAt": "0001-01-01T00:00:00Z"},
+            "Image": "sha256:134445d2e83d3385aa5ae2562ac9f3fe4b90e13169aeceddf86a30241eca8327",
+            "Name": "/web",
+            "Driver": "overlay2",
+            "GraphDriver": {"Name": "overlay2", "Data": {
+                "LowerDir": "/var/lib/docker/overlay2/3d6f-init/diff:/var/lib/docker/overlay2/f609/diff",
+                "MergedDir": "/var/lib/docker/overlay2/3d6f/merged",
+                "UpperDir": "/var/lib/docker/overlay2/3d6f/diff",
+                "WorkDir": "/var/lib/docker/overlay2/3d6f/work"}},
+            "Config": {"Image": "driftwatch-test/busybox:1",
+                       "Env": ["PATH=/bin", "A=b"],
+                       "ExposedPorts": {"8080/tcp": {}, "53/udp": {}},
+                       "Cmd": ["sleep", "600"],
+                       "Labels": {"io.kubernetes.pod.name": "web-0",
+                                  "io.kubernetes.pod.namespace": "prod",
+                                  "io.kubernetes.pod.uid": "u-1",
+                                  "io.kubernetes.container.name": "app"}}
+        })
+    }
+
+    fn parse(v: serde_json::Value) -> ContainerInspectResponse {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn record_from_docker_inspect() {
+        let image = ImageInfo {
+            repo_digests: vec![
+                "other/repo@sha256:1111".into(),
+                "driftwatch-test/busybox@sha256:2222".into(),
+            ],
+            repo_tags: vec!["driftwatch-test/busybox:1".into()],
+            ..ImageInfo::default()
+        };
+        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
+        assert_eq!(r.meta.id.as_str(), ID);
+        assert_eq!(r.meta.engine, Engine::Docker);
+        assert_eq!(r.meta.name, "web");
+        assert_eq!(r.meta.image.repository, "driftwatch-test/busybox");
+        assert_eq!(r.meta.image.tag, "1");
+        assert_eq!(r.meta.image.digest.as_deref(), Some("sha256:2222"));
+        assert_eq!(
+            r.meta.image.id.as_deref(),
+            Some("sha256:134445d2e83d3385aa5ae2562ac9f3fe4b90e13169aeceddf86a30241eca8327")
+        );
+        assert_eq!(r.meta.entrypoint, vec!["sleep", "600"]);
+        let k8s = r.meta.k8s.as_ref().unwrap();
+        assert_eq!(
+            (k8s.namespace.as_str(), k8s.pod_name.as_str()),
+            ("prod", "web-0")
+        );
+        assert_eq!(
+            (k8s.pod_uid.as_str(), k8s.container_name.as_str()),
+            ("u-1", "app")
+        );
+        assert_eq!(r.pid, Some(13759));
+        assert!(r.running);
+        assert_eq!(r.started_at_ns, Some(1_795_872_446_287_380_783));
+        assert_eq!(r.env, vec!["PATH=/bin", "A=b"]);
+        assert_eq!(r.exposed_ports, vec!["53/udp", "8080/tcp"]);
+        let l = r.layers.unwrap();
+        assert_eq!(l.upper, PathBuf::from("/var/lib/docker/overlay2/3d6f/diff"));
+        assert_eq!(l.lowers.len(), 2);
+        assert_eq!(
+            l.merged,
+            Some(PathBuf::from("/var/lib/docker/overlay2/3d6f/merged"))
+        );
+    }
+
+    #[test]
+    fn pod_labels_brought_by_the_image_are_no_pod_identity() {
+        // `docker build` with `LABEL io.kubernetes.pod.name=web-0 ...`, then a plain
+        // `docker run`: the container's labels are the image's.
+        let mut image = ImageInfo::default();
+        for k in ["io.kubernetes.pod.name", "io.kubernetes.pod.namespace"] {
+            let v = inspect_json()["Config"]["Labels"][k]
+                .as_str()
+                .unwrap()
+                .to_string();
+            image.labels.insert(k.into(), v);
+        }
+        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
+        assert_eq!(r.meta.k8s, None);
+        // The labels stay visible as labels.
+        assert_eq!(r.meta.labels["io.kubernetes.pod.name"], "web-0");
+        // Without the image's labels there is no telling: no pod identity either.
+        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), None).unwrap();
+        assert_eq!(r.meta.k8s, None);
+    }
+
+    #[test]
+    fn runtime_config_from_docker_inspect() {
+        // As dockerd 20.10 answers for `docker run --cap-add SYS_ADMIN --pid host --user 0
+        // -v /var/run/docker.sock:/var/run/docker.sock -v /srv/cfg:/etc/app:ro
+        // --security-opt seccomp=unconfined`.
+        let mut v = inspect_json();
+        v["HostConfig"] = serde_json::json!({
+            "Binds": ["/var/run/docker.sock:/var/run/docker.sock", "/srv/cfg:/etc/app:ro"],
+            "NetworkMode": "none", "CapAdd": ["CAP_SYS_ADMIN"], "CapDrop": null,
+            "IpcMode": "private", "PidMode": "host", "Privileged": false,
+            "ReadonlyRootfs": false, "SecurityOpt": ["seccomp=unconfined"],
+            "UTSMode": "", "UsernsMode": ""});
+        v["Mounts"] = serde_json::json!([
+            {"Type": "bind", "Source": "/var/run/docker.sock",
+             "Destination": "/var/run/docker.sock", "Mode": "", "RW": true,
+             "Propagation": "rprivate"},
+            {"Type": "bind", "Source": "/srv/cfg", "Destination": "/etc/app", "Mode": "ro",
+             "RW": false, "Propagation": "rprivate"}]);
+        v["Config"]["User"] = "0".into();
+        let image = ImageInfo {
+            config: ImageConfig {
+                env: vec!["PATH=/bin".into()],
+                user: "app".into(),
+                ..ImageConfig::default()
+            },
+            ..ImageInfo::default()
+        };
+        let r = record_from_inspect(Engine::Docker, parse(v), Some(&image)).unwrap();
+        let c = &r.runtime_config;
+        assert!(!c.privileged && !c.readonly_rootfs);
+        assert_eq!(c.added_capabilities(), ["CAP_SYS_ADMIN"]);
+        assert_eq!(c.host_namespaces(), ["pid"]);
+        assert_eq!(c.user, "0");
+        assert_eq!(c.security_opt("seccomp"), Some("unconfined"));
+        assert_eq!(c.mounts.len(), 2);
+        assert_eq!(c.mounts[0].source, PathBuf::from("/var/run/docker.sock"));
+        assert_eq!(c.mounts[0].kind, "bind");
+        assert!(c.mounts[0].rw && !c.mounts[1].rw);
+        assert_eq!(c.image.as_ref(), Some(&image.config));
+        // No HostConfig, no image: engine defaults, image unknown.
+        let v = inspect_json();
+        let configured = v["Config"]["Image"].as_str().unwrap().to_string();
+        let r = record_from_inspect(Engine::Docker, parse(v), None).unwrap();
+        assert_eq!(
+            r.runtime_config,
+            RuntimeConfig {
+                image_reference: configured,
+                ..RuntimeConfig::default()
+            }
+        );
+    }
+
+    #[test]
+    fn offline_image_digest_falls_back_to_image_id() {
+        let image = ImageInfo {
+            repo_digests: vec![],
+            repo_tags: vec!["driftwatch-test/busybox:1".into()],
+            ..ImageInfo::default()
+        };
+        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
+        assert_eq!(r.meta.image.digest, r.meta.image.id);
+        // Image gone (rmi -f): same fallback.
+        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), None).unwrap();
+        assert_eq!(r.meta.image.digest, r.meta.image.id);
+    }
+
+    #[test]
+    fn exited_and_never_started_containers() {
+        let mut v = inspect_json();
+        v["State"] = serde_json::json!({"Status": "exited", "Running": false, "Pid": 0,
+            "ExitCode": 3, "StartedAt": "0001-01-01T00:00:00Z"});
+        v["Labels"] = serde_json::Value::Null;
+        let r = record_from_inspect(Engine::Docker, parse(v), None).unwrap();
+        assert_eq!(r.pid, None);
+        assert!(!r.running);
+        assert_eq!(r.started_at_ns, None);
+    }
+
+    #[test]
+    fn started_by_digest_or_by_id() {
+        let info = ImageInfo {
+            repo_digests: vec!["app@sha256:9999".into()],
+            repo_tags: vec!["app:2".into()],
+            ..ImageInfo::default()
+        };
+        let id = "sha256:134445d2e83d3385aa5ae2562ac9f3fe4b90e13169aeceddf86a30241eca8327";
+        let by = |configured: &str| image_reference(configured, Some(id), Some(&info));
+        let r = by("registry:5000/app@sha256:abcd");
+        assert_eq!(
+            (r.repository.as_str(), r.tag.as_str()),
+            ("registry:5000/app", "")
+        );
+        assert_eq!(r.digest.as_deref(), Some("sha256:abcd"));
+        assert_eq!(by("134445d2e83d").display_name(), "app:2");
+        assert_eq!(by(id).display_name(), "app:2");
+        assert_eq!(by("").display_name(), "app:2");
+        // A hex-looking name that is not this image's id is a repository name.
+        assert_eq!(by("deadbeefcafe").repository, "deadbeefcafe");
+        assert_eq!(image_reference(id, Some(id), None), ImageRef::default());
+    }
+
+    #[test]
+    fn malformed_inspect_is_an_error_not_a_panic() {
+        let mut v = inspect_json();
+        v["Id"] = "short".into();
+        let e = record_from_inspect(Engine::Docker, parse(v), None).unwrap_err();
+        assert!(matches!(e, RuntimeError::Malformed { .. }), "{e}");
+        let e =
+            record_from_inspect(Engine::Docker, parse(serde_json::json!({})), None).unwrap_err();
+        assert!(e.to_string().contains("no Id"), "{e}");
+        // Non-overlay storage: no layers.
+        let mut v = inspect_json();
+        v["GraphDriver"] = serde_json::json!({"Name": "vfs", "Data": {}});
+        assert_eq!(
+            record_from_inspect(Engine::Docker, parse(v), None)
+                .unwrap()
+                .layers,
+            None
+        );
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(
+            parse_rfc3339_ns("1970-01-01T00:00:01.5Z"),
+            Some(1_500_000_000)
+        );
+        assert_eq!(parse_rfc3339_ns("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339_ns("garbage"), None);
+    }
+}
