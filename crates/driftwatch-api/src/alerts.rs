@@ -1,109 +1,16 @@
-//! Where the API reads alerts: the [`AlertSource`] trait, its filter, and [`AlertRing`], the
-//! bounded in-memory ring of the last alerts that every agent keeps (also when no store is
-//! configured). A persistent store implements [`AlertSource`] and replaces the ring for
-//! queries; live updates still come from the ring.
+//! [`AlertRing`]: the bounded in-memory ring of the last alerts that every agent keeps (also
+//! when no store is configured), the [`AlertSource`] the API queries unless given another (a
+//! persistent store implements the same trait), and the live broadcast its SSE stream follows.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use driftwatch_model::{Alert, Priority};
-use serde::Serialize;
+use driftwatch_model::clock::now_ns;
+use driftwatch_model::{
+    Alert, AlertQuery, AlertSource, AlertSourceError, Order, Priority, StoredAlert,
+};
 use tokio::sync::broadcast;
-
-/// An alert as the API serves it: a monotonic id (for `after_id` and live updates) and the
-/// time the agent raised it, next to the Falco JSON fields.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StoredAlert {
-    pub id: u64,
-    /// Wall-clock ns since the epoch at which the agent raised it.
-    pub time_ns: u64,
-    #[serde(flatten)]
-    pub alert: Alert,
-}
-
-impl StoredAlert {
-    /// A string field of `output_fields` (`<NA>` and missing read as empty).
-    pub fn field(&self, name: &str) -> &str {
-        match self.alert.output_fields.get(name) {
-            Some(serde_json::Value::String(s)) if s != "<NA>" => s,
-            _ => "",
-        }
-    }
-
-    /// The 12-character container id it names, empty for host events.
-    pub fn container_id(&self) -> &str {
-        self.field("container.id")
-    }
-
-    /// Whether the alert is about `container`: its name, or a prefix of its id (at least 4
-    /// characters), as the CLI accepts them.
-    pub fn is_about(&self, container: &str) -> bool {
-        let id = self.container_id();
-        if id.is_empty() || id == "host" {
-            return false;
-        }
-        self.field("container.name") == container
-            || (container.len() >= 4 && (id.starts_with(container) || container.starts_with(id)))
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        let v = self.alert.output_fields.get("proc.pid")?;
-        v.as_u64()
-            .or_else(|| v.as_str()?.parse().ok())
-            .and_then(|p| u32::try_from(p).ok())
-    }
-}
-
-/// Which alerts a query returns. Every given condition must hold; newest first, at most
-/// `limit`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AlertFilter {
-    /// Raised at or after this time (ns since the epoch).
-    pub since_ns: Option<u64>,
-    /// Container name or id prefix.
-    pub container: Option<String>,
-    /// Exact rule name.
-    pub rule: Option<String>,
-    /// Carries this tag.
-    pub tag: Option<String>,
-    /// At least this severe.
-    pub priority: Option<Priority>,
-    /// Only alerts with a larger id (live updates, paging forward).
-    pub after_id: Option<u64>,
-    pub limit: usize,
-}
-
-impl AlertFilter {
-    pub fn matches(&self, a: &StoredAlert) -> bool {
-        self.since_ns.is_none_or(|t| a.time_ns >= t)
-            && self.after_id.is_none_or(|i| a.id > i)
-            && self.rule.as_deref().is_none_or(|r| a.alert.rule == r)
-            && self
-                .tag
-                .as_deref()
-                .is_none_or(|t| a.alert.tags.iter().any(|x| x == t))
-            // Priority orders most severe first.
-            && self.priority.is_none_or(|p| a.alert.priority <= p)
-            && self.container.as_deref().is_none_or(|c| a.is_about(c))
-    }
-}
-
-/// Where alerts are queried. The ring implements it; so will the persistent store.
-pub trait AlertSource: Send + Sync {
-    /// Alerts matching `filter`, newest first, at most `filter.limit`.
-    fn query_alerts(&self, filter: &AlertFilter) -> Vec<StoredAlert>;
-    /// The id of the newest alert, 0 when none.
-    fn last_id(&self) -> u64;
-    /// [`AlertSource::query_alerts`], each alert as its JSON text (what the API sends).
-    /// Sources that keep the text (the ring does) override it to skip serializing.
-    fn query_alerts_json(&self, filter: &AlertFilter) -> Vec<Arc<str>> {
-        self.query_alerts(filter)
-            .iter()
-            .filter_map(|a| serde_json::to_string(a).ok().map(Arc::from))
-            .collect()
-    }
-}
 
 /// The last `capacity` alerts, in memory, and a broadcast of each new one for live updates.
 /// [`AlertRing::push`] never blocks on readers (a slow SSE client loses its place and
@@ -121,12 +28,6 @@ struct Ring {
     alerts: VecDeque<(StoredAlert, Arc<str>)>,
     /// (rule, priority) → alerts raised since start: the rule set bounds the cardinality.
     by_rule: BTreeMap<(String, Priority), u64>,
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl AlertRing {
@@ -200,40 +101,55 @@ impl AlertRing {
     }
 }
 
+/// The alerts of `alerts` (ordered by id) that `q` asks for, in its order: newest first stops
+/// at `after_id`, oldest first starts there.
+fn select<'r>(
+    alerts: &'r VecDeque<(StoredAlert, Arc<str>)>,
+    q: &AlertQuery,
+) -> Vec<&'r (StoredAlert, Arc<str>)> {
+    let after = |a: &StoredAlert| q.after_id.is_none_or(|i| a.id > i);
+    match q.order {
+        Order::NewestFirst => alerts
+            .iter()
+            .rev()
+            .take_while(|(a, _)| after(a))
+            .filter(|(a, _)| q.matches(a))
+            .take(q.limit)
+            .collect(),
+        Order::OldestFirst => alerts
+            .iter()
+            .skip_while(|(a, _)| !after(a))
+            .filter(|(a, _)| q.matches(a))
+            .take(q.limit)
+            .collect(),
+    }
+}
+
+/// Never fails: the ring is in memory.
 impl AlertSource for AlertRing {
-    fn query_alerts(&self, filter: &AlertFilter) -> Vec<StoredAlert> {
-        let ring = self.lock();
-        ring.alerts
-            .iter()
-            .rev()
-            .map(|(a, _)| a)
-            .take_while(|a| filter.after_id.is_none_or(|i| a.id > i))
-            .filter(|a| filter.matches(a))
-            .take(filter.limit)
-            .cloned()
-            .collect()
+    fn query_alerts(&self, q: &AlertQuery) -> Result<Vec<StoredAlert>, AlertSourceError> {
+        Ok(select(&self.lock().alerts, q)
+            .into_iter()
+            .map(|(a, _)| a.clone())
+            .collect())
     }
 
-    fn query_alerts_json(&self, filter: &AlertFilter) -> Vec<Arc<str>> {
-        let ring = self.lock();
-        ring.alerts
-            .iter()
-            .rev()
-            .take_while(|(a, _)| filter.after_id.is_none_or(|i| a.id > i))
-            .filter(|(a, _)| filter.matches(a))
-            .take(filter.limit)
+    fn query_alerts_json(&self, q: &AlertQuery) -> Result<Vec<Arc<str>>, AlertSourceError> {
+        Ok(select(&self.lock().alerts, q)
+            .into_iter()
             .map(|(_, j)| j.clone())
-            .collect()
+            .collect())
     }
 
-    fn last_id(&self) -> u64 {
-        self.next_id.load(Ordering::Relaxed) - 1
+    fn last_id(&self) -> Result<u64, AlertSourceError> {
+        Ok(self.next_id.load(Ordering::Relaxed) - 1)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use driftwatch_model::RuleMatch;
 
     fn alert(rule: &str, priority: Priority, container: &str, tags: &[&str]) -> Alert {
         let mut fields = BTreeMap::new();
@@ -264,19 +180,23 @@ mod tests {
             ));
         }
         assert_eq!(ring.len(), 3);
-        let all = ring.query_alerts(&AlertFilter {
-            limit: 10,
-            ..AlertFilter::default()
-        });
+        let all = ring
+            .query_alerts(&AlertQuery {
+                limit: 10,
+                ..AlertQuery::default()
+            })
+            .unwrap();
         assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), [5, 4, 3]);
         // The kept JSON is the alert's serialization.
-        let json = ring.query_alerts_json(&AlertFilter {
-            limit: 10,
-            ..AlertFilter::default()
-        });
+        let json = ring
+            .query_alerts_json(&AlertQuery {
+                limit: 10,
+                ..AlertQuery::default()
+            })
+            .unwrap();
         assert_eq!(json.len(), 3);
         assert_eq!(&*json[0], serde_json::to_string(&all[0]).unwrap());
-        assert_eq!(ring.last_id(), 5);
+        assert_eq!(ring.last_id().unwrap(), 5);
         let counts = ring.counts_by_rule();
         assert_eq!(counts.iter().map(|c| c.1).sum::<u64>(), 5);
     }
@@ -302,65 +222,90 @@ mod tests {
             "999999999999",
             &["binary_drift"],
         ));
-        let q = |f: AlertFilter| {
-            let limit = if f.limit == 0 { 10 } else { f.limit };
-            ring.query_alerts(&AlertFilter { limit, ..f })
+        let q = |f: AlertQuery| {
+            ring.query_alerts(&f)
+                .unwrap()
                 .iter()
                 .map(|a| a.id)
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            q(AlertFilter {
+            q(AlertQuery {
                 rule: Some("a".into()),
+                rule_match: RuleMatch::Exact,
                 ..Default::default()
             }),
             [3, 1]
         );
         assert_eq!(
-            q(AlertFilter {
-                priority: Some(Priority::Warning),
+            q(AlertQuery {
+                min_priority: Some(Priority::Warning),
                 ..Default::default()
             }),
             [3, 1]
         );
         assert_eq!(
-            q(AlertFilter {
+            q(AlertQuery {
                 tag: Some("file_drift".into()),
                 ..Default::default()
             }),
             [2]
         );
         assert_eq!(
-            q(AlertFilter {
+            q(AlertQuery {
                 container: Some("abcdef".into()),
                 ..Default::default()
             }),
             [2, 1]
         );
         assert_eq!(
-            q(AlertFilter {
+            q(AlertQuery {
                 container: Some("abc".into()),
                 ..Default::default()
             }),
             Vec::<u64>::new()
         );
         assert_eq!(
-            q(AlertFilter {
+            q(AlertQuery {
                 after_id: Some(1),
                 ..Default::default()
             }),
             [3, 2]
         );
         assert_eq!(
-            q(AlertFilter {
+            q(AlertQuery {
                 limit: 1,
                 ..Default::default()
             }),
             [3]
         );
         assert_eq!(
-            q(AlertFilter {
+            q(AlertQuery {
                 since_ns: Some(u64::MAX),
+                ..Default::default()
+            }),
+            Vec::<u64>::new()
+        );
+        // Oldest first starts after `after_id`; `until_ns` is exclusive.
+        assert_eq!(
+            q(AlertQuery {
+                after_id: Some(1),
+                order: Order::OldestFirst,
+                ..Default::default()
+            }),
+            [2, 3]
+        );
+        assert_eq!(
+            q(AlertQuery {
+                order: Order::OldestFirst,
+                limit: 2,
+                ..Default::default()
+            }),
+            [1, 2]
+        );
+        assert_eq!(
+            q(AlertQuery {
+                until_ns: Some(0),
                 ..Default::default()
             }),
             Vec::<u64>::new()

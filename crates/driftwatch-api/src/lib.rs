@@ -4,8 +4,9 @@
 //!
 //! - [`view`]: what the server reads the agent through ([`AgentView`]), implemented by the
 //!   binary over the running agent; the JSON shapes it answers with.
-//! - [`alerts`]: where alerts are read from ([`AlertSource`]) and the in-memory ring every
-//!   agent keeps ([`AlertRing`]); a persistent store plugs in by implementing the trait.
+//! - [`alerts`]: the in-memory ring of the last alerts every agent keeps ([`AlertRing`]), the
+//!   [`driftwatch_model::AlertSource`] the API queries unless given another (a persistent
+//!   store implements the same trait).
 //! - [`metrics`]: the Prometheus text format writer ([`MetricsWriter`]) other parts append to.
 //! - [`server`]: binding (loopback or token), routing, auth, CSRF, limits, headers, SSE.
 //! - [`token`]: the bearer token's file, created 0600 on first start, its mode checked.
@@ -17,7 +18,7 @@ pub mod server;
 pub mod token;
 pub mod view;
 
-pub use alerts::{AlertFilter, AlertRing, AlertSource, StoredAlert};
+pub use alerts::AlertRing;
 pub use metrics::{MetricsSource, MetricsWriter};
 pub use server::{ApiConfig, ApiServer, BindError};
 pub use view::{

@@ -31,7 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use bind::{ApiConfig, ApiServer, BindError};
 
-use crate::alerts::{AlertRing, AlertSource};
+use driftwatch_model::AlertSource;
+
+use crate::alerts::AlertRing;
 use crate::view::{AgentView, ApiError};
 
 /// The largest request body accepted (actions take `{"confirm": true}`).

@@ -37,6 +37,12 @@ impl ApiError {
     }
 }
 
+impl From<driftwatch_model::AlertSourceError> for ApiError {
+    fn from(e: driftwatch_model::AlertSourceError) -> ApiError {
+        ApiError::internal(format!("reading the alerts: {e}"))
+    }
+}
+
 /// A container the agent knows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ContainerSummary {

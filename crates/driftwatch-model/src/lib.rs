@@ -1,5 +1,6 @@
 //! driftwatch's domain vocabulary, shared by every other crate: who (container, image,
-//! process), what happened (event), what it means (drift finding) and what we say (alert).
+//! process), what happened (event), what it means (drift finding), what we say (alert) and
+//! how the alerts said are kept and asked for (history).
 //! No I/O lives here.
 
 mod alert;
@@ -7,6 +8,7 @@ pub mod clock;
 mod container;
 mod drift;
 mod event;
+mod history;
 mod layers;
 mod origin;
 mod process;
@@ -21,6 +23,7 @@ pub use drift::{
     EnforcementMode, Verdict,
 };
 pub use event::{Event, EventKind, FileRef, NetRef};
+pub use history::{AlertQuery, AlertSource, AlertSourceError, Order, RuleMatch, StoredAlert};
 pub use layers::OverlayLayers;
 pub use origin::{Content, FileFacts, Identity, Residence, verdict};
 pub use process::Process;

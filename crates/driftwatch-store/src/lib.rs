@@ -24,11 +24,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
-use driftwatch_model::Alert;
+use driftwatch_model::{Alert, AlertSourceError};
 use rusqlite::{Connection, OpenFlags};
 
 pub use columns::parse_time_ns;
-pub use query::{AlertQuery, AlertReader, AlertSource, Order, StoredAlert};
+// The alert history's vocabulary is the model's (one trait for the store and the API's
+// ring); re-exported so that reading a store takes one import.
+pub use driftwatch_model::{AlertQuery, AlertSource, Order, RuleMatch, StoredAlert};
+pub use query::AlertReader;
 pub use schema::SCHEMA_VERSION;
 
 pub const DEFAULT_PATH: &str = "/var/lib/driftwatch/driftwatch.db";
@@ -386,8 +389,19 @@ impl Store {
 }
 
 impl AlertSource for Store {
-    fn query_alerts(&self, q: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
-        query::run_query(&self.conn(), &self.path, q)
+    fn query_alerts(&self, q: &AlertQuery) -> Result<Vec<StoredAlert>, AlertSourceError> {
+        Ok(query::run_query(&self.conn(), &self.path, q)?)
+    }
+
+    fn last_id(&self) -> Result<u64, AlertSourceError> {
+        Ok(query::last_id(&self.conn(), &self.path)?)
+    }
+}
+
+/// A query's failure, as the one [`AlertSource`] trait carries it.
+impl From<StoreError> for AlertSourceError {
+    fn from(e: StoreError) -> AlertSourceError {
+        AlertSourceError::new(e)
     }
 }
 

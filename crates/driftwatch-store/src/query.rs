@@ -1,74 +1,18 @@
-//! Reading alerts back: filters by time, container, rule, tag and priority, paged by id, on
-//! any connection (the agent's own, or a read-only one while the agent writes).
+//! Reading alerts back: [`AlertQuery`]s (by time, container, rule, tag and priority, paged
+//! by id) as SQL, on any connection (the agent's own, or a read-only one while the agent
+//! writes); the [`AlertSource`] of a database another process writes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use driftwatch_model::{Alert, Priority};
+use driftwatch_model::{
+    Alert, AlertQuery, AlertSource, AlertSourceError, Order, RuleMatch, StoredAlert,
+};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
 use crate::StoreError;
 use crate::columns::priority_code;
 use crate::schema::{check_readable, classify};
-
-/// Which alerts, in which order. The default is every alert, newest first, at most 100.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AlertQuery {
-    /// Nanoseconds since the epoch, inclusive.
-    pub since_ns: Option<i64>,
-    /// Nanoseconds since the epoch, exclusive.
-    pub until_ns: Option<i64>,
-    /// A container id prefix (hex) or an exact container name.
-    pub container: Option<String>,
-    /// The exact rule name, or a substring of it.
-    pub rule: Option<String>,
-    /// Alerts carrying this tag.
-    pub tag: Option<String>,
-    /// This priority or a more severe one.
-    pub min_priority: Option<Priority>,
-    /// Only alerts stored after this id (for following new ones).
-    pub after_id: Option<i64>,
-    pub limit: usize,
-    pub order: Order,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Order {
-    #[default]
-    NewestFirst,
-    OldestFirst,
-}
-
-impl Default for AlertQuery {
-    fn default() -> Self {
-        AlertQuery {
-            since_ns: None,
-            until_ns: None,
-            container: None,
-            rule: None,
-            tag: None,
-            min_priority: None,
-            after_id: None,
-            limit: 100,
-            order: Order::NewestFirst,
-        }
-    }
-}
-
-/// One stored alert: its id (increasing in the order alerts were stored, never reused) and
-/// the alert as it was emitted.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredAlert {
-    pub id: i64,
-    pub time_ns: i64,
-    pub alert: Alert,
-}
-
-/// Something that answers alert queries: the agent's [`crate::Store`] or an
-/// [`AlertReader`] on a database another process writes.
-pub trait AlertSource: Send + Sync {
-    fn query_alerts(&self, q: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError>;
-}
 
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -86,11 +30,13 @@ pub(crate) fn run_query(
         params.push(v);
         sql.push_str(&clause.replace('?', &format!("?{}", params.len())));
     };
+    // Times and ids are INTEGER (i64) columns; past their range a bound is past every row.
+    let column = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     if let Some(s) = q.since_ns {
-        push(&mut sql, " AND time_ns >= ?", Box::new(s));
+        push(&mut sql, " AND time_ns >= ?", Box::new(column(s)));
     }
     if let Some(u) = q.until_ns {
-        push(&mut sql, " AND time_ns < ?", Box::new(u));
+        push(&mut sql, " AND time_ns < ?", Box::new(column(u)));
     }
     if let Some(c) = &q.container {
         if is_hex(c) {
@@ -107,7 +53,11 @@ pub(crate) fn run_query(
         }
     }
     if let Some(r) = &q.rule {
-        push(&mut sql, " AND instr(rule, ?) > 0", Box::new(r.clone()));
+        let clause = match q.rule_match {
+            RuleMatch::Contains => " AND instr(rule, ?) > 0",
+            RuleMatch::Exact => " AND rule = ?",
+        };
+        push(&mut sql, clause, Box::new(r.clone()));
     }
     if let Some(t) = &q.tag {
         push(
@@ -120,7 +70,7 @@ pub(crate) fn run_query(
         push(&mut sql, " AND priority <= ?", Box::new(priority_code(p)));
     }
     if let Some(a) = q.after_id {
-        push(&mut sql, " AND id > ?", Box::new(a));
+        push(&mut sql, " AND id > ?", Box::new(column(a)));
     }
     sql.push_str(match q.order {
         Order::NewestFirst => " ORDER BY id DESC",
@@ -150,9 +100,22 @@ pub(crate) fn run_query(
             id,
             msg: e.to_string(),
         })?;
-        out.push(StoredAlert { id, time_ns, alert });
+        // SQLite's ids start at 1; a time before 1970 reads as 1970.
+        out.push(StoredAlert {
+            id: u64::try_from(id).unwrap_or_default(),
+            time_ns: u64::try_from(time_ns).unwrap_or_default(),
+            alert,
+        });
     }
     Ok(out)
+}
+
+/// The highest alert id stored so far on `conn` (0 when none).
+pub(crate) fn last_id(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
+    let id: i64 = conn
+        .query_row("SELECT coalesce(max(id), 0) FROM alerts", [], |r| r.get(0))
+        .map_err(|e| classify(path, e))?;
+    Ok(u64::try_from(id).unwrap_or_default())
 }
 
 /// A read-only view of a database that the agent may be writing at the same time (WAL
@@ -187,13 +150,6 @@ impl AlertReader {
         &self.path
     }
 
-    /// The highest alert id stored so far (0 when none).
-    pub fn last_id(&self) -> Result<i64, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row("SELECT coalesce(max(id), 0) FROM alerts", [], |r| r.get(0))
-            .map_err(|e| classify(&self.path, e))
-    }
-
     /// The baselines stored in this database, as the JSON baseline file's text.
     pub fn baselines_json(&self) -> Result<String, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -208,8 +164,13 @@ impl AlertReader {
 }
 
 impl AlertSource for AlertReader {
-    fn query_alerts(&self, q: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+    fn query_alerts(&self, q: &AlertQuery) -> Result<Vec<StoredAlert>, AlertSourceError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        run_query(&conn, &self.path, q)
+        Ok(run_query(&conn, &self.path, q)?)
+    }
+
+    fn last_id(&self) -> Result<u64, AlertSourceError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(last_id(&conn, &self.path)?)
     }
 }

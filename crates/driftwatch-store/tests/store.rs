@@ -7,9 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use driftwatch_model::{Alert, Priority};
-use driftwatch_store::{AlertQuery, AlertReader, AlertSource, Order, Store, StoreError};
+use driftwatch_store::{AlertQuery, AlertReader, AlertSource, Order, RuleMatch, Store, StoreError};
 
 const SEC: i64 = 1_000_000_000;
+
+/// A stored alert's time (ns since the epoch, after 1970) from this file's signed times.
+fn ns(t: i64) -> u64 {
+    u64::try_from(t).expect("a time after 1970")
+}
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
@@ -76,7 +81,7 @@ fn alerts_round_trip_with_ids_and_permissions() {
     let got = store.query_alerts(&AlertQuery::default()).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].alert, a, "the Falco JSON comes back as it went in");
-    assert_eq!(got[0].time_ns, t);
+    assert_eq!(got[0].time_ns, ns(t));
     assert!(got[0].id > 0);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600);
@@ -256,6 +261,24 @@ fn filters_by_container_rule_tag_priority_and_time() {
         }),
         ["Outbound connection not in baseline"]
     );
+    // The API's `rule=` names a rule exactly.
+    assert_eq!(
+        q(AlertQuery {
+            rule: Some("baseline".into()),
+            rule_match: RuleMatch::Exact,
+            ..Default::default()
+        })
+        .len(),
+        0
+    );
+    assert_eq!(
+        q(AlertQuery {
+            rule: Some("Outbound connection not in baseline".into()),
+            rule_match: RuleMatch::Exact,
+            ..Default::default()
+        }),
+        ["Outbound connection not in baseline"]
+    );
     // Tags match whole tags only.
     assert_eq!(
         q(AlertQuery {
@@ -293,7 +316,7 @@ fn filters_by_container_rule_tag_priority_and_time() {
     // Time: since inclusive, until exclusive.
     assert_eq!(
         q(AlertQuery {
-            since_ns: Some(t + 120 * SEC),
+            since_ns: Some(ns(t + 120 * SEC)),
             ..Default::default()
         })
         .len(),
@@ -301,7 +324,7 @@ fn filters_by_container_rule_tag_priority_and_time() {
     );
     assert_eq!(
         q(AlertQuery {
-            until_ns: Some(t + 120 * SEC),
+            until_ns: Some(ns(t + 120 * SEC)),
             ..Default::default()
         })
         .len(),
@@ -309,8 +332,8 @@ fn filters_by_container_rule_tag_priority_and_time() {
     );
     assert_eq!(
         q(AlertQuery {
-            since_ns: Some(t + 60 * SEC),
-            until_ns: Some(t + 180 * SEC),
+            since_ns: Some(ns(t + 60 * SEC)),
+            until_ns: Some(ns(t + 180 * SEC)),
             container: Some("db".into()),
             ..Default::default()
         }),
@@ -345,7 +368,7 @@ fn ordering_limit_and_after_id() {
         oldest[0].alert.rule,
         "Drop and execute new binary in container"
     );
-    let ids: Vec<i64> = oldest.iter().map(|s| s.id).collect();
+    let ids: Vec<u64> = oldest.iter().map(|s| s.id).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     let page = store
         .query_alerts(&AlertQuery {

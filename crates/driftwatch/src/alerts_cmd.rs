@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use driftwatch_agent::AlertSink;
 use driftwatch_model::{Alert, Priority};
-use driftwatch_store::{AlertQuery, AlertReader, AlertSource, Order, Store, StoredAlert};
+use driftwatch_store::{
+    AlertQuery, AlertReader, AlertSource, Order, RuleMatch, Store, StoredAlert,
+};
 
 /// Queues each alert for the store's writer thread; never blocks the pipeline.
 pub struct StoreSink(pub Arc<Store>);
@@ -179,10 +181,12 @@ fn print(out: &mut impl Write, alerts: &[StoredAlert], json: bool) -> io::Result
 pub fn run(args: AlertsArgs) -> anyhow::Result<i32> {
     let reader = AlertReader::open(&args.db)?;
     let base = AlertQuery {
-        since_ns: args.since,
-        until_ns: args.until,
+        // Before 1970 is before every stored alert.
+        since_ns: args.since.map(|t| u64::try_from(t).unwrap_or(0)),
+        until_ns: args.until.map(|t| u64::try_from(t).unwrap_or(0)),
         container: args.container.clone(),
         rule: args.rule.clone(),
+        rule_match: RuleMatch::Contains,
         tag: args.tag.clone(),
         min_priority: args.priority,
         after_id: None,

@@ -10,7 +10,9 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::{ServerStats, State, routes};
-use crate::alerts::{AlertRing, AlertSource};
+use driftwatch_model::AlertSource;
+
+use crate::alerts::AlertRing;
 use crate::view::AgentView;
 
 /// Connections served at once; more wait in the kernel's accept queue.

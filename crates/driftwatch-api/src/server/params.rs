@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 
-use driftwatch_model::Priority;
 use driftwatch_model::clock::now_ns;
+use driftwatch_model::{AlertQuery, Priority, RuleMatch};
 
 use super::MAX_LIMIT;
-use crate::alerts::AlertFilter;
 use crate::view::ApiError;
 
 /// Percent-decoding of a query or path component (`+` is a space in queries).
@@ -73,7 +72,7 @@ fn parse_since(s: &str) -> Result<u64, ApiError> {
     Ok(now_ns().saturating_sub(secs.saturating_mul(1_000_000_000)))
 }
 
-pub(super) fn parse_filter(q: &HashMap<String, String>) -> Result<AlertFilter, ApiError> {
+pub(super) fn parse_filter(q: &HashMap<String, String>) -> Result<AlertQuery, ApiError> {
     let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
     let limit = match q.get("limit") {
         Some(l) => l
@@ -82,12 +81,13 @@ pub(super) fn parse_filter(q: &HashMap<String, String>) -> Result<AlertFilter, A
             .min(MAX_LIMIT),
         None => 100,
     };
-    Ok(AlertFilter {
+    Ok(AlertQuery {
         since_ns: nonempty("since").map(|s| parse_since(&s)).transpose()?,
         container: nonempty("container"),
         rule: nonempty("rule"),
+        rule_match: RuleMatch::Exact,
         tag: nonempty("tag"),
-        priority: nonempty("priority")
+        min_priority: nonempty("priority")
             .map(|p| {
                 p.parse::<Priority>()
                     .map_err(|e| ApiError::bad_request(format!("priority: {e}")))
@@ -100,6 +100,7 @@ pub(super) fn parse_filter(q: &HashMap<String, String>) -> Result<AlertFilter, A
             })
             .transpose()?,
         limit,
+        ..AlertQuery::default()
     })
 }
 
@@ -140,7 +141,7 @@ mod tests {
         for (q, priority, limit, after_id) in table {
             let f = filter(q).unwrap_or_else(|e| panic!("{q}: {}", e.message));
             assert_eq!(
-                (f.priority, f.limit, f.after_id),
+                (f.min_priority, f.limit, f.after_id),
                 (priority, limit, after_id),
                 "{q}"
             );

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use driftwatch_model::AlertQuery;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -16,7 +17,6 @@ use super::auth::{self, Access};
 use super::params::{parse_filter, parse_query, percent_decode};
 use super::reply::{Body, error_response, full, json_response, secure, text_response};
 use super::{MAX_BODY, MAX_DIFF_ENTRIES, MAX_LIMIT, State, sse};
-use crate::alerts::AlertFilter;
 use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, MetricsWriter};
 use crate::view::{ApiError, ContainerSummary, DriftStatus, LastAlert, ManualAction};
 
@@ -199,8 +199,8 @@ async fn api(
             let filter = parse_filter(query)?;
             let alerts = state.alerts.clone();
             let body = blocking(move || {
-                let found = alerts.query_alerts_json(&filter);
-                let last_id = alerts.last_id();
+                let found = alerts.query_alerts_json(&filter)?;
+                let last_id = alerts.last_id()?;
                 // The alerts' JSON was made once, when they came in: joined here, not
                 // serialized again for every request.
                 let mut body =
@@ -213,9 +213,9 @@ async fn api(
                     body.push_str(j);
                 }
                 body.push_str(&format!("],\"last_id\":{last_id}}}"));
-                body
+                Ok::<_, ApiError>(body)
             })
-            .await?;
+            .await??;
             let mut r = Response::new(full(body));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -235,23 +235,23 @@ async fn api(
             {
                 filter.after_id = Some(last);
             }
-            Ok(sse::stream(state.clone(), filter))
+            sse::stream(state.clone(), filter)
         }
         ["containers"] => {
             method_is(&req, Method::GET, "GET")?;
             let st = state.clone();
             let list = blocking(move || {
                 let mut list = st.view.containers();
-                fill_drift(&st, &mut list);
+                fill_drift(&st, &mut list)?;
                 list.sort_by(|a, b| {
                     b.running
                         .cmp(&a.running)
                         .then(b.drift.alerts.cmp(&a.drift.alerts))
                         .then(a.name.cmp(&b.name))
                 });
-                list
+                Ok::<_, ApiError>(list)
             })
-            .await?;
+            .await??;
             Ok(json_response(
                 200,
                 &serde_json::json!({ "containers": list }),
@@ -264,14 +264,14 @@ async fn api(
             let detail = blocking(move || -> Result<_, ApiError> {
                 let mut d = st.view.container(&id)?;
                 let mut one = [d.summary.clone()];
-                fill_drift(&st, &mut one);
+                fill_drift(&st, &mut one)?;
                 let [s] = one;
                 d.summary = s;
-                let about = st.alerts.query_alerts(&AlertFilter {
+                let about = st.alerts.query_alerts(&AlertQuery {
                     container: Some(d.summary.short_id.clone()),
                     limit: MAX_LIMIT,
-                    ..AlertFilter::default()
-                });
+                    ..AlertQuery::default()
+                })?;
                 for p in &mut d.processes {
                     for a in about.iter().filter(|a| a.pid() == Some(p.pid)) {
                         let v = a.field("drift.verdict");
@@ -357,11 +357,11 @@ async fn api(
 }
 
 /// Counts of the alerts the source keeps, per container (by short id).
-fn fill_drift(state: &State, list: &mut [ContainerSummary]) {
-    let all = state.alerts.query_alerts(&AlertFilter {
+fn fill_drift(state: &State, list: &mut [ContainerSummary]) -> Result<(), ApiError> {
+    let all = state.alerts.query_alerts(&AlertQuery {
         limit: usize::MAX,
-        ..AlertFilter::default()
-    });
+        ..AlertQuery::default()
+    })?;
     let mut by: BTreeMap<&str, DriftStatus> = BTreeMap::new();
     // Newest first: the first seen is the last alert.
     for a in &all {
@@ -397,6 +397,7 @@ fn fill_drift(state: &State, list: &mut [ContainerSummary]) {
             c.drift = d.clone();
         }
     }
+    Ok(())
 }
 
 fn metrics_text(state: &State) -> String {

@@ -18,7 +18,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::reply::Body;
 use super::{MAX_LIMIT, State};
-use crate::alerts::{AlertFilter, StoredAlert};
+use driftwatch_model::{AlertQuery, StoredAlert};
+
+use crate::view::ApiError;
 
 fn sse_frame(a: &StoredAlert) -> Bytes {
     let json = serde_json::to_string(a).unwrap_or_default();
@@ -28,7 +30,7 @@ fn sse_frame(a: &StoredAlert) -> Bytes {
 struct Follow {
     state: Arc<State>,
     rx: tokio::sync::broadcast::Receiver<StoredAlert>,
-    filter: AlertFilter,
+    filter: AlertQuery,
     backlog: VecDeque<StoredAlert>,
     last: u64,
     started: bool,
@@ -46,18 +48,26 @@ impl Follow {
         let mut f = self.filter.clone();
         f.after_id = Some(self.last);
         f.limit = MAX_LIMIT;
-        let mut found = self.state.alerts.query_alerts(&f);
-        found.reverse();
-        self.backlog.extend(found);
+        match self.state.alerts.query_alerts(&f) {
+            Ok(mut found) => {
+                found.reverse();
+                self.backlog.extend(found);
+            }
+            // What the source could not give now, the live broadcast may still bring.
+            Err(e) => tracing::warn!("API: the alert stream's backlog: {e}"),
+        }
     }
 }
 
 /// Server-Sent Events: the alerts after `after_id` (or none when not given), then each new
 /// one as it comes, filtered; a comment every 15 s keeps proxies from closing it.
-pub(super) fn stream(state: Arc<State>, filter: AlertFilter) -> Response<Body> {
+pub(super) fn stream(state: Arc<State>, filter: AlertQuery) -> Result<Response<Body>, ApiError> {
+    let last = match filter.after_id {
+        Some(after) => after,
+        None => state.alerts.last_id()?,
+    };
     state.stats.sse_clients.fetch_add(1, Ordering::Relaxed);
     let rx = state.ring.subscribe();
-    let last = filter.after_id.unwrap_or_else(|| state.alerts.last_id());
     let follow = Follow {
         state,
         rx,
@@ -110,7 +120,7 @@ pub(super) fn stream(state: Arc<State>, filter: AlertFilter) -> Response<Body> {
         HeaderValue::from_static("text/event-stream"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Ok(r)
 }
 
 #[cfg(test)]

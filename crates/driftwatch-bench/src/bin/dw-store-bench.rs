@@ -221,7 +221,7 @@ fn query(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     let reader = AlertReader::open(&path)?;
-    let since = now_ns() - 3600 * 1_000_000_000;
+    let since = u64::try_from(now_ns() - 3600 * 1_000_000_000)?;
     for (what, container) in [
         ("name", "app-123".to_string()),
         ("id prefix", format!("{:012x}", 0xc0ffee000000u64 + 123)),
