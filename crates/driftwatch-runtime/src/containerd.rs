@@ -32,7 +32,7 @@ use prost::Message;
 use tokio::sync::Mutex;
 
 use crate::runtime_config::RuntimeConfig;
-use crate::source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError};
+use crate::source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, within};
 
 /// Where and how to reach containerd.
 #[derive(Clone, Debug)]
@@ -128,19 +128,11 @@ impl Inner {
         op: &'static str,
         fut: impl Future<Output = Result<T, RuntimeError>>,
     ) -> Result<T, RuntimeError> {
-        match tokio::time::timeout(self.cfg.timeout, fut).await {
-            Ok(r) => {
-                if matches!(r, Err(RuntimeError::Connect { .. })) {
-                    *self.channel.lock().await = None;
-                }
-                r
-            }
-            Err(_) => Err(RuntimeError::Timeout {
-                engine: ENGINE,
-                op,
-                after: self.cfg.timeout,
-            }),
+        let r = within(ENGINE, op, self.cfg.timeout, fut).await;
+        if matches!(r, Err(RuntimeError::Connect { .. })) {
+            *self.channel.lock().await = None;
         }
+        r
     }
 
     async fn channel(&self) -> Result<Channel, RuntimeError> {

@@ -121,6 +121,25 @@ fn daemon(engine: Engine) -> &'static str {
     }
 }
 
+/// Runs one call to an engine within `timeout`: one that takes longer is a
+/// [`RuntimeError::Timeout`] naming `op`, so a hung engine never blocks its caller.
+pub(crate) async fn within<T>(
+    engine: Engine,
+    op: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, RuntimeError>>,
+) -> Result<T, RuntimeError> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RuntimeError::Timeout {
+                engine,
+                op,
+                after: timeout,
+            })
+        })
+}
+
 /// Waits until something accepts connections on the unix socket at `path`, polling with a
 /// backoff from 20 ms up to 500 ms, for at most `max_wait`. The error names the socket and the
 /// last reason (`No such file or directory`, `Connection refused`).

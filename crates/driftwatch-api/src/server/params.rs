@@ -72,15 +72,24 @@ fn parse_since(s: &str) -> Result<u64, ApiError> {
     Ok(now_ns().saturating_sub(secs.saturating_mul(1_000_000_000)))
 }
 
-pub(super) fn parse_filter(q: &HashMap<String, String>) -> Result<AlertQuery, ApiError> {
-    let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
-    let limit = match q.get("limit") {
-        Some(l) => l
+/// `limit=`: `default` when not given, at most `max`.
+pub(super) fn parse_limit(
+    q: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match q.get("limit") {
+        Some(l) => Ok(l
             .parse::<usize>()
             .map_err(|_| ApiError::bad_request(format!("limit={l:?} is not a number")))?
-            .min(MAX_LIMIT),
-        None => 100,
-    };
+            .min(max)),
+        None => Ok(default),
+    }
+}
+
+pub(super) fn parse_filter(q: &HashMap<String, String>) -> Result<AlertQuery, ApiError> {
+    let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let limit = parse_limit(q, 100, MAX_LIMIT)?;
     Ok(AlertQuery {
         since_ns: nonempty("since").map(|s| parse_since(&s)).transpose()?,
         container: nonempty("container"),

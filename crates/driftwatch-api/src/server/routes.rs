@@ -14,7 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response};
 
 use super::auth::{self, Access};
-use super::params::{parse_filter, parse_query, percent_decode};
+use super::params::{parse_filter, parse_limit, parse_query, percent_decode};
 use super::reply::{Body, error_response, full, json_response, secure, text_response};
 use super::{MAX_BODY, MAX_DIFF_ENTRIES, MAX_LIMIT, State, sse};
 use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, MetricsWriter};
@@ -291,13 +291,7 @@ async fn api(
         ["containers", id, "diff"] => {
             method_is(&req, Method::GET, "GET")?;
             let id = percent_decode(id, false)?;
-            let limit = match query.get("limit") {
-                Some(l) => l
-                    .parse::<usize>()
-                    .map_err(|_| ApiError::bad_request(format!("limit={l:?} is not a number")))?
-                    .min(MAX_DIFF_ENTRIES),
-                None => 500,
-            };
+            let limit = parse_limit(query, 500, MAX_DIFF_ENTRIES)?;
             let view = state.view.clone();
             let diff = blocking(move || view.diff(&id, limit)).await??;
             Ok(json_response(200, &diff))

@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 
 use super::DockerConfig;
 use super::translate::{ImageInfo, image_info, record_from_inspect};
-use crate::source::{ContainerRecord, RuntimeError};
+use crate::source::{ContainerRecord, RuntimeError, within};
 
 /// The engine's connection state and image cache, shared by a source's clones and its event
 /// stream.
@@ -48,19 +48,11 @@ impl DockerClient {
         op: &'static str,
         fut: impl Future<Output = Result<T, RuntimeError>>,
     ) -> Result<T, RuntimeError> {
-        match tokio::time::timeout(self.cfg.timeout, fut).await {
-            Ok(r) => {
-                if matches!(r, Err(RuntimeError::Connect { .. })) {
-                    *self.client.lock().await = None;
-                }
-                r
-            }
-            Err(_) => Err(RuntimeError::Timeout {
-                engine: self.engine(),
-                op,
-                after: self.cfg.timeout,
-            }),
+        let r = within(self.engine(), op, self.cfg.timeout, fut).await;
+        if matches!(r, Err(RuntimeError::Connect { .. })) {
+            *self.client.lock().await = None;
         }
+        r
     }
 
     /// The negotiated client, connecting first if needed (not timed: callers are).
