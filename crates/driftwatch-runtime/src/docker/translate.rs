@@ -229,39 +229,197 @@ mod tests {
     use super::*;
 
     const ID: &str = "d6eac21f4e25f0f95f4638ace9c2d3db386196a24dbf6f437953ea957f0d3142";
+    const IMAGE_ID: &str =
+        "sha256:134445d2e83d3385aa5ae2562ac9f3fe4b90e13169aeceddf86a30241eca8327";
 
-    /// Trimmed `docker inspect` output (Engine API 1.41, dockerd 20.10) of a container made with
-    /// CRI labels, as the kubelet's dockershim would.
-    fn inspect_json() -> serde_json::Value {
-        serde_json::json!({
-            "Id": ID,
-            "Created": "2026-11-28T13:27:25.956158165Z",
-            "Path": "sleep",
-            "Args": ["600"],
-            "State": {"Status": "running", "Running": true, "Pid": 13759, "ExitCode": 0,
-                      "StartedAt": "2026-11-28T13:27:26.287380783Z",
-                      "FinishedAt": "0001-01-01T00:00:00Z"},
-            "Image": "sha256:134445d2e83d3385aa5ae2562ac9f3fe4b90e13169aeceddf86a30241eca8327",
-            "Name": "/web",
-            "Driver": "overlay2",
-            "GraphDriver": {"Name": "overlay2", "Data": {
-                "LowerDir": "/var/lib/docker/overlay2/3d6f-init/diff:/var/lib/docker/overlay2/f609/diff",
-                "MergedDir": "/var/lib/docker/overlay2/3d6f/merged",
-                "UpperDir": "/var/lib/docker/overlay2/3d6f/diff",
-                "WorkDir": "/var/lib/docker/overlay2/3d6f/work"}},
-            "Config": {"Image": "driftwatch-test/busybox:1",
-                       "Env": ["PATH=/bin", "A=b"],
-                       "ExposedPorts": {"8080/tcp": {}, "53/udp": {}},
-                       "Cmd": ["sleep", "600"],
-                       "Labels": {"io.kubernetes.pod.name": "web-0",
-                                  "io.kubernetes.pod.namespace": "prod",
-                                  "io.kubernetes.pod.uid": "u-1",
-                                  "io.kubernetes.container.name": "app"}}
-        })
+    /// A file of tests/fixtures/docker/ as JSON; a broken one names its file:line:col.
+    fn fixture_json(name: &str) -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/docker")
+            .join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
     }
 
-    fn parse(v: serde_json::Value) -> ContainerInspectResponse {
-        serde_json::from_value(v).unwrap()
+    /// A fixture as bollard parses the engine's answer.
+    fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        serde_json::from_value(fixture_json(name))
+            .unwrap_or_else(|e| panic!("{name}: not what bollard parses: {e}"))
+    }
+
+    fn record(container: &str, image: Option<&ImageInfo>) -> ContainerRecord {
+        record_from_inspect(Engine::Docker, fixture(container), image)
+            .unwrap_or_else(|e| panic!("{container}: {e}"))
+    }
+
+    /// What a record says, in short, for the table.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Seen {
+        name: String,
+        image: String,
+        digest: Option<String>,
+        pid: Option<u32>,
+        running: bool,
+        started_at_ns: Option<u64>,
+        /// The upper dir and how many lower dirs, when overlay.
+        layers: Option<(String, usize)>,
+        pod: Option<(String, String)>,
+        host_namespaces: Vec<String>,
+        added_capabilities: Vec<String>,
+        user: String,
+    }
+
+    fn seen(r: &ContainerRecord) -> Seen {
+        Seen {
+            name: r.meta.name.clone(),
+            image: r.meta.image.display_name(),
+            digest: r.meta.image.digest.clone(),
+            pid: r.pid,
+            running: r.running,
+            started_at_ns: r.started_at_ns,
+            layers: r
+                .layers
+                .as_ref()
+                .map(|l| (l.upper.display().to_string(), l.lowers.len())),
+            pod: r
+                .meta
+                .k8s
+                .as_ref()
+                .map(|k| (k.namespace.clone(), k.pod_name.clone())),
+            host_namespaces: r
+                .runtime_config
+                .host_namespaces()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+            added_capabilities: r
+                .runtime_config
+                .added_capabilities()
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            user: r.runtime_config.user.clone(),
+        }
+    }
+
+    #[test]
+    fn every_inspect_shape_into_a_record() {
+        // The image as this host's dockerd answers for it; its labels are none of the
+        // container's, so the container's CRI labels are its creator's.
+        let imported = image_info(fixture("image-imported.json"));
+        let running = Seen {
+            name: "web".into(),
+            image: "driftwatch-test/busybox:1".into(),
+            // An imported image has no registry digest: the image id stands in.
+            digest: Some(IMAGE_ID.into()),
+            pid: Some(13759),
+            running: true,
+            started_at_ns: Some(1_795_872_446_287_380_783),
+            layers: Some(("/var/lib/docker/overlay2/3d6f/diff".into(), 2)),
+            pod: Some(("prod".into(), "web-0".into())),
+            host_namespaces: vec![],
+            added_capabilities: vec![],
+            user: String::new(),
+        };
+        let table = [
+            (
+                "container-cri-labels.json",
+                Some(&imported),
+                running.clone(),
+            ),
+            // Without the image (removed while in use) there is no telling whose the pod
+            // labels are: no pod identity.
+            (
+                "container-cri-labels.json",
+                None,
+                running.but(|s| s.pod = None),
+            ),
+            (
+                "container-host-pid-caps-binds.json",
+                Some(&imported),
+                running.but(|s| {
+                    s.host_namespaces = vec!["pid".into()];
+                    s.added_capabilities = vec!["CAP_SYS_ADMIN".into()];
+                    s.user = "0".into();
+                }),
+            ),
+            (
+                "container-exited.json",
+                Some(&imported),
+                running.but(|s| {
+                    s.pid = None;
+                    s.running = false;
+                }),
+            ),
+            (
+                "container-never-started.json",
+                Some(&imported),
+                running.but(|s| {
+                    s.pid = None;
+                    s.running = false;
+                    s.started_at_ns = None;
+                }),
+            ),
+            (
+                "container-vfs.json",
+                Some(&imported),
+                running.but(|s| s.layers = None),
+            ),
+            // Run by image id: the name is the image's first tag.
+            (
+                "container-started-by-image-id.json",
+                Some(&imported),
+                running.clone(),
+            ),
+            // ... and without the image, none.
+            (
+                "container-started-by-image-id.json",
+                None,
+                running.but(|s| {
+                    s.image = ImageRef::default().display_name();
+                    s.pod = None;
+                }),
+            ),
+        ];
+        for (container, image, want) in table {
+            assert_eq!(
+                seen(&record(container, image)),
+                want,
+                "{container} with{} the image",
+                if image.is_some() { "" } else { "out" }
+            );
+        }
+    }
+
+    impl Seen {
+        /// This, changed as a row expects.
+        fn but(&self, change: impl FnOnce(&mut Seen)) -> Seen {
+            let mut s = self.clone();
+            change(&mut s);
+            s
+        }
+    }
+
+    #[test]
+    fn image_inspect_into_image_info() {
+        let info = image_info(fixture("image-imported.json"));
+        assert_eq!(info.repo_tags, ["driftwatch-test/busybox:1"]);
+        assert!(info.repo_digests.is_empty());
+        assert!(info.labels.is_empty());
+        assert_eq!(
+            info.config,
+            ImageConfig {
+                env: vec![],
+                user: String::new(),
+                repo_digests: vec![],
+                diff_ids: vec![
+                    "sha256:d40fc5381419dcb071f2fbd34a881dc30dfba279e19c14b79ac354bd2dea8ff8"
+                        .into()
+                ],
+            }
+        );
     }
 
     #[test]
@@ -274,35 +432,30 @@ mod tests {
             repo_tags: vec!["driftwatch-test/busybox:1".into()],
             ..ImageInfo::default()
         };
-        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
+        let r = record("container-cri-labels.json", Some(&image));
         assert_eq!(r.meta.id.as_str(), ID);
         assert_eq!(r.meta.engine, Engine::Docker);
-        assert_eq!(r.meta.name, "web");
         assert_eq!(r.meta.image.repository, "driftwatch-test/busybox");
         assert_eq!(r.meta.image.tag, "1");
+        // The digest of the repository it was run from, not the first listed.
         assert_eq!(r.meta.image.digest.as_deref(), Some("sha256:2222"));
-        assert_eq!(
-            r.meta.image.id.as_deref(),
-            Some("sha256:134445d2e83d3385aa5ae2562ac9f3fe4b90e13169aeceddf86a30241eca8327")
-        );
+        assert_eq!(r.meta.image.id.as_deref(), Some(IMAGE_ID));
         assert_eq!(r.meta.entrypoint, vec!["sleep", "600"]);
         let k8s = r.meta.k8s.as_ref().unwrap();
-        assert_eq!(
-            (k8s.namespace.as_str(), k8s.pod_name.as_str()),
-            ("prod", "web-0")
-        );
         assert_eq!(
             (k8s.pod_uid.as_str(), k8s.container_name.as_str()),
             ("u-1", "app")
         );
-        assert_eq!(r.pid, Some(13759));
-        assert!(r.running);
-        assert_eq!(r.started_at_ns, Some(1_795_872_446_287_380_783));
         assert_eq!(r.env, vec!["PATH=/bin", "A=b"]);
         assert_eq!(r.exposed_ports, vec!["53/udp", "8080/tcp"]);
         let l = r.layers.unwrap();
-        assert_eq!(l.upper, PathBuf::from("/var/lib/docker/overlay2/3d6f/diff"));
-        assert_eq!(l.lowers.len(), 2);
+        assert_eq!(
+            l.lowers,
+            [
+                PathBuf::from("/var/lib/docker/overlay2/3d6f-init/diff"),
+                PathBuf::from("/var/lib/docker/overlay2/f609/diff")
+            ]
+        );
         assert_eq!(
             l.merged,
             Some(PathBuf::from("/var/lib/docker/overlay2/3d6f/merged"))
@@ -313,42 +466,21 @@ mod tests {
     fn pod_labels_brought_by_the_image_are_no_pod_identity() {
         // `docker build` with `LABEL io.kubernetes.pod.name=web-0 ...`, then a plain
         // `docker run`: the container's labels are the image's.
-        let mut image = ImageInfo::default();
+        let labels = &fixture_json("container-cri-labels.json")["Config"]["Labels"];
+        let mut image = image_info(fixture("image-imported.json"));
         for k in ["io.kubernetes.pod.name", "io.kubernetes.pod.namespace"] {
-            let v = inspect_json()["Config"]["Labels"][k]
-                .as_str()
-                .unwrap()
-                .to_string();
-            image.labels.insert(k.into(), v);
+            image
+                .labels
+                .insert(k.into(), labels[k].as_str().unwrap().to_string());
         }
-        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
+        let r = record("container-cri-labels.json", Some(&image));
         assert_eq!(r.meta.k8s, None);
         // The labels stay visible as labels.
         assert_eq!(r.meta.labels["io.kubernetes.pod.name"], "web-0");
-        // Without the image's labels there is no telling: no pod identity either.
-        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), None).unwrap();
-        assert_eq!(r.meta.k8s, None);
     }
 
     #[test]
     fn runtime_config_from_docker_inspect() {
-        // As dockerd 20.10 answers for `docker run --cap-add SYS_ADMIN --pid host --user 0
-        // -v /var/run/docker.sock:/var/run/docker.sock -v /srv/cfg:/etc/app:ro
-        // --security-opt seccomp=unconfined`.
-        let mut v = inspect_json();
-        v["HostConfig"] = serde_json::json!({
-            "Binds": ["/var/run/docker.sock:/var/run/docker.sock", "/srv/cfg:/etc/app:ro"],
-            "NetworkMode": "none", "CapAdd": ["CAP_SYS_ADMIN"], "CapDrop": null,
-            "IpcMode": "private", "PidMode": "host", "Privileged": false,
-            "ReadonlyRootfs": false, "SecurityOpt": ["seccomp=unconfined"],
-            "UTSMode": "", "UsernsMode": ""});
-        v["Mounts"] = serde_json::json!([
-            {"Type": "bind", "Source": "/var/run/docker.sock",
-             "Destination": "/var/run/docker.sock", "Mode": "", "RW": true,
-             "Propagation": "rprivate"},
-            {"Type": "bind", "Source": "/srv/cfg", "Destination": "/etc/app", "Mode": "ro",
-             "RW": false, "Propagation": "rprivate"}]);
-        v["Config"]["User"] = "0".into();
         let image = ImageInfo {
             config: ImageConfig {
                 env: vec!["PATH=/bin".into()],
@@ -357,55 +489,26 @@ mod tests {
             },
             ..ImageInfo::default()
         };
-        let r = record_from_inspect(Engine::Docker, parse(v), Some(&image)).unwrap();
+        let r = record("container-host-pid-caps-binds.json", Some(&image));
         let c = &r.runtime_config;
         assert!(!c.privileged && !c.readonly_rootfs);
-        assert_eq!(c.added_capabilities(), ["CAP_SYS_ADMIN"]);
-        assert_eq!(c.host_namespaces(), ["pid"]);
-        assert_eq!(c.user, "0");
+        assert_eq!(c.network_mode, "none");
         assert_eq!(c.security_opt("seccomp"), Some("unconfined"));
         assert_eq!(c.mounts.len(), 2);
         assert_eq!(c.mounts[0].source, PathBuf::from("/var/run/docker.sock"));
         assert_eq!(c.mounts[0].kind, "bind");
         assert!(c.mounts[0].rw && !c.mounts[1].rw);
         assert_eq!(c.image.as_ref(), Some(&image.config));
+        assert_eq!(c.image_reference, "driftwatch-test/busybox:1");
         // No HostConfig, no image: engine defaults, image unknown.
-        let v = inspect_json();
-        let configured = v["Config"]["Image"].as_str().unwrap().to_string();
-        let r = record_from_inspect(Engine::Docker, parse(v), None).unwrap();
+        let r = record("container-cri-labels.json", None);
         assert_eq!(
             r.runtime_config,
             RuntimeConfig {
-                image_reference: configured,
+                image_reference: "driftwatch-test/busybox:1".into(),
                 ..RuntimeConfig::default()
             }
         );
-    }
-
-    #[test]
-    fn offline_image_digest_falls_back_to_image_id() {
-        let image = ImageInfo {
-            repo_digests: vec![],
-            repo_tags: vec!["driftwatch-test/busybox:1".into()],
-            ..ImageInfo::default()
-        };
-        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), Some(&image)).unwrap();
-        assert_eq!(r.meta.image.digest, r.meta.image.id);
-        // Image gone (rmi -f): same fallback.
-        let r = record_from_inspect(Engine::Docker, parse(inspect_json()), None).unwrap();
-        assert_eq!(r.meta.image.digest, r.meta.image.id);
-    }
-
-    #[test]
-    fn exited_and_never_started_containers() {
-        let mut v = inspect_json();
-        v["State"] = serde_json::json!({"Status": "exited", "Running": false, "Pid": 0,
-            "ExitCode": 3, "StartedAt": "0001-01-01T00:00:00Z"});
-        v["Labels"] = serde_json::Value::Null;
-        let r = record_from_inspect(Engine::Docker, parse(v), None).unwrap();
-        assert_eq!(r.pid, None);
-        assert!(!r.running);
-        assert_eq!(r.started_at_ns, None);
     }
 
     #[test]
@@ -415,8 +518,7 @@ mod tests {
             repo_tags: vec!["app:2".into()],
             ..ImageInfo::default()
         };
-        let id = "sha256:134445d2e83d3385aa5ae2562ac9f3fe4b90e13169aeceddf86a30241eca8327";
-        let by = |configured: &str| image_reference(configured, Some(id), Some(&info));
+        let by = |configured: &str| image_reference(configured, Some(IMAGE_ID), Some(&info));
         let r = by("registry:5000/app@sha256:abcd");
         assert_eq!(
             (r.repository.as_str(), r.tag.as_str()),
@@ -424,31 +526,52 @@ mod tests {
         );
         assert_eq!(r.digest.as_deref(), Some("sha256:abcd"));
         assert_eq!(by("134445d2e83d").display_name(), "app:2");
-        assert_eq!(by(id).display_name(), "app:2");
+        assert_eq!(by(IMAGE_ID).display_name(), "app:2");
         assert_eq!(by("").display_name(), "app:2");
         // A hex-looking name that is not this image's id is a repository name.
         assert_eq!(by("deadbeefcafe").repository, "deadbeefcafe");
-        assert_eq!(image_reference(id, Some(id), None), ImageRef::default());
+        assert_eq!(
+            image_reference(IMAGE_ID, Some(IMAGE_ID), None),
+            ImageRef::default()
+        );
+    }
+
+    #[test]
+    fn repo_digests_pick_the_repository_run() {
+        let digests = [
+            "other/repo@sha256:1111".to_string(),
+            "app@sha256:2222".to_string(),
+        ];
+        for (repository, want) in [
+            ("app", Some("sha256:2222")),
+            ("other/repo", Some("sha256:1111")),
+            // Not listed: the first.
+            ("elsewhere", Some("sha256:1111")),
+        ] {
+            assert_eq!(
+                repo_digest(&digests, repository).as_deref(),
+                want,
+                "{repository}"
+            );
+        }
+        assert_eq!(repo_digest(&[], "app"), None);
+        assert_eq!(repo_digest(&["no-digest".to_string()], "app"), None);
     }
 
     #[test]
     fn malformed_inspect_is_an_error_not_a_panic() {
-        let mut v = inspect_json();
+        let mut v = fixture_json("container-cri-labels.json");
         v["Id"] = "short".into();
-        let e = record_from_inspect(Engine::Docker, parse(v), None).unwrap_err();
+        let e = record_from_inspect(Engine::Docker, serde_json::from_value(v).unwrap(), None)
+            .unwrap_err();
         assert!(matches!(e, RuntimeError::Malformed { .. }), "{e}");
-        let e =
-            record_from_inspect(Engine::Docker, parse(serde_json::json!({})), None).unwrap_err();
+        let e = record_from_inspect(
+            Engine::Docker,
+            serde_json::from_value(serde_json::json!({})).unwrap(),
+            None,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no Id"), "{e}");
-        // Non-overlay storage: no layers.
-        let mut v = inspect_json();
-        v["GraphDriver"] = serde_json::json!({"Name": "vfs", "Data": {}});
-        assert_eq!(
-            record_from_inspect(Engine::Docker, parse(v), None)
-                .unwrap()
-                .layers,
-            None
-        );
     }
 
     #[test]
