@@ -277,7 +277,7 @@ mod tests {
             None,
             Vec::new(),
             None,
-            Arc::new(crate::pipeline::AgentStats::default()),
+            Arc::new(crate::stats::AgentStats::default()),
             "h".into(),
         )
         .shared();
@@ -335,7 +335,7 @@ mod tests {
             Some(std::io::LineWriter::new(
                 std::fs::File::create(&path).unwrap(),
             )),
-            Arc::new(crate::pipeline::AgentStats::default()),
+            Arc::new(crate::stats::AgentStats::default()),
             "h".into(),
         )
         .shared();

@@ -15,7 +15,7 @@ use driftwatch_outputs::Outputs;
 
 use crate::fairness::{AlertRate, BUDGET_RULE, Limits, budget_alert, container_fields};
 use crate::outputs::AlertSink;
-use crate::pipeline::AgentStats;
+use crate::stats::AgentStats;
 
 pub struct Emitter {
     rules: RuleSet,

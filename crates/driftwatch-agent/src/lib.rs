@@ -19,6 +19,7 @@ mod pipeline;
 mod proctable;
 mod record_file;
 mod reload;
+mod stats;
 mod tamper;
 
 pub use baseline::{
@@ -38,9 +39,10 @@ pub use image_verify::{DEFAULT_LAYER_CACHE, ImageVerifier, ImageVerifyConfig, Im
 pub use loss::{LOSS_ALERT_MIN_INTERVAL, LOSS_RULE, LossCounts, loss_alert};
 pub use net_drift::{NetDrift, NetDriftConfig, NetDriftRuntime, NetDriftStats};
 pub use outputs::AlertSink;
-pub use pipeline::{Agent, AgentConfig, AgentStats};
+pub use pipeline::{Agent, AgentConfig};
 pub use proctable::{ProcInfo, ProcTable};
 pub use reload::ReloadStats;
+pub use stats::AgentStats;
 pub use tamper::{
     SignalOrigin, TamperConfig, TamperGuard, TamperStats, default_protected, set_non_dumpable,
 };

@@ -12,7 +12,7 @@ use driftwatch_model::{Alert, Priority};
 use driftwatch_sensor::{NetSensorStats, SensorStats};
 
 use crate::emitter::SharedEmitter;
-use crate::pipeline::AgentStats;
+use crate::stats::AgentStats;
 
 pub const LOSS_RULE: &str = "Driftwatch events lost";
 /// How often the counters are read.

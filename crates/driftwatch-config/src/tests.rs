@@ -128,7 +128,7 @@ outputs:
             r#"c.yaml:8:11: verify.layers: expected true or false, found the string "yes""#,
             "c.yaml:9:25: verify.layer_check_interval: expected a duration like 90s, 5m, 1h, 30d, found 300 (add a unit: 300s)",
             r#"c.yaml:11:9: enforcement.mode: expected one of detect, prevent, found the string "prevnt" (did you mean "prevent"?)"#,
-            r#"c.yaml:13:14: store.max_bytes: "12 parsecs": the unit is one of B, KiB, MiB, GiB, TiB, KB, MB, GB, TB"#,
+            r#"c.yaml:13:14: store.max_bytes: "12 parsecs": the unit is one of B, KiB, MiB, GiB, TiB, K, M, G, T, KB, MB, GB, TB"#,
             "c.yaml:14:15: store.queue_size: must be at least 1",
             r#"c.yaml:15:1: unknown key "ring_mib"; did you mean "sensor.ring_mib"?"#,
             "c.yaml:17:11: outputs.stdout: expected a mapping (the keys of outputs.stdout), found true",

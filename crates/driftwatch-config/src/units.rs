@@ -1,6 +1,8 @@
 //! Durations (`90s`, `5m`, `1h`, `30d`, `250ms`) and sizes (`512KiB`, `100MiB`, `1GiB`, or
 //! bytes) as the file spells them, both ways: parsing and the canonical spelling `config
-//! show` prints (which parses back to the same value).
+//! show` prints (which parses back to the same value). The only grammar of the binary: the
+//! command-line flags take these parsers as their clap `value_parser` too, so a flag and the
+//! key it sets accept the same spellings.
 
 use std::time::Duration;
 
@@ -61,9 +63,14 @@ const SIZE_UNITS: &[(&str, u64)] = &[
     ("KB", 1_000),
     ("kB", 1_000),
     ("B", 1),
+    // The short binary spellings of `ls -h` and the playbooks' `max_file_size: 64K`.
+    ("T", 1 << 40),
+    ("G", 1 << 30),
+    ("M", 1 << 20),
+    ("K", 1 << 10),
 ];
 
-/// `512KiB`, `100MiB`, `1GiB`, `10MB` (decimal), or a number of bytes.
+/// `512KiB`, `100MiB`, `1GiB`, `10MB` (decimal), `64K`, `16M` (binary), or a number of bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -80,7 +87,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .find(|(u, _)| *u == unit)
         .map(|(_, per)| *per)
         .ok_or_else(|| {
-            format!("{s:?}: the unit is one of B, KiB, MiB, GiB, TiB, KB, MB, GB, TB")
+            format!("{s:?}: the unit is one of B, KiB, MiB, GiB, TiB, K, M, G, T, KB, MB, GB, TB")
         })?;
     n.checked_mul(per)
         .ok_or_else(|| format!("{s} is too large"))
@@ -132,6 +139,8 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("10MB"), Ok(10_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
         assert!(parse_size("1 GiB").is_ok());
         assert!(parse_size("1gb").unwrap_err().contains("unit is one of"));
         assert!(parse_size("GiB").is_err());

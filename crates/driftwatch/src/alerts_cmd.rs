@@ -109,20 +109,12 @@ fn parse_when(s: &str) -> Result<i64, String> {
             "`{s}` is neither a duration (90s, 30m, 1h, 2d) nor an RFC 3339 time (2026-11-28T12:00:00Z)"
         )
     };
-    let i = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(i);
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86400),
-        _ => return Err(bad()),
-    };
+    let ago = driftwatch_config::parse_duration(s).map_err(|_| bad())?;
+    let ago_ns = i64::try_from(ago.as_nanos()).unwrap_or(i64::MAX);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
-    Ok(now.saturating_sub(secs.saturating_mul(1_000_000_000)))
+    Ok(now.saturating_sub(ago_ns))
 }
 
 /// Control characters of attacker-chosen strings (file names, process arguments, container

@@ -26,8 +26,8 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "BUNDLE")]
     verify: Option<PathBuf>,
     /// Drifted files larger than this are listed, not stored (executables and libraries are
-    /// always stored). Accepts K, M, G (KiB, MiB, GiB) suffixes.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = driftwatch_response::playbook::parse_size)]
+    /// always stored): `64K`, `16MiB`, `1G` (binary), `10MB` (decimal), or bytes.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = driftwatch_config::parse_size)]
     max_file_size: u64,
     /// The agent's Falco JSON alert lines to take this container's alerts from (default:
     /// /var/log/driftwatch/alerts.json when it exists).

@@ -244,4 +244,51 @@ mod tests {
     fn the_command_tree_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    /// A flag and the key it sets accept the same spellings (`config::units`): `1d` and
+    /// `250ms` as in the file, and a bare number is refused as the file refuses it.
+    #[test]
+    fn duration_and_size_flags_take_the_config_grammar() {
+        use clap::Parser;
+        let parses = |args: &[&str]| {
+            super::Cli::try_parse_from(args)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        for ok in [
+            &["driftwatch", "run", "--learning-window", "1d"][..],
+            &["driftwatch", "run", "--dedup-window", "250ms"],
+            &["driftwatch", "run", "--layer-check-interval", "30d"],
+            &["driftwatch", "actions", "--since", "2d"],
+            &[
+                "driftwatch",
+                "capture",
+                "c1",
+                "-o",
+                "b",
+                "--max-file-size",
+                "1M",
+            ],
+            &[
+                "driftwatch",
+                "capture",
+                "c1",
+                "-o",
+                "b",
+                "--max-file-size",
+                "16MiB",
+            ],
+        ] {
+            assert_eq!(parses(ok), Ok(()), "{ok:?}");
+        }
+        let bare = parses(&["driftwatch", "run", "--learning-window", "300"]).unwrap_err();
+        assert!(bare.contains("300 has no unit"), "{bare}");
+        let long = parses(&[
+            "driftwatch",
+            "run",
+            "--learning-window",
+            "99999999999999999999h",
+        ]);
+        assert!(long.is_err());
+    }
 }

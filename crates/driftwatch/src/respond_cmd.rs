@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use driftwatch_agent::AlertSink;
+use driftwatch_config::parse_duration;
 use driftwatch_kube::{KubeClient, KubeConfig};
 use driftwatch_model::Alert;
 use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine};
 use driftwatch_response::actions::kube::KubeApi;
-use driftwatch_response::playbook::parse_duration;
 use driftwatch_response::{
     ActionLog, ActionRecord, DEFAULT_ACTIONS_LOG, LoadError, PlaybookSet, Responder,
     ResponderConfig, read_records,

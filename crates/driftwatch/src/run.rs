@@ -67,7 +67,7 @@ pub struct RunArgs {
     /// Send one alert per (rule, container, executable, file) per window; repeats within
     /// it are counted, and the next window's first alert carries the number in
     /// `driftwatch.repeats` (e.g. `10s`; default 0: every alert is sent).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = driftwatch_config::parse_duration)]
     pub(crate) dedup_window: Option<Duration>,
     /// At exit, write the agent's counters (events, losses, alert latency, memory) as JSON.
     #[arg(long, value_name = "FILE")]
@@ -78,9 +78,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) baseline_file: Option<PathBuf>,
     /// How long each image learns its outbound destinations and extra listeners after its
-    /// first container is seen: seconds, or with a unit (`90s`, `5m`, `1h`) [config:
+    /// first container is seen (`90s`, `5m`, `1h`, `1d`) [config:
     /// network.learning_window, default 5m].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = driftwatch_config::parse_duration)]
     pub(crate) learning_window: Option<Duration>,
     /// Enforcement for every container: `detect` (alert only) or `prevent` (stop drifted
     /// code before its first instruction: exec denied with EPERM, or killed at exec).
@@ -132,24 +132,6 @@ fn parse_mode(s: &str) -> Result<driftwatch_model::EnforcementMode, String> {
         "prevent" => Ok(driftwatch_model::EnforcementMode::Prevent),
         _ => Err(format!("`{s}`: the mode is `detect` or `prevent`")),
     }
-}
-
-/// `300`, `300s`, `5m`, `1h`.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 300, 90s, 5m, 1h)"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{s}`: unit must be s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 /// Peak and current resident memory of this process, in KiB.

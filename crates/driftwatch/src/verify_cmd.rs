@@ -57,9 +57,9 @@ pub struct AgentVerifyArgs {
     #[arg(long, value_name = "FILE")]
     approved: Option<PathBuf>,
     /// How often the layers of the images seen are checked again on disk (each new image
-    /// is checked once when first seen): `6h`, `30m`, seconds [config:
+    /// is checked once when first seen): `6h`, `30m`, `1d` [config:
     /// verify.layer_check_interval, default 6h].
-    #[arg(long, value_name = "DURATION", value_parser = crate::run::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = driftwatch_config::parse_duration)]
     layer_check_interval: Option<Duration>,
     /// Do not check image layers on disk [config: verify.layers].
     #[arg(long)]

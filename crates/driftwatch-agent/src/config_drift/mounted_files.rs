@@ -498,7 +498,7 @@ mod tests {
             Some(std::io::LineWriter::new(
                 std::fs::File::create(&record).unwrap(),
             )),
-            Arc::new(crate::pipeline::AgentStats::default()),
+            Arc::new(crate::stats::AgentStats::default()),
             "h".into(),
         )
         .shared();
