@@ -169,6 +169,10 @@ pub static SECTIONS: &[(&str, &str)] = &[
         "Image drift: approved digests and image layers on disk.",
     ),
     (
+        "tamper",
+        "Tamper protection: the agent's process and files against the containers it watches.",
+    ),
+    (
         "store",
         "The embedded database of alerts, actions and baselines.",
     ),
@@ -301,6 +305,13 @@ pub static KEYS: &[Key<Config>] = &[
         "Alerts one container may send at once above its rate."
     ),
     key!(
+        "limits.dedup_window",
+        Duration,
+        limits.dedup_window,
+        Live,
+        "Send one alert per (rule, container, executable, file) per window; repeats within it are counted, and the next window's first alert carries the number in `driftwatch.repeats` (0: every alert is sent)."
+    ),
+    key!(
         "network.baseline_file",
         Path,
         network.baseline_file,
@@ -336,6 +347,20 @@ pub static KEYS: &[Key<Config>] = &[
         "Where every action taken is recorded (JSON lines, mode 0600; `driftwatch actions`)."
     ),
     key!(
+        "response.kubeconfig",
+        OptPath,
+        response.kubeconfig,
+        Restart,
+        "Pod actions (evict, label) and the API's pod lookups through this kubeconfig's current context."
+    ),
+    key!(
+        "response.in_cluster",
+        Bool,
+        response.in_cluster,
+        Restart,
+        "Pod actions through the pod's service account (the agent runs as a DaemonSet); not with `response.kubeconfig`."
+    ),
+    key!(
         "verify.approved",
         OptPath,
         verify.approved,
@@ -362,6 +387,27 @@ pub static KEYS: &[Key<Config>] = &[
         verify.layer_check_interval,
         Restart,
         "How often the layers of the images seen are checked again."
+    ),
+    key!(
+        "verify.docker_root",
+        Path,
+        verify.docker_root,
+        Restart,
+        "Docker's data root, where the image layers are."
+    ),
+    key!(
+        "tamper.enabled",
+        Bool,
+        tamper.enabled,
+        Restart,
+        "Tamper protection: signals from containers are ignored, the agent cannot be traced, and containers may not open its files."
+    ),
+    key!(
+        "tamper.protect",
+        PathList,
+        tamper.protect,
+        Restart,
+        "Further files or directories containers may not open (the agent's binary and the directories of its configuration, store, baselines, actions log and JSON alerts are protected already)."
     ),
     key!(
         "store.enabled",

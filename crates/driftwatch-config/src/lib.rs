@@ -5,12 +5,14 @@
 //! act on a section (outputs, store, API) take it from here, so the file, the reference and
 //! the code cannot disagree.
 
+mod flag_layer;
 mod keys;
 mod load;
 mod render;
 mod schema;
 mod units;
 
+pub use flag_layer::{FlagError, FlagSetting, FlagValue, with_flags};
 pub use keys::{Access, Choice, HTTP_KEYS, KEYS, Key, Reload, SECTIONS, key};
 pub use load::{Diagnostic, LoadError, Loaded, Pos, load, parse_str};
 pub use render::{example_yaml, reference_markdown, show_json, show_yaml};

@@ -75,6 +75,9 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
     /// The keys the file set (`sensor.ring_mib`, `outputs.http[0].url`) and where.
     pub set: BTreeMap<String, Pos>,
+    /// The keys command-line flags set over the file, each with the flag and its value
+    /// (`--ring-mib 16`); see [`crate::with_flags`].
+    pub flags: BTreeMap<String, String>,
 }
 
 impl Loaded {
@@ -83,7 +86,13 @@ impl Loaded {
             config: Config::default(),
             file: None,
             set: BTreeMap::new(),
+            flags: BTreeMap::new(),
         }
+    }
+
+    /// Whether the file or a flag chose `key` (rather than its default).
+    pub fn is_set(&self, key: &str) -> bool {
+        self.set.contains_key(key) || self.flags.contains_key(key)
     }
 }
 
@@ -168,6 +177,8 @@ pub fn parse_str(text: &str, file: &str, base: Option<&Path>) -> Result<Loaded, 
         base,
         diags: Vec::new(),
         set: BTreeMap::new(),
+        flags: BTreeMap::new(),
+        flag_errors: Vec::new(),
     };
     let mut config = Config::default();
     match driftwatch_yaml::parse(text, Limits::CONFIG) {
@@ -200,6 +211,7 @@ pub fn parse_str(text: &str, file: &str, base: Option<&Path>) -> Result<Loaded, 
             config,
             file: None,
             set: cx.set,
+            flags: BTreeMap::new(),
         })
     } else {
         cx.diags.sort_by_key(|d| (d.line, d.col));
@@ -216,14 +228,41 @@ fn top_sections() -> Vec<&'static str> {
     v
 }
 
-struct Cx<'a> {
-    file: &'a str,
-    base: Option<&'a Path>,
-    diags: Vec<Diagnostic>,
-    set: BTreeMap<String, Pos>,
+pub(crate) struct Cx<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) base: Option<&'a Path>,
+    pub(crate) diags: Vec<Diagnostic>,
+    pub(crate) set: BTreeMap<String, Pos>,
+    /// The keys command-line flags set, each with the flag and value that set it
+    /// (`--ring-mib 3`): a problem with one of them is told at the flag.
+    pub(crate) flags: BTreeMap<String, String>,
+    pub(crate) flag_errors: Vec<crate::flag_layer::FlagError>,
 }
 
 impl Cx<'_> {
+    fn is_set(&self, key: &str) -> bool {
+        self.set.contains_key(key) || self.flags.contains_key(key)
+    }
+
+    /// A problem with `key`'s value: at the flag that set it, else where the file set it
+    /// (the file's start for a default).
+    fn error_key(&mut self, key: &str, message: String) {
+        match self.flags.get(key) {
+            Some(flag) => self.flag_errors.push(crate::flag_layer::FlagError {
+                at: flag.clone(),
+                message,
+            }),
+            None => {
+                let p = self
+                    .set
+                    .get(key)
+                    .copied()
+                    .unwrap_or(Pos { line: 1, col: 1 });
+                self.error_at(p, message);
+            }
+        }
+    }
+
     fn error(&mut self, at: &Node, message: String) {
         self.error_at(Pos::of(at), message);
     }
@@ -307,7 +346,7 @@ impl Cx<'_> {
         })
     }
 
-    fn value<T>(
+    pub(crate) fn value<T>(
         &mut self,
         access: &Access<T>,
         v: &Node,
@@ -529,13 +568,11 @@ fn unknown_key<T>(keys: &'static [Key<T>], prefix: &str, name: &str, shown: &str
 }
 
 /// Checks across keys and of values a type cannot express.
-fn check(c: &Config, cx: &mut Cx<'_>) {
-    let pos = |cx: &Cx<'_>, k: &str| cx.set.get(k).copied().unwrap_or(Pos { line: 1, col: 1 });
+pub(crate) fn check(c: &Config, cx: &mut Cx<'_>) {
     let mib = c.sensor.ring_mib;
     if !mib.is_power_of_two() || mib > 1024 {
-        let p = pos(cx, "sensor.ring_mib");
-        cx.error_at(
-            p,
+        cx.error_key(
+            "sensor.ring_mib",
             format!(
                 "sensor.ring_mib: {mib} is not a power of two from 1 to 1024 (1, 2, 4, 8, ...)"
             ),
@@ -549,27 +586,30 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
         ("store.container_percent", c.store.container_percent),
     ] {
         if !(1..=100).contains(&v) {
-            let p = pos(cx, key);
-            cx.error_at(p, format!("{key}: {v} is not a percentage from 1 to 100"));
+            cx.error_key(key, format!("{key}: {v} is not a percentage from 1 to 100"));
         }
     }
     let deadline = c.enforcement.answer_deadline;
     if deadline < std::time::Duration::from_millis(10)
         || deadline > std::time::Duration::from_secs(60)
     {
-        let p = pos(cx, "enforcement.answer_deadline");
-        cx.error_at(
-            p,
+        cx.error_key(
+            "enforcement.answer_deadline",
             format!(
                 "enforcement.answer_deadline: {deadline:?} is not from 10ms to 60s (every exec in a prevent-mode container may wait this long)"
             ),
         );
     }
+    if c.response.kubeconfig.is_some() && c.response.in_cluster {
+        cx.error_key(
+            "response.in_cluster",
+            "response.in_cluster: pod actions go through either the service account or response.kubeconfig, not both".into(),
+        );
+    }
     match c.api.listen.parse::<SocketAddr>() {
         Err(_) => {
-            let p = pos(cx, "api.listen");
-            cx.error_at(
-                p,
+            cx.error_key(
+                "api.listen",
                 format!(
                     "api.listen: {:?} is not an address and port like 127.0.0.1:7878 or [::1]:7878",
                     c.api.listen
@@ -577,9 +617,8 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
             );
         }
         Ok(addr) if c.api.enabled && !addr.ip().is_loopback() && c.api.token_file.is_none() => {
-            let p = pos(cx, "api.listen");
-            cx.error_at(
-                p,
+            cx.error_key(
+                "api.listen",
                 format!(
                     "api.listen: {addr} is reachable from other hosts: set api.token_file (a file holding the bearer token), or listen on 127.0.0.1"
                 ),
@@ -588,9 +627,8 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
         Ok(_) => {}
     }
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&c.logging.level) {
-        let p = pos(cx, "logging.level");
-        cx.error_at(
-            p,
+        cx.error_key(
+            "logging.level",
             format!(
                 "logging.level: {:?} is not a level (error, warn, info, debug, trace) or a tracing filter: {e}",
                 c.logging.level
@@ -601,15 +639,13 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
         if let Access::Count(get, _) = k.access
             && *get(c) == 0
         {
-            let p = pos(cx, k.path);
-            cx.error_at(p, format!("{}: must be at least 1", k.path));
+            cx.error_key(k.path, format!("{}: must be at least 1", k.path));
         }
     }
     let s = &c.outputs.syslog;
     if s.transport != SyslogTransport::Unix && !is_host_port(&s.address) {
-        let p = pos(cx, "outputs.syslog.address");
-        cx.error_at(
-            p,
+        cx.error_key(
+            "outputs.syslog.address",
             format!(
                 "outputs.syslog.address: {:?} is not host:port (needed for transport {})",
                 s.address,
@@ -618,12 +654,11 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
         );
     }
     if !SYSLOG_FACILITIES.contains(&s.facility.as_str()) {
-        let p = pos(cx, "outputs.syslog.facility");
         let hint = closest(&s.facility, SYSLOG_FACILITIES.iter().copied())
             .map(|n| format!(" (did you mean {n:?}?)"))
             .unwrap_or_default();
-        cx.error_at(
-            p,
+        cx.error_key(
+            "outputs.syslog.facility",
             format!(
                 "outputs.syslog.facility: {:?} is not a syslog facility{hint}",
                 s.facility
@@ -632,11 +667,9 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
     }
     for (i, h) in c.outputs.http.iter().enumerate() {
         let k = format!("outputs.http[{i}].url");
-        if let Some(&p) = cx.set.get(&k)
-            && !(h.url.starts_with("http://") || h.url.starts_with("https://"))
-        {
-            cx.error_at(
-                p,
+        if cx.is_set(&k) && !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+            cx.error_key(
+                &k,
                 format!("{k}: {:?} is not an http:// or https:// URL", h.url),
             );
         }
@@ -647,9 +680,8 @@ fn check(c: &Config, cx: &mut Cx<'_>) {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
                 || value.contains(['\r', '\n'])
             {
-                let p = pos(cx, &format!("outputs.http[{i}].headers"));
-                cx.error_at(
-                    p,
+                cx.error_key(
+                    &format!("outputs.http[{i}].headers"),
                     format!("outputs.http[{i}].headers: {name:?} is not a valid header"),
                 );
             }

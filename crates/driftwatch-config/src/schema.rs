@@ -16,6 +16,7 @@ pub struct Config {
     pub network: Network,
     pub response: Response,
     pub verify: Verify,
+    pub tamper: Tamper,
     pub store: Store,
     pub outputs: Outputs,
     pub api: Api,
@@ -115,6 +116,9 @@ pub struct Limits {
     pub container_alerts_per_second: u32,
     /// Alerts one container may raise in a burst above the rate.
     pub container_alert_burst: u32,
+    /// One alert per (rule, container, executable, file) per window; repeats are counted
+    /// into the next one's `driftwatch.repeats` (zero: every alert is sent).
+    pub dedup_window: Duration,
 }
 
 impl Default for Limits {
@@ -124,6 +128,7 @@ impl Default for Limits {
             watched_dirs_container_percent: 25,
             container_alerts_per_second: 20,
             container_alert_burst: 200,
+            dedup_window: Duration::ZERO,
         }
     }
 }
@@ -151,6 +156,10 @@ impl Default for Network {
 pub struct Response {
     pub playbook: Option<PathBuf>,
     pub actions_log: PathBuf,
+    /// Pod actions (evict, label) through this kubeconfig's current context.
+    pub kubeconfig: Option<PathBuf>,
+    /// Pod actions through the pod's service account (the agent runs as a DaemonSet).
+    pub in_cluster: bool,
 }
 
 impl Default for Response {
@@ -158,6 +167,8 @@ impl Default for Response {
         Response {
             playbook: None,
             actions_log: PathBuf::from("/var/lib/driftwatch/actions.jsonl"),
+            kubeconfig: None,
+            in_cluster: false,
         }
     }
 }
@@ -171,6 +182,8 @@ pub struct Verify {
     /// Check image layers on disk against their digests.
     pub layers: bool,
     pub layer_check_interval: Duration,
+    /// Docker's data root, where the image layers are.
+    pub docker_root: PathBuf,
 }
 
 impl Default for Verify {
@@ -180,6 +193,26 @@ impl Default for Verify {
             allow_mutable: false,
             layers: true,
             layer_check_interval: Duration::from_secs(6 * 3600),
+            docker_root: PathBuf::from("/var/lib/docker"),
+        }
+    }
+}
+
+/// Tamper protection: the agent's own process and files against the containers it watches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tamper {
+    /// Signals from containers ignored, ptrace hardening, the file guard.
+    pub enabled: bool,
+    /// Paths containers may not open besides the agent's own (its binary and the
+    /// directories of its configuration, store, baselines, actions log and JSON alerts).
+    pub protect: Vec<PathBuf>,
+}
+
+impl Default for Tamper {
+    fn default() -> Self {
+        Tamper {
+            enabled: true,
+            protect: Vec::new(),
         }
     }
 }

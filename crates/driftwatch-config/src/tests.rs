@@ -193,7 +193,7 @@ fn invalid_values_are_refused() {
     assert_eq!(
         errors("- sensor\n"),
         [
-            "c.yaml:1:1: expected a mapping of sections (engines, rules, sensor, enforcement, limits, network, response, verify, store, outputs, api, logging), found a list"
+            "c.yaml:1:1: expected a mapping of sections (engines, rules, sensor, enforcement, limits, network, response, verify, tamper, store, outputs, api, logging), found a list"
         ]
     );
     let e = errors("sensor:\n  ring_mib: [1\n");
@@ -371,8 +371,7 @@ fn every_key_reaches_its_own_field() {
         }
         let l = Loaded {
             config: c,
-            file: None,
-            set: Default::default(),
+            ..Loaded::defaults()
         };
         let shown = show_yaml(&l);
         let diff: Vec<_> = shown
@@ -417,4 +416,81 @@ fn generated_reference_is_current() {
 #[test]
 fn generated_example_is_current() {
     check_generated("docs/config.example.yaml", &example_yaml());
+}
+
+fn flag(flag: &'static str, key: &'static str, value: &str) -> FlagSetting {
+    FlagSetting::scalar(flag, key, value)
+}
+
+#[test]
+fn flags_are_the_last_layer_checked_as_the_file_is() {
+    let mut file = parse_str(
+        "rules:\n  files: [/r/a.yaml]\nnetwork:\n  learning_window: 5m\nsensor:\n  ring_mib: 16\n",
+        "c.yaml",
+        None,
+    )
+    .unwrap();
+    file.file = Some(PathBuf::from("c.yaml"));
+    let l = with_flags(
+        &file,
+        &[
+            flag("--learning-window", "network.learning_window", "1d"),
+            flag("--dedup-window", "limits.dedup_window", "250ms"),
+            FlagSetting {
+                flag: "--rules",
+                key: "rules.files",
+                value: FlagValue::Append(vec!["/r/b.yaml".into()]),
+            },
+            FlagSetting {
+                flag: "--http-out",
+                key: "outputs.http",
+                value: FlagValue::Append(vec!["http://receiver:2801".into()]),
+            },
+            flag("--no-stdout", "outputs.stdout.enabled", "false"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(l.config.network.learning_window, Duration::from_secs(86400));
+    assert_eq!(l.config.limits.dedup_window, Duration::from_millis(250));
+    assert_eq!(
+        l.config.sensor.ring_mib, 16,
+        "a key no flag sets keeps the file's value"
+    );
+    assert_eq!(
+        l.config.rules.files,
+        [PathBuf::from("/r/a.yaml"), PathBuf::from("/r/b.yaml")]
+    );
+    assert_eq!(l.config.outputs.http[0].url, "http://receiver:2801");
+    assert!(!l.config.outputs.stdout.enabled);
+    assert!(l.is_set("network.learning_window") && l.is_set("limits.dedup_window"));
+    assert_eq!(l.flags["network.learning_window"], "--learning-window 1d");
+    assert!(l.is_set("sensor.ring_mib") && !l.flags.contains_key("sensor.ring_mib"));
+
+    // Every problem, each at its flag and value; the same checks and words as the file's.
+    let errs: Vec<String> = with_flags(
+        &file,
+        &[
+            flag("--ring-mib", "sensor.ring_mib", "3"),
+            FlagSetting {
+                flag: "--http-out",
+                key: "outputs.http",
+                value: FlagValue::Append(vec!["ftp://x".into()]),
+            },
+            flag("--api-listen", "api.listen", "0.0.0.0:7878"),
+            flag("--enforce", "enforcement.mode", "block"),
+        ],
+    )
+    .unwrap_err()
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        errs,
+        [
+            r#"--enforce block: enforcement.mode: expected one of detect, prevent, found the string "block""#,
+            "--ring-mib 3: sensor.ring_mib: 3 is not a power of two from 1 to 1024 (1, 2, 4, 8, ...)",
+            "--api-listen 0.0.0.0:7878: api.listen: 0.0.0.0:7878 is reachable from other hosts: set api.token_file (a file holding the bearer token), or listen on 127.0.0.1",
+            r#"--http-out ftp://x: outputs.http[0].url: "ftp://x" is not an http:// or https:// URL"#,
+        ]
+    );
 }
