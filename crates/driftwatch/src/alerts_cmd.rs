@@ -3,60 +3,10 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use driftwatch_agent::AlertSink;
 use driftwatch_model::{Alert, Priority};
-use driftwatch_store::{
-    AlertQuery, AlertReader, AlertSource, Order, RuleMatch, Store, StoredAlert,
-};
-
-/// Queues each alert for the store's writer thread; never blocks the pipeline.
-pub struct StoreSink(pub Arc<Store>);
-
-impl AlertSink for StoreSink {
-    fn emit(&mut self, alert: &Alert) -> io::Result<()> {
-        self.0.record_alert(alert);
-        Ok(())
-    }
-
-    fn name(&self) -> String {
-        format!("store {}", self.0.path().display())
-    }
-}
-
-/// Copies each response action record into the store (the actions log keeps its own).
-pub fn action_mirror(store: &Arc<Store>) -> driftwatch_response::ActionMirror {
-    let store = store.clone();
-    Arc::new(move |record| {
-        let stored = serde_json::to_value(record)
-            .map_err(|e| e.to_string())
-            .and_then(|v| store.record_action(&v).map_err(|e| e.to_string()));
-        if let Err(e) = stored {
-            tracing::warn!("action record not stored: {e}");
-        }
-    })
-}
-
-/// Writes what is queued and logs the store's counters (`driftwatch run` at exit).
-pub fn close_store(store: Arc<Store>) {
-    let flushed = store.flush();
-    let s = store.snapshot();
-    tracing::info!(
-        "store: {} alerts written, {} dropped, {} write errors, {} deleted by retention{}",
-        s.written,
-        s.dropped,
-        s.write_errors,
-        s.retention_deleted,
-        match (&s.degraded, flushed) {
-            (Some(why), _) => format!(" (degraded: {why})"),
-            (None, false) => " (not all written)".into(),
-            (None, true) => String::new(),
-        }
-    );
-    drop(store);
-}
+use driftwatch_store::{AlertQuery, AlertReader, AlertSource, Order, RuleMatch, StoredAlert};
 
 #[derive(clap::Args)]
 pub struct AlertsArgs {

@@ -10,7 +10,7 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use driftwatch_agent::{
-    BaselineBackend, BaselineError, BaselineFile, DEFAULT_BASELINE_FILE, FileBackend, ImageBaseline,
+    BaselineBackend, BaselineFile, DEFAULT_BASELINE_FILE, FileBackend, ImageBaseline,
 };
 
 #[derive(clap::Subcommand)]
@@ -133,56 +133,9 @@ impl FileArg {
                 path: db,
                 ..driftwatch_config::Store::default()
             })?;
-            return Ok(Arc::new(StoreBaselines(Arc::new(store))));
+            return Ok(Arc::new(driftwatch_daemon::StoreBaselines(Arc::new(store))));
         }
         Ok(Arc::new(FileBackend(PathBuf::from(DEFAULT_BASELINE_FILE))))
-    }
-}
-
-/// Baselines in the alert store's `baselines` table (the same JSON as the file, so export
-/// and import are unchanged).
-pub struct StoreBaselines(pub Arc<driftwatch_store::Store>);
-
-impl std::fmt::Debug for StoreBaselines {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StoreBaselines({})", self.0.path().display())
-    }
-}
-
-impl StoreBaselines {
-    fn error(&self, e: impl std::fmt::Display) -> BaselineError {
-        BaselineError::Backend {
-            what: self.describe(),
-            msg: e.to_string(),
-        }
-    }
-
-    fn text(&self) -> Result<String, BaselineError> {
-        self.0.baselines_json().map_err(|e| self.error(e))
-    }
-}
-
-impl BaselineBackend for StoreBaselines {
-    fn describe(&self) -> String {
-        format!("{} (alert store)", self.0.path().display())
-    }
-
-    fn load(&self) -> Result<BaselineFile, BaselineError> {
-        BaselineFile::parse(&self.text()?, self.0.path())
-    }
-
-    fn save(&self, data: &BaselineFile) -> Result<(), BaselineError> {
-        self.0
-            .save_baselines_json(&data.to_json())
-            .map_err(|e| self.error(e))
-    }
-
-    fn version(&self) -> Option<u64> {
-        use std::hash::{Hash, Hasher};
-        let text = self.text().ok()?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        text.hash(&mut h);
-        Some(h.finish())
     }
 }
 

@@ -100,7 +100,7 @@ fn validate(file: Option<&Path>) -> i32 {
             return 1;
         }
     };
-    let errors = crate::settings::check_named_files(&loaded);
+    let errors = driftwatch_daemon::check_named_files(&loaded);
     if !errors.is_empty() {
         for e in &errors {
             eprintln!("{e}\n");

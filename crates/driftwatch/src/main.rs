@@ -9,14 +9,11 @@ mod demo_cmd;
 mod diff_cmd;
 mod doctor;
 mod health_cmd;
-mod logging;
 mod progress;
 mod respond_cmd;
 mod rules_cmd;
 mod run;
 mod sd_notify;
-mod serve;
-mod settings;
 mod shell_cmd;
 mod verify_cmd;
 
@@ -178,7 +175,7 @@ Rules: DW-K8S-001 readOnlyRootFilesystem, 002 allowPrivilegeEscalation, 003 runA
 }
 
 fn main() {
-    logging::init();
+    driftwatch_daemon::logging::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run::run(*a),

@@ -1,43 +1,26 @@
 //! Response playbooks on the command line: `driftwatch run --playbook` (the responder as an
 //! alert sink), `driftwatch actions`, `driftwatch release` and `driftwatch playbook validate`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use driftwatch_agent::AlertSink;
 use driftwatch_config::parse_duration;
-use driftwatch_kube::{KubeClient, KubeConfig};
-use driftwatch_model::Alert;
 use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine};
 use driftwatch_response::actions::kube::KubeApi;
 use driftwatch_response::{
-    ActionLog, ActionRecord, DEFAULT_ACTIONS_LOG, LoadError, PlaybookSet, Responder,
-    ResponderConfig, read_records,
+    ActionLog, ActionRecord, DEFAULT_ACTIONS_LOG, LoadError, PlaybookSet, read_records,
 };
-
-/// Hands alerts to the responder's queue; never blocks the sensor thread it runs on.
-pub struct ResponseSink(pub Arc<Responder>);
-
-impl AlertSink for ResponseSink {
-    fn emit(&mut self, alert: &Alert) -> std::io::Result<()> {
-        self.0.submit(alert);
-        Ok(())
-    }
-
-    fn name(&self) -> String {
-        "response playbooks".into()
-    }
-}
 
 /// Where the Kubernetes API is, for pod actions (NetworkPolicy, delete/evict, labels).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct KubeArgs {
-    /// Use this kubeconfig's current context for pod actions.
+    /// Use this kubeconfig's current context for pod actions [config (run):
+    /// response.kubeconfig].
     #[arg(long, value_name = "FILE", conflicts_with = "in_cluster")]
     kubeconfig: Option<PathBuf>,
-    /// Use the pod's service account (the agent runs as a DaemonSet) for pod actions.
+    /// Use the pod's service account (the agent runs as a DaemonSet) for pod actions
+    /// [config (run): response.in_cluster].
     #[arg(long)]
     in_cluster: bool,
 }
@@ -45,59 +28,27 @@ pub struct KubeArgs {
 impl KubeArgs {
     /// The client, when asked for. Without one, pod alerts get the node-local actions only.
     pub fn client(&self) -> anyhow::Result<Option<Arc<dyn KubeApi>>> {
-        let config = match (&self.kubeconfig, self.in_cluster) {
-            (Some(p), _) => KubeConfig::from_kubeconfig(p)
-                .with_context(|| format!("kubeconfig {}", p.display()))?,
-            (None, true) => KubeConfig::in_cluster().context("in-cluster Kubernetes config")?,
-            (None, false) => return Ok(None),
-        };
-        let client = KubeClient::new(config).context("Kubernetes client")?;
-        tracing::info!("kubernetes: pod actions through {}", client.server());
-        Ok(Some(Arc::new(client)))
+        driftwatch_daemon::kube_client_for(self.kubeconfig.as_deref(), self.in_cluster)
     }
-}
 
-/// Loads a playbook file; every problem in it, rendered.
-pub fn load_playbooks(playbook: &Path) -> anyhow::Result<PlaybookSet> {
-    PlaybookSet::load_file(playbook).map_err(|e| match e {
-        LoadError::Invalid(errs) => anyhow::anyhow!(
-            "the playbook file does not load:\n{}",
-            errs.iter()
-                .map(|e| e.render())
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-        other => anyhow::anyhow!(other),
-    })
-}
-
-/// Starts the responder (`driftwatch run` with `response.playbook`) with the playbooks
-/// loaded from `playbook`.
-pub fn start_responder_with(
-    set: PlaybookSet,
-    playbook: &Path,
-    actions_log: &Path,
-    docker_socket: Option<PathBuf>,
-    alerts_file: Option<PathBuf>,
-    kube: &KubeArgs,
-    action_mirror: Option<driftwatch_response::ActionMirror>,
-) -> anyhow::Result<Arc<Responder>> {
-    let n = set.playbooks.len();
-    let responder = Responder::start(ResponderConfig {
-        playbooks: set,
-        actions_log: actions_log.to_path_buf(),
-        docker_socket,
-        kube: kube.client()?,
-        alerts_file,
-        queue: driftwatch_response::DEFAULT_QUEUE,
-        action_mirror,
-    })?;
-    tracing::info!(
-        "response: {n} playbooks from {}, actions recorded in {}",
-        playbook.display(),
-        actions_log.display()
-    );
-    Ok(Arc::new(responder))
+    /// `driftwatch run`'s layer of these flags over the configuration file.
+    pub fn flag_settings(&self) -> Vec<driftwatch_config::FlagSetting> {
+        let mut f = Vec::new();
+        crate::run::set(
+            &mut f,
+            "--kubeconfig",
+            "response.kubeconfig",
+            self.kubeconfig.as_deref().map(crate::run::path_text),
+        );
+        crate::run::switch(
+            &mut f,
+            self.in_cluster,
+            "--in-cluster",
+            "response.in_cluster",
+            true,
+        );
+        f
+    }
 }
 
 #[derive(clap::Args)]

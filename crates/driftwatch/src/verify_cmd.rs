@@ -64,60 +64,44 @@ pub struct AgentVerifyArgs {
     /// Do not check image layers on disk [config: verify.layers].
     #[arg(long)]
     no_layer_check: bool,
-    /// Docker's data root, for image layers.
-    #[arg(
-        long = "docker-root",
-        value_name = "DIR",
-        default_value = "/var/lib/docker"
-    )]
-    docker_root: PathBuf,
+    /// Docker's data root, for image layers [config: verify.docker_root, default
+    /// /var/lib/docker].
+    #[arg(long = "docker-root", value_name = "DIR")]
+    docker_root: Option<PathBuf>,
 }
 
 impl AgentVerifyArgs {
-    /// The flags given, over the file's `verify` section.
-    pub fn apply(&self, v: &mut driftwatch_config::Verify) {
-        if let Some(a) = &self.approved {
-            v.approved = Some(a.clone());
-        }
-        if let Some(i) = self.layer_check_interval {
-            v.layer_check_interval = i;
-        }
-        if self.no_layer_check {
-            v.layers = false;
-        }
-    }
-
-    /// Reads the approved list `v` names, warning about entries that approve nothing.
-    pub fn approved_list(v: &driftwatch_config::Verify) -> anyhow::Result<Option<ApprovedList>> {
-        let approved = v.approved.as_deref().map(ApprovedList::load).transpose()?;
-        if let Some(l) = &approved {
-            for u in &l.unpinned {
-                tracing::warn!(
-                    "{}:{}: image `{}` is not pinned by digest and approves nothing",
-                    l.file.display(),
-                    u.line,
-                    u.value
-                );
-            }
-        }
-        Ok(approved)
-    }
-
-    pub fn config(
-        &self,
-        v: &driftwatch_config::Verify,
-        approved: Option<ApprovedList>,
-    ) -> driftwatch_agent::ImageVerifyConfig {
-        driftwatch_agent::ImageVerifyConfig {
-            approved,
-            allow_mutable: v.allow_mutable,
-            layers: v.layers,
-            layer_check_interval: v.layer_check_interval.max(Duration::from_secs(1)),
-            docker_root: self.docker_root.clone(),
-            cache_file: Some(std::path::PathBuf::from(
-                driftwatch_agent::DEFAULT_LAYER_CACHE,
-            )),
-        }
+    /// `driftwatch run`'s layer of these flags over the file's `verify` section.
+    pub fn flag_settings(&self) -> Vec<driftwatch_config::FlagSetting> {
+        let mut f = Vec::new();
+        let path = |p: &Option<PathBuf>| p.as_deref().map(crate::run::path_text);
+        crate::run::set(
+            &mut f,
+            "--approved",
+            "verify.approved",
+            path(&self.approved),
+        );
+        crate::run::set(
+            &mut f,
+            "--layer-check-interval",
+            "verify.layer_check_interval",
+            self.layer_check_interval
+                .map(driftwatch_config::format_duration),
+        );
+        crate::run::switch(
+            &mut f,
+            self.no_layer_check,
+            "--no-layer-check",
+            "verify.layers",
+            false,
+        );
+        crate::run::set(
+            &mut f,
+            "--docker-root",
+            "verify.docker_root",
+            path(&self.docker_root),
+        );
+        f
     }
 }
 

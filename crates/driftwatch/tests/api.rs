@@ -575,7 +575,8 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     if !ready() {
         return;
     }
-    // No token file: a non-loopback address is refused before the agent starts.
+    // No token file: a non-loopback address is refused before the agent starts, by the
+    // configuration's own check, told at the flag.
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .args([
             "run",
@@ -590,7 +591,9 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("not a loopback address") && err.contains("0.0.0.0:7879"),
+        err.contains(
+            "--api-listen 0.0.0.0:7879: api.listen: 0.0.0.0:7879 is reachable from other hosts"
+        ),
         "{err}"
     );
 

@@ -84,7 +84,12 @@ fn bad_arguments_and_rule_files_are_named() {
         .args(["run", "--ring-mib", "3"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--ring-mib 3: must be a power of two"));
+    // Checked as the file's key is, and told at the flag and its value.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--ring-mib 3: sensor.ring_mib: 3 is not a power of two from 1 to 1024"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "- rule: broken\n  desc: d\n  condition: proc.name = x and (\n  output: o\n  priority: WARNING\n").unwrap();

@@ -1,6 +1,6 @@
-//! The HTTP API over the running agent (`driftwatch run`): [`AgentApi`] implements the API
-//! crate's [`AgentView`] over the real agent (its registry, counters, rules, enforcement),
-//! the responder and its actions log, and the evidence crate (diff, capture).
+//! The HTTP API over the running daemon: [`AgentApi`] implements the API crate's
+//! [`AgentView`] over the real agent (its registry, counters, rules, enforcement), the
+//! responder and its actions log, and the evidence crate (diff, capture).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use driftwatch_agent::{Agent, AlertSink};
+
+use crate::sinks::RingSink;
 use driftwatch_api::{
     AgentView, AlertRing, ApiError, ComponentHealth, ContainerDetail, ContainerSummary, Health,
     ManualAction, MetricsWriter, ProcessNode, RuleSummary,
@@ -25,20 +27,6 @@ pub const EVIDENCE_DIR: &str = "/var/lib/driftwatch/evidence";
 const CAPTURE_MAX_FILE: u64 = 16 * 1024 * 1024;
 /// Processes listed per container at most.
 const MAX_PROCESSES: usize = 1000;
-
-/// Keeps every alert in the API's ring (a sink on the agent's pipeline; never blocks).
-pub struct RingSink(pub Arc<AlertRing>);
-
-impl AlertSink for RingSink {
-    fn emit(&mut self, alert: &Alert) -> std::io::Result<()> {
-        self.0.push(alert);
-        Ok(())
-    }
-
-    fn name(&self) -> String {
-        "api alert ring".into()
-    }
-}
 
 /// The running agent as the API sees it.
 pub struct AgentApi {
@@ -724,29 +712,6 @@ impl AgentView for AgentApi {
     }
 }
 
-/// `driftwatch run`'s API options.
-#[derive(clap::Args)]
-pub struct ApiArgs {
-    /// Serve the JSON API, /metrics, /healthz and the web UI on ADDR [default:
-    /// 127.0.0.1:7878, skipped with a warning when taken]. An address other than loopback
-    /// needs --api-token-file.
-    #[arg(long, value_name = "ADDR")]
-    api_listen: Option<std::net::SocketAddr>,
-    /// Do not serve the API, metrics or UI.
-    #[arg(long, conflicts_with_all = ["api_listen", "api_token_file"])]
-    no_api: bool,
-    /// The bearer token's file (`Authorization: Bearer TOKEN`, TOKEN its first line, at
-    /// least 16 characters, mode 0600: refused when group or others may read it). Created
-    /// with a random token when missing. State-changing requests always need the token;
-    /// with this flag (or api.token_file) reads of /api and /metrics need it too
-    /// [default: /var/lib/driftwatch/api.token, reads open on loopback].
-    #[arg(long, value_name = "FILE")]
-    api_token_file: Option<PathBuf>,
-    /// Do not serve the web UI (the API and metrics still are).
-    #[arg(long)]
-    no_ui: bool,
-}
-
 /// What the API needs besides the agent, gathered before the agent's config takes the args.
 pub struct ApiContext {
     pub ring: Arc<AlertRing>,
@@ -911,60 +876,51 @@ pub struct ApiPlan {
     ui: bool,
 }
 
-impl ApiArgs {
-    /// The flags over the file's `api` section (`listen_in_file`: `api.listen` was set
-    /// there, so a taken port is an error, as for an explicit `--api-listen`;
-    /// `reads_in_file`: `api.token_for_reads` was set there, else it follows whether a token
-    /// file is named).
-    pub fn plan(
-        &self,
-        config: &driftwatch_config::Api,
-        listen_in_file: bool,
-        reads_in_file: bool,
-    ) -> anyhow::Result<Option<ApiPlan>> {
-        if self.no_api || !config.enabled {
-            return Ok(None);
-        }
-        let listen = match self.api_listen {
-            Some(a) => a,
-            None => config
-                .listen
-                .parse()
-                .map_err(|e| anyhow::anyhow!("api.listen {}: {e}", config.listen))?,
-        };
-        let named = self
-            .api_token_file
-            .as_deref()
-            .or(config.token_file.as_deref());
-        if !listen.ip().is_loopback() && named.is_none() {
-            return Err(driftwatch_api::BindError::NeedsToken(listen).into());
-        }
-        let token_file = named.map_or_else(
-            || PathBuf::from(driftwatch_api::token::DEFAULT_TOKEN_FILE),
-            std::path::Path::to_path_buf,
-        );
-        let (token, created) = driftwatch_api::token::load_or_create(&token_file)?;
-        if created {
-            tracing::info!(
-                "API token created in {} (mode 0600): state-changing API requests need it",
-                token_file.display()
-            );
-        }
-        Ok(Some(ApiPlan {
-            listen,
-            explicit: self.api_listen.is_some() || listen_in_file,
-            token,
-            token_file,
-            // A token file named by the operator meant "the token for everything" before
-            // every agent had one: it still does, unless api.token_for_reads says otherwise.
-            token_for_reads: if reads_in_file {
-                config.token_for_reads
-            } else {
-                named.is_some()
-            },
-            ui: !self.no_ui && config.ui,
-        }))
+/// The `api` section (flags applied), checked before the agent starts: an unreadable
+/// token file is an error before any BPF is loaded. `listen_set`: `api.listen` was chosen
+/// (file or flag), so a taken port is an error; `reads_set`: `api.token_for_reads` was
+/// chosen, else it follows whether a token file is named.
+pub fn plan(
+    config: &driftwatch_config::Api,
+    listen_set: bool,
+    reads_set: bool,
+) -> anyhow::Result<Option<ApiPlan>> {
+    if !config.enabled {
+        return Ok(None);
     }
+    let listen: std::net::SocketAddr = config
+        .listen
+        .parse()
+        .map_err(|e| anyhow::anyhow!("api.listen {}: {e}", config.listen))?;
+    let named = config.token_file.as_deref();
+    if !listen.ip().is_loopback() && named.is_none() {
+        return Err(driftwatch_api::BindError::NeedsToken(listen).into());
+    }
+    let token_file = named.map_or_else(
+        || PathBuf::from(driftwatch_api::token::DEFAULT_TOKEN_FILE),
+        std::path::Path::to_path_buf,
+    );
+    let (token, created) = driftwatch_api::token::load_or_create(&token_file)?;
+    if created {
+        tracing::info!(
+            "API token created in {} (mode 0600): state-changing API requests need it",
+            token_file.display()
+        );
+    }
+    Ok(Some(ApiPlan {
+        listen,
+        explicit: listen_set,
+        token,
+        token_file,
+        // A token file named by the operator meant "the token for everything" before
+        // every agent had one: it still does, unless api.token_for_reads says otherwise.
+        token_for_reads: if reads_set {
+            config.token_for_reads
+        } else {
+            named.is_some()
+        },
+        ui: config.ui,
+    }))
 }
 
 /// Starts the API over the running agent. A taken default port is a warning; an explicit

@@ -1,104 +1,106 @@
-//! What `driftwatch run` runs with: the configuration file with the run flags over it
-//! (flags > file > embedded defaults), the files it names read and checked, turned into the
-//! agent's configuration at start, and applied to the running agent on SIGHUP.
+//! What the daemon runs with: the configuration file with the flags over it (flags > file >
+//! embedded defaults, [`driftwatch_config::with_flags`]), the files it names read and
+//! checked, turned into the agent's configuration at start, and applied to the running agent
+//! on SIGHUP.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use driftwatch_agent::{Agent, AgentConfig, EnforcementPolicy};
-use driftwatch_config::{Config, EnforcementModeSetting, KEYS, LoadError, Loaded, Reload};
+use driftwatch_config::{
+    Config, EnforcementModeSetting, FlagError, FlagSetting, KEYS, LoadError, Loaded, Reload,
+};
 use driftwatch_model::EnforcementMode;
 use driftwatch_response::{PlaybookSet, Responder};
 use driftwatch_rules::{RuleSet, Source};
 use driftwatch_runtime::{ContainerdConfig, DockerConfig};
 use driftwatch_verify::ApprovedList;
 
-use crate::run::RunArgs;
-
-/// The file the agent reads: `--config`, else the default path (which may not exist).
-pub fn config_path(args: &RunArgs) -> PathBuf {
-    args.config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(driftwatch_config::DEFAULT_CONFIG_FILE))
+/// Everything the daemon starts from: the configuration with the flags applied and checked,
+/// and the files it names read and checked. [`ResolvedConfig::resolve`] reports every
+/// problem before anything is started.
+pub struct ResolvedConfig {
+    /// The configuration (`loaded.config`), where each key was set (file or flag).
+    pub loaded: Loaded,
+    pub files: NamedFiles,
+    /// `--config`, else the default path (read again on SIGHUP).
+    pub config_file: Option<PathBuf>,
+    /// The flags, applied again over the file at each reload.
+    pub flags: Vec<FlagSetting>,
+    /// Append every container event (JSON lines) here, for `driftwatch rules test`.
+    pub record: Option<PathBuf>,
 }
 
-/// Reads the configuration `driftwatch run` would use (`--config` must exist; the default
-/// file may not).
-pub fn load(args: &RunArgs) -> Result<Loaded, LoadError> {
-    driftwatch_config::load(args.config.as_deref())
+/// Why the daemon cannot start from this configuration: every problem, each at its file
+/// position, flag or key.
+#[derive(Debug)]
+pub enum ResolveError {
+    Load(LoadError),
+    Flags(Vec<FlagError>),
+    Files(Vec<String>),
 }
 
-/// The run flags over the file: a flag given wins over the key it names.
-pub fn effective(loaded: &Loaded, args: &RunArgs) -> Config {
-    let mut c = loaded.config.clone();
-    if let Some(p) = &args.json_out {
-        c.outputs.json_file.enabled = true;
-        c.outputs.json_file.path = p.clone();
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::Load(e) => write!(f, "{e}"),
+            ResolveError::Flags(errors) => {
+                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                write!(f, "{}", text.join("\n"))
+            }
+            ResolveError::Files(errors) => write!(f, "{}", errors.join("\n")),
+        }
     }
-    if args.no_stdout {
-        c.outputs.stdout.enabled = false;
+}
+
+impl std::error::Error for ResolveError {}
+
+impl ResolvedConfig {
+    /// Reads the file (`config_file`, else the default path, which may not exist), applies
+    /// the flags over it, and reads the files the result names.
+    pub fn resolve(
+        config_file: Option<&Path>,
+        flags: Vec<FlagSetting>,
+        record: Option<PathBuf>,
+    ) -> Result<ResolvedConfig, ResolveError> {
+        let loaded = load_with_flags(config_file, &flags)?;
+        let files = resolve(&loaded).map_err(|errors| {
+            ResolveError::Files(errors.iter().map(|e| e.render(&loaded)).collect())
+        })?;
+        Ok(ResolvedConfig {
+            loaded,
+            files,
+            config_file: config_file.map(Path::to_path_buf),
+            flags,
+            record,
+        })
     }
-    if let Some(p) = &args.store {
-        c.store.enabled = true;
-        c.store.path = p.clone();
+
+    pub fn config(&self) -> &Config {
+        &self.loaded.config
     }
-    if args.no_store {
-        c.store.enabled = false;
+
+    /// The file a reload reads.
+    pub fn config_path(&self) -> PathBuf {
+        self.config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(driftwatch_config::DEFAULT_CONFIG_FILE))
     }
-    c.outputs.http.extend(
-        args.http_out
-            .iter()
-            .map(|url| driftwatch_config::HttpOutput {
-                url: url.clone(),
-                ..driftwatch_config::HttpOutput::default()
-            }),
-    );
-    c.rules.files.extend(args.rules.iter().cloned());
-    if args.no_engine {
-        c.engines.disabled = true;
-    }
-    if let Some(s) = &args.docker_socket {
-        c.engines.docker_socket = s.clone();
-    }
-    if let Some(s) = &args.containerd_socket {
-        c.engines.containerd_socket = Some(s.clone());
-    }
-    if !args.containerd_namespaces.is_empty() {
-        c.engines.containerd_namespaces = args.containerd_namespaces.clone();
-    }
-    if let Some(s) = &args.podman_socket {
-        c.engines.podman_socket = Some(s.clone());
-    }
-    if let Some(m) = args.ring_mib {
-        c.sensor.ring_mib = m;
-    }
-    if let Some(f) = &args.baseline_file {
-        c.network.baseline_file = f.clone();
-    }
-    if let Some(w) = args.learning_window {
-        c.network.learning_window = w;
-    }
-    if let Some(m) = args.enforce {
-        c.enforcement.mode = match m {
-            EnforcementMode::Detect => EnforcementModeSetting::Detect,
-            EnforcementMode::Prevent => EnforcementModeSetting::Prevent,
-        };
-    }
-    if let Some(p) = &args.enforcement_policy {
-        c.enforcement.policy = Some(p.clone());
-    }
-    if let Some(p) = &args.playbook {
-        c.response.playbook = Some(p.clone());
-    }
-    if let Some(p) = &args.actions_log {
-        c.response.actions_log = p.clone();
-    }
-    args.image_verify.apply(&mut c.verify);
-    c
+}
+
+/// The file (`--config` must exist; the default file may not), then the flags over it.
+fn load_with_flags(
+    config_file: Option<&Path>,
+    flags: &[FlagSetting],
+) -> Result<Loaded, ResolveError> {
+    let file = driftwatch_config::load(config_file).map_err(ResolveError::Load)?;
+    driftwatch_config::with_flags(&file, flags).map_err(ResolveError::Flags)
 }
 
 /// The files the configuration names, read and checked.
-pub struct Resolved {
+pub struct NamedFiles {
     pub rule_sources: Vec<Source>,
     pub rules: RuleSet,
     pub rule_warnings: Vec<String>,
@@ -129,10 +131,14 @@ impl NamedError {
         }
     }
 
-    /// `FILE:LINE:COL: key: message` when the file set the key, else `key: message`.
+    /// `--flag value: key: message` when a flag set the key, `FILE:LINE:COL: key: message`
+    /// when the file did, else `key: message`.
     pub fn render(&self, loaded: &Loaded) -> String {
         match self.key {
             None => self.message.clone(),
+            Some(k) if loaded.flags.contains_key(k) => {
+                format!("{}: {k}: {}", loaded.flags[k], self.message)
+            }
             Some(k) => match (loaded.set.get(k), &loaded.file) {
                 (Some(p), Some(f)) => {
                     format!(
@@ -178,14 +184,15 @@ fn rule_sources(c: &Config) -> Result<Vec<Source>, NamedError> {
 }
 
 /// Reads the rules, the enforcement policy, the playbooks and the approved list the
-/// configuration names; every problem, not the first. `mode_set`: the file (or a flag) set
-/// `enforcement.mode`, which then overrides the policy's `default`; `--enforce` overrides
-/// the policy's scopes too.
-pub fn resolve(
-    c: &Config,
-    mode_set: bool,
-    enforce_flag: Option<EnforcementMode>,
-) -> Result<Resolved, Vec<NamedError>> {
+/// configuration names; every problem, not the first. `enforcement.mode`, when the file or a
+/// flag set it, overrides the policy's `default`; set by `--enforce`, the policy's scopes too.
+pub fn resolve(loaded: &Loaded) -> Result<NamedFiles, Vec<NamedError>> {
+    let c = &loaded.config;
+    let mode_set = loaded.is_set("enforcement.mode");
+    let enforce_flag = loaded
+        .flags
+        .contains_key("enforcement.mode")
+        .then(|| mode(c.enforcement.mode));
     let mut errors: Vec<NamedError> = Vec::new();
     let (rule_sources, rules, rule_warnings) = match rule_sources(c) {
         Ok(sources) => match RuleSet::load_with_defaults(&sources) {
@@ -227,18 +234,18 @@ pub fn resolve(
         p
     });
     let playbooks = match &c.response.playbook {
-        Some(p) => crate::respond_cmd::load_playbooks(p)
+        Some(p) => crate::responder::load_playbooks(p)
             .map(Some)
             .map_err(|e| errors.push(NamedError::at("response.playbook", format!("{e:#}"))))
             .ok(),
         None => Some(None),
     };
-    let approved = crate::verify_cmd::AgentVerifyArgs::approved_list(&c.verify)
+    let approved = approved_list(&c.verify)
         .map_err(|e| errors.push(NamedError::at("verify.approved", format!("{e:#}"))))
         .ok();
     match (rules, enforcement, playbooks, approved) {
         (Some(rules), Some(enforcement), Some(playbooks), Some(approved)) if errors.is_empty() => {
-            Ok(Resolved {
+            Ok(NamedFiles {
                 rule_sources,
                 rules,
                 rule_warnings,
@@ -251,18 +258,44 @@ pub fn resolve(
     }
 }
 
-/// Whether `enforcement.mode` was chosen (by the file or `--enforce`) rather than defaulted.
-pub fn mode_set(loaded: &Loaded, args: &RunArgs) -> bool {
-    loaded.set.contains_key("enforcement.mode") || args.enforce.is_some()
+/// Reads the approved list `v` names, warning about entries that approve nothing.
+pub fn approved_list(v: &driftwatch_config::Verify) -> anyhow::Result<Option<ApprovedList>> {
+    let approved = v.approved.as_deref().map(ApprovedList::load).transpose()?;
+    if let Some(l) = &approved {
+        for u in &l.unpinned {
+            tracing::warn!(
+                "{}:{}: image `{}` is not pinned by digest and approves nothing",
+                l.file.display(),
+                u.line,
+                u.value
+            );
+        }
+    }
+    Ok(approved)
+}
+
+/// Image drift's configuration from the `verify` section and the approved list it names.
+fn image_verify_config(
+    v: &driftwatch_config::Verify,
+    approved: Option<ApprovedList>,
+) -> driftwatch_agent::ImageVerifyConfig {
+    driftwatch_agent::ImageVerifyConfig {
+        approved,
+        allow_mutable: v.allow_mutable,
+        layers: v.layers,
+        layer_check_interval: v.layer_check_interval.max(Duration::from_secs(1)),
+        docker_root: v.docker_root.clone(),
+        cache_file: Some(PathBuf::from(driftwatch_agent::DEFAULT_LAYER_CACHE)),
+    }
 }
 
 /// The agent's configuration at start.
-pub fn agent_config(c: &Config, r: &Resolved, args: &RunArgs) -> AgentConfig {
+pub fn agent_config(c: &Config, r: &NamedFiles, record: Option<PathBuf>) -> AgentConfig {
     let engines = !c.engines.disabled;
     AgentConfig {
         enforcement: r.enforcement.clone(),
         outputs: c.outputs.clone(),
-        record: args.record.clone(),
+        record,
         rule_sources: r.rule_sources.clone(),
         docker: engines.then(|| DockerConfig {
             socket: c.engines.docker_socket.clone(),
@@ -297,8 +330,8 @@ pub fn agent_config(c: &Config, r: &Resolved, args: &RunArgs) -> AgentConfig {
         learn_alerted: c.network.learn_alerted,
         answer_deadline: c.enforcement.answer_deadline,
         limits: driftwatch_agent::Limits::from_config(&c.limits),
-        image_verify: args.image_verify.config(&c.verify, r.approved.clone()),
-        dedup_window: args.dedup_window.unwrap_or_default(),
+        image_verify: image_verify_config(&c.verify, r.approved.clone()),
+        dedup_window: c.limits.dedup_window,
         ..AgentConfig::default()
     }
 }
@@ -307,13 +340,12 @@ pub fn agent_config(c: &Config, r: &Resolved, args: &RunArgs) -> AgentConfig {
 pub fn start_responder(
     c: &Config,
     playbooks: Option<PlaybookSet>,
-    args: &RunArgs,
     action_mirror: Option<driftwatch_response::ActionMirror>,
 ) -> anyhow::Result<Option<Arc<Responder>>> {
     let (Some(set), Some(path)) = (playbooks, &c.response.playbook) else {
         return Ok(None);
     };
-    crate::respond_cmd::start_responder_with(
+    crate::responder::start_responder_with(
         set,
         path,
         &c.response.actions_log,
@@ -322,7 +354,7 @@ pub fn start_responder(
             .json_file
             .enabled
             .then(|| c.outputs.json_file.path.clone()),
-        &args.kube,
+        crate::responder::kube_client(&c.response)?,
         action_mirror,
     )
     .map(Some)
@@ -349,6 +381,8 @@ fn changed(old: &Config, new: &Config) -> Vec<&'static driftwatch_config::Key<Co
 /// Applies a changed configuration file to the running agent (SIGHUP).
 pub struct Reloader {
     path: PathBuf,
+    config_file: Option<PathBuf>,
+    flags: Vec<FlagSetting>,
     current: Config,
     responder: Option<Arc<Responder>>,
     /// Mirrors action records into the alert store (for a responder a reload starts).
@@ -360,14 +394,16 @@ pub struct Reloader {
 
 impl Reloader {
     pub fn new(
-        args: &RunArgs,
+        resolved: &ResolvedConfig,
         current: Config,
         responder: Option<Arc<Responder>>,
         started_with: &EnforcementPolicy,
         mirror: Option<driftwatch_response::ActionMirror>,
     ) -> Reloader {
         Reloader {
-            path: config_path(args),
+            path: resolved.config_path(),
+            config_file: resolved.config_file.clone(),
+            flags: resolved.flags.clone(),
             current,
             responder,
             mirror,
@@ -383,7 +419,7 @@ impl Reloader {
     /// every error and keeps the configuration in force. Otherwise applies what can change
     /// live (rules compiled first, then swapped between two events) and says which changed
     /// keys need a restart.
-    pub fn reload(&mut self, agent: &Agent, args: &RunArgs) {
+    pub fn reload(&mut self, agent: &Agent) {
         let started = std::time::Instant::now();
         let stats = agent.reload_stats();
         let refuse = |errors: Vec<String>| {
@@ -398,15 +434,18 @@ impl Reloader {
                 stats.failures.load(std::sync::atomic::Ordering::Relaxed)
             );
         };
-        let loaded = match load(args) {
+        let loaded = match load_with_flags(self.config_file.as_deref(), &self.flags) {
             Ok(l) => l,
-            Err(LoadError::Invalid {
+            Err(ResolveError::Load(LoadError::Invalid {
                 diagnostics, text, ..
-            }) => return refuse(diagnostics.iter().map(|d| d.render(&text)).collect()),
+            })) => return refuse(diagnostics.iter().map(|d| d.render(&text)).collect()),
+            Err(ResolveError::Flags(errors)) => {
+                return refuse(errors.iter().map(ToString::to_string).collect());
+            }
             Err(e) => return refuse(vec![e.to_string()]),
         };
-        let new = effective(&loaded, args);
-        let resolved = match resolve(&new, mode_set(&loaded, args), args.enforce) {
+        let new = loaded.config.clone();
+        let resolved = match resolve(&loaded) {
             Ok(r) => r,
             Err(errors) => return refuse(errors.iter().map(|e| e.render(&loaded)).collect()),
         };
@@ -454,21 +493,19 @@ impl Reloader {
                 done.push("playbooks (none)".into());
                 r.set_playbooks(PlaybookSet::default());
             }
-            (None, Some(set)) => {
-                match start_responder(&new, Some(set), args, self.mirror.clone()) {
-                    Ok(Some(r)) => {
-                        agent
-                            .emitter()
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .add_sink(Box::new(crate::respond_cmd::ResponseSink(r.clone())));
-                        done.push(format!("playbooks ({})", r.playbook_count()));
-                        self.responder = Some(r);
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::error!("reload: response: {e:#}"),
+            (None, Some(set)) => match start_responder(&new, Some(set), self.mirror.clone()) {
+                Ok(Some(r)) => {
+                    agent
+                        .emitter()
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .add_sink(Box::new(crate::sinks::ResponseSink(r.clone())));
+                    done.push(format!("playbooks ({})", r.playbook_count()));
+                    self.responder = Some(r);
                 }
-            }
+                Ok(None) => {}
+                Err(e) => tracing::error!("reload: response: {e:#}"),
+            },
             (None, None) => {}
         }
         if let Some(net) = agent.net_drift() {
@@ -478,6 +515,13 @@ impl Reloader {
         agent
             .image_verifier()
             .set_approved(resolved.approved, new.verify.allow_mutable);
+        if new.limits.dedup_window != self.current.limits.dedup_window {
+            agent
+                .emitter()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_dedup_window(new.limits.dedup_window);
+        }
         match crate::logging::set_level(&new.logging.level) {
             Ok(true) => done.push(format!("logging.level ({})", new.logging.level)),
             Ok(false) => {}
@@ -531,8 +575,7 @@ impl Reloader {
 
 /// `driftwatch config validate`'s second stage: the files the configuration names.
 pub fn check_named_files(loaded: &Loaded) -> Vec<String> {
-    let mode_set = loaded.set.contains_key("enforcement.mode");
-    resolve(&loaded.config, mode_set, None)
+    resolve(loaded)
         .err()
         .unwrap_or_default()
         .iter()
