@@ -73,23 +73,6 @@ impl DeadlineStats {
     pub fn answer_max_us(&self) -> Option<u32> {
         self.answer_us.lock().ok()?.iter().copied().max()
     }
-
-    pub fn to_json(&self, deadline: Duration) -> serde_json::Value {
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        serde_json::json!({
-            "deadline_ms": deadline.as_millis() as u64,
-            "answered": n(&self.answered),
-            "timeouts": n(&self.timeouts),
-            "timeouts_allowed": n(&self.timeouts_allowed),
-            "timeouts_denied": n(&self.timeouts_denied),
-            "queue_overflows": n(&self.overflows),
-            "late_decisions": n(&self.late_decisions),
-            "timeout_alerts": n(&self.timeout_alerts),
-            "answer_p50_us": self.answer_quantile_us(0.5),
-            "answer_p99_us": self.answer_quantile_us(0.99),
-            "answer_max_us": self.answer_max_us(),
-        })
-    }
 }
 
 /// What a guard's owner supplies: the fd, the default, the judgement and what follows it.

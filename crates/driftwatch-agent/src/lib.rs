@@ -19,6 +19,7 @@ mod pipeline;
 mod proctable;
 mod record_file;
 mod reload;
+mod snapshot;
 mod stats;
 mod tamper;
 
@@ -42,7 +43,10 @@ pub use outputs::AlertSink;
 pub use pipeline::{Agent, AgentConfig};
 pub use proctable::{ProcInfo, ProcTable};
 pub use reload::ReloadStats;
-pub use stats::AgentStats;
+pub use stats::{
+    AgentSnapshot, AgentStats, AnswerSnapshot, EnforcementSnapshot, FileSnapshot,
+    HistogramSnapshot, ModeCounts, NetSnapshot, ReloadSnapshot, TamperSnapshot,
+};
 pub use tamper::{
     SignalOrigin, TamperConfig, TamperGuard, TamperStats, default_protected, set_non_dumpable,
 };

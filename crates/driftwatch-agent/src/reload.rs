@@ -31,14 +31,4 @@ impl ReloadStats {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.last_failure_unix.store(unix_now(), Ordering::Relaxed);
     }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        serde_json::json!({
-            "reloads": n(&self.reloads),
-            "reload_failures": n(&self.failures),
-            "last_reload_unix": n(&self.last_reload_unix),
-            "last_reload_failure_unix": n(&self.last_failure_unix),
-        })
-    }
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use driftwatch_agent::{Agent, AlertSink};
@@ -38,12 +38,9 @@ pub struct AgentApi {
     pub kube: Option<Arc<dyn KubeApi>>,
     pub alerts_file: Option<PathBuf>,
     pub started: Instant,
-    /// Other parts' metrics (outputs, store), appended on every scrape.
-    pub metric_sources: Vec<Arc<dyn driftwatch_api::MetricsSource>>,
     pub store: Option<Arc<driftwatch_store::Store>>,
     /// Manual actions requested through the API, by result.
-    pub manual_ok: AtomicU64,
-    pub manual_failed: AtomicU64,
+    pub api_actions: Arc<crate::snapshot::ApiActions>,
 }
 
 fn image_of(meta: &ContainerMeta) -> String {
@@ -362,8 +359,8 @@ impl AgentView for AgentApi {
                 .unwrap_or_else(|_| Err(ApiError::internal("the action's thread panicked")))
         });
         match &r {
-            Ok(rec) if rec.result == Outcome::Ok => &self.manual_ok,
-            _ => &self.manual_failed,
+            Ok(rec) if rec.result == Outcome::Ok => &self.api_actions.ok,
+            _ => &self.api_actions.failed,
         }
         .fetch_add(1, Ordering::Relaxed);
         let rec = r?;
@@ -371,252 +368,16 @@ impl AgentView for AgentApi {
     }
 
     fn metrics(&self, w: &mut MetricsWriter) {
-        let a = &self.agent;
-        let s = a.stats();
-        let n = |x: &AtomicU64| x.load(Ordering::Relaxed);
-        let k = a.sensor_stats();
-        let files = a.file_stats();
-        let net = a.net_drift();
-        let net_k = net.and_then(|n| n.sensor_stats());
-        w.counter(
-            "driftwatch_events_total",
-            "Events taken in, by sensor (exec: execs in containers; file: file changes; network: connections and listeners).",
-            &[
-                (&[("sensor", "exec")], n(&s.processed)),
-                (&[("sensor", "file")], files.map_or(0, |f| n(&f.events))),
-                (&[("sensor", "network")], net.map_or(0, |x| n(&x.drift.stats.observed))),
-            ],
+        let snap = crate::snapshot::DaemonSnapshot::take(
+            &self.agent,
+            &crate::snapshot::Parts {
+                store: self.store.as_deref(),
+                responder: self.responder.as_deref(),
+                api_actions: &self.api_actions,
+                started: self.started,
+            },
         );
-        w.counter(
-            "driftwatch_events_lost_total",
-            "Events lost before the rules, by sensor (ring buffer full, fanotify queue overflow).",
-            &[
-                (&[("sensor", "exec")], a.lost()),
-                (&[("sensor", "file")], files.map_or(0, |f| n(&f.overflows))),
-                (&[("sensor", "network")], net_k.map_or(0, |x| n(&x.lost))),
-            ],
-        );
-        w.counter(
-            "driftwatch_file_watch_capped_total",
-            "Directories of containers left unwatched by a walk cap (max_depth: nested too deep; max_entries: a scan stopped).",
-            &[
-                (&[("cap", "max_depth")], files.map_or(0, |f| n(&f.dirs_too_deep))),
-                (&[("cap", "max_entries")], files.map_or(0, |f| n(&f.scans_truncated))),
-            ],
-        );
-        w.counter1(
-            "driftwatch_malformed_records_total",
-            "Kernel records that could not be decoded (counted, skipped).",
-            k.map_or(0, |k| n(&k.malformed)),
-        );
-        w.counter1(
-            "driftwatch_alerts_total",
-            "Alerts raised since the agent started.",
-            n(&s.alerts),
-        );
-        w.counter1(
-            "driftwatch_output_errors_total",
-            "Alerts an output failed to write.",
-            n(&s.output_errors),
-        );
-        let (b, sum, count) = s.alert_latency.snapshot_seconds();
-        w.histogram(
-            "driftwatch_alert_latency_seconds",
-            "From the event (exec) in the kernel to its alert written.",
-            &b,
-            false,
-            sum,
-            count,
-        );
-        let e = a.enforce_stats();
-        let (b, sum, count) = e.decision.snapshot_seconds();
-        w.histogram(
-            "driftwatch_enforcement_decision_seconds",
-            "Time the agent took to judge an exec permission request (prevent mode); a late judgement is not the answer (see driftwatch_enforcement_answer_seconds).",
-            &b,
-            false,
-            sum,
-            count,
-        );
-        let (b, sum, count) = e.answers.answer.snapshot_seconds();
-        w.histogram(
-            "driftwatch_enforcement_answer_seconds",
-            "From reading an exec permission request to answering it: what the exec waited (at most enforcement.answer_deadline, plus a wake-up).",
-            &b,
-            false,
-            sum,
-            count,
-        );
-        let tamper_answers = a.tamper().map(|t| t.stats.answers.clone());
-        let answers = |guard: &'static str, d: Option<&driftwatch_agent::DeadlineStats>| {
-            let v = |f: fn(&driftwatch_agent::DeadlineStats) -> &std::sync::atomic::AtomicU64| {
-                d.map_or(0, |d| n(f(d)))
-            };
-            [
-                (
-                    [("guard", guard), ("outcome", "decided")],
-                    v(|d| &d.answered).saturating_sub(v(|d| &d.timeouts)),
-                ),
-                (
-                    [("guard", guard), ("outcome", "timeout_allowed")],
-                    v(|d| &d.timeouts_allowed),
-                ),
-                (
-                    [("guard", guard), ("outcome", "timeout_denied")],
-                    v(|d| &d.timeouts_denied),
-                ),
-            ]
-        };
-        let exec_answers = answers("exec", Some(&e.answers));
-        let open_answers = answers("open", tamper_answers.as_deref());
-        let rows: Vec<(&[(&str, &str)], u64)> = exec_answers
-            .iter()
-            .chain(open_answers.iter())
-            .map(|(l, v)| (&l[..], *v))
-            .collect();
-        w.counter(
-            "driftwatch_permission_answers_total",
-            "fanotify permission requests answered, by guard (exec: prevent mode; open: protected files) and outcome (decided, or the default at the deadline).",
-            &rows,
-        );
-        w.counter1(
-            "driftwatch_alerts_throttled_total",
-            "Alerts dropped because their container was over its alert rate (limits.container_alerts_per_second).",
-            n(&s.alerts_throttled),
-        );
-        w.counter(
-            "driftwatch_enforcement_total",
-            "What enforcement did, by outcome.",
-            &[
-                (&[("outcome", "denied")], n(&e.denied)),
-                (&[("outcome", "held_killed")], n(&e.hold_killed)),
-                (&[("outcome", "held_released")], n(&e.hold_released)),
-                (&[("outcome", "killed_late")], n(&e.killed_late)),
-                (&[("outcome", "failed")], n(&e.failed)),
-                (&[("outcome", "allowlisted")], n(&e.allowlisted)),
-                (&[("outcome", "maps_restored")], n(&e.maps_restored)),
-            ],
-        );
-        let live = a.registry().live_entries();
-        w.gauge1(
-            "driftwatch_containers_watched",
-            "Containers the agent knows and that have not been removed.",
-            live.len() as f64,
-        );
-        w.gauge1(
-            "driftwatch_containers_known",
-            "Containers in the agent's registry, removed ones lingering for late events included (at most 60 s, at most 64).",
-            a.registry().len() as f64,
-        );
-        w.gauge1(
-            "driftwatch_processes_known",
-            "Container processes the agent remembers from their exec: live ones, and those exited in the last 10 s.",
-            a.procs().lock().map_or(0, |p| p.len()) as f64,
-        );
-        w.gauge(
-            "driftwatch_containers_by_mode",
-            "Known containers by enforcement mode.",
-            &[
-                (
-                    &[("mode", "detect")],
-                    live.iter()
-                        .filter(|c| a.enforcement_mode(&c.meta).as_str() == "detect")
-                        .count() as f64,
-                ),
-                (
-                    &[("mode", "prevent")],
-                    live.iter()
-                        .filter(|c| a.enforcement_mode(&c.meta).as_str() == "prevent")
-                        .count() as f64,
-                ),
-            ],
-        );
-        if let Some(r) = &self.responder {
-            let rs = r.stats();
-            w.gauge1(
-                "driftwatch_response_queue_depth",
-                "Alerts waiting for the responder.",
-                rs.queue_depth() as f64,
-            );
-            w.counter1(
-                "driftwatch_response_dropped_total",
-                "Alerts dropped without action because the response queue was full (or their container held its share of it).",
-                n(&rs.dropped),
-            );
-            w.counter1(
-                "driftwatch_response_dropped_container_share_total",
-                "Alerts dropped without action because their container held its share of the response queue.",
-                n(&rs.dropped_container_share),
-            );
-            w.counter1(
-                "driftwatch_response_kill_only_runs_total",
-                "Playbook runs of which only the kill steps ran (a duplicate, or the container over its budget of runs).",
-                n(&rs.kill_only),
-            );
-            w.counter(
-                "driftwatch_response_actions_total",
-                "Playbook actions, by result.",
-                &[
-                    (&[("result", "ok")], n(&rs.ok)),
-                    (&[("result", "failed")], n(&rs.failed)),
-                    (&[("result", "skipped")], n(&rs.skipped)),
-                    (&[("result", "dry_run")], n(&rs.dry_run)),
-                ],
-            );
-        }
-        w.counter(
-            "driftwatch_api_actions_total",
-            "Manual actions requested through the API, by result.",
-            &[
-                (&[("result", "ok")], n(&self.manual_ok)),
-                (&[("result", "failed")], n(&self.manual_failed)),
-            ],
-        );
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let rss_kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        w.gauge1(
-            "process_resident_memory_bytes",
-            "Resident memory of the agent.",
-            rss_kib * 1024.0,
-        );
-        let maps = a.bpf_map_entries();
-        let labels: Vec<[(&str, &str); 1]> = maps.iter().map(|m| [("map", m.name)]).collect();
-        let per_map = |value: fn(&driftwatch_sensor::MapEntries) -> f64| {
-            labels
-                .iter()
-                .zip(&maps)
-                .map(|(l, m)| (&l[..], value(m)))
-                .collect::<Vec<_>>()
-        };
-        w.gauge(
-            "driftwatch_bpf_map_entries",
-            "Entries of the BPF maps keyed per container, mount namespace or process, counted at the scrape (churn must not grow them).",
-            &per_map(|m| m.entries as f64),
-        );
-        w.gauge(
-            "driftwatch_bpf_map_capacity",
-            "max_entries of those BPF maps (an LRU map evicts beyond it).",
-            &per_map(|m| f64::from(m.capacity)),
-        );
-        let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
-        w.gauge1(
-            "process_open_fds",
-            "Open file descriptors of the agent.",
-            fds as f64,
-        );
-        w.gauge1(
-            "driftwatch_uptime_seconds",
-            "Seconds since the agent started.",
-            self.started.elapsed().as_secs_f64(),
-        );
-        for s in &self.metric_sources {
-            s.write_metrics(w);
-        }
+        crate::metrics::render(&snap, w);
     }
 
     fn health(&self) -> Health {
@@ -720,142 +481,12 @@ pub struct ApiContext {
     pub docker_socket: Option<PathBuf>,
     pub kube: Option<Arc<dyn KubeApi>>,
     pub alerts_file: Option<PathBuf>,
-    /// Metrics of other parts (outputs queue depths, the store): add yours here.
-    pub metric_sources: Vec<Arc<dyn driftwatch_api::MetricsSource>>,
+    /// Manual actions requested through the API (shared with the daemon's snapshot).
+    pub api_actions: Arc<crate::snapshot::ApiActions>,
+    /// When the daemon started (`driftwatch_uptime_seconds`).
+    pub started: Instant,
     /// The alert store, for `/healthz` (the API's alert list is the in-memory ring).
     pub store: Option<Arc<driftwatch_store::Store>>,
-}
-
-/// The outputs' queues and deliveries on `/metrics`.
-pub struct OutputsMetrics(pub Arc<driftwatch_outputs::Outputs>);
-
-impl driftwatch_api::MetricsSource for OutputsMetrics {
-    fn write_metrics(&self, w: &mut driftwatch_api::MetricsWriter) {
-        let stats = self.0.stats();
-        let family =
-            |f: fn(&driftwatch_outputs::OutputStats) -> u64| -> Vec<(Vec<(&str, String)>, u64)> {
-                stats
-                    .iter()
-                    .map(|o| {
-                        (
-                            vec![
-                                ("output", o.name.clone()),
-                                ("kind", o.kind.as_str().to_string()),
-                            ],
-                            f(o),
-                        )
-                    })
-                    .collect()
-            };
-        for (name, help, f) in [
-            (
-                "driftwatch_output_queued_total",
-                "Alerts accepted into an output's queue.",
-                (|o: &driftwatch_outputs::OutputStats| o.queued)
-                    as fn(&driftwatch_outputs::OutputStats) -> u64,
-            ),
-            (
-                "driftwatch_output_sent_total",
-                "Alerts an output delivered.",
-                |o| o.sent,
-            ),
-            (
-                "driftwatch_output_dropped_total",
-                "Alerts dropped because an output's queue was full.",
-                |o| o.dropped,
-            ),
-            (
-                "driftwatch_output_failed_total",
-                "Alerts an output gave up on after its retries.",
-                |o| o.failed,
-            ),
-            (
-                "driftwatch_output_retries_total",
-                "Delivery attempts after a failed one.",
-                |o| o.retries,
-            ),
-        ] {
-            let rows = family(f);
-            let labels: Vec<Vec<(&str, &str)>> = rows
-                .iter()
-                .map(|(l, _)| l.iter().map(|(k, v)| (*k, v.as_str())).collect())
-                .collect();
-            let samples: Vec<(&[(&str, &str)], u64)> = labels
-                .iter()
-                .zip(&rows)
-                .map(|(l, (_, v))| (l.as_slice(), *v))
-                .collect();
-            w.counter(name, help, &samples);
-        }
-        let labels: Vec<Vec<(&str, &str)>> = stats
-            .iter()
-            .map(|o| vec![("output", o.name.as_str()), ("kind", o.kind.as_str())])
-            .collect();
-        let depth: Vec<(&[(&str, &str)], f64)> = labels
-            .iter()
-            .zip(&stats)
-            .map(|(l, o)| (l.as_slice(), o.depth as f64))
-            .collect();
-        w.gauge(
-            "driftwatch_output_queue_depth",
-            "Alerts waiting in an output's queue.",
-            &depth,
-        );
-        let cap: Vec<(&[(&str, &str)], f64)> = labels
-            .iter()
-            .zip(&stats)
-            .map(|(l, o)| (l.as_slice(), o.capacity as f64))
-            .collect();
-        w.gauge(
-            "driftwatch_output_queue_capacity",
-            "The size of an output's queue.",
-            &cap,
-        );
-    }
-}
-
-/// The alert store's writer on `/metrics`.
-pub struct StoreMetrics(pub Arc<driftwatch_store::Store>);
-
-impl driftwatch_api::MetricsSource for StoreMetrics {
-    fn write_metrics(&self, w: &mut driftwatch_api::MetricsWriter) {
-        let s = self.0.snapshot();
-        w.counter1(
-            "driftwatch_store_written_total",
-            "Alerts written to the store.",
-            s.written,
-        );
-        w.counter1(
-            "driftwatch_store_dropped_total",
-            "Alerts not stored because the store's queue was full.",
-            s.dropped,
-        );
-        w.counter1(
-            "driftwatch_store_write_errors_total",
-            "Failed writes (disk full, I/O errors).",
-            s.write_errors,
-        );
-        w.counter1(
-            "driftwatch_store_retention_deleted_total",
-            "Alerts deleted by the retention limits.",
-            s.retention_deleted,
-        );
-        w.gauge1(
-            "driftwatch_store_queue_depth",
-            "Alerts waiting to be written.",
-            s.queue_depth as f64,
-        );
-        w.gauge1(
-            "driftwatch_store_bytes",
-            "Size of the store's database file.",
-            s.db_bytes as f64,
-        );
-        w.gauge1(
-            "driftwatch_store_degraded",
-            "1 while writes fail.",
-            if s.degraded.is_some() { 1.0 } else { 0.0 },
-        );
-    }
 }
 
 impl ApiContext {
@@ -949,11 +580,9 @@ pub fn start(
         docker_socket: ctx.docker_socket,
         kube: ctx.kube,
         alerts_file: ctx.alerts_file,
-        metric_sources: ctx.metric_sources,
         store: ctx.store,
-        started: Instant::now(),
-        manual_ok: AtomicU64::new(0),
-        manual_failed: AtomicU64::new(0),
+        started: ctx.started,
+        api_actions: ctx.api_actions,
     });
     let config = driftwatch_api::ApiConfig {
         listen,

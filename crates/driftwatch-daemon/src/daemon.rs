@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use driftwatch_agent::{Agent, AlertSink, SignalOrigin};
 use driftwatch_config::Config;
@@ -12,6 +12,7 @@ use driftwatch_response::Responder;
 use driftwatch_store::Store;
 
 use crate::resolved::{Reloader, ResolvedConfig};
+use crate::snapshot::{ApiActions, DaemonSnapshot, Parts};
 
 /// The running agent and everything around it. [`Daemon::stop`] to stop.
 pub struct Daemon {
@@ -19,6 +20,8 @@ pub struct Daemon {
     api: Option<driftwatch_api::ApiServer>,
     store: Option<Arc<Store>>,
     reloader: Reloader,
+    api_actions: Arc<ApiActions>,
+    started: Instant,
 }
 
 /// Tamper protection's paths: the binary, the directories of the files the agent uses, and
@@ -88,6 +91,8 @@ impl Daemon {
     /// Starts everything `config` asks for. Errors name what failed; nothing is left
     /// running after one.
     pub fn start(resolved: ResolvedConfig) -> anyhow::Result<Daemon> {
+        let started = Instant::now();
+        let api_actions = Arc::new(ApiActions::default());
         let config = resolved.config().clone();
         let loaded = &resolved.loaded;
         if let Err(e) = crate::logging::set_level(&config.logging.level) {
@@ -130,7 +135,7 @@ impl Daemon {
             loaded.is_set("api.listen"),
             loaded.is_set("api.token_for_reads"),
         )?;
-        let mut api_ctx = crate::api_view::ApiContext {
+        let api_ctx = crate::api_view::ApiContext {
             ring: Arc::new(driftwatch_api::AlertRing::new(
                 driftwatch_api::AlertRing::DEFAULT_CAPACITY,
             )),
@@ -143,7 +148,8 @@ impl Daemon {
                 .json_file
                 .enabled
                 .then(|| config.outputs.json_file.path.clone()),
-            metric_sources: Vec::new(),
+            api_actions: api_actions.clone(),
+            started,
             store: store.clone(),
         };
         agent_config.tamper = tamper_config(&config, loaded.file.as_deref());
@@ -156,16 +162,6 @@ impl Daemon {
         }
         sinks.push(api_ctx.sink());
         let agent = Arc::new(Agent::start_with_sinks(agent_config, sinks)?);
-        api_ctx
-            .metric_sources
-            .push(Arc::new(crate::api_view::OutputsMetrics(
-                agent.outputs().clone(),
-            )));
-        if let Some(s) = &store {
-            api_ctx
-                .metric_sources
-                .push(Arc::new(crate::api_view::StoreMetrics(s.clone())));
-        }
         let api = crate::api_view::start(api_plan, &agent, api_ctx)?;
         let reloader = Reloader::new(
             &resolved,
@@ -179,6 +175,8 @@ impl Daemon {
             api,
             store,
             reloader,
+            api_actions,
+            started,
         })
     }
 
@@ -215,36 +213,48 @@ impl Daemon {
         }
     }
 
+    /// Every counter, read now: what `/metrics` renders.
+    pub fn snapshot(&self) -> DaemonSnapshot {
+        let responder = self.reloader.responder().cloned();
+        DaemonSnapshot::take(
+            &self.agent,
+            &Parts {
+                store: self.store.as_deref(),
+                responder: responder.as_deref(),
+                api_actions: &self.api_actions,
+                started: self.started,
+            },
+        )
+    }
+
     /// Stops the API, then the agent (its outputs flushed), then the store; logs what was
-    /// done and returns the counters (`--stats-json`), the outputs' and the store's final.
-    pub fn stop(self) -> serde_json::Value {
+    /// done and returns the last snapshot (`--stats-json`), with the outputs' and the store's
+    /// counters read again after their final flush.
+    pub fn stop(self) -> DaemonSnapshot {
+        let mut snap = self.snapshot();
         let Daemon {
             agent,
             api,
             store,
             reloader,
+            ..
         } = self;
-        let responder = reloader.responder().cloned();
-        let mut stats = crate::stats_json::before_stop(&agent);
-        let n = |k: &str| stats[k].as_u64().unwrap_or(0);
         let summary = format!(
             "execs seen in containers: {}, alerts: {}, events lost: {}, malformed records: {}",
-            n("execs_processed"),
-            n("alerts"),
-            n("lost"),
-            n("malformed")
+            snap.agent.execs_processed, snap.agent.alerts, snap.agent.lost, snap.agent.malformed
         );
         let outputs = agent.outputs().clone();
         crate::api_view::stop(api, agent);
-        crate::stats_json::after_stop(&mut stats, &outputs, store.as_deref());
+        snap.outputs = crate::snapshot::outputs(&outputs);
+        snap.store = store.as_deref().map(crate::snapshot::store);
         tracing::info!("stopped: {summary}");
-        if let Some(r) = &responder {
+        if let Some(r) = reloader.responder() {
             log_response(r);
         }
         if let Some(s) = store {
             crate::sinks::close_store(s);
         }
-        stats
+        snap
     }
 }
 

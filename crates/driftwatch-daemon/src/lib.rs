@@ -8,13 +8,15 @@
 mod api_view;
 mod daemon;
 pub mod logging;
+mod metrics;
 mod resolved;
 mod responder;
 mod sinks;
-mod stats_json;
+mod snapshot;
 
 pub use api_view::{AgentApi, EVIDENCE_DIR};
 pub use daemon::Daemon;
 pub use resolved::{NamedFiles, ResolveError, ResolvedConfig, check_named_files};
 pub use responder::{kube_client, kube_client_for, load_playbooks};
 pub use sinks::{ResponseSink, RingSink, StoreBaselines, StoreSink, action_mirror, close_store};
+pub use snapshot::{ApiActions, DaemonSnapshot, OutputSnapshot, ResponseSnapshot, StoreSnapshot};

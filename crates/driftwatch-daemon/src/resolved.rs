@@ -582,3 +582,100 @@ pub fn check_named_files(loaded: &Loaded) -> Vec<String> {
         .map(|e| e.render(loaded))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use driftwatch_config::{FlagSetting, FlagValue};
+
+    use super::*;
+
+    fn config_file(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("config.yaml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A file the configuration names is told at the flag that named it, or at the file's
+    /// position; every problem at once.
+    #[test]
+    fn named_files_are_told_where_they_were_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules.d");
+        let file = config_file(
+            dir.path(),
+            &format!(
+                "rules:\n  directory: {}\nverify:\n  approved: {}/missing-approved.txt\n",
+                rules.display(),
+                dir.path().display()
+            ),
+        );
+        let missing = dir.path().join("missing-playbook.yaml");
+        let err = ResolvedConfig::resolve(
+            Some(&file),
+            vec![FlagSetting::scalar(
+                "--playbook",
+                "response.playbook",
+                missing.to_string_lossy(),
+            )],
+            None,
+        )
+        .err()
+        .expect("both named files are missing")
+        .to_string();
+        assert!(
+            err.contains(&format!(
+                "--playbook {}: response.playbook: ",
+                missing.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("{}:4:13: verify.approved: ", file.display())),
+            "{err}"
+        );
+    }
+
+    /// `--enforce` is `enforcement.mode` set by a flag: it overrides the policy's scopes
+    /// too; the same key from the file only overrides the policy's default.
+    #[test]
+    fn enforce_flag_overrides_the_policy_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            "default: detect\nscopes:\n  - match: {images: [app]}\n    mode: prevent\n",
+        )
+        .unwrap();
+        let file = config_file(
+            dir.path(),
+            &format!(
+                "rules:\n  directory: {}\nenforcement:\n  mode: detect\n  policy: {}\n",
+                dir.path().join("none").display(),
+                policy.display()
+            ),
+        );
+        let from_file = ResolvedConfig::resolve(Some(&file), Vec::new(), None).unwrap();
+        assert_eq!(from_file.files.enforcement.scopes.len(), 1);
+        let by_flag = ResolvedConfig::resolve(
+            Some(&file),
+            vec![
+                FlagSetting::scalar("--enforce", "enforcement.mode", "prevent"),
+                FlagSetting {
+                    flag: "--rules",
+                    key: "rules.files",
+                    value: FlagValue::Append(Vec::new()),
+                },
+            ],
+            None,
+        )
+        .unwrap();
+        assert!(by_flag.files.enforcement.scopes.is_empty());
+        assert_eq!(by_flag.files.enforcement.default, EnforcementMode::Prevent);
+        assert_eq!(
+            by_flag.loaded.flags["enforcement.mode"],
+            "--enforce prevent"
+        );
+    }
+}

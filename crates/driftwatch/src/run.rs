@@ -431,7 +431,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Lost events are logged and alerted by the agent (its loss watch: "Driftwatch events lost").
     signals.wait(args.duration, &mut daemon);
     crate::sd_notify::notify("STOPPING=1");
-    let stats = daemon.stop();
+    let stats = serde_json::to_value(daemon.stop()).context("the counters as JSON")?;
     if let Some(p) = &args.stats_json {
         std::fs::write(p, format!("{stats:#}\n"))
             .with_context(|| format!("writing {}", p.display()))?;
