@@ -48,6 +48,14 @@ label_set!(AnswerOutcome, "outcome" {
     TimeoutDenied => "timeout_denied",
 });
 
+/// One sample per member of a label set: its label and its value.
+fn by<L: LabelSet, V>(value: impl Fn(L) -> V) -> Vec<([(&'static str, &'static str); 1], V)> {
+    L::ALL
+        .iter()
+        .map(|l| ([(L::LABEL, l.as_str())], value(*l)))
+        .collect()
+}
+
 /// A counter family over one label set: a value for each of its members.
 fn counter_by<L: LabelSet>(
     w: &mut MetricsWriter,
@@ -55,23 +63,15 @@ fn counter_by<L: LabelSet>(
     help: &str,
     value: impl Fn(L) -> u64,
 ) {
-    let labels: Vec<[(&str, &str); 1]> = L::ALL.iter().map(|l| [(L::LABEL, l.as_str())]).collect();
-    let rows: Vec<(&[(&str, &str)], u64)> = labels
-        .iter()
-        .zip(L::ALL)
-        .map(|(l, v)| (&l[..], value(*v)))
-        .collect();
-    w.counter(name, help, &rows);
+    let rows = by(value);
+    let samples: Vec<(&[(&str, &str)], u64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
+    w.counter(name, help, &samples);
 }
 
 fn gauge_by<L: LabelSet>(w: &mut MetricsWriter, name: &str, help: &str, value: impl Fn(L) -> f64) {
-    let labels: Vec<[(&str, &str); 1]> = L::ALL.iter().map(|l| [(L::LABEL, l.as_str())]).collect();
-    let rows: Vec<(&[(&str, &str)], f64)> = labels
-        .iter()
-        .zip(L::ALL)
-        .map(|(l, v)| (&l[..], value(*v)))
-        .collect();
-    w.gauge(name, help, &rows);
+    let rows = by(value);
+    let samples: Vec<(&[(&str, &str)], f64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
+    w.gauge(name, help, &samples);
 }
 
 fn histogram(
