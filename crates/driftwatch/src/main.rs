@@ -8,6 +8,7 @@ mod config_cmd;
 mod demo_cmd;
 mod diff_cmd;
 mod doctor;
+mod flag_layer;
 mod health_cmd;
 mod progress;
 mod respond_cmd;

@@ -34,13 +34,13 @@ impl KubeArgs {
     /// `driftwatch run`'s layer of these flags over the configuration file.
     pub fn flag_settings(&self) -> Vec<driftwatch_config::FlagSetting> {
         let mut f = Vec::new();
-        crate::run::set(
+        crate::flag_layer::set(
             &mut f,
             "--kubeconfig",
             "response.kubeconfig",
-            self.kubeconfig.as_deref().map(crate::run::path_text),
+            self.kubeconfig.as_deref().map(crate::flag_layer::path_text),
         );
-        crate::run::switch(
+        crate::flag_layer::switch(
             &mut f,
             self.in_cluster,
             "--in-cluster",

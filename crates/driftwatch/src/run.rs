@@ -1,11 +1,13 @@
 //! `driftwatch run`: the agent in the foreground until SIGINT or SIGTERM; SIGHUP reloads
 //! its configuration file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use driftwatch_config::{FlagSetting, FlagValue};
+
+use crate::flag_layer::{append, path_text, set, switch};
 use driftwatch_daemon::{Daemon, ResolvedConfig};
 
 /// Flags override the configuration file's keys (named in brackets), which override the
@@ -151,47 +153,6 @@ pub struct ApiArgs {
     /// Do not serve the web UI (the API and metrics still are) [config: api.ui].
     #[arg(long)]
     no_ui: bool,
-}
-
-/// A path as the configuration layer takes it.
-pub(crate) fn path_text(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
-/// A flag given sets its key (`Some`); one not given leaves the file's.
-pub(crate) fn set(
-    out: &mut Vec<FlagSetting>,
-    flag: &'static str,
-    key: &'static str,
-    value: Option<String>,
-) {
-    if let Some(v) = value {
-        out.push(FlagSetting::scalar(flag, key, v));
-    }
-}
-
-/// A switch given sets its key to `value`.
-pub(crate) fn switch(
-    out: &mut Vec<FlagSetting>,
-    on: bool,
-    flag: &'static str,
-    key: &'static str,
-    value: bool,
-) {
-    if on {
-        out.push(FlagSetting::scalar(flag, key, value.to_string()));
-    }
-}
-
-/// Repeated flags add their items to the file's list.
-fn append(out: &mut Vec<FlagSetting>, flag: &'static str, key: &'static str, items: Vec<String>) {
-    if !items.is_empty() {
-        out.push(FlagSetting {
-            flag,
-            key,
-            value: FlagValue::Append(items),
-        });
-    }
 }
 
 impl RunArgs {

@@ -74,28 +74,28 @@ impl AgentVerifyArgs {
     /// `driftwatch run`'s layer of these flags over the file's `verify` section.
     pub fn flag_settings(&self) -> Vec<driftwatch_config::FlagSetting> {
         let mut f = Vec::new();
-        let path = |p: &Option<PathBuf>| p.as_deref().map(crate::run::path_text);
-        crate::run::set(
+        let path = |p: &Option<PathBuf>| p.as_deref().map(crate::flag_layer::path_text);
+        crate::flag_layer::set(
             &mut f,
             "--approved",
             "verify.approved",
             path(&self.approved),
         );
-        crate::run::set(
+        crate::flag_layer::set(
             &mut f,
             "--layer-check-interval",
             "verify.layer_check_interval",
             self.layer_check_interval
                 .map(driftwatch_config::format_duration),
         );
-        crate::run::switch(
+        crate::flag_layer::switch(
             &mut f,
             self.no_layer_check,
             "--no-layer-check",
             "verify.layers",
             false,
         );
-        crate::run::set(
+        crate::flag_layer::set(
             &mut f,
             "--docker-root",
             "verify.docker_root",
