@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use driftwatch_model::{ContainerId, DriftFinding, DriftSubject, Event, EventKind, Process};
+use driftwatch_model::{ContainerId, DriftFinding, DriftSubject, Event};
 use driftwatch_runtime::ContainerRecord;
 
 use crate::containers::{ContainerEntry, RecordObserver};
@@ -146,7 +146,7 @@ impl RecordObserver for ConfigDrift {
         }
         let findings = self.new_posture_findings(record);
         if !findings.is_empty() {
-            let base = container_event(entry, record);
+            let base = entry.container_event(record);
             for f in findings {
                 self.stats.posture.fetch_add(1, Ordering::Relaxed);
                 let mut e = base.clone();
@@ -163,68 +163,6 @@ impl RecordObserver for ConfigDrift {
         if destroyed && let Ok(mut said) = self.said.lock() {
             said.remove(id);
         }
-    }
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// The `evt.type=container` event a posture finding rides on: the container, and its init
-/// process as configured (pid when running, entrypoint + command, configured user). The
-/// time is when the agent judged it, so alert latency stays meaningful for containers that
-/// were already running when the agent started.
-pub(crate) fn container_event(entry: &ContainerEntry, record: &ContainerRecord) -> Event {
-    let cfg = &record.runtime_config;
-    let user = if cfg.user.is_empty() {
-        cfg.image
-            .as_ref()
-            .map(|i| i.user.clone())
-            .unwrap_or_default()
-    } else {
-        cfg.user.clone()
-    };
-    let name_part = user.split(':').next().unwrap_or_default();
-    let uid = match name_part {
-        "" | "root" => Some(0),
-        n => n.parse().ok(),
-    };
-    let user_name = match (name_part, uid) {
-        ("", _) | (_, Some(0)) => "root".to_string(),
-        (n, Some(u)) => entry
-            .users
-            .get(&u)
-            .cloned()
-            .unwrap_or_else(|| n.to_string()),
-        (n, None) => n.to_string(),
-    };
-    let argv = entry.meta.entrypoint.clone();
-    let exepath = argv.first().cloned().unwrap_or_default();
-    let name: String = exepath
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(15)
-        .collect();
-    Event {
-        time_ns: now_ns(),
-        kind: EventKind::Container,
-        process: Process {
-            pid: record.pid.unwrap_or(0),
-            uid: uid.unwrap_or(0),
-            user_name,
-            name,
-            exepath,
-            argv,
-            ..Process::default()
-        },
-        container: Some(entry.meta.clone()),
-        file: None,
-        net: None,
-        drift: None,
     }
 }
 
@@ -247,7 +185,7 @@ pub fn emit_exec(emitter: &SharedEmitter, mut event: Event, config: Vec<DriftFin
 #[expect(clippy::disallowed_methods, reason = "tests read their own fixtures")]
 mod tests {
     use super::*;
-    use driftwatch_model::{ContainerMeta, Verdict};
+    use driftwatch_model::{ContainerMeta, EventKind, Process, Verdict};
     use driftwatch_runtime::{ImageConfig, RuntimeConfig};
 
     fn record(started: Option<u64>, privileged: bool) -> ContainerRecord {

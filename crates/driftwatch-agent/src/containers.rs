@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use driftwatch_fs::{InContainer, Limit, Root};
-use driftwatch_model::{ContainerId, ContainerMeta, Engine, OverlayLayers};
+use driftwatch_model::{
+    ContainerId, ContainerMeta, Engine, Event, EventKind, OverlayLayers, Process,
+};
 use driftwatch_runtime::{
     ContainerRecord, EngineEvent, EngineSource, MountTable, resolve_layer_paths,
 };
@@ -50,6 +52,63 @@ pub struct ContainerEntry {
 }
 
 impl ContainerEntry {
+    /// The `evt.type=container` event a posture finding rides on: the container, and its init
+    /// process as configured (pid when running, entrypoint + command, configured user). The
+    /// time is when the agent judged it, so alert latency stays meaningful for containers that
+    /// were already running when the agent started.
+    pub(crate) fn container_event(&self, record: &ContainerRecord) -> Event {
+        let entry = self;
+        let cfg = &record.runtime_config;
+        let user = if cfg.user.is_empty() {
+            cfg.image
+                .as_ref()
+                .map(|i| i.user.clone())
+                .unwrap_or_default()
+        } else {
+            cfg.user.clone()
+        };
+        let name_part = user.split(':').next().unwrap_or_default();
+        let uid = match name_part {
+            "" | "root" => Some(0),
+            n => n.parse().ok(),
+        };
+        let user_name = match (name_part, uid) {
+            ("", _) | (_, Some(0)) => "root".to_string(),
+            (n, Some(u)) => entry
+                .users
+                .get(&u)
+                .cloned()
+                .unwrap_or_else(|| n.to_string()),
+            (n, None) => n.to_string(),
+        };
+        let argv = entry.meta.entrypoint.clone();
+        let exepath = argv.first().cloned().unwrap_or_default();
+        let name: String = exepath
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(15)
+            .collect();
+        Event {
+            time_ns: driftwatch_model::clock::now_ns(),
+            kind: EventKind::Container,
+            process: Process {
+                pid: record.pid.unwrap_or(0),
+                uid: uid.unwrap_or(0),
+                user_name,
+                name,
+                exepath,
+                argv,
+                ..Process::default()
+            },
+            container: Some(entry.meta.clone()),
+            file: None,
+            net: None,
+            drift: None,
+        }
+    }
+
     /// This entry, destroyed at `at`: no process, and no layers (they are gone from disk:
     /// verdicts for late events fall back on the kernel's bits).
     fn as_destroyed(&self, at: Instant) -> ContainerEntry {

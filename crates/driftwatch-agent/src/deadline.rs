@@ -116,7 +116,7 @@ pub(crate) fn emit_timeout_alert(
         "Driftwatch answered {count} {guard} permission requests by default at the {ms} ms deadline ({allowed} allowed, {denied} denied): its deciding thread is stuck or slow"
     );
     tracing::error!("{output}");
-    let alert = crate::tamper::tamper_alert(
+    let alert = driftwatch_model::Alert::tamper(
         &hostname,
         "Driftwatch permission answer deadline missed",
         output,

@@ -1249,7 +1249,7 @@ impl Enforcer {
                 "Driftwatch's BPF map {map}{whose} was changed outside the agent (found {found}, wrote {want}); restored"
             );
             tracing::error!("{output}");
-            let alert = crate::tamper::tamper_alert(
+            let alert = driftwatch_model::Alert::tamper(
                 &crate::emitter::hostname(&self.emitter),
                 "Driftwatch BPF map changed outside the agent",
                 output,

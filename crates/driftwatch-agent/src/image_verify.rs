@@ -211,7 +211,7 @@ impl RecordObserver for ImageVerifier {
                         .map(|i| i.repo_digests.clone())
                         .unwrap_or_default(),
                 };
-                let base = crate::config_drift::container_event(entry, record);
+                let base = entry.container_event(record);
                 for f in Self::approval_findings(list, &facts)
                     .into_iter()
                     .filter(|f| !(allow_mutable && f.verdict == Verdict::MutableTag))
@@ -400,7 +400,7 @@ impl LayerWorker {
                 let Some(record) = entry.record.as_deref() else {
                     continue;
                 };
-                let mut e = crate::config_drift::container_event(&entry, record);
+                let mut e = entry.container_event(record);
                 e.drift = Some(DriftFinding {
                     kind: DriftKind::Image,
                     subject: DriftSubject::ImageLayer,

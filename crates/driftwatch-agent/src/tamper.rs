@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use driftwatch_model::{Alert, Priority};
+use driftwatch_model::Alert;
 use driftwatch_runtime::container_from_cgroup_leaf;
 use driftwatch_sensor::{ExecGuard, ExecRequest, SignalRecord, SignalSensor};
 use serde_json::json;
@@ -199,29 +199,6 @@ fn signal_name(sig: u32) -> String {
     name.to_string()
 }
 
-/// An alert raised by the agent itself (no rule): Critical, tagged `tamper`.
-pub(crate) fn tamper_alert(
-    hostname: &str,
-    rule: &str,
-    output: String,
-    fields: BTreeMap<String, serde_json::Value>,
-) -> Alert {
-    Alert {
-        time: Alert::format_now(),
-        rule: rule.to_string(),
-        priority: Priority::Critical,
-        source: "syscall".into(),
-        hostname: hostname.to_string(),
-        output,
-        tags: vec![
-            "driftwatch".into(),
-            "tamper".into(),
-            "mitre_defense_evasion".into(),
-        ],
-        output_fields: fields,
-    }
-}
-
 /// Container fields for a process, from its cgroup (`/proc/<pid>/cgroup` or the kernel's
 /// record) and the registry.
 fn container_fields(
@@ -310,7 +287,7 @@ impl Ctx {
             r.ns_pid,
             r.uid,
         );
-        self.emit(&tamper_alert(
+        self.emit(&Alert::tamper(
             &self.hostname,
             "Signal sent to driftwatch from a container",
             output,
@@ -351,7 +328,7 @@ impl Ctx {
             "A container opened a file of driftwatch (denied; file={path} by {comm} pid {} in container {container})",
             req.pid
         );
-        self.emit(&tamper_alert(
+        self.emit(&Alert::tamper(
             &self.hostname,
             "Container opened a file of driftwatch",
             output,
@@ -366,7 +343,7 @@ impl Ctx {
         let mut fields = BTreeMap::new();
         fields.insert("proc.pid".into(), json!(std::process::id()));
         fields.insert("driftwatch.check".into(), json!(what));
-        self.emit(&tamper_alert(
+        self.emit(&Alert::tamper(
             &self.hostname,
             "Driftwatch integrity check failed",
             output,
@@ -634,7 +611,7 @@ fn watch(ctx: Arc<Ctx>, stop: Arc<AtomicBool>, has_signals: bool, stats: Arc<Tam
             fields.insert("proc.pid".into(), json!(tracer));
             fields.insert("proc.name".into(), json!(comm));
             let container = container_fields(&ctx.registry, &leaf, &parent, tracer, &mut fields);
-            ctx.emit(&tamper_alert(
+            ctx.emit(&Alert::tamper(
                 &ctx.hostname,
                 "Driftwatch is being traced",
                 format!(

@@ -3,11 +3,10 @@
 //! wrong types, invalid values), each with `FILE:LINE:COL`, not only the first.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use driftwatch_yaml::{Limits, Node, NodeKind};
+use driftwatch_yaml::{Diagnostic, Limits, LoadError, Node, NodeKind};
 
 use crate::keys::{Access, HTTP_KEYS, KEYS, Key};
 use crate::schema::{Config, HttpOutput, SyslogTransport};
@@ -26,44 +25,6 @@ impl Pos {
             line: n.line,
             col: n.col,
         }
-    }
-}
-
-/// One problem of a configuration file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub file: String,
-    pub line: u64,
-    pub col: u64,
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
-
-impl Diagnostic {
-    /// `FILE:LINE:COL: message`, then the source line and a caret under the column.
-    pub fn render(&self, text: &str) -> String {
-        let mut out = self.to_string();
-        if let Some(src) = text.lines().nth(self.line.saturating_sub(1) as usize) {
-            let num = self.line.to_string();
-            let pad = " ".repeat(num.len());
-            // The caret lines up under the character, tabs kept as tabs.
-            let lead: String = src
-                .chars()
-                .take(self.col.saturating_sub(1) as usize)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            out.push_str(&format!("\n {num} | {src}\n {pad} | {lead}^"));
-        }
-        out
     }
 }
 
@@ -96,51 +57,6 @@ impl Loaded {
     }
 }
 
-/// Why a configuration cannot be used.
-#[derive(Debug)]
-pub enum LoadError {
-    /// The file cannot be read (missing only when it was named with `--config`).
-    Unreadable {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    /// The file was read; these are every problem in it.
-    Invalid {
-        path: PathBuf,
-        text: String,
-        diagnostics: Vec<Diagnostic>,
-    },
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LoadError::Unreadable { path, error } => {
-                write!(f, "reading the configuration {}: {error}", path.display())
-            }
-            LoadError::Invalid {
-                path,
-                text,
-                diagnostics,
-            } => {
-                write!(
-                    f,
-                    "{}: {} problem{}:",
-                    path.display(),
-                    diagnostics.len(),
-                    if diagnostics.len() == 1 { "" } else { "s" }
-                )?;
-                for d in diagnostics {
-                    write!(f, "\n{}", d.render(text))?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for LoadError {}
-
 /// Reads the configuration. `Some(path)`: that file, which must exist. `None`: the default
 /// file ([`crate::DEFAULT_CONFIG_FILE`]) when it exists, else the embedded defaults.
 pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
@@ -153,7 +69,13 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Loaded::defaults());
         }
-        Err(error) => return Err(LoadError::Unreadable { path, error }),
+        Err(error) => {
+            return Err(LoadError::Unreadable {
+                what: "the configuration",
+                path,
+                error,
+            });
+        }
     };
     let base = path.parent().map(Path::to_path_buf);
     match parse_str(&text, &path.display().to_string(), base.as_deref()) {
@@ -161,11 +83,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, LoadError> {
             l.file = Some(path);
             Ok(l)
         }
-        Err(diagnostics) => Err(LoadError::Invalid {
-            path,
-            text,
-            diagnostics,
-        }),
+        Err(diagnostics) => Err(LoadError::Invalid { path, diagnostics }),
     }
 }
 
@@ -182,12 +100,9 @@ pub fn parse_str(text: &str, file: &str, base: Option<&Path>) -> Result<Loaded, 
     };
     let mut config = Config::default();
     match driftwatch_yaml::parse(text, Limits::CONFIG) {
-        Err(e) => cx.diags.push(Diagnostic {
-            file: file.to_string(),
-            line: e.line,
-            col: e.col,
-            message: e.to_string(),
-        }),
+        Err(e) => cx
+            .diags
+            .push(Diagnostic::error(file, e.line, e.col, e.to_string())),
         Ok(None) => {}
         Ok(Some(root)) => {
             if root.is_map() {
@@ -215,6 +130,9 @@ pub fn parse_str(text: &str, file: &str, base: Option<&Path>) -> Result<Loaded, 
         })
     } else {
         cx.diags.sort_by_key(|d| (d.line, d.col));
+        for d in &mut cx.diags {
+            d.set_source(text);
+        }
         Err(cx.diags)
     }
 }
@@ -268,12 +186,8 @@ impl Cx<'_> {
     }
 
     fn error_at(&mut self, at: Pos, message: String) {
-        self.diags.push(Diagnostic {
-            file: self.file.to_string(),
-            line: at.line,
-            col: at.col,
-            message,
-        });
+        self.diags
+            .push(Diagnostic::error(self.file, at.line, at.col, message));
     }
 
     /// The keys of a mapping at `prefix` (`""`, `outputs.`) of `keys`; `shown` is how the

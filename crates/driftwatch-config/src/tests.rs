@@ -214,8 +214,8 @@ fn diagnostics_render_the_line_with_a_caret() {
     let text = "sensor:\n  ring_mib: 12\n";
     let d = &parse_str(text, "c.yaml", None).unwrap_err()[0];
     assert_eq!(
-        d.render(text),
-        "c.yaml:2:13: sensor.ring_mib: 12 is not a power of two from 1 to 1024 (1, 2, 4, 8, ...)\n 2 |   ring_mib: 12\n   |             ^"
+        d.render(),
+        "c.yaml:2:13: error: sensor.ring_mib: 12 is not a power of two from 1 to 1024 (1, 2, 4, 8, ...)\n2 |   ring_mib: 12\n  |             ^"
     );
 }
 
@@ -278,7 +278,7 @@ fn a_named_file_must_exist_and_is_read_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.yaml");
     match load(Some(&missing)) {
-        Err(LoadError::Unreadable { path, error }) => {
+        Err(LoadError::Unreadable { path, error, .. }) => {
             assert_eq!(path, missing);
             assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
         }
@@ -289,7 +289,7 @@ fn a_named_file_must_exist_and_is_read_with_its_name() {
     let e = load(Some(&p)).unwrap_err();
     let shown = e.to_string();
     assert!(
-        shown.contains(&format!("{}:2:13: sensor.ring_mib: 3", p.display())),
+        shown.contains(&format!("{}:2:13: error: sensor.ring_mib: 3", p.display())),
         "{shown}"
     );
     std::fs::write(&p, "rules:\n  files: [mine.yaml]\n").unwrap();

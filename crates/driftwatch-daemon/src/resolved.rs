@@ -436,9 +436,9 @@ impl Reloader {
         };
         let loaded = match load_with_flags(self.config_file.as_deref(), &self.flags) {
             Ok(l) => l,
-            Err(ResolveError::Load(LoadError::Invalid {
-                diagnostics, text, ..
-            })) => return refuse(diagnostics.iter().map(|d| d.render(&text)).collect()),
+            Err(ResolveError::Load(LoadError::Invalid { diagnostics, .. })) => {
+                return refuse(diagnostics.iter().map(|d| d.render()).collect());
+            }
             Err(ResolveError::Flags(errors)) => {
                 return refuse(errors.iter().map(ToString::to_string).collect());
             }

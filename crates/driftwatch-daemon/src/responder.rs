@@ -37,7 +37,9 @@ pub fn kube_client_for(
 /// Loads a playbook file; every problem in it, rendered.
 pub fn load_playbooks(playbook: &Path) -> anyhow::Result<PlaybookSet> {
     PlaybookSet::load_file(playbook).map_err(|e| match e {
-        LoadError::Invalid(errs) => anyhow::anyhow!(
+        LoadError::Invalid {
+            diagnostics: errs, ..
+        } => anyhow::anyhow!(
             "the playbook file does not load:\n{}",
             errs.iter()
                 .map(|e| e.render())

@@ -84,10 +84,31 @@ pub struct Alert {
 impl Alert {
     /// The current time as Falco's `time` field (alerts the agent raises about itself).
     pub fn format_now() -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Self::format_time(now)
+        Self::format_time(crate::clock::now_ns())
+    }
+
+    /// An alert the agent raises about an attack on itself (no rule): Critical, tagged
+    /// `tamper`, now. The tamper watcher, the enforcer and the answer deadline raise it.
+    pub fn tamper(
+        hostname: &str,
+        rule: &str,
+        output: String,
+        fields: BTreeMap<String, serde_json::Value>,
+    ) -> Alert {
+        Alert {
+            time: Alert::format_now(),
+            rule: rule.to_string(),
+            priority: Priority::Critical,
+            source: "syscall".into(),
+            hostname: hostname.to_string(),
+            output,
+            tags: vec![
+                "driftwatch".into(),
+                "tamper".into(),
+                "mitre_defense_evasion".into(),
+            ],
+            output_fields: fields,
+        }
     }
 
     /// Formats nanoseconds since the epoch the way Falco's `time` field does.

@@ -55,7 +55,7 @@ mod yaml;
 
 pub use executor::{DEFAULT_QUEUE, Responder, ResponderConfig, ResponderStats};
 pub use matching::AlertFacts;
-pub use playbook::{Action, ActionSpec, LoadError, Playbook, PlaybookError, PlaybookSet};
+pub use playbook::{Action, ActionSpec, Diagnostic, LoadError, Playbook, PlaybookSet};
 pub use record::{
     ActionLog, ActionMirror, ActionRecord, DEFAULT_ACTIONS_LOG, Outcome, read_records,
 };

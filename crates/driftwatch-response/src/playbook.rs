@@ -3,7 +3,6 @@
 //! Parsing and validation do no I/O besides reading the file.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,54 +15,9 @@ use crate::yaml::{self, Node, NodeKind};
 /// Where captured evidence bundles go unless a `capture` action says otherwise.
 pub const DEFAULT_EVIDENCE_DIR: &str = "/var/lib/driftwatch/evidence";
 
-/// One problem in a playbook file, positioned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlaybookError {
-    pub file: String,
-    pub line: u32,
-    pub col: u32,
-    /// The offending line, for the snippet.
-    pub line_text: String,
-    pub message: String,
-}
-
-impl PlaybookError {
-    /// `FILE:LINE:COL: message`, then the line and a caret under the column.
-    pub fn render(&self) -> String {
-        let mut s = format!("{}:{}:{}: {}", self.file, self.line, self.col, self.message);
-        if !self.line_text.is_empty() {
-            let pad: String = self
-                .line_text
-                .chars()
-                .take(self.col.saturating_sub(1) as usize)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            s.push_str(&format!("\n  | {}\n  | {pad}^", self.line_text));
-        }
-        s
-    }
-}
-
-impl fmt::Display for PlaybookError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
-
-/// Errors of a whole file.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The I/O error is in the message, not a `source`, so that a chain printer does not
-    /// repeat it.
-    #[error("reading playbook file {path}: {error}")]
-    Read { path: String, error: std::io::Error },
-    #[error("{}", .0.iter().map(|e| e.render()).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<PlaybookError>),
-}
+/// Why a playbook file cannot be used: the workspace's one positioned diagnostic and load
+/// error, shared with the configuration and rule loaders.
+pub use driftwatch_yaml::{Diagnostic, LoadError};
 
 /// A glob pattern and its text (for records and messages).
 #[derive(Clone, Debug)]
@@ -211,26 +165,6 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// `300` (seconds), `250ms`, `30s`, `5m`, `1h`, `1d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h)"))?;
-    let ms = match unit {
-        "ms" => Some(n),
-        "" | "s" => n.checked_mul(1000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        "d" => n.checked_mul(86_400_000),
-        _ => return Err(format!("`{s}`: the unit must be ms, s, m, h or d")),
-    };
-    ms.map(Duration::from_millis)
-        .ok_or_else(|| format!("`{s}` is too long"))
-}
-
 impl Action {
     pub fn name(&self) -> &'static str {
         match self {
@@ -295,33 +229,38 @@ pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(300);
 impl PlaybookSet {
     /// Reads and loads a file.
     pub fn load_file(path: &Path) -> Result<PlaybookSet, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read {
-            path: path.display().to_string(),
+        let text = std::fs::read_to_string(path).map_err(|error| LoadError::Unreadable {
+            what: "playbook file",
+            path: path.to_path_buf(),
             error,
         })?;
-        PlaybookSet::parse(&path.display().to_string(), &text).map_err(LoadError::Invalid)
+        PlaybookSet::parse(&path.display().to_string(), &text).map_err(|diagnostics| {
+            LoadError::Invalid {
+                path: path.to_path_buf(),
+                diagnostics,
+            }
+        })
     }
 
     /// Loads a playbook file's text; `name` is used in messages.
-    pub fn parse(name: &str, text: &str) -> Result<PlaybookSet, Vec<PlaybookError>> {
+    pub fn parse(name: &str, text: &str) -> Result<PlaybookSet, Vec<Diagnostic>> {
         let mut cx = Cx {
             file: name,
-            lines: text.lines().collect(),
+            text,
             errors: Vec::new(),
         };
         let root = match yaml::parse(text) {
             Ok(n) => n,
             Err((line, col, message)) => {
                 cx.error_at(line, col, message);
-                return Err(cx.errors);
+                return Err(cx.finish());
             }
         };
         let set = cx.set(&root);
-        cx.errors.sort_by_key(|e| (e.line, e.col));
         if cx.errors.is_empty() {
             Ok(set)
         } else {
-            Err(cx.errors)
+            Err(cx.finish())
         }
     }
 }
@@ -329,8 +268,8 @@ impl PlaybookSet {
 /// The loader's context: the file and the problems found so far.
 struct Cx<'a> {
     file: &'a str,
-    lines: Vec<&'a str>,
-    errors: Vec<PlaybookError>,
+    text: &'a str,
+    errors: Vec<Diagnostic>,
 }
 
 const TOP_KEYS: &[&str] = &["playbooks", "exceptions"];
@@ -351,23 +290,22 @@ const ACTIONS: &[&str] = &[
 ];
 
 impl Cx<'_> {
-    fn error_at(&mut self, line: u32, col: u32, message: impl Into<String>) {
-        let line_text = self
-            .lines
-            .get(line.saturating_sub(1) as usize)
-            .map(|l| l.trim_end_matches('\r').to_string())
-            .unwrap_or_default();
-        self.errors.push(PlaybookError {
-            file: self.file.to_string(),
-            line,
-            col,
-            line_text,
-            message: message.into(),
-        });
+    fn error_at(&mut self, line: u64, col: u64, message: impl Into<String>) {
+        self.errors
+            .push(Diagnostic::error(self.file, line, col, message.into()));
     }
 
     fn error(&mut self, node: &Node, message: impl Into<String>) {
-        self.error_at(pos(node.line), pos(node.col), message);
+        self.error_at(node.line, node.col, message);
+    }
+
+    /// The problems in file order, each with its line.
+    fn finish(mut self) -> Vec<Diagnostic> {
+        self.errors.sort_by_key(|e| (e.line, e.col));
+        for e in &mut self.errors {
+            e.set_source(self.text);
+        }
+        self.errors
     }
 
     /// A mapping's entries by key; reports a non-mapping, non-string keys and unknown keys.
@@ -446,10 +384,16 @@ impl Cx<'_> {
             );
             return None;
         };
-        match parse_duration(&text) {
+        match driftwatch_config::parse_duration(&text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.error(node, format!("{what}: {e}"));
+                let mut d = Diagnostic::at_node(self.file, node, format!("{what}: {e}"));
+                // A bare number was read as seconds before playbooks took the
+                // configuration's grammar: say how to keep that meaning.
+                if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+                    d = d.with_help(format!("write `{text}s` for {text} seconds"));
+                }
+                self.errors.push(d);
                 None
             }
         }
@@ -1083,11 +1027,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_number_is_not_a_duration_and_the_error_suggests_the_unit() {
+        let text =
+            "playbooks:\n  - name: p\n    match: {}\n    dedupe_window: 300\n    actions: [kill]\n";
+        let e = PlaybookSet::parse("p.yaml", text).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            e[0].render(),
+            "p.yaml:4:20: error: `dedupe_window`: 300 has no unit (write 300s, 300m, 300h or 300d)\n\
+             4 |     dedupe_window: 300\n  |                    ^\n  = help: write `300s` for 300 seconds"
+        );
+        let ok = text.replace("300", "300s");
+        let set = PlaybookSet::parse("p.yaml", &ok).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(set.playbooks[0].dedupe_window, Duration::from_secs(300));
+    }
+
+    #[test]
     fn durations_and_sizes() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("5 minutes").is_err());
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");

@@ -8,7 +8,7 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 const MAX_DEPTH: usize = 32;
 
 /// Parses a file; an empty file is `Null`. Errors carry (line, col, message).
-pub(crate) fn parse(text: &str) -> Result<Node, (u32, u32, String)> {
+pub(crate) fn parse(text: &str) -> Result<Node, (u64, u64, String)> {
     let limits = driftwatch_yaml::Limits {
         max_bytes: MAX_FILE_BYTES,
         max_depth: MAX_DEPTH,
@@ -18,15 +18,13 @@ pub(crate) fn parse(text: &str) -> Result<Node, (u32, u32, String)> {
         Ok(Some(node)) => Ok(node),
         Ok(None) => Ok(Node::at_start(NodeKind::Null)),
         Err(e) => {
-            let line = u32::try_from(e.line).unwrap_or(u32::MAX);
-            let col = u32::try_from(e.col).unwrap_or(u32::MAX);
             let msg = match e.problem {
                 driftwatch_yaml::Problem::TooLarge { size, .. } => format!(
                     "file is {size} bytes, more than the {MAX_FILE_BYTES} a playbook file may have"
                 ),
                 driftwatch_yaml::Problem::Syntax(_) => e.to_string(),
             };
-            Err((line, col, msg))
+            Err((e.line, e.col, msg))
         }
     }
 }

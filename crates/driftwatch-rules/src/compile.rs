@@ -8,7 +8,7 @@ use std::rc::Rc;
 use driftwatch_model::EventKind;
 use regex::Regex;
 
-use crate::diag::{Diagnostic, Problem};
+use crate::diag::{Diagnostic, Problem, diagnostic_at};
 use crate::eval::{Expr, NO_SLOT, NumOp, Pred, StrSet, Test, kind_bit};
 use crate::fields::{ArgSpec, FieldArg, FieldId, FieldRef, FieldType, field, suggest};
 use crate::glob::Glob;
@@ -155,7 +155,7 @@ impl<'a> Compiler<'a> {
 
     fn error(&mut self, pos: Pos, e: CompileError) {
         self.errors
-            .push(Diagnostic::at(&self.files[pos.file], pos.offset, e));
+            .push(diagnostic_at(&self.files[pos.file], pos.offset, e));
     }
 
     fn parse(&mut self, text: &Text) -> Option<Ast> {
@@ -165,7 +165,7 @@ impl<'a> Compiler<'a> {
             Ok(ast) => Some(ast),
             Err((pos, e)) => {
                 self.errors
-                    .push(Diagnostic::at(&files[pos.file], pos.offset, e));
+                    .push(diagnostic_at(&files[pos.file], pos.offset, e));
                 None
             }
         }
@@ -191,7 +191,7 @@ impl<'a> Compiler<'a> {
         }
         let only_unknown_fields = self.errors[before..].iter().all(|d| {
             matches!(
-                d.problem,
+                d.message,
                 Problem::Compile(CompileError::UnknownField { .. })
             )
         });

@@ -1,29 +1,12 @@
-//! Positioned diagnostics: every problem found while loading rules, as `FILE:LINE:COL: message`
-//! plus the offending line, errors and warnings kept apart.
-
-use std::fmt;
+//! What can be wrong in a rule file, stage by stage, and the collector that keeps errors and
+//! warnings apart; positioned and rendered by `driftwatch_yaml::Diagnostic`.
 
 use crate::compile::CompileError;
 use crate::loader::SchemaError;
 use crate::parser::SyntaxError;
 use crate::source::SourceFile;
 use crate::yaml::YamlError;
-
-/// Whether a diagnostic fails the load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Severity {
-    Error,
-    Warning,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        }
-    }
-}
+pub use driftwatch_yaml::Severity;
 
 /// What a diagnostic is about, one enum per loading stage: YAML syntax, rule-file schema,
 /// condition syntax, compilation (names, types), and warnings.
@@ -65,76 +48,24 @@ pub enum Warning {
     NeverMatches { rule: String },
 }
 
-/// One problem, with where it is.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    /// The file name as given to the loader.
-    pub file: String,
-    /// 1-based; 0 when the position is unknown.
-    pub line: u32,
-    /// 1-based, in characters; 0 when the position is unknown.
-    pub col: u32,
-    /// The text of the offending line (without its newline), empty when unknown.
-    pub line_text: String,
-    pub problem: Problem,
-}
+/// One problem, with where it is: the workspace's one positioned diagnostic, carrying this
+/// loader's typed [`Problem`].
+pub type Diagnostic = driftwatch_yaml::Diagnostic<Problem>;
 
-impl Diagnostic {
-    pub(crate) fn at(file: &SourceFile, offset: usize, problem: impl Into<Problem>) -> Diagnostic {
-        let problem = problem.into();
-        let severity = match problem {
-            Problem::Warning(_) => Severity::Warning,
-            _ => Severity::Error,
-        };
-        let (line, col, line_text) = file.locate(offset);
-        Diagnostic {
-            severity,
-            file: file.name.clone(),
-            line,
-            col,
-            line_text,
-            problem,
-        }
-    }
-
-    pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
-    }
-
-    /// `FILE:LINE:COL: severity: message`, then the offending line and a caret under the column.
-    pub fn render(&self) -> String {
-        let mut s = format!(
-            "{}: {}: {}",
-            self.location(),
-            self.severity.as_str(),
-            self.problem
-        );
-        if !self.line_text.is_empty() {
-            let gutter = self.line.to_string();
-            s.push('\n');
-            s.push_str(&format!(
-                "{gutter} | {}\n",
-                self.line_text.replace('\t', " ")
-            ));
-            s.push_str(&" ".repeat(gutter.len()));
-            s.push_str(" | ");
-            s.push_str(&" ".repeat(self.col.saturating_sub(1) as usize));
-            s.push('^');
-        }
-        s
-    }
-
-    /// `FILE:LINE:COL`.
-    pub fn location(&self) -> String {
-        format!("{}:{}:{}", self.file, self.line, self.col)
-    }
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location(), self.problem)
-    }
+/// A diagnostic at byte `offset` of `file`; a warning when the problem is one.
+pub(crate) fn diagnostic_at(
+    file: &SourceFile,
+    offset: usize,
+    problem: impl Into<Problem>,
+) -> Diagnostic {
+    let problem = problem.into();
+    let (line, col, line_text) = file.locate(offset);
+    let mut d = match problem {
+        Problem::Warning(_) => Diagnostic::warning(&file.name, line.into(), col.into(), problem),
+        _ => Diagnostic::error(&file.name, line.into(), col.into(), problem),
+    };
+    d.line_text = line_text;
+    d
 }
 
 /// A collector that keeps errors and warnings apart, in the order found.
@@ -153,6 +84,6 @@ impl Diagnostics {
     }
 
     pub(crate) fn add(&mut self, file: &SourceFile, offset: usize, problem: impl Into<Problem>) {
-        self.push(Diagnostic::at(file, offset, problem));
+        self.push(diagnostic_at(file, offset, problem));
     }
 }

@@ -114,7 +114,7 @@ impl RuleSet {
                 if def.skip_if_unknown_filter && compiled.only_unknown_fields {
                     let detail = errors
                         .iter()
-                        .map(|e| e.problem.to_string())
+                        .map(|e| e.message.to_string())
                         .collect::<Vec<_>>()
                         .join("; ");
                     diags.add(

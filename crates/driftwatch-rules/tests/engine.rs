@@ -35,7 +35,7 @@ fn error(text: &str) -> String {
         "{:#?}",
         es.iter().map(|d| d.render()).collect::<Vec<_>>()
     );
-    format!("{}:{}: {}", es[0].line, es[0].col, es[0].problem)
+    format!("{}:{}: {}", es[0].line, es[0].col, es[0].message)
 }
 
 fn matches_cond(cond: &str, e: &driftwatch_model::Event) -> bool {
@@ -274,7 +274,7 @@ fn unknown_keys_are_errors_and_all_are_reported() {
     let got: Vec<String> = es.iter().map(|d| format!("{}:{}", d.line, d.col)).collect();
     assert_eq!(got, ["6:3", "7:3", "10:3", "13:3"], "{es:#?}");
     assert!(es[0].to_string().contains("unknown key `severity` in rule"));
-    assert!(es.iter().all(|d| matches!(d.problem, Problem::Schema(_))));
+    assert!(es.iter().all(|d| matches!(d.message, Problem::Schema(_))));
 }
 
 #[test]

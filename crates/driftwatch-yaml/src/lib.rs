@@ -4,8 +4,11 @@
 //! Parsing is bounded: a size cap checked before parsing, a nesting cap, duplicate keys
 //! refused, YAML 1.2 booleans only (`y` and `on` stay strings).
 
+mod diagnostic;
+
 use std::fmt;
 
+pub use diagnostic::{Diagnostic, LoadError, Severity};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 

@@ -83,13 +83,9 @@ fn validate(file: Option<&Path>) -> i32 {
             eprintln!("driftwatch config validate: {e}");
             return 2;
         }
-        Err(LoadError::Invalid {
-            path,
-            text,
-            diagnostics,
-        }) => {
+        Err(LoadError::Invalid { path, diagnostics }) => {
             for d in &diagnostics {
-                eprintln!("{}\n", d.render(&text));
+                eprintln!("{}\n", d.render());
             }
             eprintln!(
                 "{}: invalid ({} problem{})",

@@ -248,7 +248,9 @@ pub fn playbook(cmd: PlaybookCommand) -> anyhow::Result<i32> {
                     set.exceptions.len()
                 );
             }
-            Err(LoadError::Invalid(errs)) => {
+            Err(LoadError::Invalid {
+                diagnostics: errs, ..
+            }) => {
                 failed = true;
                 for e in &errs {
                     println!("{}", e.render());

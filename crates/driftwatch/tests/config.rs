@@ -47,17 +47,17 @@ fn validate_reports_every_problem_with_its_position_and_exit_codes() {
     let (code, stdout, stderr) = driftwatch(&["config", "validate", &f]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     for want in [
-        format!("{f}:2:3: unknown key \"ring_mb\" in sensor; did you mean \"ring_mib\"?"),
+        format!("{f}:2:3: error: unknown key \"ring_mb\" in sensor; did you mean \"ring_mib\"?"),
         format!(
-            "{f}:4:20: network.learning_window: expected a duration like 90s, 5m, 1h, 30d, found a list"
+            "{f}:4:20: error: network.learning_window: expected a duration like 90s, 5m, 1h, 30d, found a list"
         ),
-        format!("{f}:6:11: api.listen: 0.0.0.0:7878 is reachable from other hosts"),
+        format!("{f}:6:11: error: api.listen: 0.0.0.0:7878 is reachable from other hosts"),
         format!(
-            "{f}:8:9: enforcement.mode: expected one of detect, prevent, found the string \"block\""
+            "{f}:8:9: error: enforcement.mode: expected one of detect, prevent, found the string \"block\""
         ),
         format!("{f}: invalid (4 problems)"),
         // The source line and a caret under the column.
-        " 4 |   learning_window: [5m]\n   |                    ^".to_string(),
+        "4 |   learning_window: [5m]\n  |                    ^".to_string(),
     ] {
         assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
     }
@@ -140,7 +140,7 @@ fn run_refuses_an_invalid_or_missing_config() {
     if unsafe { libc::geteuid() } == 0 {
         assert!(
             stderr.contains(&format!(
-                "{}:2:13: sensor.ring_mib: 12 is not a power of two",
+                "{}:2:13: error: sensor.ring_mib: 12 is not a power of two",
                 bad.display()
             )),
             "{stderr}"
@@ -233,7 +233,7 @@ fn sighup_swaps_the_rules_and_an_invalid_file_keeps_the_old_ones() {
     write(&config, &format!("{config_text}sensor:\n  ring_mb: 8\n"));
     agent.signal(libc::SIGHUP);
     let want = format!(
-        "{}:5:3: unknown key \"ring_mb\" in sensor; did you mean \"ring_mib\"?",
+        "{}:5:3: error: unknown key \"ring_mb\" in sensor; did you mean \"ring_mib\"?",
         config.display()
     );
     agent.wait_for_log("the refused reload's error", 1, WAIT, |l| l.contains(&want));
