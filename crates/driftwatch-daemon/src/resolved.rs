@@ -215,7 +215,7 @@ pub fn resolve(loaded: &Loaded) -> Result<NamedFiles, Vec<NamedError>> {
     };
     let enforcement = match &c.enforcement.policy {
         Some(p) => EnforcementPolicy::load(p)
-            .map_err(|e| errors.push(NamedError::at("enforcement.policy", e)))
+            .map_err(|e| errors.push(NamedError::at("enforcement.policy", e.to_string())))
             .ok(),
         None => {
             let mut p = EnforcementPolicy::everywhere(mode(c.enforcement.mode));
