@@ -306,12 +306,6 @@ impl FileDrift {
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 fn container_path(rel: &Path) -> PathBuf {
     Path::new("/").join(rel)
 }
@@ -1084,7 +1078,7 @@ impl Sensor {
                     .ok()
                     .map(|s| s * 1_000_000_000 + md.ctime_nsec() as u64)
             })
-            .unwrap_or_else(now_ns);
+            .unwrap_or_else(driftwatch_model::clock::now_ns);
         let event = Event {
             time_ns,
             kind,
@@ -1214,7 +1208,7 @@ impl Sensor {
             process.user_name = e.user_name(process.uid);
         }
         let event = Event {
-            time_ns: now_ns(),
+            time_ns: driftwatch_model::clock::now_ns(),
             kind: EventKind::Open,
             process,
             container: Some(meta),

@@ -451,9 +451,7 @@ impl NetDrift {
                 .unwrap_or_default()
         };
         let obs = Observation {
-            time_ns: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
+            time_ns: driftwatch_model::clock::now_ns(),
             action: if proto == L4Proto::Tcp {
                 NetAction::Listen
             } else {

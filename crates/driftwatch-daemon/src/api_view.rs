@@ -14,11 +14,12 @@ use driftwatch_api::{
     AgentView, AlertRing, ApiError, ComponentHealth, ContainerDetail, ContainerSummary, Health,
     ManualAction, MetricsWriter, ProcessNode, RuleSummary,
 };
+use driftwatch_model::clock::now_ns;
 use driftwatch_model::{Alert, ContainerMeta};
 use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine};
 use driftwatch_response::actions::kube::KubeApi;
 use driftwatch_response::actions::{self, Env, Step, Target};
-use driftwatch_response::record::{ContainerRef, now_ns};
+use driftwatch_response::record::ContainerRef;
 use driftwatch_response::{Action, ActionLog, ActionRecord, AlertFacts, Outcome, Responder};
 
 /// Where `capture` from the API writes bundles (as the playbooks' default).

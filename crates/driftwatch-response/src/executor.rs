@@ -18,7 +18,9 @@ use crate::gate::{Gate, Verdict};
 use crate::matching::AlertFacts;
 use crate::playbook::{Action, OnFailure, PlaybookSet};
 use crate::queue::{FairQueue, Refused};
-use crate::record::{ActionLog, ActionRecord, AlertRef, ContainerRef, LogError, Outcome, now_ns};
+use driftwatch_model::clock::now_ns;
+
+use crate::record::{ActionLog, ActionRecord, AlertRef, ContainerRef, LogError, Outcome};
 
 /// Alerts waiting for the responder at most; more are dropped.
 pub const DEFAULT_QUEUE: usize = 1024;

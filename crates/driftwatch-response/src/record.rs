@@ -117,19 +117,6 @@ impl AlertRef {
     }
 }
 
-/// Wall-clock ns since the epoch.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Parses Falco's `time` (`2026-11-28T13:37:55.260252875Z`) to ns since the epoch.
-pub fn parse_time_ns(s: &str) -> Option<u64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    u64::try_from(t.unix_timestamp_nanos()).ok()
-}
-
 /// Also receives each record appended to the log (the agent's alert store keeps a copy);
 /// it reports its own failures.
 pub type ActionMirror = std::sync::Arc<dyn Fn(&ActionRecord) + Send + Sync>;
@@ -304,14 +291,5 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-    }
-
-    #[test]
-    fn falco_times_parse() {
-        assert_eq!(
-            parse_time_ns(&Alert::format_time(1_795_852_800_123_456_789)),
-            Some(1_795_852_800_123_456_789)
-        );
-        assert_eq!(parse_time_ns("yesterday"), None);
     }
 }

@@ -9,7 +9,9 @@ use crate::actions::engine::{self, ContainerEngine, EngineError};
 use crate::actions::freezer::Freezer;
 use crate::actions::isolate::NetNs;
 use crate::actions::kube::KubeApi;
-use crate::record::{ActionLog, ActionRecord, ContainerRef, Outcome, now_ns};
+use driftwatch_model::clock::now_ns;
+
+use crate::record::{ActionLog, ActionRecord, ContainerRef, Outcome};
 
 /// Releases `container` (a name, id or unique id prefix; what reads as an id is looked up as
 /// an id first, so a container *named* like another's id is not the one released); the

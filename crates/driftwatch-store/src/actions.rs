@@ -5,7 +5,9 @@ use std::path::Path;
 use rusqlite::{Connection, params};
 
 use crate::StoreError;
-use crate::columns::{now_ns, parse_time_ns};
+use driftwatch_model::clock::{now_ns, parse_time_ns};
+
+use crate::columns::column_ns;
 use crate::schema::classify;
 
 /// Appends one action record (a JSON object with `time` and `container.{id,name}`).
@@ -18,7 +20,7 @@ pub(crate) fn append(
     let time_ns = record["time"]
         .as_str()
         .and_then(parse_time_ns)
-        .unwrap_or_else(now_ns);
+        .map_or_else(|| column_ns(now_ns()), column_ns);
     conn.prepare_cached(
         "INSERT INTO actions (time_ns, container_id, container_name, json) VALUES (?1, ?2, ?3, ?4)",
     )

@@ -8,7 +8,9 @@ use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
 use crate::StoreError;
-use crate::columns::now_ns;
+use driftwatch_model::clock::now_ns;
+
+use crate::columns::column_ns;
 use crate::schema::classify;
 
 /// The baseline file's version this layout holds.
@@ -58,7 +60,7 @@ pub(crate) fn save_json(conn: &mut Connection, path: &Path, json: &str) -> Resul
                 "INSERT INTO baselines (image_key, json, updated_ns) VALUES (?1, ?2, ?3)",
             )
             .map_err(|e| classify(path, e))?;
-        let now = now_ns();
+        let now = column_ns(now_ns());
         for (key, v) in images {
             ins.execute(params![key, v.to_string(), now])
                 .map_err(|e| classify(path, e))?;

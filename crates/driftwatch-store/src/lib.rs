@@ -27,7 +27,6 @@ use crossbeam_channel::{Sender, TrySendError};
 use driftwatch_model::{Alert, AlertSourceError};
 use rusqlite::{Connection, OpenFlags};
 
-pub use columns::parse_time_ns;
 // The alert history's vocabulary is the model's (one trait for the store and the API's
 // ring); re-exported so that reading a store takes one import.
 pub use driftwatch_model::{AlertQuery, AlertSource, Order, RuleMatch, StoredAlert};

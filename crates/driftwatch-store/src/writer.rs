@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rusqlite::{Connection, ErrorCode, params};
 
-use crate::columns::{AlertRow, now_ns};
+use driftwatch_model::clock::now_ns;
+
+use crate::columns::{AlertRow, column_ns};
 use crate::{Msg, RETENTION_INTERVAL, StoreStats};
 
 /// Alerts per transaction at most.
@@ -244,8 +246,8 @@ impl Writer {
     }
 
     fn try_retention(&mut self) -> rusqlite::Result<()> {
-        let cutoff =
-            now_ns().saturating_sub(i64::try_from(self.max_age.as_nanos()).unwrap_or(i64::MAX));
+        let cutoff = column_ns(now_ns())
+            .saturating_sub(i64::try_from(self.max_age.as_nanos()).unwrap_or(i64::MAX));
         let mut deleted = 0;
         loop {
             let n = self.delete(

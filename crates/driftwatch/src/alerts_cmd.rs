@@ -51,8 +51,8 @@ fn parse_priority(s: &str) -> Result<Priority, String> {
 
 /// `30m` ago or an RFC 3339 time, as ns since the epoch.
 fn parse_when(s: &str) -> Result<i64, String> {
-    if let Some(t) = driftwatch_store::parse_time_ns(s) {
-        return Ok(t);
+    if let Some(t) = driftwatch_model::clock::parse_time_ns(s) {
+        return Ok(i64::try_from(t).unwrap_or(i64::MAX));
     }
     let bad = || {
         format!(

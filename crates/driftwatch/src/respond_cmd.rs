@@ -85,7 +85,7 @@ pub fn actions(args: ActionsArgs) -> anyhow::Result<i32> {
     let (records, bad) = read_records(&args.actions_log)?;
     let cutoff = args
         .since
-        .map(|d| driftwatch_response::record::now_ns().saturating_sub(d.as_nanos() as u64));
+        .map(|d| driftwatch_model::clock::now_ns().saturating_sub(d.as_nanos() as u64));
     let shown: Vec<&ActionRecord> = records
         .iter()
         .filter(|r| args.container.as_deref().is_none_or(|c| about(r, c)))

@@ -362,12 +362,6 @@ impl Shared {
     }
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// The event of one change (pure but for the clock): `evt.type=container`, the file as
 /// `fd.name`, no process (inotify does not tell who).
 fn mounted_file_event(
@@ -379,7 +373,7 @@ fn mounted_file_event(
 ) -> Event {
     let path = path.to_string_lossy().into_owned();
     Event {
-        time_ns: now_ns(),
+        time_ns: driftwatch_model::clock::now_ns(),
         kind: EventKind::Container,
         process: Process::default(),
         container: Some(meta.clone()),

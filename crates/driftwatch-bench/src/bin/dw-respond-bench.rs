@@ -29,11 +29,6 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-fn parse_time_ns(s: &str) -> Option<u64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    u64::try_from(t.unix_timestamp_nanos()).ok()
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
@@ -96,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         let start_ns = rec["start_ns"].as_u64().context("start_ns")?;
         let exec = rec["alert"]["time"]
             .as_str()
-            .and_then(parse_time_ns)
+            .and_then(driftwatch_model::clock::parse_time_ns)
             .context("alert time")?;
         let received = rec["alert_received_ns"]
             .as_u64()

@@ -38,10 +38,9 @@ struct Args {
     dir: PathBuf,
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+/// Now, as the store's columns keep times (i64 ns).
+fn now_store_ns() -> i64 {
+    i64::try_from(driftwatch_model::clock::now_ns()).unwrap_or(i64::MAX)
 }
 
 /// An alert of the size and shape the agent emits for binary drift.
@@ -120,7 +119,7 @@ fn burst(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         ..Default::default()
     })?;
     let total = (args.rate * args.secs) as usize;
-    let alerts: Vec<Alert> = (0..total).map(|n| alert(now_ns(), n, 50)).collect();
+    let alerts: Vec<Alert> = (0..total).map(|n| alert(now_store_ns(), n, 50)).collect();
     let per_ms = (args.rate / 1000).max(1) as usize;
     let mut calls = Vec::with_capacity(total);
     let start = Instant::now();
@@ -168,7 +167,7 @@ fn throughput(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         ..Default::default()
     })?;
     let alerts: Vec<Alert> = (0..args.max_alerts)
-        .map(|n| alert(now_ns(), n, 50))
+        .map(|n| alert(now_store_ns(), n, 50))
         .collect();
     let start = Instant::now();
     for a in &alerts {
@@ -199,7 +198,7 @@ fn query(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
             max_bytes: 64 * 1024 * 1024 * 1024,
             ..Default::default()
         })?;
-        let now = now_ns();
+        let now = now_store_ns();
         let span = 24 * 3600 * 1_000_000_000i64;
         let start = Instant::now();
         for n in 0..args.db_alerts {
@@ -221,7 +220,7 @@ fn query(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     let reader = AlertReader::open(&path)?;
-    let since = u64::try_from(now_ns() - 3600 * 1_000_000_000)?;
+    let since = u64::try_from(now_store_ns() - 3600 * 1_000_000_000)?;
     for (what, container) in [
         ("name", "app-123".to_string()),
         ("id prefix", format!("{:012x}", 0xc0ffee000000u64 + 123)),

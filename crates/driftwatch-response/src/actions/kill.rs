@@ -36,7 +36,7 @@ fn start_time_ns(p: &PinnedProcess) -> Option<u64> {
         return None;
     }
     let boot_now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-    let boot_at = crate::record::now_ns().checked_sub(boot_now)?;
+    let boot_at = driftwatch_model::clock::now_ns().checked_sub(boot_now)?;
     Some(boot_at + ticks * (1_000_000_000 / hz))
 }
 

@@ -257,7 +257,7 @@ fn do_kill(target: &mut Target<'_>) -> Result<String, String> {
         &f.container_id,
         pid,
         &f.exepath,
-        crate::record::parse_time_ns(&f.time),
+        driftwatch_model::clock::parse_time_ns(&f.time),
     ) {
         Step::Ok(d) => Ok(d),
         Step::Skipped(why) => Ok(format!("nothing killed: {why}")),
@@ -353,7 +353,7 @@ fn do_capture(
             .create(&dir)
             .map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
-    let stamp = crate::record::now_ns();
+    let stamp = driftwatch_model::clock::now_ns();
     let out = dir.join(bundle_file_name(&r.name, r.id.short(), stamp));
     let opts = driftwatch_evidence::CaptureOptions {
         docker_socket: env.docker_socket.to_path_buf(),
