@@ -14,7 +14,7 @@ use driftwatch_model::Alert;
 use crate::actions::engine::{ContainerEngine, DockerEngine};
 use crate::actions::kube::KubeApi;
 use crate::actions::{self, Env, Step, Target};
-use crate::gate::{Gate, Verdict};
+use crate::gate::{Gate, GateDecision};
 use crate::matching::AlertFacts;
 use crate::playbook::{Action, OnFailure, PlaybookSet};
 use crate::queue::{FairQueue, Refused};
@@ -271,8 +271,8 @@ impl Worker {
         {
             let verdict = self.gate.admit(&playbooks, pb, &q.facts, Instant::now());
             match &verdict {
-                Verdict::Run => {}
-                Verdict::Excepted { by } => {
+                GateDecision::Run => {}
+                GateDecision::Excepted { by } => {
                     self.stats.excepted.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(
                         "playbook {}: alert {:?} excepted by {by}",
@@ -281,7 +281,7 @@ impl Worker {
                     );
                     continue;
                 }
-                Verdict::Duplicate { ago } => {
+                GateDecision::Duplicate { ago } => {
                     self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(
                         "playbook {}: duplicate of an alert {ago:?} ago for container {}: only its kill steps run",
@@ -289,7 +289,7 @@ impl Worker {
                         q.facts.container_label()
                     );
                 }
-                Verdict::OverBudget { runs } => {
+                GateDecision::OverBudget { runs } => {
                     self.stats.over_budget.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(
                         "playbook {}: container {} started {runs} runs in the last {:?}: only its kill steps run",

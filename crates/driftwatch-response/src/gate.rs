@@ -26,7 +26,7 @@ pub const CONTAINER_WINDOW: Duration = Duration::from_secs(60);
 
 /// Why a playbook does not run for an alert.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum GateDecision {
     /// Run its actions.
     Run,
     /// An exception (file-wide or the playbook's own) matched.
@@ -39,10 +39,13 @@ pub enum Verdict {
     OverBudget { runs: usize },
 }
 
-impl Verdict {
+impl GateDecision {
     /// Whether only the playbook's `kill` steps run.
     pub fn kill_only(&self) -> bool {
-        matches!(self, Verdict::Duplicate { .. } | Verdict::OverBudget { .. })
+        matches!(
+            self,
+            GateDecision::Duplicate { .. } | GateDecision::OverBudget { .. }
+        )
     }
 }
 
@@ -69,14 +72,14 @@ impl Gate {
         playbook: &Playbook,
         facts: &AlertFacts,
         now: Instant,
-    ) -> Verdict {
+    ) -> GateDecision {
         if let Some(i) = set.exceptions.iter().position(|s| s.matches(facts)) {
-            return Verdict::Excepted {
+            return GateDecision::Excepted {
                 by: format!("exception #{} of {}", i + 1, set.file),
             };
         }
         if let Some(i) = playbook.except.iter().position(|s| s.matches(facts)) {
-            return Verdict::Excepted {
+            return GateDecision::Excepted {
                 by: format!("`except` #{} of playbook {}", i + 1, playbook.name),
             };
         }
@@ -89,7 +92,7 @@ impl Gate {
         if let Some(&at) = self.last_run.get(&key) {
             let ago = now.saturating_duration_since(at);
             if ago < playbook.dedupe_window {
-                return Verdict::Duplicate { ago };
+                return GateDecision::Duplicate { ago };
             }
         }
         if self.runs.len() >= MAX_KEYS {
@@ -106,7 +109,7 @@ impl Gate {
             runs.pop_front();
         }
         if runs.len() >= CONTAINER_RUNS {
-            return Verdict::OverBudget { runs: runs.len() };
+            return GateDecision::OverBudget { runs: runs.len() };
         }
         runs.push_back(now);
         if self.last_run.len() >= MAX_KEYS {
@@ -124,7 +127,7 @@ impl Gate {
             }
         }
         self.last_run.insert(key, now);
-        Verdict::Run
+        GateDecision::Run
     }
 
     /// Takes one use of step `step`'s limit for this alert's scope, or says why not. A step
@@ -226,7 +229,7 @@ playbooks:
         let v = g.admit(&set, pb, &facts("aaa", "", "/tmp/x", "debug/tools"), t);
         assert_eq!(
             v,
-            Verdict::Excepted {
+            GateDecision::Excepted {
                 by: "exception #1 of p.yaml".into()
             }
         );
@@ -236,11 +239,11 @@ playbooks:
             &facts("aaa", "", "/usr/local/bin/reload", "app"),
             t,
         );
-        assert!(matches!(v, Verdict::Excepted { by } if by.contains("playbook contain")));
+        assert!(matches!(v, GateDecision::Excepted { by } if by.contains("playbook contain")));
         // Excepted alerts did not start a dedupe window.
         assert_eq!(
             g.admit(&set, pb, &facts("aaa", "", "/tmp/x", "app"), t),
-            Verdict::Run
+            GateDecision::Run
         );
     }
 
@@ -252,43 +255,43 @@ playbooks:
         let t = Instant::now();
         assert_eq!(
             g.admit(&set, pb, &facts("aaa", "", "/tmp/x", "app"), t),
-            Verdict::Run
+            GateDecision::Run
         );
         let later = t + Duration::from_secs(60);
         assert_eq!(
             g.admit(&set, pb, &facts("aaa", "", "/tmp/x", "app"), later),
-            Verdict::Duplicate {
+            GateDecision::Duplicate {
                 ago: Duration::from_secs(60)
             }
         );
         // Another executable, another container: not duplicates.
         assert_eq!(
             g.admit(&set, pb, &facts("aaa", "", "/tmp/y", "app"), later),
-            Verdict::Run
+            GateDecision::Run
         );
         assert_eq!(
             g.admit(&set, pb, &facts("bbb", "", "/tmp/x", "app"), later),
-            Verdict::Run
+            GateDecision::Run
         );
         // After the window, it runs again.
         let after = t + Duration::from_secs(301);
         assert_eq!(
             g.admit(&set, pb, &facts("aaa", "", "/tmp/x", "app"), after),
-            Verdict::Run
+            GateDecision::Run
         );
     }
 
     #[test]
     fn duplicates_and_over_budget_runs_still_kill() {
         assert!(
-            Verdict::Duplicate {
+            GateDecision::Duplicate {
                 ago: Duration::ZERO
             }
             .kill_only()
         );
-        assert!(Verdict::OverBudget { runs: 1 }.kill_only());
-        assert!(!Verdict::Run.kill_only());
-        assert!(!Verdict::Excepted { by: String::new() }.kill_only());
+        assert!(GateDecision::OverBudget { runs: 1 }.kill_only());
+        assert!(!GateDecision::Run.kill_only());
+        assert!(!GateDecision::Excepted { by: String::new() }.kill_only());
     }
 
     #[test]
@@ -304,18 +307,18 @@ playbooks:
                 &facts("noisy", "", &format!("/tmp/x{i}"), "app"),
                 t,
             );
-            assert_eq!(v, Verdict::Run, "run {i}");
+            assert_eq!(v, GateDecision::Run, "run {i}");
         }
         assert_eq!(
             g.admit(&set, pb, &facts("noisy", "", "/tmp/another", "app"), t),
-            Verdict::OverBudget {
+            GateDecision::OverBudget {
                 runs: CONTAINER_RUNS
             }
         );
         // The neighbour's budget is its own.
         assert_eq!(
             g.admit(&set, pb, &facts("quiet", "", "/tmp/x0", "app"), t),
-            Verdict::Run
+            GateDecision::Run
         );
         // After the window, the noisy container runs again.
         assert_eq!(
@@ -325,7 +328,7 @@ playbooks:
                 &facts("noisy", "", "/tmp/later", "app"),
                 t + CONTAINER_WINDOW
             ),
-            Verdict::Run
+            GateDecision::Run
         );
     }
 

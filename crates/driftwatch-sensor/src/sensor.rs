@@ -77,7 +77,7 @@ pub struct SensorStats {
 /// `enforce_config` found different from what the agent wrote
 /// ([`EnforceMaps::restore_config`]): (unknown namespaces' flags, fail-closed delay in ns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConfigDrift {
+pub struct EnforceConfigChange {
     pub want: (u32, u64),
     pub found: Option<(u32, u64)>,
 }
@@ -161,7 +161,7 @@ impl EnforceMaps {
     /// beat anyway). On a difference, writes the agent's value back and returns
     /// `(written, found)` as (unknown flags, dead-after ns) pairs; `found` is `None` when the
     /// entry could not be read.
-    pub fn restore_config(&self) -> Option<ConfigDrift> {
+    pub fn restore_config(&self) -> Option<EnforceConfigChange> {
         let c = self.config_value.lock().unwrap_or_else(|p| p.into_inner());
         let want = (c.0, c.2);
         let found = self
@@ -187,7 +187,7 @@ impl EnforceMaps {
         let _ = self
             .config
             .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY);
-        Some(ConfigDrift { want, found })
+        Some(EnforceConfigChange { want, found })
     }
 
     /// Takes the pids held while no agent was alive: this program's, and on the first call
