@@ -9,10 +9,13 @@
 //!   field pinned with `@sha256:` is an entry; an unpinned one approves nothing and is
 //!   reported as a warning with its line.
 //!
-//! Every bad entry is reported, each as `FILE:LINE: what is wrong: `the text``.
+//! Every bad entry is reported, each as a positioned `driftwatch_yaml::Diagnostic`
+//! (`FILE:LINE:COL: error: what is wrong`, the line and a caret).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+pub use driftwatch_yaml::{Diagnostic, LoadError};
 
 /// One approved image.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -45,40 +48,6 @@ pub struct ApprovedList {
     pub entries: Vec<Located<ApprovedEntry>>,
     /// Manifest `image:` fields not pinned by digest (they approve nothing).
     pub unpinned: Vec<Located<String>>,
-}
-
-/// One bad line of the list.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}{}: {message}: `{snippet}`", file.display(), col.map(|c| format!(":{c}")).unwrap_or_default())]
-pub struct ListError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub col: Option<usize>,
-    pub message: String,
-    pub snippet: String,
-}
-
-/// Every bad line of a list, or the reason it could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ListErrors {
-    #[error("{}: {source}", file.display())]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<ListError>),
-}
-
-const MAX_SNIPPET: usize = 80;
-
-fn snippet(s: &str) -> String {
-    let s = s.trim();
-    if s.chars().count() > MAX_SNIPPET {
-        format!("{}...", s.chars().take(MAX_SNIPPET).collect::<String>())
-    } else {
-        s.to_string()
-    }
 }
 
 /// `sha256:<64 lowercase hex>`, from either spelling; `None` if it is not one.
@@ -171,37 +140,47 @@ fn is_manifest(text: &str) -> bool {
 
 impl ApprovedList {
     /// Reads and parses `path`.
-    pub fn load(path: &Path) -> Result<ApprovedList, ListErrors> {
-        let text = std::fs::read(path).map_err(|source| ListErrors::Read {
-            file: path.to_path_buf(),
-            source,
+    pub fn load(path: &Path) -> Result<ApprovedList, LoadError> {
+        let text = std::fs::read(path).map_err(|error| LoadError::Unreadable {
+            what: "the approved list",
+            path: path.to_path_buf(),
+            error,
         })?;
         let text = String::from_utf8(text).map_err(|e| {
-            let line = text_line_of(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
-            ListErrors::Invalid(vec![ListError {
-                file: path.to_path_buf(),
-                line,
-                col: None,
-                message: "not UTF-8 text".into(),
-                snippet: String::new(),
-            }])
+            let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = text_line_of(before);
+            let col = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            LoadError::Invalid {
+                path: path.to_path_buf(),
+                diagnostics: vec![Diagnostic::error(
+                    path.display().to_string(),
+                    line as u64,
+                    col as u64,
+                    "not UTF-8 text".into(),
+                )],
+            }
         })?;
-        Self::parse(path, &text)
+        Self::parse(path, &text).map_err(|diagnostics| LoadError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics,
+        })
     }
 
     /// Parses a list's text; `file` only names it in errors (no I/O).
-    pub fn parse(file: &Path, text: &str) -> Result<ApprovedList, ListErrors> {
+    pub fn parse(file: &Path, text: &str) -> Result<ApprovedList, Vec<Diagnostic>> {
         let mut list = ApprovedList {
             file: file.to_path_buf(),
             ..Default::default()
         };
         let mut errors = Vec::new();
-        let err = |line: usize, col: Option<usize>, message: String, s: &str| ListError {
-            file: file.to_path_buf(),
-            line,
-            col,
-            message,
-            snippet: snippet(s),
+        let name = file.display().to_string();
+        // `part` is where on the line the problem is (the line itself: its first non-blank).
+        let err = |line: usize, part: &str, message: String| {
+            let raw = text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
+            let col = raw
+                .find(part.trim())
+                .map_or(1, |i| raw[..i].chars().count() + 1);
+            Diagnostic::error(name.as_str(), line as u64, col as u64, message).with_source(text)
         };
         let first = text.trim_start().chars().next();
         if matches!(first, Some('[' | '{')) {
@@ -210,22 +189,22 @@ impl ApprovedList {
                 Ok(_) => {
                     let line =
                         text_line_of(&text.as_bytes()[..text.len() - text.trim_start().len()]);
-                    return Err(ListErrors::Invalid(vec![err(
+                    return Err(vec![err(
                         line,
-                        None,
+                        text.trim_start(),
                         "a JSON list must be an array of strings".into(),
-                        text.lines().nth(line - 1).unwrap_or_default(),
-                    )]));
+                    )]);
                 }
                 Err(e) => {
-                    return Err(ListErrors::Invalid(vec![err(
-                        e.line(),
-                        Some(e.column()),
-                        format!("invalid JSON ({e})"),
-                        text.lines()
-                            .nth(e.line().saturating_sub(1))
-                            .unwrap_or_default(),
-                    )]));
+                    return Err(vec![
+                        Diagnostic::error(
+                            name.as_str(),
+                            e.line() as u64,
+                            e.column() as u64,
+                            format!("invalid JSON ({e})"),
+                        )
+                        .with_source(text),
+                    ]);
                 }
             };
             for item in items {
@@ -239,7 +218,7 @@ impl ApprovedList {
                     .map_or(1, |i| text_line_of(&text.as_bytes()[..i]));
                 match parsed {
                     Ok(value) => list.entries.push(Located { line, value }),
-                    Err(m) => errors.push(err(line, None, m, &shown)),
+                    Err(m) => errors.push(err(line, &shown, m)),
                 }
             }
         } else if is_manifest(text) {
@@ -256,7 +235,7 @@ impl ApprovedList {
                 if v.contains('@') {
                     match parse_entry(v) {
                         Ok(value) => list.entries.push(Located { line: i + 1, value }),
-                        Err(m) => errors.push(err(i + 1, None, m, raw)),
+                        Err(m) => errors.push(err(i + 1, v, m)),
                     }
                 } else {
                     list.unpinned.push(Located {
@@ -274,12 +253,12 @@ impl ApprovedList {
                 }
                 match parse_entry(l) {
                     Ok(value) => list.entries.push(Located { line: i + 1, value }),
-                    Err(m) => errors.push(err(i + 1, None, m, raw)),
+                    Err(m) => errors.push(err(i + 1, l, m)),
                 }
             }
         }
         if !errors.is_empty() {
-            return Err(ListErrors::Invalid(errors));
+            return Err(errors);
         }
         Ok(list)
     }
@@ -297,8 +276,16 @@ mod tests {
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-    fn parse(text: &str) -> Result<ApprovedList, ListErrors> {
+    fn parse(text: &str) -> Result<ApprovedList, Vec<Diagnostic>> {
         ApprovedList::parse(Path::new("approved.txt"), text)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     fn entries(l: &ApprovedList) -> Vec<(usize, String)> {
@@ -329,18 +316,18 @@ mod tests {
     #[test]
     fn garbage_is_reported_on_every_line_with_its_number() {
         let text = format!("{A}\nnginx:latest\nsha256:1234\nnginx@sha512:{B}\n\u{1F600} junk\n");
-        let ListErrors::Invalid(errs) = parse(&text).unwrap_err() else {
-            panic!("not Invalid");
-        };
-        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(
-            shown,
+            errors(&text),
             [
-                "approved.txt:2: a tag or name is not a digest: pin it as REPOSITORY@sha256:...: `nginx:latest`",
-                "approved.txt:3: the digest is not sha256:<64 hex digits>: `sha256:1234`",
-                &format!("approved.txt:4: only sha256 digests are supported: `nginx@sha512:{B}`"),
-                "approved.txt:5: not a digest (sha256:...) or a REPOSITORY@sha256:... reference: `\u{1F600} junk`",
+                "approved.txt:2:1: a tag or name is not a digest: pin it as REPOSITORY@sha256:...",
+                "approved.txt:3:1: the digest is not sha256:<64 hex digits>",
+                "approved.txt:4:1: only sha256 digests are supported",
+                "approved.txt:5:1: not a digest (sha256:...) or a REPOSITORY@sha256:... reference",
             ]
+        );
+        assert_eq!(
+            parse(&text).unwrap_err()[1].render(),
+            "approved.txt:3:1: error: the digest is not sha256:<64 hex digits>\n3 | sha256:1234\n  | ^"
         );
     }
 
@@ -348,13 +335,13 @@ mod tests {
     fn json_array_and_json_errors_with_line_and_column() {
         let l = parse(&format!("[\n  \"{A}\",\n  \"busybox@{A}\"\n]")).unwrap();
         assert_eq!(entries(&l), [(2, A.into()), (3, format!("busybox@{A}"))]);
-        let e = parse("[\n  \"x\",\n  nope\n]").unwrap_err().to_string();
+        let e = &errors("[\n  \"x\",\n  nope\n]")[0];
         assert!(e.starts_with("approved.txt:3:4: invalid JSON"), "{e}");
-        let e = parse(&format!("[\n\"{A}\",\n 42]"))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "approved.txt:3: not a string: `42`");
-        let e = parse("{\"a\": 1}").unwrap_err().to_string();
+        assert_eq!(
+            errors(&format!("[\n\"{A}\",\n 42]")),
+            ["approved.txt:3:2: not a string"]
+        );
+        let e = &errors("{\"a\": 1}")[0];
         assert!(e.contains("must be an array"), "{e}");
     }
 
@@ -380,12 +367,9 @@ mod tests {
                 value: "redis:7".into()
             }]
         );
-        let e = parse("kind: Pod\nspec:\n  containers:\n  - image: app@sha256:zz\n")
-            .unwrap_err()
-            .to_string();
         assert_eq!(
-            e,
-            "approved.txt:4: the digest is not sha256:<64 hex digits>: `- image: app@sha256:zz`"
+            errors("kind: Pod\nspec:\n  containers:\n  - image: app@sha256:zz\n"),
+            ["approved.txt:4:12: the digest is not sha256:<64 hex digits>"]
         );
     }
 
@@ -395,7 +379,7 @@ mod tests {
         let p = dir.path().join("bin");
         std::fs::write(&p, b"sha256:x\n\xff\xfe\x00junk").unwrap();
         let e = ApprovedList::load(&p).unwrap_err().to_string();
-        assert!(e.ends_with(":2: not UTF-8 text: ``"), "{e}");
+        assert!(e.ends_with(":2:1: error: not UTF-8 text"), "{e}");
         let e = ApprovedList::load(&dir.path().join("missing"))
             .unwrap_err()
             .to_string();

@@ -15,7 +15,7 @@ pub mod assess;
 pub mod layers;
 pub mod tarsplit;
 
-pub use approved::{ApprovedEntry, ApprovedList, ListError, ListErrors};
+pub use approved::{ApprovedEntry, ApprovedList};
 pub use assess::{Assessment, ImageFacts, Status};
 pub use layers::{
     FileProblem, LayerCache, LayerError, LayerLocation, LayerReport, ProblemKind, check_layer,

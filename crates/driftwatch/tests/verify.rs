@@ -174,12 +174,12 @@ fn garbage_lists_and_bad_engines_are_clear_errors() {
     let l = list.display();
     assert!(
         err.contains(&format!(
-            "{l}:2: the digest is not sha256:<64 hex digits>: `sha256:abc`"
+            "{l}:2:1: error: the digest is not sha256:<64 hex digits>\n2 | sha256:abc\n  | ^"
         )),
         "{err}"
     );
     assert!(
-        err.contains(&format!("{l}:4: a tag or name is not a digest")),
+        err.contains(&format!("{l}:4:1: error: a tag or name is not a digest")),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
