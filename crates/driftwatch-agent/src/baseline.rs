@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use driftwatch_yaml::Diagnostic;
 use serde::{Deserialize, Serialize};
 
 pub const BASELINE_VERSION: u32 = 1;
@@ -111,21 +112,12 @@ pub enum BaselineError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("baseline file {path}:{line}:{column}: {msg}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        msg: String,
-    },
-    #[error(
-        "baseline file {path}: version {found} is not supported (this driftwatch reads version {BASELINE_VERSION})"
-    )]
-    Version { path: PathBuf, found: u32 },
-    #[error("baseline file {path}: {} invalid entr{}:\n  {}", problems.len(), if problems.len() == 1 { "y" } else { "ies" }, problems.join("\n  "))]
+    /// Not JSON of the schema, an unsupported version, or invalid entries: every problem,
+    /// each at its FILE:LINE:COL.
+    #[error("baseline file {}: {} problem{}:\n{}", path.display(), diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" }, diagnostics.iter().map(Diagnostic::render).collect::<Vec<_>>().join("\n"))]
     Invalid {
         path: PathBuf,
-        problems: Vec<String>,
+        diagnostics: Vec<Diagnostic>,
     },
     #[error("writing baseline file {path}: {source}")]
     Write {
@@ -197,6 +189,34 @@ pub fn destination_key(ip: IpAddr, port: u16, proto: &str) -> String {
     }
 }
 
+/// Checks one entry of a baseline list: why it is invalid.
+type EntryCheck = fn(&str) -> Result<(), String>;
+
+/// The byte offset of the JSON string `s` (quoted, as serde_json writes it) in `text`, from
+/// byte `from` on.
+fn json_string_offset(text: &str, s: &str, from: usize) -> Option<usize> {
+    let quoted = serde_json::to_string(s).ok()?;
+    text.get(from..)?.find(&quoted).map(|i| from + i)
+}
+
+/// The 1-based line and character column of the JSON string `s` in `text` (from byte
+/// `from` on); 1:1 when it is not written as is.
+fn json_position(text: &str, s: &str, from: usize) -> (u64, u64) {
+    let Some(offset) = json_string_offset(text, s, from) else {
+        return (1, 1);
+    };
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count()
+        + 1;
+    (line as u64, col as u64)
+}
+
 fn check_proto(p: &str) -> Result<(), String> {
     match p {
         "tcp" | "udp" => Ok(()),
@@ -227,44 +247,64 @@ impl BaselineFile {
     /// Parses and validates a baseline file's text; `path` names it in errors. Every invalid
     /// entry is reported, not only the first.
     pub fn parse(text: &str, path: &Path) -> Result<BaselineFile, BaselineError> {
-        let file: BaselineFile = serde_json::from_str(text).map_err(|e| BaselineError::Parse {
+        let name = path.display().to_string();
+        let invalid = |diagnostics: Vec<Diagnostic>| BaselineError::Invalid {
             path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            msg: e.to_string(),
+            diagnostics,
+        };
+        let file: BaselineFile = serde_json::from_str(text).map_err(|e| {
+            // serde_json appends its own " at line L column C".
+            let msg = e.to_string();
+            let msg = msg
+                .rfind(" at line ")
+                .map_or(msg.as_str(), |i| &msg[..i])
+                .to_string();
+            invalid(vec![
+                Diagnostic::error(name.as_str(), e.line() as u64, e.column() as u64, msg)
+                    .with_source(text),
+            ])
         })?;
+        // serde_json keeps no positions of values: each problem points at its text.
+        let at = |needle: &str, from: usize, message: String| {
+            let (line, col) = json_position(text, needle, from);
+            Diagnostic::error(name.as_str(), line, col, message).with_source(text)
+        };
         if file.version != BASELINE_VERSION {
-            return Err(BaselineError::Version {
-                path: path.to_path_buf(),
-                found: file.version,
-            });
+            return Err(invalid(vec![at(
+                "version",
+                0,
+                format!(
+                    "version {} is not supported (this driftwatch reads version {BASELINE_VERSION})",
+                    file.version
+                ),
+            )]));
         }
         let mut problems = Vec::new();
         for (key, img) in &file.images {
+            let key_at = json_string_offset(text, key, 0).unwrap_or(0);
             if key.is_empty() {
-                problems.push("an image with an empty key".to_string());
+                problems.push(at(key, 0, "an image with an empty key".to_string()));
             }
-            for l in &img.listeners {
-                if let Err(why) = check_listener(l) {
-                    problems.push(format!("image {key}: listener `{l}`: {why}"));
-                }
-            }
-            for d in &img.destinations {
-                if let Err(why) = check_destination(d) {
-                    problems.push(format!("image {key}: destination `{d}`: {why}"));
-                }
-            }
-            for l in &img.pending_listeners {
-                if let Err(why) = check_listener(l) {
-                    problems.push(format!("image {key}: pending listener `{l}`: {why}"));
+            let lists: [(&str, &BTreeSet<String>, EntryCheck); 3] = [
+                ("listener", &img.listeners, check_listener),
+                ("destination", &img.destinations, check_destination),
+                ("pending listener", &img.pending_listeners, check_listener),
+            ];
+            for (what, items, check) in lists {
+                for item in items {
+                    if let Err(why) = check(item) {
+                        problems.push(at(
+                            item,
+                            key_at,
+                            format!("image {key}: {what} `{item}`: {why}"),
+                        ));
+                    }
                 }
             }
         }
         if !problems.is_empty() {
-            return Err(BaselineError::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            });
+            problems.sort_by_key(|d| (d.line, d.col));
+            return Err(invalid(problems));
         }
         Ok(file)
     }
@@ -824,15 +864,29 @@ mod tests {
     #[test]
     fn bad_files_say_where_and_what() {
         let p = Path::new("/etc/driftwatch/b.json");
+        let diags = |text: &str| match BaselineFile::parse(text, p) {
+            Err(BaselineError::Invalid { diagnostics, .. }) => diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
         let e = BaselineFile::parse("{\"version\": 1,\n \"images\": [}", p).unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.starts_with("baseline file /etc/driftwatch/b.json:2:"),
+            msg.starts_with(
+                "baseline file /etc/driftwatch/b.json: 1 problem:\n/etc/driftwatch/b.json:2:"
+            ),
             "{msg}"
         );
+        assert!(!msg.contains(" at line "), "{msg}");
 
-        let e = BaselineFile::parse("{\"version\": 7}", p).unwrap_err();
-        assert!(e.to_string().contains("version 7 is not supported"), "{e}");
+        assert_eq!(
+            diags("{\n  \"version\": 7}"),
+            [
+                "/etc/driftwatch/b.json:2:3: version 7 is not supported (this driftwatch reads version 1)"
+            ]
+        );
 
         let e = BaselineFile::parse("{\"version\": 1, \"imagez\": {}}", p).unwrap_err();
         assert!(e.to_string().contains("unknown field `imagez`"), "{e}");
@@ -842,9 +896,20 @@ mod tests {
             "destinations": ["10.0.0.1:5432/tcp", "10.0.0.1/tcp", "::1:53/udp", "[::1]:53/udp"]}}}"#;
         let e = BaselineFile::parse(bad, p).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("5 invalid entries"), "{msg}");
+        assert!(msg.contains(": 5 problems:"), "{msg}");
         for needle in ["`http`", "`70000`", "`sctp`", "`10.0.0.1`", "`::1:53`"] {
             assert!(msg.contains(needle), "{needle} not in {msg}");
         }
+        let got = diags(bad);
+        assert!(
+            got[0].starts_with("/etc/driftwatch/b.json:2:37: image sha256:x: listener `http`"),
+            "{got:?}"
+        );
+        assert!(
+            got[4].starts_with(
+                "/etc/driftwatch/b.json:3:67: image sha256:x: destination `::1:53/udp`"
+            ),
+            "{got:?}"
+        );
     }
 }
