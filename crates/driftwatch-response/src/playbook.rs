@@ -315,35 +315,11 @@ impl Cx<'_> {
         what: &str,
         allowed: &[&str],
     ) -> Vec<(&'n str, &'n Node)> {
-        let NodeKind::Map(kv) = &node.kind else {
-            self.error(
-                node,
-                format!("{what} must be a mapping, not {}", node.type_name()),
-            );
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (k, v) in kv {
-            let NodeKind::Str(key) = &k.kind else {
-                self.error(
-                    k,
-                    format!("a key of {what} must be a string, not {}", k.type_name()),
-                );
-                continue;
-            };
-            if !allowed.contains(&key.as_str()) {
-                self.error(
-                    k,
-                    format!(
-                        "unknown key `{key}` in {what} (expected one of: {})",
-                        allowed.join(", ")
-                    ),
-                );
-                continue;
-            }
-            out.push((key.as_str(), v));
+        let known = node.known_entries(what, allowed);
+        for (at, problem) in known.problems {
+            self.error(at, problem);
         }
-        out
+        known.entries
     }
 
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {

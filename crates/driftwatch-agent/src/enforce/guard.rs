@@ -276,11 +276,7 @@ impl Enforcer {
             tracing::info!(
                 "container {} ({}): enforcement {} -> {}",
                 entry.meta.id.short(),
-                if entry.meta.name.is_empty() {
-                    "?"
-                } else {
-                    &entry.meta.name
-                },
+                name_or_unknown(&entry),
                 p.mode.as_str(),
                 mode.as_str()
             );
@@ -399,11 +395,7 @@ impl Enforcer {
         tracing::info!(
             "container {} ({}): enforcement {}",
             entry.meta.id.short(),
-            if entry.meta.name.is_empty() {
-                "?"
-            } else {
-                &entry.meta.name
-            },
+            name_or_unknown(entry),
             mode.as_str()
         );
         mode
@@ -1125,6 +1117,15 @@ fn starts_with_shebang(req: &ExecRequest) -> bool {
     // SAFETY: pread into a 2-byte stack buffer from a descriptor we own.
     let n = unsafe { libc::pread(req.file.as_raw_fd(), b.as_mut_ptr().cast(), 2, 0) };
     n == 2 && &b == b"#!"
+}
+
+/// A container's name for the log, `?` when it has none.
+fn name_or_unknown(entry: &ContainerEntry) -> &str {
+    if entry.meta.name.is_empty() {
+        "?"
+    } else {
+        &entry.meta.name
+    }
 }
 
 /// A container path as the host can open it: through a process's root, else the upper

@@ -208,45 +208,18 @@ impl Cx<'_> {
         self.diags.push(Diagnostic::at_node(self.file, at, message));
     }
 
-    /// A mapping's entries; reports a non-mapping and unknown keys (with the closest known
-    /// one).
+    /// A mapping's entries; reports a non-mapping, non-string keys and unknown keys.
     fn map<'n>(
         &mut self,
         node: &'n Node,
         what: &str,
         allowed: &[&str],
     ) -> Vec<(&'n str, &'n Node)> {
-        let NodeKind::Map(kv) = &node.kind else {
-            self.error(
-                node,
-                format!("{what}: expected a mapping, found {}", node.type_name()),
-            );
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (k, v) in kv {
-            let Some(key) = k.as_str() else {
-                self.error(
-                    k,
-                    format!("{what}: a key must be a string, not {}", k.type_name()),
-                );
-                continue;
-            };
-            if allowed.contains(&key) {
-                out.push((key, v));
-                continue;
-            }
-            let near = allowed
-                .iter()
-                .min_by_key(|a| driftwatch_yaml::edit_distance(key, a))
-                .filter(|a| driftwatch_yaml::edit_distance(key, a) <= 2);
-            let hint = match near {
-                Some(n) => format!("; did you mean `{n}`?"),
-                None => format!(" (expected one of: {})", allowed.join(", ")),
-            };
-            self.error(k, format!("unknown key `{key}` in {what}{hint}"));
+        let known = node.known_entries(what, allowed);
+        for (at, problem) in known.problems {
+            self.error(at, problem);
         }
-        out
+        known.entries
     }
 
     fn policy(&mut self, root: &Node, policy: &mut EnforcementPolicy) {
