@@ -726,7 +726,7 @@ impl Enforcer {
                 lower: true,
             };
             let Some(layers) = entry.fs.layers.as_ref() else {
-                // No layers to compare with: nothing to judge by (see the README's Limits).
+                // No layers to compare with: nothing to judge by (see docs/limits.md).
                 return (path, Verdict::Unknown, None, None);
             };
             let r = self.judge.judge(layers, &path);
