@@ -175,7 +175,7 @@ impl Gate {
             return Err(format!(
                 "limit reached: already {} in the last {} {what} (limits: max {})",
                 q.len(),
-                crate::playbook::format_duration(limit.window),
+                driftwatch_config::format_duration(limit.window),
                 limit.max
             ));
         }

@@ -144,25 +144,10 @@ pub enum Action {
     },
 }
 
+/// A duration in records as the playbook and the configuration spell it (`5m`, `1d`), so that
+/// it parses back.
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_duration(*d))
-}
-
-/// `90s`, `5m`, `1h`, `250ms`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        format!("{ms}ms")
-    } else {
-        let s = d.as_secs();
-        if s != 0 && s.is_multiple_of(3600) {
-            format!("{}h", s / 3600)
-        } else if s != 0 && s.is_multiple_of(60) {
-            format!("{}m", s / 60)
-        } else {
-            format!("{s}s")
-        }
-    }
+    s.serialize_str(&driftwatch_config::format_duration(*d))
 }
 
 impl Action {
@@ -1020,9 +1005,6 @@ mod tests {
 
     #[test]
     fn durations_and_sizes() {
-        assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
-        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(parse_size("123"), Ok(123));
         assert_eq!(parse_size("64K"), Ok(64 << 10));
         assert_eq!(parse_size("16MiB"), Ok(16 << 20));

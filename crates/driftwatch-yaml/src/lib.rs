@@ -1,5 +1,7 @@
 //! YAML to a small positioned tree (serde-saphyr with spans), so that every later error
-//! about a rule file, a playbook or a policy can point at the node it is about.
+//! about a rule file, a playbook or a policy can point at the node it is about; and the one
+//! positioned [`Diagnostic`] those errors (and the JSON files' and the approved list's) are
+//! reported and rendered with.
 //!
 //! Parsing is bounded: a size cap checked before parsing, a nesting cap, duplicate keys
 //! refused, YAML 1.2 booleans only (`y` and `on` stay strings).
