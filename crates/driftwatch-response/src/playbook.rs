@@ -293,20 +293,6 @@ impl Cx<'_> {
         self.errors
     }
 
-    /// A mapping's entries by key; reports a non-mapping, non-string keys and unknown keys.
-    fn map<'n>(
-        &mut self,
-        node: &'n Node,
-        what: &str,
-        allowed: &[&str],
-    ) -> Vec<(&'n str, &'n Node)> {
-        let known = node.known_entries(what, allowed);
-        for (at, problem) in known.problems {
-            self.error(at, problem);
-        }
-        known.entries
-    }
-
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.kind {
             NodeKind::Str(s) if !s.is_empty() => Some(s.clone()),
@@ -405,7 +391,9 @@ impl Cx<'_> {
             return set;
         }
         let mut saw_playbooks = false;
-        for (key, v) in self.map(root, "the playbook file", TOP_KEYS) {
+        for (key, v) in
+            root.known_entries(self.file, "the playbook file", TOP_KEYS, &mut self.errors)
+        {
             match key {
                 "playbooks" => {
                     saw_playbooks = true;
@@ -454,7 +442,7 @@ impl Cx<'_> {
 
     fn selector(&mut self, node: &Node, what: &str) -> Selector {
         let mut s = Selector::default();
-        for (key, v) in self.map(node, what, SELECTOR_KEYS) {
+        for (key, v) in node.known_entries(self.file, what, SELECTOR_KEYS, &mut self.errors) {
             match key {
                 "rules" => s.rules = self.patterns(v, "`rules`"),
                 "tags" => {
@@ -484,7 +472,7 @@ impl Cx<'_> {
 
     fn playbook(&mut self, node: &Node) -> Option<Playbook> {
         let before = self.errors.len();
-        let entries = self.map(node, "a playbook", PLAYBOOK_KEYS);
+        let entries = node.known_entries(self.file, "a playbook", PLAYBOOK_KEYS, &mut self.errors);
         let mut name = None;
         let mut selector = None;
         let mut except = Vec::new();
@@ -558,7 +546,7 @@ impl Cx<'_> {
                 line: pos(node.line),
             });
         }
-        let entries = self.map(node, "an action", STEP_KEYS);
+        let entries = node.known_entries(self.file, "an action", STEP_KEYS, &mut self.errors);
         if !matches!(node.kind, NodeKind::Map(_)) {
             return None;
         }
@@ -612,7 +600,7 @@ impl Cx<'_> {
         let mut max = None;
         let mut per = None;
         let mut window = None;
-        for (key, v) in self.map(node, "`limits`", LIMIT_KEYS) {
+        for (key, v) in node.known_entries(self.file, "`limits`", LIMIT_KEYS, &mut self.errors) {
             match key {
                 "max" => match v.kind {
                     NodeKind::Int(n) if (1..=i64::from(u32::MAX)).contains(&n) => {
@@ -687,7 +675,12 @@ impl Cx<'_> {
                 }
                 Vec::new()
             }
-            Some(p) => self.map(p, &format!("the params of `{name}`"), allowed),
+            Some(p) => p.known_entries(
+                self.file,
+                &format!("the params of `{name}`"),
+                allowed,
+                &mut self.errors,
+            ),
         };
         let get = |k: &str| entries.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
         let action = match name {

@@ -94,37 +94,37 @@ impl Node {
         matches!(self.kind, NodeKind::Map(_))
     }
 
-    /// The entries of a mapping whose keys `allowed` lists, in file order; and each problem
-    /// at its node: the node is no mapping, a key is no string, a key is unknown. `what`
-    /// names the mapping in the messages (`the policy`, `scopes[0]`).
-    pub fn known_entries<'n>(&'n self, what: &str, allowed: &[&str]) -> KnownEntries<'n> {
+    /// The entries of a mapping whose keys `allowed` lists, in file order. Each problem (the
+    /// node is no mapping, a key is no string, a key is unknown) goes to `diags` as an error
+    /// of `file` at its node; `what` names the mapping in the messages (`scopes[0]`).
+    pub fn known_entries<'n>(
+        &'n self,
+        file: &str,
+        what: &str,
+        allowed: &[&str],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Vec<(&'n str, &'n Node)> {
         let NodeKind::Map(kv) = &self.kind else {
             let problem = format!("{what} must be a mapping, not {}", self.type_name());
-            return KnownEntries {
-                entries: Vec::new(),
-                problems: vec![(self, problem)],
-            };
+            diags.push(Diagnostic::at_node(file, self, problem));
+            return Vec::new();
         };
-        let (mut entries, mut problems) = (Vec::new(), Vec::new());
+        let mut entries = Vec::new();
         for (k, v) in kv {
-            match &k.kind {
+            let problem = match &k.kind {
                 NodeKind::Str(key) if allowed.contains(&key.as_str()) => {
                     entries.push((key.as_str(), v));
+                    continue;
                 }
-                NodeKind::Str(key) => problems.push((
-                    k,
-                    format!(
-                        "unknown key `{key}` in {what} (expected one of: {})",
-                        allowed.join(", ")
-                    ),
-                )),
-                _ => problems.push((
-                    k,
-                    format!("a key of {what} must be a string, not {}", k.type_name()),
-                )),
-            }
+                NodeKind::Str(key) => format!(
+                    "unknown key `{key}` in {what} (expected one of: {})",
+                    allowed.join(", ")
+                ),
+                _ => format!("a key of {what} must be a string, not {}", k.type_name()),
+            };
+            diags.push(Diagnostic::at_node(file, k, problem));
         }
-        KnownEntries { entries, problems }
+        entries
     }
 
     /// How the value reads in a message: `false`, `the string "true"`, `null`, `a list`.
@@ -174,15 +174,6 @@ impl Node {
             NodeKind::Null | NodeKind::Seq(_) | NodeKind::Map(_) => None,
         }
     }
-}
-
-/// A mapping read against the keys it may have ([`Node::known_entries`]).
-#[derive(Debug)]
-pub struct KnownEntries<'n> {
-    /// The known keys and their values, in file order.
-    pub entries: Vec<(&'n str, &'n Node)>,
-    /// Each problem at the node it is about.
-    pub problems: Vec<(&'n Node, String)>,
 }
 
 /// Why a text is not a YAML tree: where, and what.
@@ -418,23 +409,22 @@ mod tests {
     #[test]
     fn known_entries_and_their_problems() {
         let n = parse("a: 1\nb: 2\n3: x\nzz: 4\n", LIMITS).unwrap().unwrap();
-        let KnownEntries { entries, problems } = n.known_entries("the file", &["a", "b"]);
+        let mut diags = Vec::new();
+        let entries = n.known_entries("f.yaml", "the file", &["a", "b"], &mut diags);
         let keys: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, ["a", "b"]);
-        let problems: Vec<(u64, &str)> =
-            problems.iter().map(|(n, m)| (n.line, m.as_str())).collect();
+        let problems: Vec<String> = diags.iter().map(ToString::to_string).collect();
         assert_eq!(
             problems,
             [
-                (3, "a key of the file must be a string, not an integer"),
-                (4, "unknown key `zz` in the file (expected one of: a, b)"),
+                "f.yaml:3:1: a key of the file must be a string, not an integer",
+                "f.yaml:4:1: unknown key `zz` in the file (expected one of: a, b)",
             ]
         );
         let list = parse("[1]\n", LIMITS).unwrap().unwrap();
-        assert_eq!(
-            list.known_entries("x", &[]).problems[0].1,
-            "x must be a mapping, not a list"
-        );
+        let mut diags = Vec::new();
+        list.known_entries("f.yaml", "x", &[], &mut diags);
+        assert_eq!(diags[0].message, "x must be a mapping, not a list");
     }
 
     #[test]

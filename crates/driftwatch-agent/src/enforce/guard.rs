@@ -682,16 +682,7 @@ impl Enforcer {
             }),
         };
         let process = self.denied_process(req.pid, &path, &entry);
-        let event = Event {
-            time_ns: driftwatch_model::clock::now_ns(),
-            kind: EventKind::Execve,
-            process,
-            container: Some(entry.meta.clone()),
-            file: None,
-            net: None,
-            drift: Some(finding),
-        };
-        (false, Some(event))
+        (false, Some(exec_event(process, &entry, finding)))
     }
 
     /// Where an executed file came from: its path in the container (without " (deleted)"),
@@ -812,35 +803,27 @@ impl Enforcer {
             .unwrap_or_default();
         let killed = kill_in_container(pid, &m.id);
         self.stats.orphans_killed.fetch_add(1, Ordering::Relaxed);
-        let event = Event {
-            time_ns: driftwatch_model::clock::now_ns(),
-            kind: EventKind::Execve,
-            process,
-            container: Some(entry.meta.clone()),
-            file: None,
-            net: None,
-            drift: Some(DriftFinding {
-                kind: DriftKind::Binary,
-                subject: DriftSubject::Exe,
-                verdict,
-                path,
-                hash,
-                image_hash,
-                detail: Some(
-                    "held by the kernel while no agent was running (on_agent_death: hold)".into(),
-                ),
-                enforcement: Some(Enforcement {
-                    mode: EnforcementMode::Prevent,
-                    action: if killed {
-                        EnforcementAction::Blocked
-                    } else {
-                        EnforcementAction::Failed
-                    },
-                    by: killed.then_some(EnforcementMechanism::BpfHold),
-                }),
+        let finding = DriftFinding {
+            kind: DriftKind::Binary,
+            subject: DriftSubject::Exe,
+            verdict,
+            path,
+            hash,
+            image_hash,
+            detail: Some(
+                "held by the kernel while no agent was running (on_agent_death: hold)".into(),
+            ),
+            enforcement: Some(Enforcement {
+                mode: EnforcementMode::Prevent,
+                action: if killed {
+                    EnforcementAction::Blocked
+                } else {
+                    EnforcementAction::Failed
+                },
+                by: killed.then_some(EnforcementMechanism::BpfHold),
             }),
         };
-        crate::emitter::emit(&self.emitter, &event);
+        crate::emitter::emit(&self.emitter, &exec_event(process, &entry, finding));
     }
 
     /// Every 500 ms: tells the kernel the agent is alive and judges what it held meanwhile.
@@ -1117,6 +1100,19 @@ fn starts_with_shebang(req: &ExecRequest) -> bool {
     // SAFETY: pread into a 2-byte stack buffer from a descriptor we own.
     let n = unsafe { libc::pread(req.file.as_raw_fd(), b.as_mut_ptr().cast(), 2, 0) };
     n == 2 && &b == b"#!"
+}
+
+/// The exec event an enforcement finding rides on: now, in the container.
+fn exec_event(process: Process, entry: &ContainerEntry, finding: DriftFinding) -> Event {
+    Event {
+        time_ns: driftwatch_model::clock::now_ns(),
+        kind: EventKind::Execve,
+        process,
+        container: Some(entry.meta.clone()),
+        file: None,
+        net: None,
+        drift: Some(finding),
+    }
 }
 
 /// A container's name for the log, `?` when it has none.

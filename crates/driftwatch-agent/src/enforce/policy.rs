@@ -208,22 +208,8 @@ impl Cx<'_> {
         self.diags.push(Diagnostic::at_node(self.file, at, message));
     }
 
-    /// A mapping's entries; reports a non-mapping, non-string keys and unknown keys.
-    fn map<'n>(
-        &mut self,
-        node: &'n Node,
-        what: &str,
-        allowed: &[&str],
-    ) -> Vec<(&'n str, &'n Node)> {
-        let known = node.known_entries(what, allowed);
-        for (at, problem) in known.problems {
-            self.error(at, problem);
-        }
-        known.entries
-    }
-
     fn policy(&mut self, root: &Node, policy: &mut EnforcementPolicy) {
-        for (key, v) in self.map(root, "the policy", TOP_KEYS) {
+        for (key, v) in root.known_entries(self.file, "the policy", TOP_KEYS, &mut self.diags) {
             match key {
                 "default" => {
                     if let Some(m) = self.mode(v, "default") {
@@ -274,7 +260,7 @@ impl Cx<'_> {
         let mut matcher = Some(ScopeMatch::default());
         let mut mode = None;
         let mut mode_given = false;
-        for (key, v) in self.map(node, at, SCOPE_KEYS) {
+        for (key, v) in node.known_entries(self.file, at, SCOPE_KEYS, &mut self.diags) {
             match key {
                 "match" => matcher = self.matcher(v, &format!("{at}.match")),
                 _ => {
@@ -298,7 +284,7 @@ impl Cx<'_> {
     fn matcher(&mut self, node: &Node, at: &str) -> Option<ScopeMatch> {
         let before = self.diags.len();
         let mut m = ScopeMatch::default();
-        for (key, v) in self.map(node, at, MATCH_KEYS) {
+        for (key, v) in node.known_entries(self.file, at, MATCH_KEYS, &mut self.diags) {
             let what = format!("{at}.{key}");
             match key {
                 "images" => m.images = self.globs(v, &what),
@@ -313,7 +299,7 @@ impl Cx<'_> {
     fn allow(&mut self, node: &Node, at: &str) -> Option<AllowEntry> {
         let before = self.diags.len();
         let mut a = AllowEntry::default();
-        for (key, v) in self.map(node, at, ALLOW_KEYS) {
+        for (key, v) in node.known_entries(self.file, at, ALLOW_KEYS, &mut self.diags) {
             let what = format!("{at}.{key}");
             match key {
                 "path" => {
