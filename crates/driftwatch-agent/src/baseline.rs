@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use driftwatch_yaml::Diagnostic;
 use serde::{Deserialize, Serialize};
@@ -169,11 +169,9 @@ impl BaselineBackend for FileBackend {
     }
 }
 
-/// Unix seconds now.
+/// Unix seconds now (the model's one clock).
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    driftwatch_model::clock::now_ns() / 1_000_000_000
 }
 
 /// `8081/tcp`.

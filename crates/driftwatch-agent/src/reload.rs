@@ -15,20 +15,16 @@ pub struct ReloadStats {
     pub last_failure_unix: AtomicU64,
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl ReloadStats {
     pub fn applied(&self) {
         self.reloads.fetch_add(1, Ordering::Relaxed);
-        self.last_reload_unix.store(unix_now(), Ordering::Relaxed);
+        self.last_reload_unix
+            .store(crate::baseline::unix_now(), Ordering::Relaxed);
     }
 
     pub fn refused(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        self.last_failure_unix.store(unix_now(), Ordering::Relaxed);
+        self.last_failure_unix
+            .store(crate::baseline::unix_now(), Ordering::Relaxed);
     }
 }
