@@ -700,10 +700,21 @@ impl Cx<'_> {
                     );
                 }
                 let max_file_size = match get("max_file_size") {
-                    Some(v) => match v.scalar(None).map(|s| parse_size(&s)) {
-                        Some(Ok(n)) => n,
-                        Some(Err(e)) => {
-                            self.error(v, format!("`max_file_size`: {e}"));
+                    Some(v) => match v
+                        .scalar(None)
+                        .map(|s| (driftwatch_config::parse_size(&s), s))
+                    {
+                        Some((Ok(n), _)) => n,
+                        Some((Err(e), text)) => {
+                            let mut d =
+                                Diagnostic::at_node(self.file, v, format!("`max_file_size`: {e}"));
+                            // `1g`, `16mib`: playbooks took any case before they took the
+                            // configuration's grammar.
+                            let upper = text.to_ascii_uppercase().replace("IB", "iB");
+                            if driftwatch_config::parse_size(&upper).is_ok() {
+                                d = d.with_help(format!("write `{upper}`"));
+                            }
+                            self.errors.push(d);
                             0
                         }
                         None => {
@@ -810,25 +821,6 @@ impl Cx<'_> {
 /// A line or column as this crate keeps it.
 fn pos(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// `123`, `64K`, `16MiB`, `1G`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a size like 1048576, 512K, 16MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (K, M, G)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?}: too large"))
 }
 
 /// `[prefix/]name`: name 1-63 of alphanumerics, `-`, `_`, `.`, starting and ending
@@ -997,13 +989,34 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_size("123"), Ok(123));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("1g"), Ok(1 << 30));
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("lots").is_err());
+    fn sizes_are_the_configurations_and_the_old_spellings_get_a_hint() {
+        let capture = |size: &str| {
+            format!(
+                "playbooks:\n  - name: p\n    match: {{}}\n    actions:\n      - {{action: capture, params: {{max_file_size: {size}}}}}\n"
+            )
+        };
+        for (size, want) in [
+            ("64K", 64 << 10),
+            ("1MiB", 1 << 20),
+            ("4096", 4096),
+            ("10MB", 10_000_000),
+        ] {
+            let set = PlaybookSet::parse("p.yaml", &capture(size))
+                .unwrap_or_else(|e| panic!("{size}: {e:?}"));
+            match &set.playbooks[0].actions[0].action {
+                Action::Capture { max_file_size, .. } => assert_eq!(*max_file_size, want, "{size}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        for (size, help) in [
+            ("1g", Some("write `1G`")),
+            ("16mib", Some("write `16MiB`")),
+            ("lots", None),
+        ] {
+            let e = PlaybookSet::parse("p.yaml", &capture(size)).unwrap_err();
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].message.starts_with("`max_file_size`: "), "{e:?}");
+            assert_eq!(e[0].help.as_deref(), help, "{size}");
+        }
     }
 }
