@@ -51,6 +51,7 @@ pub mod playbook;
 pub mod queue;
 pub mod record;
 pub mod release;
+pub mod webhook_url;
 mod yaml;
 
 pub use executor::{DEFAULT_QUEUE, Responder, ResponderConfig, ResponderStats};

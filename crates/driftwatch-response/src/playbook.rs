@@ -801,7 +801,7 @@ impl Cx<'_> {
                     }
                 };
                 if !url.is_empty()
-                    && let Err(e) = crate::actions::notify::WebhookUrl::parse(&url)
+                    && let Err(e) = crate::webhook_url::WebhookUrl::parse(&url)
                 {
                     self.error(get("url").unwrap_or(at), format!("`url`: {e}"));
                 }
