@@ -1,9 +1,9 @@
 //! What can be wrong in a rule file, stage by stage, and the collector that keeps errors and
 //! warnings apart; positioned and rendered by `driftwatch_yaml::Diagnostic`.
 
-use crate::compile::CompileError;
-use crate::loader::SchemaError;
+use crate::compile_error::CompileError;
 use crate::parser::SyntaxError;
+use crate::schema_error::SchemaError;
 use crate::source::SourceFile;
 use crate::yaml::YamlError;
 pub use driftwatch_yaml::Severity;

@@ -13,6 +13,7 @@
 //! ```
 
 mod compile;
+mod compile_error;
 mod diag;
 mod eval;
 mod fields;
@@ -21,16 +22,17 @@ mod loader;
 mod output;
 mod parser;
 mod ruleset;
+mod schema_error;
 mod source;
 mod yaml;
 
-pub use compile::{CompileError, MAX_EXPANDED_NODES};
+pub use compile_error::{CompileError, MAX_EXPANDED_NODES};
 pub use diag::{Diagnostic, Problem, Severity, Warning};
 pub use fields::{ArgSpec, FIELDS, FieldInfo, FieldType, field, fields_markdown};
 pub use glob::{Glob, GlobError};
-pub use loader::{ENGINE_VERSION, SchemaError};
 pub use parser::{MAX_NESTING, Op, SyntaxError};
 pub use ruleset::{Loaded, RuleIdx, RuleInfo, RuleSet};
+pub use schema_error::{ENGINE_VERSION, SchemaError};
 pub use source::Source;
 pub use yaml::{MAX_FILE_BYTES, YamlError};
 
