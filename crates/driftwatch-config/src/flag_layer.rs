@@ -4,12 +4,11 @@
 //! file's would be at `FILE:LINE:COL`. No check is written twice.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use driftwatch_yaml::{Node, NodeKind};
 
 use crate::keys::{Access, KEYS};
-use crate::load::{Cx, Loaded, check};
+use crate::load::{Cx, FlagError, Loaded, check};
 use crate::schema::Config;
 
 /// One key a command-line flag sets.
@@ -51,21 +50,6 @@ impl FlagSetting {
             FlagValue::List(v) | FlagValue::Append(v) => v,
         };
         format!("{} {}", self.flag, items.join(","))
-    }
-}
-
-/// A problem of the configuration once the flags are applied: at the flag that set the key
-/// (`--ring-mib 3`), or, for a check across keys, where the file set the other one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlagError {
-    /// `--flag value`, or `FILE:LINE:COL`.
-    pub at: String,
-    pub message: String,
-}
-
-impl fmt::Display for FlagError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.at, self.message)
     }
 }
 

@@ -13,9 +13,9 @@ mod schema;
 mod units;
 
 pub use driftwatch_yaml::{Diagnostic, LoadError, Severity};
-pub use flag_layer::{FlagError, FlagSetting, FlagValue, with_flags};
+pub use flag_layer::{FlagSetting, FlagValue, with_flags};
 pub use keys::{Access, Choice, HTTP_KEYS, KEYS, Key, Reload, SECTIONS, key};
-pub use load::{Loaded, Pos, load, parse_str};
+pub use load::{FlagError, Loaded, Pos, load, parse_str};
 pub use render::{example_yaml, reference_markdown, show_json, show_yaml};
 pub use schema::*;
 pub use units::{format_duration, format_size, parse_duration, parse_size};

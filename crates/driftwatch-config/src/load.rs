@@ -146,6 +146,21 @@ fn top_sections() -> Vec<&'static str> {
     v
 }
 
+/// A problem of the configuration once the flags are applied: at the flag that set the key
+/// (`--ring-mib 3`), or, for a check across keys, where the file set the other one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlagError {
+    /// `--flag value`, or `FILE:LINE:COL`.
+    pub at: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FlagError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
 pub(crate) struct Cx<'a> {
     pub(crate) file: &'a str,
     pub(crate) base: Option<&'a Path>,
@@ -154,7 +169,7 @@ pub(crate) struct Cx<'a> {
     /// The keys command-line flags set, each with the flag and value that set it
     /// (`--ring-mib 3`): a problem with one of them is told at the flag.
     pub(crate) flags: BTreeMap<String, String>,
-    pub(crate) flag_errors: Vec<crate::flag_layer::FlagError>,
+    pub(crate) flag_errors: Vec<FlagError>,
 }
 
 impl Cx<'_> {
@@ -166,7 +181,7 @@ impl Cx<'_> {
     /// (the file's start for a default).
     fn error_key(&mut self, key: &str, message: String) {
         match self.flags.get(key) {
-            Some(flag) => self.flag_errors.push(crate::flag_layer::FlagError {
+            Some(flag) => self.flag_errors.push(FlagError {
                 at: flag.clone(),
                 message,
             }),
