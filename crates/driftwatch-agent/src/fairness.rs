@@ -31,13 +31,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        let c = driftwatch_config::Limits::default();
+        let c = driftwatch_config::LimitsConfig::default();
         Limits::from_config(&c)
     }
 }
 
 impl Limits {
-    pub fn from_config(c: &driftwatch_config::Limits) -> Limits {
+    pub fn from_config(c: &driftwatch_config::LimitsConfig) -> Limits {
         Limits {
             watched_dirs: c.watched_dirs as u64,
             watched_dirs_container_percent: c.watched_dirs_container_percent.clamp(1, 100),

@@ -48,5 +48,5 @@ pub use stats::{
     HistogramSnapshot, ModeCounts, NetSnapshot, ReloadSnapshot, TamperSnapshot,
 };
 pub use tamper::{
-    SignalOrigin, TamperConfig, TamperGuard, TamperStats, default_protected, set_non_dumpable,
+    SignalOrigin, TamperGuard, TamperGuardConfig, TamperStats, default_protected, set_non_dumpable,
 };

@@ -17,7 +17,7 @@ use driftwatch_runtime::{
     container_from_cgroup_leaf,
 };
 use driftwatch_sensor::{
-    ExecRecord, ExecSensor, SensorConfig, SensorStats, boot_to_wall_offset_ns,
+    ExecRecord, ExecSensor, ExecSensorConfig, SensorStats, boot_to_wall_offset_ns,
 };
 
 use crate::config_drift::ConfigDrift;
@@ -33,7 +33,7 @@ use crate::stats::AgentStats;
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
     /// Where alerts go (stdout, JSON lines file, syslog, HTTP, Defender documents).
-    pub outputs: driftwatch_config::Outputs,
+    pub outputs: driftwatch_config::OutputsConfig,
     /// Append every container event (JSON lines) here, for `driftwatch rules test`.
     pub record: Option<PathBuf>,
     /// Rule files loaded after the embedded defaults.
@@ -60,7 +60,7 @@ pub struct AgentConfig {
     /// the next one's `driftwatch.repeats` (zero: every alert is sent).
     pub dedup_window: Duration,
     /// Tamper protection: signals from containers, ptrace, the agent's files.
-    pub tamper: crate::tamper::TamperConfig,
+    pub tamper: crate::tamper::TamperGuardConfig,
     /// Every exec permission request is answered within this (`enforcement.answer_deadline`).
     pub answer_deadline: Duration,
     /// Per-container budgets: watched directories, alert rate (`limits.*`).
@@ -72,7 +72,7 @@ pub struct AgentConfig {
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
-            outputs: driftwatch_config::Outputs::default(),
+            outputs: driftwatch_config::OutputsConfig::default(),
             record: None,
             rule_sources: Vec::new(),
             docker: Some(DockerConfig::default()),
@@ -89,7 +89,7 @@ impl Default for AgentConfig {
             enforcement: crate::enforce::EnforcementPolicy::default(),
             image_verify: crate::image_verify::ImageVerifyConfig::default(),
             dedup_window: Duration::ZERO,
-            tamper: crate::tamper::TamperConfig::default(),
+            tamper: crate::tamper::TamperGuardConfig::default(),
             answer_deadline: crate::deadline::DEFAULT_ANSWER_DEADLINE,
             limits: crate::fairness::Limits::default(),
             learn_alerted: false,
@@ -270,10 +270,10 @@ impl Agent {
         // extra wakeup per exec. If handling falls behind, the ring buffer (sized by
         // `ring_bytes`) absorbs the burst; beyond it the kernel counts the losses.
         let sensor = ExecSensor::start(
-            SensorConfig {
+            ExecSensorConfig {
                 ring_bytes: config.ring_bytes,
                 pin: config.enforcement.hold_on_agent_death && config.enforcement.any_prevent(),
-                ..SensorConfig::default()
+                ..ExecSensorConfig::default()
             },
             move |rec| worker.handle(rec),
         )

@@ -33,7 +33,7 @@ use crate::emitter::SharedEmitter;
 
 /// What tamper protection covers (`AgentConfig::tamper`).
 #[derive(Clone, Debug)]
-pub struct TamperConfig {
+pub struct TamperGuardConfig {
     pub enabled: bool,
     /// Files and directories (their direct children too) a container may not open.
     pub protect: Vec<PathBuf>,
@@ -46,9 +46,9 @@ pub struct TamperConfig {
     pub answer_deadline: Duration,
 }
 
-impl Default for TamperConfig {
+impl Default for TamperGuardConfig {
     fn default() -> Self {
-        TamperConfig {
+        TamperGuardConfig {
             enabled: true,
             protect: Vec::new(),
             unguarded: Vec::new(),
@@ -431,7 +431,7 @@ impl TamperGuard {
     /// Starts tamper protection. Parts the host does not support are warned about and left
     /// out; the agent runs without them.
     pub fn start(
-        config: &TamperConfig,
+        config: &TamperGuardConfig,
         emitter: SharedEmitter,
         registry: Arc<ContainerRegistry>,
         hostname: String,
@@ -507,7 +507,7 @@ impl TamperGuard {
     }
 
     fn file_guard(
-        config: &TamperConfig,
+        config: &TamperGuardConfig,
         ctx: Arc<Ctx>,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<JoinHandle<()>> {

@@ -20,7 +20,7 @@ pub mod view;
 
 pub use alerts::AlertRing;
 pub use metrics::{MetricsSource, MetricsWriter};
-pub use server::{ApiConfig, ApiServer, BindError};
+pub use server::{ApiServer, ApiServerConfig, BindError};
 pub use view::{
     AgentView, ApiError, ComponentHealth, ContainerDetail, ContainerSummary, Health, ManualAction,
     ProcessNode, RuleSummary,

@@ -6,7 +6,7 @@
 //! wherever the server listens. A loopback listener is no credential: every local process,
 //! and every container sharing the host's network namespace (`--network host`, a
 //! `hostNetwork` pod), reaches it. Reads (`/api` GETs, `/metrics`) need it off loopback, and
-//! on loopback when [`ApiConfig::token_for_reads`] says so. `/healthz` and the UI's static
+//! on loopback when [`ApiServerConfig::token_for_reads`] says so. `/healthz` and the UI's static
 //! files never do.
 //!
 //! It runs on a runtime of its own (two threads) so that slow clients never delay the
@@ -29,7 +29,7 @@ mod sse;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use bind::{ApiConfig, ApiServer, BindError};
+pub use bind::{ApiServer, ApiServerConfig, BindError};
 
 use driftwatch_model::AlertSource;
 
@@ -58,7 +58,7 @@ struct ServerStats {
 
 /// What every connection's handlers share.
 struct State {
-    config: ApiConfig,
+    config: ApiServerConfig,
     view: Arc<dyn AgentView>,
     alerts: Arc<dyn AlertSource>,
     ring: Arc<AlertRing>,

@@ -129,7 +129,7 @@ fn serve_with(token: Option<&str>, token_for_reads: bool, view: Fixed) -> Srv {
     let view = Arc::new(view);
     let ring = Arc::new(AlertRing::new(100));
     let server = ApiServer::start(
-        ApiConfig {
+        ApiServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: token.map(String::from),
             token_for_reads,
@@ -365,7 +365,7 @@ fn the_token_is_required_everywhere_but_health_and_the_static_page() {
 fn no_token_no_listening_beyond_loopback() {
     let ring = Arc::new(AlertRing::new(1));
     let r = ApiServer::start(
-        ApiConfig {
+        ApiServerConfig {
             listen: "0.0.0.0:0".parse().unwrap(),
             token: None,
             token_for_reads: false,

@@ -88,7 +88,7 @@ pub struct SyntaxError {
 
 /// Parses one document; `None` for an empty (or `null`) document.
 pub fn parse_document(doc: &RawDocument) -> Result<Option<Node>, SyntaxError> {
-    let limits = driftwatch_yaml::Limits {
+    let limits = driftwatch_yaml::ParseLimits {
         // The file size cap (checked when reading) bounds the work.
         max_bytes: usize::MAX,
         max_depth: MAX_DEPTH,

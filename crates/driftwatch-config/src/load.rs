@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use driftwatch_yaml::{Diagnostic, Limits, LoadError, Node, NodeKind};
+use driftwatch_yaml::{Diagnostic, LoadError, Node, NodeKind, ParseLimits};
 
 use crate::keys::{Access, HTTP_KEYS, KEYS, Key};
 use crate::schema::{Config, HttpOutput, SyslogTransport};
@@ -99,7 +99,7 @@ pub fn parse_str(text: &str, file: &str, base: Option<&Path>) -> Result<Loaded, 
         flag_errors: Vec::new(),
     };
     let mut config = Config::default();
-    match driftwatch_yaml::parse(text, Limits::CONFIG) {
+    match driftwatch_yaml::parse(text, ParseLimits::CONFIG) {
         Err(e) => cx
             .diags
             .push(Diagnostic::error(file, e.line, e.col, e.to_string())),

@@ -23,7 +23,7 @@ fn yaml_str(s: &str) -> String {
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-./@+,=".contains(c))
         && !s.starts_with(['-', '.', '@', ','])
-        && driftwatch_yaml::parse(&format!("k: {s}\n"), driftwatch_yaml::Limits::CONFIG)
+        && driftwatch_yaml::parse(&format!("k: {s}\n"), driftwatch_yaml::ParseLimits::CONFIG)
             .ok()
             .flatten()
             .and_then(|n| n.get("k").and_then(|v| v.as_str().map(|v| v == s)))

@@ -8,24 +8,24 @@ use std::time::Duration;
 /// The whole file.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
-    pub engines: Engines,
-    pub rules: Rules,
-    pub sensor: Sensor,
-    pub enforcement: Enforcement,
-    pub limits: Limits,
-    pub network: Network,
-    pub response: Response,
-    pub verify: Verify,
-    pub tamper: Tamper,
-    pub store: Store,
-    pub outputs: Outputs,
-    pub api: Api,
-    pub logging: Logging,
+    pub engines: EnginesConfig,
+    pub rules: RulesConfig,
+    pub sensor: SensorConfig,
+    pub enforcement: EnforcementConfig,
+    pub limits: LimitsConfig,
+    pub network: NetworkConfig,
+    pub response: ResponseConfig,
+    pub verify: VerifyConfig,
+    pub tamper: TamperConfig,
+    pub store: StoreConfig,
+    pub outputs: OutputsConfig,
+    pub api: ApiConfig,
+    pub logging: LoggingConfig,
 }
 
 /// Which container engines the agent asks for names, images and labels.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Engines {
+pub struct EnginesConfig {
     /// Ask no engine at all (alerts then name containers by id only).
     pub disabled: bool,
     pub docker_socket: PathBuf,
@@ -35,9 +35,9 @@ pub struct Engines {
     pub podman_socket: Option<PathBuf>,
 }
 
-impl Default for Engines {
+impl Default for EnginesConfig {
     fn default() -> Self {
-        Engines {
+        EnginesConfig {
             disabled: false,
             docker_socket: PathBuf::from("/var/run/docker.sock"),
             containerd_socket: None,
@@ -49,16 +49,16 @@ impl Default for Engines {
 
 /// Rule files, loaded after the embedded defaults.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Rules {
+pub struct RulesConfig {
     /// Every `*.yaml`/`*.yml` here, in name order.
     pub directory: PathBuf,
     /// Further files, after the directory's.
     pub files: Vec<PathBuf>,
 }
 
-impl Default for Rules {
+impl Default for RulesConfig {
     fn default() -> Self {
-        Rules {
+        RulesConfig {
             directory: PathBuf::from("/etc/driftwatch/rules.d"),
             files: Vec::new(),
         }
@@ -67,14 +67,14 @@ impl Default for Rules {
 
 /// The kernel side.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Sensor {
+pub struct SensorConfig {
     /// Ring buffer between the kernel and the agent, MiB, a power of two.
     pub ring_mib: u32,
 }
 
-impl Default for Sensor {
+impl Default for SensorConfig {
     fn default() -> Self {
-        Sensor { ring_mib: 8 }
+        SensorConfig { ring_mib: 8 }
     }
 }
 
@@ -86,7 +86,7 @@ pub enum EnforcementModeSetting {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Enforcement {
+pub struct EnforcementConfig {
     /// The mode of every container the policy file does not scope.
     pub mode: EnforcementModeSetting,
     /// Scopes and allowlist (the format of `run --enforcement-policy`).
@@ -95,9 +95,9 @@ pub struct Enforcement {
     pub answer_deadline: Duration,
 }
 
-impl Default for Enforcement {
+impl Default for EnforcementConfig {
     fn default() -> Self {
-        Enforcement {
+        EnforcementConfig {
             mode: EnforcementModeSetting::default(),
             policy: None,
             answer_deadline: Duration::from_secs(1),
@@ -107,7 +107,7 @@ impl Default for Enforcement {
 
 /// Per-container budgets: one noisy container cannot starve the others.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Limits {
+pub struct LimitsConfig {
     /// Directories marked for file drift, over all containers.
     pub watched_dirs: usize,
     /// The share (percent) of `watched_dirs` one container may hold.
@@ -121,9 +121,9 @@ pub struct Limits {
     pub dedup_window: Duration,
 }
 
-impl Default for Limits {
+impl Default for LimitsConfig {
     fn default() -> Self {
-        Limits {
+        LimitsConfig {
             watched_dirs: 200_000,
             watched_dirs_container_percent: 25,
             container_alerts_per_second: 20,
@@ -134,7 +134,7 @@ impl Default for Limits {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Network {
+pub struct NetworkConfig {
     pub baseline_file: PathBuf,
     pub learning_window: Duration,
     /// Learn behaviour that raised a drift alert during the learning window (the old
@@ -142,9 +142,9 @@ pub struct Network {
     pub learn_alerted: bool,
 }
 
-impl Default for Network {
+impl Default for NetworkConfig {
     fn default() -> Self {
-        Network {
+        NetworkConfig {
             baseline_file: PathBuf::from("/var/lib/driftwatch/baselines.json"),
             learning_window: Duration::from_secs(300),
             learn_alerted: false,
@@ -153,7 +153,7 @@ impl Default for Network {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Response {
+pub struct ResponseConfig {
     pub playbook: Option<PathBuf>,
     pub actions_log: PathBuf,
     /// Pod actions (evict, label) through this kubeconfig's current context.
@@ -162,9 +162,9 @@ pub struct Response {
     pub in_cluster: bool,
 }
 
-impl Default for Response {
+impl Default for ResponseConfig {
     fn default() -> Self {
-        Response {
+        ResponseConfig {
             playbook: None,
             actions_log: PathBuf::from("/var/lib/driftwatch/actions.jsonl"),
             kubeconfig: None,
@@ -174,7 +174,7 @@ impl Default for Response {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Verify {
+pub struct VerifyConfig {
     /// Approved image digests (the formats of `driftwatch verify --approved`).
     pub approved: Option<PathBuf>,
     /// Alert on containers started from a mutable tag.
@@ -186,9 +186,9 @@ pub struct Verify {
     pub docker_root: PathBuf,
 }
 
-impl Default for Verify {
+impl Default for VerifyConfig {
     fn default() -> Self {
-        Verify {
+        VerifyConfig {
             approved: None,
             allow_mutable: false,
             layers: true,
@@ -200,7 +200,7 @@ impl Default for Verify {
 
 /// Tamper protection: the agent's own process and files against the containers it watches.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Tamper {
+pub struct TamperConfig {
     /// Signals from containers ignored, ptrace hardening, the file guard.
     pub enabled: bool,
     /// Paths containers may not open besides the agent's own (its binary and the
@@ -208,9 +208,9 @@ pub struct Tamper {
     pub protect: Vec<PathBuf>,
 }
 
-impl Default for Tamper {
+impl Default for TamperConfig {
     fn default() -> Self {
-        Tamper {
+        TamperConfig {
             enabled: true,
             protect: Vec::new(),
         }
@@ -219,7 +219,7 @@ impl Default for Tamper {
 
 /// The embedded database of alerts, actions and baselines.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Store {
+pub struct StoreConfig {
     pub enabled: bool,
     /// SQLite database file.
     pub path: PathBuf,
@@ -235,9 +235,9 @@ pub struct Store {
     pub container_percent: u32,
 }
 
-impl Default for Store {
+impl Default for StoreConfig {
     fn default() -> Self {
-        Store {
+        StoreConfig {
             enabled: true,
             path: PathBuf::from("/var/lib/driftwatch/driftwatch.db"),
             max_age: Duration::from_secs(30 * 86400),
@@ -250,7 +250,7 @@ impl Default for Store {
 
 /// Where alerts go. Each output has its own bounded queue and thread.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Outputs {
+pub struct OutputsConfig {
     /// One human line per alert on stdout (`TIME: Priority output`), as Falco prints them.
     pub stdout: StdoutOutput,
     /// Falco JSON alerts, one per line, in a rotated file.
@@ -436,7 +436,7 @@ impl Default for DefenderOutput {
 
 /// The HTTP API, Prometheus metrics, health check and web UI.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Api {
+pub struct ApiConfig {
     pub enabled: bool,
     /// `127.0.0.1:7878` by default; any other address requires a token.
     pub listen: String,
@@ -450,9 +450,9 @@ pub struct Api {
     pub ui: bool,
 }
 
-impl Default for Api {
+impl Default for ApiConfig {
     fn default() -> Self {
-        Api {
+        ApiConfig {
             enabled: true,
             listen: "127.0.0.1:7878".into(),
             token_file: None,
@@ -463,14 +463,14 @@ impl Default for Api {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Logging {
+pub struct LoggingConfig {
     /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter; `DRIFTWATCH_LOG` wins.
     pub level: String,
 }
 
-impl Default for Logging {
+impl Default for LoggingConfig {
     fn default() -> Self {
-        Logging {
+        LoggingConfig {
             level: "info".into(),
         }
     }

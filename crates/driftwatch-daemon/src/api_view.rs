@@ -513,7 +513,7 @@ pub struct ApiPlan {
 /// (file or flag), so a taken port is an error; `reads_set`: `api.token_for_reads` was
 /// chosen, else it follows whether a token file is named.
 pub fn plan(
-    config: &driftwatch_config::Api,
+    config: &driftwatch_config::ApiConfig,
     listen_set: bool,
     reads_set: bool,
 ) -> anyhow::Result<Option<ApiPlan>> {
@@ -585,7 +585,7 @@ pub fn start(
         started: ctx.started,
         api_actions: ctx.api_actions,
     });
-    let config = driftwatch_api::ApiConfig {
+    let config = driftwatch_api::ApiServerConfig {
         listen,
         token: Some(token),
         token_for_reads,

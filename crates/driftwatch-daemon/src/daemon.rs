@@ -26,7 +26,7 @@ pub struct Daemon {
 
 /// Tamper protection's paths: the binary, the directories of the files the agent uses, and
 /// `tamper.protect`.
-fn tamper_config(c: &Config, config_file: Option<&Path>) -> driftwatch_agent::TamperConfig {
+fn tamper_config(c: &Config, config_file: Option<&Path>) -> driftwatch_agent::TamperGuardConfig {
     let mut files: Vec<&Path> = vec![&c.network.baseline_file, &c.response.actions_log];
     if c.store.enabled {
         files.push(&c.store.path);
@@ -49,7 +49,7 @@ fn tamper_config(c: &Config, config_file: Option<&Path>) -> driftwatch_agent::Ta
     } else {
         Vec::new()
     };
-    driftwatch_agent::TamperConfig {
+    driftwatch_agent::TamperGuardConfig {
         enabled: c.tamper.enabled,
         protect: driftwatch_agent::default_protected(&files, &c.tamper.protect),
         unguarded,
@@ -61,7 +61,7 @@ fn tamper_config(c: &Config, config_file: Option<&Path>) -> driftwatch_agent::Ta
 /// /var, a foreign file) is a warning: detection and the other outputs matter more than
 /// local history. A path the user named must work: that is an error.
 fn open_store(
-    config: &driftwatch_config::Store,
+    config: &driftwatch_config::StoreConfig,
     explicit: bool,
 ) -> anyhow::Result<Option<Arc<Store>>> {
     if !config.enabled {

@@ -259,7 +259,7 @@ pub fn resolve(loaded: &Loaded) -> Result<NamedFiles, Vec<NamedError>> {
 }
 
 /// Reads the approved list `v` names, warning about entries that approve nothing.
-pub fn approved_list(v: &driftwatch_config::Verify) -> anyhow::Result<Option<ApprovedList>> {
+pub fn approved_list(v: &driftwatch_config::VerifyConfig) -> anyhow::Result<Option<ApprovedList>> {
     let approved = v.approved.as_deref().map(ApprovedList::load).transpose()?;
     if let Some(l) = &approved {
         for u in &l.unpinned {
@@ -276,7 +276,7 @@ pub fn approved_list(v: &driftwatch_config::Verify) -> anyhow::Result<Option<App
 
 /// Image drift's configuration from the `verify` section and the approved list it names.
 fn image_verify_config(
-    v: &driftwatch_config::Verify,
+    v: &driftwatch_config::VerifyConfig,
     approved: Option<ApprovedList>,
 ) -> driftwatch_agent::ImageVerifyConfig {
     driftwatch_agent::ImageVerifyConfig {

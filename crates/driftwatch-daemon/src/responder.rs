@@ -12,7 +12,7 @@ use driftwatch_response::{LoadError, PlaybookSet, Responder, ResponderConfig};
 /// The Kubernetes client `response.kubeconfig` or `response.in_cluster` ask for. Without
 /// one, pod alerts get the node-local actions only.
 pub fn kube_client(
-    response: &driftwatch_config::Response,
+    response: &driftwatch_config::ResponseConfig,
 ) -> anyhow::Result<Option<Arc<dyn KubeApi>>> {
     kube_client_for(response.kubeconfig.as_deref(), response.in_cluster)
 }

@@ -188,7 +188,7 @@ impl Spec {
 }
 
 /// The enabled outputs of a configuration, named.
-fn specs(c: &config::Outputs) -> Vec<(String, Spec)> {
+fn specs(c: &config::OutputsConfig) -> Vec<(String, Spec)> {
     let mut out = Vec::new();
     if c.stdout.enabled {
         out.push(("stdout".to_string(), Spec::Stdout(c.stdout.clone())));
@@ -253,7 +253,7 @@ pub struct Outputs {
 impl Outputs {
     /// Starts a thread and a queue for each enabled output. Files are opened (and their
     /// directories created) now; network outputs connect at their first alert.
-    pub fn start(c: &config::Outputs, hostname: &str) -> Result<Outputs, OutputError> {
+    pub fn start(c: &config::OutputsConfig, hostname: &str) -> Result<Outputs, OutputError> {
         let mut state = State {
             running: Vec::new(),
             retiring: Vec::new(),
@@ -297,7 +297,7 @@ impl Outputs {
     /// Applies a new configuration (SIGHUP): unchanged outputs keep running untouched;
     /// changed and removed ones deliver what they had queued, then stop; new ones start.
     /// On an error nothing changes.
-    pub fn reconfigure(&self, c: &config::Outputs) -> Result<(), OutputError> {
+    pub fn reconfigure(&self, c: &config::OutputsConfig) -> Result<(), OutputError> {
         let _control = self.control.lock().unwrap_or_else(|p| p.into_inner());
         let wanted = specs(c);
         // Build the new and changed outputs before touching anything.

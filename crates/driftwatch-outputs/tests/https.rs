@@ -91,8 +91,8 @@ fn alert() -> Alert {
     }
 }
 
-fn outputs(url: String, ca_file: Option<std::path::PathBuf>) -> config::Outputs {
-    config::Outputs {
+fn outputs(url: String, ca_file: Option<std::path::PathBuf>) -> config::OutputsConfig {
+    config::OutputsConfig {
         stdout: config::StdoutOutput {
             enabled: false,
             ..config::StdoutOutput::default()
@@ -103,7 +103,7 @@ fn outputs(url: String, ca_file: Option<std::path::PathBuf>) -> config::Outputs 
             retries: 1,
             ..config::HttpOutput::default()
         }],
-        ..config::Outputs::default()
+        ..config::OutputsConfig::default()
     }
 }
 

@@ -44,8 +44,8 @@ fn binary_alert(n: u32) -> Alert {
     }
 }
 
-fn only(c: config::Outputs) -> config::Outputs {
-    config::Outputs {
+fn only(c: config::OutputsConfig) -> config::OutputsConfig {
+    config::OutputsConfig {
         stdout: config::StdoutOutput {
             enabled: false,
             ..c.stdout
@@ -64,10 +64,10 @@ fn http(url: String, retries: u32, queue_size: usize) -> config::HttpOutput {
     }
 }
 
-fn http_outputs(h: config::HttpOutput) -> config::Outputs {
-    only(config::Outputs {
+fn http_outputs(h: config::HttpOutput) -> config::OutputsConfig {
+    only(config::OutputsConfig {
         http: vec![h],
-        ..config::Outputs::default()
+        ..config::OutputsConfig::default()
     })
 }
 
@@ -239,8 +239,8 @@ fn syslog_expected() -> String {
     )
 }
 
-fn syslog_config(transport: config::SyslogTransport, address: String) -> config::Outputs {
-    only(config::Outputs {
+fn syslog_config(transport: config::SyslogTransport, address: String) -> config::OutputsConfig {
+    only(config::OutputsConfig {
         syslog: config::SyslogOutput {
             enabled: true,
             transport,
@@ -249,7 +249,7 @@ fn syslog_config(transport: config::SyslogTransport, address: String) -> config:
             app_name: "dwtest".into(),
             queue_size: 16,
         },
-        ..config::Outputs::default()
+        ..config::OutputsConfig::default()
     })
 }
 
@@ -363,7 +363,7 @@ fn json_file_and_defender_files_get_one_line_per_alert() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("log/alerts.json");
     let defender = dir.path().join("log/defender.json");
-    let c = only(config::Outputs {
+    let c = only(config::OutputsConfig {
         json_file: config::JsonFileOutput {
             enabled: true,
             path: json.clone(),
@@ -374,7 +374,7 @@ fn json_file_and_defender_files_get_one_line_per_alert() {
             path: defender.clone(),
             ..config::DefenderOutput::default()
         },
-        ..config::Outputs::default()
+        ..config::OutputsConfig::default()
     });
     let out = Outputs::start(&c, "h").unwrap();
     let alerts: Vec<Alert> = (0..50).map(binary_alert).collect();
@@ -407,13 +407,13 @@ fn start_errors_name_the_output_and_its_path_or_url() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "").unwrap();
     let path = blocker.join("alerts.json");
-    let c = only(config::Outputs {
+    let c = only(config::OutputsConfig {
         json_file: config::JsonFileOutput {
             enabled: true,
             path: path.clone(),
             ..config::JsonFileOutput::default()
         },
-        ..config::Outputs::default()
+        ..config::OutputsConfig::default()
     });
     let e = Outputs::start(&c, "h").err().unwrap().to_string();
     assert!(
@@ -446,10 +446,10 @@ fn reconfigure_keeps_unchanged_outputs_drains_changed_ones_loses_nothing() {
         path: json.clone(),
         ..config::JsonFileOutput::default()
     };
-    let mut before = only(config::Outputs {
+    let mut before = only(config::OutputsConfig {
         json_file: json_cfg.clone(),
         http: vec![http(rx.url("/"), 3, 100)],
-        ..config::Outputs::default()
+        ..config::OutputsConfig::default()
     });
     let out = Outputs::start(&before, "h").unwrap();
     out.emit(&binary_alert(0));
@@ -500,7 +500,7 @@ fn reconfigure_keeps_unchanged_outputs_drains_changed_ones_loses_nothing() {
     assert_eq!(out.stats().len(), 2);
 
     // Removing an output: what it had is delivered, then it is gone.
-    let removed = config::Outputs {
+    let removed = config::OutputsConfig {
         http: vec![],
         ..before
     };

@@ -9,10 +9,10 @@ const MAX_DEPTH: usize = 32;
 
 /// Parses a file; an empty file is `Null`. Errors carry (line, col, message).
 pub(crate) fn parse(text: &str) -> Result<Node, (u64, u64, String)> {
-    let limits = driftwatch_yaml::Limits {
+    let limits = driftwatch_yaml::ParseLimits {
         max_bytes: MAX_FILE_BYTES,
         max_depth: MAX_DEPTH,
-        ..driftwatch_yaml::Limits::CONFIG
+        ..driftwatch_yaml::ParseLimits::CONFIG
     };
     match driftwatch_yaml::parse(text, limits) {
         Ok(Some(node)) => Ok(node),

@@ -45,10 +45,10 @@ impl NodeAt for Node {
 
 /// Parses one file. An empty file is an empty list.
 pub(crate) fn parse(file: &SourceFile) -> Result<Node, (usize, YamlError)> {
-    let limits = driftwatch_yaml::Limits {
+    let limits = driftwatch_yaml::ParseLimits {
         max_bytes: MAX_FILE_BYTES,
         max_depth: MAX_DEPTH,
-        ..driftwatch_yaml::Limits::CONFIG
+        ..driftwatch_yaml::ParseLimits::CONFIG
     };
     match driftwatch_yaml::parse(&file.text, limits) {
         Ok(Some(node)) => Ok(node),

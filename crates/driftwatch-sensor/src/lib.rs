@@ -28,7 +28,7 @@ pub use net::{
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
 pub use sensor::{
-    EnforceConfigChange, EnforceMaps, ExecSensor, SensorConfig, SensorStats,
+    EnforceConfigChange, EnforceMaps, ExecSensor, ExecSensorConfig, SensorStats,
     boot_to_wall_offset_ns, host_mnt_ns,
 };
 pub use tamper::{SignalDecodeError, SignalRecord, SignalSensor, SignalSensorStats};

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::host::{CgroupLayout, Lockdown};
-use crate::sensor::{ExecSensor, SensorConfig};
+use crate::sensor::{ExecSensor, ExecSensorConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeResult {
@@ -99,9 +99,9 @@ pub fn probe_host() -> HostSupport {
         ProbeResult::No("not probed: needs root".into())
     } else {
         match ExecSensor::start(
-            SensorConfig {
+            ExecSensorConfig {
                 ring_bytes: 4096 * 16,
-                ..SensorConfig::default()
+                ..ExecSensorConfig::default()
             },
             |_| {},
         ) {

@@ -26,7 +26,7 @@ pub(crate) mod skel {
 }
 
 #[derive(Clone, Debug)]
-pub struct SensorConfig {
+pub struct ExecSensorConfig {
     /// Ring buffer size in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
     /// The mount-namespace inode of the host; execs there are skipped in the kernel.
@@ -42,9 +42,9 @@ pub struct SensorConfig {
     pub pin: bool,
 }
 
-impl Default for SensorConfig {
+impl Default for ExecSensorConfig {
     fn default() -> Self {
-        SensorConfig {
+        ExecSensorConfig {
             ring_bytes: 8 * 1024 * 1024,
             host_mnt_ns: None,
             batch_window: Duration::from_micros(500),
@@ -363,7 +363,7 @@ pub fn boot_to_wall_offset_ns() -> i128 {
 impl ExecSensor {
     /// Loads and attaches the exec program, then calls `on_record` for each exec from the
     /// sensor thread until the sensor is dropped. Returns once the program is attached.
-    pub fn start<F>(config: SensorConfig, on_record: F) -> Result<ExecSensor, SensorError>
+    pub fn start<F>(config: ExecSensorConfig, on_record: F) -> Result<ExecSensor, SensorError>
     where
         F: FnMut(ExecRecord) + Send + 'static,
     {
@@ -413,7 +413,7 @@ impl ExecSensor {
 
 fn load<'obj>(
     object: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
-    config: &SensorConfig,
+    config: &ExecSensorConfig,
     host_ns: u32,
 ) -> Result<skel::ExecSkel<'obj>, SensorError> {
     begin_load();
@@ -436,7 +436,7 @@ fn load<'obj>(
 }
 
 fn run<F>(
-    config: SensorConfig,
+    config: ExecSensorConfig,
     host_ns: u32,
     on_record: F,
     stop: Arc<AtomicBool>,

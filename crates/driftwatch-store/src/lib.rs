@@ -240,7 +240,7 @@ impl Store {
     /// Opens (creating and migrating when needed) the database `config.path` names and starts
     /// the writer thread, which applies retention first (the agent's start does not wait for
     /// a big deletion; [`Store::flush`] does).
-    pub fn open(config: &driftwatch_config::Store) -> Result<Store, StoreError> {
+    pub fn open(config: &driftwatch_config::StoreConfig) -> Result<Store, StoreError> {
         let path = config.path.clone();
         prepare_path(&path)?;
         let mut conn = connect(&path)?;

@@ -53,7 +53,7 @@ impl Writer {
     pub fn new(
         conn: Connection,
         path: PathBuf,
-        config: &driftwatch_config::Store,
+        config: &driftwatch_config::StoreConfig,
         stats: Arc<StoreStats>,
     ) -> Writer {
         Writer {

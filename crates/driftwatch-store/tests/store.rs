@@ -51,8 +51,8 @@ fn alert(time_ns: i64, rule: &str, prio: Priority, id: &str, name: &str, tags: &
 const WEB: &str = "3f2a1b9c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 const DB: &str = "aa00bb11cc22dd33ee44ff5566778899aabbccddeeff00112233445566778899";
 
-fn config(path: &Path) -> driftwatch_config::Store {
-    driftwatch_config::Store {
+fn config(path: &Path) -> driftwatch_config::StoreConfig {
+    driftwatch_config::StoreConfig {
         path: path.to_path_buf(),
         ..Default::default()
     }
@@ -424,7 +424,7 @@ fn retention_deletes_alerts_older_than_max_age_at_open() {
         assert!(store.flush());
         assert_eq!(store.query_alerts(&AlertQuery::default()).unwrap().len(), 2);
     }
-    let cfg = driftwatch_config::Store {
+    let cfg = driftwatch_config::StoreConfig {
         max_age: Duration::from_secs(86400),
         ..config(&path)
     };
@@ -461,7 +461,7 @@ fn retention_keeps_the_database_under_max_bytes_by_deleting_the_oldest() {
     drop(c);
     assert!(before > 6_000_000, "{before}");
     let max = 2 * 1024 * 1024;
-    let store = Store::open(&driftwatch_config::Store {
+    let store = Store::open(&driftwatch_config::StoreConfig {
         max_bytes: max,
         ..config(&path)
     })
@@ -488,7 +488,7 @@ fn retention_keeps_the_database_under_max_bytes_by_deleting_the_oldest() {
     }
     assert!(store.flush());
     drop(store);
-    let reopened = Store::open(&driftwatch_config::Store {
+    let reopened = Store::open(&driftwatch_config::StoreConfig {
         max_bytes: max,
         ..config(&path)
     })
@@ -521,7 +521,7 @@ fn retention_takes_from_the_container_over_its_share_first() {
         assert!(store.flush());
     }
     let max = 2 * 1024 * 1024;
-    let store = Store::open(&driftwatch_config::Store {
+    let store = Store::open(&driftwatch_config::StoreConfig {
         max_bytes: max,
         container_percent: 50,
         ..config(&path)
@@ -556,7 +556,7 @@ fn retention_takes_from_the_container_over_its_share_first() {
 fn queue_full_drops_and_counts_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.db");
-    let store = Store::open(&driftwatch_config::Store {
+    let store = Store::open(&driftwatch_config::StoreConfig {
         queue_size: 8,
         ..config(&path)
     })
@@ -796,7 +796,7 @@ fn disk_full_degrades_counts_and_recovers() {
         .unwrap();
     assert!(ok.success(), "mount tmpfs");
     let path = fs.0.path().join("d.db");
-    let store = Store::open(&driftwatch_config::Store {
+    let store = Store::open(&driftwatch_config::StoreConfig {
         queue_size: 100_000,
         ..config(&path)
     })

@@ -212,7 +212,7 @@ impl std::error::Error for ParseError {}
 
 /// Limits and dialect of one parse.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub struct ParseLimits {
     pub max_bytes: usize,
     pub max_depth: usize,
     /// YAML 1.2 booleans only (`y`, `on` stay strings), as Falco reads rules. `false` reads
@@ -223,9 +223,9 @@ pub struct Limits {
     pub large_documents: bool,
 }
 
-impl Limits {
+impl ParseLimits {
     /// Configuration-sized files: 8 MiB, 64 levels, YAML 1.2 booleans.
-    pub const CONFIG: Limits = Limits {
+    pub const CONFIG: ParseLimits = ParseLimits {
         max_bytes: 8 * 1024 * 1024,
         max_depth: 64,
         strict_booleans: true,
@@ -234,7 +234,7 @@ impl Limits {
 }
 
 /// Parses a text. An empty file (or one with only comments) is `Ok(None)`.
-pub fn parse(text: &str, limits: Limits) -> Result<Option<Node>, ParseError> {
+pub fn parse(text: &str, limits: ParseLimits) -> Result<Option<Node>, ParseError> {
     if text.len() > limits.max_bytes {
         return Err(ParseError {
             line: 1,
@@ -401,9 +401,9 @@ mod tests {
         assert_eq!(edit_distance("é", "e"), 1);
     }
 
-    const LIMITS: Limits = Limits {
+    const LIMITS: ParseLimits = ParseLimits {
         max_bytes: 1 << 20,
-        ..Limits::CONFIG
+        ..ParseLimits::CONFIG
     };
 
     #[test]
@@ -455,7 +455,7 @@ mod tests {
         assert!(parse(&"[".repeat(10_000), LIMITS).is_err());
         let e = parse(
             "a: 1\n",
-            Limits {
+            ParseLimits {
                 max_bytes: 2,
                 ..LIMITS
             },
@@ -466,7 +466,7 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(parse("", LIMITS).unwrap(), None);
-        let k8s = Limits {
+        let k8s = ParseLimits {
             strict_booleans: false,
             ..LIMITS
         };

@@ -127,11 +127,11 @@ impl FileArg {
         let db = self
             .db
             .clone()
-            .unwrap_or_else(|| driftwatch_config::Store::default().path);
+            .unwrap_or_else(|| driftwatch_config::StoreConfig::default().path);
         if self.db.is_some() || db.exists() {
-            let store = driftwatch_store::Store::open(&driftwatch_config::Store {
+            let store = driftwatch_store::Store::open(&driftwatch_config::StoreConfig {
                 path: db,
-                ..driftwatch_config::Store::default()
+                ..driftwatch_config::StoreConfig::default()
             })?;
             return Ok(Arc::new(driftwatch_daemon::StoreBaselines(Arc::new(store))));
         }

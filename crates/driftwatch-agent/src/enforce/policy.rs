@@ -7,7 +7,7 @@ use std::path::Path;
 
 use driftwatch_model::{ContainerMeta, EnforcementMode};
 use driftwatch_rules::Glob;
-use driftwatch_yaml::{Diagnostic, Limits, LoadError, Node, NodeKind};
+use driftwatch_yaml::{Diagnostic, LoadError, Node, NodeKind, ParseLimits};
 
 /// The enforcement policy: a mode per scope and the drift users permit.
 #[derive(Clone, Debug, Default)]
@@ -90,7 +90,7 @@ impl EnforcementPolicy {
             file: source,
             diags: Vec::new(),
         };
-        match driftwatch_yaml::parse(text, Limits::CONFIG) {
+        match driftwatch_yaml::parse(text, ParseLimits::CONFIG) {
             Err(e) => cx
                 .diags
                 .push(Diagnostic::error(source, e.line, e.col, e.to_string())),

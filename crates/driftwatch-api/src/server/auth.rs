@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use hyper::header::{self, HeaderMap};
 
 use super::CSRF_HEADER;
-use super::bind::ApiConfig;
+use super::bind::ApiServerConfig;
 use crate::view::ApiError;
 
 /// What a request changes, which decides whether it needs the token.
@@ -108,7 +108,7 @@ fn loopback_host(host: &str) -> bool {
 }
 
 /// Every request to a loopback listener must name it in `Host`.
-pub(super) fn check_host(config: &ApiConfig, headers: &HeaderMap) -> Result<(), Refusal> {
+pub(super) fn check_host(config: &ApiServerConfig, headers: &HeaderMap) -> Result<(), Refusal> {
     if !config.listen.ip().is_loopback() || loopback_host(header_str(headers, header::HOST)) {
         Ok(())
     } else {
@@ -118,7 +118,7 @@ pub(super) fn check_host(config: &ApiConfig, headers: &HeaderMap) -> Result<(), 
 
 /// The token check of a request that `access`es the agent.
 pub(super) fn check_token(
-    config: &ApiConfig,
+    config: &ApiServerConfig,
     access: Access,
     headers: &HeaderMap,
 ) -> Result<(), Refusal> {
@@ -164,8 +164,8 @@ mod tests {
 
     const TOKEN: &str = "0123456789abcdef0123";
 
-    fn config(listen: &str, token: bool, token_for_reads: bool) -> ApiConfig {
-        ApiConfig {
+    fn config(listen: &str, token: bool, token_for_reads: bool) -> ApiServerConfig {
+        ApiServerConfig {
             listen: listen.parse().unwrap(),
             token: token.then(|| TOKEN.to_string()),
             token_for_reads,

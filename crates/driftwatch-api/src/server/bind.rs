@@ -20,7 +20,7 @@ const MAX_CONNECTIONS: usize = 512;
 
 /// How the server listens.
 #[derive(Clone)]
-pub struct ApiConfig {
+pub struct ApiServerConfig {
     pub listen: SocketAddr,
     /// The bearer token: required for every state-changing request (without one, they are
     /// all refused), and for reads as [`token_for_reads`](Self::token_for_reads) says.
@@ -33,10 +33,10 @@ pub struct ApiConfig {
     pub ui: bool,
 }
 
-impl std::fmt::Debug for ApiConfig {
+impl std::fmt::Debug for ApiServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the token itself.
-        f.debug_struct("ApiConfig")
+        f.debug_struct("ApiServerConfig")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_for_reads", &self.token_for_reads)
@@ -73,7 +73,7 @@ impl ApiServer {
     /// Binds `config.listen` and serves in the background. Queries go to `alerts` (the ring,
     /// or a store); live updates come from `ring`.
     pub fn start(
-        config: ApiConfig,
+        config: ApiServerConfig,
         view: Arc<dyn AgentView>,
         alerts: Arc<dyn AlertSource>,
         ring: Arc<AlertRing>,
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_token() {
-        let c = ApiConfig {
+        let c = ApiServerConfig {
             listen: "127.0.0.1:1".parse().unwrap(),
             token: Some("supersecrettoken123".into()),
             token_for_reads: true,

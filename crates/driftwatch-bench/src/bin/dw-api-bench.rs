@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use driftwatch_api::{
-    AgentView, AlertRing, ApiConfig, ApiError, ApiServer, ContainerDetail, ContainerSummary,
+    AgentView, AlertRing, ApiError, ApiServer, ApiServerConfig, ContainerDetail, ContainerSummary,
     Health, ManualAction, MetricsWriter, RuleSummary,
 };
 use driftwatch_model::{Alert, Priority};
@@ -195,7 +195,7 @@ fn main() -> anyhow::Result<()> {
                 ring.push(&sample_alert(i));
             }
             let s = ApiServer::start(
-                ApiConfig {
+                ApiServerConfig {
                     listen: "127.0.0.1:0".parse()?,
                     token: None,
                     token_for_reads: false,

@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
 
     // (1) emit with every output enabled.
     let fast = receiver(Duration::ZERO);
-    let all = config::Outputs {
+    let all = config::OutputsConfig {
         stdout: config::StdoutOutput {
             enabled: true,
             color: config::ColorSetting::Never,
@@ -172,7 +172,7 @@ fn main() -> anyhow::Result<()> {
 
     // (2) a burst to a slow receiver.
     let slow = receiver(Duration::from_millis(args.slow_ms));
-    let only_http = config::Outputs {
+    let only_http = config::OutputsConfig {
         stdout: config::StdoutOutput {
             enabled: false,
             ..config::StdoutOutput::default()
@@ -181,7 +181,7 @@ fn main() -> anyhow::Result<()> {
             url: format!("http://{slow}/"),
             ..config::HttpOutput::default()
         }],
-        ..config::Outputs::default()
+        ..config::OutputsConfig::default()
     };
     let outputs = Outputs::start(&only_http, "bench")?;
     let alerts: Vec<Alert> = (0..args.burst).map(alert).collect();

@@ -114,7 +114,7 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 }
 
 fn burst(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = Store::open(&driftwatch_config::Store {
+    let store = Store::open(&driftwatch_config::StoreConfig {
         path: dir.join("burst.db"),
         ..Default::default()
     })?;
@@ -161,7 +161,7 @@ fn burst(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn throughput(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = Store::open(&driftwatch_config::Store {
+    let store = Store::open(&driftwatch_config::StoreConfig {
         path: dir.join("max.db"),
         queue_size: args.max_alerts,
         ..Default::default()
@@ -192,7 +192,7 @@ fn query(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     let path = dir.join("big.db");
     let containers = 500;
     {
-        let store = Store::open(&driftwatch_config::Store {
+        let store = Store::open(&driftwatch_config::StoreConfig {
             path: path.clone(),
             queue_size: 100_000,
             max_bytes: 64 * 1024 * 1024 * 1024,
