@@ -39,7 +39,7 @@ use driftwatch_model::{
     FileFacts, FileRef, Identity, Process, Residence, Verdict,
 };
 use driftwatch_sensor::fanotify::{
-    DirEntryRef, DirHandle, DirWatcher, FileNotice, op, resolve_dir,
+    DirEntryRef, DirWatcher, FileNotice, WatchedDirHandle, op, resolve_dir,
 };
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
@@ -249,7 +249,7 @@ struct Sensor {
     config: FileDriftConfig,
     watcher: DirWatcher,
     containers: HashMap<ContainerId, Watched>,
-    dirs: HashMap<DirHandle, (ContainerId, PathBuf)>,
+    dirs: HashMap<WatchedDirHandle, (ContainerId, PathBuf)>,
     /// Directories marked per container (each at most its share of the limit, given back
     /// when the container is destroyed).
     budget: WatchBudget,

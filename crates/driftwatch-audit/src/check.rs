@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::rule::{Rule, Severity};
+use crate::rule::{FindingSeverity, Rule};
 use crate::yaml::{Node, NodeKind};
 
 /// The object a finding is about.
@@ -40,7 +40,7 @@ pub struct Location {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub rule: Rule,
-    pub severity: Severity,
+    pub severity: FindingSeverity,
     #[serde(flatten)]
     pub location: Location,
     pub object: ObjectRef,

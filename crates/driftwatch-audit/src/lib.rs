@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde::Serialize;
 
 pub use check::{Finding, InputError, InputErrorKind, Location, Note, ObjectRef};
-pub use rule::{Rule, Severity};
+pub use rule::{FindingSeverity, Rule};
 
 /// Larger files are refused unread: the biggest `kubectl get -A -o yaml` dumps are tens of MB.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -45,7 +45,7 @@ pub struct Report {
 impl Report {
     /// The exit status for CI: 2 when some input could not be audited, 1 when a finding is at
     /// or above `fail_on` (`None`: never), else 0.
-    pub fn exit_code(&self, fail_on: Option<Severity>) -> i32 {
+    pub fn exit_code(&self, fail_on: Option<FindingSeverity>) -> i32 {
         if !self.errors.is_empty() {
             2
         } else if fail_on.is_some_and(|min| self.findings.iter().any(|f| f.severity >= min)) {
@@ -55,7 +55,7 @@ impl Report {
         }
     }
 
-    pub fn count(&self, severity: Severity) -> usize {
+    pub fn count(&self, severity: FindingSeverity) -> usize {
         self.findings
             .iter()
             .filter(|f| f.severity == severity)

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::{Finding, Report, Rule, Severity};
+use crate::{Finding, FindingSeverity, Report, Rule};
 
 /// The table: findings grouped by file, document and object, then by container; the fix of
 /// each rule once per group; errors; a summary of what was skipped and counted.
@@ -92,9 +92,9 @@ pub fn table(r: &Report) -> String {
         r.files,
         r.documents,
         r.workloads,
-        r.count(Severity::Error),
-        r.count(Severity::Warning),
-        r.count(Severity::Info),
+        r.count(FindingSeverity::Error),
+        r.count(FindingSeverity::Warning),
+        r.count(FindingSeverity::Info),
         if r.errors.is_empty() {
             String::new()
         } else {
@@ -112,9 +112,9 @@ pub fn json(r: &Report) -> Value {
         o.insert(
             "summary".into(),
             json!({
-                "error": r.count(Severity::Error),
-                "warning": r.count(Severity::Warning),
-                "info": r.count(Severity::Info),
+                "error": r.count(FindingSeverity::Error),
+                "warning": r.count(FindingSeverity::Warning),
+                "info": r.count(FindingSeverity::Info),
                 "input_errors": r.errors.len(),
             }),
         );

@@ -5,27 +5,27 @@ use serde::Serialize;
 /// How bad a finding is; `--fail-on` compares against it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub enum FindingSeverity {
     Info,
     Warning,
     Error,
 }
 
-impl Severity {
+impl FindingSeverity {
     pub fn as_str(self) -> &'static str {
         match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
+            FindingSeverity::Info => "info",
+            FindingSeverity::Warning => "warning",
+            FindingSeverity::Error => "error",
         }
     }
 
     /// SARIF's `level` for it.
     pub fn sarif_level(self) -> &'static str {
         match self {
-            Severity::Info => "note",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
+            FindingSeverity::Info => "note",
+            FindingSeverity::Warning => "warning",
+            FindingSeverity::Error => "error",
         }
     }
 }
@@ -100,11 +100,11 @@ impl Rule {
         }
     }
 
-    pub fn severity(self) -> Severity {
+    pub fn severity(self) -> FindingSeverity {
         match self {
-            Rule::Privileged | Rule::HostPath => Severity::Error,
-            Rule::NamespaceNotInInput => Severity::Info,
-            _ => Severity::Warning,
+            Rule::Privileged | Rule::HostPath => FindingSeverity::Error,
+            Rule::NamespaceNotInInput => FindingSeverity::Info,
+            _ => FindingSeverity::Warning,
         }
     }
 

@@ -129,7 +129,7 @@ fn the_seed_manifest_passes_clean() {
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
     assert!(r.errors.is_empty(), "{:#?}", r.errors);
     assert_eq!((r.files, r.documents, r.workloads), (1, 2, 1));
-    assert_eq!(r.exit_code(Some(Severity::Info)), 0);
+    assert_eq!(r.exit_code(Some(FindingSeverity::Info)), 0);
     let r = run(&deploy(&SAFE));
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
 }
@@ -148,7 +148,7 @@ fn read_only_root_filesystem() {
     // The offending key: the 5th securityContext line (line 15), column 13.
     assert_eq!((f.location.line, f.location.column), (15, 13));
     assert_eq!(f.container.as_deref(), Some("app"));
-    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.severity, FindingSeverity::Warning);
     assert!(f.message.contains("false"), "{}", f.message);
     assert!(f.fix.contains("readOnlyRootFilesystem: true"));
 
@@ -252,7 +252,7 @@ fn images_must_be_pinned_by_digest() {
 fn privileged_and_capabilities() {
     let r = run(&deploy_v(&safe_except("", &["privileged: true"])));
     let f = only(&r, Rule::Privileged);
-    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(f.severity, FindingSeverity::Error);
     assert_eq!((f.location.line, f.location.column), (16, 13));
     assert!(
         run(&deploy_v(&safe_except("", &["privileged: false"])))
@@ -349,7 +349,7 @@ fn host_path_volumes() {
     let mounts = "          volumeMounts:\n            - name: docker\n              mountPath: /var/run/docker.sock\n";
     let r = run(&deploy_with(&SAFE, pod, mounts));
     let f = only(&r, Rule::HostPath);
-    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(f.severity, FindingSeverity::Error);
     assert_eq!(f.location.path, "spec.template.spec.volumes[0].hostPath");
     assert_eq!((f.location.line, f.location.column), (21, 11));
     assert!(f.message.contains("/var/run/docker.sock") && f.message.contains("app at"));
@@ -401,7 +401,7 @@ fn namespaces_not_in_the_input_are_reported_once_as_info() {
     // The namespace declared in another file counts.
     let r = audit_sources([("w.yaml", src.as_bytes()), ("ns.yaml", ns.as_bytes())]);
     let f = only(&r, Rule::NamespaceNotInInput);
-    assert_eq!(f.severity, Severity::Info);
+    assert_eq!(f.severity, FindingSeverity::Info);
     assert!(
         f.message
             .starts_with("namespace shop not in the input: cannot check its Pod Security label")
@@ -409,8 +409,8 @@ fn namespaces_not_in_the_input_are_reported_once_as_info() {
     assert_eq!(f.location.document, 1);
     assert_eq!(f.location.path, "metadata.namespace");
     assert_eq!((f.location.line, f.location.column), (4, 14));
-    assert_eq!(r.exit_code(Some(Severity::Warning)), 0);
-    assert_eq!(r.exit_code(Some(Severity::Info)), 1);
+    assert_eq!(r.exit_code(Some(FindingSeverity::Warning)), 0);
+    assert_eq!(r.exit_code(Some(FindingSeverity::Info)), 1);
 }
 
 /// Every workload kind, with where its pod spec is; initContainers and ephemeralContainers
@@ -613,7 +613,7 @@ fn invalid_yaml_is_a_positioned_error_and_other_documents_are_still_audited() {
     assert!(e.to_string().starts_with("t.yaml:"), "{e}");
     assert!(matches!(e.message, InputErrorKind::Syntax(_)));
     assert_eq!(r.workloads, 1);
-    assert_eq!(r.exit_code(Some(Severity::Warning)), 2);
+    assert_eq!(r.exit_code(Some(FindingSeverity::Warning)), 2);
 }
 
 #[test]
@@ -678,7 +678,7 @@ fn unknown_kinds_are_notes_not_errors() {
     let r = run("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n");
     assert!(r.errors.is_empty() && r.findings.is_empty());
     assert_eq!(r.notes[0].kind, "Widget");
-    assert_eq!(r.exit_code(Some(Severity::Info)), 0);
+    assert_eq!(r.exit_code(Some(FindingSeverity::Info)), 0);
 }
 
 #[test]
@@ -877,9 +877,9 @@ fn table_groups_by_workload_and_container() {
 #[test]
 fn exit_codes_follow_fail_on() {
     let r = run(&deploy_v(&safe_except("", &["privileged: true"])));
-    assert_eq!(r.exit_code(Some(Severity::Error)), 1);
+    assert_eq!(r.exit_code(Some(FindingSeverity::Error)), 1);
     let r = run(&deploy_v(&safe_except("readOnly", &[])));
-    assert_eq!(r.exit_code(Some(Severity::Warning)), 1);
-    assert_eq!(r.exit_code(Some(Severity::Error)), 0);
+    assert_eq!(r.exit_code(Some(FindingSeverity::Warning)), 1);
+    assert_eq!(r.exit_code(Some(FindingSeverity::Error)), 0);
     assert_eq!(r.exit_code(None), 0);
 }

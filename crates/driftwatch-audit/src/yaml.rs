@@ -80,14 +80,14 @@ pub fn split_documents(text: &str) -> Vec<RawDocument> {
 
 /// A YAML syntax error at a file line and column.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyntaxError {
+pub struct AuditSyntaxError {
     pub line: u64,
     pub col: u64,
     pub message: String,
 }
 
 /// Parses one document; `None` for an empty (or `null`) document.
-pub fn parse_document(doc: &RawDocument) -> Result<Option<Node>, SyntaxError> {
+pub fn parse_document(doc: &RawDocument) -> Result<Option<Node>, AuditSyntaxError> {
     let limits = driftwatch_yaml::ParseLimits {
         // The file size cap (checked when reading) bounds the work.
         max_bytes: usize::MAX,
@@ -105,11 +105,11 @@ pub fn parse_document(doc: &RawDocument) -> Result<Option<Node>, SyntaxError> {
             Ok(Some(node))
         }
         Ok(None) => Ok(None),
-        Err(e) => Err(SyntaxError {
+        Err(e) => Err(AuditSyntaxError {
             line: e.line + delta,
             col: e.col,
             message: match e.problem {
-                driftwatch_yaml::Problem::Syntax(m) => m,
+                driftwatch_yaml::ParseProblem::Syntax(m) => m,
                 other => format!("{other:?}"),
             },
         }),

@@ -100,17 +100,17 @@ impl Drop for AgentCgroup {
     }
 }
 
-pub struct Agent {
+pub struct BenchAgent {
     child: Child,
     stats: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Agent {
+impl BenchAgent {
     /// `driftwatch run --no-stdout` with its alerts and stats in a temp dir, moved into `cg`,
     /// once it says it is watching. `extra` arguments are added to `run`'s; `{dir}` in one is
     /// replaced by the temp dir.
-    pub fn start(bin: &Path, cg: &AgentCgroup, extra: &[&str]) -> anyhow::Result<Agent> {
+    pub fn start(bin: &Path, cg: &AgentCgroup, extra: &[&str]) -> anyhow::Result<BenchAgent> {
         let dir = tempfile::tempdir()?;
         let stats = dir.path().join("stats.json");
         let mut child = Command::new(bin)
@@ -145,7 +145,7 @@ impl Agent {
             let _ = child.kill();
             bail!("the agent did not start within 60 s");
         }
-        Ok(Agent {
+        Ok(BenchAgent {
             child,
             stats,
             _dir: dir,
@@ -171,7 +171,7 @@ impl Agent {
 }
 
 /// A run that fails half way (a docker error) stops its agent too.
-impl Drop for Agent {
+impl Drop for BenchAgent {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             // SAFETY: signalling our own child, which has not been reaped.

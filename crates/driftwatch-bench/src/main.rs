@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use driftwatch_bench::{Agent, AgentCgroup, Container, DEBIAN, docker, median};
+use driftwatch_bench::{AgentCgroup, BenchAgent, Container, DEBIAN, docker, median};
 
 /// Creates, writes, renames and deletes `n` small files in `dir`: pure file system work.
 const FILE_WORKLOAD: &str = "import os, sys
@@ -139,7 +139,7 @@ fn file_workloads(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()> 
     for _ in 0..a.rounds {
         c_off.push(timed(&in_container, &cont_cpu)?.1 as f64);
         h_off.push(run_host(&on_host)?.1 as f64);
-        let agent = Agent::start(bin, cg, &[])?;
+        let agent = BenchAgent::start(bin, cg, &[])?;
         let a0 = cg.cpu_ns()?;
         let (_, cpu) = timed(&in_container, &cont_cpu)?;
         // Let the agent finish this run's notices before the host run is measured.
@@ -173,7 +173,7 @@ fn file_workloads(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()> 
     );
     // Latency: files created below /etc, spaced out; the agent measures from the file's
     // ctime (the kernel's time of the change) to the alert written.
-    let agent = Agent::start(bin, cg, &[])?;
+    let agent = BenchAgent::start(bin, cg, &[])?;
     std::thread::sleep(Duration::from_millis(500));
     c.sh("i=0; while [ $i -lt 200 ]; do echo x > /etc/dw-lat-$i; sleep 0.02; i=$((i+1)); done")?;
     std::thread::sleep(Duration::from_millis(500));
@@ -246,7 +246,7 @@ fn prevent_figures(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()>
     for _ in 0..a.rounds {
         off_cpu.push(exec_loop(&c, a.execs)?.1 as f64);
         for (mode, out) in [("detect", &mut detect_cpu), ("prevent", &mut on_cpu)] {
-            let agent = Agent::start(bin, cg, &["--enforce", mode])?;
+            let agent = BenchAgent::start(bin, cg, &["--enforce", mode])?;
             let a0 = cg.cpu_ns()?;
             let (_, cpu) = exec_loop(&c, a.execs)?;
             let agent_ns = (cg.cpu_ns()? - a0) as f64;
@@ -294,7 +294,7 @@ fn prevent_figures(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()>
         Ok(serde_json::Value::Object(v))
     };
     let base = probe("agent off")?;
-    let agent = Agent::start(bin, cg, &["--enforce", "prevent"])?;
+    let agent = BenchAgent::start(bin, cg, &["--enforce", "prevent"])?;
     let on = probe("prevent")?;
     let s = agent.stop()?;
     let secs = |v: &serde_json::Value, k: &str| -> Vec<f64> {
@@ -357,7 +357,7 @@ fn main() -> anyhow::Result<()> {
         let (mut off, mut on) = (Vec::new(), Vec::new());
         for _ in 0..a.rounds {
             off.push(getppid_loop(a.syscalls));
-            let agent = Agent::start(&bin, &cg, &[])?;
+            let agent = BenchAgent::start(&bin, &cg, &[])?;
             on.push(getppid_loop(a.syscalls));
             agent.stop()?;
         }
@@ -386,7 +386,7 @@ fn main() -> anyhow::Result<()> {
         let (w, cpu) = exec_loop(&c, a.execs)?;
         off_wall.push(w);
         off_cpu.push(cpu as f64);
-        let agent = Agent::start(&bin, &cg, &[])?;
+        let agent = BenchAgent::start(&bin, &cg, &[])?;
         let a0 = cg.cpu_ns()?;
         let (w, cpu) = exec_loop(&c, a.execs)?;
         let agent_ns = (cg.cpu_ns()? - a0) as f64;
@@ -407,7 +407,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     // 3. Exec-to-alert latency: drifted execs, spaced out.
-    let agent = Agent::start(&bin, &cg, &[])?;
+    let agent = BenchAgent::start(&bin, &cg, &[])?;
     c.sh("cp /bin/busybox /tmp/true")?;
     c.sh(&format!(
         "i=0; while [ $i -lt {} ]; do /tmp/true; usleep 2000; i=$((i+1)); done",
@@ -427,7 +427,7 @@ fn main() -> anyhow::Result<()> {
     let many: Vec<Container> = (0..a.containers)
         .map(|_| Container::start(&[]))
         .collect::<anyhow::Result<_>>()?;
-    let agent = Agent::start(&bin, &cg, &[])?;
+    let agent = BenchAgent::start(&bin, &cg, &[])?;
     for c in &many {
         c.sh("/bin/true; cp /bin/busybox /tmp/true; /tmp/true")?;
     }
@@ -445,7 +445,7 @@ fn main() -> anyhow::Result<()> {
     let storm: Vec<Container> = (0..4)
         .map(|_| Container::start(&[]))
         .collect::<anyhow::Result<_>>()?;
-    let agent = Agent::start(&bin, &cg, &[])?;
+    let agent = BenchAgent::start(&bin, &cg, &[])?;
     let t = Instant::now();
     let handles: Vec<_> = storm
         .iter()

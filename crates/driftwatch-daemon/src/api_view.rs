@@ -18,7 +18,7 @@ use driftwatch_model::clock::now_ns;
 use driftwatch_model::{Alert, ContainerMeta};
 use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine};
 use driftwatch_response::actions::kube::KubeApi;
-use driftwatch_response::actions::{self, Env, Step, Target};
+use driftwatch_response::actions::{self, ActionTarget, Env, Step};
 use driftwatch_response::record::ContainerRef;
 use driftwatch_response::{Action, ActionLog, ActionRecord, AlertFacts, Outcome, Responder};
 
@@ -239,7 +239,7 @@ impl AgentApi {
                         },
                     ),
                 };
-                let step = actions::perform(&act, &mut Target::new(&facts), &env, &Vec::new);
+                let step = actions::perform(&act, &mut ActionTarget::new(&facts), &env, &Vec::new);
                 let record = self.record_manual(meta, name, start, step);
                 log.append(&record)
                     .map_err(|e| ApiError::internal(e.to_string()))?;

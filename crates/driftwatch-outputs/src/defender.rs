@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 /// What drifted, from the alert's tags (`binary_drift`, ...) or its `drift.kind` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DriftKind {
+pub enum DefenderDriftKind {
     Binary,
     File,
     Package,
@@ -17,16 +17,16 @@ pub enum DriftKind {
     Other,
 }
 
-impl DriftKind {
-    pub fn of(alert: &Alert) -> DriftKind {
+impl DefenderDriftKind {
+    pub fn of(alert: &Alert) -> DefenderDriftKind {
         for t in &alert.tags {
             let k = match t.as_str() {
-                "binary_drift" => DriftKind::Binary,
-                "file_drift" => DriftKind::File,
-                "package_drift" => DriftKind::Package,
-                "config_drift" => DriftKind::Config,
-                "network_drift" => DriftKind::Network,
-                "image_drift" => DriftKind::Image,
+                "binary_drift" => DefenderDriftKind::Binary,
+                "file_drift" => DefenderDriftKind::File,
+                "package_drift" => DefenderDriftKind::Package,
+                "config_drift" => DefenderDriftKind::Config,
+                "network_drift" => DefenderDriftKind::Network,
+                "image_drift" => DefenderDriftKind::Image,
                 _ => continue,
             };
             return k;
@@ -36,86 +36,92 @@ impl DriftKind {
             .get("drift.kind")
             .and_then(Value::as_str)
         {
-            Some("binary") => DriftKind::Binary,
-            Some("file") => DriftKind::File,
-            Some("package") => DriftKind::Package,
-            Some("config") => DriftKind::Config,
-            Some("network") => DriftKind::Network,
-            Some("image") => DriftKind::Image,
-            _ => DriftKind::Other,
+            Some("binary") => DefenderDriftKind::Binary,
+            Some("file") => DefenderDriftKind::File,
+            Some("package") => DefenderDriftKind::Package,
+            Some("config") => DefenderDriftKind::Config,
+            Some("network") => DefenderDriftKind::Network,
+            Some("image") => DefenderDriftKind::Image,
+            _ => DefenderDriftKind::Other,
         }
     }
 
     /// Defender's `K8S.NODE_ImageBinaryDrift` for binaries; the same pattern for the others.
     pub fn alert_type(self) -> &'static str {
         match self {
-            DriftKind::Binary => "K8S.NODE_ImageBinaryDrift",
-            DriftKind::File => "K8S.NODE_ImageFileDrift",
-            DriftKind::Package => "K8S.NODE_ImagePackageDrift",
-            DriftKind::Config => "K8S.NODE_ContainerConfigDrift",
-            DriftKind::Network => "K8S.NODE_ContainerNetworkDrift",
-            DriftKind::Image => "K8S.NODE_ImageIntegrityDrift",
-            DriftKind::Other => "K8S.NODE_ContainerDrift",
+            DefenderDriftKind::Binary => "K8S.NODE_ImageBinaryDrift",
+            DefenderDriftKind::File => "K8S.NODE_ImageFileDrift",
+            DefenderDriftKind::Package => "K8S.NODE_ImagePackageDrift",
+            DefenderDriftKind::Config => "K8S.NODE_ContainerConfigDrift",
+            DefenderDriftKind::Network => "K8S.NODE_ContainerNetworkDrift",
+            DefenderDriftKind::Image => "K8S.NODE_ImageIntegrityDrift",
+            DefenderDriftKind::Other => "K8S.NODE_ContainerDrift",
         }
     }
 
     pub fn description(self) -> &'static str {
         match self {
-            DriftKind::Binary => {
+            DefenderDriftKind::Binary => {
                 "Binary executed that was not part of the original container image"
             }
-            DriftKind::File => "File in the container changed from the original container image",
-            DriftKind::Package => "Packages installed, removed or changed in a running container",
-            DriftKind::Config => {
+            DefenderDriftKind::File => {
+                "File in the container changed from the original container image"
+            }
+            DefenderDriftKind::Package => {
+                "Packages installed, removed or changed in a running container"
+            }
+            DefenderDriftKind::Config => {
                 "Container runs with a configuration that drifts from a hardened baseline"
             }
-            DriftKind::Network => {
+            DefenderDriftKind::Network => {
                 "Container made a network connection or opened a listener outside its learned baseline"
             }
-            DriftKind::Image => {
+            DefenderDriftKind::Image => {
                 "Container image is not approved or its layers do not match their digests"
             }
-            DriftKind::Other => "Container activity that an immutable workload should not show",
+            DefenderDriftKind::Other => {
+                "Container activity that an immutable workload should not show"
+            }
         }
     }
 
     pub fn remediation_steps(self) -> &'static [&'static str] {
         match self {
-            DriftKind::Binary => &[
+            DefenderDriftKind::Binary => &[
                 "Investigate the binary origin and purpose",
                 "Check if the container was compromised",
                 "Rebuild the container from a clean image",
                 "Enable readOnlyRootFilesystem",
             ],
-            DriftKind::File => &[
+            DefenderDriftKind::File => &[
                 "Compare the changed file with the image's copy (driftwatch diff)",
                 "Check which process wrote it and whether the container was compromised",
                 "Redeploy the pod from its image",
                 "Enable readOnlyRootFilesystem and mount writable paths as volumes",
             ],
-            DriftKind::Package => &[
+            DefenderDriftKind::Package => &[
                 "List the packages that changed and the process that changed them",
                 "Check if the container was compromised",
                 "Install packages at image build time, never at runtime",
                 "Rebuild and redeploy from a clean image",
             ],
-            DriftKind::Config => &[
+            DefenderDriftKind::Config => &[
                 "Review the container's securityContext, mounts and host namespaces",
                 "Remove privileged mode, host mounts and added capabilities it does not need",
                 "Enforce the restrictions with Pod Security admission or a policy engine",
             ],
-            DriftKind::Network => &[
+            DefenderDriftKind::Network => &[
                 "Identify the destination or listener and the process behind it",
                 "Check if the container was compromised (reverse shell, C2, miner)",
                 "Apply a NetworkPolicy that allows only the expected traffic",
                 "Isolate the pod if the traffic is not explained",
             ],
-            DriftKind::Image => &[
+            DefenderDriftKind::Image => &[
                 "Verify the image's digest and signature against the registry",
                 "Deploy only approved images (admission control)",
                 "Rebuild the image from a trusted source",
             ],
-            DriftKind::Other => &[
+            DefenderDriftKind::Other => &[
                 "Investigate the process and the user behind it",
                 "Check if the container was compromised",
                 "Redeploy the pod from its image",
@@ -144,7 +150,7 @@ fn field<'a>(alert: &'a Alert, name: &str) -> Option<&'a str> {
 
 /// The document for one alert. `hostname` is used when the alert names no host.
 pub fn document(alert: &Alert, hostname: &str) -> Value {
-    let kind = DriftKind::of(alert);
+    let kind = DefenderDriftKind::of(alert);
     let host = if alert.hostname.is_empty() {
         hostname
     } else {

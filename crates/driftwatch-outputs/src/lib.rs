@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use driftwatch_config as config;
 use driftwatch_model::Alert;
 
-pub use defender::{DriftKind, document as defender_document, severity as defender_severity};
+pub use defender::{
+    DefenderDriftKind, document as defender_document, severity as defender_severity,
+};
 pub use json_file::RotatingFile;
 pub use stdout::{escape_terminal, format_line, use_color};
 pub use syslog::{

@@ -13,7 +13,7 @@ use driftwatch_model::Alert;
 
 use crate::actions::engine::{ContainerEngine, DockerEngine};
 use crate::actions::kube::KubeApi;
-use crate::actions::{self, Env, Step, Target};
+use crate::actions::{self, ActionTarget, Env, Step};
 use crate::gate::{Gate, GateDecision};
 use crate::matching::AlertFacts;
 use crate::playbook::{Action, OnFailure, PlaybookSet};
@@ -263,7 +263,7 @@ impl Worker {
 
     fn handle(&mut self, q: &Queued, env: &Env<'_>) {
         let playbooks = current(&self.playbooks);
-        let mut target = Target::new(&q.facts);
+        let mut target = ActionTarget::new(&q.facts);
         for pb in playbooks
             .playbooks
             .iter()

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::matching::AlertFacts;
-use crate::playbook::{Limit, Playbook, PlaybookSet, Scope};
+use crate::playbook::{ActionLimit, Playbook, PlaybookScope, PlaybookSet};
 
 /// Keys remembered at most; beyond it, expired ones are dropped first, then the oldest.
 const MAX_KEYS: usize = 65_536;
@@ -136,7 +136,7 @@ impl Gate {
         &mut self,
         playbook: &str,
         step: usize,
-        limit: Option<&Limit>,
+        limit: Option<&ActionLimit>,
         facts: &AlertFacts,
         now: Instant,
     ) -> Result<(), String> {
@@ -144,10 +144,10 @@ impl Gate {
             return Ok(());
         };
         let scope_value = match limit.per {
-            Scope::Namespace => facts.k8s_namespace.clone(),
-            Scope::Container => facts.container_id.clone(),
-            Scope::Image => facts.image(),
-            Scope::Host => String::new(),
+            PlaybookScope::Namespace => facts.k8s_namespace.clone(),
+            PlaybookScope::Container => facts.container_id.clone(),
+            PlaybookScope::Image => facts.image(),
+            PlaybookScope::Host => String::new(),
         };
         if self.used.len() >= MAX_KEYS {
             self.used.retain(|_, q| {
@@ -168,8 +168,8 @@ impl Gate {
         }
         if q.len() >= limit.max as usize {
             let what = match (limit.per, scope_value.as_str()) {
-                (Scope::Host, _) => "on this host".to_string(),
-                (Scope::Namespace, "") => "for containers outside Kubernetes".to_string(),
+                (PlaybookScope::Host, _) => "on this host".to_string(),
+                (PlaybookScope::Namespace, "") => "for containers outside Kubernetes".to_string(),
                 (per, v) => format!("for {} {v}", per.as_str()),
             };
             return Err(format!(

@@ -74,7 +74,7 @@ pub enum OnFailure {
 /// What a rate or blast-radius limit counts by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Scope {
+pub enum PlaybookScope {
     /// The Kubernetes namespace ("" outside Kubernetes: all such containers share one budget).
     Namespace,
     Container,
@@ -83,22 +83,22 @@ pub enum Scope {
     Host,
 }
 
-impl Scope {
+impl PlaybookScope {
     pub fn as_str(self) -> &'static str {
         match self {
-            Scope::Namespace => "namespace",
-            Scope::Container => "container",
-            Scope::Image => "image",
-            Scope::Host => "host",
+            PlaybookScope::Namespace => "namespace",
+            PlaybookScope::Container => "container",
+            PlaybookScope::Image => "image",
+            PlaybookScope::Host => "host",
         }
     }
 }
 
 /// At most `max` runs of an action per `per` in any sliding `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Limit {
+pub struct ActionLimit {
     pub max: u32,
-    pub per: Scope,
+    pub per: PlaybookScope,
     #[serde(serialize_with = "ser_duration")]
     pub window: Duration,
 }
@@ -182,7 +182,7 @@ pub struct ActionSpec {
     /// Record what would be done, do nothing.
     pub dry_run: bool,
     pub on_failure: OnFailure,
-    pub limit: Option<Limit>,
+    pub limit: Option<ActionLimit>,
     /// Where the step is written (for messages).
     pub line: u32,
 }
@@ -595,7 +595,7 @@ impl Cx<'_> {
         })
     }
 
-    fn limit(&mut self, node: &Node) -> Option<Limit> {
+    fn limit(&mut self, node: &Node) -> Option<ActionLimit> {
         let before = self.errors.len();
         let mut max = None;
         let mut per = None;
@@ -609,10 +609,10 @@ impl Cx<'_> {
                     _ => self.error(v, "`max` must be a whole number of at least 1"),
                 },
                 "per" => match self.string(v, "`per`").as_deref() {
-                    Some("namespace") => per = Some(Scope::Namespace),
-                    Some("container") => per = Some(Scope::Container),
-                    Some("image") => per = Some(Scope::Image),
-                    Some("host") => per = Some(Scope::Host),
+                    Some("namespace") => per = Some(PlaybookScope::Namespace),
+                    Some("container") => per = Some(PlaybookScope::Container),
+                    Some("image") => per = Some(PlaybookScope::Image),
+                    Some("host") => per = Some(PlaybookScope::Host),
                     Some(other) => self.error(
                         v,
                         format!("`per: {other}`: expected namespace, container, image or host"),
@@ -627,9 +627,9 @@ impl Cx<'_> {
             return None;
         }
         match (max, window) {
-            (Some(max), Some(window)) if !window.is_zero() => Some(Limit {
+            (Some(max), Some(window)) if !window.is_zero() => Some(ActionLimit {
                 max,
-                per: per.unwrap_or(Scope::Host),
+                per: per.unwrap_or(PlaybookScope::Host),
                 window,
             }),
             (Some(_), Some(_)) => {
@@ -902,9 +902,9 @@ mod tests {
         assert!(evict.dry_run);
         assert_eq!(
             evict.limit,
-            Some(Limit {
+            Some(ActionLimit {
                 max: 3,
-                per: Scope::Namespace,
+                per: PlaybookScope::Namespace,
                 window: Duration::from_secs(3600)
             })
         );

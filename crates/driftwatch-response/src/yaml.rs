@@ -19,10 +19,10 @@ pub(crate) fn parse(text: &str) -> Result<Node, (u64, u64, String)> {
         Ok(None) => Ok(Node::at_start(NodeKind::Null)),
         Err(e) => {
             let msg = match e.problem {
-                driftwatch_yaml::Problem::TooLarge { size, .. } => format!(
+                driftwatch_yaml::ParseProblem::TooLarge { size, .. } => format!(
                     "file is {size} bytes, more than the {MAX_FILE_BYTES} a playbook file may have"
                 ),
-                driftwatch_yaml::Problem::Syntax(_) => e.to_string(),
+                driftwatch_yaml::ParseProblem::Syntax(_) => e.to_string(),
             };
             Err((e.line, e.col, msg))
         }

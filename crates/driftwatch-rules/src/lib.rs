@@ -31,7 +31,7 @@ pub use diag::{Diagnostic, Problem, Severity, Warning};
 pub use fields::{ArgSpec, FIELDS, FieldInfo, FieldType, field, fields_markdown};
 pub use glob::{Glob, GlobError};
 pub use parser::{MAX_NESTING, Op, SyntaxError};
-pub use ruleset::{Loaded, RuleIdx, RuleInfo, RuleSet};
+pub use ruleset::{LoadedRules, RuleIdx, RuleInfo, RuleSet};
 pub use schema_error::{ENGINE_VERSION, SchemaError};
 pub use source::Source;
 pub use yaml::{MAX_FILE_BYTES, YamlError};

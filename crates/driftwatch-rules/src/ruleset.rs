@@ -54,7 +54,7 @@ pub struct RuleSet {
 }
 
 /// A successful load: the rules and the warnings found on the way.
-pub struct Loaded {
+pub struct LoadedRules {
     pub ruleset: RuleSet,
     pub warnings: Vec<Diagnostic>,
 }
@@ -68,7 +68,7 @@ thread_local! {
 impl RuleSet {
     /// Loads rule files in order (later files override earlier ones). On any error, returns
     /// every diagnostic found (errors and warnings, in order), not just the first.
-    pub fn load(sources: &[Source]) -> Result<Loaded, Vec<Diagnostic>> {
+    pub fn load(sources: &[Source]) -> Result<LoadedRules, Vec<Diagnostic>> {
         let files: Vec<SourceFile> = sources
             .iter()
             .map(|s| SourceFile::new(&s.name, &s.text))
@@ -179,14 +179,14 @@ impl RuleSet {
             all.extend(diags.warnings);
             return Err(all);
         }
-        Ok(Loaded {
+        Ok(LoadedRules {
             ruleset: RuleSet::index(rules),
             warnings: diags.warnings,
         })
     }
 
     /// The default ruleset followed by `extra` files, as the agent loads them.
-    pub fn load_with_defaults(extra: &[Source]) -> Result<Loaded, Vec<Diagnostic>> {
+    pub fn load_with_defaults(extra: &[Source]) -> Result<LoadedRules, Vec<Diagnostic>> {
         let mut all = crate::default_sources();
         all.extend_from_slice(extra);
         RuleSet::load(&all)

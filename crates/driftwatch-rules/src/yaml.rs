@@ -56,8 +56,8 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, (usize, YamlError)> {
         Err(e) => {
             let offset = e.offset.unwrap_or_else(|| file.offset_of(e.line, e.col));
             let err = match e.problem {
-                driftwatch_yaml::Problem::Syntax(m) => YamlError::Syntax(m),
-                driftwatch_yaml::Problem::TooLarge { size, max } => {
+                driftwatch_yaml::ParseProblem::Syntax(m) => YamlError::Syntax(m),
+                driftwatch_yaml::ParseProblem::TooLarge { size, max } => {
                     YamlError::TooLarge { size, max }
                 }
             };

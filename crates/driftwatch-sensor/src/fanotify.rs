@@ -35,7 +35,7 @@ const METADATA_LEN: usize = 24;
 
 /// A directory as fanotify names it: an opaque file handle (type + bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct DirHandle {
+pub struct WatchedDirHandle {
     pub handle_type: i32,
     pub bytes: Vec<u8>,
 }
@@ -43,7 +43,7 @@ pub struct DirHandle {
 /// One entry of a directory: the directory's handle and the entry's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntryRef {
-    pub dir: DirHandle,
+    pub dir: WatchedDirHandle,
     pub name: Vec<u8>,
 }
 
@@ -215,7 +215,7 @@ fn parse_dfid_name(rec: &[u8]) -> Option<DirEntryRef> {
     let rest = rec.get(20 + handle_bytes..)?;
     let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
     Some(DirEntryRef {
-        dir: DirHandle { handle_type, bytes },
+        dir: WatchedDirHandle { handle_type, bytes },
         name: rest[..end].to_vec(),
     })
 }
@@ -302,7 +302,7 @@ pub fn parse_notices(buf: &[u8], out: &mut Vec<FileNotice>) -> Vec<RawFd> {
 /// Opens a directory from its handle (`open_by_handle_at`, needs CAP_DAC_READ_SEARCH) and
 /// returns its path as this process sees it. `mount_fd` is any open directory on the same
 /// filesystem.
-pub fn resolve_dir(mount_fd: RawFd, dir: &DirHandle) -> io::Result<PathBuf> {
+pub fn resolve_dir(mount_fd: RawFd, dir: &WatchedDirHandle) -> io::Result<PathBuf> {
     let header = std::mem::size_of::<libc::file_handle>();
     let mut storage = vec![0u8; header + dir.bytes.len()];
     storage[..4].copy_from_slice(&(dir.bytes.len() as u32).to_ne_bytes());

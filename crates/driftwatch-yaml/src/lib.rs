@@ -184,11 +184,11 @@ pub struct ParseError {
     pub col: u64,
     /// Byte offset of the error, when the parser gave one.
     pub offset: Option<usize>,
-    pub problem: Problem,
+    pub problem: ParseProblem,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Problem {
+pub enum ParseProblem {
     /// The parser's message, without its own position prefix.
     Syntax(String),
     TooLarge {
@@ -200,8 +200,8 @@ pub enum Problem {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.problem {
-            Problem::Syntax(m) => write!(f, "invalid YAML: {m}"),
-            Problem::TooLarge { size, max } => {
+            ParseProblem::Syntax(m) => write!(f, "invalid YAML: {m}"),
+            ParseProblem::TooLarge { size, max } => {
                 write!(f, "file is {size} bytes, more than the {max} bytes allowed")
             }
         }
@@ -240,7 +240,7 @@ pub fn parse(text: &str, limits: ParseLimits) -> Result<Option<Node>, ParseError
             line: 1,
             col: 1,
             offset: Some(0),
-            problem: Problem::TooLarge {
+            problem: ParseProblem::TooLarge {
                 size: text.len(),
                 max: limits.max_bytes,
             },
@@ -270,7 +270,7 @@ pub fn parse(text: &str, limits: ParseLimits) -> Result<Option<Node>, ParseError
             line,
             col,
             offset,
-            problem: Problem::Syntax(clean_message(&e.without_snippet().to_string())),
+            problem: ParseProblem::Syntax(clean_message(&e.without_snippet().to_string())),
         }
     })
 }
@@ -462,7 +462,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(e.problem, Problem::TooLarge { size: 5, max: 2 }),
+            matches!(e.problem, ParseProblem::TooLarge { size: 5, max: 2 }),
             "{e:?}"
         );
         assert_eq!(parse("", LIMITS).unwrap(), None);

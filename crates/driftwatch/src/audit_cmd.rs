@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use driftwatch_audit::{Report, Severity, report};
+use driftwatch_audit::{FindingSeverity, Report, report};
 
 #[derive(clap::Args)]
 pub struct AuditArgs {
@@ -38,11 +38,11 @@ enum FailOn {
 }
 
 impl FailOn {
-    fn severity(self) -> Option<Severity> {
+    fn severity(self) -> Option<FindingSeverity> {
         match self {
-            FailOn::Info => Some(Severity::Info),
-            FailOn::Warning => Some(Severity::Warning),
-            FailOn::Error => Some(Severity::Error),
+            FailOn::Info => Some(FindingSeverity::Info),
+            FailOn::Warning => Some(FindingSeverity::Warning),
+            FailOn::Error => Some(FindingSeverity::Error),
             FailOn::Never => None,
         }
     }

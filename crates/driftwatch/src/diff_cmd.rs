@@ -28,7 +28,7 @@ pub struct DiffArgs {
     /// `packages` (package databases and the package-level diff), `config` (under /etc).
     /// The exit status then says whether this class drifted.
     #[arg(long, value_enum, value_name = "CLASS")]
-    only: Option<Only>,
+    only: Option<OnlyArg>,
     /// Also list copy-ups that changed nothing and directories changed only by their entries
     /// (the JSON output always has every path).
     #[arg(long)]
@@ -45,18 +45,18 @@ pub struct DiffArgs {
 /// A class of paths `--only` keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Only {
+pub enum OnlyArg {
     Executables,
     Packages,
     Config,
 }
 
-impl From<Only> for driftwatch_evidence::Only {
-    fn from(o: Only) -> Self {
+impl From<OnlyArg> for driftwatch_evidence::Only {
+    fn from(o: OnlyArg) -> Self {
         match o {
-            Only::Executables => driftwatch_evidence::Only::Executables,
-            Only::Packages => driftwatch_evidence::Only::Packages,
-            Only::Config => driftwatch_evidence::Only::Config,
+            OnlyArg::Executables => driftwatch_evidence::Only::Executables,
+            OnlyArg::Packages => driftwatch_evidence::Only::Packages,
+            OnlyArg::Config => driftwatch_evidence::Only::Config,
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use driftwatch_bench::{Agent, AgentCgroup, Container, DEBIAN, docker, median};
+use driftwatch_bench::{AgentCgroup, BenchAgent, Container, DEBIAN, docker, median};
 
 #[derive(Parser)]
 struct Args {
@@ -100,7 +100,7 @@ fn sample(
     cg: Option<&AgentCgroup>,
 ) -> anyhow::Result<(Sample, Option<serde_json::Value>)> {
     let agent = match cg {
-        Some(cg) => Some(Agent::start(&args.agent, cg, &AGENT_ARGS)?),
+        Some(cg) => Some(BenchAgent::start(&args.agent, cg, &AGENT_ARGS)?),
         None => None,
     };
     let a0 = cg.map(|c| c.cpu_ns()).transpose()?.unwrap_or(0);
@@ -112,7 +112,7 @@ fn sample(
         std::thread::sleep(Duration::from_millis(300));
     }
     let a1 = cg.map(|c| c.cpu_ns()).transpose()?.unwrap_or(0);
-    let stats = agent.map(Agent::stop).transpose()?;
+    let stats = agent.map(BenchAgent::stop).transpose()?;
     Ok((
         Sample {
             workload_cpu_s: (w1 - w0) as f64 / 1e9,

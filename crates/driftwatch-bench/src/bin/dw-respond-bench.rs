@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use driftwatch_bench::{Agent, AgentCgroup, Container};
+use driftwatch_bench::{AgentCgroup, BenchAgent, Container};
 
 #[derive(Parser)]
 struct Args {
@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     let log = dir.path().join("actions.jsonl");
     let cg = AgentCgroup::new_named("dw-respond-bench")?;
-    let agent = Agent::start(
+    let agent = BenchAgent::start(
         &args.bin,
         &cg,
         &[

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use driftwatch_bench::{
-    Agent, AgentCgroup, Container, docker, free_port, open_fds, rss_kib, scrape_metrics,
+    AgentCgroup, BenchAgent, Container, docker, free_port, open_fds, rss_kib, scrape_metrics,
 };
 
 #[derive(Parser)]
@@ -88,7 +88,7 @@ fn storm(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()
         .collect::<anyhow::Result<_>>()?;
     for &mib in &a.ring_mib {
         let ring = mib.to_string();
-        let agent = Agent::start(bin, cg, &["--ring-mib", &ring])?;
+        let agent = BenchAgent::start(bin, cg, &["--ring-mib", &ring])?;
         let rss = RssSampler::start(agent.pid());
         let t = Instant::now();
         // Each loop runs for storm_secs inside its container and prints its exec count.
@@ -179,7 +179,7 @@ impl Footprint {
 fn churn(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()> {
     let port = free_port()?;
     let listen = format!("127.0.0.1:{port}");
-    let agent = Agent::start(bin, cg, &["--api-listen", &listen])?;
+    let agent = BenchAgent::start(bin, cg, &["--api-listen", &listen])?;
     let pid = agent.pid();
     let started = Arc::new(AtomicU64::new(0));
     // Containers whose run or exec failed (another session restarting dockerd, ...): counted
@@ -370,7 +370,7 @@ fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
 fn burst(a: &Args, bin: &std::path::Path, cg: &AgentCgroup) -> anyhow::Result<()> {
     let c = Container::start(&[])?;
     c.sh("mkdir -p /tmp/b && cp /bin/busybox /tmp/b/true")?;
-    let agent = Agent::start(bin, cg, &["--dedup-window", "10s"])?;
+    let agent = BenchAgent::start(bin, cg, &["--dedup-window", "10s"])?;
     let t = Instant::now();
     c.sh(&format!(
         "i=0; while [ $i -lt {} ]; do /tmp/b/true; i=$((i+1)); done",

@@ -16,7 +16,7 @@ use driftwatch_model::{ContainerId, KubernetesMeta};
 
 /// A container as the actions need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolved {
+pub struct ResolvedEngine {
     pub id: ContainerId,
     /// Without Docker's leading `/`; empty when no engine named it.
     pub name: String,
@@ -56,10 +56,10 @@ pub enum EngineError {
 /// What the actions ask of a container engine.
 pub trait ContainerEngine: Send + Sync {
     /// A name, full id or unique id prefix, as an operator typed it.
-    fn resolve(&self, container: &str) -> Result<Resolved, EngineError>;
+    fn resolve(&self, container: &str) -> Result<ResolvedEngine, EngineError>;
     /// A full id or unique id prefix (an alert's short id), looked up as an id only; the
     /// answer's id is checked to be the one asked for.
-    fn resolve_id(&self, id: &str) -> Result<Resolved, EngineError>;
+    fn resolve_id(&self, id: &str) -> Result<ResolvedEngine, EngineError>;
     /// SIGTERM, then SIGKILL after `timeout`.
     fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), EngineError>;
     /// Removes a stopped container (and its anonymous volumes' references).
@@ -141,7 +141,7 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl ContainerEngine for DockerEngine {
-    fn resolve_id(&self, id: &str) -> Result<Resolved, EngineError> {
+    fn resolve_id(&self, id: &str) -> Result<ResolvedEngine, EngineError> {
         let wrong = |message: String| EngineError::Call {
             call: "find",
             container: id.to_string(),
@@ -191,7 +191,7 @@ impl ContainerEngine for DockerEngine {
         Ok(r)
     }
 
-    fn resolve(&self, container: &str) -> Result<Resolved, EngineError> {
+    fn resolve(&self, container: &str) -> Result<ResolvedEngine, EngineError> {
         let raw = self.call(
             "inspect",
             container,
@@ -270,7 +270,7 @@ impl ContainerEngine for DockerEngine {
             }
             _ => driftwatch_runtime::trusted_pod_identity(&labels, image_labels.as_ref()).pod,
         };
-        Ok(Resolved {
+        Ok(ResolvedEngine {
             id,
             name: raw
                 .name
@@ -315,14 +315,14 @@ impl ContainerEngine for DockerEngine {
 
 /// A running container found without an engine: by the cgroups of the host's processes
 /// (`/proc/*/cgroup`), its oldest process standing in for the init.
-pub fn resolve_from_proc(prefix: &str) -> Result<Resolved, EngineError> {
+pub fn resolve_from_proc(prefix: &str) -> Result<ResolvedEngine, EngineError> {
     let lower = prefix.to_ascii_lowercase();
     let found: Vec<(ContainerId, Vec<u32>)> = driftwatch_evidence::running_containers()
         .into_iter()
         .filter(|(id, _)| id.as_str().starts_with(&lower))
         .collect();
     match found.as_slice() {
-        [(id, pids)] => Ok(Resolved {
+        [(id, pids)] => Ok(ResolvedEngine {
             id: id.clone(),
             name: String::new(),
             pid: pids.first().copied(),

@@ -17,7 +17,7 @@ use driftwatch_runtime::PinnedProcess;
 
 use crate::matching::AlertFacts;
 use crate::playbook::Action;
-use engine::{ContainerEngine, EngineError, Resolved};
+use engine::{ContainerEngine, EngineError, ResolvedEngine};
 use freezer::Freezer;
 use isolate::NetNs;
 use kube::KubeApi;
@@ -42,14 +42,14 @@ pub struct Env<'a> {
 }
 
 /// The alert's container, resolved once per playbook run, on first need.
-pub struct Target<'a> {
+pub struct ActionTarget<'a> {
     pub facts: &'a AlertFacts,
-    resolved: Option<Result<Resolved, String>>,
+    resolved: Option<Result<ResolvedEngine, String>>,
 }
 
-impl<'a> Target<'a> {
-    pub fn new(facts: &'a AlertFacts) -> Target<'a> {
-        Target {
+impl<'a> ActionTarget<'a> {
+    pub fn new(facts: &'a AlertFacts) -> ActionTarget<'a> {
+        ActionTarget {
             facts,
             resolved: None,
         }
@@ -57,7 +57,7 @@ impl<'a> Target<'a> {
 
     /// The container from the engine (looked up by id only, its answer checked to be that
     /// id), else from the host's cgroups when it runs.
-    pub fn resolve(&mut self, env: &Env<'_>) -> Result<&Resolved, String> {
+    pub fn resolve(&mut self, env: &Env<'_>) -> Result<&ResolvedEngine, String> {
         if self.resolved.is_none() {
             let short = &self.facts.container_id;
             let r = if short.is_empty() {
@@ -101,7 +101,7 @@ impl<'a> Target<'a> {
     }
 
     /// The container if it was resolved already (no lookup).
-    pub fn resolve_cached(&self) -> Option<&Resolved> {
+    pub fn resolve_cached(&self) -> Option<&ResolvedEngine> {
         match &self.resolved {
             Some(Ok(r)) => Some(r),
             _ => None,
@@ -181,7 +181,7 @@ pub fn describe(action: &Action, facts: &AlertFacts, kube: bool) -> String {
 /// the actions taken so far).
 pub fn perform(
     action: &Action,
-    target: &mut Target<'_>,
+    target: &mut ActionTarget<'_>,
     env: &Env<'_>,
     notify_body: &dyn Fn() -> Vec<u8>,
 ) -> Step {
@@ -245,7 +245,7 @@ pub fn perform(
     }
 }
 
-fn do_kill(target: &mut Target<'_>) -> Result<String, String> {
+fn do_kill(target: &mut ActionTarget<'_>) -> Result<String, String> {
     let f = target.facts;
     let Some(pid) = f.pid else {
         return Err("the alert names no process (proc.pid)".into());
@@ -275,7 +275,7 @@ fn freeze(p: &PinnedProcess, frozen: bool) -> Result<String, String> {
     ))
 }
 
-fn do_isolate(target: &mut Target<'_>, env: &Env<'_>) -> Step {
+fn do_isolate(target: &mut ActionTarget<'_>, env: &Env<'_>) -> Step {
     let local = target.process(env).and_then(|p| {
         let ns = NetNs::of_process(&p)?;
         ns.isolate()?;
@@ -305,7 +305,7 @@ fn do_isolate(target: &mut Target<'_>, env: &Env<'_>) -> Step {
 /// Stops (and for `remove`, removes) through the engine, thawing a frozen container first
 /// (a frozen task cannot act on SIGTERM, and cgroup v1 holds SIGKILL until thawed).
 fn do_stop(
-    target: &mut Target<'_>,
+    target: &mut ActionTarget<'_>,
     env: &Env<'_>,
     timeout: Duration,
     remove: bool,
@@ -338,7 +338,7 @@ fn do_stop(
 }
 
 fn do_capture(
-    target: &mut Target<'_>,
+    target: &mut ActionTarget<'_>,
     env: &Env<'_>,
     dir: &str,
     max_file_size: u64,
