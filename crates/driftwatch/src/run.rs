@@ -92,7 +92,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     pub(crate) enforce: Option<driftwatch_model::EnforcementMode>,
     /// Enforcement policy file: a mode per scope (image, container name, label, Kubernetes
-    /// namespace) and an allowlist of permitted drift (path, sha256, image). See README
+    /// namespace) and an allowlist of permitted drift (path, sha256, image). See docs/prevention.md
     /// [config: enforcement.policy].
     #[arg(long, value_name = "FILE")]
     pub(crate) enforcement_policy: Option<PathBuf>,
