@@ -1,6 +1,6 @@
 //! A real HTTP/1.1 receiver on 127.0.0.1 for the tests: records each request and answers as
 //! its script says (a status, a `Retry-After`, or a hang until released).
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,7 +1,7 @@
 //! Headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
 //! commands on fd 3, answers on fd 4, NUL-terminated JSON): navigate, evaluate JavaScript
 //! after the page's own scripts ran, wait for conditions, take screenshots.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -1,6 +1,6 @@
 //! Shared fixtures of the privileged integration tests: requirement checks that skip
 //! locally but fail in CI, a real agent process, and containers removed even on failure.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
