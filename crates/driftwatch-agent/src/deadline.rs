@@ -365,10 +365,6 @@ mod tests {
     use std::path::PathBuf;
     use std::process::Command;
 
-    fn in_ci() -> bool {
-        std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-    }
-
     /// Denies everything, after sleeping `stall` (a stuck decision path).
     struct Slow {
         guard: ExecGuard,
@@ -412,12 +408,7 @@ mod tests {
     /// timeouts are counted and reported; with a fast decider its answer (deny) is used.
     #[test]
     fn a_stalled_decider_does_not_hold_execs_past_the_deadline() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            assert!(!in_ci(), "requirement missing in CI: needs root (fanotify)");
-            eprintln!("SKIPPED: needs root (fanotify permission events)");
-            return;
-        }
+        driftwatch_testkit::require!(Root("fanotify permission events"));
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("m");
         std::fs::create_dir(&mnt).unwrap();

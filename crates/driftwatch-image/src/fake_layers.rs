@@ -4,32 +4,21 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use driftwatch_model::OverlayLayers;
 use rustix::fs::{CWD, FileType, Mode, XattrFlags};
 
-/// Skips the calling test when not root, printing why; panics instead under `CI=true`.
+/// Skips the calling test when not root, printing why; panics instead in CI.
 macro_rules! require_root {
     () => {
-        if !$crate::fake_layers::is_root() {
-            let why = "needs root (mknod for whiteouts, trusted.* xattrs)";
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI=true but this test cannot run: {why}");
-            }
-            eprintln!("skipped: {why}");
-            return;
-        }
+        driftwatch_testkit::require!(Root("mknod for whiteouts, trusted.* xattrs"));
     };
 }
 pub(crate) use require_root;
 
-pub fn is_root() -> bool {
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
-}
+pub use driftwatch_testkit::is_root;
 
 /// Layers `upper`, `l0` (top-most lower), `l1`, ... in a tempdir.
 pub struct FakeLayers {

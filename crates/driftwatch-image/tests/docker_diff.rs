@@ -1,14 +1,12 @@
 //! The diff on real Docker containers agrees with `docker diff` (same paths, same A/C/D),
 //! and adds the verdicts docker cannot give.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{BUSYBOX, Container, DEBIAN, require_docker};
 use driftwatch_image::{
     ChangeKind, Diff, Differ, DockerChange, Ecosystem, ExecKind, PackageChangeKind,
 };
+use driftwatch_testkit::{BUSYBOX, DEBIAN, TestContainer, require};
 
 fn ours(d: &Diff) -> BTreeSet<(char, String)> {
     d.docker_view()
@@ -17,7 +15,7 @@ fn ours(d: &Diff) -> BTreeSet<(char, String)> {
         .collect()
 }
 
-fn assert_agrees(c: &Container, d: &Diff) {
+fn assert_agrees(c: &TestContainer, d: &Diff) {
     let docker: BTreeSet<(char, String)> = c.docker_diff().into_iter().collect();
     let ours = ours(d);
     let only_docker: Vec<_> = docker.difference(&ours).collect();
@@ -38,11 +36,9 @@ fn get<'a>(d: &'a Diff, path: &str) -> &'a driftwatch_image::FileDiff {
 
 #[test]
 fn agrees_with_docker_diff_on_debian() {
-    let Some(()) = require_docker(DEBIAN) else {
-        return;
-    };
-    let c = Container::start(DEBIAN);
-    c.bash(concat!(
+    require!(Docker, Image(DEBIAN));
+    let c = TestContainer::run(&[DEBIAN, "sleep", "600"]);
+    c.bash_ok(concat!(
         "set -e; rm -rf /usr/share/doc; mkdir /usr/share/doc; touch /usr/share/doc/new;",
         "echo x >> /usr/bin/dash; touch /bin/true; chmod 755 /usr/bin/ls; chmod 4711 /usr/bin/id;",
         "mkdir -p /opt/a/b; touch /opt/a/b/c; rm /usr/bin/who; rm -rf /usr/share/man;",
@@ -133,11 +129,9 @@ fn agrees_with_docker_diff_on_debian() {
 
 #[test]
 fn agrees_with_docker_diff_on_busybox() {
-    let Some(()) = require_docker(BUSYBOX) else {
-        return;
-    };
-    let c = Container::start(BUSYBOX);
-    c.sh(concat!(
+    require!(Docker, Image(BUSYBOX));
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "600"]);
+    c.sh_ok(concat!(
         "set -e; cp /bin/busybox /tmp/ls; rm /bin/cat; ln -s /tmp/ls /bin/cat; mkdir -p /var/x;",
         "echo hi > /var/x/y; chmod 600 /var/x/y; touch /bin/busybox",
     ));
@@ -152,11 +146,9 @@ fn agrees_with_docker_diff_on_busybox() {
 
 #[test]
 fn hostile_names_in_a_real_container_give_valid_json() {
-    let Some(()) = require_docker(DEBIAN) else {
-        return;
-    };
-    let c = Container::start(DEBIAN);
-    c.bash(r#"touch $'/tmp/new\nline' $'/tmp/bad\377byte' "/tmp/quote\"back\\slash""#);
+    require!(Docker, Image(DEBIAN));
+    let c = TestContainer::run(&[DEBIAN, "sleep", "600"]);
+    c.bash_ok(r#"touch $'/tmp/new\nline' $'/tmp/bad\377byte' "/tmp/quote\"back\\slash""#);
     let layers = c.layers();
     let d = Differ::new(&layers).run().unwrap();
     let json = serde_json::to_string(&d).unwrap();

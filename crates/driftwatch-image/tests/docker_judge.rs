@@ -1,26 +1,22 @@
 //! The judge on a real Docker container: what `touch`, `chmod`, `cp` and appends in the
 //! container do to the verdict of its files.
 
-mod common;
-
-use common::{Container, DEBIAN, require_docker};
 use driftwatch_image::{Judge, JudgeError};
 use driftwatch_model::Verdict;
+use driftwatch_testkit::{DEBIAN, TestContainer, require};
 
 #[test]
 fn verdicts_on_a_real_debian_container() {
-    let Some(()) = require_docker(DEBIAN) else {
-        return;
-    };
-    let c = Container::start(DEBIAN);
-    c.bash(concat!(
+    require!(Docker, Image(DEBIAN));
+    let c = TestContainer::run(&[DEBIAN, "sleep", "600"]);
+    c.bash_ok(concat!(
         "touch /bin/true && chmod 755 /usr/bin/ls && chmod 4711 /usr/bin/id && cp /bin/ls /tmp/x",
         " && echo x >> /usr/bin/dash",
         " && printf Z | dd of=/usr/bin/cat bs=1 seek=200 conv=notrunc status=none",
         " && rm /usr/bin/who && rm -rf /usr/share/doc && mkdir /usr/share/doc",
         " && cp /bin/true /usr/share/doc/true",
     ));
-    let ls_bytes = c.sh("cat /usr/bin/ls");
+    let ls_bytes = c.sh_ok("cat /usr/bin/ls");
     let layers = c.layers();
     let judge = Judge::new();
     let j = |p: &str| {

@@ -1,8 +1,6 @@
 //! The outputs for real: an HTTP receiver on loopback, syslog over a unix datagram socket,
 //! UDP and TCP, JSON lines files, a reload in the middle of deliveries.
 
-mod receiver;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 use driftwatch_config as config;
 use driftwatch_model::{Alert, Priority};
 use driftwatch_outputs::{OutputStats, Outputs};
-use receiver::{Receiver, Reply};
+use driftwatch_testkit::{HttpReceiver, ReceivedRequest, ReceiverReply};
 use serde_json::{Value, json};
 
 /// A binary-drift alert with the fields the rules fill in.
@@ -96,7 +94,7 @@ fn wait_stats(o: &Outputs, kind: &str, pred: impl Fn(&OutputStats) -> bool) -> O
 
 #[test]
 fn http_posts_the_falco_json_alert_with_the_configured_headers() {
-    let rx = Receiver::start(&[]);
+    let rx = HttpReceiver::start(&[]);
     let mut h = http(rx.url("/falco"), 3, 16);
     h.headers = [
         ("Authorization".to_string(), "Bearer s3cret".to_string()),
@@ -139,10 +137,10 @@ fn http_posts_the_falco_json_alert_with_the_configured_headers() {
 
 #[test]
 fn http_5xx_and_429_are_retried_and_delivered_once() {
-    let rx = Receiver::start(&[
-        Reply::Status(500),
-        Reply::RetryAfter(429, 1),
-        Reply::Status(200),
+    let rx = HttpReceiver::start(&[
+        ReceiverReply::Status(500),
+        ReceiverReply::RetryAfter(429, 1),
+        ReceiverReply::Status(200),
     ]);
     let out = Outputs::start(&http_outputs(http(rx.url("/"), 3, 16)), "h").unwrap();
     out.emit(&binary_alert(1));
@@ -158,7 +156,7 @@ fn http_5xx_and_429_are_retried_and_delivered_once() {
 
 #[test]
 fn http_4xx_is_not_retried_and_the_output_goes_on() {
-    let rx = Receiver::start(&[Reply::Status(400), Reply::Status(200)]);
+    let rx = HttpReceiver::start(&[ReceiverReply::Status(400), ReceiverReply::Status(200)]);
     let out = Outputs::start(&http_outputs(http(rx.url("/"), 5, 16)), "h").unwrap();
     out.emit(&binary_alert(1));
     out.emit(&binary_alert(2));
@@ -171,7 +169,7 @@ fn http_4xx_is_not_retried_and_the_output_goes_on() {
 
 #[test]
 fn http_exhausted_retries_count_as_failed() {
-    let rx = Receiver::start(&[Reply::Status(503), Reply::Status(503)]);
+    let rx = HttpReceiver::start(&[ReceiverReply::Status(503), ReceiverReply::Status(503)]);
     let out = Outputs::start(&http_outputs(http(rx.url("/"), 1, 16)), "h").unwrap();
     out.emit(&binary_alert(1));
     let s = wait_stats(&out, "http", |s| s.failed == 1);
@@ -181,7 +179,7 @@ fn http_exhausted_retries_count_as_failed() {
 
 #[test]
 fn hanging_receiver_never_blocks_emit_full_queue_drops_and_counts() {
-    let rx = Receiver::start(&[Reply::Hang]);
+    let rx = HttpReceiver::start(&[ReceiverReply::Hang]);
     let out = Outputs::start(&http_outputs(http(rx.url("/"), 3, 4)), "h").unwrap();
     out.emit(&binary_alert(0));
     // The worker is now stuck in that request.
@@ -216,7 +214,7 @@ fn receiver_down_then_back_resumes_delivery() {
     }
     let s = stat(&out, "http");
     assert_eq!((s.queued, s.dropped, s.sent), (5, 6, 0));
-    let rx = Receiver::start_on(addr, &[]);
+    let rx = HttpReceiver::start_on(addr, &[]);
     let s = wait_stats(&out, "http", |s| s.sent == 5);
     assert_eq!(s.failed, 0);
     assert_eq!(rx.wait_requests(5).len(), 5);
@@ -440,7 +438,7 @@ fn start_errors_name_the_output_and_its_path_or_url() {
 fn reconfigure_keeps_unchanged_outputs_drains_changed_ones_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("alerts.json");
-    let rx = Receiver::start(&[Reply::Hang]);
+    let rx = HttpReceiver::start(&[ReceiverReply::Hang]);
     let json_cfg = config::JsonFileOutput {
         enabled: true,
         path: json.clone(),
@@ -480,7 +478,7 @@ fn reconfigure_keeps_unchanged_outputs_drains_changed_ones_loses_nothing() {
     seen.sort_unstable();
     assert_eq!(seen, (0..20).collect::<Vec<_>>());
     // Only the new generation's requests carry the header; they are the last ten alerts.
-    let new: Vec<&receiver::Request> = reqs
+    let new: Vec<&ReceivedRequest> = reqs
         .iter()
         .filter(|r| r.header("x-generation").is_some())
         .collect();
@@ -591,7 +589,7 @@ fn defender_document_for_file_drift_outside_kubernetes() {
 
 #[test]
 fn http_defender_format_posts_the_document() {
-    let rx = Receiver::start(&[]);
+    let rx = HttpReceiver::start(&[]);
     let mut h = http(rx.url("/defender"), 0, 4);
     h.format = config::HttpFormat::Defender;
     let out = Outputs::start(&http_outputs(h), "h").unwrap();

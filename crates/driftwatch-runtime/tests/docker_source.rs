@@ -1,14 +1,12 @@
 //! `DockerSource` against the real dockerd: records of running and exited containers, listing,
 //! lifecycle events, and inspect latency.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use driftwatch_model::{ContainerId, Engine};
 use driftwatch_runtime::{DockerConfig, DockerSource, EngineEvent, EngineSource, RuntimeError};
+use driftwatch_testkit::{BUSYBOX, TestContainer, docker_ok, require};
 use futures_util::StreamExt;
-use support::{BUSYBOX, TestContainer, docker, require_docker};
 
 fn source() -> DockerSource {
     DockerSource::new(DockerConfig::default())
@@ -20,13 +18,17 @@ fn id_of(c: &TestContainer) -> ContainerId {
 
 #[tokio::test]
 async fn inspect_running_container_with_cri_labels() {
-    if !require_docker("inspect_running_container_with_cri_labels") {
-        return;
-    }
+    require!(
+        Root("the docker socket, /proc/<pid> of container processes"),
+        Docker,
+        Image(BUSYBOX),
+    );
     let name = format!("dw-rt-inspect-{}", std::process::id());
     let c = TestContainer::run(&[
         "--name",
         &name,
+        "--label",
+        "driftwatch-test=runtime",
         "--label",
         "io.kubernetes.pod.name=web-0",
         "--label",
@@ -55,7 +57,7 @@ async fn inspect_running_container_with_cri_labels() {
     assert_eq!(r.meta.image.id.as_deref(), Some(image_id.as_str()));
     // Imported offline: no repo digest, so the digest is the image id.
     assert_eq!(
-        docker(&["image", "inspect", "-f", "{{len .RepoDigests}}", BUSYBOX]),
+        docker_ok(&["image", "inspect", "-f", "{{len .RepoDigests}}", BUSYBOX]),
         "0"
     );
     assert_eq!(r.meta.image.digest.as_deref(), Some(image_id.as_str()));
@@ -108,9 +110,11 @@ async fn inspect_running_container_with_cri_labels() {
 
 #[tokio::test]
 async fn inspect_latency() {
-    if !require_docker("inspect_latency") {
-        return;
-    }
+    require!(
+        Root("the docker socket, /proc/<pid> of container processes"),
+        Docker,
+        Image(BUSYBOX),
+    );
     let c = TestContainer::run(&[BUSYBOX, "sleep", "600"]);
     let id = id_of(&c);
     let src = source();
@@ -138,11 +142,13 @@ async fn inspect_latency() {
 
 #[tokio::test]
 async fn inspect_exited_container() {
-    if !require_docker("inspect_exited_container") {
-        return;
-    }
+    require!(
+        Root("the docker socket, /proc/<pid> of container processes"),
+        Docker,
+        Image(BUSYBOX),
+    );
     let c = TestContainer::run(&[BUSYBOX, "sh", "-c", "exit 3"]);
-    assert_eq!(docker(&["wait", &c.id]), "3");
+    assert_eq!(docker_ok(&["wait", &c.id]), "3");
     let r = source().inspect(&id_of(&c)).await.unwrap();
     assert!(!r.running);
     assert_eq!(r.pid, None);
@@ -160,9 +166,11 @@ async fn inspect_exited_container() {
 
 #[tokio::test]
 async fn inspect_unknown_container_is_not_found() {
-    if !require_docker("inspect_unknown_container_is_not_found") {
-        return;
-    }
+    require!(
+        Root("the docker socket, /proc/<pid> of container processes"),
+        Docker,
+        Image(BUSYBOX),
+    );
     let id = ContainerId::new(&"0".repeat(64)).unwrap();
     let e = source().inspect(&id).await.unwrap_err();
     assert!(matches!(e, RuntimeError::NotFound { .. }), "{e}");
@@ -174,12 +182,14 @@ async fn inspect_unknown_container_is_not_found() {
 
 #[tokio::test]
 async fn list_running_has_running_not_exited() {
-    if !require_docker("list_running_has_running_not_exited") {
-        return;
-    }
+    require!(
+        Root("the docker socket, /proc/<pid> of container processes"),
+        Docker,
+        Image(BUSYBOX),
+    );
     let running = TestContainer::run(&[BUSYBOX, "sleep", "600"]);
     let exited = TestContainer::run(&[BUSYBOX, "true"]);
-    docker(&["wait", &exited.id]);
+    docker_ok(&["wait", &exited.id]);
     let list = source().list_running().await.unwrap();
     let ids: Vec<&str> = list.iter().map(|r| r.meta.id.as_str()).collect();
     assert!(ids.contains(&running.id.as_str()), "{ids:?}");
@@ -189,9 +199,11 @@ async fn list_running_has_running_not_exited() {
 
 #[tokio::test]
 async fn events_follow_a_container_lifecycle() {
-    if !require_docker("events_follow_a_container_lifecycle") {
-        return;
-    }
+    require!(
+        Root("the docker socket, /proc/<pid> of container processes"),
+        Docker,
+        Image(BUSYBOX),
+    );
     let src = source();
     let mut events = src.events();
     // The stream connects on its first poll, which the loop below does while this task
@@ -199,7 +211,7 @@ async fn events_follow_a_container_lifecycle() {
     let mut actions = tokio::task::spawn_blocking(|| {
         std::thread::sleep(Duration::from_millis(500));
         let c = TestContainer::run(&[BUSYBOX, "sh", "-c", "exit 0"]);
-        docker(&["wait", &c.id]);
+        docker_ok(&["wait", &c.id]);
         c.id.clone() // dropping `c` removes it: destroy
     });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

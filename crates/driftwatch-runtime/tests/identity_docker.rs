@@ -1,8 +1,6 @@
 //! Identity without an engine, checked against a real Docker container: its cgroup and its
 //! mountinfo must say what `docker inspect` says.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use driftwatch_model::Engine;
@@ -10,13 +8,15 @@ use driftwatch_runtime::{
     MountKind, MountTable, container_from_cgroup_leaf, container_from_proc_cgroup,
     resolve_layer_paths,
 };
-use support::{BUSYBOX, TestContainer, require_docker};
+use driftwatch_testkit::{BUSYBOX, TestContainer, require};
 
 #[test]
 fn container_mountinfo_and_cgroup_match_docker_inspect() {
-    if !require_docker("container_mountinfo_and_cgroup_match_docker_inspect") {
-        return;
-    }
+    require!(
+        Root("the docker socket, /proc/<pid> of container processes"),
+        Docker,
+        Image(BUSYBOX),
+    );
     let vol = tempfile::tempdir().unwrap();
     let bind = format!("{}:/data", vol.path().display());
     let c = TestContainer::run(&["--tmpfs", "/scratch", "-v", &bind, BUSYBOX, "sleep", "600"]);

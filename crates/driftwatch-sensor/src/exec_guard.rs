@@ -259,10 +259,6 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::process::Command;
 
-    fn in_ci() -> bool {
-        std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-    }
-
     #[test]
     fn garbage_does_not_parse_into_requests() {
         let mut out = Vec::new();
@@ -278,12 +274,7 @@ mod tests {
     /// the answer; deny gives EPERM, allow runs it, an ignore mark stops the questions.
     #[test]
     fn deny_gives_eperm_and_allow_runs() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            assert!(!in_ci(), "requirement missing in CI: needs root (fanotify)");
-            eprintln!("SKIPPED: needs root (fanotify permission events)");
-            return;
-        }
+        driftwatch_testkit::require!(Root("fanotify permission events"));
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("m");
         std::fs::create_dir(&mnt).unwrap();

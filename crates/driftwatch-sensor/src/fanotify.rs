@@ -414,14 +414,7 @@ mod tests {
 
     #[test]
     fn real_directory_changes_with_their_pid() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("requirement missing in CI: needs root (fanotify)");
-            }
-            eprintln!("SKIPPED: needs root (fanotify)");
-            return;
-        }
+        driftwatch_testkit::require!(Root("fanotify"));
         let dir = tempfile::tempdir().unwrap();
         let mut w = DirWatcher::new().unwrap();
         w.watch_dir(dir.path()).unwrap();

@@ -249,14 +249,7 @@ mod tests {
     /// again at the end. Skipped (with the reason) otherwise; CI runs as root.
     #[test]
     fn ensure_bpffs_mounts_on_a_plain_directory() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                panic!("requirement missing in CI: needs root (mounts a bpffs)");
-            }
-            eprintln!("SKIPPED: needs root (mounts a bpffs)");
-            return;
-        }
+        driftwatch_testkit::require!(Root("mounts a bpffs"));
         let d = tempfile::tempdir().unwrap();
         assert_eq!(ensure_bpffs(d.path()), Ok(Bpffs::Mounted));
         assert_eq!(ensure_bpffs(d.path()), Ok(Bpffs::Present));

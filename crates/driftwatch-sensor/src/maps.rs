@@ -190,24 +190,11 @@ pub(crate) fn delete_older_than(map: &dyn MapCore, now_ns: u64, max_age_ns: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use driftwatch_testkit::Requirement;
     use libbpf_rs::MapType;
 
-    fn is_root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
-    }
-
-    fn in_ci() -> bool {
-        std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-    }
-
     fn kernel_map(kind: MapType, max: u32) -> Option<MapHandle> {
-        if !is_root() {
-            assert!(
-                !in_ci(),
-                "requirement missing in CI: needs root (creates BPF maps)"
-            );
-            eprintln!("SKIPPED: needs root (creates BPF maps)");
+        if !driftwatch_testkit::require(&[Requirement::Root("creates BPF maps")]) {
             return None;
         }
         let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {

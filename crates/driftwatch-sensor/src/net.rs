@@ -586,11 +586,7 @@ mod tests {
     /// turned off by naming a mount namespace that is not ours). Needs root and BTF.
     #[test]
     fn kernel_reports_listen_and_connect() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: needs root (loads BPF programs)");
-            return;
-        }
+        driftwatch_testkit::require!(Bpf);
         let (tx, rx) = mpsc::channel();
         let me = std::process::id();
         let sensor = NetSensor::start(

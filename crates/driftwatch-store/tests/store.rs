@@ -773,21 +773,9 @@ impl Drop for SmallFs {
     }
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 #[test]
 fn disk_full_degrades_counts_and_recovers() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            !in_ci(),
-            "requirement missing in CI: needs root to mount a small tmpfs"
-        );
-        eprintln!("SKIPPED: needs root to mount a small tmpfs");
-        return;
-    }
+    driftwatch_testkit::require!(Root("mounts a small tmpfs"));
     let fs = SmallFs(tempfile::tempdir().unwrap());
     let ok = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=2m", "dwstore"])

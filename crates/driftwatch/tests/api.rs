@@ -2,16 +2,18 @@
 //! containers, real sockets), and the UI in headless Chromium after its scripts ran.
 
 mod browser;
-mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::{Value, json};
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(30);
 const DRIFT_RULE: &str = "Drop and execute new binary in container";
@@ -171,7 +173,7 @@ impl Served {
             baseline.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let agent = AgentProcess::start(&args);
+        let agent = AgentProcess::start(DRIFTWATCH, &args);
         Served {
             _agent: agent,
             port,
@@ -211,105 +213,6 @@ impl Served {
     }
 }
 
-fn run_ok(cmd: &[&str]) {
-    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace joined to a container's by a veth pair (link-local addresses only);
-/// deleted when dropped.
-struct TestNetns {
-    name: String,
-}
-
-impl TestNetns {
-    fn link_to(c: &Container, n: u8) -> TestNetns {
-        let ns = format!("dwa{}", std::process::id());
-        run_ok(&["ip", "netns", "add", &ns]);
-        let guard = TestNetns { name: ns.clone() };
-        let (here, there) = (format!("dwah{n}"), format!("dwac{n}"));
-        run_ok(&[
-            "ip", "link", "add", &here, "netns", &ns, "type", "veth", "peer", "name", &there,
-        ]);
-        let out = docker(&["inspect", "-f", "{{.State.Pid}}", &c.id]);
-        let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        run_ok(&["ip", "link", "set", &there, "netns", &pid]);
-        let net = format!("--net=/proc/{pid}/ns/net");
-        let addr = format!("169.254.{n}.2/30");
-        run_ok(&["nsenter", &net, "ip", "addr", "add", &addr, "dev", &there]);
-        run_ok(&["nsenter", &net, "ip", "link", "set", &there, "up"]);
-        let here_addr = format!("169.254.{n}.1/30");
-        run_ok(&["ip", "-n", &ns, "addr", "add", &here_addr, "dev", &here]);
-        run_ok(&["ip", "-n", &ns, "link", "set", &here, "up"]);
-        guard
-    }
-
-    /// An HTTP GET of `addr` from a thread moved into this namespace; the body on success.
-    fn fetch(&self, addr: &str) -> Result<String, String> {
-        let ns = format!("/run/netns/{}", self.name);
-        let addr: std::net::SocketAddr = addr.parse().unwrap();
-        std::thread::spawn(move || {
-            let f = std::fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
-            // SAFETY: a valid namespace fd; only this thread changes namespace.
-            if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) } != 0
-            {
-                return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
-            }
-            let t = Duration::from_secs(2);
-            let mut s =
-                TcpStream::connect_timeout(&addr, t).map_err(|e| format!("connect {addr}: {e}"))?;
-            s.set_read_timeout(Some(t)).unwrap();
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")
-                .map_err(|e| e.to_string())?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)
-                .map_err(|e| format!("read {addr}: {e}"))?;
-            Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
-        })
-        .join()
-        .unwrap()
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// busybox httpd serving `hello` on 8080 (an image binary: not drift).
-fn web_container(name: &str) -> Container {
-    let c = Container::run(&[
-        "--name",
-        name,
-        BUSYBOX,
-        "sh",
-        "-c",
-        "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www",
-    ]);
-    let start = Instant::now();
-    loop {
-        let (_, out) = c.sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 127.0.0.1 8080");
-        if out.contains("hello") {
-            break;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "httpd in {} never answered",
-            c.short()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    c
-}
-
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -325,7 +228,7 @@ fn health_metrics_containers_alerts_diff_and_isolation_through_the_api() {
     let s = Served::start(&[]);
     let port = s.port;
     let n = name("flow");
-    let c = web_container(&n);
+    let c = TestContainer::httpd(&n);
 
     let h = get(port, "/healthz");
     assert_eq!(h.status, 200, "{}", h.body);
@@ -577,7 +480,7 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     }
     // No token file: a non-loopback address is refused before the agent starts, by the
     // configuration's own check, told at the flag.
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "run",
             "--no-stdout",
@@ -602,7 +505,7 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     let file = dir.path().join("token");
     std::fs::write(&file, format!("{token}\n")).unwrap();
     // Readable by others (0644, as written with the usual umask): refused, naming the file.
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "run",
             "--no-stdout",
@@ -626,7 +529,7 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     }
     let short = dir.path().join("short");
     std::fs::write(&short, "abc\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "run",
             "--no-stdout",
@@ -712,7 +615,7 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
     let s = Served::start(&[]);
     let port = s.port;
     let n = name("ui");
-    let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     let shots = screenshots();
 
     let mut b = browser::Browser::start(1400, 900);

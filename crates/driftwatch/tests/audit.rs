@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/k8s")
@@ -11,7 +14,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn audit(args: &[&str], paths: &[PathBuf]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    Command::new(DRIFTWATCH)
         .arg("audit")
         .args(args)
         .args(paths)
@@ -154,7 +157,7 @@ fn directories_and_stdin() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 files, 5 documents, 2 workloads"));
 
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let mut child = Command::new(DRIFTWATCH)
         .args(["audit", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -173,7 +176,7 @@ fn directories_and_stdin() {
 
 #[test]
 fn help_has_examples() {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args(["audit", "--help"])
         .output()
         .unwrap();

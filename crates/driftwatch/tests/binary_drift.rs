@@ -2,16 +2,17 @@
 //! Each case drifts in its own container and asserts the alert's rule, tags, verdict,
 //! container, image and path; the negative cases assert silence, proven by a later marker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn binary_drift_in<'a>(c: &'a Container, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
+fn binary_drift_in<'a>(c: &'a TestContainer, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         has_tag(a, "binary_drift")
             && field(a, "container.id") == c.short()
@@ -22,7 +23,7 @@ fn binary_drift_in<'a>(c: &'a Container, path: &'a str) -> impl Fn(&Value) -> bo
 /// Asserts what every binary-drift alert carries.
 fn assert_binary_alert(
     a: &Value,
-    c: &Container,
+    c: &TestContainer,
     rule: &str,
     verdict: &str,
     subject: &str,
@@ -69,8 +70,8 @@ fn copied_binary_in_writable_layer_is_added() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for(
@@ -103,8 +104,8 @@ fn written_and_chmodded_file_is_added() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     let (code, out) = c.sh("cat /bin/busybox > /root/echo && chmod +x /root/echo && /root/echo hi");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for(
@@ -127,8 +128,8 @@ fn image_binary_modified_in_place_is_modified() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[DEBIAN, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     let (code, out) = c.sh("cp /usr/bin/echo /usr/bin/true && /usr/bin/true modified");
     assert_eq!((code, out.trim()), (0, "modified"));
     let a = agent.wait_for(
@@ -151,8 +152,8 @@ fn memfd_exec_through_proc_fd_and_execveat() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[DEBIAN, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     let py = |how: &str| {
         format!(
             "import os\nfd = os.memfd_create('payload{how}', 0)\nos.write(fd, open('/usr/bin/true', 'rb').read())\n{}",
@@ -186,8 +187,8 @@ fn tmpfs_and_volume_executables_are_not_the_image() {
     }
     let vol = tempfile::tempdir().unwrap();
     let bind = format!("{}:/data", vol.path().display());
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[
         "--tmpfs",
         "/scratch:exec",
         "-v",
@@ -210,8 +211,8 @@ fn deleted_binary_run_through_its_fd() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     // busybox run as "3" finds no applet and fails: the exec itself happened.
     c.sh("cp /bin/busybox /tmp/gone && exec 3</tmp/gone && rm /tmp/gone && /proc/self/fd/3");
     let a = agent.wait_for("deleted /tmp/gone", WAIT, binary_drift_in(&c, "/tmp/gone"));
@@ -230,8 +231,8 @@ fn runtime_script_is_the_drift_not_its_interpreter() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     let (code, out) = c.sh("printf '#!/bin/sh\\necho scripted\\n' > /tmp/s.sh && chmod +x /tmp/s.sh && cd /tmp && ./s.sh");
     assert_eq!((code, out.trim()), (0, "scripted"));
     let a = agent.wait_for("/tmp/s.sh", WAIT, binary_drift_in(&c, "/tmp/s.sh"));
@@ -254,8 +255,8 @@ fn runtime_binary_through_the_dynamic_loader() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[DEBIAN, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     let (code, out) =
         c.sh("cp /usr/bin/echo /tmp/x && /lib64/ld-linux-x86-64.so.2 /tmp/x via-loader");
     assert_eq!((code, out.trim()), (0, "via-loader"));
@@ -275,8 +276,8 @@ fn runtime_library_in_ld_preload() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[DEBIAN, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     let (code, out) = c.sh(
         "cp /usr/lib/x86_64-linux-gnu/libdl.so.2 /tmp/x.so && LD_PRELOAD=/tmp/x.so /usr/bin/true",
     );
@@ -302,9 +303,9 @@ fn image_binaries_and_copy_ups_are_not_drift() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     // The entrypoint and docker exec of image binaries.
-    let c = Container::run(&[DEBIAN, "sleep", "60"]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     assert_eq!(c.exec(&["ls", "/"]).0, 0);
     assert_eq!(c.exec(&["/usr/bin/id"]).0, 0);
     // Copied up without a content change: touch, chmod 755 (the overlay says "upper").
@@ -334,9 +335,9 @@ fn short_lived_container_is_named_even_after_it_exited() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     // Drift in the container's first milliseconds, then exit.
-    let c = Container::run(&[
+    let c = TestContainer::run(&[
         BUSYBOX,
         "sh",
         "-c",
@@ -363,12 +364,12 @@ fn host_processes_are_not_binary_drift() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let dir = tempfile::tempdir().unwrap();
     let x = dir.path().join("hostbin");
     std::fs::copy("/bin/true", &x).unwrap();
     assert!(std::process::Command::new(&x).status().unwrap().success());
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     c.sh("cp /bin/busybox /tmp/marker2 && /tmp/marker2");
     agent.wait_for("marker", WAIT, binary_drift_in(&c, "/tmp/marker2"));
     let host = x.display().to_string();

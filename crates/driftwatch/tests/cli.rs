@@ -1,21 +1,22 @@
 //! The CLI's unhappy paths and the agent's behaviour without (and with a returning) engine.
 
-mod common;
-
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 fn driftwatch() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    Command::new(DRIFTWATCH)
 }
 
 #[test]
 fn doctor_reports_what_the_host_supports() {
-    if !require(&[Requirement::Root]) {
+    if !require(&[Requirement::Bpf]) {
         return;
     }
     let out = driftwatch().arg("doctor").output().unwrap();
@@ -48,7 +49,7 @@ fn doctor_reports_what_the_host_supports() {
 fn as_nobody(args: &[&str]) -> std::process::Output {
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg(DRIFTWATCH)
         .args(args)
         .output()
         .expect("setpriv (util-linux)")
@@ -56,7 +57,7 @@ fn as_nobody(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn not_root_gets_one_clear_line() {
-    if !require(&[Requirement::Root]) {
+    if !require(&[Requirement::Bpf]) {
         return; // needs root to become someone else
     }
     let out = as_nobody(&["run"]);
@@ -77,7 +78,7 @@ fn not_root_gets_one_clear_line() {
 
 #[test]
 fn bad_arguments_and_rule_files_are_named() {
-    if !require(&[Requirement::Root]) {
+    if !require(&[Requirement::Bpf]) {
         return;
     }
     let out = driftwatch()
@@ -164,7 +165,7 @@ impl Drop for SocketProxy {
 #[test]
 fn without_an_engine_drift_is_still_caught_and_names_come_back_with_it() {
     if !require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(BUSYBOX),
     ]) {
@@ -174,8 +175,8 @@ fn without_an_engine_drift_is_still_caught_and_names_come_back_with_it() {
     let sock = dir.path().join("engine.sock");
     let sock_arg = sock.display().to_string();
     // The engine is not there when the agent starts.
-    let agent = AgentProcess::start(&["--docker-socket", &sock_arg]);
-    let c1 = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--docker-socket", &sock_arg]);
+    let c1 = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     c1.sh("cp /bin/busybox /tmp/early && /tmp/early");
     let a = agent.wait_for("drift without engine", Duration::from_secs(20), |a| {
         field(a, "drift.path") == "/tmp/early"
@@ -195,7 +196,7 @@ fn without_an_engine_drift_is_still_caught_and_names_come_back_with_it() {
     // The engine comes (back): new containers are named again.
     let _proxy = SocketProxy::start(&sock);
     std::thread::sleep(Duration::from_secs(6));
-    let c2 = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let c2 = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     c2.sh("cp /bin/busybox /tmp/late && /tmp/late");
     let a = agent.wait_for(
         "drift after the engine returned",

@@ -4,14 +4,14 @@
 //! detect → prevent makes a dropped binary's exec fail, and an exec loop running across
 //! several reloads loses no event.
 
-mod common;
-
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -20,10 +20,7 @@ const WAIT: Duration = Duration::from_secs(20);
 // (`common::serial`).
 
 fn driftwatch(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args(args)
-        .output()
-        .expect("running driftwatch");
+    let out = run_cli(DRIFTWATCH, args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -137,7 +134,7 @@ fn run_refuses_an_invalid_or_missing_config() {
     let (code, _, stderr) = driftwatch(&["run", "--config", &bad.display().to_string()]);
     assert_ne!(code, 0);
     // Without root the agent says so first; as root the file's error.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         assert!(
             stderr.contains(&format!(
                 "{}:2:13: error: sensor.ring_mib: 12 is not a power of two",
@@ -155,7 +152,11 @@ fn run_refuses_an_invalid_or_missing_config() {
     }
 }
 
-fn drift_alert<'a>(c: &'a Container, path: &'a str, rule: &'a str) -> impl Fn(&Value) -> bool + 'a {
+fn drift_alert<'a>(
+    c: &'a TestContainer,
+    path: &'a str,
+    rule: &'a str,
+) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         a["rule"] == rule && field(a, "container.id") == c.short() && field(a, "drift.path") == path
     }
@@ -193,13 +194,16 @@ fn sighup_swaps_the_rules_and_an_invalid_file_keeps_the_old_ones() {
         dir.path().join("no-rules.d").display()
     );
     write(&config, &config_text);
-    let mut agent = AgentProcess::start(&[
-        "--config",
-        &config.display().to_string(),
-        "--stats-json",
-        &stats.display().to_string(),
-    ]);
-    let c = Container::run(&[BUSYBOX, "sleep", "120"]);
+    let mut agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--stats-json",
+            &stats.display().to_string(),
+        ],
+    );
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
 
     // Before: the drift raises the default alert only.
     c.sh("cp /bin/busybox /tmp/true && /tmp/true");
@@ -316,8 +320,8 @@ fn sighup_from_detect_to_prevent_blocks_the_next_dropped_binary() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     write(&config, "enforcement:\n  mode: detect\n");
-    let agent = AgentProcess::start(&["--config", &config.display().to_string()]);
-    let c = Container::run(&[BUSYBOX, "sleep", "120"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--config", &config.display().to_string()]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
 
     // Detect: the dropped binary runs (and is alerted).
     let (code, out) = c.sh("cp /bin/busybox /tmp/touch && /tmp/touch /tmp/ran-detect");
@@ -374,15 +378,18 @@ fn an_exec_loop_across_several_sighups_loses_no_event() {
     let stats = dir.path().join("stats.json");
     write(&rules, &reloaded_rule("v0"));
     write(&config, "rules:\n  files: [rules.yaml]\n");
-    let mut agent = AgentProcess::start(&[
-        "--config",
-        &config.display().to_string(),
-        "--record",
-        &record.display().to_string(),
-        "--stats-json",
-        &stats.display().to_string(),
-    ]);
-    let c = Container::run(&[DEBIAN, "sleep", "300"]);
+    let mut agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--record",
+            &record.display().to_string(),
+            "--stats-json",
+            &stats.display().to_string(),
+        ],
+    );
+    let c = TestContainer::run(&[DEBIAN, "sleep", "300"]);
     // The loop runs until told to stop and says how many execs it made.
     let id = c.id.clone();
     let looper = std::thread::spawn(move || {
@@ -457,8 +464,8 @@ fn sighup_starts_and_swaps_the_response_playbooks() {
     let actions = dir.path().join("actions.jsonl");
     let base = format!("response:\n  actions_log: {}\n", actions.display());
     write(&config, &base);
-    let agent = AgentProcess::start(&["--config", &config.display().to_string()]);
-    let c = Container::run(&[BUSYBOX, "sleep", "120"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--config", &config.display().to_string()]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
     let records = || -> Vec<(String, String)> {
         read_alerts(&actions)
             .iter()

@@ -3,19 +3,19 @@
 //! exported `LD_PRELOAD` alerts per exec while a variable the image's own ENV sets does not;
 //! a bind-mounted secret written from inside the container alerts, naming the file.
 
-mod common;
-
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A config-drift alert of container `c` about `subject` (and `path`, when given).
 fn config_drift_in<'a>(
-    c: &'a Container,
+    c: &'a TestContainer,
     subject: &'a str,
     path: Option<&'a str>,
 ) -> impl Fn(&Value) -> bool + 'a {
@@ -28,7 +28,7 @@ fn config_drift_in<'a>(
 }
 
 /// Asserts what every config-drift alert carries.
-fn assert_config_alert(a: &Value, c: &Container, rule: &str, priority: &str, image: &str) {
+fn assert_config_alert(a: &Value, c: &TestContainer, rule: &str, priority: &str, image: &str) {
     assert_eq!(a["rule"], rule, "{a}");
     assert_eq!(a["priority"], priority, "{a}");
     for tag in ["container", "drift", "config_drift"] {
@@ -56,7 +56,7 @@ fn assert_config_alert(a: &Value, c: &Container, rule: &str, priority: &str, ima
     );
 }
 
-fn config_alerts_of(agent: &AgentProcess, c: &Container) -> Vec<Value> {
+fn config_alerts_of(agent: &AgentProcess, c: &TestContainer) -> Vec<Value> {
     agent
         .alerts()
         .into_iter()
@@ -67,38 +67,15 @@ fn config_alerts_of(agent: &AgentProcess, c: &Container) -> Vec<Value> {
 /// `docker create` then `docker start`, tolerating a start the host refuses (a privileged
 /// container cannot start where the agent's own capability bounding set lacks some): the
 /// engine's Created event already carries the configuration.
-fn create_then_try_start(args: &[&str]) -> Container {
-    let mut all = vec!["create", "--network", "none"];
-    all.extend_from_slice(args);
-    let out = docker(&all);
-    assert!(
-        out.status.success(),
-        "docker {all:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let c = Container {
-        id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    };
+fn create_then_try_start(args: &[&str]) -> TestContainer {
+    let c = TestContainer::create(args);
     let _ = docker(&["start", &c.id]);
     c
 }
 
-/// An image removed when dropped.
-struct Image(String);
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = Command::new(DOCKER)
-            .args(["rmi", "-f", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 /// Busybox with `ENV PYTHONPATH=/app` in the image's own config, built offline with
 /// `docker commit --change`.
-fn busybox_with_image_pythonpath() -> Image {
+fn busybox_with_image_pythonpath() -> TestImage {
     let name = format!("driftwatch-test/config-drift-env:{}", std::process::id());
     let base = create_then_try_start(&[BUSYBOX, "true"]);
     let out = docker(&["commit", "--change", "ENV PYTHONPATH=/app", &base.id, &name]);
@@ -107,7 +84,7 @@ fn busybox_with_image_pythonpath() -> Image {
         "docker commit: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Image(name)
+    TestImage(name)
 }
 
 #[test]
@@ -115,7 +92,7 @@ fn risky_settings_alert_at_start() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let cases: [(&[&str], &str, &str, &str, &str); 5] = [
         (
             &["--privileged"],
@@ -187,12 +164,12 @@ fn hardened_container_raises_no_config_drift() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let quiet = Container::run(&["--read-only", "--user", "1000", BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let quiet = TestContainer::run(&["--read-only", "--user", "1000", BUSYBOX, "sleep", "60"]);
     assert_eq!(quiet.exec(&["/bin/true"]).0, 0);
     // A later container's start alert proves the quiet one was judged (engine events are
     // handled in order).
-    let marker = Container::run(&[
+    let marker = TestContainer::run(&[
         "--read-only",
         "--user",
         "1000",
@@ -218,8 +195,8 @@ fn a_default_container_gets_weak_posture_notices() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     let a = agent.wait_for(
         "writable root fs",
         WAIT,
@@ -242,8 +219,8 @@ fn exported_ld_preload_alerts_per_exec() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[DEBIAN, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     let (code, out) = c.sh("LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libdl.so.2 /usr/bin/true");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for(
@@ -280,11 +257,12 @@ fn image_env_is_quiet_per_exec_container_env_alerts_once_at_start() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
 
     // PYTHONPATH from the image's own ENV: no alert at start, none per exec.
     let image = busybox_with_image_pythonpath();
-    let from_image = Container::run(&["--read-only", "--user", "1000", &image.0, "sleep", "60"]);
+    let from_image =
+        TestContainer::run(&["--read-only", "--user", "1000", &image.0, "sleep", "60"]);
     let (code, out) = from_image.sh("test \"$PYTHONPATH\" = /app && /bin/true");
     assert_eq!(code, 0, "the exec carries the image's PYTHONPATH: {out}");
     // A changed value is drift, and is the marker that the earlier execs were judged.
@@ -311,7 +289,7 @@ fn image_env_is_quiet_per_exec_container_env_alerts_once_at_start() {
 
     // PYTHONPATH from `docker run -e` (container config, not image config): once at start,
     // not on every exec.
-    let from_run = Container::run(&[
+    let from_run = TestContainer::run(&[
         "--read-only",
         "--user",
         "1000",
@@ -357,13 +335,13 @@ fn mounted_secret_written_from_inside_alerts() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("token");
     let ro = dir.path().join("ro.conf");
     std::fs::write(&secret, "s3cret\n").unwrap();
     std::fs::write(&ro, "x=1\n").unwrap();
-    let c = Container::run(&[
+    let c = TestContainer::run(&[
         "-v",
         &format!("{}:/run/secrets/token", secret.display()),
         "-v",

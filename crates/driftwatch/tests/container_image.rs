@@ -2,36 +2,22 @@
 //! run with the flags the README documents (no --privileged), it detects a dropped binary
 //! executed in another container.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The image under test, removed when dropped.
-struct Image(String);
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = docker(&["image", "rm", "-f", &self.0]);
-    }
-}
+use driftwatch_testkit::*;
 
 /// scripts/build-image (which runs scripts/build-static; unoptimized here to keep CI short,
 /// `DW_STATIC_PROFILE=release` tests the release binary).
-fn build_image() -> Image {
+/// The image under test, removed when dropped.
+fn build_image() -> TestImage {
     let tag = format!("driftwatch-test/agent:{}", std::process::id());
     let profile = std::env::var("DW_STATIC_PROFILE").unwrap_or_else(|_| "static-dev".into());
-    let out = Command::new(repo().join("scripts/build-image"))
+    let out = Command::new(repo_root().join("scripts/build-image"))
         .arg(&tag)
         .env("DW_STATIC_PROFILE", profile)
-        .current_dir(repo())
+        .current_dir(repo_root())
         .output()
         .expect("running scripts/build-image");
     assert!(
@@ -41,7 +27,7 @@ fn build_image() -> Image {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("built {}", String::from_utf8_lossy(&out.stdout).trim());
-    Image(tag)
+    TestImage(tag)
 }
 
 /// The `docker run` flags of README "Container image", minus -d/--name.
@@ -87,7 +73,7 @@ fn agent_flags(state: &Path, logs: &Path) -> Vec<String> {
 #[test]
 fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
     if !require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(BUSYBOX),
     ]) {
@@ -107,7 +93,7 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
 
     let state = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
-    // Container::run gives it `--network none`: the agent needs no network of its own.
+    // TestContainer::run gives it `--network none`: the agent needs no network of its own.
     let mut args = agent_flags(state.path(), logs.path());
     args.push(image.0.clone());
     // The image's default CMD reads /etc/driftwatch/config.yaml; the test names its outputs
@@ -150,7 +136,7 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
         args = kept;
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let agent = Container::run(&args);
+    let agent = TestContainer::run(&args);
     let start = Instant::now();
     loop {
         let out = docker(&["logs", &agent.id]);
@@ -176,7 +162,7 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
     let (code, out) = agent.exec(&["sh", "-c", "true"]);
     assert_ne!(code, 0, "the image has a shell: {out}");
 
-    let victim = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let victim = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     let (code, out) = victim.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
     assert_eq!(code, 0, "{out}");
     let alerts_file = logs.path().join("alerts.json");

@@ -1,13 +1,14 @@
 //! `driftwatch demo`, run for real: every drift it lists is alerted by its own agent, the
 //! throwaway container is gone afterwards, and also after a Ctrl-C in the middle.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use driftwatch_testkit::*;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const DEMO_LABEL: &str = "io.driftwatch.demo";
 /// Drifts the demo promises (README, `driftwatch demo --help`).
@@ -22,20 +23,13 @@ const EXPECTED: &[&str] = &[
     "package",
 ];
 
-fn ready() -> bool {
-    if !require(&[Requirement::Root, Requirement::Docker]) {
-        return false;
-    }
-    // The demo builds its image from the host's static busybox (package busybox-static).
-    if !std::path::Path::new("/bin/busybox").exists() {
-        let why = "needs /bin/busybox (apt-get install busybox-static)";
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("requirement missing in CI: {why}");
-        }
-        eprintln!("SKIPPED: {why}");
-        return false;
-    }
-    true
+/// Root (BPF), dockerd, and the host's static busybox the demo builds its image from.
+fn demo_ready() -> bool {
+    require(&[
+        Requirement::Bpf,
+        Requirement::Docker,
+        Requirement::File("/bin/busybox", "apt-get install busybox-static"),
+    ])
 }
 
 /// The demo's containers still present (running or not): labelled as the demo's and named
@@ -58,7 +52,7 @@ fn leftovers(demo_pid: u32) -> Vec<String> {
 }
 
 fn demo(image: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_driftwatch"));
+    let mut c = Command::new(DRIFTWATCH);
     c.args(["demo", "--json", "--image", image]);
     c
 }
@@ -70,7 +64,7 @@ fn image_name(test: &str) -> String {
 
 #[test]
 fn demo_detects_every_drift_it_lists_and_leaves_no_container() {
-    if !ready() {
+    if !demo_ready() {
         return;
     }
     let image = image_name("all");
@@ -123,7 +117,7 @@ fn demo_detects_every_drift_it_lists_and_leaves_no_container() {
 
 #[test]
 fn ctrl_c_in_the_middle_removes_the_container() {
-    if !ready() {
+    if !demo_ready() {
         return;
     }
     let image = image_name("interrupt");
@@ -196,7 +190,7 @@ fn ctrl_c_in_the_middle_removes_the_container() {
 
 #[test]
 fn demo_refuses_a_dynamic_busybox_with_the_reason() {
-    if !ready() {
+    if !demo_ready() {
         return;
     }
     // bash is dynamically linked on Debian: no image can be built from it.

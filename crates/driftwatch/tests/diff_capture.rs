@@ -2,18 +2,19 @@
 //! agrees with `docker diff`, the content verdicts docker cannot give, JSON shape, `--only`,
 //! exit codes, stopped and vanishing containers; capture, verify, tampering, read-only.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 fn ready(image: &'static str) -> bool {
     require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(image),
     ])
@@ -23,7 +24,7 @@ fn ready(image: &'static str) -> bool {
 fn diff_json(id: &str, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["diff", "--json", id];
     args.extend_from_slice(extra);
-    let out = driftwatch(&args);
+    let out = run_cli(DRIFTWATCH, &args);
     let code = out.status.code().unwrap_or(-1);
     let v = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("diff --json is not JSON ({e}); {}", text(&out)));
@@ -76,7 +77,7 @@ fn debian_diff_agrees_with_docker_diff_and_adds_content_verdicts() {
     if !ready(DEBIAN) {
         return;
     }
-    let c = Container::run(&[DEBIAN, "sleep", "infinity"]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "infinity"]);
     let (code, out) = c.sh(concat!(
         "set -e; cp /bin/ls /tmp/ls2; ",
         "printf '#!/bin/sh\\necho hi\\n' > /usr/local/bin/tool; chmod +x /usr/local/bin/tool; ",
@@ -142,7 +143,7 @@ fn debian_diff_agrees_with_docker_diff_and_adds_content_verdicts() {
     assert_eq!(file(&r, "/opt/new/dir")["change"], "added");
 
     // The table: grouped, with counts, one line per path.
-    let out = driftwatch(&["diff", &c.id]);
+    let out = run_cli(DRIFTWATCH, &["diff", &c.id]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     for needle in [
@@ -165,7 +166,7 @@ fn debian_diff_agrees_with_docker_diff_and_adds_content_verdicts() {
         !table.contains("/etc/debian_version"),
         "unchanged hidden:\n{table}"
     );
-    let all = driftwatch(&["diff", "--all", &c.id]);
+    let all = run_cli(DRIFTWATCH, &["diff", "--all", &c.id]);
     assert!(String::from_utf8_lossy(&all.stdout).contains("/etc/debian_version"));
 }
 
@@ -174,7 +175,7 @@ fn copy_up_that_changes_nothing_is_not_drift() {
     if !ready(DEBIAN) {
         return;
     }
-    let c = Container::run(&[DEBIAN, "sleep", "infinity"]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "infinity"]);
     let (code, r) = diff_json(&c.id, &[]);
     assert_eq!((code, r["files"].as_array().map(Vec::len)), (0, Some(0)));
     let (code, out) = c.sh("chown root:root /etc/debian_version /usr/bin/ls");
@@ -184,7 +185,7 @@ fn copy_up_that_changes_nothing_is_not_drift() {
     assert_eq!(code, 0, "copy-ups only: no drift: {r:#}");
     assert_eq!(file(&r, "/usr/bin/ls")["change"], "unchanged");
     assert_eq!(r["drifted"], false);
-    let out = driftwatch(&["diff", &c.id]);
+    let out = run_cli(DRIFTWATCH, &["diff", &c.id]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no drift:"));
 }
@@ -194,7 +195,7 @@ fn json_shape_only_filters_and_exit_codes() {
     if !ready(BUSYBOX) {
         return;
     }
-    let c = Container::run(&[BUSYBOX, "sleep", "3600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "3600"]);
     let (code, r) = diff_json(c.short(), &[]);
     assert_eq!(code, 0, "fresh container, found by short id: {r:#}");
     let (code, out) =
@@ -235,7 +236,7 @@ fn json_shape_only_filters_and_exit_codes() {
         ),
         ("../../etc", "not a container name or id"),
     ] {
-        let out = driftwatch(&["diff", arg]);
+        let out = run_cli(DRIFTWATCH, &["diff", arg]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         assert!(
@@ -251,7 +252,7 @@ fn stopped_container_is_diffed_from_the_engine_record() {
     if !ready(BUSYBOX) {
         return;
     }
-    let c = Container::run(&[BUSYBOX, "sleep", "3600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "3600"]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/x && rm /etc/group && touch /bin/ls");
     assert_eq!(code, 0, "{out}");
     let out = docker(&["stop", "-t", "0", &c.id]);
@@ -275,7 +276,7 @@ fn hostile_names_special_files_and_loops_give_valid_output() {
     if !ready(BUSYBOX) {
         return;
     }
-    let c = Container::run(&[BUSYBOX, "sleep", "3600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "3600"]);
     let (code, out) = c.sh(concat!(
         "touch \"$(printf '/tmp/a\\nb')\" \"$(printf '/tmp/\\377x')\" && ",
         "ln -s /tmp/loop /tmp/loop && mkfifo /tmp/fifo && ",
@@ -287,7 +288,7 @@ fn hostile_names_special_files_and_loops_give_valid_output() {
     assert_eq!(file(&r, "/tmp/a\\nb")["escaped"], true);
     assert_eq!(file(&r, "/tmp/\\xffx")["escaped"], true);
     assert_eq!(file(&r, "/tmp/loop")["kind"], "symlink");
-    let out = driftwatch(&["diff", &c.id]);
+    let out = run_cli(DRIFTWATCH, &["diff", &c.id]);
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -303,13 +304,13 @@ fn container_removed_mid_diff_is_an_error_not_a_partial_result() {
     if !ready(BUSYBOX) {
         return;
     }
-    let c = Container::run(&[BUSYBOX, "sleep", "3600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "3600"]);
     let n = 60_000;
     let (code, out) = c.sh(&format!(
         "i=0; while [ $i -lt {n} ]; do [ $((i % 1000)) -eq 0 ] && mkdir -p /data/$i && cd /data/$i; echo $i > f$i; i=$((i+1)); done"
     ));
     assert_eq!(code, 0, "{out}");
-    let child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let child = Command::new(DRIFTWATCH)
         .args(["diff", "--json", &c.id])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -351,7 +352,7 @@ fn capture_verify_roundtrip_is_read_only_and_detects_tampering() {
     if !ready(BUSYBOX) {
         return;
     }
-    let c = Container::run(&[BUSYBOX, "sleep", "3600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "3600"]);
     let (code, out) = c.sh(concat!(
         "cp /bin/busybox /tmp/busybox && head -c 2097152 /dev/urandom > /tmp/big.bin && ",
         "echo secret > /etc/app.conf"
@@ -384,16 +385,19 @@ fn capture_verify_roundtrip_is_read_only_and_detects_tampering() {
     let before = docker_diff(&c.id);
     let bundle = dir.path().join("evidence.tar.zst");
     let b = bundle.to_str().unwrap();
-    let out = driftwatch(&[
-        "capture",
-        &c.id,
-        "-o",
-        b,
-        "--max-file-size",
-        "1M",
-        "--alerts",
-        alerts.to_str().unwrap(),
-    ]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &[
+            "capture",
+            &c.id,
+            "-o",
+            b,
+            "--max-file-size",
+            "1M",
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -408,10 +412,10 @@ fn capture_verify_roundtrip_is_read_only_and_detects_tampering() {
     let (code, _) = c.sh("true");
     assert_eq!(code, 0, "still running");
 
-    let out = driftwatch(&["capture", "--verify", b]);
+    let out = run_cli(DRIFTWATCH, &["capture", "--verify", b]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(": OK, "));
-    let again = driftwatch(&["capture", &c.id, "-o", b]);
+    let again = run_cli(DRIFTWATCH, &["capture", &c.id, "-o", b]);
     assert_eq!(again.status.code(), Some(2), "no overwrite without --force");
 
     // A byte flipped in the compressed bundle.
@@ -420,7 +424,10 @@ fn capture_verify_roundtrip_is_read_only_and_detects_tampering() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x20;
     std::fs::write(&flipped, &bytes).unwrap();
-    let out = driftwatch(&["capture", "--verify", flipped.to_str().unwrap()]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &["capture", "--verify", flipped.to_str().unwrap()],
+    );
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
 
     if !require_tools(&["tar", "zstd"]) {
@@ -503,7 +510,10 @@ fn capture_verify_roundtrip_is_read_only_and_detects_tampering() {
         .arg("-C")
         .arg(&x)
         .arg("."));
-    let out = driftwatch(&["capture", "--verify", tampered.to_str().unwrap()]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &["capture", "--verify", tampered.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -517,29 +527,35 @@ fn capture_of_a_stopped_container() {
     if !ready(BUSYBOX) {
         return;
     }
-    let c = Container::run(&[BUSYBOX, "sleep", "3600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "3600"]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/dropped");
     assert_eq!(code, 0, "{out}");
     assert!(docker(&["stop", "-t", "0", &c.id]).status.success());
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b.tar.zst");
-    let out = driftwatch(&[
-        "capture",
-        c.short(),
-        "-o",
-        b.to_str().unwrap(),
-        "--alerts",
-        "/dev/null",
-    ]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &[
+            "capture",
+            c.short(),
+            "-o",
+            b.to_str().unwrap(),
+            "--alerts",
+            "/dev/null",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 processes"));
-    let out = driftwatch(&["capture", "--verify", b.to_str().unwrap()]);
+    let out = run_cli(DRIFTWATCH, &["capture", "--verify", b.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 #[test]
 fn verify_of_a_missing_bundle_is_an_error() {
-    let out = driftwatch(&["capture", "--verify", "/nonexistent/b.tar.zst"]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &["capture", "--verify", "/nonexistent/b.tar.zst"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/b.tar.zst"));
 }

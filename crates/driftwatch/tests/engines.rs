@@ -3,13 +3,14 @@
 //! Docker containers carrying the CRI labels the kubelet sets. Each case drifts and asserts
 //! the alert's container identity, image, Kubernetes pod and verdict.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 const CTR: &str = "/usr/bin/ctr";
@@ -21,22 +22,6 @@ const SOCKETS: &[&str] = &[
 /// How containerd names the busybox image once imported from `docker save`.
 const CTR_IMAGE: &str = "docker.io/driftwatch-test/busybox:1";
 const CTR_NS: &str = "default";
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Like `common::require`, for checks of this file: skip locally, panic in CI.
-fn require_that(check: Result<(), String>) -> bool {
-    match check {
-        Ok(()) => true,
-        Err(why) if in_ci() => panic!("requirement missing in CI: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED: {why}");
-            false
-        }
-    }
-}
 
 fn ctr_socket() -> Result<&'static str, String> {
     if !std::path::Path::new(CTR).exists() {
@@ -200,7 +185,7 @@ fn ctr_lock() -> std::sync::MutexGuard<'static, ()> {
 
 fn ready_for_ctr() -> Option<&'static str> {
     if !require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(BUSYBOX),
     ]) {
@@ -245,7 +230,7 @@ fn ctr_container_with_a_name_for_id_is_identified() {
     let _one_at_a_time = ctr_lock();
     let image = CtrImage::import(socket);
     let digest = image.digest();
-    let agent = AgentProcess::start(&["--containerd-socket", socket]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--containerd-socket", socket]);
     let c = CtrContainer::run(socket, "dw-ctr-plain", &[], &[]);
     let a = drift_and_wait(&agent, &c);
     assert_ctr_alert(&a, "dw-ctr-plain", &digest);
@@ -261,7 +246,7 @@ fn ctr_container_with_cri_labels_names_its_pod_from_the_first_event() {
     let _one_at_a_time = ctr_lock();
     let image = CtrImage::import(socket);
     let digest = image.digest();
-    let agent = AgentProcess::start(&["--containerd-socket", socket]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--containerd-socket", socket]);
     let c = CtrContainer::run(
         socket,
         "dw-ctr-web-0",
@@ -292,14 +277,14 @@ fn ctr_container_with_cri_labels_names_its_pod_from_the_first_event() {
 #[test]
 fn docker_container_with_cri_labels_names_its_pod() {
     if !require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(BUSYBOX),
     ]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[
         "--label",
         "io.kubernetes.pod.namespace=shop",
         "--label",
@@ -344,8 +329,7 @@ fn podman_ready() -> bool {
         if installed_by_deps {
             return require_that(Err(why));
         }
-        eprintln!("SKIPPED: {why}");
-        return false;
+        return optional(Err(why));
     }
     true
 }
@@ -418,7 +402,7 @@ impl Drop for PodmanContainer {
 #[test]
 fn podman_container_is_identified_through_its_docker_compatible_socket() {
     if !require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(BUSYBOX),
     ]) || !podman_ready()
@@ -428,7 +412,7 @@ fn podman_container_is_identified_through_its_docker_compatible_socket() {
     docker_save_into(Command::new(PODMAN).arg("load"));
     let _image = PodmanImage;
     let _service = PodmanService::start();
-    let agent = AgentProcess::start(&["--podman-socket", PODMAN_SOCKET]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--podman-socket", PODMAN_SOCKET]);
     // podman's default RLIMIT_NOFILE hard limit (1048576) is above what a root without
     // CAP_SYS_RESOURCE (as in some sandboxes) may set: ask for modest limits.
     let (ok, out) = podman(&[

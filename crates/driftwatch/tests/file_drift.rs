@@ -1,23 +1,24 @@
 //! File and package drift, end to end: a real agent, fanotify on real containers' layers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn ready() -> bool {
     require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(DEBIAN),
     ])
 }
 
-fn about<'a>(c: &'a Container, tag: &'a str, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
+fn about<'a>(c: &'a TestContainer, tag: &'a str, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| has_tag(a, tag) && field(a, "container.id") == c.short() && field(a, "fd.name") == path
 }
 
@@ -26,7 +27,7 @@ fn writes_below_etc_name_the_file_the_process_and_the_container() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, DEBIAN);
     let (code, out) = c.sh("echo 'evil:x:0:0::/root:/bin/sh' >> /etc/passwd");
     assert_eq!(code, 0, "{out}");
@@ -53,7 +54,7 @@ fn creations_deletions_and_mode_changes_of_image_files() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, DEBIAN);
     // The first change below an image directory copies the directory up, and entries made
     // before the new directory's mark are caught up by a scan with no actor: so change
@@ -89,7 +90,7 @@ fn copy_ups_and_scratch_files_are_silent() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, DEBIAN);
     // touch and same-mode chmod copy image files up without changing them; /tmp is excluded.
     c.sh("touch /usr/bin/true /etc/hostname.dw 2>/dev/null; touch /usr/bin/true && chmod 755 /usr/bin/env && echo x > /tmp/scratch && rm /tmp/scratch");
@@ -116,7 +117,7 @@ fn dpkg_install_is_package_drift_with_name_and_version() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, DEBIAN);
     let build = "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
         && printf 'Package: dw-test-pkg\\nVersion: 1.2.3\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
@@ -155,8 +156,8 @@ fn writes_on_volumes_are_file_drift_too() {
     }
     let vol = tempfile::tempdir().unwrap();
     let bind = format!("{}:/etc/cron.d", vol.path().display());
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&["-v", &bind, DEBIAN, "sleep", "120"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&["-v", &bind, DEBIAN, "sleep", "120"]);
     // Wait until the container's layers and volume are watched (the marker is on the root).
     let mut ready = false;
     for _ in 0..50 {

@@ -6,6 +6,9 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::sync::mpsc;
 
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
+
 /// Serves one request with `answer`; the request text comes back on the channel.
 fn serve_once(answer: &'static str) -> (String, mpsc::Receiver<String>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -29,7 +32,7 @@ fn serve_once(answer: &'static str) -> (String, mpsc::Receiver<String>) {
 }
 
 fn health(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .arg("health")
         .args(args)
         .output()

@@ -3,18 +3,19 @@
 //! declared ones never; outbound destinations are learned during the image's window and
 //! enforced after it; baselines survive restarts and move between hosts by export/import.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn network_drift<'a>(
-    c: &'a Container,
+    c: &'a TestContainer,
     verdict: &'a str,
     path: &'a str,
 ) -> impl Fn(&Value) -> bool + 'a {
@@ -27,7 +28,7 @@ fn network_drift<'a>(
 }
 
 /// What every network-drift alert carries.
-fn assert_network_alert(a: &Value, c: &Container, evt: &str) {
+fn assert_network_alert(a: &Value, c: &TestContainer, evt: &str) {
     assert_eq!(a["rule"], "Network drift detected in container", "{a}");
     for tag in ["container", "drift", "network_drift"] {
         assert!(has_tag(a, tag), "tag {tag} missing: {a}");
@@ -47,7 +48,7 @@ fn assert_network_alert(a: &Value, c: &Container, evt: &str) {
 
 /// `nc` connecting to a loopback port of the container; refused or not, the kernel saw the
 /// SYN go out, which is what the agent judges.
-fn connect(c: &Container, port: u16) {
+fn connect(c: &TestContainer, port: u16) {
     let _ = c.sh(&format!("nc -w 1 127.0.0.1 {port} </dev/null"));
 }
 
@@ -117,8 +118,8 @@ fn listener_on_undeclared_port_alerts_from_the_first_second() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("baselines.json");
-    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "5m"));
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     let (code, out) = c.exec(&[
         "sh",
         "-c",
@@ -148,8 +149,8 @@ fn listener_on_declared_port_is_quiet() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("baselines.json");
-    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
-    let c = Container::run(&["--expose", "8080", BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "5m"));
+    let c = TestContainer::run(&["--expose", "8080", BUSYBOX, "sleep", "60"]);
     c.sh("nc -l -p 8080 </dev/null >/dev/null & sleep 0.3");
     // The marker: an undeclared listener after it, in the same container.
     c.sh("nc -l -p 8082 </dev/null >/dev/null & sleep 0.3");
@@ -174,8 +175,8 @@ fn outbound_destinations_are_learned_then_enforced() {
     let file = dir.path().join("baselines.json");
     let window = Duration::from_secs(8);
     let started = Instant::now();
-    let agent = AgentProcess::start(&baseline_args(&file, "8s"));
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "8s"));
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     connect(&c, 9001);
     assert!(
         started.elapsed() < window,
@@ -214,15 +215,15 @@ fn baseline_survives_an_agent_restart() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("state/baselines.json");
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     {
-        let _agent = AgentProcess::start(&baseline_args(&file, "3s"));
+        let _agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "3s"));
         connect(&c, 9101);
         wait_for_baseline(&file, "127.0.0.1:9101/tcp");
         std::thread::sleep(Duration::from_secs(3));
     }
     // A new agent with a long window: the image's window is the one on file, already over.
-    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "5m"));
     connect(&c, 9101);
     connect(&c, 9102);
     agent.wait_for(
@@ -242,45 +243,51 @@ fn exported_baseline_is_enforced_from_the_start_after_import() {
     }
     let staging = tempfile::tempdir().unwrap();
     let staging_file = staging.path().join("baselines.json");
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     {
         // Staging learns with a window that never ends during the test.
-        let _agent = AgentProcess::start(&baseline_args(&staging_file, "1h"));
+        let _agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&staging_file, "1h"));
         connect(&c, 9201);
         wait_for_baseline(&staging_file, "127.0.0.1:9201/tcp");
     }
     let export = staging.path().join("export.json");
     let s = staging_file.to_str().unwrap();
-    let (ok, out) = cli(&[
-        "baseline",
-        "export",
-        "--baseline-file",
-        s,
-        "-o",
-        export.to_str().unwrap(),
-        BUSYBOX,
-    ]);
+    let (ok, out) = cli(
+        DRIFTWATCH,
+        &[
+            "baseline",
+            "export",
+            "--baseline-file",
+            s,
+            "-o",
+            export.to_str().unwrap(),
+            BUSYBOX,
+        ],
+    );
     assert!(ok, "{out}");
 
     let prod = tempfile::tempdir().unwrap();
     let prod_file = prod.path().join("baselines.json");
     let p = prod_file.to_str().unwrap();
-    let (ok, out) = cli(&[
-        "baseline",
-        "import",
-        "--baseline-file",
-        p,
-        export.to_str().unwrap(),
-    ]);
+    let (ok, out) = cli(
+        DRIFTWATCH,
+        &[
+            "baseline",
+            "import",
+            "--baseline-file",
+            p,
+            export.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{out}");
-    let (ok, shown) = cli(&["baseline", "show", "--baseline-file", p]);
+    let (ok, shown) = cli(DRIFTWATCH, &["baseline", "show", "--baseline-file", p]);
     assert!(ok, "{shown}");
     assert!(shown.contains("driftwatch-test/busybox:1"), "{shown}");
     assert!(shown.contains("enforced since"), "{shown}");
     assert!(shown.contains("127.0.0.1:9201/tcp"), "{shown}");
 
     // Production: a long window, yet the imported image is enforced at once.
-    let agent = AgentProcess::start(&baseline_args(&prod_file, "1h"));
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&prod_file, "1h"));
     connect(&c, 9201);
     connect(&c, 9202);
     agent.wait_for(
@@ -302,25 +309,31 @@ fn baseline_commands_report_bad_files_clearly() {
         "{\"version\": 1, \"images\": {\"x\": {\"listeners\": [\"http\"]}}}",
     )
     .unwrap();
-    let (ok, out) = cli(&[
-        "baseline",
-        "import",
-        "--baseline-file",
-        dir.path().join("b.json").to_str().unwrap(),
-        bad.to_str().unwrap(),
-    ]);
+    let (ok, out) = cli(
+        DRIFTWATCH,
+        &[
+            "baseline",
+            "import",
+            "--baseline-file",
+            dir.path().join("b.json").to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
     assert!(!ok);
     assert!(
         out.contains(&format!("baseline file {}", bad.display())),
         "{out}"
     );
     assert!(out.contains("listener `http`"), "{out}");
-    let (ok, out) = cli(&[
-        "baseline",
-        "reset",
-        "--baseline-file",
-        bad.to_str().unwrap(),
-    ]);
+    let (ok, out) = cli(
+        DRIFTWATCH,
+        &[
+            "baseline",
+            "reset",
+            "--baseline-file",
+            bad.to_str().unwrap(),
+        ],
+    );
     assert!(!ok);
     assert!(out.contains("--all"), "{out}");
 }
@@ -328,7 +341,7 @@ fn baseline_commands_report_bad_files_clearly() {
 #[test]
 fn udp_listener_is_found_by_the_scan() {
     if !require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(DEBIAN),
     ]) {
@@ -336,8 +349,8 @@ fn udp_listener_is_found_by_the_scan() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("baselines.json");
-    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
-    let c = Container::run(&["--expose", "5353/udp", DEBIAN, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "5m"));
+    let c = TestContainer::run(&["--expose", "5353/udp", DEBIAN, "sleep", "60"]);
     let script = "import socket, time\n\
         for port in (5353, 5354):\n\
         \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
@@ -373,28 +386,34 @@ fn running_agent_takes_over_an_imported_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("baselines.json");
     let f = file.to_str().unwrap();
-    let agent = AgentProcess::start(&baseline_args(&file, "1h"));
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "1h"));
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     connect(&c, 9301);
     wait_for_baseline(&file, "127.0.0.1:9301/tcp");
     // Learning for an hour; importing the image's own baseline ends that at once.
     let export = dir.path().join("export.json");
-    let (ok, out) = cli(&[
-        "baseline",
-        "export",
-        "--baseline-file",
-        f,
-        "-o",
-        export.to_str().unwrap(),
-    ]);
+    let (ok, out) = cli(
+        DRIFTWATCH,
+        &[
+            "baseline",
+            "export",
+            "--baseline-file",
+            f,
+            "-o",
+            export.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{out}");
-    let (ok, out) = cli(&[
-        "baseline",
-        "import",
-        "--baseline-file",
-        f,
-        export.to_str().unwrap(),
-    ]);
+    let (ok, out) = cli(
+        DRIFTWATCH,
+        &[
+            "baseline",
+            "import",
+            "--baseline-file",
+            f,
+            export.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{out}");
     // The agent looks at the file every 2 s.
     std::thread::sleep(Duration::from_secs(3));
@@ -415,7 +434,7 @@ fn listener_opened_before_the_agent_started_is_reported() {
     if !ready() {
         return;
     }
-    let c = Container::run(&[
+    let c = TestContainer::run(&[
         BUSYBOX,
         "sh",
         "-c",
@@ -424,7 +443,7 @@ fn listener_opened_before_the_agent_started_is_reported() {
     std::thread::sleep(Duration::from_millis(500));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("baselines.json");
-    let agent = AgentProcess::start(&baseline_args(&file, "5m"));
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "5m"));
     let a = agent.wait_for(
         "a listener that predates the agent",
         WAIT,
@@ -443,8 +462,8 @@ fn ipv6_loopback_destination_is_judged() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("baselines.json");
     // A zero window: enforced from the first connection.
-    let agent = AgentProcess::start(&baseline_args(&file, "0s"));
-    let c = Container::run(&[
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "0s"));
+    let c = TestContainer::run(&[
         "--sysctl",
         "net.ipv6.conf.all.disable_ipv6=0",
         BUSYBOX,
@@ -469,7 +488,7 @@ fn ipv6_loopback_destination_is_judged() {
 
 /// `driftwatch baseline show --db DB --json`, parsed.
 fn stored_baselines(db: &str) -> Value {
-    let (ok, out) = cli(&["baseline", "show", "--db", db, "--json"]);
+    let (ok, out) = cli(DRIFTWATCH, &["baseline", "show", "--db", db, "--json"]);
     assert!(ok, "{out}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -483,13 +502,13 @@ fn baselines_live_in_the_store_and_a_reset_there_is_taken_over() {
     let db = dir.path().join("driftwatch.db");
     let d = db.to_str().unwrap();
     // No baseline file named: with the store on, baselines are kept in its database.
-    let agent = AgentProcess::start(&["--store", d, "--learning-window", "1h"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--store", d, "--learning-window", "1h"]);
     // The agent took in this host's baseline file (if any) once; forget it all, through the
     // store, so that the test image learns from now on.
-    let (ok, out) = cli(&["baseline", "reset", "--all", "--db", d]);
+    let (ok, out) = cli(DRIFTWATCH, &["baseline", "reset", "--all", "--db", d]);
     assert!(ok, "{out}");
     std::thread::sleep(Duration::from_secs(3));
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     connect(&c, 9401);
     let start = Instant::now();
     while !stored_baselines(d)
@@ -510,7 +529,7 @@ fn baselines_live_in_the_store_and_a_reset_there_is_taken_over() {
     );
     // Reset through the store: the running agent forgets 9401 and the image learns again
     // (from the reset on, for the learning window).
-    let (ok, out) = cli(&["baseline", "reset", "--all", "--db", d]);
+    let (ok, out) = cli(DRIFTWATCH, &["baseline", "reset", "--all", "--db", d]);
     assert!(ok, "{out}");
     assert!(out.contains("(alert store)"), "{out}");
     std::thread::sleep(Duration::from_secs(3));

@@ -3,26 +3,24 @@
 //! Falco JSON alert the agent writes to its JSON file. A second, dead receiver delays none
 //! of it.
 
-mod common;
-#[path = "../../driftwatch-outputs/tests/receiver/mod.rs"]
-mod receiver;
-
 use std::time::{Duration, Instant};
 
-use common::*;
-use receiver::Receiver;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 #[test]
 fn dropped_binary_alert_is_posted_as_falco_json() {
     if !require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(BUSYBOX),
     ]) {
         return;
     }
-    let rx = Receiver::start(&[]);
+    let rx = HttpReceiver::start(&[]);
     // Nobody listens here: that output retries and fails on its own thread.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -32,15 +30,18 @@ fn dropped_binary_alert_is_posted_as_falco_json() {
     let dead_url = format!("http://{dead}/");
     let stats_dir = tempfile::tempdir().unwrap();
     let stats = stats_dir.path().join("stats.json");
-    let agent = AgentProcess::start(&[
-        "--http-out",
-        &url,
-        "--http-out",
-        &dead_url,
-        "--stats-json",
-        stats.to_str().unwrap(),
-    ]);
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--http-out",
+            &url,
+            "--http-out",
+            &dead_url,
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ],
+    );
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/true && /tmp/true");
     assert_eq!(code, 0, "{out}");
 

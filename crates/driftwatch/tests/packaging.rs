@@ -2,21 +2,18 @@
 //! what `scripts/install` installs; the agent speaks systemd's notify protocol; the unit's
 //! capability bounding set is enough to detect drift (and taking one away is not).
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 fn unit_text() -> String {
-    std::fs::read_to_string(repo().join("packaging/systemd/driftwatch.service")).unwrap()
+    std::fs::read_to_string(repo_root().join("packaging/systemd/driftwatch.service")).unwrap()
 }
 
 /// The value of `Key=` in the unit (first occurrence).
@@ -30,9 +27,9 @@ fn unit_value(key: &str) -> String {
 
 /// `scripts/install` into a temporary root with the test's binary.
 fn install(destdir: &Path) -> std::process::Output {
-    Command::new(repo().join("scripts/install"))
+    Command::new(repo_root().join("scripts/install"))
         .env("DESTDIR", destdir)
-        .env("BIN", env!("CARGO_BIN_EXE_driftwatch"))
+        .env("BIN", DRIFTWATCH)
         .env_remove("PREFIX")
         .output()
         .expect("running scripts/install")
@@ -96,7 +93,7 @@ fn install_keeps_an_edited_config_and_refuses_bad_input() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("keeping existing"));
 
-    let out = Command::new(repo().join("scripts/install"))
+    let out = Command::new(repo_root().join("scripts/install"))
         .arg("--bogus")
         .env("DESTDIR", root.path())
         .output()
@@ -104,7 +101,7 @@ fn install_keeps_an_edited_config_and_refuses_bad_input() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument --bogus"));
 
-    let out = Command::new(repo().join("scripts/install"))
+    let out = Command::new(repo_root().join("scripts/install"))
         .env("DESTDIR", root.path())
         .env("BIN", "/nonexistent/driftwatch")
         .output()
@@ -119,13 +116,7 @@ fn install_keeps_an_edited_config_and_refuses_bad_input() {
 #[test]
 fn unit_passes_systemd_analyze_verify() {
     // Only where systemd-analyze exists (also in CI: the package is not a test dependency).
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!("SKIPPED: systemd-analyze is not installed (package systemd)");
+    if !optional(Requirement::Tool("systemd-analyze").check()) {
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -198,7 +189,7 @@ fn setpriv_with(caps: &[String]) -> Vec<String> {
 #[test]
 fn the_units_capabilities_are_enough_to_detect_drift() {
     if !require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(BUSYBOX),
     ]) || !require_tools(&["setpriv"])
@@ -213,6 +204,7 @@ fn the_units_capabilities_are_enough_to_detect_drift() {
     let actions = state.path().join("actions.jsonl");
     let agent = AgentProcess::start_via(
         &wrapper,
+        DRIFTWATCH,
         &[
             "--baseline-file",
             baselines.to_str().unwrap(),
@@ -220,7 +212,7 @@ fn the_units_capabilities_are_enough_to_detect_drift() {
             actions.to_str().unwrap(),
         ],
     );
-    let c = Container::run(&[BUSYBOX, "sleep", "60"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "60"]);
     // Binary drift (BPF exec program + reading the container's files).
     let (code, out) = c.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
     assert_eq!(code, 0, "{out}");
@@ -256,7 +248,7 @@ fn the_units_capabilities_are_enough_to_detect_drift() {
 
 #[test]
 fn without_cap_bpf_the_agent_says_why_it_cannot_start() {
-    if !require(&[Requirement::Root]) || !require_tools(&["setpriv"]) {
+    if !require(&[Requirement::Bpf]) || !require_tools(&["setpriv"]) {
         return;
     }
     // The bounding set really constrains the agent: drop CAP_BPF and it cannot load.
@@ -268,7 +260,7 @@ fn without_cap_bpf_the_agent_says_why_it_cannot_start() {
     let state = tempfile::tempdir().unwrap();
     let out = Command::new(&wrapper[0])
         .args(&wrapper[1..])
-        .arg(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg(DRIFTWATCH)
         .args(["run", "--no-engine", "--duration", "5", "--baseline-file"])
         .arg(state.path().join("b.json"))
         .arg("--actions-log")
@@ -288,7 +280,7 @@ fn without_cap_bpf_the_agent_says_why_it_cannot_start() {
 
 #[test]
 fn the_agent_notifies_systemd_when_ready_and_when_stopping() {
-    if !require(&[Requirement::Root]) {
+    if !require(&[Requirement::Bpf]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -296,7 +288,7 @@ fn the_agent_notifies_systemd_when_ready_and_when_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(90)))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let mut child = Command::new(DRIFTWATCH)
         .args(["run", "--no-stdout", "--no-engine", "--baseline-file"])
         .arg(dir.path().join("b.json"))
         .arg("--actions-log")
@@ -319,11 +311,11 @@ fn the_agent_notifies_systemd_when_ready_and_when_stopping() {
 
 #[test]
 fn notify_to_a_missing_socket_does_not_stop_the_agent() {
-    if !require(&[Requirement::Root]) {
+    if !require(&[Requirement::Bpf]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "run",
             "--no-stdout",

@@ -3,13 +3,14 @@
 //! single instruction, proven by a marker file the program would have created; image
 //! binaries and copy-ups must keep working.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -17,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(20);
 // tests' ones: the tests of this file run one at a time
 // (`common::serial`).
 
-fn blocked_in<'a>(c: &'a Container, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
+fn blocked_in<'a>(c: &'a TestContainer, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         has_tag(a, "binary_drift")
             && field(a, "container.id") == c.short()
@@ -41,7 +42,7 @@ fn assert_blocked(a: &Value, verdict: &str, subject: &str, by: &str) {
 }
 
 /// Runs `script` in the container and asserts it failed and never created `marker`.
-fn assert_did_not_run(c: &Container, script: &str, marker: &str, codes: &[i32]) -> String {
+fn assert_did_not_run(c: &TestContainer, script: &str, marker: &str, codes: &[i32]) -> String {
     let (code, out) = c.sh(script);
     assert!(
         codes.contains(&code),
@@ -60,8 +61,8 @@ fn every_binary_drift_case_is_stopped_before_it_runs() {
     let _serial = serial();
     let vol = tempfile::tempdir().unwrap();
     let bind = format!("{}:/data", vol.path().display());
-    let agent = AgentProcess::start(&["--enforce", "prevent"]);
-    let c = Container::run(&[
+    let agent = AgentProcess::start(DRIFTWATCH, &["--enforce", "prevent"]);
+    let c = TestContainer::run(&[
         "--tmpfs",
         "/scratch:exec",
         "-v",
@@ -203,7 +204,7 @@ fn drift_is_stopped_from_a_new_containers_first_exec() {
         return;
     }
     let _serial = serial();
-    let _agent = AgentProcess::start(&["--enforce", "prevent"]);
+    let _agent = AgentProcess::start(DRIFTWATCH, &["--enforce", "prevent"]);
     // The container's scope is decided while its first exec is held: nothing slips through
     // in its first milliseconds, and its image entrypoint runs normally.
     let out = docker(&[
@@ -235,7 +236,7 @@ fn scopes_choose_the_mode_and_the_allowlist_permits_known_drift() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     // sha256 of the busybox binary of the test image, the "self-updating agent" here.
-    let probe = Container::run(&[BUSYBOX, "sleep", "30"]);
+    let probe = TestContainer::run(&[BUSYBOX, "sleep", "30"]);
     let (_, sum) = probe.sh("sha256sum /bin/busybox");
     let sum = sum.split_whitespace().next().unwrap().to_string();
     drop(probe);
@@ -250,11 +251,14 @@ fn scopes_choose_the_mode_and_the_allowlist_permits_known_drift() {
         ),
     )
     .unwrap();
-    let agent = AgentProcess::start(&["--enforcement-policy", policy.to_str().unwrap()]);
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &["--enforcement-policy", policy.to_str().unwrap()],
+    );
     let prevent_name = format!("dw-prevent-{suffix}");
     let detect_name = format!("dw-detect-{suffix}");
-    let p = Container::run(&["--name", &prevent_name, BUSYBOX, "sleep", "120"]);
-    let d = Container::run(&["--name", &detect_name, BUSYBOX, "sleep", "120"]);
+    let p = TestContainer::run(&["--name", &prevent_name, BUSYBOX, "sleep", "120"]);
+    let d = TestContainer::run(&["--name", &detect_name, BUSYBOX, "sleep", "120"]);
 
     // Allowlisted by sha256 (a copy of busybox) and by path: they run, unalerted.
     let (code, out) = p.sh(
@@ -292,8 +296,8 @@ fn when_the_agent_dies_enforcement_fails_open() {
         return;
     }
     let _serial = serial();
-    let mut agent = AgentProcess::start(&["--enforce", "prevent"]);
-    let c = Container::run(&[BUSYBOX, "sleep", "120"]);
+    let mut agent = AgentProcess::start(DRIFTWATCH, &["--enforce", "prevent"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
     c.sh("mkdir /tmp/d && cp /bin/busybox /tmp/d/true");
     // Wait until the container is placed: its drift is denied.
     let deadline = std::time::Instant::now() + WAIT;
@@ -322,9 +326,9 @@ fn on_agent_death_hold_fails_closed_until_the_next_agent_judges() {
     let policy = dir.path().join("hold.yaml");
     std::fs::write(&policy, "default: prevent\non_agent_death: hold\n").unwrap();
     let policy = policy.to_str().unwrap().to_string();
-    let c = Container::run(&[BUSYBOX, "sleep", "120"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
     c.sh("mkdir /tmp/d && cp /bin/busybox /tmp/d/sleep");
-    let mut agent = AgentProcess::start(&["--enforcement-policy", &policy]);
+    let mut agent = AgentProcess::start(DRIFTWATCH, &["--enforcement-policy", &policy]);
     assert!(Path::new("/sys/fs/bpf/driftwatch/exec_link").exists());
     agent.kill_hard();
     // After the heartbeat's 3 s: drift is held (stopped before its first instruction),
@@ -357,7 +361,7 @@ fn on_agent_death_hold_fails_closed_until_the_next_agent_judges() {
     };
     assert!(state.starts_with('T'), "not held: {state}");
     // The next agent detaches the old program, judges the held process and kills it.
-    let agent = AgentProcess::start(&["--enforcement-policy", &policy]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--enforcement-policy", &policy]);
     let a = agent.wait_for("orphan judged", WAIT, blocked_in(&c, "/tmp/d/sleep"));
     assert_blocked(&a, "added", "exe", "bpf_hold");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -382,7 +386,7 @@ fn on_agent_death_hold_fails_closed_until_the_next_agent_judges() {
 
 #[test]
 fn a_bad_policy_is_refused_with_file_line_and_column() {
-    if !require(&[Requirement::Root]) {
+    if !require(&[Requirement::Bpf]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -392,7 +396,7 @@ fn a_bad_policy_is_refused_with_file_line_and_column() {
         "default: prevent\nscopes:\n  - mode: prevent\n    imagez: [x]\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = std::process::Command::new(DRIFTWATCH)
         .args(["run", "--duration", "1", "--enforcement-policy"])
         .arg(&policy)
         .output()
@@ -406,7 +410,7 @@ fn a_bad_policy_is_refused_with_file_line_and_column() {
         )),
         "{err}"
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = std::process::Command::new(DRIFTWATCH)
         .args(["run", "--duration", "1", "--enforce", "block"])
         .output()
         .unwrap();

@@ -2,16 +2,17 @@
 //! programs, real dockerd and containers. Sizes are modest so that each test stays short;
 //! `DW_RELIABILITY_SCALE=10` multiplies them (the long runs are `dw-soak`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(30);
 const LOSS_RULE: &str = "Driftwatch events lost";
@@ -41,15 +42,7 @@ fn counted_agent(extra: &[&str]) -> (AgentProcess, PathBuf, tempfile::TempDir) {
     let stats_path = dir.path().join("stats.json");
     let mut args = extra.to_vec();
     args.extend(["--stats-json", stats_path.to_str().unwrap()]);
-    (AgentProcess::start(&args), stats_path, dir)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    (AgentProcess::start(DRIFTWATCH, &args), stats_path, dir)
 }
 
 fn open_fds(pid: u32) -> usize {
@@ -84,19 +77,19 @@ fn exec_storm_loses_nothing_and_memory_stays_flat() {
         return;
     }
     let (mut agent, stats_path, _dir) = counted_agent(&[]);
-    let containers: Vec<Container> = (0..4)
-        .map(|_| Container::run(&[BUSYBOX, "sleep", "600"]))
+    let containers: Vec<TestContainer> = (0..4)
+        .map(|_| TestContainer::run(&[BUSYBOX, "sleep", "600"]))
         .collect();
     let per = scaled(1500);
     let pid = agent.pid();
-    let rss_start = rss_kib(pid);
+    let rss_start = rss_kib(pid).unwrap_or(0);
     let done = Arc::new(AtomicBool::new(false));
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
         let (done, samples) = (done.clone(), samples.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                samples.lock().unwrap().push(rss_kib(pid));
+                samples.lock().unwrap().push(rss_kib(pid).unwrap_or(0));
                 std::thread::sleep(Duration::from_millis(200));
             }
         })
@@ -148,7 +141,7 @@ fn ring_overflow_is_counted_alerted_and_detection_goes_on() {
         return;
     }
     let (mut agent, stats_path, _dir) = counted_agent(&["--ring-mib", "1"]);
-    let c = Container::run(&[BUSYBOX, "sleep", "600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "600"]);
     agent.signal(libc::SIGSTOP);
     // Each record carries argv and environment: a long argument fills the ring sooner.
     let arg = "x".repeat(2000);
@@ -333,7 +326,7 @@ fn container_churn_leaves_no_growth() {
             .map(|_| {
                 std::thread::spawn(move || {
                     for _ in 0..count.div_ceil(4) {
-                        let c = Container::run(&[
+                        let c = TestContainer::run(&[
                             "--label",
                             "driftwatch-test=churn",
                             BUSYBOX,
@@ -354,7 +347,7 @@ fn container_churn_leaves_no_growth() {
     churn(8);
     std::thread::sleep(Duration::from_secs(2));
     let pid = agent.pid();
-    let (fds0, rss0) = (open_fds(pid), rss_kib(pid));
+    let (fds0, rss0) = (open_fds(pid), rss_kib(pid).unwrap_or(0));
     let count = scaled(40);
     churn(count);
     done.store(true, Ordering::Relaxed);
@@ -385,7 +378,7 @@ fn container_churn_leaves_no_growth() {
         std::thread::sleep(Duration::from_secs(1));
         end = scrape(port);
     }
-    let (fds1, rss1) = (open_fds(pid), rss_kib(pid));
+    let (fds1, rss1) = (open_fds(pid), rss_kib(pid).unwrap_or(0));
     // Every container the agent still counts as live exists: a lost destroy event (Docker
     // delivers some out of time order under parallel churn) would leave one for good.
     let listed: Value = serde_json::from_str(&api_get(port, "/api/v1/containers")).unwrap();
@@ -465,7 +458,7 @@ fn drift_burst_is_deduplicated_and_detection_keeps_up() {
         return;
     }
     let (mut agent, stats_path, _dir) = counted_agent(&["--dedup-window", "3s"]);
-    let c = Container::run(&[BUSYBOX, "sleep", "600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "600"]);
     let burst = scaled(2000);
     let (rc, out) = c.sh(&format!(
         "mkdir -p /tmp/b && cp /bin/busybox /tmp/b/true && {}",
@@ -540,8 +533,8 @@ fn sigkill_restart_restores_enforcement_without_duplicates() {
     )
     .unwrap();
     let cfg = config.to_str().unwrap();
-    let c = Container::run(&[BUSYBOX, "sleep", "600"]);
-    let mut first = AgentProcess::start(&["--config", cfg, "--no-store"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "600"]);
+    let mut first = AgentProcess::start(DRIFTWATCH, &["--config", cfg, "--no-store"]);
     let (rc, out) = c.sh("mkdir -p /tmp/k1 && cp /bin/busybox /tmp/k1/true && /tmp/k1/true");
     assert_ne!(rc, 0, "the dropped binary ran under prevent: {out}");
     first.wait_for("drift before the kill", WAIT, |a| {
@@ -549,7 +542,7 @@ fn sigkill_restart_restores_enforcement_without_duplicates() {
     });
     first.kill_hard();
 
-    let mut second = AgentProcess::start(&["--config", cfg, "--no-store"]);
+    let mut second = AgentProcess::start(DRIFTWATCH, &["--config", cfg, "--no-store"]);
     std::thread::sleep(Duration::from_secs(2));
     let (rc, out) = c.sh("mkdir -p /tmp/k2 && cp /bin/busybox /tmp/k2/true && /tmp/k2/true");
     assert_ne!(rc, 0, "prevention not back after the restart: {out}");
@@ -599,12 +592,15 @@ fn full_store_disk_does_not_stop_alerts() {
     let _unmount = Unmount(mnt.clone());
     let stats_path = dir.path().join("stats.json");
     let db = mnt.join("alerts.db");
-    let mut agent = AgentProcess::start(&[
-        "--store",
-        db.to_str().unwrap(),
-        "--stats-json",
-        stats_path.to_str().unwrap(),
-    ]);
+    let mut agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--store",
+            db.to_str().unwrap(),
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+        ],
+    );
     // Fill what is left.
     let _ = Command::new("dd")
         .args([
@@ -614,7 +610,7 @@ fn full_store_disk_does_not_stop_alerts() {
         ])
         .stderr(std::process::Stdio::null())
         .status();
-    let c = Container::run(&[BUSYBOX, "sleep", "600"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "600"]);
     let count = 150;
     let (rc, out) = c.sh(&format!(
         "for i in $(seq {count}); do mkdir -p /tmp/f$i && cp /bin/busybox /tmp/f$i/true && /tmp/f$i/true; done"
@@ -651,9 +647,7 @@ fn full_store_disk_does_not_stop_alerts() {
 #[test]
 fn dockerd_restart_agent_reconnects() {
     let _serial = serial();
-    if std::env::var("DW_TEST_DOCKERD_RESTART").as_deref() != Ok("1")
-        && std::env::var("CI").as_deref() != Ok("true")
-    {
+    if std::env::var("DW_TEST_DOCKERD_RESTART").as_deref() != Ok("1") && !in_ci() {
         eprintln!("SKIPPED: restarts the host's dockerd; set DW_TEST_DOCKERD_RESTART=1");
         return;
     }
@@ -682,7 +676,7 @@ fn dockerd_restart_agent_reconnects() {
     agent.wait_for_log("the reconnect", 1, Duration::from_secs(60), |l| {
         l.contains("reconnected")
     });
-    let c = Container::run(&["--name", "dw-after-restart", BUSYBOX, "sleep", "600"]);
+    let c = TestContainer::run(&["--name", "dw-after-restart", BUSYBOX, "sleep", "600"]);
     let (rc, out) = c.sh("cp /bin/busybox /tmp/true && /tmp/true");
     assert_eq!(rc, 0, "{out}");
     let a = agent.wait_for("drift after the restart", WAIT, |a| {

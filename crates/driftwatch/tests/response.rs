@@ -3,16 +3,17 @@
 //! container (traffic cut, processes frozen, container stopped or gone, process killed, a
 //! bundle that verifies, a webhook body) and what the actions log says.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -34,12 +35,15 @@ impl Responding {
         let pb = dir.path().join("playbook.yaml");
         std::fs::write(&pb, playbook).unwrap();
         let log = dir.path().join("actions.jsonl");
-        let agent = AgentProcess::start(&[
-            "--playbook",
-            pb.to_str().unwrap(),
-            "--actions-log",
-            log.to_str().unwrap(),
-        ]);
+        let agent = AgentProcess::start(
+            DRIFTWATCH,
+            &[
+                "--playbook",
+                pb.to_str().unwrap(),
+                "--actions-log",
+                log.to_str().unwrap(),
+            ],
+        );
         Responding {
             agent,
             log,
@@ -52,7 +56,7 @@ impl Responding {
     }
 
     /// Waits for the record of `action` on container `c`.
-    fn wait_record(&self, c: &Container, action: &str) -> Value {
+    fn wait_record(&self, c: &TestContainer, action: &str) -> Value {
         let start = Instant::now();
         loop {
             if let Some(r) = self.records().into_iter().find(|r| {
@@ -84,7 +88,7 @@ impl Responding {
         }
     }
 
-    fn records_for(&self, c: &Container) -> Vec<Value> {
+    fn records_for(&self, c: &TestContainer) -> Vec<Value> {
         self.records()
             .into_iter()
             .filter(|r| {
@@ -100,7 +104,7 @@ impl Responding {
 /// its applet by the name it runs as, so the copy keeps an applet's name.)
 /// Like [`drift`], without waiting for it (`docker exec -d`): a container frozen meanwhile
 /// would hold `docker exec` until thawed.
-fn drift_detached(c: &Container, dir: &str) {
+fn drift_detached(c: &TestContainer, dir: &str) {
     let ok = Command::new(DOCKER)
         .args([
             "exec",
@@ -141,7 +145,7 @@ impl Drop for Thaw {
 
 /// Drops a copy of busybox as `/tmp/miner/sleep` and starts `sleep 300` from it in the
 /// background (a drifted process that stays).
-fn start_miner(c: &Container) {
+fn start_miner(c: &TestContainer) {
     let (code, out) = c.sh("mkdir -p /tmp/miner && cp /bin/busybox /tmp/miner/sleep");
     assert_eq!(code, 0, "{out}");
     let ok = Command::new(DOCKER)
@@ -151,15 +155,11 @@ fn start_miner(c: &Container) {
     assert!(ok.success());
 }
 
-fn inspect(c: &Container, format: &str) -> Option<String> {
+fn inspect(c: &TestContainer, format: &str) -> Option<String> {
     let out = docker(&["inspect", "-f", format, &c.id]);
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn init_pid(c: &Container) -> u32 {
-    inspect(c, "{{.State.Pid}}").unwrap().parse().unwrap()
 }
 
 fn host_ruleset() -> String {
@@ -173,126 +173,6 @@ fn host_ruleset() -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_ok(cmd: &[&str]) {
-    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace the test made, joined to a container's by a veth pair with
-/// link-local addresses only; deleted (with its end of the pair) when dropped.
-struct TestNetns {
-    name: String,
-}
-
-impl TestNetns {
-    /// `169.254.<n>.1` here, `169.254.<n>.2` in the container.
-    fn link_to(c: &Container, n: u8) -> TestNetns {
-        let ns = format!("dwt{}", std::process::id());
-        run_ok(&["ip", "netns", "add", &ns]);
-        let guard = TestNetns { name: ns.clone() };
-        let (here, there) = (format!("dwh{n}"), format!("dwc{n}"));
-        run_ok(&[
-            "ip", "link", "add", &here, "netns", &ns, "type", "veth", "peer", "name", &there,
-        ]);
-        let pid = init_pid(c).to_string();
-        run_ok(&["ip", "link", "set", &there, "netns", &pid]);
-        let in_c = |args: &[&str]| {
-            let net = format!("--net=/proc/{pid}/ns/net");
-            let mut all = vec!["nsenter", net.as_str(), "ip"];
-            all.extend_from_slice(args);
-            run_ok(&all);
-        };
-        in_c(&["addr", "add", &format!("169.254.{n}.2/30"), "dev", &there]);
-        in_c(&["link", "set", &there, "up"]);
-        run_ok(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("169.254.{n}.1/30"),
-            "dev",
-            &here,
-        ]);
-        run_ok(&["ip", "-n", &ns, "link", "set", &here, "up"]);
-        run_ok(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-        guard
-    }
-
-    /// An HTTP GET of `addr` (`ip:port`) from a thread moved into this namespace (setns
-    /// affects only the calling thread); the body on success.
-    fn fetch(&self, addr: &str) -> Result<String, String> {
-        let ns = format!("/run/netns/{}", self.name);
-        let addr: std::net::SocketAddr = addr.parse().unwrap();
-        std::thread::spawn(move || {
-            let f = std::fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
-            // SAFETY: a valid namespace fd; only this thread changes namespace.
-            if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) } != 0
-            {
-                return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
-            }
-            let t = Duration::from_secs(2);
-            let mut s = std::net::TcpStream::connect_timeout(&addr, t)
-                .map_err(|e| format!("connect {addr}: {e}"))?;
-            s.set_read_timeout(Some(t)).unwrap();
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")
-                .map_err(|e| e.to_string())?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)
-                .map_err(|e| format!("read {addr}: {e}"))?;
-            Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
-        })
-        .join()
-        .unwrap()
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// An HTTP GET from inside the container with busybox nc (its wget crashes in this image
-/// without a network); the answer or the error.
-fn get_inside(c: &Container, host_port: &str) -> String {
-    let (host, port) = host_port.split_once(':').unwrap();
-    c.sh(&format!(
-        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {host} {port}"
-    ))
-    .1
-}
-
-/// A container serving `hello` over HTTP on 8080 with busybox httpd (an image binary: not drift).
-fn web_container(name: &str) -> Container {
-    let c = Container::run(&[
-        "--name",
-        name,
-        BUSYBOX,
-        "sh",
-        "-c",
-        "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www",
-    ]);
-    // Until it listens.
-    let start = Instant::now();
-    while !get_inside(&c, "127.0.0.1:8080").contains("hello") {
-        assert!(
-            start.elapsed() < WAIT,
-            "httpd in {} never answered",
-            c.short()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    c
 }
 
 #[test]
@@ -310,7 +190,7 @@ fn isolate_cuts_the_containers_traffic_and_release_restores_it() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: isolate\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions: [isolate]\n"
     ));
-    let c = web_container(&n);
+    let c = TestContainer::httpd(&n);
     let outside = TestNetns::link_to(&c, 77);
     let url = "169.254.77.2:8080";
     assert_eq!(
@@ -319,7 +199,7 @@ fn isolate_cuts_the_containers_traffic_and_release_restores_it() {
         "reachable before"
     );
     // Outbound from the container reaches the test's namespace (nothing listens: refused).
-    let out = get_inside(&c, "169.254.77.1:9");
+    let out = c.get_inside("169.254.77.1:9");
     assert!(out.contains("refused"), "{out}");
     let host_before = host_ruleset();
 
@@ -340,9 +220,9 @@ fn isolate_cuts_the_containers_traffic_and_release_restores_it() {
         .expect_err("the container must be unreachable once isolated");
     assert!(!e.contains("hello"), "{e}");
     // Loopback inside the container still works.
-    assert!(get_inside(&c, "127.0.0.1:8080").contains("hello"));
+    assert!(c.get_inside("127.0.0.1:8080").contains("hello"));
     // Outbound from the container is cut too: no answer at all now, not even a refusal.
-    let out = get_inside(&c, "169.254.77.1:9");
+    let out = c.get_inside("169.254.77.1:9");
     assert!(!out.contains("refused") && !out.contains("hello"), "{out}");
     assert_eq!(
         host_ruleset(),
@@ -350,7 +230,7 @@ fn isolate_cuts_the_containers_traffic_and_release_restores_it() {
         "the host's ruleset must not change"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args(["release", &n, "--actions-log", r.log.to_str().unwrap()])
         .output()
         .unwrap();
@@ -381,7 +261,7 @@ fn freeze_stops_the_container_and_release_thaws_it() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: freeze\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions: [freeze]\n"
     ));
-    let c = Container::run(&[
+    let c = TestContainer::run(&[
         "--name",
         &n,
         BUSYBOX,
@@ -390,7 +270,7 @@ fn freeze_stops_the_container_and_release_thaws_it() {
         "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done",
     ]);
     let _thaw = Thaw(c.id.clone());
-    let count_file = format!("/proc/{}/root/tmp/count", init_pid(&c));
+    let count_file = format!("/proc/{}/root/tmp/count", c.pid());
     let count = || -> u64 {
         std::fs::read_to_string(&count_file)
             .unwrap_or_default()
@@ -420,7 +300,7 @@ fn freeze_stops_the_container_and_release_thaws_it() {
     .unwrap();
     assert!(matches!(state.trim(), "FROZEN" | "1"), "{state}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "release",
             c.short(),
@@ -445,7 +325,7 @@ fn kill_kills_the_drifted_process_only() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: kill\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions: [kill]\n"
     ));
-    let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     start_miner(&c);
     let rec = r.wait_record(&c, "kill");
     assert_eq!(rec["result"], "ok", "{rec}");
@@ -484,8 +364,8 @@ fn stop_and_evict_through_dockerd() {
     actions: [{{action: evict, params: {{grace_period: 1s}}}}]
 "
     ));
-    let s = Container::run(&["--name", &ns, BUSYBOX, "sleep", "300"]);
-    let e = Container::run(&["--name", &ne, BUSYBOX, "sleep", "300"]);
+    let s = TestContainer::run(&["--name", &ns, BUSYBOX, "sleep", "300"]);
+    let e = TestContainer::run(&["--name", &ne, BUSYBOX, "sleep", "300"]);
     drop_and_run(&s, "x");
     drop_and_run(&e, "x");
     let rs = r.wait_record(&s, "stop");
@@ -518,7 +398,7 @@ fn capture_from_a_playbook_writes_a_bundle_that_verifies() {
         "playbooks:\n  - name: capture\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions: [{{action: capture, params: {{dir: {}}}}}]\n",
         dir.path().display()
     ));
-    let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     drop_and_run(&c, "dropper");
     let rec = r.wait_record(&c, "capture");
     assert_eq!(rec["result"], "ok", "{rec}");
@@ -542,7 +422,7 @@ fn capture_from_a_playbook_writes_a_bundle_that_verifies() {
             .unwrap()
             .starts_with(&format!("{n}-{}-", c.short()))
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args(["capture", "--verify", b.to_str().unwrap()])
         .output()
         .unwrap();
@@ -606,7 +486,7 @@ fn notify_posts_the_alert_and_the_actions_so_far() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: tell\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions:\n      - {{action: stop, dry_run: true}}\n      - {{action: notify, params: {{url: \"{url}\"}}}}\n"
     ));
-    let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     drop_and_run(&c, "x");
     let rec = r.wait_record(&c, "notify");
     assert_eq!(rec["result"], "ok", "{rec}");
@@ -641,7 +521,7 @@ fn dry_run_does_nothing_but_records() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: rehearse\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions:\n      - {{action: kill, dry_run: true}}\n      - {{action: isolate, dry_run: true}}\n      - {{action: evict, dry_run: true}}\n"
     ));
-    let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     start_miner(&c);
     let rec = r.wait_record(&c, "evict");
     let recs = r.records_for(&c);
@@ -678,7 +558,7 @@ fn dry_run_does_nothing_but_records() {
     assert_eq!(inspect(&c, "{{.State.Running}}").as_deref(), Some("true"));
     let out = Command::new("nsenter")
         .args([
-            &format!("--net=/proc/{}/ns/net", init_pid(&c)),
+            &format!("--net=/proc/{}/ns/net", c.pid()),
             "nft",
             "list",
             "tables",
@@ -697,8 +577,8 @@ fn the_fourth_eviction_within_the_window_is_refused() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: evict\n    match: {{tags: [binary_drift], containers: ['{n}-*']}}\n    actions:\n      - {{action: evict, params: {{grace_period: 1s}}, limits: {{max: 3, per: image, window: 1h}}}}\n"
     ));
-    let cs: Vec<Container> = (1..=4)
-        .map(|i| Container::run(&["--name", &format!("{n}-{i}"), BUSYBOX, "sleep", "300"]))
+    let cs: Vec<TestContainer> = (1..=4)
+        .map(|i| TestContainer::run(&["--name", &format!("{n}-{i}"), BUSYBOX, "sleep", "300"]))
         .collect();
     for c in &cs {
         drop_and_run(c, "x");
@@ -740,7 +620,7 @@ fn a_failed_action_with_on_failure_abort_skips_the_rest() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: careful\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions:\n      - {{action: notify, params: {{url: \"http://127.0.0.1:1/\"}}, on_failure: abort}}\n      - stop\n"
     ));
-    let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     drop_and_run(&c, "x");
     let stop = r.wait_record(&c, "stop");
     let notify = &r.records_for(&c)[0];
@@ -769,7 +649,7 @@ fn actions_lists_the_records_and_the_log_is_private() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: note\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions: [{{action: freeze, dry_run: true}}]\n"
     ));
-    let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     drop_and_run(&c, "x");
     r.wait_record(&c, "freeze");
     use std::os::unix::fs::PermissionsExt;
@@ -777,7 +657,7 @@ fn actions_lists_the_records_and_the_log_is_private() {
         std::fs::metadata(&r.log).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "actions",
             "--container",
@@ -803,7 +683,7 @@ fn actions_lists_the_records_and_the_log_is_private() {
     ] {
         assert!(lines[1].contains(want), "{want} missing: {text}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "actions",
             "--container",

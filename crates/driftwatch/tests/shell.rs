@@ -2,34 +2,24 @@
 //! accept and that complete, and man pages that render without warnings.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-fn dw(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use driftwatch_testkit::{Requirement, optional, run_cli};
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 #[test]
 fn completions_for_every_shell_name_every_subcommand() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
-        let out = dw(&["completions", shell]);
+        let out = run_cli(DRIFTWATCH, &["completions", shell]);
         assert!(out.status.success(), "{shell}: {out:?}");
         let text = String::from_utf8(out.stdout).unwrap();
         for sub in ["run", "demo", "audit", "completions", "man", "validate"] {
             assert!(text.contains(sub), "{shell} completion lacks {sub}");
         }
     }
-    let out = dw(&["completions", "tcsh"]);
+    let out = run_cli(DRIFTWATCH, &["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -40,13 +30,17 @@ fn completions_for_every_shell_name_every_subcommand() {
 
 #[test]
 fn bash_accepts_the_completion_and_it_completes() {
-    if !have("bash") {
-        eprintln!("SKIPPED: no bash");
+    // bash and groff are not test dependencies: skipped without them, in CI too.
+    if !optional(Requirement::Tool("bash").check()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("driftwatch.bash");
-    std::fs::write(&script, dw(&["completions", "bash"]).stdout).unwrap();
+    std::fs::write(
+        &script,
+        run_cli(DRIFTWATCH, &["completions", "bash"]).stdout,
+    )
+    .unwrap();
     let syntax = Command::new("bash")
         .arg("-n")
         .arg(&script)
@@ -71,7 +65,7 @@ complete_for driftwatch completions z"#,
 #[test]
 fn man_pages_for_every_command_render_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dw(&["man", "--dir", dir.path().to_str().unwrap()]);
+    let out = run_cli(DRIFTWATCH, &["man", "--dir", dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
     let listed: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
@@ -95,8 +89,7 @@ fn man_pages_for_every_command_render_cleanly() {
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
     }
-    if !have("groff") {
-        eprintln!("SKIPPED (rendering): groff is not installed");
+    if !optional(Requirement::Tool("groff").check()) {
         return;
     }
     for n in &names {
@@ -113,7 +106,7 @@ fn man_pages_for_every_command_render_cleanly() {
             String::from_utf8_lossy(&r.stderr)
         );
     }
-    if have("man") {
+    if Requirement::Tool("man").check().is_ok() {
         let r = Command::new("man")
             .arg("-l")
             .arg(dir.path().join("driftwatch-run.1"))
@@ -134,7 +127,7 @@ fn man_into_an_unusable_directory_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let out = dw(&["man", "--dir", file.to_str().unwrap()]);
+    let out = run_cli(DRIFTWATCH, &["man", "--dir", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&file.display().to_string()), "{err}");

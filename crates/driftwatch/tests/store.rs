@@ -2,31 +2,25 @@
 //! SQLite file, `driftwatch alerts` lists it (across an agent restart) and follows new ones;
 //! bad arguments and unusable paths fail with errors that say why.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(30);
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
-fn driftwatch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args(args)
-        .output()
-        .expect("running driftwatch")
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 /// `driftwatch alerts --db DB ARGS --json`, parsed.
 fn stored(db: &Path, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["alerts", "--db", db.to_str().unwrap(), "--json"];
     all.extend_from_slice(args);
-    let out = driftwatch(&all);
+    let out = run_cli(DRIFTWATCH, &all);
     assert!(
         out.status.success(),
         "driftwatch {all:?}: {}",
@@ -54,7 +48,7 @@ fn wait_stored(db: &Path, args: &[&str], pred: impl Fn(&Value) -> bool) -> Value
     }
 }
 
-fn drift_in<'a>(c: &'a Container, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
+fn drift_in<'a>(c: &'a TestContainer, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| field(a, "container.id") == c.short() && field(a, "drift.path") == path
 }
 
@@ -71,8 +65,8 @@ fn drift_alert_is_stored_listed_by_container_and_survives_a_restart() {
     let db = dir.path().join("state/driftwatch.db");
     let db_arg = db.to_str().unwrap();
     let name = unique("restart");
-    let mut agent = AgentProcess::start(&["--store", db_arg]);
-    let c = Container::run(&["--name", &name, BUSYBOX, "sleep", "120"]);
+    let mut agent = AgentProcess::start(DRIFTWATCH, &["--store", db_arg]);
+    let c = TestContainer::run(&["--name", &name, BUSYBOX, "sleep", "120"]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
     assert_eq!(code, 0, "{out}");
     let emitted = agent.wait_for("the copied binary", WAIT, drift_in(&c, "/tmp/ls"));
@@ -116,7 +110,7 @@ fn drift_alert_is_stored_listed_by_container_and_survives_a_restart() {
     agent.kill_hard();
     drop(agent);
     assert!(stored(&db, &["--container", &name]).contains(&emitted));
-    let agent = AgentProcess::start(&["--store", db_arg]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--store", db_arg]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/cat && /tmp/cat /dev/null");
     assert_eq!(code, 0, "{out}");
     agent.wait_for("the second binary", WAIT, drift_in(&c, "/tmp/cat"));
@@ -125,7 +119,10 @@ fn drift_alert_is_stored_listed_by_container_and_survives_a_restart() {
     assert!(both.contains(&emitted), "{both:#?}");
 
     // People get two lines per alert, the newest last.
-    let out = driftwatch(&["alerts", "--db", db_arg, "--container", &name]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &["alerts", "--db", db_arg, "--container", &name],
+    );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
@@ -143,14 +140,14 @@ fn follow_prints_an_alert_raised_after_it_started() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("driftwatch.db");
     let name = unique("follow");
-    let agent = AgentProcess::start(&["--store", db.to_str().unwrap()]);
-    let c = Container::run(&["--name", &name, BUSYBOX, "sleep", "120"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--store", db.to_str().unwrap()]);
+    let c = TestContainer::run(&["--name", &name, BUSYBOX, "sleep", "120"]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
     assert_eq!(code, 0, "{out}");
     wait_stored(&db, &["--container", &name], drift_in(&c, "/tmp/ls"));
 
     let mut follow = Follow(
-        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        Command::new(DRIFTWATCH)
             .args(["alerts", "--follow", "--json", "--tag", "binary_drift"])
             .args(["--container", &name, "--db"])
             .arg(&db)
@@ -206,18 +203,24 @@ fn bad_arguments_and_databases_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("driftwatch.db");
     let db_arg = db.to_str().unwrap();
-    let out = driftwatch(&["alerts", "--db", db_arg, "--since", "yesterday"]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &["alerts", "--db", db_arg, "--since", "yesterday"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("--since") && err.contains("`yesterday` is neither a duration"),
         "{err}"
     );
-    let out = driftwatch(&["alerts", "--db", db_arg, "--priority", "loud"]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &["alerts", "--db", db_arg, "--priority", "loud"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown priority"));
     // No database there.
-    let out = driftwatch(&["alerts", "--db", db_arg]);
+    let out = run_cli(DRIFTWATCH, &["alerts", "--db", db_arg]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -226,7 +229,7 @@ fn bad_arguments_and_databases_are_clear_errors() {
     );
     // Not a database.
     std::fs::write(&db, "x".repeat(200)).unwrap();
-    let out = driftwatch(&["alerts", "--db", db_arg]);
+    let out = run_cli(DRIFTWATCH, &["alerts", "--db", db_arg]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -237,21 +240,24 @@ fn bad_arguments_and_databases_are_clear_errors() {
 
 #[test]
 fn run_refuses_a_store_path_it_cannot_use() {
-    if !require(&[Requirement::Root]) {
+    if !require(&[Requirement::Bpf]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.db");
     std::fs::write(&junk, "x".repeat(200)).unwrap();
-    let out = driftwatch(&[
-        "run",
-        "--no-engine",
-        "--no-stdout",
-        "--duration",
-        "1",
-        "--store",
-        junk.to_str().unwrap(),
-    ]);
+    let out = run_cli(
+        DRIFTWATCH,
+        &[
+            "run",
+            "--no-engine",
+            "--no-stdout",
+            "--duration",
+            "1",
+            "--store",
+            junk.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -279,15 +285,18 @@ fn response_actions_are_stored_next_to_the_actions_log() {
         ),
     )
     .unwrap();
-    let _agent = AgentProcess::start(&[
-        "--store",
-        db.to_str().unwrap(),
-        "--playbook",
-        pb.to_str().unwrap(),
-        "--actions-log",
-        log.to_str().unwrap(),
-    ]);
-    let c = Container::run(&["--name", &name, BUSYBOX, "sleep", "120"]);
+    let _agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--store",
+            db.to_str().unwrap(),
+            "--playbook",
+            pb.to_str().unwrap(),
+            "--actions-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    let c = TestContainer::run(&["--name", &name, BUSYBOX, "sleep", "120"]);
     let (code, out) = c.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
     assert_eq!(code, 0, "{out}");
     let start = Instant::now();

@@ -3,13 +3,14 @@
 //! agent's state directory bind-mounted writes there; a container executes files whose
 //! names and arguments carry newlines, terminal escapes, invalid UTF-8 and long strings.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -31,7 +32,7 @@ fn wait_state(pid: u32, want: char) {
     }
 }
 
-fn signal_alert<'a>(c: &'a Container, sig: &'a str) -> impl Fn(&Value) -> bool + 'a {
+fn signal_alert<'a>(c: &'a TestContainer, sig: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         a["rule"] == "Signal sent to driftwatch from a container"
             && field(a, "evt.arg.sig") == sig
@@ -46,10 +47,12 @@ fn a_container_signalling_the_agent_raises_critical_alerts_and_cannot_stop_it() 
     }
     let state = tempfile::tempdir().unwrap();
     let baselines = state.path().join("baselines.json");
-    let mut agent =
-        AgentProcess::start(&["--no-store", "--baseline-file", baselines.to_str().unwrap()]);
+    let mut agent = AgentProcess::start(
+        DRIFTWATCH,
+        &["--no-store", "--baseline-file", baselines.to_str().unwrap()],
+    );
     let pid = agent.pid().to_string();
-    let c = Container::run(&["--pid", "host", BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--pid", "host", BUSYBOX, "sleep", "300"]);
 
     // SIGTERM from the container: alerted, ignored.
     let (rc, out) = c.exec(&["kill", "-TERM", &pid]);
@@ -98,7 +101,7 @@ fn a_container_signalling_the_agent_raises_critical_alerts_and_cannot_stop_it() 
     );
 
     // Detection still works after all that: a drifted exec in another container alerts.
-    let d = Container::run(&[BUSYBOX, "sleep", "300"]);
+    let d = TestContainer::run(&[BUSYBOX, "sleep", "300"]);
     let (rc, out) = d.sh("cp /bin/busybox /tmp/ls && /tmp/ls / >/dev/null");
     assert_eq!(rc, 0, "{out}");
     agent.wait_for("a drifted exec after the signals", WAIT, |a| {
@@ -139,18 +142,21 @@ fn a_container_cannot_write_the_agents_state_directory() {
     let state = tempfile::tempdir().unwrap();
     let db = state.path().join("driftwatch.db");
     let baselines = state.path().join("baselines.json");
-    let agent = AgentProcess::start(&[
-        "--store",
-        db.to_str().unwrap(),
-        "--baseline-file",
-        baselines.to_str().unwrap(),
-    ]);
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--store",
+            db.to_str().unwrap(),
+            "--baseline-file",
+            baselines.to_str().unwrap(),
+        ],
+    );
     agent.wait_for_log("the protected paths", 1, WAIT, |l| {
         l.contains("tamper protection: containers may not open")
             && l.contains(state.path().to_str().unwrap())
     });
     let mount = format!("{}:/state", state.path().display());
-    let c = Container::run(&["-v", &mount, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["-v", &mount, BUSYBOX, "sleep", "300"]);
     let (rc, out) = c.sh("echo owned > /state/evil.conf");
     assert_ne!(
         rc, 0,
@@ -175,7 +181,7 @@ fn a_container_cannot_write_the_agents_state_directory() {
     // The alert store's SQLite files are left unguarded (a permission event's fd, once
     // closed, would drop the agent's SQLite locks): the store keeps working and holds the
     // tamper alerts.
-    let listed = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let listed = Command::new(DRIFTWATCH)
         .args([
             "alerts",
             "--json",
@@ -230,13 +236,16 @@ fn hostile_file_names_and_arguments_stay_escaped_in_every_output() {
     let state = tempfile::tempdir().unwrap();
     let db = state.path().join("driftwatch.db");
     let baselines = state.path().join("baselines.json");
-    let mut agent = AgentProcess::start(&[
-        "--store",
-        db.to_str().unwrap(),
-        "--baseline-file",
-        baselines.to_str().unwrap(),
-    ]);
-    let c = Container::run(&[
+    let mut agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--store",
+            db.to_str().unwrap(),
+            "--baseline-file",
+            baselines.to_str().unwrap(),
+        ],
+    );
+    let c = TestContainer::run(&[
         "--label",
         "evil=$(touch /tmp/pwned);`id`\n\u{1b}[31m",
         BUSYBOX,
@@ -291,7 +300,7 @@ fn hostile_file_names_and_arguments_stay_escaped_in_every_output() {
     );
 
     // The store keeps the same strings; `driftwatch alerts` prints them escaped.
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "alerts",
             "--db",
@@ -318,7 +327,7 @@ fn hostile_file_names_and_arguments_stay_escaped_in_every_output() {
             .any(|s| field(s, "proc.exepath").as_str() == Some(exe)),
         "the store holds a different representation of {exe:?}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args(["alerts", "--db", db.to_str().unwrap(), "--limit", "0"])
         .output()
         .unwrap();
@@ -427,15 +436,18 @@ fn a_privileged_container_changing_the_agents_bpf_maps_is_undone_and_alerted() {
         "default: detect\nscopes:\n  - match: {containers: [\"dw-tamper-map-*\"]}\n    mode: prevent\n",
     )
     .unwrap();
-    let agent = AgentProcess::start(&[
-        "--no-store",
-        "--baseline-file",
-        dir.path().join("b.json").to_str().unwrap(),
-        "--enforcement-policy",
-        policy.to_str().unwrap(),
-    ]);
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--no-store",
+            "--baseline-file",
+            dir.path().join("b.json").to_str().unwrap(),
+            "--enforcement-policy",
+            policy.to_str().unwrap(),
+        ],
+    );
     let name = format!("dw-tamper-map-{suffix}");
-    let victim = Container::run(&["--name", &name, BUSYBOX, "sleep", "300"]);
+    let victim = TestContainer::run(&["--name", &name, BUSYBOX, "sleep", "300"]);
     assert_eq!(victim.exec(&["true"]).0, 0);
     agent.wait_for_log("the container placed in prevent mode", 1, WAIT, |l| {
         l.contains(&name) && l.contains("enforcement prevent")
@@ -453,7 +465,7 @@ fn a_privileged_container_changing_the_agents_bpf_maps_is_undone_and_alerted() {
     // The attacker: CAP_SYS_ADMIN (Docker's seccomp profile then allows bpf()), the host's
     // root mounted, running the host's bpftool. (`--privileged` itself fails on this VM:
     // CAP_SYS_RESOURCE is outside dockerd's bounding set.)
-    let attacker = Container::run(&[
+    let attacker = TestContainer::run(&[
         "--cap-add",
         "SYS_ADMIN",
         "-v",

@@ -3,22 +3,23 @@
 //! that are missing or never answer), a lower layer edited on the host named by layer and
 //! file, and the agent's alerts for both at container start.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::*;
+use driftwatch_testkit::*;
 use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 /// The tests start containers and read every running one: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn ready() -> bool {
     require(&[
-        Requirement::Root,
+        Requirement::Bpf,
         Requirement::Docker,
         Requirement::Image(BUSYBOX),
         Requirement::Image(DEBIAN),
@@ -26,7 +27,7 @@ fn ready() -> bool {
 }
 
 fn verify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    Command::new(DRIFTWATCH)
         .arg("verify")
         .args(args)
         .output()
@@ -53,7 +54,7 @@ fn json(out: &Output) -> Value {
     })
 }
 
-fn row<'a>(report: &'a Value, c: &Container) -> &'a Value {
+fn row<'a>(report: &'a Value, c: &TestContainer) -> &'a Value {
     report["containers"]
         .as_array()
         .and_then(|a| a.iter().find(|r| r["id"] == c.short()))
@@ -68,9 +69,9 @@ fn approved_unapproved_and_mutable_tags_with_exit_codes() {
     }
     let bb = image_id(BUSYBOX);
     let deb = image_id(DEBIAN);
-    let by_id = Container::run(&[&bb, "sleep", "120"]);
-    let by_tag = Container::run(&[BUSYBOX, "sleep", "120"]);
-    let other = Container::run(&[DEBIAN, "sleep", "120"]);
+    let by_id = TestContainer::run(&[&bb, "sleep", "120"]);
+    let by_tag = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
+    let other = TestContainer::run(&[DEBIAN, "sleep", "120"]);
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("approved.txt");
     // Offline images have no RepoDigests: a reference at the image id, under its repository.
@@ -97,7 +98,7 @@ fn approved_unapproved_and_mutable_tags_with_exit_codes() {
     // The table says the same.
     let out = verify(&["--approved", list.to_str().unwrap()]);
     let table = String::from_utf8_lossy(&out.stdout);
-    let line = |c: &Container| {
+    let line = |c: &TestContainer| {
         let name = docker(&["inspect", "-f", "{{.Name}}", &c.id]);
         let name = String::from_utf8_lossy(&name.stdout)
             .trim()
@@ -333,8 +334,8 @@ fn edited_lower_layer_is_named_and_alerted() {
     );
 
     // The agent checks a new image's layers when its first container starts.
-    let agent = AgentProcess::start(&["--layer-check-interval", "1h"]);
-    let c = Container::run(&[&image.tag, "sleep", "120"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--layer-check-interval", "1h"]);
+    let c = TestContainer::run(&[&image.tag, "sleep", "120"]);
     let a = agent.wait_for("the edited layer", Duration::from_secs(30), |a| {
         a["rule"] == "Image layer modified on host" && field(a, "container.id") == c.short()
     });
@@ -368,10 +369,13 @@ fn agent_alerts_unapproved_images_and_mutable_tags_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("approved.txt");
     std::fs::write(&list, format!("{bb}\n")).unwrap();
-    let agent = AgentProcess::start(&["--approved", list.to_str().unwrap(), "--no-layer-check"]);
-    let pinned = Container::run(&[&bb, "sleep", "120"]);
-    let tagged = Container::run(&[BUSYBOX, "sleep", "120"]);
-    let other = Container::run(&[DEBIAN, "sleep", "120"]);
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &["--approved", list.to_str().unwrap(), "--no-layer-check"],
+    );
+    let pinned = TestContainer::run(&[&bb, "sleep", "120"]);
+    let tagged = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
+    let other = TestContainer::run(&[DEBIAN, "sleep", "120"]);
     let a = agent.wait_for("unapproved debian", Duration::from_secs(20), |a| {
         a["rule"] == "Container image not approved" && field(a, "container.id") == other.short()
     });

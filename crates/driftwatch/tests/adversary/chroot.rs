@@ -20,16 +20,16 @@ const MOUNT_CAPS: &[&str] = &[
     "apparmor=unconfined",
 ];
 
-fn with_caps(caps: &[&str], name: Option<&str>, image: &str) -> Container {
+fn with_caps(caps: &[&str], name: Option<&str>, image: &str) -> TestContainer {
     let mut args: Vec<&str> = caps.to_vec();
     if let Some(n) = name {
         args.extend(["--name", n]);
     }
     args.extend([image, "sleep", "300"]);
-    Container::run(&args)
+    TestContainer::run(&args)
 }
 
-fn binary_alert_in<'a>(c: &'a Container, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
+fn binary_alert_in<'a>(c: &'a TestContainer, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         has_tag(a, "binary_drift")
             && field(a, "container.id") == c.short()
@@ -37,7 +37,7 @@ fn binary_alert_in<'a>(c: &'a Container, path: &'a str) -> impl Fn(&Value) -> bo
     }
 }
 
-fn any_alert_in<'a>(c: &'a Container, paths: &'a [&'a str]) -> impl Fn(&Value) -> bool + 'a {
+fn any_alert_in<'a>(c: &'a TestContainer, paths: &'a [&'a str]) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         has_tag(a, "binary_drift")
             && field(a, "container.id") == c.short()
@@ -48,7 +48,7 @@ fn any_alert_in<'a>(c: &'a Container, paths: &'a [&'a str]) -> impl Fn(&Value) -
 }
 
 /// The binary-drift alert for `path` in `c`.
-fn alert_for(agent: &AgentProcess, c: &Container, path: &str) -> Value {
+fn alert_for(agent: &AgentProcess, c: &TestContainer, path: &str) -> Value {
     agent.wait_for(path, WAIT, binary_alert_in(c, path))
 }
 
@@ -61,7 +61,12 @@ fn assert_verdict(a: &Value, rule: &str, verdict: &str, subject: &str) {
 /// One attack in a fresh busybox container (with `caps`): `script` ends by running the
 /// payload as `ls -d /`, whose output proves it ran; returns the container and the alert
 /// naming `path`.
-fn ls_attack(agent: &AgentProcess, caps: &[&str], script: &str, path: &str) -> (Container, Value) {
+fn ls_attack(
+    agent: &AgentProcess,
+    caps: &[&str],
+    script: &str,
+    path: &str,
+) -> (TestContainer, Value) {
     let c = with_caps(caps, None, BUSYBOX);
     let (code, out) = c.sh(script);
     assert_eq!((code, out.trim()), (0, "/"), "{script}");
@@ -90,7 +95,7 @@ fn chroot_runs_a_dropped_binary_under_an_image_path() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let (_c, a) = ls_attack(
         &agent,
         &[],
@@ -110,7 +115,7 @@ fn chroot_into_a_copied_image_dir() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     // /bin/ls is a symlink to /bin/busybox: inside the chroot, to /tmp/c/bin/busybox.
     let (_c, a) = ls_attack(
         &agent,
@@ -129,7 +134,7 @@ fn nested_chroots() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let (c, a) = ls_attack(
         &agent,
         &[],
@@ -153,7 +158,7 @@ fn unshare_and_bind_mounts_over_image_paths() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = with_caps(MOUNT_CAPS, None, DEBIAN);
     let (code, out) = c.sh(BIND_PAYLOAD);
     assert_eq!(code, 0, "{out}");
@@ -177,7 +182,7 @@ fn pivot_root_into_an_upper_dir() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let (_c, a) = ls_attack(
         &agent,
         MOUNT_CAPS,
@@ -197,7 +202,7 @@ fn pivot_root_into_a_tmpfs() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let (_c, a) = ls_attack(
         &agent,
         MOUNT_CAPS,
@@ -224,8 +229,8 @@ fn files_moved_or_deleted_right_after_exec_are_not_silent() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
-    let c = Container::run(&[DEBIAN, "sleep", "300"]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "300"]);
     // 70 levels: deeper than the walk's 64 steps, so the kernel's path lacks its top.
     let deep = format!("/tmp{}", "/d".repeat(70));
     let (code, out) = c.sh(&format!(
@@ -287,7 +292,10 @@ fn prevention_refuses_chroot_bind_and_pivot_root_payloads() {
          scopes:\n  - match: {containers: [\"dw-chroot-prevent-*\"]}\n    mode: prevent\n",
     )
     .unwrap();
-    let agent = AgentProcess::start(&["--enforcement-policy", policy.to_str().unwrap()]);
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &["--enforcement-policy", policy.to_str().unwrap()],
+    );
     let suffix = std::process::id();
     let debian_name = format!("dw-chroot-prevent-d{suffix}");
     let busybox_name = format!("dw-chroot-prevent-b{suffix}");
@@ -295,7 +303,7 @@ fn prevention_refuses_chroot_bind_and_pivot_root_payloads() {
     let b = with_caps(MOUNT_CAPS, Some(&busybox_name), BUSYBOX);
 
     // Runs `script`, which must fail, and checks that `marker` was never made.
-    let refused = |c: &Container, script: &str, marker: &str| {
+    let refused = |c: &TestContainer, script: &str, marker: &str| {
         let (code, out) = c.sh(script);
         assert_ne!(code, 0, "{script}: {out}");
         let (found, _) = c.sh(&format!("test -e {marker}"));

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use driftwatch_store::{AlertQuery, AlertReader, AlertSource};
 use serde_json::Value;
 
-use crate::Aftermath;
-use crate::common::*;
+use crate::{Aftermath, DRIFTWATCH};
+use driftwatch_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -34,7 +34,7 @@ fn config(dir: &Path, text: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
-fn budget_alert<'a>(c: &'a Container, budget: &'a str) -> impl Fn(&Value) -> bool + 'a {
+fn budget_alert<'a>(c: &'a TestContainer, budget: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         a["rule"] == "Driftwatch budget exceeded"
             && field(a, "container.id") == c.short()
@@ -46,7 +46,7 @@ fn budget_alert<'a>(c: &'a Container, budget: &'a str) -> impl Fn(&Value) -> boo
 /// a part of the example it names).
 fn wait_for_budget_alert(
     agent: &AgentProcess,
-    c: &Container,
+    c: &TestContainer,
     budget: &str,
     example: &str,
 ) -> Value {
@@ -72,7 +72,7 @@ fn wait_for_budget_alert(
 
 /// Repeats `write` in the container until the agent reports a file-drift alert on `path` in
 /// it (its layers are watched from the moment it is known, a few hundred ms after start).
-fn file_drift_seen(agent: &AgentProcess, c: &Container, write: &str, path: &str) -> Value {
+fn file_drift_seen(agent: &AgentProcess, c: &TestContainer, write: &str, path: &str) -> Value {
     let start = Instant::now();
     loop {
         let (code, out) = c.sh(write);
@@ -108,9 +108,9 @@ fn many_directories_spend_only_their_containers_watch_share() {
         dir.path(),
         "limits:\n  watched_dirs: 400\n  watched_dirs_container_percent: 25\n",
     );
-    let agent = AgentProcess::start(&["--config", &cfg]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--config", &cfg]);
     let noisy_name = unique("dirs");
-    let noisy = Container::run(&["--name", &noisy_name, BUSYBOX, "sleep", "300"]);
+    let noisy = TestContainer::run(&["--name", &noisy_name, BUSYBOX, "sleep", "300"]);
     // Watched first (its own file drift is seen), then the flood.
     file_drift_seen(&agent, &noisy, "echo x >> /etc/dw-noisy", "/etc/dw-noisy");
     let (code, out) = noisy.sh(
@@ -133,7 +133,7 @@ fn many_directories_spend_only_their_containers_watch_share() {
         "{output}"
     );
 
-    let neighbour = Container::run(&[BUSYBOX, "sleep", "300"]);
+    let neighbour = TestContainer::run(&[BUSYBOX, "sleep", "300"]);
     let seen = file_drift_seen(
         &agent,
         &neighbour,
@@ -166,9 +166,9 @@ fn an_alert_storm_does_not_crowd_out_a_neighbours_alerts() {
         dir.path(),
         "limits:\n  container_alerts_per_second: 5\n  container_alert_burst: 20\n",
     );
-    let agent = AgentProcess::start(&["--config", &cfg]);
+    let agent = AgentProcess::start(DRIFTWATCH, &["--config", &cfg]);
     let noisy_name = unique("storm");
-    let noisy = Container::run(&["--name", &noisy_name, BUSYBOX, "sleep", "300"]);
+    let noisy = TestContainer::run(&["--name", &noisy_name, BUSYBOX, "sleep", "300"]);
     let execs = 2000;
     let out = docker(&[
         "exec",
@@ -188,7 +188,7 @@ fn an_alert_storm_does_not_crowd_out_a_neighbours_alerts() {
         "Drop and execute new binary in container",
     );
     // In the middle of the storm, the neighbour's one drift.
-    let neighbour = Container::run(&[BUSYBOX, "sleep", "300"]);
+    let neighbour = TestContainer::run(&[BUSYBOX, "sleep", "300"]);
     drop_and_run(&neighbour, "neighbour");
     let mine = |a: &Value| {
         a["rule"] == "Drop and execute new binary in container"
@@ -244,12 +244,15 @@ fn an_alert_storm_does_not_crowd_out_a_neighbours_alerts() {
 
 /// `driftwatch baseline show --baseline-file FILE`.
 fn show(file: &Path) -> String {
-    let (ok, out) = cli(&[
-        "baseline",
-        "show",
-        "--baseline-file",
-        file.to_str().unwrap(),
-    ]);
+    let (ok, out) = cli(
+        DRIFTWATCH,
+        &[
+            "baseline",
+            "show",
+            "--baseline-file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{out}");
     out
 }
@@ -258,7 +261,7 @@ fn show(file: &Path) -> String {
 /// the marker's alert (so that `port`'s, if any, has been judged) and says whether `port`
 /// was alerted.
 fn alerted_in_a_new_container(agent: &AgentProcess, port: u16, marker: u16) -> bool {
-    let c = Container::run(&[BUSYBOX, "sleep", "120"]);
+    let c = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
     let (code, out) = c.sh(&format!(
         "nc -l -p {port} </dev/null >/dev/null & sleep 0.3; nc -l -p {marker} </dev/null >/dev/null & sleep 0.3"
     ));
@@ -267,7 +270,7 @@ fn alerted_in_a_new_container(agent: &AgentProcess, port: u16, marker: u16) -> b
     agent.alerts().iter().any(listener(&c, port))
 }
 
-fn listener(c: &Container, port: u16) -> impl Fn(&Value) -> bool + '_ {
+fn listener(c: &TestContainer, port: u16) -> impl Fn(&Value) -> bool + '_ {
     let path = format!("{port}/tcp");
     move |a| {
         has_tag(a, "network_drift")
@@ -288,8 +291,11 @@ fn a_listener_in_the_learning_window_is_not_learned_until_approved() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("baselines.json");
     let f = file.to_str().unwrap();
-    let agent = AgentProcess::start(&["--baseline-file", f, "--learning-window", "12s"]);
-    let first = Container::run(&[BUSYBOX, "sleep", "120"]);
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &["--baseline-file", f, "--learning-window", "12s"],
+    );
+    let first = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
     let (code, out) = first.sh("nc -l -p 4444 </dev/null >/dev/null & sleep 0.3");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("the listener while learning", WAIT, listener(&first, 4444));
@@ -320,7 +326,12 @@ fn a_listener_in_the_learning_window_is_not_learned_until_approved() {
         "the attack's listener was learned: not alerted again after the window"
     );
     // Approved by the operator: quiet (the agent takes the change over within 2 s).
-    let edit = |verb: &str| cli(&["baseline", verb, BUSYBOX, "4444/tcp", "--baseline-file", f]);
+    let edit = |verb: &str| {
+        cli(
+            DRIFTWATCH,
+            &["baseline", verb, BUSYBOX, "4444/tcp", "--baseline-file", f],
+        )
+    };
     let (ok, out) = edit("approve");
     assert!(ok, "{out}");
     let text = show(&file);
@@ -351,7 +362,7 @@ fn a_listener_in_the_learning_window_is_not_learned_until_approved() {
 
 /// Runs `script` in `c` on another thread; its (exit code, output), or None when it did not
 /// finish within `within` (it hangs on an unanswered permission request).
-fn exec_within(c: &Container, script: &str, within: Duration) -> Option<(i32, String)> {
+fn exec_within(c: &TestContainer, script: &str, within: Duration) -> Option<(i32, String)> {
     let (tx, rx) = mpsc::channel();
     let (id, script) = (c.id.clone(), script.to_string());
     std::thread::spawn(move || {
@@ -397,6 +408,7 @@ fn a_stalled_decider_does_not_hold_execs_past_the_deadline() {
         let cfg = config(dir.path(), "enforcement:\n  answer_deadline: 300ms\n");
         let agent = AgentProcess::start_via(
             &["env", "DRIFTWATCH_TEST_DECIDER_STALL_MS=600000"],
+            DRIFTWATCH,
             &[
                 "--config",
                 &cfg,
@@ -407,7 +419,7 @@ fn a_stalled_decider_does_not_hold_execs_past_the_deadline() {
         agent.wait_for_log("the test hook's warning", 1, WAIT, |l| {
             l.contains("DRIFTWATCH_TEST_DECIDER_STALL_MS=600000: test hook active")
         });
-        let c = Container::run(&["--name", &name, BUSYBOX, "sleep", "300"]);
+        let c = TestContainer::run(&["--name", &name, BUSYBOX, "sleep", "300"]);
         agent.wait_for_log("the container in prevent mode", 1, WAIT, |l| {
             l.contains(&c.id[..12]) && l.contains("enforcement prevent")
         });

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::Aftermath;
-use crate::common::*;
+use crate::{Aftermath, DRIFTWATCH};
+use driftwatch_testkit::*;
 
 /// The uid the attacker's dropped binary runs as, so that the agent looks its name up.
 const UID: &str = "4242";
@@ -17,7 +17,7 @@ const DETECT: Duration = Duration::from_secs(20);
 /// and exec read no passwd file; `setpriv` blocks on a FIFO one). `docker exec` is no use
 /// here: runc itself reads the container's `/etc/passwd` to start an exec, and fails. The setup is done
 /// before this returns, so an agent started afterwards takes the container in hostile.
-fn hostile_passwd(setup: &str, dir: &str) -> Container {
+fn hostile_passwd(setup: &str, dir: &str) -> TestContainer {
     let drop_privileges =
         format!("import os; os.setgroups([]); os.setgid({UID}); os.setuid({UID})");
     let script = format!(
@@ -25,7 +25,7 @@ fn hostile_passwd(setup: &str, dir: &str) -> Container {
          && {setup} && echo dw-prepared \
          && while :; do python3 -S -c \"{drop_privileges}; os.execv('/tmp/{dir}/true', ['true'])\"; sleep 1; done"
     );
-    let c = Container::run(&[DEBIAN, "sh", "-c", &script]);
+    let c = TestContainer::run(&[DEBIAN, "sh", "-c", &script]);
     for _ in 0..100 {
         if text(&docker(&["logs", &c.id])).contains("dw-prepared") {
             return c;
@@ -40,7 +40,7 @@ fn hostile_passwd(setup: &str, dir: &str) -> Container {
 }
 
 /// The agent's drift alert for the attacker's dropped binary.
-fn dropped_exec(agent: &AgentProcess, c: &Container, dir: &str) -> serde_json::Value {
+fn dropped_exec(agent: &AgentProcess, c: &TestContainer, dir: &str) -> serde_json::Value {
     let want = format!("/tmp/{dir}/true");
     agent.wait_for("the attacker's dropped binary", DETECT, |a| {
         a["rule"] == "Drop and execute new binary in container"
@@ -55,7 +55,7 @@ fn user_name(a: &serde_json::Value) -> &str {
 }
 
 /// The agent's log has a line naming the container and the path, with `what`.
-fn logged(agent: &AgentProcess, c: &Container, path: &str, what: &str) {
+fn logged(agent: &AgentProcess, c: &TestContainer, path: &str, what: &str) {
     let log = agent.log();
     assert!(
         log.iter()
@@ -73,7 +73,7 @@ fn etc_passwd_linked_to_dev_zero_is_refused_not_read() {
     }
     // On the old agent: an unbounded read of /dev/zero, gigabytes of RSS in seconds.
     let c = hostile_passwd("ln -sf /dev/zero /etc/passwd", "pwzero");
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let a = dropped_exec(&agent, &c, "pwzero");
     assert_eq!(user_name(&a), "", "{a}");
     logged(&agent, &c, "/etc/passwd", "character device");
@@ -87,7 +87,7 @@ fn etc_passwd_as_a_fifo_does_not_block_the_agent() {
     }
     // On the old agent: a read that never returns (no writer), inside container discovery.
     let c = hostile_passwd("rm /etc/passwd && mkfifo /etc/passwd", "pwfifo");
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let a = dropped_exec(&agent, &c, "pwfifo");
     assert_eq!(user_name(&a), "", "{a}");
     logged(&agent, &c, "/etc/passwd", "fifo");
@@ -113,7 +113,7 @@ fn etc_passwd_linked_to_a_host_file_never_reads_the_hosts() {
         &format!("ln -sf ../../../../../../../../../..{target} /etc/passwd"),
         "pwrel",
     );
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     for (c, dir) in [(&absolute, "pwabs"), (&climbing, "pwrel")] {
         let a = dropped_exec(&agent, c, dir);
         let name = user_name(&a);
@@ -126,7 +126,7 @@ fn etc_passwd_linked_to_a_host_file_never_reads_the_hosts() {
 /// Replaces the dpkg database by `how` (a shell snippet) after the agent watches the
 /// container; the agent must note the change, refuse to read it, and go on sensing file drift.
 fn hostile_package_db(how: &str, refused_as: &str) {
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, DEBIAN);
     let (code, out) = c.sh(how);
     assert_eq!(code, 0, "{out}");
@@ -177,7 +177,7 @@ fn a_3000_level_tree_is_diffed_captured_and_watched_to_the_depth_cap() {
     if !ready_with(&[BUSYBOX, DEBIAN]) {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, DEBIAN);
     // Relative mkdir and chdir (a shell's `cd` keeps the whole path and stops at PATH_MAX).
     let (code, out) = c.exec(&[
@@ -190,12 +190,12 @@ fn a_3000_level_tree_is_diffed_captured_and_watched_to_the_depth_cap() {
     assert_eq!(code, 0, "{out}");
 
     // `driftwatch diff`: exits as for drift (1), not a crash, and names the cap.
-    let json = driftwatch(&["diff", "--json", &c.id]);
+    let json = run_cli(DRIFTWATCH, &["diff", "--json", &c.id]);
     assert_eq!(json.status.code(), Some(1), "{}", text(&json));
     let r: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(r["truncated"][0]["cap"], "max_depth", "{}", r["truncated"]);
     assert_eq!(r["truncated"][0]["limit"], 512);
-    let table = driftwatch(&["diff", &c.id]);
+    let table = run_cli(DRIFTWATCH, &["diff", &c.id]);
     assert_eq!(table.status.code(), Some(1), "{}", text(&table));
     let said = String::from_utf8_lossy(&table.stdout);
     assert!(
@@ -206,14 +206,20 @@ fn a_3000_level_tree_is_diffed_captured_and_watched_to_the_depth_cap() {
     // `driftwatch capture`: a complete bundle of what is within the cap, with a warning.
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("deep.tar.zst");
-    let cap = driftwatch(&["capture", &c.id, "-o", bundle.to_str().unwrap()]);
+    let cap = run_cli(
+        DRIFTWATCH,
+        &["capture", &c.id, "-o", bundle.to_str().unwrap()],
+    );
     assert_eq!(cap.status.code(), Some(0), "{}", text(&cap));
     assert!(
         String::from_utf8_lossy(&cap.stderr).contains("truncated at the max_depth cap"),
         "{}",
         text(&cap)
     );
-    let verify = driftwatch(&["capture", "--verify", bundle.to_str().unwrap()]);
+    let verify = run_cli(
+        DRIFTWATCH,
+        &["capture", "--verify", bundle.to_str().unwrap()],
+    );
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 
     // The agent's tree watch stopped at its cap, said so, and still senses changes.

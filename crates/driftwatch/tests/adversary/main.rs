@@ -9,15 +9,16 @@
 //!
 //! One module per attack surface; `docs/threat-model.md` lists what each covers.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod fairness;
 
 mod files;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use driftwatch_testkit::*;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+pub const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 mod chroot;
 mod response;
@@ -28,15 +29,6 @@ pub const RSS_CEILING_MIB: u64 = 256;
 
 /// How long a plain drift in another container may take to be alerted after an attack.
 pub const DETECT_WITHIN: Duration = Duration::from_secs(10);
-
-/// The agent's resident set in KiB (`VmRSS` of `/proc/<pid>/status`), None when it is gone.
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// The checks every attack ends with.
 pub struct Aftermath<'a> {
@@ -67,7 +59,7 @@ impl Aftermath<'_> {
     /// A plain dropped binary in a fresh container (not the attacker's) is alerted within
     /// [`DETECT_WITHIN`]: the attack blinded no one else.
     pub fn still_detects(&self) {
-        let bystander = Container::run(&[BUSYBOX, "sleep", "300"]);
+        let bystander = TestContainer::run(&[BUSYBOX, "sleep", "300"]);
         let dir = format!("bystander{}", std::process::id());
         let start = Instant::now();
         drop_and_run(&bystander, &dir);
@@ -98,6 +90,6 @@ fn control_without_an_attack_the_checks_pass() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     Aftermath { agent: &agent }.assert_all();
 }

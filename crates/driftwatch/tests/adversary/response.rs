@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::Aftermath;
-use crate::common::*;
+use crate::{Aftermath, DRIFTWATCH};
+use driftwatch_testkit::*;
 
 /// Generous: a capture of a container full of files takes seconds, and the machine is shared.
 const WAIT: Duration = Duration::from_secs(60);
@@ -47,7 +47,7 @@ impl Responding {
             log.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let agent = AgentProcess::start_via(wrapper, &args);
+        let agent = AgentProcess::start_via(wrapper, DRIFTWATCH, &args);
         Responding { agent, log, dir }
     }
 
@@ -77,33 +77,24 @@ impl Responding {
     }
 }
 
-fn about(r: &Value, c: &Container) -> bool {
+fn about(r: &Value, c: &TestContainer) -> bool {
     r["container"]["id"]
         .as_str()
         .is_some_and(|i| i.starts_with(c.short()))
 }
 
-fn running(c: &Container) -> bool {
+fn running(c: &TestContainer) -> bool {
     let out = docker(&["inspect", "-f", "{{.State.Running}}", &c.id]);
     String::from_utf8_lossy(&out.stdout).trim() == "true"
 }
 
 /// `docker exec -d`: runs `script` in the background of the container.
-fn sh_detached(c: &Container, script: &str) {
+fn sh_detached(c: &TestContainer, script: &str) {
     let ok = Command::new(DOCKER)
         .args(["exec", "-d", &c.id, "sh", "-c", script])
         .status()
         .unwrap();
     assert!(ok.success());
-}
-
-/// An image removed when dropped.
-struct Image(String);
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = docker(&["rmi", "-f", &self.0]);
-    }
 }
 
 #[test]
@@ -118,10 +109,10 @@ fn a_container_named_like_a_neighbours_short_id_does_not_steal_its_action() {
         ),
         &[],
     );
-    let attacker = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let attacker = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     // The neighbour's name is the attacker's short id: Docker's own lookup of that id
     // answers with the neighbour (names are matched before id prefixes).
-    let decoy = Container::run(&["--name", attacker.short(), BUSYBOX, "sleep", "300"]);
+    let decoy = TestContainer::run(&["--name", attacker.short(), BUSYBOX, "sleep", "300"]);
     drop_and_run(&attacker, "shortid");
     let rec = r
         .wait_records("the stop", 1, |r| r["action"] == "stop")
@@ -148,8 +139,8 @@ fn pod_labels_forged_in_an_image_are_no_pod_identity() {
     let fake = driftwatch_kube::fake::FakeApi::start();
     let uid = fake.add_pod("prod", "payments-0", &[("app", "payments")]);
     // An image whose config claims that pod (labels, as `LABEL` in a Dockerfile would).
-    let base = Container::run(&[BUSYBOX, "sleep", "300"]);
-    let image = Image(format!("dw-adv-forged-pod:{}", std::process::id()));
+    let base = TestContainer::run(&[BUSYBOX, "sleep", "300"]);
+    let image = TestImage(format!("dw-adv-forged-pod:{}", std::process::id()));
     let out = docker(&[
         "commit",
         "-c",
@@ -185,7 +176,7 @@ fn pod_labels_forged_in_an_image_are_no_pod_identity() {
         ),
         &["--kubeconfig", kubeconfig.path().to_str().unwrap()],
     );
-    let c = Container::run(&["--name", &n, &image.0, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, &image.0, "sleep", "300"]);
     drop_and_run(&c, "forged");
     let a = r.agent.wait_for("the forged container's drift", WAIT, |a| {
         has_tag(a, "binary_drift") && field(a, "container.id") == c.short()
@@ -223,9 +214,9 @@ fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
     if !ready() {
         return;
     }
-    let agent = AgentProcess::start(&[]);
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
     // A pod as cri-dockerd makes it: the sandbox, and a container in its network namespace.
-    let sandbox = Container::run_on_any_network(&[
+    let sandbox = TestContainer::run_on_any_network(&[
         "--network",
         "none",
         "--label",
@@ -240,7 +231,7 @@ fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
         "sleep",
         "300",
     ]);
-    let joined = Container::run_on_any_network(&[
+    let joined = TestContainer::run_on_any_network(&[
         "--network",
         &format!("container:{}", sandbox.id),
         "--label",
@@ -258,8 +249,8 @@ fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
         "300",
     ]);
     // An image that names that sandbox (and its pod) in its labels, run as a plain container.
-    let base = Container::run(&[BUSYBOX, "sleep", "300"]);
-    let image = Image(format!("dw-adv-forged-sandbox:{}", std::process::id()));
+    let base = TestContainer::run(&[BUSYBOX, "sleep", "300"]);
+    let image = TestImage(format!("dw-adv-forged-sandbox:{}", std::process::id()));
     let out = docker(&[
         "commit",
         "-c",
@@ -275,7 +266,7 @@ fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(base);
-    let forged = Container::run(&[
+    let forged = TestContainer::run(&[
         "--label",
         "io.kubernetes.pod.name=web-0",
         "--label",
@@ -287,7 +278,7 @@ fn an_image_naming_a_pod_sandbox_it_did_not_join_gets_no_pod_identity() {
     for (c, dir) in [(&joined, "joined"), (&forged, "forged")] {
         drop_and_run(c, dir);
     }
-    let alert_of = |c: &Container| {
+    let alert_of = |c: &TestContainer| {
         agent.wait_for("a drift", WAIT, |a| {
             has_tag(a, "binary_drift") && field(a, "container.id") == c.short()
         })
@@ -328,7 +319,7 @@ fn a_host_network_container_is_never_isolated() {
     );
     // Drift in a container sharing the host's network namespace: isolating "its" namespace
     // would cut the host off.
-    let c = Container::run_on_any_network(&[
+    let c = TestContainer::run_on_any_network(&[
         "--name",
         &n,
         "--network",
@@ -370,7 +361,7 @@ fn a_payload_run_again_within_the_dedupe_window_is_killed_again() {
         ),
         &[],
     );
-    let c = Container::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--name", &n, BUSYBOX, "sleep", "300"]);
     let (code, out) = c.sh("mkdir -p /tmp/miner && cp /bin/busybox /tmp/miner/sleep");
     assert_eq!(code, 0, "{out}");
     let mut pids = Vec::new();
@@ -422,8 +413,8 @@ fn a_flood_of_distinct_alerts_from_one_container_does_not_starve_a_neighbours_ac
         ),
         &[],
     );
-    let attacker = Container::run(&["--name", &flood, BUSYBOX, "sleep", "300"]);
-    let neighbour = Container::run(&["--name", &quiet, BUSYBOX, "sleep", "300"]);
+    let attacker = TestContainer::run(&["--name", &flood, BUSYBOX, "sleep", "300"]);
+    let neighbour = TestContainer::run(&["--name", &quiet, BUSYBOX, "sleep", "300"]);
     // A new executable path each time (hard links of one dropped copy): no dedupe collapses
     // them, and each would start a capture of the whole container.
     sh_detached(
@@ -462,7 +453,7 @@ fn an_action_posted_without_the_token_from_a_host_network_container_is_refused()
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let r = Responding::start("playbooks: []\n", &["--api-listen", &listen]);
-    let victim = Container::run(&["--name", &name("victim"), BUSYBOX, "sleep", "300"]);
+    let victim = TestContainer::run(&["--name", &name("victim"), BUSYBOX, "sleep", "300"]);
     // A container in the host's network namespace reaches the agent's loopback listener.
     let out = docker(&["run", "-d", "--network", "host", BUSYBOX, "sleep", "300"]);
     assert!(
@@ -470,10 +461,10 @@ fn an_action_posted_without_the_token_from_a_host_network_container_is_refused()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let attacker = Container {
+    let attacker = TestContainer {
         id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
     };
-    let post = |who: &Container, auth: &str| {
+    let post = |who: &TestContainer, auth: &str| {
         who.sh(&format!(
             "wget -q -O- {auth} --header 'Content-Type: application/json' --header 'X-Driftwatch-Request: 1' --post-data '{{\"confirm\": true}}' http://127.0.0.1:{port}/api/v1/containers/{}/isolate 2>&1",
             victim.short()
@@ -516,7 +507,7 @@ fn an_action_posted_without_the_token_from_a_host_network_container_is_refused()
     assert_eq!(rec["action"], "isolate", "{rec}");
     assert_eq!(rec["result"], "ok", "{rec}");
     // Released again (the victim's namespace is its own; nothing else to undo).
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(DRIFTWATCH)
         .args([
             "release",
             victim.short(),
@@ -538,9 +529,9 @@ fn a_signal_flood_from_a_host_pid_container_does_not_stop_the_agent() {
     if !ready() {
         return;
     }
-    let mut agent = AgentProcess::start(&["--no-store"]);
+    let mut agent = AgentProcess::start(DRIFTWATCH, &["--no-store"]);
     let pid = agent.pid();
-    let c = Container::run(&["--pid", "host", BUSYBOX, "sleep", "300"]);
+    let c = TestContainer::run(&["--pid", "host", BUSYBOX, "sleep", "300"]);
     // Each stop or reload request buried under harmless signals (SIGWINCH is ignored by
     // default) sent as fast as a shell can, so that the record naming its sender is pushed out
     // or late when the agent asks who sent it.
@@ -576,7 +567,7 @@ fn evidence_bundles_and_the_record_file_are_private() {
         ),
         &["--record", record.to_str().unwrap()],
     );
-    let c = Container::run(&[
+    let c = TestContainer::run(&[
         "--name",
         &n,
         "-e",

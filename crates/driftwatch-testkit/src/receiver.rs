@@ -1,6 +1,5 @@
 //! A real HTTP/1.1 receiver on 127.0.0.1 for the tests: records each request and answers as
 //! its script says (a status, a `Retry-After`, or a hang until released).
-#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
-pub struct Request {
+pub struct ReceivedRequest {
     pub method: String,
     pub path: String,
     /// Lower-cased names.
@@ -18,7 +17,7 @@ pub struct Request {
     pub body: String,
 }
 
-impl Request {
+impl ReceivedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -28,33 +27,33 @@ impl Request {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub enum Reply {
+pub enum ReceiverReply {
     Status(u16),
     RetryAfter(u16, u64),
-    /// Answer 200 once [`Receiver::release`] is called.
+    /// Answer 200 once [`HttpReceiver::release`] is called.
     Hang,
 }
 
 #[derive(Default)]
 struct State {
-    requests: Vec<Request>,
-    script: VecDeque<Reply>,
+    requests: Vec<ReceivedRequest>,
+    script: VecDeque<ReceiverReply>,
     released: bool,
 }
 
-pub struct Receiver {
+pub struct HttpReceiver {
     pub addr: SocketAddr,
     state: Arc<(Mutex<State>, Condvar)>,
     stop: Arc<AtomicBool>,
 }
 
-impl Receiver {
+impl HttpReceiver {
     /// Listens on a free loopback port.
-    pub fn start(script: &[Reply]) -> Receiver {
-        Receiver::start_on("127.0.0.1:0".parse().unwrap(), script)
+    pub fn start(script: &[ReceiverReply]) -> HttpReceiver {
+        HttpReceiver::start_on("127.0.0.1:0".parse().unwrap(), script)
     }
 
-    pub fn start_on(addr: SocketAddr, script: &[Reply]) -> Receiver {
+    pub fn start_on(addr: SocketAddr, script: &[ReceiverReply]) -> HttpReceiver {
         let listener = TcpListener::bind(addr).expect("binding the receiver");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new((
@@ -79,19 +78,19 @@ impl Receiver {
                 }
             });
         }
-        Receiver { addr, state, stop }
+        HttpReceiver { addr, state, stop }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    pub fn requests(&self) -> Vec<Request> {
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
         self.state.0.lock().unwrap().requests.clone()
     }
 
     /// Waits (up to 60 s) until `n` requests arrived.
-    pub fn wait_requests(&self, n: usize) -> Vec<Request> {
+    pub fn wait_requests(&self, n: usize) -> Vec<ReceivedRequest> {
         let start = Instant::now();
         loop {
             let r = self.requests();
@@ -158,20 +157,20 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
         let reply = {
             let (m, _) = &*state;
             let mut s = m.lock().unwrap();
-            s.requests.push(Request {
+            s.requests.push(ReceivedRequest {
                 method,
                 path,
                 headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
-            s.script.pop_front().unwrap_or(Reply::Status(200))
+            s.script.pop_front().unwrap_or(ReceiverReply::Status(200))
         };
         let head = match reply {
-            Reply::Status(code) => format!("HTTP/1.1 {code} X\r\n"),
-            Reply::RetryAfter(code, secs) => {
+            ReceiverReply::Status(code) => format!("HTTP/1.1 {code} X\r\n"),
+            ReceiverReply::RetryAfter(code, secs) => {
                 format!("HTTP/1.1 {code} X\r\nRetry-After: {secs}\r\n")
             }
-            Reply::Hang => {
+            ReceiverReply::Hang => {
                 let (m, cv) = &*state;
                 let mut s = m.lock().unwrap();
                 while !s.released {

@@ -1,0 +1,43 @@
+//! What driftwatch's tests share, so that each thing is said once: when a test may run
+//! ([`require!`]), the agent as a real process ([`AgentProcess`]), containers and images that
+//! clean up after themselves ([`TestContainer`], [`TestImage`]), and an HTTP receiver for
+//! the outputs ([`HttpReceiver`]).
+//!
+//! # Skipping, and CI
+//!
+//! A test that needs something of the host (root, BPF, dockerd, a test image, a tool) starts
+//! with [`require!`]. When the requirement is missing it prints `SKIPPED: <why> (<test>)` and
+//! returns, except in CI, where it panics with the same reason: CI can never go green by
+//! skipping.
+//!
+//! "In CI" means the environment variable `CI` is `true` or `1` ([`in_ci`]): `true` is what
+//! CI services set, `1` what people type. Any other value, or none, is a local run.
+//!
+//! A few requirements are not provided by CI either (a tool the test dependencies do not
+//! install); those tests use [`optional`] and say why.
+//!
+//! # The agent
+//!
+//! `CARGO_BIN_EXE_driftwatch` is only set when the `driftwatch` crate's own tests are
+//! compiled, so the binary is passed in: `AgentProcess::start(DRIFTWATCH, &[...])` with
+//! `const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");` in the test file.
+
+mod agent;
+mod cli;
+mod docker;
+mod host;
+mod netns;
+mod receiver;
+mod require;
+
+pub use agent::{AgentProcess, drop_and_run, field, has_tag, read_alerts, watched_container};
+pub use cli::{cli, run_cli, text};
+pub use docker::{
+    BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, docker, docker_bytes, docker_ok,
+};
+pub use host::{free_port, repo_root, rss_kib, serial};
+pub use netns::{TestNetns, run_ok};
+pub use receiver::{HttpReceiver, ReceivedRequest, ReceiverReply};
+pub use require::{
+    Requirement, in_ci, is_root, optional, ready, ready_with, require, require_that, require_tools,
+};
