@@ -1,11 +1,11 @@
 //! The default ruleset: it loads without errors or warnings, follows the tagging policy, and
 //! each rule fires on the behaviour it names; each binary-drift exec raises exactly one alert.
 
-mod common;
+mod synthetic;
 
-use common::*;
 use driftwatch_model::{DriftFinding, DriftKind, DriftSubject, EventKind, Priority, Verdict};
 use driftwatch_rules::RuleSet;
+use synthetic::*;
 
 const CATEGORIES: [&str; 7] = [
     "binary_drift",

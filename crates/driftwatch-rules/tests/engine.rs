@@ -1,11 +1,11 @@
 //! The engine on small rule files: every operator, the rule-file schema, overrides and
 //! appends, exceptions, outputs, and every kind of bad input as a positioned diagnostic.
 
-mod common;
+mod synthetic;
 
-use common::*;
 use driftwatch_model::{EventKind, Priority};
 use driftwatch_rules::{Diagnostic, Problem, RuleSet, Severity, Source};
+use synthetic::*;
 
 fn rule(cond: &str) -> String {
     format!("- rule: r\n  desc: d\n  condition: {cond}\n  output: o\n  priority: notice\n")

@@ -1,10 +1,10 @@
 //! The default network rules on listen/connect events with addresses, ports and the agent's
 //! network findings: what fires, and what the alert says.
 
-mod common;
+mod synthetic;
 
-use common::*;
 use driftwatch_model::{DriftFinding, DriftKind, DriftSubject, EventKind, NetRef, Verdict};
+use synthetic::*;
 
 fn net(
     kind: EventKind,

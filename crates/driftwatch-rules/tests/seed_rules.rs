@@ -1,11 +1,11 @@
 //! The seed document's four Falco rules, loaded verbatim on top of the default macros, each
 //! firing on the behaviour it describes and staying quiet otherwise.
 
-mod common;
+mod synthetic;
 
-use common::*;
 use driftwatch_model::EventKind;
 use driftwatch_rules::{RuleSet, Source};
+use synthetic::*;
 
 const SEED: &str = include_str!("../../../tests/fixtures/rules/seed_rules.yaml");
 
