@@ -11,6 +11,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Err(errors) = driftwatch_verify::ApprovedList::parse(Path::new("fuzz.list"), text) {
-        let _ = errors.to_string();
+        for d in &errors {
+            let _ = d.render();
+        }
     }
 });

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!ds.is_empty(), "an error without a diagnostic");
             for d in ds {
                 assert!(d.line >= 1, "diagnostic without a line: {d}");
-                let _ = d.render(text);
+                let _ = d.render();
             }
         }
     }

@@ -1,5 +1,5 @@
-//! Enforcement policies (`driftwatch run --enforce-policy`): any text loads or yields an error
-//! naming the file; never a panic.
+//! Enforcement policies (`driftwatch run --enforce-policy`): any text loads or yields errors,
+//! each naming the file; never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,7 +8,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(e) = driftwatch_agent::EnforcementPolicy::parse(text, "fuzz.yaml") {
-        assert!(e.contains("fuzz.yaml"), "error does not name the file: {e}");
+    if let Err(errors) = driftwatch_agent::EnforcementPolicy::parse(text, "fuzz.yaml") {
+        assert!(!errors.is_empty(), "an invalid policy without a diagnostic");
+        for d in &errors {
+            let shown = d.render();
+            assert!(
+                shown.starts_with("fuzz.yaml:"),
+                "error does not name the file: {shown}"
+            );
+        }
     }
 });
