@@ -1,5 +1,5 @@
 //! The agent's container image, for real: built offline (static binary on `FROM scratch`),
-//! run with the flags the README documents (no --privileged), it detects a dropped binary
+//! run with the flags docs/install.md documents (no --privileged), it detects a dropped binary
 //! executed in another container.
 
 use std::path::Path;
@@ -30,7 +30,7 @@ fn build_image() -> TestImage {
     TestImage(tag)
 }
 
-/// The `docker run` flags of README "Container image", minus -d/--name.
+/// The `docker run` flags of docs/install.md "Container image", minus -d/--name.
 fn agent_flags(state: &Path, logs: &Path) -> Vec<String> {
     let mut v: Vec<String> = [
         "--pid",
@@ -109,7 +109,7 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
         .map(|s| s.to_string()),
     );
     // Docker before 23.0 does not know CAP_BPF and CAP_PERFMON ("unknown capability"); there
-    // CAP_SYS_ADMIN, which the kernel accepts for both, covers them (README says so too).
+    // CAP_SYS_ADMIN, which the kernel accepts for both, covers them (docs/install.md says so too).
     let probe = docker(&[
         "run",
         "--rm",

@@ -11,7 +11,7 @@ use driftwatch_testkit::*;
 const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const DEMO_LABEL: &str = "io.driftwatch.demo";
-/// Drifts the demo promises (README, `driftwatch demo --help`).
+/// Drifts the demo promises (README "The one-minute demo", `driftwatch demo --help`).
 const EXPECTED: &[&str] = &[
     "config",
     "config_file",

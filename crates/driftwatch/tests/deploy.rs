@@ -63,7 +63,7 @@ fn set(items: &[(&str, &str, &str)]) -> BTreeSet<(String, String, String)> {
 
 const SC: &str = "spec.template.spec.containers[0].securityContext";
 
-/// What the DaemonSet needs and the audit rightly names (README "DaemonSet" explains each).
+/// What the DaemonSet needs and the audit rightly names (docs/kubernetes.md "DaemonSet" explains each).
 fn daemonset_findings() -> Vec<(&'static str, &'static str, String)> {
     let mut v = vec![
         // root: capabilities are granted to uid 0 only
