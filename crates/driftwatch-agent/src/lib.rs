@@ -20,6 +20,7 @@ mod proctable;
 mod record_file;
 mod reload;
 mod snapshot;
+pub use snapshot::FinalCounts;
 mod stats;
 mod tamper;
 

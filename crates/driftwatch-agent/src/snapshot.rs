@@ -47,6 +47,46 @@ impl DeadlineStats {
     }
 }
 
+/// The counters a stop makes final, kept apart from the [`Agent`] so they can be read
+/// after it has stopped: the exec sensor reads the kernel's counters every 250 ms while it
+/// runs and once more as it stops, after draining its ring buffer. A snapshot taken while
+/// the agent runs can show more execs handled than the kernel has yet been read to have
+/// sent.
+pub struct FinalCounts {
+    agent: std::sync::Arc<crate::stats::AgentStats>,
+    exec: Option<std::sync::Arc<driftwatch_sensor::SensorStats>>,
+}
+
+impl FinalCounts {
+    /// Re-reads, into `snap`, the exec counters that the agent's stop made final.
+    pub fn apply(&self, snap: &mut AgentSnapshot) {
+        let s = &self.agent;
+        let k = self.exec.as_deref();
+        let kv = |f: fn(&driftwatch_sensor::SensorStats) -> &AtomicU64| k.map_or(0, |k| n(f(k)));
+        snap.execs_processed = n(&s.processed);
+        snap.not_container = n(&s.not_container);
+        snap.alerts = n(&s.alerts);
+        snap.alerts_suppressed = n(&s.alerts_suppressed);
+        snap.alerts_throttled = n(&s.alerts_throttled);
+        snap.loss_alerts = n(&s.loss_alerts);
+        snap.output_errors = n(&s.output_errors);
+        snap.lost = k.map_or(0, |k| k.lost());
+        snap.kernel_sent = kv(|k| &k.sent);
+        snap.host_execs_skipped_in_kernel = kv(|k| &k.host_skipped);
+        snap.malformed = kv(|k| &k.malformed);
+    }
+}
+
+impl Agent {
+    /// The counters to read again once this agent has stopped ([`FinalCounts::apply`]).
+    pub fn final_counts(&self) -> FinalCounts {
+        FinalCounts {
+            agent: self.stats().clone(),
+            exec: self.sensor_stats().cloned(),
+        }
+    }
+}
+
 impl Agent {
     /// Every counter, read now (the BPF maps are walked: call it per scrape or at exit, not
     /// per event).

@@ -232,6 +232,7 @@ impl Daemon {
     /// counters read again after their final flush.
     pub fn stop(self) -> DaemonSnapshot {
         let mut snap = self.snapshot();
+        let final_counts = self.agent.final_counts();
         let Daemon {
             agent,
             api,
@@ -239,15 +240,19 @@ impl Daemon {
             reloader,
             ..
         } = self;
-        let summary = format!(
-            "execs seen in containers: {}, alerts: {}, events lost: {}, malformed records: {}",
-            snap.agent.execs_processed, snap.agent.alerts, snap.agent.lost, snap.agent.malformed
-        );
         let outputs = agent.outputs().clone();
         crate::api_view::stop(api, agent);
+        // The sensors have drained their rings and read the kernel's counters a last time.
+        final_counts.apply(&mut snap.agent);
         snap.outputs = crate::snapshot::outputs(&outputs);
         snap.store = store.as_deref().map(crate::snapshot::store);
-        tracing::info!("stopped: {summary}");
+        tracing::info!(
+            "stopped: execs seen in containers: {}, alerts: {}, events lost: {}, malformed records: {}",
+            snap.agent.execs_processed,
+            snap.agent.alerts,
+            snap.agent.lost,
+            snap.agent.malformed
+        );
         if let Some(r) = reloader.responder() {
             log_response(r);
         }
