@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use driftwatch_model::{Alert, Priority};
+use driftwatch_model::Priority;
 use driftwatch_store::{AlertQuery, AlertReader, AlertSource, Order, RuleMatch, StoredAlert};
 
 #[derive(clap::Args)]
@@ -81,18 +81,11 @@ fn escape(s: &str) -> String {
     out
 }
 
-fn field<'a>(a: &'a Alert, name: &str) -> &'a str {
-    match a.output_fields.get(name) {
-        Some(serde_json::Value::String(s)) if s != "<NA>" => s,
-        _ => "",
-    }
-}
-
 /// Two lines per alert: id, time, priority, container and rule; then the output, indented.
 fn human(s: &StoredAlert) -> String {
     let a = &s.alert;
-    let id = field(a, "container.id");
-    let container = match (field(a, "container.name"), id) {
+    let id = s.container_id();
+    let container = match (s.field("container.name"), id) {
         ("", "") => "host".to_string(),
         ("", id) => id.to_string(),
         (name, "") => name.to_string(),
@@ -183,6 +176,7 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use driftwatch_model::Alert;
 
     #[test]
     fn when_takes_durations_and_rfc3339() {
