@@ -37,14 +37,18 @@ impl StoredAlert {
     }
 
     /// Whether the alert is about `container`: its name, or a prefix of its id (at least 4
-    /// characters), as the CLI accepts them.
+    /// hex characters, in either case), as the CLI accepts them. The store's query applies
+    /// the same rule in SQL.
     pub fn is_about(&self, container: &str) -> bool {
         let id = self.container_id();
         if id.is_empty() || id == "host" {
             return false;
         }
-        self.field("container.name") == container
-            || (container.len() >= 4 && (id.starts_with(container) || container.starts_with(id)))
+        if self.field("container.name") == container {
+            return true;
+        }
+        let wanted = container.to_ascii_lowercase();
+        wanted.len() >= 4 && (id.starts_with(&wanted) || wanted.starts_with(id))
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -215,7 +219,7 @@ mod tests {
             q.matches(&a)
         };
         type Narrow = fn(&mut AlertQuery);
-        let table: [(&str, Narrow, bool); 20] = [
+        let table: [(&str, Narrow, bool); 21] = [
             ("everything", |_| {}, true),
             ("since equal", |q| q.since_ns = Some(1_000), true),
             ("since later", |q| q.since_ns = Some(1_001), false),
@@ -267,6 +271,11 @@ mod tests {
                 "too short a prefix",
                 |q| q.container = Some("abc".into()),
                 false,
+            ),
+            (
+                "an id prefix in capitals",
+                |q| q.container = Some("ABCDEF".into()),
+                true,
             ),
             (
                 "full container id",

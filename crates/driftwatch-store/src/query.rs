@@ -39,7 +39,9 @@ pub(crate) fn run_query(
         push(&mut sql, " AND time_ns < ?", Box::new(column(u)));
     }
     if let Some(c) = &q.container {
-        if is_hex(c) {
+        // The one rule of `StoredAlert::is_about`: the name, or an id prefix of at least 4
+        // hex characters in either case.
+        if c.len() >= 4 && is_hex(c) {
             // GLOB on a hex prefix (no metacharacters) uses the index, LIKE would not.
             let lower = c.to_ascii_lowercase();
             push(

@@ -239,6 +239,15 @@ fn filters_by_container_rule_tag_priority_and_time() {
     );
     assert_eq!(
         q(AlertQuery {
+            container: Some("3f2".into()),
+            ..Default::default()
+        })
+        .len(),
+        0,
+        "an id prefix has at least 4 characters, as the API's ring requires"
+    );
+    assert_eq!(
+        q(AlertQuery {
             container: Some("nosuch".into()),
             ..Default::default()
         })
