@@ -134,6 +134,7 @@ fn serve_with(token: Option<&str>, token_for_reads: bool, view: Fixed) -> Srv {
             token: token.map(String::from),
             token_for_reads,
             ui: true,
+            metrics_listen: None,
         },
         view.clone(),
         ring.clone(),
@@ -361,6 +362,95 @@ fn the_token_is_required_everywhere_but_health_and_the_static_page() {
     );
 }
 
+/// `request` sent to the metrics-only listener of `srv`.
+fn to_metrics(srv: &Srv, request: &str) -> Reply {
+    let addr = srv.server.metrics_addr().expect("a metrics listener");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Reply {
+        status: head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// The DaemonSet's setting: Prometheus scrapes the pod IP, which reaches only `/metrics` and
+/// `/healthz`; reads and state changes stay behind loopback and the token.
+#[test]
+fn the_metrics_listener_serves_metrics_without_a_token_and_nothing_else() {
+    let view = Arc::new(Fixed::default());
+    let ring = Arc::new(AlertRing::new(100));
+    let server = ApiServer::start(
+        ApiServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: Some(TOKEN.into()),
+            token_for_reads: true,
+            ui: true,
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        },
+        view.clone(),
+        ring.clone(),
+        ring.clone(),
+    )
+    .unwrap();
+    let srv = Srv { server, view, ring };
+    assert_ne!(srv.server.metrics_addr(), Some(srv.server.local_addr()));
+    // A scraper names the pod's IP and sends no token.
+    let scrape = |path: &str| {
+        to_metrics(
+            &srv,
+            &format!("GET {path} HTTP/1.1\r\nHost: 10.42.0.7:9376\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let m = scrape("/metrics");
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert!(
+        m.body.contains("driftwatch_api_requests_total"),
+        "{}",
+        m.body
+    );
+    assert_eq!(scrape("/healthz").status, 200);
+    for path in [
+        "/",
+        "/app.js",
+        "/api/v1/alerts",
+        "/api/v1/containers",
+        "/api/v1/rules",
+    ] {
+        assert_eq!(scrape(path).status, 404, "{path}");
+    }
+    // Even with the token and the CSRF header, no state-changing request gets through.
+    let body = r#"{"confirm":true}"#;
+    let post = to_metrics(
+        &srv,
+        &format!(
+            "POST /api/v1/containers/abcdef123456/release HTTP/1.1\r\nHost: 10.42.0.7:9376\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n{JSON}\r\n{CSRF}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(post.status, 404, "{}", post.body);
+    assert!(
+        srv.view.acted.lock().unwrap().is_empty(),
+        "nothing was called"
+    );
+    let post_metrics = to_metrics(
+        &srv,
+        "POST /metrics HTTP/1.1\r\nHost: 10.42.0.7:9376\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(post_metrics.status, 405);
+    // The full listener keeps its rules: reads need the token there.
+    assert_eq!(get(&srv, "/metrics").status, 401);
+}
+
 #[test]
 fn no_token_no_listening_beyond_loopback() {
     let ring = Arc::new(AlertRing::new(1));
@@ -370,6 +460,7 @@ fn no_token_no_listening_beyond_loopback() {
             token: None,
             token_for_reads: false,
             ui: true,
+            metrics_listen: None,
         },
         Arc::new(Fixed::default()),
         ring.clone(),

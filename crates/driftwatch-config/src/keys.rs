@@ -53,6 +53,7 @@ choice!(EnforcementModeSetting { Detect => "detect", Prevent => "prevent" });
 choice!(ColorSetting { Auto => "auto", Always => "always", Never => "never" });
 choice!(SyslogTransport { Unix => "unix", Udp => "udp", Tcp => "tcp" });
 choice!(HttpFormat { Falco => "falco", Defender => "defender" });
+choice!(StdoutFormat { Text => "text", Json => "json" });
 
 type Get<T, V> = fn(&T) -> &V;
 type Set<T, V> = fn(&mut T) -> &mut V;
@@ -459,6 +460,13 @@ pub static KEYS: &[Key<Config>] = &[
         "Print alerts on standard output."
     ),
     key!(
+        "outputs.stdout.format",
+        choice(StdoutFormat),
+        outputs.stdout.format,
+        Live,
+        "`text`: Falco's line `TIME: Priority output`; `json`: Falco's JSON alert, one object a line (Falco's `json_output`), for `kubectl logs` and log shippers. `color` applies to `text` only."
+    ),
+    key!(
         "outputs.stdout.color",
         choice(ColorSetting),
         outputs.stdout.color,
@@ -606,6 +614,13 @@ pub static KEYS: &[Key<Config>] = &[
         "Require the token for reads (`/api` GETs, `/metrics`) on loopback too (off loopback they always do). Unset: true when `token_file` is set (as before every agent had a token), false otherwise. State-changing requests (release, isolate, capture) always need the token."
     ),
     key!("api.ui", Bool, api.ui, Restart, "Serve the web UI at `/`."),
+    key!(
+        "api.metrics_listen",
+        Str,
+        api.metrics_listen,
+        Restart,
+        "A second address and port serving only `/metrics` and `/healthz`, without a token (every other path is 404 there): for Prometheus on the pod network while the API and its state-changing requests stay on `listen`. Empty: no such listener."
+    ),
     key!(
         "logging.level",
         Str,

@@ -555,6 +555,22 @@ pub(crate) fn check(c: &Config, cx: &mut Cx<'_>) {
         }
         Ok(_) => {}
     }
+    if !c.api.metrics_listen.is_empty() {
+        match c.api.metrics_listen.parse::<SocketAddr>() {
+            Err(_) => cx.error_key(
+                "api.metrics_listen",
+                format!(
+                    "api.metrics_listen: {:?} is not an address and port like 0.0.0.0:9376 or [::]:9376",
+                    c.api.metrics_listen
+                ),
+            ),
+            Ok(m) if c.api.listen.parse::<SocketAddr>().is_ok_and(|a| a == m) => cx.error_key(
+                "api.metrics_listen",
+                format!("api.metrics_listen: {m} is api.listen too: choose another port"),
+            ),
+            Ok(_) => {}
+        }
+    }
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&c.logging.level) {
         cx.error_key(
             "logging.level",

@@ -276,11 +276,24 @@ pub enum ColorSetting {
     Never,
 }
 
+/// What one alert's stdout line is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StdoutFormat {
+    /// Falco's human line: `TIME: Priority output`.
+    #[default]
+    Text,
+    /// Falco's JSON alert, one object a line (Falco's `json_output`): what `kubectl logs` and
+    /// log shippers (Fluent Bit, Vector) parse.
+    Json,
+}
+
 /// Alerts on stdout, one line each, control characters escaped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StdoutOutput {
     /// Print alerts on stdout.
     pub enabled: bool,
+    /// `text` (the human line) or `json` (Falco JSON lines).
+    pub format: StdoutFormat,
     /// Colour the priority: `auto` (when stdout is a terminal), `always`, `never`.
     pub color: ColorSetting,
     /// Alerts waiting to be written; beyond it new alerts are dropped (and counted).
@@ -291,6 +304,7 @@ impl Default for StdoutOutput {
     fn default() -> Self {
         StdoutOutput {
             enabled: true,
+            format: StdoutFormat::Text,
             color: ColorSetting::Auto,
             queue_size: 4096,
         }
@@ -448,6 +462,9 @@ pub struct ApiConfig {
     pub token_for_reads: bool,
     /// Serve the web UI at `/`.
     pub ui: bool,
+    /// A second listener that serves `/metrics` and `/healthz` only, without a token: for
+    /// Prometheus on the pod network while the API stays on loopback. Empty: no such listener.
+    pub metrics_listen: String,
 }
 
 impl Default for ApiConfig {
@@ -458,6 +475,7 @@ impl Default for ApiConfig {
             token_file: None,
             token_for_reads: false,
             ui: true,
+            metrics_listen: String::new(),
         }
     }
 }

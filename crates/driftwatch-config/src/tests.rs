@@ -169,6 +169,31 @@ fn invalid_values_are_refused() {
     ] {
         parse_str(ok, "c.yaml", None).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
     }
+    // The metrics-only listener needs no token anywhere: it serves nothing that changes state.
+    let l = parse_str(
+        "api:\n  metrics_listen: 0.0.0.0:9376\noutputs:\n  stdout:\n    format: json\n",
+        "c.yaml",
+        None,
+    )
+    .unwrap();
+    assert_eq!(l.config.api.metrics_listen, "0.0.0.0:9376");
+    assert_eq!(l.config.outputs.stdout.format, StdoutFormat::Json);
+    assert_eq!(
+        errors("api:\n  metrics_listen: metrics\n"),
+        [
+            r#"c.yaml:2:19: api.metrics_listen: "metrics" is not an address and port like 0.0.0.0:9376 or [::]:9376"#
+        ]
+    );
+    assert_eq!(
+        errors("api:\n  metrics_listen: 127.0.0.1:7878\n"),
+        ["c.yaml:2:19: api.metrics_listen: 127.0.0.1:7878 is api.listen too: choose another port"]
+    );
+    assert_eq!(
+        errors("outputs:\n  stdout:\n    format: jsonl\n"),
+        [
+            r#"c.yaml:3:13: outputs.stdout.format: expected one of text, json, found the string "jsonl" (did you mean "json"?)"#
+        ]
+    );
     assert_eq!(
         errors("limits:\n  watched_dirs_container_percent: 0\nstore:\n  container_percent: 101\n"),
         [

@@ -506,6 +506,7 @@ pub struct ApiPlan {
     token_file: PathBuf,
     token_for_reads: bool,
     ui: bool,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The `api` section (flags applied), checked before the agent starts: an unreadable
@@ -524,6 +525,14 @@ pub fn plan(
         .listen
         .parse()
         .map_err(|e| anyhow::anyhow!("api.listen {}: {e}", config.listen))?;
+    let metrics_listen =
+        if config.metrics_listen.is_empty() {
+            None
+        } else {
+            Some(config.metrics_listen.parse().map_err(|e| {
+                anyhow::anyhow!("api.metrics_listen {}: {e}", config.metrics_listen)
+            })?)
+        };
     let named = config.token_file.as_deref();
     if !listen.ip().is_loopback() && named.is_none() {
         return Err(driftwatch_api::BindError::NeedsToken(listen).into());
@@ -552,6 +561,7 @@ pub fn plan(
             named.is_some()
         },
         ui: config.ui,
+        metrics_listen,
     }))
 }
 
@@ -569,6 +579,7 @@ pub fn start(
         token_file,
         token_for_reads,
         ui,
+        metrics_listen,
     }) = plan
     else {
         return Ok(None);
@@ -590,6 +601,7 @@ pub fn start(
         token: Some(token),
         token_for_reads,
         ui,
+        metrics_listen,
     };
     match driftwatch_api::ApiServer::start(config, view, ctx.ring.clone(), ctx.ring) {
         Ok(s) => {
@@ -603,6 +615,9 @@ pub fn start(
                     "state-changing requests; reads open on loopback"
                 }
             );
+            if let Some(m) = s.metrics_addr() {
+                tracing::info!("metrics and health alone, without a token, on http://{m}/metrics");
+            }
             Ok(Some(s))
         }
         Err(driftwatch_api::BindError::Bind { addr, source })

@@ -28,7 +28,7 @@ pub use defender::{
     DefenderDriftKind, document as defender_document, severity as defender_severity,
 };
 pub use json_file::RotatingFile;
-pub use stdout::{escape_terminal, format_line, use_color};
+pub use stdout::{escape_terminal, format_line, stdout_line, use_color};
 pub use syslog::{
     SD_ID, facility_code, format_message as syslog_message, severity as syslog_severity,
 };
@@ -171,6 +171,7 @@ impl Spec {
         };
         Ok(match self {
             Spec::Stdout(c) => Box::new(stdout::StdoutOut {
+                format: c.format,
                 color: use_color(c.color),
             }),
             Spec::JsonFile(c) => Box::new(json_file::FileOut {

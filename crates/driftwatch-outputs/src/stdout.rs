@@ -1,8 +1,10 @@
-//! The human line on stdout, as Falco prints it: `TIME: Priority output`.
+//! Alerts on stdout, as Falco prints them: the human line `TIME: Priority output`, or with
+//! `format: json` Falco's JSON alert a line (its `json_output`), which `kubectl logs` and log
+//! shippers parse.
 
 use std::io::{self, IsTerminal, Write};
 
-use driftwatch_config::ColorSetting;
+use driftwatch_config::{ColorSetting, StdoutFormat};
 use driftwatch_model::{Alert, Priority};
 
 use crate::worker::{Deliver, Failure};
@@ -57,13 +59,27 @@ pub fn use_color(setting: ColorSetting) -> bool {
     }
 }
 
+/// One alert's stdout line in `format`, newline included. JSON escapes control characters
+/// itself, so a forged line is impossible there too; JSON is never coloured.
+pub fn stdout_line(alert: &Alert, format: StdoutFormat, color: bool) -> String {
+    match format {
+        StdoutFormat::Text => format_line(alert, color),
+        StdoutFormat::Json => {
+            let mut line = alert.to_json_line();
+            line.push('\n');
+            line
+        }
+    }
+}
+
 pub(crate) struct StdoutOut {
+    pub format: StdoutFormat,
     pub color: bool,
 }
 
 impl Deliver for StdoutOut {
     fn deliver(&mut self, alert: &Alert) -> Result<(), Failure> {
-        let line = format_line(alert, self.color);
+        let line = stdout_line(alert, self.format, self.color);
         let mut out = io::stdout().lock();
         out.write_all(line.as_bytes())
             .and_then(|()| out.flush())
@@ -90,6 +106,22 @@ mod tests {
         assert_eq!(
             format_line(&alert, true),
             "2026-11-28T12:00:00.123456789Z: \x1b[1;31mCritical\x1b[0m x\\ny\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_are_the_falco_alert_one_per_line_never_coloured() {
+        let alert = crate::tests::alert("x\ny");
+        let line = stdout_line(&alert, StdoutFormat::Json, true);
+        assert_eq!(line, format!("{}\n", alert.to_json_line()));
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(!line.contains('\x1b'), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["output"], "x\ny");
+        assert_eq!(v["priority"], "Critical");
+        assert_eq!(
+            stdout_line(&alert, StdoutFormat::Text, false),
+            format_line(&alert, false)
         );
     }
 }

@@ -170,6 +170,7 @@ mod tests {
             token: token.then(|| TOKEN.to_string()),
             token_for_reads,
             ui: true,
+            metrics_listen: None,
         }
     }
 

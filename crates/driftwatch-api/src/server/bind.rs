@@ -31,6 +31,10 @@ pub struct ApiServerConfig {
     pub token_for_reads: bool,
     /// Serve the web UI at `/`.
     pub ui: bool,
+    /// A second listener serving `/metrics` and `/healthz` only, without a token (nothing
+    /// there changes state or lists alerts): Prometheus scrapes it on the pod network while
+    /// `listen` stays on loopback.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for ApiServerConfig {
@@ -41,6 +45,7 @@ impl std::fmt::Debug for ApiServerConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_for_reads", &self.token_for_reads)
             .field("ui", &self.ui)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -58,15 +63,37 @@ pub enum BindError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("binding the metrics listener to {addr}: {source}")]
+    BindMetrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("starting the API's runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+/// Which paths a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Listener {
+    /// Everything: the UI, `/healthz`, `/metrics` and the API, with the token rules.
+    Full,
+    /// `/metrics` and `/healthz`, no token; every other path is 404.
+    MetricsOnly,
+}
+
+/// A non-blocking std listener on `addr` (the port, when 0 was asked, is in its local address).
+fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// A running server; stops when dropped.
 pub struct ApiServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     runtime: Option<tokio::runtime::Runtime>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ApiServer {
@@ -81,18 +108,21 @@ impl ApiServer {
         if !config.listen.ip().is_loopback() && config.token.is_none() {
             return Err(BindError::NeedsToken(config.listen));
         }
-        let listener =
-            std::net::TcpListener::bind(config.listen).map_err(|source| BindError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener = bind_std(config.listen).map_err(|source| BindError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| BindError::Bind {
             addr: config.listen,
             source,
         })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| BindError::Bind { addr, source })?;
+        let metrics = match config.metrics_listen {
+            Some(m) => {
+                let bound = bind_std(m).and_then(|l| Ok((l.local_addr()?, l)));
+                Some(bound.map_err(|source| BindError::BindMetrics { addr: m, source })?)
+            }
+            None => None,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(8)
@@ -107,15 +137,35 @@ impl ApiServer {
             ring,
             stats: ServerStats::default(),
         });
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let listener = {
+        let (listener, metrics) = {
             let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(listener)
-                .map_err(|source| BindError::Bind { addr, source })?
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|source| BindError::Bind { addr, source })?;
+            let metrics = match metrics {
+                Some((m, l)) => Some((
+                    m,
+                    tokio::net::TcpListener::from_std(l)
+                        .map_err(|source| BindError::BindMetrics { addr: m, source })?,
+                )),
+                None => None,
+            };
+            (listener, metrics)
         };
-        runtime.spawn(accept_loop(listener, state, stopped));
+        // One stop signal for both loops: a watch, which every receiver sees.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let metrics_addr = metrics.as_ref().map(|(m, _)| *m);
+        if let Some((_, l)) = metrics {
+            runtime.spawn(accept_loop(
+                l,
+                Listener::MetricsOnly,
+                state.clone(),
+                stopped.clone(),
+            ));
+        }
+        runtime.spawn(accept_loop(listener, Listener::Full, state, stopped));
         Ok(ApiServer {
             addr,
+            metrics_addr,
             runtime: Some(runtime),
             stop: Some(stop),
         })
@@ -126,13 +176,18 @@ impl ApiServer {
         self.addr
     }
 
+    /// The metrics-only listener's address, when one was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     pub fn shutdown(mut self) {
         self.stop_now();
     }
 
     fn stop_now(&mut self) {
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(true);
         }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_millis(200));
@@ -148,20 +203,21 @@ impl Drop for ApiServer {
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
+    serves: Listener,
     state: Arc<State>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
-            _ = &mut stopped => return,
+            _ = stopped.changed() => return,
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
         };
         let (stream, _peer) = tokio::select! {
-            _ = &mut stopped => return,
+            _ = stopped.changed() => return,
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -176,7 +232,7 @@ async fn accept_loop(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(routes::handle(state, req).await) }
+                async move { Ok::<_, Infallible>(routes::handle(state, serves, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -200,6 +256,7 @@ mod tests {
             token: Some("supersecrettoken123".into()),
             token_for_reads: true,
             ui: true,
+            metrics_listen: None,
         };
         assert!(!format!("{c:?}").contains("supersecret"));
     }

@@ -14,6 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response};
 
 use super::auth::{self, Access};
+use super::bind::Listener;
 use super::params::{parse_filter, parse_limit, parse_query, percent_decode};
 use super::reply::{Body, error_response, full, json_response, secure, text_response};
 use super::{MAX_BODY, MAX_DIFF_ENTRIES, MAX_LIMIT, State, sse};
@@ -81,11 +82,19 @@ impl Route {
     }
 }
 
-pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+pub(super) async fn handle(
+    state: Arc<State>,
+    serves: Listener,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     let route = classify(&path);
     state.stats.requests[route.index()].fetch_add(1, Ordering::Relaxed);
-    let resp = match route_request(&state, req, &path).await {
+    let answer = match serves {
+        Listener::Full => route_request(&state, req, &path).await,
+        Listener::MetricsOnly => metrics_only(&state, req, &path).await,
+    };
+    let resp = match answer {
         Ok(r) => r,
         Err(e) => {
             if e.status == 403 {
@@ -136,6 +145,43 @@ fn method_is(req: &Request<Incoming>, m: Method, allow: &'static str) -> Result<
     }
 }
 
+/// The metrics listener: `/metrics` and `/healthz` without a token, nothing else. It is
+/// meant for the pod network, so no Host check either (there is no loopback name to keep).
+async fn metrics_only(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
+    match path {
+        "/metrics" => {
+            method_is(&req, Method::GET, "GET")?;
+            metrics_page(state).await
+        }
+        "/healthz" => {
+            method_is(&req, Method::GET, "GET")?;
+            healthz(state).await
+        }
+        _ => Err(ApiError::not_found(format!(
+            "no such page on the metrics listener: {path} (only /metrics and /healthz)"
+        ))),
+    }
+}
+
+async fn metrics_page(state: &Arc<State>) -> Result<Response<Body>, ApiError> {
+    let st = state.clone();
+    let text = blocking(move || metrics_text(&st)).await?;
+    Ok(text_response(METRICS_CONTENT_TYPE, text))
+}
+
+async fn healthz(state: &Arc<State>) -> Result<Response<Body>, ApiError> {
+    let view = state.view.clone();
+    let health = blocking(move || view.health()).await?;
+    Ok(json_response(
+        if health.healthy() { 200 } else { 503 },
+        &serde_json::json!({ "healthy": health.healthy(), "components": health.components }),
+    ))
+}
+
 async fn route_request(
     state: &Arc<State>,
     req: Request<Incoming>,
@@ -159,20 +205,13 @@ async fn route_request(
         }
         ["healthz"] => {
             method_is(&req, Method::GET, "GET")?;
-            let view = state.view.clone();
-            let health = blocking(move || view.health()).await?;
-            Ok(json_response(
-                if health.healthy() { 200 } else { 503 },
-                &serde_json::json!({ "healthy": health.healthy(), "components": health.components }),
-            ))
+            healthz(state).await
         }
         ["metrics"] => {
             method_is(&req, Method::GET, "GET")?;
             auth::check_token(&state.config, Access::Read, req.headers())
                 .map_err(|r| state.refuse(r))?;
-            let st = state.clone();
-            let text = blocking(move || metrics_text(&st)).await?;
-            Ok(text_response(METRICS_CONTENT_TYPE, text))
+            metrics_page(state).await
         }
         ["api", "v1", rest @ ..] => {
             let access = if req.method() == Method::GET || req.method() == Method::HEAD {

@@ -200,6 +200,7 @@ fn main() -> anyhow::Result<()> {
                     token: None,
                     token_for_reads: false,
                     ui: true,
+                    metrics_listen: None,
                 },
                 Arc::new(Quiet),
                 ring.clone(),
