@@ -408,7 +408,7 @@ fn the_metrics_listener_serves_metrics_without_a_token_and_nothing_else() {
     let scrape = |path: &str| {
         to_metrics(
             &srv,
-            &format!("GET {path} HTTP/1.1\r\nHost: 10.42.0.7:9376\r\nConnection: close\r\n\r\n"),
+            &format!("GET {path} HTTP/1.1\r\nHost: 10.42.0.7:9879\r\nConnection: close\r\n\r\n"),
         )
     };
     let m = scrape("/metrics");
@@ -433,7 +433,7 @@ fn the_metrics_listener_serves_metrics_without_a_token_and_nothing_else() {
     let post = to_metrics(
         &srv,
         &format!(
-            "POST /api/v1/containers/abcdef123456/release HTTP/1.1\r\nHost: 10.42.0.7:9376\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n{JSON}\r\n{CSRF}\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /api/v1/containers/abcdef123456/release HTTP/1.1\r\nHost: 10.42.0.7:9879\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n{JSON}\r\n{CSRF}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     );
@@ -444,7 +444,7 @@ fn the_metrics_listener_serves_metrics_without_a_token_and_nothing_else() {
     );
     let post_metrics = to_metrics(
         &srv,
-        "POST /metrics HTTP/1.1\r\nHost: 10.42.0.7:9376\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        "POST /metrics HTTP/1.1\r\nHost: 10.42.0.7:9879\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(post_metrics.status, 405);
     // The full listener keeps its rules: reads need the token there.

@@ -560,7 +560,7 @@ pub(crate) fn check(c: &Config, cx: &mut Cx<'_>) {
             Err(_) => cx.error_key(
                 "api.metrics_listen",
                 format!(
-                    "api.metrics_listen: {:?} is not an address and port like 0.0.0.0:9376 or [::]:9376",
+                    "api.metrics_listen: {:?} is not an address and port like 0.0.0.0:9879 or [::]:9879",
                     c.api.metrics_listen
                 ),
             ),

@@ -171,17 +171,17 @@ fn invalid_values_are_refused() {
     }
     // The metrics-only listener needs no token anywhere: it serves nothing that changes state.
     let l = parse_str(
-        "api:\n  metrics_listen: 0.0.0.0:9376\noutputs:\n  stdout:\n    format: json\n",
+        "api:\n  metrics_listen: 0.0.0.0:9879\noutputs:\n  stdout:\n    format: json\n",
         "c.yaml",
         None,
     )
     .unwrap();
-    assert_eq!(l.config.api.metrics_listen, "0.0.0.0:9376");
+    assert_eq!(l.config.api.metrics_listen, "0.0.0.0:9879");
     assert_eq!(l.config.outputs.stdout.format, StdoutFormat::Json);
     assert_eq!(
         errors("api:\n  metrics_listen: metrics\n"),
         [
-            r#"c.yaml:2:19: api.metrics_listen: "metrics" is not an address and port like 0.0.0.0:9376 or [::]:9376"#
+            r#"c.yaml:2:19: api.metrics_listen: "metrics" is not an address and port like 0.0.0.0:9879 or [::]:9879"#
         ]
     );
     assert_eq!(

@@ -1,11 +1,16 @@
-//! The Kubernetes manifests and the Helm chart, checked with our own `driftwatch audit`: the
-//! agent legitimately needs some privileges (host PID, host paths, capabilities, root), and
-//! those, and only those, are what the audit reports. The chart is rendered with Helm's own
+//! The Kubernetes manifests and the Helm chart, checked with our own `driftwatch audit` (the
+//! agent legitimately needs some privileges: host PID, host paths, capabilities, root; those,
+//! and only those, are what the audit reports), against Kubernetes' own OpenAPI schemas of
+//! every supported version (scripts/k8s-validate), and by the agent itself: the config file,
+//! playbook and rule files the pod would see load. The chart is rendered with Helm's own
 //! engine (scripts/helm-template: the helm-python-sdk wheel from PyPI, libhelm inside).
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
+
+use serde_json::Value;
 
 use driftwatch_testkit::{repo_root, require_that};
 
@@ -124,13 +129,10 @@ fn the_manifest_declares_every_object_the_agent_needs() {
             "ClusterRole",
             "ClusterRoleBinding",
             "ConfigMap",
+            "Service",
             "DaemonSet"
         ]
     );
-    // The ConfigMap's config.yaml names only keys of the configuration schema's sections.
-    for section in ["engines:", "outputs:", "enforcement:", "response:", "api:"] {
-        assert!(text.contains(&format!("    {section}\n")), "{section}");
-    }
     // The probes run the binary the image installs.
     assert_eq!(
         text.matches(r#"command: ["/usr/bin/driftwatch", "health"]"#)
@@ -144,21 +146,57 @@ fn the_manifest_declares_every_object_the_agent_needs() {
 
 /// `scripts/helm-template ARGS` (Helm's engine); None when it cannot run here.
 fn helm_template(args: &[&str]) -> Option<String> {
+    helm_template_result(args).map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The chart rendered with `values` (JSON) into release `drift`, namespace `security`; Err
+/// with Helm's message when the chart refuses the values.
+fn render_with(values: &str) -> Option<Result<String, String>> {
+    helm_template_result(&[
+        "drift",
+        "deploy/helm/driftwatch",
+        "--namespace",
+        "security",
+        "--set-json",
+        values,
+    ])
+}
+
+/// `scripts/helm-template ARGS`: Ok(manifests), Err(Helm's message) when the template fails;
+/// None when the tool cannot run here.
+fn helm_template_result(args: &[&str]) -> Option<Result<String, String>> {
+    if !require_that(helm_tools()) {
+        return None;
+    }
     let out = Command::new(repo_root().join("scripts/helm-template"))
         .args(args)
         .current_dir(repo_root())
         .output()
         .unwrap();
-    if !out.status.success() {
-        let why = format!(
+    if out.status.success() {
+        Some(Ok(String::from_utf8(out.stdout).unwrap()))
+    } else {
+        Some(Err(format!(
             "scripts/helm-template {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
-        );
-        // In CI, scripts/deps installed it: a failure there is a real failure.
-        require_that(Err(why));
-        return None;
+        )))
     }
-    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+/// The renderer's and validator's venv, installed (in CI, scripts/deps did it).
+fn helm_tools() -> Result<(), String> {
+    let out = Command::new(repo_root().join("scripts/helm-template"))
+        .arg("--install")
+        .output()
+        .map_err(|e| format!("scripts/helm-template --install: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "scripts/helm-template --install (helm-python-sdk, kubernetes-validate from PyPI): {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }
 
 #[test]
@@ -246,4 +284,480 @@ fn helm_values_change_what_the_audit_sees() {
         ),
     ]));
     assert_eq!(found, want, "{yaml}");
+}
+
+/// `scripts/k8s-validate --json -` over `yaml`: Ok(the objects) when every object is valid
+/// against the OpenAPI schemas of every supported Kubernetes version, Err(the validator's
+/// errors) when one is not; None when the validator cannot run here.
+fn k8s_validate(yaml: &str) -> Option<Result<Vec<Value>, String>> {
+    if !require_that(helm_tools()) {
+        return None;
+    }
+    let mut child = Command::new(repo_root().join("scripts/k8s-validate"))
+        .args(["--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    match out.status.code() {
+        Some(0) => Some(Ok(serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("k8s-validate --json: {e}: {stderr}")))),
+        Some(1) => Some(Err(stderr)),
+        _ => panic!("scripts/k8s-validate could not run: {stderr}"),
+    }
+}
+
+/// The objects of `yaml`, each valid for every supported Kubernetes version (panics with the
+/// validator's errors otherwise).
+fn valid_objects(what: &str, yaml: &str) -> Option<Vec<Value>> {
+    k8s_validate(yaml).map(|r| r.unwrap_or_else(|e| panic!("{what} is invalid:\n{e}\n{yaml}")))
+}
+
+fn the<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let mut of_kind = objects.iter().filter(|o| o["kind"] == kind);
+    let one = of_kind.next().unwrap_or_else(|| panic!("no {kind}"));
+    assert!(of_kind.next().is_none(), "more than one {kind}");
+    one
+}
+
+/// The objects' kinds, sorted (Helm orders them by template file).
+fn kinds(objects: &[Value]) -> Vec<&str> {
+    let mut kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    kinds
+}
+
+/// The DaemonSet's volume `name`.
+fn volume<'a>(ds: &'a Value, name: &str) -> &'a Value {
+    ds["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no volume {name}"))
+}
+
+fn agent(ds: &Value) -> &Value {
+    &ds["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// Runs the binary under test with `args`; (exit code, stdout and stderr).
+fn driftwatch(args: &[&str]) -> (i32, String) {
+    let out = Command::new(DRIFTWATCH).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Lays the DaemonSet's config volume out in `dir` as the kubelet would at /etc/driftwatch
+/// (each item's ConfigMap key at its path) and checks it with the agent's own loaders:
+/// `config validate` reads config.yaml and the playbook and rule files it names, with
+/// /etc/driftwatch read as `dir`. Returns config.yaml's text.
+fn check_config_volume(objects: &[Value], dir: &Path) -> String {
+    let ds = the(objects, "DaemonSet");
+    let config = &volume(ds, "config")["configMap"];
+    let map = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == config["name"])
+        .unwrap_or_else(|| panic!("no ConfigMap {}", config["name"]));
+    let data = map["data"].as_object().unwrap();
+    let etc = dir.display().to_string();
+    let items: Vec<(String, String)> = match config["items"].as_array() {
+        Some(items) => items
+            .iter()
+            .map(|i| {
+                (
+                    i["key"].as_str().unwrap().to_string(),
+                    i["path"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect(),
+        None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+    };
+    for (key, path) in &items {
+        let text = data
+            .get(key)
+            .unwrap_or_else(|| panic!("the volume names key {key}, the ConfigMap has none"))
+            .as_str()
+            .unwrap()
+            .replace("/etc/driftwatch/", &format!("{etc}/"));
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+    }
+    let config_file = dir.join("config.yaml");
+    let mut text = std::fs::read_to_string(&config_file).unwrap();
+    assert!(!text.contains("\nrules:"), "{text}");
+    // rules.directory's default, /etc/driftwatch/rules.d, read in `dir` like the rest.
+    text.push_str(&format!("rules:\n  directory: {etc}/rules.d\n"));
+    std::fs::write(&config_file, &text).unwrap();
+    let (code, out) = driftwatch(&["config", "validate", config_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{text}");
+    text
+}
+
+#[test]
+fn the_manifest_is_valid_for_every_supported_kubernetes_version_and_its_config_loads() {
+    let text =
+        std::fs::read_to_string(repo_root().join("deploy/kubernetes/driftwatch.yaml")).unwrap();
+    let Some(objects) = valid_objects("deploy/kubernetes/driftwatch.yaml", &text) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = check_config_volume(&objects, dir.path());
+    // kubectl logs: Falco JSON lines; the API on loopback, metrics alone on the pod IP.
+    assert!(config.contains("    format: json\n"), "{config}");
+    assert!(config.contains("  listen: 127.0.0.1:7878\n"), "{config}");
+    assert!(
+        config.contains("  metrics_listen: 0.0.0.0:9879\n"),
+        "{config}"
+    );
+    let ds = the(&objects, "DaemonSet");
+    assert_metrics_port(&objects, ds, 9879);
+    assert_eq!(
+        agent(ds)["securityContext"]["seLinuxOptions"],
+        serde_json::json!({"type": "spc_t"})
+    );
+}
+
+/// The Service (when `service`) reaches the container's `metrics` port, which is the port
+/// the config's metrics listener binds.
+fn assert_metrics_port(objects: &[Value], ds: &Value, port: u64) {
+    let ports = agent(ds)["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 1, "only the metrics port: {ports:?}");
+    assert_eq!(ports[0]["name"], "metrics");
+    assert_eq!(ports[0]["containerPort"], port);
+    let svc = the(objects, "Service");
+    assert_eq!(svc["spec"]["clusterIP"], "None");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+    assert_eq!(svc["spec"]["ports"][0]["port"], port);
+    let labels = &ds["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&labels[k], v, "the Service selects the agent pods by {k}");
+    }
+}
+
+#[test]
+fn the_validator_fails_on_an_invalid_manifest() {
+    let text =
+        std::fs::read_to_string(repo_root().join("deploy/kubernetes/driftwatch.yaml")).unwrap();
+    // An unknown field (a typo) and a wrong type, each in a different object.
+    let broken = text
+        .replacen("      hostPID: true\n", "      hostPid: true\n", 1)
+        .replacen("      port: 9879\n", "      port: \"9879\"\n", 1);
+    assert_ne!(broken, text);
+    let Some(result) = k8s_validate(&broken) else {
+        return;
+    };
+    let errors = result.expect_err("the broken manifest must not validate");
+    for want in [
+        "DaemonSet driftwatch: Kubernetes 1.30: spec.template.spec: Additional properties are not allowed ('hostPid' was unexpected)",
+        "DaemonSet driftwatch: Kubernetes 1.37:",
+        "Service driftwatch-metrics: Kubernetes 1.30: spec.ports.0.port: '9879' is not of type 'integer'",
+    ] {
+        assert!(errors.contains(want), "{want}\n{errors}");
+    }
+    // A kind Kubernetes does not have is an error too (only CRDs named as such are let by).
+    let Some(result) = k8s_validate("apiVersion: apps/v1\nkind: DaemonSett\nmetadata: {name: x}\n")
+    else {
+        return;
+    };
+    let errors = result.expect_err("an unknown kind must not validate");
+    assert!(errors.contains("has no apps/v1 DaemonSett"), "{errors}");
+}
+
+#[test]
+fn the_chart_with_default_values_is_valid_and_its_config_loads() {
+    let Some(yaml) = helm_template(&["drift", "deploy/helm/driftwatch", "--namespace", "security"])
+    else {
+        return;
+    };
+    let Some(objects) = valid_objects("the chart with default values", &yaml) else {
+        return;
+    };
+    assert_eq!(
+        kinds(&objects),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "DaemonSet",
+            "Service",
+            "ServiceAccount"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = check_config_volume(&objects, dir.path());
+    assert!(config.contains("    format: json\n"), "{config}");
+    assert!(config.contains("  listen: 127.0.0.1:7878\n"), "{config}");
+    assert!(
+        config.contains("  metrics_listen: 0.0.0.0:9879\n"),
+        "{config}"
+    );
+    assert!(
+        config.contains("  containerd_socket: /run/containerd/containerd.sock\n"),
+        "{config}"
+    );
+    assert!(
+        !config.contains("http:"),
+        "no Falcosidekick by default: {config}"
+    );
+    let ds = the(&objects, "DaemonSet");
+    assert_metrics_port(&objects, ds, 9879);
+    let annotations = &ds["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/port"], "9879");
+    assert_eq!(
+        agent(ds)["securityContext"]["seLinuxOptions"],
+        serde_json::json!({"type": "spc_t"})
+    );
+    assert_eq!(
+        volume(ds, "runtime-run")["hostPath"]["path"],
+        "/run/containerd"
+    );
+    assert_eq!(
+        volume(ds, "runtime-content")["hostPath"]["path"],
+        "/var/lib/containerd"
+    );
+}
+
+/// Every value this change added, changed from its default, in one release.
+const CHANGED: &str = r#"{"namespace": {"create": true},
+    "runtime": {"type": "openshift"},
+    "seLinuxOptions": {"type": "spc_t", "level": "s0"},
+    "metrics": {"port": 9100, "serviceMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "prom"}}},
+    "falcosidekick": {"url": "http://falcosidekick.falco.svc:2801/", "headers": {"Authorization": "Bearer x"}},
+    "customRules": {
+      "50-local.yaml": "- list: shell_binaries\n  items: [fish]\n  override:\n    items: append\n",
+      "60-quiet.yml": "- rule: Shell spawned in container\n  enabled: false\n  override:\n    enabled: replace\n"
+    },
+    "hostPaths": {"docker": true},
+    "probes": {"enabled": false}}"#;
+
+#[test]
+fn the_chart_with_changed_values_is_valid_and_its_config_and_rules_load() {
+    let Some(yaml) = render_with(CHANGED) else {
+        return;
+    };
+    let yaml = yaml.unwrap_or_else(|e| panic!("{e}"));
+    let Some(objects) = valid_objects("the chart with changed values", &yaml) else {
+        return;
+    };
+    assert_eq!(
+        kinds(&objects),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "DaemonSet",
+            "Namespace",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = check_config_volume(&objects, dir.path());
+    // The rules files are where the agent's rules directory is, and load.
+    for name in ["50-local.yaml", "60-quiet.yml"] {
+        let file = dir.path().join("rules.d").join(name);
+        let (code, out) = driftwatch(&[
+            "rules",
+            "validate",
+            "--no-rules-dir",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{name}: {out}");
+    }
+    // One receiver (`config validate` above checked its keys), Falco's JSON, the headers.
+    assert!(
+        config.contains(
+            "  http:\n  - format: falco\n    headers:\n      Authorization: Bearer x\n    url: http://falcosidekick.falco.svc:2801/\n"
+        ),
+        "{config}"
+    );
+    assert!(
+        config.contains("  metrics_listen: 0.0.0.0:9100\n"),
+        "{config}"
+    );
+    // CRI-O: no containerd socket to ask.
+    assert!(!config.contains("containerd_socket"), "{config}");
+    let ds = the(&objects, "DaemonSet");
+    assert_metrics_port(&objects, ds, 9100);
+    assert_eq!(
+        agent(ds)["securityContext"]["seLinuxOptions"],
+        serde_json::json!({"type": "spc_t", "level": "s0"})
+    );
+    assert_eq!(volume(ds, "runtime-run")["hostPath"]["path"], "/run/crio");
+    assert_eq!(
+        volume(ds, "runtime-content")["hostPath"]["path"],
+        "/var/lib/containers/storage"
+    );
+    let monitor = the(&objects, "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
+    let svc = the(&objects, "Service");
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            &svc["metadata"]["labels"][k], v,
+            "the monitor selects the Service by {k}"
+        );
+    }
+    // Our audit sees the same privileges, with CRI-O's paths.
+    let (_, found) = audit(&["-"], Some(&yaml));
+    assert!(
+        found.contains(&(
+            "DW-K8S-010".to_string(),
+            "Namespace".to_string(),
+            "metadata.labels[\"pod-security.kubernetes.io/enforce\"]".to_string()
+        )),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn each_runtime_mounts_and_asks_its_own_paths() {
+    for (runtime, socket, run, content) in [
+        (
+            "containerd",
+            Some("/run/containerd/containerd.sock"),
+            "/run/containerd",
+            "/var/lib/containerd",
+        ),
+        (
+            "k3s",
+            Some("/run/k3s/containerd/containerd.sock"),
+            "/run/k3s/containerd",
+            "/var/lib/rancher/k3s/agent/containerd",
+        ),
+        (
+            "rke2",
+            Some("/run/k3s/containerd/containerd.sock"),
+            "/run/k3s/containerd",
+            "/var/lib/rancher/rke2/agent/containerd",
+        ),
+        ("crio", None, "/run/crio", "/var/lib/containers/storage"),
+        (
+            "openshift",
+            None,
+            "/run/crio",
+            "/var/lib/containers/storage",
+        ),
+    ] {
+        let values = format!(
+            r#"{{"runtime": {{"type": "{runtime}"}}, "metrics": {{"podMonitor": {{"enabled": true}}}}}}"#
+        );
+        let Some(yaml) = render_with(&values) else {
+            return;
+        };
+        let yaml = yaml.unwrap_or_else(|e| panic!("{e}"));
+        let Some(objects) = valid_objects(runtime, &yaml) else {
+            return;
+        };
+        let ds = the(&objects, "DaemonSet");
+        assert_eq!(
+            volume(ds, "runtime-run")["hostPath"]["path"],
+            run,
+            "{runtime}"
+        );
+        assert_eq!(
+            volume(ds, "runtime-content")["hostPath"]["path"],
+            content,
+            "{runtime}"
+        );
+        let mounts = agent(ds)["volumeMounts"].as_array().unwrap();
+        for (name, path) in [("runtime-run", run), ("runtime-content", content)] {
+            let m = mounts.iter().find(|m| m["name"] == name).unwrap();
+            assert_eq!(m["mountPath"], path, "{runtime}: mounted at its host path");
+            assert_eq!(m["mountPropagation"], "HostToContainer", "{runtime}");
+        }
+        let config = the(&objects, "ConfigMap")["data"]["config.yaml"]
+            .as_str()
+            .unwrap();
+        match socket {
+            Some(s) => {
+                assert!(
+                    s.starts_with(run),
+                    "{runtime}: the socket is in the mounted dir"
+                );
+                assert!(
+                    config.contains(&format!("containerd_socket: {s}\n")),
+                    "{runtime}: {config}"
+                );
+            }
+            None => assert!(!config.contains("containerd_socket"), "{runtime}: {config}"),
+        }
+        let monitor = the(&objects, "PodMonitor");
+        assert_eq!(monitor["spec"]["podMetricsEndpoints"][0]["port"], "metrics");
+    }
+}
+
+#[test]
+fn the_chart_refuses_values_that_cannot_work() {
+    for (values, why) in [
+        (
+            r#"{"runtime": {"type": "docker"}}"#,
+            r#"runtime.type "docker" is not one of runtime.runtimes: containerd, crio, k3s, openshift, rke2"#,
+        ),
+        (
+            r#"{"customRules": {"../escape.yaml": "[]"}}"#,
+            r#"customRules: "../escape.yaml" is not a file name ending in .yaml or .yml"#,
+        ),
+        (
+            r#"{"customRules": {"local.txt": "[]"}}"#,
+            r#"customRules: "local.txt" is not a file name"#,
+        ),
+        (
+            r#"{"metrics": {"serviceMonitor": {"enabled": true}, "podMonitor": {"enabled": true}}}"#,
+            "metrics.serviceMonitor and metrics.podMonitor are both enabled",
+        ),
+        (
+            r#"{"metrics": {"enabled": false, "serviceMonitor": {"enabled": true}}}"#,
+            "metrics.serviceMonitor needs metrics.enabled",
+        ),
+    ] {
+        let Some(result) = render_with(values) else {
+            return;
+        };
+        let err = result.expect_err(values);
+        assert!(err.contains(why), "{values}: {err}");
+    }
+}
+
+#[test]
+fn without_metrics_nothing_listens_on_the_pod_ip() {
+    let Some(yaml) = render_with(r#"{"metrics": {"enabled": false}}"#) else {
+        return;
+    };
+    let yaml = yaml.unwrap_or_else(|e| panic!("{e}"));
+    let Some(objects) = valid_objects("the chart without metrics", &yaml) else {
+        return;
+    };
+    assert!(!kinds(&objects).contains(&"Service"));
+    let ds = the(&objects, "DaemonSet");
+    assert!(agent(ds).get("ports").is_none());
+    let config = the(&objects, "ConfigMap")["data"]["config.yaml"]
+        .as_str()
+        .unwrap();
+    assert!(!config.contains("metrics_listen"), "{config}");
 }
