@@ -481,6 +481,27 @@ fn the_validator_fails_on_an_invalid_manifest() {
     };
     let errors = result.expect_err("an unknown kind must not validate");
     assert!(errors.contains("has no apps/v1 DaemonSett"), "{errors}");
+    // The prometheus-operator's kinds: a typo'd field, then a malformed interval.
+    let Some(Ok(yaml)) = render_with(r#"{"metrics": {"podMonitor": {"enabled": true}}}"#) else {
+        return;
+    };
+    assert!(yaml.contains("      interval: 30s\n"), "{yaml}");
+    for (broken, want) in [
+        (
+            "      interval: 30s\n      honorLabel: true\n",
+            "PodMonitor drift-driftwatch: prometheus-operator monitoring.coreos.com/v1: spec.podMetricsEndpoints.0.honorLabel: unknown field",
+        ),
+        (
+            "      interval: 30 seconds\n",
+            "PodMonitor drift-driftwatch: prometheus-operator monitoring.coreos.com/v1: spec.podMetricsEndpoints.0.interval: String should match pattern",
+        ),
+    ] {
+        let Some(result) = k8s_validate(&yaml.replace("      interval: 30s\n", broken)) else {
+            return;
+        };
+        let errors = result.expect_err(broken);
+        assert!(errors.contains(want), "{want}\n{errors}");
+    }
 }
 
 #[test]
