@@ -794,3 +794,74 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
     assert_eq!(b.eval("typeof window.__xss"), json!("undefined"));
     eprintln!("screenshots in {}", shots.display());
 }
+
+/// The DaemonSet's setting: the API on loopback with the token for everything, and
+/// `api.metrics_listen` on every address, where a scraper gets `/metrics` and `/healthz`
+/// without a token and nothing else.
+#[test]
+fn the_metrics_listener_serves_metrics_alone_without_a_token() {
+    // No container is involved: the agent alone.
+    require!(Bpf);
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "api:\n  listen: 127.0.0.1:{port}\n  token_file: {}\n  token_for_reads: true\n  metrics_listen: 0.0.0.0:{metrics_port}\n",
+            dir.path().join("api.token").display()
+        ),
+    )
+    .unwrap();
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--store",
+            dir.path().join("driftwatch.db").to_str().unwrap(),
+            "--actions-log",
+            dir.path().join("actions.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        agent.log().iter().any(|l| l.contains(&format!(
+            "without a token, on http://0.0.0.0:{metrics_port}/metrics"
+        ))),
+        "{:?}",
+        agent.log()
+    );
+    let m = get(metrics_port, "/metrics");
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert!(
+        m.body.contains("driftwatch_containers_watched"),
+        "{}",
+        m.body
+    );
+    assert_eq!(get(metrics_port, "/healthz").status, 200);
+    // The token file our config names (the agent created it).
+    let token = std::fs::read_to_string(dir.path().join("api.token")).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    for path in ["/", "/api/v1/alerts", "/api/v1/containers"] {
+        let r = http(metrics_port, "GET", path, &[("Authorization", &auth)], "");
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+    }
+    let r = http(
+        metrics_port,
+        "POST",
+        "/api/v1/containers/any/isolate",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("X-Driftwatch-Request", "1"),
+        ],
+        r#"{"confirm": true}"#,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    // The API itself keeps its rules: reads need the token there.
+    assert_eq!(get(port, "/metrics").status, 401);
+    assert_eq!(
+        http(port, "GET", "/metrics", &[("Authorization", &auth)], "").status,
+        200
+    );
+}
