@@ -160,7 +160,11 @@ impl Reply {
 }
 
 fn raw(srv: &Srv, request: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(srv.server.local_addr()).unwrap();
+    raw_to(srv.server.local_addr(), request)
+}
+
+fn raw_to(addr: std::net::SocketAddr, request: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(request).unwrap();
     let mut out = Vec::new();
@@ -364,23 +368,10 @@ fn the_token_is_required_everywhere_but_health_and_the_static_page() {
 
 /// `request` sent to the metrics-only listener of `srv`.
 fn to_metrics(srv: &Srv, request: &str) -> Reply {
-    let addr = srv.server.metrics_addr().expect("a metrics listener");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Reply {
-        status: head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        head: head.to_string(),
-        body: body.to_string(),
-    }
+    raw_to(
+        srv.server.metrics_addr().expect("a metrics listener"),
+        request.as_bytes(),
+    )
 }
 
 /// The DaemonSet's setting: Prometheus scrapes the pod IP, which reaches only `/metrics` and

@@ -17,13 +17,9 @@ use driftwatch_testkit::{repo_root, require_that};
 /// The binary under test (cargo builds it for this crate's integration tests).
 const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
-/// (rule, object kind, YAML path) of every finding `driftwatch audit` reports for `input`.
-fn audit(args: &[&str], stdin: Option<&str>) -> (i32, BTreeSet<(String, String, String)>) {
-    let mut child = Command::new(DRIFTWATCH)
-        .arg("audit")
-        .args(args)
-        .args(["--format", "json"])
-        .current_dir(repo_root())
+/// Runs `cmd` with `input` on its standard input; its output.
+fn piped(cmd: &mut Command, input: &str) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -33,9 +29,21 @@ fn audit(args: &[&str], stdin: Option<&str>) -> (i32, BTreeSet<(String, String, 
         .stdin
         .take()
         .unwrap()
-        .write_all(stdin.unwrap_or_default().as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// (rule, object kind, YAML path) of every finding `driftwatch audit` reports for `input`.
+fn audit(args: &[&str], stdin: Option<&str>) -> (i32, BTreeSet<(String, String, String)>) {
+    let out = piped(
+        Command::new(DRIFTWATCH)
+            .arg("audit")
+            .args(args)
+            .args(["--format", "json"])
+            .current_dir(repo_root()),
+        stdin.unwrap_or_default(),
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "audit output is not JSON ({e}): {}{}",
@@ -293,20 +301,10 @@ fn k8s_validate(yaml: &str) -> Option<Result<Vec<Value>, String>> {
     if !require_that(helm_tools()) {
         return None;
     }
-    let mut child = Command::new(repo_root().join("scripts/k8s-validate"))
-        .args(["--json", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = piped(
+        Command::new(repo_root().join("scripts/k8s-validate")).args(["--json", "-"]),
+        yaml,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     match out.status.code() {
         Some(0) => Some(Ok(serde_json::from_slice(&out.stdout)
@@ -314,6 +312,13 @@ fn k8s_validate(yaml: &str) -> Option<Result<Vec<Value>, String>> {
         Some(1) => Some(Err(stderr)),
         _ => panic!("scripts/k8s-validate could not run: {stderr}"),
     }
+}
+
+/// The chart rendered with `values` (JSON), every object valid (panics otherwise), and the
+/// sorted kinds; None when the tools cannot run here.
+fn valid_release(values: &str) -> Option<Vec<Value>> {
+    let yaml = render_with(values)?.unwrap_or_else(|e| panic!("{e}"));
+    valid_objects(&format!("the chart with {values}"), &yaml)
 }
 
 /// The objects of `yaml`, each valid for every supported Kubernetes version (panics with the
@@ -506,11 +511,7 @@ fn the_validator_fails_on_an_invalid_manifest() {
 
 #[test]
 fn the_chart_with_default_values_is_valid_and_its_config_loads() {
-    let Some(yaml) = helm_template(&["drift", "deploy/helm/driftwatch", "--namespace", "security"])
-    else {
-        return;
-    };
-    let Some(objects) = valid_objects("the chart with default values", &yaml) else {
+    let Some(objects) = valid_release("{}") else {
         return;
     };
     assert_eq!(
@@ -688,11 +689,7 @@ fn each_runtime_mounts_and_asks_its_own_paths() {
         let values = format!(
             r#"{{"runtime": {{"type": "{runtime}"}}, "metrics": {{"podMonitor": {{"enabled": true}}}}}}"#
         );
-        let Some(yaml) = render_with(&values) else {
-            return;
-        };
-        let yaml = yaml.unwrap_or_else(|e| panic!("{e}"));
-        let Some(objects) = valid_objects(runtime, &yaml) else {
+        let Some(objects) = valid_release(&values) else {
             return;
         };
         let ds = the(&objects, "DaemonSet");
@@ -767,11 +764,7 @@ fn the_chart_refuses_values_that_cannot_work() {
 
 #[test]
 fn without_metrics_nothing_listens_on_the_pod_ip() {
-    let Some(yaml) = render_with(r#"{"metrics": {"enabled": false}}"#) else {
-        return;
-    };
-    let yaml = yaml.unwrap_or_else(|e| panic!("{e}"));
-    let Some(objects) = valid_objects("the chart without metrics", &yaml) else {
+    let Some(objects) = valid_release(r#"{"metrics": {"enabled": false}}"#) else {
         return;
     };
     assert!(!kinds(&objects).contains(&"Service"));
