@@ -158,9 +158,23 @@ fn helm_template(args: &[&str]) -> Option<String> {
 }
 
 /// The chart rendered with `values` (JSON) into release `drift`, namespace `security`; Err
-/// with Helm's message when the chart refuses the values.
+/// with Helm's message when the chart refuses the values (its `fail`s).
 fn render_with(values: &str) -> Option<Result<String, String>> {
     helm_template_result(&[
+        "drift",
+        "deploy/helm/driftwatch",
+        "--namespace",
+        "security",
+        "--set-json",
+        values,
+    ])
+}
+
+/// [`render_with`] after `helm lint --strict` with the same values passed (panics otherwise;
+/// lint reports a template's `fail` only as information, so refusals are tested unlinted).
+fn linted_render(values: &str) -> Option<String> {
+    helm_template(&[
+        "--lint",
         "drift",
         "deploy/helm/driftwatch",
         "--namespace",
@@ -314,10 +328,10 @@ fn k8s_validate(yaml: &str) -> Option<Result<Vec<Value>, String>> {
     }
 }
 
-/// The chart rendered with `values` (JSON), every object valid (panics otherwise), and the
-/// sorted kinds; None when the tools cannot run here.
+/// The chart linted and rendered with `values` (JSON), every object valid (panics
+/// otherwise); None when the tools cannot run here.
 fn valid_release(values: &str) -> Option<Vec<Value>> {
-    let yaml = render_with(values)?.unwrap_or_else(|e| panic!("{e}"));
+    let yaml = linted_render(values)?;
     valid_objects(&format!("the chart with {values}"), &yaml)
 }
 
@@ -574,10 +588,9 @@ const CHANGED: &str = r#"{"namespace": {"create": true},
 
 #[test]
 fn the_chart_with_changed_values_is_valid_and_its_config_and_rules_load() {
-    let Some(yaml) = render_with(CHANGED) else {
+    let Some(yaml) = linted_render(CHANGED) else {
         return;
     };
-    let yaml = yaml.unwrap_or_else(|e| panic!("{e}"));
     let Some(objects) = valid_objects("the chart with changed values", &yaml) else {
         return;
     };
@@ -753,6 +766,10 @@ fn the_chart_refuses_values_that_cannot_work() {
             r#"{"metrics": {"enabled": false, "serviceMonitor": {"enabled": true}}}"#,
             "metrics.serviceMonitor needs metrics.enabled",
         ),
+        (
+            r#"{"config": {"api": {"enabled": false}}}"#,
+            "metrics.enabled needs the API server (config.api.enabled is false)",
+        ),
     ] {
         let Some(result) = render_with(values) else {
             return;
@@ -764,7 +781,9 @@ fn the_chart_refuses_values_that_cannot_work() {
 
 #[test]
 fn without_metrics_nothing_listens_on_the_pod_ip() {
-    let Some(objects) = valid_release(r#"{"metrics": {"enabled": false}}"#) else {
+    let Some(objects) = valid_release(
+        r#"{"metrics": {"enabled": false}, "config": {"api": {"enabled": false}}, "probes": {"enabled": false}}"#,
+    ) else {
         return;
     };
     assert!(!kinds(&objects).contains(&"Service"));
