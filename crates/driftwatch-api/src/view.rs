@@ -198,7 +198,7 @@ impl Health {
 }
 
 /// The running agent as the server sees it. Calls may block (reading /proc, diffing layers,
-/// running `nft`): the server calls them off its async threads.
+/// talking nf_tables netlink): the server calls them off its async threads.
 pub trait AgentView: Send + Sync + 'static {
     /// Every known container (`drift` left default: the server fills it).
     fn containers(&self) -> Vec<ContainerSummary>;

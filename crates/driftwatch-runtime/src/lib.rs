@@ -36,7 +36,7 @@ pub use mountinfo::{
     Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, kernel_dev,
     overlay_layers, parse_mountinfo, resolve_layer_paths,
 };
-pub use pinned::{PinError, PinnedProcess, host_netns};
+pub use pinned::{PinError, PinnedProcess, host_cgroupns, host_netns};
 pub use pod_identity::{PodIdentity, cri_pod_identity, trusted_pod_identity};
 pub use runtime_config::{ImageConfig, MountSpec, RuntimeConfig};
 pub use source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, wait_for_socket};

@@ -151,6 +151,36 @@ impl PinnedProcess {
         }
     }
 
+    /// Reads `/proc/<pid>/<what>` from a thread that entered the cgroup namespace `cgroupns`
+    /// (an open `/proc/<pid>/ns/cgroup`): the kernel writes the cgroup paths of
+    /// `/proc/<pid>/cgroup` relative to the *reader's* cgroup namespace, so read from the
+    /// host's they are the host's absolute paths. The thread ends after the read; the
+    /// agent's own threads never change namespace.
+    pub fn read_proc_in_cgroupns(&self, what: &str, cgroupns: &File) -> Result<String, PinError> {
+        let ns = cgroupns.as_raw_fd();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on this thread only, with an fd the caller keeps open.
+                if unsafe { libc::setns(ns, libc::CLONE_NEWCGROUP) } != 0 {
+                    return Err(call_err(
+                        "setns cgroup",
+                        self.pid,
+                        &std::io::Error::last_os_error(),
+                    ));
+                }
+                self.read_proc(what)
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(PinError::Call {
+                    call: "setns cgroup",
+                    pid: self.pid,
+                    message: "the reading thread panicked".into(),
+                })
+            })
+        })
+    }
+
     /// Opens the pinned process's network namespace (`/proc/<pid>/ns/net`): the fd is kept
     /// only when the process was alive after the open.
     pub fn netns(&self) -> Result<File, PinError> {
@@ -215,6 +245,41 @@ pub fn host_netns_in(proc_root: &str) -> Result<Vec<NsId>, String> {
     Ok(found)
 }
 
+/// The host's cgroup namespace as seen from a `proc` mounted at `proc_root`, when the agent
+/// is in another one (a pod or a container run with `--cgroupns private`): `None` when the
+/// agent's is the host's. Found like [`host_netns_in`], through a kernel thread's
+/// (`kthreadd`, pid 2, only in the host's pid namespace) and never through a container's.
+/// Without a kernel thread in sight the agent cannot tell: an error.
+pub fn host_cgroupns_in(proc_root: &str) -> Result<Option<File>, String> {
+    let stat_path = format!("{proc_root}/2/stat");
+    let stat = std::fs::read_to_string(&stat_path).unwrap_or_default();
+    if !is_kernel_thread(&stat) {
+        return Err(format!(
+            "the host's cgroup namespace cannot be determined: {stat_path} is not a kernel thread, so the agent does not see the host's pid namespace (run it with hostPID, or --pid host)"
+        ));
+    }
+    let host_path = format!("{proc_root}/2/ns/cgroup");
+    let host = ns_id(&host_path).map_err(|e| format!("{host_path}: {e}"))?;
+    let own_path = format!("{proc_root}/self/ns/cgroup");
+    let own = ns_id(&own_path).map_err(|e| format!("{own_path}: {e}"))?;
+    if own == host {
+        return Ok(None);
+    }
+    let file = File::open(&host_path).map_err(|e| format!("{host_path}: {e}"))?;
+    // The open namespace is the one identified (pid 2 cannot be replaced, but a proc_root
+    // that is not the real `/proc` could change under us).
+    let m = file.metadata().map_err(|e| format!("{host_path}: {e}"))?;
+    if (m.dev(), m.ino()) != host {
+        return Err(format!("{host_path} changed while it was opened"));
+    }
+    Ok(Some(file))
+}
+
+/// [`host_cgroupns_in`] for the real `/proc`.
+pub fn host_cgroupns() -> Result<Option<File>, String> {
+    host_cgroupns_in("/proc")
+}
+
 /// [`host_netns_in`] for the real `/proc`.
 pub fn host_netns() -> Result<Vec<NsId>, String> {
     host_netns_in("/proc")
@@ -274,6 +339,53 @@ mod tests {
             matches!(&e, PinError::Elsewhere { found, .. } if found == "no container's cgroup"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn on_the_host_the_agents_cgroup_namespace_is_the_hosts() {
+        assert!(host_cgroupns().unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let e = host_cgroupns_in(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(e.contains("hostPID"), "{e}");
+    }
+
+    #[test]
+    fn a_cgroup_read_in_another_cgroup_namespace_is_relative_to_it() {
+        // A child in a cgroup namespace of its own (`unshare -C`): read from it, our own
+        // cgroup is outside its root (`/..`); read from the host's, it is our real path.
+        let Ok(mut child) = std::process::Command::new("unshare")
+            .args(["-C", "sleep", "30"])
+            .spawn()
+        else {
+            eprintln!("skipped: no unshare");
+            return;
+        };
+        let ours = std::fs::metadata("/proc/self/ns/cgroup").unwrap().ino();
+        let path = format!("/proc/{}/ns/cgroup", child.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::metadata(&path).map(|m| m.ino()).ok() == Some(ours) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare -C did not happen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let ns = File::open(&path).unwrap();
+        let me = PinnedProcess::open(std::process::id()).unwrap();
+        let direct = me.read_proc("cgroup").unwrap();
+        let seen_from_child = me.read_proc_in_cgroupns("cgroup", &ns).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        // unshare -C roots the child's namespace at its own cgroups, which are ours (it
+        // was not moved): from there ours read `/`, the same lines with the root path.
+        let roots: Vec<&str> = seen_from_child
+            .lines()
+            .filter_map(|l| l.rsplit(':').next())
+            .collect();
+        assert!(roots.iter().all(|p| *p == "/"), "{seen_from_child}");
+        assert_eq!(direct.lines().count(), seen_from_child.lines().count());
+        // Our own threads did not move.
+        assert_eq!(me.read_proc("cgroup").unwrap(), direct);
     }
 
     #[test]

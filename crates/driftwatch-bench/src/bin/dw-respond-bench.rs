@@ -2,8 +2,9 @@
 //! whose playbook isolates on binary drift; each trial drops and runs a new binary in a fresh
 //! `--network none` container and measures, from the exec (the alert's kernel timestamp) and
 //! from the moment the responder took the alert, until the isolation table is in place in the
-//! container's network namespace (the `isolate` record's end, after `nft` returned). Each
-//! trial's table is checked in the namespace with `nft list tables`.
+//! container's network namespace (the `isolate` record's end, after the kernel acknowledged the
+//! nf_tables netlink batch). Each trial's table is checked in the namespace with `nft list
+//! tables`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -115,6 +116,6 @@ fn main() -> anyhow::Result<()> {
     );
     show("exec (kernel time) -> isolated", &from_exec);
     show("alert taken by the responder -> isolated", &from_queue);
-    show("the isolate action alone (resolve + nft)", &nft_ms);
+    show("the isolate action alone (resolve + netlink)", &nft_ms);
     Ok(())
 }

@@ -2,6 +2,14 @@
 //! cgroup's freezer, found from `/proc/<pid>/cgroup` of one of its processes: cgroup v1's
 //! `freezer` controller (`freezer.state`: `FROZEN` / `THAWED`), else cgroup v2's
 //! `cgroup.freeze` (`1` / `0`, `frozen 1` in `cgroup.events` once done).
+//!
+//! In a pod (or a container run with `--cgroupns private`) the agent has a cgroup namespace of
+//! its own: `/proc/<pid>/cgroup` then names other containers' cgroups relative to the agent's
+//! root (`/../../kubepods/...`), and its `/sys/fs/cgroup` shows only its own subtree. There the
+//! path is read again from the host's cgroup namespace (a kernel thread's, so no container's)
+//! and joined to the host's own cgroupfs (`/proc/1/root/sys/fs/cgroup`, through the host's
+//! init with `hostPID`): a path the kernel wrote, never one a container could choose, and one
+//! holding a `..` is refused rather than joined.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,8 +28,20 @@ pub enum Freezer {
 }
 
 /// The freezer of `pid`'s cgroup, given the text of `/proc/<pid>/cgroup` and where the
-/// hierarchies are mounted (`/sys/fs/cgroup` normally). Pure.
-pub fn freezer_from_proc_cgroup(text: &str, root: &Path) -> Option<Freezer> {
+/// hierarchies are mounted (`/sys/fs/cgroup` normally). A path that is not absolute and
+/// plain (`..`, `.`, as read from a cgroup namespace that does not hold it) is refused. Pure.
+pub fn freezer_from_proc_cgroup(text: &str, root: &Path) -> Result<Freezer, String> {
+    let plain = |path: &str| -> Result<String, String> {
+        let rel = path
+            .strip_prefix('/')
+            .ok_or_else(|| format!("cgroup path {path:?} is not absolute"))?;
+        if rel.split('/').any(|c| c == ".." || c == ".") {
+            return Err(format!(
+                "cgroup path {path:?} is outside the agent's cgroup namespace"
+            ));
+        }
+        Ok(rel.to_string())
+    };
     let mut v2 = None;
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
@@ -29,34 +49,46 @@ pub fn freezer_from_proc_cgroup(text: &str, root: &Path) -> Option<Freezer> {
         else {
             continue;
         };
-        let rel = path.trim_start_matches('/');
         if controllers.split(',').any(|c| c == "freezer") {
-            return Some(Freezer::V1(root.join("freezer").join(rel)));
+            return Ok(Freezer::V1(root.join("freezer").join(plain(path)?)));
         }
         if controllers.is_empty() {
-            v2 = Some(rel.to_string());
+            v2 = Some(path);
         }
     }
-    let rel = v2?;
+    let rel = plain(v2.ok_or("no freezer cgroup (neither v1 `freezer` nor v2)")?)?;
     // Pure v2: the unified hierarchy at the root; hybrid: at `unified/`.
     let base = if root.join("cgroup.controllers").exists() {
         root.to_path_buf()
     } else {
         root.join("unified")
     };
-    Some(Freezer::V2(base.join(rel)))
+    Ok(Freezer::V2(base.join(rel)))
 }
 
+/// Where the host's cgroup hierarchies are when the agent has a cgroup namespace of its own:
+/// the host's init's view (`hostPID`), not the agent's `/sys/fs/cgroup`.
+pub const HOST_CGROUP_ROOT: &str = "/proc/1/root/sys/fs/cgroup";
+
 impl Freezer {
-    /// The freezer of a pinned process's cgroup, read while it provably still held its pid.
+    /// The freezer of a pinned process's cgroup, read while it provably still held its pid,
+    /// as the host sees it (see the module's comment).
     pub fn of_process(p: &driftwatch_runtime::PinnedProcess) -> Result<Freezer, String> {
-        let text = p.read_proc("cgroup").map_err(|e| e.to_string())?;
-        freezer_from_proc_cgroup(&text, Path::new("/sys/fs/cgroup")).ok_or_else(|| {
-            format!(
-                "/proc/{}/cgroup: no freezer cgroup (neither v1 `freezer` nor v2)",
-                p.pid()
-            )
-        })
+        let at = |e: String| format!("/proc/{}/cgroup: {e}", p.pid());
+        match driftwatch_runtime::host_cgroupns() {
+            Ok(Some(host)) => {
+                let text = p
+                    .read_proc_in_cgroupns("cgroup", &host)
+                    .map_err(|e| e.to_string())?;
+                freezer_from_proc_cgroup(&text, Path::new(HOST_CGROUP_ROOT)).map_err(at)
+            }
+            // The agent's namespace is the host's, or the host's cannot be seen (no
+            // hostPID): read as is; a path outside the agent's namespace is refused.
+            Ok(None) | Err(_) => {
+                let text = p.read_proc("cgroup").map_err(|e| e.to_string())?;
+                freezer_from_proc_cgroup(&text, Path::new("/sys/fs/cgroup")).map_err(at)
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -128,7 +160,7 @@ mod tests {
             "12:freezer:/docker/abc\n4:memory:/docker/abc\n0::/system.slice/docker.service\n";
         assert_eq!(
             freezer_from_proc_cgroup(text, Path::new("/sys/fs/cgroup")),
-            Some(Freezer::V1(PathBuf::from(
+            Ok(Freezer::V1(PathBuf::from(
                 "/sys/fs/cgroup/freezer/docker/abc"
             )))
         );
@@ -141,7 +173,7 @@ mod tests {
         let text = "0::/system.slice/docker-abc.scope\n";
         assert_eq!(
             freezer_from_proc_cgroup(text, dir.path()),
-            Some(Freezer::V2(
+            Ok(Freezer::V2(
                 dir.path().join("system.slice/docker-abc.scope")
             ))
         );
@@ -149,11 +181,39 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         assert_eq!(
             freezer_from_proc_cgroup(text, other.path()),
-            Some(Freezer::V2(
+            Ok(Freezer::V2(
                 other.path().join("unified/system.slice/docker-abc.scope")
             ))
         );
-        assert_eq!(freezer_from_proc_cgroup("garbage", dir.path()), None);
+        assert!(
+            freezer_from_proc_cgroup("garbage", dir.path())
+                .unwrap_err()
+                .contains("no freezer cgroup")
+        );
+    }
+
+    #[test]
+    fn a_path_outside_the_agents_cgroup_namespace_is_refused_not_joined() {
+        // As read from a pod's cgroup namespace: the container is a sibling of the agent.
+        let v2 = "0::/../../kubepods/besteffort/pod1/abc\n";
+        let e = freezer_from_proc_cgroup(v2, Path::new("/sys/fs/cgroup")).unwrap_err();
+        assert!(e.contains("outside the agent's cgroup namespace"), "{e}");
+        let v1 = "7:freezer:/../pod1/abc\n0::/../pod1/abc\n";
+        let e = freezer_from_proc_cgroup(v1, Path::new("/sys/fs/cgroup")).unwrap_err();
+        assert!(e.contains("\"/../pod1/abc\""), "{e}");
+        let e = freezer_from_proc_cgroup("0::kubepods/x\n", Path::new("/x")).unwrap_err();
+        assert!(e.contains("not absolute"), "{e}");
+        // Read from the host's namespace, the same cgroup is absolute and joined to the
+        // host's hierarchy.
+        assert_eq!(
+            freezer_from_proc_cgroup(
+                "7:freezer:/kubepods/besteffort/pod1/abc\n",
+                Path::new(HOST_CGROUP_ROOT)
+            ),
+            Ok(Freezer::V1(PathBuf::from(
+                "/proc/1/root/sys/fs/cgroup/freezer/kubepods/besteffort/pod1/abc"
+            )))
+        );
     }
 
     #[test]

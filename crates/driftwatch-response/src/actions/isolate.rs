@@ -1,9 +1,10 @@
 //! `isolate` / `release`: all traffic of a container's network namespace dropped but loopback,
 //! by an nftables table of our own *inside that namespace* (`inet driftwatch_isolate`: input,
 //! output and forward chains with policy drop, accepting only `lo`). The host's ruleset is
-//! never touched: `nft` runs in the container's namespace (entered with `setns` in the child
-//! before exec), and a container sharing the host's network namespace is refused. Release
-//! deletes the table. Established connections are cut too (nothing is accepted by state).
+//! never touched: the table is written through an nf_tables netlink socket opened in the
+//! container's namespace ([`super::nft_netlink`]; no `nft` binary, which the container image
+//! lacks), and a container sharing the host's network namespace is refused. Release deletes
+//! the table. Established connections are cut too (nothing is accepted by state).
 //!
 //! "The host's network namespace" is found through the host's pid namespace (`/proc/1`, a
 //! kernel thread: see [`driftwatch_runtime::host_netns`]), never by comparing with the
@@ -11,27 +12,40 @@
 //! `hostNetwork` pod isolated on that comparison would cut the node off. When the host's
 //! namespace cannot be determined (no `hostPID`), isolation is refused.
 
-use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+
+use super::nft_netlink::{self, Answer, BaseChain, Batch, NfSocket};
 
 pub const TABLE: &str = "driftwatch_isolate";
 
-/// The ruleset loaded into the container's namespace, atomically (one `nft -f` batch): the
-/// first two lines make it idempotent (add, then delete whatever was there).
-pub fn ruleset() -> String {
-    format!(
-        "table inet {TABLE}
-delete table inet {TABLE}
-table inet {TABLE} {{
-  chain input {{ type filter hook input priority -300; policy drop; iifname \"lo\" accept; }}
-  chain output {{ type filter hook output priority -300; policy drop; oifname \"lo\" accept; }}
-  chain forward {{ type filter hook forward priority -300; policy drop; }}
-}}
-"
-    )
+/// The chains of our table, as `nft` would read them:
+/// `chain input { type filter hook input priority -300; policy drop; iifname "lo" accept; }`,
+/// the same for output with `oifname "lo"`, and forward dropping everything.
+pub fn chains() -> [BaseChain; 3] {
+    [
+        BaseChain {
+            name: "input",
+            hook: nft_netlink::HOOK_INPUT,
+            priority: -300,
+            policy: nft_netlink::NF_DROP,
+            accept_if: Some((nft_netlink::META_IIFNAME, "lo")),
+        },
+        BaseChain {
+            name: "output",
+            hook: nft_netlink::HOOK_OUTPUT,
+            priority: -300,
+            policy: nft_netlink::NF_DROP,
+            accept_if: Some((nft_netlink::META_OIFNAME, "lo")),
+        },
+        BaseChain {
+            name: "forward",
+            hook: nft_netlink::HOOK_FORWARD,
+            priority: -300,
+            policy: nft_netlink::NF_DROP,
+            accept_if: None,
+        },
+    ]
 }
 
 /// A network namespace to run `nft` in.
@@ -85,68 +99,54 @@ impl NetNs {
         })
     }
 
-    /// Runs `nft ARGS` in this namespace with `stdin`; returns stdout or the error.
-    pub fn nft(&self, args: &[&str], stdin: &str) -> Result<String, String> {
-        let fd = self.fd.as_raw_fd();
-        let mut cmd = Command::new("nft");
-        cmd.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: setns is async-signal-safe; the fd stays open in the parent until the child
-        // has exec'd (we wait for it below).
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|e| {
+    /// Sends `batch` through an nf_tables socket in this namespace.
+    fn run(&self, batch: &Batch) -> Result<Answer, String> {
+        let sock = NfSocket::open_in(self.fd.as_fd()).map_err(|e| {
             format!(
-                "running nft in the network namespace of pid {}: {e}",
+                "opening an nf_tables netlink socket in the network namespace of pid {}: {e}",
                 self.pid
             )
         })?;
-        if let Some(mut i) = child.stdin.take() {
-            i.write_all(stdin.as_bytes())
-                .map_err(|e| format!("writing to nft: {e}"))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("waiting for nft: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "nft {} in the network namespace of pid {}: {}",
-                args.join(" "),
-                self.pid,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        sock.run(batch).map_err(|e| {
+            format!(
+                "nf_tables netlink in the network namespace of pid {}: {e}",
+                self.pid
+            )
+        })
+    }
+
+    fn failed(&self, what: &str, errno: i32) -> String {
+        format!(
+            "{what} in the network namespace of pid {}: {}",
+            self.pid,
+            std::io::Error::from_raw_os_error(errno)
+        )
     }
 
     /// Whether our table is there.
     pub fn is_isolated(&self) -> Result<bool, String> {
-        let out = self.nft(&["list", "tables"], "")?;
-        Ok(out
-            .lines()
-            .any(|l| l.trim() == format!("table inet {TABLE}")))
+        match self.run(&Batch::get_table(TABLE))? {
+            Answer::Done => Ok(true),
+            Answer::Failed { errno, .. } if errno == libc::ENOENT => Ok(false),
+            Answer::Failed { what, errno } => Err(self.failed(&what, errno)),
+        }
     }
 
+    /// Replaces our table (whatever was there) by the isolating one, atomically.
     pub fn isolate(&self) -> Result<(), String> {
-        self.nft(&["-f", "-"], &ruleset()).map(drop)
+        match self.run(&Batch::replace_table(TABLE, &chains()))? {
+            Answer::Done => Ok(()),
+            Answer::Failed { what, errno } => Err(self.failed(&what, errno)),
+        }
     }
 
     /// Deletes our table; `false` when there was none.
     pub fn release(&self) -> Result<bool, String> {
-        if !self.is_isolated()? {
-            return Ok(false);
+        match self.run(&Batch::delete_table(TABLE))? {
+            Answer::Done => Ok(true),
+            Answer::Failed { errno, .. } if errno == libc::ENOENT => Ok(false),
+            Answer::Failed { what, errno } => Err(self.failed(&what, errno)),
         }
-        self.nft(&["delete", "table", "inet", TABLE], "")
-            .map(|_| true)
     }
 }
 
@@ -155,18 +155,100 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ruleset_accepts_loopback_only_and_drops_the_rest() {
-        let r = ruleset();
-        assert_eq!(r.matches("policy drop").count(), 3);
-        assert!(r.contains("iifname \"lo\" accept"));
-        assert!(r.contains("oifname \"lo\" accept"));
-        assert!(
-            !r.contains("ct state"),
-            "established traffic must be cut too"
-        );
-        assert!(
-            r.starts_with("table inet driftwatch_isolate\ndelete table inet driftwatch_isolate\n")
-        );
+    fn the_chains_accept_loopback_only_and_drop_the_rest() {
+        let c = chains();
+        assert!(c.iter().all(|c| c.policy == nft_netlink::NF_DROP));
+        assert_eq!(c[0].accept_if, Some((nft_netlink::META_IIFNAME, "lo")));
+        assert_eq!(c[1].accept_if, Some((nft_netlink::META_OIFNAME, "lo")));
+        // Forwarded traffic is never accepted, and nothing is accepted by connection state:
+        // established connections are cut too.
+        assert_eq!(c[2].accept_if, None);
+    }
+
+    #[test]
+    fn isolation_and_release_work_in_a_fresh_network_namespace() {
+        // A child in a network namespace of its own (`unshare -n`), where the table is
+        // written, looked up and deleted through netlink, as in a container.
+        let Ok(mut child) = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "30"])
+            .spawn()
+        else {
+            eprintln!("skipped: no unshare");
+            return;
+        };
+        let pid = child.id();
+        let ours = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .map(|m| m.ino())
+            .ok()
+            == Some(ours)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare -n did not happen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let p = driftwatch_runtime::PinnedProcess::open(pid).unwrap();
+        let ns = NetNs::of_process(&p).unwrap();
+        assert_eq!(ns.is_isolated(), Ok(false));
+        assert_eq!(ns.release(), Ok(false));
+        ns.isolate().unwrap();
+        assert_eq!(ns.is_isolated(), Ok(true));
+        // Idempotent: a second isolation replaces the table.
+        ns.isolate().unwrap();
+        // Where `nft` is installed (the host, not the image), it reads back the ruleset the
+        // nft-based isolation used to load, rule for rule.
+        if let Ok(out) = std::process::Command::new("nsenter")
+            .args([
+                "-t",
+                &pid.to_string(),
+                "-n",
+                "nft",
+                "list",
+                "table",
+                "inet",
+                TABLE,
+            ])
+            .output()
+            && out.status.success()
+        {
+            let text = String::from_utf8_lossy(&out.stdout);
+            // nft names priority -300 `raw` (since 0.9.1).
+            let text = text.replace("priority raw;", "priority -300;");
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert_eq!(
+                lines,
+                [
+                    "table inet driftwatch_isolate {",
+                    "chain input {",
+                    "type filter hook input priority -300; policy drop;",
+                    "iifname \"lo\" accept",
+                    "}",
+                    "chain output {",
+                    "type filter hook output priority -300; policy drop;",
+                    "oifname \"lo\" accept",
+                    "}",
+                    "chain forward {",
+                    "type filter hook forward priority -300; policy drop;",
+                    "}",
+                    "}"
+                ],
+                "{text}"
+            );
+        }
+        // Only the child's namespace holds the table: ours (the host's) does not.
+        let own = driftwatch_runtime::PinnedProcess::open(std::process::id()).unwrap();
+        assert_eq!(NetNs::for_release(&own).unwrap().is_isolated(), Ok(false));
+        assert_eq!(ns.release(), Ok(true));
+        assert_eq!(ns.is_isolated(), Ok(false));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod freezer;
 pub mod isolate;
 pub mod kill;
 pub mod kube;
+pub mod nft_netlink;
 pub mod notify;
 
 use std::path::{Path, PathBuf};
