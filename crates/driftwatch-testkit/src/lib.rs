@@ -23,6 +23,7 @@
 //! `const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");` in the test file.
 
 mod agent;
+mod agent_image;
 mod cli;
 mod docker;
 mod host;
@@ -31,6 +32,7 @@ mod receiver;
 mod require;
 
 pub use agent::{AgentProcess, drop_and_run, field, has_tag, read_alerts, watched_container};
+pub use agent_image::{agent_image_flags, build_agent_image, wait_until_watching};
 pub use cli::{cli, run_cli, text};
 pub use docker::{
     BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, docker, docker_bytes, docker_ok,

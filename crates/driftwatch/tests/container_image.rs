@@ -2,73 +2,9 @@
 //! run with the flags docs/install.md documents (no --privileged), it detects a dropped binary
 //! executed in another container.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use driftwatch_testkit::*;
-
-/// scripts/build-image (which runs scripts/build-static; unoptimized here to keep CI short,
-/// `DW_STATIC_PROFILE=release` tests the release binary).
-/// The image under test, removed when dropped.
-fn build_image() -> TestImage {
-    let tag = format!("driftwatch-test/agent:{}", std::process::id());
-    let profile = std::env::var("DW_STATIC_PROFILE").unwrap_or_else(|_| "static-dev".into());
-    let out = Command::new(repo_root().join("scripts/build-image"))
-        .arg(&tag)
-        .env("DW_STATIC_PROFILE", profile)
-        .current_dir(repo_root())
-        .output()
-        .expect("running scripts/build-image");
-    assert!(
-        out.status.success(),
-        "scripts/build-image: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("built {}", String::from_utf8_lossy(&out.stdout).trim());
-    TestImage(tag)
-}
-
-/// The `docker run` flags of docs/install.md "Container image", minus -d/--name.
-fn agent_flags(state: &Path, logs: &Path) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "--pid",
-        "host",
-        "--cgroupns",
-        "host",
-        "--cap-drop",
-        "ALL",
-        "--cap-add",
-        "BPF",
-        "--cap-add",
-        "PERFMON",
-        "--cap-add",
-        "SYS_ADMIN",
-        "--cap-add",
-        "SYS_PTRACE",
-        "--cap-add",
-        "DAC_READ_SEARCH",
-        "--cap-add",
-        "KILL",
-        "--cap-add",
-        "NET_ADMIN",
-        "-v",
-        "/sys/fs/bpf:/sys/fs/bpf",
-        "-v",
-        "/var/run/docker.sock:/var/run/docker.sock",
-        "-v",
-        "/var/lib/docker:/var/lib/docker:ro,rslave",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    v.push("-v".into());
-    v.push(format!("{}:/var/lib/driftwatch", state.display()));
-    v.push("-v".into());
-    v.push(format!("{}:/var/log/driftwatch", logs.display()));
-    v
-}
 
 #[test]
 fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
@@ -79,7 +15,7 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
     ]) {
         return;
     }
-    let image = build_image();
+    let image = build_agent_image();
     // Nothing but the binary and its config: no shell to exec into.
     let out = docker(&[
         "image",
@@ -94,7 +30,7 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
     let state = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     // TestContainer::run gives it `--network none`: the agent needs no network of its own.
-    let mut args = agent_flags(state.path(), logs.path());
+    let mut args = agent_image_flags(state.path(), logs.path(), "host");
     args.push(image.0.clone());
     // The image's default CMD reads /etc/driftwatch/config.yaml; the test names its outputs
     // on the command line so it depends on nothing else.
@@ -108,57 +44,9 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
         .iter()
         .map(|s| s.to_string()),
     );
-    // Docker before 23.0 does not know CAP_BPF and CAP_PERFMON ("unknown capability"); there
-    // CAP_SYS_ADMIN, which the kernel accepts for both, covers them (docs/install.md says so too).
-    let probe = docker(&[
-        "run",
-        "--rm",
-        "--cap-add",
-        "BPF",
-        "--network",
-        "none",
-        BUSYBOX,
-        "true",
-    ]);
-    if String::from_utf8_lossy(&probe.stderr).contains("unknown capability") {
-        eprintln!(
-            "this dockerd does not know CAP_BPF/CAP_PERFMON: running with CAP_SYS_ADMIN for them"
-        );
-        let mut kept = Vec::new();
-        let mut it = args.into_iter().peekable();
-        while let Some(a) = it.next() {
-            if a == "--cap-add" && it.peek().is_some_and(|c| c == "BPF" || c == "PERFMON") {
-                it.next();
-                continue;
-            }
-            kept.push(a);
-        }
-        args = kept;
-    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let agent = TestContainer::run(&args);
-    let start = Instant::now();
-    loop {
-        let out = docker(&["logs", &agent.id]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if text.contains("watching every container") {
-            break;
-        }
-        let running = docker(&["inspect", "-f", "{{.State.Running}}", &agent.id]);
-        assert!(
-            String::from_utf8_lossy(&running.stdout).trim() == "true",
-            "the agent container exited:\n{text}"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "the agent container was not ready within 90 s:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_watching(&agent);
     let (code, out) = agent.exec(&["sh", "-c", "true"]);
     assert_ne!(code, 0, "the image has a shell: {out}");
 

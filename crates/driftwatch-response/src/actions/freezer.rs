@@ -7,9 +7,10 @@
 //! its own: `/proc/<pid>/cgroup` then names other containers' cgroups relative to the agent's
 //! root (`/../../kubepods/...`), and its `/sys/fs/cgroup` shows only its own subtree. There the
 //! path is read again from the host's cgroup namespace (a kernel thread's, so no container's)
-//! and joined to the host's own cgroupfs (`/proc/1/root/sys/fs/cgroup`, through the host's
-//! init with `hostPID`): a path the kernel wrote, never one a container could choose, and one
-//! holding a `..` is refused rather than joined.
+//! and joined to the host's own cgroupfs (the DaemonSet's `hostPath` mount of it at
+//! `/host/sys/fs/cgroup`, else `/proc/1/root/sys/fs/cgroup`): a path the kernel wrote, never
+//! one a container could choose; one holding a `..` is refused rather than joined, and the
+//! directory found must list the process in its `cgroup.procs`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,29 +67,66 @@ pub fn freezer_from_proc_cgroup(text: &str, root: &Path) -> Result<Freezer, Stri
     Ok(Freezer::V2(base.join(rel)))
 }
 
-/// Where the host's cgroup hierarchies are when the agent has a cgroup namespace of its own:
-/// the host's init's view (`hostPID`), not the agent's `/sys/fs/cgroup`.
-pub const HOST_CGROUP_ROOT: &str = "/proc/1/root/sys/fs/cgroup";
+/// Where the host's cgroup hierarchies are when the agent has a cgroup namespace of its own
+/// (its `/sys/fs/cgroup` then shows only its own subtree, read-only), first found first: the
+/// host's `/sys/fs/cgroup` mounted by the DaemonSet (a `hostPath`, writable), else the host's
+/// init's view (`hostPID` and a ptrace-readable pid 1).
+pub const HOST_CGROUP_ROOTS: [&str; 2] = ["/host/sys/fs/cgroup", "/proc/1/root/sys/fs/cgroup"];
+
+/// The first of `roots` that can be read. Pure but for the `stat`s.
+fn host_cgroup_root(roots: &[&str]) -> Result<PathBuf, String> {
+    let mut why = Vec::new();
+    for r in roots {
+        match std::fs::read_dir(r) {
+            Ok(_) => return Ok(PathBuf::from(r)),
+            Err(e) => why.push(format!("{r}: {e}")),
+        }
+    }
+    Err(format!(
+        "the agent has a cgroup namespace of its own and the host's cgroupfs is not in sight (mount the host's /sys/fs/cgroup at /host/sys/fs/cgroup): {}",
+        why.join("; ")
+    ))
+}
+
+/// Checks that `freezer`'s cgroup holds `pid` (its `cgroup.procs`, as this pid namespace
+/// numbers them): a host cgroupfs found elsewhere than expected is not written blindly.
+fn check_holds(freezer: &Freezer, pid: u32) -> Result<(), String> {
+    let procs = freezer.dir().join("cgroup.procs");
+    let text = std::fs::read_to_string(&procs).map_err(|e| format!("{}: {e}", procs.display()))?;
+    if text.lines().any(|l| l.trim() == pid.to_string()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} does not list pid {pid}: not its cgroup as the host sees it",
+            procs.display()
+        ))
+    }
+}
 
 impl Freezer {
     /// The freezer of a pinned process's cgroup, read while it provably still held its pid,
     /// as the host sees it (see the module's comment).
     pub fn of_process(p: &driftwatch_runtime::PinnedProcess) -> Result<Freezer, String> {
-        let at = |e: String| format!("/proc/{}/cgroup: {e}", p.pid());
-        match driftwatch_runtime::host_cgroupns() {
-            Ok(Some(host)) => {
-                let text = p
-                    .read_proc_in_cgroupns("cgroup", &host)
-                    .map_err(|e| e.to_string())?;
-                freezer_from_proc_cgroup(&text, Path::new(HOST_CGROUP_ROOT)).map_err(at)
-            }
+        let (text, root) = match driftwatch_runtime::host_cgroupns() {
+            Ok(Some(host)) => (
+                p.read_proc_in_cgroupns("cgroup", &host)
+                    .map_err(|e| e.to_string())?,
+                host_cgroup_root(&HOST_CGROUP_ROOTS)?,
+            ),
             // The agent's namespace is the host's, or the host's cannot be seen (no
-            // hostPID): read as is; a path outside the agent's namespace is refused.
-            Ok(None) | Err(_) => {
-                let text = p.read_proc("cgroup").map_err(|e| e.to_string())?;
-                freezer_from_proc_cgroup(&text, Path::new("/sys/fs/cgroup")).map_err(at)
-            }
-        }
+            // hostPID): read as is (a path outside the agent's namespace is refused), and
+            // joined to the host's cgroupfs mount when there is one (a container's own
+            // `/sys/fs/cgroup` shows only its own cgroup), else to `/sys/fs/cgroup`.
+            Ok(None) | Err(_) => (
+                p.read_proc("cgroup").map_err(|e| e.to_string())?,
+                host_cgroup_root(&HOST_CGROUP_ROOTS[..1])
+                    .unwrap_or_else(|_| PathBuf::from("/sys/fs/cgroup")),
+            ),
+        };
+        let f = freezer_from_proc_cgroup(&text, &root)
+            .map_err(|e| format!("/proc/{}/cgroup: {e}", p.pid()))?;
+        check_holds(&f, p.pid())?;
+        Ok(f)
     }
 
     pub fn dir(&self) -> &Path {
@@ -208,12 +246,32 @@ mod tests {
         assert_eq!(
             freezer_from_proc_cgroup(
                 "7:freezer:/kubepods/besteffort/pod1/abc\n",
-                Path::new(HOST_CGROUP_ROOT)
+                Path::new(HOST_CGROUP_ROOTS[0])
             ),
             Ok(Freezer::V1(PathBuf::from(
-                "/proc/1/root/sys/fs/cgroup/freezer/kubepods/besteffort/pod1/abc"
+                "/host/sys/fs/cgroup/freezer/kubepods/besteffort/pod1/abc"
             )))
         );
+    }
+
+    #[test]
+    fn the_host_cgroupfs_is_the_first_root_in_sight_and_must_hold_the_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let there = dir.path().to_str().unwrap();
+        let e = host_cgroup_root(&["/nonexistent/cg"]).unwrap_err();
+        assert!(
+            e.contains("/host/sys/fs/cgroup") && e.contains("/nonexistent/cg"),
+            "{e}"
+        );
+        assert_eq!(
+            host_cgroup_root(&["/nonexistent/cg", there]),
+            Ok(dir.path().to_path_buf())
+        );
+        std::fs::write(dir.path().join("cgroup.procs"), "12\n345\n").unwrap();
+        let f = Freezer::V2(dir.path().to_path_buf());
+        check_holds(&f, 345).unwrap();
+        let e = check_holds(&f, 34).unwrap_err();
+        assert!(e.contains("does not list pid 34"), "{e}");
     }
 
     #[test]
