@@ -260,6 +260,23 @@ pub fn drop_and_run(c: &TestContainer, dir: &str) {
     assert_eq!(code, 0, "{out}");
 }
 
+/// Like [`drop_and_run`], without waiting for it (`docker exec -d`): a container frozen
+/// meanwhile would hold a waiting `docker exec` until thawed.
+pub fn drop_and_run_detached(c: &TestContainer, dir: &str) {
+    let ok = Command::new(crate::docker::DOCKER)
+        .args([
+            "exec",
+            "-d",
+            &c.id,
+            "sh",
+            "-c",
+            &format!("mkdir -p /tmp/{dir} && cp /bin/busybox /tmp/{dir}/true && /tmp/{dir}/true"),
+        ])
+        .status()
+        .expect("running docker exec");
+    assert!(ok.success(), "docker exec -d in {}", c.short());
+}
+
 /// Starts a container of `image` (which has `sh`) and waits until the agent watches its
 /// layers (a marker write to `/etc/dw-ready` is reported).
 pub fn watched_container(agent: &AgentProcess, image: &str) -> TestContainer {

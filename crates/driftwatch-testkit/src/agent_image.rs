@@ -114,3 +114,19 @@ pub fn wait_until_watching(agent: &TestContainer) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The agent image's command line: `run` with alerts to the log volume's `alerts.json` (not
+/// stdout), then `extra`. The image's default CMD reads /etc/driftwatch/config.yaml; tests
+/// name the outputs so that they depend on nothing else.
+pub fn agent_run_args(extra: &[&str]) -> Vec<String> {
+    [
+        "run",
+        "--no-stdout",
+        "--json-out",
+        "/var/log/driftwatch/alerts.json",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}

@@ -72,17 +72,18 @@ impl TestContainer {
         }
     }
 
+    /// A busybox container named `name` running the shell `script`.
+    fn busybox_sh(name: &str, script: &str) -> TestContainer {
+        TestContainer::run(&["--name", name, BUSYBOX, "sh", "-c", script])
+    }
+
     /// A busybox container named `name` serving `hello` over HTTP on 8080 with busybox httpd
     /// (an image binary: not drift), once it answers.
     pub fn httpd(name: &str) -> TestContainer {
-        let c = TestContainer::run(&[
-            "--name",
+        let c = TestContainer::busybox_sh(
             name,
-            BUSYBOX,
-            "sh",
-            "-c",
             "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www",
-        ]);
+        );
         let start = Instant::now();
         while !c.get_inside("127.0.0.1:8080").contains("hello") {
             assert!(
@@ -147,6 +148,54 @@ impl TestContainer {
         self.inspect("{{.State.Pid}}").parse().unwrap()
     }
 
+    /// A busybox container named `name` writing an ever-growing count to `/tmp/count` every
+    /// 50 ms, once it counts: whether its processes run (a freeze) is read from the host with
+    /// [`TestContainer::count`].
+    pub fn counter(name: &str) -> TestContainer {
+        let c = TestContainer::busybox_sh(
+            name,
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done",
+        );
+        let start = Instant::now();
+        while c.count() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{} never counted",
+                c.short()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c
+    }
+
+    /// The count of a [`TestContainer::counter`], read from the host (0 before the first).
+    pub fn count(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/root/tmp/count", self.pid()))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// The freezer control file of the container's cgroup as the host (the test) sees it:
+    /// v1 `freezer.state`, else v2 `cgroup.freeze`.
+    pub fn freezer_control(&self) -> PathBuf {
+        let text = std::fs::read_to_string(format!("/proc/{}/cgroup", self.pid())).unwrap();
+        if let Some(p) = text
+            .lines()
+            .find_map(|l| l.split_once(":freezer:").map(|(_, p)| p.to_string()))
+        {
+            return PathBuf::from(format!("/sys/fs/cgroup/freezer{p}/freezer.state"));
+        }
+        let p = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        let unified = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            "/sys/fs/cgroup"
+        } else {
+            "/sys/fs/cgroup/unified"
+        };
+        PathBuf::from(format!("{unified}{p}/cgroup.freeze"))
+    }
+
     /// Overlay layers from `docker inspect` (LowerDir is colon-separated, top-most first).
     pub fn layers(&self) -> OverlayLayers {
         let out = docker_ok(&["inspect", "-f", "{{json .GraphDriver}}", &self.id]);
@@ -194,5 +243,27 @@ pub struct TestImage(pub String);
 impl Drop for TestImage {
     fn drop(&mut self) {
         let _ = docker(&["image", "rm", "-f", &self.0]);
+    }
+}
+
+/// Thaws a container's cgroup (its [`TestContainer::freezer_control`]) when dropped: declared
+/// after the container, so dropped before it, it keeps a failing freeze test from leaving
+/// `docker rm -f` waiting on a frozen cgroup.
+pub struct Thaw(pub PathBuf);
+
+impl Thaw {
+    pub fn of(c: &TestContainer) -> Thaw {
+        Thaw(c.freezer_control())
+    }
+}
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let v = if self.0.ends_with("freezer.state") {
+            "THAWED"
+        } else {
+            "0"
+        };
+        let _ = std::fs::write(&self.0, v);
     }
 }

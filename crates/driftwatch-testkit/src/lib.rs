@@ -31,11 +31,14 @@ mod netns;
 mod receiver;
 mod require;
 
-pub use agent::{AgentProcess, drop_and_run, field, has_tag, read_alerts, watched_container};
-pub use agent_image::{agent_image_flags, build_agent_image, wait_until_watching};
+pub use agent::{
+    AgentProcess, drop_and_run, drop_and_run_detached, field, has_tag, read_alerts,
+    watched_container,
+};
+pub use agent_image::{agent_image_flags, agent_run_args, build_agent_image, wait_until_watching};
 pub use cli::{cli, run_cli, text};
 pub use docker::{
-    BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, docker, docker_bytes, docker_ok,
+    BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, Thaw, docker, docker_bytes, docker_ok,
 };
 pub use host::{free_port, repo_root, rss_kib, serial};
 pub use netns::{TestNetns, run_ok};

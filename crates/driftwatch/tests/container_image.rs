@@ -32,18 +32,7 @@ fn the_image_is_static_scratch_and_detects_drift_in_another_container() {
     // TestContainer::run gives it `--network none`: the agent needs no network of its own.
     let mut args = agent_image_flags(state.path(), logs.path(), "host");
     args.push(image.0.clone());
-    // The image's default CMD reads /etc/driftwatch/config.yaml; the test names its outputs
-    // on the command line so it depends on nothing else.
-    args.extend(
-        [
-            "run",
-            "--no-stdout",
-            "--json-out",
-            "/var/log/driftwatch/alerts.json",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
+    args.extend(agent_run_args(&[]));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let agent = TestContainer::run(&args);
     wait_until_watching(&agent);

@@ -7,7 +7,7 @@
 //! container undoes both.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -36,56 +36,6 @@ fn wait_record(log: &Path, c: &TestContainer, action: &str, agent: &TestContaine
             docker(&["logs", &agent.id])
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Drops a copy of busybox as `/tmp/x/true` and runs it, detached (`docker exec -d`: a
-/// container frozen meanwhile would hold a waiting `docker exec` until thawed).
-fn drift(c: &TestContainer) {
-    let ok = Command::new(DOCKER)
-        .args([
-            "exec",
-            "-d",
-            &c.id,
-            "sh",
-            "-c",
-            "mkdir -p /tmp/x && cp /bin/busybox /tmp/x/true && /tmp/x/true",
-        ])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-/// The freezer control file of process `pid`'s cgroup as the host (this test) sees it.
-fn freezer_file(pid: u32) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    if let Some(p) = text
-        .lines()
-        .find_map(|l| l.split_once(":freezer:").map(|(_, p)| p.to_string()))
-    {
-        return PathBuf::from(format!("/sys/fs/cgroup/freezer{p}/freezer.state"));
-    }
-    let p = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-    let unified = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "/sys/fs/cgroup"
-    } else {
-        "/sys/fs/cgroup/unified"
-    };
-    PathBuf::from(format!("{unified}{p}/cgroup.freeze"))
-}
-
-/// Thaws a cgroup when dropped (declared after its container, so dropped before it), so that
-/// a failing test does not leave `docker rm -f` waiting on a frozen cgroup.
-struct Thaw(PathBuf);
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        let v = if self.0.ends_with("freezer.state") {
-            "THAWED"
-        } else {
-            "0"
-        };
-        let _ = std::fs::write(&self.0, v);
     }
 }
 
@@ -138,20 +88,12 @@ fn isolate_and_freeze_work_from_the_image_in_a_cgroup_namespace_of_its_own() {
             .map(|s| s.to_string()),
     );
     args.push(image.0.clone());
-    args.extend(
-        [
-            "run",
-            "--no-stdout",
-            "--json-out",
-            "/var/log/driftwatch/alerts.json",
-            "--playbook",
-            "/etc/driftwatch/playbooks/playbook.yaml",
-            "--actions-log",
-            "/var/log/driftwatch/actions.jsonl",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
+    args.extend(agent_run_args(&[
+        "--playbook",
+        "/etc/driftwatch/playbooks/playbook.yaml",
+        "--actions-log",
+        "/var/log/driftwatch/actions.jsonl",
+    ]));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let agent = TestContainer::run(&args);
     wait_until_watching(&agent);
@@ -177,7 +119,7 @@ fn isolate_and_freeze_work_from_the_image_in_a_cgroup_namespace_of_its_own() {
         "hello",
         "reachable before"
     );
-    drift(&iso);
+    drop_and_run(&iso, "x");
     let rec = wait_record(&log, &iso, "isolate", &agent);
     assert_eq!(rec["result"], "ok", "{rec}");
     assert_eq!(rec["playbook"], "isolate", "{rec}");
@@ -189,27 +131,11 @@ fn isolate_and_freeze_work_from_the_image_in_a_cgroup_namespace_of_its_own() {
     assert!(iso.get_inside("127.0.0.1:8080").contains("hello"));
 
     // freeze: every process of the container stopped by its cgroup's freezer.
-    let frz = TestContainer::run(&[
-        "--name",
-        &frz_name,
-        BUSYBOX,
-        "sh",
-        "-c",
-        "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done",
-    ]);
-    let control = freezer_file(frz.pid());
-    let _thaw = Thaw(control.clone());
-    let count_file = format!("/proc/{}/root/tmp/count", frz.pid());
-    let count = || -> u64 {
-        std::fs::read_to_string(&count_file)
-            .unwrap_or_default()
-            .trim()
-            .parse()
-            .unwrap_or(0)
-    };
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(count() > 0, "the counter runs");
-    drift(&frz);
+    let frz = TestContainer::counter(&frz_name);
+    let thaw = Thaw::of(&frz);
+    let control = thaw.0.clone();
+    let count = || frz.count();
+    drop_and_run_detached(&frz, "x");
     let rec = wait_record(&log, &frz, "freeze", &agent);
     assert_eq!(rec["result"], "ok", "{rec}");
     let a = count();

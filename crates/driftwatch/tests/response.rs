@@ -100,49 +100,6 @@ impl Responding {
     }
 }
 
-/// Drops a copy of busybox as `/tmp/<dir>/true` and executes it: binary drift. (busybox picks
-/// its applet by the name it runs as, so the copy keeps an applet's name.)
-/// Like [`drift`], without waiting for it (`docker exec -d`): a container frozen meanwhile
-/// would hold `docker exec` until thawed.
-fn drift_detached(c: &TestContainer, dir: &str) {
-    let ok = Command::new(DOCKER)
-        .args([
-            "exec",
-            "-d",
-            &c.id,
-            "sh",
-            "-c",
-            &format!("mkdir -p /tmp/{dir} && cp /bin/busybox /tmp/{dir}/true && /tmp/{dir}/true"),
-        ])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-/// Thaws a container when dropped (before the container itself is removed: declare it
-/// after the container), so a failing freeze test does not leave `docker rm -f` waiting on a
-/// frozen cgroup.
-struct Thaw(String);
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        for p in [
-            format!("/sys/fs/cgroup/freezer/docker/{}/freezer.state", self.0),
-            format!(
-                "/sys/fs/cgroup/system.slice/docker-{}.scope/cgroup.freeze",
-                self.0
-            ),
-        ] {
-            let v = if p.ends_with("freezer.state") {
-                "THAWED"
-            } else {
-                "0"
-            };
-            let _ = std::fs::write(p, v);
-        }
-    }
-}
-
 /// Drops a copy of busybox as `/tmp/miner/sleep` and starts `sleep 300` from it in the
 /// background (a drifted process that stays).
 fn start_miner(c: &TestContainer) {
@@ -261,43 +218,16 @@ fn freeze_stops_the_container_and_release_thaws_it() {
     let r = Responding::start(&format!(
         "playbooks:\n  - name: freeze\n    match: {{tags: [binary_drift], containers: [{n}]}}\n    actions: [freeze]\n"
     ));
-    let c = TestContainer::run(&[
-        "--name",
-        &n,
-        BUSYBOX,
-        "sh",
-        "-c",
-        "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done",
-    ]);
-    let _thaw = Thaw(c.id.clone());
-    let count_file = format!("/proc/{}/root/tmp/count", c.pid());
-    let count = || -> u64 {
-        std::fs::read_to_string(&count_file)
-            .unwrap_or_default()
-            .trim()
-            .parse()
-            .unwrap_or(0)
-    };
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(count() > 0, "the counter runs");
-
-    drift_detached(&c, "x");
+    let c = TestContainer::counter(&n);
+    let thaw = Thaw::of(&c);
+    let count = || c.count();
+    drop_and_run_detached(&c, "x");
     let rec = r.wait_record(&c, "freeze");
     assert_eq!(rec["result"], "ok", "{rec}");
     let a = count();
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(count(), a, "frozen: the counter must not advance");
-    let state = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/freezer/docker/{}/freezer.state",
-        c.id
-    ))
-    .or_else(|_| {
-        std::fs::read_to_string(format!(
-            "/sys/fs/cgroup/system.slice/docker-{}.scope/cgroup.freeze",
-            c.id
-        ))
-    })
-    .unwrap();
+    let state = std::fs::read_to_string(&thaw.0).unwrap();
     assert!(matches!(state.trim(), "FROZEN" | "1"), "{state}");
 
     let out = Command::new(DRIFTWATCH)
