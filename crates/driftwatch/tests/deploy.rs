@@ -90,8 +90,8 @@ fn daemonset_findings() -> Vec<(&'static str, &'static str, String)> {
             "spec.template.spec.containers[0].image".to_string(),
         ),
     ];
-    // bpffs, containerd run dir and content, state, logs
-    for i in 1..=5 {
+    // bpffs, the host's cgroupfs (freeze), containerd run dir and content, state, logs
+    for i in 1..=6 {
         v.push((
             "DW-K8S-009",
             "DaemonSet",
@@ -286,18 +286,18 @@ fn helm_values_change_what_the_audit_sees() {
     let mut want = owned(daemonset_findings());
     // pinned by digest now
     want.retain(|(rule, _, _)| rule != "DW-K8S-004");
-    // the docker socket and data root: two more host paths (volumes 4 and 5; state and
-    // logs move to 6 and 7)
+    // the docker socket and data root: two more host paths (volumes 5 and 6; state and
+    // logs move to 7 and 8)
     want.extend(set(&[
         (
             "DW-K8S-009",
             "DaemonSet",
-            "spec.template.spec.volumes[6].hostPath",
+            "spec.template.spec.volumes[7].hostPath",
         ),
         (
             "DW-K8S-009",
             "DaemonSet",
-            "spec.template.spec.volumes[7].hostPath",
+            "spec.template.spec.volumes[8].hostPath",
         ),
         (
             "DW-K8S-010",
