@@ -500,6 +500,30 @@ fn the_validator_fails_on_an_invalid_manifest() {
     };
     let errors = result.expect_err("an unknown kind must not validate");
     assert!(errors.contains("has no apps/v1 DaemonSett"), "{errors}");
+    // OpenShift's SecurityContextConstraints: a typo'd field (so a required one is missing) and
+    // a strategy admission does not know.
+    let Some(Ok(yaml)) = render_with(r#"{"openshift": {"scc": {"create": true}}}"#) else {
+        return;
+    };
+    let broken = yaml
+        .replacen("allowHostPID: true\n", "allowHostPid: true\n", 1)
+        .replacen(
+            "runAsUser:\n  type: RunAsAny\n",
+            "runAsUser:\n  type: Any\n",
+            1,
+        );
+    assert_ne!(broken, yaml);
+    let Some(result) = k8s_validate(&broken) else {
+        return;
+    };
+    let errors = result.expect_err("the broken SecurityContextConstraints must not validate");
+    for want in [
+        "SecurityContextConstraints drift-driftwatch: OpenShift security.openshift.io/v1: (object): Additional properties are not allowed ('allowHostPid' was unexpected)",
+        "SecurityContextConstraints drift-driftwatch: OpenShift security.openshift.io/v1: (object): 'allowHostPID' is a required property",
+        "SecurityContextConstraints drift-driftwatch: OpenShift security.openshift.io/v1: runAsUser.type: 'Any' is not one of",
+    ] {
+        assert!(errors.contains(want), "{want}\n{errors}");
+    }
     // The prometheus-operator's kinds: a typo'd field, then a malformed interval.
     let Some(Ok(yaml)) = render_with(r#"{"metrics": {"podMonitor": {"enabled": true}}}"#) else {
         return;
@@ -584,6 +608,7 @@ const CHANGED: &str = r#"{"namespace": {"create": true},
       "60-quiet.yml": "- rule: Shell spawned in container\n  enabled: false\n  override:\n    enabled: replace\n"
     },
     "hostPaths": {"docker": true},
+    "openshift": {"scc": {"create": true}},
     "probes": {"enabled": false}}"#;
 
 #[test]
@@ -602,11 +627,13 @@ fn the_chart_with_changed_values_is_valid_and_its_config_and_rules_load() {
             "ConfigMap",
             "DaemonSet",
             "Namespace",
+            "SecurityContextConstraints",
             "Service",
             "ServiceAccount",
             "ServiceMonitor"
         ]
     );
+    assert_scc_admits_the_agent(&objects);
     let dir = tempfile::tempdir().unwrap();
     let config = check_config_volume(&objects, dir.path());
     // The rules files are where the agent's rules directory is, and load.
@@ -668,6 +695,107 @@ fn the_chart_with_changed_values_is_valid_and_its_config_and_rules_load() {
         )),
         "{found:?}"
     );
+}
+
+/// OpenShift's admission, for what the agent's pod asks: the chart's SecurityContextConstraints
+/// allows each thing the DaemonSet's pod spec requests, forces nothing the agent cannot live
+/// with, and the service account may `use` it.
+fn assert_scc_admits_the_agent(objects: &[Value]) {
+    let scc = the(objects, "SecurityContextConstraints");
+    let ds = the(objects, "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    let sc = &agent(ds)["securityContext"];
+    let strings = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    for (pod_field, scc_field) in [
+        ("hostPID", "allowHostPID"),
+        ("hostNetwork", "allowHostNetwork"),
+        ("hostIPC", "allowHostIPC"),
+    ] {
+        if pod[pod_field] == true {
+            assert_eq!(scc[scc_field], true, "{pod_field} needs {scc_field}");
+        } else {
+            assert_eq!(
+                scc[scc_field], false,
+                "{scc_field}: the pod asks for no {pod_field}"
+            );
+        }
+    }
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(scc["allowPrivilegedContainer"], false);
+    // Exactly the added capabilities, none added by default, none forced away.
+    assert_eq!(
+        strings(&sc["capabilities"]["add"]),
+        strings(&scc["allowedCapabilities"])
+    );
+    assert!(strings(&scc["defaultAddCapabilities"]).is_empty());
+    assert!(strings(&scc["requiredDropCapabilities"]).is_empty());
+    // Every volume type the pod mounts, and no other (the token is a projected volume).
+    let mut used: BTreeSet<String> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let kinds: Vec<&String> = v
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "name")
+                .collect();
+            assert_eq!(kinds.len(), 1, "{v}");
+            kinds[0].clone()
+        })
+        .collect();
+    used.insert("projected".to_string());
+    assert_eq!(used, strings(&scc["volumes"]));
+    assert_eq!(scc["allowHostDirVolumePlugin"], used.contains("hostPath"));
+    // The SELinux type the pod asks for is the one the SCC assigns.
+    assert_eq!(scc["seLinuxContext"]["type"], "MustRunAs");
+    assert_eq!(
+        scc["seLinuxContext"]["seLinuxOptions"],
+        sc["seLinuxOptions"]
+    );
+    assert_eq!(
+        scc["runAsUser"]["type"], "RunAsAny",
+        "the agent runs as uid 0"
+    );
+    assert_eq!(sc["runAsUser"], 0);
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        strings(&scc["seccompProfiles"]),
+        set_of(&["runtime/default"])
+    );
+    if scc["readOnlyRootFilesystem"] == true {
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+    }
+    if scc["allowPrivilegeEscalation"] == false {
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+    }
+    // `use`, granted by name to the ClusterRole bound to the pods' service account.
+    let role = the(objects, "ClusterRole");
+    assert!(
+        role["rules"].as_array().unwrap().iter().any(|r| {
+            strings(&r["apiGroups"]) == set_of(&["security.openshift.io"])
+                && strings(&r["resources"]) == set_of(&["securitycontextconstraints"])
+                && strings(&r["resourceNames"])
+                    == strings(&Value::from(vec![scc["metadata"]["name"].clone()]))
+                && strings(&r["verbs"]) == set_of(&["use"])
+        }),
+        "{role}"
+    );
+    let binding = the(objects, "ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(
+        binding["subjects"][0]["name"], pod["serviceAccountName"],
+        "{binding}"
+    );
+}
+
+fn set_of(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
 }
 
 #[test]
@@ -769,6 +897,10 @@ fn the_chart_refuses_values_that_cannot_work() {
         (
             r#"{"config": {"api": {"enabled": false}}}"#,
             "metrics.enabled needs the API server (config.api.enabled is false)",
+        ),
+        (
+            r#"{"openshift": {"scc": {"create": true}}, "rbac": {"create": false}}"#,
+            "openshift.scc.create needs rbac.create",
         ),
     ] {
         let Some(result) = render_with(values) else {
