@@ -2,6 +2,8 @@
 # Builds the container images the integration tests use, offline (there is no registry):
 #   driftwatch-test/busybox:1   a rootfs with busybox-static and its applet links
 #   driftwatch-test/debian:12   debootstrap minbase bookworm + python3-minimal, procps
+#   driftwatch-test/pause:1     the pod sandbox image of the kubelet-like harness (the CRI
+#                               plugin's sandbox_image): busybox's sleep, `sleep infinity`
 # The Debian rootfs tarball is cached in $DW_IMAGE_CACHE (default /var/cache/driftwatch-test)
 # because debootstrap takes minutes. The mirror is the one apt on this machine already uses.
 set -euo pipefail
@@ -26,6 +28,18 @@ if ! have_image driftwatch-test/busybox:1; then
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   echo 'root:x:0:' >"$root/etc/group"
   tar -C "$root" -c . | "$DOCKER" import -c 'CMD ["/bin/sh"]' - driftwatch-test/busybox:1 >/dev/null
+  rm -rf "$root"
+  trap - EXIT
+fi
+
+if ! have_image driftwatch-test/pause:1; then
+  echo "building driftwatch-test/pause:1"
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' EXIT
+  mkdir -p "$root/bin"
+  cp /bin/busybox "$root/bin/busybox"
+  ln -s busybox "$root/bin/sleep"
+  tar -C "$root" -c . | "$DOCKER" import -c 'ENTRYPOINT ["/bin/sleep", "infinity"]' - driftwatch-test/pause:1 >/dev/null
   rm -rf "$root"
   trap - EXIT
 fi

@@ -1,7 +1,8 @@
 //! What driftwatch's tests share, so that each thing is said once: when a test may run
 //! ([`require!`]), the agent as a real process ([`AgentProcess`]), containers and images that
 //! clean up after themselves ([`TestContainer`], [`TestImage`]), and an HTTP receiver for
-//! the outputs ([`HttpReceiver`]).
+//! the outputs ([`HttpReceiver`]), and a Kubernetes node made of a containerd of the test's
+//! own driven through CRI as a kubelet drives it ([`CriNode`], [`Pod`]).
 //!
 //! # Skipping, and CI
 //!
@@ -25,6 +26,7 @@
 mod agent;
 mod agent_image;
 mod cli;
+mod cri_node;
 mod docker;
 mod host;
 mod netns;
@@ -37,6 +39,9 @@ pub use agent::{
 };
 pub use agent_image::{agent_image_flags, agent_run_args, build_agent_image, wait_until_watching};
 pub use cli::{cli, run_cli, text};
+pub use cri_node::{
+    CRI_NAMESPACE, ContainerSpec, CriNode, PAUSE, Pod, PodContainer, PodSpec, cri_image,
+};
 pub use docker::{
     BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, Thaw, docker, docker_bytes, docker_ok,
 };
