@@ -88,6 +88,22 @@ fn assert_all_name_the_pod(agent: &AgentProcess, pod: &Pod, c: &PodContainer) {
     }
 }
 
+/// Writes a marker below /etc until the agent reports it: from then on it watches the
+/// container's layers. The marker's alert is the container's first.
+fn until_watched(agent: &AgentProcess, c: &PodContainer) {
+    for _ in 0..100 {
+        let (code, out) = c.sh("echo . >> /etc/dw-ready");
+        assert_eq!(code, 0, "{out}");
+        if agent.alerts().iter().any(|a| {
+            field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/dw-ready"
+        }) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the agent never reported the marker write in {}", c.name);
+}
+
 fn debian_pod(node: &CriNode, name: &str) -> Pod {
     node.run_pod(
         PodSpec::new(name, "shop")
@@ -117,5 +133,179 @@ fn binary_drift_in_a_pod_names_the_pod_from_the_first_event() {
     assert_eq!(field(&a, "drift.verdict"), "added", "{a}");
     assert_eq!(field(&a, "proc.pname"), "sh", "{a}");
     assert_pod(&a, &pod, "app", DEBIAN);
+    assert_all_name_the_pod(&agent, &pod, c);
+}
+
+#[test]
+fn file_drift_in_a_pod() {
+    if !ready(&[DEBIAN]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = CriNode::start(&[DEBIAN]);
+    let agent = agent_on(&node, &dir, &[]);
+    let pod = debian_pod(&node, "files-0");
+    let c = pod.first();
+    until_watched(&agent, c);
+    let (code, out) = c.sh("echo 'evil:x:0:0::/root:/bin/sh' >> /etc/passwd");
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("the write to /etc/passwd", WAIT, |a| {
+        of(c, "file_drift")(a) && field(a, "fd.name") == "/etc/passwd"
+    });
+    assert_eq!(a["rule"], "Write below etc in container", "{a}");
+    assert_eq!(field(&a, "proc.name"), "sh", "{a}");
+    assert_pod(&a, &pod, "app", DEBIAN);
+    assert_all_name_the_pod(&agent, &pod, c);
+}
+
+#[test]
+fn package_drift_in_a_pod() {
+    if !ready(&[DEBIAN]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = CriNode::start(&[DEBIAN]);
+    let agent = agent_on(&node, &dir, &[]);
+    let pod = debian_pod(&node, "pkg-0");
+    let c = pod.first();
+    until_watched(&agent, c);
+    let build = "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
+        && printf 'Package: dw-pod-pkg\\nVersion: 2.0.1\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
+        && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb";
+    let (code, out) = c.sh(build);
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("dpkg -i", WAIT, |a| {
+        field(a, "container.id") == c.short() && a["rule"] == "Package drift in container"
+    });
+    assert!(has_tag(&a, "package_drift"), "{a}");
+    let output = a["output"].as_str().unwrap();
+    assert!(output.contains("added dw-pod-pkg 2.0.1"), "{output}");
+    assert_eq!(field(&a, "fd.name"), "/var/lib/dpkg/status", "{a}");
+    assert_pod(&a, &pod, "app", DEBIAN);
+    assert_all_name_the_pod(&agent, &pod, c);
+}
+
+#[test]
+fn a_new_loopback_listener_in_a_pod_is_network_drift() {
+    if !ready(&[DEBIAN]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = CriNode::start(&[DEBIAN]);
+    let agent = agent_on(&node, &dir, &[]);
+    let pod = debian_pod(&node, "net-0");
+    let c = pod.first();
+    // On the pod's loopback only; ExecSync returns once the listener is up (its output
+    // goes nowhere, so the exec does not wait for it).
+    let listen = "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', 8081))\ns.listen()\ntime.sleep(60)\n";
+    let (code, out) = c.sh(&format!(
+        "python3 -c \"{listen}\" </dev/null >/dev/null 2>&1 & sleep 0.5"
+    ));
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("the undeclared listener", WAIT, |a| {
+        of(c, "network_drift")(a)
+            && field(a, "drift.verdict") == "undeclared_port"
+            && field(a, "drift.path") == "8081/tcp"
+    });
+    assert_eq!(a["rule"], "Network drift detected in container", "{a}");
+    assert_eq!(field(&a, "drift.subject"), "listener", "{a}");
+    assert_eq!(field(&a, "fd.name"), "127.0.0.1:8081", "{a}");
+    assert_eq!(field(&a, "proc.name"), "python3", "{a}");
+    assert_pod(&a, &pod, "app", DEBIAN);
+    assert_all_name_the_pod(&agent, &pod, c);
+}
+
+#[test]
+fn a_shell_started_by_a_program_in_a_pod_is_reported() {
+    if !ready(&[DEBIAN]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = CriNode::start(&[DEBIAN]);
+    let agent = agent_on(&node, &dir, &[]);
+    let pod = debian_pod(&node, "shell-0");
+    let c = pod.first();
+    // The exec'd `sh` is the runtime's (not reported); the one it starts is a program's.
+    let (code, out) = c.exec(&["sh", "-c", "sh -c 'echo nested'; true"]);
+    assert_eq!((code, out.trim()), (0, "nested"));
+    let a = agent.wait_for("the nested shell", WAIT, |a| {
+        of(c, "shell")(a) && field(a, "proc.pname") == "sh"
+    });
+    assert_eq!(a["rule"], "Shell spawned in container", "{a}");
+    assert_eq!(field(&a, "proc.name"), "sh", "{a}");
+    assert_pod(&a, &pod, "app", DEBIAN);
+    assert_all_name_the_pod(&agent, &pod, c);
+}
+
+#[test]
+fn prevention_stops_a_dropped_binary_in_a_pod_before_it_runs() {
+    if !ready(&[DEBIAN]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = CriNode::start(&[DEBIAN]);
+    let agent = agent_on(&node, &dir, &["--enforce", "prevent"]);
+    let pod = debian_pod(&node, "prevent-0");
+    let c = pod.first();
+    until_watched(&agent, c);
+    // Added to the writable layer: denied, the shell gets EPERM (126) and the program never
+    // creates its marker.
+    let (code, out) = c.sh("cp /usr/bin/touch /tmp/t && /tmp/t /tmp/ran-added");
+    assert_eq!(code, 126, "{out}");
+    let (found, _) = c.sh("test -e /tmp/ran-added");
+    assert_ne!(found, 0, "the dropped binary ran ({out})");
+    let a = agent.wait_for("the blocked binary", WAIT, |a| {
+        of(c, "binary_drift")(a) && field(a, "drift.path") == "/tmp/t"
+    });
+    assert_eq!(field(&a, "drift.verdict"), "added", "{a}");
+    assert_eq!(field(&a, "drift.enforcement"), "prevent", "{a}");
+    assert_eq!(field(&a, "drift.action"), "blocked", "{a}");
+    assert_eq!(a["priority"], "Critical", "{a}");
+    assert_pod(&a, &pod, "app", DEBIAN);
+    assert_all_name_the_pod(&agent, &pod, c);
+    // The image's own binaries keep working.
+    let (code, out) = c.sh("/usr/bin/touch /tmp/ran-image && test -e /tmp/ran-image");
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Issue 10 on a real node: an image whose labels name another pod runs in a pod; the
+/// alert names the pod the kubelet made, never the image's.
+#[test]
+fn an_image_claiming_another_pod_gets_the_real_pods_identity() {
+    if !ready(&[BUSYBOX]) {
+        return;
+    }
+    let base = TestContainer::create(&[BUSYBOX, "true"]);
+    let image = TestImage(format!("driftwatch-test/forged-pod:{}", std::process::id()));
+    docker_ok(&[
+        "commit",
+        "-c",
+        "LABEL io.kubernetes.pod.name=payments",
+        "-c",
+        "LABEL io.kubernetes.pod.namespace=prod",
+        "-c",
+        "LABEL io.kubernetes.pod.uid=11111111-2222-3333-4444-555555555555",
+        "-c",
+        "LABEL io.kubernetes.container.name=api",
+        &base.id,
+        &image.0,
+    ]);
+    drop(base);
+    let dir = tempfile::tempdir().unwrap();
+    let node = CriNode::start(&[]);
+    node.import(&image.0);
+    let agent = agent_on(&node, &dir, &[]);
+    let pod = node.run_pod(
+        PodSpec::new("real-0", "shop")
+            .container(ContainerSpec::new("app", &image.0).command(&["sleep", "3600"])),
+    );
+    let c = pod.first();
+    let (code, out) =
+        c.sh("mkdir /tmp/forged && cp /bin/busybox /tmp/forged/true && /tmp/forged/true");
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("the forged image's drift", WAIT, |a| {
+        of(c, "binary_drift")(a) && field(a, "drift.path") == "/tmp/forged/true"
+    });
+    assert_pod(&a, &pod, "app", &image.0);
     assert_all_name_the_pod(&agent, &pod, c);
 }
