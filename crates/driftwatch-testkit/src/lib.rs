@@ -26,10 +26,13 @@
 mod agent;
 mod agent_image;
 mod cli;
+mod cri_client;
 mod cri_node;
+mod cri_pod;
 mod docker;
 mod host;
 mod netns;
+mod pod_alerts;
 mod receiver;
 mod require;
 
@@ -39,14 +42,17 @@ pub use agent::{
 };
 pub use agent_image::{agent_image_flags, agent_run_args, build_agent_image, wait_until_watching};
 pub use cli::{cli, run_cli, text};
-pub use cri_node::{
-    CRI_NAMESPACE, ContainerSpec, CriNode, PAUSE, Pod, PodContainer, PodSpec, cri_image,
-};
+pub use cri_node::{CRI_NAMESPACE, CriNode, PAUSE, cri_image};
+pub use cri_pod::{ContainerSpec, Pod, PodContainer, PodSpec};
 pub use docker::{
     BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, Thaw, docker, docker_bytes, docker_ok,
 };
 pub use host::{free_port, repo_root, rss_kib, serial};
 pub use netns::{TestNetns, run_ok};
+pub use pod_alerts::{
+    agent_on_node, assert_every_alert_names_the_pod, assert_pod_alert, pod_alert, pod_uid_rules,
+    until_pod_watched,
+};
 pub use receiver::{HttpReceiver, ReceivedRequest, ReceiverReply};
 pub use require::{
     Requirement, in_ci, is_root, optional, ready, ready_with, require, require_that, require_tools,

@@ -5,13 +5,12 @@
 //! from its first event, with nothing earlier to warm a cache.
 //!
 //! The shipped rules print the namespace and the pod's name but not its uid, so the agent
-//! here also loads a rule file appending `%k8s.pod.uid` to every rule's output (what a
-//! platform team whose log shipper keys on the uid would write).
+//! here also loads a rule file appending `%k8s.pod.uid` to every rule's output
+//! (`pod_uid_rules`).
 
 use std::time::Duration;
 
 use driftwatch_testkit::*;
-use serde_json::Value;
 
 /// The binary under test (cargo builds it for this crate's integration tests).
 const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
@@ -22,86 +21,8 @@ fn ready(images: &[&'static str]) -> bool {
     require(&[Requirement::Bpf]) && require_that(CriNode::check(images))
 }
 
-/// A rule file appending the pod's uid to the output of every rule of the default file.
-fn uid_in_every_output(dir: &std::path::Path) -> std::path::PathBuf {
-    let defaults = std::fs::read_to_string(repo_root().join("rules/driftwatch_rules.yaml"))
-        .expect("rules/driftwatch_rules.yaml");
-    let appends: String = defaults
-        .lines()
-        .filter_map(|l| l.strip_prefix("- rule: "))
-        .map(|name| {
-            format!(
-                "- rule: {name}\n  output: \" k8s_pod_uid=%k8s.pod.uid\"\n  override:\n    output: append\n"
-            )
-        })
-        .collect();
-    let file = dir.join("pod-uid.yaml");
-    std::fs::write(&file, appends).expect("writing the uid rule file");
-    file
-}
-
-/// An agent watching the node's containerd, printing the pod uid in every alert.
 fn agent_on(node: &CriNode, dir: &tempfile::TempDir, extra: &[&str]) -> AgentProcess {
-    let rules = uid_in_every_output(dir.path());
-    let mut args = vec![
-        "--containerd-socket",
-        node.socket_arg(),
-        "--rules",
-        rules.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    AgentProcess::start(DRIFTWATCH, &args)
-}
-
-/// An alert of the container `c` with `tag`.
-fn of<'a>(c: &'a PodContainer, tag: &'a str) -> impl Fn(&Value) -> bool + 'a {
-    move |a| has_tag(a, tag) && field(a, "container.id") == c.short()
-}
-
-/// The pod's identity, the container's name and the image, as every alert of a pod's
-/// container carries them.
-fn assert_pod(a: &Value, pod: &Pod, container: &str, image: &str) {
-    assert_eq!(field(a, "k8s.ns.name"), pod.namespace.as_str(), "{a}");
-    assert_eq!(field(a, "k8s.pod.name"), pod.name.as_str(), "{a}");
-    assert_eq!(field(a, "k8s.pod.uid"), pod.uid.as_str(), "{a}");
-    assert_eq!(field(a, "container.name"), container, "{a}");
-    let repository = cri_image(image.split(':').next().unwrap());
-    assert_eq!(
-        field(a, "container.image.repository"),
-        repository.as_str(),
-        "{a}"
-    );
-}
-
-/// Every alert of the container so far names its pod: none came before the identity.
-fn assert_all_name_the_pod(agent: &AgentProcess, pod: &Pod, c: &PodContainer) {
-    let alerts = agent.alerts();
-    let mine: Vec<&Value> = alerts
-        .iter()
-        .filter(|a| field(a, "container.id") == c.short())
-        .collect();
-    assert!(!mine.is_empty(), "no alert of {}", c.name);
-    for a in mine {
-        assert_eq!(field(a, "k8s.ns.name"), pod.namespace.as_str(), "{a}");
-        assert_eq!(field(a, "k8s.pod.name"), pod.name.as_str(), "{a}");
-        assert_eq!(field(a, "k8s.pod.uid"), pod.uid.as_str(), "{a}");
-    }
-}
-
-/// Writes a marker below /etc until the agent reports it: from then on it watches the
-/// container's layers. The marker's alert is the container's first.
-fn until_watched(agent: &AgentProcess, c: &PodContainer) {
-    for _ in 0..100 {
-        let (code, out) = c.sh("echo . >> /etc/dw-ready");
-        assert_eq!(code, 0, "{out}");
-        if agent.alerts().iter().any(|a| {
-            field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/dw-ready"
-        }) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("the agent never reported the marker write in {}", c.name);
+    agent_on_node(DRIFTWATCH, node, dir.path(), extra)
 }
 
 fn debian_pod(node: &CriNode, name: &str) -> Pod {
@@ -127,13 +48,13 @@ fn binary_drift_in_a_pod_names_the_pod_from_the_first_event() {
     let (code, out) = c.sh("cp /bin/true /tmp/dropped && /tmp/dropped");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("the dropped binary", WAIT, |a| {
-        of(c, "binary_drift")(a) && field(a, "drift.path") == "/tmp/dropped"
+        pod_alert(c, "binary_drift")(a) && field(a, "drift.path") == "/tmp/dropped"
     });
     assert_eq!(a["rule"], "Drop and execute new binary in container", "{a}");
     assert_eq!(field(&a, "drift.verdict"), "added", "{a}");
     assert_eq!(field(&a, "proc.pname"), "sh", "{a}");
-    assert_pod(&a, &pod, "app", DEBIAN);
-    assert_all_name_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, &pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(&agent, &pod, c);
 }
 
 #[test]
@@ -146,16 +67,16 @@ fn file_drift_in_a_pod() {
     let agent = agent_on(&node, &dir, &[]);
     let pod = debian_pod(&node, "files-0");
     let c = pod.first();
-    until_watched(&agent, c);
+    until_pod_watched(&agent, c);
     let (code, out) = c.sh("echo 'evil:x:0:0::/root:/bin/sh' >> /etc/passwd");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("the write to /etc/passwd", WAIT, |a| {
-        of(c, "file_drift")(a) && field(a, "fd.name") == "/etc/passwd"
+        pod_alert(c, "file_drift")(a) && field(a, "fd.name") == "/etc/passwd"
     });
     assert_eq!(a["rule"], "Write below etc in container", "{a}");
     assert_eq!(field(&a, "proc.name"), "sh", "{a}");
-    assert_pod(&a, &pod, "app", DEBIAN);
-    assert_all_name_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, &pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(&agent, &pod, c);
 }
 
 #[test]
@@ -168,7 +89,7 @@ fn package_drift_in_a_pod() {
     let agent = agent_on(&node, &dir, &[]);
     let pod = debian_pod(&node, "pkg-0");
     let c = pod.first();
-    until_watched(&agent, c);
+    until_pod_watched(&agent, c);
     let build = "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
         && printf 'Package: dw-pod-pkg\\nVersion: 2.0.1\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
         && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb";
@@ -181,8 +102,8 @@ fn package_drift_in_a_pod() {
     let output = a["output"].as_str().unwrap();
     assert!(output.contains("added dw-pod-pkg 2.0.1"), "{output}");
     assert_eq!(field(&a, "fd.name"), "/var/lib/dpkg/status", "{a}");
-    assert_pod(&a, &pod, "app", DEBIAN);
-    assert_all_name_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, &pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(&agent, &pod, c);
 }
 
 #[test]
@@ -203,7 +124,7 @@ fn a_new_loopback_listener_in_a_pod_is_network_drift() {
     ));
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("the undeclared listener", WAIT, |a| {
-        of(c, "network_drift")(a)
+        pod_alert(c, "network_drift")(a)
             && field(a, "drift.verdict") == "undeclared_port"
             && field(a, "drift.path") == "8081/tcp"
     });
@@ -211,8 +132,8 @@ fn a_new_loopback_listener_in_a_pod_is_network_drift() {
     assert_eq!(field(&a, "drift.subject"), "listener", "{a}");
     assert_eq!(field(&a, "fd.name"), "127.0.0.1:8081", "{a}");
     assert_eq!(field(&a, "proc.name"), "python3", "{a}");
-    assert_pod(&a, &pod, "app", DEBIAN);
-    assert_all_name_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, &pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(&agent, &pod, c);
 }
 
 #[test]
@@ -229,12 +150,12 @@ fn a_shell_started_by_a_program_in_a_pod_is_reported() {
     let (code, out) = c.exec(&["sh", "-c", "sh -c 'echo nested'; true"]);
     assert_eq!((code, out.trim()), (0, "nested"));
     let a = agent.wait_for("the nested shell", WAIT, |a| {
-        of(c, "shell")(a) && field(a, "proc.pname") == "sh"
+        pod_alert(c, "shell")(a) && field(a, "proc.pname") == "sh"
     });
     assert_eq!(a["rule"], "Shell spawned in container", "{a}");
     assert_eq!(field(&a, "proc.name"), "sh", "{a}");
-    assert_pod(&a, &pod, "app", DEBIAN);
-    assert_all_name_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, &pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(&agent, &pod, c);
 }
 
 #[test]
@@ -247,7 +168,7 @@ fn prevention_stops_a_dropped_binary_in_a_pod_before_it_runs() {
     let agent = agent_on(&node, &dir, &["--enforce", "prevent"]);
     let pod = debian_pod(&node, "prevent-0");
     let c = pod.first();
-    until_watched(&agent, c);
+    until_pod_watched(&agent, c);
     // Added to the writable layer: denied, the shell gets EPERM (126) and the program never
     // creates its marker.
     let (code, out) = c.sh("cp /usr/bin/touch /tmp/t && /tmp/t /tmp/ran-added");
@@ -255,14 +176,14 @@ fn prevention_stops_a_dropped_binary_in_a_pod_before_it_runs() {
     let (found, _) = c.sh("test -e /tmp/ran-added");
     assert_ne!(found, 0, "the dropped binary ran ({out})");
     let a = agent.wait_for("the blocked binary", WAIT, |a| {
-        of(c, "binary_drift")(a) && field(a, "drift.path") == "/tmp/t"
+        pod_alert(c, "binary_drift")(a) && field(a, "drift.path") == "/tmp/t"
     });
     assert_eq!(field(&a, "drift.verdict"), "added", "{a}");
     assert_eq!(field(&a, "drift.enforcement"), "prevent", "{a}");
     assert_eq!(field(&a, "drift.action"), "blocked", "{a}");
     assert_eq!(a["priority"], "Critical", "{a}");
-    assert_pod(&a, &pod, "app", DEBIAN);
-    assert_all_name_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, &pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(&agent, &pod, c);
     // The image's own binaries keep working.
     let (code, out) = c.sh("/usr/bin/touch /tmp/ran-image && test -e /tmp/ran-image");
     assert_eq!(code, 0, "{out}");
@@ -304,8 +225,8 @@ fn an_image_claiming_another_pod_gets_the_real_pods_identity() {
         c.sh("mkdir /tmp/forged && cp /bin/busybox /tmp/forged/true && /tmp/forged/true");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("the forged image's drift", WAIT, |a| {
-        of(c, "binary_drift")(a) && field(a, "drift.path") == "/tmp/forged/true"
+        pod_alert(c, "binary_drift")(a) && field(a, "drift.path") == "/tmp/forged/true"
     });
-    assert_pod(&a, &pod, "app", &image.0);
-    assert_all_name_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, &pod, "app", &image.0);
+    assert_every_alert_names_the_pod(&agent, &pod, c);
 }
