@@ -14,6 +14,18 @@ use crate::docker::{BUSYBOX, DEBIAN};
 
 /// The pods' "cluster DNS", in their own subnet: a lookup would stay on the node's bridge.
 const CLUSTER_DNS: &str = "198.18.0.10";
+/// The variables of the `kubernetes` Service the kubelet puts in every container, with the
+/// Service's address in the pods' subnet too.
+const KUBERNETES_SERVICE_ENV: &[(&str, &str)] = &[
+    ("KUBERNETES_SERVICE_HOST", "198.18.0.1"),
+    ("KUBERNETES_SERVICE_PORT", "443"),
+    ("KUBERNETES_SERVICE_PORT_HTTPS", "443"),
+    ("KUBERNETES_PORT", "tcp://198.18.0.1:443"),
+    ("KUBERNETES_PORT_443_TCP", "tcp://198.18.0.1:443"),
+    ("KUBERNETES_PORT_443_TCP_PROTO", "tcp"),
+    ("KUBERNETES_PORT_443_TCP_PORT", "443"),
+    ("KUBERNETES_PORT_443_TCP_ADDR", "198.18.0.1"),
+];
 
 /// What kubelet masks and makes read-only in a container that is not privileged
 /// (`pkg/securitycontext`: `defaultMaskedPaths`, `defaultReadonlyPaths`): the CRI plugin
@@ -382,12 +394,16 @@ impl ContainerSpec {
                 ..Default::default()
             }),
             command: self.command.clone(),
+            // The container's own, then the `kubernetes` Service's that the kubelet gives
+            // every container (`makeEnvironmentVariables`).
             envs: self
                 .env
                 .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .chain(KUBERNETES_SERVICE_ENV.iter().copied())
                 .map(|(k, v)| cri::KeyValue {
-                    key: k.clone(),
-                    value: v.clone(),
+                    key: k.into(),
+                    value: v.into(),
                 })
                 .collect(),
             mounts,

@@ -43,6 +43,13 @@ fn binary_drift_in_a_pod_names_the_pod_from_the_first_event() {
     let agent = agent_on(&node, &dir, &[]);
     let pod = debian_pod(&node, "web-0");
     let c = pod.first();
+    // In the cgroup a kubelet with the cgroupfs driver gives a BestEffort pod's container.
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap();
+    let want = format!("/kubepods/besteffort/pod{}/{}", pod.uid, c.id);
+    assert!(
+        cgroup.lines().any(|l| l.ends_with(&want)),
+        "{want} not in:\n{cgroup}"
+    );
     // The first thing run in the container after its entrypoint: the alert is the agent's
     // first sight of it.
     let (code, out) = c.sh("cp /bin/true /tmp/dropped && /tmp/dropped");
