@@ -25,23 +25,44 @@ fn agent_on(node: &CriNode, dir: &tempfile::TempDir, extra: &[&str]) -> AgentPro
     agent_on_node(DRIFTWATCH, node, dir.path(), extra)
 }
 
-fn debian_pod(node: &CriNode, name: &str) -> Pod {
-    node.run_pod(
-        PodSpec::new(name, "shop")
-            .label("app", "web")
-            .container(ContainerSpec::debian("app")),
-    )
+/// A node, an agent watching it and a Debian pod on it (`shop/NAME`, container `app`),
+/// dropped in that order: the pod first, the node last.
+struct DebianPod {
+    pod: Pod,
+    agent: AgentProcess,
+    _node: CriNode,
+    _dir: tempfile::TempDir,
+}
+
+impl DebianPod {
+    /// `None` (the test skips) when the host cannot run a node.
+    fn start(name: &str, agent_flags: &[&str]) -> Option<DebianPod> {
+        if !ready(&[DEBIAN]) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let node = CriNode::start(&[DEBIAN]);
+        let agent = agent_on(&node, &dir, agent_flags);
+        let pod = node.run_pod(
+            PodSpec::new(name, "shop")
+                .label("app", "web")
+                .container(ContainerSpec::debian("app")),
+        );
+        Some(DebianPod {
+            pod,
+            agent,
+            _node: node,
+            _dir: dir,
+        })
+    }
 }
 
 #[test]
 fn binary_drift_in_a_pod_names_the_pod_from_the_first_event() {
-    if !ready(&[DEBIAN]) {
+    let Some(scene) = DebianPod::start("web-0", &[]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let node = CriNode::start(&[DEBIAN]);
-    let agent = agent_on(&node, &dir, &[]);
-    let pod = debian_pod(&node, "web-0");
+    };
+    let (pod, agent) = (&scene.pod, &scene.agent);
     let c = pod.first();
     // In the cgroup a kubelet with the cgroupfs driver gives a BestEffort pod's container.
     let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap();
@@ -60,21 +81,18 @@ fn binary_drift_in_a_pod_names_the_pod_from_the_first_event() {
     assert_eq!(a["rule"], "Drop and execute new binary in container", "{a}");
     assert_eq!(field(&a, "drift.verdict"), "added", "{a}");
     assert_eq!(field(&a, "proc.pname"), "sh", "{a}");
-    assert_pod_alert(&a, &pod, "app", DEBIAN);
-    assert_every_alert_names_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(agent, pod, c);
 }
 
 #[test]
 fn file_drift_in_a_pod() {
-    if !ready(&[DEBIAN]) {
+    let Some(scene) = DebianPod::start("files-0", &[]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let node = CriNode::start(&[DEBIAN]);
-    let agent = agent_on(&node, &dir, &[]);
-    let pod = debian_pod(&node, "files-0");
+    };
+    let (pod, agent) = (&scene.pod, &scene.agent);
     let c = pod.first();
-    until_pod_watched(&agent, c);
+    until_pod_watched(agent, c);
     let (code, out) = c.sh("echo 'evil:x:0:0::/root:/bin/sh' >> /etc/passwd");
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("the write to /etc/passwd", WAIT, |a| {
@@ -82,21 +100,18 @@ fn file_drift_in_a_pod() {
     });
     assert_eq!(a["rule"], "Write below etc in container", "{a}");
     assert_eq!(field(&a, "proc.name"), "sh", "{a}");
-    assert_pod_alert(&a, &pod, "app", DEBIAN);
-    assert_every_alert_names_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(agent, pod, c);
 }
 
 #[test]
 fn package_drift_in_a_pod() {
-    if !ready(&[DEBIAN]) {
+    let Some(scene) = DebianPod::start("pkg-0", &[]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let node = CriNode::start(&[DEBIAN]);
-    let agent = agent_on(&node, &dir, &[]);
-    let pod = debian_pod(&node, "pkg-0");
+    };
+    let (pod, agent) = (&scene.pod, &scene.agent);
     let c = pod.first();
-    until_pod_watched(&agent, c);
+    until_pod_watched(agent, c);
     let build = "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
         && printf 'Package: dw-pod-pkg\\nVersion: 2.0.1\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
         && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb";
@@ -109,19 +124,16 @@ fn package_drift_in_a_pod() {
     let output = a["output"].as_str().unwrap();
     assert!(output.contains("added dw-pod-pkg 2.0.1"), "{output}");
     assert_eq!(field(&a, "fd.name"), "/var/lib/dpkg/status", "{a}");
-    assert_pod_alert(&a, &pod, "app", DEBIAN);
-    assert_every_alert_names_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(agent, pod, c);
 }
 
 #[test]
 fn a_new_loopback_listener_in_a_pod_is_network_drift() {
-    if !ready(&[DEBIAN]) {
+    let Some(scene) = DebianPod::start("net-0", &[]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let node = CriNode::start(&[DEBIAN]);
-    let agent = agent_on(&node, &dir, &[]);
-    let pod = debian_pod(&node, "net-0");
+    };
+    let (pod, agent) = (&scene.pod, &scene.agent);
     let c = pod.first();
     // On the pod's loopback only; ExecSync returns once the listener is up (its output
     // goes nowhere, so the exec does not wait for it).
@@ -139,19 +151,16 @@ fn a_new_loopback_listener_in_a_pod_is_network_drift() {
     assert_eq!(field(&a, "drift.subject"), "listener", "{a}");
     assert_eq!(field(&a, "fd.name"), "127.0.0.1:8081", "{a}");
     assert_eq!(field(&a, "proc.name"), "python3", "{a}");
-    assert_pod_alert(&a, &pod, "app", DEBIAN);
-    assert_every_alert_names_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(agent, pod, c);
 }
 
 #[test]
 fn a_shell_started_by_a_program_in_a_pod_is_reported() {
-    if !ready(&[DEBIAN]) {
+    let Some(scene) = DebianPod::start("shell-0", &[]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let node = CriNode::start(&[DEBIAN]);
-    let agent = agent_on(&node, &dir, &[]);
-    let pod = debian_pod(&node, "shell-0");
+    };
+    let (pod, agent) = (&scene.pod, &scene.agent);
     let c = pod.first();
     // The exec'd `sh` is the runtime's (not reported); the one it starts is a program's.
     let (code, out) = c.exec(&["sh", "-c", "sh -c 'echo nested'; true"]);
@@ -161,21 +170,18 @@ fn a_shell_started_by_a_program_in_a_pod_is_reported() {
     });
     assert_eq!(a["rule"], "Shell spawned in container", "{a}");
     assert_eq!(field(&a, "proc.name"), "sh", "{a}");
-    assert_pod_alert(&a, &pod, "app", DEBIAN);
-    assert_every_alert_names_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(agent, pod, c);
 }
 
 #[test]
 fn prevention_stops_a_dropped_binary_in_a_pod_before_it_runs() {
-    if !ready(&[DEBIAN]) {
+    let Some(scene) = DebianPod::start("prevent-0", &["--enforce", "prevent"]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let node = CriNode::start(&[DEBIAN]);
-    let agent = agent_on(&node, &dir, &["--enforce", "prevent"]);
-    let pod = debian_pod(&node, "prevent-0");
+    };
+    let (pod, agent) = (&scene.pod, &scene.agent);
     let c = pod.first();
-    until_pod_watched(&agent, c);
+    until_pod_watched(agent, c);
     // Added to the writable layer: denied, the shell gets EPERM (126) and the program never
     // creates its marker.
     let (code, out) = c.sh("cp /usr/bin/touch /tmp/t && /tmp/t /tmp/ran-added");
@@ -189,8 +195,8 @@ fn prevention_stops_a_dropped_binary_in_a_pod_before_it_runs() {
     assert_eq!(field(&a, "drift.enforcement"), "prevent", "{a}");
     assert_eq!(field(&a, "drift.action"), "blocked", "{a}");
     assert_eq!(a["priority"], "Critical", "{a}");
-    assert_pod_alert(&a, &pod, "app", DEBIAN);
-    assert_every_alert_names_the_pod(&agent, &pod, c);
+    assert_pod_alert(&a, pod, "app", DEBIAN);
+    assert_every_alert_names_the_pod(agent, pod, c);
     // The image's own binaries keep working.
     let (code, out) = c.sh("/usr/bin/touch /tmp/ran-image && test -e /tmp/ran-image");
     assert_eq!(code, 0, "{out}");
