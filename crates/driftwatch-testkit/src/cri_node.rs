@@ -326,6 +326,7 @@ impl CriNode {
             pod.containers.push(PodContainer {
                 name: c.name.clone(),
                 id,
+                started: std::time::SystemTime::now(),
                 cri: self.cri.clone(),
             });
         }

@@ -486,6 +486,9 @@ pub struct PodContainer {
     pub name: String,
     /// The 64-hex id containerd gave it (its cgroup's name).
     pub id: String,
+    /// When `StartContainer` returned: where a latency to the container's first alert
+    /// (whose `time` is wall-clock) starts.
+    pub started: std::time::SystemTime,
     pub(crate) cri: Arc<CriClient>,
 }
 
