@@ -648,6 +648,31 @@ mod tests {
     }
 
     #[test]
+    fn the_directory_of_a_dead_test_is_swept_and_a_live_ones_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let mut gone = Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        for (name, owner) in [("dead-0", dead), ("live-0", std::process::id())] {
+            let dir = base.path().join(name);
+            fs::create_dir_all(dir.join("root/io.containerd.content.v1.content")).unwrap();
+            fs::write(dir.join("owner"), owner.to_string()).unwrap();
+            // A pid that is not a containerd of this directory is left alone.
+            fs::write(dir.join("containerd.pid"), std::process::id().to_string()).unwrap();
+            fs::write(dir.join("cgroups"), "/kubepods/besteffort/pod-dw-none\n").unwrap();
+        }
+        sweep_orphans(base.path());
+        assert!(
+            !base.path().join("dead-0").exists(),
+            "the dead test's node was kept"
+        );
+        assert!(
+            base.path().join("live-0/owner").exists(),
+            "a live test's node was swept"
+        );
+    }
+
+    #[test]
     fn the_node_config_keeps_everything_in_its_directory() {
         let text = containerd_config(Path::new("/tmp/n"));
         for line in [
