@@ -7,7 +7,8 @@
 //! the task's pid and status, the OCI spec's args and env, and the overlay layers from the
 //! `Mounts` of the container's snapshot (`lowerdir`/`upperdir` options). The OCI spec's
 //! privileges and mounts are not translated into a [`RuntimeConfig`] yet: containerd records
-//! carry the default (unprivileged, no volumes) one.
+//! carry the default (unprivileged, no volumes) one. The image's config (id, env, user,
+//! exposed ports, diff ids) comes from the content store: see [`content_store`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,9 +19,8 @@ use containerd_client::services::v1::events_client::EventsClient;
 use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
 use containerd_client::services::v1::{
-    Container, GetContainerRequest, GetImageRequest, GetRequest, ListContainersRequest,
-    SubscribeRequest, containers_client::ContainersClient, images_client::ImagesClient,
-    tasks_client::TasksClient,
+    Container, GetContainerRequest, GetRequest, ListContainersRequest, SubscribeRequest,
+    containers_client::ContainersClient, tasks_client::TasksClient,
 };
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request, Status};
@@ -33,6 +33,9 @@ use tokio::sync::Mutex;
 
 use crate::runtime_config::RuntimeConfig;
 use crate::source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, within};
+
+pub mod content_store;
+pub use content_store::{ContainerdImage, SnapshotLayers};
 
 /// Where and how to reach containerd.
 #[derive(Clone, Debug)]
@@ -84,6 +87,7 @@ pub struct ContainerdSource {
 struct Inner {
     cfg: ContainerdConfig,
     channel: Mutex<Option<Channel>>,
+    images: content_store::ImageCache,
 }
 
 const ENGINE: Engine = Engine::Containerd;
@@ -97,6 +101,7 @@ impl ContainerdSource {
             inner: Arc::new(Inner {
                 cfg,
                 channel: Mutex::new(None),
+                images: content_store::ImageCache::default(),
             }),
         }
     }
@@ -240,25 +245,17 @@ impl Inner {
     ) -> Result<ContainerRecord, RuntimeError> {
         let id = c.id.clone();
         // The image record's target (the manifest or index digest); absent if removed.
-        let digest = if c.image.is_empty() {
-            None
-        } else {
-            let req = with_ns(
-                GetImageRequest {
-                    name: c.image.clone(),
-                },
-                ns,
-            )?;
-            match ImagesClient::new(ch.clone()).get(req).await {
-                Ok(r) => r
-                    .into_inner()
-                    .image
-                    .and_then(|i| i.target)
-                    .map(|t| t.digest),
-                Err(s) if s.code() == Code::NotFound => None,
-                Err(s) => return Err(self.status_error("image get", s, None)),
-            }
+        let target = self.image_target(ch, ns, &c.image).await?;
+        let digest = target.as_ref().map(|t| t.digest.clone());
+        let image = match &target {
+            Some(t) => self
+                .image_of(ch, ns, t)
+                .await
+                .inspect_err(|e| tracing::warn!("containerd: {ns}/{id}: image config: {e}"))
+                .ok(),
+            None => None,
         };
+        let reference = c.image.clone();
         let task = with_ns(
             GetRequest {
                 container_id: id.clone(),
@@ -287,7 +284,9 @@ impl Inner {
                 Err(s) => return Err(self.status_error("snapshot mounts", s, Some(&id))),
             }
         };
-        record_from_parts(c, digest, process.map(|p| (p.pid, p.status)), &mounts)
+        let mut rec = record_from_parts(c, digest, process.map(|p| (p.pid, p.status)), &mounts)?;
+        content_store::apply(&mut rec, &reference, image.as_deref());
+        Ok(rec)
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerRecord, RuntimeError> {

@@ -30,7 +30,9 @@ pub use cgroup::{
     container_from_cgroup_leaf, container_from_cgroup_leaf_in, container_from_proc_cgroup,
     container_id_from_cgroup,
 };
-pub use containerd::{CONTAINERD_SOCKETS, ContainerdConfig, ContainerdSource};
+pub use containerd::{
+    CONTAINERD_SOCKETS, ContainerdConfig, ContainerdImage, ContainerdSource, SnapshotLayers,
+};
 pub use docker::{DockerConfig, DockerSource};
 pub use mountinfo::{
     Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, kernel_dev,

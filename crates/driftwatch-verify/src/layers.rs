@@ -1,4 +1,5 @@
-//! Image layers on disk against their digests (Docker's overlay2 layout).
+//! Image layers on disk against their digests: Docker's overlay2 layout here, containerd's
+//! overlayfs snapshots through [`crate::blob_layers`].
 //!
 //! `<root>/image/overlay2/layerdb/sha256/<chain id>/` holds a layer's `diff` (its diff id),
 //! `cache-id` (its directory under `<root>/overlay2/`) and `tar-split.json.gz`. The check
@@ -27,9 +28,21 @@ use crate::tarsplit::{CRC64, Entries, Entry, relative_name};
 pub struct LayerLocation {
     pub diff_id: String,
     pub chain_id: String,
-    /// The layer's files: `<root>/overlay2/<cache-id>/diff`.
+    /// The layer's files: `<root>/overlay2/<cache-id>/diff`, or a containerd snapshot's
+    /// `.../snapshots/<n>/fs`.
     pub dir: PathBuf,
-    pub tar_split: PathBuf,
+    /// What the directory is checked against.
+    pub record: LayerRecord,
+}
+
+/// Where a layer's recorded contents are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerRecord {
+    /// Docker's `tar-split.json.gz`: the tar's headers and each file's size and crc64.
+    TarSplit(PathBuf),
+    /// The layer blob itself (a tar, gzip or zstd), as containerd's content store keeps it.
+    Blob(PathBuf),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +124,7 @@ pub fn locate_layers(
                 diff_id: diff_id.clone(),
                 chain_id,
                 dir: docker_root.join("overlay2").join(cache_id).join("diff"),
-                tar_split: meta.join("tar-split.json.gz"),
+                record: LayerRecord::TarSplit(meta.join("tar-split.json.gz")),
             })
         })
         .collect()
@@ -213,13 +226,13 @@ impl LayerCache {
     }
 }
 
-struct Stat {
-    size: u64,
-    is_whiteout: bool,
+pub(crate) struct Stat {
+    pub(crate) size: u64,
+    pub(crate) is_whiteout: bool,
 }
 
 /// Every path under `dir` with its `lstat`, and the fingerprint of them all.
-fn walk(dir: &Path) -> Result<(BTreeMap<String, Stat>, String), LayerError> {
+pub(crate) fn walk(dir: &Path) -> Result<(BTreeMap<String, Stat>, String), LayerError> {
     let mut out = BTreeMap::new();
     let mut hasher = Sha256::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
@@ -286,7 +299,91 @@ pub fn check_layer(
             elapsed: start.elapsed(),
         });
     }
-    let ts = &layer.tar_split;
+    let found = match &layer.record {
+        LayerRecord::TarSplit(ts) => check_tar_split(layer, ts, &on_disk)?,
+        LayerRecord::Blob(blob) => crate::blob_layers::check_blob(layer, blob, &on_disk)?,
+    };
+    let Found {
+        mut problems,
+        files,
+        bytes,
+        stream_digest,
+    } = found;
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    let report = LayerReport {
+        diff_id: layer.diff_id.clone(),
+        dir: layer.dir.clone(),
+        files,
+        bytes,
+        stream_digest: Some(stream_digest),
+        problems,
+        cached: false,
+        elapsed: start.elapsed(),
+    };
+    if report.is_intact() {
+        cache.layers.insert(
+            layer.diff_id.clone(),
+            CachedLayer {
+                dir: layer.dir.clone(),
+                fingerprint,
+                files,
+                bytes,
+            },
+        );
+    } else {
+        cache.layers.remove(&layer.diff_id);
+    }
+    Ok(report)
+}
+
+/// What replaying a layer's record over its directory found.
+pub(crate) struct Found {
+    pub(crate) problems: Vec<FileProblem>,
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
+    /// sha256 of the rebuilt (uncompressed) tar stream.
+    pub(crate) stream_digest: String,
+}
+
+/// Files on disk that the layer's tar does not have (whiteout devices excepted).
+pub(crate) fn added_files(
+    on_disk: &BTreeMap<String, Stat>,
+    in_tar: &HashSet<String>,
+    problems: &mut Vec<FileProblem>,
+) {
+    for (rel, st) in on_disk {
+        if !in_tar.contains(rel) && !st.is_whiteout {
+            problems.push(FileProblem {
+                path: rel.clone(),
+                kind: ProblemKind::Added,
+                expected_size: None,
+                actual_size: Some(st.size),
+            });
+        }
+    }
+}
+
+/// A whiteout entry `DIR/.wh.NAME`: `Some(Some("DIR/NAME"))`, the device NAME on disk; the
+/// opaque marker `.wh..wh..opq` (an xattr on disk): `Some(None)`; any other name: `None`.
+pub(crate) fn whiteout(rel: &str) -> Option<Option<String>> {
+    let (dir_part, base) = rel.rsplit_once('/').map_or(("", rel), |(d, b)| (d, b));
+    let hidden = base.strip_prefix(".wh.")?;
+    if hidden == ".wh..opq" {
+        return Some(None);
+    }
+    Some(Some(if dir_part.is_empty() {
+        hidden.to_string()
+    } else {
+        format!("{dir_part}/{hidden}")
+    }))
+}
+
+/// Replays Docker's tar-split over the layer directory.
+fn check_tar_split(
+    layer: &LayerLocation,
+    ts: &Path,
+    on_disk: &BTreeMap<String, Stat>,
+) -> Result<Found, LayerError> {
     let f = std::fs::File::open(ts).map_err(io(ts))?;
     let entries = Entries::new(BufReader::with_capacity(
         64 * 1024,
@@ -299,7 +396,7 @@ pub fn check_layer(
     let mut buf = vec![0u8; 256 * 1024];
     for item in entries {
         let (_, entry) = item.map_err(|e| LayerError::TarSplit {
-            path: ts.clone(),
+            path: ts.to_path_buf(),
             line: e.line,
             message: e.message,
         })?;
@@ -311,19 +408,8 @@ pub fn check_layer(
             Entry::File { name, size, crc } => (name, size, crc),
         };
         let rel = relative_name(&name).to_string();
-        // A whiteout `.wh.NAME` is the device NAME on disk; the opaque marker is an xattr.
-        let (dir_part, base) = rel
-            .rsplit_once('/')
-            .map_or(("", rel.as_str()), |(d, b)| (d, b));
-        if let Some(hidden) = base.strip_prefix(".wh.") {
-            if hidden != ".wh..opq" {
-                let r = if dir_part.is_empty() {
-                    hidden.to_string()
-                } else {
-                    format!("{dir_part}/{hidden}")
-                };
-                in_tar.insert(r);
-            }
+        if let Some(hidden) = whiteout(&rel) {
+            in_tar.extend(hidden);
             continue;
         }
         in_tar.insert(rel.clone());
@@ -399,42 +485,13 @@ pub fn check_layer(
             problems.push(problem(ProblemKind::Modified, Some(actual)));
         }
     }
-    for (rel, st) in &on_disk {
-        if !in_tar.contains(rel) && !st.is_whiteout {
-            problems.push(FileProblem {
-                path: rel.clone(),
-                kind: ProblemKind::Added,
-                expected_size: None,
-                actual_size: Some(st.size),
-            });
-        }
-    }
-    problems.sort_by(|a, b| a.path.cmp(&b.path));
-    let stream_digest = format!("sha256:{}", hex::encode(sha.finalize()));
-    let report = LayerReport {
-        diff_id: layer.diff_id.clone(),
-        dir: layer.dir.clone(),
+    added_files(on_disk, &in_tar, &mut problems);
+    Ok(Found {
+        problems,
         files,
         bytes,
-        stream_digest: Some(stream_digest),
-        problems,
-        cached: false,
-        elapsed: start.elapsed(),
-    };
-    if report.is_intact() {
-        cache.layers.insert(
-            layer.diff_id.clone(),
-            CachedLayer {
-                dir: layer.dir.clone(),
-                fingerprint,
-                files,
-                bytes,
-            },
-        );
-    } else {
-        cache.layers.remove(&layer.diff_id);
-    }
-    Ok(report)
+        stream_digest: format!("sha256:{}", hex::encode(sha.finalize())),
+    })
 }
 
 #[cfg(test)]
@@ -486,7 +543,7 @@ mod tests {
             diff_id: format!("sha256:{}", hex::encode(Sha256::digest(&stream))),
             chain_id: String::new(),
             dir: root,
-            tar_split: ts,
+            record: LayerRecord::TarSplit(ts),
         }
     }
 
@@ -558,8 +615,11 @@ mod tests {
     fn corrupt_tar_split_is_a_positioned_error() {
         let d = tempfile::tempdir().unwrap();
         let l = synthetic(d.path(), FILES);
+        let LayerRecord::TarSplit(ts) = &l.record else {
+            unreachable!()
+        };
         let mut gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&l.tar_split).unwrap(),
+            std::fs::File::create(ts).unwrap(),
             flate2::Compression::fast(),
         );
         gz.write_all(
@@ -571,7 +631,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("tar-split.json.gz:2: invalid base64"), "{e}");
-        std::fs::write(&l.tar_split, b"not gzip").unwrap();
+        std::fs::write(ts, b"not gzip").unwrap();
         let e = check_layer(&l, &mut LayerCache::default())
             .unwrap_err()
             .to_string();

@@ -9,15 +9,19 @@
 //! - [`layers`]: an overlay2 layer directory on disk against its tar-split and diff id,
 //!   naming the files that changed; a stat fingerprint makes an unchanged layer's re-check
 //!   cheap.
+//! - [`blob_layers`]: a containerd overlayfs snapshot directory against the layer blob in
+//!   the content store (tar, gzip or zstd) and its diff id.
 
 pub mod approved;
 pub mod assess;
+pub mod blob_layers;
 pub mod layers;
 pub mod tarsplit;
 
 pub use approved::{ApprovedEntry, ApprovedList};
 pub use assess::{Assessment, ImageFacts, Status};
+pub use blob_layers::locate_snapshot_layers;
 pub use layers::{
-    FileProblem, LayerCache, LayerError, LayerLocation, LayerReport, ProblemKind, check_layer,
-    locate_layers,
+    FileProblem, LayerCache, LayerError, LayerLocation, LayerRecord, LayerReport, ProblemKind,
+    check_layer, locate_layers,
 };

@@ -1,0 +1,497 @@
+//! Image layers unpacked by containerd's overlayfs snapshotter, checked against the layer
+//! blobs in its content store (there is no tar-split there: the blob is the record).
+//!
+//! [`locate_snapshot_layers`] pairs each diff id with the snapshot directory the unpacker
+//! made for it: the container snapshot's lower directories are its parent chain, top first,
+//! and that parent must be the image's top chain id (the unpacker names committed snapshots
+//! by chain id), so a directory is never checked against another layer's blob.
+//!
+//! [`check_blob`] streams the blob (a tar, gzip or zstd, told by its magic bytes) once:
+//! each regular file is compared byte for byte with the file on disk (opened beneath the
+//! layer directory, no symlink followed), each symlink's target with the link on disk,
+//! every other entry must exist; the uncompressed stream's sha256 must be the diff id, so a
+//! changed blob is caught too. Memory stays bounded: two 256 KiB buffers, and the `tar`
+//! crate's long-name and PAX headers (which containerd's unpacker, Go's `archive/tar`,
+//! caps at 1 MiB before it ever made the snapshot).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::layers::{
+    FileProblem, Found, LayerError, LayerLocation, LayerRecord, ProblemKind, Stat, added_files,
+    chain_ids, whiteout,
+};
+use crate::tarsplit::relative_name;
+
+/// The layers of a containerd container's image, bottom first: diff ids, their blobs (in
+/// the same order), and the container snapshot's lower directories (top first, as overlay's
+/// `lowerdir`) with the snapshot's parent key.
+pub fn locate_snapshot_layers(
+    diff_ids: &[String],
+    blobs: &[PathBuf],
+    lowers_top_first: &[PathBuf],
+    parent: &str,
+) -> Result<Vec<LayerLocation>, LayerError> {
+    let invalid = |path: &Path, message: String| LayerError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let first = lowers_top_first
+        .first()
+        .map_or(Path::new(""), |p| p.as_path());
+    if diff_ids.len() != lowers_top_first.len() || diff_ids.len() != blobs.len() {
+        return Err(invalid(
+            first,
+            format!(
+                "the image has {} layers ({} blobs) but the container's snapshot has {} lower directories",
+                diff_ids.len(),
+                blobs.len(),
+                lowers_top_first.len()
+            ),
+        ));
+    }
+    let chains = chain_ids(diff_ids);
+    if let Some(top) = chains.last()
+        && top != parent
+    {
+        return Err(invalid(
+            first,
+            format!(
+                "the container's snapshot parent is `{parent}`, not the image's top chain id {top}"
+            ),
+        ));
+    }
+    let n = diff_ids.len();
+    let mut out = Vec::with_capacity(n);
+    for (i, (diff_id, chain_id)) in diff_ids.iter().zip(chains).enumerate() {
+        let dir = &lowers_top_first[n - 1 - i];
+        // `<snapshotter root>/snapshots/<n>/fs`: what the overlayfs snapshotter names.
+        let numbered = dir.file_name().is_some_and(|f| f == "fs")
+            && dir
+                .parent()
+                .and_then(Path::file_name)
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+        if !numbered {
+            return Err(invalid(
+                dir,
+                "not an overlayfs snapshot directory (`snapshots/<n>/fs`)".into(),
+            ));
+        }
+        out.push(LayerLocation {
+            diff_id: diff_id.clone(),
+            chain_id,
+            dir: dir.clone(),
+            record: LayerRecord::Blob(blobs[i].clone()),
+        });
+    }
+    Ok(out)
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    sha: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+const BUF: usize = 256 * 1024;
+
+/// The blob, uncompressed: gzip and zstd by their magic bytes, anything else as a tar.
+fn uncompressed(blob: &Path) -> Result<Box<dyn Read>, LayerError> {
+    let io = |source| LayerError::Io {
+        path: blob.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::open(blob).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            LayerError::Invalid {
+                path: blob.to_path_buf(),
+                message: "the layer blob is not in the content store (containerd drops \
+                          unpacked layers when `discard_unpacked_layers` is set)"
+                    .into(),
+            }
+        } else {
+            io(e)
+        }
+    })?;
+    let mut r = BufReader::with_capacity(BUF, f);
+    let head = r.fill_buf().map_err(io)?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(r).map_err(io)?)
+    } else {
+        Box::new(r)
+    })
+}
+
+/// Whether `file` holds exactly what `entry` has left; `entry` is read to its end either
+/// way (its bytes are part of the stream digest). `Err` is the blob's, `Ok(None)` the file's
+/// read failing.
+fn same_content(
+    entry: &mut impl Read,
+    file: Option<&mut std::fs::File>,
+    a: &mut [u8],
+    b: &mut [u8],
+) -> std::io::Result<Option<bool>> {
+    let mut file = file;
+    let mut same = true;
+    let mut readable = true;
+    loop {
+        let n = entry.read(a)?;
+        if n == 0 {
+            break;
+        }
+        let Some(f) = file.as_deref_mut().filter(|_| same && readable) else {
+            continue;
+        };
+        let mut got = 0;
+        while got < n {
+            match f.read(&mut b[got..n]) {
+                Ok(0) => break,
+                Ok(m) => got += m,
+                Err(_) => {
+                    readable = false;
+                    break;
+                }
+            }
+        }
+        if readable && (got != n || a[..n] != b[..n]) {
+            same = false;
+        }
+    }
+    Ok(readable.then_some(same))
+}
+
+/// Replays a layer blob over its snapshot directory (see the module docs).
+pub(crate) fn check_blob(
+    layer: &LayerLocation,
+    blob: &Path,
+    on_disk: &BTreeMap<String, Stat>,
+) -> Result<Found, LayerError> {
+    let bad_blob = |e: std::io::Error| LayerError::Invalid {
+        path: blob.to_path_buf(),
+        message: format!("not a readable layer tar: {e}"),
+    };
+    let root = driftwatch_fs::Root::layer(format!("image layer {}", layer.diff_id), &layer.dir)
+        .map_err(|e| LayerError::Io {
+            path: layer.dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let mut archive = tar::Archive::new(Hashing {
+        inner: uncompressed(blob)?,
+        sha: Sha256::new(),
+    });
+    let mut problems = Vec::new();
+    let mut in_tar: HashSet<String> = HashSet::new();
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let (mut a, mut b) = (vec![0u8; BUF], vec![0u8; BUF]);
+    for entry in archive.entries().map_err(bad_blob)? {
+        let mut entry = entry.map_err(bad_blob)?;
+        let name = entry
+            .path()
+            .map_err(bad_blob)?
+            .to_string_lossy()
+            .into_owned();
+        let rel = relative_name(&name).to_string();
+        if rel.is_empty() {
+            continue;
+        }
+        if let Some(hidden) = whiteout(&rel) {
+            in_tar.extend(hidden);
+            continue;
+        }
+        in_tar.insert(rel.clone());
+        let kind = entry.header().entry_type();
+        let size = entry.size();
+        let problem = |kind, expected: Option<u64>, actual| FileProblem {
+            path: rel.clone(),
+            kind,
+            expected_size: expected,
+            actual_size: actual,
+        };
+        let Some(st) = on_disk.get(&rel) else {
+            let expected = kind.is_file().then_some(size);
+            problems.push(problem(ProblemKind::Missing, expected, None));
+            continue;
+        };
+        let path = driftwatch_fs::InContainer::new(rel.as_str());
+        if kind.is_symlink() {
+            let want = entry.link_name().map_err(bad_blob)?.unwrap_or_default();
+            let have = root
+                .open_path(&path)
+                .ok()
+                .filter(|(_, s)| {
+                    rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Symlink
+                })
+                .and_then(|(fd, _)| rustix::fs::readlinkat(&fd, c"", Vec::new()).ok());
+            if have.as_ref().map(|t| t.as_bytes()) != Some(want.as_os_str().as_encoded_bytes()) {
+                problems.push(problem(ProblemKind::Modified, None, Some(st.size)));
+            }
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        files += 1;
+        bytes += size;
+        let mut file = root.open(&path).ok().map(|f| f.into_file());
+        if file.is_none() {
+            problems.push(problem(ProblemKind::Unreadable, Some(size), Some(st.size)));
+        }
+        if st.size != size {
+            file = None;
+        }
+        let same = same_content(&mut entry, file.as_mut(), &mut a, &mut b).map_err(bad_blob)?;
+        if st.size != size {
+            problems.push(problem(ProblemKind::SizeChanged, Some(size), Some(st.size)));
+        } else if file.is_some() {
+            match same {
+                Some(true) => {}
+                Some(false) => {
+                    problems.push(problem(ProblemKind::Modified, Some(size), Some(st.size)))
+                }
+                None => problems.push(problem(ProblemKind::Unreadable, Some(size), Some(st.size))),
+            }
+        }
+    }
+    // The tar's end blocks and any padding after them are part of the diff id.
+    let mut rest = archive.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(bad_blob)?;
+    added_files(on_disk, &in_tar, &mut problems);
+    Ok(Found {
+        problems,
+        files,
+        bytes,
+        stream_digest: format!("sha256:{}", hex::encode(rest.sha.finalize())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{LayerCache, check_layer};
+    use std::io::Write;
+
+    /// A layer blob of `files` (`dir/` directories, `name -> target` symlinks) and the same
+    /// files unpacked in `<dir>/snapshots/1/fs`, compressed with `compress`.
+    fn synthetic(
+        dir: &Path,
+        files: &[(&str, &[u8])],
+        compress: fn(Vec<u8>) -> Vec<u8>,
+    ) -> LayerLocation {
+        let root = dir.join("snapshots/1/fs");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut t = tar::Builder::new(Vec::new());
+        for (name, body) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            h.set_mtime(0);
+            if let Some(d) = name.strip_suffix('/') {
+                std::fs::create_dir_all(root.join(d)).unwrap();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                t.append_data(&mut h, name, &[][..]).unwrap();
+            } else if let Some((link, target)) = name.split_once(" -> ") {
+                std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                t.append_link(&mut h, link, target).unwrap();
+            } else {
+                std::fs::write(root.join(name), body).unwrap();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(body.len() as u64);
+                t.append_data(&mut h, name, *body).unwrap();
+            }
+        }
+        let stream = t.into_inner().unwrap();
+        let blob = dir.join("blob");
+        std::fs::write(&blob, compress(stream.clone())).unwrap();
+        LayerLocation {
+            diff_id: format!("sha256:{}", hex::encode(Sha256::digest(&stream))),
+            chain_id: String::new(),
+            dir: root,
+            record: LayerRecord::Blob(blob),
+        }
+    }
+
+    fn gzip(b: Vec<u8>) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&b).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn zstd(b: Vec<u8>) -> Vec<u8> {
+        zstd::encode_all(&b[..], 1).unwrap()
+    }
+
+    const FILES: &[(&str, &[u8])] = &[
+        ("etc/", b""),
+        ("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        ("bin/", b""),
+        ("bin/busybox", b"\x7fELF pretend"),
+        ("bin/sh -> busybox", b""),
+    ];
+
+    fn problems(l: &LayerLocation) -> Vec<(String, ProblemKind)> {
+        let r = check_layer(l, &mut LayerCache::default()).unwrap();
+        r.problems.into_iter().map(|p| (p.path, p.kind)).collect()
+    }
+
+    #[test]
+    fn an_untouched_snapshot_matches_its_blob_in_every_compression() {
+        for compress in [std::convert::identity, gzip, zstd] {
+            let d = tempfile::tempdir().unwrap();
+            let l = synthetic(d.path(), FILES, compress);
+            let mut cache = LayerCache::default();
+            let r = check_layer(&l, &mut cache).unwrap();
+            assert_eq!(r.problems, []);
+            assert_eq!(r.stream_digest.as_deref(), Some(l.diff_id.as_str()));
+            assert_eq!((r.files, r.bytes), (2, 38));
+            assert!(r.is_intact() && !r.cached);
+            assert!(check_layer(&l, &mut cache).unwrap().cached);
+        }
+    }
+
+    #[test]
+    fn edits_in_a_snapshot_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let l = synthetic(d.path(), FILES, gzip);
+        std::fs::write(l.dir.join("etc/passwd"), b"root:x:0:0::/root:/bin/XX\n").unwrap();
+        std::fs::write(l.dir.join("bin/evil"), b"x").unwrap();
+        std::fs::remove_file(l.dir.join("bin/sh")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", l.dir.join("bin/sh")).unwrap();
+        assert_eq!(
+            problems(&l),
+            [
+                ("bin/evil".into(), ProblemKind::Added),
+                ("bin/sh".into(), ProblemKind::Modified),
+                ("etc/passwd".into(), ProblemKind::Modified),
+            ]
+        );
+        std::fs::write(
+            l.dir.join("etc/passwd"),
+            b"root:x:0:0::/root:/bin/sh\nmore\n",
+        )
+        .unwrap();
+        std::fs::remove_file(l.dir.join("bin/busybox")).unwrap();
+        let p = problems(&l);
+        assert!(
+            p.contains(&("bin/busybox".into(), ProblemKind::Missing)),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&("etc/passwd".into(), ProblemKind::SizeChanged)),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_snapshot_is_never_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let l = synthetic(d.path(), FILES, gzip);
+        // A file of the host with the same bytes: following the link would call it intact.
+        let outside = d.path().join("outside");
+        std::fs::write(&outside, b"root:x:0:0::/root:/bin/sh\n").unwrap();
+        std::fs::remove_file(l.dir.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink(&outside, l.dir.join("etc/passwd")).unwrap();
+        // And a directory swapped for a link to one outside.
+        std::fs::remove_dir_all(l.dir.join("bin")).unwrap();
+        std::os::unix::fs::symlink(d.path(), l.dir.join("bin")).unwrap();
+        let p = problems(&l);
+        assert!(
+            p.contains(&("etc/passwd".into(), ProblemKind::Unreadable)),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&("bin/busybox".into(), ProblemKind::Missing)),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_changed_blob_fails_its_diff_id() {
+        let d = tempfile::tempdir().unwrap();
+        let mut l = synthetic(d.path(), FILES, std::convert::identity);
+        l.diff_id = format!("sha256:{}", "0".repeat(64));
+        let r = check_layer(&l, &mut LayerCache::default()).unwrap();
+        assert_eq!(r.problems, []);
+        assert!(!r.is_intact());
+        let LayerRecord::Blob(blob) = &l.record else {
+            unreachable!()
+        };
+        std::fs::write(
+            blob,
+            gzip(b"not a tar at all, but longer than one block?".repeat(20)),
+        )
+        .unwrap();
+        let e = check_layer(&l, &mut LayerCache::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("blob: not a readable layer tar"), "{e}");
+        std::fs::remove_file(blob).unwrap();
+        let e = check_layer(&l, &mut LayerCache::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the layer blob is not in the content store"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn snapshot_directories_pair_with_diff_ids_by_chain() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let ids = [a.clone(), b.clone()];
+        let chains = chain_ids(&ids);
+        let blobs = [
+            PathBuf::from("/c/blobs/sha256/1"),
+            PathBuf::from("/c/blobs/sha256/2"),
+        ];
+        let lowers = [
+            PathBuf::from("/s/snapshots/7/fs"),
+            PathBuf::from("/s/snapshots/3/fs"),
+        ];
+        let l = locate_snapshot_layers(&ids, &blobs, &lowers, &chains[1]).unwrap();
+        assert_eq!(l[0].dir, lowers[1]);
+        assert_eq!(l[0].record, LayerRecord::Blob(blobs[0].clone()));
+        assert_eq!(
+            (l[1].diff_id.as_str(), l[1].chain_id.as_str()),
+            (b.as_str(), chains[1].as_str())
+        );
+        let e = locate_snapshot_layers(&ids, &blobs, &lowers, &a)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/s/snapshots/7/fs: the container's snapshot parent is `sha256:aaaa"),
+            "{e}"
+        );
+        let e = locate_snapshot_layers(&ids, &blobs, &lowers[..1], &chains[1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("2 layers (2 blobs) but the container's snapshot has 1 lower"),
+            "{e}"
+        );
+        let odd = [PathBuf::from("/etc"), PathBuf::from("/s/snapshots/3/fs")];
+        let e = locate_snapshot_layers(&ids, &blobs, &odd, &chains[1])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc: not an overlayfs snapshot directory (`snapshots/<n>/fs`)"
+        );
+    }
+}
