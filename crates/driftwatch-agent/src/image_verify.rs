@@ -10,7 +10,10 @@
 //!   intact layer is remembered with a stat fingerprint, so a scheduled re-check of an
 //!   unchanged layer reads no file. A changed file is one event (`drift.subject=image_layer`,
 //!   `drift.path` the file, `drift.detail` the layer) on the latest running container of the
-//!   image, said once per (layer, file, change).
+//!   image, said once per (layer, file, change). Docker's layers are found in its layerdb
+//!   and checked against their tar-split; containerd's are its overlayfs snapshot
+//!   directories (asked of containerd for the container) checked against the layer blobs
+//!   in its content store.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
-use driftwatch_model::{ContainerId, DriftFinding, DriftKind, DriftSubject, Verdict};
+use driftwatch_model::{ContainerId, DriftFinding, DriftKind, DriftSubject, Engine, Verdict};
+use driftwatch_runtime::ContainerdSource;
 use driftwatch_verify::assess::{ImageFacts, assess};
 use driftwatch_verify::{ApprovedList, LayerCache, ProblemKind, Status};
 
@@ -82,11 +86,17 @@ pub struct ImageVerifier {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub stats: Arc<ImageVerifyStats>,
+    containerd: ContainerdSlot,
 }
+
+/// containerd, for the snapshot directories of its containers' layers (set once its source
+/// exists), and the runtime its calls run on.
+type ContainerdSlot = Arc<Mutex<Option<(ContainerdSource, tokio::runtime::Handle)>>>;
 
 impl ImageVerifier {
     pub fn start(config: ImageVerifyConfig, emitter: SharedEmitter) -> Arc<ImageVerifier> {
         let stats = Arc::new(ImageVerifyStats::default());
+        let containerd = ContainerdSlot::default();
         let (jobs, thread) = if config.layers {
             let (tx, rx) = mpsc::channel();
             let worker = LayerWorker {
@@ -98,6 +108,7 @@ impl ImageVerifier {
                 cache: load_layer_cache(config.cache_file.as_deref()),
                 cache_file: config.cache_file.clone(),
                 said: HashSet::new(),
+                containerd: containerd.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name("dw-layers".into())
@@ -121,7 +132,15 @@ impl ImageVerifier {
             jobs: Mutex::new(jobs),
             thread: Mutex::new(thread),
             stats,
+            containerd,
         })
+    }
+
+    /// Checks containerd containers' layers too, through `source` (its calls run on `rt`).
+    pub fn set_containerd(&self, source: ContainerdSource, rt: tokio::runtime::Handle) {
+        if let Ok(mut c) = self.containerd.lock() {
+            *c = Some((source, rt));
+        }
     }
 
     /// Stops the layer checker (a check in progress finishes its layer first).
@@ -254,6 +273,7 @@ struct LayerWorker {
     /// (diff id, path, change) already alerted.
     said: HashSet<(String, String, &'static str)>,
     cache_file: Option<PathBuf>,
+    containerd: ContainerdSlot,
 }
 
 /// A missing or damaged cache only costs a full check.
@@ -274,6 +294,33 @@ fn load_layer_cache(path: Option<&std::path::Path>) -> LayerCache {
 }
 
 impl LayerWorker {
+    /// Where the image's layers are: Docker's layerdb, or the containerd container's
+    /// snapshot directories and the content store's blobs.
+    fn locate(
+        &self,
+        diff_ids: &[String],
+        entry: &ContainerEntry,
+    ) -> Result<Vec<driftwatch_verify::LayerLocation>, String> {
+        let Some(record) = entry.record.as_deref() else {
+            return Err("no record".into());
+        };
+        if record.meta.engine != Engine::Containerd {
+            return driftwatch_verify::locate_layers(&self.docker_root, diff_ids)
+                .map_err(|e| e.to_string());
+        }
+        let Some((source, rt)) = self.containerd.lock().ok().and_then(|c| c.clone()) else {
+            return Err(format!(
+                "container {}: no containerd connection to find its snapshots",
+                record.meta.name
+            ));
+        };
+        let s = rt
+            .block_on(source.snapshot_layers(&record.meta.id))
+            .map_err(|e| e.to_string())?;
+        driftwatch_verify::locate_snapshot_layers(&s.diff_ids, &s.blobs, &s.lowers, &s.parent)
+            .map_err(|e| format!("container {}: {e}", record.meta.name))
+    }
+
     /// Writes the cache (a temporary file renamed over it: never half a file).
     fn save_cache(&self) {
         let Some(p) = &self.cache_file else { return };
@@ -320,7 +367,7 @@ impl LayerWorker {
         let Some((diff_ids, entry)) = self.images.get(image_id).cloned() else {
             return;
         };
-        let layers = match driftwatch_verify::locate_layers(&self.docker_root, &diff_ids) {
+        let layers = match self.locate(&diff_ids, &entry) {
             Ok(l) => l,
             Err(e) => {
                 self.stats.layer_errors.fetch_add(1, Ordering::Relaxed);
@@ -334,7 +381,14 @@ impl LayerWorker {
                 Ok(r) => r,
                 Err(e) => {
                     self.stats.layer_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("image layer {} of {image_id}: {e}", layer.diff_id);
+                    tracing::warn!(
+                        "image layer {} of {image_id} (container {}): {e}",
+                        layer.diff_id,
+                        entry
+                            .record
+                            .as_deref()
+                            .map_or("?", |r| r.meta.name.as_str())
+                    );
                     continue;
                 }
             };

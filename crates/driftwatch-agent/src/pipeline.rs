@@ -196,6 +196,7 @@ impl Agent {
             }
             engines.push(Arc::new(source));
         }
+        let mut containerd_source = None;
         if let Some(c) = &config.containerd {
             let mut c = c.clone();
             if config.docker.is_some() {
@@ -210,6 +211,7 @@ impl Agent {
                 ),
                 Err(e) => tracing::warn!("{e}; watching anyway"),
             }
+            containerd_source = Some(source.clone());
             engines.push(Arc::new(source));
         }
         let registry = Arc::new(ContainerRegistry::new(engines, runtime.handle().clone()));
@@ -241,6 +243,9 @@ impl Agent {
         registry.observe(config_drift.clone());
         let image_verify =
             crate::image_verify::ImageVerifier::start(config.image_verify.clone(), emitter.clone());
+        if let Some(source) = containerd_source {
+            image_verify.set_containerd(source, runtime.handle().clone());
+        }
         registry.observe(image_verify.clone());
         let procs = Arc::new(Mutex::new(ProcTable::new(65536)));
         crate::proctable::spawn_pruner(

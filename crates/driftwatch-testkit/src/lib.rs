@@ -1,8 +1,9 @@
 //! What driftwatch's tests share, so that each thing is said once: when a test may run
 //! ([`require!`]), the agent as a real process ([`AgentProcess`]), containers and images that
-//! clean up after themselves ([`TestContainer`], [`TestImage`]), and an HTTP receiver for
-//! the outputs ([`HttpReceiver`]), and a Kubernetes node made of a containerd of the test's
-//! own driven through CRI as a kubelet drives it ([`CriNode`], [`Pod`]).
+//! clean up after themselves ([`TestContainer`], [`TestImage`]; through containerd's `ctr`:
+//! [`CtrImage`], [`CtrContainer`]), an HTTP receiver for the outputs ([`HttpReceiver`]), and
+//! a Kubernetes node made of a containerd of the test's own driven through CRI as a kubelet
+//! drives it ([`CriNode`], [`Pod`]).
 //!
 //! # Skipping, and CI
 //!
@@ -29,6 +30,7 @@ mod cli;
 mod cri_client;
 mod cri_node;
 mod cri_pod;
+mod ctr;
 mod docker;
 mod host;
 mod netns;
@@ -44,6 +46,7 @@ pub use agent_image::{agent_image_flags, agent_run_args, build_agent_image, wait
 pub use cli::{cli, run_cli, text};
 pub use cri_node::{CRI_NAMESPACE, CriNode, PAUSE, cri_image};
 pub use cri_pod::{ContainerSpec, Pod, PodContainer, PodSpec};
+pub use ctr::{CTR, CTR_SOCKETS, CtrContainer, CtrImage, ctr_in, ctr_socket};
 pub use docker::{
     BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, Thaw, docker, docker_bytes, docker_ok,
 };

@@ -1,5 +1,7 @@
 //! `driftwatch verify`: every running container's image against an approved list, and the
-//! image layers on disk against their digests. Exit 0: all approved and intact, 1: a
+//! image layers on disk against their digests (Docker's overlay2 layers against their
+//! tar-split; with `--containerd-socket`, containerd's containers' overlayfs snapshots
+//! against the layer blobs in its content store). Exit 0: all approved and intact, 1: a
 //! finding, 2: error.
 
 use std::collections::BTreeMap;
@@ -8,10 +10,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use driftwatch_runtime::{ContainerRecord, DockerConfig, DockerSource, EngineSource};
+use driftwatch_model::Engine;
+use driftwatch_runtime::{
+    ContainerRecord, ContainerdConfig, ContainerdSource, DockerConfig, DockerSource, EngineSource,
+};
 use driftwatch_verify::approved::ApprovedList;
 use driftwatch_verify::assess::{Assessment, ImageFacts, assess};
-use driftwatch_verify::{LayerCache, LayerReport, check_layer, locate_layers};
+use driftwatch_verify::{
+    LayerCache, LayerLocation, LayerReport, check_layer, locate_layers, locate_snapshot_layers,
+};
 use serde::Serialize;
 
 const EXIT_FINDING: i32 = 1;
@@ -44,6 +51,21 @@ pub struct VerifyArgs {
     /// Docker's data root (layers are under `image/overlay2` and `overlay2`).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/docker")]
     docker_root: PathBuf,
+    /// Verify containerd's running containers too, through this API socket (their layers are
+    /// overlayfs snapshots, checked against the content store's blobs).
+    #[arg(long, value_name = "PATH")]
+    containerd_socket: Option<PathBuf>,
+    /// containerd namespaces asked (repeatable) [default: k8s.io, default; and moby when
+    /// Docker is not asked].
+    #[arg(
+        long = "containerd-namespace",
+        value_name = "NS",
+        requires = "containerd_socket"
+    )]
+    containerd_namespaces: Vec<String>,
+    /// Ask only containerd, not Docker.
+    #[arg(long, requires = "containerd_socket")]
+    no_docker: bool,
     /// Bound on each engine call.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     timeout: u64,
@@ -118,6 +140,9 @@ struct ContainerRow {
 
 #[derive(Serialize)]
 struct ImageLayers {
+    /// The container whose snapshot directories were checked (containerd).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<String>,
     image: String,
     image_id: String,
     layers: Vec<LayerReport>,
@@ -179,14 +204,43 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let source = DockerSource::new(DockerConfig {
-        socket: args.docker_socket.clone(),
-        timeout: Duration::from_secs(args.timeout.max(1)),
-        ..DockerConfig::default()
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let docker = (!args.no_docker).then(|| {
+        DockerSource::new(DockerConfig {
+            socket: args.docker_socket.clone(),
+            timeout,
+            ..DockerConfig::default()
+        })
     });
-    let mut records = rt
-        .block_on(source.list_running())
-        .context("listing running containers")?;
+    let containerd = args.containerd_socket.as_ref().map(|socket| {
+        let mut namespaces = args.containerd_namespaces.clone();
+        if namespaces.is_empty() {
+            namespaces = ContainerdConfig::default().namespaces;
+            // Docker's own containers are already listed through Docker.
+            if docker.is_some() {
+                namespaces.retain(|n| n != "moby");
+            }
+        }
+        ContainerdSource::new(ContainerdConfig {
+            socket: socket.clone(),
+            namespaces,
+            timeout,
+            ..ContainerdConfig::default()
+        })
+    });
+    let mut records = Vec::new();
+    if let Some(d) = &docker {
+        records.extend(
+            rt.block_on(d.list_running())
+                .context("listing running containers")?,
+        );
+    }
+    if let Some(c) = &containerd {
+        records.extend(
+            rt.block_on(c.list_running())
+                .context("listing containerd's running containers")?,
+        );
+    }
     records.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
 
     let mut containers = Vec::new();
@@ -206,8 +260,9 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
 
     let mut images = Vec::new();
     if args.layers {
-        // Image id → (shown name, diff ids).
-        let mut wanted: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        // Image id → (shown name, where its layers are). A containerd image's layers are
+        // found through one of its containers' snapshots.
+        let mut wanted: BTreeMap<String, (String, Wanted)> = BTreeMap::new();
         if args.image.is_empty() {
             for r in &records {
                 let (Some(id), Some(cfg)) = (&r.meta.image.id, &r.runtime_config.image) else {
@@ -217,27 +272,45 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
                     );
                     continue;
                 };
-                wanted.entry(id.clone()).or_insert_with(|| {
-                    (
-                        r.runtime_config.image_reference.clone(),
-                        cfg.diff_ids.clone(),
-                    )
-                });
+                let how = if r.meta.engine == Engine::Containerd {
+                    Wanted::Snapshot(r)
+                } else {
+                    Wanted::Docker(cfg.diff_ids.clone())
+                };
+                wanted
+                    .entry(id.clone())
+                    .or_insert_with(|| (r.runtime_config.image_reference.clone(), how));
             }
         } else {
+            let Some(docker) = &docker else {
+                anyhow::bail!("--image names Docker images: it needs Docker (drop --no-docker)");
+            };
             for name in &args.image {
                 let (id, diff_ids) = rt
-                    .block_on(source.image_layers(name))
+                    .block_on(docker.image_layers(name))
                     .with_context(|| format!("image {name}"))?;
-                wanted.insert(id, (name.clone(), diff_ids));
+                wanted.insert(id, (name.clone(), Wanted::Docker(diff_ids)));
             }
         }
         let mut cache = load_cache(args.cache.as_deref())?;
         let mut progress = crate::progress::Progress::stderr();
         let total_images = wanted.len();
-        for (n, (id, (name, diff_ids))) in wanted.into_iter().enumerate() {
-            let locations = locate_layers(&args.docker_root, &diff_ids)
-                .with_context(|| format!("layers of {name}"))?;
+        for (n, (id, (name, how))) in wanted.into_iter().enumerate() {
+            let (container, locations) = match how {
+                Wanted::Docker(diff_ids) => (
+                    None,
+                    locate_layers(&args.docker_root, &diff_ids)
+                        .with_context(|| format!("layers of {name}"))?,
+                ),
+                Wanted::Snapshot(r) => {
+                    let c = &r.meta.name;
+                    (
+                        Some(c.clone()),
+                        snapshot_locations(&rt, containerd.as_ref(), r)
+                            .with_context(|| format!("container {c}: layers of {name}"))?,
+                    )
+                }
+            };
             let mut layers = Vec::new();
             for (k, l) in locations.iter().enumerate() {
                 progress.show(&format!(
@@ -246,12 +319,16 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
                     k + 1,
                     locations.len()
                 ));
+                let who = container
+                    .as_ref()
+                    .map_or(String::new(), |c| format!("container {c}: "));
                 layers.push(
                     check_layer(l, &mut cache)
-                        .with_context(|| format!("layer {} of {name}", l.diff_id))?,
+                        .with_context(|| format!("{who}layer {} of {name}", l.diff_id))?,
                 );
             }
             images.push(ImageLayers {
+                container,
                 image: name,
                 image_id: id,
                 layers,
@@ -282,6 +359,29 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<i32> {
         print_tables(&report, list.is_some());
     }
     Ok(if finding { EXIT_FINDING } else { 0 })
+}
+
+/// Where an image's layers are found.
+enum Wanted<'a> {
+    /// Docker's layerdb, by diff ids.
+    Docker(Vec<String>),
+    /// containerd: this container's snapshot directories and the content store's blobs.
+    Snapshot(&'a ContainerRecord),
+}
+
+fn snapshot_locations(
+    rt: &tokio::runtime::Runtime,
+    containerd: Option<&ContainerdSource>,
+    r: &ContainerRecord,
+) -> anyhow::Result<Vec<LayerLocation>> {
+    let source = containerd.context("no containerd socket")?;
+    let s = rt.block_on(source.snapshot_layers(&r.meta.id))?;
+    Ok(locate_snapshot_layers(
+        &s.diff_ids,
+        &s.blobs,
+        &s.lowers,
+        &s.parent,
+    )?)
 }
 
 fn load_cache(path: Option<&Path>) -> anyhow::Result<LayerCache> {
@@ -382,7 +482,10 @@ fn print_tables(report: &Report, with_list: bool) {
             for l in &i.layers {
                 for p in &l.problems {
                     println!(
-                        "{}: layer {} ({}): /{} {}{}",
+                        "{}{}: layer {} ({}): /{} {}{}",
+                        i.container
+                            .as_ref()
+                            .map_or(String::new(), |c| format!("container {c}: ")),
                         i.image,
                         l.diff_id,
                         l.dir.display(),

@@ -79,9 +79,13 @@ pub(super) struct ImageCache {
     content_root: Mutex<Option<PathBuf>>,
 }
 
-/// Fills a record's image id, image config and exposed ports from what the content store
-/// says (nothing when the image could not be read: the record keeps its identity).
+/// Fills a record's image reference (the container's image name), and its image id, image
+/// config and exposed ports from what the content store says (not those when the image could
+/// not be read: the record keeps its identity).
 pub(super) fn apply(rec: &mut ContainerRecord, reference: &str, image: Option<&ContainerdImage>) {
+    if rec.runtime_config.image_reference.is_empty() {
+        rec.runtime_config.image_reference = reference.to_string();
+    }
     let Some(img) = image else { return };
     rec.meta.image.id = Some(img.config_digest.clone());
     rec.exposed_ports = img.exposed_ports.clone();
