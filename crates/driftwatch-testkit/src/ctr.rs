@@ -5,7 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::docker::DOCKER;
+use crate::docker::{BUSYBOX, DOCKER};
+use crate::require::{Requirement, require, require_that};
 
 pub const CTR: &str = "/usr/bin/ctr";
 /// containerd's own socket, then the one dockerd 20.10 starts for its containerd.
@@ -35,6 +36,21 @@ pub fn ctr_socket() -> Result<&'static str, String> {
     Err(format!(
         "needs a containerd answering on one of {CTR_SOCKETS:?}"
     ))
+}
+
+/// What a test of an agent watching `ctr` containers of the busybox image needs (BPF,
+/// dockerd, the image, a containerd answering): its socket, or `None` after saying why (or a
+/// panic in CI, see [`require`]).
+pub fn ctr_ready() -> Option<&'static str> {
+    if !require(&[
+        Requirement::Bpf,
+        Requirement::Docker,
+        Requirement::Image(BUSYBOX),
+    ]) {
+        return None;
+    }
+    let socket = ctr_socket();
+    require_that(socket.clone().map(drop)).then(|| socket.ok())?
 }
 
 /// `ctr -a SOCKET -n NS ARGS`: success, and stdout then stderr.

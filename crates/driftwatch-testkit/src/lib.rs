@@ -46,7 +46,7 @@ pub use agent_image::{agent_image_flags, agent_run_args, build_agent_image, wait
 pub use cli::{cli, run_cli, text};
 pub use cri_node::{CRI_NAMESPACE, CriNode, PAUSE, cri_image};
 pub use cri_pod::{ContainerSpec, Pod, PodContainer, PodSpec};
-pub use ctr::{CTR, CTR_SOCKETS, CtrContainer, CtrImage, ctr_in, ctr_socket};
+pub use ctr::{CTR, CTR_SOCKETS, CtrContainer, CtrImage, ctr_in, ctr_ready, ctr_socket};
 pub use docker::{
     BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, Thaw, docker, docker_bytes, docker_ok,
 };

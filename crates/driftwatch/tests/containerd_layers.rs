@@ -19,18 +19,6 @@ const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 const NS: &str = "default";
 const NAME: &str = "dw-ctr-layers";
 
-fn ready() -> Option<&'static str> {
-    if !require(&[
-        Requirement::Bpf,
-        Requirement::Docker,
-        Requirement::Image(BUSYBOX),
-    ]) {
-        return None;
-    }
-    let socket = ctr_socket();
-    require_that(socket.clone().map(drop)).then(|| socket.ok())?
-}
-
 /// A two-layer image (busybox and a unique payload) with an env, a user and an exposed
 /// port, in Docker and imported into containerd; removed from both on drop.
 struct Victim {
@@ -90,6 +78,17 @@ fn verify(socket: &str, json: bool) -> Output {
         .expect("running driftwatch verify")
 }
 
+/// `line` is one of verify's output lines.
+fn assert_line(out: &Output, line: &str) {
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l == line),
+        "no line `{line}` in:\n{}",
+        text(out)
+    );
+}
+
 fn our_image<'a>(report: &'a Value, image_id: &str) -> &'a Value {
     report["images"]
         .as_array()
@@ -126,7 +125,7 @@ fn task_pid(socket: &str, name: &str) -> u32 {
 
 #[test]
 fn containerd_image_config_and_snapshot_layers_are_checked() {
-    let Some(socket) = ready() else { return };
+    let Some(socket) = ctr_ready() else { return };
     let dir = tempfile::tempdir().unwrap();
     let image = Victim::build(socket, dir.path());
     let manifest: Value =
@@ -223,13 +222,7 @@ fn containerd_image_config_and_snapshot_layers_are_checked() {
         diff_ids[1],
         top.display()
     );
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|l| l == line),
-        "no line `{line}` in:\n{}",
-        text(&out)
-    );
+    assert_line(&out, &line);
 
     // The agent checks the layers of the running container's image when it starts.
     let agent = AgentProcess::start(
@@ -277,13 +270,7 @@ fn containerd_image_config_and_snapshot_layers_are_checked() {
         good.len(),
         outside.as_os_str().len()
     );
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|l| l == line),
-        "no line `{line}` in:\n{}",
-        text(&out)
-    );
+    assert_line(&out, &line);
 
     // Put back: intact again.
     drop(restore);

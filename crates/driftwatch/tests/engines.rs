@@ -13,52 +13,10 @@ use serde_json::Value;
 const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
-const CTR: &str = "/usr/bin/ctr";
-/// containerd's own socket, then the one dockerd 20.10 starts for its containerd.
-const SOCKETS: &[&str] = &[
-    "/run/containerd/containerd.sock",
-    "/run/docker/containerd/containerd.sock",
-];
 /// How containerd names the busybox image once imported from `docker save`.
 const CTR_IMAGE: &str = "docker.io/driftwatch-test/busybox:1";
 const CTR_NS: &str = "default";
-
-fn ctr_socket() -> Result<&'static str, String> {
-    if !std::path::Path::new(CTR).exists() {
-        return Err(format!(
-            "needs {CTR} (Debian's containerd or docker.io package)"
-        ));
-    }
-    for s in SOCKETS {
-        let ok = Command::new(CTR)
-            .args(["-a", s, "version"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|st| st.success());
-        if ok {
-            return Ok(s);
-        }
-    }
-    Err(format!(
-        "needs a containerd answering on one of {SOCKETS:?}"
-    ))
-}
-
-fn ctr(socket: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(CTR)
-        .args(["-a", socket, "-n", CTR_NS])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running ctr");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+const SLEEP: &[&str] = &["sleep", "120"];
 
 /// `docker save BUSYBOX | CMD`, both checked.
 fn docker_save_into(cmd: &mut Command) {
@@ -79,121 +37,11 @@ fn docker_save_into(cmd: &mut Command) {
     );
 }
 
-/// The busybox image imported into containerd's `default` namespace; removed on drop.
-struct CtrImage {
-    socket: &'static str,
-}
-
-impl CtrImage {
-    fn import(socket: &'static str) -> CtrImage {
-        docker_save_into(
-            Command::new(CTR).args(["-a", socket, "-n", CTR_NS, "images", "import", "-"]),
-        );
-        CtrImage { socket }
-    }
-
-    /// The image record's target digest, as `ctr images ls` prints it.
-    fn digest(&self) -> String {
-        let (ok, text) = ctr(self.socket, &["images", "ls"]);
-        assert!(ok, "{text}");
-        text.lines()
-            .find(|l| l.starts_with(&format!("{CTR_IMAGE} ")))
-            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("sha256:")))
-            .unwrap_or_else(|| panic!("{CTR_IMAGE} not in:\n{text}"))
-            .to_string()
-    }
-}
-
-impl Drop for CtrImage {
-    fn drop(&mut self) {
-        // Containers hold a lease on the image; they are dropped before it.
-        let _ = ctr(self.socket, &["images", "rm", CTR_IMAGE]);
-    }
-}
-
-/// A `ctr run -d` container (task and container removed on drop, even when a test fails).
-struct CtrContainer {
-    socket: &'static str,
-    name: String,
-}
-
-impl CtrContainer {
-    /// `annotations`: OCI spec annotations (the CRI plugin's `io.kubernetes.cri.*` are what
-    /// makes a container a pod's; labels alone are not).
-    fn run(
-        socket: &'static str,
-        name: &str,
-        labels: &[&str],
-        annotations: &[&str],
-    ) -> CtrContainer {
-        // A leftover of an earlier, killed run.
-        let _ = ctr(socket, &["task", "kill", "-s", "SIGKILL", name]);
-        let _ = ctr(socket, &["task", "rm", "-f", name]);
-        let _ = ctr(socket, &["containers", "rm", name]);
-        let mut args = vec!["run", "-d"];
-        for l in labels {
-            args.extend(["--label", l]);
-        }
-        for a in annotations {
-            args.extend(["--annotation", a]);
-        }
-        args.extend([CTR_IMAGE, name, "sleep", "120"]);
-        let (ok, text) = ctr(socket, &args);
-        assert!(ok, "ctr {args:?}: {text}");
-        CtrContainer {
-            socket,
-            name: name.to_string(),
-        }
-    }
-
-    fn sh(&self, script: &str) -> (bool, String) {
-        ctr(
-            self.socket,
-            &[
-                "task",
-                "exec",
-                "--exec-id",
-                "dw-exec",
-                &self.name,
-                "sh",
-                "-c",
-                script,
-            ],
-        )
-    }
-}
-
-impl Drop for CtrContainer {
-    fn drop(&mut self) {
-        let _ = ctr(self.socket, &["task", "kill", "-s", "SIGKILL", &self.name]);
-        for _ in 0..50 {
-            if ctr(self.socket, &["task", "rm", "-f", &self.name]).0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = ctr(self.socket, &["containers", "rm", &self.name]);
-    }
-}
-
 /// The ctr tests share the imported image (each removes it at the end): one at a time.
 static CTR_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn ctr_lock() -> std::sync::MutexGuard<'static, ()> {
     CTR_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn ready_for_ctr() -> Option<&'static str> {
-    if !require(&[
-        Requirement::Bpf,
-        Requirement::Docker,
-        Requirement::Image(BUSYBOX),
-    ]) {
-        return None;
-    }
-    let socket = ctr_socket();
-    let ok = require_that(socket.clone().map(drop));
-    ok.then(|| socket.ok()).flatten()
 }
 
 /// Drift in a `ctr` container: `true` copied into a new directory and run.
@@ -224,14 +72,14 @@ fn assert_ctr_alert(a: &Value, name: &str, digest: &str) {
 
 #[test]
 fn ctr_container_with_a_name_for_id_is_identified() {
-    let Some(socket) = ready_for_ctr() else {
+    let Some(socket) = ctr_ready() else {
         return;
     };
     let _one_at_a_time = ctr_lock();
-    let image = CtrImage::import(socket);
+    let image = CtrImage::import(socket, CTR_NS, BUSYBOX);
     let digest = image.digest();
     let agent = AgentProcess::start(DRIFTWATCH, &["--containerd-socket", socket]);
-    let c = CtrContainer::run(socket, "dw-ctr-plain", &[], &[]);
+    let c = CtrContainer::run(socket, CTR_NS, CTR_IMAGE, "dw-ctr-plain", &[], &[], SLEEP);
     let a = drift_and_wait(&agent, &c);
     assert_ctr_alert(&a, "dw-ctr-plain", &digest);
     let pod = field(&a, "k8s.pod.name").as_str();
@@ -240,15 +88,17 @@ fn ctr_container_with_a_name_for_id_is_identified() {
 
 #[test]
 fn ctr_container_with_cri_labels_names_its_pod_from_the_first_event() {
-    let Some(socket) = ready_for_ctr() else {
+    let Some(socket) = ctr_ready() else {
         return;
     };
     let _one_at_a_time = ctr_lock();
-    let image = CtrImage::import(socket);
+    let image = CtrImage::import(socket, CTR_NS, BUSYBOX);
     let digest = image.digest();
     let agent = AgentProcess::start(DRIFTWATCH, &["--containerd-socket", socket]);
     let c = CtrContainer::run(
         socket,
+        CTR_NS,
+        CTR_IMAGE,
         "dw-ctr-web-0",
         &[
             "io.kubernetes.pod.namespace=shop",
@@ -260,6 +110,7 @@ fn ctr_container_with_cri_labels_names_its_pod_from_the_first_event() {
             "io.kubernetes.cri.sandbox-namespace=shop",
             "io.kubernetes.cri.sandbox-name=web-0",
         ],
+        SLEEP,
     );
     let a = drift_and_wait(&agent, &c);
     assert_ctr_alert(&a, "dw-ctr-web-0", &digest);
