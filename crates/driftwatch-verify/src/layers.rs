@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -231,45 +231,63 @@ pub(crate) struct Stat {
     pub(crate) is_whiteout: bool,
 }
 
-/// Every path under `dir` with its `lstat`, and the fingerprint of them all.
+/// Every path under `dir` with its `lstat`, and the fingerprint of them all. Directories are
+/// opened through the safe opener, beneath `dir` and never through a symlink, so a link a
+/// layer holds (or one swapped in while walking) is listed, not followed.
 pub(crate) fn walk(dir: &Path) -> Result<(BTreeMap<String, Stat>, String), LayerError> {
+    use rustix::fs::{AtFlags, FileType};
+    let fs_err = |path: &Path, e: driftwatch_fs::FsError| LayerError::Io {
+        path: path.to_path_buf(),
+        source: e.into_io(),
+    };
     let mut out = BTreeMap::new();
     let mut hasher = Sha256::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((abs, rel)) = stack.pop() {
-        let rd = std::fs::read_dir(&abs).map_err(io(&abs))?;
+    let root = driftwatch_fs::Root::layer("image layer", dir).map_err(|e| fs_err(dir, e))?;
+    let mut stack = vec![(root, String::new())];
+    while let Some((here, rel)) = stack.pop() {
+        let abs = dir.join(&rel);
+        let rd = rustix::fs::Dir::read_from(here.as_fd()).map_err(|e| io(&abs)(e.into()))?;
         for ent in rd {
-            let ent = ent.map_err(io(&abs))?;
-            let name = ent.file_name().to_string_lossy().into_owned();
+            let ent = ent.map_err(|e| io(&abs)(e.into()))?;
+            let raw = ent.file_name();
+            if matches!(raw.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            let name = String::from_utf8_lossy(raw.to_bytes()).into_owned();
             let r = if rel.is_empty() {
                 name
             } else {
                 format!("{rel}/{name}")
             };
-            let path = ent.path();
-            let md = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+            let st = rustix::fs::statat(here.as_fd(), raw, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| io(&dir.join(&r))(e.into()))?;
             hasher.update(r.as_bytes());
             for v in [
-                md.size(),
-                md.mtime() as u64,
-                md.mtime_nsec() as u64,
-                md.ctime() as u64,
-                md.ctime_nsec() as u64,
-                md.ino(),
-                md.mode() as u64,
+                st.st_size as u64,
+                st.st_mtime as u64,
+                st.st_mtime_nsec as u64,
+                st.st_ctime as u64,
+                st.st_ctime_nsec as u64,
+                st.st_ino,
+                st.st_mode as u64,
             ] {
                 hasher.update(v.to_le_bytes());
             }
-            let ft = md.file_type();
-            if ft.is_dir() {
-                stack.push((path, r.clone()));
+            let ft = FileType::from_raw_mode(st.st_mode);
+            if ft == FileType::Directory {
+                let name = std::ffi::OsStr::from_bytes(raw.to_bytes());
+                let sub = here
+                    .open_dir(&driftwatch_fs::InContainer::new(name))
+                    .map_err(|e| fs_err(&dir.join(&r), e))?;
+                stack.push((sub, r.clone()));
             }
             out.insert(
                 r,
                 Stat {
-                    size: md.size(),
-                    // overlay2 stores a tar's `.wh.NAME` as a 0:0 character device NAME.
-                    is_whiteout: ft.is_char_device() && md.rdev() == 0,
+                    size: st.st_size as u64,
+                    // overlay2 and containerd store a tar's `.wh.NAME` as a 0:0 character
+                    // device NAME.
+                    is_whiteout: ft == FileType::CharacterDevice && st.st_rdev == 0,
                 },
             );
         }
