@@ -1,12 +1,7 @@
 //! Image layers unpacked by containerd's overlayfs snapshotter, checked against the layer
 //! blobs in its content store (there is no tar-split there: the blob is the record).
 //!
-//! [`locate_snapshot_layers`] pairs each diff id with the snapshot directory the unpacker
-//! made for it: the container snapshot's lower directories are its parent chain, top first,
-//! and that parent must be the image's top chain id (the unpacker names committed snapshots
-//! by chain id), so a directory is never checked against another layer's blob.
-//!
-//! [`check_blob`] streams the blob (a tar, gzip or zstd, told by its magic bytes) once:
+//! `check_blob` streams the blob (a tar, gzip or zstd, told by its magic bytes) once:
 //! each regular file is compared byte for byte with the file on disk (opened beneath the
 //! layer directory, no symlink followed), each symlink's target with the link on disk,
 //! every other entry must exist; the uncompressed stream's sha256 must be the diff id, so a
@@ -16,80 +11,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::layers::{
-    FileProblem, Found, LayerError, LayerLocation, LayerRecord, ProblemKind, Stat, added_files,
-    chain_ids, whiteout,
-};
+use crate::layer_tree::{FileProblem, Found, LayerError, ProblemKind, Stat, added_files, whiteout};
 use crate::tarsplit::relative_name;
-
-/// The layers of a containerd container's image, bottom first: diff ids, their blobs (in
-/// the same order), and the container snapshot's lower directories (top first, as overlay's
-/// `lowerdir`) with the snapshot's parent key.
-pub fn locate_snapshot_layers(
-    diff_ids: &[String],
-    blobs: &[PathBuf],
-    lowers_top_first: &[PathBuf],
-    parent: &str,
-) -> Result<Vec<LayerLocation>, LayerError> {
-    let invalid = |path: &Path, message: String| LayerError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    };
-    let first = lowers_top_first
-        .first()
-        .map_or(Path::new(""), |p| p.as_path());
-    if diff_ids.len() != lowers_top_first.len() || diff_ids.len() != blobs.len() {
-        return Err(invalid(
-            first,
-            format!(
-                "the image has {} layers ({} blobs) but the container's snapshot has {} lower directories",
-                diff_ids.len(),
-                blobs.len(),
-                lowers_top_first.len()
-            ),
-        ));
-    }
-    let chains = chain_ids(diff_ids);
-    if let Some(top) = chains.last()
-        && top != parent
-    {
-        return Err(invalid(
-            first,
-            format!(
-                "the container's snapshot parent is `{parent}`, not the image's top chain id {top}"
-            ),
-        ));
-    }
-    let n = diff_ids.len();
-    let mut out = Vec::with_capacity(n);
-    for (i, (diff_id, chain_id)) in diff_ids.iter().zip(chains).enumerate() {
-        let dir = &lowers_top_first[n - 1 - i];
-        // `<snapshotter root>/snapshots/<n>/fs`: what the overlayfs snapshotter names.
-        let numbered = dir.file_name().is_some_and(|f| f == "fs")
-            && dir
-                .parent()
-                .and_then(Path::file_name)
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
-        if !numbered {
-            return Err(invalid(
-                dir,
-                "not an overlayfs snapshot directory (`snapshots/<n>/fs`)".into(),
-            ));
-        }
-        out.push(LayerLocation {
-            diff_id: diff_id.clone(),
-            chain_id,
-            dir: dir.clone(),
-            record: LayerRecord::Blob(blobs[i].clone()),
-        });
-    }
-    Ok(out)
-}
 
 /// A reader that hashes what passes through it.
 struct Hashing<R> {
@@ -176,7 +103,8 @@ fn same_content(
 
 /// Replays a layer blob over its snapshot directory (see the module docs).
 pub(crate) fn check_blob(
-    layer: &LayerLocation,
+    diff_id: &str,
+    dir: &Path,
     blob: &Path,
     on_disk: &BTreeMap<String, Stat>,
 ) -> Result<Found, LayerError> {
@@ -184,11 +112,12 @@ pub(crate) fn check_blob(
         path: blob.to_path_buf(),
         message: format!("not a readable layer tar: {e}"),
     };
-    let root = driftwatch_fs::Root::layer(format!("image layer {}", layer.diff_id), &layer.dir)
-        .map_err(|e| LayerError::Io {
-            path: layer.dir.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    let root = driftwatch_fs::Root::layer(format!("image layer {diff_id}"), dir).map_err(|e| {
+        LayerError::Io {
+            path: dir.to_path_buf(),
+            source: e.into_io(),
+        }
+    })?;
     let mut archive = tar::Archive::new(Hashing {
         inner: uncompressed(blob)?,
         sha: Sha256::new(),
@@ -282,7 +211,7 @@ pub(crate) fn check_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::{LayerCache, check_layer};
+    use crate::layers::{LayerCache, LayerLocation, LayerRecord, check_layer};
     use std::io::Write;
 
     /// A layer blob of `files` (`dir/` directories, `name -> target` symlinks) and the same
@@ -450,51 +379,6 @@ mod tests {
         assert!(
             e.contains("the layer blob is not in the content store"),
             "{e}"
-        );
-    }
-
-    #[test]
-    fn snapshot_directories_pair_with_diff_ids_by_chain() {
-        let a = format!("sha256:{}", "a".repeat(64));
-        let b = format!("sha256:{}", "b".repeat(64));
-        let ids = [a.clone(), b.clone()];
-        let chains = chain_ids(&ids);
-        let blobs = [
-            PathBuf::from("/c/blobs/sha256/1"),
-            PathBuf::from("/c/blobs/sha256/2"),
-        ];
-        let lowers = [
-            PathBuf::from("/s/snapshots/7/fs"),
-            PathBuf::from("/s/snapshots/3/fs"),
-        ];
-        let l = locate_snapshot_layers(&ids, &blobs, &lowers, &chains[1]).unwrap();
-        assert_eq!(l[0].dir, lowers[1]);
-        assert_eq!(l[0].record, LayerRecord::Blob(blobs[0].clone()));
-        assert_eq!(
-            (l[1].diff_id.as_str(), l[1].chain_id.as_str()),
-            (b.as_str(), chains[1].as_str())
-        );
-        let e = locate_snapshot_layers(&ids, &blobs, &lowers, &a)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("/s/snapshots/7/fs: the container's snapshot parent is `sha256:aaaa"),
-            "{e}"
-        );
-        let e = locate_snapshot_layers(&ids, &blobs, &lowers[..1], &chains[1])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("2 layers (2 blobs) but the container's snapshot has 1 lower"),
-            "{e}"
-        );
-        let odd = [PathBuf::from("/etc"), PathBuf::from("/s/snapshots/3/fs")];
-        let e = locate_snapshot_layers(&ids, &blobs, &odd, &chains[1])
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "/etc: not an overlayfs snapshot directory (`snapshots/<n>/fs`)"
         );
     }
 }

@@ -1,6 +1,12 @@
 //! Image layers on disk against their digests: Docker's overlay2 layout here, containerd's
 //! overlayfs snapshots through [`crate::blob_layers`].
 //!
+//! [`locate_snapshot_layers`] pairs each diff id of a containerd image with the snapshot
+//! directory the unpacker made for it: the container snapshot's lower directories are its
+//! parent chain, top first, and that parent must be the image's top chain id (the unpacker
+//! names committed snapshots by chain id), so a directory is never checked against another
+//! layer's blob.
+//!
 //! `<root>/image/overlay2/layerdb/sha256/<chain id>/` holds a layer's `diff` (its diff id),
 //! `cache-id` (its directory under `<root>/overlay2/`) and `tar-split.json.gz`. The check
 //! replays the tar stream: segments from tar-split, each file's payload from the layer
@@ -14,13 +20,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::layer_tree::{
+    FileProblem, Found, LayerError, ProblemKind, Stat, added_files, io, walk, whiteout,
+};
 use crate::tarsplit::{CRC64, Entries, Entry, relative_name};
 
 /// Where one layer of an image lives.
@@ -43,30 +51,6 @@ pub enum LayerRecord {
     TarSplit(PathBuf),
     /// The layer blob itself (a tar, gzip or zstd), as containerd's content store keeps it.
     Blob(PathBuf),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LayerError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: {message}", path.display())]
-    Invalid { path: PathBuf, message: String },
-    #[error("{}:{line}: {message}", path.display())]
-    TarSplit {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LayerError + '_ {
-    move |source| LayerError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// `chain(n) = sha256(chain(n-1) + " " + diff(n))`, `chain(0) = diff(0)`.
@@ -130,41 +114,69 @@ pub fn locate_layers(
         .collect()
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
-    /// Same size, other content (crc64 differs).
-    Modified,
-    /// Size differs from the recorded one.
-    SizeChanged,
-    /// Recorded in the layer, gone from the directory.
-    Missing,
-    /// In the directory, not in the layer's tar.
-    Added,
-    /// Could not be read.
-    Unreadable,
-}
-
-impl ProblemKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProblemKind::Modified => "modified",
-            ProblemKind::SizeChanged => "size_changed",
-            ProblemKind::Missing => "missing",
-            ProblemKind::Added => "added",
-            ProblemKind::Unreadable => "unreadable",
-        }
+/// The layers of a containerd container's image, bottom first: diff ids, their blobs (in
+/// the same order), and the container snapshot's lower directories (top first, as overlay's
+/// `lowerdir`) with the snapshot's parent key.
+pub fn locate_snapshot_layers(
+    diff_ids: &[String],
+    blobs: &[PathBuf],
+    lowers_top_first: &[PathBuf],
+    parent: &str,
+) -> Result<Vec<LayerLocation>, LayerError> {
+    let invalid = |path: &Path, message: String| LayerError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let first = lowers_top_first
+        .first()
+        .map_or(Path::new(""), |p| p.as_path());
+    if diff_ids.len() != lowers_top_first.len() || diff_ids.len() != blobs.len() {
+        return Err(invalid(
+            first,
+            format!(
+                "the image has {} layers ({} blobs) but the container's snapshot has {} lower directories",
+                diff_ids.len(),
+                blobs.len(),
+                lowers_top_first.len()
+            ),
+        ));
     }
-}
-
-/// A file of a layer that is not what the layer recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FileProblem {
-    /// Relative to the layer root (`etc/passwd`); inside a container it is `/etc/passwd`.
-    pub path: String,
-    pub kind: ProblemKind,
-    pub expected_size: Option<u64>,
-    pub actual_size: Option<u64>,
+    let chains = chain_ids(diff_ids);
+    if let Some(top) = chains.last()
+        && top != parent
+    {
+        return Err(invalid(
+            first,
+            format!(
+                "the container's snapshot parent is `{parent}`, not the image's top chain id {top}"
+            ),
+        ));
+    }
+    let n = diff_ids.len();
+    let mut out = Vec::with_capacity(n);
+    for (i, (diff_id, chain_id)) in diff_ids.iter().zip(chains).enumerate() {
+        let dir = &lowers_top_first[n - 1 - i];
+        // `<snapshotter root>/snapshots/<n>/fs`: what the overlayfs snapshotter names.
+        let numbered = dir.file_name().is_some_and(|f| f == "fs")
+            && dir
+                .parent()
+                .and_then(Path::file_name)
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+        if !numbered {
+            return Err(invalid(
+                dir,
+                "not an overlayfs snapshot directory (`snapshots/<n>/fs`)".into(),
+            ));
+        }
+        out.push(LayerLocation {
+            diff_id: diff_id.clone(),
+            chain_id,
+            dir: dir.clone(),
+            record: LayerRecord::Blob(blobs[i].clone()),
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -226,75 +238,6 @@ impl LayerCache {
     }
 }
 
-pub(crate) struct Stat {
-    pub(crate) size: u64,
-    pub(crate) is_whiteout: bool,
-}
-
-/// Every path under `dir` with its `lstat`, and the fingerprint of them all. Directories are
-/// opened through the safe opener, beneath `dir` and never through a symlink, so a link a
-/// layer holds (or one swapped in while walking) is listed, not followed.
-pub(crate) fn walk(dir: &Path) -> Result<(BTreeMap<String, Stat>, String), LayerError> {
-    use rustix::fs::{AtFlags, FileType};
-    let fs_err = |path: &Path, e: driftwatch_fs::FsError| LayerError::Io {
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    };
-    let mut out = BTreeMap::new();
-    let mut hasher = Sha256::new();
-    let root = driftwatch_fs::Root::layer("image layer", dir).map_err(|e| fs_err(dir, e))?;
-    let mut stack = vec![(root, String::new())];
-    while let Some((here, rel)) = stack.pop() {
-        let abs = dir.join(&rel);
-        let rd = rustix::fs::Dir::read_from(here.as_fd()).map_err(|e| io(&abs)(e.into()))?;
-        for ent in rd {
-            let ent = ent.map_err(|e| io(&abs)(e.into()))?;
-            let raw = ent.file_name();
-            if matches!(raw.to_bytes(), b"." | b"..") {
-                continue;
-            }
-            let name = String::from_utf8_lossy(raw.to_bytes()).into_owned();
-            let r = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let st = rustix::fs::statat(here.as_fd(), raw, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| io(&dir.join(&r))(e.into()))?;
-            hasher.update(r.as_bytes());
-            for v in [
-                st.st_size as u64,
-                st.st_mtime as u64,
-                st.st_mtime_nsec as u64,
-                st.st_ctime as u64,
-                st.st_ctime_nsec as u64,
-                st.st_ino,
-                st.st_mode as u64,
-            ] {
-                hasher.update(v.to_le_bytes());
-            }
-            let ft = FileType::from_raw_mode(st.st_mode);
-            if ft == FileType::Directory {
-                let name = std::ffi::OsStr::from_bytes(raw.to_bytes());
-                let sub = here
-                    .open_dir(&driftwatch_fs::InContainer::new(name))
-                    .map_err(|e| fs_err(&dir.join(&r), e))?;
-                stack.push((sub, r.clone()));
-            }
-            out.insert(
-                r,
-                Stat {
-                    size: st.st_size as u64,
-                    // overlay2 and containerd store a tar's `.wh.NAME` as a 0:0 character
-                    // device NAME.
-                    is_whiteout: ft == FileType::CharacterDevice && st.st_rdev == 0,
-                },
-            );
-        }
-    }
-    Ok((out, hex::encode(hasher.finalize())))
-}
-
 /// Checks one layer directory against its tar-split and diff id.
 pub fn check_layer(
     layer: &LayerLocation,
@@ -319,7 +262,9 @@ pub fn check_layer(
     }
     let found = match &layer.record {
         LayerRecord::TarSplit(ts) => check_tar_split(layer, ts, &on_disk)?,
-        LayerRecord::Blob(blob) => crate::blob_layers::check_blob(layer, blob, &on_disk)?,
+        LayerRecord::Blob(blob) => {
+            crate::blob_layers::check_blob(&layer.diff_id, &layer.dir, blob, &on_disk)?
+        }
     };
     let Found {
         mut problems,
@@ -352,48 +297,6 @@ pub fn check_layer(
         cache.layers.remove(&layer.diff_id);
     }
     Ok(report)
-}
-
-/// What replaying a layer's record over its directory found.
-pub(crate) struct Found {
-    pub(crate) problems: Vec<FileProblem>,
-    pub(crate) files: u64,
-    pub(crate) bytes: u64,
-    /// sha256 of the rebuilt (uncompressed) tar stream.
-    pub(crate) stream_digest: String,
-}
-
-/// Files on disk that the layer's tar does not have (whiteout devices excepted).
-pub(crate) fn added_files(
-    on_disk: &BTreeMap<String, Stat>,
-    in_tar: &HashSet<String>,
-    problems: &mut Vec<FileProblem>,
-) {
-    for (rel, st) in on_disk {
-        if !in_tar.contains(rel) && !st.is_whiteout {
-            problems.push(FileProblem {
-                path: rel.clone(),
-                kind: ProblemKind::Added,
-                expected_size: None,
-                actual_size: Some(st.size),
-            });
-        }
-    }
-}
-
-/// A whiteout entry `DIR/.wh.NAME`: `Some(Some("DIR/NAME"))`, the device NAME on disk; the
-/// opaque marker `.wh..wh..opq` (an xattr on disk): `Some(None)`; any other name: `None`.
-pub(crate) fn whiteout(rel: &str) -> Option<Option<String>> {
-    let (dir_part, base) = rel.rsplit_once('/').map_or(("", rel), |(d, b)| (d, b));
-    let hidden = base.strip_prefix(".wh.")?;
-    if hidden == ".wh..opq" {
-        return Some(None);
-    }
-    Some(Some(if dir_part.is_empty() {
-        hidden.to_string()
-    } else {
-        format!("{dir_part}/{hidden}")
-    }))
 }
 
 /// Replays Docker's tar-split over the layer directory.
@@ -688,5 +591,50 @@ mod tests {
         assert!(e.contains("malformed diff id `garbage`"), "{e}");
         let e = locate_layers(root.path(), &[b]).unwrap_err().to_string();
         assert!(e.contains("cache-id: No such file"), "{e}");
+    }
+
+    #[test]
+    fn snapshot_directories_pair_with_diff_ids_by_chain() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let ids = [a.clone(), b.clone()];
+        let chains = chain_ids(&ids);
+        let blobs = [
+            PathBuf::from("/c/blobs/sha256/1"),
+            PathBuf::from("/c/blobs/sha256/2"),
+        ];
+        let lowers = [
+            PathBuf::from("/s/snapshots/7/fs"),
+            PathBuf::from("/s/snapshots/3/fs"),
+        ];
+        let l = locate_snapshot_layers(&ids, &blobs, &lowers, &chains[1]).unwrap();
+        assert_eq!(l[0].dir, lowers[1]);
+        assert_eq!(l[0].record, LayerRecord::Blob(blobs[0].clone()));
+        assert_eq!(
+            (l[1].diff_id.as_str(), l[1].chain_id.as_str()),
+            (b.as_str(), chains[1].as_str())
+        );
+        let e = locate_snapshot_layers(&ids, &blobs, &lowers, &a)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/s/snapshots/7/fs: the container's snapshot parent is `sha256:aaaa"),
+            "{e}"
+        );
+        let e = locate_snapshot_layers(&ids, &blobs, &lowers[..1], &chains[1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("2 layers (2 blobs) but the container's snapshot has 1 lower"),
+            "{e}"
+        );
+        let odd = [PathBuf::from("/etc"), PathBuf::from("/s/snapshots/3/fs")];
+        let e = locate_snapshot_layers(&ids, &blobs, &odd, &chains[1])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc: not an overlayfs snapshot directory (`snapshots/<n>/fs`)"
+        );
     }
 }
