@@ -6,8 +6,9 @@
 //! manifest is taken), a manifest, then its config. Every read is bounded before it starts
 //! (an index or manifest over [`MAX_MANIFEST_BYTES`], a config over [`MAX_CONFIG_BYTES`] is
 //! refused unread) and stops at the declared size, so a hostile or huge blob costs at most
-//! those bytes. Results, failures included, are cached per target digest (content-addressed:
-//! they never change), up to [`CACHE_ENTRIES`] images.
+//! those bytes. Results are cached per target digest (content-addressed: they never change),
+//! up to [`CACHE_ENTRIES`] images; so are failures of the content itself (too big, not JSON),
+//! not those of the call (containerd busy, a blob not yet written during a pull).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -235,6 +236,14 @@ fn parse_config(
     })
 }
 
+/// Why an image could not be read.
+enum Failure {
+    /// The content is wrong (too big, not JSON, ...): so it stays.
+    Lasting(String),
+    /// The call failed: the next inspect asks again.
+    Passing(String),
+}
+
 /// `sha256:<64 hex>` split into algorithm and hex, or `None` for anything else.
 fn digest_parts(d: &str) -> Option<(&str, &str)> {
     let (alg, hex) = d.split_once(':')?;
@@ -264,9 +273,15 @@ impl Inner {
         what: &str,
         d: &Descriptor,
         cap: u64,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Failure> {
+        let call = |s: containerd_client::tonic::Status| {
+            Failure::Passing(format!("{what} {}: {}", d.digest, s.message()))
+        };
         if digest_parts(&d.digest).is_none() {
-            return Err(format!("{what}: not a digest: {:?}", d.digest));
+            return Err(Failure::Lasting(format!(
+                "{what}: not a digest: {:?}",
+                d.digest
+            )));
         }
         let mut size = d.size;
         if size <= 0 {
@@ -276,21 +291,21 @@ impl Inner {
                 },
                 ns,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Lasting(e.to_string()))?;
             size = ContentClient::new(ch.clone())
                 .info(req)
                 .await
-                .map_err(|s| format!("{what} {}: {}", d.digest, s.message()))?
+                .map_err(call)?
                 .into_inner()
                 .info
                 .map_or(0, |i| i.size);
         }
         let size = u64::try_from(size).unwrap_or(0);
         if size > cap {
-            return Err(format!(
+            return Err(Failure::Lasting(format!(
                 "{what} {} is {size} bytes, over the {cap}-byte limit: not read",
                 d.digest
-            ));
+            )));
         }
         let req = with_ns(
             ReadContentRequest {
@@ -300,23 +315,19 @@ impl Inner {
             },
             ns,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Lasting(e.to_string()))?;
         let mut stream = ContentClient::new(ch.clone())
             .read(req)
             .await
-            .map_err(|s| format!("{what} {}: {}", d.digest, s.message()))?
+            .map_err(call)?
             .into_inner();
         let mut out = Vec::with_capacity(size as usize);
-        while let Some(chunk) = stream
-            .message()
-            .await
-            .map_err(|s| format!("{what} {}: {}", d.digest, s.message()))?
-        {
+        while let Some(chunk) = stream.message().await.map_err(call)? {
             if (out.len() + chunk.data.len()) as u64 > size {
-                return Err(format!(
+                return Err(Failure::Lasting(format!(
                     "{what} {}: containerd sent more than the {size} bytes asked",
                     d.digest
-                ));
+                )));
             }
             out.extend_from_slice(&chunk.data);
         }
@@ -347,7 +358,7 @@ impl Inner {
                     .read_blob(ch, ns, "manifest", &desc, MAX_MANIFEST_BYTES)
                     .await?;
                 match parse_manifest(&bytes, go_arch())
-                    .map_err(|e| format!("manifest {}: {e}", desc.digest))?
+                    .map_err(|e| Failure::Lasting(format!("manifest {}: {e}", desc.digest)))?
                 {
                     Step::Manifest(next) => desc = next,
                     Step::Config(config, layers) => {
@@ -356,13 +367,22 @@ impl Inner {
                             .await?;
                         return parse_config(&config.digest, &bytes, layers)
                             .map(Arc::new)
-                            .map_err(|e| format!("image config {}: {e}", config.digest));
+                            .map_err(|e| {
+                                Failure::Lasting(format!("image config {}: {e}", config.digest))
+                            });
                     }
                 }
             }
-            Err(format!("{}: indexes nested too deep", target.digest))
+            Err(Failure::Lasting(format!(
+                "{}: indexes nested too deep",
+                target.digest
+            )))
         };
-        let result = read.await;
+        let result = match read.await {
+            Ok(img) => Ok(img),
+            Err(Failure::Lasting(e)) => Err(e),
+            Err(Failure::Passing(e)) => return Err(e),
+        };
         if let Ok(mut c) = self.images.images.lock() {
             if c.len() >= CACHE_ENTRIES {
                 c.clear();
