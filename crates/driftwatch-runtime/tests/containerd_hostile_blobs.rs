@@ -102,7 +102,7 @@ fn manifest_json(config: &Descriptor, pad: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[tokio::test]
 async fn huge_and_garbage_blobs_are_refused_bounded() {
     let socket = ctr_socket();
     if !require_that(socket.clone().map(drop)) {
