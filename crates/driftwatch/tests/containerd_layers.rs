@@ -27,8 +27,9 @@ struct Victim {
 }
 
 impl Victim {
-    fn build(socket: &'static str, dir: &Path) -> Victim {
-        let tag = format!("driftwatch-test/ctr-victim:{}", std::process::id());
+    /// `test`: the test's own tag, so that tests running at once never share the image.
+    fn build(socket: &'static str, dir: &Path, test: &str) -> Victim {
+        let tag = format!("driftwatch-test/ctr-victim:{test}-{}", std::process::id());
         // Unique content: no build cache or earlier import hands back an edited layer.
         let nonce = format!("{:?}", std::time::SystemTime::now());
         std::fs::write(dir.join("payload.txt"), format!("good payload {nonce}\n")).unwrap();
@@ -127,7 +128,7 @@ fn task_pid(socket: &str, name: &str) -> u32 {
 fn containerd_image_config_and_snapshot_layers_are_checked() {
     let Some(socket) = ctr_ready() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let image = Victim::build(socket, dir.path());
+    let image = Victim::build(socket, dir.path(), "layers");
     let manifest: Value =
         serde_json::from_str(&image.ctr().content(&image.ctr().digest())).unwrap();
     let config_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
@@ -289,4 +290,59 @@ fn scopeguard<'a>(file: &'a Path, good: &'a [u8]) -> impl Drop + 'a {
         }
     }
     Restore(file, good)
+}
+
+#[test]
+fn a_port_the_containerd_image_exposes_is_a_declared_listener() {
+    const NET: &str = "dw-ctr-listener";
+    let Some(socket) = ctr_ready() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let image = Victim::build(socket, dir.path(), "net");
+    let baselines = dir.path().join("baselines.json");
+    let agent = AgentProcess::start(
+        DRIFTWATCH,
+        &[
+            "--containerd-socket",
+            socket,
+            "--baseline-file",
+            baselines.to_str().unwrap(),
+            "--learning-window",
+            "5m",
+        ],
+    );
+    let c = CtrContainer::run(
+        socket,
+        NS,
+        &image.ctr().name,
+        NET,
+        &[],
+        &[],
+        &["sleep", "120"],
+    );
+    let (ok, out) = c.sh("nc -l -p 8080 </dev/null >/dev/null & sleep 0.3");
+    assert!(ok, "{out}");
+    // The marker: an undeclared listener after it, in the same container.
+    let (ok, out) = c.sh("nc -l -p 8082 </dev/null >/dev/null & sleep 0.3");
+    assert!(ok, "{out}");
+    let a = agent.wait_for("the undeclared listener", Duration::from_secs(20), |a| {
+        has_tag(a, "network_drift")
+            && field(a, "container.id") == NET
+            && field(a, "drift.path") == "8082/tcp"
+    });
+    assert_eq!(field(&a, "drift.verdict"), "undeclared_port", "{a}");
+    let declared: Vec<String> = agent
+        .alerts()
+        .iter()
+        .filter(|a| {
+            has_tag(a, "network_drift")
+                && field(a, "container.id") == NET
+                && field(a, "fd.lport") == 8080
+        })
+        .map(|a| a.to_string())
+        .collect();
+    assert!(
+        declared.is_empty(),
+        "8080/tcp is exposed by the image, yet:\n{}",
+        declared.join("\n")
+    );
 }
