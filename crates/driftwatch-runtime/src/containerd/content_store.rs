@@ -31,7 +31,8 @@ use super::{ENGINE, Inner, with_ns};
 use crate::runtime_config::ImageConfig;
 use crate::source::{ContainerRecord, RuntimeError};
 
-/// Largest index or manifest read (containerd's own pull refuses manifests over 4 MiB).
+/// Largest index or manifest read (a manifest is a few KiB; the reference registry refuses
+/// manifests over 4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// Largest image config read (a config is a few KiB; its history can make it larger).
 pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
