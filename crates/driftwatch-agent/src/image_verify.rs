@@ -296,16 +296,19 @@ fn load_layer_cache(path: Option<&std::path::Path>) -> LayerCache {
 impl LayerWorker {
     /// Where the image's layers are: Docker's layerdb, or the containerd container's
     /// snapshot directories and the content store's blobs.
+    /// `Ok(None)`: the containerd container it was found through is gone (its snapshot with
+    /// it); the image is checked again when another container of it is seen.
     fn locate(
         &self,
         diff_ids: &[String],
         entry: &ContainerEntry,
-    ) -> Result<Vec<driftwatch_verify::LayerLocation>, String> {
+    ) -> Result<Option<Vec<driftwatch_verify::LayerLocation>>, String> {
         let Some(record) = entry.record.as_deref() else {
             return Err("no record".into());
         };
         if record.meta.engine != Engine::Containerd {
             return driftwatch_verify::locate_layers(&self.docker_root, diff_ids)
+                .map(Some)
                 .map_err(|e| e.to_string());
         }
         let Some((source, rt)) = self.containerd.lock().ok().and_then(|c| c.clone()) else {
@@ -314,10 +317,13 @@ impl LayerWorker {
                 record.meta.name
             ));
         };
-        let s = rt
-            .block_on(source.snapshot_layers(&record.meta.id))
-            .map_err(|e| e.to_string())?;
+        let s = match rt.block_on(source.snapshot_layers(&record.meta.id)) {
+            Ok(s) => s,
+            Err(driftwatch_runtime::RuntimeError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
         driftwatch_verify::locate_snapshot_layers(&s.diff_ids, &s.blobs, &s.lowers, &s.parent)
+            .map(Some)
             .map_err(|e| format!("container {}: {e}", record.meta.name))
     }
 
@@ -368,7 +374,11 @@ impl LayerWorker {
             return;
         };
         let layers = match self.locate(&diff_ids, &entry) {
-            Ok(l) => l,
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                self.images.remove(image_id);
+                return;
+            }
             Err(e) => {
                 self.stats.layer_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("image layers of {image_id}: {e}");
