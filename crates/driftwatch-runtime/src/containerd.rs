@@ -4,10 +4,9 @@
 //!
 //! A container is looked up by id in each namespace in turn. Its record takes the image
 //! name and the image record's target digest, the labels, the pod (from the CRI plugin's spec annotations: see [`crate::pod_identity`]),
-//! the task's pid and status, the OCI spec's args and env, and the overlay layers from the
-//! `Mounts` of the container's snapshot (`lowerdir`/`upperdir` options). The OCI spec's
-//! privileges and mounts are not translated into a [`RuntimeConfig`] yet: containerd records
-//! carry the default (unprivileged, no volumes) one. The image's config (id, env, user,
+//! the task's pid and status, the OCI spec's args and env and the [`RuntimeConfig`] it
+//! amounts to (see [`crate::oci_runtime`]), and the overlay layers from the `Mounts` of the
+//! container's snapshot (`lowerdir`/`upperdir` options). The image's config (id, env, user,
 //! exposed ports, diff ids) comes from the content store: see [`content_store`].
 
 use std::collections::BTreeMap;
@@ -31,6 +30,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use prost::Message;
 use tokio::sync::Mutex;
 
+use crate::oci_runtime::{DefaultCaps, OciSpec};
 use crate::runtime_config::RuntimeConfig;
 use crate::source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, within};
 
@@ -347,7 +347,7 @@ fn record_from_parts(
     let labels: BTreeMap<String, String> = c.labels.into_iter().collect();
     let spec: OciSpec = match c.spec.as_ref() {
         Some(any) if !any.value.is_empty() => {
-            serde_json::from_slice(&any.value).map_err(|e| malformed(format!("OCI spec: {e}")))?
+            OciSpec::parse(&any.value).map_err(|e| malformed(format!("OCI spec: {e}")))?
         }
         _ => OciSpec::default(),
     };
@@ -362,6 +362,11 @@ fn record_from_parts(
         .cloned()
         .unwrap_or_else(|| c.id.clone());
     let running = task.is_some_and(|(_, status)| status == STATUS_RUNNING);
+    // No spec (a container record without one) says nothing: not "every namespace shared".
+    let runtime_config = match c.spec.as_ref() {
+        Some(any) if !any.value.is_empty() => spec.runtime_config(DefaultCaps::Containerd, None),
+        _ => RuntimeConfig::default(),
+    };
     let pod = crate::pod_identity::cri_pod_identity(&spec.annotations, &labels);
     if let Some(why) = &pod.distrusted {
         tracing::debug!("container {id}: no pod identity: {why}");
@@ -382,27 +387,8 @@ fn record_from_parts(
         started_at_ns: None,
         env: spec.process.env,
         exposed_ports: Vec::new(),
-        runtime_config: RuntimeConfig::default(),
+        runtime_config,
     })
-}
-
-/// The parts of an OCI runtime spec a record takes.
-#[derive(Debug, Default, serde::Deserialize)]
-struct OciSpec {
-    #[serde(default)]
-    process: OciProcess,
-    /// Written by whoever created the container (the CRI plugin's `io.kubernetes.cri.*`),
-    /// never by an image.
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct OciProcess {
-    #[serde(default)]
-    args: Vec<String>,
-    #[serde(default)]
-    env: Vec<String>,
 }
 
 /// Overlay layers from a snapshot's mounts: `lowerdir=a:b` (top first) and `upperdir=`.

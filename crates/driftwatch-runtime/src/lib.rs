@@ -9,6 +9,7 @@
 //!   process even when its pid is reused), and the host's network namespace.
 //! - [`pod_identity`]: which pod a container is in, from what its creator set, never its
 //!   image's labels.
+//! - [`oci_runtime`]: a [`RuntimeConfig`] from an OCI runtime spec (containerd, CRI-O).
 //! - [`runtime_config`]: a container's privileges, namespaces, mounts and user, and its
 //!   image's config, as engines report them (data for config-drift checks).
 //!
@@ -20,6 +21,7 @@ pub mod containerd;
 pub mod docker;
 mod events;
 pub mod mountinfo;
+pub mod oci_runtime;
 pub mod pinned;
 pub mod pod_identity;
 pub mod runtime_config;
