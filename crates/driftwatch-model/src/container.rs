@@ -174,13 +174,19 @@ impl ImageRef {
     }
 }
 
-/// Kubernetes pod identity, from the CRI labels the kubelet sets (`io.kubernetes.*`).
+/// Kubernetes pod identity, from what the runtime says of the pod (the CRI plugin's spec
+/// annotations, the CRI's pod sandbox) or the labels the kubelet sets (`io.kubernetes.*`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KubernetesMeta {
     pub namespace: String,
     pub pod_name: String,
     pub pod_uid: String,
     pub container_name: String,
+    /// The pod's own labels (`metadata.labels`: `app`, `app.kubernetes.io/name`, ...), as the
+    /// runtime's pod sandbox carries them; empty when no runtime said (Falco's
+    /// `k8s.pod.label[...]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl KubernetesMeta {
@@ -192,6 +198,7 @@ impl KubernetesMeta {
             pod_name,
             pod_uid: get("io.kubernetes.pod.uid"),
             container_name: get("io.kubernetes.container.name"),
+            labels: BTreeMap::new(),
         })
     }
 }

@@ -218,6 +218,14 @@ impl<'a> Compiler<'a> {
     }
 
     fn resolve_field(&mut self, f: &FieldTok) -> Option<FieldRef> {
+        // Falco's other spelling of a required key: `k8s.pod.label.app` is `k8s.pod.label[app]`.
+        let dotted = f.arg.is_none().then(|| dotted_key(&f.name)).flatten();
+        if let Some((info, key)) = dotted {
+            return Some(FieldRef {
+                info,
+                arg: FieldArg::Key(key.into()),
+            });
+        }
         let Some(info) = field(&f.name) else {
             self.error(
                 f.pos,
@@ -229,6 +237,15 @@ impl<'a> Compiler<'a> {
             return None;
         };
         let arg = match (info.arg, &f.arg) {
+            (ArgSpec::KeyRequired, None) => {
+                self.error(
+                    f.pos,
+                    CompileError::MissingArg {
+                        field: f.name.clone(),
+                    },
+                );
+                return None;
+            }
             (_, None) => FieldArg::None,
             (ArgSpec::None, Some(_)) => {
                 self.error(
@@ -252,7 +269,7 @@ impl<'a> Compiler<'a> {
                     return None;
                 }
             },
-            (ArgSpec::Key, Some(a)) => FieldArg::Key(a.trim().into()),
+            (ArgSpec::Key | ArgSpec::KeyRequired, Some(a)) => FieldArg::Key(a.trim().into()),
         };
         Some(FieldRef { info, arg })
     }
@@ -691,4 +708,20 @@ fn names_mask(names: &[String]) -> u16 {
         .iter()
         .filter_map(|n| EventKind::ALL.iter().find(|k| k.as_str() == n))
         .fold(0, |m, k| m | kind_bit(*k))
+}
+
+/// A `name.key` spelling of a field that requires a key (`k8s.pod.label.app`): the field and
+/// the key. The key keeps Falco's characters (alphanumerics, `/`, `_`, `-`, `.`).
+fn dotted_key(name: &str) -> Option<(&'static crate::fields::FieldInfo, &str)> {
+    crate::fields::FIELDS
+        .iter()
+        .filter(|f| f.arg == ArgSpec::KeyRequired)
+        .find_map(|f| {
+            let key = name.strip_prefix(f.name)?.strip_prefix('.')?;
+            let ok = !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.'));
+            ok.then_some((f, key))
+        })
 }

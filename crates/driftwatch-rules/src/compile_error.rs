@@ -13,6 +13,8 @@ pub enum CompileError {
     },
     #[error("field `{field}` takes no argument")]
     UnexpectedArg { field: String },
+    #[error("field `{field}` needs an argument: `{field}[NAME]`")]
+    MissingArg { field: String },
     #[error("field `{field}` takes a number as argument, not `{arg}`")]
     BadIndex { field: String, arg: String },
     #[error("unknown macro `{name}`{}", if *is_list { " (it is a list: use it inside parentheses, e.g. `proc.name in (NAME)`)" } else { "" })]

@@ -33,6 +33,8 @@ pub enum ArgSpec {
     Index,
     /// `proc.env[HOME]`: a name, optional.
     Key,
+    /// `k8s.pod.label[app]`: a name, required (Falco's `EPF_ARG_REQUIRED`).
+    KeyRequired,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub(crate) enum FieldId {
     K8sNsName,
     K8sPodName,
     K8sPodUid,
+    K8sPodLabel,
+    K8sPodLabels,
     FdName,
     FdDirectory,
     FdFilename,
@@ -158,6 +162,8 @@ fields! {
     "k8s.ns.name", K8sNsName, String, None, "The Kubernetes namespace of the pod.";
     "k8s.pod.name", K8sPodName, String, None, "The Kubernetes pod name.";
     "k8s.pod.uid", K8sPodUid, String, None, "The Kubernetes pod uid.";
+    "k8s.pod.label", K8sPodLabel, String, KeyRequired, "One label of the pod, as the container runtime reports the pod (CRI pod sandbox; cri-dockerd's sandbox labels): `k8s.pod.label[app]`, `k8s.pod.label[app.kubernetes.io/name]`, or Falco's other spelling `k8s.pod.label.app`. Missing when the pod has no such label or no runtime reported its labels.";
+    "k8s.pod.labels", K8sPodLabels, String, None, "The pod's labels as Falco prints them: `key:value` pairs separated by `, ` in key order (a label with an empty value as its key alone), without `io.kubernetes.*` and `annotation.*` keys. Missing when there are none.";
     "fd.name", FdName, String, None, "The path of the file the event is about, inside the container (the new name for `rename`). For `connect`: `cip:cport->sip:sport` as Falco writes it (IPv6 addresses in brackets); for `listen`: `lip:lport`.";
     "fd.directory", FdDirectory, String, None, "The directory part of `fd.name`.";
     "fd.filename", FdFilename, String, None, "The last component of `fd.name`.";
@@ -368,6 +374,39 @@ pub(crate) fn extract<'e>(f: &FieldRef, ev: &'e Event, scratch: &'e mut String) 
         FieldId::K8sNsName => opt(c.and_then(|c| c.k8s.as_ref()).map(|k| k.namespace.as_str())),
         FieldId::K8sPodName => opt(c.and_then(|c| c.k8s.as_ref()).map(|k| k.pod_name.as_str())),
         FieldId::K8sPodUid => opt(c.and_then(|c| c.k8s.as_ref()).map(|k| k.pod_uid.as_str())),
+        FieldId::K8sPodLabel => match (&f.arg, c.and_then(|c| c.k8s.as_ref())) {
+            // An empty value is a value: `k8s.pod.label[x] = ""` tells it from an absent one.
+            (FieldArg::Key(k), Some(pod)) => {
+                pod.labels.get(&**k).map_or(Val::Missing, |v| Val::Str(v))
+            }
+            _ => Val::Missing,
+        },
+        FieldId::K8sPodLabels => {
+            let Some(pod) = c.and_then(|c| c.k8s.as_ref()) else {
+                return Val::Missing;
+            };
+            scratch.clear();
+            // Falco's `concatenate_container_labels`: runtime-internal keys left out.
+            for (k, v) in pod
+                .labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("io.kubernetes.") && !k.starts_with("annotation."))
+            {
+                if !scratch.is_empty() {
+                    scratch.push_str(", ");
+                }
+                scratch.push_str(k);
+                if !v.is_empty() {
+                    scratch.push(':');
+                    scratch.push_str(v);
+                }
+            }
+            if scratch.is_empty() {
+                Val::Missing
+            } else {
+                Val::Str(scratch)
+            }
+        }
         FieldId::FdName => match (file, net) {
             (Some(f), _) => s(&f.path),
             (None, Some(n)) => {
@@ -472,6 +511,7 @@ pub fn fields_markdown() -> String {
             ArgSpec::None => "",
             ArgSpec::Index => "`[N]` optional",
             ArgSpec::Key => "`[NAME]` optional",
+            ArgSpec::KeyRequired => "`[NAME]` required",
         };
         out.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",

@@ -540,3 +540,44 @@ fn matching_does_not_allocate_per_event_once_warm() {
     assert!(out.is_empty());
     assert_eq!(out.capacity(), cap);
 }
+
+/// Falco's pod-label fields (libsinsp's `k8s.pod.label` with a required key in brackets or
+/// after a dot, `k8s.pod.labels` as `key:value, ...`), in conditions and in alerts.
+#[test]
+fn pod_labels_in_conditions_and_alerts() {
+    let e = exec("/usr/bin/curl", &["curl"], "bash");
+    for c in [
+        "k8s.pod.label[tier] = frontend",
+        "k8s.pod.label[app.kubernetes.io/name] = web",
+        "k8s.pod.label.tier = frontend",
+        "k8s.pod.label[tier] in (frontend, backend)",
+        "k8s.pod.labels contains 'tier:frontend'",
+    ] {
+        assert!(matches_cond(c, &e), "should match: {c}");
+    }
+    for c in [
+        "k8s.pod.label[nope] exists",
+        "k8s.pod.label[tier] = backend",
+    ] {
+        assert!(!matches_cond(c, &e), "should not match: {c}");
+    }
+    let rs = try_load("- rule: r\n  desc: d\n  condition: proc.name = curl\n  output: \"pod=%k8s.pod.name tier=%k8s.pod.label[tier] all=%k8s.pod.labels\"\n  priority: info\n").unwrap();
+    let a = rs.alert(rs.find("r").unwrap(), &e, "h");
+    assert_eq!(
+        a.output,
+        "pod=web-0 tier=frontend all=app.kubernetes.io/name:web, tier:frontend"
+    );
+    assert_eq!(
+        a.output_fields["k8s.pod.label[tier]"],
+        serde_json::json!("frontend")
+    );
+    // Outside a pod: missing, like the other k8s fields.
+    let host = on_host(exec("/bin/ls", &["ls"], "bash"));
+    assert!(!matches_cond("k8s.pod.label[tier] exists", &host));
+    assert!(matches_cond("not k8s.pod.labels exists", &host));
+    // Falco requires the key.
+    assert_eq!(
+        error(&rule("k8s.pod.label = x")),
+        "3:14: field `k8s.pod.label` needs an argument: `k8s.pod.label[NAME]`"
+    );
+}

@@ -30,6 +30,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use prost::Message;
 use tokio::sync::Mutex;
 
+use crate::cri::CriClient;
 use crate::oci_runtime::{DefaultCaps, OciSpec};
 use crate::runtime_config::RuntimeConfig;
 use crate::source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, within};
@@ -88,6 +89,8 @@ struct Inner {
     cfg: ContainerdConfig,
     channel: Mutex<Option<Channel>>,
     images: content_store::ImageCache,
+    /// The CRI plugin on the same socket: pod labels and declared ports of CRI-made containers.
+    cri: CriClient,
 }
 
 const ENGINE: Engine = Engine::Containerd;
@@ -99,6 +102,7 @@ impl ContainerdSource {
     pub fn new(cfg: ContainerdConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
+                cri: CriClient::new(ENGINE, cfg.socket.clone(), cfg.timeout),
                 cfg,
                 channel: Mutex::new(None),
                 images: content_store::ImageCache::default(),
@@ -284,9 +288,43 @@ impl Inner {
                 Err(s) => return Err(self.status_error("snapshot mounts", s, Some(&id))),
             }
         };
-        let mut rec = record_from_parts(c, digest, process.map(|p| (p.pid, p.status)), &mounts)?;
-        content_store::apply(&mut rec, &reference, image.as_deref());
-        Ok(rec)
+        let sandbox = c
+            .spec
+            .as_ref()
+            .and_then(|a| crate::cri::spec_sandbox_id(&a.value));
+        let mut r = record_from_parts(c, digest, process.map(|p| (p.pid, p.status)), &mounts)?;
+        content_store::apply(&mut r, &reference, image.as_deref());
+        // After the image's: its exposed ports are replaced there, the pod's added here.
+        if let Some(sandbox) = sandbox {
+            self.add_pod_sandbox(&mut r, &sandbox).await;
+        }
+        Ok(r)
+    }
+
+    /// The pod's labels and declared ports, from the CRI plugin's sandbox (the runtime's own
+    /// answer). A sandbox that names another pod than the spec's annotations is not used; a
+    /// CRI failure leaves the record as the containerd API gave it.
+    async fn add_pod_sandbox(&self, r: &mut ContainerRecord, sandbox_id: &str) {
+        let Some(pod) = r.meta.k8s.as_mut() else {
+            return;
+        };
+        match self.cri.pod_sandbox(sandbox_id).await {
+            Ok(s) if s.name == pod.pod_name && s.namespace == pod.namespace => {
+                pod.labels = s.labels.clone();
+                r.exposed_ports.extend(s.ports.iter().cloned());
+                r.exposed_ports.sort();
+                r.exposed_ports.dedup();
+            }
+            Ok(s) => tracing::warn!(
+                "containerd: {}: sandbox {sandbox_id} is pod {}/{}, its spec says {}/{}: pod labels not taken",
+                r.meta.id,
+                s.namespace,
+                s.name,
+                pod.namespace,
+                pod.pod_name
+            ),
+            Err(e) => tracing::debug!("containerd: {}: no pod labels: {e}", r.meta.id),
+        }
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerRecord, RuntimeError> {

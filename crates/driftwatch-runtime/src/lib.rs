@@ -4,6 +4,9 @@
 //! - [`mountinfo`]: a process's mounts, the mount a path lives on, the root overlay's layers.
 //! - [`source`]: the [`EngineSource`] trait the agent talks to, so it never assumes Docker.
 //! - [`containerd`]: containerd's own gRPC API behind that trait, across namespaces.
+//! - [`cri`]: the Kubernetes CRI v1 API of containerd's CRI plugin and CRI-O: pod sandboxes
+//!   (labels, host namespaces, declared ports), containers' and images' verbose status.
+//! - [`crio`]: CRI-O behind that trait, through its CRI socket.
 //! - [`docker`]: Docker (and podman's compatible API) behind that trait, via bollard.
 //! - [`pinned`]: a process pinned by a pidfd (signals, namespaces and cgroups of the right
 //!   process even when its pid is reused), and the host's network namespace.
@@ -18,6 +21,8 @@
 
 pub mod cgroup;
 pub mod containerd;
+pub mod cri;
+pub mod crio;
 pub mod docker;
 mod events;
 pub mod mountinfo;
@@ -35,6 +40,8 @@ pub use cgroup::{
 pub use containerd::{
     CONTAINERD_SOCKETS, ContainerdConfig, ContainerdImage, ContainerdSource, SnapshotLayers,
 };
+pub use cri::{CriClient, PodSandbox};
+pub use crio::{CRIO_SOCKETS, CrioConfig, CrioSource};
 pub use docker::{DockerConfig, DockerSource};
 pub use mountinfo::{
     Mount, MountKind, MountTable, MountinfoError, MountinfoProblem, classify, kernel_dev,

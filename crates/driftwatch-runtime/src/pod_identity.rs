@@ -24,7 +24,16 @@
 //!   `io.kubernetes.cri.container-name`): an image cannot set spec annotations. A container
 //!   without them was not made by the CRI plugin and is no pod. The pod uid falls back to the
 //!   `io.kubernetes.pod.uid` label only in a CRI-made container (containerd before 1.7 writes
-//!   no uid annotation; there the kubelet's label overrides an image's).
+//!   no uid annotation; there the kubelet's label overrides an image's). The pod's labels
+//!   come from the CRI plugin's `PodSandboxStatus` of the sandbox those annotations name
+//!   (`io.kubernetes.cri.sandbox-id`): the runtime's own answer, used only when it names the
+//!   same pod.
+//! - **CRI-O**: the `PodSandboxStatus` of the sandbox CRI-O's verbose `ContainerStatus` names
+//!   (`sandboxID`, the runtime's own field): name, namespace, uid and labels are the
+//!   runtime's answer. The container's `io.kubernetes.*` labels are never read for it; a
+//!   container whose verbose info does not parse has no pod.
+//! - **Docker with cri-dockerd** labels: the sandbox container's labels other than
+//!   `io.kubernetes.*` and `annotation.*` (see [`sandbox_pod_labels`]).
 
 use std::collections::BTreeMap;
 
@@ -129,11 +138,23 @@ pub fn sandbox_pod_identity(
             .get("io.kubernetes.container.name")
             .cloned()
             .unwrap_or_default();
+        p.labels = sandbox_pod_labels(sandbox_labels);
     }
     PodIdentity {
         pod,
         distrusted: None,
     }
+}
+
+/// The pod's own labels among a cri-dockerd sandbox container's: cri-dockerd gives the sandbox
+/// the pod's labels as they are, next to its own `io.kubernetes.*` ones and the pod's
+/// annotations as `annotation.<key>` (the split Falco's `k8s.pod.labels` makes too).
+pub fn sandbox_pod_labels(sandbox_labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    sandbox_labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("io.kubernetes.") && !k.starts_with("annotation."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// containerd's rule (see the module's doc), from the container's OCI spec annotations and
@@ -168,6 +189,7 @@ pub fn cri_pod_identity(
             pod_name: name.clone(),
             pod_uid,
             container_name,
+            labels: BTreeMap::new(),
         }),
         distrusted: None,
     }
@@ -240,6 +262,8 @@ mod tests {
             ("io.kubernetes.pod.name", "web-0"),
             ("io.kubernetes.pod.namespace", "shop"),
             ("io.kubernetes.pod.uid", "u-9"),
+            ("app.kubernetes.io/name", "web"),
+            ("annotation.kubernetes.io/config.seen", "2026-01-01"),
         ]);
         let mut labels = map(POD);
         labels.insert(SANDBOX_ID_LABEL.into(), sandbox_id.clone());
@@ -258,6 +282,7 @@ mod tests {
             ),
             ("shop", "web-0", "u-9", "app")
         );
+        assert_eq!(pod.labels, map(&[("app.kubernetes.io/name", "web")]));
         // An image naming a real sandbox: a plain container does not share its network.
         let id = sandbox_pod_identity(&labels, "none", Some((&sandbox_id, &sandbox)));
         assert_eq!(id.pod, None);

@@ -33,6 +33,10 @@ pub fn container() -> Arc<ContainerMeta> {
             pod_name: "web-0".into(),
             pod_uid: "uid-1".into(),
             container_name: "web".into(),
+            labels: BTreeMap::from([
+                ("app.kubernetes.io/name".to_string(), "web".to_string()),
+                ("tier".to_string(), "frontend".to_string()),
+            ]),
         }),
         entrypoint: vec!["nginx".into()],
     })
