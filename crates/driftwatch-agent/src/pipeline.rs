@@ -13,8 +13,8 @@ use driftwatch_image::Judge;
 use driftwatch_model::{Event, EventKind, Process};
 use driftwatch_rules::{RuleSet, Source};
 use driftwatch_runtime::{
-    ContainerdConfig, ContainerdSource, DockerConfig, DockerSource, EngineSource,
-    container_from_cgroup_leaf,
+    ContainerdConfig, ContainerdSource, CrioConfig, CrioSource, DockerConfig, DockerSource,
+    EngineSource, container_from_cgroup_leaf,
 };
 use driftwatch_sensor::{
     ExecRecord, ExecSensor, ExecSensorConfig, SensorStats, boot_to_wall_offset_ns,
@@ -44,6 +44,8 @@ pub struct AgentConfig {
     pub containerd: Option<ContainerdConfig>,
     /// podman's Docker-compatible API service (`podman system service`), asked like Docker.
     pub podman: Option<DockerConfig>,
+    /// CRI-O's CRI socket, asked after containerd.
+    pub crio: Option<CrioConfig>,
     pub hostname: String,
     pub ring_bytes: u32,
     /// Network baselines file (`None`: in memory only).
@@ -81,6 +83,10 @@ impl Default for AgentConfig {
                 ..ContainerdConfig::default()
             }),
             podman: None,
+            crio: CrioConfig::find_socket().map(|socket| CrioConfig {
+                socket,
+                ..CrioConfig::default()
+            }),
             hostname: hostname(),
             ring_bytes: 8 * 1024 * 1024,
             baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
@@ -212,6 +218,14 @@ impl Agent {
                 Err(e) => tracing::warn!("{e}; watching anyway"),
             }
             containerd_source = Some(source.clone());
+            engines.push(Arc::new(source));
+        }
+        if let Some(c) = &config.crio {
+            let source = CrioSource::new(c.clone());
+            match runtime.block_on(source.ping()) {
+                Ok(()) => tracing::info!("cri-o: connected at {}", c.socket.display()),
+                Err(e) => tracing::warn!("{e}; watching anyway"),
+            }
             engines.push(Arc::new(source));
         }
         let registry = Arc::new(ContainerRegistry::new(engines, runtime.handle().clone()));

@@ -236,6 +236,13 @@ pub static KEYS: &[Key<Config>] = &[
         "podman's Docker-compatible API socket (`podman system service`), asked next to Docker and containerd."
     ),
     key!(
+        "engines.crio_socket",
+        OptPath,
+        engines.crio_socket,
+        Restart,
+        "CRI-O's CRI socket; null: /var/run/crio/crio.sock (or /run/crio/crio.sock), when present."
+    ),
+    key!(
         "rules.directory",
         Path,
         rules.directory,

@@ -33,6 +33,8 @@ pub struct EnginesConfig {
     pub containerd_socket: Option<PathBuf>,
     pub containerd_namespaces: Vec<String>,
     pub podman_socket: Option<PathBuf>,
+    /// `None`: /var/run/crio/crio.sock (or /run/crio/crio.sock), when present.
+    pub crio_socket: Option<PathBuf>,
 }
 
 impl Default for EnginesConfig {
@@ -43,6 +45,7 @@ impl Default for EnginesConfig {
             containerd_socket: None,
             containerd_namespaces: vec!["k8s.io".into(), "moby".into(), "default".into()],
             podman_socket: None,
+            crio_socket: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use driftwatch_config::{
 use driftwatch_model::EnforcementMode;
 use driftwatch_response::{PlaybookSet, Responder};
 use driftwatch_rules::{RuleSet, Source};
-use driftwatch_runtime::{ContainerdConfig, DockerConfig};
+use driftwatch_runtime::{ContainerdConfig, CrioConfig, DockerConfig};
 use driftwatch_verify::ApprovedList;
 
 /// Everything the daemon starts from: the configuration with the flags applied and checked,
@@ -313,6 +313,18 @@ pub fn agent_config(c: &Config, r: &NamedFiles, record: Option<PathBuf>) -> Agen
                 socket,
                 namespaces: c.engines.containerd_namespaces.clone(),
                 ..ContainerdConfig::default()
+            }),
+        crio: engines
+            .then(|| {
+                c.engines
+                    .crio_socket
+                    .clone()
+                    .or_else(CrioConfig::find_socket)
+            })
+            .flatten()
+            .map(|socket| CrioConfig {
+                socket,
+                ..CrioConfig::default()
             }),
         podman: c
             .engines

@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// engines.podman_socket].
     #[arg(long, value_name = "PATH")]
     pub(crate) podman_socket: Option<PathBuf>,
+    /// CRI-O's CRI socket [config: engines.crio_socket; default: /var/run/crio/crio.sock, else
+    /// /run/crio/crio.sock, when present].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) crio_socket: Option<PathBuf>,
     /// Do not ask any container engine (alerts then name containers by id only) [config:
     /// engines.disabled].
     #[arg(long)]
@@ -222,6 +226,12 @@ impl RunArgs {
             "--podman-socket",
             "engines.podman_socket",
             path(&self.podman_socket),
+        );
+        set(
+            &mut f,
+            "--crio-socket",
+            "engines.crio_socket",
+            path(&self.crio_socket),
         );
         set(
             &mut f,
