@@ -301,28 +301,19 @@ impl Inner {
         Ok(r)
     }
 
-    /// The pod's labels and declared ports, from the CRI plugin's sandbox (the runtime's own
-    /// answer). A sandbox that names another pod than the spec's annotations is not used; a
-    /// CRI failure leaves the record as the containerd API gave it.
+    /// The pod's labels and declared ports, from the CRI plugin's sandbox (see
+    /// [`crate::cri::apply_pod_sandbox`]); a CRI failure leaves the record as the containerd
+    /// API gave it.
     async fn add_pod_sandbox(&self, r: &mut ContainerRecord, sandbox_id: &str) {
-        let Some(pod) = r.meta.k8s.as_mut() else {
+        if r.meta.k8s.is_none() {
             return;
-        };
+        }
         match self.cri.pod_sandbox(sandbox_id).await {
-            Ok(s) if s.name == pod.pod_name && s.namespace == pod.namespace => {
-                pod.labels = s.labels.clone();
-                r.exposed_ports.extend(s.ports.iter().cloned());
-                r.exposed_ports.sort();
-                r.exposed_ports.dedup();
+            Ok(s) => {
+                if let Err(why) = crate::cri::apply_pod_sandbox(r, &s) {
+                    tracing::warn!("containerd: {}: {why}", r.meta.id);
+                }
             }
-            Ok(s) => tracing::warn!(
-                "containerd: {}: sandbox {sandbox_id} is pod {}/{}, its spec says {}/{}: pod labels not taken",
-                r.meta.id,
-                s.namespace,
-                s.name,
-                pod.namespace,
-                pod.pod_name
-            ),
             Err(e) => tracing::debug!("containerd: {}: no pod labels: {e}", r.meta.id),
         }
     }

@@ -25,7 +25,7 @@ use k8s_cri::v1::{
 };
 use tokio::sync::Mutex;
 
-use crate::source::{RuntimeError, within};
+use crate::source::{ContainerRecord, RuntimeError, within};
 
 /// Sandboxes remembered at most; past it the cache starts over (a node runs a few hundred).
 const SANDBOX_CACHE_MAX: usize = 4096;
@@ -351,6 +351,26 @@ fn port_key(port: i64, proto: Option<&serde_json::Value>) -> Option<String> {
     Some(format!("{port}/{}", protocol_name(proto)?))
 }
 
+/// Adds a pod sandbox's labels and declared ports to the record of one of its containers,
+/// whose pod identity came from elsewhere (the CRI plugin's spec annotations). A sandbox that
+/// names another pod is not used: `Err` says which it names.
+pub(crate) fn apply_pod_sandbox(r: &mut ContainerRecord, s: &PodSandbox) -> Result<(), String> {
+    let Some(pod) = r.meta.k8s.as_mut() else {
+        return Ok(());
+    };
+    if s.name != pod.pod_name || s.namespace != pod.namespace {
+        return Err(format!(
+            "sandbox {} is pod {}/{}, the container's spec says {}/{}: its labels are not taken",
+            s.id, s.namespace, s.name, pod.namespace, pod.pod_name
+        ));
+    }
+    pod.labels = s.labels.clone();
+    r.exposed_ports.extend(s.ports.iter().cloned());
+    r.exposed_ports.sort();
+    r.exposed_ports.dedup();
+    Ok(())
+}
+
 /// The sandbox a CRI-made container belongs to, from its OCI spec's annotations (the CRI
 /// plugin's `io.kubernetes.cri.sandbox-id`, which no image can set); `None` for other
 /// containers and for a spec that does not parse (the record's own parse reports that).
@@ -518,6 +538,46 @@ mod tests {
         assert!(e.contains("verbose info"), "{e}");
         let e = pod_sandbox_from_status("s1", &PodSandboxStatusResponse::default()).unwrap_err();
         assert!(e.contains("no status"), "{e}");
+    }
+
+    #[test]
+    fn a_sandbox_adds_labels_and_ports_to_its_own_pods_container_only() {
+        use driftwatch_model::{ContainerId, ContainerMeta, KubernetesMeta};
+        let sandbox = pod_sandbox_from_status(
+            "s1",
+            &status(Some(
+                r#"{"config":{"port_mappings":[{"container_port":8080}]}}"#,
+            )),
+        )
+        .unwrap();
+        let mut meta = ContainerMeta::unknown(ContainerId::named("app-1").unwrap());
+        meta.k8s = Some(KubernetesMeta {
+            namespace: "shop".into(),
+            pod_name: "web-0".into(),
+            ..KubernetesMeta::default()
+        });
+        let mut r = ContainerRecord {
+            meta,
+            pid: None,
+            layers: None,
+            running: true,
+            started_at_ns: None,
+            env: Vec::new(),
+            exposed_ports: vec!["80/tcp".into()],
+            runtime_config: crate::RuntimeConfig::default(),
+        };
+        let mut other = r.clone();
+        apply_pod_sandbox(&mut r, &sandbox).unwrap();
+        assert_eq!(r.meta.k8s.as_ref().unwrap().labels["app"], "web");
+        assert_eq!(r.exposed_ports, ["80/tcp", "8080/tcp"]);
+        // The annotations name another pod than the sandbox: nothing taken.
+        other.meta.k8s.as_mut().unwrap().pod_name = "payments-0".into();
+        let e = apply_pod_sandbox(&mut other, &sandbox).unwrap_err();
+        assert!(
+            e.contains("shop/web-0") && e.contains("shop/payments-0"),
+            "{e}"
+        );
+        assert!(other.meta.k8s.unwrap().labels.is_empty());
     }
 
     #[test]
