@@ -562,7 +562,7 @@ fn translate(env: &Envelope, namespaces: &[String]) -> Option<EngineEvent> {
 }
 
 /// The last error in a source chain: the OS's reason rather than "transport error".
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;

@@ -100,7 +100,7 @@ impl CriClient {
         }
         let c = containerd_client::connect(&self.inner.socket)
             .await
-            .map_err(|e| self.connect_error(innermost(&e)))?;
+            .map_err(|e| self.connect_error(crate::containerd::innermost(&e)))?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -466,15 +466,6 @@ pub fn annotated_ports(annotations: &HashMap<String, String>) -> Result<Vec<Stri
     out.sort();
     out.dedup();
     Ok(out)
-}
-
-/// The last error in a source chain: the OS's reason rather than "transport error".
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 #[cfg(test)]
