@@ -117,6 +117,9 @@ struct Recorded {
     sandboxes: HashMap<String, PodSandboxStatusResponse>,
     images: HashMap<String, ImageStatusResponse>,
     list: Mutex<ListContainersResponse>,
+    /// `Some`: `GetContainerEvents` streams these, then stays open (CRI-O with evented PLEG);
+    /// `None`: it is unimplemented (CRI-O without).
+    events: Mutex<Option<Vec<ContainerEventResponse>>>,
 }
 
 fn recorded() -> Recorded {
@@ -153,6 +156,7 @@ fn recorded() -> Recorded {
         sandboxes,
         images,
         list: Mutex::new(fixture("list-containers.json", list_template())),
+        events: Mutex::new(None),
     }
 }
 
@@ -258,8 +262,13 @@ impl RuntimeService for Server {
         &self,
         _: Request<GetEventsRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        // CRI-O without evented PLEG (`enable_pod_events = false`, the default before 1.30).
-        Err(Status::unimplemented("container events are disabled"))
+        let Some(events) = self.0.events.lock().unwrap().clone() else {
+            // CRI-O without evented PLEG (`enable_pod_events = false`, its default).
+            return Err(Status::unimplemented("container events are disabled"));
+        };
+        let stream = futures_util::stream::iter(events.into_iter().map(Ok))
+            .chain(futures_util::stream::pending());
+        Ok(Response::new(Box::pin(stream) as EventStream))
     }
 
     not_recorded! {
@@ -541,6 +550,39 @@ async fn without_streamed_events_the_listing_is_polled() {
             EngineEvent::Started(cid(GARBAGE)),
             EngineEvent::Died(cid(GONE)),
             EngineEvent::Destroyed(cid(GONE)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn streamed_events_are_taken_as_they_come() {
+    let served = serve();
+    let event = |id: &str, kind: i32| ContainerEventResponse {
+        container_id: id.into(),
+        container_event_type: kind,
+        ..ContainerEventResponse::default()
+    };
+    // CONTAINER_CREATED_EVENT .. CONTAINER_DELETED_EVENT, and one of a kind unknown here.
+    *served.recorded.events.lock().unwrap() = Some(vec![
+        event(WEB, 0),
+        event(WEB, 1),
+        event(WEB, 7),
+        event("not-an-id", 1),
+        event(WEB, 2),
+        event(WEB, 3),
+    ]);
+    let events = source(&served).events();
+    let seen: Vec<EngineEvent> =
+        tokio::time::timeout(Duration::from_secs(5), events.take(4).collect())
+            .await
+            .expect("four events");
+    assert_eq!(
+        seen,
+        [
+            EngineEvent::Created(cid(WEB)),
+            EngineEvent::Started(cid(WEB)),
+            EngineEvent::Died(cid(WEB)),
+            EngineEvent::Destroyed(cid(WEB)),
         ]
     );
 }
