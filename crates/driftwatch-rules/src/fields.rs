@@ -162,7 +162,7 @@ fields! {
     "k8s.ns.name", K8sNsName, String, None, "The Kubernetes namespace of the pod.";
     "k8s.pod.name", K8sPodName, String, None, "The Kubernetes pod name.";
     "k8s.pod.uid", K8sPodUid, String, None, "The Kubernetes pod uid.";
-    "k8s.pod.label", K8sPodLabel, String, KeyRequired, "One label of the pod, as the container runtime reports the pod (CRI pod sandbox; cri-dockerd's sandbox labels): `k8s.pod.label[app]`, `k8s.pod.label[app.kubernetes.io/name]`, or Falco's other spelling `k8s.pod.label.app`. Missing when the pod has no such label or no runtime reported its labels.";
+    "k8s.pod.label", K8sPodLabel, String, KeyRequired, "One label of the pod, as the container runtime reports the pod (CRI pod sandbox; cri-dockerd's sandbox labels): `k8s.pod.label[app]`, `k8s.pod.label[app.kubernetes.io/name]`, or Falco's other spelling `k8s.pod.label.app` (for keys of letters, digits, `_` and `.` only: a key with `/` or `-` needs the brackets). Missing when the pod has no such label or no runtime reported its labels.";
     "k8s.pod.labels", K8sPodLabels, String, None, "The pod's labels as Falco prints them: `key:value` pairs separated by `, ` in key order (a label with an empty value as its key alone), without `io.kubernetes.*` and `annotation.*` keys. Missing when there are none.";
     "fd.name", FdName, String, None, "The path of the file the event is about, inside the container (the new name for `rename`). For `connect`: `cip:cport->sip:sport` as Falco writes it (IPv6 addresses in brackets); for `listen`: `lip:lport`.";
     "fd.directory", FdDirectory, String, None, "The directory part of `fd.name`.";
