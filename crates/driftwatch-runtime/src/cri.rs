@@ -45,7 +45,8 @@ pub struct PodSandbox {
     pub name: String,
     pub namespace: String,
     pub uid: String,
-    /// The pod's `metadata.labels`, as the kubelet handed them to `RunPodSandbox`.
+    /// The sandbox's labels as the kubelet handed them to `RunPodSandbox`: the pod's
+    /// `metadata.labels` and the kubelet's own `io.kubernetes.pod.*`.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub host_network: bool,
@@ -364,7 +365,7 @@ pub(crate) fn apply_pod_sandbox(r: &mut ContainerRecord, s: &PodSandbox) -> Resu
             s.id, s.namespace, s.name, pod.namespace, pod.pod_name
         ));
     }
-    pod.labels = s.labels.clone();
+    pod.labels = crate::pod_identity::sandbox_pod_labels(&s.labels);
     r.exposed_ports.extend(s.ports.iter().cloned());
     r.exposed_ports.sort();
     r.exposed_ports.dedup();
@@ -569,6 +570,23 @@ mod tests {
             "{e}"
         );
         assert!(other.meta.k8s.unwrap().labels.is_empty());
+    }
+
+    #[test]
+    fn a_sandbox_status_recorded_from_containerd() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/cri/containerd-1.6-sandbox-status-hostnetwork.json");
+        let resp: PodSandboxStatusResponse =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let id = resp.status.as_ref().unwrap().id.clone();
+        let s = pod_sandbox_from_status(&id, &resp).unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.namespace.as_str(), s.uid.as_str()),
+            ("web-0", "shop", "u-123")
+        );
+        assert_eq!(s.labels["app"], "web");
+        assert!(s.host_network && !s.host_pid && !s.host_ipc);
+        assert_eq!(s.ports, ["53/udp", "8080/tcp"]);
     }
 
     #[test]

@@ -334,7 +334,7 @@ fn record_from_cri(
         pod_name: s.name.clone(),
         pod_uid: s.uid.clone(),
         container_name: container_name.clone(),
-        labels: s.labels.clone(),
+        labels: crate::pod_identity::sandbox_pod_labels(&s.labels),
     });
     let (entrypoint, env) = spec
         .map(|s| (s.process.args, s.process.env))

@@ -146,9 +146,10 @@ pub fn sandbox_pod_identity(
     }
 }
 
-/// The pod's own labels among a cri-dockerd sandbox container's: cri-dockerd gives the sandbox
-/// the pod's labels as they are, next to its own `io.kubernetes.*` ones and the pod's
-/// annotations as `annotation.<key>` (the split Falco's `k8s.pod.labels` makes too).
+/// The pod's own labels among a sandbox's: the kubelet adds its `io.kubernetes.*` ones to
+/// the pod's (CRI `PodSandboxConfig.labels`), and cri-dockerd also puts the pod's annotations
+/// on its sandbox container as `annotation.<key>` (the split Falco's `k8s.pod.labels` makes
+/// too).
 pub fn sandbox_pod_labels(sandbox_labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     sandbox_labels
         .iter()

@@ -406,6 +406,12 @@ async fn a_pod_container_with_its_pod_image_and_runtime_config() {
     );
     assert_eq!(pod.labels["app"], "web");
     assert_eq!(pod.labels["app.kubernetes.io/part-of"], "shop");
+    // The kubelet's own sandbox labels are not the pod's.
+    assert!(
+        !pod.labels.keys().any(|k| k.starts_with("io.kubernetes.")),
+        "{:?}",
+        pod.labels
+    );
     assert_eq!(r.meta.entrypoint, ["nginx", "-g", "daemon off;"]);
     assert!(r.env.iter().any(|e| e == "NGINX_VERSION=1.27.0"));
     // The image's EXPOSE and the pod spec's containerPort (the kubelet's annotation).
