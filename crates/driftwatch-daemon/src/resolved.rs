@@ -690,4 +690,41 @@ mod tests {
             "--enforce prevent"
         );
     }
+
+    /// CRI-O's socket from the file or `--crio-socket` (the flag winning) reaches the agent;
+    /// `engines.disabled` asks no engine at all.
+    #[test]
+    fn crio_socket_reaches_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = config_file(
+            dir.path(),
+            &format!(
+                "rules:\n  directory: {}\nengines:\n  crio_socket: /run/x/crio.sock\n",
+                dir.path().join("none").display()
+            ),
+        );
+        let crio = |flags: Vec<FlagSetting>| {
+            let r = ResolvedConfig::resolve(Some(&file), flags, None).unwrap();
+            agent_config(&r.loaded.config, &r.files, None)
+                .crio
+                .map(|c| c.socket)
+        };
+        assert_eq!(crio(Vec::new()), Some(PathBuf::from("/run/x/crio.sock")));
+        assert_eq!(
+            crio(vec![FlagSetting::scalar(
+                "--crio-socket",
+                "engines.crio_socket",
+                "/run/y/crio.sock"
+            )]),
+            Some(PathBuf::from("/run/y/crio.sock"))
+        );
+        assert_eq!(
+            crio(vec![FlagSetting::scalar(
+                "--no-engine",
+                "engines.disabled",
+                "true"
+            )]),
+            None
+        );
+    }
 }
