@@ -4,9 +4,10 @@
 //! `PodSandboxStatus` (name, namespace, uid, labels), and its image's verbose `ImageStatus`
 //! (id, repository digests, and the OCI image config: user, env, exposed ports, diff ids).
 //!
-//! Events come from `GetContainerEvents` (a stream, CRI-O 1.26+ with evented PLEG); a runtime
-//! that does not implement it is polled with `ListContainers` instead, and the differences
-//! between two listings are the events.
+//! Events come from `GetContainerEvents` (a stream, CRI-O 1.26+ with `enable_pod_events`); a
+//! runtime without (the call unimplemented, or its stream ending at once, CRI-O's default) is
+//! polled with `ListContainers` instead, and the differences between two listings are the
+//! events.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -476,6 +477,45 @@ fn polled(src: CrioSource, interval: Duration) -> crate::events::Feed<EngineEven
     .boxed()
 }
 
+/// The runtime's event stream, or polling when it ends without a single event: CRI-O
+/// without `enable_pod_events` (its default) answers `GetContainerEvents` with a stream that
+/// ends at once (`server/container_events.go` returns nil), which would otherwise end and
+/// resubscribe forever. A stream that ends after events ends the subscription (the
+/// reconnecting stream resubscribes).
+fn streamed_or_polled(
+    events: containerd_client::tonic::Streaming<k8s_cri::v1::ContainerEventResponse>,
+    src: CrioSource,
+    interval: Duration,
+) -> crate::events::Feed<EngineEvent> {
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saw = seen.clone();
+    let streamed = events.filter_map(move |r| {
+        saw.store(true, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            match r {
+                Ok(e) => translate(e.container_event_type, &e.container_id).map(Ok),
+                Err(s) => Some(Err(format!(
+                    "cri-o: events: {:?}: {}",
+                    s.code(),
+                    s.message()
+                ))),
+            }
+        }
+    });
+    let fallback = futures_util::stream::once(async move {
+        if seen.load(std::sync::atomic::Ordering::Relaxed) {
+            futures_util::stream::empty().boxed()
+        } else {
+            tracing::info!(
+                "cri-o sends no container events (enable_pod_events is off); polling ListContainers"
+            );
+            polled(src, interval)
+        }
+    })
+    .flatten();
+    streamed.chain(fallback).boxed()
+}
+
 impl crate::events::EventFeed for CrioEvents {
     type Item = EngineEvent;
 
@@ -511,19 +551,8 @@ impl crate::events::EventFeed for CrioEvents {
             };
             Ok(futures_util::stream::once(call)
                 .flat_map(move |r| match r {
-                    Ok(resp) => resp
-                        .into_inner()
-                        .filter_map(|r| async move {
-                            match r {
-                                Ok(e) => translate(e.container_event_type, &e.container_id).map(Ok),
-                                Err(s) => Some(Err(format!(
-                                    "cri-o: events: {:?}: {}",
-                                    s.code(),
-                                    s.message()
-                                ))),
-                            }
-                        })
-                        .boxed(),
+                    Ok(resp) => streamed_or_polled(resp.into_inner(), src.clone(), interval),
+                    // CRI-O before 1.26 has no such call.
                     Err(s) if s.code() == Code::Unimplemented => {
                         tracing::info!("cri-o streams no container events; polling ListContainers");
                         polled(src.clone(), interval)

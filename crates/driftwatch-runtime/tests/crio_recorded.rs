@@ -117,9 +117,19 @@ struct Recorded {
     sandboxes: HashMap<String, PodSandboxStatusResponse>,
     images: HashMap<String, ImageStatusResponse>,
     list: Mutex<ListContainersResponse>,
-    /// `Some`: `GetContainerEvents` streams these, then stays open (CRI-O with evented PLEG);
-    /// `None`: it is unimplemented (CRI-O without).
-    events: Mutex<Option<Vec<ContainerEventResponse>>>,
+    events: Mutex<Events>,
+}
+
+/// How `GetContainerEvents` answers.
+#[derive(Clone)]
+enum Events {
+    /// A stream that ends at once: CRI-O 1.26+ with `enable_pod_events = false`, its default
+    /// (`server/container_events.go` returns nil).
+    Disabled,
+    /// `Unimplemented`: CRI-O before 1.26, which has no such call.
+    Unimplemented,
+    /// These events, then the stream stays open: CRI-O with `enable_pod_events = true`.
+    Stream(Vec<ContainerEventResponse>),
 }
 
 fn recorded() -> Recorded {
@@ -156,7 +166,7 @@ fn recorded() -> Recorded {
         sandboxes,
         images,
         list: Mutex::new(fixture("list-containers.json", list_template())),
-        events: Mutex::new(None),
+        events: Mutex::new(Events::Disabled),
     }
 }
 
@@ -262,13 +272,24 @@ impl RuntimeService for Server {
         &self,
         _: Request<GetEventsRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let Some(events) = self.0.events.lock().unwrap().clone() else {
-            // CRI-O without evented PLEG (`enable_pod_events = false`, its default).
-            return Err(Status::unimplemented("container events are disabled"));
+        let events = match self.0.events.lock().unwrap().clone() {
+            Events::Disabled => Vec::new(),
+            Events::Unimplemented => {
+                return Err(Status::unimplemented(
+                    "unknown method GetContainerEvents for service runtime.v1.RuntimeService",
+                ));
+            }
+            Events::Stream(events) => events,
         };
-        let stream = futures_util::stream::iter(events.into_iter().map(Ok))
-            .chain(futures_util::stream::pending());
-        Ok(Response::new(Box::pin(stream) as EventStream))
+        let stream: EventStream = if events.is_empty() {
+            Box::pin(futures_util::stream::empty())
+        } else {
+            Box::pin(
+                futures_util::stream::iter(events.into_iter().map(Ok))
+                    .chain(futures_util::stream::pending()),
+            )
+        };
+        Ok(Response::new(stream))
     }
 
     not_recorded! {
@@ -528,7 +549,14 @@ async fn garbage_in_info_is_a_warning_naming_the_container() {
 
 #[tokio::test]
 async fn without_streamed_events_the_listing_is_polled() {
+    for how in [Events::Disabled, Events::Unimplemented] {
+        polled_listing_gives_events(how).await;
+    }
+}
+
+async fn polled_listing_gives_events(how: Events) {
     let served = serve();
+    *served.recorded.events.lock().unwrap() = how;
     let mut events = source(&served).events();
     // Subscribing falls back to polling, whose first listing is the baseline: nothing yet.
     let quiet = tokio::time::timeout(Duration::from_millis(400), events.next()).await;
@@ -569,7 +597,7 @@ async fn streamed_events_are_taken_as_they_come() {
         ..ContainerEventResponse::default()
     };
     // CONTAINER_CREATED_EVENT .. CONTAINER_DELETED_EVENT, and one of a kind unknown here.
-    *served.recorded.events.lock().unwrap() = Some(vec![
+    *served.recorded.events.lock().unwrap() = Events::Stream(vec![
         event(WEB, 0),
         event(WEB, 1),
         event(WEB, 7),
