@@ -369,7 +369,25 @@ pub(crate) fn apply_pod_sandbox(r: &mut ContainerRecord, s: &PodSandbox) -> Resu
     r.exposed_ports.extend(s.ports.iter().cloned());
     r.exposed_ports.sort();
     r.exposed_ports.dedup();
+    host_namespaces_of_sandbox(&mut r.runtime_config, s);
     Ok(())
+}
+
+/// The namespaces a pod shares with the host, as its sandbox says: a container joins its
+/// sandbox's namespaces by path (containerd's CRI plugin does even for a host-network pod:
+/// `/proc/<sandbox pid>/ns/net`), so its own spec cannot tell the host's from a pod's. A
+/// host-network pod also has the host's UTS namespace (the kubelet gives it the node's name).
+pub(crate) fn host_namespaces_of_sandbox(c: &mut crate::RuntimeConfig, s: &PodSandbox) {
+    if s.host_network {
+        c.network_mode = "host".into();
+        c.uts_mode = "host".into();
+    }
+    if s.host_pid {
+        c.pid_mode = "host".into();
+    }
+    if s.host_ipc {
+        c.ipc_mode = "host".into();
+    }
 }
 
 /// The sandbox a CRI-made container belongs to, from its OCI spec's annotations (the CRI
@@ -558,10 +576,14 @@ mod tests {
             exposed_ports: vec!["80/tcp".into()],
             runtime_config: crate::RuntimeConfig::default(),
         };
+        r.runtime_config.network_mode = "container:/proc/4242/ns/net".into();
         let mut other = r.clone();
         apply_pod_sandbox(&mut r, &sandbox).unwrap();
         assert_eq!(r.meta.k8s.as_ref().unwrap().labels["app"], "web");
         assert_eq!(r.exposed_ports, ["80/tcp", "8080/tcp"]);
+        // The sandbox is on the host network: so is the container, whatever path its spec
+        // joined.
+        assert_eq!(r.runtime_config.host_namespaces(), ["network", "uts"]);
         // The annotations name another pod than the sandbox: nothing taken.
         other.meta.k8s.as_mut().unwrap().pod_name = "payments-0".into();
         let e = apply_pod_sandbox(&mut other, &sandbox).unwrap_err();
@@ -570,6 +592,7 @@ mod tests {
             "{e}"
         );
         assert!(other.meta.k8s.unwrap().labels.is_empty());
+        assert!(other.runtime_config.host_namespaces().is_empty());
     }
 
     #[test]

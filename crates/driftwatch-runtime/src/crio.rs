@@ -309,6 +309,9 @@ fn record_from_cri(
         .as_ref()
         .map(|s| s.runtime_config(DefaultCaps::Crio, privileged))
         .unwrap_or_default();
+    if let Some(s) = sandbox.filter(|_| spec.is_some()) {
+        crate::cri::host_namespaces_of_sandbox(&mut runtime_config, s);
+    }
     runtime_config.image = img.map(|i| ImageConfig {
         env: image_info
             .as_ref()

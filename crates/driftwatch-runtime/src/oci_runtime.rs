@@ -156,50 +156,6 @@ const CRIO_DEFAULT_CAPS: [&str; 9] = [
     "CAP_KILL",
 ];
 
-/// Capabilities 0 to 37 (`CAP_CHOWN` .. `CAP_AUDIT_READ`, Linux 3.16+): every engine's
-/// "all capabilities" holds them; newer ones (`CAP_PERFMON`, `CAP_BPF`, ...) depend on the
-/// engine's and kernel's age, so they are not required.
-const ALL_CLASSIC_CAPS: [&str; 38] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-];
-
 /// Mount points the engine or the kubelet fills for every container: not the user's volumes.
 /// Their sharing with the host is what the namespace modes already say (`/dev/shm` of
 /// `--ipc host`).
@@ -230,9 +186,11 @@ impl OciSpec {
     ///
     /// `privileged` is `Some` when the engine says so itself (CRI-O's verbose status); else it
     /// is inferred from what every engine's privileged mode does and nothing else does at
-    /// once: the bounding set holds every capability, no path is masked or read-only, and the
-    /// device cgroup allows every device (an `allow` rule with no type, major or minor). An
-    /// unprivileged container with `--cap-add ALL` keeps its masked paths and device rules.
+    /// once: no path is masked or read-only, the device cgroup allows every device (an `allow`
+    /// rule with no type, major or minor) and the bounding set holds `CAP_SYS_ADMIN`. Not
+    /// "every capability": containerd gives a privileged container the capabilities it has
+    /// itself (`WithAllCurrentCapabilities`), fewer when it runs confined. An unprivileged
+    /// container with `--cap-add ALL` keeps its masked paths and device rules.
     pub fn runtime_config(&self, defaults: DefaultCaps, privileged: Option<bool>) -> RuntimeConfig {
         let linux = self.linux.clone().unwrap_or_default();
         let bounding: Vec<String> = self
@@ -250,9 +208,7 @@ impl OciSpec {
             })
         });
         let privileged = privileged.unwrap_or_else(|| {
-            ALL_CLASSIC_CAPS
-                .iter()
-                .all(|c| bounding.iter().any(|b| b == c))
+            bounding.iter().any(|b| b == "CAP_SYS_ADMIN")
                 && linux.masked_paths.is_empty()
                 && linux.readonly_paths.is_empty()
                 && all_devices
@@ -423,47 +379,46 @@ mod tests {
     }
 
     #[test]
-    fn a_cri_pod_container_with_host_network_a_host_path_and_kubelet_mounts() {
-        let spec = fixture("containerd-cri-privileged-hostnetwork.json");
+    fn containers_of_a_cri_pod_recorded_from_containerd() {
+        let spec = fixture("containerd-1.6-cri-hostnetwork-app.json");
         let c = spec.runtime_config(DefaultCaps::Containerd, None);
-        assert!(c.privileged);
-        assert_eq!(c.network_mode, "host");
-        // The sandbox's pid, ipc and uts namespaces are joined by path: not the host's.
-        assert!(c.pid_mode.starts_with("container:/proc/"), "{}", c.pid_mode);
-        assert_eq!(c.host_namespaces(), ["network", "uts"]);
-        // Kubelet-made mounts (hosts, termination log, SA token, the sandbox's shm) are not
-        // listed; the hostPath is a bind, the configMap a volume.
-        let m: Vec<(&str, &str, &str)> = c
-            .mounts
-            .iter()
-            .map(|m| {
-                (
-                    m.kind.as_str(),
-                    m.source.to_str().unwrap(),
-                    m.destination.to_str().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            m,
-            [
-                (
-                    "volume",
-                    "/var/lib/kubelet/pods/0d6c4c4c-2f5e-4a8e-9d54-6a1f6b8e7c11/volumes/kubernetes.io~configmap/conf",
-                    "/etc/app"
-                ),
-                ("bind", "/var/run", "/host/run"),
-            ]
-        );
-        assert_eq!(c.user, "0");
-        // A privileged CRI container gets no seccomp profile; containerd writes no AppArmor
-        // profile for `unconfined`, so absence says nothing (hosts without AppArmor too).
+        assert!(!c.privileged);
+        assert_eq!(c.cap_add, ["CAP_NET_ADMIN"]);
+        assert!(c.cap_drop.is_empty());
+        assert!(c.readonly_rootfs);
+        assert_eq!(c.user, "1000");
+        // The pod asked for no seccomp profile (the kubelet's `Unconfined`).
         assert_eq!(c.security_opt("seccomp"), Some("unconfined"));
         assert_eq!(c.security_opt("apparmor"), None);
+        // Only the hostPath: the CRI plugin's and the kubelet's own mounts (hosts, hostname,
+        // resolv.conf, termination log, the sandbox's shm) are not volumes.
         assert_eq!(
-            spec.annotations["io.kubernetes.cri.sandbox-id"],
-            "3c1b5a0f6ad2b4e5a8f1e0f0b7d1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9"
+            c.mounts,
+            [MountSpec {
+                kind: "bind".into(),
+                source: "/tmp/.tmpm1FJSE".into(),
+                destination: "/host/data".into(),
+                rw: false,
+            }]
         );
+        // The pod is on the host network, but containerd joins the sandbox's namespaces by
+        // path even then: the spec alone shows none of the host's (the sandbox's status does,
+        // see `cri::host_namespaces_of_sandbox`).
+        assert!(
+            c.network_mode.starts_with("container:/proc/"),
+            "{}",
+            c.network_mode
+        );
+        assert!(c.host_namespaces().is_empty(), "{c:?}");
+        assert_eq!(spec.annotations["io.kubernetes.cri.sandbox-name"], "web-0");
+
+        // Privileged, from a containerd without CAP_SYS_RESOURCE: it gives what it has.
+        let spec = fixture("containerd-1.6-cri-hostnetwork-agent.json");
+        let bounding = &spec.process.capabilities.as_ref().unwrap().bounding;
+        assert!(!bounding.iter().any(|b| b == "CAP_SYS_RESOURCE"));
+        let c = spec.runtime_config(DefaultCaps::Containerd, None);
+        assert!(c.privileged);
+        assert!(c.cap_add.is_empty() && c.mounts.is_empty(), "{c:?}");
     }
 
     #[test]
