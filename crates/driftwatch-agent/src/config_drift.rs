@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use driftwatch_model::{ContainerId, DriftFinding, DriftSubject, Event};
+use driftwatch_model::{ContainerId, DriftFinding, DriftSubject, Event, Verdict};
 use driftwatch_runtime::ContainerRecord;
 
 use crate::containers::{ContainerEntry, RecordObserver};
@@ -112,11 +112,14 @@ impl ConfigDrift {
     fn new_posture_findings(&self, record: &ContainerRecord) -> Vec<DriftFinding> {
         let mut all = posture_findings(&record.runtime_config, &record.env);
         if record.meta.k8s.is_some() {
-            // The kubelet's own variables (service links) are the platform's, not drift.
+            // The kubelet's own variables (service links) are the platform's, not drift; so is
+            // the `HOSTNAME` the CRI runtime (containerd's CRI plugin, CRI-O) puts first in
+            // every pod container's environment, the pod's host name, when the image sets none.
             all.retain(|f| {
                 f.subject != DriftSubject::Env
-                    || !posture::env_value(&record.env, &f.path)
-                        .is_some_and(|v| posture::is_kubelet_injected(&f.path, v))
+                    || !((f.path == "HOSTNAME" && f.verdict == Verdict::Added)
+                        || posture::env_value(&record.env, &f.path)
+                            .is_some_and(|v| posture::is_kubelet_injected(&f.path, v)))
             });
         }
         let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());

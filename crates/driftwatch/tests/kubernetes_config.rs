@@ -127,7 +127,6 @@ fn risky_pod_settings_are_config_drift_at_start() {
         };
         assert_eq!(a["rule"], rule, "{a}");
         assert_eq!(a["priority"], priority, "{a}");
-        assert_eq!(field(&a, "evt.type"), "container", "{a}");
         assert_pod_alert(&a, &pod, "app", BUSYBOX);
         // Once per start.
         std::thread::sleep(Duration::from_millis(500));
