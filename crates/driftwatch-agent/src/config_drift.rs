@@ -110,6 +110,9 @@ impl ConfigDrift {
 
     /// The posture findings of a record not yet said since the container (last) started.
     fn new_posture_findings(&self, record: &ContainerRecord) -> Vec<DriftFinding> {
+        if record.pod_sandbox {
+            return Vec::new();
+        }
         let mut all = posture_findings(&record.runtime_config, &record.env);
         if record.meta.k8s.is_some() {
             // The kubelet's own variables (service links) are the platform's, not drift; so is
@@ -193,6 +196,7 @@ mod tests {
 
     fn record(started: Option<u64>, privileged: bool) -> ContainerRecord {
         ContainerRecord {
+            pod_sandbox: false,
             meta: ContainerMeta::unknown(ContainerId::new(&"cd".repeat(32)).unwrap()),
             pid: None,
             layers: None,

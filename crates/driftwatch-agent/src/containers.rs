@@ -618,6 +618,7 @@ mod tests {
 
     fn record(id: &ContainerId) -> ContainerRecord {
         ContainerRecord {
+            pod_sandbox: false,
             meta: ContainerMeta::unknown(id.clone()),
             pid: Some(std::process::id()),
             layers: None,

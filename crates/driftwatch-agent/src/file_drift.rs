@@ -448,6 +448,11 @@ impl Sensor {
             let Some(entry) = self.registry.get(&id) else {
                 continue;
             };
+            // A pod's sandbox runs nothing but its pause process; what lands in its root is
+            // the runtime's (resolv.conf, hostname), written as the pod starts.
+            if entry.record.as_ref().is_some_and(|r| r.pod_sandbox) {
+                continue;
+            }
             let Some(layers) = entry.fs.layers.clone() else {
                 continue;
             };

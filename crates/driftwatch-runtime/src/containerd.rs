@@ -397,10 +397,15 @@ fn record_from_parts(
         _ => RuntimeConfig::default(),
     };
     let pod = crate::pod_identity::cri_pod_identity(&spec.annotations, &labels);
+    let pod_sandbox = spec
+        .annotations
+        .get(crate::pod_identity::CRI_CONTAINER_TYPE)
+        .is_some_and(|t| t == "sandbox");
     if let Some(why) = &pod.distrusted {
         tracing::debug!("container {id}: no pod identity: {why}");
     }
     Ok(ContainerRecord {
+        pod_sandbox,
         meta: ContainerMeta {
             k8s: pod.pod,
             id,
@@ -648,6 +653,29 @@ mod tests {
         );
         assert_eq!(r.meta.entrypoint, ["sleep", "300"]);
         assert_eq!(r.env, ["PATH=/bin"]);
+        assert!(!r.pod_sandbox);
+        // A sandbox is one by the CRI plugin's spec annotation, never by a label (which
+        // `ctr run` or the CRI plugin may have taken from the image).
+        let sandbox = container(
+            "0123abcd",
+            &[("io.cri-containerd.kind", "sandbox")],
+            Some(r#"{"annotations":{"io.kubernetes.cri.container-type":"sandbox"}}"#),
+        );
+        let labelled = container(
+            "0123abce",
+            &[("io.cri-containerd.kind", "sandbox")],
+            Some("{}"),
+        );
+        assert!(
+            record_from_parts(sandbox, None, None, &[])
+                .unwrap()
+                .pod_sandbox
+        );
+        assert!(
+            !record_from_parts(labelled, None, None, &[])
+                .unwrap()
+                .pod_sandbox
+        );
         // The same labels without the CRI plugin's annotations (an image's labels merged by
         // `ctr run`, or by the CRI plugin into a non-pod container) are no pod.
         let f = record_from_parts(forged, None, Some((4243, 2)), &[overlay()]).unwrap();

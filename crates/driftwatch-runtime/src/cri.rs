@@ -567,6 +567,7 @@ mod tests {
             ..KubernetesMeta::default()
         });
         let mut r = ContainerRecord {
+            pod_sandbox: false,
             meta,
             pid: None,
             layers: None,

@@ -344,6 +344,7 @@ fn record_from_cri(
         .map(|s| (s.process.args, s.process.env))
         .unwrap_or_default();
     Ok(ContainerRecord {
+        pod_sandbox: false,
         meta: ContainerMeta {
             name: if container_name.is_empty() {
                 id.as_str().to_string()

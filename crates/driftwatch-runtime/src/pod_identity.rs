@@ -52,6 +52,8 @@ pub const CRI_SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
 pub const CRI_SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
 pub const CRI_SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
 pub const CRI_CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
+/// `sandbox` for a pod's sandbox, `container` for its workloads.
+pub const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 
 /// A pod identity, or why there is none.
 #[derive(Clone, Debug, PartialEq, Eq)]

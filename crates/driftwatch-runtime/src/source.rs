@@ -25,6 +25,10 @@ pub struct ContainerRecord {
     pub exposed_ports: Vec<String>,
     /// Privileges, namespaces, mounts, user, security options, and the image's own config.
     pub runtime_config: crate::RuntimeConfig,
+    /// A pod's sandbox (the "pause" container holding the pod's namespaces), as the runtime
+    /// itself marks it where no image can (containerd: the CRI plugin's spec annotation). Not
+    /// a workload: its settings are the runtime's, not drift.
+    pub pod_sandbox: bool,
 }
 
 /// A lifecycle event from an engine, or a notice about the link to it.

@@ -183,6 +183,19 @@ fn a_writable_root_is_drift_unless_the_pod_spec_says_read_only() {
     // the kubelet's KUBERNETES_* variables are no environment drift.
     let alerts = config_alerts_of(&agent, quiet.first());
     assert!(alerts.is_empty(), "{alerts:#?}");
+    // The pods' sandboxes (root, writable, the runtime's own settings) are no workloads.
+    for sandbox in [&quiet.sandbox_id, &open.sandbox_id] {
+        let about: Vec<Value> = agent
+            .alerts()
+            .into_iter()
+            .filter(|a| {
+                field(a, "container.id")
+                    .as_str()
+                    .is_some_and(|id| !id.is_empty() && sandbox.starts_with(id))
+            })
+            .collect();
+        assert!(about.is_empty(), "the sandbox {sandbox}: {about:#?}");
+    }
     let env: Vec<Value> = config_alerts_of(&agent, c)
         .into_iter()
         .filter(|a| field(a, "drift.subject") == "env")

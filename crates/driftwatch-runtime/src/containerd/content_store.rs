@@ -565,6 +565,7 @@ mod tests {
         assert_eq!(img.layers[0].digest, L1);
 
         let mut rec = ContainerRecord {
+            pod_sandbox: false,
             meta: ContainerMeta {
                 id: ContainerId::named("web").unwrap(),
                 engine: Engine::Containerd,

@@ -127,6 +127,7 @@ pub(super) fn record_from_inspect(
         tracing::debug!("container {}: no pod identity: {why}", id.short());
     }
     Ok(ContainerRecord {
+        pod_sandbox: false,
         meta: ContainerMeta {
             k8s: pod.pod,
             id,
