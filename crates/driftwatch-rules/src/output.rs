@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use driftwatch_model::{Alert, Event};
 
 use crate::compile::Compiler;
-use crate::fields::{FieldRef, FieldType, Val, extract};
+use crate::fields::{FieldArg, FieldRef, FieldType, Val, extract};
 use crate::parser::parse_field_token;
 use crate::source::Text;
 
@@ -133,10 +133,12 @@ impl Template {
         out
     }
 
-    /// Every field of the output with its typed value (`null` when missing).
+    /// Every field of the output with its typed value (`null` when missing), and for an
+    /// event in a pod the pod's fields ([`POD_FIELDS`]) whatever the output names.
     pub(crate) fn output_fields(&self, ev: &Event) -> BTreeMap<String, serde_json::Value> {
         let mut scratch = String::new();
-        self.fields
+        let mut out: BTreeMap<String, serde_json::Value> = self
+            .fields
             .iter()
             .map(|f| {
                 (
@@ -144,9 +146,39 @@ impl Template {
                     json_value(f, extract(f, ev, &mut scratch)),
                 )
             })
-            .collect()
+            .collect();
+        if ev.container.as_deref().is_some_and(|c| c.k8s.is_some()) {
+            for name in POD_FIELDS {
+                if out.contains_key(name) {
+                    continue;
+                }
+                let Some(info) = crate::fields::field(name) else {
+                    continue;
+                };
+                let f = FieldRef {
+                    info,
+                    arg: FieldArg::None,
+                };
+                let v = json_value(&f, extract(&f, ev, &mut scratch));
+                if !v.is_null() && v != "" {
+                    out.insert(name.to_string(), v);
+                }
+            }
+        }
+        out
     }
 }
+
+/// The fields every alert about a pod carries, as Falco's `append_output` (formerly `-pk`)
+/// adds them: playbooks act on the pod by them (evict takes the uid as a precondition) and
+/// consumers group by them, whether or not a rule's output prints them. Alerts about other
+/// containers carry only what their output names.
+pub const POD_FIELDS: [&str; 4] = [
+    "k8s.ns.name",
+    "k8s.pod.name",
+    "k8s.pod.uid",
+    "k8s.pod.labels",
+];
 
 fn push_text(out: &mut String, f: &FieldRef, v: Val<'_>) {
     match v {

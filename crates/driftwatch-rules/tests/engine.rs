@@ -581,3 +581,40 @@ fn pod_labels_in_conditions_and_alerts() {
         "3:14: field `k8s.pod.label` needs an argument: `k8s.pod.label[NAME]`"
     );
 }
+
+#[test]
+fn an_alert_about_a_pod_names_the_pod_whatever_the_output_prints() {
+    let rs = load(
+        "- rule: quiet\n  desc: d\n  condition: proc.name = xmrig\n  output: ran %proc.name\n  priority: notice\n",
+    );
+    let in_pod = exec("/tmp/xmrig", &["xmrig"], "sh");
+    let a = rs
+        .evaluate(&in_pod, "node-1")
+        .into_iter()
+        .find(|a| a.rule == "quiet")
+        .expect("fires");
+    assert_eq!(a.output, "ran xmrig", "the text is the rule's");
+    for (k, v) in [
+        ("proc.name", "xmrig"),
+        ("k8s.ns.name", "prod"),
+        ("k8s.pod.name", "web-0"),
+        ("k8s.pod.uid", "uid-1"),
+        (
+            "k8s.pod.labels",
+            "app.kubernetes.io/name:web, tier:frontend",
+        ),
+    ] {
+        assert_eq!(a.output_fields[k], v, "{k}: {:?}", a.output_fields);
+    }
+    // Outside a pod: only what the output names.
+    let mut plain = exec("/tmp/xmrig", &["xmrig"], "sh");
+    let mut meta = (*plain.container.clone().unwrap()).clone();
+    meta.k8s = None;
+    plain.container = Some(std::sync::Arc::new(meta));
+    let a = rs
+        .evaluate(&plain, "node-1")
+        .into_iter()
+        .find(|a| a.rule == "quiet")
+        .expect("fires");
+    assert_eq!(a.output_fields.keys().collect::<Vec<_>>(), ["proc.name"]);
+}
