@@ -658,7 +658,11 @@ fn the_chart_with_changed_values_is_valid_and_its_config_and_rules_load() {
         config.contains("  metrics_listen: 0.0.0.0:9100\n"),
         "{config}"
     );
-    // CRI-O: no containerd socket to ask.
+    // CRI-O: its CRI socket, no containerd socket.
+    assert!(
+        config.contains("  crio_socket: /run/crio/crio.sock\n"),
+        "{config}"
+    );
     assert!(!config.contains("containerd_socket"), "{config}");
     let ds = the(&objects, "DaemonSet");
     assert_metrics_port(&objects, ds, 9100);
@@ -803,26 +807,31 @@ fn each_runtime_mounts_and_asks_its_own_paths() {
     for (runtime, socket, run, content) in [
         (
             "containerd",
-            Some("/run/containerd/containerd.sock"),
+            "/run/containerd/containerd.sock",
             "/run/containerd",
             "/var/lib/containerd",
         ),
         (
             "k3s",
-            Some("/run/k3s/containerd/containerd.sock"),
+            "/run/k3s/containerd/containerd.sock",
             "/run/k3s/containerd",
             "/var/lib/rancher/k3s/agent/containerd",
         ),
         (
             "rke2",
-            Some("/run/k3s/containerd/containerd.sock"),
+            "/run/k3s/containerd/containerd.sock",
             "/run/k3s/containerd",
             "/var/lib/rancher/rke2/agent/containerd",
         ),
-        ("crio", None, "/run/crio", "/var/lib/containers/storage"),
+        (
+            "crio",
+            "/run/crio/crio.sock",
+            "/run/crio",
+            "/var/lib/containers/storage",
+        ),
         (
             "openshift",
-            None,
+            "/run/crio/crio.sock",
             "/run/crio",
             "/var/lib/containers/storage",
         ),
@@ -853,19 +862,20 @@ fn each_runtime_mounts_and_asks_its_own_paths() {
         let config = the(&objects, "ConfigMap")["data"]["config.yaml"]
             .as_str()
             .unwrap();
-        match socket {
-            Some(s) => {
-                assert!(
-                    s.starts_with(run),
-                    "{runtime}: the socket is in the mounted dir"
-                );
-                assert!(
-                    config.contains(&format!("containerd_socket: {s}\n")),
-                    "{runtime}: {config}"
-                );
-            }
-            None => assert!(!config.contains("containerd_socket"), "{runtime}: {config}"),
-        }
+        let (key, other) = if socket.ends_with("crio.sock") {
+            ("crio_socket", "containerd_socket")
+        } else {
+            ("containerd_socket", "crio_socket")
+        };
+        assert!(
+            socket.starts_with(run),
+            "{runtime}: the socket is in the mounted dir"
+        );
+        assert!(
+            config.contains(&format!("  {key}: {socket}\n")),
+            "{runtime}: {config}"
+        );
+        assert!(!config.contains(other), "{runtime}: {config}");
         let monitor = the(&objects, "PodMonitor");
         assert_eq!(monitor["spec"]["podMetricsEndpoints"][0]["port"], "metrics");
     }
