@@ -301,19 +301,7 @@ pub fn agent_config(c: &Config, r: &NamedFiles, record: Option<PathBuf>) -> Agen
             socket: c.engines.docker_socket.clone(),
             ..DockerConfig::default()
         }),
-        containerd: engines
-            .then(|| {
-                c.engines
-                    .containerd_socket
-                    .clone()
-                    .or_else(ContainerdConfig::find_socket)
-            })
-            .flatten()
-            .map(|socket| ContainerdConfig {
-                socket,
-                namespaces: c.engines.containerd_namespaces.clone(),
-                ..ContainerdConfig::default()
-            }),
+        containerd: node_containerd(c),
         crio: engines
             .then(|| {
                 c.engines
@@ -348,6 +336,24 @@ pub fn agent_config(c: &Config, r: &NamedFiles, record: Option<PathBuf>) -> Agen
     }
 }
 
+/// The containerd the agent asks for metadata and the responder acts through: the one
+/// configured, else the first socket found; none when engines are off.
+fn node_containerd(c: &Config) -> Option<ContainerdConfig> {
+    if c.engines.disabled {
+        return None;
+    }
+    let socket = c
+        .engines
+        .containerd_socket
+        .clone()
+        .or_else(ContainerdConfig::find_socket)?;
+    Some(ContainerdConfig {
+        socket,
+        namespaces: c.engines.containerd_namespaces.clone(),
+        ..ContainerdConfig::default()
+    })
+}
+
 /// Starts the responder when a playbook is configured.
 pub fn start_responder(
     c: &Config,
@@ -362,6 +368,7 @@ pub fn start_responder(
         path,
         &c.response.actions_log,
         (!c.engines.disabled).then(|| c.engines.docker_socket.clone()),
+        node_containerd(c),
         c.outputs
             .json_file
             .enabled

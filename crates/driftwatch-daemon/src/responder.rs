@@ -50,12 +50,18 @@ pub fn load_playbooks(playbook: &Path) -> anyhow::Result<PlaybookSet> {
     })
 }
 
-/// Starts the responder with the playbooks loaded from `playbook`.
+/// Starts the responder with the playbooks loaded from `playbook`, acting on containers
+/// through Docker's socket and containerd's (a Kubernetes node's pods), whichever are given.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one caller, each argument a distinct piece of the resolved configuration"
+)]
 pub fn start_responder_with(
     set: PlaybookSet,
     playbook: &Path,
     actions_log: &Path,
     docker_socket: Option<PathBuf>,
+    containerd: Option<driftwatch_runtime::ContainerdConfig>,
     alerts_file: Option<PathBuf>,
     kube: Option<Arc<dyn KubeApi>>,
     action_mirror: Option<driftwatch_response::ActionMirror>,
@@ -65,6 +71,7 @@ pub fn start_responder_with(
         playbooks: set,
         actions_log: actions_log.to_path_buf(),
         docker_socket,
+        containerd,
         kube,
         alerts_file,
         queue: driftwatch_response::DEFAULT_QUEUE,

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use driftwatch_model::Alert;
 
-use crate::actions::engine::{ContainerEngine, DockerEngine};
+use crate::actions::containerd_engine::ContainerdEngine;
+use crate::actions::engine::{ContainerEngine, DockerEngine, NodeEngines};
 use crate::actions::kube::KubeApi;
 use crate::actions::{self, ActionTarget, Env, Step};
 use crate::gate::{Gate, GateDecision};
@@ -31,6 +32,8 @@ pub struct ResponderConfig {
     /// Docker's API socket; `None`: no engine (stop/evict fail, containers are found by
     /// cgroup).
     pub docker_socket: Option<PathBuf>,
+    /// containerd's API (and CRI) socket and namespaces: the node's pods; `None`: Docker only.
+    pub containerd: Option<driftwatch_runtime::ContainerdConfig>,
     pub kube: Option<Arc<dyn KubeApi>>,
     /// The agent's Falco JSON alerts file, for evidence bundles.
     pub alerts_file: Option<PathBuf>,
@@ -117,6 +120,7 @@ impl Responder {
             gate: Gate::new(),
             stats: stats.clone(),
             docker_socket: config.docker_socket,
+            containerd: config.containerd,
             kube: config.kube,
             alerts_file: config.alerts_file,
         };
@@ -227,22 +231,27 @@ struct Worker {
     gate: Gate,
     stats: Arc<ResponderStats>,
     docker_socket: Option<PathBuf>,
+    containerd: Option<driftwatch_runtime::ContainerdConfig>,
     kube: Option<Arc<dyn KubeApi>>,
     alerts_file: Option<PathBuf>,
 }
 
 impl Worker {
     fn run(mut self, rx: Arc<FairQueue<Queued>>) {
-        let engine: Option<Box<dyn ContainerEngine>> = match &self.docker_socket {
-            Some(s) => match DockerEngine::connect(s) {
-                Ok(e) => Some(Box::new(e)),
-                Err(e) => {
-                    tracing::warn!("responder: {e}; stop and evict will fail");
-                    None
-                }
-            },
-            None => None,
-        };
+        let mut engines: Vec<Box<dyn ContainerEngine>> = Vec::new();
+        if let Some(s) = &self.docker_socket {
+            match DockerEngine::connect(s) {
+                Ok(e) => engines.push(Box::new(e)),
+                Err(e) => tracing::warn!("responder: {e}; Docker containers cannot be stopped"),
+            }
+        }
+        if let Some(c) = self.containerd.take() {
+            match ContainerdEngine::new(c) {
+                Ok(e) => engines.push(Box::new(e)),
+                Err(e) => tracing::warn!("responder: {e}; containerd containers cannot be stopped"),
+            }
+        }
+        let engine = NodeEngines::new(engines);
         let socket = self
             .docker_socket
             .clone()
@@ -252,7 +261,7 @@ impl Worker {
         while let Some(q) = rx.pop() {
             self.stats.taken.fetch_add(1, Ordering::Relaxed);
             let env = Env {
-                engine: engine.as_deref(),
+                engine: engine.as_ref().map(|e| e as &dyn ContainerEngine),
                 kube: kube.as_deref(),
                 docker_socket: &socket,
                 alerts_file: alerts_file.as_deref(),
@@ -453,6 +462,7 @@ mod tests {
             playbooks: PlaybookSet::parse("pb.yaml", playbook).unwrap(),
             actions_log: dir.join("actions.jsonl"),
             docker_socket: None,
+            containerd: None,
             kube: None,
             alerts_file: None,
             queue,

@@ -54,6 +54,7 @@ fn respond(fake: &FakeApi, playbook: &str, alerts: &[Alert]) -> Vec<ActionRecord
         playbooks: set,
         actions_log: log.clone(),
         docker_socket: None,
+        containerd: None,
         kube: Some(kube),
         alerts_file: None,
         queue: 16,

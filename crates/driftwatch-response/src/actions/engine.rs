@@ -338,3 +338,198 @@ pub fn resolve_from_proc(prefix: &str) -> Result<ResolvedEngine, EngineError> {
         }),
     }
 }
+
+/// Every engine of the node (Docker, containerd), asked in turn: a container is the first
+/// engine's that knows its id. "No such container" (removed) only when none of them knows
+/// it: a pod's container is unknown to dockerd on the same node, and that is not its end.
+/// Stop and remove go to the engine that resolved the id.
+pub struct NodeEngines {
+    engines: Vec<Box<dyn ContainerEngine>>,
+    /// Which engine answered for each id resolved so far.
+    owner: std::sync::Mutex<std::collections::HashMap<ContainerId, usize>>,
+}
+
+impl NodeEngines {
+    /// `None` when `engines` is empty.
+    pub fn new(engines: Vec<Box<dyn ContainerEngine>>) -> Option<NodeEngines> {
+        (!engines.is_empty()).then(|| NodeEngines {
+            engines,
+            owner: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    fn first_answer(
+        &self,
+        ask: impl Fn(&dyn ContainerEngine) -> Result<ResolvedEngine, EngineError>,
+        asked: &str,
+    ) -> Result<ResolvedEngine, EngineError> {
+        let mut problems = Vec::new();
+        for (i, e) in self.engines.iter().enumerate() {
+            match ask(e.as_ref()) {
+                Ok(r) => {
+                    self.owner
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(r.id.clone(), i);
+                    return Ok(r);
+                }
+                Err(EngineError::NotFound(_)) => {}
+                Err(other) => problems.push(other),
+            }
+        }
+        // An engine that could not answer may be the one that has it: not "removed".
+        match problems.len() {
+            0 => Err(EngineError::NotFound(asked.to_string())),
+            1 => Err(problems.remove(0)),
+            _ => Err(EngineError::Call {
+                call: "find",
+                container: asked.to_string(),
+                message: problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        }
+    }
+
+    fn owner_of(&self, id: &ContainerId) -> Result<&dyn ContainerEngine, EngineError> {
+        let known = self
+            .owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied();
+        let i = match known {
+            Some(i) => i,
+            None => {
+                self.resolve_id(id.as_str())?;
+                self.owner
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(id)
+                    .copied()
+                    .ok_or_else(|| EngineError::NotFound(id.to_string()))?
+            }
+        };
+        Ok(self.engines[i].as_ref())
+    }
+}
+
+impl ContainerEngine for NodeEngines {
+    fn resolve(&self, container: &str) -> Result<ResolvedEngine, EngineError> {
+        self.first_answer(|e| e.resolve(container), container)
+    }
+
+    fn resolve_id(&self, id: &str) -> Result<ResolvedEngine, EngineError> {
+        self.first_answer(|e| e.resolve_id(id), id)
+    }
+
+    fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), EngineError> {
+        self.owner_of(id)?.stop(id, timeout)
+    }
+
+    fn remove(&self, id: &ContainerId) -> Result<(), EngineError> {
+        self.owner_of(id)?.remove(id)
+    }
+}
+
+#[cfg(test)]
+mod node_engines_tests {
+    use super::*;
+
+    /// An engine that knows a fixed set of containers and records what it was asked to do.
+    struct Known {
+        ids: Vec<ContainerId>,
+        down: bool,
+        stopped: std::sync::Mutex<Vec<ContainerId>>,
+    }
+
+    impl Known {
+        fn with(ids: &[&str]) -> Known {
+            Known {
+                ids: ids.iter().map(|i| ContainerId::new(i).unwrap()).collect(),
+                down: false,
+                stopped: std::sync::Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl ContainerEngine for std::sync::Arc<Known> {
+        fn resolve(&self, container: &str) -> Result<ResolvedEngine, EngineError> {
+            self.resolve_id(container)
+        }
+        fn resolve_id(&self, id: &str) -> Result<ResolvedEngine, EngineError> {
+            if self.down {
+                return Err(EngineError::Unavailable {
+                    socket: "/x.sock".into(),
+                    message: "refused".into(),
+                });
+            }
+            let id = self
+                .ids
+                .iter()
+                .find(|c| same_container(id, c))
+                .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+            Ok(ResolvedEngine {
+                id: id.clone(),
+                name: String::new(),
+                pid: None,
+                running: true,
+                labels: BTreeMap::new(),
+                k8s: None,
+            })
+        }
+        fn stop(&self, id: &ContainerId, _: Duration) -> Result<(), EngineError> {
+            self.stopped.lock().unwrap().push(id.clone());
+            Ok(())
+        }
+        fn remove(&self, _: &ContainerId) -> Result<(), EngineError> {
+            Ok(())
+        }
+    }
+
+    const DOCKER_ONE: &str = "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001";
+    const POD_ONE: &str = "bbbbbbbbbbbb0000000000000000000000000000000000000000000000000002";
+
+    #[test]
+    fn a_pods_container_unknown_to_docker_is_found_in_containerd_and_stopped_there() {
+        let docker = std::sync::Arc::new(Known::with(&[DOCKER_ONE]));
+        let containerd = std::sync::Arc::new(Known::with(&[POD_ONE]));
+        let node =
+            NodeEngines::new(vec![Box::new(docker.clone()), Box::new(containerd.clone())]).unwrap();
+        let r = node.resolve_id("bbbbbbbbbbbb").unwrap();
+        assert_eq!(r.id.as_str(), POD_ONE);
+        node.stop(&r.id, Duration::from_secs(1)).unwrap();
+        assert_eq!(*containerd.stopped.lock().unwrap(), vec![r.id.clone()]);
+        assert!(docker.stopped.lock().unwrap().is_empty());
+        let d = node.resolve_id("aaaaaaaaaaaa").unwrap();
+        node.stop(&d.id, Duration::from_secs(1)).unwrap();
+        assert_eq!(*docker.stopped.lock().unwrap(), vec![d.id]);
+    }
+
+    #[test]
+    fn removed_only_when_no_engine_knows_it_and_every_engine_answered() {
+        let node = NodeEngines::new(vec![
+            Box::new(std::sync::Arc::new(Known::with(&[DOCKER_ONE]))),
+            Box::new(std::sync::Arc::new(Known::with(&[POD_ONE]))),
+        ])
+        .unwrap();
+        assert!(matches!(
+            node.resolve_id("cccccccccccc"),
+            Err(EngineError::NotFound(_))
+        ));
+        let mut down = Known::with(&[POD_ONE]);
+        down.down = true;
+        let node = NodeEngines::new(vec![
+            Box::new(std::sync::Arc::new(Known::with(&[DOCKER_ONE]))),
+            Box::new(std::sync::Arc::new(down)),
+        ])
+        .unwrap();
+        assert!(matches!(
+            node.resolve_id("bbbbbbbbbbbb"),
+            Err(EngineError::Unavailable { .. })
+        ));
+        assert!(NodeEngines::new(Vec::new()).is_none());
+    }
+}
