@@ -524,6 +524,27 @@ impl PodContainer {
         self.exec(&["sh", "-c", script])
     }
 
+    /// The container's CRI state (`CONTAINER_RUNNING`, `CONTAINER_EXITED`, ...); `None`
+    /// once it is removed.
+    pub fn state(&self) -> Option<String> {
+        let request = cri::ContainerStatusRequest {
+            container_id: self.id.clone(),
+            verbose: false,
+        };
+        match self
+            .cri
+            .try_call(|mut c| async move { c.container_status(request).await })
+        {
+            Ok(r) => Some(
+                r.status
+                    .and_then(|s| cri::ContainerState::try_from(s.state).ok())
+                    .map_or_else(String::new, |s| s.as_str_name().to_string()),
+            ),
+            Err(s) if s.code() == tonic::Code::NotFound => None,
+            Err(s) => panic!("CRI ContainerStatus {}: {}", self.name, s.message()),
+        }
+    }
+
     /// The container's first process as the host sees it (CRI's verbose status).
     pub fn pid(&self) -> u32 {
         let request = cri::ContainerStatusRequest {
