@@ -545,6 +545,21 @@ impl PodContainer {
         }
     }
 
+    /// When its task started, ns since the epoch, as CRI records it (`startedAt`: the end
+    /// of `StartContainer`'s work); 0 before.
+    pub fn started_at_ns(&self) -> i64 {
+        let request = cri::ContainerStatusRequest {
+            container_id: self.id.clone(),
+            verbose: false,
+        };
+        self.cri
+            .call("ContainerStatus", |mut c| async move {
+                c.container_status(request).await
+            })
+            .status
+            .map_or(0, |s| s.started_at)
+    }
+
     /// The container's first process as the host sees it (CRI's verbose status).
     pub fn pid(&self) -> u32 {
         let request = cri::ContainerStatusRequest {
