@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use driftwatch_config::parse_duration;
-use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine};
+use driftwatch_response::actions::containerd_engine::ContainerdEngine;
+use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine, NodeEngines};
 use driftwatch_response::actions::kube::KubeApi;
 use driftwatch_response::{
     ActionLog, ActionRecord, DEFAULT_ACTIONS_LOG, LoadError, PlaybookSet, read_records,
@@ -190,6 +191,10 @@ pub struct ReleaseArgs {
     /// Docker's (or podman's) API socket.
     #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
     docker_socket: PathBuf,
+    /// containerd's API socket, for a pod's container (default:
+    /// /run/containerd/containerd.sock, else dockerd's, when present).
+    #[arg(long, value_name = "PATH")]
+    containerd_socket: Option<PathBuf>,
     #[command(flatten)]
     kube: KubeArgs,
 }
@@ -202,7 +207,22 @@ pub fn release(args: ReleaseArgs) -> anyhow::Result<i32> {
         );
     }
     let log = ActionLog::open(&args.actions_log)?;
-    let engine = DockerEngine::connect(&args.docker_socket).ok();
+    // Every engine of the node: a pod's container is unknown to Docker.
+    let mut engines: Vec<Box<dyn ContainerEngine>> = Vec::new();
+    if let Ok(d) = DockerEngine::connect(&args.docker_socket) {
+        engines.push(Box::new(d));
+    }
+    if let Some(socket) = args
+        .containerd_socket
+        .or_else(driftwatch_runtime::ContainerdConfig::find_socket)
+        && let Ok(c) = ContainerdEngine::new(driftwatch_runtime::ContainerdConfig {
+            socket,
+            ..Default::default()
+        })
+    {
+        engines.push(Box::new(c));
+    }
+    let engine = NodeEngines::new(engines);
     let kube = args.kube.client()?;
     let record = driftwatch_response::release::release(
         &args.container,

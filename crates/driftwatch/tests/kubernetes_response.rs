@@ -480,6 +480,35 @@ fn isolate_a_pod_in_its_network_namespace_and_through_a_network_policy() {
     assert!(selector.contains(&target.uid), "{selector}");
     let labels = &fake.pod("shop", "web-0").unwrap()["metadata"]["labels"];
     assert!(labels.to_string().contains(&target.uid), "{labels}");
+
+    // `driftwatch release` finds the pod's container through containerd too, and undoes
+    // both halves.
+    let out = Command::new(DRIFTWATCH)
+        .args([
+            "release",
+            t.short(),
+            "--containerd-socket",
+            node.socket_arg(),
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--actions-log",
+            r.log.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("network isolation removed"), "{text}");
+    assert!(
+        text.contains("NetworkPolicy of pod shop/web-0 removed"),
+        "{text}"
+    );
+    assert!(fake.network_policies("shop").is_empty());
+    assert_eq!(connect_from(n, &t_addr), "hello", "reachable again");
 }
 
 /// `stop` through CRI `StopContainer` (the kubelet would restart it by the pod's
