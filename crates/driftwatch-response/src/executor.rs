@@ -245,7 +245,12 @@ impl Worker {
                 Err(e) => tracing::warn!("responder: {e}; Docker containers cannot be stopped"),
             }
         }
-        if let Some(c) = self.containerd.take() {
+        if let Some(mut c) = self.containerd.take() {
+            // As the agent does: Docker's containers (containerd's `moby` namespace) are
+            // Docker's to stop, never stopped behind dockerd's back when it does not answer.
+            if self.docker_socket.is_some() {
+                c.namespaces.retain(|n| n != "moby");
+            }
             match ContainerdEngine::new(c) {
                 Ok(e) => engines.push(Box::new(e)),
                 Err(e) => tracing::warn!("responder: {e}; containerd containers cannot be stopped"),

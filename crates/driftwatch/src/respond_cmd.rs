@@ -217,6 +217,8 @@ pub fn release(args: ReleaseArgs) -> anyhow::Result<i32> {
         .or_else(driftwatch_runtime::ContainerdConfig::find_socket)
         && let Ok(c) = ContainerdEngine::new(driftwatch_runtime::ContainerdConfig {
             socket,
+            // Docker's own (`moby`) are Docker's.
+            namespaces: vec!["k8s.io".into(), "default".into()],
             ..Default::default()
         })
     {

@@ -33,20 +33,29 @@ struct PodResponder {
 }
 
 impl PodResponder {
-    /// With `pod_uid_in_alerts`, the rules print `k8s.pod.uid` ([`pod_uid_rules`]); without,
-    /// the shipped rules, which do not.
-    fn start(node: &CriNode, playbook: &str, extra: &[&str], pod_uid_in_alerts: bool) -> Self {
+    /// With `api`, the fake API server is its Kubernetes API (a kubeconfig in its directory:
+    /// [`PodResponder::kubeconfig`]). With `pod_uid_in_alerts`, the rules print
+    /// `k8s.pod.uid` ([`pod_uid_rules`]); without, the shipped rules, which do not.
+    fn start(
+        node: &CriNode,
+        playbook: &str,
+        api: Option<&FakeApi>,
+        pod_uid_in_alerts: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pb = dir.path().join("playbook.yaml");
         std::fs::write(&pb, playbook).unwrap();
         let log = dir.path().join("actions.jsonl");
+        let kc = api.map(|a| kubeconfig(dir.path(), a));
         let mut args = vec![
             "--playbook",
             pb.to_str().unwrap(),
             "--actions-log",
             log.to_str().unwrap(),
         ];
-        args.extend_from_slice(extra);
+        if let Some(kc) = &kc {
+            args.extend(["--kubeconfig", kc.to_str().unwrap()]);
+        }
         let agent = if pod_uid_in_alerts {
             agent_on_node(DRIFTWATCH, node, dir.path(), &args)
         } else {
@@ -59,6 +68,10 @@ impl PodResponder {
             log,
             _dir: dir,
         }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self._dir.path().join("kubeconfig")
     }
 
     fn records(&self) -> Vec<Value> {
@@ -169,12 +182,14 @@ fn register(fake: &FakeApi, pod: &Pod) {
     }));
 }
 
-fn requests_to(fake: &FakeApi, pod: &Pod) -> Vec<RecordedRequest> {
+/// The `method` request the fake API server received about `pod` (its path or below it).
+fn request_to(fake: &FakeApi, pod: &Pod, method: &str) -> RecordedRequest {
     let path = format!("/api/v1/namespaces/{}/pods/{}", pod.namespace, pod.name);
-    fake.requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with(&path))
-        .collect()
+    let all = fake.requests();
+    all.iter()
+        .find(|r| r.method == method && r.path.starts_with(&path))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {method} about pod {}: {all:?}", pod.name))
 }
 
 #[test]
@@ -190,7 +205,7 @@ fn kill_and_capture_in_a_pod() {
             "playbooks:\n  - name: contain\n    match: {{tags: [binary_drift], namespaces: [shop]}}\n    actions:\n      - {{action: capture, params: {{dir: {}}}}}\n      - kill\n",
             evidence.path().display()
         ),
-        &[],
+        None,
         true,
     );
     let pod = debian_pod(&node, "miner-0");
@@ -237,33 +252,22 @@ fn kill_and_capture_in_a_pod() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains(&format!("container {}", c.id)), "{text}");
-    let list = Command::new("sh")
-        .arg("-c")
-        .arg(format!("zstd -dc {} | tar -t", b.display()))
-        .output()
-        .unwrap();
-    let entries = String::from_utf8_lossy(&list.stdout);
+    let entries = bundle(b, "-t");
     assert!(entries.contains("files/tmp/miner/sleep"), "{entries}");
-    let procs = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "zstd -dc {} | tar -xO --wildcards '*processes*'",
-            b.display()
-        ))
-        .output()
-        .unwrap();
-    let procs = String::from_utf8_lossy(&procs.stdout);
+    let procs = bundle(b, "-xO --wildcards '*processes*'");
     assert!(procs.contains("/tmp/miner/sleep"), "{entries}\n{procs}");
-    let alerts = Command::new("sh")
+    let alerts = bundle(b, "-xO --wildcards '*alerts.jsonl'");
+    assert!(alerts.contains("miner-0"), "{entries}\n{alerts}");
+}
+
+/// `tar ARGS` on the decompressed bundle `b`: its listing, or members' contents.
+fn bundle(b: &Path, tar_args: &str) -> String {
+    let out = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "zstd -dc {} | tar -xO --wildcards '*alerts.jsonl'",
-            b.display()
-        ))
+        .arg(format!("zstd -dc {} | tar {tar_args}", b.display()))
         .output()
         .unwrap();
-    let alerts = String::from_utf8_lossy(&alerts.stdout);
-    assert!(alerts.contains("miner-0"), "{entries}\n{alerts}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// freeze, then a notify the receiver holds (the test looks at the frozen pod meanwhile),
@@ -281,7 +285,7 @@ fn freeze_notify_unfreeze_in_a_pod() {
             "playbooks:\n  - name: hold\n    match: {{tags: [binary_drift], namespaces: [shop]}}\n    actions:\n      - freeze\n      - {{action: notify, params: {{url: \"{}\", timeout: 60s}}}}\n      - unfreeze\n",
             hook.url("/hook")
         ),
-        &[],
+        None,
         true,
     );
     let pod = debian_pod(&node, "frozen-0");
@@ -385,14 +389,13 @@ fn isolate_a_pod_in_its_network_namespace_and_through_a_network_policy() {
     }
     let node = CriNode::start(&[DEBIAN]);
     let fake = FakeApi::start();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), &fake);
     let r = PodResponder::start(
         &node,
         "playbooks:\n  - name: cut\n    match: {tags: [binary_drift], exepaths: ['/tmp/cut/*']}\n    actions: [isolate]\n",
-        &["--kubeconfig", kc.to_str().unwrap()],
+        Some(&fake),
         true,
     );
+    let kc = r.kubeconfig();
     let target = debian_pod(&node, "web-0");
     let neighbour = debian_pod(&node, "client-0");
     register(&fake, &target);
@@ -523,7 +526,7 @@ fn stop_and_evict_a_pods_container_through_cri() {
     let r = PodResponder::start(
         &node,
         "playbooks:\n  - name: stop\n    match: {tags: [binary_drift], exepaths: ['/tmp/stop/*']}\n    actions: [{action: stop, params: {timeout: 2s}}]\n  - name: evict\n    match: {tags: [binary_drift], exepaths: ['/tmp/evict/*']}\n    actions: [{action: evict, params: {grace_period: 2s}}]\n",
-        &[],
+        None,
         true,
     );
     let stopped = debian_pod(&node, "stop-0");
@@ -568,12 +571,10 @@ fn evict_delete_and_label_pods_through_the_api_server() {
     }
     let node = CriNode::start(&[DEBIAN]);
     let fake = FakeApi::start();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), &fake);
     let r = PodResponder::start(
         &node,
         "playbooks:\n  - name: delete\n    match: {tags: [binary_drift], exepaths: ['/tmp/delete/*']}\n    actions: [{action: evict, params: {grace_period: 5s}}]\n  - name: evict\n    match: {tags: [binary_drift], exepaths: ['/tmp/evict/*']}\n    actions: [{action: evict, params: {eviction_api: true}}]\n  - name: label\n    match: {tags: [binary_drift], exepaths: ['/tmp/label/*']}\n    actions: [{action: label, params: {labels: {quarantined: \"true\"}}}]\n",
-        &["--kubeconfig", kc.to_str().unwrap()],
+        Some(&fake),
         false,
     );
     let deleted = debian_pod(&node, "delete-0");
@@ -597,11 +598,7 @@ fn evict_delete_and_label_pods_through_the_api_server() {
         field(&alert, "k8s.pod.uid").is_null(),
         "the shipped rules print no uid: {alert}"
     );
-    let reqs = requests_to(&fake, &deleted);
-    let del = reqs
-        .iter()
-        .find(|q| q.method == "DELETE")
-        .unwrap_or_else(|| panic!("no DELETE: {reqs:?}"));
+    let del = request_to(&fake, &deleted, "DELETE");
     assert_eq!(del.path, "/api/v1/namespaces/shop/pods/delete-0");
     let body = del.body.as_ref().unwrap();
     assert_eq!(body["gracePeriodSeconds"], 5, "{body}");
@@ -611,11 +608,7 @@ fn evict_delete_and_label_pods_through_the_api_server() {
     start_drifted_sleep(evicted.first(), "evict");
     let rec = r.wait_record(evicted.first(), "evict");
     assert_eq!(rec["result"], "ok", "{rec}");
-    let reqs = requests_to(&fake, &evicted);
-    let post = reqs
-        .iter()
-        .find(|q| q.method == "POST")
-        .unwrap_or_else(|| panic!("no eviction: {reqs:?}"));
+    let post = request_to(&fake, &evicted, "POST");
     assert_eq!(post.path, "/api/v1/namespaces/shop/pods/evict-0/eviction");
     let body = post.body.as_ref().unwrap();
     assert_eq!(body["kind"], "Eviction", "{body}");
@@ -631,11 +624,7 @@ fn evict_delete_and_label_pods_through_the_api_server() {
     start_drifted_sleep(labelled.first(), "label");
     let rec = r.wait_record(labelled.first(), "label");
     assert_eq!(rec["result"], "ok", "{rec}");
-    let reqs = requests_to(&fake, &labelled);
-    let patch = reqs
-        .iter()
-        .find(|q| q.method == "PATCH")
-        .unwrap_or_else(|| panic!("no PATCH: {reqs:?}"));
+    let patch = request_to(&fake, &labelled, "PATCH");
     assert_eq!(patch.path, "/api/v1/namespaces/shop/pods/label-0");
     assert_eq!(
         patch.content_type.as_deref(),

@@ -29,7 +29,9 @@ use driftwatch_runtime::{ContainerdConfig, ContainerdSource, EngineSource, Runti
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 
-use super::engine::{ContainerEngine, EngineError, ResolvedEngine, looks_like_id, same_container};
+use super::engine::{
+    ContainerEngine, EngineError, ResolvedEngine, innermost, looks_like_id, same_container,
+};
 
 /// The label the CRI plugin puts on the containers it makes (`sandbox` on pod sandboxes).
 const CRI_KIND_LABEL: &str = "io.cri-containerd.kind";
@@ -291,15 +293,6 @@ fn with_ns<T>(msg: T, ns: &str, container: &str) -> Result<Request<T>, EngineErr
     })?;
     req.metadata_mut().insert("containerd-namespace", value);
     Ok(req)
-}
-
-/// The last error in a source chain: the OS's reason rather than "transport error".
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 impl ContainerEngine for ContainerdEngine {

@@ -131,8 +131,9 @@ impl DockerEngine {
     }
 }
 
-/// The last error in a source chain: the OS's reason rather than "client error (Connect)".
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+/// The last error in a source chain: the OS's reason rather than "client error (Connect)"
+/// or "transport error".
+pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
