@@ -562,6 +562,72 @@ fn stop_and_evict_a_pods_container_through_cri() {
     );
 }
 
+/// A containerd container the CRI plugin did not make (`ctr run`, a named id): `evict` (not a
+/// pod) stops it through its task (SIGTERM, here ignored by the shell as pid 1, then SIGKILL
+/// after the timeout) and deletes the task, the container and its snapshot.
+#[test]
+fn evict_a_plain_containerd_container_through_its_task() {
+    if !ready_for(&[BUSYBOX]) || !require_tools(&["ctr"]) {
+        return;
+    }
+    let node = CriNode::start(&[]);
+    // The helpers take the socket for the test's life; the node outlives every use here.
+    let socket: &'static str = Box::leak(node.socket_arg().to_string().into_boxed_str());
+    let r = PodResponder::start(
+        &node,
+        "playbooks:\n  - name: evict\n    match: {tags: [binary_drift], exepaths: ['/tmp/plain/*']}\n    actions: [{action: evict, params: {grace_period: 1s}}]\n",
+        None,
+        false,
+    );
+    let image = CtrImage::import(socket, "default", BUSYBOX);
+    let name = format!("dw-plain-{}", std::process::id());
+    let c = CtrContainer::run(
+        socket,
+        "default",
+        &image.name,
+        &name,
+        &[],
+        &[],
+        &["sh", "-c", "sleep 300"],
+    );
+    let (ok, out) = c.sh(
+        "mkdir -p /tmp/plain && cp /bin/busybox /tmp/plain/sleep && (/tmp/plain/sleep 300 </dev/null >/dev/null 2>&1 &)",
+    );
+    assert!(ok, "{out}");
+    let start = Instant::now();
+    let rec = loop {
+        if let Some(rec) = r
+            .records()
+            .into_iter()
+            .find(|x| x["action"] == "evict" && x["container"]["id"] == name.as_str())
+        {
+            break rec;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "no evict record; records:\n{}\nalerts:\n{}",
+            lines(&r.records()),
+            lines(&r.agent.alerts())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(rec["result"], "ok", "{rec}");
+    assert!(
+        rec["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("stopped (timeout 1s), removed"),
+        "{rec}"
+    );
+    let (ok, list) = ctr_in(socket, "default", &["containers", "ls", "-q"]);
+    assert!(ok, "{list}");
+    assert!(!list.lines().any(|l| l.trim() == name), "{list}");
+    let (ok, tasks) = ctr_in(socket, "default", &["tasks", "ls"]);
+    assert!(ok && !tasks.contains(&name), "{tasks}");
+    let (ok, snaps) = ctr_in(socket, "default", &["snapshots", "ls"]);
+    assert!(ok && !snaps.contains(&name), "{snaps}");
+}
+
 /// The pod actions through the API server, with the shipped rules (their alerts carry no
 /// `k8s.pod.uid`): the uid precondition is the runtime's record of the pod.
 #[test]

@@ -298,11 +298,8 @@ fn with_ns<T>(msg: T, ns: &str, container: &str) -> Result<Request<T>, EngineErr
 impl ContainerEngine for ContainerdEngine {
     fn resolve_id(&self, id: &str) -> Result<ResolvedEngine, EngineError> {
         if !looks_like_id(id) {
-            return Err(EngineError::Call {
-                call: "find",
-                container: id.to_string(),
-                message: "not a container id".into(),
-            });
+            // A named id (`ctr run`'s): whole, never a prefix.
+            return self.resolve(id);
         }
         let full = self.block("find", id, Duration::ZERO, async {
             let ch = self.channel().await?;

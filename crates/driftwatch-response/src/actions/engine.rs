@@ -149,7 +149,9 @@ impl ContainerEngine for DockerEngine {
             message,
         };
         if !looks_like_id(id) {
-            return Err(wrong("not a container id".into()));
+            // Docker's ids are hex: a named id (containerd's `ctr run` ones) is another
+            // engine's, never looked up here as a name.
+            return Err(EngineError::NotFound(id.to_string()));
         }
         let full = if id.len() == 64 {
             id.to_ascii_lowercase()

@@ -65,17 +65,20 @@ impl<'a> ActionTarget<'a> {
             let r = if short.is_empty() {
                 Err("the alert names no container".to_string())
             } else if !engine::looks_like_id(short) {
-                // A named id (containerd's outside Kubernetes): no Docker lookup, which would
-                // take it for a name; the host's cgroups, by the exact id.
-                engine::resolve_from_proc(short)
-                    .and_then(|r| {
-                        if r.id.as_str() == short.as_str() {
-                            Ok(r)
-                        } else {
-                            Err(EngineError::NotFound(short.clone()))
-                        }
-                    })
-                    .map_err(|e| format!("container {}: {e}", self.facts.container_label()))
+                // A named id (containerd's outside Kubernetes): looked up as that exact id
+                // (never as a Docker name), else found in the host's cgroups by it.
+                match env.engine.map(|e| e.resolve_id(short)) {
+                    Some(Ok(r)) if r.id.as_str() == short.as_str() => Ok(r),
+                    _ => engine::resolve_from_proc(short)
+                        .and_then(|r| {
+                            if r.id.as_str() == short.as_str() {
+                                Ok(r)
+                            } else {
+                                Err(EngineError::NotFound(short.clone()))
+                            }
+                        })
+                        .map_err(|e| format!("container {}: {e}", self.facts.container_label())),
+                }
             } else {
                 let from_engine = env.engine.map(|e| e.resolve_id(short));
                 match from_engine {
