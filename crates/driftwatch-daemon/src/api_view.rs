@@ -16,7 +16,7 @@ use driftwatch_api::{
 };
 use driftwatch_model::clock::now_ns;
 use driftwatch_model::{Alert, ContainerMeta};
-use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine};
+use driftwatch_response::actions::engine::{ContainerEngine, NodeEngines};
 use driftwatch_response::actions::kube::KubeApi;
 use driftwatch_response::actions::{self, ActionTarget, Env, Step};
 use driftwatch_response::record::ContainerRef;
@@ -36,6 +36,8 @@ pub struct AgentApi {
     pub responder: Option<Arc<Responder>>,
     pub actions_log: PathBuf,
     pub docker_socket: Option<PathBuf>,
+    /// containerd, for manual actions on a pod's container (Docker does not know it).
+    pub containerd: Option<driftwatch_runtime::ContainerdConfig>,
     pub kube: Option<Arc<dyn KubeApi>>,
     pub alerts_file: Option<PathBuf>,
     pub started: Instant,
@@ -136,10 +138,8 @@ impl AgentApi {
         }
     }
 
-    fn engine(&self) -> Option<DockerEngine> {
-        self.docker_socket
-            .as_deref()
-            .and_then(|s| DockerEngine::connect(s).ok())
+    fn engine(&self) -> Option<NodeEngines> {
+        NodeEngines::connect(self.docker_socket.as_deref(), self.containerd.clone())
     }
 
     fn record_manual(
@@ -480,6 +480,7 @@ pub struct ApiContext {
     pub responder: Option<Arc<Responder>>,
     pub actions_log: PathBuf,
     pub docker_socket: Option<PathBuf>,
+    pub containerd: Option<driftwatch_runtime::ContainerdConfig>,
     pub kube: Option<Arc<dyn KubeApi>>,
     pub alerts_file: Option<PathBuf>,
     /// Manual actions requested through the API (shared with the daemon's snapshot).
@@ -590,6 +591,7 @@ pub fn start(
         responder: ctx.responder,
         actions_log: ctx.actions_log,
         docker_socket: ctx.docker_socket,
+        containerd: ctx.containerd,
         kube: ctx.kube,
         alerts_file: ctx.alerts_file,
         store: ctx.store,

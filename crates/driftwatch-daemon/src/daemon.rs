@@ -142,6 +142,7 @@ impl Daemon {
             responder: responder.clone(),
             actions_log: config.response.actions_log.clone(),
             docker_socket: (!config.engines.disabled).then(|| config.engines.docker_socket.clone()),
+            containerd: crate::resolved::node_containerd(&config),
             kube: crate::responder::kube_client(&config.response)?,
             alerts_file: config
                 .outputs

@@ -338,7 +338,7 @@ pub fn agent_config(c: &Config, r: &NamedFiles, record: Option<PathBuf>) -> Agen
 
 /// The containerd the agent asks for metadata and the responder acts through: the one
 /// configured, else the first socket found; none when engines are off.
-fn node_containerd(c: &Config) -> Option<ContainerdConfig> {
+pub(crate) fn node_containerd(c: &Config) -> Option<ContainerdConfig> {
     if c.engines.disabled {
         return None;
     }

@@ -11,8 +11,7 @@ use std::time::Instant;
 
 use driftwatch_model::Alert;
 
-use crate::actions::containerd_engine::ContainerdEngine;
-use crate::actions::engine::{ContainerEngine, DockerEngine, NodeEngines};
+use crate::actions::engine::{ContainerEngine, NodeEngines};
 use crate::actions::kube::KubeApi;
 use crate::actions::{self, ActionTarget, Env, Step};
 use crate::gate::{Gate, GateDecision};
@@ -238,25 +237,7 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, rx: Arc<FairQueue<Queued>>) {
-        let mut engines: Vec<Box<dyn ContainerEngine>> = Vec::new();
-        if let Some(s) = &self.docker_socket {
-            match DockerEngine::connect(s) {
-                Ok(e) => engines.push(Box::new(e)),
-                Err(e) => tracing::warn!("responder: {e}; Docker containers cannot be stopped"),
-            }
-        }
-        if let Some(mut c) = self.containerd.take() {
-            // As the agent does: Docker's containers (containerd's `moby` namespace) are
-            // Docker's to stop, never stopped behind dockerd's back when it does not answer.
-            if self.docker_socket.is_some() {
-                c.namespaces.retain(|n| n != "moby");
-            }
-            match ContainerdEngine::new(c) {
-                Ok(e) => engines.push(Box::new(e)),
-                Err(e) => tracing::warn!("responder: {e}; containerd containers cannot be stopped"),
-            }
-        }
-        let engine = NodeEngines::new(engines);
+        let engine = NodeEngines::connect(self.docker_socket.as_deref(), self.containerd.take());
         let socket = self
             .docker_socket
             .clone()

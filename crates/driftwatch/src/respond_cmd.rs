@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use driftwatch_config::parse_duration;
-use driftwatch_response::actions::containerd_engine::ContainerdEngine;
-use driftwatch_response::actions::engine::{ContainerEngine, DockerEngine, NodeEngines};
+use driftwatch_response::actions::engine::{ContainerEngine, NodeEngines};
 use driftwatch_response::actions::kube::KubeApi;
 use driftwatch_response::{
     ActionLog, ActionRecord, DEFAULT_ACTIONS_LOG, LoadError, PlaybookSet, read_records,
@@ -208,23 +207,15 @@ pub fn release(args: ReleaseArgs) -> anyhow::Result<i32> {
     }
     let log = ActionLog::open(&args.actions_log)?;
     // Every engine of the node: a pod's container is unknown to Docker.
-    let mut engines: Vec<Box<dyn ContainerEngine>> = Vec::new();
-    if let Ok(d) = DockerEngine::connect(&args.docker_socket) {
-        engines.push(Box::new(d));
-    }
-    if let Some(socket) = args
-        .containerd_socket
-        .or_else(driftwatch_runtime::ContainerdConfig::find_socket)
-        && let Ok(c) = ContainerdEngine::new(driftwatch_runtime::ContainerdConfig {
-            socket,
-            // Docker's own (`moby`) are Docker's.
-            namespaces: vec!["k8s.io".into(), "default".into()],
-            ..Default::default()
-        })
-    {
-        engines.push(Box::new(c));
-    }
-    let engine = NodeEngines::new(engines);
+    let engine = NodeEngines::connect(
+        Some(&args.docker_socket),
+        args.containerd_socket
+            .or_else(driftwatch_runtime::ContainerdConfig::find_socket)
+            .map(|socket| driftwatch_runtime::ContainerdConfig {
+                socket,
+                ..Default::default()
+            }),
+    );
     let kube = args.kube.client()?;
     let record = driftwatch_response::release::release(
         &args.container,

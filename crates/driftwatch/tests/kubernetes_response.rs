@@ -42,6 +42,17 @@ impl PodResponder {
         api: Option<&FakeApi>,
         pod_uid_in_alerts: bool,
     ) -> Self {
+        Self::start_with(node, playbook, api, pod_uid_in_alerts, &[])
+    }
+
+    /// [`PodResponder::start`] with `extra` flags.
+    fn start_with(
+        node: &CriNode,
+        playbook: &str,
+        api: Option<&FakeApi>,
+        pod_uid_in_alerts: bool,
+        extra: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pb = dir.path().join("playbook.yaml");
         std::fs::write(&pb, playbook).unwrap();
@@ -56,6 +67,7 @@ impl PodResponder {
         if let Some(kc) = &kc {
             args.extend(["--kubeconfig", kc.to_str().unwrap()]);
         }
+        args.extend_from_slice(extra);
         let agent = if pod_uid_in_alerts {
             agent_on_node(DRIFTWATCH, node, dir.path(), &args)
         } else {
@@ -560,6 +572,88 @@ fn stop_and_evict_a_pods_container_through_cri() {
         bystander.first().state().as_deref(),
         Some("CONTAINER_RUNNING")
     );
+}
+
+/// `curl` of the agent's API: `POST /api/v1/containers/CONTAINER/ACTION` confirmed, as the
+/// web UI sends it; the JSON answer.
+fn api_action(agent: &AgentProcess, port: u16, container: &str, action: &str) -> Value {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "60",
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {}", agent.api_token()),
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "X-Driftwatch-Request: 1",
+            "-H",
+            &format!("Origin: http://127.0.0.1:{port}"),
+            "--data",
+            r#"{"confirm": true}"#,
+            &format!("http://127.0.0.1:{port}/api/v1/containers/{container}/{action}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "{action}: {e}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The API's manual isolate and release reach a pod's container too (through containerd).
+#[test]
+fn the_apis_manual_isolate_and_release_on_a_pod() {
+    if !ready_for(&[DEBIAN]) || !require_tools(&["curl", "nsenter", "nft"]) {
+        return;
+    }
+    let node = CriNode::start(&[DEBIAN]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // A playbook that never matches: the API's actions are manual ones.
+    let r = PodResponder::start_with(
+        &node,
+        "playbooks:\n  - name: none\n    match: {exepaths: ['/nowhere/*']}\n    actions: [kill]\n",
+        None,
+        true,
+        &["--api-listen", &listen],
+    );
+    let pod = debian_pod(&node, "manual-0");
+    let c = pod.first();
+    until_pod_watched(&r.agent, c);
+    let pid = c.pid().to_string();
+    let table = || {
+        Command::new("nsenter")
+            .args([
+                "-t",
+                &pid,
+                "-n",
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "driftwatch_isolate",
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!table(), "isolated before");
+    let rec = api_action(&r.agent, port, c.short(), "isolate");
+    assert_eq!(rec["result"], "ok", "{rec}");
+    assert_eq!(rec["container"]["id"], c.id.as_str(), "{rec}");
+    assert_eq!(rec["container"]["k8s_pod"], "manual-0", "{rec}");
+    assert!(table(), "no table in the pod's network namespace: {rec}");
+    let rec = api_action(&r.agent, port, c.short(), "release");
+    assert_eq!(rec["result"], "ok", "{rec}");
+    assert!(!table(), "still isolated after release: {rec}");
 }
 
 /// A containerd container the CRI plugin did not make (`ctr run`, a named id): `evict` (not a

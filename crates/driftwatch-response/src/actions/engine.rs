@@ -353,6 +353,34 @@ pub struct NodeEngines {
 }
 
 impl NodeEngines {
+    /// Docker at `docker_socket` and containerd as `containerd` says, whichever are given
+    /// and can be set up (a failure is logged: that engine's containers cannot be acted on).
+    /// When Docker is given, containerd's `moby` namespace is left out, as the agent does:
+    /// Docker's containers are Docker's to stop, never behind dockerd's back when it does
+    /// not answer. `None` when no engine is left.
+    pub fn connect(
+        docker_socket: Option<&Path>,
+        containerd: Option<driftwatch_runtime::ContainerdConfig>,
+    ) -> Option<NodeEngines> {
+        let mut engines: Vec<Box<dyn ContainerEngine>> = Vec::new();
+        if let Some(s) = docker_socket {
+            match DockerEngine::connect(s) {
+                Ok(e) => engines.push(Box::new(e)),
+                Err(e) => tracing::warn!("{e}; Docker containers cannot be acted on"),
+            }
+        }
+        if let Some(mut c) = containerd {
+            if docker_socket.is_some() {
+                c.namespaces.retain(|n| n != "moby");
+            }
+            match super::containerd_engine::ContainerdEngine::new(c) {
+                Ok(e) => engines.push(Box::new(e)),
+                Err(e) => tracing::warn!("{e}; containerd containers cannot be acted on"),
+            }
+        }
+        NodeEngines::new(engines)
+    }
+
     /// `None` when `engines` is empty.
     pub fn new(engines: Vec<Box<dyn ContainerEngine>>) -> Option<NodeEngines> {
         (!engines.is_empty()).then(|| NodeEngines {
