@@ -364,6 +364,26 @@ fn freeze_notify_unfreeze_in_a_pod() {
     assert_eq!((code, out.trim()), (0, "thawed"));
 }
 
+/// Whether the pod container's network namespace holds the isolation table (`nft` entered
+/// into it from the host).
+fn isolation_table_in(c: &PodContainer) -> bool {
+    Command::new("nsenter")
+        .args([
+            "-t",
+            &c.pid().to_string(),
+            "-n",
+            "nft",
+            "list",
+            "table",
+            "inet",
+        ])
+        .arg("driftwatch_isolate")
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
 /// Inside the pod: connects to `addr` and prints what it reads, or the error.
 fn connect_from(c: &PodContainer, addr: &str) -> String {
     let (host, port) = addr.rsplit_once(':').unwrap();
@@ -451,24 +471,9 @@ fn isolate_a_pod_in_its_network_namespace_and_through_a_network_policy() {
         "the neighbour is not isolated"
     );
     // The table is in the pod's namespace, and the host's ruleset is as it was.
-    let pid = t.pid().to_string();
-    let table = Command::new("nsenter")
-        .args([
-            "-t",
-            &pid,
-            "-n",
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "driftwatch_isolate",
-        ])
-        .output()
-        .unwrap();
     assert!(
-        table.status.success(),
-        "{}",
-        String::from_utf8_lossy(&table.stderr)
+        isolation_table_in(t),
+        "no table in the pod's network namespace"
     );
     let host_after = Command::new("nft")
         .args(["list", "ruleset"])
@@ -627,24 +632,7 @@ fn the_apis_manual_isolate_and_release_on_a_pod() {
     let pod = debian_pod(&node, "manual-0");
     let c = pod.first();
     until_pod_watched(&r.agent, c);
-    let pid = c.pid().to_string();
-    let table = || {
-        Command::new("nsenter")
-            .args([
-                "-t",
-                &pid,
-                "-n",
-                "nft",
-                "list",
-                "table",
-                "inet",
-                "driftwatch_isolate",
-            ])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
+    let table = || isolation_table_in(c);
     assert!(!table(), "isolated before");
     let rec = api_action(&r.agent, port, c.short(), "isolate");
     assert_eq!(rec["result"], "ok", "{rec}");
