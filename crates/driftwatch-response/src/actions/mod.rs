@@ -126,25 +126,15 @@ impl<'a> ActionTarget<'a> {
     }
 
     /// `(namespace, pod, uid)` when the alert is about a pod and a Kubernetes API is
-    /// configured. The uid is the alert's, else (the shipped rules do not print
-    /// `k8s.pod.uid`) the one the engine gives the container when the engine names the same
-    /// pod: the runtime's record of the pod (CRI annotations, never image labels).
-    fn pod<'e>(&mut self, env: &Env<'e>) -> Option<(&'e dyn KubeApi, String, String, String)> {
+    /// configured.
+    fn pod<'e>(&self, env: &Env<'e>) -> Option<(&'e dyn KubeApi, &str, &str, &str)> {
         let k = env.kube?;
-        if !self.facts.is_pod() {
-            return None;
-        }
-        let (ns, pod) = (self.facts.k8s_namespace.clone(), self.facts.k8s_pod.clone());
-        let mut uid = self.facts.k8s_pod_uid.clone();
-        if uid.is_empty()
-            && let Ok(r) = self.resolve(env)
-            && let Some(meta) = &r.k8s
-            && meta.namespace == ns
-            && meta.pod_name == pod
-        {
-            uid = meta.pod_uid.clone();
-        }
-        Some((k, ns, pod, uid))
+        self.facts.is_pod().then_some((
+            k,
+            self.facts.k8s_namespace.as_str(),
+            self.facts.k8s_pod.as_str(),
+            self.facts.k8s_pod_uid.as_str(),
+        ))
     }
 }
 
@@ -217,11 +207,11 @@ pub fn perform(
                         "pod {ns}/{pod}: the alert carries no pod uid, and by name alone another pod could be hit: not evicted"
                     ))
                 } else if *eviction_api {
-                    k.evict_pod(&ns, &pod, &uid)
+                    k.evict_pod(ns, pod, uid)
                         .map(|()| format!("pod {ns}/{pod} evicted through the eviction API"))
                         .map_err(|e| format!("evicting pod {ns}/{pod} (uid {uid}): {e}"))
                 } else {
-                    k.delete_pod(&ns, &pod, &uid, *grace_period)
+                    k.delete_pod(ns, pod, uid, *grace_period)
                         .map(|()| {
                             format!(
                                 "pod {ns}/{pod} deleted (grace period {}s)",
@@ -236,7 +226,7 @@ pub fn perform(
         }
         Action::Label { labels } => match target.pod(env) {
             Some((k, ns, pod, _)) => k
-                .label_pod(&ns, &pod, labels)
+                .label_pod(ns, pod, labels)
                 .map(|()| format!("pod {ns}/{pod} labelled {labels:?}"))
                 .map_err(|e| format!("labelling pod {ns}/{pod}: {e}")),
             None if target.facts.is_pod() => {
@@ -301,7 +291,7 @@ fn do_isolate(target: &mut ActionTarget<'_>, env: &Env<'_>) -> Step {
         ))
     });
     let pod = target.pod(env).map(|(k, ns, pod, _)| {
-        k.isolate_pod(&ns, &pod)
+        k.isolate_pod(ns, pod)
             .map(|name| format!("NetworkPolicy {ns}/{name} (deny all) selects pod {pod}"))
             .map_err(|e| format!("NetworkPolicy for pod {ns}/{pod}: {e}"))
     });
