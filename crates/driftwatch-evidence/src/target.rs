@@ -14,7 +14,7 @@ use driftwatch_image::{ChangeKind, Diff, DiffError, DiffOptions, DiffStats, Diff
 use driftwatch_model::{ContainerId, ContainerMeta, OverlayLayers};
 use driftwatch_runtime::{
     ContainerRecord, DockerConfig, DockerSource, EngineSource, MountTable,
-    container_from_proc_cgroup, resolve_layer_paths,
+    container_from_proc_cgroup, innermost, resolve_layer_paths,
 };
 
 /// Docker's overlay2 home, for layer paths it writes relative to it in mount options.
@@ -352,15 +352,6 @@ fn engine_lookup(arg: &str, socket: &Path) -> EngineLookup {
             record,
         }
     })
-}
-
-/// The last error in a source chain: the OS's reason rather than "client error (Connect)".
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// Every running container on this host by its cgroup, with its processes' pids (sorted,

@@ -33,7 +33,7 @@ use tokio::sync::Mutex;
 use crate::cri::CriClient;
 use crate::oci_runtime::{DefaultCaps, OciSpec};
 use crate::runtime_config::RuntimeConfig;
-use crate::source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, within};
+use crate::source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, innermost, within};
 
 pub mod content_store;
 pub use content_store::{ContainerdImage, SnapshotLayers};
@@ -564,15 +564,6 @@ fn translate(env: &Envelope, namespaces: &[String]) -> Option<EngineEvent> {
         }
         _ => return None,
     })
-}
-
-/// The last error in a source chain: the OS's reason rather than "transport error".
-pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ impl CriClient {
         }
         let c = containerd_client::connect(&self.inner.socket)
             .await
-            .map_err(|e| self.connect_error(crate::containerd::innermost(&e)))?;
+            .map_err(|e| self.connect_error(crate::source::innermost(&e)))?;
         *slot = Some(c.clone());
         Ok(c)
     }

@@ -50,4 +50,6 @@ pub use mountinfo::{
 pub use pinned::{PinError, PinnedProcess, host_cgroupns, host_netns};
 pub use pod_identity::{PodIdentity, cri_pod_identity, trusted_pod_identity};
 pub use runtime_config::{ImageConfig, MountSpec, RuntimeConfig};
-pub use source::{ContainerRecord, EngineEvent, EngineSource, RuntimeError, wait_for_socket};
+pub use source::{
+    ContainerRecord, EngineEvent, EngineSource, RuntimeError, innermost, wait_for_socket,
+};

@@ -172,6 +172,16 @@ pub async fn wait_for_socket(
     }
 }
 
+/// The last error in a source chain: the OS's reason ("No such file or directory") rather
+/// than the transport's wrapper ("transport error"), for one-line messages.
+pub fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

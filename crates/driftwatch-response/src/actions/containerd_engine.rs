@@ -6,7 +6,7 @@
 //! never the image's labels) is [`ContainerdSource`]'s. An alert's short id is made whole by
 //! listing containers whose id starts with it (`id~=^prefix`), in every namespace asked: one
 //! match or none, and the answer's id must be the one asked for. A container the CRI plugin
-//! made (label `io.cri-containerd.kind=container`) is stopped and removed through CRI
+//! made (the spec annotation `io.kubernetes.cri.container-type=container`, which no image can set) is stopped and removed through CRI
 //! (`StopContainer`, `RemoveContainer` on the same socket: containerd serves both APIs there),
 //! so that the CRI plugin's state stays true and the kubelet then restarts or replaces it by
 //! the pod's `restartPolicy`; any other container through its task (SIGTERM, SIGKILL after
@@ -25,16 +25,28 @@ use containerd_client::services::v1::{
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request, Status};
 use driftwatch_model::ContainerId;
-use driftwatch_runtime::{ContainerdConfig, ContainerdSource, EngineSource, RuntimeError};
+use driftwatch_runtime::{
+    ContainerdConfig, ContainerdSource, EngineSource, RuntimeError, innermost,
+};
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 
-use super::engine::{
-    ContainerEngine, EngineError, ResolvedEngine, innermost, looks_like_id, same_container,
-};
+use super::engine::{ContainerEngine, EngineError, ResolvedEngine, looks_like_id, same_container};
 
-/// The label the CRI plugin puts on the containers it makes (`sandbox` on pod sandboxes).
-const CRI_KIND_LABEL: &str = "io.cri-containerd.kind";
+/// Whether the CRI plugin made `c` as a pod's workload: by the container-type annotation it
+/// writes into the OCI spec, which no image can set (containerd merges an image's labels into
+/// its containers' labels, so the plugin's `io.cri-containerd.kind` label could be the
+/// image's).
+fn made_by_cri(c: &containerd_client::services::v1::Container) -> bool {
+    c.spec
+        .as_ref()
+        .and_then(|any| driftwatch_runtime::oci_runtime::OciSpec::parse(&any.value).ok())
+        .is_some_and(|spec| {
+            spec.annotations
+                .get(driftwatch_runtime::pod_identity::CRI_CONTAINER_TYPE)
+                .is_some_and(|t| t == "container")
+        })
+}
 /// `containerd.v1.types.Status.RUNNING`.
 const TASK_RUNNING: u32 = 2;
 
@@ -160,7 +172,7 @@ impl ContainerdEngine {
                     .filter(|c| c.id.starts_with(&id))
                     .map(|c| Located {
                         namespace: ns.clone(),
-                        cri: c.labels.get(CRI_KIND_LABEL).map(String::as_str) == Some("container"),
+                        cri: made_by_cri(&c),
                         id: c.id,
                         snapshotter: c.snapshotter,
                         snapshot_key: c.snapshot_key,

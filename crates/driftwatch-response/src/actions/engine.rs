@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use driftwatch_model::{ContainerId, KubernetesMeta};
+use driftwatch_runtime::innermost;
 
 /// A container as the actions need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,16 +130,6 @@ impl DockerEngine {
             }),
         }
     }
-}
-
-/// The last error in a source chain: the OS's reason rather than "client error (Connect)"
-/// or "transport error".
-pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 impl ContainerEngine for DockerEngine {

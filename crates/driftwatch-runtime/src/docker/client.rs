@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 
 use super::DockerConfig;
 use super::translate::{ImageInfo, image_info, record_from_inspect};
-use crate::source::{ContainerRecord, RuntimeError, within};
+use crate::source::{ContainerRecord, RuntimeError, innermost, within};
 
 /// The engine's connection state and image cache, shared by a source's clones and its event
 /// stream.
@@ -239,13 +239,4 @@ impl DockerClient {
         })
         .await
     }
-}
-
-/// The last error in a source chain: the OS's reason rather than "client error (Connect)".
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
