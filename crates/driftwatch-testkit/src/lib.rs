@@ -53,8 +53,7 @@ pub use docker::{
 pub use host::{free_port, repo_root, rss_kib, serial};
 pub use netns::{TestNetns, run_ok};
 pub use pod_alerts::{
-    agent_on_node, assert_every_alert_names_the_pod, assert_pod_alert, pod_alert, pod_uid_rules,
-    until_pod_watched,
+    agent_on_node, assert_every_alert_names_the_pod, assert_pod_alert, pod_alert, until_pod_watched,
 };
 pub use receiver::{HttpReceiver, ReceivedRequest, ReceiverReply};
 pub use require::{

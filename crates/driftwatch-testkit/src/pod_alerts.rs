@@ -1,7 +1,7 @@
 //! What tests of a [`CriNode`]'s pods say about the agent's alerts: an agent watching the
 //! node, and the pod identity every alert of a pod's container must carry from the first.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -9,43 +9,10 @@ use serde_json::Value;
 use crate::agent::{AgentProcess, field};
 use crate::cri_node::{CriNode, cri_image};
 use crate::cri_pod::{Pod, PodContainer};
-use crate::host::repo_root;
 
-/// A rule file appending the pod's uid to the output of every rule of the default file: the
-/// shipped rules print the namespace and the pod's name but not its uid, which a platform
-/// team whose log shipper keys on the uid appends this way.
-pub fn pod_uid_rules(dir: &Path) -> PathBuf {
-    let defaults = std::fs::read_to_string(repo_root().join("rules/driftwatch_rules.yaml"))
-        .expect("rules/driftwatch_rules.yaml");
-    let appends: String = defaults
-        .lines()
-        .filter_map(|l| l.strip_prefix("- rule: "))
-        .map(|name| {
-            format!(
-                "- rule: {name}\n  output: \" k8s_pod_uid=%k8s.pod.uid\"\n  override:\n    output: append\n"
-            )
-        })
-        .collect();
-    let file = dir.join("pod-uid.yaml");
-    std::fs::write(&file, appends).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    file
-}
-
-/// `BIN run` watching the node's containerd, printing the pod uid in every alert
-/// ([`pod_uid_rules`], written to `dir`), with `extra` flags.
-pub fn agent_on_node(
-    bin: impl AsRef<Path>,
-    node: &CriNode,
-    dir: &Path,
-    extra: &[&str],
-) -> AgentProcess {
-    let rules = pod_uid_rules(dir);
-    let mut args = vec![
-        "--containerd-socket",
-        node.socket_arg(),
-        "--rules",
-        rules.to_str().expect("a UTF-8 path"),
-    ];
+/// `BIN run` with the shipped rules, watching the node's containerd, with `extra` flags.
+pub fn agent_on_node(bin: impl AsRef<Path>, node: &CriNode, extra: &[&str]) -> AgentProcess {
+    let mut args = vec!["--containerd-socket", node.socket_arg()];
     args.extend_from_slice(extra);
     AgentProcess::start(bin, &args)
 }

@@ -3,10 +3,8 @@
 //! pod, and every alert of the pod's container names the pod (`k8s.ns.name`,
 //! `k8s.pod.name`, `k8s.pod.uid`) from the first one on: the agent learns of the container
 //! from its first event, with nothing earlier to warm a cache.
-//!
-//! The shipped rules print the namespace and the pod's name but not its uid, so the agent
-//! here also loads a rule file appending `%k8s.pod.uid` to every rule's output
-//! (`pod_uid_rules`).
+//! The agent runs the shipped rules: the pod's fields are in every pod alert whatever a
+//! rule's output prints.
 
 use std::time::Duration;
 
@@ -21,17 +19,12 @@ fn ready(images: &[&'static str]) -> bool {
     require(&[Requirement::Bpf]) && require_that(CriNode::check(images))
 }
 
-fn agent_on(node: &CriNode, dir: &tempfile::TempDir, extra: &[&str]) -> AgentProcess {
-    agent_on_node(DRIFTWATCH, node, dir.path(), extra)
-}
-
 /// A node, an agent watching it and a Debian pod on it (`shop/NAME`, container `app`),
 /// dropped in that order: the pod first, the node last.
 struct DebianPod {
     pod: Pod,
     agent: AgentProcess,
     _node: CriNode,
-    _dir: tempfile::TempDir,
 }
 
 impl DebianPod {
@@ -40,9 +33,8 @@ impl DebianPod {
         if !ready(&[DEBIAN]) {
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
         let node = CriNode::start(&[DEBIAN]);
-        let agent = agent_on(&node, &dir, agent_flags);
+        let agent = agent_on_node(DRIFTWATCH, &node, agent_flags);
         let pod = node.run_pod(
             PodSpec::new(name, "shop")
                 .label("app", "web")
@@ -52,7 +44,6 @@ impl DebianPod {
             pod,
             agent,
             _node: node,
-            _dir: dir,
         })
     }
 }
@@ -225,10 +216,9 @@ fn an_image_claiming_another_pod_gets_the_real_pods_identity() {
         &image.0,
     ]);
     drop(base);
-    let dir = tempfile::tempdir().unwrap();
     let node = CriNode::start(&[]);
     node.import(&image.0);
-    let agent = agent_on(&node, &dir, &[]);
+    let agent = agent_on_node(DRIFTWATCH, &node, &[]);
     let pod = node.run_pod(
         PodSpec::new("real-0", "shop")
             .container(ContainerSpec::new("app", &image.0).command(&["sleep", "3600"])),

@@ -54,9 +54,8 @@ fn risky_pod_settings_are_config_drift_at_start() {
     if !ready(&[BUSYBOX]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let node = CriNode::start(&[BUSYBOX]);
-    let agent = agent_on_node(DRIFTWATCH, &node, dir.path(), &[]);
+    let agent = agent_on_node(DRIFTWATCH, &node, &[]);
     let app = || ContainerSpec::busybox("app");
     let socket = std::path::Path::new("/var/run/docker.sock");
     let cases: [(PodSpec, &str, &str, &str, &str); 6] = [
@@ -148,9 +147,8 @@ fn a_writable_root_is_drift_unless_the_pod_spec_says_read_only() {
     if !ready(&[BUSYBOX]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let node = CriNode::start(&[BUSYBOX]);
-    let agent = agent_on_node(DRIFTWATCH, &node, dir.path(), &[]);
+    let agent = agent_on_node(DRIFTWATCH, &node, &[]);
     // readOnlyRootFilesystem, runAsUser 1000, the runtime's seccomp profile: nothing to say.
     let quiet = node.run_pod(
         PodSpec::new("hardened-0", "shop").container(
@@ -208,9 +206,8 @@ fn a_declared_container_port_is_a_declared_listener() {
     if !ready(&[DEBIAN]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let node = CriNode::start(&[DEBIAN]);
-    let agent = agent_on_node(DRIFTWATCH, &node, dir.path(), &[]);
+    let agent = agent_on_node(DRIFTWATCH, &node, &[]);
     let pod = node.run_pod(
         PodSpec::new("ports-0", "shop")
             .port(8080)
@@ -265,12 +262,7 @@ fn the_pods_labels_are_in_its_alerts() {
         ],
     );
     assert!(ok, "a rule printing the pod's labels does not load: {out}");
-    let agent = agent_on_node(
-        DRIFTWATCH,
-        &node,
-        dir.path(),
-        &["--rules", labels.to_str().unwrap()],
-    );
+    let agent = agent_on_node(DRIFTWATCH, &node, &["--rules", labels.to_str().unwrap()]);
     let pod = node.run_pod(
         PodSpec::new("labelled-0", "shop")
             .label("app", "web")
@@ -302,9 +294,8 @@ fn writes_on_a_pods_empty_dir_are_file_drift_too() {
     if !ready(&[DEBIAN]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let node = CriNode::start(&[DEBIAN]);
-    let agent = agent_on_node(DRIFTWATCH, &node, dir.path(), &[]);
+    let agent = agent_on_node(DRIFTWATCH, &node, &[]);
     let pod = node.run_pod(
         PodSpec::new("cron-0", "shop")
             .container(ContainerSpec::debian("app").empty_dir("cron", "/etc/cron.d")),

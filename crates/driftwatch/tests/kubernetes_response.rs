@@ -34,25 +34,14 @@ struct PodResponder {
 
 impl PodResponder {
     /// With `api`, the fake API server is its Kubernetes API (a kubeconfig in its directory:
-    /// [`PodResponder::kubeconfig`]). With `pod_uid_in_alerts`, the harness's rules that
-    /// print `k8s.pod.uid` ([`pod_uid_rules`]); without, the shipped rules.
-    fn start(
-        node: &CriNode,
-        playbook: &str,
-        api: Option<&FakeApi>,
-        pod_uid_in_alerts: bool,
-    ) -> Self {
-        Self::start_with(node, playbook, api, pod_uid_in_alerts, &[])
+    /// [`PodResponder::kubeconfig`]). The shipped rules: every pod alert carries the pod's
+    /// uid, which `evict` checks.
+    fn start(node: &CriNode, playbook: &str, api: Option<&FakeApi>) -> Self {
+        Self::start_with(node, playbook, api, &[])
     }
 
     /// [`PodResponder::start`] with `extra` flags.
-    fn start_with(
-        node: &CriNode,
-        playbook: &str,
-        api: Option<&FakeApi>,
-        pod_uid_in_alerts: bool,
-        extra: &[&str],
-    ) -> Self {
+    fn start_with(node: &CriNode, playbook: &str, api: Option<&FakeApi>, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pb = dir.path().join("playbook.yaml");
         std::fs::write(&pb, playbook).unwrap();
@@ -68,13 +57,7 @@ impl PodResponder {
             args.extend(["--kubeconfig", kc.to_str().unwrap()]);
         }
         args.extend_from_slice(extra);
-        let agent = if pod_uid_in_alerts {
-            agent_on_node(DRIFTWATCH, node, dir.path(), &args)
-        } else {
-            let mut all = vec!["--containerd-socket", node.socket_arg()];
-            all.extend_from_slice(&args);
-            AgentProcess::start(DRIFTWATCH, &all)
-        };
+        let agent = agent_on_node(DRIFTWATCH, node, &args);
         PodResponder {
             agent,
             log,
@@ -225,7 +208,6 @@ fn kill_and_capture_in_a_pod() {
             evidence.path().display()
         ),
         None,
-        true,
     );
     let pod = debian_pod(&node, "miner-0");
     let c = pod.first();
@@ -305,7 +287,6 @@ fn freeze_notify_unfreeze_in_a_pod() {
             hook.url("/hook")
         ),
         None,
-        true,
     );
     let pod = debian_pod(&node, "frozen-0");
     let c = pod.first();
@@ -432,7 +413,6 @@ fn isolate_a_pod_in_its_network_namespace_and_through_a_network_policy() {
         &node,
         "playbooks:\n  - name: cut\n    match: {tags: [binary_drift], exepaths: ['/tmp/cut/*']}\n    actions: [isolate]\n",
         Some(&fake),
-        true,
     );
     let kc = r.kubeconfig();
     let target = debian_pod(&node, "web-0");
@@ -551,7 +531,6 @@ fn stop_and_evict_a_pods_container_through_cri() {
         &node,
         "playbooks:\n  - name: stop\n    match: {tags: [binary_drift], exepaths: ['/tmp/stop/*']}\n    actions: [{action: stop, params: {timeout: 2s}}]\n  - name: evict\n    match: {tags: [binary_drift], exepaths: ['/tmp/evict/*']}\n    actions: [{action: evict, params: {grace_period: 2s}}]\n",
         None,
-        true,
     );
     let stopped = debian_pod(&node, "stop-0");
     let evicted = debian_pod(&node, "evict-0");
@@ -633,7 +612,6 @@ fn the_apis_manual_isolate_and_release_on_a_pod() {
         &node,
         "playbooks:\n  - name: none\n    match: {exepaths: ['/nowhere/*']}\n    actions: [kill]\n",
         None,
-        true,
         &["--api-listen", &listen],
     );
     let pod = debian_pod(&node, "manual-0");
@@ -666,7 +644,6 @@ fn evict_a_plain_containerd_container_through_its_task() {
         &node,
         "playbooks:\n  - name: evict\n    match: {tags: [binary_drift], exepaths: ['/tmp/plain/*']}\n    actions: [{action: evict, params: {grace_period: 1s}}]\n",
         None,
-        false,
     );
     let image = CtrImage::import(socket, "default", BUSYBOX);
     let name = format!("dw-plain-{}", std::process::id());
@@ -731,7 +708,6 @@ fn evict_delete_and_label_pods_through_the_api_server() {
         &node,
         "playbooks:\n  - name: delete\n    match: {tags: [binary_drift], exepaths: ['/tmp/delete/*']}\n    actions: [{action: evict, params: {grace_period: 5s}}]\n  - name: evict\n    match: {tags: [binary_drift], exepaths: ['/tmp/evict/*']}\n    actions: [{action: evict, params: {eviction_api: true}}]\n  - name: label\n    match: {tags: [binary_drift], exepaths: ['/tmp/label/*']}\n    actions: [{action: label, params: {labels: {quarantined: \"true\"}}}]\n",
         Some(&fake),
-        false,
     );
     let deleted = debian_pod(&node, "delete-0");
     let evicted = debian_pod(&node, "evict-0");
