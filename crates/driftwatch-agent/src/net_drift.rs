@@ -336,7 +336,18 @@ impl NetDrift {
 
     /// The acting process as the exec sensor saw it, else as /proc shows it now.
     fn process(&self, entry: &ContainerEntry, obs: &Observation) -> Process {
-        let known = crate::proctable::lookup_or_wait(&self.procs, obs.pid);
+        let mut known = crate::proctable::lookup_or_wait(&self.procs, obs.pid);
+        let mut from_proc = None;
+        if known.is_none() {
+            // Still running when asked, but it may exit before /proc is read (`nc` refused at
+            // once): then the exec sensor's record, which may not be in yet, is the one left.
+            let exe = driftwatch_fs::host::proc_link(obs.pid, "exe");
+            let argv = read_cmdline(obs.pid);
+            match exe {
+                Ok(l) => from_proc = Some((l.to_string_lossy().into_owned(), argv)),
+                Err(_) => known = crate::proctable::lookup_or_wait(&self.procs, obs.pid),
+            }
+        }
         let pexepath = {
             let procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
             procs.exepath(obs.ppid).unwrap_or_default().to_string()
@@ -362,10 +373,12 @@ impl NetDrift {
                 }
             }
             None => {
-                p.argv = read_cmdline(obs.pid);
-                p.exepath = driftwatch_fs::host::proc_link(obs.pid, "exe")
-                    .map(|l| l.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                if let Some((exepath, argv)) = from_proc {
+                    p.exepath = exepath;
+                    p.argv = argv;
+                } else {
+                    p.argv = read_cmdline(obs.pid);
+                }
             }
         }
         p

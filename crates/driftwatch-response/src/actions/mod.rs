@@ -83,10 +83,16 @@ impl<'a> ActionTarget<'a> {
                 let from_engine = env.engine.map(|e| e.resolve_id(short));
                 match from_engine {
                     Some(Ok(r)) => Ok(r),
-                    Some(Err(EngineError::NotFound(_))) => Err(format!(
-                        "container {}: no engine of the node knows it (removed)",
-                        self.facts.container_label()
-                    )),
+                    // No engine asked knows it: removed, or one of an engine the node runs
+                    // but the agent does not ask (CRI-O beside dockerd): its processes, if
+                    // any, still say so through their cgroups (which no container can name).
+                    Some(Err(EngineError::NotFound(_))) => engine::resolve_from_proc(short)
+                        .map_err(|_| {
+                            format!(
+                                "container {}: no engine of the node knows it and nothing runs in it (removed)",
+                                self.facts.container_label()
+                            )
+                        }),
                     other => engine::resolve_from_proc(short).map_err(|e| {
                         let why = match other {
                             Some(Err(engine_err)) => format!("{e}; {engine_err}"),
