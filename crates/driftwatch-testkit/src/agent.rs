@@ -251,6 +251,16 @@ pub fn has_tag(alert: &serde_json::Value, tag: &str) -> bool {
         .is_some_and(|t| t.iter().any(|x| x == tag))
 }
 
+/// The one evidence bundle a capture wrote into `dir` (panics unless exactly one is there).
+pub fn only_bundle(dir: &Path) -> PathBuf {
+    let bundles: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    bundles.into_iter().next().unwrap()
+}
+
 /// Copies busybox to `/tmp/DIR/true` in the container and runs it: a dropped binary's
 /// drift (`drift.path` = `/tmp/DIR/true`).
 pub fn drop_and_run(c: &TestContainer, dir: &str) {

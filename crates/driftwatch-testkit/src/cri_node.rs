@@ -50,7 +50,6 @@ use k8s_cri::v1 as cri;
 
 use crate::cri_client::CriClient;
 use crate::cri_pod::{Pod, PodContainer, PodSpec};
-use crate::docker::DOCKER;
 use crate::require::{Requirement, is_root};
 
 /// The pod sandbox ("pause") image (tests/images/build.sh): busybox's `sleep infinity`.
@@ -187,24 +186,7 @@ impl CriNode {
     /// import -`, both checked) and waits until CRI lists it: for an image a test built
     /// after the node started.
     pub fn import(&self, image: &str) {
-        let mut save = Command::new(DOCKER)
-            .args(["save", image])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("docker save");
-        let out = Command::new(CTR)
-            .arg("-a")
-            .arg(&self.socket)
-            .args(["-n", CRI_NAMESPACE, "images", "import", "-"])
-            .stdin(save.stdout.take().expect("docker save's stdout"))
-            .output()
-            .expect("ctr images import");
-        let saved = save.wait().expect("docker save");
-        assert!(
-            saved.success() && out.status.success(),
-            "docker save {image} | ctr images import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::ctr::docker_save_into(&self.socket, CRI_NAMESPACE, image);
         // The CRI plugin learns of the image from containerd's events.
         let name = cri_image(image);
         let deadline = Instant::now() + Duration::from_secs(20);

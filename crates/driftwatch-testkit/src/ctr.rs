@@ -73,6 +73,29 @@ pub fn ctr_in(socket: &str, ns: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `docker save IMAGE | ctr -a SOCKET -n NS images import -`, both checked: the host
+/// dockerd's image in a containerd namespace (there is no registry to pull from).
+pub fn docker_save_into(socket: &std::path::Path, ns: &str, image: &str) {
+    let mut save = Command::new(DOCKER)
+        .args(["save", image])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker save");
+    let out = Command::new(CTR)
+        .arg("-a")
+        .arg(socket)
+        .args(["-n", ns, "images", "import", "-"])
+        .stdin(save.stdout.take().expect("docker save's stdout"))
+        .output()
+        .expect("ctr images import");
+    let saved = save.wait().expect("docker save");
+    assert!(
+        saved.success() && out.status.success(),
+        "docker save {image} | ctr images import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A Docker image imported into a containerd namespace; removed from it on drop.
 pub struct CtrImage {
     pub socket: &'static str,
@@ -84,22 +107,7 @@ pub struct CtrImage {
 impl CtrImage {
     /// `docker save IMAGE | ctr images import -`, both checked.
     pub fn import(socket: &'static str, ns: &'static str, image: &str) -> CtrImage {
-        let mut save = Command::new(DOCKER)
-            .args(["save", image])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("docker save");
-        let out = Command::new(CTR)
-            .args(["-a", socket, "-n", ns, "images", "import", "-"])
-            .stdin(save.stdout.take().expect("docker save stdout"))
-            .output()
-            .expect("ctr images import");
-        let saved = save.wait().expect("docker save");
-        assert!(
-            saved.success() && out.status.success(),
-            "docker save {image} | ctr images import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        docker_save_into(socket.as_ref(), ns, image);
         let name = if image.split('/').next().is_some_and(|h| h.contains('.')) {
             image.to_string()
         } else {

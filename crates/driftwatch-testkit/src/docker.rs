@@ -13,6 +13,16 @@ pub const DOCKER: &str = "/usr/bin/docker";
 pub const BUSYBOX: &str = "driftwatch-test/busybox:1";
 pub const DEBIAN: &str = "driftwatch-test/debian:12";
 
+/// A shell script for [`DEBIAN`] that builds a one-file `.deb` named `package` at `version`
+/// and installs it with `dpkg -i`: package drift without a repository to install from.
+pub fn dpkg_install_script(package: &str, version: &str) -> String {
+    format!(
+        "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
+        && printf 'Package: {package}\\nVersion: {version}\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
+        && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb"
+    )
+}
+
 /// `docker ARGS`, whatever its exit status.
 pub fn docker(args: &[&str]) -> Output {
     Command::new(DOCKER)

@@ -39,7 +39,7 @@ mod receiver;
 mod require;
 
 pub use agent::{
-    AgentProcess, drop_and_run, drop_and_run_detached, field, has_tag, read_alerts,
+    AgentProcess, drop_and_run, drop_and_run_detached, field, has_tag, only_bundle, read_alerts,
     watched_container,
 };
 pub use agent_image::{agent_image_flags, agent_run_args, build_agent_image, wait_until_watching};
@@ -49,6 +49,7 @@ pub use cri_pod::{ContainerSpec, Pod, PodContainer, PodSpec};
 pub use ctr::{CTR, CTR_SOCKETS, CtrContainer, CtrImage, ctr_in, ctr_ready, ctr_socket};
 pub use docker::{
     BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, Thaw, docker, docker_bytes, docker_ok,
+    dpkg_install_script,
 };
 pub use host::{free_port, repo_root, rss_kib, serial};
 pub use netns::{TestNetns, run_ok};

@@ -119,10 +119,7 @@ fn dpkg_install_is_package_drift_with_name_and_version() {
     }
     let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, DEBIAN);
-    let build = "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
-        && printf 'Package: dw-test-pkg\\nVersion: 1.2.3\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
-        && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb";
-    let (code, out) = c.sh(build);
+    let (code, out) = c.sh(&dpkg_install_script("dw-test-pkg", "1.2.3"));
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("dpkg -i", WAIT, |a| {
         field(a, "container.id") == c.short() && a["rule"] == "Package drift in container"

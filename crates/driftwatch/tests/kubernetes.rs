@@ -103,10 +103,7 @@ fn package_drift_in_a_pod() {
     let (pod, agent) = (&scene.pod, &scene.agent);
     let c = pod.first();
     until_pod_watched(agent, c);
-    let build = "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/share/dwtest && echo hi > /tmp/pkg/usr/share/dwtest/hi \
-        && printf 'Package: dw-pod-pkg\\nVersion: 2.0.1\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
-        && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb";
-    let (code, out) = c.sh(build);
+    let (code, out) = c.sh(&dpkg_install_script("dw-pod-pkg", "2.0.1"));
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("dpkg -i", WAIT, |a| {
         field(a, "container.id") == c.short() && a["rule"] == "Package drift in container"

@@ -229,12 +229,7 @@ fn kill_and_capture_in_a_pod() {
 
     // The bundle: named after the pod's container, verifies, and holds the dropped binary,
     // the container's processes and the alert.
-    let bundles: Vec<PathBuf> = std::fs::read_dir(evidence.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(bundles.len(), 1, "{bundles:?}");
-    let b = &bundles[0];
+    let b = &only_bundle(evidence.path());
     assert!(
         cap["detail"]
             .as_str()

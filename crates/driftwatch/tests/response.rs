@@ -332,12 +332,7 @@ fn capture_from_a_playbook_writes_a_bundle_that_verifies() {
     drop_and_run(&c, "dropper");
     let rec = r.wait_record(&c, "capture");
     assert_eq!(rec["result"], "ok", "{rec}");
-    let bundles: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(bundles.len(), 1, "{bundles:?}");
-    let b = &bundles[0];
+    let b = &only_bundle(dir.path());
     assert!(
         rec["detail"]
             .as_str()

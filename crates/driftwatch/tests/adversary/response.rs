@@ -581,12 +581,7 @@ fn evidence_bundles_and_the_record_file_are_private() {
         .wait_records("the capture", 1, |r| r["action"] == "capture")
         .remove(0);
     assert_eq!(rec["result"], "ok", "{rec}");
-    let bundles: Vec<PathBuf> = std::fs::read_dir(evidence.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(bundles.len(), 1, "{bundles:?}");
-    for f in [&bundles[0], &record, &r.log] {
+    for f in [&only_bundle(evidence.path()), &record, &r.log] {
         let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} is mode {mode:04o}", f.display());
     }
