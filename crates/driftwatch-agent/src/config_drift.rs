@@ -295,6 +295,7 @@ mod tests {
             detail: None,
         };
         let ev = Event {
+            num: 0,
             time_ns: 1,
             kind: EventKind::Execve,
             process: Process::default(),

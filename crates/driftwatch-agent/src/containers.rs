@@ -91,6 +91,7 @@ impl ContainerEntry {
             .take(15)
             .collect();
         Event {
+            num: 0,
             time_ns: driftwatch_model::clock::now_ns(),
             kind: EventKind::Container,
             process: Process {

@@ -1085,11 +1085,16 @@ impl Sensor {
             })
             .unwrap_or_else(driftwatch_model::clock::now_ns);
         let event = Event {
+            num: 0,
             time_ns,
             kind,
             process,
             container: Some(w.meta.clone()),
             file: Some(FileRef {
+                flags: 0,
+                mode: None,
+                target: None,
+                owner: None,
                 path: path.clone(),
                 old_path: old.map(|o| container_path(o).to_string_lossy().into_owned()),
                 write: kind == EventKind::Open,
@@ -1213,12 +1218,17 @@ impl Sensor {
             process.user_name = e.user_name(process.uid);
         }
         let event = Event {
+            num: 0,
             time_ns: driftwatch_model::clock::now_ns(),
             kind: EventKind::Open,
             process,
             container: Some(meta),
             // Not an open-for-write of its own: the writes were reported as they happened.
             file: Some(FileRef {
+                flags: 0,
+                mode: None,
+                target: None,
+                owner: None,
                 path: path.clone(),
                 old_path: None,
                 write: false,

@@ -286,6 +286,7 @@ impl NetDrift {
             self.stats.findings.fetch_add(1, Ordering::Relaxed);
         }
         let event = Event {
+            num: 0,
             time_ns: obs.time_ns,
             kind: match obs.action {
                 NetAction::Listen => EventKind::Listen,

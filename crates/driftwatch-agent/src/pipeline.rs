@@ -528,6 +528,7 @@ impl Worker {
             pexepath
         };
         let event = Event {
+            num: 0,
             time_ns,
             kind: EventKind::Execve,
             process: Process {
@@ -547,6 +548,7 @@ impl Worker {
                 exe_upper_layer: analysis.exe_upper_layer,
                 exe_from_memfd: analysis.exe_from_memfd,
                 exe_writable: analysis.exe_writable,
+                ..Default::default()
             },
             container: Some(entry.meta.clone()),
             file: None,

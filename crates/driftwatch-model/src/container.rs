@@ -218,6 +218,34 @@ pub struct ContainerMeta {
     /// The container's entrypoint + command, as configured (for `container_entrypoint`).
     #[serde(default)]
     pub entrypoint: Vec<String>,
+    /// Whether the engine runs it privileged (Falco's `container.privileged`); `None` when
+    /// the engine did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    /// Its mounts as the engine reports them (Falco's `container.mount.*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    /// When the container started, nanoseconds since the epoch (`container.start_ts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ns: Option<u64>,
+}
+
+/// One mount of a container, as Falco's `container.mount[...]` prints it:
+/// `source:dest:mode:rdwrite:propagation`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// The host path (or volume name) mounted.
+    pub source: String,
+    /// Where it is mounted inside the container.
+    pub dest: String,
+    /// The engine's mode string (`z`, `ro`, ...), empty when none.
+    #[serde(default)]
+    pub mode: String,
+    /// Mounted read-write.
+    pub rw: bool,
+    /// Propagation (`rprivate`, `rshared`, ...), empty when not said.
+    #[serde(default)]
+    pub propagation: String,
 }
 
 impl ContainerMeta {
@@ -231,6 +259,9 @@ impl ContainerMeta {
             labels: BTreeMap::new(),
             k8s: None,
             entrypoint: Vec::new(),
+            privileged: None,
+            mounts: Vec::new(),
+            started_ns: None,
         }
     }
 }

@@ -29,6 +29,11 @@ pub enum EventKind {
     Listen,
     /// A socket connected out.
     Connect,
+    /// A directory created (Falco's `mkdir`/`mkdirat`).
+    Mkdir,
+    /// A symbolic link created (Falco's `symlink`/`symlinkat`): `FileRef::path` is the link,
+    /// `FileRef::target` what it points to.
+    Symlink,
     /// A container's configuration as its engine reports it, when it is created or started
     /// (or first seen): carries config-drift findings. The process is the container's init.
     Container,
@@ -47,10 +52,12 @@ impl EventKind {
             EventKind::Listen => "listen",
             EventKind::Connect => "connect",
             EventKind::Container => "container",
+            EventKind::Mkdir => "mkdir",
+            EventKind::Symlink => "symlink",
         }
     }
 
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Execve,
         EventKind::Open,
         EventKind::Creat,
@@ -61,6 +68,8 @@ impl EventKind {
         EventKind::Listen,
         EventKind::Connect,
         EventKind::Container,
+        EventKind::Mkdir,
+        EventKind::Symlink,
     ];
 }
 
@@ -77,6 +86,28 @@ pub struct FileRef {
     /// `f` file, `d` directory, `l` symlink, ... (Falco's `fd.typechar`).
     #[serde(default = "regular")]
     pub typechar: char,
+    /// The open flags the change implies, as Linux `O_*` bits (`O_WRONLY|O_CREAT|O_TRUNC` for
+    /// a file created or emptied): Falco's `evt.arg.flags`. 0 when not known.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flags: u32,
+    /// The file's permission bits after the change (`evt.arg.mode` of `chmod`, `open`,
+    /// `mkdir`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// For `Symlink`: the link's target, as stored (Falco's `evt.arg.target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// For `Chown`: the new owner (`evt.arg.uid`, `evt.arg.gid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<(u32, u32)>,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 fn regular() -> char {
@@ -102,6 +133,10 @@ pub struct NetRef {
 pub struct Event {
     /// Wall-clock time of the kernel event, nanoseconds since the Unix epoch.
     pub time_ns: u64,
+    /// The agent's sequence number for the event, from 1 (Falco's `evt.num`); 0 when the
+    /// event was not numbered (built by a tool or a test).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub num: u64,
     pub kind: EventKind,
     pub process: Process,
     /// `None` for processes on the host.

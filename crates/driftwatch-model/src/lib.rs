@@ -15,7 +15,7 @@ mod process;
 
 pub use alert::{Alert, Priority, PriorityParseError};
 pub use container::{
-    ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta,
+    ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta, Mount,
     is_containerd_identifier,
 };
 pub use drift::{

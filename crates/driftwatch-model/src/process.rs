@@ -42,6 +42,63 @@ pub struct Process {
     /// The executed file is writable by the process's user (Falco's `proc.is_exe_writable`).
     #[serde(default)]
     pub exe_writable: bool,
+    /// The parent's argv (`proc.pcmdline` is `proc.pname` and `pargv[1..]`, `proc.pexe` is
+    /// `pargv[0]`); empty when not known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pargv: Vec<String>,
+    /// Host pids of the ancestors, parent first, aligned with `ancestors` (Falco's
+    /// `proc.apid[N]`); may be shorter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestor_pids: Vec<u32>,
+    /// Executable paths of the ancestors, parent first, aligned with `ancestors` (Falco's
+    /// `proc.aexepath[N]`); may be shorter, an entry empty when not known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestor_exepaths: Vec<String>,
+    /// The audit login uid (Falco's `user.loginuid`); `u32::MAX` when the process has none
+    /// (Falco prints -1), `None` when not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loginuid: Option<u32>,
+    /// `loginuid` resolved against the container's /etc/passwd (Falco's `user.loginname`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub loginname: String,
+    /// `gid` resolved against the container's /etc/group (Falco's `group.name`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group_name: String,
+    /// The pid in the process's own pid namespace (Falco's `proc.vpid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpid: Option<u32>,
+    /// The session id as seen from the host (Falco's `proc.sid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<u32>,
+    /// The session leader's name (Falco's `proc.sname`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sname: String,
+    /// The process group id in the process's own pid namespace (Falco's `proc.vpgid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpgid: Option<u32>,
+    /// The process group leader's name (Falco's `proc.vpgid.name`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vpgid_name: String,
+    /// Capability sets after exec, as bit masks (Falco's `thread.cap_permitted`,
+    /// `thread.cap_effective`, `thread.cap_inheritable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_permitted: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_effective: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_inheritable: Option<u64>,
+    /// When the process (thread group) started, nanoseconds since the epoch
+    /// (`proc.duration` is the event's time minus this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ns: Option<u64>,
+    /// The executed file's inode number and its change and modification times, nanoseconds
+    /// since the epoch (Falco's `proc.exe_ino`, `proc.exe_ino.ctime`, `proc.exe_ino.mtime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe_ino: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe_ctime_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe_mtime_ns: Option<u64>,
 }
 
 impl Process {

@@ -17,6 +17,9 @@ use driftwatch_rules::{RuleSet, default_sources};
 
 fn container(i: usize) -> Arc<ContainerMeta> {
     Arc::new(ContainerMeta {
+        privileged: None,
+        mounts: Vec::new(),
+        started_ns: None,
         id: ContainerId::new(&format!("{i:064x}")).unwrap(),
         engine: Engine::Containerd,
         name: format!("app-{i}"),
@@ -45,6 +48,7 @@ fn proc_(exe: &str, argv: &[&str], parent: &str, env: &[&str]) -> Process {
         exe_upper_layer: false,
         exe_from_memfd: false,
         exe_writable: false,
+        ..Default::default()
     }
 }
 
@@ -61,6 +65,7 @@ fn mix() -> Vec<Event> {
     let mut out = Vec::new();
     let ev =
         |kind, p: Process, i: usize, file: Option<FileRef>, drift: Option<DriftFinding>| Event {
+            num: 0,
             time_ns: 1_795_852_800_000_000_000 + i as u64,
             kind,
             process: p,
@@ -122,6 +127,10 @@ fn mix() -> Vec<Event> {
     for i in 0..60 {
         let (kind, path, write) = files[i % files.len()];
         let file = FileRef {
+            flags: 0,
+            mode: None,
+            target: None,
+            owner: None,
             path: path.into(),
             old_path: None,
             write,
@@ -184,6 +193,10 @@ fn mix() -> Vec<Event> {
         None,
     ));
     let f = FileRef {
+        flags: 0,
+        mode: None,
+        target: None,
+        owner: None,
         path: "/etc/passwd".into(),
         old_path: None,
         write: true,

@@ -552,6 +552,7 @@ mod tests {
 
     fn net_event(kind: EventKind, local: (&str, u16), remote: (&str, u16)) -> Event {
         Event {
+            num: 0,
             time_ns: 1,
             kind,
             process: Default::default(),

@@ -407,6 +407,9 @@ fn record_from_parts(
     Ok(ContainerRecord {
         pod_sandbox,
         meta: ContainerMeta {
+            privileged: None,
+            mounts: Vec::new(),
+            started_ns: None,
             k8s: pod.pod,
             id,
             engine: ENGINE,

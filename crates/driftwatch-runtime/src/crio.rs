@@ -346,6 +346,9 @@ fn record_from_cri(
     Ok(ContainerRecord {
         pod_sandbox: false,
         meta: ContainerMeta {
+            privileged: None,
+            mounts: Vec::new(),
+            started_ns: None,
             name: if container_name.is_empty() {
                 id.as_str().to_string()
             } else {

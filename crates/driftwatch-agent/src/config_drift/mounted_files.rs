@@ -373,11 +373,16 @@ fn mounted_file_event(
 ) -> Event {
     let path = path.to_string_lossy().into_owned();
     Event {
+        num: 0,
         time_ns: driftwatch_model::clock::now_ns(),
         kind: EventKind::Container,
         process: Process::default(),
         container: Some(meta.clone()),
         file: Some(FileRef {
+            flags: 0,
+            mode: None,
+            target: None,
+            owner: None,
             path: path.clone(),
             old_path: None,
             write: change.verdict == Verdict::Modified,

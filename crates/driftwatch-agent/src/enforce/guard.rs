@@ -1105,6 +1105,7 @@ fn starts_with_shebang(req: &ExecRequest) -> bool {
 /// The exec event an enforcement finding rides on: now, in the container.
 fn exec_event(process: Process, entry: &ContainerEntry, finding: DriftFinding) -> Event {
     Event {
+        num: 0,
         time_ns: driftwatch_model::clock::now_ns(),
         kind: EventKind::Execve,
         process,

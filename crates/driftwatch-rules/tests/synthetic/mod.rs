@@ -18,6 +18,9 @@ pub const CID: &str = "3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5
 
 pub fn container() -> Arc<ContainerMeta> {
     Arc::new(ContainerMeta {
+        privileged: None,
+        mounts: Vec::new(),
+        started_ns: None,
         id: ContainerId::new(CID).unwrap(),
         engine: Engine::Docker,
         name: "web".into(),
@@ -61,12 +64,14 @@ pub fn process(exepath: &str, argv: &[&str], parent: &str) -> Process {
         exe_upper_layer: false,
         exe_from_memfd: false,
         exe_writable: false,
+        ..Default::default()
     }
 }
 
 /// An exec in the container by `parent`.
 pub fn exec(exepath: &str, argv: &[&str], parent: &str) -> Event {
     Event {
+        num: 0,
         time_ns: 1_795_852_800_123_456_789,
         kind: EventKind::Execve,
         process: process(exepath, argv, parent),
@@ -102,11 +107,16 @@ pub fn drifted_exec(exepath: &str, subject: DriftSubject, verdict: Verdict, path
 /// A file event in the container by process `proc_exe`.
 pub fn file_event(kind: EventKind, path: &str, write: bool, proc_exe: &str) -> Event {
     Event {
+        num: 0,
         time_ns: 1_795_852_800_000_000_000,
         kind,
         process: process(proc_exe, &[proc_exe], "sh"),
         container: Some(container()),
         file: Some(FileRef {
+            flags: 0,
+            mode: None,
+            target: None,
+            owner: None,
             path: path.into(),
             old_path: None,
             write,

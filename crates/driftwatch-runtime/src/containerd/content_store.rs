@@ -567,6 +567,9 @@ mod tests {
         let mut rec = ContainerRecord {
             pod_sandbox: false,
             meta: ContainerMeta {
+                privileged: None,
+                mounts: Vec::new(),
+                started_ns: None,
                 id: ContainerId::named("web").unwrap(),
                 engine: Engine::Containerd,
                 name: "web".into(),

@@ -129,6 +129,9 @@ pub(super) fn record_from_inspect(
     Ok(ContainerRecord {
         pod_sandbox: false,
         meta: ContainerMeta {
+            privileged: None,
+            mounts: Vec::new(),
+            started_ns: None,
             k8s: pod.pod,
             id,
             engine,
