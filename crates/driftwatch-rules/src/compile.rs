@@ -10,11 +10,13 @@ use regex::Regex;
 
 use crate::compile_error::{CompileError, MAX_EXPANDED_NODES};
 use crate::diag::{Diagnostic, Problem, diagnostic_at};
-use crate::eval::{Expr, NO_SLOT, NumOp, Pred, StrSet, Test, kind_bit};
+use crate::eval::{CmpOp, Expr, FieldCmp, NO_SLOT, NumOp, Pred, StrSet, Test, kind_bit};
 use crate::fields::{ArgSpec, FieldArg, FieldId, FieldRef, FieldType, field, suggest};
 use crate::glob::Glob;
 use crate::loader::{Definitions, ExcEntry, ExceptionDef, Shape};
-use crate::parser::{Ast, FieldTok, Lit, Op, Operand, parse_condition, parse_field_token};
+use crate::parser::{
+    Ast, FieldTok, Lit, Op, Operand, Transformer, parse_condition, parse_field_token,
+};
 use crate::source::{Pos, SourceFile, Text};
 
 /// A compiled rule condition (before indexing) or `None` if it had errors.
@@ -35,6 +37,8 @@ enum Values {
     None,
     One(String, Pos),
     List(Vec<String>, Pos),
+    /// Another field of the event, with its transformers.
+    Field(FieldRef, Box<[Transformer]>, Pos),
 }
 
 pub(crate) struct Compiler<'a> {
@@ -205,6 +209,8 @@ impl<'a> Compiler<'a> {
             }
             Ast::Check {
                 field,
+                xf,
+                xf_pos,
                 op,
                 op_pos,
                 value,
@@ -212,14 +218,17 @@ impl<'a> Compiler<'a> {
                 let fref = self.resolve_field(field);
                 let values = self.operand(value, *op_pos);
                 self.expanded += 1;
-                self.test(fref?, *op, *op_pos, values)
+                self.test_xf(fref?, xf, *xf_pos, *op, *op_pos, values?)
             }
         }
     }
 
     fn resolve_field(&mut self, f: &FieldTok) -> Option<FieldRef> {
-        // Falco's other spelling of a required key: `k8s.pod.label.app` is `k8s.pod.label[app]`.
-        let dotted = f.arg.is_none().then(|| dotted_key(&f.name)).flatten();
+        // Falco's other spelling of a key: `k8s.pod.label.app` is `k8s.pod.label[app]`,
+        // `evt.arg.flags` is `evt.arg[flags]`; a field of that whole name wins.
+        let dotted = (f.arg.is_none() && field(&f.name).is_none())
+            .then(|| dotted_key(&f.name))
+            .flatten();
         if let Some((info, key)) = dotted {
             return Some(FieldRef {
                 info,
@@ -324,20 +333,87 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    fn operand(&mut self, v: &Operand, op_pos: Pos) -> Values {
-        match v {
+    fn operand(&mut self, v: &Operand, op_pos: Pos) -> Option<Values> {
+        Some(match v {
             Operand::None => Values::None,
             Operand::One(l) => Values::One(l.text.clone(), l.pos),
             Operand::List(lits) => {
                 let pos = lits.first().map_or(op_pos, |l| l.pos);
                 Values::List(self.expand_lits(lits), pos)
             }
+            Operand::Field(fe) => {
+                let f = self.resolve_field(&fe.field)?;
+                self.xf_type(&f, &fe.xf, fe.pos)?;
+                Values::Field(f, fe.xf.clone().into(), fe.pos)
+            }
+        })
+    }
+
+    /// The type of a field once its transformers are applied; an error if one does not fit.
+    fn xf_type(&mut self, f: &FieldRef, xf: &[Transformer], at: Pos) -> Option<FieldType> {
+        let mut ty = f.info.ty;
+        let mut name = f.display_name();
+        for t in xf {
+            if ty != FieldType::String {
+                self.error(
+                    at,
+                    CompileError::BadTransformer {
+                        xf: t.as_str(),
+                        field: name,
+                        ty: ty.as_str(),
+                    },
+                );
+                return None;
+            }
+            if *t == Transformer::Len {
+                ty = FieldType::Number;
+            }
+            name = format!("{}({name})", t.as_str());
         }
+        Some(ty)
+    }
+
+    /// A test on a field with transformers (none for a plain field).
+    fn test_xf(
+        &mut self,
+        f: FieldRef,
+        xf: &[Transformer],
+        xf_pos: Pos,
+        op: Op,
+        op_pos: Pos,
+        values: Values,
+    ) -> Option<Expr> {
+        if xf.is_empty() {
+            return self.test(f, op, op_pos, values);
+        }
+        let ty = self.xf_type(&f, xf, xf_pos)?;
+        self.test_typed(f, xf.into(), ty, op, op_pos, values)
     }
 
     fn test(&mut self, f: FieldRef, op: Op, op_pos: Pos, values: Values) -> Option<Expr> {
-        let name = f.display_name();
         let ty = f.info.ty;
+        self.test_typed(f, Box::default(), ty, op, op_pos, values)
+    }
+
+    fn test_typed(
+        &mut self,
+        f: FieldRef,
+        xf: Box<[Transformer]>,
+        ty: FieldType,
+        op: Op,
+        op_pos: Pos,
+        values: Values,
+    ) -> Option<Expr> {
+        let name = crate::eval::side_name(&f, &xf);
+        let test_expr = |f: FieldRef, negate: bool, pred: Pred| {
+            Expr::Test(Box::new(Test {
+                field: f,
+                xf: xf.clone(),
+                negate,
+                pred,
+                slot: NO_SLOT,
+            }))
+        };
         let bad_op = |c: &mut Self| {
             c.error(
                 op_pos,
@@ -353,13 +429,18 @@ impl<'a> Compiler<'a> {
             return Some(test_expr(f, false, Pred::Exists));
         }
         let negate = op == Op::Ne;
+        if let Values::Field(rf, rxf, rpos) = values {
+            return self.field_cmp(f, &name, ty, op, (rf, rxf, rpos), negate, test_expr);
+        }
         // evt.type compiles to a bit test on the event kind.
-        if f.info.id == FieldId::EvtType && matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects)
+        if f.info.id == FieldId::EvtType
+            && xf.is_empty()
+            && matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects)
         {
             let mask = match &values {
                 Values::One(v, _) => names_mask(std::slice::from_ref(v)),
                 Values::List(vs, _) => names_mask(vs),
-                Values::None => 0,
+                Values::None | Values::Field(..) => 0,
             };
             let e = Expr::EvtType(mask);
             return Some(if negate { Expr::Not(Box::new(e)) } else { e });
@@ -372,7 +453,7 @@ impl<'a> Compiler<'a> {
                         Pred::PMatch(vs.into_iter().map(String::into_boxed_str).collect())
                     }
                     (Op::Lt | Op::Le | Op::Gt | Op::Ge, _) => return bad_op(self),
-                    (_, Values::List(..) | Values::None) => {
+                    (_, Values::List(..) | Values::None | Values::Field(..)) => {
                         self.error(op_pos, CompileError::ListNotAllowed { op: op.as_str() });
                         return None;
                     }
@@ -383,6 +464,23 @@ impl<'a> Compiler<'a> {
                     }
                     (Op::StartsWith, Values::One(v, _)) => Pred::StartsWith(v.into()),
                     (Op::EndsWith, Values::One(v, _)) => Pred::EndsWith(v.into()),
+                    (Op::BContains | Op::BStartsWith | Op::BEndsWith, Values::One(v, pos)) => {
+                        let Some(bytes) = hex_bytes(&v) else {
+                            self.error(
+                                pos,
+                                CompileError::NotHex {
+                                    value: v,
+                                    op: op.as_str(),
+                                },
+                            );
+                            return None;
+                        };
+                        match op {
+                            Op::BContains => Pred::BContains(bytes),
+                            Op::BStartsWith => Pred::BStartsWith(bytes),
+                            _ => Pred::BEndsWith(bytes),
+                        }
+                    }
                     (Op::Glob | Op::IGlob, Values::One(v, pos)) => {
                         match Glob::new(&v, op == Op::IGlob) {
                             Ok(g) => Pred::Glob(g),
@@ -482,6 +580,69 @@ impl<'a> Compiler<'a> {
                 }
                 _ => bad_op(self),
             },
+        }
+    }
+
+    /// A comparison with another field (`val(...)` or a transformer on the right-hand side).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the parts of a check already taken apart by test_typed"
+    )]
+    fn field_cmp(
+        &mut self,
+        f: FieldRef,
+        name: &str,
+        ty: FieldType,
+        op: Op,
+        (rf, rxf, rpos): (FieldRef, Box<[Transformer]>, Pos),
+        negate: bool,
+        test_expr: impl Fn(FieldRef, bool, Pred) -> Expr,
+    ) -> Option<Expr> {
+        let rty = rxf.iter().fold(rf.info.ty, |t, x| {
+            if *x == Transformer::Len {
+                FieldType::Number
+            } else {
+                t
+            }
+        });
+        let numeric = |t: FieldType| matches!(t, FieldType::Number | FieldType::Time);
+        let cmp = match op {
+            Op::Eq | Op::Ne | Op::In | Op::Intersects => Some(CmpOp::Eq),
+            Op::Lt => Some(CmpOp::Lt),
+            Op::Le => Some(CmpOp::Le),
+            Op::Gt => Some(CmpOp::Gt),
+            Op::Ge => Some(CmpOp::Ge),
+            Op::Contains if ty == FieldType::String => Some(CmpOp::Contains),
+            Op::IContains if ty == FieldType::String => Some(CmpOp::IContains),
+            Op::StartsWith if ty == FieldType::String => Some(CmpOp::StartsWith),
+            Op::EndsWith if ty == FieldType::String => Some(CmpOp::EndsWith),
+            _ => None,
+        };
+        let ordered = matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge);
+        let fits = ty == rty || (numeric(ty) && numeric(rty));
+        match cmp {
+            Some(cmp) if fits && (!ordered || numeric(ty)) => Some(test_expr(
+                f,
+                negate,
+                Pred::Field(Box::new(FieldCmp {
+                    op: cmp,
+                    field: rf,
+                    xf: rxf,
+                })),
+            )),
+            _ => {
+                self.error(
+                    rpos,
+                    CompileError::FieldTypes {
+                        op: op.as_str(),
+                        left: name.to_string(),
+                        lty: ty.as_str(),
+                        right: crate::eval::side_name(&rf, &rxf),
+                        rty: rty.as_str(),
+                    },
+                );
+                None
+            }
         }
     }
 
@@ -692,13 +853,16 @@ fn entry_pos(e: &ExcEntry) -> Pos {
     }
 }
 
-fn test_expr(field: FieldRef, negate: bool, pred: Pred) -> Expr {
-    Expr::Test(Box::new(Test {
-        field,
-        negate,
-        pred,
-        slot: NO_SLOT,
-    }))
+/// Falco's hex byte values: `7f454c46` (an even number of hex digits).
+fn hex_bytes(v: &str) -> Option<Box<[u8]>> {
+    let v = v.trim();
+    if v.is_empty() || !v.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..v.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(v.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The kinds named by `evt.type` values; Falco's names we have no event for (`openat`,
@@ -710,12 +874,12 @@ fn names_mask(names: &[String]) -> u16 {
         .fold(0, |m, k| m | kind_bit(*k))
 }
 
-/// A `name.key` spelling of a field that requires a key (`k8s.pod.label.app`): the field and
+/// A `name.key` spelling of a field that takes a key (`k8s.pod.label.app`): the field and
 /// the key. The key keeps Falco's characters (alphanumerics, `/`, `_`, `-`, `.`).
 fn dotted_key(name: &str) -> Option<(&'static crate::fields::FieldInfo, &str)> {
     crate::fields::FIELDS
         .iter()
-        .filter(|f| f.arg == ArgSpec::KeyRequired)
+        .filter(|f| matches!(f.arg, ArgSpec::Key | ArgSpec::KeyRequired))
         .find_map(|f| {
             let key = name.strip_prefix(f.name)?.strip_prefix('.')?;
             let ok = !key.is_empty()

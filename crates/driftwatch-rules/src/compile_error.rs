@@ -58,6 +58,22 @@ pub enum CompileError {
     BadFieldName(String),
     #[error("exception values for a single field must be strings, not tuples")]
     ExceptionTupleForSingleField,
+    #[error("transformer `{xf}` cannot be applied to {ty} `{field}` (it takes strings)")]
+    BadTransformer {
+        xf: &'static str,
+        field: String,
+        ty: &'static str,
+    },
+    #[error("`{value}` is not hex bytes (operator `{op}` takes e.g. `7f454c46`)")]
+    NotHex { value: String, op: &'static str },
+    #[error("operator `{op}` cannot compare `{left}` ({lty}) with `{right}` ({rty})")]
+    FieldTypes {
+        op: &'static str,
+        left: String,
+        lty: &'static str,
+        right: String,
+        rty: &'static str,
+    },
 }
 
 fn did_you_mean(s: Option<&'static str>) -> String {

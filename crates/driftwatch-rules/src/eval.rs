@@ -8,6 +8,7 @@ use rustc_hash::FxHashSet;
 
 use crate::fields::{FieldId, FieldRef, Val, extract};
 use crate::glob::Glob;
+use crate::parser::Transformer;
 
 /// Bit of an event kind in a kind mask.
 pub(crate) fn kind_bit(kind: EventKind) -> u16 {
@@ -89,11 +90,75 @@ pub(crate) enum Pred {
     Num(NumOp, i64),
     NumIn(Box<[i64]>),
     Bool(bool),
+    /// `bcontains`: the bytes, decoded from Falco's hex.
+    BContains(Box<[u8]>),
+    BStartsWith(Box<[u8]>),
+    BEndsWith(Box<[u8]>),
+    /// A comparison with another field of the same event (`val(...)` or a transformer).
+    Field(Box<FieldCmp>),
+}
+
+/// How a field compares with another field's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Contains,
+    IContains,
+    StartsWith,
+    EndsWith,
+}
+
+/// The right-hand side of a field-to-field comparison.
+#[derive(Clone, Debug)]
+pub(crate) struct FieldCmp {
+    pub(crate) op: CmpOp,
+    pub(crate) field: FieldRef,
+    pub(crate) xf: Box<[Transformer]>,
+}
+
+/// Reusable buffers for one side of a comparison: the extracted value, the transformed one,
+/// and decoded bytes.
+pub(crate) struct SideBufs {
+    raw: String,
+    out: String,
+    bytes: Vec<u8>,
+}
+
+impl SideBufs {
+    const fn new() -> SideBufs {
+        SideBufs {
+            raw: String::new(),
+            out: String::new(),
+            bytes: Vec::new(),
+        }
+    }
+}
+
+/// Buffers for composed and transformed values, kept between events so evaluation does not
+/// allocate: one set for a test's field, one for the field it is compared with.
+pub(crate) struct Scratch {
+    lhs: SideBufs,
+    rhs: SideBufs,
+}
+
+impl Scratch {
+    pub(crate) const fn new() -> Scratch {
+        Scratch {
+            lhs: SideBufs::new(),
+            rhs: SideBufs::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Test {
     pub(crate) field: FieldRef,
+    /// Transformers applied to the field's value before the test, innermost first.
+    pub(crate) xf: Box<[Transformer]>,
     /// `!=`: true when the value is present and not equal.
     pub(crate) negate: bool,
     pub(crate) pred: Pred,
@@ -129,7 +194,7 @@ impl Memo {
 /// What one evaluation needs besides the event: the scratch buffer for composed values and
 /// the memo of shared tests. Kept per thread and reused, so evaluation does not allocate.
 pub(crate) struct EvalState {
-    pub(crate) scratch: String,
+    pub(crate) scratch: Scratch,
     pub(crate) memo: Memo,
 }
 
@@ -160,6 +225,7 @@ fn fast_starts_with(s: &[u8], p: &[u8]) -> bool {
     s.len() >= p.len() && fast_eq(&s[..p.len()], p)
 }
 
+/// ASCII case-insensitive `contains` (either side may have capitals).
 fn icontains(hay: &str, needle_lower: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle_lower.as_bytes());
     if n.is_empty() {
@@ -194,7 +260,10 @@ impl Pred {
             Pred::Glob(g) => g.is_match(s),
             Pred::PMatch(p) => pmatch(s, p),
             Pred::Regex(r) => r.is_match(s),
-            Pred::Num(..) | Pred::NumIn(_) | Pred::Bool(_) => false,
+            Pred::BContains(b) => bcontains(s.as_bytes(), b),
+            Pred::BStartsWith(b) => s.as_bytes().starts_with(b),
+            Pred::BEndsWith(b) => s.as_bytes().ends_with(b),
+            Pred::Num(..) | Pred::NumIn(_) | Pred::Bool(_) | Pred::Field(_) => false,
         }
     }
 
@@ -254,17 +323,65 @@ impl Test {
             Pred::Regex(r) => format!("re{:?}", r.as_str()),
             other => format!("{other:?}"),
         };
-        format!("{}|{}|{}", self.field.display_name(), self.negate, pred)
+        format!("{}|{}|{}", self.lhs_name(), self.negate, pred)
     }
 
-    pub(crate) fn eval(&self, ev: &Event, scratch: &mut String) -> bool {
-        let v = extract(&self.field, ev, scratch);
+    /// The tested field as written: `tolower(proc.name)`.
+    pub(crate) fn lhs_name(&self) -> String {
+        side_name(&self.field, &self.xf)
+    }
+
+    pub(crate) fn eval(&self, ev: &Event, sc: &mut Scratch) -> bool {
+        let Scratch { lhs, rhs } = sc;
+        let SideBufs { raw, out, bytes } = lhs;
+        let v = extract(&self.field, ev, raw);
+        if self.xf.is_empty() {
+            return self.test_val(v, ev, rhs);
+        }
+        if let Val::Strs(xs) = v
+            && self.xf.first() != Some(&Transformer::Len)
+        {
+            // A list field's values are transformed and tested one by one.
+            let mut any = false;
+            for x in xs {
+                let t = transform(&self.xf, Val::Str(x), out, bytes);
+                if self.test_val_pos(t, ev, rhs) {
+                    any = true;
+                    break;
+                }
+            }
+            return any != self.negate;
+        }
+        let t = transform(&self.xf, v, out, bytes);
+        self.test_val(t, ev, rhs)
+    }
+
+    fn test_val(&self, v: Val<'_>, ev: &Event, rhs: &mut SideBufs) -> bool {
+        if matches!(v, Val::Missing) {
+            return false;
+        }
+        if let Pred::Field(cmp) = &self.pred {
+            let r = side_value(&cmp.field, &cmp.xf, ev, rhs);
+            return compare_values(cmp.op, v, r).is_some_and(|m| m != self.negate);
+        }
+        self.test_val_pos(v, ev, rhs) != self.negate
+    }
+
+    /// Whether the value matches, before `!=` negates it (false when missing).
+    fn test_val_pos(&self, v: Val<'_>, ev: &Event, rhs: &mut SideBufs) -> bool {
         match v {
             Val::Missing => false,
-            Val::Str(s) => self.pred.str(s) != self.negate,
-            Val::Strs(xs) => xs.iter().any(|s| self.pred.str(s)) != self.negate,
-            Val::Num(n) => self.pred.num(n) != self.negate,
-            Val::Bool(b) => self.pred.bool(b) != self.negate,
+            _ if matches!(self.pred, Pred::Field(_)) => {
+                let Pred::Field(cmp) = &self.pred else {
+                    return false;
+                };
+                let r = side_value(&cmp.field, &cmp.xf, ev, rhs);
+                compare_values(cmp.op, v, r).unwrap_or(false)
+            }
+            Val::Str(s) => self.pred.str(s),
+            Val::Strs(xs) => xs.iter().any(|s| self.pred.str(s)),
+            Val::Num(n) => self.pred.num(n),
+            Val::Bool(b) => self.pred.bool(b),
         }
     }
 }
@@ -423,9 +540,11 @@ impl Expr {
                     | Pred::EndsWith(_) => 1,
                     Pred::StrIn(StrSet::Hashed(_)) => 2,
                     Pred::Regex(_) => 10,
+                    Pred::Field(_) => 6,
                     _ => 3,
                 };
-                field + pred
+                let xf = 2 * u32::try_from(t.xf.len()).unwrap_or(8);
+                field + pred + xf
             }
         }
     }
@@ -479,7 +598,7 @@ impl std::fmt::Display for Expr {
                 write!(f, "evt.type in ({})", names.join(", "))
             }
             Expr::Test(t) => {
-                let name = t.field.display_name();
+                let name = t.lhs_name();
                 let ne = if t.negate { "!" } else { "" };
                 match &t.pred {
                     Pred::Exists => write!(f, "{name} exists"),
@@ -500,6 +619,29 @@ impl std::fmt::Display for Expr {
                     Pred::Num(op, n) => write!(f, "{name} {ne}{op:?} {n}"),
                     Pred::NumIn(v) => write!(f, "{name} in {v:?}"),
                     Pred::Bool(b) => write!(f, "{name} {ne}= {b}"),
+                    Pred::BContains(b) => write!(f, "{name} bcontains {}", hex(b)),
+                    Pred::BStartsWith(b) => write!(f, "{name} bstartswith {}", hex(b)),
+                    Pred::BEndsWith(b) => write!(f, "{name} bendswith {}", hex(b)),
+                    Pred::Field(c) => {
+                        let op = match c.op {
+                            CmpOp::Eq if t.negate => "!=",
+                            CmpOp::Eq => "=",
+                            CmpOp::Lt => "<",
+                            CmpOp::Le => "<=",
+                            CmpOp::Gt => ">",
+                            CmpOp::Ge => ">=",
+                            CmpOp::Contains => "contains",
+                            CmpOp::IContains => "icontains",
+                            CmpOp::StartsWith => "startswith",
+                            CmpOp::EndsWith => "endswith",
+                        };
+                        let rhs = side_name(&c.field, &c.xf);
+                        if c.xf.is_empty() {
+                            write!(f, "{name} {op} val({rhs})")
+                        } else {
+                            write!(f, "{name} {op} {rhs}")
+                        }
+                    }
                 }
             }
         }
@@ -510,6 +652,7 @@ impl std::fmt::Display for Expr {
 /// set matches nothing.
 fn fold_test(t: Test) -> Expr {
     if t.field.info.id == FieldId::EvtDir
+        && t.xf.is_empty()
         && let Pred::StrEq(v) = &t.pred
     {
         return Expr::Const((&**v == "<") != t.negate);
@@ -542,7 +685,11 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
                     out.push(Expr::EvtType(m));
                 }
             },
-            Expr::Test(t) if !t.negate && matches!(t.pred, Pred::StrEq(_) | Pred::StrIn(_)) => {
+            Expr::Test(t)
+                if !t.negate
+                    && t.xf.is_empty()
+                    && matches!(t.pred, Pred::StrEq(_) | Pred::StrIn(_)) =>
+            {
                 let vals = match &t.pred {
                     Pred::StrEq(s) => vec![s.to_string()],
                     Pred::StrIn(set) => set.items(),
@@ -556,7 +703,9 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
                     }
                 }
             }
-            Expr::Test(t) if !t.negate && matches!(t.pred, Pred::StartsWith(_)) => {
+            Expr::Test(t)
+                if !t.negate && t.xf.is_empty() && matches!(t.pred, Pred::StartsWith(_)) =>
+            {
                 let Pred::StartsWith(p) = &t.pred else {
                     continue;
                 };
@@ -579,6 +728,7 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
         };
         out[slot] = Expr::Test(Box::new(Test {
             field,
+            xf: Box::default(),
             negate: false,
             pred,
             slot: NO_SLOT,
@@ -591,6 +741,7 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
                 .map(|p| {
                     Expr::Test(Box::new(Test {
                         field: field.clone(),
+                        xf: Box::default(),
                         negate: false,
                         pred: Pred::StartsWith(p.into()),
                         slot: NO_SLOT,
@@ -615,6 +766,7 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
                         .map(|p| {
                             Expr::Test(Box::new(Test {
                                 field: field.clone(),
+                                xf: Box::default(),
                                 negate: false,
                                 pred: Pred::StartsWith(p.into()),
                                 slot: NO_SLOT,
@@ -628,12 +780,150 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
         };
         out[slot] = Expr::Test(Box::new(Test {
             field,
+            xf: Box::default(),
             negate: false,
             pred,
             slot: NO_SLOT,
         }));
     }
     out
+}
+
+/// `tolower(basename(fd.name))`, as written.
+pub(crate) fn side_name(field: &FieldRef, xf: &[Transformer]) -> String {
+    let mut s = field.display_name();
+    for t in xf {
+        s = format!("{}({s})", t.as_str());
+    }
+    s
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn bcontains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A field's value with its transformers applied.
+fn side_value<'e>(
+    field: &FieldRef,
+    xf: &[Transformer],
+    ev: &'e Event,
+    b: &'e mut SideBufs,
+) -> Val<'e> {
+    let SideBufs { raw, out, bytes } = b;
+    let v = extract(field, ev, raw);
+    if xf.is_empty() {
+        v
+    } else {
+        transform(xf, v, out, bytes)
+    }
+}
+
+/// Applies transformers (innermost first) in `out`, reusing its capacity. `len` counts a list
+/// field's values; the compiler only lets `len` be the outermost transformer.
+fn transform<'e>(
+    xf: &[Transformer],
+    v: Val<'_>,
+    out: &'e mut String,
+    bytes: &mut Vec<u8>,
+) -> Val<'e> {
+    let s = match v {
+        Val::Str(s) => s,
+        Val::Strs(xs) if xf.first() == Some(&Transformer::Len) => {
+            return Val::Num(i64::try_from(xs.len()).unwrap_or(i64::MAX));
+        }
+        _ => return Val::Missing,
+    };
+    out.clear();
+    out.push_str(s);
+    for t in xf {
+        match t {
+            Transformer::ToLower => out.make_ascii_lowercase(),
+            Transformer::ToUpper => out.make_ascii_uppercase(),
+            // Falco's basename: what follows the last `/` (empty for a trailing slash).
+            Transformer::Basename => {
+                if let Some(i) = out.rfind('/') {
+                    out.replace_range(..=i, "");
+                }
+            }
+            Transformer::B64 => {
+                if !b64_decode(out.as_bytes(), bytes) {
+                    return Val::Missing;
+                }
+                out.clear();
+                match std::str::from_utf8(bytes) {
+                    Ok(d) => out.push_str(d),
+                    Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
+                }
+            }
+            Transformer::Len => return Val::Num(i64::try_from(out.len()).unwrap_or(i64::MAX)),
+        }
+    }
+    let out: &'e String = out;
+    Val::Str(out)
+}
+
+/// Standard base64 (padding optional) into `out`; false on a character outside the alphabet.
+pub(crate) fn b64_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in s {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return false,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).unwrap_or(0));
+        }
+    }
+    true
+}
+
+/// A field-to-field comparison; `None` when either value is missing or they do not compare.
+fn compare_values(op: CmpOp, l: Val<'_>, r: Val<'_>) -> Option<bool> {
+    match (l, r) {
+        (Val::Missing, _) | (_, Val::Missing) => None,
+        (Val::Strs(xs), r) => Some(
+            xs.iter()
+                .any(|x| compare_values(op, Val::Str(x), r) == Some(true)),
+        ),
+        (l, Val::Strs(ys)) => Some(
+            ys.iter()
+                .any(|y| compare_values(op, l, Val::Str(y)) == Some(true)),
+        ),
+        (Val::Str(a), Val::Str(b)) => Some(match op {
+            CmpOp::Eq => a == b,
+            CmpOp::Contains => a.contains(b),
+            CmpOp::IContains => icontains(a, b),
+            CmpOp::StartsWith => a.starts_with(b),
+            CmpOp::EndsWith => a.ends_with(b),
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+        }),
+        (Val::Num(a), Val::Num(b)) => Some(match op {
+            CmpOp::Eq => a == b,
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            _ => return None,
+        }),
+        (Val::Bool(a), Val::Bool(b)) => (op == CmpOp::Eq).then_some(a == b),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,45 @@ pub enum SyntaxError {
     MacroWithArg(String),
     #[error("conditions nest deeper than {MAX_NESTING} levels")]
     TooDeep,
+    #[error("`{0}(` needs a field, e.g. `{0}(proc.name)`")]
+    TransformerWithoutField(&'static str),
+    #[error("`{0}(` is not closed: expected `)` after its field")]
+    UnclosedTransformer(&'static str),
+}
+
+/// Falco's field transformers: `tolower(proc.name)`, nested as `toupper(basename(fd.name))`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transformer {
+    ToLower,
+    ToUpper,
+    /// Decodes base64.
+    B64,
+    Basename,
+    /// The length of a string, or the number of values of a list field.
+    Len,
+}
+
+impl Transformer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transformer::ToLower => "tolower",
+            Transformer::ToUpper => "toupper",
+            Transformer::B64 => "b64",
+            Transformer::Basename => "basename",
+            Transformer::Len => "len",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Transformer> {
+        Some(match s {
+            "tolower" => Transformer::ToLower,
+            "toupper" => Transformer::ToUpper,
+            "b64" => Transformer::B64,
+            "basename" => Transformer::Basename,
+            "len" => Transformer::Len,
+            _ => return None,
+        })
+    }
 }
 
 /// Comparison operators.
@@ -57,6 +96,10 @@ pub enum Op {
     Intersects,
     Exists,
     Regex,
+    /// Byte operators: the value is hex (`bcontains 7f454c46`).
+    BContains,
+    BStartsWith,
+    BEndsWith,
 }
 
 impl Op {
@@ -79,6 +122,9 @@ impl Op {
             Op::Intersects => "intersects",
             Op::Exists => "exists",
             Op::Regex => "regex",
+            Op::BContains => "bcontains",
+            Op::BStartsWith => "bstartswith",
+            Op::BEndsWith => "bendswith",
         }
     }
 
@@ -107,6 +153,9 @@ impl Op {
             "intersects" => Op::Intersects,
             "exists" => Op::Exists,
             "regex" => Op::Regex,
+            "bcontains" => Op::BContains,
+            "bstartswith" => Op::BStartsWith,
+            "bendswith" => Op::BEndsWith,
             _ => return None,
         })
     }
@@ -126,6 +175,18 @@ pub(crate) enum Operand {
     None,
     One(Lit),
     List(Vec<Lit>),
+    /// `val(field)` or a transformed field on the right-hand side: compared with the
+    /// left-hand side's value in the same event.
+    Field(FieldExpr),
+}
+
+/// A field with the transformers applied to it, innermost first:
+/// `toupper(basename(fd.name))` is `fd.name` with `[Basename, ToUpper]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FieldExpr {
+    pub(crate) field: FieldTok,
+    pub(crate) xf: Vec<Transformer>,
+    pub(crate) pos: Pos,
 }
 
 /// A field as written: `proc.aname[2]`.
@@ -147,6 +208,10 @@ pub(crate) enum Ast {
     },
     Check {
         field: FieldTok,
+        /// Transformers on the field, innermost first.
+        xf: Vec<Transformer>,
+        /// Where the outermost transformer starts (the field's position without one).
+        xf_pos: Pos,
         op: Op,
         op_pos: Pos,
         value: Operand,
@@ -353,40 +418,130 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn parse_check_or_macro(&mut self) -> PResult<Ast> {
+    /// A transformer's name and `(` at the cursor: consumed, with the transformer.
+    fn transformer_open(&mut self, allow_val: bool) -> Option<(Option<Transformer>, usize)> {
+        let rest = &self.s[self.pos..];
+        let len = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+        if !rest[len..].starts_with('(') {
+            return None;
+        }
+        let word = &rest[..len];
+        let t = match (Transformer::parse(word), word) {
+            (Some(t), _) => Some(t),
+            (None, "val") if allow_val => None,
+            _ => return None,
+        };
+        let start = self.pos;
+        self.pos += len + 1;
+        Some((t, start))
+    }
+
+    /// A field name with its optional `[arg]` (bare, or quoted as Falco allows).
+    fn field_tok(&mut self) -> PResult<Option<FieldTok>> {
         let start = self.pos;
         let rest = &self.s[start..];
+        if !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Ok(None);
+        }
         let len = rest
             .find(|c: char| !(is_ident(c) || c == '.'))
             .unwrap_or(rest.len());
         let name = rest[..len].to_string();
         self.pos += len;
-        let mut arg = None;
-        if self.peek() == Some('[') {
-            let close = self.s[self.pos..]
-                .find(']')
-                .ok_or_else(|| (self.here(), SyntaxError::UnterminatedArg))?;
-            arg = Some(self.s[self.pos + 1..self.pos + close].to_string());
-            self.pos += close + 1;
+        let arg = self.field_arg()?;
+        Ok(Some(FieldTok {
+            name,
+            arg,
+            pos: (self.map)(start),
+        }))
+    }
+
+    fn field_arg(&mut self) -> PResult<Option<String>> {
+        if self.peek() != Some('[') {
+            return Ok(None);
         }
-        let pos = (self.map)(start);
-        if !name.contains('.') {
-            if arg.is_some() {
-                return Err((pos, SyntaxError::MacroWithArg(name)));
+        let open = self.pos;
+        self.pos += 1;
+        if matches!(self.peek(), Some('"' | '\'')) {
+            let lit = self.parse_lit()?;
+            if self.peek() != Some(']') {
+                return Err(((self.map)(open), SyntaxError::UnterminatedArg));
             }
-            return Ok(Ast::Macro { name, pos });
+            self.pos += 1;
+            return Ok(Some(lit.text));
         }
-        let field = FieldTok { name, arg, pos };
+        let close = self.s[self.pos..]
+            .find(']')
+            .ok_or_else(|| ((self.map)(open), SyntaxError::UnterminatedArg))?;
+        let arg = self.s[self.pos..self.pos + close].to_string();
+        self.pos += close + 1;
+        Ok(Some(arg))
+    }
+
+    /// The rest of `name(`: a field or a nested transformer, then `)`.
+    fn transformer_rest(&mut self, t: Option<Transformer>, start: usize) -> PResult<FieldExpr> {
+        let what = t.map_or("val", Transformer::as_str);
+        self.enter()?;
+        self.skip_ws();
+        let mut inner = match self.transformer_open(false) {
+            Some((t2, s2)) if t.is_some() => self.transformer_rest(t2, s2)?,
+            _ => match self.field_tok()? {
+                Some(field) => FieldExpr {
+                    pos: field.pos,
+                    field,
+                    xf: Vec::new(),
+                },
+                None => {
+                    return Err((self.here(), SyntaxError::TransformerWithoutField(what)));
+                }
+            },
+        };
+        self.skip_ws();
+        if self.peek() != Some(')') {
+            return Err(((self.map)(start), SyntaxError::UnclosedTransformer(what)));
+        }
+        self.pos += 1;
+        self.depth -= 1;
+        inner.xf.extend(t);
+        inner.pos = (self.map)(start);
+        Ok(inner)
+    }
+
+    fn parse_check_or_macro(&mut self) -> PResult<Ast> {
+        let start = self.pos;
+        let xf_pos = (self.map)(start);
+        let (field, xf) = if let Some((Some(t), s)) = self.transformer_open(false) {
+            let fe = self.transformer_rest(Some(t), s)?;
+            (fe.field, fe.xf)
+        } else {
+            let rest = &self.s[start..];
+            let len = rest
+                .find(|c: char| !(is_ident(c) || c == '.'))
+                .unwrap_or(rest.len());
+            let name = rest[..len].to_string();
+            self.pos += len;
+            let arg = self.field_arg()?;
+            let pos = (self.map)(start);
+            if !name.contains('.') {
+                if arg.is_some() {
+                    return Err((pos, SyntaxError::MacroWithArg(name)));
+                }
+                return Ok(Ast::Macro { name, pos });
+            }
+            (FieldTok { name, arg, pos }, Vec::new())
+        };
         self.skip_ws();
         let op_start = self.pos;
         let op = self.parse_op(&field.name)?;
         let op_pos = (self.map)(op_start);
+        self.skip_ws();
         let value = if op == Op::Exists {
             Operand::None
+        } else if let Some((t, s)) = self.transformer_open(true) {
+            Operand::Field(self.transformer_rest(t, s)?)
         } else if op.takes_list() {
             self.parse_list(op)?
         } else {
-            self.skip_ws();
             match self.peek() {
                 None | Some(')' | '(' | ',' | '=') => {
                     return Err((self.here(), SyntaxError::MissingValue { op: op.as_str() }));
@@ -396,6 +551,8 @@ impl Parser<'_, '_> {
         };
         Ok(Ast::Check {
             field,
+            xf,
+            xf_pos,
             op,
             op_pos,
             value,
@@ -433,6 +590,12 @@ impl Parser<'_, '_> {
     fn parse_list(&mut self, op: Op) -> PResult<Operand> {
         self.skip_ws();
         if self.peek() != Some('(') {
+            // Falco also takes a list's name without parentheses: `proc.name in shell_binaries`.
+            let rest = &self.s[self.pos..];
+            let len = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+            if len > 0 && rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                return Ok(Operand::List(vec![self.parse_lit()?]));
+            }
             return Err((self.here(), SyntaxError::ExpectedList { op: op.as_str() }));
         }
         let open = self.pos;
@@ -631,7 +794,7 @@ mod tests {
             Err((12, SyntaxError::MissingValue { .. }))
         ));
         assert!(matches!(
-            p("proc.name in a"),
+            p("proc.name in 1"),
             Err((13, SyntaxError::ExpectedList { .. }))
         ));
         assert!(matches!(

@@ -8,7 +8,7 @@ use driftwatch_model::{Alert, Event, EventKind, Priority};
 
 use crate::compile::Compiler;
 use crate::diag::{Diagnostic, Diagnostics, Warning};
-use crate::eval::{ALL_KINDS, EvalState, Expr, MEMO_SLOTS, Memo, kind_bit};
+use crate::eval::{ALL_KINDS, EvalState, Expr, MEMO_SLOTS, Memo, Scratch, kind_bit};
 use crate::loader;
 use crate::output::Template;
 use crate::source::{Source, SourceFile};
@@ -61,7 +61,7 @@ pub struct LoadedRules {
 
 thread_local! {
     static STATE: RefCell<EvalState> = const {
-        RefCell::new(EvalState { scratch: String::new(), memo: Memo::new() })
+        RefCell::new(EvalState { scratch: Scratch::new(), memo: Memo::new() })
     };
 }
 
@@ -250,7 +250,7 @@ impl RuleSet {
                 Ok(s) => s,
                 Err(_) => {
                     fresh = EvalState {
-                        scratch: String::new(),
+                        scratch: Scratch::new(),
                         memo: Memo::new(),
                     };
                     &mut fresh

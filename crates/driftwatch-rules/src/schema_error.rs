@@ -1,8 +1,9 @@
 //! What can be wrong with a rules file's shape (Falco's schema): the loader reports these,
 //! the diagnostics place them in the file.
 
-/// The Falco rules engine version whose file format the loader accepts.
-pub const ENGINE_VERSION: (u64, u64, u64) = (0, 50, 0);
+/// The Falco rules engine version whose file format and condition language (transformers,
+/// `val()`, byte operators) the loader implements; upstream files require 0.57.0.
+pub const ENGINE_VERSION: (u64, u64, u64) = (0, 57, 0);
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {

@@ -1,0 +1,157 @@
+//! Falco's current condition language (libsinsp's filter parser): transformers, `val()`,
+//! byte operators, list names without parentheses and quoted field arguments, evaluated on
+//! synthetic events.
+
+mod synthetic;
+
+use driftwatch_rules::{Diagnostic, RuleSet, Severity, Source};
+use synthetic::*;
+
+fn rule(cond: &str) -> String {
+    format!("- rule: r\n  desc: d\n  condition: {cond}\n  output: o\n  priority: notice\n")
+}
+
+fn try_load(text: &str) -> Result<RuleSet, Vec<Diagnostic>> {
+    RuleSet::load_with_defaults(&[Source::new("t.yaml", text)]).map(|l| l.ruleset)
+}
+
+fn matches_cond(cond: &str, e: &driftwatch_model::Event) -> bool {
+    let rs = try_load(&rule(cond)).unwrap_or_else(|ds| panic!("{cond}: {}", ds[0].render()));
+    fired(&rs, e).iter().any(|n| n == "r")
+}
+
+/// The first error's `LINE:COL: message`.
+fn error(cond: &str) -> String {
+    let ds = match try_load(&rule(cond)) {
+        Ok(_) => panic!("expected an error for {cond}"),
+        Err(ds) => ds,
+    };
+    let d = ds
+        .iter()
+        .find(|d| d.severity == Severity::Error)
+        .expect("an error");
+    format!("{}:{}: {}", d.line, d.col, d.message)
+}
+
+#[test]
+fn transformers_on_the_left_nested_as_falco_allows() {
+    let mut e = exec("/usr/bin/CuRl", &["CuRl", "-s", "http://x"], "bash");
+    e.process.env.push("TOKEN=aGVsbG8gd29ybGQ=".into());
+    e.process.ancestors = vec!["bash".into(), "node".into()];
+    let yes = [
+        "tolower(proc.name) = curl",
+        "toupper(proc.name) = CURL",
+        "tolower(proc.exepath) endswith /curl",
+        "basename(proc.exepath) = CuRl",
+        "tolower(basename(proc.exepath)) = curl",
+        "toupper( tolower(proc.name) ) in (CURL, WGET)",
+        "len(proc.name) = 4",
+        "len(proc.exepath) > 10",
+        "len(proc.aname) = 2",
+        "b64(proc.env[TOKEN]) = 'hello world'",
+        "b64(proc.env[TOKEN]) startswith hello",
+        "tolower(proc.aname) = node",
+        "not tolower(proc.name) = wget",
+        "tolower(proc.name) != wget",
+        "tolower(proc.name) exists",
+    ];
+    for c in yes {
+        assert!(matches_cond(c, &e), "should match: {c}");
+    }
+    let no = [
+        "tolower(proc.name) = CuRl",
+        "len(proc.name) = 5",
+        "b64(proc.env[NOPE]) exists",
+        "b64(proc.name) = x",
+        "tolower(proc.name) != curl",
+        "tolower(proc.aname) = zsh",
+    ];
+    for c in no {
+        assert!(!matches_cond(c, &e), "should not match: {c}");
+    }
+}
+
+#[test]
+fn val_compares_two_fields_of_the_same_event() {
+    let mut e = exec("/usr/bin/sh", &["sh"], "sh");
+    e.process.pexepath = "/usr/bin/sh".into();
+    assert!(matches_cond("proc.name = val(proc.pname)", &e));
+    assert!(matches_cond("proc.exepath = val(proc.pexepath)", &e));
+    assert!(!matches_cond("proc.exepath != val(proc.pexepath)", &e));
+    assert!(matches_cond("proc.pid > val(proc.ppid)", &e));
+    assert!(matches_cond("proc.exepath endswith val(proc.name)", &e));
+    assert!(matches_cond(
+        "proc.exepath contains basename(proc.pexepath)",
+        &e
+    ));
+    assert!(matches_cond("toupper(proc.name) = toupper(proc.pname)", &e));
+    assert!(matches_cond("proc.name in val(proc.pname)", &e));
+    // A missing side makes the comparison false, `!=` included, as a missing field does.
+    let host = on_host(exec("/bin/ls", &["ls"], "bash"));
+    assert!(!matches_cond(
+        "container.image.tag = val(container.image.tag)",
+        &host
+    ));
+    assert!(!matches_cond(
+        "container.image.tag != val(proc.name)",
+        &host
+    ));
+}
+
+#[test]
+fn byte_operators_take_hex_as_falco_writes_it() {
+    let e = exec("/usr/bin/curl", &["curl", "\u{7f}ELF"], "bash");
+    assert!(matches_cond("proc.args bcontains 7f454c46", &e));
+    assert!(matches_cond("proc.args bstartswith 7F45", &e));
+    assert!(matches_cond("proc.name bcontains 7572", &e));
+    assert!(!matches_cond("proc.name bstartswith 7572", &e));
+    assert!(
+        error("proc.name bcontains xyz")
+            .ends_with("`xyz` is not hex bytes (operator `bcontains` takes e.g. `7f454c46`)")
+    );
+}
+
+#[test]
+fn list_operators_take_a_list_name_without_parentheses() {
+    let e = exec("/bin/bash", &["bash"], "node");
+    assert!(matches_cond("proc.name in shell_binaries", &e));
+    assert!(matches_cond("proc.name intersects (shell_binaries)", &e));
+    assert!(!matches_cond("proc.pname in shell_binaries", &e));
+}
+
+#[test]
+fn field_arguments_in_falcos_forms() {
+    let mut e = exec("/usr/bin/curl", &["curl"], "bash");
+    e.process.env.push("A B=x".into());
+    e.process.env.push("HOME=/root".into());
+    assert!(matches_cond("proc.env['HOME'] = /root", &e));
+    assert!(matches_cond("proc.env[\"HOME\"] = /root", &e));
+    assert!(matches_cond("k8s.pod.label.tier = frontend", &e));
+    assert!(matches_cond(
+        "k8s.pod.label['app.kubernetes.io/name'] = web",
+        &e
+    ));
+}
+
+#[test]
+fn transformer_errors_are_positioned() {
+    // `rule(...)` puts the condition at line 3, column 14.
+    assert_eq!(
+        error("tolower(proc.pid) = 1"),
+        "3:14: transformer `tolower` cannot be applied to number `proc.pid` (it takes strings)"
+    );
+    assert_eq!(
+        error("tolower(proc.name = x"),
+        "3:14: `tolower(` is not closed: expected `)` after its field"
+    );
+    assert_eq!(
+        error("tolower() = x"),
+        "3:22: `tolower(` needs a field, e.g. `tolower(proc.name)`"
+    );
+    assert!(error("len(proc.name) = abc").contains("`abc` is not a number"));
+    assert!(
+        error("proc.name = val(proc.pid)")
+            .contains("operator `=` cannot compare `proc.name` (string) with `proc.pid` (number)")
+    );
+    assert!(error("proc.name < val(proc.pname)").contains("cannot compare"));
+}
