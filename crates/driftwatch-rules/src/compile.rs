@@ -24,6 +24,8 @@ pub(crate) struct Compiled {
     pub(crate) expr: Option<Expr>,
     /// Errors that were all "unknown field" (for `skip-if-unknown-filter`).
     pub(crate) only_unknown_fields: bool,
+    /// `evt.type` names in the condition (macros included) that driftwatch has no event for.
+    pub(crate) unmapped: Vec<String>,
 }
 
 enum MacroState {
@@ -51,6 +53,10 @@ pub(crate) struct Compiler<'a> {
     macro_state: Vec<MacroState>,
     macro_stack: Vec<usize>,
     expanded: usize,
+    /// `evt.type` names met while compiling the current rule that map to no event kind.
+    unmapped: Vec<String>,
+    /// The same, per compiled macro, added to every rule that uses it.
+    macro_unmapped: Vec<Vec<String>>,
 }
 
 impl<'a> Compiler<'a> {
@@ -66,6 +72,8 @@ impl<'a> Compiler<'a> {
             macro_state: Vec::new(),
             macro_stack: Vec::new(),
             expanded: 0,
+            unmapped: Vec::new(),
+            macro_unmapped: vec![Vec::new(); defs.macros.len()],
         };
         for m in &defs.macros {
             let ast = c.parse(&m.condition);
@@ -113,6 +121,7 @@ impl<'a> Compiler<'a> {
     ) -> Compiled {
         let before = self.errors.len();
         self.expanded = 0;
+        self.unmapped.clear();
         let cond = self.parse(condition).and_then(|ast| self.compile_ast(&ast));
         let mut exc = Vec::new();
         let mut exc_ok = true;
@@ -139,12 +148,18 @@ impl<'a> Compiler<'a> {
         Compiled {
             expr: expr.map(|e| e.simplify().order_by_cost()),
             only_unknown_fields,
+            unmapped: std::mem::take(&mut self.unmapped),
         }
     }
 
     fn macro_expr(&mut self, idx: usize, at: Option<Pos>) -> Option<Rc<Expr>> {
         match &self.macro_state[idx] {
-            MacroState::Done(e) => return e.clone(),
+            MacroState::Done(e) => {
+                let e = e.clone();
+                self.unmapped
+                    .extend(self.macro_unmapped[idx].iter().cloned());
+                return e;
+            }
             MacroState::InProgress => {
                 let name = self.defs.macros[idx].name.value.clone();
                 let start = self.macro_stack.iter().position(|&m| m == idx).unwrap_or(0);
@@ -164,10 +179,14 @@ impl<'a> Compiler<'a> {
         self.macro_stack.push(idx);
         let ast = self.macro_asts[idx].clone();
         let saved = std::mem::replace(&mut self.expanded, 0);
+        let saved_unmapped = std::mem::take(&mut self.unmapped);
         let e = ast
             .and_then(|a| self.compile_ast(&a))
             .map(|e| Rc::new(e.simplify()));
         self.expanded = saved;
+        let mine = std::mem::replace(&mut self.unmapped, saved_unmapped);
+        self.unmapped.extend(mine.iter().cloned());
+        self.macro_unmapped[idx] = mine;
         self.macro_stack.pop();
         self.macro_state[idx] = MacroState::Done(e.clone());
         e
@@ -437,11 +456,17 @@ impl<'a> Compiler<'a> {
             && xf.is_empty()
             && matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects)
         {
-            let mask = match &values {
-                Values::One(v, _) => names_mask(std::slice::from_ref(v)),
-                Values::List(vs, _) => names_mask(vs),
-                Values::None | Values::Field(..) => 0,
+            let names = match &values {
+                Values::One(v, _) => std::slice::from_ref(v),
+                Values::List(vs, _) => vs.as_slice(),
+                Values::None | Values::Field(..) => &[],
             };
+            let mask = names_mask(names);
+            for n in names {
+                if names_mask(std::slice::from_ref(n)) == 0 && !self.unmapped.contains(n) {
+                    self.unmapped.push(n.clone());
+                }
+            }
             let e = Expr::EvtType(mask);
             return Some(if negate { Expr::Not(Box::new(e)) } else { e });
         }

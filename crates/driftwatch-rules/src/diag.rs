@@ -42,10 +42,8 @@ pub enum Warning {
     SkippedUnknownFilter { rule: String, detail: String },
     #[error("key {key:?} is accepted for Falco compatibility but has no effect in driftwatch")]
     IgnoredKey { key: String },
-    #[error(
-        "rule {rule:?} can never match: no event type it tests for is produced by driftwatch's sensors"
-    )]
-    NeverMatches { rule: String },
+    #[error("rule {rule:?} is inactive: it {reason}")]
+    Inactive { rule: String, reason: String },
 }
 
 /// One problem, with where it is: the workspace's one positioned diagnostic, carrying this

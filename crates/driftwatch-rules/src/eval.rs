@@ -326,6 +326,18 @@ impl Test {
         format!("{}|{}|{}", self.lhs_name(), self.negate, pred)
     }
 
+    /// The test's result for a known value of its (untransformed) field.
+    pub(crate) fn eval_const(&self, v: Val<'_>) -> bool {
+        let pos = match v {
+            Val::Missing => return false,
+            Val::Str(s) => self.pred.str(s),
+            Val::Strs(xs) => xs.iter().any(|s| self.pred.str(s)),
+            Val::Num(n) => self.pred.num(n),
+            Val::Bool(b) => self.pred.bool(b),
+        };
+        pos != self.negate
+    }
+
     /// The tested field as written: `tolower(proc.name)`.
     pub(crate) fn lhs_name(&self) -> String {
         side_name(&self.field, &self.xf)

@@ -12,6 +12,7 @@
 //! assert!(loaded.ruleset.find("Drop and execute new binary in container").is_some());
 //! ```
 
+mod activity;
 mod compile;
 mod compile_error;
 mod diag;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use driftwatch_model::{Alert, Event, EventKind, Priority};
 
+use crate::activity;
 use crate::compile::Compiler;
 use crate::diag::{Diagnostic, Diagnostics, Warning};
 use crate::eval::{ALL_KINDS, EvalState, Expr, MEMO_SLOTS, Memo, Scratch, kind_bit};
@@ -36,6 +37,12 @@ pub struct RuleInfo {
     pub source_file: String,
     /// The event types the rule can match (`evt.type` values), from its condition.
     pub event_types: Vec<&'static str>,
+    /// Whether the rule can ever be true on driftwatch's events. An inactive rule is loaded
+    /// and listed but never evaluated.
+    pub active: bool,
+    /// Why the rule is inactive, in words ("needs ptrace events, which driftwatch does not
+    /// trace"); `None` when active.
+    pub inactive_reason: Option<String>,
 }
 
 struct Rule {
@@ -136,19 +143,24 @@ impl RuleSet {
                 continue;
             };
             let (mask, _) = expr.kinds();
-            if mask == ALL_KINDS && def.warn_evttypes {
+            let inactive_reason = activity::inactive_reason(&expr, mask, &compiled.unmapped);
+            if let Some(reason) = &inactive_reason {
+                // Disabled rules never run anyway: only an enabled one is worth a warning.
+                if def.enabled {
+                    diags.add(
+                        file,
+                        name_off,
+                        Warning::Inactive {
+                            rule: def.name.value.clone(),
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+            } else if mask == ALL_KINDS && def.warn_evttypes {
                 diags.add(
                     file,
                     name_off,
                     Warning::NoEventTypeRestriction {
-                        rule: def.name.value.clone(),
-                    },
-                );
-            } else if mask == 0 {
-                diags.add(
-                    file,
-                    name_off,
-                    Warning::NeverMatches {
                         rule: def.name.value.clone(),
                     },
                 );
@@ -168,6 +180,8 @@ impl RuleSet {
                     enabled: def.enabled,
                     source_file: file.name.clone(),
                     event_types,
+                    active: inactive_reason.is_none(),
+                    inactive_reason,
                 },
                 expr,
                 mask,
@@ -225,7 +239,7 @@ impl RuleSet {
             rules
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| r.info.enabled && r.mask & bit != 0)
+                .filter(|(_, r)| r.info.enabled && r.info.active && r.mask & bit != 0)
                 .map(|(j, _)| u32::try_from(j).unwrap_or(u32::MAX))
                 .collect()
         });

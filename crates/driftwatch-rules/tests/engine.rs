@@ -458,7 +458,9 @@ fn warnings_do_not_fail() {
     assert!(w[0].starts_with("w.yaml:1:9: rule \"every\" does not restrict evt.type"));
     assert!(w[1].contains("source \"k8s_audit\""));
     assert!(w[2].contains("skipped because of `skip-if-unknown-filter: true`"));
-    assert!(w[3].contains("can never match"));
+    assert!(w[3].contains(
+        "rule \"never\" is inactive: it needs ptrace events, which driftwatch does not trace"
+    ));
     assert!(
         loaded
             .warnings

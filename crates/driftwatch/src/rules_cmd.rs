@@ -42,11 +42,14 @@ pub enum RulesCommand {
         #[command(flatten)]
         load: RuleFiles,
     },
-    /// List the effective rules: name, priority, enabled, tags and the file that defined them.
+    /// List the effective rules: name, priority, enabled, active, tags and the file that
+    /// defined them; an inactive rule (one that can never be true on driftwatch's events)
+    /// with the reason.
     ///
     /// Examples:
     ///   driftwatch rules list
     ///   driftwatch rules list --explain ./my_rules.yaml
+    ///   driftwatch rules list --inactive --json ./falco_rules.yaml
     #[command(verbatim_doc_comment)]
     List {
         /// Extra rule files, loaded after the rules directory.
@@ -55,6 +58,16 @@ pub enum RulesCommand {
         /// Also print each rule's compiled condition (macros and lists expanded).
         #[arg(long)]
         explain: bool,
+        /// One JSON object per line: name, priority, enabled, active, inactive_reason, tags,
+        /// file, event_types.
+        #[arg(long)]
+        json: bool,
+        /// Only the active rules.
+        #[arg(long, conflicts_with = "inactive")]
+        active: bool,
+        /// Only the inactive rules.
+        #[arg(long)]
+        inactive: bool,
         #[command(flatten)]
         load: RuleFiles,
     },
@@ -101,8 +114,28 @@ pub fn run_with(
         RulesCommand::List {
             files,
             explain,
+            json,
+            active,
+            inactive,
             load,
-        } => list(&files, &load, explain, out, err),
+        } => {
+            let only = match (active, inactive) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            list(
+                &files,
+                &load,
+                ListOpts {
+                    explain,
+                    json,
+                    only,
+                },
+                out,
+                err,
+            )
+        }
         RulesCommand::Test {
             events,
             rules,
@@ -196,6 +229,13 @@ fn validate(files: &[PathBuf], opts: &RuleFiles, out: &mut dyn Write) -> anyhow:
         Ok(l) => {
             print_diagnostics(&l.warnings, out)?;
             let enabled = l.ruleset.rules().filter(|(_, r)| r.enabled).count();
+            let active = l.ruleset.rules().filter(|(_, r)| r.active).count();
+            writeln!(
+                out,
+                "{} rules: {active} active, {} inactive",
+                l.ruleset.len(),
+                l.ruleset.len() - active
+            )?;
             writeln!(
                 out,
                 "ok: {} rules ({enabled} enabled) from {} files, {} warning(s)",
@@ -214,33 +254,68 @@ fn validate(files: &[PathBuf], opts: &RuleFiles, out: &mut dyn Write) -> anyhow:
     }
 }
 
+/// How `rules list` prints.
+struct ListOpts {
+    explain: bool,
+    json: bool,
+    /// Only active (`Some(true)`) or only inactive (`Some(false)`) rules.
+    only: Option<bool>,
+}
+
 fn list(
     files: &[PathBuf],
     opts: &RuleFiles,
-    explain: bool,
+    how: ListOpts,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let Some(rs) = load(opts, files, err)? else {
         return Ok(1);
     };
-    let width = rs.rules().map(|(_, r)| r.name.len()).max().unwrap_or(4);
+    let shown: Vec<_> = rs
+        .rules()
+        .filter(|(_, r)| how.only.is_none_or(|a| r.active == a))
+        .collect();
+    if how.json {
+        for (idx, r) in shown {
+            let mut v = serde_json::json!({
+                "name": r.name,
+                "priority": r.priority.as_str(),
+                "enabled": r.enabled,
+                "active": r.active,
+                "inactive_reason": r.inactive_reason,
+                "tags": r.tags,
+                "file": r.source_file,
+                "event_types": r.event_types,
+            });
+            if how.explain {
+                v["condition"] = serde_json::Value::String(rs.explain(idx));
+            }
+            writeln!(out, "{v}")?;
+        }
+        return Ok(0);
+    }
+    let width = shown.iter().map(|(_, r)| r.name.len()).max().unwrap_or(4);
     writeln!(
         out,
-        "{:width$}  {:13}  {:7}  {:30}  TAGS",
-        "RULE", "PRIORITY", "ENABLED", "FILE"
+        "{:width$}  {:13}  {:7}  {:6}  {:30}  TAGS",
+        "RULE", "PRIORITY", "ENABLED", "ACTIVE", "FILE"
     )?;
-    for (idx, r) in rs.rules() {
+    for (idx, r) in shown {
         writeln!(
             out,
-            "{:width$}  {:13}  {:7}  {:30}  {}",
+            "{:width$}  {:13}  {:7}  {:6}  {:30}  {}",
             r.name,
             r.priority.as_str(),
             if r.enabled { "yes" } else { "no" },
+            if r.active { "yes" } else { "no" },
             r.source_file,
             r.tags.join(",")
         )?;
-        if explain {
+        if let Some(reason) = &r.inactive_reason {
+            writeln!(out, "    inactive: {reason}")?;
+        }
+        if how.explain {
             writeln!(out, "    events: {}", r.event_types.join(", "))?;
             writeln!(out, "    condition: {}", rs.explain(idx))?;
         }
@@ -390,6 +465,9 @@ mod tests {
         let (code, out, _) = run_cmd(RulesCommand::List {
             files: vec![f],
             explain: true,
+            json: false,
+            active: false,
+            inactive: false,
             load: no_dir(),
         });
         assert_eq!(code, 0);
@@ -405,6 +483,75 @@ mod tests {
         );
         assert!(out.contains("Drop and execute new binary in container"));
         assert!(out.contains("    condition: "));
+    }
+
+    #[test]
+    fn list_shows_inactive_rules_with_their_reason_and_filters() {
+        let d = tempdir("inactive");
+        let f = write(
+            &d,
+            "trace.yaml",
+            "- rule: Ptrace attach\n  desc: d\n  condition: evt.type = ptrace and proc.name = gdb\n  output: o\n  priority: warning\n",
+        );
+        let list = |json, active, inactive| {
+            run_cmd(RulesCommand::List {
+                files: vec![f.clone()],
+                explain: false,
+                json,
+                active,
+                inactive,
+                load: no_dir(),
+            })
+        };
+        let (code, out, err) = list(false, false, false);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.lines().next().unwrap().contains("ACTIVE"), "{out}");
+        let mut lines = out.lines().skip_while(|l| !l.starts_with("Ptrace attach"));
+        let row = lines.next().unwrap();
+        assert!(row.contains(" no "), "{row}");
+        assert_eq!(
+            lines.next(),
+            Some("    inactive: needs ptrace events, which driftwatch does not trace")
+        );
+        assert!(err.contains("rule \"Ptrace attach\" is inactive"), "{err}");
+
+        let (_, out, _) = list(true, false, true);
+        let rows: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 1, "{out}");
+        assert_eq!(rows[0]["name"], "Ptrace attach");
+        assert_eq!(rows[0]["active"], false);
+        assert_eq!(
+            rows[0]["inactive_reason"],
+            "needs ptrace events, which driftwatch does not trace"
+        );
+
+        let (_, out, _) = list(true, true, false);
+        assert!(!out.is_empty() && !out.contains("Ptrace attach"), "{out}");
+        assert!(
+            out.lines()
+                .all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["active"] == true)
+        );
+
+        let (code, out, _) = run_cmd(RulesCommand::Validate {
+            files: vec![f.clone()],
+            load: no_dir(),
+        });
+        assert_eq!(code, 0, "{out}");
+        let total = driftwatch_rules::RuleSet::load_with_defaults(&[])
+            .unwrap()
+            .ruleset
+            .len()
+            + 1;
+        assert!(
+            out.contains(&format!(
+                "{total} rules: {} active, 1 inactive\n",
+                total - 1
+            )),
+            "{out}"
+        );
     }
 
     #[test]
