@@ -391,8 +391,10 @@ fn read_override(r: &mut Reader<'_>, n: &Node, kind: &'static str) -> Option<Ove
                     "tags",
                     "exceptions",
                     "enabled",
+                    "warn_evttypes",
+                    "skip-if-unknown-filter",
                 ],
-                "append: condition, output, desc, tags, exceptions; replace: those and priority, enabled",
+                "append: condition, output, desc, tags, exceptions; replace: those and priority, enabled, warn_evttypes, skip-if-unknown-filter",
             ),
         };
         let mode = match mode_s.as_str() {
@@ -860,6 +862,14 @@ fn merge_rule(defs: &mut Definitions, r: &mut Reader<'_>, node: &Node, it: RuleI
                     "desc" => apply_text(&mut rule.desc, it.desc.clone(), append),
                     "priority" => rule.priority = it.priority.unwrap_or(rule.priority),
                     "enabled" => rule.enabled = it.enabled.unwrap_or(rule.enabled),
+                    "warn_evttypes" => {
+                        rule.warn_evttypes = it.warn_evttypes.unwrap_or(rule.warn_evttypes)
+                    }
+                    "skip-if-unknown-filter" => {
+                        rule.skip_if_unknown_filter = it
+                            .skip_if_unknown_filter
+                            .unwrap_or(rule.skip_if_unknown_filter)
+                    }
                     "tags" => {
                         let tags = it.tags.clone().unwrap_or_default();
                         if append {
