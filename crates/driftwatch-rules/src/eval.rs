@@ -6,7 +6,7 @@ use driftwatch_model::{Event, EventKind};
 use regex::Regex;
 use rustc_hash::FxHashSet;
 
-use crate::fields::{FieldId, FieldRef, Val, extract};
+use crate::fields::{Cidr, FieldId, FieldRef, Val, extract};
 use crate::glob::Glob;
 
 /// Bit of an event kind in a kind mask.
@@ -89,6 +89,8 @@ pub(crate) enum Pred {
     Num(NumOp, i64),
     NumIn(Box<[i64]>),
     Bool(bool),
+    /// `fd.net = "10.0.0.0/8"`, `fd.snet in (...)`: the address is in one of the networks.
+    Cidr(Box<[Cidr]>),
 }
 
 #[derive(Clone, Debug)]
@@ -194,6 +196,7 @@ impl Pred {
             Pred::Glob(g) => g.is_match(s),
             Pred::PMatch(p) => pmatch(s, p),
             Pred::Regex(r) => r.is_match(s),
+            Pred::Cidr(nets) => nets.iter().any(|n| n.contains(s)),
             Pred::Num(..) | Pred::NumIn(_) | Pred::Bool(_) => false,
         }
     }
@@ -497,6 +500,7 @@ impl std::fmt::Display for Expr {
                     Pred::Glob(_) => write!(f, "{name} glob ..."),
                     Pred::PMatch(v) => write!(f, "{name} pmatch ({})", v.join(", ")),
                     Pred::Regex(r) => write!(f, "{name} regex {:?}", r.as_str()),
+                    Pred::Cidr(nets) => write!(f, "{name} {ne}in {nets:?}"),
                     Pred::Num(op, n) => write!(f, "{name} {ne}{op:?} {n}"),
                     Pred::NumIn(v) => write!(f, "{name} in {v:?}"),
                     Pred::Bool(b) => write!(f, "{name} {ne}= {b}"),
