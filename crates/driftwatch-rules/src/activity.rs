@@ -7,7 +7,7 @@
 use driftwatch_model::EventKind;
 
 use crate::eval::{ALL_KINDS, Expr, Pred, Test, kind_bit};
-use crate::fields::{FieldInfo, FieldRef, Val};
+use crate::fields::{FieldInfo, FieldRef, Filled, Val};
 
 /// A three-valued fold: known true, known false, or decided only by the event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +29,11 @@ impl Tri {
 
 /// The event kinds on which driftwatch fills `info`.
 fn filled_kinds(info: &FieldInfo) -> u16 {
-    let _ = info;
-    ALL_KINDS
+    match info.filled {
+        Filled::Never => 0,
+        Filled::Always => ALL_KINDS,
+        Filled::Events(m) => m,
+    }
 }
 
 /// Why a fact is never what a test wants, in words.

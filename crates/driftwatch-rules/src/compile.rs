@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use driftwatch_model::EventKind;
 use regex::Regex;
 
 use crate::compile_error::{CompileError, MAX_EXPANDED_NODES};
 use crate::diag::{Diagnostic, Problem, diagnostic_at};
-use crate::eval::{CmpOp, Expr, FieldCmp, NO_SLOT, NumOp, Pred, StrSet, Test, kind_bit};
-use crate::fields::{ArgSpec, FieldArg, FieldId, FieldRef, FieldType, field, suggest};
+use crate::eval::{CmpOp, Expr, FieldCmp, NO_SLOT, NumOp, Pred, StrSet, Test};
+use crate::fields::{
+    ArgSpec, FalcoType, FieldArg, FieldId, FieldRef, FieldType, field, parse_cidr, suggest,
+};
 use crate::glob::Glob;
 use crate::loader::{Definitions, ExcEntry, ExceptionDef, Shape};
 use crate::parser::{
@@ -35,6 +36,7 @@ enum MacroState {
 }
 
 /// Operand values after list references are expanded.
+#[derive(Clone)]
 enum Values {
     None,
     One(String, Pos),
@@ -264,8 +266,10 @@ impl<'a> Compiler<'a> {
             );
             return None;
         };
-        let arg = match (info.arg, &f.arg) {
-            (ArgSpec::KeyRequired, None) => {
+        // `fd.types[]`: an empty argument is no argument.
+        let given = f.arg.as_deref().filter(|a| !a.trim().is_empty());
+        let arg = match (info.arg, given) {
+            (ArgSpec::KeyRequired | ArgSpec::IndexOrKeyRequired, None) => {
                 self.error(
                     f.pos,
                     CompileError::MissingArg {
@@ -291,13 +295,19 @@ impl<'a> Compiler<'a> {
                         f.pos,
                         CompileError::BadIndex {
                             field: f.name.clone(),
-                            arg: a.clone(),
+                            arg: a.to_string(),
                         },
                     );
                     return None;
                 }
             },
             (ArgSpec::Key | ArgSpec::KeyRequired, Some(a)) => FieldArg::Key(a.trim().into()),
+            (ArgSpec::IndexOrKey | ArgSpec::IndexOrKeyRequired, Some(a)) => {
+                match a.trim().parse::<usize>() {
+                    Ok(n) => FieldArg::Index(n),
+                    Err(_) => FieldArg::Key(a.trim().into()),
+                }
+            }
         };
         Some(FieldRef { info, arg })
     }
@@ -410,6 +420,12 @@ impl<'a> Compiler<'a> {
     }
 
     fn test(&mut self, f: FieldRef, op: Op, op_pos: Pos, values: Values) -> Option<Expr> {
+        if let Some(sides) = f.either_side() {
+            return self.test_either_side(sides, op, op_pos, values);
+        }
+        if f.info.falco_type == FalcoType::Ipnet && op != Op::Exists {
+            return self.test_networks(f, op, op_pos, values);
+        }
         let ty = f.info.ty;
         self.test_typed(f, Box::default(), ty, op, op_pos, values)
     }
@@ -671,6 +687,68 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// `fd.ip`, `fd.port` and `fd.net` test both ends of a connection: `fd.ip = X` is
+    /// `fd.cip = X or fd.sip = X`, and `fd.ip != X` is `not (fd.cip = X or fd.sip = X)`.
+    fn test_either_side(
+        &mut self,
+        (client, server): (FieldRef, FieldRef),
+        op: Op,
+        op_pos: Pos,
+        values: Values,
+    ) -> Option<Expr> {
+        let (op, negate) = match op {
+            Op::Ne => (Op::Eq, true),
+            other => (other, false),
+        };
+        let c = self.test(client, op, op_pos, values.clone())?;
+        let s = self.test(server, op, op_pos, values)?;
+        let e = Expr::Or(vec![c, s].into());
+        Some(if negate { Expr::Not(Box::new(e)) } else { e })
+    }
+
+    /// A test of an `IPNET` field (`fd.snet`...): `=`, `!=` or `in` with networks.
+    fn test_networks(&mut self, f: FieldRef, op: Op, op_pos: Pos, values: Values) -> Option<Expr> {
+        let name = f.display_name();
+        let items: Vec<(String, Pos)> = match (op, values) {
+            (Op::Eq | Op::Ne, Values::One(v, pos)) => vec![(v, pos)],
+            (Op::In | Op::Intersects, Values::List(vs, pos)) => {
+                vs.into_iter().map(|v| (v, pos)).collect()
+            }
+            (Op::Eq | Op::Ne | Op::In | Op::Intersects, _) => {
+                self.error(op_pos, CompileError::ListNotAllowed { op: op.as_str() });
+                return None;
+            }
+            _ => {
+                self.error(
+                    op_pos,
+                    CompileError::BadOperator {
+                        op: op.as_str(),
+                        field: name,
+                        ty: "network",
+                    },
+                );
+                return None;
+            }
+        };
+        let mut nets = Vec::with_capacity(items.len());
+        for (v, pos) in items {
+            match parse_cidr(&v) {
+                Some(n) => nets.push(n),
+                None => {
+                    self.error(
+                        pos,
+                        CompileError::NotANetwork {
+                            value: v,
+                            field: name.clone(),
+                        },
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(test_expr(f, op == Op::Ne, Pred::Cidr(nets.into())))
+    }
+
     /// An exception as `not (...)` material: `Some(None)` when it has no values.
     fn compile_exception(&mut self, e: &ExceptionDef) -> Option<Option<Expr>> {
         let Some(fields) = &e.fields else {
@@ -878,6 +956,17 @@ fn entry_pos(e: &ExcEntry) -> Pos {
     }
 }
 
+/// A test on a field as written, without transformers.
+fn test_expr(field: FieldRef, negate: bool, pred: Pred) -> Expr {
+    Expr::Test(Box::new(Test {
+        field,
+        xf: Box::default(),
+        negate,
+        pred,
+        slot: NO_SLOT,
+    }))
+}
+
 /// Falco's hex byte values: `7f454c46` (an even number of hex digits).
 fn hex_bytes(v: &str) -> Option<Box<[u8]>> {
     let v = v.trim();
@@ -890,21 +979,24 @@ fn hex_bytes(v: &str) -> Option<Box<[u8]>> {
         .collect()
 }
 
-/// The kinds named by `evt.type` values; Falco's names we have no event for (`openat`,
-/// `execveat`, ...) are accepted and match nothing.
+/// The kinds named by `evt.type` values (every Falco name of a change driftwatch sees matches
+/// its kind); a call driftwatch does not see is accepted and matches nothing.
 fn names_mask(names: &[String]) -> u16 {
     names
         .iter()
-        .filter_map(|n| EventKind::ALL.iter().find(|k| k.as_str() == n))
-        .fold(0, |m, k| m | kind_bit(*k))
+        .fold(0, |m, n| m | crate::fields::evt_type_kinds(n))
 }
 
 /// A `name.key` spelling of a field that takes a key (`k8s.pod.label.app`): the field and
 /// the key. The key keeps Falco's characters (alphanumerics, `/`, `_`, `-`, `.`).
 fn dotted_key(name: &str) -> Option<(&'static crate::fields::FieldInfo, &str)> {
+    // `container.mount.dest` is a field, not `container.mount[dest]`.
+    if field(name).is_some() {
+        return None;
+    }
     crate::fields::FIELDS
         .iter()
-        .filter(|f| matches!(f.arg, ArgSpec::Key | ArgSpec::KeyRequired))
+        .filter(|f| f.arg.required())
         .find_map(|f| {
             let key = name.strip_prefix(f.name)?.strip_prefix('.')?;
             let ok = !key.is_empty()

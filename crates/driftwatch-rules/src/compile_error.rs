@@ -34,6 +34,10 @@ pub enum CompileError {
     },
     #[error("`{value}` is not a number, and `{field}` is a number field")]
     NotANumber { value: String, field: String },
+    #[error(
+        "`{value}` is not a network (`10.0.0.0/8`, `fd00::/8`) or an address, and `{field}` tests networks"
+    )]
+    NotANetwork { value: String, field: String },
     #[error("`{value}` is not true or false, and `{field}` is a bool field")]
     NotABool { value: String, field: String },
     #[error("operator `{op}` takes a single value, not a list")]
@@ -86,6 +90,7 @@ fn op_hint(ty: &str) -> &'static str {
             " (strings take =, !=, contains, icontains, startswith, endswith, glob, iglob, pmatch, regex, in, intersects, exists)"
         }
         "bool" => " (bools take =, !=, exists)",
+        "network" => " (networks take =, !=, in, exists)",
         _ => " (numbers take =, !=, <, <=, >, >=, in, intersects, exists)",
     }
 }

@@ -6,7 +6,7 @@ use driftwatch_model::{Event, EventKind};
 use regex::Regex;
 use rustc_hash::FxHashSet;
 
-use crate::fields::{FieldId, FieldRef, Val, extract};
+use crate::fields::{Cidr, FieldId, FieldRef, Val, extract};
 use crate::glob::Glob;
 use crate::parser::Transformer;
 
@@ -96,6 +96,8 @@ pub(crate) enum Pred {
     BEndsWith(Box<[u8]>),
     /// A comparison with another field of the same event (`val(...)` or a transformer).
     Field(Box<FieldCmp>),
+    /// `fd.net = "10.0.0.0/8"`, `fd.snet in (...)`: the address is in one of the networks.
+    Cidr(Box<[Cidr]>),
 }
 
 /// How a field compares with another field's value.
@@ -263,6 +265,7 @@ impl Pred {
             Pred::BContains(b) => bcontains(s.as_bytes(), b),
             Pred::BStartsWith(b) => s.as_bytes().starts_with(b),
             Pred::BEndsWith(b) => s.as_bytes().ends_with(b),
+            Pred::Cidr(nets) => nets.iter().any(|n| n.contains(s)),
             Pred::Num(..) | Pred::NumIn(_) | Pred::Bool(_) | Pred::Field(_) => false,
         }
     }
@@ -628,6 +631,7 @@ impl std::fmt::Display for Expr {
                     Pred::Glob(_) => write!(f, "{name} glob ..."),
                     Pred::PMatch(v) => write!(f, "{name} pmatch ({})", v.join(", ")),
                     Pred::Regex(r) => write!(f, "{name} regex {:?}", r.as_str()),
+                    Pred::Cidr(nets) => write!(f, "{name} {ne}in {nets:?}"),
                     Pred::Num(op, n) => write!(f, "{name} {ne}{op:?} {n}"),
                     Pred::NumIn(v) => write!(f, "{name} in {v:?}"),
                     Pred::Bool(b) => write!(f, "{name} {ne}= {b}"),

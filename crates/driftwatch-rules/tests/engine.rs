@@ -448,7 +448,7 @@ fn warnings_do_not_fail() {
         "w.yaml",
         "- rule: every\n  desc: d\n  condition: proc.name = x\n  output: o\n  priority: info\n\
          - rule: audit\n  desc: d\n  condition: ka.verb = create\n  output: o\n  priority: info\n  source: k8s_audit\n\
-         - rule: unknown\n  desc: d\n  condition: spawned_process and proc.sname = x\n  output: o\n  priority: info\n  skip-if-unknown-filter: true\n\
+         - rule: unknown\n  desc: d\n  condition: spawned_process and proc.no_such_field = x\n  output: o\n  priority: info\n  skip-if-unknown-filter: true\n\
          - rule: never\n  desc: d\n  condition: evt.type = ptrace\n  output: o\n  priority: info\n\
          - rule: quiet\n  desc: d\n  condition: proc.name = x\n  output: o\n  priority: info\n  warn_evttypes: false\n",
     )])
