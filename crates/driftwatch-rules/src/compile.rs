@@ -339,7 +339,7 @@ impl<'a> Compiler<'a> {
                     out.extend(sub.iter().cloned());
                 }
             } else {
-                out.push(item.value.clone());
+                out.push(unquote_item(&item.value));
             }
         }
         self.list_stack.pop();
@@ -953,6 +953,18 @@ fn entry_pos(e: &ExcEntry) -> Pos {
     match e {
         ExcEntry::One(s) => s.at.pos(),
         ExcEntry::Many(_, at) => at.pos(),
+    }
+}
+
+/// A list item as the condition reads it: Falco pastes items into the condition's text, so an
+/// item written with quotes (`'"10.0.0.0/8"'`) is the quoted string's content.
+fn unquote_item(item: &str) -> String {
+    let b = item.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(q @ (b'"' | b'\'')), Some(l)) if b.len() >= 2 && q == l => {
+            item[1..item.len() - 1].to_string()
+        }
+        _ => item.to_string(),
     }
 }
 
