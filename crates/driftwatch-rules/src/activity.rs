@@ -7,7 +7,7 @@
 use driftwatch_model::EventKind;
 
 use crate::eval::{ALL_KINDS, Expr, Pred, Test, kind_bit};
-use crate::fields::{FieldInfo, FieldRef, Filled, Val};
+use crate::fields::{FieldInfo, FieldRef, Filled, Val, evt_type_name};
 
 /// A three-valued fold: known true, known false, or decided only by the event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,9 +71,13 @@ fn constant(f: &FieldRef, k: u16) -> Option<(Val<'static>, Fact)> {
     }
 }
 
-/// What made a test false, and whether it sat under an odd number of `not`s.
+/// What made a test false: the field (as written, or the test for a fact), why, on which
+/// kinds, and whether it sat under an odd number of `not`s.
 struct Found {
-    reason: String,
+    what: String,
+    fact: Fact,
+    never: bool,
+    kinds: u16,
     negated: bool,
 }
 
@@ -99,10 +103,25 @@ impl Folder {
                 continue;
             };
             if !result {
-                self.found.push(Found {
-                    reason: reason(f, fact, t),
-                    negated,
-                });
+                let what = match fact {
+                    Fact::Unfilled => f.display_name(),
+                    Fact::Failed | Fact::Read => t.lhs_name(),
+                };
+                let never = filled_kinds(f.info) == 0;
+                match self
+                    .found
+                    .iter_mut()
+                    .find(|x| x.what == what && x.fact == fact && x.negated == negated)
+                {
+                    Some(x) => x.kinds |= k,
+                    None => self.found.push(Found {
+                        what,
+                        fact,
+                        never,
+                        kinds: k,
+                        negated,
+                    }),
+                }
             }
             return if result { Tri::True } else { Tri::False };
         }
@@ -145,30 +164,31 @@ fn tri(b: bool) -> Tri {
     if b { Tri::True } else { Tri::False }
 }
 
-fn reason(f: &FieldRef, fact: Fact, t: &Test) -> String {
-    let name = f.display_name();
-    match fact {
-        Fact::Unfilled if filled_kinds(f.info) == 0 => {
-            format!("needs {name}, which driftwatch does not fill")
-        }
+fn reason(f: &Found) -> String {
+    let what = &f.what;
+    match f.fact {
+        Fact::Unfilled if f.never => format!("needs {what}, which driftwatch does not fill"),
         Fact::Unfilled => format!(
-            "needs {name} on events where driftwatch does not fill it (it fills it on {} events)",
-            kind_names(filled_kinds(f.info)).join(", ")
+            "needs {what} on {} events, where driftwatch does not fill it",
+            kind_names(f.kinds).join(", ")
         ),
-        Fact::Failed => format!(
-            "needs failed system calls ({}), which driftwatch does not report",
-            t.lhs_name()
-        ),
+        Fact::Failed => {
+            format!("needs failed system calls ({what}), which driftwatch does not report")
+        }
         Fact::Read => "needs file reads (evt.is_open_read), which driftwatch does not see".into(),
     }
 }
 
+/// The kinds of `mask` by the names Falco prints for them (`openat` once for open and creat).
 fn kind_names(mask: u16) -> Vec<&'static str> {
-    EventKind::ALL
-        .iter()
-        .filter(|k| mask & kind_bit(**k) != 0)
-        .map(|k| k.as_str())
-        .collect()
+    let mut names: Vec<&'static str> = Vec::new();
+    for k in EventKind::ALL.iter().filter(|k| mask & kind_bit(**k) != 0) {
+        let n = evt_type_name(*k);
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
 }
 
 /// `None` if the rule can be true on some event of the kinds in `mask`; otherwise why not.
@@ -194,9 +214,10 @@ pub(crate) fn inactive_reason(expr: &Expr, mask: u16, unmapped: &[String]) -> Op
         }
     }
     let mut reasons: Vec<String> = Vec::new();
-    for f in folder.found.into_iter().filter(|f| !f.negated) {
-        if !reasons.contains(&f.reason) {
-            reasons.push(f.reason);
+    for f in folder.found.iter().filter(|f| !f.negated) {
+        let r = reason(f);
+        if !reasons.contains(&r) {
+            reasons.push(r);
         }
     }
     Some(if reasons.is_empty() {

@@ -155,3 +155,85 @@ fn transformer_errors_are_positioned() {
     );
     assert!(error("proc.name < val(proc.pname)").contains("cannot compare"));
 }
+
+/// `(active, reason)` of rule `r` with `cond`, loaded on the defaults.
+fn activity(cond: &str) -> (bool, Option<String>) {
+    let rs = try_load(&rule(cond)).unwrap_or_else(|ds| panic!("{cond}: {}", ds[0].render()));
+    let r = rs.rule(rs.find("r").expect("rule r"));
+    (r.active, r.inactive_reason.clone())
+}
+
+#[test]
+fn a_rule_that_can_never_be_true_here_is_inactive_with_the_reason() {
+    for (cond, reason) in [
+        (
+            "evt.type = ptrace",
+            "needs ptrace events, which driftwatch does not trace",
+        ),
+        (
+            "evt.type in (setuid, setgid) and proc.name = x",
+            "needs setgid, setuid events, which driftwatch does not trace",
+        ),
+        (
+            "evt.type = connect and fd.sip.name = example.com",
+            "needs fd.sip.name, which driftwatch does not fill",
+        ),
+        (
+            "spawned_process and fd.name = /etc/passwd",
+            "needs fd.name on execve events, where driftwatch does not fill it",
+        ),
+        (
+            "evt.type in (open, openat) and evt.is_open_read = true",
+            "needs file reads (evt.is_open_read), which driftwatch does not see",
+        ),
+        (
+            "evt.type = openat and evt.res != SUCCESS",
+            "needs failed system calls (evt.res), which driftwatch does not report",
+        ),
+        (
+            "evt.type = unlinkat and fd.num < 0",
+            "needs failed system calls (fd.num), which driftwatch does not report",
+        ),
+        (
+            "evt.type = execve and evt.rawres != 0",
+            "needs failed system calls (evt.rawres), which driftwatch does not report",
+        ),
+    ] {
+        assert_eq!(activity(cond), (false, Some(reason.to_string())), "{cond}");
+    }
+}
+
+#[test]
+fn what_driftwatch_does_not_fill_is_missing_so_not_of_it_holds() {
+    for cond in [
+        "spawned_process and not fd.sip.name = example.com",
+        "spawned_process and not fd.sip.name exists",
+        "evt.type = openat and fd.num >= 0 and evt.res = SUCCESS",
+        "evt.type in (execve, ptrace) and proc.name = x",
+        "(evt.type = connect and fd.sip.name = x) or (evt.type = connect and fd.sport = 443)",
+        "evt.type in (openat, execve) and fd.name = /etc/passwd",
+        "evt.type = openat and not evt.is_open_read = true",
+    ] {
+        assert_eq!(activity(cond), (true, None), "{cond}");
+    }
+}
+
+#[test]
+fn arguments_of_falcos_events_by_name_and_position() {
+    let e = file_event(
+        driftwatch_model::EventKind::Rename,
+        "/usr/bin/new",
+        true,
+        "/bin/mv",
+    );
+    let mut e = e;
+    if let Some(f) = e.file.as_mut() {
+        f.old_path = Some("/tmp/x".into());
+    }
+    assert!(matches_cond("evt.arg.newpath = /usr/bin/new", &e));
+    assert!(matches_cond("evt.arg[newpath] = /usr/bin/new", &e));
+    assert!(matches_cond("evt.arg.oldpath = /tmp/x", &e));
+    assert!(matches_cond("evt.arg[2] = /tmp/x", &e));
+    assert!(matches_cond("basename(evt.arg.oldpath) = x", &e));
+    assert!(!matches_cond("evt.arg.nope exists", &e));
+}
