@@ -9,7 +9,7 @@ use regex::Regex;
 
 use crate::compile_error::{CompileError, MAX_EXPANDED_NODES};
 use crate::diag::{Diagnostic, Problem, diagnostic_at};
-use crate::eval::{CmpOp, Expr, FieldCmp, NO_SLOT, NumOp, Pred, StrSet, Test};
+use crate::eval::{Expr, FieldCmp, NO_SLOT, NumOp, Pred, StrSet, Test};
 use crate::fields::{
     ArgSpec, FalcoType, FieldArg, FieldId, FieldRef, FieldType, field, parse_cidr, suggest,
 };
@@ -647,16 +647,14 @@ impl<'a> Compiler<'a> {
             }
         });
         let numeric = |t: FieldType| matches!(t, FieldType::Number | FieldType::Time);
+        let string_op = matches!(
+            op,
+            Op::Contains | Op::IContains | Op::StartsWith | Op::EndsWith
+        );
         let cmp = match op {
-            Op::Eq | Op::Ne | Op::In | Op::Intersects => Some(CmpOp::Eq),
-            Op::Lt => Some(CmpOp::Lt),
-            Op::Le => Some(CmpOp::Le),
-            Op::Gt => Some(CmpOp::Gt),
-            Op::Ge => Some(CmpOp::Ge),
-            Op::Contains if ty == FieldType::String => Some(CmpOp::Contains),
-            Op::IContains if ty == FieldType::String => Some(CmpOp::IContains),
-            Op::StartsWith if ty == FieldType::String => Some(CmpOp::StartsWith),
-            Op::EndsWith if ty == FieldType::String => Some(CmpOp::EndsWith),
+            Op::Eq | Op::Ne | Op::In | Op::Intersects => Some(Op::Eq),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge => Some(op),
+            _ if string_op && ty == FieldType::String => Some(op),
             _ => None,
         };
         let ordered = matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge);

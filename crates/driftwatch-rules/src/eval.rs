@@ -8,7 +8,7 @@ use rustc_hash::FxHashSet;
 
 use crate::fields::{Cidr, FieldId, FieldRef, Val, extract};
 use crate::glob::Glob;
-use crate::parser::Transformer;
+use crate::parser::{Op, Transformer};
 
 /// Bit of an event kind in a kind mask.
 pub(crate) fn kind_bit(kind: EventKind) -> u16 {
@@ -100,24 +100,11 @@ pub(crate) enum Pred {
     Cidr(Box<[Cidr]>),
 }
 
-/// How a field compares with another field's value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CmpOp {
-    Eq,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Contains,
-    IContains,
-    StartsWith,
-    EndsWith,
-}
-
-/// The right-hand side of a field-to-field comparison.
+/// The right-hand side of a field-to-field comparison. `op` is never `!=` (that is `=`,
+/// negated by the test).
 #[derive(Clone, Debug)]
 pub(crate) struct FieldCmp {
-    pub(crate) op: CmpOp,
+    pub(crate) op: Op,
     pub(crate) field: FieldRef,
     pub(crate) xf: Box<[Transformer]>,
 }
@@ -639,18 +626,7 @@ impl std::fmt::Display for Expr {
                     Pred::BStartsWith(b) => write!(f, "{name} bstartswith {}", hex(b)),
                     Pred::BEndsWith(b) => write!(f, "{name} bendswith {}", hex(b)),
                     Pred::Field(c) => {
-                        let op = match c.op {
-                            CmpOp::Eq if t.negate => "!=",
-                            CmpOp::Eq => "=",
-                            CmpOp::Lt => "<",
-                            CmpOp::Le => "<=",
-                            CmpOp::Gt => ">",
-                            CmpOp::Ge => ">=",
-                            CmpOp::Contains => "contains",
-                            CmpOp::IContains => "icontains",
-                            CmpOp::StartsWith => "startswith",
-                            CmpOp::EndsWith => "endswith",
-                        };
+                        let op = if t.negate { "!=" } else { c.op.as_str() };
                         let rhs = side_name(&c.field, &c.xf);
                         if c.xf.is_empty() {
                             write!(f, "{name} {op} val({rhs})")
@@ -907,7 +883,7 @@ pub(crate) fn b64_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// A field-to-field comparison; `None` when either value is missing or they do not compare.
-fn compare_values(op: CmpOp, l: Val<'_>, r: Val<'_>) -> Option<bool> {
+fn compare_values(op: Op, l: Val<'_>, r: Val<'_>) -> Option<bool> {
     match (l, r) {
         (Val::Missing, _) | (_, Val::Missing) => None,
         (Val::Strs(xs), r) => Some(
@@ -919,25 +895,22 @@ fn compare_values(op: CmpOp, l: Val<'_>, r: Val<'_>) -> Option<bool> {
                 .any(|y| compare_values(op, l, Val::Str(y)) == Some(true)),
         ),
         (Val::Str(a), Val::Str(b)) => Some(match op {
-            CmpOp::Eq => a == b,
-            CmpOp::Contains => a.contains(b),
-            CmpOp::IContains => icontains(a, b),
-            CmpOp::StartsWith => a.starts_with(b),
-            CmpOp::EndsWith => a.ends_with(b),
-            CmpOp::Lt => a < b,
-            CmpOp::Le => a <= b,
-            CmpOp::Gt => a > b,
-            CmpOp::Ge => a >= b,
-        }),
-        (Val::Num(a), Val::Num(b)) => Some(match op {
-            CmpOp::Eq => a == b,
-            CmpOp::Lt => a < b,
-            CmpOp::Le => a <= b,
-            CmpOp::Gt => a > b,
-            CmpOp::Ge => a >= b,
+            Op::Eq => a == b,
+            Op::Contains => a.contains(b),
+            Op::IContains => icontains(a, b),
+            Op::StartsWith => a.starts_with(b),
+            Op::EndsWith => a.ends_with(b),
             _ => return None,
         }),
-        (Val::Bool(a), Val::Bool(b)) => (op == CmpOp::Eq).then_some(a == b),
+        (Val::Num(a), Val::Num(b)) => Some(match op {
+            Op::Eq => a == b,
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            _ => return None,
+        }),
+        (Val::Bool(a), Val::Bool(b)) => (op == Op::Eq).then_some(a == b),
         _ => None,
     }
 }

@@ -436,18 +436,23 @@ impl Parser<'_, '_> {
         Some((t, start))
     }
 
-    /// A field name with its optional `[arg]` (bare, or quoted as Falco allows).
-    fn field_tok(&mut self) -> PResult<Option<FieldTok>> {
-        let start = self.pos;
-        let rest = &self.s[start..];
-        if !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            return Ok(None);
-        }
+    /// A name of identifier characters and dots (a field or a macro), consumed.
+    fn dotted_name(&mut self) -> String {
+        let rest = &self.s[self.pos..];
         let len = rest
             .find(|c: char| !(is_ident(c) || c == '.'))
             .unwrap_or(rest.len());
-        let name = rest[..len].to_string();
         self.pos += len;
+        rest[..len].to_string()
+    }
+
+    /// A field name with its optional `[arg]` (bare, or quoted as Falco allows).
+    fn field_tok(&mut self) -> PResult<Option<FieldTok>> {
+        let start = self.pos;
+        if !self.s[start..].starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Ok(None);
+        }
+        let name = self.dotted_name();
         let arg = self.field_arg()?;
         Ok(Some(FieldTok {
             name,
@@ -514,12 +519,7 @@ impl Parser<'_, '_> {
             let fe = self.transformer_rest(Some(t), s)?;
             (fe.field, fe.xf)
         } else {
-            let rest = &self.s[start..];
-            let len = rest
-                .find(|c: char| !(is_ident(c) || c == '.'))
-                .unwrap_or(rest.len());
-            let name = rest[..len].to_string();
-            self.pos += len;
+            let name = self.dotted_name();
             let arg = self.field_arg()?;
             let pos = (self.map)(start);
             if !name.contains('.') {
