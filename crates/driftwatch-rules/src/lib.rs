@@ -30,7 +30,8 @@ mod yaml;
 pub use compile_error::{CompileError, MAX_EXPANDED_NODES};
 pub use diag::{Diagnostic, Problem, Severity, Warning};
 pub use fields::{
-    ArgSpec, FIELD_CLASSES, FIELDS, FalcoType, FieldInfo, FieldType, Filled, field, fields_markdown,
+    ArgSpec, FIELD_CLASSES, FIELDS, FalcoType, FieldInfo, FieldType, Filled, evt_type_name, field,
+    fields_markdown,
 };
 pub use glob::{Glob, GlobError};
 pub use parser::{MAX_NESTING, Op, SyntaxError};

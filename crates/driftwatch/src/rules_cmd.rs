@@ -94,6 +94,28 @@ pub enum RulesCommand {
         #[command(flatten)]
         load: RuleFiles,
     },
+    /// List every field a rule may name, like `falco --list=syscall`: name, Falco type,
+    /// argument, whether driftwatch fills it (and on which events), description.
+    ///
+    /// Fields driftwatch never fills are known, so Falco's rules naming them load; a rule that
+    /// needs one can never fire and loads inactive.
+    ///
+    /// Examples:
+    ///   driftwatch rules fields
+    ///   driftwatch rules fields --unfilled
+    ///   driftwatch rules fields --json | jq '.[] | select(.class == "fd")'
+    #[command(verbatim_doc_comment)]
+    Fields {
+        /// One JSON array of fields instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Only the fields driftwatch fills.
+        #[arg(long, conflicts_with = "unfilled")]
+        filled: bool,
+        /// Only the fields driftwatch never fills.
+        #[arg(long)]
+        unfilled: bool,
+    },
 }
 
 /// Runs a `rules` subcommand; returns the process exit code.
@@ -142,6 +164,11 @@ pub fn run_with(
             hostname,
             load,
         } => test(&events, &rules, &load, hostname, out, err),
+        RulesCommand::Fields {
+            json,
+            filled,
+            unfilled,
+        } => fields(json, filled, unfilled, out),
     }
 }
 
@@ -378,6 +405,78 @@ fn test(
     Ok(0)
 }
 
+/// `rules fields`: the field table, grouped by class as `falco --list` groups it.
+fn fields(json: bool, filled: bool, unfilled: bool, out: &mut dyn Write) -> anyhow::Result<i32> {
+    use driftwatch_rules::{FIELD_CLASSES, FIELDS, Filled};
+    let shown = || {
+        FIELD_CLASSES.iter().flat_map(|class| {
+            FIELDS
+                .iter()
+                .filter(move |f| f.class() == *class)
+                .filter(|f| {
+                    if filled {
+                        f.is_filled()
+                    } else {
+                        !unfilled || !f.is_filled()
+                    }
+                })
+        })
+    };
+    if json {
+        let rows: Vec<serde_json::Value> = shown()
+            .map(|f| {
+                let on: Vec<&str> = match f.filled {
+                    Filled::Never => Vec::new(),
+                    _ => {
+                        let mut v: Vec<&str> = f
+                            .filled
+                            .kinds()
+                            .into_iter()
+                            .map(driftwatch_rules::evt_type_name)
+                            .collect();
+                        v.dedup();
+                        v
+                    }
+                };
+                serde_json::json!({
+                    "name": f.name,
+                    "class": f.class(),
+                    "type": f.falco_type.as_str(),
+                    "value_type": f.ty.as_str(),
+                    "arg": f.arg.as_str(),
+                    "arg_required": f.arg.required(),
+                    "filled": f.is_filled(),
+                    "filled_on": on,
+                    "description": f.desc,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &rows)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    let mut class = None;
+    for f in shown() {
+        if class != Some(f.class()) {
+            let gap = if class.is_some() { "\n" } else { "" };
+            class = Some(f.class());
+            writeln!(out, "{gap}Field Class: {}\n", f.class())?;
+        }
+        let name = match f.arg.as_str() {
+            "" => f.name.to_string(),
+            arg => format!("{}{arg}", f.name),
+        };
+        writeln!(
+            out,
+            "{name:<40} {:<8} filled: {}",
+            f.falco_type.as_str(),
+            f.filled.describe()
+        )?;
+        writeln!(out, "    {}", f.desc)?;
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,5 +693,67 @@ mod tests {
             err.contains("2 event(s), 2 alert(s), 1 bad line(s)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fields_lists_the_catalogue_as_text_and_json() {
+        let fields = |json, filled, unfilled| {
+            run_cmd(RulesCommand::Fields {
+                json,
+                filled,
+                unfilled,
+            })
+        };
+        let (code, text, _) = fields(false, false, false);
+        assert_eq!(code, 0);
+        assert!(text.starts_with("Field Class: evt\n"), "{text}");
+        for class in ["process", "fd", "fs.path", "container", "k8s", "drift"] {
+            assert!(
+                text.contains(&format!("\nField Class: {class}\n")),
+                "{class}"
+            );
+        }
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("user.loginuid "))
+            .unwrap();
+        assert!(
+            line.contains("INT64") && line.ends_with("filled: yes"),
+            "{line}"
+        );
+        let line = text.lines().find(|l| l.starts_with("evt.arg[")).unwrap();
+        assert!(line.contains("[N] or [NAME] required"), "{line}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("fd.sip.name "))
+            .unwrap();
+        assert!(line.ends_with("filled: no"), "{line}");
+
+        let (code, json, _) = fields(true, false, false);
+        assert_eq!(code, 0);
+        let all: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(all.len(), driftwatch_rules::FIELDS.len());
+        let get = |name: &str| all.iter().find(|f| f["name"] == name).unwrap().clone();
+        let flags = get("evt.is_open_write");
+        assert_eq!(flags["filled_on"], serde_json::json!(["openat"]));
+        assert_eq!(flags["type"], "BOOL");
+        let net = get("fd.net");
+        assert_eq!(
+            (net["type"].as_str(), net["class"].as_str()),
+            (Some("IPNET"), Some("fd"))
+        );
+        assert_eq!(get("fdlist.names")["filled"], false);
+
+        let (_, filled, _) = fields(true, true, false);
+        let (_, unfilled, _) = fields(true, false, true);
+        let filled: Vec<serde_json::Value> = serde_json::from_str(&filled).unwrap();
+        let unfilled: Vec<serde_json::Value> = serde_json::from_str(&unfilled).unwrap();
+        assert!(filled.iter().all(|f| f["filled"] == true));
+        assert!(
+            unfilled
+                .iter()
+                .all(|f| f["filled"] == false && f["filled_on"] == serde_json::json!([]))
+        );
+        assert_eq!(filled.len() + unfilled.len(), all.len());
     }
 }

@@ -255,11 +255,18 @@ pub(crate) struct Cidr {
     prefix: u8,
 }
 
-/// Parses `10.0.0.0/8`, `fd00::/8`, or a plain address (a /32 or /128).
+/// Parses `10.0.0.0/8`, `fd00::/8`, or a plain address (a /32 or /128). A list item written
+/// with its own quotes (Falco's `rfc_1918_addresses` has `'"10.0.0.0/8"'`, substituted into
+/// the condition as a quoted string) is read without them.
 pub(crate) fn parse_cidr(s: &str) -> Option<Cidr> {
-    let (a, p) = match s.trim().split_once('/') {
+    let s = s.trim();
+    let s = ['"', '\'']
+        .iter()
+        .find_map(|q| s.strip_prefix(*q)?.strip_suffix(*q))
+        .unwrap_or(s);
+    let (a, p) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
-        None => (s.trim(), None),
+        None => (s, None),
     };
     let addr: IpAddr = a.parse().ok()?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -374,6 +381,7 @@ mod tests {
         let v6 = parse_cidr("fd00::/8").unwrap();
         assert!(v6.contains("fd12::1") && !v6.contains("fe80::1"));
         assert_eq!(parse_cidr("10.0.0.0/33"), None);
+        assert_eq!(parse_cidr("\"10.0.0.0/8\""), parse_cidr("10.0.0.0/8"));
         assert_eq!(parse_cidr("example.com"), None);
     }
 

@@ -31,7 +31,7 @@ pub(crate) fn evt_type_kinds(name: &str) -> u16 {
 }
 
 /// The call `%evt.type` prints for an event kind: the modern call making that change.
-pub(crate) fn evt_type_name(kind: EventKind) -> &'static str {
+pub fn evt_type_name(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Execve => "execve",
         EventKind::Open | EventKind::Creat => "openat",
