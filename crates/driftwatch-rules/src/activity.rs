@@ -48,25 +48,17 @@ enum Fact {
 }
 
 /// The constant value driftwatch gives `f` on events of kind bit `k`, if any: missing where
-/// the field is not filled, and the facts it never varies.
+/// the field is not filled, and the facts it never varies where it is (`fd.num` is 0 on the
+/// file and network events that fill it; an open is never reported as a read).
 fn constant(f: &FieldRef, k: u16) -> Option<(Val<'static>, Fact)> {
     if filled_kinds(f.info) & k == 0 {
         return Some((Val::Missing, Fact::Unfilled));
     }
-    let open = kind_bit(EventKind::Open) | kind_bit(EventKind::Creat);
-    let file = open
-        | kind_bit(EventKind::Unlink)
-        | kind_bit(EventKind::Rename)
-        | kind_bit(EventKind::Chmod)
-        | kind_bit(EventKind::Chown)
-        | kind_bit(EventKind::Mkdir)
-        | kind_bit(EventKind::Symlink);
     match f.info.name {
         "evt.res" => Some((Val::Str("SUCCESS"), Fact::Failed)),
-        "evt.rawres" => Some((Val::Num(0), Fact::Failed)),
+        "evt.rawres" | "fd.num" => Some((Val::Num(0), Fact::Failed)),
         "evt.failed" => Some((Val::Bool(false), Fact::Failed)),
-        "fd.num" if k & file != 0 => Some((Val::Num(0), Fact::Failed)),
-        "evt.is_open_read" if k & open != 0 => Some((Val::Bool(false), Fact::Read)),
+        "evt.is_open_read" => Some((Val::Bool(false), Fact::Read)),
         _ => None,
     }
 }
