@@ -236,4 +236,7 @@ fn arguments_of_falcos_events_by_name_and_position() {
     assert!(matches_cond("evt.arg[2] = /tmp/x", &e));
     assert!(matches_cond("basename(evt.arg.oldpath) = x", &e));
     assert!(!matches_cond("evt.arg.nope exists", &e));
+    let x = exec("/bin/ls", &["ls"], "sh");
+    assert!(matches_cond("evt.rawarg.res = 0", &x));
+    assert!(matches_cond("evt.rawarg[res] >= 0", &x));
 }
