@@ -319,32 +319,25 @@ fn networks_test_both_ends_and_either_side() {
     assert!(fired(&rs, &l).is_empty());
 }
 
+/// The first error loading a rule with this condition.
+fn condition_error(condition: &str) -> String {
+    let text =
+        format!("- rule: r\n  desc: d\n  condition: {condition}\n  output: o\n  priority: info\n");
+    match RuleSet::load(&[Source::new("n.yaml", &text)]) {
+        Ok(_) => panic!("{condition} loads"),
+        Err(ds) => ds[0].to_string(),
+    }
+}
+
 #[test]
 fn bad_networks_and_unfilled_fields() {
-    let err = RuleSet::load(&[Source::new(
-        "n.yaml",
-        "- rule: r\n  desc: d\n  condition: evt.type = connect and fd.snet = example.com\n  output: o\n  priority: info\n",
-    )])
-    .err()
-    .unwrap();
+    let e = condition_error("evt.type = connect and fd.snet = example.com");
     assert!(
-        err[0]
-            .to_string()
-            .starts_with("n.yaml:3:47: `example.com` is not a network"),
-        "{}",
-        err[0]
+        e.starts_with("n.yaml:3:47: `example.com` is not a network"),
+        "{e}"
     );
-    let err = RuleSet::load(&[Source::new(
-        "n.yaml",
-        "- rule: r\n  desc: d\n  condition: evt.type = connect and fd.net contains 10\n  output: o\n  priority: info\n",
-    )])
-    .err()
-    .unwrap();
-    assert!(
-        err[0].to_string().contains("operator `contains`"),
-        "{}",
-        err[0]
-    );
+    let e = condition_error("evt.type = connect and fd.net contains 10");
+    assert!(e.contains("operator `contains`"), "{e}");
     // Known but never filled: loads, never true.
     let rs = rules();
     assert!(rs.find("ptrace request").is_some());

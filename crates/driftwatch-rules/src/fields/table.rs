@@ -432,13 +432,13 @@ fields! {
         "True if the process leads its process group (its namespace pid is the group id), when both are known.";
     "proc.is_pgid_leader", Unfilled, Bool, None, Filled::Never,
         "True if the process leads its process group (host view).";
-    "proc.exe_ino", ProcExeIno, Int64, None, Filled::Events(K_EXEC),
+    "proc.exe_ino", ProcExeIno, Int64, None, Filled::Always,
         "The executed file's inode number, when the sensor read it.";
-    "proc.exe_ino.ctime", ProcExeInoCtime, Abstime, None, Filled::Events(K_EXEC),
+    "proc.exe_ino.ctime", ProcExeInoCtime, Abstime, None, Filled::Always,
         "The executed file's inode change time (nanoseconds since the epoch), when known.";
-    "proc.exe_ino.mtime", ProcExeInoMtime, Abstime, None, Filled::Events(K_EXEC),
+    "proc.exe_ino.mtime", ProcExeInoMtime, Abstime, None, Filled::Always,
         "The executed file's modification time (nanoseconds since the epoch), when known.";
-    "proc.exe_ino.ctime_duration_proc_start", ProcExeInoCtimeDurationProcStart, Abstime, None, Filled::Events(K_EXEC),
+    "proc.exe_ino.ctime_duration_proc_start", ProcExeInoCtimeDurationProcStart, Abstime, None, Filled::Always,
         "Nanoseconds from the executed file's inode change to the process's start: small for a binary written and run at once. Missing when either time is unknown.";
     "proc.exe_ino.ctime_duration_pidns_start", Unfilled, Abstime, None, Filled::Never,
         "Time from the executable's inode change to the start of the pid namespace's init.";
