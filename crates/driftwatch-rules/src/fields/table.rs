@@ -530,8 +530,8 @@ fields! {
         "The group's name, resolved against the container's /etc/group, when known.";
     "fd.num", FdNum, Int64, None, Filled::Events(K_FILE|K_NET),
         "The descriptor number: driftwatch does not see the descriptor the process got, so 0 on file and network events (Falco's `fd.num>=0` success tests hold). Missing for other events.";
-    "fd.type", FdType, Charbuf, None, Filled::Events(K_FILE|K_NET),
-        "The descriptor's type: `file` or `directory` for file events (from the file's type), `ipv4` or `ipv6` for network events.";
+    "fd.type", FdType, Charbuf, None, Filled::Events(K_FILE & !K_SYMLINK | K_NET),
+        "The descriptor's type: `file` or `directory` for file events (from the file's type; missing for a symlink, which Falco's `symlinkat` has no descriptor for), `ipv4` or `ipv6` for network events.";
     "fd.typechar", FdTypechar, Charbuf, None, Filled::Events(K_FILE|K_NET),
         "The file's type as one character: `f` file, `d` directory, `l` symlink, ...; for sockets `4` (IPv4) or `6` (IPv6).";
     "fd.name", FdName, Charbuf, None, Filled::Events(K_FILE|K_NET),
