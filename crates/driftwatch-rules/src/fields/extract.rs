@@ -1,6 +1,7 @@
 //! Reading a field's value from an event: borrowed from the event or written into the caller's
 //! scratch buffer, so evaluation does not allocate.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use driftwatch_model::{ContainerMeta, Event, EventKind, Mount, NetRef, Process};
@@ -473,8 +474,14 @@ fn push_mount(out: &mut String, m: &Mount) {
     );
 }
 
-fn push_labels<'a>(out: &mut String, labels: impl Iterator<Item = (&'a String, &'a String)>) {
-    for (k, v) in labels {
+/// Labels as the container plugin prints them (`concatenate_container_labels`): `key:value`
+/// pairs separated by `, ` in key order, a label with an empty value as its key alone, the
+/// runtime's internal keys (`io.kubernetes.*`, `annotation.*`) left out. False when none is left.
+fn push_labels(out: &mut String, labels: &BTreeMap<String, String>) -> bool {
+    let shown = labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("io.kubernetes.") && !k.starts_with("annotation."));
+    for (k, v) in shown {
         if !out.is_empty() {
             out.push_str(", ");
         }
@@ -484,6 +491,7 @@ fn push_labels<'a>(out: &mut String, labels: impl Iterator<Item = (&'a String, &
             out.push_str(v);
         }
     }
+    !out.is_empty()
 }
 
 fn container_field<'e>(
@@ -570,11 +578,8 @@ fn container_field<'e>(
             _ => Val::Missing,
         },
         FieldId::ContainerLabels => match c {
-            Some(c) if !c.labels.is_empty() => composed(scratch, |out| {
-                push_labels(out, c.labels.iter());
-                true
-            }),
-            _ => Val::Missing,
+            Some(c) => composed(scratch, |out| push_labels(out, &c.labels)),
+            None => Val::Missing,
         },
         FieldId::K8sNsName => opt(pod.map(|k| k.namespace.as_str())),
         FieldId::K8sPodName => opt(pod.map(|k| k.pod_name.as_str())),
@@ -586,21 +591,10 @@ fn container_field<'e>(
             }
             _ => Val::Missing,
         },
-        FieldId::K8sPodLabels => {
-            let Some(pod) = pod else {
-                return Val::Missing;
-            };
-            // Falco's `concatenate_container_labels`: runtime-internal keys left out.
-            composed(scratch, |out| {
-                push_labels(
-                    out,
-                    pod.labels.iter().filter(|(k, _)| {
-                        !k.starts_with("io.kubernetes.") && !k.starts_with("annotation.")
-                    }),
-                );
-                !out.is_empty()
-            })
-        }
+        FieldId::K8sPodLabels => match pod {
+            Some(pod) => composed(scratch, |out| push_labels(out, &pod.labels)),
+            None => Val::Missing,
+        },
         _ => Val::Missing,
     }
 }

@@ -659,7 +659,7 @@ fields! {
     "container.privileged", ContainerPrivileged, Bool, None, Filled::Always,
         "True if the container runs privileged; missing when its engine did not say (or on the host).";
     "container.mounts", ContainerMounts, Charbuf, None, Filled::Always,
-        "Every mount as `source:dest:mode:rdwr:propagation` (rdwr `true` or `false`), separated by spaces. Missing when the engine reported none.";
+        "Every mount as `source:dest:mode:rdwr:propagation` (rdwr `true` or `false`), separated by commas as the container plugin prints them. Missing when the engine reported none.";
     "container.mount", ContainerMount, Charbuf, IndexOrKeyRequired, Filled::Always,
         "One mount as `source:dest:mode:rdwr:propagation`: by position (`container.mount[0]`) or by source path, a glob allowed (`container.mount[/var/run/*]`, the first match). `none` when there is no such mount (as Falco).";
     "container.mount.source", ContainerMountSource, Charbuf, IndexOrKeyRequired, Filled::Always,
@@ -701,7 +701,7 @@ fields! {
     "container.label", ContainerLabel, Charbuf, KeyRequired, Filled::Always,
         "One of the container's labels (`container.label[com.example.team]`); missing when it has no such label.";
     "container.labels", ContainerLabels, Charbuf, None, Filled::Always,
-        "The container's labels as `key:value` pairs separated by `, `, in key order. Missing when there are none.";
+        "The container's labels as Falco prints them: `key:value` pairs separated by `, ` in key order (a label with an empty value as its key alone), without `io.kubernetes.*` and `annotation.*` keys. Missing when there are none.";
     "proc.is_container_healthcheck", Unfilled, Bool, None, Filled::Never,
         "True if the process is the container's health check.";
     "proc.is_container_liveness_probe", Unfilled, Bool, None, Filled::Never,
