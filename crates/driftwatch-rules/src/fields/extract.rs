@@ -407,7 +407,7 @@ fn fd_field<'e>(id: FieldId, ev: &'e Event, scratch: &'e mut String) -> Val<'e> 
             Some(n) => s(&n.remote_ip),
             None => opt(net.map(|n| n.local_ip.as_str())),
         },
-        FieldId::FdSport | FieldId::FdPort => match connect {
+        FieldId::FdSport | FieldId::FdPort | FieldId::FdProto => match connect {
             Some(n) => Val::Num(i64::from(n.remote_port)),
             None => net.map_or(Val::Missing, |n| Val::Num(i64::from(n.local_port))),
         },
@@ -417,6 +417,18 @@ fn fd_field<'e>(id: FieldId, ev: &'e Event, scratch: &'e mut String) -> Val<'e> 
         FieldId::FdLport => net.map_or(Val::Missing, |n| Val::Num(i64::from(n.local_port))),
         FieldId::FdRip | FieldId::FdRnet => opt(connect.map(|n| n.remote_ip.as_str())),
         FieldId::FdRport => connect.map_or(Val::Missing, |n| Val::Num(i64::from(n.remote_port))),
+        FieldId::FdCproto | FieldId::FdSproto | FieldId::FdLproto | FieldId::FdRproto => {
+            let port = match id {
+                FieldId::FdCproto => connect.map(|n| n.local_port),
+                FieldId::FdSproto => connect.map(|n| n.remote_port).or(net.map(|n| n.local_port)),
+                FieldId::FdLproto => net.map(|n| n.local_port),
+                _ => connect.map(|n| n.remote_port),
+            };
+            match port {
+                Some(p) => composed(scratch, |out| write!(out, "{p}").is_ok()),
+                None => Val::Missing,
+            }
+        }
         FieldId::FdIsServer => net.map_or(Val::Missing, |_| Val::Bool(connect.is_none())),
         FieldId::FdConnected => net.map_or(Val::Missing, |_| Val::Bool(connect.is_some())),
         FieldId::FdNameChanged if on_fd && (file.is_some() || net.is_some()) => {

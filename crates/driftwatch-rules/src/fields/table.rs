@@ -108,6 +108,11 @@ pub(crate) enum FieldId {
     FdIsServer,
     FdContainername,
     FdContainerdirectory,
+    FdProto,
+    FdCproto,
+    FdSproto,
+    FdLproto,
+    FdRproto,
     FdNet,
     FdCnet,
     FdSnet,
@@ -572,16 +577,16 @@ fields! {
         "`container.id` and `fd.name` joined by `:`.";
     "fd.containerdirectory", FdContainerdirectory, Charbuf, None, Filled::Events(K_FILE),
         "`container.id` and `fd.directory` joined by `:`.";
-    "fd.proto", Unfilled, Port, None, Filled::Never,
-        "Matches the client or server protocol name (from `/etc/services`). Conditions only (not in outputs).";
-    "fd.cproto", Unfilled, Charbuf, None, Filled::Never,
-        "The client port's protocol name (from `/etc/services`).";
-    "fd.sproto", Unfilled, Charbuf, None, Filled::Never,
-        "The server port's protocol name (from `/etc/services`).";
-    "fd.lproto", Unfilled, Charbuf, None, Filled::Never,
-        "The local port's protocol name (from `/etc/services`).";
-    "fd.rproto", Unfilled, Charbuf, None, Filled::Never,
-        "The remote port's protocol name (from `/etc/services`).";
+    "fd.proto", FdProto, Port, None, Filled::Events(K_NET),
+        "Matches if the client or the server protocol matches (`fd.cproto`, `fd.sproto`). Conditions only (not in outputs).";
+    "fd.cproto", FdCproto, Charbuf, None, Filled::Events(K_CONNECT),
+        "The client port's protocol name. Falco resolves no port names unless told to, and prints the port number: driftwatch does the same (`40000`). Missing for `listen`.";
+    "fd.sproto", FdSproto, Charbuf, None, Filled::Events(K_NET),
+        "The server port as Falco prints it without port-name resolution: its number, as text (`443`).";
+    "fd.lproto", FdLproto, Charbuf, None, Filled::Events(K_NET),
+        "The local port as text, as `fd.sproto`.";
+    "fd.rproto", FdRproto, Charbuf, None, Filled::Events(K_CONNECT),
+        "The remote port as text, as `fd.sproto`. Missing for `listen`.";
     "fd.net", FdNet, Ipnet, None, Filled::Events(K_NET),
         "Matches if the client or the server address is in a network: `fd.net = \"10.0.0.0/8\"`, `fd.net in (\"192.168.0.0/16\", \"fd00::/8\")`; a plain address is a /32 (or /128). Conditions only (not in outputs).";
     "fd.cnet", FdCnet, Ipnet, None, Filled::Events(K_CONNECT),

@@ -66,7 +66,8 @@ fn rich_exec() -> Event {
     c.started_ns = Some(1_000_000_000);
     c.labels.insert("team".into(), "a".into());
     c.labels.insert("tier".into(), String::new());
-    c.labels.insert("io.kubernetes.pod.name".into(), "web-0".into());
+    c.labels
+        .insert("io.kubernetes.pod.name".into(), "web-0".into());
     c.mounts = vec![Mount {
         source: "/srv/data".into(),
         dest: "/data".into(),
