@@ -302,7 +302,7 @@ fields! {
     "evt.count.threadinfo", Unfilled, Uint32, None, Filled::Never,
         "Per-thread counter of Falco's procinfo events.";
     "evt.around", Unfilled, Uint64, KeyRequired, Filled::Never,
-        "Selects events around a time (`evt.around[T]=D`), for captures. Conditions only (not in outputs).";
+        "Selects events around a time (`evt.around[T]=D`), for captures. Falco takes it in conditions only.";
     "evt.abspath", Unfilled, Charbuf, KeyRequired, Filled::Never,
         "The absolute path of an `*at` call's path argument (`evt.abspath.src`, `evt.abspath.dst`). Use `fd.name`, `fs.path.source` and `fs.path.target`.";
     "evt.buflen.in", Unfilled, Uint64, None, Filled::Never,
@@ -546,7 +546,7 @@ fields! {
     "fd.filename", FdFilename, Charbuf, None, Filled::Events(K_FILE),
         "The last component of `fd.name`.";
     "fd.ip", FdIp, Ipaddr, None, Filled::Events(K_NET),
-        "Matches if the client or the server address matches (`fd.ip = 10.0.0.1` is `fd.cip = 10.0.0.1 or fd.sip = 10.0.0.1`). Conditions only (not in outputs).";
+        "Matches if the client or the server address matches (`fd.ip = 10.0.0.1` is `fd.cip = 10.0.0.1 or fd.sip = 10.0.0.1`). Falco takes it in conditions only.";
     "fd.cip", FdCip, Ipaddr, None, Filled::Events(K_CONNECT),
         "The client address: the local address of a `connect`. Missing for `listen`.";
     "fd.sip", FdSip, Ipaddr, None, Filled::Events(K_NET),
@@ -556,7 +556,7 @@ fields! {
     "fd.rip", FdRip, Ipaddr, None, Filled::Events(K_CONNECT),
         "The remote address of a `connect`. Missing for `listen`.";
     "fd.port", FdPort, Port, None, Filled::Events(K_NET),
-        "Matches if the client or the server port matches. Conditions only (not in outputs).";
+        "Matches if the client or the server port matches. Falco takes it in conditions only.";
     "fd.cport", FdCport, Port, None, Filled::Events(K_CONNECT),
         "The client port: the local port of a `connect` (0 when the kernel had not picked the ephemeral port yet). Missing for `listen`.";
     "fd.sport", FdSport, Port, None, Filled::Events(K_NET),
@@ -578,7 +578,7 @@ fields! {
     "fd.containerdirectory", FdContainerdirectory, Charbuf, None, Filled::Events(K_FILE),
         "`container.id` and `fd.directory` joined by `:`.";
     "fd.proto", FdProto, Port, None, Filled::Events(K_NET),
-        "Matches if the client or the server protocol matches (`fd.cproto`, `fd.sproto`). Conditions only (not in outputs).";
+        "Matches if the client or the server protocol matches (`fd.cproto`, `fd.sproto`). Falco takes it in conditions only.";
     "fd.cproto", FdCproto, Charbuf, None, Filled::Events(K_CONNECT),
         "The client port's protocol name. Falco resolves no port names unless told to, and prints the port number: driftwatch does the same (`40000`). Missing for `listen`.";
     "fd.sproto", FdSproto, Charbuf, None, Filled::Events(K_NET),
@@ -588,15 +588,15 @@ fields! {
     "fd.rproto", FdRproto, Charbuf, None, Filled::Events(K_CONNECT),
         "The remote port as text, as `fd.sproto`. Missing for `listen`.";
     "fd.net", FdNet, Ipnet, None, Filled::Events(K_NET),
-        "Matches if the client or the server address is in a network: `fd.net = \"10.0.0.0/8\"`, `fd.net in (\"192.168.0.0/16\", \"fd00::/8\")`; a plain address is a /32 (or /128). Conditions only (not in outputs).";
+        "Matches if the client or the server address is in a network: `fd.net = \"10.0.0.0/8\"`, `fd.net in (\"192.168.0.0/16\", \"fd00::/8\")`; a plain address is a /32 (or /128). Falco takes it in conditions only.";
     "fd.cnet", FdCnet, Ipnet, None, Filled::Events(K_CONNECT),
-        "Matches if the client address (`fd.cip`) is in a network, as `fd.net`. Conditions only (not in outputs).";
+        "Matches if the client address (`fd.cip`) is in a network, as `fd.net`. Falco takes it in conditions only.";
     "fd.snet", FdSnet, Ipnet, None, Filled::Events(K_NET),
-        "Matches if the server address (`fd.sip`) is in a network, as `fd.net`. Conditions only (not in outputs).";
+        "Matches if the server address (`fd.sip`) is in a network, as `fd.net`. Falco takes it in conditions only.";
     "fd.lnet", FdLnet, Ipnet, None, Filled::Events(K_NET),
-        "Matches if the local address (`fd.lip`) is in a network, as `fd.net`. Conditions only (not in outputs).";
+        "Matches if the local address (`fd.lip`) is in a network, as `fd.net`. Falco takes it in conditions only.";
     "fd.rnet", FdRnet, Ipnet, None, Filled::Events(K_CONNECT),
-        "Matches if the remote address (`fd.rip`) is in a network, as `fd.net`. Conditions only (not in outputs).";
+        "Matches if the remote address (`fd.rip`) is in a network, as `fd.net`. Falco takes it in conditions only.";
     "fd.connected", FdConnected, Bool, None, Filled::Events(K_NET),
         "True for a `connect` (the socket is connected), false for a `listen`.";
     "fd.name_changed", FdNameChanged, Bool, None, Filled::Events(K_FILE|K_NET),
