@@ -166,7 +166,7 @@ const RULES: &str = r#"
   desc: d
   condition: >
     evt.type = connect and fd.net = "10.0.0.0/8" and not fd.snet in (private_networks)
-    and fd.ip != "0.0.0.0" and fd.port = 443 and fd.cnet in ("10.0.0.0/24", "fd00::/8")
+    and fd.ip != "0.0.0.0" and fd.port = 443 and fd.proto = 40000 and fd.sproto = "443" and fd.cnet in ("10.0.0.0/24", "fd00::/8")
     and fd.connected = true and fd.is_server = false
   output: o
   priority: info

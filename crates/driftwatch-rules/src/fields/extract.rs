@@ -1,6 +1,7 @@
 //! Reading a field's value from an event: borrowed from the event or written into the caller's
 //! scratch buffer, so evaluation does not allocate.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use driftwatch_model::{ContainerMeta, Event, EventKind, Mount, NetRef, Process};
@@ -406,7 +407,7 @@ fn fd_field<'e>(id: FieldId, ev: &'e Event, scratch: &'e mut String) -> Val<'e> 
             Some(n) => s(&n.remote_ip),
             None => opt(net.map(|n| n.local_ip.as_str())),
         },
-        FieldId::FdSport | FieldId::FdPort => match connect {
+        FieldId::FdSport | FieldId::FdPort | FieldId::FdProto => match connect {
             Some(n) => Val::Num(i64::from(n.remote_port)),
             None => net.map_or(Val::Missing, |n| Val::Num(i64::from(n.local_port))),
         },
@@ -416,6 +417,18 @@ fn fd_field<'e>(id: FieldId, ev: &'e Event, scratch: &'e mut String) -> Val<'e> 
         FieldId::FdLport => net.map_or(Val::Missing, |n| Val::Num(i64::from(n.local_port))),
         FieldId::FdRip | FieldId::FdRnet => opt(connect.map(|n| n.remote_ip.as_str())),
         FieldId::FdRport => connect.map_or(Val::Missing, |n| Val::Num(i64::from(n.remote_port))),
+        FieldId::FdCproto | FieldId::FdSproto | FieldId::FdLproto | FieldId::FdRproto => {
+            let port = match id {
+                FieldId::FdCproto => connect.map(|n| n.local_port),
+                FieldId::FdSproto => connect.map(|n| n.remote_port).or(net.map(|n| n.local_port)),
+                FieldId::FdLproto => net.map(|n| n.local_port),
+                _ => connect.map(|n| n.remote_port),
+            };
+            match port {
+                Some(p) => composed(scratch, |out| write!(out, "{p}").is_ok()),
+                None => Val::Missing,
+            }
+        }
         FieldId::FdIsServer => net.map_or(Val::Missing, |_| Val::Bool(connect.is_none())),
         FieldId::FdConnected => net.map_or(Val::Missing, |_| Val::Bool(connect.is_some())),
         FieldId::FdNameChanged if on_fd && (file.is_some() || net.is_some()) => {
@@ -473,8 +486,14 @@ fn push_mount(out: &mut String, m: &Mount) {
     );
 }
 
-fn push_labels<'a>(out: &mut String, labels: impl Iterator<Item = (&'a String, &'a String)>) {
-    for (k, v) in labels {
+/// Labels as the container plugin prints them (`concatenate_container_labels`): `key:value`
+/// pairs separated by `, ` in key order, a label with an empty value as its key alone, the
+/// runtime's internal keys (`io.kubernetes.*`, `annotation.*`) left out. False when none is left.
+fn push_labels(out: &mut String, labels: &BTreeMap<String, String>) -> bool {
+    let shown = labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("io.kubernetes.") && !k.starts_with("annotation."));
+    for (k, v) in shown {
         if !out.is_empty() {
             out.push_str(", ");
         }
@@ -484,6 +503,7 @@ fn push_labels<'a>(out: &mut String, labels: impl Iterator<Item = (&'a String, &
             out.push_str(v);
         }
     }
+    !out.is_empty()
 }
 
 fn container_field<'e>(
@@ -570,11 +590,8 @@ fn container_field<'e>(
             _ => Val::Missing,
         },
         FieldId::ContainerLabels => match c {
-            Some(c) if !c.labels.is_empty() => composed(scratch, |out| {
-                push_labels(out, c.labels.iter());
-                true
-            }),
-            _ => Val::Missing,
+            Some(c) => composed(scratch, |out| push_labels(out, &c.labels)),
+            None => Val::Missing,
         },
         FieldId::K8sNsName => opt(pod.map(|k| k.namespace.as_str())),
         FieldId::K8sPodName => opt(pod.map(|k| k.pod_name.as_str())),
@@ -586,21 +603,10 @@ fn container_field<'e>(
             }
             _ => Val::Missing,
         },
-        FieldId::K8sPodLabels => {
-            let Some(pod) = pod else {
-                return Val::Missing;
-            };
-            // Falco's `concatenate_container_labels`: runtime-internal keys left out.
-            composed(scratch, |out| {
-                push_labels(
-                    out,
-                    pod.labels.iter().filter(|(k, _)| {
-                        !k.starts_with("io.kubernetes.") && !k.starts_with("annotation.")
-                    }),
-                );
-                !out.is_empty()
-            })
-        }
+        FieldId::K8sPodLabels => match pod {
+            Some(pod) => composed(scratch, |out| push_labels(out, &pod.labels)),
+            None => Val::Missing,
+        },
         _ => Val::Missing,
     }
 }

@@ -342,12 +342,14 @@ impl FieldRef {
         }
     }
 
-    /// For Falco's fields that test both ends of a connection (`fd.ip`, `fd.port`, `fd.net`),
+    /// For Falco's fields that test both ends of a connection (`fd.ip`, `fd.port`, `fd.proto`,
+    /// `fd.net`),
     /// the client and server fields a test on them is an `or` of.
     pub(crate) fn either_side(&self) -> Option<(FieldRef, FieldRef)> {
         let (c, s) = match self.info.id {
             FieldId::FdIp => ("fd.cip", "fd.sip"),
-            FieldId::FdPort => ("fd.cport", "fd.sport"),
+            // Falco's `fd.proto` is a port (names are resolved only when asked): the ports.
+            FieldId::FdPort | FieldId::FdProto => ("fd.cport", "fd.sport"),
             FieldId::FdNet => ("fd.cnet", "fd.snet"),
             _ => return None,
         };

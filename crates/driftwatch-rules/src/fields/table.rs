@@ -108,6 +108,11 @@ pub(crate) enum FieldId {
     FdIsServer,
     FdContainername,
     FdContainerdirectory,
+    FdProto,
+    FdCproto,
+    FdSproto,
+    FdLproto,
+    FdRproto,
     FdNet,
     FdCnet,
     FdSnet,
@@ -297,7 +302,7 @@ fields! {
     "evt.count.threadinfo", Unfilled, Uint32, None, Filled::Never,
         "Per-thread counter of Falco's procinfo events.";
     "evt.around", Unfilled, Uint64, KeyRequired, Filled::Never,
-        "Selects events around a time (`evt.around[T]=D`), for captures. Conditions only (not in outputs).";
+        "Selects events around a time (`evt.around[T]=D`), for captures. Falco takes it in conditions only.";
     "evt.abspath", Unfilled, Charbuf, KeyRequired, Filled::Never,
         "The absolute path of an `*at` call's path argument (`evt.abspath.src`, `evt.abspath.dst`). Use `fd.name`, `fs.path.source` and `fs.path.target`.";
     "evt.buflen.in", Unfilled, Uint64, None, Filled::Never,
@@ -530,8 +535,8 @@ fields! {
         "The group's name, resolved against the container's /etc/group, when known.";
     "fd.num", FdNum, Int64, None, Filled::Events(K_FILE|K_NET),
         "The descriptor number: driftwatch does not see the descriptor the process got, so 0 on file and network events (Falco's `fd.num>=0` success tests hold). Missing for other events.";
-    "fd.type", FdType, Charbuf, None, Filled::Events(K_FILE|K_NET),
-        "The descriptor's type: `file` or `directory` for file events (from the file's type), `ipv4` or `ipv6` for network events.";
+    "fd.type", FdType, Charbuf, None, Filled::Events(K_FILE & !K_SYMLINK | K_NET),
+        "The descriptor's type: `file` or `directory` for file events (from the file's type; missing for a symlink, which Falco's `symlinkat` has no descriptor for), `ipv4` or `ipv6` for network events.";
     "fd.typechar", FdTypechar, Charbuf, None, Filled::Events(K_FILE|K_NET),
         "The file's type as one character: `f` file, `d` directory, `l` symlink, ...; for sockets `4` (IPv4) or `6` (IPv6).";
     "fd.name", FdName, Charbuf, None, Filled::Events(K_FILE|K_NET),
@@ -541,7 +546,7 @@ fields! {
     "fd.filename", FdFilename, Charbuf, None, Filled::Events(K_FILE),
         "The last component of `fd.name`.";
     "fd.ip", FdIp, Ipaddr, None, Filled::Events(K_NET),
-        "Matches if the client or the server address matches (`fd.ip = 10.0.0.1` is `fd.cip = 10.0.0.1 or fd.sip = 10.0.0.1`). Conditions only (not in outputs).";
+        "Matches if the client or the server address matches (`fd.ip = 10.0.0.1` is `fd.cip = 10.0.0.1 or fd.sip = 10.0.0.1`). Falco takes it in conditions only.";
     "fd.cip", FdCip, Ipaddr, None, Filled::Events(K_CONNECT),
         "The client address: the local address of a `connect`. Missing for `listen`.";
     "fd.sip", FdSip, Ipaddr, None, Filled::Events(K_NET),
@@ -551,7 +556,7 @@ fields! {
     "fd.rip", FdRip, Ipaddr, None, Filled::Events(K_CONNECT),
         "The remote address of a `connect`. Missing for `listen`.";
     "fd.port", FdPort, Port, None, Filled::Events(K_NET),
-        "Matches if the client or the server port matches. Conditions only (not in outputs).";
+        "Matches if the client or the server port matches. Falco takes it in conditions only.";
     "fd.cport", FdCport, Port, None, Filled::Events(K_CONNECT),
         "The client port: the local port of a `connect` (0 when the kernel had not picked the ephemeral port yet). Missing for `listen`.";
     "fd.sport", FdSport, Port, None, Filled::Events(K_NET),
@@ -572,26 +577,26 @@ fields! {
         "`container.id` and `fd.name` joined by `:`.";
     "fd.containerdirectory", FdContainerdirectory, Charbuf, None, Filled::Events(K_FILE),
         "`container.id` and `fd.directory` joined by `:`.";
-    "fd.proto", Unfilled, Port, None, Filled::Never,
-        "Matches the client or server protocol name (from `/etc/services`). Conditions only (not in outputs).";
-    "fd.cproto", Unfilled, Charbuf, None, Filled::Never,
-        "The client port's protocol name (from `/etc/services`).";
-    "fd.sproto", Unfilled, Charbuf, None, Filled::Never,
-        "The server port's protocol name (from `/etc/services`).";
-    "fd.lproto", Unfilled, Charbuf, None, Filled::Never,
-        "The local port's protocol name (from `/etc/services`).";
-    "fd.rproto", Unfilled, Charbuf, None, Filled::Never,
-        "The remote port's protocol name (from `/etc/services`).";
+    "fd.proto", FdProto, Port, None, Filled::Events(K_NET),
+        "Matches if the client or the server protocol matches (`fd.cproto`, `fd.sproto`). Falco takes it in conditions only.";
+    "fd.cproto", FdCproto, Charbuf, None, Filled::Events(K_CONNECT),
+        "The client port's protocol name. Falco resolves no port names unless told to, and prints the port number: driftwatch does the same (`40000`). Missing for `listen`.";
+    "fd.sproto", FdSproto, Charbuf, None, Filled::Events(K_NET),
+        "The server port as Falco prints it without port-name resolution: its number, as text (`443`).";
+    "fd.lproto", FdLproto, Charbuf, None, Filled::Events(K_NET),
+        "The local port as text, as `fd.sproto`.";
+    "fd.rproto", FdRproto, Charbuf, None, Filled::Events(K_CONNECT),
+        "The remote port as text, as `fd.sproto`. Missing for `listen`.";
     "fd.net", FdNet, Ipnet, None, Filled::Events(K_NET),
-        "Matches if the client or the server address is in a network: `fd.net = \"10.0.0.0/8\"`, `fd.net in (\"192.168.0.0/16\", \"fd00::/8\")`; a plain address is a /32 (or /128). Conditions only (not in outputs).";
+        "Matches if the client or the server address is in a network: `fd.net = \"10.0.0.0/8\"`, `fd.net in (\"192.168.0.0/16\", \"fd00::/8\")`; a plain address is a /32 (or /128). Falco takes it in conditions only.";
     "fd.cnet", FdCnet, Ipnet, None, Filled::Events(K_CONNECT),
-        "Matches if the client address (`fd.cip`) is in a network, as `fd.net`. Conditions only (not in outputs).";
+        "Matches if the client address (`fd.cip`) is in a network, as `fd.net`. Falco takes it in conditions only.";
     "fd.snet", FdSnet, Ipnet, None, Filled::Events(K_NET),
-        "Matches if the server address (`fd.sip`) is in a network, as `fd.net`. Conditions only (not in outputs).";
+        "Matches if the server address (`fd.sip`) is in a network, as `fd.net`. Falco takes it in conditions only.";
     "fd.lnet", FdLnet, Ipnet, None, Filled::Events(K_NET),
-        "Matches if the local address (`fd.lip`) is in a network, as `fd.net`. Conditions only (not in outputs).";
+        "Matches if the local address (`fd.lip`) is in a network, as `fd.net`. Falco takes it in conditions only.";
     "fd.rnet", FdRnet, Ipnet, None, Filled::Events(K_CONNECT),
-        "Matches if the remote address (`fd.rip`) is in a network, as `fd.net`. Conditions only (not in outputs).";
+        "Matches if the remote address (`fd.rip`) is in a network, as `fd.net`. Falco takes it in conditions only.";
     "fd.connected", FdConnected, Bool, None, Filled::Events(K_NET),
         "True for a `connect` (the socket is connected), false for a `listen`.";
     "fd.name_changed", FdNameChanged, Bool, None, Filled::Events(K_FILE|K_NET),
@@ -659,7 +664,7 @@ fields! {
     "container.privileged", ContainerPrivileged, Bool, None, Filled::Always,
         "True if the container runs privileged; missing when its engine did not say (or on the host).";
     "container.mounts", ContainerMounts, Charbuf, None, Filled::Always,
-        "Every mount as `source:dest:mode:rdwr:propagation` (rdwr `true` or `false`), separated by spaces. Missing when the engine reported none.";
+        "Every mount as `source:dest:mode:rdwr:propagation` (rdwr `true` or `false`), separated by commas as the container plugin prints them. Missing when the engine reported none.";
     "container.mount", ContainerMount, Charbuf, IndexOrKeyRequired, Filled::Always,
         "One mount as `source:dest:mode:rdwr:propagation`: by position (`container.mount[0]`) or by source path, a glob allowed (`container.mount[/var/run/*]`, the first match). `none` when there is no such mount (as Falco).";
     "container.mount.source", ContainerMountSource, Charbuf, IndexOrKeyRequired, Filled::Always,
@@ -701,7 +706,7 @@ fields! {
     "container.label", ContainerLabel, Charbuf, KeyRequired, Filled::Always,
         "One of the container's labels (`container.label[com.example.team]`); missing when it has no such label.";
     "container.labels", ContainerLabels, Charbuf, None, Filled::Always,
-        "The container's labels as `key:value` pairs separated by `, `, in key order. Missing when there are none.";
+        "The container's labels as Falco prints them: `key:value` pairs separated by `, ` in key order (a label with an empty value as its key alone), without `io.kubernetes.*` and `annotation.*` keys. Missing when there are none.";
     "proc.is_container_healthcheck", Unfilled, Bool, None, Filled::Never,
         "True if the process is the container's health check.";
     "proc.is_container_liveness_probe", Unfilled, Bool, None, Filled::Never,

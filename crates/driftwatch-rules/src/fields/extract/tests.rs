@@ -66,6 +66,8 @@ fn rich_exec() -> Event {
     c.started_ns = Some(1_000_000_000);
     c.labels.insert("team".into(), "a".into());
     c.labels.insert("tier".into(), String::new());
+    c.labels
+        .insert("io.kubernetes.pod.name".into(), "web-0".into());
     c.mounts = vec![Mount {
         source: "/srv/data".into(),
         dest: "/data".into(),
@@ -430,4 +432,114 @@ fn network_fields_follow_falcos_client_server_roles() {
             "<NA>"
         ]
     );
+}
+
+/// An event of `kind` carrying every fact the model has for it.
+fn rich_event(kind: EventKind) -> Event {
+    use driftwatch_model::{FileRef, KubernetesMeta};
+    let mut e = rich_exec();
+    e.kind = kind;
+    e.process.env = vec!["PATH=/bin".into()];
+    e.process.cap_inheritable = Some(0);
+    e.process.pexepath = "/bin/bash".into();
+    e.process.tty = 34816;
+    let mut c = (**e.container.as_ref().unwrap()).clone();
+    c.image.id = Some("sha256:ef01".into());
+    c.image.digest = Some("sha256:abcd".into());
+    c.k8s = Some(KubernetesMeta {
+        namespace: "prod".into(),
+        pod_name: "web-0".into(),
+        pod_uid: "uid-1".into(),
+        container_name: "web".into(),
+        labels: [("app".to_string(), "web".to_string())].into(),
+    });
+    e.container = Some(c.into());
+    let file = |typechar| FileRef {
+        path: "/etc/x".into(),
+        typechar,
+        ..Default::default()
+    };
+    e.file = match kind {
+        EventKind::Open | EventKind::Creat => Some(FileRef {
+            write: true,
+            flags: 0o1 | 0o100,
+            mode: Some(0o644),
+            ..file('f')
+        }),
+        EventKind::Rename => Some(FileRef {
+            old_path: Some("/etc/w".into()),
+            ..file('f')
+        }),
+        EventKind::Chmod => Some(FileRef {
+            mode: Some(0o4755),
+            ..file('f')
+        }),
+        EventKind::Chown => Some(FileRef {
+            owner: Some((1, 2)),
+            ..file('f')
+        }),
+        EventKind::Mkdir => Some(FileRef {
+            mode: Some(0o755),
+            ..file('d')
+        }),
+        EventKind::Symlink => Some(FileRef {
+            target: Some("/etc/shadow".into()),
+            ..file('l')
+        }),
+        EventKind::Unlink => Some(file('f')),
+        _ => None,
+    };
+    if matches!(kind, EventKind::Listen | EventKind::Connect) {
+        e.net = Some(driftwatch_model::NetRef {
+            l4proto: "tcp".into(),
+            local_ip: "10.0.0.2".into(),
+            local_port: 8080,
+            remote_ip: if kind == EventKind::Connect {
+                "10.0.0.9".into()
+            } else {
+                String::new()
+            },
+            remote_port: 443,
+        });
+    }
+    e
+}
+
+/// A field's table row is a promise the inactive-rule check relies on: a field said to be
+/// filled on a kind has a value on an event of that kind that carries the model's facts.
+#[test]
+fn filled_claims_hold_on_every_kind() {
+    use crate::fields::{ArgSpec, FIELDS, Filled};
+    for kind in EventKind::ALL {
+        let e = rich_event(kind);
+        for f in FIELDS {
+            // A drift field is filled when the event carries a finding, which these do not.
+            if f.filled == Filled::Never || !f.filled.covers(kind) || f.name.starts_with("drift.") {
+                continue;
+            }
+            let arg = match (f.name, f.arg) {
+                ("evt.arg" | "evt.rawarg", _)
+                    if matches!(kind, EventKind::Open | EventKind::Creat) =>
+                {
+                    key("flags")
+                }
+                ("evt.arg" | "evt.rawarg", _) => key("res"),
+                ("evt.type.is", _) => key("execve"),
+                ("proc.env", _) => key("PATH"),
+                ("container.label", _) => key("team"),
+                ("k8s.pod.label", _) => key("app"),
+                (_, ArgSpec::Index | ArgSpec::IndexOrKey | ArgSpec::IndexOrKeyRequired) => {
+                    FieldArg::Index(1.min(usize::from(!f.name.starts_with("container.mount"))))
+                }
+                (_, ArgSpec::None | ArgSpec::Key) => FieldArg::None,
+                (name, ArgSpec::KeyRequired) => panic!("{name}: pick a key"),
+            };
+            assert_ne!(
+                get_arg(f.name, arg.clone(), &e),
+                "<NA>",
+                "{} {arg:?} on {kind:?}",
+                f.name
+            );
+        }
+    }
 }
