@@ -63,12 +63,12 @@ fn creations_deletions_and_mode_changes_of_image_files() {
     std::thread::sleep(Duration::from_millis(500));
     c.sh("chmod 4755 /usr/bin/id && rm /usr/bin/who && rm /usr/share/doc/dpkg/copyright && mkdir -p /root/.ssh && echo key > /root/.ssh/authorized_keys");
     let a = agent.wait_for("chmod", WAIT, |a| {
-        about(&c, "file_drift", "/usr/bin/id")(a) && field(a, "evt.type") == "chmod"
+        about(&c, "file_drift", "/usr/bin/id")(a) && field(a, "evt.type") == "fchmodat"
     });
     assert_eq!(a["rule"], "Write below binary or library dir in container");
     assert_eq!(field(&a, "proc.name"), "chmod");
     let a = agent.wait_for("rm /usr/bin/who", WAIT, |a| {
-        about(&c, "file_drift", "/usr/bin/who")(a) && field(a, "evt.type") == "unlink"
+        about(&c, "file_drift", "/usr/bin/who")(a) && field(a, "evt.type") == "unlinkat"
     });
     assert_eq!(field(&a, "proc.name"), "rm");
     let a = agent.wait_for(
