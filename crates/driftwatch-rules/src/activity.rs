@@ -7,7 +7,7 @@
 use driftwatch_model::EventKind;
 
 use crate::eval::{ALL_KINDS, Expr, Pred, Test, kind_bit};
-use crate::fields::{FieldInfo, FieldRef, Filled, Val, evt_type_name};
+use crate::fields::{FieldRef, Filled, Val, evt_type_name};
 
 /// A three-valued fold: known true, known false, or decided only by the event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,9 +27,9 @@ impl Tri {
     }
 }
 
-/// The event kinds on which driftwatch fills `info`.
-fn filled_kinds(info: &FieldInfo) -> u16 {
-    match info.filled {
+/// The event kinds on which driftwatch fills `f` as named (`evt.arg.request` on none).
+fn filled_kinds(f: &FieldRef) -> u16 {
+    match f.filled() {
         Filled::Never => 0,
         Filled::Always => ALL_KINDS,
         Filled::Events(m) => m,
@@ -51,7 +51,7 @@ enum Fact {
 /// the field is not filled, and the facts it never varies where it is (`fd.num` is 0 on the
 /// file and network events that fill it; an open is never reported as a read).
 fn constant(f: &FieldRef, k: u16) -> Option<(Val<'static>, Fact)> {
-    if filled_kinds(f.info) & k == 0 {
+    if filled_kinds(f) & k == 0 {
         return Some((Val::Missing, Fact::Unfilled));
     }
     match f.info.name {
@@ -99,7 +99,7 @@ impl Folder {
                     Fact::Unfilled => f.display_name(),
                     Fact::Failed | Fact::Read => t.lhs_name(),
                 };
-                let never = filled_kinds(f.info) == 0;
+                let never = filled_kinds(f) == 0;
                 match self
                     .found
                     .iter_mut()

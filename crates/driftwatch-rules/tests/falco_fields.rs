@@ -338,9 +338,19 @@ fn bad_networks_and_unfilled_fields() {
     );
     let e = condition_error("evt.type = connect and fd.net contains 10");
     assert!(e.contains("operator `contains`"), "{e}");
-    // Known but never filled: loads, never true.
+    // Known, but an argument no driftwatch event has: the rule loads inactive, saying why.
     let rs = rules();
-    assert!(rs.find("ptrace request").is_some());
+    let r = rs.rule(rs.find("ptrace request").unwrap());
+    assert!(!r.active);
+    let reason = r.inactive_reason.as_deref().unwrap_or_default();
+    assert_eq!(
+        reason,
+        "needs evt.arg[request], which driftwatch does not fill"
+    );
+    for active in ["truncating open", "setuid bit", "login uid unset"] {
+        let r = rs.rule(rs.find(active).unwrap());
+        assert!(r.active, "{active}: {:?}", r.inactive_reason);
+    }
 }
 
 /// The fields Falco's rules test on every exec, file and network event (parent command line,

@@ -323,13 +323,6 @@ impl FieldRef {
 
     /// Whether driftwatch fills the field as named: `evt.arg.NAME` and `evt.rawarg.NAME` only on
     /// the events that have that argument (never for `evt.arg.request`, a ptrace argument).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the inactive-rule check (issue 17, \"lang\") is its caller"
-        )
-    )]
     pub(crate) fn filled(&self) -> Filled {
         match (self.info.id, &self.arg) {
             (FieldId::EvtArg | FieldId::EvtRawarg, FieldArg::Key(name)) => {
