@@ -121,6 +121,10 @@ pub struct RuleSummary {
     pub priority: String,
     pub tags: Vec<String>,
     pub enabled: bool,
+    /// Whether the rule can ever be true on driftwatch's events (`rules list` says the same).
+    pub active: bool,
+    /// Why an inactive rule can never be true ("needs ptrace events, ..."); null when active.
+    pub inactive_reason: Option<String>,
     pub source_file: String,
 }
 

@@ -68,6 +68,8 @@ impl AgentView for Fixed {
             priority: "Critical".into(),
             tags: vec!["binary_drift".into()],
             enabled: true,
+            active: true,
+            inactive_reason: None,
             source_file: "f.yaml".into(),
         }]
     }

@@ -327,6 +327,8 @@ impl AgentView for AgentApi {
                 priority: r.priority.as_str().to_string(),
                 tags: r.tags.clone(),
                 enabled: r.enabled,
+                active: r.active,
+                inactive_reason: r.inactive_reason.clone(),
                 source_file: r.source_file.clone(),
             })
             .collect()

@@ -795,6 +795,57 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
     eprintln!("screenshots in {}", shots.display());
 }
 
+/// A user's rule that needs a syscall driftwatch does not trace loads inactive: the API and the
+/// UI's rules view say so and why, next to the active defaults.
+#[test]
+fn the_api_and_ui_show_inactive_rules_with_their_reason() {
+    require!(Bpf);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("ptrace_rules.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: Ptrace by a shell\n  desc: a shell attaches to a process\n  condition: evt.type=ptrace and proc.name=sh\n  output: ptrace by %proc.name\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let s = Served::start(&["--rules", rules.to_str().unwrap()]);
+    let r = get(s.port, "/api/v1/rules");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let all = r.json()["rules"].as_array().unwrap().clone();
+    let ptrace = all
+        .iter()
+        .find(|r| r["name"] == "Ptrace by a shell")
+        .unwrap_or_else(|| panic!("the user's rule is listed: {}", r.body));
+    assert_eq!(ptrace["active"], false, "{ptrace}");
+    assert_eq!(ptrace["enabled"], true, "{ptrace}");
+    assert_eq!(
+        ptrace["inactive_reason"], "needs ptrace events, which driftwatch does not trace",
+        "{ptrace}"
+    );
+    let drift = all
+        .iter()
+        .find(|r| r["name"] == DRIFT_RULE)
+        .unwrap_or_else(|| panic!("the default drift rule is listed: {}", r.body));
+    assert_eq!(drift["active"], true, "{drift}");
+    assert_eq!(drift["inactive_reason"], Value::Null, "{drift}");
+
+    if !require_tools(&[browser::CHROMIUM]) {
+        return;
+    }
+    let mut b = browser::Browser::start(1400, 900);
+    b.navigate(&format!("http://127.0.0.1:{}/#/rules", s.port));
+    b.wait_for(
+        "the inactive rule's reason",
+        &format!(
+            "[...document.querySelectorAll('#rules tr.inactive')].some(r => r.textContent.includes({}) && r.textContent.includes('no: needs ptrace events'))",
+            json!("Ptrace by a shell")
+        ),
+        WAIT,
+    );
+    let inactive_rows = b.eval("document.querySelectorAll('#rules tr.inactive').length");
+    assert_eq!(inactive_rows, json!(1), "only the ptrace rule is inactive");
+    b.screenshot(&screenshots().join("rules-inactive.png"));
+}
+
 /// The DaemonSet's setting: the API on loopback with the token for everything, and
 /// `api.metrics_listen` on every address, where a scraper gets `/metrics` and `/healthz`
 /// without a token and nothing else.

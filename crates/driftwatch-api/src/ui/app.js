@@ -340,14 +340,17 @@ async function containerPage(id) {
 async function rulesPage() {
   const { rules } = await api("/api/v1/rules");
   state.rules = rules;
-  show(el("h1", {}, "Rules ", el("span", { class: "dim" }, rules.length + " loaded")),
+  // An inactive rule can never be true on driftwatch's events; its row says why.
+  const inactive = rules.filter((r) => !r.active).length;
+  show(el("h1", {}, "Rules ", el("span", { class: "dim" }, rules.length + " loaded, " + inactive + " inactive")),
     el("table", { id: "rules" },
-      el("thead", {}, el("tr", {}, ["Rule", "Priority", "Tags", "Enabled", "Source"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, rules.map((r) => el("tr", {},
+      el("thead", {}, el("tr", {}, ["Rule", "Priority", "Tags", "Enabled", "Active", "Source"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rules.map((r) => el("tr", { class: r.active ? "" : "inactive" },
         el("td", {}, el("div", {}, r.name), el("div", { class: "dim" }, r.desc)),
         el("td", {}, prio(r.priority)),
         el("td", {}, r.tags.map((t) => el("span", { class: "badge" }, t))),
         el("td", {}, r.enabled ? "yes" : el("span", { class: "dim" }, "no")),
+        el("td", {}, r.active ? "yes" : el("span", { class: "dim inactive-reason" }, "no: " + r.inactive_reason)),
         el("td", { class: "mono dim" }, r.source_file))))));
 }
 
