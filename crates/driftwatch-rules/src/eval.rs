@@ -6,7 +6,7 @@ use driftwatch_model::{Event, EventKind};
 use regex::Regex;
 use rustc_hash::FxHashSet;
 
-use crate::fields::{Cidr, FieldId, FieldRef, Val, extract};
+use crate::fields::{Cidr, FieldArg, FieldId, FieldRef, Val, extract};
 use crate::glob::Glob;
 use crate::parser::{Op, Transformer};
 
@@ -204,6 +204,18 @@ fn pmatch(path: &str, prefixes: &[Box<str>]) -> bool {
     })
 }
 
+/// Ancestor fields Falco compares with every ancestor when they have no index.
+fn is_ancestor_field(id: FieldId) -> bool {
+    matches!(
+        id,
+        FieldId::ProcAname
+            | FieldId::ProcApid
+            | FieldId::ProcAexepath
+            | FieldId::ProcAexe
+            | FieldId::ProcAcmdline
+    )
+}
+
 impl Pred {
     fn str(&self, s: &str) -> bool {
         match self {
@@ -292,7 +304,8 @@ impl Test {
         let pos = match v {
             Val::Missing => return false,
             Val::Str(s) => self.pred.str(s),
-            Val::Strs(xs) => xs.iter().any(|s| self.pred.str(s)),
+            // As in `eval_ancestors`: one value for which the test, `!=` included, holds.
+            Val::Strs(xs) => return xs.iter().any(|s| self.pred.str(s) != self.negate),
             Val::Num(n) => self.pred.num(n),
             Val::Bool(b) => self.pred.bool(b),
         };
@@ -305,28 +318,53 @@ impl Test {
     }
 
     pub(crate) fn eval(&self, ev: &Event, sc: &mut Scratch) -> bool {
+        if matches!(self.field.arg, FieldArg::None) && is_ancestor_field(self.field.info.id) {
+            return self.eval_ancestors(ev, sc);
+        }
         let Scratch { lhs, rhs } = sc;
         let SideBufs { raw, out, bytes } = lhs;
         let v = extract(&self.field, ev, raw);
         if self.xf.is_empty() {
             return self.test_val(v, ev, rhs);
         }
-        if let Val::Strs(xs) = v
-            && self.xf.first() != Some(&Transformer::Len)
-        {
-            // A list field's values are transformed and tested one by one.
-            let mut any = false;
-            for x in xs {
-                let t = transform(&self.xf, Val::Str(x), out, bytes);
-                if self.test_val_pos(t, ev, rhs) {
-                    any = true;
-                    break;
-                }
-            }
-            return any != self.negate;
-        }
         let t = transform(&self.xf, v, out, bytes);
         self.test_val(t, ev, rhs)
+    }
+
+    /// Falco's test of an ancestor field without an index (`proc.aname`, `proc.apid`, ...):
+    /// true when the comparison, whatever its operator, holds for one ancestor from the parent
+    /// up. `proc.aname != sh` is true when some ancestor is not `sh`; `not proc.aname = sh`
+    /// is true when none is. No known ancestor: false. This is libsinsp's
+    /// `sinsp_filter_check_thread::compare_nocache`, which hands these fields to
+    /// `compare_full_apid`/`compare_full_aname`/... (userspace/libsinsp/sinsp_filtercheck_thread.cpp,
+    /// walking `traverse_parent_state` from the parent). Transformers apply to each ancestor's
+    /// value. driftwatch knows the parent's argv alone, so `proc.aexe` and `proc.acmdline`
+    /// test the parent only.
+    fn eval_ancestors(&self, ev: &Event, sc: &mut Scratch) -> bool {
+        let p = &ev.process;
+        let Scratch { lhs, rhs } = sc;
+        let SideBufs { raw, out, bytes } = lhs;
+        let mut one = |v: Val<'_>| {
+            let t = if self.xf.is_empty() {
+                v
+            } else {
+                transform(&self.xf, v, out, bytes)
+            };
+            self.test_val(t, ev, rhs)
+        };
+        match self.field.info.id {
+            FieldId::ProcAname => p.ancestors.iter().any(|s| one(Val::Str(s))),
+            FieldId::ProcApid => p.ancestor_pids.iter().any(|n| one(Val::Num(i64::from(*n)))),
+            FieldId::ProcAexepath => p.ancestor_exepaths.iter().any(|s| one(Val::Str(s))),
+            FieldId::ProcAexe | FieldId::ProcAcmdline => {
+                let parent = FieldRef {
+                    info: self.field.info,
+                    arg: FieldArg::Index(1),
+                };
+                one(extract(&parent, ev, raw))
+            }
+            _ => false,
+        }
     }
 
     fn test_val(&self, v: Val<'_>, ev: &Event, rhs: &mut SideBufs) -> bool {

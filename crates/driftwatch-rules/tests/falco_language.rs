@@ -47,7 +47,7 @@ fn transformers_on_the_left_nested_as_falco_allows() {
         "toupper( tolower(proc.name) ) in (CURL, WGET)",
         "len(proc.name) = 4",
         "len(proc.exepath) > 10",
-        "len(proc.aname) = 2",
+        "len(proc.aname) = 4",
         "b64(proc.env[TOKEN]) = 'hello world'",
         "b64(proc.env[TOKEN]) startswith hello",
         "tolower(proc.aname) = node",
@@ -65,6 +65,7 @@ fn transformers_on_the_left_nested_as_falco_allows() {
         "b64(proc.name) = x",
         "tolower(proc.name) != curl",
         "tolower(proc.aname) = zsh",
+        "len(proc.aname) = 2",
     ];
     for c in no {
         assert!(!matches_cond(c, &e), "should not match: {c}");
@@ -239,4 +240,88 @@ fn arguments_of_falcos_events_by_name_and_position() {
     let x = exec("/bin/ls", &["ls"], "sh");
     assert!(matches_cond("evt.rawarg.res = 0", &x));
     assert!(matches_cond("evt.rawarg[res] >= 0", &x));
+}
+
+/// An ancestor field without an index (`proc.aname`, `proc.apid`, `proc.aexepath`,
+/// `proc.aexe`, `proc.acmdline`) is compared as libsinsp does: its
+/// `sinsp_filter_check_thread::compare_nocache` hands it to `compare_full_aname` and siblings
+/// (userspace/libsinsp/sinsp_filtercheck_thread.cpp), which walk the ancestors from the parent
+/// up (`traverse_parent_state`, userspace/libsinsp/thread_manager.cpp) and are true when
+/// `compare_rhs` holds for one of them, whatever the operator: `!=` means "some ancestor
+/// differs", `in`/`intersects` "some ancestor is in the list", `exists` "there is an
+/// ancestor". The process itself is not an ancestor; no known ancestor makes every test false.
+#[test]
+fn ancestor_fields_without_an_index_match_any_ancestor_as_libsinsp_does() {
+    let mut e = exec("/usr/bin/curl", &["curl", "-s"], "bash");
+    e.process.ancestors = vec!["bash".into(), "node".into(), "runc".into()];
+    e.process.ancestor_pids = vec![4000, 3000, 1];
+    e.process.ancestor_exepaths = vec![
+        "/bin/bash".into(),
+        "/usr/bin/node".into(),
+        "/usr/sbin/runc".into(),
+    ];
+    e.process.pargv = vec!["bash".into(), "-i".into()];
+    let yes = [
+        "proc.aname = node",
+        "proc.aname != node",
+        "proc.aname != bash",
+        "proc.aname in (zsh, runc)",
+        "proc.aname intersects (zsh, runc)",
+        "proc.aname startswith no",
+        "proc.aname exists",
+        "proc.apid = 3000",
+        "proc.apid != 1",
+        "proc.apid in (1, 2)",
+        "proc.apid intersects (1)",
+        "proc.apid < 2",
+        "proc.apid exists",
+        "proc.aexepath pmatch (/usr/sbin)",
+        "proc.aexepath != /bin/bash",
+        "proc.aexe = bash",
+        "proc.acmdline = 'bash -i'",
+        "toupper(proc.aname) in (NODE)",
+        "not proc.aname = curl",
+        "not proc.aname in (zsh, sh)",
+    ];
+    for c in yes {
+        assert!(matches_cond(c, &e), "should match: {c}");
+    }
+    let no = [
+        // The process itself is not its own ancestor.
+        "proc.aname = curl",
+        "proc.apid = 4242",
+        "proc.aexe = curl",
+        "proc.aname in (zsh, sh)",
+        "proc.apid > 4000",
+        "not proc.aname = node",
+        "not proc.aname exists",
+        "not proc.apid != 1",
+        // driftwatch knows the parent's argv alone: no further ancestor's.
+        "proc.aexe = node",
+    ];
+    for c in no {
+        assert!(!matches_cond(c, &e), "should not match: {c}");
+    }
+
+    // A process whose ancestors are unknown: every test is false, `!=` and `exists` too.
+    let mut orphan = exec("/usr/bin/curl", &["curl"], "bash");
+    orphan.process.ancestors.clear();
+    orphan.process.ancestor_pids.clear();
+    orphan.process.ancestor_exepaths.clear();
+    orphan.process.pargv.clear();
+    for c in [
+        "proc.aname != x",
+        "proc.aname exists",
+        "proc.apid != 1",
+        "proc.apid exists",
+        "proc.aexepath != x",
+        "proc.aexe exists",
+        "proc.acmdline != x",
+    ] {
+        assert!(!matches_cond(c, &orphan), "no ancestor, no match: {c}");
+        assert!(
+            matches_cond(&format!("not {c}"), &orphan),
+            "no ancestor, `not` holds: {c}"
+        );
+    }
 }
