@@ -209,12 +209,23 @@ fn mix() -> Vec<Event> {
         Some(f),
         None,
     ));
+    // The preload rule fires on the agent's finding about the library, not on the variable.
+    let preload = DriftFinding {
+        enforcement: None,
+        kind: DriftKind::Binary,
+        subject: DriftSubject::Preload,
+        verdict: Verdict::Added,
+        path: "/tmp/x.so".into(),
+        hash: None,
+        image_hash: None,
+        detail: None,
+    };
     out.push(ev(
         EventKind::Execve,
         proc_("/usr/bin/id", &["id"], "sh", &["LD_PRELOAD=/tmp/x.so"]),
         4,
         None,
-        None,
+        Some(preload),
     ));
     out
 }

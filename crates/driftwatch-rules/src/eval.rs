@@ -560,14 +560,28 @@ impl Expr {
         }
     }
 
-    /// Orders every `and` so cheaper tests run first (stable, so equal costs keep their
-    /// written order). Conditions have no side effects and a missing value is simply false,
-    /// so the order does not change results.
+    /// Whether the expression is an exclusion (`not ...`, `!=`): in a rule's `and` it is true
+    /// for almost every event (Falco's rules are a condition followed by `and not` exceptions),
+    /// so it rarely ends the `and`.
+    fn usually_true(&self) -> bool {
+        match self {
+            Expr::Not(_) => true,
+            Expr::Test(t) => t.negate,
+            _ => false,
+        }
+    }
+
+    /// Orders every `and` so the tests that can end it run first: conditions before
+    /// exclusions, then cheaper before dearer (stable, so equal keys keep their written
+    /// order). Conditions have no side effects and a missing value is simply false, so the
+    /// order does not change results. Upstream Falco rules list their exceptions first
+    /// (`open_write and not proc.name in (...) and not ... and fd.directory in (...)`): taking
+    /// the condition first halves their cost on benign events.
     pub(crate) fn order_by_cost(self) -> Expr {
         match self {
             Expr::And(xs) => {
                 let mut v: Vec<Expr> = xs.into_vec().into_iter().map(Expr::order_by_cost).collect();
-                v.sort_by_key(Expr::cost);
+                v.sort_by_key(|x| (x.usually_true(), x.cost()));
                 Expr::And(v.into())
             }
             Expr::Or(xs) => {
@@ -576,6 +590,25 @@ impl Expr {
                 Expr::Or(v.into())
             }
             Expr::Not(x) => Expr::Not(Box::new(x.order_by_cost())),
+            other => other,
+        }
+    }
+
+    /// Every `and` and `or` with its operands in reverse order: a test's check that the
+    /// evaluation order chosen by [`Expr::order_by_cost`] cannot change a result.
+    #[cfg(test)]
+    pub(crate) fn reversed(self) -> Expr {
+        let rev = |xs: Box<[Expr]>| -> Box<[Expr]> {
+            xs.into_vec()
+                .into_iter()
+                .rev()
+                .map(Expr::reversed)
+                .collect()
+        };
+        match self {
+            Expr::And(xs) => Expr::And(rev(xs)),
+            Expr::Or(xs) => Expr::Or(rev(xs)),
+            Expr::Not(x) => Expr::Not(Box::new(x.reversed())),
             other => other,
         }
     }

@@ -333,3 +333,6 @@ impl RuleSet {
         self.rules.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;
