@@ -11,6 +11,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod bench_process;
+
+use bench_process::app_process;
 use driftwatch_model::{
     ContainerId, ContainerMeta, Engine, Event, EventKind, FileRef, ImageRef, KubernetesMeta,
     NetRef, Process,
@@ -49,22 +52,10 @@ fn container() -> Arc<ContainerMeta> {
     })
 }
 
-/// A process with the facts the agent fills (parent argv, ancestors, login uid, caps).
+/// A process with the facts the agent fills (parent argv, ancestors, login uid, sessions).
 fn process(exe: &str, argv: &[&str]) -> Process {
+    let env = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/app"];
     Process {
-        pid: 1234,
-        ppid: 1200,
-        uid: 1000,
-        gid: 1000,
-        user_name: "app".into(),
-        name: exe.rsplit('/').next().unwrap().chars().take(15).collect(),
-        exepath: exe.into(),
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: vec![
-            "PATH=/usr/local/bin:/usr/bin:/bin".into(),
-            "HOME=/home/app".into(),
-        ],
-        cwd: "/app".into(),
         ancestors: vec!["server".into(), "containerd-shim".into(), "systemd".into()],
         ancestor_pids: vec![1200, 900, 1],
         ancestor_exepaths: vec![
@@ -78,7 +69,7 @@ fn process(exe: &str, argv: &[&str]) -> Process {
         vpid: Some(12),
         sid: Some(1),
         vpgid: Some(12),
-        ..Default::default()
+        ..app_process(exe, argv, "server", &env)
     }
 }
 

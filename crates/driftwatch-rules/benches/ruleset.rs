@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
+mod bench_process;
+
+use bench_process::app_process;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use driftwatch_model::{
     ContainerId, ContainerMeta, DriftFinding, DriftKind, DriftSubject, Engine, Event, EventKind,
@@ -28,28 +31,6 @@ fn container(i: usize) -> Arc<ContainerMeta> {
         k8s: None,
         entrypoint: vec!["/app/server".into()],
     })
-}
-
-fn proc_(exe: &str, argv: &[&str], parent: &str, env: &[&str]) -> Process {
-    Process {
-        pid: 1234,
-        ppid: 1200,
-        uid: 1000,
-        gid: 1000,
-        user_name: "app".into(),
-        name: exe.rsplit('/').next().unwrap().chars().take(15).collect(),
-        exepath: exe.into(),
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: env.iter().map(|s| s.to_string()).collect(),
-        cwd: "/app".into(),
-        tty: 0,
-        ancestors: vec![parent.into(), "containerd-shim".into()],
-        pexepath: String::new(),
-        exe_upper_layer: false,
-        exe_from_memfd: false,
-        exe_writable: false,
-        ..Default::default()
-    }
 }
 
 /// 100 events: 30 benign execs, 60 file events (mostly reads and log/tmp writes), 5 network,
@@ -106,7 +87,7 @@ fn mix() -> Vec<Event> {
         let (exe, argv, parent) = execs[i % execs.len()];
         out.push(ev(
             EventKind::Execve,
-            proc_(exe, argv, parent, &env),
+            app_process(exe, argv, parent, &env),
             i,
             None,
             None,
@@ -138,7 +119,7 @@ fn mix() -> Vec<Event> {
         };
         out.push(ev(
             kind,
-            proc_("/app/server", &["/app/server"], "containerd-shim", &env),
+            app_process("/app/server", &["/app/server"], "containerd-shim", &env),
             i,
             Some(file),
             None,
@@ -152,7 +133,7 @@ fn mix() -> Vec<Event> {
         };
         out.push(ev(
             kind,
-            proc_("/app/server", &["/app/server"], "containerd-shim", &env),
+            app_process("/app/server", &["/app/server"], "containerd-shim", &env),
             i,
             None,
             None,
@@ -160,7 +141,7 @@ fn mix() -> Vec<Event> {
     }
     // Suspicious: a drifted binary, a shell from the app, a package manager, an /etc write,
     // a preload.
-    let mut p = proc_("/tmp/xmrig", &["/tmp/xmrig", "-o", "pool:3333"], "sh", &env);
+    let mut p = app_process("/tmp/xmrig", &["/tmp/xmrig", "-o", "pool:3333"], "sh", &env);
     p.exe_upper_layer = true;
     let d = DriftFinding {
         enforcement: None,
@@ -175,14 +156,14 @@ fn mix() -> Vec<Event> {
     out.push(ev(EventKind::Execve, p, 0, None, Some(d)));
     out.push(ev(
         EventKind::Execve,
-        proc_("/bin/sh", &["sh", "-c", "id"], "node", &env),
+        app_process("/bin/sh", &["sh", "-c", "id"], "node", &env),
         1,
         None,
         None,
     ));
     out.push(ev(
         EventKind::Execve,
-        proc_(
+        app_process(
             "/usr/bin/apt-get",
             &["apt-get", "install", "nmap"],
             "bash",
@@ -204,7 +185,7 @@ fn mix() -> Vec<Event> {
     };
     out.push(ev(
         EventKind::Open,
-        proc_("/bin/sh", &["sh"], "node", &env),
+        app_process("/bin/sh", &["sh"], "node", &env),
         3,
         Some(f),
         None,
@@ -222,7 +203,7 @@ fn mix() -> Vec<Event> {
     };
     out.push(ev(
         EventKind::Execve,
-        proc_("/usr/bin/id", &["id"], "sh", &["LD_PRELOAD=/tmp/x.so"]),
+        app_process("/usr/bin/id", &["id"], "sh", &["LD_PRELOAD=/tmp/x.so"]),
         4,
         None,
         Some(preload),
