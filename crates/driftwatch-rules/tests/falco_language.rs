@@ -325,3 +325,60 @@ fn ancestor_fields_without_an_index_match_any_ancestor_as_libsinsp_does() {
         );
     }
 }
+
+/// The container plugin's fields are single strings, not lists (falcosecurity/plugins,
+/// plugins/container/src/caps/extract/extract.cpp declares `container.mounts`,
+/// `container.mount.dest` and `k8s.pod.labels` as `FTYPE_STRING` without a list flag). So, as in
+/// libsinsp's `sinsp_filter_check::compare_rhs` for a single value
+/// (userspace/libsinsp/sinsp_filtercheck.cpp), `in` and `intersects` both ask whether the one
+/// value is in the set, and `=` compares the whole string: `k8s.pod.labels` is
+/// `key:value, key:value` as printed, not a set of labels.
+#[test]
+fn container_plugin_fields_are_one_value_each() {
+    let mut e = exec("/bin/sh", &["sh"], "bash");
+    let mut c = (*e.container.take().unwrap()).clone();
+    c.mounts = vec![
+        driftwatch_model::Mount {
+            source: "/var/run/docker.sock".into(),
+            dest: "/var/run/docker.sock".into(),
+            mode: String::new(),
+            rw: true,
+            propagation: "rprivate".into(),
+        },
+        driftwatch_model::Mount {
+            source: "/srv/data".into(),
+            dest: "/data".into(),
+            mode: "ro".into(),
+            rw: false,
+            propagation: String::new(),
+        },
+    ];
+    e.container = Some(std::sync::Arc::new(c));
+    let yes = [
+        "container.mount.dest[/var/run/docker.sock] = /var/run/docker.sock",
+        "container.mount.dest[/srv/*] in (/data, /x)",
+        "container.mount.dest[/srv/*] intersects (/data)",
+        "container.mount.dest[1] = /data",
+        "container.mount.source[/data] = /srv/data",
+        "container.mounts contains /srv/data",
+        "k8s.pod.labels contains 'tier:frontend'",
+        "k8s.pod.labels in ('app.kubernetes.io/name:web, tier:frontend')",
+        "k8s.pod.label[tier] in (frontend, backend)",
+    ];
+    for c in yes {
+        assert!(matches_cond(c, &e), "should match: {c}");
+    }
+    let no = [
+        // A label is not an element of a list: the field is one string.
+        "k8s.pod.labels in ('tier:frontend')",
+        "k8s.pod.labels intersects ('tier:frontend')",
+        "k8s.pod.labels = 'tier:frontend'",
+        "container.mount.dest[/srv/*] in (/srv/data)",
+        // No mount from that source: the value is missing, so `!=` is false too.
+        "container.mount.dest[/nope] exists",
+        "container.mount.dest[/nope] != /x",
+    ];
+    for c in no {
+        assert!(!matches_cond(c, &e), "should not match: {c}");
+    }
+}
