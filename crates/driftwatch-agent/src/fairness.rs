@@ -353,16 +353,14 @@ pub fn budget_alert(
     let output = format!(
         "Container {name} is over its {budget} budget ({limit}): {refused} {what}; it is being throttled, other containers are not"
     );
-    Alert {
-        time: Alert::format_now(),
-        rule: BUDGET_RULE.to_string(),
-        priority: Priority::Warning,
-        source: "syscall".into(),
-        hostname: hostname.to_string(),
+    Alert::internal(
+        hostname,
+        BUDGET_RULE,
+        Priority::Warning,
         output,
-        tags: vec!["driftwatch".into(), "budget".into()],
-        output_fields: fields,
-    }
+        vec!["driftwatch".into(), "budget".into()],
+        fields,
+    )
 }
 
 /// `container.id`, `container.name`, `container.image` of a container's metadata.

@@ -48,22 +48,20 @@ pub fn loss_alert(now: LossCounts, reported: LossCounts, hostname: &str, ring_mi
     f.insert("driftwatch.net_lost".into(), now.net_lost.into());
     f.insert("driftwatch.net_malformed".into(), now.net_malformed.into());
     f.insert("driftwatch.ring_mib".into(), ring_mib.into());
-    Alert {
-        time: Alert::format_now(),
-        rule: LOSS_RULE.into(),
-        priority: Priority::Critical,
-        source: "driftwatch".into(),
-        hostname: hostname.into(),
-        output: format!(
+    Alert::internal(
+        hostname,
+        LOSS_RULE,
+        Priority::Critical,
+        format!(
             "Driftwatch events lost: {new} kernel events not seen since the last report \
              (in all: exec {} lost, {} malformed; network {} lost, {} malformed); drift in \
              that time may have gone undetected (ring buffer {ring_mib} MiB: raise \
              sensor.ring_mib)",
             now.exec_lost, now.exec_malformed, now.net_lost, now.net_malformed
         ),
-        tags: vec!["driftwatch".into(), "agent_health".into()],
-        output_fields: f,
-    }
+        vec!["driftwatch".into(), "agent_health".into()],
+        f,
+    )
 }
 
 /// The watching thread; stops when dropped.
@@ -158,6 +156,7 @@ mod tests {
         let a = loss_alert(now, reported, "h", 1);
         assert_eq!(a.rule, LOSS_RULE);
         assert_eq!(a.priority, Priority::Critical);
+        assert_eq!(a.source, "internal", "Falco's source of its own alerts");
         assert_eq!(a.output_fields["driftwatch.lost_new"], 18);
         assert_eq!(a.output_fields["driftwatch.exec_lost"], 25);
         assert_eq!(a.output_fields["driftwatch.ring_mib"], 1);

@@ -65,26 +65,66 @@ impl fmt::Display for Priority {
     }
 }
 
-/// One alert. Serializes to exactly Falco's JSON alert object.
+/// The `source` of alerts from rules on kernel events, as in Falco.
+pub const SOURCE_SYSCALL: &str = "syscall";
+/// The `source` of alerts the agent raises about itself (events lost, tampering, a container
+/// over its budget), as Falco's own internal alerts ("Falco internal: syscall event drop").
+pub const SOURCE_INTERNAL: &str = "internal";
+
+/// One alert. Serializes to exactly Falco's JSON alert object: Falco builds it with
+/// nlohmann::json, whose objects are ordered maps, so the keys come out in alphabetical order
+/// (the fields below are declared in that order), and its tags are a `std::set`, so they come
+/// out sorted and once each.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
+    pub hostname: String,
+    /// `HH:MM:SS.nnnnnnnnn: Priority ` then the rule's output with its `%field` placeholders
+    /// filled in, as Falco writes it. For internal alerts (`source: internal`), the message
+    /// alone, as Falco's internal alerts carry it.
+    pub output: String,
+    pub output_fields: BTreeMap<String, serde_json::Value>,
+    pub priority: Priority,
+    pub rule: String,
+    /// `syscall` for everything the kernel sensors see, `internal` for the agent's own
+    /// alerts, as in Falco.
+    pub source: String,
+    #[serde(serialize_with = "sorted_tags")]
+    pub tags: Vec<String>,
     /// RFC 3339 with nanoseconds, UTC (`2026-11-28T12:00:00.123456789Z`).
     pub time: String,
-    pub rule: String,
-    pub priority: Priority,
-    /// `syscall` for everything the kernel sensors see, as in Falco.
-    pub source: String,
-    pub hostname: String,
-    /// The rule's output with its `%field` placeholders filled in.
-    pub output: String,
-    pub tags: Vec<String>,
-    pub output_fields: BTreeMap<String, serde_json::Value>,
+}
+
+fn sorted_tags<S: serde::Serializer>(tags: &[String], s: S) -> Result<S::Ok, S::Error> {
+    let set: std::collections::BTreeSet<&String> = tags.iter().collect();
+    s.collect_seq(set)
 }
 
 impl Alert {
     /// The current time as Falco's `time` field (alerts the agent raises about itself).
     pub fn format_now() -> String {
         Self::format_time(crate::clock::now_ns())
+    }
+
+    /// An alert the agent raises about itself, now: `source: internal`, no time prefix in
+    /// `output` (Falco's internal alerts have none in JSON; [`Alert::text_line`] adds it).
+    pub fn internal(
+        hostname: &str,
+        rule: &str,
+        priority: Priority,
+        output: String,
+        tags: Vec<String>,
+        fields: BTreeMap<String, serde_json::Value>,
+    ) -> Alert {
+        Alert {
+            hostname: hostname.to_string(),
+            output,
+            output_fields: fields,
+            priority,
+            rule: rule.to_string(),
+            source: SOURCE_INTERNAL.into(),
+            tags,
+            time: Alert::format_now(),
+        }
     }
 
     /// An alert the agent raises about an attack on itself (no rule): Critical, tagged
@@ -95,26 +135,69 @@ impl Alert {
         output: String,
         fields: BTreeMap<String, serde_json::Value>,
     ) -> Alert {
-        Alert {
-            time: Alert::format_now(),
-            rule: rule.to_string(),
-            priority: Priority::Critical,
-            source: "syscall".into(),
-            hostname: hostname.to_string(),
+        Alert::internal(
+            hostname,
+            rule,
+            Priority::Critical,
             output,
-            tags: vec![
+            vec![
                 "driftwatch".into(),
                 "tamper".into(),
                 "mitre_defense_evasion".into(),
             ],
-            output_fields: fields,
+            fields,
+        )
+    }
+
+    /// Falco's `%evt.time` (its default, `time_format_iso_8601: false`): the time of day with
+    /// nanoseconds, `HH:MM:SS.nnnnnnnnn`. Falco prints the host's local time; the agent prints
+    /// UTC (what Falco prints in its own container image, which has no time zone set).
+    pub fn format_clock(time_ns: u64) -> String {
+        let t = Self::datetime(time_ns);
+        format!(
+            "{:02}:{:02}:{:02}.{:09}",
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond()
+        )
+    }
+
+    /// What Falco puts before every rule's output: `HH:MM:SS.nnnnnnnnn: Priority `.
+    pub fn output_prefix(time_ns: u64, priority: Priority) -> String {
+        format!("{}: {priority} ", Self::format_clock(time_ns))
+    }
+
+    /// The alert as Falco's text output (`json_output: false`) prints it, without the newline:
+    /// a rule alert's `output` as is; an internal alert as Falco's `TIME: Priority message
+    /// (key=value ...)` with each value JSON-encoded.
+    pub fn text_line(&self) -> String {
+        if self.source != SOURCE_INTERNAL {
+            return self.output.clone();
         }
+        // `time` is `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`; the clock is its middle.
+        let clock = self.time.get(11..29).unwrap_or(&self.time);
+        let fields: Vec<String> = self
+            .output_fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "{clock}: {} {} ({})",
+            self.priority,
+            self.output,
+            fields.join(" ")
+        )
+    }
+
+    fn datetime(time_ns: u64) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     }
 
     /// Formats nanoseconds since the epoch the way Falco's `time` field does.
     pub fn format_time(time_ns: u64) -> String {
-        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns))
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let t = Self::datetime(time_ns);
         format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
             t.year(),
@@ -157,18 +240,52 @@ mod tests {
     #[test]
     fn json_shape_is_falcos() {
         let a = Alert {
-            time: Alert::format_time(0),
+            time: Alert::format_time(1_795_852_800_123_456_789),
             rule: "r".into(),
             priority: Priority::Critical,
-            source: "syscall".into(),
+            source: SOURCE_SYSCALL.into(),
             hostname: "h".into(),
-            output: "o".into(),
-            tags: vec!["drift".into()],
-            output_fields: BTreeMap::from([("proc.pid".into(), serde_json::json!(4242))]),
+            output: format!(
+                "{}o",
+                Alert::output_prefix(1_795_852_800_123_456_789, Priority::Critical)
+            ),
+            tags: vec!["drift".into(), "container".into(), "drift".into()],
+            output_fields: BTreeMap::from([
+                ("proc.pid".into(), serde_json::json!(4242)),
+                (
+                    "evt.time".into(),
+                    serde_json::json!(1_795_852_800_123_456_789_u64),
+                ),
+            ]),
         };
+        // Falco's keys in nlohmann's (alphabetical) order, its tags a sorted set.
         assert_eq!(
             a.to_json_line(),
-            r#"{"time":"1970-01-01T00:00:00.000000000Z","rule":"r","priority":"Critical","source":"syscall","hostname":"h","output":"o","tags":["drift"],"output_fields":{"proc.pid":4242}}"#
+            r#"{"hostname":"h","output":"08:00:00.123456789: Critical o","output_fields":{"evt.time":1795852800123456789,"proc.pid":4242},"priority":"Critical","rule":"r","source":"syscall","tags":["container","drift"],"time":"2026-11-28T08:00:00.123456789Z"}"#
+        );
+        assert_eq!(a.text_line(), "08:00:00.123456789: Critical o");
+        let back: Alert = serde_json::from_str(&a.to_json_line()).unwrap();
+        assert_eq!(back.rule, "r");
+    }
+
+    #[test]
+    fn internal_alerts_are_falcos_internal_shape() {
+        let mut a = Alert::internal(
+            "h",
+            "Driftwatch events lost",
+            Priority::Critical,
+            "Driftwatch events lost: 3".into(),
+            vec![],
+            BTreeMap::from([
+                ("driftwatch.lost_new".into(), serde_json::json!(3)),
+                ("driftwatch.ring_mib".into(), serde_json::json!(8)),
+            ]),
+        );
+        assert_eq!(a.source, "internal");
+        a.time = Alert::format_time(1_795_852_800_000_000_001);
+        assert_eq!(
+            a.text_line(),
+            "08:00:00.000000001: Critical Driftwatch events lost: 3 (driftwatch.lost_new=3 driftwatch.ring_mib=8)"
         );
     }
 }

@@ -13,7 +13,7 @@ mod layers;
 mod origin;
 mod process;
 
-pub use alert::{Alert, Priority, PriorityParseError};
+pub use alert::{Alert, Priority, PriorityParseError, SOURCE_INTERNAL, SOURCE_SYSCALL};
 pub use container::{
     ContainerId, ContainerIdError, ContainerMeta, Engine, ImageRef, KubernetesMeta, Mount,
     is_containerd_identifier,

@@ -524,7 +524,7 @@ pub(crate) mod tests {
             priority: Priority::Critical,
             source: "syscall".into(),
             hostname: "h".into(),
-            output: output.into(),
+            output: format!("12:00:00.123456789: Critical {output}"),
             tags: vec![],
             output_fields: Default::default(),
         }

@@ -35,18 +35,24 @@ fn color_code(p: Priority) -> &'static str {
     }
 }
 
-/// One line, newline included: `TIME: Priority output`, the priority coloured when `color`.
+/// One line, newline included: Falco's text line ([`Alert::text_line`]: `HH:MM:SS.nnnnnnnnn:
+/// Priority output`), the priority coloured when `color`.
 pub fn format_line(alert: &Alert, color: bool) -> String {
-    let output = escape_terminal(&alert.output);
-    if color {
-        format!(
-            "{}: \x1b[{}m{}\x1b[0m {output}\n",
-            alert.time,
+    let line = escape_terminal(&alert.text_line());
+    let plain = format!("{line}\n");
+    if !color {
+        return plain;
+    }
+    // The priority follows the `HH:MM:SS.nnnnnnnnn: ` prefix; a line without it (an alert
+    // stored before the prefix existed) stays uncoloured.
+    let word = alert.priority.as_str();
+    match line.split_once(": ") {
+        Some((clock, rest)) if rest.starts_with(word) => format!(
+            "{clock}: \x1b[{}m{word}\x1b[0m{}\n",
             color_code(alert.priority),
-            alert.priority
-        )
-    } else {
-        format!("{}: {} {output}\n", alert.time, alert.priority)
+            &rest[word.len()..]
+        ),
+        _ => plain,
     }
 }
 
@@ -101,11 +107,28 @@ mod tests {
         let alert = crate::tests::alert("x\ny");
         assert_eq!(
             format_line(&alert, false),
-            "2026-11-28T12:00:00.123456789Z: Critical x\\ny\n"
+            "12:00:00.123456789: Critical x\\ny\n"
         );
         assert_eq!(
             format_line(&alert, true),
-            "2026-11-28T12:00:00.123456789Z: \x1b[1;31mCritical\x1b[0m x\\ny\n"
+            "12:00:00.123456789: \x1b[1;31mCritical\x1b[0m x\\ny\n"
+        );
+    }
+
+    #[test]
+    fn internal_alerts_print_as_falcos_internal_lines() {
+        let mut alert = Alert::internal(
+            "h",
+            "Driftwatch events lost",
+            Priority::Critical,
+            "Driftwatch events lost: 3".into(),
+            vec![],
+            [("driftwatch.lost_new".to_string(), serde_json::json!(3))].into(),
+        );
+        alert.time = "2026-11-28T12:00:00.000000001Z".into();
+        assert_eq!(
+            format_line(&alert, false),
+            "12:00:00.000000001: Critical Driftwatch events lost: 3 (driftwatch.lost_new=3)\n"
         );
     }
 
@@ -117,7 +140,7 @@ mod tests {
         assert_eq!(line.matches('\n').count(), 1, "{line}");
         assert!(!line.contains('\x1b'), "{line}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["output"], "x\ny");
+        assert_eq!(v["output"], "12:00:00.123456789: Critical x\ny");
         assert_eq!(v["priority"], "Critical");
         assert_eq!(
             stdout_line(&alert, StdoutFormat::Text, false),

@@ -1,9 +1,11 @@
 //! Rule outputs: `%field` placeholders (also `%proc.aname[2]`) resolved at load time and
-//! filled per alert, with `<NA>` for missing values; plus the typed `output_fields`.
+//! filled per alert, with `<NA>` for missing values; plus the typed `output_fields`. An
+//! alert's text and fields are Falco's: `HH:MM:SS.nnnnnnnnn: Priority ` before the output,
+//! `evt.time` among the fields, `%container.info` expanded.
 
 use std::collections::BTreeMap;
 
-use driftwatch_model::{Alert, Event};
+use driftwatch_model::{Alert, Event, Priority};
 
 use crate::compile::Compiler;
 use crate::fields::{FieldArg, FieldRef, FieldType, Val, extract};
@@ -15,6 +17,19 @@ enum Part {
     Lit(String),
     Field(usize),
 }
+
+/// What `%container.info` stands for: Falco's default substitution since 0.37
+/// (`container_id=%container.id container_name=%container.name`), and what Falco 0.41+
+/// appends to every output through its container plugin's suggested fields. Falco's old
+/// `-pk`/`-pc` options, which put Kubernetes fields there, have no counterpart: driftwatch
+/// adds the pod's fields to the `output_fields` of every alert about a pod ([`POD_FIELDS`]).
+const CONTAINER_INFO: [(&str, &str); 2] = [
+    ("container_id=", "container.id"),
+    (" container_name=", "container.name"),
+];
+
+/// The fields Falco adds to every alert's `output_fields` from its output prefix.
+const PREFIX_FIELDS: [&str; 1] = ["evt.time"];
 
 /// A parsed output format.
 #[derive(Clone, Debug, Default)]
@@ -81,6 +96,21 @@ impl Template {
                 continue;
             }
             match parse_field_token(&s[i..]) {
+                Some((name, None, len)) if name == "container.info" => {
+                    let pos = text.map(i - 1, files);
+                    for (label, field) in CONTAINER_INFO {
+                        lit.push_str(label);
+                        match c.output_field(field, None, pos) {
+                            Some(f) => {
+                                t.parts.push(Part::Lit(squash(&std::mem::take(&mut lit))));
+                                let idx = t.field_index(f);
+                                t.parts.push(Part::Field(idx));
+                            }
+                            None => ok = false,
+                        }
+                    }
+                    i += len;
+                }
                 Some((name, arg, len)) => {
                     let pos = text.map(i - 1, files);
                     match c.output_field(&name, arg, pos) {
@@ -88,13 +118,7 @@ impl Template {
                             if !lit.is_empty() {
                                 t.parts.push(Part::Lit(squash(&std::mem::take(&mut lit))));
                             }
-                            let idx = match t.fields.iter().position(|x| *x == f) {
-                                Some(idx) => idx,
-                                None => {
-                                    t.fields.push(f);
-                                    t.fields.len() - 1
-                                }
-                            };
+                            let idx = t.field_index(f);
                             t.parts.push(Part::Field(idx));
                         }
                         None => ok = false,
@@ -117,6 +141,25 @@ impl Template {
         ok.then_some(t)
     }
 
+    /// The index of `f` among the distinct fields, added if new.
+    fn field_index(&mut self, f: FieldRef) -> usize {
+        match self.fields.iter().position(|x| *x == f) {
+            Some(idx) => idx,
+            None => {
+                self.fields.push(f);
+                self.fields.len() - 1
+            }
+        }
+    }
+
+    /// An alert's `output` as Falco writes it: the time of day and the priority, then the
+    /// rule's output with its placeholders filled in.
+    pub(crate) fn render_alert(&self, ev: &Event, priority: Priority) -> String {
+        let mut out = Alert::output_prefix(ev.time_ns, priority);
+        out.push_str(&self.render(ev));
+        out
+    }
+
     /// The output with placeholders filled in.
     pub(crate) fn render(&self, ev: &Event) -> String {
         let mut out = String::new();
@@ -133,8 +176,10 @@ impl Template {
         out
     }
 
-    /// Every field of the output with its typed value (`null` when missing), and for an
-    /// event in a pod the pod's fields ([`POD_FIELDS`]) whatever the output names.
+    /// Every field of the output with its typed value (`null` when missing), the fields of
+    /// Falco's output prefix ([`PREFIX_FIELDS`]: `evt.time`, nanoseconds since the epoch as
+    /// Falco's JSON has it), and for an event in a pod the pod's fields ([`POD_FIELDS`])
+    /// whatever the output names.
     pub(crate) fn output_fields(&self, ev: &Event) -> BTreeMap<String, serde_json::Value> {
         let mut scratch = String::new();
         let mut out: BTreeMap<String, serde_json::Value> = self
@@ -147,6 +192,18 @@ impl Template {
                 )
             })
             .collect();
+        for name in PREFIX_FIELDS {
+            if let Some(info) = crate::fields::field(name) {
+                let f = FieldRef {
+                    info,
+                    arg: FieldArg::None,
+                };
+                out.insert(
+                    name.to_string(),
+                    json_value(&f, extract(&f, ev, &mut scratch)),
+                );
+            }
+        }
         if ev.container.as_deref().is_some_and(|c| c.k8s.is_some()) {
             for name in POD_FIELDS {
                 if out.contains_key(name) {
@@ -185,7 +242,13 @@ fn push_text(out: &mut String, f: &FieldRef, v: Val<'_>) {
         Val::Missing => out.push_str("<NA>"),
         Val::Str(s) => out.push_str(s),
         Val::Num(n) if f.info.ty == FieldType::Time => {
-            out.push_str(&Alert::format_time(u64::try_from(n).unwrap_or(0)))
+            let ns = u64::try_from(n).unwrap_or(0);
+            // Falco's `%evt.time` is the time of day; other time fields print in full.
+            if f.info.name == "evt.time" {
+                out.push_str(&Alert::format_clock(ns))
+            } else {
+                out.push_str(&Alert::format_time(ns))
+            }
         }
         Val::Num(n) => out.push_str(&n.to_string()),
         Val::Bool(b) => out.push_str(if b { "true" } else { "false" }),

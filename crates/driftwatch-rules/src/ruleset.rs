@@ -288,7 +288,7 @@ impl RuleSet {
             priority: r.info.priority,
             source: "syscall".to_string(),
             hostname: hostname.to_string(),
-            output: r.output.render(event),
+            output: r.output.render_alert(event, r.info.priority),
             tags: r.info.tags.clone(),
             output_fields: r.output.output_fields(event),
         }

@@ -166,7 +166,7 @@ fn binary_drift_alert_is_falco_json() {
     assert_eq!(a.time, "2026-11-28T08:00:00.123456789Z");
     assert_eq!(a.source, "syscall");
     assert_eq!(a.hostname, "node-1");
-    assert!(a.output.starts_with("Executable not in the image executed (verdict=added enforcement=prevent action=blocked blocked_by=fanotify_deny subject=exe drift_path=/tmp/xmrig proc_exepath=/tmp/xmrig proc_name=xmrig cmdline=xmrig -x pid=4242 parent=sh user=root hash=b3:1234 image_hash=<NA> container_id=3f4a5b6c7d8e container_name=web image=nginx:1.27 image_digest=sha256:abcd k8s_ns=prod k8s_pod=web-0)"), "{}", a.output);
+    assert!(a.output.starts_with("08:00:00.123456789: Critical Executable not in the image executed (verdict=added enforcement=prevent action=blocked blocked_by=fanotify_deny subject=exe drift_path=/tmp/xmrig proc_exepath=/tmp/xmrig proc_name=xmrig cmdline=xmrig -x pid=4242 parent=sh user=root hash=b3:1234 image_hash=<NA> container_id=3f4a5b6c7d8e container_name=web image=nginx:1.27 image_digest=sha256:abcd k8s_ns=prod k8s_pod=web-0)"), "{}", a.output);
     assert_eq!(a.output_fields["proc.pid"], serde_json::json!(4242));
     assert_eq!(a.output_fields["drift.image_hash"], serde_json::Value::Null);
     assert_eq!(
@@ -182,7 +182,12 @@ fn binary_drift_alert_is_falco_json() {
         serde_json::json!("3f4a5b6c7d8e")
     );
     let line = a.to_json_line();
-    assert!(line.starts_with(r#"{"time":"2026-11-28T08:00:00.123456789Z","rule":"Drop and execute new binary in container","priority":"Critical","source":"syscall""#), "{line}");
+    assert_eq!(
+        a.output_fields["evt.time"],
+        serde_json::json!(1_795_852_800_123_456_789_u64)
+    );
+    assert!(line.starts_with(r#"{"hostname":"node-1","output":"08:00:00.123456789: Critical Executable not in the image executed ("#), "{line}");
+    assert!(line.ends_with(r#","priority":"Critical","rule":"Drop and execute new binary in container","source":"syscall","tags":["T1105","TA0002","binary_drift","container","drift","mitre_execution","mitre_persistence"],"time":"2026-11-28T08:00:00.123456789Z"}"#), "{line}");
 }
 
 #[test]
