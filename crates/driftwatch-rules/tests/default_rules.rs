@@ -193,7 +193,7 @@ fn binary_drift_alert_is_falco_json() {
 #[test]
 fn shell_rule() {
     let rs = defaults();
-    let name = "Shell spawned in container";
+    let name = "Terminal shell in container";
     let has = |e: &driftwatch_model::Event| fired(&rs, e).iter().any(|n| n == name);
     assert!(has(&exec("/bin/sh", &["sh", "-c", "id"], "node")));
     // A non-interactive shell entrypoint is not reported; an interactive `docker exec` is.
@@ -211,7 +211,7 @@ fn shell_rule() {
 #[test]
 fn package_manager_rule() {
     let rs = defaults();
-    let name = "Launch package management process in container";
+    let name = "Launch Package Management Process in Container";
     for exe in [
         "/usr/bin/apt-get",
         "/usr/bin/dpkg",
@@ -240,41 +240,31 @@ fn package_manager_rule() {
 fn file_rules() {
     let rs = defaults();
     let cases: &[(EventKind, &str, bool, &str)] = &[
-        (
-            EventKind::Open,
-            "/etc/passwd",
-            true,
-            "Write below etc in container",
-        ),
+        (EventKind::Open, "/etc/passwd", true, "Write below etc"),
         (
             EventKind::Creat,
             "/etc/ld.so.preload",
             true,
-            "Write below etc in container",
+            "Write below etc",
         ),
-        (
-            EventKind::Rename,
-            "/etc/shadow",
-            false,
-            "Write below etc in container",
-        ),
+        (EventKind::Rename, "/etc/shadow", false, "Write below etc"),
         (
             EventKind::Chmod,
             "/usr/bin/sudo",
             false,
-            "Write below binary or library dir in container",
+            "Write below binary dir",
         ),
         (
             EventKind::Unlink,
             "/bin/ls",
             false,
-            "Write below binary or library dir in container",
+            "Write below binary dir",
         ),
         (
             EventKind::Open,
             "/usr/lib/x86_64-linux-gnu/libc.so.6",
             true,
-            "Write below binary or library dir in container",
+            "Write below binary dir",
         ),
         (
             EventKind::Open,
@@ -292,19 +282,19 @@ fn file_rules() {
             EventKind::Creat,
             "/etc/cron.d/evil",
             true,
-            "Modify cron configuration in container",
+            "Schedule Cron Jobs",
         ),
         (
             EventKind::Open,
             "/var/spool/cron/crontabs/root",
             true,
-            "Modify cron configuration in container",
+            "Schedule Cron Jobs",
         ),
         (
             EventKind::Open,
             "/root/.ssh/authorized_keys",
             true,
-            "Modify SSH authorized_keys in container",
+            "Adding ssh keys to authorized_keys",
         ),
     ];
     for (kind, path, write, rule) in cases {
@@ -382,7 +372,7 @@ fn config_rules() {
             DriftSubject::Privileged,
             "privileged",
             "privileged",
-            "Privileged container started",
+            "Launch Privileged Container",
             Priority::Critical,
         ),
         (
@@ -417,7 +407,7 @@ fn config_rules() {
             DriftSubject::CapAdd,
             "CAP_SYS_ADMIN",
             "added",
-            "Dangerous capability added to container",
+            "Launch Excessively Capable Container",
             Priority::Error,
         ),
         (
@@ -459,7 +449,7 @@ fn config_rules() {
             DriftSubject::RootUser,
             "root",
             "root",
-            "Container running as root",
+            "Container Run as Root User",
             Priority::Notice,
         ),
         (
@@ -569,7 +559,7 @@ fn users_tune_without_editing_defaults() {
     );
     assert_eq!(
         fired(&rs, &exec("/usr/bin/fish", &["fish"], "node")),
-        ["Shell spawned in container"]
+        ["Terminal shell in container"]
     );
     assert!(fired(&rs, &exec("/usr/bin/apt-get", &["apt-get"], "bash")).is_empty());
     let e = drifted_exec(

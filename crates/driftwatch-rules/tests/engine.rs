@@ -132,7 +132,7 @@ fn missing_values_are_false_and_print_na() {
     let a = rs.alert(rs.find("r").unwrap(), &e, "h");
     assert_eq!(
         a.output,
-        "img=<NA> pid=4242 a2=runc:[2:INIT] up=false % 100%"
+        "08:00:00.123456789: Informational img=<NA> pid=4242 a2=runc:[2:INIT] up=false % 100%"
     );
     assert_eq!(
         a.output_fields["container.image.repository"],
@@ -214,7 +214,10 @@ fn later_files_override_and_append() {
     assert_eq!(info.source_file, "a.yaml");
     let mut a1 = a.clone();
     a1.process.pid = 1;
-    assert_eq!(rs.alert(rs.find("r").unwrap(), &a1, "h").output, "second");
+    assert_eq!(
+        rs.alert(rs.find("r").unwrap(), &a1, "h").output,
+        "08:00:00.123456789: Critical second"
+    );
     // Legacy rule append; enabling and disabling; full redefinition.
     let rs = load2("- rule: r\n  condition: and proc.pid = 1\n  append: true\n");
     assert!(fired(&rs, &a).is_empty());
@@ -305,10 +308,10 @@ fn schema_errors() {
             .starts_with("4:12: `items` cannot be overridden with `prepend`")
     );
     assert!(
-        error("- rule: Shell spawned in container\n  override:\n    condition: append\n")
+        error("- rule: Terminal shell in container\n  override:\n    condition: append\n")
             .contains("`override` names `condition` but the item does not give it")
     );
-    assert!(error("- rule: Shell spawned in container\n  priority: debug\n  tags: [x]\n  override:\n    priority: replace\n").starts_with("3:3: key `tags` is given but not listed under `override`"));
+    assert!(error("- rule: Terminal shell in container\n  priority: debug\n  tags: [x]\n  override:\n    priority: replace\n").starts_with("3:3: key `tags` is given but not listed under `override`"));
     assert!(
         error("- required_engine_version: 9.0.0\n")
             .starts_with("1:28: these rules require engine version 9.0.0")
@@ -568,7 +571,7 @@ fn pod_labels_in_conditions_and_alerts() {
     let a = rs.alert(rs.find("r").unwrap(), &e, "h");
     assert_eq!(
         a.output,
-        "pod=web-0 tier=frontend all=app.kubernetes.io/name:web, tier:frontend"
+        "08:00:00.123456789: Informational pod=web-0 tier=frontend all=app.kubernetes.io/name:web, tier:frontend"
     );
     assert_eq!(
         a.output_fields["k8s.pod.label[tier]"],
@@ -596,7 +599,10 @@ fn an_alert_about_a_pod_names_the_pod_whatever_the_output_prints() {
         .into_iter()
         .find(|a| a.rule == "quiet")
         .expect("fires");
-    assert_eq!(a.output, "ran xmrig", "the text is the rule's");
+    assert_eq!(
+        a.output, "08:00:00.123456789: Notice ran xmrig",
+        "the text is the rule's"
+    );
     for (k, v) in [
         ("proc.name", "xmrig"),
         ("k8s.ns.name", "prod"),
@@ -609,7 +615,7 @@ fn an_alert_about_a_pod_names_the_pod_whatever_the_output_prints() {
     ] {
         assert_eq!(a.output_fields[k], v, "{k}: {:?}", a.output_fields);
     }
-    // Outside a pod: only what the output names.
+    // Outside a pod: only what the output names, and Falco's `evt.time`.
     let mut plain = exec("/tmp/xmrig", &["xmrig"], "sh");
     let mut meta = (*plain.container.clone().unwrap()).clone();
     meta.k8s = None;
@@ -619,5 +625,8 @@ fn an_alert_about_a_pod_names_the_pod_whatever_the_output_prints() {
         .into_iter()
         .find(|a| a.rule == "quiet")
         .expect("fires");
-    assert_eq!(a.output_fields.keys().collect::<Vec<_>>(), ["proc.name"]);
+    assert_eq!(
+        a.output_fields.keys().collect::<Vec<_>>(),
+        ["evt.time", "proc.name"]
+    );
 }

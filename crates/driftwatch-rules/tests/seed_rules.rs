@@ -57,7 +57,7 @@ fn new_binary_in_upper_layer_fires_drift_detected() {
     let a = rs.alert(rs.find(DRIFT).unwrap(), &e, "node-1");
     assert_eq!(
         a.output,
-        "Drift detected: new binary executed in container (user=root command=xmrig -o pool \
+        "08:00:00.123456789: Warning Drift detected: new binary executed in container (user=root command=xmrig -o pool \
          container=web image=nginx:1.27 exe_path=/tmp/xmrig)"
     );
     // Image binaries, host processes and the runtime's own entrypoint do not fire.
@@ -77,7 +77,7 @@ fn shell_spawned_by_an_application_fires() {
     let a = rs.alert(rs.find(SHELL).unwrap(), &e, "node-1");
     assert_eq!(
         a.output,
-        "Shell spawned in container (user=root shell=bash container=web image=nginx)"
+        "08:00:00.123456789: Warning Shell spawned in container (user=root shell=bash container=web image=nginx)"
     );
     assert!(!fires(
         &rs,

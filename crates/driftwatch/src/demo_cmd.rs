@@ -69,9 +69,9 @@ const DRIFTS: &[Drift] = &[
         why: "config drift: the container runs with more privilege than the engine's default set",
         script: None,
         repeat: false,
-        rule: "Dangerous capability added to container",
+        rule: "Launch Excessively Capable Container",
         matches: |a| {
-            a["rule"] == "Dangerous capability added to container"
+            a["rule"] == "Launch Excessively Capable Container"
                 && f(a, "drift.path") == "CAP_SYS_PTRACE"
         },
     },
@@ -81,10 +81,8 @@ const DRIFTS: &[Drift] = &[
         why: "file drift: the image's configuration changed at runtime (persistence)",
         script: Some("echo 'demo:x:0:0::/root:/bin/sh' >> /etc/passwd"),
         repeat: true,
-        rule: "Write below etc in container",
-        matches: |a| {
-            a["rule"] == "Write below etc in container" && f(a, "fd.name") == "/etc/passwd"
-        },
+        rule: "Write below etc",
+        matches: |a| a["rule"] == "Write below etc" && f(a, "fd.name") == "/etc/passwd",
     },
     Drift {
         key: "dropped_binary",

@@ -559,7 +559,7 @@ mod tests {
         let f = write(
             &d,
             "off.yaml",
-            "- rule: Shell spawned in container\n  enabled: false\n",
+            "- rule: Terminal shell in container\n  enabled: false\n",
         );
         let (code, out, _) = run_cmd(RulesCommand::List {
             files: vec![f],
@@ -572,7 +572,7 @@ mod tests {
         assert_eq!(code, 0);
         let line = out
             .lines()
-            .find(|l| l.starts_with("Shell spawned in container"))
+            .find(|l| l.starts_with("Terminal shell in container"))
             .unwrap();
         assert!(
             line.contains("Warning")

@@ -98,14 +98,14 @@ fn risky_settings_alert_at_start() {
             &["--privileged"],
             "privileged",
             "privileged",
-            "Privileged container started",
+            "Launch Privileged Container",
             "Critical",
         ),
         (
             &["--cap-add", "SYS_ADMIN"],
             "cap_add",
             "CAP_SYS_ADMIN",
-            "Dangerous capability added to container",
+            "Launch Excessively Capable Container",
             "Error",
         ),
         (
@@ -211,7 +211,7 @@ fn a_default_container_gets_weak_posture_notices() {
     );
     assert_eq!(field(&a, "drift.verdict"), "image", "{a}");
     let a = agent.wait_for("root user", WAIT, config_drift_in(&c, "root_user", None));
-    assert_config_alert(&a, &c, "Container running as root", "Notice", BUSYBOX);
+    assert_config_alert(&a, &c, "Container Run as Root User", "Notice", BUSYBOX);
 }
 
 #[test]

@@ -605,7 +605,7 @@ const CHANGED: &str = r#"{"namespace": {"create": true},
     "falcosidekick": {"url": "http://falcosidekick.falco.svc:2801/", "headers": {"Authorization": "Bearer x"}},
     "customRules": {
       "50-local.yaml": "- list: shell_binaries\n  items: [fish]\n  override:\n    items: append\n",
-      "60-quiet.yml": "- rule: Shell spawned in container\n  enabled: false\n  override:\n    enabled: replace\n"
+      "60-quiet.yml": "- rule: Terminal shell in container\n  enabled: false\n  override:\n    enabled: replace\n"
     },
     "hostPaths": {"docker": true},
     "openshift": {"scc": {"create": true}},

@@ -89,7 +89,7 @@ fn file_drift_in_a_pod() {
     let a = agent.wait_for("the write to /etc/passwd", WAIT, |a| {
         pod_alert(c, "file_drift")(a) && field(a, "fd.name") == "/etc/passwd"
     });
-    assert_eq!(a["rule"], "Write below etc in container", "{a}");
+    assert_eq!(a["rule"], "Write below etc", "{a}");
     assert_eq!(field(&a, "proc.name"), "sh", "{a}");
     assert_pod_alert(&a, pod, "app", DEBIAN);
     assert_every_alert_names_the_pod(agent, pod, c);
@@ -156,7 +156,7 @@ fn a_shell_started_by_a_program_in_a_pod_is_reported() {
     let a = agent.wait_for("the nested shell", WAIT, |a| {
         pod_alert(c, "shell")(a) && field(a, "proc.pname") == "sh"
     });
-    assert_eq!(a["rule"], "Shell spawned in container", "{a}");
+    assert_eq!(a["rule"], "Terminal shell in container", "{a}");
     assert_eq!(field(&a, "proc.name"), "sh", "{a}");
     assert_pod_alert(&a, pod, "app", DEBIAN);
     assert_every_alert_names_the_pod(agent, pod, c);

@@ -63,14 +63,14 @@ fn risky_pod_settings_are_config_drift_at_start() {
             PodSpec::new("privileged-0", "shop").container(app().privileged()),
             "privileged",
             "privileged",
-            "Privileged container started",
+            "Launch Privileged Container",
             "Critical",
         ),
         (
             PodSpec::new("caps-0", "shop").container(app().add_capability("SYS_ADMIN")),
             "cap_add",
             "CAP_SYS_ADMIN",
-            "Dangerous capability added to container",
+            "Launch Excessively Capable Container",
             "Error",
         ),
         (
@@ -176,7 +176,7 @@ fn a_writable_root_is_drift_unless_the_pod_spec_says_read_only() {
     assert_eq!(a["rule"], "Container with writable root filesystem", "{a}");
     assert_pod_alert(&a, &open, "app", BUSYBOX);
     let a = agent.wait_for("the root user", WAIT, config_drift_in(c, "root_user", None));
-    assert_eq!(a["rule"], "Container running as root", "{a}");
+    assert_eq!(a["rule"], "Container Run as Root User", "{a}");
     // The hardened pod was judged before the default one (in the order they were seen), and
     // the kubelet's KUBERNETES_* variables are no environment drift.
     let alerts = config_alerts_of(&agent, quiet.first());
@@ -307,7 +307,7 @@ fn writes_on_a_pods_empty_dir_are_file_drift_too() {
     let a = agent.wait_for("the write to the emptyDir", WAIT, |a| {
         pod_alert(c, "file_drift")(a) && field(a, "fd.name") == "/etc/cron.d/evil"
     });
-    assert_eq!(a["rule"], "Modify cron configuration in container", "{a}");
+    assert_eq!(a["rule"], "Schedule Cron Jobs", "{a}");
     assert_eq!(field(&a, "proc.name"), "sh", "{a}");
     assert_pod_alert(&a, &pod, "app", DEBIAN);
     assert_every_alert_names_the_pod(&agent, &pod, c);

@@ -140,7 +140,7 @@ fn many_directories_spend_only_their_containers_watch_share() {
         "echo evil >> /etc/dw-neighbour",
         "/etc/dw-neighbour",
     );
-    assert_eq!(seen["rule"], "Write below etc in container", "{seen}");
+    assert_eq!(seen["rule"], "Write below etc", "{seen}");
     assert!(
         !agent
             .alerts()
