@@ -261,6 +261,23 @@ fn rules_crate_alerts_pass_falcosidekicks_check_in_falcos_layout() {
 }
 
 #[test]
+fn container_info_expands_as_falcos_and_evt_time_prints_the_clock() {
+    let rule = "- rule: r\n  desc: d\n  condition: proc.name = xmrig\n  output: \"ran %proc.name %container.info at %evt.time\"\n  priority: warning\n  tags: [b, a]\n";
+    let rs = RuleSet::load(&[driftwatch_rules::Source::new("r.yaml", rule)])
+        .unwrap()
+        .ruleset;
+    let a = rs.evaluate(&drifted_exec("nginx"), "node-1").remove(0);
+    assert_eq!(
+        a.output,
+        "08:00:00.123456789: Warning ran xmrig container_id=3f4a5b6c7d8e container_name=web at 08:00:00.123456789"
+    );
+    assert_eq!(a.output_fields["container.id"], "3f4a5b6c7d8e");
+    assert_eq!(a.output_fields["container.name"], "web");
+    assert_eq!(a.output_fields["evt.time"], 1_795_852_800_123_456_789_u64);
+    assert!(a.to_json_line().contains(r#""tags":["a","b"]"#));
+}
+
+#[test]
 fn the_check_rejects_what_falcosidekick_rejects() {
     let good = r#"{"hostname":"h","output":"o","output_fields":{"proc.pid":1},"priority":"Critical","rule":"r","source":"syscall","tags":["a"],"time":"2026-11-28T08:00:00.123456789Z"}"#;
     assert_eq!(sidekick_check(good), Ok(()));
