@@ -37,10 +37,11 @@ fn sidekick_check(line: &str) -> Result<(), String> {
     let o = v.as_object().ok_or("not an object")?;
     // encoding/json: a key of the struct with another JSON type is a decode error.
     for key in ["output", "rule", "source", "hostname", "uuid"] {
-        if let Some(x) = o.get(key) {
-            if !x.is_string() && !x.is_null() {
-                return Err(format!("{key} is not a string: {x}"));
-            }
+        if let Some(x) = o.get(key)
+            && !x.is_string()
+            && !x.is_null()
+        {
+            return Err(format!("{key} is not a string: {x}"));
         }
     }
     if let Some(t) = o.get("tags") {
@@ -78,10 +79,11 @@ fn sidekick_check(line: &str) -> Result<(), String> {
     }
     let fields = fields.filter(|m| !m.is_empty()).ok_or("no output_fields")?;
     for name in ["k8s.ns.name", "k8s.pod.name"] {
-        if let Some(x) = fields.get(name) {
-            if !x.is_null() && !x.is_string() {
-                return Err(format!("{name} is not a string: {x}"));
-            }
+        if let Some(x) = fields.get(name)
+            && !x.is_null()
+            && !x.is_string()
+        {
+            return Err(format!("{name} is not a string: {x}"));
         }
     }
     for (k, x) in fields {
