@@ -15,6 +15,15 @@ const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Whether the alert's message (its `output` after Falco's `HH:MM:SS.nnnnnnnnn: Priority `)
+/// starts with `prefix`.
+fn message_starts_with(a: &Value, prefix: &str) -> bool {
+    a["output"]
+        .as_str()
+        .and_then(|o| o.splitn(3, ' ').nth(2))
+        .is_some_and(|m| m.starts_with(prefix))
+}
+
 // An agent in prevent mode acts on every container of the host, the other tests' too: the
 // agent tests of this file run one at a time
 // (`common::serial`).
@@ -227,15 +236,7 @@ fn sighup_swaps_the_rules_and_an_invalid_file_keeps_the_old_ones() {
         WAIT,
         drift_alert(&c, "/tmp/echo", RELOADED_RULE),
     );
-    assert!(
-        a["output"]
-            .as_str()
-            .unwrap()
-            .splitn(3, ' ')
-            .nth(2)
-            .is_some_and(|m| m.starts_with("reloaded v1 ")),
-        "{a}"
-    );
+    assert!(message_starts_with(&a, "reloaded v1 "), "{a}");
     assert_eq!(a["priority"], "Warning", "{a}");
 
     // An invalid configuration: refused with FILE:LINE:COL, the old rules keep working.
@@ -268,15 +269,7 @@ fn sighup_swaps_the_rules_and_an_invalid_file_keeps_the_old_ones() {
         WAIT,
         drift_alert(&c, "/tmp/cat", RELOADED_RULE),
     );
-    assert!(
-        a["output"]
-            .as_str()
-            .unwrap()
-            .splitn(3, ' ')
-            .nth(2)
-            .is_some_and(|m| m.starts_with("reloaded v1 ")),
-        "{a}"
-    );
+    assert!(message_starts_with(&a, "reloaded v1 "), "{a}");
 
     // Fixed: applied again, with the restart-only key reported.
     write(&rules, &reloaded_rule("v2"));
@@ -309,15 +302,7 @@ fn sighup_swaps_the_rules_and_an_invalid_file_keeps_the_old_ones() {
         WAIT,
         drift_alert(&c, "/tmp/head", RELOADED_RULE),
     );
-    assert!(
-        a["output"]
-            .as_str()
-            .unwrap()
-            .splitn(3, ' ')
-            .nth(2)
-            .is_some_and(|m| m.starts_with("reloaded v2 ")),
-        "{a}"
-    );
+    assert!(message_starts_with(&a, "reloaded v2 "), "{a}");
 
     agent.stop();
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
