@@ -78,7 +78,7 @@ fn every_override_key_appends_or_replaces() {
     let a = exec("/bin/a", &["a"], "sh");
     assert_eq!(
         rs.alert(rs.find("r").unwrap(), &a, "h").output,
-        "first a (again)"
+        "08:00:00.123456789: Warning first a (again)"
     );
 
     let rs = load2(

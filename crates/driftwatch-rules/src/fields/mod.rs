@@ -80,7 +80,7 @@ impl FalcoType {
     }
 
     /// The value type driftwatch checks operators against. `evt.time` alone is a [`FieldType::Time`]
-    /// (Falco prints it as text; driftwatch compares it as nanoseconds and prints RFC 3339).
+    /// (Falco prints it as text; driftwatch compares it as nanoseconds and prints Falco's text).
     pub(crate) const fn value_type(self, is_evt_time: bool) -> FieldType {
         if is_evt_time {
             return FieldType::Time;

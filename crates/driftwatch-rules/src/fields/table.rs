@@ -188,7 +188,7 @@ fields! {
     "evt.num", EvtNum, Uint64, None, Filled::Always,
         "The agent's sequence number for the event, from 1 (0 for events a tool built without numbering).";
     "evt.time", EvtTime, Charbuf, None, Filled::Always,
-        "When the event happened: nanoseconds since the epoch in comparisons and JSON, RFC 3339 in output text.";
+        "When the event happened: nanoseconds since the epoch in comparisons and JSON, the time of day (UTC) as `HH:MM:SS.nnnnnnnnn` in output text, as Falco prints it.";
     "evt.time.s", EvtTimeS, Charbuf, None, Filled::Always,
         "The event's time of day (UTC) as `HH:MM:SS`, without the fraction.";
     "evt.time.iso8601", EvtTimeIso8601, Charbuf, None, Filled::Always,
