@@ -13,6 +13,7 @@ use synthetic::*;
 
 const DROP_AND_EXECUTE: &str = "Drop and execute new binary in container";
 const MEMFD: &str = "Fileless execution via memfd_create";
+const SHM: &str = "Execution from /dev/shm";
 const TERMINAL_SHELL: &str = "Terminal shell in container";
 const PACKAGE_MANAGER: &str = "Launch Package Management Process in Container";
 const WRITE_BINARY_DIR: &str = "Write below binary dir";
@@ -99,6 +100,33 @@ fn appending_to_known_memfd_execution_binaries_allows_a_program() {
     // Falco's own default (runc) is not in ours: a process picks its name.
     e.process.name = "runc".into();
     assert!(fires(&defaults(), &e, MEMFD));
+}
+
+#[test]
+fn dev_shm_has_falcos_rule_and_other_tmpfs_the_non_image_rule_one_alert_each() {
+    let shm = drifted_exec(
+        "/dev/shm/x",
+        DriftSubject::Exe,
+        Verdict::Tmpfs,
+        "/dev/shm/x",
+    );
+    let scratch = drifted_exec(
+        "/scratch/x",
+        DriftSubject::Exe,
+        Verdict::Tmpfs,
+        "/scratch/x",
+    );
+    assert_eq!(fired(&defaults(), &shm), [SHM]);
+    assert_eq!(
+        fired(&defaults(), &scratch),
+        ["Execute binary from non-image filesystem in container"]
+    );
+    for list in ["trusted_images", "falco_privileged_images"] {
+        let rs = tuned(&format!(
+            "- list: {list}\n  items: [nginx]\n  override:\n    items: append\n"
+        ));
+        assert!(fired(&rs, &shm).is_empty(), "{list}");
+    }
 }
 
 #[test]
@@ -338,6 +366,7 @@ fn names_shared_with_falcos_files_are_of_falcos_kind() {
         "known_memfd_execution_binaries",
         "ssh_binaries",
         "falco_privileged_images",
+        "trusted_images",
         "run_as_root_image_list",
         "shell_binaries",
         "package_mgmt_binaries",
