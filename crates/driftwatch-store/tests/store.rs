@@ -31,7 +31,14 @@ fn alert(time_ns: i64, rule: &str, prio: Priority, id: &str, name: &str, tags: &
         source: "syscall".into(),
         hostname: "host1".into(),
         output: format!("{rule} in {name}"),
-        tags: tags.iter().map(|t| t.to_string()).collect(),
+        // Sorted, as an alert's JSON has them (Falco's tags are a set): what is read back
+        // equals what was recorded.
+        tags: tags
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         output_fields: [
             ("container.id".to_string(), serde_json::json!(&id[..12])),
             ("container.full_id".to_string(), serde_json::json!(id)),
