@@ -319,6 +319,43 @@ static long env_step(__u32 i, void *data)
 	return 0;
 }
 
+/*
+ * The facts Falco's process fields name (user.loginuid, proc.sid, proc.vpgid, thread.cap_*,
+ * the start time), a dozen plain loads: issue 19 budgets the whole program at 1 us per exec.
+ * At sched_process_exec begin_new_exec() has committed the new credentials (task->cred are
+ * the capabilities after exec) and de_thread() has given the task its group leader's start
+ * time. Session and group leaders' names are not read here: user space has them from its
+ * process table (proc.sname, proc.vpgid.name).
+ */
+static __always_inline void read_process_facts(struct dw_exec_event *ev, struct task_struct *task)
+{
+	if (bpf_core_field_exists(task->loginuid)) {
+		ev->loginuid = BPF_CORE_READ(task, loginuid.val);
+	} else {
+		ev->loginuid = (__u32)-1;
+		ev->flags |= DW_EXEC_NO_LOGINUID;
+	}
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	bpf_core_read(&ev->cap_permitted, sizeof(ev->cap_permitted), &cred->cap_permitted);
+	bpf_core_read(&ev->cap_effective, sizeof(ev->cap_effective), &cred->cap_effective);
+	bpf_core_read(&ev->cap_inheritable, sizeof(ev->cap_inheritable), &cred->cap_inheritable);
+	ev->start_boot_ns = BPF_CORE_READ(task, start_boottime);
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	struct pid *sid = BPF_CORE_READ(sig, pids[PIDTYPE_SID]);
+	struct pid *pgrp = BPF_CORE_READ(sig, pids[PIDTYPE_PGID]);
+	ev->sid = BPF_CORE_READ(sid, numbers[0].nr);
+	ev->pgid = BPF_CORE_READ(pgrp, numbers[0].nr);
+	/* pid_nr_ns(pgrp, the task's namespace): the group's number at the task's level, if the
+	 * group's pid reaches that level in the same namespace (else the group leader is outside
+	 * the task's namespace, and Falco's vpgid is 0 too). */
+	struct pid *own = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(own, level) & 31;
+	ev->vpgid = 0;
+	if (BPF_CORE_READ(pgrp, level) >= level &&
+	    BPF_CORE_READ(pgrp, numbers[level].ns) == BPF_CORE_READ(own, numbers[level].ns))
+		ev->vpgid = BPF_CORE_READ(pgrp, numbers[level].nr);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -353,14 +390,17 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 		ev->ns_pid = BPF_CORE_READ(pid, numbers[level & 31].nr);
 	}
 	bpf_probe_read_kernel_str(ev->comm, sizeof(ev->comm), task->comm);
+	read_process_facts(ev, task);
 
 	struct task_struct *anc = BPF_CORE_READ(task, real_parent);
 	for (int i = 0; i < DW_ANCESTORS; i++) {
 		if (!anc) {
 			ev->ancestors[i][0] = 0;
+			ev->ancestor_pids[i] = 0;
 			continue;
 		}
 		BPF_CORE_READ_STR_INTO(&ev->ancestors[i], anc, comm);
+		ev->ancestor_pids[i] = BPF_CORE_READ(anc, tgid);
 		struct task_struct *next = BPF_CORE_READ(anc, real_parent);
 		anc = (next == anc) ? 0 : next;
 	}
@@ -391,6 +431,7 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	ev->nlink = BPF_CORE_READ(inode, __i_nlink);
 	ev->mode = BPF_CORE_READ(inode, i_mode);
 	ev->mtime_ns = BPF_CORE_READ(inode, i_mtime_sec) * 1000000000ULL + BPF_CORE_READ(inode, i_mtime_nsec);
+	ev->ctime_ns = BPF_CORE_READ(inode, i_ctime_sec) * 1000000000ULL + BPF_CORE_READ(inode, i_ctime_nsec);
 	ev->upper_ino = 0;
 	if (ev->fs_magic == OVERLAYFS_SUPER_MAGIC) {
 		/* struct ovl_inode embeds the VFS inode (fs/overlayfs/ovl_entry.h). */

@@ -7,7 +7,9 @@
 #ifndef DRIFTWATCH_ABI_H
 #define DRIFTWATCH_ABI_H
 
-#define DW_ABI_VERSION 1
+/* 2: process facts (login uid, session, process group, capabilities, start time, exe ctime,
+ * ancestors' pids) added to dw_exec_event. */
+#define DW_ABI_VERSION 2
 
 #define DW_COMM_LEN 16
 #define DW_ANCESTORS 4
@@ -53,6 +55,8 @@ enum dw_exec_flags {
 	DW_EXEC_ORPHAN = 1 << 10,
 	/* The task's root path did not fit DW_ROOT_MAX. */
 	DW_EXEC_ROOT_TRUNCATED = 1 << 11,
+	/* The kernel keeps no login uid (built without CONFIG_AUDIT): `loginuid` means nothing. */
+	DW_EXEC_NO_LOGINUID = 1 << 12,
 };
 
 /*
@@ -119,6 +123,13 @@ struct dw_exec_event {
 	__u64 ino;             /* inode number of the executed file (overlay inode) */
 	__u64 upper_ino;       /* the upper layer inode, when DW_EXEC_OVL_UPPER */
 	__u64 mtime_ns;        /* the executed file's mtime */
+	__u64 ctime_ns;        /* the executed file's ctime */
+	/* Capability sets of the new credentials (kernel_cap_t: one 64-bit mask since 6.3,
+	 * two 32-bit words before, the same bytes on little-endian). */
+	__u64 cap_permitted;
+	__u64 cap_effective;
+	__u64 cap_inheritable;
+	__u64 start_boot_ns;   /* the thread group's start, boot time (task->start_boottime) */
 	__u32 pid;             /* tgid, host view */
 	__u32 tid;
 	__u32 ppid;            /* real parent's tgid, host view */
@@ -136,6 +147,11 @@ struct dw_exec_event {
 	__u32 ns_pid;          /* pid inside its pid namespace */
 	__u32 cwd_dev;         /* s_dev of the superblock of the task's working directory */
 	__u32 root_dev;        /* s_dev of the superblock of the task's root (chroot) */
+	__u32 loginuid;        /* audit login uid, (__u32)-1 when unset */
+	__u32 sid;             /* session id, host view */
+	__u32 pgid;            /* process group id, host view */
+	__u32 vpgid;           /* process group id in the task's pid namespace, 0 if not in it */
+	__u32 ancestor_pids[DW_ANCESTORS]; /* host tgids, parent first, aligned with ancestors */
 	__u16 path_len;
 	__u16 filename_len;
 	__u16 interp_len;

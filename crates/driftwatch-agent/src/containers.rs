@@ -36,6 +36,8 @@ pub struct ContainerEntry {
     pub fs: ContainerFs,
     /// uid → user name, from the container's /etc/passwd.
     pub users: HashMap<u32, String>,
+    /// gid → group name, from the container's /etc/group.
+    pub groups: HashMap<u32, String>,
     /// The ports its config declares (`8080/tcp`: the image's `ExposedPorts` plus
     /// `--expose`), from the engine; empty when the engine did not answer.
     pub exposed_ports: Vec<String>,
@@ -120,6 +122,7 @@ impl ContainerEntry {
                 mounts: self.fs.mounts.clone(),
             },
             users: self.users.clone(),
+            groups: self.groups.clone(),
             exposed_ports: self.exposed_ports.clone(),
             pid: None,
             record: self.record.clone(),
@@ -135,6 +138,25 @@ impl ContainerEntry {
             None if uid == 0 => "root".into(),
             None => String::new(),
         }
+    }
+
+    pub fn group_name(&self, gid: u32) -> String {
+        match self.groups.get(&gid) {
+            Some(n) => n.clone(),
+            None if gid == 0 => "root".into(),
+            None => String::new(),
+        }
+    }
+
+    /// The names of `p`'s ids in this container: `user.name`, `user.loginname` (none for an
+    /// unset login uid), `group.name`.
+    pub fn name_process(&self, p: &mut Process) {
+        p.user_name = self.user_name(p.uid);
+        p.group_name = self.group_name(p.gid);
+        p.loginname = match p.loginuid {
+            Some(u) if u != u32::MAX => self.user_name(u),
+            _ => String::new(),
+        };
     }
 }
 
@@ -204,6 +226,8 @@ fn prune_destroyed(m: &mut HashMap<ContainerId, Arc<ContainerEntry>>, linger: Du
     }
 }
 
+/// id → name from `/etc/passwd` or `/etc/group` text: both have the name first and the
+/// numeric id third (`name:x:id:...`).
 fn parse_passwd(text: &str) -> HashMap<u32, String> {
     text.lines()
         .filter_map(|l| {
@@ -213,6 +237,22 @@ fn parse_passwd(text: &str) -> HashMap<u32, String> {
             Some((uid, name.to_string()))
         })
         .collect()
+}
+
+/// The container's account databases, read for names.
+#[derive(Clone, Copy)]
+enum NameFile {
+    Passwd,
+    Group,
+}
+
+impl NameFile {
+    fn path(self) -> &'static str {
+        match self {
+            NameFile::Passwd => "/etc/passwd",
+            NameFile::Group => "/etc/group",
+        }
+    }
 }
 
 fn read_mounts(pid: u32) -> Option<MountTable> {
@@ -229,17 +269,18 @@ fn read_mounts(pid: u32) -> Option<MountTable> {
     }
 }
 
-/// uid → name from the container's `/etc/passwd`: through its running process's root (its
-/// own view, symlinks resolved inside it), else its writable layer, else its image's layers.
-/// Anything but a regular file under [`PASSWD_CAP`] is skipped with a warning: a container
-/// that makes it `/dev/zero`, a FIFO or a link to the host's file gets no names, not a hung
-/// or bloated agent.
-fn read_users(
+/// id → name from the container's `/etc/passwd` or `/etc/group`: through its running
+/// process's root (its own view, symlinks resolved inside it), else its writable layer, else
+/// its image's layers. Anything but a regular file under [`PASSWD_CAP`] is skipped with a
+/// warning: a container that makes it `/dev/zero`, a FIFO, a 100 MB file or a link to the
+/// host's file gets no names, not a hung or bloated agent.
+fn read_names(
     container: &str,
     pid: Option<u32>,
     layers: Option<&OverlayLayers>,
+    file: NameFile,
 ) -> HashMap<u32, String> {
-    let passwd = InContainer::from("/etc/passwd");
+    let path = InContainer::from(file.path());
     let limit = Limit::Whole(PASSWD_CAP);
     let mut roots = Vec::new();
     if let Some(pid) = pid {
@@ -250,16 +291,16 @@ fn read_users(
         roots.extend(l.lowers.iter().map(|d| Root::layer(container, d)));
     }
     for root in roots {
-        match root.and_then(|r| r.read(&passwd, limit)) {
+        match root.and_then(|r| r.read(&path, limit)) {
             Ok(bytes) => return parse_passwd(&String::from_utf8_lossy(&bytes)),
             Err(e) if e.is_not_found() => {}
-            Err(e) => tracing::warn!("user names: {e}"),
+            Err(e) => tracing::warn!("{} names: {e}", file.path()),
         }
     }
     HashMap::new()
 }
 
-/// The largest `/etc/passwd` read for user names.
+/// The largest `/etc/passwd` or `/etc/group` read for names.
 const PASSWD_CAP: u64 = driftwatch_fs::SMALL_FILE_CAP;
 
 impl ContainerRegistry {
@@ -450,11 +491,13 @@ impl ContainerRegistry {
             .and_then(|m| m.root_overlay())
             .and_then(|l| resolve_layer_paths(&l, Path::new(DOCKER_OVERLAY_HOME)).ok())
             .or(engine_layers);
-        let users = read_users(meta.id.short(), pid, layers.as_ref());
+        let users = read_names(meta.id.short(), pid, layers.as_ref(), NameFile::Passwd);
+        let groups = read_names(meta.id.short(), pid, layers.as_ref(), NameFile::Group);
         ContainerEntry {
             meta,
             fs: ContainerFs { layers, mounts },
             users,
+            groups,
             exposed_ports: Vec::new(),
             pid,
             record: None,

@@ -30,6 +30,9 @@ pub struct Emitter {
     /// Alerts per container ([`crate::fairness`]): one container's storm does not push
     /// everyone's alerts out of the outputs' and the store's queues.
     rates: AlertRate,
+    /// The last `evt.num` given: every sensor's events pass here, under one lock, so the
+    /// numbers are unique and in the order the rules see the events.
+    last_num: u64,
 }
 
 /// Alert deduplication: one alert per (rule, container, executable, file) per window; the
@@ -112,6 +115,7 @@ impl Emitter {
             matches: Vec::new(),
             dedup: Dedup::default(),
             rates: AlertRate::new(&Limits::default()),
+            last_num: 0,
         }
     }
 
@@ -221,6 +225,19 @@ impl Emitter {
 
     /// Records the event, evaluates the rules and writes the alerts. Returns how many fired.
     pub fn emit(&mut self, event: &Event) -> usize {
+        // Numbered here, where events enter the rules (Falco's `evt.num`, from 1); an event
+        // that already has a number (replayed by `rules test`) keeps it.
+        let numbered;
+        let event = if event.num == 0 {
+            self.last_num += 1;
+            numbered = Event {
+                num: self.last_num,
+                ..event.clone()
+            };
+            &numbered
+        } else {
+            event
+        };
         if let Some(r) = self.record.as_mut()
             && let Ok(line) = serde_json::to_string(event)
         {
@@ -353,6 +370,47 @@ mod tests {
         assert_eq!(d.admit(key("/b"), t0), Some(0));
         assert_eq!(d.admit(key("/a"), t0 + Duration::from_secs(11)), Some(5));
         assert_eq!(d.admit(key("/a"), t0 + Duration::from_secs(22)), Some(0));
+    }
+
+    /// `evt.num` counts from 1 in the order events come in, whichever sensor sent them; a
+    /// number already given (a replayed recording) is kept.
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test reads its own recording"
+    )]
+    fn events_are_numbered_from_one_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let record = LineWriter::new(File::create(&path).unwrap());
+        let mut e = Emitter::new(
+            RuleSet::load_with_defaults(&[]).unwrap().ruleset,
+            None,
+            Vec::new(),
+            Some(record),
+            Arc::new(AgentStats::default()),
+            "h".into(),
+        );
+        let event = |num| Event {
+            num,
+            time_ns: 1,
+            kind: driftwatch_model::EventKind::Open,
+            process: driftwatch_model::Process::default(),
+            container: None,
+            file: None,
+            net: None,
+            drift: None,
+        };
+        for num in [0, 0, 77, 0] {
+            e.emit(&event(num));
+        }
+        drop(e);
+        let nums: Vec<u64> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Event>(l).unwrap().num)
+            .collect();
+        assert_eq!(nums, [1, 2, 77, 3]);
     }
 
     #[test]

@@ -358,13 +358,17 @@ impl NetDrift {
             ppid: obs.ppid,
             uid: obs.uid,
             gid: obs.gid,
-            user_name: entry.user_name(obs.uid),
             name: obs.comm.clone(),
             pexepath,
             ..Process::default()
         };
         match known {
             Some(k) => {
+                self.procs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .fill(&mut p, &k);
+                crate::proctable::fill_unknown_relatives(&mut p, k.facts.sid, k.facts.pgid);
                 p.exepath = k.exepath;
                 p.argv = k.argv;
                 p.ancestors = k.ancestors;
@@ -382,6 +386,7 @@ impl NetDrift {
                 }
             }
         }
+        entry.name_process(&mut p);
         p
     }
 

@@ -27,7 +27,7 @@ use crate::enforce::Enforcer;
 use crate::exec_verdict::analyze_exec;
 use crate::file_drift::{FileDrift, FileDriftConfig, FileStats};
 use crate::outputs::AlertSink;
-use crate::proctable::{ProcInfo, ProcTable};
+use crate::proctable::{ExecFacts, ProcInfo, ProcTable};
 use crate::stats::AgentStats;
 
 #[derive(Clone, Debug)]
@@ -497,6 +497,11 @@ impl Drop for Agent {
 }
 
 impl Worker {
+    /// A boot-time stamp of the kernel's as nanoseconds since the epoch.
+    fn wall_ns(&self, boot_ns: u64) -> u64 {
+        (i128::from(boot_ns) + self.wall_offset_ns).max(0) as u64
+    }
+
     fn handle(&mut self, rec: ExecRecord) {
         self.stats.processed.fetch_add(1, Ordering::Relaxed);
         let Some(m) = container_from_cgroup_leaf(&rec.cgroup, Some(&rec.cgroup_parent)) else {
@@ -508,48 +513,62 @@ impl Worker {
         let mut analysis = analyze_exec(&rec, &entry.fs, &self.judge);
         self.enforcer.settle(&rec, &entry, &mut analysis.finding);
         let config = self.config_drift.exec_findings(&rec.env, &entry);
-        let time_ns = (i128::from(rec.boot_ns) + self.wall_offset_ns).max(0) as u64;
-        let pexepath = {
-            let mut procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
-            let pexepath = procs.exepath(rec.ppid).unwrap_or_default().to_string();
-            procs.insert(
-                rec.pid,
-                ProcInfo {
-                    exepath: rec.path.clone(),
-                    name: rec.comm.clone(),
-                    argv: rec.argv.clone(),
-                    ancestors: rec.ancestors.clone(),
-                    ppid: rec.ppid,
-                    uid: rec.uid,
-                    gid: rec.gid,
-                    cwd: rec.cwd.clone(),
-                },
-            );
-            pexepath
+        let time_ns = self.wall_ns(rec.boot_ns);
+        let info = ProcInfo {
+            exepath: rec.path.clone(),
+            name: rec.comm.clone(),
+            argv: rec.argv.clone(),
+            ancestors: rec.ancestors.clone(),
+            ppid: rec.ppid,
+            uid: rec.uid,
+            gid: rec.gid,
+            cwd: rec.cwd.clone(),
+            facts: ExecFacts {
+                loginuid: rec.loginuid,
+                vpid: rec.ns_pid,
+                sid: rec.sid,
+                pgid: rec.pgid,
+                vpgid: rec.vpgid,
+                cap_permitted: rec.cap_permitted,
+                cap_effective: rec.cap_effective,
+                cap_inheritable: rec.cap_inheritable,
+                start_ns: self.wall_ns(rec.start_boot_ns),
+                exe_ino: rec.ino,
+                exe_ctime_ns: rec.ctime_ns,
+                exe_mtime_ns: rec.mtime_ns,
+                ancestor_pids: rec.ancestor_pids.clone(),
+            },
         };
+        let mut process = Process {
+            pid: rec.pid,
+            ppid: rec.ppid,
+            uid: rec.uid,
+            gid: rec.gid,
+            name: rec.comm,
+            exepath: rec.path,
+            argv: rec.argv,
+            env: rec.env,
+            cwd: rec.cwd,
+            tty: rec.tty,
+            ancestors: rec.ancestors,
+            exe_upper_layer: analysis.exe_upper_layer,
+            exe_from_memfd: analysis.exe_from_memfd,
+            exe_writable: analysis.exe_writable,
+            ..Default::default()
+        };
+        {
+            let mut procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
+            process.pexepath = procs.exepath(rec.ppid).unwrap_or_default().to_string();
+            procs.fill(&mut process, &info);
+            procs.insert(rec.pid, info);
+        }
+        crate::proctable::fill_unknown_relatives(&mut process, rec.sid, rec.pgid);
+        entry.name_process(&mut process);
         let event = Event {
             num: 0,
             time_ns,
             kind: EventKind::Execve,
-            process: Process {
-                pid: rec.pid,
-                ppid: rec.ppid,
-                uid: rec.uid,
-                gid: rec.gid,
-                user_name: entry.user_name(rec.uid),
-                name: rec.comm,
-                exepath: rec.path,
-                argv: rec.argv,
-                env: rec.env,
-                cwd: rec.cwd,
-                tty: rec.tty,
-                ancestors: rec.ancestors,
-                pexepath,
-                exe_upper_layer: analysis.exe_upper_layer,
-                exe_from_memfd: analysis.exe_from_memfd,
-                exe_writable: analysis.exe_writable,
-                ..Default::default()
-            },
+            process,
             container: Some(entry.meta.clone()),
             file: None,
             net: None,

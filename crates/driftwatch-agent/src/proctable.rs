@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use driftwatch_model::Process;
+
 /// How long an exited process stays known after its exec was recorded: the events naming
 /// it (a file write by `rm`, a connect by `nc`) are handled well within this.
 pub const PRUNE_AFTER: Duration = Duration::from_secs(10);
@@ -41,12 +43,114 @@ pub fn lookup_or_wait(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
 pub struct ProcInfo {
     pub exepath: String,
     pub name: String,
+    /// As the kernel gave it: at most the exec record's argument cap (4 KiB).
     pub argv: Vec<String>,
     pub ancestors: Vec<String>,
     pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
     pub cwd: String,
+    pub facts: ExecFacts,
+}
+
+/// What the kernel said of a process at its exec that stays true of the process until its
+/// next exec (Falco's `user.loginuid`, `proc.sid`, `thread.cap_*`, ...), so that its file
+/// and network events carry them as its exec event did. Fixed size but `ancestor_pids`
+/// (at most the record's 4 ancestors): entries stay small however hostile the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecFacts {
+    pub loginuid: Option<u32>,
+    pub vpid: u32,
+    /// Host view, the keys of the leaders' names in the table.
+    pub sid: u32,
+    pub pgid: u32,
+    pub vpgid: u32,
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+    pub cap_inheritable: u64,
+    /// Nanoseconds since the epoch.
+    pub start_ns: u64,
+    pub exe_ino: u64,
+    pub exe_ctime_ns: u64,
+    pub exe_mtime_ns: u64,
+    pub ancestor_pids: Vec<u32>,
+}
+
+impl ProcTable {
+    /// Fills `p` with `info`'s exec facts and what the table knows of its relatives: the
+    /// parent's argv (`proc.pcmdline`, `proc.pexe`), the ancestors' executables
+    /// (`proc.aexepath[N]`), the session and process group leaders' names (`proc.sname`,
+    /// `proc.vpgid.name`). A relative the table does not know stays empty here; see
+    /// [`fill_unknown_relatives`].
+    pub fn fill(&self, p: &mut Process, info: &ProcInfo) {
+        let f = &info.facts;
+        p.loginuid = f.loginuid;
+        p.vpid = Some(f.vpid);
+        p.sid = Some(f.sid);
+        p.vpgid = Some(f.vpgid);
+        p.cap_permitted = Some(f.cap_permitted);
+        p.cap_effective = Some(f.cap_effective);
+        p.cap_inheritable = Some(f.cap_inheritable);
+        p.start_ns = Some(f.start_ns);
+        p.exe_ino = Some(f.exe_ino);
+        p.exe_ctime_ns = Some(f.exe_ctime_ns);
+        p.exe_mtime_ns = Some(f.exe_mtime_ns);
+        p.ancestor_pids = f.ancestor_pids.clone();
+        p.ancestor_exepaths = f
+            .ancestor_pids
+            .iter()
+            .map(|&pid| self.exepath(pid).unwrap_or_default().to_string())
+            .collect();
+        // The parent's pid is the first ancestor's when the kernel gave it; `info.ppid` is the
+        // same pid for an exec record, and the only one for older entries.
+        let ppid = f.ancestor_pids.first().copied().unwrap_or(info.ppid);
+        p.pargv = self.get(ppid).map(|pi| pi.argv.clone()).unwrap_or_default();
+        let leader = |pid: u32| {
+            if pid == p.pid {
+                Some(info.name.clone())
+            } else {
+                self.get(pid).map(|l| l.name.clone())
+            }
+        };
+        p.sname = leader(f.sid).unwrap_or_default();
+        p.vpgid_name = leader(f.pgid).unwrap_or_default();
+    }
+}
+
+/// What the table did not know of `p`'s relatives, from /proc while they run: the parent's
+/// argv (a container's init is the child of the engine's shim, a host process the exec
+/// sensor does not report) and the session and process group leaders' names (leaders that
+/// exec'd before the agent started, or whose entry was pruned). One small, capped read
+/// each, only for those unknown. Call it without the table's lock.
+pub fn fill_unknown_relatives(p: &mut Process, sid: u32, pgid: u32) {
+    if p.pargv.is_empty() && p.ppid != 0 {
+        p.pargv = driftwatch_fs::host::proc_bytes(p.ppid, "cmdline")
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    let comm = |pid: u32| {
+        if pid == 0 {
+            return String::new();
+        }
+        driftwatch_fs::host::proc_string(pid, "comm")
+            .map(|c| c.trim_end_matches('\n').to_string())
+            .unwrap_or_default()
+    };
+    if p.sname.is_empty() {
+        p.sname = comm(sid);
+    }
+    if p.vpgid_name.is_empty() {
+        p.vpgid_name = if pgid == sid {
+            p.sname.clone()
+        } else {
+            comm(pgid)
+        };
+    }
 }
 
 pub struct ProcTable {
@@ -195,6 +299,76 @@ mod tests {
             },
         );
         assert_eq!(t.exepath(99), Some("/bin/other"));
+    }
+
+    /// An exec's facts come from its own record; its relatives' from their entries: the
+    /// parent's argv, the ancestors' executables (empty for one not seen), the leaders' names.
+    #[test]
+    fn fill_takes_relatives_from_the_table() {
+        let mut t = ProcTable::new(100);
+        let entry = |exepath: &str, name: &str, argv: &[&str]| ProcInfo {
+            exepath: exepath.into(),
+            name: name.into(),
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        };
+        t.insert(10, entry("/usr/bin/bash", "bash", &["bash", "-l"]));
+        t.insert(
+            20,
+            entry("/usr/bin/python3.11", "python3", &["python3", "app.py"]),
+        );
+        let info = ProcInfo {
+            name: "sh".into(),
+            ppid: 20,
+            facts: ExecFacts {
+                loginuid: Some(u32::MAX),
+                vpid: 7,
+                sid: 10,
+                pgid: 30,
+                vpgid: 3,
+                cap_effective: 1 << 12,
+                start_ns: 99,
+                exe_ino: 5,
+                ancestor_pids: vec![20, 15, 10],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut p = Process {
+            pid: 30,
+            ..Default::default()
+        };
+        t.fill(&mut p, &info);
+        assert_eq!(p.pargv, ["python3", "app.py"]);
+        assert_eq!(p.ancestor_pids, [20, 15, 10]);
+        assert_eq!(
+            p.ancestor_exepaths,
+            ["/usr/bin/python3.11", "", "/usr/bin/bash"]
+        );
+        assert_eq!(p.sname, "bash");
+        // The process leads its own group: its own name, not an entry's.
+        assert_eq!(p.vpgid_name, "sh");
+        assert_eq!((p.vpid, p.sid, p.vpgid), (Some(7), Some(10), Some(3)));
+        assert_eq!(p.loginuid, Some(u32::MAX));
+        assert_eq!(p.cap_effective, Some(1 << 12));
+        assert_eq!((p.start_ns, p.exe_ino), (Some(99), Some(5)));
+    }
+
+    /// A parent and leaders the table does not know are read from /proc: here, this test's
+    /// own process stands for them.
+    #[test]
+    fn unknown_relatives_come_from_proc() {
+        let me = std::process::id();
+        let mut p = Process {
+            ppid: me,
+            ..Default::default()
+        };
+        fill_unknown_relatives(&mut p, me, me);
+        let own_argv: Vec<String> = std::env::args().collect();
+        assert_eq!(p.pargv, own_argv);
+        let comm = driftwatch_fs::host::proc_string(me, "comm").unwrap();
+        assert_eq!(p.sname, comm.trim_end());
+        assert_eq!(p.vpgid_name, p.sname);
     }
 
     /// A real exited process goes, a live one (this test) stays, an entry too young stays,

@@ -42,6 +42,7 @@ impl ExecFlags {
     pub const PSEUDO: u32 = 1 << 9;
     pub const ORPHAN: u32 = 1 << 10;
     pub const ROOT_TRUNCATED: u32 = 1 << 11;
+    pub const NO_LOGINUID: u32 = 1 << 12;
 
     pub fn has(self, flag: u32) -> bool {
         self.0 & flag != 0
@@ -59,6 +60,11 @@ pub struct RawExecHeader {
     pub ino: u64,
     pub upper_ino: u64,
     pub mtime_ns: u64,
+    pub ctime_ns: u64,
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+    pub cap_inheritable: u64,
+    pub start_boot_ns: u64,
     pub pid: u32,
     pub tid: u32,
     pub ppid: u32,
@@ -76,6 +82,11 @@ pub struct RawExecHeader {
     pub ns_pid: u32,
     pub cwd_dev: u32,
     pub root_dev: u32,
+    pub loginuid: u32,
+    pub sid: u32,
+    pub pgid: u32,
+    pub vpgid: u32,
+    pub ancestor_pids: [u32; DW_ANCESTORS],
     pub path_len: u16,
     pub filename_len: u16,
     pub interp_len: u16,
@@ -116,6 +127,11 @@ mod tests {
             ino,
             upper_ino,
             mtime_ns,
+            ctime_ns,
+            cap_permitted,
+            cap_effective,
+            cap_inheritable,
+            start_boot_ns,
             pid,
             tid,
             ppid,
@@ -133,6 +149,11 @@ mod tests {
             ns_pid,
             cwd_dev,
             root_dev,
+            loginuid,
+            sid,
+            pgid,
+            vpgid,
+            ancestor_pids,
             path_len,
             filename_len,
             interp_len,
@@ -147,6 +168,21 @@ mod tests {
             cgroup_parent
         );
         assert_eq!(HEADER_SIZE, offset_of!(Kernel, data));
+    }
+
+    /// `DW_ABI_VERSION`, bumped with every change to a record's layout: change it here with
+    /// the header, and the offsets above with it.
+    const DW_ABI_VERSION: u32 = 2;
+
+    /// A `#define` is not in the BTF: the version is compared with the header's text.
+    #[test]
+    fn abi_version_matches_the_header() {
+        let header = include_str!("../../../bpf/include/driftwatch_abi.h");
+        let version = header
+            .lines()
+            .find_map(|l| l.strip_prefix("#define DW_ABI_VERSION "))
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        assert_eq!(version, Some(DW_ABI_VERSION));
     }
 }
 

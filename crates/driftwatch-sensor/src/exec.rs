@@ -22,6 +22,8 @@ pub struct ExecRecord {
     pub ino: u64,
     pub upper_ino: u64,
     pub mtime_ns: u64,
+    /// The executed file's inode change time.
+    pub ctime_ns: u64,
     pub dev: u32,
     pub fs_magic: u32,
     pub nlink: u32,
@@ -52,6 +54,21 @@ pub struct ExecRecord {
     pub cgroup_parent: String,
     /// Some bytes of a path were not UTF-8 and were replaced.
     pub lossy: bool,
+    /// The audit login uid (`u32::MAX`: unset); `None` when the kernel keeps none.
+    pub loginuid: Option<u32>,
+    /// Session and process group ids as the host sees them, and the group's id in the
+    /// process's own pid namespace (0 when its leader is outside it).
+    pub sid: u32,
+    pub pgid: u32,
+    pub vpgid: u32,
+    /// Capability sets after exec, bit masks (bit `n` is capability `n`).
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+    pub cap_inheritable: u64,
+    /// When the process started, boot-time nanoseconds (like `boot_ns`).
+    pub start_boot_ns: u64,
+    /// Host pids of the ancestors, parent first, aligned with `ancestors`.
+    pub ancestor_pids: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -118,6 +135,13 @@ impl ExecRecord {
         }
         let [root, path, filename, interp, cwd, args, env] = sections;
         let flags = ExecFlags(h.flags);
+        let ancestors: Vec<String> = h
+            .ancestors
+            .iter()
+            .map(|a| cstr(a))
+            .take_while(|a| !a.is_empty())
+            .collect();
+        let ancestor_pids = h.ancestor_pids[..ancestors.len()].to_vec();
         let lossy = [path, filename, cwd, root]
             .iter()
             .any(|s| std::str::from_utf8(s).is_err());
@@ -138,6 +162,7 @@ impl ExecRecord {
             ino: h.ino,
             upper_ino: h.upper_ino,
             mtime_ns: h.mtime_ns,
+            ctime_ns: h.ctime_ns,
             dev: h.dev,
             fs_magic: h.fs_magic,
             nlink: h.nlink,
@@ -155,15 +180,19 @@ impl ExecRecord {
             argv: split_nul(args),
             env: split_nul(env),
             comm: cstr(&h.comm),
-            ancestors: h
-                .ancestors
-                .iter()
-                .map(|a| cstr(a))
-                .take_while(|a| !a.is_empty())
-                .collect(),
+            ancestors,
+            ancestor_pids,
             cgroup: cstr(&h.cgroup),
             cgroup_parent: cstr(&h.cgroup_parent),
             lossy,
+            loginuid: (!flags.has(ExecFlags::NO_LOGINUID)).then_some(h.loginuid),
+            sid: h.sid,
+            pgid: h.pgid,
+            vpgid: h.vpgid,
+            cap_permitted: h.cap_permitted,
+            cap_effective: h.cap_effective,
+            cap_inheritable: h.cap_inheritable,
+            start_boot_ns: h.start_boot_ns,
         })
     }
 }
@@ -217,6 +246,11 @@ mod tests {
             lens[0], lens[1], lens[2], lens[3], lens[4], lens[5], lens[6],
         );
         h.root_dev = 77;
+        h.ancestor_pids = [7, 1, 0, 0];
+        h.loginuid = u32::MAX;
+        (h.sid, h.pgid, h.vpgid) = (40, 42, 3);
+        (h.cap_permitted, h.cap_effective, h.cap_inheritable) = (0xa80425fb, 1 << 12, 0);
+        (h.start_boot_ns, h.ctime_ns) = (5, 6);
         let r = ExecRecord::decode(&encode(&h, &sections.concat())).unwrap();
         assert_eq!(r.pid, 42);
         assert_eq!(r.path, "/usr/bin/dash");
@@ -228,6 +262,13 @@ mod tests {
         assert_eq!((r.root.as_str(), r.root_dev), ("/tmp/r", 77));
         assert_eq!(r.comm, "sh");
         assert_eq!(r.ancestors, ["bash"]);
+        // Pids past the named ancestors (a parent chain that ended) are not made up.
+        assert_eq!(r.ancestor_pids, [7]);
+        assert_eq!(r.loginuid, Some(u32::MAX));
+        assert_eq!((r.sid, r.pgid, r.vpgid), (40, 42, 3));
+        assert_eq!(r.cap_effective, 1 << 12);
+        assert_eq!(r.cap_permitted, 0xa80425fb);
+        assert_eq!((r.start_boot_ns, r.ctime_ns), (5, 6));
         assert_eq!(r.cgroup, "abcd");
         assert!(r.flags.has(ExecFlags::OVL_UPPER));
         assert!(!r.lossy);
@@ -255,6 +296,20 @@ mod tests {
         for n in 0..=buf.len() {
             let _ = ExecRecord::decode(&buf[..n]);
         }
+    }
+
+    #[test]
+    fn a_kernel_without_login_uids_says_none() {
+        let mut h = header();
+        h.flags = ExecFlags::NO_LOGINUID;
+        h.loginuid = u32::MAX;
+        assert_eq!(ExecRecord::decode(&encode(&h, b"")).unwrap().loginuid, None);
+        h.flags = 0;
+        h.loginuid = 1000;
+        assert_eq!(
+            ExecRecord::decode(&encode(&h, b"")).unwrap().loginuid,
+            Some(1000)
+        );
     }
 
     #[test]
