@@ -392,10 +392,16 @@ fn record_from_parts(
         .unwrap_or_else(|| c.id.clone());
     let running = task.is_some_and(|(_, status)| status == STATUS_RUNNING);
     // No spec (a container record without one) says nothing: not "every namespace shared".
-    let runtime_config = match c.spec.as_ref() {
-        Some(any) if !any.value.is_empty() => spec.runtime_config(DefaultCaps::Containerd, None),
-        _ => RuntimeConfig::default(),
+    let has_spec = c.spec.as_ref().is_some_and(|any| !any.value.is_empty());
+    let runtime_config = if has_spec {
+        spec.runtime_config(DefaultCaps::Containerd, None)
+    } else {
+        RuntimeConfig::default()
     };
+    // Privileged as the spec shows it (see `OciSpec::runtime_config`: containerd keeps no
+    // flag of its own); without a spec, not known.
+    let privileged = has_spec.then_some(runtime_config.privileged);
+    let mounts = spec.model_mounts();
     let pod = crate::pod_identity::cri_pod_identity(&spec.annotations, &labels);
     let pod_sandbox = spec
         .annotations
@@ -407,8 +413,10 @@ fn record_from_parts(
     Ok(ContainerRecord {
         pod_sandbox,
         meta: ContainerMeta {
-            privileged: None,
-            mounts: Vec::new(),
+            privileged,
+            mounts,
+            // containerd's records say when a container was created, not when its task
+            // started.
             started_ns: None,
             k8s: pod.pod,
             id,
@@ -683,6 +691,31 @@ mod tests {
             l.lowers,
             [format!("{SNAP}/2/fs"), format!("{SNAP}/1/fs")].map(PathBuf::from)
         );
+    }
+
+    /// `container.privileged` as the spec shows it, unknown without a spec; the mounts the
+    /// creator asked for.
+    #[test]
+    fn privileged_and_mounts_from_the_spec() {
+        let fixture = |name: &str| {
+            std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/oci")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        let privileged = fixture("containerd-1.6-cri-hostnetwork-agent.json");
+        let plain = fixture("containerd-1.6-cri-hostnetwork-app.json");
+        let r = record_from_parts(container("a", &[], Some(&privileged)), None, None, &[]);
+        assert_eq!(r.unwrap().meta.privileged, Some(true));
+        let r = record_from_parts(container("b", &[], Some(&plain)), None, None, &[]).unwrap();
+        assert_eq!(r.meta.privileged, Some(false));
+        assert_eq!(r.meta.mounts.len(), 1);
+        assert_eq!(r.meta.mounts[0].dest, "/host/data");
+        assert!(!r.meta.mounts[0].rw);
+        let r = record_from_parts(container("c", &[], None), None, None, &[]).unwrap();
+        assert_eq!(r.meta.privileged, None);
     }
 
     #[test]

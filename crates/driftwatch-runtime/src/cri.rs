@@ -304,6 +304,29 @@ impl CriClient {
     }
 }
 
+/// A container's mounts from CRI's `ContainerStatus` as Falco's `container.mount[...]` shows
+/// them: CRI names propagation by kind (`PROPAGATION_PRIVATE`), Linux names used here
+/// (`rprivate`, `rslave`, `rshared`, as the CRI API documents them); CRI keeps no mode string.
+pub(crate) fn model_mounts(mounts: &[k8s_cri::v1::Mount]) -> Vec<driftwatch_model::Mount> {
+    use k8s_cri::v1::MountPropagation;
+    mounts
+        .iter()
+        .map(|m| driftwatch_model::Mount {
+            source: m.host_path.clone(),
+            dest: m.container_path.clone(),
+            mode: String::new(),
+            rw: !m.readonly,
+            propagation: match MountPropagation::try_from(m.propagation) {
+                Ok(MountPropagation::PropagationPrivate) => "rprivate",
+                Ok(MountPropagation::PropagationHostToContainer) => "rslave",
+                Ok(MountPropagation::PropagationBidirectional) => "rshared",
+                Err(_) => "",
+            }
+            .to_string(),
+        })
+        .collect()
+}
+
 /// The sandbox's config as containerd's verbose info gives it (`pkg/cri/.../sandbox_status.go`,
 /// `SandboxInfo.Config`, Go's JSON of `runtime.PodSandboxConfig`: snake_case names, empty
 /// fields omitted, enums as numbers).
@@ -520,6 +543,35 @@ mod tests {
                 .unwrap_or_default(),
             ..PodSandboxStatusResponse::default()
         }
+    }
+
+    /// CRI's propagation kinds in Linux's names; read-only from `readonly`.
+    #[test]
+    fn cri_mounts_as_falco_shows_them() {
+        use k8s_cri::v1::{Mount, MountPropagation};
+        let m = model_mounts(&[
+            Mount {
+                container_path: "/data".into(),
+                host_path: "/srv/data".into(),
+                readonly: true,
+                propagation: MountPropagation::PropagationHostToContainer as i32,
+                ..Default::default()
+            },
+            Mount {
+                container_path: "/logs".into(),
+                host_path: "/var/log/app".into(),
+                propagation: 99,
+                ..Default::default()
+            },
+        ]);
+        assert_eq!(
+            (m[0].source.as_str(), m[0].dest.as_str(), m[0].rw),
+            ("/srv/data", "/data", false)
+        );
+        assert_eq!(m[0].propagation, "rslave");
+        assert!(m[1].rw);
+        // A kind this API version does not know is not named.
+        assert_eq!(m[1].propagation, "");
     }
 
     #[test]

@@ -340,15 +340,17 @@ fn record_from_cri(
         container_name: container_name.clone(),
         labels: crate::pod_identity::sandbox_pod_labels(&s.labels),
     });
+    let started_ns = u64::try_from(status.started_at).ok().filter(|t| *t > 0);
     let (entrypoint, env) = spec
         .map(|s| (s.process.args, s.process.env))
         .unwrap_or_default();
     Ok(ContainerRecord {
         pod_sandbox: false,
         meta: ContainerMeta {
-            privileged: None,
-            mounts: Vec::new(),
-            started_ns: None,
+            // CRI-O's verbose info says it; without the info, not known.
+            privileged,
+            mounts: crate::cri::model_mounts(&status.mounts),
+            started_ns,
             name: if container_name.is_empty() {
                 id.as_str().to_string()
             } else {
@@ -364,7 +366,7 @@ fn record_from_cri(
         pid: u32::try_from(pid).ok().filter(|p| *p > 0 && running),
         layers: None,
         running,
-        started_at_ns: u64::try_from(status.started_at).ok().filter(|t| *t > 0),
+        started_at_ns: started_ns,
         env,
         exposed_ports,
         runtime_config,

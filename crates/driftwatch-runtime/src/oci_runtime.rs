@@ -288,6 +288,35 @@ impl OciSpec {
     }
 }
 
+impl OciSpec {
+    /// The mounts [`RuntimeConfig::mounts`] keeps (volumes and bind mounts the creator asked
+    /// for), as Falco's `container.mount[...]` shows them: propagation from the options
+    /// (`rprivate`, `rshared`, ...), no mode (the spec keeps no engine mode string).
+    pub fn model_mounts(&self) -> Vec<driftwatch_model::Mount> {
+        const PROPAGATIONS: [&str; 6] = [
+            "rprivate", "private", "rshared", "shared", "rslave", "slave",
+        ];
+        self.mounts
+            .iter()
+            .filter_map(|m| {
+                let spec = user_mount(m)?;
+                Some(driftwatch_model::Mount {
+                    source: spec.source.to_string_lossy().into_owned(),
+                    dest: m.destination.clone(),
+                    mode: String::new(),
+                    rw: spec.rw,
+                    propagation: m
+                        .options
+                        .iter()
+                        .find(|o| PROPAGATIONS.contains(&o.as_str()))
+                        .cloned()
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// A bind mount the container's creator asked for (a hostPath, a `-v`), or a pod volume;
 /// `None` for the engine's own mounts and for non-bind filesystems (proc, sysfs, tmpfs, ...).
 fn user_mount(m: &OciMount) -> Option<MountSpec> {
@@ -419,6 +448,26 @@ mod tests {
         let c = spec.runtime_config(DefaultCaps::Containerd, None);
         assert!(c.privileged);
         assert!(c.cap_add.is_empty() && c.mounts.is_empty(), "{c:?}");
+    }
+
+    /// Falco's `container.mount[...]` from a spec: the creator's volumes with their
+    /// propagation, not the engine's own files.
+    #[test]
+    fn model_mounts_are_the_creators_volumes() {
+        let m = fixture("containerd-1.6-cri-hostnetwork-app.json").model_mounts();
+        assert_eq!(
+            m,
+            [driftwatch_model::Mount {
+                source: "/tmp/.tmpm1FJSE".into(),
+                dest: "/host/data".into(),
+                mode: String::new(),
+                rw: false,
+                propagation: "rprivate".into(),
+            }]
+        );
+        let m = fixture("docker-20.10-caps.json").model_mounts();
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!((m[0].dest.as_str(), m[0].rw), ("/data", true));
     }
 
     #[test]

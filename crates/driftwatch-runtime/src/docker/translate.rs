@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use bollard::models::{ContainerInspectResponse, HostConfig, ImageInspect, MountPoint};
-use driftwatch_model::{ContainerId, ContainerMeta, Engine, ImageRef, OverlayLayers};
+use driftwatch_model::{ContainerId, ContainerMeta, Engine, ImageRef, Mount, OverlayLayers};
 
 use crate::runtime_config::{ImageConfig, MountSpec, RuntimeConfig};
 use crate::source::{ContainerRecord, RuntimeError};
@@ -81,6 +81,22 @@ fn runtime_config(
     }
 }
 
+/// One of `docker inspect`'s `Mounts` as Falco's `container.mount[...]` shows it: the
+/// engine's own words for mode and propagation, a volume by its host directory.
+fn model_mount(m: &MountPoint) -> Mount {
+    Mount {
+        source: m.source.clone().unwrap_or_default(),
+        dest: m.destination.clone().unwrap_or_default(),
+        mode: m.mode.clone().unwrap_or_default(),
+        rw: m.rw.unwrap_or(true),
+        propagation: m
+            .propagation
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+    }
+}
+
 /// Builds the record from `docker inspect` output and the image's digests (pure).
 pub(super) fn record_from_inspect(
     engine: Engine,
@@ -119,6 +135,9 @@ pub(super) fn record_from_inspect(
         .collect();
     let mut exposed_ports = config.exposed_ports.unwrap_or_default();
     exposed_ports.sort();
+    let privileged = c.host_config.as_ref().and_then(|h| h.privileged);
+    let mounts = c.mounts.iter().flatten().map(model_mount).collect();
+    let started_ns = state.started_at.as_deref().and_then(parse_rfc3339_ns);
     let mut runtime_config = runtime_config(c.host_config, c.mounts, config.user, image);
     runtime_config.image_reference = config.image.clone().unwrap_or_default();
 
@@ -129,9 +148,9 @@ pub(super) fn record_from_inspect(
     Ok(ContainerRecord {
         pod_sandbox: false,
         meta: ContainerMeta {
-            privileged: None,
-            mounts: Vec::new(),
-            started_ns: None,
+            privileged,
+            mounts,
+            started_ns,
             k8s: pod.pod,
             id,
             engine,
@@ -154,7 +173,7 @@ pub(super) fn record_from_inspect(
                 .flatten()
         }),
         running: state.running.unwrap_or(false),
-        started_at_ns: state.started_at.as_deref().and_then(parse_rfc3339_ns),
+        started_at_ns: started_ns,
         env: config.env.unwrap_or_default(),
         exposed_ports,
         runtime_config,
@@ -404,6 +423,36 @@ mod tests {
             change(&mut s);
             s
         }
+    }
+
+    /// Falco's `container.privileged`, `container.mount[...]` and `container.start_ts`, as
+    /// this host's dockerd reported them.
+    #[test]
+    fn privileged_mounts_and_start_from_inspect() {
+        let r = record("container-host-pid-caps-binds.json", None);
+        assert_eq!(r.meta.privileged, Some(false));
+        assert_eq!(
+            r.meta.mounts,
+            [
+                Mount {
+                    source: "/var/run/docker.sock".into(),
+                    dest: "/var/run/docker.sock".into(),
+                    mode: String::new(),
+                    rw: true,
+                    propagation: "rprivate".into(),
+                },
+                Mount {
+                    source: "/srv/cfg".into(),
+                    dest: "/etc/app".into(),
+                    mode: "ro".into(),
+                    rw: false,
+                    propagation: "rprivate".into(),
+                },
+            ]
+        );
+        assert_eq!(r.meta.started_ns, Some(1_795_872_446_287_380_783));
+        let never = record("container-never-started.json", None);
+        assert_eq!(never.meta.started_ns, None);
     }
 
     #[test]
