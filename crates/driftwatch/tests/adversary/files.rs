@@ -1,5 +1,5 @@
 //! Attacks through the container's files: what the agent reads of a container (its
-//! `/etc/passwd` for user names, its package databases, its directory tree) made hostile.
+//! `/etc/passwd` and `/etc/group` for user and group names, its package databases, its directory tree) made hostile.
 //! `docs/container-files.md` says what the agent guarantees against each.
 
 use std::time::Duration;
@@ -240,5 +240,58 @@ fn a_3000_level_tree_is_diffed_captured_and_watched_to_the_depth_cap() {
     agent.wait_for("a file change after the deep tree", DETECT, |a| {
         field(a, "container.id") == c.short() && field(a, "fd.name") == "/etc/dw-after-deep"
     });
+    Aftermath { agent: &agent }.assert_all();
+}
+
+/// The attacker's exec as the agent recorded it (`--record FILE`): its process's names.
+fn recorded_names(record: &std::path::Path, c: &TestContainer, dir: &str) -> (String, String) {
+    let want = format!("/tmp/{dir}/true");
+    let start = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(record).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| {
+                e["kind"] == "execve"
+                    && e["container"]["id"] == c.id.as_str()
+                    && e["process"]["exepath"] == want.as_str()
+            });
+        if let Some(e) = found {
+            let name = |f: &str| e["process"][f].as_str().unwrap_or_default().to_string();
+            return (name("group_name"), name("user_name"));
+        }
+        assert!(start.elapsed() < DETECT, "no exec of {want} recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `/etc/group` (read for Falco's `group.name`) made 100 MB (naming the attacker's gid on
+/// its first line, so a read of it would show), or a link to the reader's own
+/// `/proc/self/environ`: refused, no name, the agent unharmed.
+#[test]
+fn a_hostile_etc_group_gives_no_name_and_no_harm() {
+    if !ready_with(&[BUSYBOX, DEBIAN]) {
+        return;
+    }
+    let huge = hostile_passwd(
+        &format!(
+            "echo evil:x:{UID}: > /etc/group && truncate -s 100M /etc/group \
+             && echo evil:x:{UID}:: > /etc/passwd"
+        ),
+        "grhuge",
+    );
+    let linked = hostile_passwd("ln -sf /proc/self/environ /etc/group", "grproc");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("events.jsonl");
+    let agent = AgentProcess::start(DRIFTWATCH, &["--record", &record.display().to_string()]);
+    let (group, user) = recorded_names(&record, &huge, "grhuge");
+    assert_eq!(group, "", "the 100 MB /etc/group was read");
+    // The passwd file beside it is small and read: the names are looked up at all.
+    assert_eq!(user, "evil");
+    logged(&agent, &huge, "/etc/group", "byte cap");
+    let (group, _) = recorded_names(&record, &linked, "grproc");
+    assert_eq!(group, "", "a link into the agent's own /proc was followed");
+    logged(&agent, &linked, "/etc/group", "symlink");
     Aftermath { agent: &agent }.assert_all();
 }
