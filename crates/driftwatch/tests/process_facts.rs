@@ -306,3 +306,55 @@ fn process_and_container_facts_are_the_kernels_and_the_engines() {
     assert!(nums[0] >= 1);
     assert_eq!(nums.iter().collect::<HashSet<_>>().len(), nums.len());
 }
+
+/// The same facts for a pod's container on a kubelet-like node (its own containerd, driven
+/// through CRI): the process's from the kernel as for Docker's, the container's from the
+/// OCI spec containerd keeps (a hostPath read-only, not privileged).
+#[test]
+fn a_pods_process_and_container_facts() {
+    if !(require(&[Requirement::Bpf]) && require_that(CriNode::check(&[DEBIAN]))) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("events.jsonl");
+    let data = tempfile::tempdir().unwrap();
+    let node = CriNode::start(&[DEBIAN]);
+    let _agent = agent_on_node(
+        DRIFTWATCH,
+        &node,
+        &["--record", &record.display().to_string()],
+    );
+    let pod = node.run_pod(
+        PodSpec::new("facts-0", "shop").container(
+            ContainerSpec::debian("app")
+                .add_capability("NET_ADMIN")
+                .host_path(data.path(), "/data", true),
+        ),
+    );
+    let c = pod.first();
+    // Its output closed, so that CRI's ExecSync returns while the child runs on.
+    let (code, out) = c.sh("setsid -f bash -c 'sleep 304 & wait' </dev/null >/dev/null 2>&1");
+    assert_eq!(code, 0, "{out}");
+    let e = exec_of(&record, &c.id, &["sleep", "304"]);
+    let pid = assert_kernel_facts(&e);
+    let p = &e["process"];
+    assert_eq!(p["sid"].as_u64(), Some(stat_field(pid, 4)), "bash leads");
+    assert_eq!(p["sname"], "bash");
+    assert_eq!(
+        p["pargv"],
+        serde_json::json!(["bash", "-c", "sleep 304 & wait"])
+    );
+    let meta = &e["container"];
+    assert_eq!(meta["privileged"], false, "{meta}");
+    let data_mount = meta["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["dest"] == "/data")
+        .unwrap_or_else(|| panic!("no /data in {meta}"));
+    assert_eq!(
+        data_mount["source"].as_str(),
+        Some(data.path().to_str().unwrap())
+    );
+    assert_eq!(data_mount["rw"], false);
+}
