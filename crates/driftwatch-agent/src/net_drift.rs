@@ -180,17 +180,6 @@ pub struct NetDrift {
 /// How long after start the scan also reports TCP listeners of newly seen namespaces.
 const STARTUP_SWEEP: Duration = Duration::from_secs(10);
 
-fn read_cmdline(pid: u32) -> Vec<String> {
-    driftwatch_fs::host::proc_bytes(pid, "cmdline")
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl NetDrift {
     pub fn new(
         config: &NetDriftConfig,
@@ -343,7 +332,7 @@ impl NetDrift {
             // Still running when asked, but it may exit before /proc is read (`nc` refused at
             // once): then the exec sensor's record, which may not be in yet, is the one left.
             let exe = driftwatch_fs::host::proc_link(obs.pid, "exe");
-            let argv = read_cmdline(obs.pid);
+            let argv = crate::proctable::proc_argv(obs.pid);
             match exe {
                 Ok(l) => from_proc = Some((l.to_string_lossy().into_owned(), argv)),
                 Err(_) => known = crate::proctable::lookup_or_wait(&self.procs, obs.pid),
@@ -368,7 +357,11 @@ impl NetDrift {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .fill(&mut p, &k);
-                crate::proctable::fill_unknown_relatives(&mut p, k.facts.sid, k.facts.pgid);
+                crate::proctable::fill_unknown_relatives(
+                    &mut p,
+                    k.facts.kernel.sid,
+                    k.facts.kernel.pgid,
+                );
                 p.exepath = k.exepath;
                 p.argv = k.argv;
                 p.ancestors = k.ancestors;
@@ -382,7 +375,7 @@ impl NetDrift {
                     p.exepath = exepath;
                     p.argv = argv;
                 } else {
-                    p.argv = read_cmdline(obs.pid);
+                    p.argv = crate::proctable::proc_argv(obs.pid);
                 }
             }
         }

@@ -524,15 +524,9 @@ impl Worker {
             gid: rec.gid,
             cwd: rec.cwd.clone(),
             facts: ExecFacts {
-                loginuid: rec.loginuid,
+                start_ns: self.wall_ns(rec.facts.start_boot_ns),
+                kernel: rec.facts.clone(),
                 vpid: rec.ns_pid,
-                sid: rec.sid,
-                pgid: rec.pgid,
-                vpgid: rec.vpgid,
-                cap_permitted: rec.cap_permitted,
-                cap_effective: rec.cap_effective,
-                cap_inheritable: rec.cap_inheritable,
-                start_ns: self.wall_ns(rec.start_boot_ns),
                 exe_ino: rec.ino,
                 exe_ctime_ns: rec.ctime_ns,
                 exe_mtime_ns: rec.mtime_ns,
@@ -562,7 +556,7 @@ impl Worker {
             procs.fill(&mut process, &info);
             procs.insert(rec.pid, info);
         }
-        crate::proctable::fill_unknown_relatives(&mut process, rec.sid, rec.pgid);
+        crate::proctable::fill_unknown_relatives(&mut process, rec.facts.sid, rec.facts.pgid);
         entry.name_process(&mut process);
         let event = Event {
             num: 0,

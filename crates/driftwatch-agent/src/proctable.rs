@@ -10,6 +10,7 @@ use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use driftwatch_model::Process;
+use driftwatch_sensor::ProcessFacts;
 
 /// How long an exited process stays known after its exec was recorded: the events naming
 /// it (a file write by `rm`, a connect by `nc`) are handled well within this.
@@ -53,22 +54,16 @@ pub struct ProcInfo {
     pub facts: ExecFacts,
 }
 
-/// What the kernel said of a process at its exec that stays true of the process until its
-/// next exec (Falco's `user.loginuid`, `proc.sid`, `thread.cap_*`, ...), so that its file
-/// and network events carry them as its exec event did. Fixed size but `ancestor_pids`
-/// (at most the record's 4 ancestors): entries stay small however hostile the container.
+/// What the exec sensor said of a process that stays true of it until its next exec, so
+/// that its file and network events carry them as its exec event did. Fixed size but
+/// `ancestor_pids` (at most the record's 4 ancestors): entries stay small however hostile
+/// the container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecFacts {
-    pub loginuid: Option<u32>,
+    /// Session and group ids in the host's view: the keys of the leaders' names in the table.
+    pub kernel: ProcessFacts,
     pub vpid: u32,
-    /// Host view, the keys of the leaders' names in the table.
-    pub sid: u32,
-    pub pgid: u32,
-    pub vpgid: u32,
-    pub cap_permitted: u64,
-    pub cap_effective: u64,
-    pub cap_inheritable: u64,
-    /// Nanoseconds since the epoch.
+    /// `kernel.start_boot_ns` as nanoseconds since the epoch.
     pub start_ns: u64,
     pub exe_ino: u64,
     pub exe_ctime_ns: u64,
@@ -84,13 +79,14 @@ impl ProcTable {
     /// [`fill_unknown_relatives`].
     pub fn fill(&self, p: &mut Process, info: &ProcInfo) {
         let f = &info.facts;
-        p.loginuid = f.loginuid;
+        let k = &f.kernel;
+        p.loginuid = k.loginuid;
         p.vpid = Some(f.vpid);
-        p.sid = Some(f.sid);
-        p.vpgid = Some(f.vpgid);
-        p.cap_permitted = Some(f.cap_permitted);
-        p.cap_effective = Some(f.cap_effective);
-        p.cap_inheritable = Some(f.cap_inheritable);
+        p.sid = Some(k.sid);
+        p.vpgid = Some(k.vpgid);
+        p.cap_permitted = Some(k.cap_permitted);
+        p.cap_effective = Some(k.cap_effective);
+        p.cap_inheritable = Some(k.cap_inheritable);
         p.start_ns = Some(f.start_ns);
         p.exe_ino = Some(f.exe_ino);
         p.exe_ctime_ns = Some(f.exe_ctime_ns);
@@ -112,8 +108,8 @@ impl ProcTable {
                 self.get(pid).map(|l| l.name.clone())
             }
         };
-        p.sname = leader(f.sid).unwrap_or_default();
-        p.vpgid_name = leader(f.pgid).unwrap_or_default();
+        p.sname = leader(k.sid).unwrap_or_default();
+        p.vpgid_name = leader(k.pgid).unwrap_or_default();
     }
 }
 
@@ -124,14 +120,7 @@ impl ProcTable {
 /// each, only for those unknown. Call it without the table's lock.
 pub fn fill_unknown_relatives(p: &mut Process, sid: u32, pgid: u32) {
     if p.pargv.is_empty() && p.ppid != 0 {
-        p.pargv = driftwatch_fs::host::proc_bytes(p.ppid, "cmdline")
-            .map(|b| {
-                b.split(|&c| c == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        p.pargv = proc_argv(p.ppid);
     }
     let comm = |pid: u32| {
         if pid == 0 {
@@ -236,6 +225,19 @@ pub fn prune_exited(
     removed
 }
 
+/// A running process's argv from `/proc/<pid>/cmdline` (capped by
+/// [`driftwatch_fs::host::proc_bytes`]); empty once it is gone.
+pub fn proc_argv(pid: u32) -> Vec<String> {
+    driftwatch_fs::host::proc_bytes(pid, "cmdline")
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether `pid` runs (in the agent's pid namespace: the host's).
 pub fn pid_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -321,12 +323,15 @@ mod tests {
             name: "sh".into(),
             ppid: 20,
             facts: ExecFacts {
-                loginuid: Some(u32::MAX),
+                kernel: ProcessFacts {
+                    loginuid: Some(u32::MAX),
+                    sid: 10,
+                    pgid: 30,
+                    vpgid: 3,
+                    cap_effective: 1 << 12,
+                    ..Default::default()
+                },
                 vpid: 7,
-                sid: 10,
-                pgid: 30,
-                vpgid: 3,
-                cap_effective: 1 << 12,
                 start_ns: 99,
                 exe_ino: 5,
                 ancestor_pids: vec![20, 15, 10],

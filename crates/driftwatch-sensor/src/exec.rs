@@ -54,6 +54,17 @@ pub struct ExecRecord {
     pub cgroup_parent: String,
     /// Some bytes of a path were not UTF-8 and were replaced.
     pub lossy: bool,
+    /// What the kernel says of the process itself, true until its next exec.
+    pub facts: ProcessFacts,
+    /// Host pids of the ancestors, parent first, aligned with `ancestors`.
+    pub ancestor_pids: Vec<u32>,
+}
+
+/// What the kernel said of a process at its exec that stays true of the process until its
+/// next exec (Falco's `user.loginuid`, `proc.sid`, `proc.vpgid`, `thread.cap_*`, ...): its
+/// other events carry them as its exec event does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessFacts {
     /// The audit login uid (`u32::MAX`: unset); `None` when the kernel keeps none.
     pub loginuid: Option<u32>,
     /// Session and process group ids as the host sees them, and the group's id in the
@@ -67,8 +78,6 @@ pub struct ExecRecord {
     pub cap_inheritable: u64,
     /// When the process started, boot-time nanoseconds (like `boot_ns`).
     pub start_boot_ns: u64,
-    /// Host pids of the ancestors, parent first, aligned with `ancestors`.
-    pub ancestor_pids: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -185,14 +194,16 @@ impl ExecRecord {
             cgroup: cstr(&h.cgroup),
             cgroup_parent: cstr(&h.cgroup_parent),
             lossy,
-            loginuid: (!flags.has(ExecFlags::NO_LOGINUID)).then_some(h.loginuid),
-            sid: h.sid,
-            pgid: h.pgid,
-            vpgid: h.vpgid,
-            cap_permitted: h.cap_permitted,
-            cap_effective: h.cap_effective,
-            cap_inheritable: h.cap_inheritable,
-            start_boot_ns: h.start_boot_ns,
+            facts: ProcessFacts {
+                loginuid: (!flags.has(ExecFlags::NO_LOGINUID)).then_some(h.loginuid),
+                sid: h.sid,
+                pgid: h.pgid,
+                vpgid: h.vpgid,
+                cap_permitted: h.cap_permitted,
+                cap_effective: h.cap_effective,
+                cap_inheritable: h.cap_inheritable,
+                start_boot_ns: h.start_boot_ns,
+            },
         })
     }
 }
@@ -264,11 +275,12 @@ mod tests {
         assert_eq!(r.ancestors, ["bash"]);
         // Pids past the named ancestors (a parent chain that ended) are not made up.
         assert_eq!(r.ancestor_pids, [7]);
-        assert_eq!(r.loginuid, Some(u32::MAX));
-        assert_eq!((r.sid, r.pgid, r.vpgid), (40, 42, 3));
-        assert_eq!(r.cap_effective, 1 << 12);
-        assert_eq!(r.cap_permitted, 0xa80425fb);
-        assert_eq!((r.start_boot_ns, r.ctime_ns), (5, 6));
+        let f = &r.facts;
+        assert_eq!(f.loginuid, Some(u32::MAX));
+        assert_eq!((f.sid, f.pgid, f.vpgid), (40, 42, 3));
+        assert_eq!(f.cap_effective, 1 << 12);
+        assert_eq!(f.cap_permitted, 0xa80425fb);
+        assert_eq!((f.start_boot_ns, r.ctime_ns), (5, 6));
         assert_eq!(r.cgroup, "abcd");
         assert!(r.flags.has(ExecFlags::OVL_UPPER));
         assert!(!r.lossy);
@@ -303,11 +315,14 @@ mod tests {
         let mut h = header();
         h.flags = ExecFlags::NO_LOGINUID;
         h.loginuid = u32::MAX;
-        assert_eq!(ExecRecord::decode(&encode(&h, b"")).unwrap().loginuid, None);
+        assert_eq!(
+            ExecRecord::decode(&encode(&h, b"")).unwrap().facts.loginuid,
+            None
+        );
         h.flags = 0;
         h.loginuid = 1000;
         assert_eq!(
-            ExecRecord::decode(&encode(&h, b"")).unwrap().loginuid,
+            ExecRecord::decode(&encode(&h, b"")).unwrap().facts.loginuid,
             Some(1000)
         );
     }

@@ -16,7 +16,7 @@ mod tamper;
 
 pub use abi::{DW_ENFORCE_HOLD_ALL, DW_ENFORCE_HOLD_SUSPECT, DW_ENFORCE_KILL_MEMFD};
 pub use abi::{ExecFlags, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS};
-pub use exec::{DecodeError, ExecRecord};
+pub use exec::{DecodeError, ExecRecord, ProcessFacts};
 pub use exec_guard::{ExecGuard, ExecRequest};
 pub use host::PIN_DIR;
 pub use load::SensorError;

@@ -793,14 +793,7 @@ impl Enforcer {
             return;
         }
         let mut process = self.denied_process(pid, &path, &entry);
-        process.argv = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| {
-                b.split(|&c| c == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        process.argv = crate::proctable::proc_argv(pid);
         let killed = kill_in_container(pid, &m.id);
         self.stats.orphans_killed.fetch_add(1, Ordering::Relaxed);
         let finding = DriftFinding {
