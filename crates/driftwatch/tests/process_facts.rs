@@ -251,6 +251,42 @@ fn process_and_container_facts_are_the_kernels_and_the_engines() {
     };
     assert_eq!(p["loginname"].as_str().unwrap_or_default(), loginname);
 
+    // A listener of a process whose exec was recorded: its network event carries the same
+    // process facts as its exec event.
+    let listen = "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',9931)); s.listen(); time.sleep(300)";
+    docker_ok(&["exec", "-d", &c.id, "python3", "-S", "-c", listen]);
+    let exec = exec_of(&record, &c.id, &["python3", "-S", "-c", listen]);
+    let pid = exec["process"]["pid"].clone();
+    let start = Instant::now();
+    let net = loop {
+        if let Some(e) = recorded(&record)
+            .into_iter()
+            .find(|e| e["kind"] == "listen" && e["process"]["pid"] == pid)
+        {
+            break e;
+        }
+        assert!(start.elapsed() < WAIT, "no listen of {pid} recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for f in [
+        "loginuid",
+        "sid",
+        "sname",
+        "vpid",
+        "vpgid",
+        "vpgid_name",
+        "cap_effective",
+        "cap_permitted",
+        "start_ns",
+        "exe_ino",
+        "pargv",
+        "ancestor_pids",
+        "group_name",
+    ] {
+        assert_eq!(net["process"][f], exec["process"][f], "{f}: {net}");
+        assert!(!net["process"][f].is_null(), "{f}: {net}");
+    }
+
     // The container as Docker reports it.
     let meta = &e["container"];
     assert_eq!(meta["privileged"], false);
