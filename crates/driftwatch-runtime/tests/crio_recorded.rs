@@ -437,6 +437,9 @@ async fn a_pod_container_with_its_pod_image_and_runtime_config() {
     assert!(r.env.iter().any(|e| e == "NGINX_VERSION=1.27.0"));
     // The image's EXPOSE and the pod spec's containerPort (the kubelet's annotation).
     assert_eq!(r.exposed_ports, ["80/tcp", "8080/tcp"]);
+    // Falco's container.privileged and container.start_ts, as CRI-O said them.
+    assert_eq!(r.meta.privileged, Some(false));
+    assert_eq!(r.meta.started_ns, Some(1_765_100_001_000_000_000));
     let c = &r.runtime_config;
     assert!(!c.privileged);
     assert_eq!(c.added_capabilities(), ["CAP_NET_ADMIN"]);
@@ -464,6 +467,7 @@ async fn a_pod_container_with_its_pod_image_and_runtime_config() {
 async fn a_privileged_host_network_pod() {
     let served = serve();
     let r = source(&served).inspect(&cid(AGENT)).await.unwrap();
+    assert_eq!(r.meta.privileged, Some(true));
     let c = &r.runtime_config;
     assert!(c.privileged);
     assert_eq!(c.host_namespaces(), ["network", "uts"]);
