@@ -5,12 +5,16 @@
 //!
 //! | in the upper dir | event | verdict |
 //! | --- | --- | --- |
-//! | a new entry the image does not have | `creat` | `added` |
+//! | a new file the image does not have | `creat` (`O_WRONLY\|O_CREAT`) | `added` |
+//! | a new directory / symbolic link | `mkdir` / `symlink` (with its target) | `added` |
 //! | a whiteout (char device 0/0) | `unlink` of an image file | `deleted` |
 //! | an entry removed (created at runtime) | `unlink` | `deleted` |
 //! | a copy-up with another mode or owner | `chmod` / `chown` | `modified` |
-//! | a file written and closed | `open` (write) | `modified` if the image has it, else `added` |
+//! | a file written and closed | `open` (`O_WRONLY`, `O_TRUNC` if it got shorter) | `modified` if the image has it, else `added` |
 //! | a rename within the container | `rename` | `modified` |
+//!
+//! The Falco arguments each event carries are inferred from what the change left behind
+//! ([`falco_args`]).
 //!
 //! A copy-up alone (`touch`) is no event. A change to a package database (dpkg status, apk
 //! installed, Python dist-info, npm package.json) is followed, once writes settle, by a
@@ -47,6 +51,8 @@ use crate::containers::ContainerRegistry;
 use crate::emitter::{SharedEmitter, emit};
 use crate::fairness::{Exhausted, Limits, WatchBudget};
 use crate::proctable::ProcTable;
+
+mod falco_args;
 
 /// Counters of the file sensor.
 #[derive(Debug, Default)]
@@ -142,6 +148,9 @@ struct Watched {
     volumes: Vec<(PathBuf, PathBuf, File)>,
     /// Last mode/owner reported per path, so a `touch` after a `chmod` is silent.
     attrs: HashMap<PathBuf, (u32, u32, u32)>,
+    /// Last size seen per file made or written at runtime, so a write that leaves it
+    /// shorter is told apart (`O_TRUNC`).
+    sizes: HashMap<PathBuf, u64>,
     /// Package databases: the packages last reported per database path.
     packages: HashMap<PathBuf, Vec<packages::Package>>,
 }
@@ -160,6 +169,22 @@ impl Watched {
     fn lstat(&self, rel: &Path) -> Result<std::fs::Metadata, FsError> {
         let (root, inner) = self.root_of(rel)?;
         root.metadata(&inner)
+    }
+
+    /// The target of the symbolic link `rel`, read through the link's own descriptor (opened
+    /// beneath its upper dir or volume without following it).
+    fn link_target(&self, rel: &Path) -> Option<String> {
+        let (root, inner) = self.root_of(rel).ok()?;
+        let (fd, _) = root.open_path(&inner).ok()?;
+        falco_args::link_target(&fd)
+    }
+
+    /// Remembers the size of a file made or written at runtime (bounded, like `attrs`).
+    fn note_size(&mut self, rel: &Path, size: u64) {
+        if self.sizes.len() > 50_000 {
+            self.sizes.clear();
+        }
+        self.sizes.insert(rel.to_path_buf(), size);
     }
 
     /// Opens the directory `rel` beneath its upper dir or volume, never following a symlink.
@@ -327,6 +352,32 @@ fn typechar(md: &std::fs::Metadata) -> char {
     } else {
         'f'
     }
+}
+
+/// The `fd.typechar` of an image layer's entry (a whiteout names what it hides).
+fn stat_typechar(st: &rustix::fs::Stat) -> char {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => 'd',
+        FileType::Symlink => 'l',
+        FileType::Fifo => 'p',
+        FileType::Socket => 'u',
+        _ => 'f',
+    }
+}
+
+/// What the Falco event says beyond its kind and path: `fd.typechar`, `evt.is_open_write`
+/// and the arguments ([`falco_args`]).
+#[derive(Default)]
+struct FileArgs {
+    /// `None`: read from the entry as the change left it (`f` when it is gone).
+    typechar: Option<char>,
+    write: bool,
+    flags: u32,
+    mode: Option<u32>,
+    target: Option<String>,
+    owner: Option<(u32, u32)>,
+    /// The entry's `lstat`, when the caller has it already: one per event is enough.
+    md: Option<std::fs::Metadata>,
 }
 
 /// The acting process, from what the exec sensor saw (waiting briefly for it, see
@@ -497,6 +548,7 @@ impl Sensor {
                     lowers: layers.lowers.clone(),
                     volumes,
                     attrs: HashMap::new(),
+                    sizes: HashMap::new(),
                     packages: HashMap::new(),
                 },
             );
@@ -591,6 +643,12 @@ impl Sensor {
                 };
                 let path = d.join(&n);
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    // Made inside a directory just made (`mkdir -p`), before its mark.
+                    if !initial
+                        && let Some(rel) = self.containers.get(id).and_then(|w| w.rel_of(&path))
+                    {
+                        self.dir_appeared(id, &rel, pid);
+                    }
                     stack.push((fd.clone(), Some(n), path, depth + 1));
                 } else if !initial || mtime(&st) > self.started {
                     // Made before its directory was marked: catch up, actor unknown.
@@ -714,15 +772,15 @@ impl Sensor {
         if let Ok(j) = self.judge.judge(&layers, container_path(rel))
             && j.verdict == Verdict::Modified
         {
-            self.emit_file(
-                id,
-                EventKind::Open,
-                rel,
-                None,
-                0,
-                Verdict::Modified,
-                Some("content differs from the image's".into()),
-            );
+            let args = FileArgs {
+                typechar: Some('f'),
+                write: true,
+                flags: falco_args::written_flags(None, 0),
+                ..FileArgs::default()
+            };
+            let detail = Some("content differs from the image's".into());
+            let kind = EventKind::Open;
+            self.emit_typed(id, kind, rel, None, 0, Verdict::Modified, detail, args);
         }
     }
 
@@ -795,23 +853,19 @@ impl Sensor {
             return;
         };
         let pid = n.pid;
+        let old = if n.has(op::RENAME) {
+            n.old
+                .as_ref()
+                .and_then(|o| self.locate(o))
+                .filter(|(oid, _)| *oid == id)
+        } else {
+            None
+        };
         if n.has(op::ONDIR) {
-            if n.has(op::CREATE | op::RENAME) {
-                let host = self.containers.get(&id).map(|w| w.host(&rel));
-                if let Some(host) = host {
-                    // Entries found under it already are caught up with an unknown actor: the
-                    // directory's creator is a guess, and a wrong actor is worse than none.
-                    self.watch_tree(&id, &host, false, 0);
-                }
-            }
+            self.handle_dir(&n, &id, &rel, old);
             return;
         }
         if n.has(op::RENAME) {
-            let old = n
-                .old
-                .as_ref()
-                .and_then(|o| self.locate(o))
-                .filter(|(oid, _)| *oid == id);
             match old {
                 Some((_, old_rel)) => self.emit_file(
                     &id,
@@ -858,17 +912,92 @@ impl Sensor {
         // a new file's first write is not (its creation was).
         if n.has(op::CLOSE_WRITE)
             && !just_created
-            && let Some(verdict) = self.written_verdict(&id, &rel)
+            && let Some((verdict, image_size)) = self.written_verdict(&id, &rel)
         {
-            self.emit_file(&id, EventKind::Open, &rel, None, pid, verdict, None);
+            self.written(&id, &rel, pid, verdict, image_size);
         }
         self.note_package_db(&id, &rel, pid);
     }
 
-    /// What a write closed on `rel` amounts to: `None` when an image file was opened for
-    /// writing (and so copied up) but its bytes are still the image's (`touch` opens files
-    /// `O_WRONLY`). Decided by content, like copy-ups at exec.
-    fn written_verdict(&self, id: &ContainerId, rel: &Path) -> Option<Verdict> {
+    /// A notice about a directory: made (`mkdir`), renamed, removed (`rmdir`, reported as
+    /// `unlink`) or re-moded. A new directory is marked at once; entries found under it are
+    /// caught up with an unknown actor: its creator is a guess, and a wrong actor is worse
+    /// than none.
+    fn handle_dir(
+        &mut self,
+        n: &FileNotice,
+        id: &ContainerId,
+        rel: &Path,
+        old: Option<(ContainerId, PathBuf)>,
+    ) {
+        let pid = n.pid;
+        match old {
+            Some((_, old_rel)) => {
+                let args = FileArgs {
+                    typechar: Some('d'),
+                    ..FileArgs::default()
+                };
+                let kind = EventKind::Rename;
+                let old = Some(old_rel.as_path());
+                self.emit_typed(id, kind, rel, old, pid, Verdict::Modified, None, args);
+            }
+            // A rename from outside the upper dir is overlayfs's copy-up of an image
+            // directory (from its work dir): `dir_appeared` tells it by the image.
+            None if n.has(op::CREATE | op::RENAME) => self.dir_appeared(id, rel, pid),
+            None => {}
+        }
+        if n.has(op::CREATE | op::RENAME) {
+            let host = self.containers.get(id).map(|w| w.host(rel));
+            if let Some(host) = host {
+                self.watch_tree(id, &host, false, 0);
+            }
+        }
+        if n.has(op::DELETE) && !n.has(op::CREATE | op::RENAME) {
+            let args = FileArgs {
+                typechar: Some('d'),
+                ..FileArgs::default()
+            };
+            let detail = Some("a directory created at runtime was removed".to_string());
+            let kind = EventKind::Unlink;
+            self.emit_typed(id, kind, rel, None, pid, Verdict::Deleted, detail, args);
+        }
+        if n.has(op::ATTRIB) && !n.has(op::CREATE) {
+            self.attrs_changed(id, rel, pid);
+        }
+    }
+
+    /// A write closed on `rel` that changed it: `open` for writing, `O_TRUNC` when the
+    /// file is shorter than when last seen (or than the image's).
+    fn written(
+        &mut self,
+        id: &ContainerId,
+        rel: &Path,
+        pid: u32,
+        verdict: Verdict,
+        image_size: Option<u64>,
+    ) {
+        let Some(w) = self.containers.get_mut(id) else {
+            return;
+        };
+        let md = w.lstat(rel).ok();
+        let now = md.as_ref().map_or(0, |m| m.len());
+        let before = w.sizes.get(rel).copied().or(image_size);
+        w.note_size(rel, now);
+        let args = FileArgs {
+            typechar: Some('f'),
+            write: true,
+            flags: falco_args::written_flags(before, now),
+            md,
+            ..FileArgs::default()
+        };
+        self.emit_typed(id, EventKind::Open, rel, None, pid, verdict, None, args);
+    }
+
+    /// What a write closed on `rel` amounts to, with the image's size of the file: `None`
+    /// when an image file was opened for writing (and so copied up) but its bytes are still
+    /// the image's (`touch` opens files `O_WRONLY`). Decided by content, like copy-ups at
+    /// exec.
+    fn written_verdict(&self, id: &ContainerId, rel: &Path) -> Option<(Verdict, Option<u64>)> {
         let w = self.containers.get(id)?;
         // The one verdict function, as for execs: the write happened in the writable layer
         // (or a volume); only the content tells a copy-up from a change.
@@ -879,8 +1008,12 @@ impl Sensor {
             identity: Identity::ByPath,
             existed: true,
         };
+        let mut image_size = None;
         if w.volume_of(rel).is_none() {
-            let lower = self.in_image(id, rel);
+            image_size = self
+                .image_layer(id, rel)
+                .map(|(_, st)| u64::try_from(st.st_size).unwrap_or(0));
+            let lower = image_size.is_some();
             facts.residence = Residence::RootOverlay { upper: true, lower };
             if lower {
                 let layers = driftwatch_model::OverlayLayers {
@@ -893,7 +1026,7 @@ impl Sensor {
         }
         match driftwatch_model::verdict(&facts) {
             Verdict::Image | Verdict::CopyUp => None,
-            v => Some(v),
+            v => Some((v, image_size)),
         }
     }
 
@@ -935,8 +1068,8 @@ impl Sensor {
             return;
         };
         if is_whiteout(&md) {
-            if self.in_image(id, rel) {
-                self.emit_file(
+            if let Some((_, st)) = self.image_layer(id, rel) {
+                self.emit_typed(
                     id,
                     EventKind::Unlink,
                     rel,
@@ -944,11 +1077,17 @@ impl Sensor {
                     pid,
                     Verdict::Deleted,
                     Some("an image file was removed".into()),
+                    FileArgs {
+                        typechar: Some(stat_typechar(&st)),
+                        md: Some(md),
+                        ..FileArgs::default()
+                    },
                 );
             }
             return;
         }
         if md.is_dir() {
+            self.dir_appeared(id, rel, pid);
             return;
         }
         let now = (md.mode() & 0o7777, md.uid(), md.gid());
@@ -968,26 +1107,105 @@ impl Sensor {
                         w.attrs.clear();
                     }
                     w.attrs.insert(rel.to_path_buf(), now);
+                    if md.is_file() {
+                        w.note_size(rel, md.len());
+                    }
                 }
-                let tc = typechar(&md);
                 if self.recent_creates.len() > 10_000 {
                     self.recent_creates.clear();
                 }
                 self.recent_creates
                     .insert((id.clone(), rel.to_path_buf()), Instant::now());
-                self.emit_typed(
-                    id,
-                    EventKind::Creat,
-                    rel,
-                    None,
-                    pid,
-                    Verdict::Added,
-                    None,
-                    tc,
-                );
+                let (kind, args, detail) = self.created_shape(id, rel, md);
+                self.emit_typed(id, kind, rel, None, pid, Verdict::Added, detail, args);
             }
         }
         self.note_package_db(id, rel, pid);
+    }
+
+    /// The Falco event a new entry the image does not have becomes, with its arguments:
+    /// a symbolic link is `symlink` (its target read, bounded); a regular file is `creat`
+    /// opened `O_WRONLY|O_CREAT`, except a second name for an existing file (more than one
+    /// link on a new entry: `link`, which Falco does not see as an open), reported as a
+    /// creation that wrote nothing.
+    fn created_shape(
+        &self,
+        id: &ContainerId,
+        rel: &Path,
+        md: std::fs::Metadata,
+    ) -> (EventKind, FileArgs, Option<String>) {
+        let mode = Some(md.mode() & 0o7777);
+        if md.file_type().is_symlink() {
+            let target = self.containers.get(id).and_then(|w| w.link_target(rel));
+            let args = FileArgs {
+                typechar: Some('l'),
+                target,
+                md: Some(md),
+                ..FileArgs::default()
+            };
+            return (EventKind::Symlink, args, None);
+        }
+        if md.is_file() && md.nlink() > 1 {
+            let detail = format!("a hard link ({} names for one file)", md.nlink());
+            let args = FileArgs {
+                typechar: Some('f'),
+                mode,
+                md: Some(md),
+                ..FileArgs::default()
+            };
+            return (EventKind::Creat, args, Some(detail));
+        }
+        let regular = md.is_file();
+        let args = FileArgs {
+            typechar: Some(typechar(&md)),
+            write: regular,
+            flags: if regular {
+                falco_args::created_flags()
+            } else {
+                0
+            },
+            mode,
+            md: Some(md),
+            ..FileArgs::default()
+        };
+        (EventKind::Creat, args, None)
+    }
+
+    /// A directory appeared: `mkdir` when the image does not have it (a copy-up of an image
+    /// directory is no event).
+    fn dir_appeared(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
+        let Some(w) = self.containers.get(id) else {
+            return;
+        };
+        let Ok(md) = w.lstat(rel) else {
+            return;
+        };
+        if !md.is_dir() || self.in_image(id, rel) {
+            return;
+        }
+        let now = (md.mode() & 0o7777, md.uid(), md.gid());
+        if let Some(w) = self.containers.get_mut(id) {
+            if w.attrs.len() > 50_000 {
+                w.attrs.clear();
+            }
+            w.attrs.insert(rel.to_path_buf(), now);
+        }
+        let args = FileArgs {
+            typechar: Some('d'),
+            mode: Some(now.0),
+            md: Some(md),
+            ..FileArgs::default()
+        };
+        self.emit_typed(
+            id,
+            EventKind::Mkdir,
+            rel,
+            None,
+            pid,
+            Verdict::Added,
+            None,
+            args,
+        );
     }
 
     fn attrs_changed(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
@@ -997,7 +1215,7 @@ impl Sensor {
         let Ok(md) = w.lstat(rel) else {
             return;
         };
-        if md.is_dir() || is_whiteout(&md) {
+        if is_whiteout(&md) {
             return;
         }
         let now = (md.mode() & 0o7777, md.uid(), md.gid());
@@ -1008,29 +1226,28 @@ impl Sensor {
         if let Some(w) = self.containers.get_mut(id) {
             w.attrs.insert(rel.to_path_buf(), now);
         }
+        let tc = typechar(&md);
         if now.0 != before.0 {
             let d = format!("mode {:04o} -> {:04o}", before.0, now.0);
-            self.emit_file(
-                id,
-                EventKind::Chmod,
-                rel,
-                None,
-                pid,
-                Verdict::Modified,
-                Some(d),
-            );
+            let args = FileArgs {
+                typechar: Some(tc),
+                mode: Some(now.0),
+                md: Some(md.clone()),
+                ..FileArgs::default()
+            };
+            let kind = EventKind::Chmod;
+            self.emit_typed(id, kind, rel, None, pid, Verdict::Modified, Some(d), args);
         }
         if (now.1, now.2) != (before.1, before.2) {
             let d = format!("owner {}:{} -> {}:{}", before.1, before.2, now.1, now.2);
-            self.emit_file(
-                id,
-                EventKind::Chown,
-                rel,
-                None,
-                pid,
-                Verdict::Modified,
-                Some(d),
-            );
+            let args = FileArgs {
+                typechar: Some(tc),
+                owner: Some((now.1, now.2)),
+                md: Some(md),
+                ..FileArgs::default()
+            };
+            let kind = EventKind::Chown;
+            self.emit_typed(id, kind, rel, None, pid, Verdict::Modified, Some(d), args);
         }
     }
 
@@ -1048,7 +1265,16 @@ impl Sensor {
         verdict: Verdict,
         detail: Option<String>,
     ) {
-        self.emit_typed(id, kind, rel, old, pid, verdict, detail, 'f');
+        self.emit_typed(
+            id,
+            kind,
+            rel,
+            old,
+            pid,
+            verdict,
+            detail,
+            FileArgs::default(),
+        );
     }
 
     #[allow(
@@ -1064,7 +1290,7 @@ impl Sensor {
         pid: u32,
         verdict: Verdict,
         detail: Option<String>,
-        typechar: char,
+        args: FileArgs,
     ) {
         let Some(w) = self.containers.get(id) else {
             return;
@@ -1074,10 +1300,15 @@ impl Sensor {
         if let Some(e) = self.registry.get(id) {
             process.user_name = e.user_name(process.uid);
         }
+        let md = args.md.or_else(|| w.lstat(rel).ok());
+        // A removed entry's name may be taken by a whiteout by now: what it was is the
+        // caller's to say.
+        let typechar = args.typechar.unwrap_or_else(|| match (&md, kind) {
+            (Some(md), k) if k != EventKind::Unlink => typechar(md),
+            _ => 'f',
+        });
         // The kernel's time of the change, where the entry still exists to say it.
-        let time_ns = w
-            .lstat(rel)
-            .ok()
+        let time_ns = md
             .and_then(|md| {
                 u64::try_from(md.ctime())
                     .ok()
@@ -1091,13 +1322,13 @@ impl Sensor {
             process,
             container: Some(w.meta.clone()),
             file: Some(FileRef {
-                flags: 0,
-                mode: None,
-                target: None,
-                owner: None,
+                flags: args.flags,
+                mode: args.mode,
+                target: args.target,
+                owner: args.owner,
                 path: path.clone(),
                 old_path: old.map(|o| container_path(o).to_string_lossy().into_owned()),
-                write: kind == EventKind::Open,
+                write: args.write,
                 typechar,
             }),
             net: None,
