@@ -19,7 +19,7 @@
 //! A copy-up alone (`touch`) is no event. A change to a package database (dpkg status, apk
 //! installed, Python dist-info, npm package.json) is followed, once writes settle, by a
 //! package-drift event listing the packages added, removed and changed against the image's
-//! own database.
+//! own database ([`package_watch`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -34,10 +34,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use driftwatch_fs::{AGENT_PACKAGE_DB_CAP, FsError, InContainer, Limit, Resolve, Root};
-use driftwatch_image::packages::{self, PackageDiffBuilder};
-use driftwatch_image::{
-    ContainerPath, Ecosystem, Judge, PackageChangeKind, content_of, package_db_kind,
-};
+use driftwatch_image::packages;
+use driftwatch_image::{Judge, content_of};
 use driftwatch_model::{
     ContainerId, ContainerMeta, Content, DriftFinding, DriftKind, DriftSubject, Event, EventKind,
     FileFacts, FileRef, Identity, Process, Residence, Verdict,
@@ -53,6 +51,7 @@ use crate::fairness::{Exhausted, Limits, WatchBudget};
 use crate::proctable::ProcTable;
 
 mod falco_args;
+mod package_watch;
 
 /// Counters of the file sensor.
 #[derive(Debug, Default)]
@@ -1341,140 +1340,6 @@ impl Sensor {
                 hash: None,
                 image_hash: None,
                 detail,
-            }),
-        };
-        self.stats.events.fetch_add(1, Ordering::Relaxed);
-        emit(&self.emitter, &event);
-    }
-
-    fn note_package_db(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
-        let cpath = ContainerPath::from(container_path(rel).as_path());
-        if package_db_kind(&cpath).is_some() {
-            self.pending_packages
-                .insert((id.clone(), rel.to_path_buf()), (Instant::now(), pid));
-        }
-    }
-
-    /// Compares settled package databases with the image's and reports what changed since
-    /// the last report.
-    fn flush_packages(&mut self, all: bool) {
-        let settle = self.config.package_settle;
-        let due: Vec<((ContainerId, PathBuf), u32)> = self
-            .pending_packages
-            .iter()
-            .filter(|(_, (t, _))| all || t.elapsed() >= settle)
-            .map(|(k, (_, pid))| (k.clone(), *pid))
-            .collect();
-        for (key, pid) in due {
-            self.pending_packages.remove(&key);
-            let (id, rel) = key;
-            self.package_diff(&id, &rel, pid);
-        }
-    }
-
-    fn package_diff(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
-        let cpath = ContainerPath::from(container_path(rel).as_path());
-        let Some(eco) = package_db_kind(&cpath) else {
-            return;
-        };
-        if eco == Ecosystem::Rpm {
-            return; // the rpm database is binary (sqlite/bdb): not parsed yet
-        }
-        let Some(w) = self.containers.get(id) else {
-            return;
-        };
-        let location = cpath.to_string_lossy();
-        let current_md = w.lstat(rel).ok();
-        let current = match current_md {
-            Some(md) if !is_whiteout(&md) => match w.read_capped(rel) {
-                Ok(b) => packages::parse(eco, &b),
-                Err(e) => {
-                    tracing::warn!("package database not read: {e}");
-                    Vec::new()
-                }
-            },
-            _ => Vec::new(),
-        };
-        let path = InContainer::new(rel.as_os_str());
-        let image = self
-            .image_layer(id, rel)
-            .and_then(|(l, _)| {
-                l.read(&path, Limit::Whole(AGENT_PACKAGE_DB_CAP))
-                    .map_err(|e| tracing::warn!("image package database not read: {e}"))
-                    .ok()
-            })
-            .map(|b| packages::parse(eco, &b))
-            .unwrap_or_default();
-        let w = match self.containers.get_mut(id) {
-            Some(w) => w,
-            None => return,
-        };
-        let last = w.packages.get(rel).cloned().unwrap_or(image);
-        let mut b = PackageDiffBuilder::default();
-        b.add(eco, &location, true, last);
-        b.add(eco, &location, false, current.clone());
-        let changes = b.finish();
-        w.packages.insert(rel.to_path_buf(), current);
-        if changes.is_empty() {
-            return;
-        }
-        let words: Vec<String> = changes
-            .iter()
-            .map(|c| match c.change {
-                PackageChangeKind::Added => {
-                    format!("added {} {}", c.name, c.version.as_deref().unwrap_or("?"))
-                }
-                PackageChangeKind::Removed => format!(
-                    "removed {} {}",
-                    c.name,
-                    c.image_version.as_deref().unwrap_or("?")
-                ),
-                PackageChangeKind::Changed => format!(
-                    "changed {} {} -> {}",
-                    c.name,
-                    c.image_version.as_deref().unwrap_or("?"),
-                    c.version.as_deref().unwrap_or("?")
-                ),
-            })
-            .collect();
-        let verdict = if changes.iter().all(|c| c.change == PackageChangeKind::Added) {
-            Verdict::Added
-        } else {
-            Verdict::Modified
-        };
-        let meta = w.meta.clone();
-        let path = location.clone();
-        let mut process = process_of(&self.procs, pid);
-        if let Some(e) = self.registry.get(id) {
-            process.user_name = e.user_name(process.uid);
-        }
-        let event = Event {
-            num: 0,
-            time_ns: driftwatch_model::clock::now_ns(),
-            kind: EventKind::Open,
-            process,
-            container: Some(meta),
-            // Not an open-for-write of its own: the writes were reported as they happened.
-            file: Some(FileRef {
-                flags: 0,
-                mode: None,
-                target: None,
-                owner: None,
-                path: path.clone(),
-                old_path: None,
-                write: false,
-                typechar: 'f',
-            }),
-            net: None,
-            drift: Some(DriftFinding {
-                enforcement: None,
-                kind: DriftKind::Package,
-                subject: DriftSubject::PackageDb,
-                verdict,
-                path,
-                hash: None,
-                image_hash: None,
-                detail: Some(format!("{}: {}", eco.as_str(), words.join("; "))),
             }),
         };
         self.stats.events.fetch_add(1, Ordering::Relaxed);
