@@ -353,6 +353,9 @@ fn typechar(md: &std::fs::Metadata) -> char {
     }
 }
 
+/// The setuid and setgid bits of a mode.
+const SETID: u32 = 0o6000;
+
 /// The `fd.typechar` of an image layer's entry (a whiteout names what it hides).
 fn stat_typechar(st: &rustix::fs::Stat) -> char {
     match FileType::from_raw_mode(st.st_mode) {
@@ -900,7 +903,9 @@ impl Sensor {
                 );
             }
         }
-        if n.has(op::ATTRIB) && !n.has(op::CREATE) {
+        // After a creation too: a new file re-moded before its creation's notice was read
+        // comes in one notice (`cp x y && chmod u+s y`).
+        if n.has(op::ATTRIB) {
             self.attrs_changed(&id, &rel, pid);
         }
         let just_created = self
@@ -1105,7 +1110,11 @@ impl Sensor {
                     if w.attrs.len() > 50_000 {
                         w.attrs.clear();
                     }
-                    w.attrs.insert(rel.to_path_buf(), now);
+                    // Creations do not set setuid/setgid bits (`chmod` does, after): bits
+                    // seen already were set before this notice was read, and are still to
+                    // be reported.
+                    w.attrs
+                        .insert(rel.to_path_buf(), (now.0 & !SETID, now.1, now.2));
                     if md.is_file() {
                         w.note_size(rel, md.len());
                     }
