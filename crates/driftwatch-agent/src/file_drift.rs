@@ -286,6 +286,9 @@ struct Sensor {
     host_pids: HashMap<u32, bool>,
     host_pids_since: Instant,
     started: SystemTime,
+    /// Until when the notices of the current read may wait for their processes' exec
+    /// records ([`ACTOR_WAIT`]).
+    actor_deadline: Option<Instant>,
 }
 
 impl FileDrift {
@@ -315,6 +318,7 @@ impl FileDrift {
             host_pids: HashMap::new(),
             host_pids_since: Instant::now(),
             started: SystemTime::now(),
+            actor_deadline: None,
         };
         let thread = {
             let stop = stop.clone();
@@ -382,10 +386,32 @@ struct FileArgs {
     md: Option<std::fs::Metadata>,
 }
 
-/// The acting process, from what the exec sensor saw (waiting briefly for it, see
-/// [`crate::proctable::lookup_or_wait`]) or, failing that, from /proc.
-fn process_of(procs: &Mutex<ProcTable>, pid: u32) -> Process {
-    let known = crate::proctable::lookup_or_wait(procs, pid);
+/// How long the notices of one read may wait in all for the exec sensor to record the
+/// processes they name (as [`crate::proctable::lookup_or_wait`] waits for one). A process
+/// that never exec'd (a shell's forked child running a busybox applet: `mkdir` in a loop)
+/// is never recorded: waiting for each of a burst of them would put the sensor 100 ms
+/// behind per notice.
+const ACTOR_WAIT: Duration = Duration::from_millis(100);
+
+/// The acting process, from what the exec sensor saw or, failing that, from /proc. An
+/// exited process the exec sensor has not recorded yet is waited for until `deadline`
+/// (set by the first wait of a read of notices, [`ACTOR_WAIT`] ahead).
+fn process_of(procs: &Mutex<ProcTable>, pid: u32, deadline: &mut Option<Instant>) -> Process {
+    let lookup = || {
+        procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pid)
+            .cloned()
+    };
+    let mut known = lookup();
+    if known.is_none() && pid != 0 && !Path::new(&format!("/proc/{pid}")).exists() {
+        let until = *deadline.get_or_insert_with(|| Instant::now() + ACTOR_WAIT);
+        while known.is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+            known = lookup();
+        }
+    }
     if let Some(p) = known {
         return Process {
             pid,
@@ -449,6 +475,7 @@ impl Sensor {
                     if let Err(e) = self.watcher.read(&mut notices) {
                         tracing::warn!("reading file notices: {e}");
                     }
+                    self.actor_deadline = None;
                     for n in notices.drain(..) {
                         self.handle(n);
                     }
@@ -1304,7 +1331,7 @@ impl Sensor {
             return;
         };
         let path = container_path(rel).to_string_lossy().into_owned();
-        let mut process = process_of(&self.procs, pid);
+        let mut process = process_of(&self.procs, pid, &mut self.actor_deadline);
         if let Some(e) = self.registry.get(id) {
             process.user_name = e.user_name(process.uid);
         }

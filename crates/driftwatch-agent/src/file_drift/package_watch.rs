@@ -114,7 +114,7 @@ impl Sensor {
         };
         let meta = w.meta.clone();
         let path = location.clone();
-        let mut process = process_of(&self.procs, pid);
+        let mut process = process_of(&self.procs, pid, &mut self.actor_deadline);
         if let Some(e) = self.registry.get(id) {
             process.user_name = e.user_name(process.uid);
         }
