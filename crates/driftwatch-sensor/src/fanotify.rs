@@ -412,6 +412,44 @@ mod tests {
         );
     }
 
+    /// What the file sensor tells `mkdir`, `rmdir` and `symlink` apart by: a directory's
+    /// notices carry `ONDIR`, a symbolic link's do not (it is told by its `lstat`).
+    #[test]
+    fn real_directories_come_with_ondir_and_links_without() {
+        driftwatch_testkit::require!(Root("fanotify"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = DirWatcher::new().unwrap();
+        w.watch_dir(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", dir.path().join("link")).unwrap();
+        std::fs::remove_dir(dir.path().join("sub")).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            if w.wait(Duration::from_millis(100)).unwrap() {
+                w.read(&mut out).unwrap();
+            }
+            if out.iter().any(|n| n.has(op::DELETE)) {
+                break;
+            }
+        }
+        let about = |name: &[u8], bits: u64| {
+            out.iter()
+                .find(|n| n.has(bits) && n.entry.as_ref().is_some_and(|e| e.name == name))
+        };
+        assert!(
+            about(b"sub", op::CREATE).is_some_and(|n| n.has(op::ONDIR)),
+            "{out:?}"
+        );
+        assert!(
+            about(b"sub", op::DELETE).is_some_and(|n| n.has(op::ONDIR)),
+            "{out:?}"
+        );
+        assert!(
+            about(b"link", op::CREATE).is_some_and(|n| !n.has(op::ONDIR)),
+            "{out:?}"
+        );
+    }
+
     #[test]
     fn real_directory_changes_with_their_pid() {
         driftwatch_testkit::require!(Root("fanotify"));
