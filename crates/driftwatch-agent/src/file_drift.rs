@@ -1011,13 +1011,19 @@ impl Sensor {
             return;
         };
         let md = w.lstat(rel).ok();
-        let now = md.as_ref().map_or(0, |m| m.len());
-        let before = w.sizes.get(rel).copied().or(image_size);
-        w.note_size(rel, now);
+        // Gone by now (renamed or removed right after the write): its size is not known.
+        let flags = match &md {
+            Some(m) => {
+                let before = w.sizes.get(rel).copied().or(image_size);
+                w.note_size(rel, m.len());
+                falco_args::written_flags(before, m.len())
+            }
+            None => falco_args::written_flags(None, 0),
+        };
         let args = FileArgs {
             typechar: Some('f'),
             write: true,
-            flags: falco_args::written_flags(before, now),
+            flags,
             md,
             ..FileArgs::default()
         };
