@@ -287,7 +287,7 @@ struct Sensor {
     host_pids_since: Instant,
     started: SystemTime,
     /// Until when the notices of the current read may wait for their processes' exec
-    /// records ([`ACTOR_WAIT`]).
+    /// records ([`crate::proctable::RECORD_WAIT`] after the first wait).
     actor_deadline: Option<Instant>,
 }
 
@@ -386,32 +386,13 @@ struct FileArgs {
     md: Option<std::fs::Metadata>,
 }
 
-/// How long the notices of one read may wait in all for the exec sensor to record the
-/// processes they name (as [`crate::proctable::lookup_or_wait`] waits for one). A process
-/// that never exec'd (a shell's forked child running a busybox applet: `mkdir` in a loop)
-/// is never recorded: waiting for each of a burst of them would put the sensor 100 ms
-/// behind per notice.
-const ACTOR_WAIT: Duration = Duration::from_millis(100);
-
-/// The acting process, from what the exec sensor saw or, failing that, from /proc. An
-/// exited process the exec sensor has not recorded yet is waited for until `deadline`
-/// (set by the first wait of a read of notices, [`ACTOR_WAIT`] ahead).
+/// The acting process, from what the exec sensor saw or, failing that, from /proc. The
+/// notices of one read share one wait for their exited processes' exec records (`deadline`):
+/// a process that never exec'd (a shell's forked child running a busybox applet: `mkdir` in
+/// a loop) is never recorded, and waiting 100 ms for each of a burst of them would put the
+/// sensor seconds behind.
 fn process_of(procs: &Mutex<ProcTable>, pid: u32, deadline: &mut Option<Instant>) -> Process {
-    let lookup = || {
-        procs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(pid)
-            .cloned()
-    };
-    let mut known = lookup();
-    if known.is_none() && pid != 0 && !Path::new(&format!("/proc/{pid}")).exists() {
-        let until = *deadline.get_or_insert_with(|| Instant::now() + ACTOR_WAIT);
-        while known.is_none() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(2));
-            known = lookup();
-        }
-    }
+    let known = crate::proctable::lookup_or_wait_until(procs, pid, deadline);
     if let Some(p) = known {
         return Process {
             pid,

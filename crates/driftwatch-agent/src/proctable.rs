@@ -18,9 +18,22 @@ pub const PRUNE_AFTER: Duration = Duration::from_secs(10);
 
 /// What the exec sensor saw of `pid`. A short-lived process (`rm`, `nc`) may have exited
 /// before the event naming it is handled, and the exec sensor may not have recorded it yet
-/// when it is busy: then wait for the record, up to 100 ms, rather than report the event
-/// without its actor. `None` at once when the process still runs (read /proc instead).
+/// when it is busy: then wait for the record, up to [`RECORD_WAIT`], rather than report the
+/// event without its actor. `None` at once when the process still runs (read /proc instead).
 pub fn lookup_or_wait(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
+    lookup_or_wait_until(procs, pid, &mut None)
+}
+
+/// How long an event waits for its exited process's exec record.
+pub const RECORD_WAIT: Duration = Duration::from_millis(100);
+
+/// Like [`lookup_or_wait`], for a batch of events sharing one wait: the first that waits
+/// sets `deadline` ([`RECORD_WAIT`] ahead), the others wait no later.
+pub fn lookup_or_wait_until(
+    procs: &Mutex<ProcTable>,
+    pid: u32,
+    deadline: &mut Option<Instant>,
+) -> Option<ProcInfo> {
     let lookup = || {
         procs
             .lock()
@@ -30,8 +43,8 @@ pub fn lookup_or_wait(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
     };
     let mut known = lookup();
     if known.is_none() && pid != 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        let deadline = Instant::now() + Duration::from_millis(100);
-        while known.is_none() && Instant::now() < deadline {
+        let until = *deadline.get_or_insert_with(|| Instant::now() + RECORD_WAIT);
+        while known.is_none() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(2));
             known = lookup();
         }

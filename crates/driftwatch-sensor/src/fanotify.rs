@@ -412,6 +412,20 @@ mod tests {
         );
     }
 
+    /// The notices read until one reports a deletion (the tests' last change), at most 2 s.
+    fn notices_until_a_delete(w: &mut DirWatcher) -> Vec<FileNotice> {
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            if w.wait(Duration::from_millis(100)).unwrap() {
+                w.read(&mut out).unwrap();
+            }
+            if out.iter().any(|n| n.has(op::DELETE)) {
+                break;
+            }
+        }
+        out
+    }
+
     /// What the file sensor tells `mkdir`, `rmdir` and `symlink` apart by: a directory's
     /// notices carry `ONDIR`, a symbolic link's do not (it is told by its `lstat`).
     #[test]
@@ -423,15 +437,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::os::unix::fs::symlink("/etc/shadow", dir.path().join("link")).unwrap();
         std::fs::remove_dir(dir.path().join("sub")).unwrap();
-        let mut out = Vec::new();
-        for _ in 0..20 {
-            if w.wait(Duration::from_millis(100)).unwrap() {
-                w.read(&mut out).unwrap();
-            }
-            if out.iter().any(|n| n.has(op::DELETE)) {
-                break;
-            }
-        }
+        let out = notices_until_a_delete(&mut w);
         let about = |name: &[u8], bits: u64| {
             out.iter()
                 .find(|n| n.has(bits) && n.entry.as_ref().is_some_and(|e| e.name == name))
@@ -459,15 +465,7 @@ mod tests {
         std::fs::write(dir.path().join("new"), b"x").unwrap();
         std::fs::rename(dir.path().join("new"), dir.path().join("renamed")).unwrap();
         std::fs::remove_file(dir.path().join("renamed")).unwrap();
-        let mut out = Vec::new();
-        for _ in 0..20 {
-            if w.wait(Duration::from_millis(100)).unwrap() {
-                w.read(&mut out).unwrap();
-            }
-            if out.iter().any(|n| n.has(op::DELETE)) {
-                break;
-            }
-        }
+        let out = notices_until_a_delete(&mut w);
         let me = std::process::id();
         assert!(out.iter().all(|n| n.pid == me), "{out:?}");
         assert!(
