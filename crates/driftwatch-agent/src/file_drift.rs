@@ -394,18 +394,31 @@ struct FileArgs {
 fn process_of(procs: &Mutex<ProcTable>, pid: u32, deadline: &mut Option<Instant>) -> Process {
     let known = crate::proctable::lookup_or_wait_until(procs, pid, deadline);
     if let Some(p) = known {
-        return Process {
+        let mut process = Process {
             pid,
             ppid: p.ppid,
             uid: p.uid,
             gid: p.gid,
-            name: p.name,
-            exepath: p.exepath,
-            argv: p.argv,
-            cwd: p.cwd,
-            ancestors: p.ancestors,
             ..Default::default()
         };
+        // The facts of its exec (login uid, session, capabilities, ...) and its relatives',
+        // as its exec event carried them.
+        {
+            let table = procs.lock().unwrap_or_else(|p| p.into_inner());
+            table.fill(&mut process, &p);
+            process.pexepath = table.exepath(p.ppid).unwrap_or_default().to_string();
+        }
+        crate::proctable::fill_unknown_relatives(
+            &mut process,
+            p.facts.kernel.sid,
+            p.facts.kernel.pgid,
+        );
+        process.name = p.name;
+        process.exepath = p.exepath;
+        process.argv = p.argv;
+        process.cwd = p.cwd;
+        process.ancestors = p.ancestors;
+        return process;
     }
     if pid == 0 {
         return Process::default();
@@ -1320,7 +1333,7 @@ impl Sensor {
         let path = container_path(rel).to_string_lossy().into_owned();
         let mut process = process_of(&self.procs, pid, &mut self.actor_deadline);
         if let Some(e) = self.registry.get(id) {
-            process.user_name = e.user_name(process.uid);
+            e.name_process(&mut process);
         }
         let md = args.md.or_else(|| w.lstat(rel).ok());
         // A removed entry's name may be taken by a whiteout by now: what it was is the

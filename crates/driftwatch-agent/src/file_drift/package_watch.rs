@@ -116,7 +116,7 @@ impl Sensor {
         let path = location.clone();
         let mut process = process_of(&self.procs, pid, &mut self.actor_deadline);
         if let Some(e) = self.registry.get(id) {
-            process.user_name = e.user_name(process.uid);
+            e.name_process(&mut process);
         }
         let event = Event {
             num: 0,
