@@ -394,30 +394,24 @@ struct FileArgs {
 fn process_of(procs: &Mutex<ProcTable>, pid: u32, deadline: &mut Option<Instant>) -> Process {
     let known = crate::proctable::lookup_or_wait_until(procs, pid, deadline);
     if let Some(p) = known {
+        let pexepath = procs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exepath(p.ppid)
+            .unwrap_or_default()
+            .to_string();
         let mut process = Process {
             pid,
             ppid: p.ppid,
             uid: p.uid,
             gid: p.gid,
+            name: p.name.clone(),
+            pexepath,
             ..Default::default()
         };
-        // The facts of its exec (login uid, session, capabilities, ...) and its relatives',
-        // as its exec event carried them.
-        {
-            let table = procs.lock().unwrap_or_else(|p| p.into_inner());
-            table.fill(&mut process, &p);
-            process.pexepath = table.exepath(p.ppid).unwrap_or_default().to_string();
-        }
-        crate::proctable::fill_unknown_relatives(
-            &mut process,
-            p.facts.kernel.sid,
-            p.facts.kernel.pgid,
-        );
-        process.name = p.name;
-        process.exepath = p.exepath;
-        process.argv = p.argv;
-        process.cwd = p.cwd;
-        process.ancestors = p.ancestors;
+        // With the facts of its exec (login uid, session, capabilities, ...), as its exec
+        // event carried them.
+        crate::proctable::fill_from_exec(procs, &mut process, p);
         return process;
     }
     if pid == 0 {

@@ -353,22 +353,10 @@ impl NetDrift {
         };
         match known {
             Some(k) => {
-                self.procs
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .fill(&mut p, &k);
-                crate::proctable::fill_unknown_relatives(
-                    &mut p,
-                    k.facts.kernel.sid,
-                    k.facts.kernel.pgid,
-                );
-                p.exepath = k.exepath;
-                p.argv = k.argv;
-                p.ancestors = k.ancestors;
-                p.cwd = k.cwd;
                 if p.ppid == 0 {
                     p.ppid = k.ppid;
                 }
+                crate::proctable::fill_from_exec(&self.procs, &mut p, k);
             }
             None => {
                 if let Some((exepath, argv)) = from_proc {

@@ -126,6 +126,18 @@ impl ProcTable {
     }
 }
 
+/// Fills `p` from `k`, its exec's record in the table: the exec's facts and its relatives'
+/// ([`ProcTable::fill`], then [`fill_unknown_relatives`]) and what it ran (exe path, argv,
+/// ancestors, working directory), as its exec event carried them.
+pub fn fill_from_exec(procs: &Mutex<ProcTable>, p: &mut Process, k: ProcInfo) {
+    procs.lock().unwrap_or_else(|e| e.into_inner()).fill(p, &k);
+    fill_unknown_relatives(p, k.facts.kernel.sid, k.facts.kernel.pgid);
+    p.exepath = k.exepath;
+    p.argv = k.argv;
+    p.ancestors = k.ancestors;
+    p.cwd = k.cwd;
+}
+
 /// What the table did not know of `p`'s relatives, from /proc while they run: the parent's
 /// argv (a container's init is the child of the engine's shim, a host process the exec
 /// sensor does not report) and the session and process group leaders' names (leaders that
