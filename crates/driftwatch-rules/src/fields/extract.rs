@@ -131,11 +131,17 @@ fn evt_field<'e>(id: FieldId, arg: &FieldArg, ev: &'e Event, scratch: &'e mut St
         FieldId::EvtRes => Val::Str("SUCCESS"),
         FieldId::EvtRawres => Val::Num(0),
         FieldId::EvtIsOpenRead => open.map_or(Val::Missing, |fr| {
-            // Falco: O_RDONLY or O_RDWR. A file created (`creat`) is opened write-only.
-            Val::Bool(ev.kind == EventKind::Open && (!fr.write || fr.flags & 0o3 == 0o2))
+            // Falco: O_RDONLY or O_RDWR. A file created (`creat`) is opened write-only. An open
+            // without flags is no call at all (package drift's summary of a database): no read.
+            Val::Bool(
+                ev.kind == EventKind::Open
+                    && fr.flags != 0
+                    && (!fr.write || fr.flags & 0o3 == 0o2),
+            )
         }),
         FieldId::EvtIsOpenWrite => open.map_or(Val::Missing, |fr| {
-            Val::Bool(fr.write || ev.kind == EventKind::Creat)
+            // A hard link is a `Creat` that opened nothing (`write: false`, no flags).
+            Val::Bool(fr.write || (ev.kind == EventKind::Creat && fr.flags != 0))
         }),
         FieldId::EvtIsOpenCreate => open.map_or(Val::Missing, |fr| {
             Val::Bool(ev.kind == EventKind::Creat || fr.flags & 0o100 != 0)
