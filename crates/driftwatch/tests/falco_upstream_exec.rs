@@ -434,6 +434,156 @@ fn scenarios() -> Vec<Scenario> {
     ]
 }
 
+/// What each upstream exec rule's condition needs of an event (through its macros), printed
+/// with a failure so it names whose part to look at.
+const NEEDS: [(&str, &str); 39] = [
+    (
+        "Terminal shell in container",
+        "proc.name, proc.tty, proc.pname (container_entrypoint)",
+    ),
+    (
+        "Netcat Remote Code Execution in Container",
+        "proc.name, proc.cmdline, proc.args",
+    ),
+    ("Search Private Keys or Passwords", "proc.name, proc.args"),
+    ("Remove Bulk Data from Disk", "proc.name"),
+    ("Find AWS Credentials", "proc.name, proc.args"),
+    (
+        "Execution from /dev/shm",
+        "proc.exe, proc.cwd, proc.args, container.image.repository",
+    ),
+    (
+        "Drop and execute new binary in container",
+        "proc.is_exe_upper_layer, container.image.repository",
+    ),
+    (
+        "Fileless execution via memfd_create",
+        "proc.is_exe_from_memfd, proc.name, proc.pname, proc.exepath, proc.exe",
+    ),
+    (
+        "Run shell untrusted",
+        "proc.name, proc.pname, proc.aname, proc.aname[N], proc.cmdline, proc.pcmdline",
+    ),
+    (
+        "System user interactive",
+        "user.name, proc.name, proc.aname",
+    ),
+    (
+        "Schedule Cron Jobs",
+        "proc.name (its exec half), fd.name (its open half)",
+    ),
+    (
+        "DB program spawned process",
+        "proc.name, proc.pname, proc.cmdline",
+    ),
+    (
+        "Launch Excessively Capable Container",
+        "proc.vpid, thread.cap_permitted, container.image.repository",
+    ),
+    (
+        "Program run with disallowed http proxy env",
+        "proc.name, proc.env",
+    ),
+    (
+        "Launch Package Management Process in Container",
+        "user.name, proc.name, proc.pname, proc.aname[2..4], proc.cmdline, container.image.repository",
+    ),
+    ("Launch Suspicious Network Tool in Container", "proc.name"),
+    ("Launch Remote File Copy Tools in Container", "proc.name"),
+    (
+        "Launch Ingress Remote File Copy Tools in Container",
+        "proc.name, proc.cmdline",
+    ),
+    (
+        "Potential Local Privilege Escalation via Environment Variables Misuse",
+        "proc.env",
+    ),
+    (
+        "Launch Sensitive Mount Container",
+        "proc.vpid, container.mount.dest[SOURCE]",
+    ),
+    (
+        "Launch Disallowed Container",
+        "proc.vpid, container.id (tuned: container.image.repository)",
+    ),
+    (
+        "Detect crypto miners using the Stratum protocol",
+        "proc.cmdline",
+    ),
+    (
+        "Kubernetes Client Tool Launched in Container",
+        "proc.name, proc.aname",
+    ),
+    (
+        "Container Run as Root User",
+        "proc.vpid, user.uid (enabled by the tuning)",
+    ),
+    (
+        "Sudo Potential Privilege Escalation",
+        "user.loginuid, proc.name, proc.args",
+    ),
+    (
+        "Polkit Local Privilege Escalation Vulnerability (CVE-2021-4034)",
+        "user.loginuid, proc.name, proc.args",
+    ),
+    (
+        "Decoding Payload in Container",
+        "proc.cmdline, container.image.repository",
+    ),
+    (
+        "Basic Interactive Reconnaissance",
+        "proc.name, proc.tty, proc.is_vpgid_leader",
+    ),
+    (
+        "Network Tool Executed During NPM Package Install",
+        "proc.name, proc.pname, proc.aname[2..5]",
+    ),
+    ("Known Cryptominer Process Executed", "proc.name"),
+    (
+        "Web Server Spawned Shell",
+        "proc.name, proc.pname, proc.aname[2..3], proc.cmdline",
+    ),
+    (
+        "Web Server Spawned Suspicious Child Process",
+        "proc.name, proc.pname, proc.aname[2..3], proc.cmdline",
+    ),
+    (
+        "Reverse Shell from Web Server",
+        "proc.pname, proc.aname[2..3], proc.cmdline",
+    ),
+    (
+        "User mgmt binaries",
+        "container.id, proc.name, proc.pname, proc.aname[N], proc.aexe[2], proc.cmdline",
+    ),
+    (
+        "Launch Suspicious Network Tool on Host",
+        "container.id, proc.name",
+    ),
+    (
+        "Netcat/Socat Remote Code Execution on Host",
+        "container.id, proc.name, proc.cmdline, proc.args",
+    ),
+    (
+        "Debugfs Launched in Privileged Container",
+        "container.privileged, proc.name",
+    ),
+    (
+        "Mount Launched in Privileged Container",
+        "container.privileged, proc.name, proc.args",
+    ),
+    (
+        "Launch Privileged Container",
+        "proc.vpid, container.privileged, container.image.repository",
+    ),
+];
+
+fn needs(rule: &str) -> &'static str {
+    NEEDS
+        .iter()
+        .find(|(r, _)| *r == rule)
+        .map_or("(not in NEEDS)", |(_, n)| n)
+}
+
 /// Why an upstream exec rule cannot fire in a container here.
 const HOST_ONLY: &str = "`not container`: driftwatch reports processes in containers only";
 const NO_PRIVILEGED: &str = "dockerd here cannot start --privileged containers (the host's \
@@ -712,7 +862,9 @@ fn run_group(file: &str) {
                 s.rule
             )),
             (Err(e), Some(why)) => expected.push(format!("{}: blocked on {why} ({e})", s.rule)),
-            (Err(e), None) => failures.push(format!("{}: {e}", s.rule)),
+            (Err(e), None) => {
+                failures.push(format!("{}: {e} (it needs {})", s.rule, needs(s.rule)))
+            }
         }
     }
     for e in &expected {
@@ -861,6 +1013,9 @@ fn every_upstream_exec_rule_has_a_scenario() {
         .collect();
     covered.extend(crafted().iter().map(|c| (c.rule.to_string(), c.file)));
     assert!(upstream.len() >= 39, "the scan found too few: {upstream:?}");
+    let needed: BTreeSet<&str> = NEEDS.iter().map(|(r, _)| *r).collect();
+    let listed: BTreeSet<&str> = upstream.keys().map(String::as_str).collect();
+    assert_eq!(needed, listed, "NEEDS names every upstream exec rule once");
     assert_eq!(
         upstream, covered,
         "upstream exec rules (left) and the scenarios (right) differ"
