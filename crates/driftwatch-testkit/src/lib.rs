@@ -32,6 +32,7 @@ mod cri_node;
 mod cri_pod;
 mod ctr;
 mod docker;
+mod falco_upstream;
 mod host;
 mod netns;
 mod pod_alerts;
@@ -51,6 +52,7 @@ pub use docker::{
     BUSYBOX, DEBIAN, DOCKER, TestContainer, TestImage, Thaw, docker, docker_bytes, docker_ok,
     dpkg_install_script,
 };
+pub use falco_upstream::{FALCO_UPSTREAM_FILES, falco_upstream_dir, falco_upstream_rule_args};
 pub use host::{free_port, repo_root, rss_kib, serial};
 pub use netns::{TestNetns, run_ok};
 pub use pod_alerts::{
