@@ -103,7 +103,7 @@ const RULES: &str = r#"
     and container.mount.dest[/var/run/docker.sock] = /var/run/docker.sock
     and container.mount.dest[/ro*] = /host/root
     and container.mount.rdwr[0] = true and container.mount.source[/host/root] = /root
-    and not container.mount.dest[/proc*] exists and container.mount[/nothing] = none
+    and container.mount.dest[/proc*] = "<NA>" and container.mount[/nothing] = none
   output: "mounts=%container.mounts"
   priority: info
 - rule: ptrace request

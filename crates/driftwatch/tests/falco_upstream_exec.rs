@@ -316,14 +316,7 @@ fn scenarios() -> Vec<Scenario> {
             "true",
         ),
         // --- sandbox ------------------------------------------------------------------------
-        // blocked on: catalogue, a missing `container.mount.dest[SOURCE]` (see the mark).
         Scenario {
-            blocked_on: Some(
-                "catalogue: `container.mount.dest[SOURCE]` of a mount the container does not \
-                 have is Falco's string `N/A` (`<NA>` from the container plugin), which \
-                 upstream's `sensitive_mount` tests with `not ... in (\"<NA>\",\"N/A\")`; \
-                 driftwatch's missing value makes it true for every container",
-            ),
             ..started(
                 "Launch Sensitive Mount Container",
                 SANDBOX,

@@ -134,9 +134,7 @@ fn evt_field<'e>(id: FieldId, arg: &FieldArg, ev: &'e Event, scratch: &'e mut St
             // Falco: O_RDONLY or O_RDWR. A file created (`creat`) is opened write-only. An open
             // without flags is no call at all (package drift's summary of a database): no read.
             Val::Bool(
-                ev.kind == EventKind::Open
-                    && fr.flags != 0
-                    && (!fr.write || fr.flags & 0o3 == 0o2),
+                ev.kind == EventKind::Open && fr.flags != 0 && (!fr.write || fr.flags & 0o3 == 0o2),
             )
         }),
         FieldId::EvtIsOpenWrite => open.map_or(Val::Missing, |fr| {
@@ -569,23 +567,17 @@ fn container_field<'e>(
             },
             None => Val::Missing,
         },
-        FieldId::ContainerMountSource => opt(c
-            .and_then(|c| find_mount(c, arg, true))
-            .map(|m| m.source.as_str())),
-        FieldId::ContainerMountDest => opt(c
-            .and_then(|c| find_mount(c, arg, false))
-            .map(|m| m.dest.as_str())),
-        FieldId::ContainerMountMode => opt(c
-            .and_then(|c| find_mount(c, arg, false))
-            .map(|m| m.mode.as_str())),
-        FieldId::ContainerMountRdwr => c
-            .and_then(|c| find_mount(c, arg, false))
-            .map_or(Val::Missing, |m| {
-                Val::Str(if m.rw { "true" } else { "false" })
-            }),
-        FieldId::ContainerMountPropagation => opt(c
-            .and_then(|c| find_mount(c, arg, false))
-            .map(|m| m.propagation.as_str())),
+        // A mount the container does not have reads `<NA>`, as the container plugin gives it:
+        // upstream's `sensitive_mount` tests `not container.mount.dest[X] in ("<NA>","N/A")`.
+        FieldId::ContainerMountSource => mount_part(c, arg, true, |m| Val::Str(&m.source)),
+        FieldId::ContainerMountDest => mount_part(c, arg, false, |m| Val::Str(&m.dest)),
+        FieldId::ContainerMountMode => mount_part(c, arg, false, |m| Val::Str(&m.mode)),
+        FieldId::ContainerMountRdwr => mount_part(c, arg, false, |m| {
+            Val::Str(if m.rw { "true" } else { "false" })
+        }),
+        FieldId::ContainerMountPropagation => {
+            mount_part(c, arg, false, |m| Val::Str(&m.propagation))
+        }
         FieldId::ContainerStartTs => num64(c.and_then(|c| c.started_ns)),
         FieldId::ContainerDuration => match c.and_then(|c| c.started_ns) {
             Some(start) => Val::Num(ev.time_ns.saturating_sub(start) as i64),
@@ -654,3 +646,17 @@ fn basename(path: &str) -> &str {
 
 #[cfg(test)]
 mod tests;
+
+/// One part of the mount a `container.mount.*[...]` field names: `<NA>` when the container has
+/// no such mount, missing on the host.
+fn mount_part<'e>(
+    c: Option<&'e driftwatch_model::ContainerMeta>,
+    arg: &FieldArg,
+    by_dest: bool,
+    part: impl FnOnce(&'e driftwatch_model::Mount) -> Val<'e>,
+) -> Val<'e> {
+    match c {
+        Some(c) => find_mount(c, arg, by_dest).map_or(Val::Str("<NA>"), part),
+        None => Val::Missing,
+    }
+}

@@ -668,9 +668,9 @@ fields! {
     "container.mount", ContainerMount, Charbuf, IndexOrKeyRequired, Filled::Always,
         "One mount as `source:dest:mode:rdwr:propagation`: by position (`container.mount[0]`) or by source path, a glob allowed (`container.mount[/var/run/*]`, the first match). `none` when there is no such mount (as Falco).";
     "container.mount.source", ContainerMountSource, Charbuf, IndexOrKeyRequired, Filled::Always,
-        "A mount's source: by position or by destination path (a glob allowed), e.g. `container.mount.source[/host]`. Missing when there is no such mount.";
+        "A mount's source: by position or by destination path (a glob allowed), e.g. `container.mount.source[/host]`. `<NA>` when the container has no such mount (as the container plugin), missing on the host.";
     "container.mount.dest", ContainerMountDest, Charbuf, IndexOrKeyRequired, Filled::Always,
-        "A mount's destination inside the container: by position or by source path (a glob allowed), e.g. `container.mount.dest[/var/run/docker.sock]`. Missing when there is no such mount.";
+        "A mount's destination inside the container: by position or by source path (a glob allowed), e.g. `container.mount.dest[/var/run/docker.sock]`. `<NA>` when the container has no such mount (as the container plugin), missing on the host.";
     "container.mount.mode", ContainerMountMode, Charbuf, IndexOrKeyRequired, Filled::Always,
         "A mount's mode string (`ro`, `z`...): by position or by source path (a glob allowed).";
     "container.mount.rdwr", ContainerMountRdwr, Charbuf, IndexOrKeyRequired, Filled::Always,
