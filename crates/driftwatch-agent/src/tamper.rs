@@ -321,7 +321,9 @@ impl Ctx {
         fields.insert("proc.pid".into(), json!(req.pid));
         fields.insert("proc.name".into(), json!(comm));
         fields.insert("fd.name".into(), json!(path));
-        fields.insert("evt.type".into(), json!("open"));
+        // The call as the catalogue prints a file open (`%evt.type` of Open and Creat events),
+        // whichever of open/openat/openat2 the process used: fanotify does not say.
+        fields.insert("evt.type".into(), json!("openat"));
         fields.insert("evt.res".into(), json!("EPERM"));
         let container = container_fields(&self.registry, leaf, parent, req.pid, &mut fields);
         let output = format!(

@@ -168,6 +168,22 @@ impl Alert {
         format!("{}: {priority} ", Self::format_clock(time_ns))
     }
 
+    /// `output` without Falco's `HH:MM:SS.nnnnnnnnn: Priority ` prefix, for views that show the
+    /// time and priority in columns of their own (`driftwatch alerts`, the web UI). The prefix is
+    /// removed only when it is this alert's own (its `time` and `priority`), so a rule output
+    /// that happens to start with a clock is left whole; internal alerts have none.
+    pub fn message(&self) -> &str {
+        let Some(clock) = self.time.get(11..29) else {
+            return &self.output;
+        };
+        self.output
+            .strip_prefix(clock)
+            .and_then(|r| r.strip_prefix(": "))
+            .and_then(|r| r.strip_prefix(self.priority.as_str()))
+            .and_then(|r| r.strip_prefix(' '))
+            .unwrap_or(&self.output)
+    }
+
     /// The alert as Falco's text output (`json_output: false`) prints it, without the newline:
     /// a rule alert's `output` as is; an internal alert as Falco's `TIME: Priority message
     /// (key=value ...)` with each value JSON-encoded.
@@ -264,8 +280,33 @@ mod tests {
             r#"{"hostname":"h","output":"08:00:00.123456789: Critical o","output_fields":{"evt.time":1795852800123456789,"proc.pid":4242},"priority":"Critical","rule":"r","source":"syscall","tags":["container","drift"],"time":"2026-11-28T08:00:00.123456789Z"}"#
         );
         assert_eq!(a.text_line(), "08:00:00.123456789: Critical o");
+        assert_eq!(a.message(), "o");
         let back: Alert = serde_json::from_str(&a.to_json_line()).unwrap();
         assert_eq!(back.rule, "r");
+    }
+
+    #[test]
+    fn message_strips_only_the_alerts_own_prefix() {
+        let t = 1_795_852_800_123_456_789;
+        let mut a = Alert::internal(
+            "h",
+            "r",
+            Priority::Warning,
+            String::new(),
+            vec![],
+            BTreeMap::new(),
+        );
+        a.time = Alert::format_time(t);
+        a.source = SOURCE_SYSCALL.into();
+        a.output = format!("{}x", Alert::output_prefix(t, Priority::Warning));
+        assert_eq!(a.message(), "x");
+        // Another time, another priority: the rule's own text, kept whole.
+        a.output = format!("{}x", Alert::output_prefix(t + 1, Priority::Warning));
+        assert_eq!(a.message(), a.output);
+        a.output = format!("{}x", Alert::output_prefix(t, Priority::Critical));
+        assert_eq!(a.message(), a.output);
+        a.output = "08:00:00.123456789: Warning".into();
+        assert_eq!(a.message(), a.output);
     }
 
     #[test]
@@ -282,6 +323,7 @@ mod tests {
             ]),
         );
         assert_eq!(a.source, "internal");
+        assert_eq!(a.message(), "Driftwatch events lost: 3");
         a.time = Alert::format_time(1_795_852_800_000_000_001);
         assert_eq!(
             a.text_line(),

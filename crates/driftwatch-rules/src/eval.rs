@@ -304,8 +304,6 @@ impl Test {
         let pos = match v {
             Val::Missing => return false,
             Val::Str(s) => self.pred.str(s),
-            // As in `eval_ancestors`: one value for which the test, `!=` included, holds.
-            Val::Strs(xs) => return xs.iter().any(|s| self.pred.str(s) != self.negate),
             Val::Num(n) => self.pred.num(n),
             Val::Bool(b) => self.pred.bool(b),
         };
@@ -390,7 +388,6 @@ impl Test {
                 compare_values(cmp.op, v, r).unwrap_or(false)
             }
             Val::Str(s) => self.pred.str(s),
-            Val::Strs(xs) => xs.iter().any(|s| self.pred.str(s)),
             Val::Num(n) => self.pred.num(n),
             Val::Bool(b) => self.pred.bool(b),
         }

@@ -252,7 +252,6 @@ fn push_text(out: &mut String, f: &FieldRef, v: Val<'_>) {
         }
         Val::Num(n) => out.push_str(&n.to_string()),
         Val::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-        Val::Strs(xs) => out.push_str(&xs.join(",")),
     }
 }
 
@@ -262,7 +261,6 @@ fn json_value(_f: &FieldRef, v: Val<'_>) -> serde_json::Value {
         Val::Str(s) => serde_json::Value::String(s.to_string()),
         Val::Num(n) => serde_json::Value::from(n),
         Val::Bool(b) => serde_json::Value::Bool(b),
-        Val::Strs(xs) => serde_json::Value::from(xs.to_vec()),
     }
 }
 

@@ -151,6 +151,51 @@ fn missing_values_are_false_and_print_na() {
     assert_eq!(a.tags, Vec::<String>::new());
 }
 
+/// `%proc.aname`, `%proc.aexepath`, `%proc.aexe`, `%proc.acmdline` and `%proc.apid` without
+/// an index print what libsinsp extracts (userspace/libsinsp/sinsp_filtercheck_thread.cpp,
+/// `TYPE_ANAME`...): the ancestors' values from the parent up, joined by spaces, and for
+/// `proc.apid` the process's own pid (`m_argid == -1 ? 0`). driftwatch knows the parent's
+/// argv alone: `proc.aexe` and `proc.acmdline` print the parent's. `output_fields` hold the
+/// same strings, as Falco's JSON does.
+#[test]
+fn ancestor_fields_without_an_index_print_as_falco_does() {
+    let mut e = exec("/usr/bin/curl", &["curl", "-s"], "bash");
+    e.process.ancestors = vec!["bash".into(), "sshd".into(), "systemd".into()];
+    e.process.ancestor_exepaths = vec![
+        "/usr/bin/bash".into(),
+        "/usr/sbin/sshd".into(),
+        "/usr/lib/systemd/systemd".into(),
+    ];
+    e.process.ancestor_pids = vec![4000, 300, 1];
+    e.process.pargv = vec!["-bash".into(), "-l".into()];
+    let rs = try_load("- rule: r\n  desc: d\n  condition: proc.name = curl\n  output: \"an=%proc.aname ax=%proc.aexepath ae=%proc.aexe ac=%proc.acmdline ap=%proc.apid\"\n  priority: info\n").unwrap();
+    let a = rs.alert(rs.find("r").unwrap(), &e, "h");
+    assert_eq!(
+        a.message(),
+        "an=bash sshd systemd ax=/usr/bin/bash /usr/sbin/sshd /usr/lib/systemd/systemd ae=-bash ac=bash -l ap=4242"
+    );
+    let f = &a.output_fields;
+    assert_eq!(f["proc.aname"], serde_json::json!("bash sshd systemd"));
+    assert_eq!(
+        f["proc.aexepath"],
+        serde_json::json!("/usr/bin/bash /usr/sbin/sshd /usr/lib/systemd/systemd")
+    );
+    assert_eq!(f["proc.aexe"], serde_json::json!("-bash"));
+    assert_eq!(f["proc.acmdline"], serde_json::json!("bash -l"));
+    assert_eq!(f["proc.apid"], serde_json::json!(4242));
+    // The same fields still test every ancestor in conditions.
+    assert!(matches_cond("proc.aname = sshd and proc.apid = 300", &e));
+
+    // No known ancestor: Falco prints <NA> for the lists; the pid is the process's own.
+    e.process.ancestors.clear();
+    e.process.ancestor_exepaths.clear();
+    e.process.ancestor_pids.clear();
+    e.process.pargv.clear();
+    let a = rs.alert(rs.find("r").unwrap(), &e, "h");
+    assert_eq!(a.message(), "an=<NA> ax=<NA> ae=<NA> ac=<NA> ap=4242");
+    assert_eq!(a.output_fields["proc.aname"], serde_json::Value::Null);
+}
+
 #[test]
 fn file_fields() {
     let mut e = file_event(EventKind::Rename, "/etc/cron.d/job", false, "/bin/mv");

@@ -81,7 +81,8 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// Two lines per alert: id, time, priority, container and rule; then the output, indented.
+/// Two lines per alert: id, time, priority, container and rule; then the output, indented,
+/// without Falco's time and priority prefix (the first line has them already).
 fn human(s: &StoredAlert) -> String {
     let a = &s.alert;
     let id = s.container_id();
@@ -98,7 +99,7 @@ fn human(s: &StoredAlert) -> String {
         a.priority.as_str(),
         escape(&container),
         escape(&a.rule),
-        escape(&a.output)
+        escape(a.message())
     )
 }
 
@@ -192,6 +193,35 @@ mod tests {
         assert!(e.contains("`yesterday`") && e.contains("RFC 3339"), "{e}");
         assert!(parse_when("5w").is_err());
         assert!(parse_when("").is_err());
+    }
+
+    #[test]
+    fn human_lines_show_the_time_and_priority_once() {
+        let t = 1_795_852_800_123_456_789;
+        let a = Alert {
+            time: Alert::format_time(t),
+            rule: "Terminal shell in container".into(),
+            priority: Priority::Notice,
+            source: "syscall".into(),
+            hostname: "h".into(),
+            output: format!(
+                "{}A shell was spawned",
+                Alert::output_prefix(t, Priority::Notice)
+            ),
+            tags: vec![],
+            output_fields: Default::default(),
+        };
+        let text = human(&StoredAlert {
+            id: 7,
+            time_ns: t,
+            alert: a,
+        });
+        assert_eq!(
+            text,
+            "#7  2026-11-28 08:00:00.123  Notice    host  Terminal shell in container\n    A shell was spawned\n"
+        );
+        assert_eq!(text.matches("08:00:00").count(), 1, "{text}");
+        assert_eq!(text.matches("Notice").count(), 1, "{text}");
     }
 
     #[test]

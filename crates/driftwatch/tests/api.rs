@@ -639,6 +639,12 @@ fn the_web_ui_shows_live_alerts_the_container_and_gates_actions() {
         json!(n)
     );
     b.wait_for("the drift alert in the timeline", &row, WAIT);
+    // The time and priority have columns of their own: the output shows the rule's text
+    // without Falco's `HH:MM:SS.nnnnnnnnn: Priority ` prefix.
+    let doubled = b.eval(
+        r"[...document.querySelectorAll('#alert-rows td.output')].filter(t => /\d\d:\d\d:\d\d\.\d{9}: [A-Z][a-z]+ /.test(t.textContent)).map(t => t.textContent)",
+    );
+    assert_eq!(doubled, json!([]), "output shown with its time prefix");
 
     // A drifted executable whose path is markup.
     let (_, out) = c.sh(&format!(

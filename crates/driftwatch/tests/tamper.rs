@@ -169,6 +169,8 @@ fn a_container_cannot_write_the_agents_state_directory() {
     });
     assert_eq!(a["priority"], "Critical", "{a}");
     assert_eq!(field(&a, "evt.res"), "EPERM", "{a}");
+    assert_eq!(field(&a, "evt.type"), "openat", "{a}");
+    assert_eq!(a["source"], "internal", "{a}");
     assert_eq!(field(&a, "fd.name"), "/state/evil.conf", "{a}");
     // Reading a file there is denied too.
     std::fs::write(state.path().join("host.txt"), "ok").expect("the host writes its own state");

@@ -42,6 +42,12 @@ function field(a, name) {
 function containerHref(id) {
   return "#/container/" + encodeURIComponent(id);
 }
+// The output without Falco's "HH:MM:SS.nnnnnnnnn: Priority " prefix: the row shows the time
+// and priority in their own columns. Only the alert's own prefix is removed (Alert::message).
+function message(a) {
+  const prefix = (a.time || "").slice(11, 29) + ": " + a.priority + " ";
+  return a.output.startsWith(prefix) ? a.output.slice(prefix.length) : a.output;
+}
 function prio(p) {
   return el("span", { class: "prio " + p }, p);
 }
@@ -159,7 +165,7 @@ function alertRow(a) {
     el("td", {}, cid && cid !== "host" ? el("a", { href: containerHref(cid) }, cname) : el("span", { class: "dim" }, "host")),
     el("td", { class: "mono" }, el("span", { class: "proc-name" }, field(a, "proc.name")), " ", el("span", { class: "exe" }, exe)),
     el("td", { class: "output" }, field(a, "drift.kind") ? el("span", { class: "badge" }, field(a, "drift.kind")) : null,
-      field(a, "drift.action") ? el("span", { class: "badge" }, field(a, "drift.action")) : null, a.output));
+      field(a, "drift.action") ? el("span", { class: "badge" }, field(a, "drift.action")) : null, message(a)));
 }
 function updateCount() {
   const n = document.getElementById("alert-count");

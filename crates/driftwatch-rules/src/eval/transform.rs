@@ -57,8 +57,8 @@ pub(super) fn side_value<'e>(
     }
 }
 
-/// Applies transformers (innermost first) in `out`, reusing its capacity. `len` counts a list
-/// field's values; the compiler only lets `len` be the outermost transformer.
+/// Applies transformers (innermost first) in `out`, reusing its capacity. `len` is the
+/// string's length in bytes; the compiler only lets `len` be the outermost transformer.
 pub(super) fn transform<'e>(
     xf: &[Transformer],
     v: Val<'_>,
@@ -67,9 +67,6 @@ pub(super) fn transform<'e>(
 ) -> Val<'e> {
     let s = match v {
         Val::Str(s) => s,
-        Val::Strs(xs) if xf.first() == Some(&Transformer::Len) => {
-            return Val::Num(i64::try_from(xs.len()).unwrap_or(i64::MAX));
-        }
         _ => return Val::Missing,
     };
     out.clear();
@@ -129,14 +126,6 @@ pub(crate) fn b64_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
 pub(super) fn compare_values(op: Op, l: Val<'_>, r: Val<'_>) -> Option<bool> {
     match (l, r) {
         (Val::Missing, _) | (_, Val::Missing) => None,
-        (Val::Strs(xs), r) => Some(
-            xs.iter()
-                .any(|x| compare_values(op, Val::Str(x), r) == Some(true)),
-        ),
-        (l, Val::Strs(ys)) => Some(
-            ys.iter()
-                .any(|y| compare_values(op, l, Val::Str(y)) == Some(true)),
-        ),
         (Val::Str(a), Val::Str(b)) => Some(match op {
             Op::Eq => a == b,
             Op::Contains => a.contains(b),

@@ -174,6 +174,18 @@ fn push_joined(out: &mut String, items: &[String]) {
     }
 }
 
+/// An ancestor field without an index as libsinsp extracts it (`proc.aname`,
+/// `proc.aexepath`): every ancestor's value from the parent up, joined by spaces
+/// (`sinsp_filter_check_thread::extract_single`, walking `traverse_parent_state`); missing when
+/// no ancestor is known. Conditions do not read this: they test each ancestor
+/// (`Test::eval_ancestors`).
+fn ancestors_joined<'e>(values: &[String], scratch: &'e mut String) -> Val<'e> {
+    composed(scratch, |out| {
+        push_joined(out, values);
+        !values.is_empty()
+    })
+}
+
 fn push_cmdline(out: &mut String, name: &str, argv: &[String]) {
     out.push_str(name);
     for a in argv.iter().skip(1) {
@@ -189,16 +201,17 @@ fn proc_field<'e>(id: FieldId, arg: &FieldArg, ev: &'e Event, scratch: &'e mut S
         FieldId::ProcName => s(&p.name),
         FieldId::ProcExe => opt(p.argv.first().map(String::as_str)),
         FieldId::ProcPexe => opt(p.pargv.first().map(String::as_str)),
+        // Without an index, libsinsp prints every ancestor's exe from the parent up, joined by
+        // spaces; driftwatch knows the parent's argv alone, so that is the parent's.
         FieldId::ProcAexe => match arg {
-            FieldArg::Index(0) | FieldArg::None => opt(p.argv.first().map(String::as_str)),
-            FieldArg::Index(1) => opt(p.pargv.first().map(String::as_str)),
+            FieldArg::Index(0) => opt(p.argv.first().map(String::as_str)),
+            FieldArg::Index(1) | FieldArg::None => opt(p.pargv.first().map(String::as_str)),
             _ => Val::Missing,
         },
         FieldId::ProcExepath => s(&p.exepath),
         FieldId::ProcPexepath => s(&p.pexepath),
         FieldId::ProcAexepath => match arg {
-            FieldArg::None if p.ancestor_exepaths.is_empty() => Val::Missing,
-            FieldArg::None => Val::Strs(&p.ancestor_exepaths),
+            FieldArg::None => ancestors_joined(&p.ancestor_exepaths, scratch),
             _ => opt(ancestor(arg, p.exepath.as_str(), |i| {
                 p.ancestor_exepaths.get(i).map(String::as_str)
             })),
@@ -207,8 +220,7 @@ fn proc_field<'e>(id: FieldId, arg: &FieldArg, ev: &'e Event, scratch: &'e mut S
         FieldId::ProcAname => match arg {
             FieldArg::Index(0) => s(&p.name),
             FieldArg::Index(n) => opt(p.ancestors.get(n - 1).map(String::as_str)),
-            _ if p.ancestors.is_empty() => Val::Missing,
-            _ => Val::Strs(&p.ancestors),
+            _ => ancestors_joined(&p.ancestors, scratch),
         },
         FieldId::ProcArgs => match (arg, p.argv.len()) {
             (FieldArg::Index(i), _) => opt(p.argv.get(*i).map(String::as_str)),
@@ -241,12 +253,15 @@ fn proc_field<'e>(id: FieldId, arg: &FieldArg, ev: &'e Event, scratch: &'e mut S
             }),
             _ => Val::Missing,
         },
+        // Without an index: the ancestors' command lines, as for proc.aexe the parent's.
         FieldId::ProcAcmdline => match arg {
-            FieldArg::Index(0) | FieldArg::None => composed(scratch, |out| {
+            FieldArg::Index(0) => composed(scratch, |out| {
                 push_cmdline(out, &p.name, &p.argv);
                 true
             }),
-            FieldArg::Index(1) => proc_field(FieldId::ProcPcmdline, arg, ev, scratch),
+            FieldArg::Index(1) | FieldArg::None => {
+                proc_field(FieldId::ProcPcmdline, arg, ev, scratch)
+            }
             _ => Val::Missing,
         },
         FieldId::ProcCmdnargs => Val::Num(p.argv.len().saturating_sub(1) as i64),
@@ -269,10 +284,11 @@ fn proc_field<'e>(id: FieldId, arg: &FieldArg, ev: &'e Event, scratch: &'e mut S
         FieldId::ProcTty => Val::Num(i64::from(p.tty)),
         FieldId::ProcPid => Val::Num(i64::from(p.pid)),
         FieldId::ProcPpid => Val::Num(i64::from(p.ppid)),
+        // libsinsp reads `proc.apid` without an index as `proc.apid[0]`: the process's own pid.
         FieldId::ProcApid => match arg {
-            FieldArg::Index(0) => Val::Num(i64::from(p.pid)),
+            FieldArg::Index(0) | FieldArg::None => Val::Num(i64::from(p.pid)),
             FieldArg::Index(n) => num(p.ancestor_pids.get(n - 1).copied()),
-            _ => Val::Missing,
+            FieldArg::Key(_) => Val::Missing,
         },
         FieldId::ProcVpid => num(p.vpid),
         FieldId::ProcSid => num(p.sid),

@@ -363,8 +363,6 @@ pub(crate) enum Val<'e> {
     Str(&'e str),
     Num(i64),
     Bool(bool),
-    /// Several strings (every ancestor's name).
-    Strs(&'e [String]),
 }
 
 /// The field reference as Markdown, generated from [`FIELDS`]: one table per class.

@@ -342,19 +342,19 @@ fields! {
     "proc.pexe", ProcPexe, Charbuf, None, Filled::Always,
         "The parent's argv[0], when the sensor read the parent's command line.";
     "proc.aexe", ProcAexe, Charbuf, Index, Filled::Always,
-        "argv[0] of an ancestor: `[0]` the process, `[1]` the parent; driftwatch knows no further ancestor's command line (missing). Without an index, a test matches if it holds for an ancestor (here: the parent).";
+        "argv[0] of an ancestor: `[0]` the process, `[1]` the parent; driftwatch knows no further ancestor's command line (missing). Without an index, a test matches if it holds for an ancestor (here: the parent), and `%proc.aexe` prints the parent's (Falco: every ancestor's, space-separated).";
     "proc.exepath", ProcExepath, Charbuf, None, Filled::Always,
         "The full path of the executed file, inside the container.";
     "proc.pexepath", ProcPexepath, Charbuf, None, Filled::Always,
         "The parent's executable path, when known.";
     "proc.aexepath", ProcAexepath, Charbuf, Index, Filled::Always,
-        "Ancestor executable paths: `[0]` the process, `[1]` the parent, `[2]` the grandparent... Without an index, a test matches if any ancestor matches. Missing where the sensor did not know the path.";
+        "Ancestor executable paths: `[0]` the process, `[1]` the parent, `[2]` the grandparent... Without an index, a test matches if any ancestor matches, and `%proc.aexepath` prints every ancestor's from the parent up, space-separated, as Falco. Missing where the sensor did not know the path.";
     "proc.name", ProcName, Charbuf, None, Filled::Always,
         "The process's comm: the executable's name as the kernel truncates it (15 bytes).";
     "proc.pname", ProcPname, Charbuf, None, Filled::Always,
         "The parent's name (`proc.aname[1]`).";
     "proc.aname", ProcAname, Charbuf, Index, Filled::Always,
-        "Ancestor names: `proc.aname[1]` is the parent, `[2]` the grandparent, `[0]` the process itself. Without an index, a test matches if it holds for any ancestor from the parent up, whatever the operator (`proc.aname != sh`: some ancestor is not `sh`), as in Falco.";
+        "Ancestor names: `proc.aname[1]` is the parent, `[2]` the grandparent, `[0]` the process itself. Without an index, a test matches if it holds for any ancestor from the parent up, whatever the operator (`proc.aname != sh`: some ancestor is not `sh`), and `%proc.aname` prints every ancestor's name from the parent up, space-separated, as in Falco.";
     "proc.args", ProcArgs, Charbuf, Index, Filled::Always,
         "The arguments (argv[1..]) joined by spaces; empty when there are none. `proc.args[N]` is argv[N] alone.";
     "proc.aargs", ProcAargs, Charbuf, Index, Filled::Always,
@@ -364,7 +364,7 @@ fields! {
     "proc.pcmdline", ProcPcmdline, Charbuf, None, Filled::Always,
         "The parent's `proc.cmdline`: its name and arguments, when the sensor read the parent's command line.";
     "proc.acmdline", ProcAcmdline, Charbuf, Index, Filled::Always,
-        "The command line of an ancestor: `[0]` the process's, `[1]` the parent's; missing beyond. Without an index, a test matches if it holds for an ancestor (here: the parent).";
+        "The command line of an ancestor: `[0]` the process's, `[1]` the parent's; missing beyond. Without an index, a test matches if it holds for an ancestor (here: the parent), and `%proc.acmdline` prints the parent's (Falco: every ancestor's, space-separated).";
     "proc.cmdnargs", ProcCmdnargs, Uint64, None, Filled::Always,
         "The number of arguments (argv[1..]).";
     "proc.cmdlenargs", ProcCmdlenargs, Uint64, None, Filled::Always,
@@ -386,7 +386,7 @@ fields! {
     "proc.ppid", ProcPpid, Int64, None, Filled::Always,
         "The parent's process id as seen from the host.";
     "proc.apid", ProcApid, Int64, Index, Filled::Always,
-        "Ancestor pids (host): `[0]` the process, `[1]` the parent, `[2]` the grandparent...; missing beyond what the sensor walked. Without an index, a test matches if it holds for any ancestor (`proc.apid != 1`: some ancestor is not pid 1).";
+        "Ancestor pids (host): `[0]` the process, `[1]` the parent, `[2]` the grandparent...; missing beyond what the sensor walked. Without an index, a test matches if it holds for any ancestor (`proc.apid != 1`: some ancestor is not pid 1), and `%proc.apid` prints the process's own pid, as in Falco.";
     "proc.vpid", ProcVpid, Int64, None, Filled::Always,
         "The process id in its own pid namespace (1 for a container's init), when known.";
     "proc.pvpid", Unfilled, Int64, None, Filled::Never,

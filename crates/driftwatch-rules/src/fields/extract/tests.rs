@@ -47,7 +47,6 @@ fn get_arg(name: &str, arg: FieldArg, ev: &Event) -> String {
         Val::Str(v) => v.into(),
         Val::Num(n) => n.to_string(),
         Val::Bool(b) => b.to_string(),
-        Val::Strs(xs) => xs.join(","),
     }
 }
 
@@ -125,6 +124,12 @@ fn process_fields_from_the_model() {
         ("proc.pexe", FieldArg::None, "-bash"),
         ("proc.aexe", FieldArg::Index(1), "-bash"),
         ("proc.aexe", FieldArg::Index(2), "<NA>"),
+        // Without an index, as libsinsp prints them: the ancestors from the parent up (of
+        // whose argv driftwatch knows the parent's), and the process's own pid.
+        ("proc.aexe", FieldArg::None, "-bash"),
+        ("proc.acmdline", FieldArg::None, "bash -l"),
+        ("proc.aname", FieldArg::None, "bash sshd"),
+        ("proc.apid", FieldArg::None, "100"),
         ("proc.acmdline", FieldArg::Index(0), "sh -c id"),
         ("proc.aargs", FieldArg::Index(1), "-l"),
         ("proc.args", FieldArg::Index(2), "id"),
