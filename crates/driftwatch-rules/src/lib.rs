@@ -13,6 +13,7 @@
 //! ```
 
 mod activity;
+mod append_output;
 mod compile;
 mod compile_error;
 mod diag;
@@ -27,6 +28,7 @@ mod schema_error;
 mod source;
 mod yaml;
 
+pub use append_output::{AppendOutput, ExtraField, SUGGESTED_OUTPUT, check_output_format};
 pub use compile_error::{CompileError, MAX_EXPANDED_NODES};
 pub use diag::{Diagnostic, Problem, Severity, Warning};
 pub use fields::{

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use driftwatch_model::{Alert, Event, Priority};
 
+use crate::append_output::Extra;
 use crate::compile::Compiler;
 use crate::fields::{FieldArg, FieldRef, FieldType, Val, extract};
 use crate::parser::parse_field_token;
@@ -37,6 +38,8 @@ pub(crate) struct Template {
     parts: Vec<Part>,
     /// Distinct fields, in order of first use.
     fields: Vec<FieldRef>,
+    /// `output_fields` that the text does not print (`append_output`'s `extra_fields`).
+    extra: Vec<(String, Extra)>,
 }
 
 /// Folded YAML keeps line breaks before more-indented lines; an alert is one line.
@@ -141,6 +144,33 @@ impl Template {
         ok.then_some(t)
     }
 
+    /// Falco's append of a format to an output (`append_output`): a space, then `other`.
+    pub(crate) fn append(&mut self, other: &Template) {
+        self.parts.push(Part::Lit(" ".into()));
+        for p in &other.parts {
+            match p {
+                Part::Lit(s) => self.parts.push(Part::Lit(s.clone())),
+                Part::Field(i) => {
+                    let idx = self.field_index(other.fields[*i].clone());
+                    self.parts.push(Part::Field(idx));
+                }
+            }
+        }
+    }
+
+    /// Whether the text prints `field` (without an argument).
+    pub(crate) fn prints(&self, field: &str) -> bool {
+        self.fields
+            .iter()
+            .any(|f| f.info.name == field && matches!(f.arg, FieldArg::None))
+    }
+
+    /// An `output_fields` entry the text does not print; a later one of the same name wins.
+    pub(crate) fn add_extra_field(&mut self, name: &str, x: Extra) {
+        self.extra.retain(|(n, _)| n != name);
+        self.extra.push((name.to_string(), x));
+    }
+
     /// The index of `f` among the distinct fields, added if new.
     fn field_index(&mut self, f: FieldRef) -> usize {
         match self.fields.iter().position(|x| *x == f) {
@@ -204,6 +234,9 @@ impl Template {
                 );
             }
         }
+        for (name, x) in &self.extra {
+            out.insert(name.clone(), x.value(ev));
+        }
         if ev.container.as_deref().is_some_and(|c| c.k8s.is_some()) {
             for name in POD_FIELDS {
                 if out.contains_key(name) {
@@ -255,7 +288,7 @@ fn push_text(out: &mut String, f: &FieldRef, v: Val<'_>) {
     }
 }
 
-fn json_value(_f: &FieldRef, v: Val<'_>) -> serde_json::Value {
+pub(crate) fn json_value(_f: &FieldRef, v: Val<'_>) -> serde_json::Value {
     match v {
         Val::Missing => serde_json::Value::Null,
         Val::Str(s) => serde_json::Value::String(s.to_string()),

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use driftwatch_model::{Alert, Event, EventKind, Priority};
 
 use crate::activity;
+use crate::append_output::{AppendOutput, Appends};
 use crate::compile::Compiler;
 use crate::diag::{Diagnostic, Diagnostics, Warning};
 use crate::eval::{ALL_KINDS, EvalState, Expr, MEMO_SLOTS, Memo, Scratch, kind_bit};
@@ -76,6 +77,15 @@ impl RuleSet {
     /// Loads rule files in order (later files override earlier ones). On any error, returns
     /// every diagnostic found (errors and warnings, in order), not just the first.
     pub fn load(sources: &[Source]) -> Result<LoadedRules, Vec<Diagnostic>> {
+        RuleSet::load_appending(sources, &[])
+    }
+
+    /// [`RuleSet::load`], then Falco's `append_output` entries applied to the outputs of the
+    /// rules they match, once, here.
+    pub fn load_appending(
+        sources: &[Source],
+        append: &[AppendOutput],
+    ) -> Result<LoadedRules, Vec<Diagnostic>> {
         let files: Vec<SourceFile> = sources
             .iter()
             .map(|s| SourceFile::new(&s.name, &s.text))
@@ -92,6 +102,11 @@ impl RuleSet {
             })
             .collect();
         let defs = loader::load(&files, &roots, &mut diags);
+        let mut append_errors = Vec::new();
+        let appends = Appends::resolve(append, &mut append_errors);
+        for e in append_errors {
+            diags.push(e);
+        }
         let mut compiler = Compiler::new(&files, &defs);
         compiler.compile_all_macros();
         for e in compiler.take_errors() {
@@ -139,9 +154,10 @@ impl RuleSet {
                 }
                 continue;
             }
-            let (Some(expr), Some(output)) = (compiled.expr, output) else {
+            let (Some(expr), Some(mut output)) = (compiled.expr, output) else {
                 continue;
             };
+            appends.apply(&def.name.value, &def.tags, &mut output);
             let (mask, _) = expr.kinds();
             let inactive_reason = activity::inactive_reason(&expr, mask, &compiled.unmapped);
             if let Some(reason) = &inactive_reason {
@@ -201,9 +217,17 @@ impl RuleSet {
 
     /// The default ruleset followed by `extra` files, as the agent loads them.
     pub fn load_with_defaults(extra: &[Source]) -> Result<LoadedRules, Vec<Diagnostic>> {
+        RuleSet::load_with_defaults_appending(extra, &[])
+    }
+
+    /// [`RuleSet::load_with_defaults`] with `append_output` entries, as the agent loads them.
+    pub fn load_with_defaults_appending(
+        extra: &[Source],
+        append: &[AppendOutput],
+    ) -> Result<LoadedRules, Vec<Diagnostic>> {
         let mut all = crate::default_sources();
         all.extend_from_slice(extra);
-        RuleSet::load(&all)
+        RuleSet::load_appending(&all, append)
     }
 
     fn index(mut rules: Vec<Rule>) -> RuleSet {
