@@ -38,6 +38,8 @@ pub struct AgentConfig {
     pub record: Option<PathBuf>,
     /// Rule files loaded after the embedded defaults.
     pub rule_sources: Vec<Source>,
+    /// Falco's `append_output` entries applied to the rules' outputs (`rules.append_output`).
+    pub append_output: Vec<driftwatch_rules::AppendOutput>,
     pub docker: Option<DockerConfig>,
     /// containerd's own API, asked after Docker. With Docker configured too, its `moby`
     /// namespace is left to Docker (whose records name the container and its image).
@@ -77,6 +79,7 @@ impl Default for AgentConfig {
             outputs: driftwatch_config::OutputsConfig::default(),
             record: None,
             rule_sources: Vec::new(),
+            append_output: driftwatch_rules::AppendOutput::falco_default(),
             docker: Some(DockerConfig::default()),
             containerd: ContainerdConfig::find_socket().map(|socket| ContainerdConfig {
                 socket,
@@ -167,10 +170,12 @@ impl Agent {
         config: AgentConfig,
         extra_sinks: Vec<Box<dyn AlertSink>>,
     ) -> anyhow::Result<Agent> {
-        let loaded = RuleSet::load_with_defaults(&config.rule_sources).map_err(|diags| {
-            let text: Vec<String> = diags.iter().map(|d| d.render()).collect();
-            anyhow::anyhow!("the rules do not load:\n{}", text.join("\n"))
-        })?;
+        let loaded =
+            RuleSet::load_with_defaults_appending(&config.rule_sources, &config.append_output)
+                .map_err(|diags| {
+                    let text: Vec<String> = diags.iter().map(|d| d.render()).collect();
+                    anyhow::anyhow!("the rules do not load:\n{}", text.join("\n"))
+                })?;
         for w in &loaded.warnings {
             tracing::warn!("{}", w.render());
         }

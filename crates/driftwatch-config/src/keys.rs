@@ -82,6 +82,11 @@ pub enum Access<T: 'static> {
     },
     /// `outputs.http`: a list of receivers, each a mapping of [`HTTP_KEYS`].
     HttpList(Get<T, Vec<HttpOutput>>, Set<T, Vec<HttpOutput>>),
+    /// `rules.append_output`: Falco's `append_output` entries, in Falco's schema.
+    AppendOutputList(
+        Get<T, Vec<driftwatch_rules::AppendOutput>>,
+        Set<T, Vec<driftwatch_rules::AppendOutput>>,
+    ),
 }
 
 pub struct Key<T: 'static> {
@@ -108,6 +113,7 @@ impl<T> Access<T> {
             Access::StrMap(..) => "mapping of strings".into(),
             Access::Choice { names, .. } => names.join(" \\| "),
             Access::HttpList(..) => "list of receivers".into(),
+            Access::AppendOutputList(..) => "list of Falco append_output entries".into(),
         }
     }
 }
@@ -255,6 +261,13 @@ pub static KEYS: &[Key<Config>] = &[
         rules.files,
         Live,
         "Further rule files, loaded after the directory's."
+    ),
+    key!(
+        "rules.append_output",
+        AppendOutputList,
+        rules.append_output,
+        Live,
+        "Falco's `append_output` entries (falco.yaml), in Falco's schema: each `match`es rules by `source`, `tags` (all of them) and `rule` name, and appends `extra_output` to their output, `extra_fields` (`- name: \"FORMAT\"` or `- field.name`) to their `output_fields` only, and with `suggested_output: true` the fields Falco 0.41+'s container plugin suggests (`container_id=%container.id container_name=%container.name container_image_repository=... container_image_tag=... k8s_pod_name=... k8s_ns_name=...`), except to rules that print the container's id and name already (the default rules). The default is Falco's. `[]` appends nothing."
     ),
     key!(
         "sensor.ring_mib",

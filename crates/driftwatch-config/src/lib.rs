@@ -5,6 +5,7 @@
 //! act on a section (outputs, store, API) take it from here, so the file, the reference and
 //! the code cannot disagree.
 
+mod append_output;
 mod flag_layer;
 mod keys;
 mod load;

@@ -20,7 +20,7 @@ pub struct Pos {
 }
 
 impl Pos {
-    fn of(n: &Node) -> Pos {
+    pub(crate) fn of(n: &Node) -> Pos {
         Pos {
             line: n.line,
             col: n.col,
@@ -196,7 +196,7 @@ impl Cx<'_> {
         }
     }
 
-    fn error(&mut self, at: &Node, message: String) {
+    pub(crate) fn error(&mut self, at: &Node, message: String) {
         self.error_at(Pos::of(at), message);
     }
 
@@ -411,6 +411,9 @@ impl Cx<'_> {
                 }
                 *set(target) = list;
             }
+            Access::AppendOutputList(_, set) => {
+                *set(target) = self.append_output(v, here)?;
+            }
         }
         Ok(())
     }
@@ -449,7 +452,10 @@ fn strings(v: &Node) -> Result<Vec<String>, String> {
 
 /// The candidate nearest to `name`: a few edits away, or sharing most of its start
 /// (`retry`: `retries`).
-fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(2);
     let extends = |c: &str| {
         let common = name

@@ -80,6 +80,13 @@ fn text<T>(access: &Access<T>, t: &T) -> Text {
             }
             return Text::Block(lines);
         }
+        Access::AppendOutputList(get, _) => {
+            let items = get(t);
+            if items.is_empty() {
+                return Text::Inline("[]".into());
+            }
+            return Text::Block(crate::append_output::yaml_lines(items));
+        }
     })
 }
 
@@ -122,6 +129,7 @@ fn json<T>(access: &Access<T>, t: &T) -> Value {
                 })
                 .collect(),
         ),
+        Access::AppendOutputList(get, _) => crate::append_output::to_json(get(t)),
     }
 }
 
@@ -310,6 +318,12 @@ pub fn example_yaml() -> String {
                 Text::Inline(v) => {
                     let _ = writeln!(out, "{indent}# {name}: {v}");
                 }
+                Text::Block(lines) if matches!(k.access, Access::AppendOutputList(..)) => {
+                    let _ = writeln!(out, "{indent}# {name}:");
+                    for l in lines {
+                        let _ = writeln!(out, "{indent}#   {l}");
+                    }
+                }
                 Text::Block(_) => {}
             }
             if matches!(k.access, Access::HttpList(..)) {
@@ -337,6 +351,9 @@ fn md_escape(s: &str) -> String {
 fn md_row<T>(path: &str, k: &Key<T>, default: &T) -> String {
     let def = match text(&k.access, default) {
         Text::Inline(v) => format!("`{v}`"),
+        Text::Block(lines) if matches!(k.access, Access::AppendOutputList(..)) => {
+            format!("`{}`", lines.join(" "))
+        }
         Text::Block(_) => "(see below)".into(),
     };
     format!(

@@ -57,6 +57,8 @@ pub struct RulesConfig {
     pub directory: PathBuf,
     /// Further files, after the directory's.
     pub files: Vec<PathBuf>,
+    /// Falco's `append_output` entries, applied to the rules' outputs when they load.
+    pub append_output: Vec<driftwatch_rules::AppendOutput>,
 }
 
 impl Default for RulesConfig {
@@ -64,6 +66,7 @@ impl Default for RulesConfig {
         RulesConfig {
             directory: PathBuf::from("/etc/driftwatch/rules.d"),
             files: Vec::new(),
+            append_output: driftwatch_rules::AppendOutput::falco_default(),
         }
     }
 }

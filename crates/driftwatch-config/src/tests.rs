@@ -519,3 +519,101 @@ fn flags_are_the_last_layer_checked_as_the_file_is() {
         ]
     );
 }
+
+/// Falco's `append_output` entries, as falco.yaml writes them, under `rules.append_output`;
+/// every problem at its position, formats and fields checked against the field catalogue.
+#[test]
+fn append_output_reads_falcos_schema_and_positions_its_errors() {
+    use driftwatch_rules::{AppendOutput, ExtraField};
+    let text = "\
+rules:
+  append_output:
+    - match:
+        source: syscall
+        tags: [container, shell]
+        rule: Terminal shell in container
+      extra_output: \"on CPU %evt.cpu\"
+      extra_fields:
+        - home_directory: \"/home/%user.name\"
+        - evt.hostname
+    - suggested_output: true
+";
+    let l = load_text(text);
+    assert_eq!(
+        l.config.rules.append_output,
+        vec![
+            AppendOutput {
+                source: Some("syscall".into()),
+                tags: vec!["container".into(), "shell".into()],
+                rule: Some("Terminal shell in container".into()),
+                extra_output: "on CPU %evt.cpu".into(),
+                extra_fields: vec![
+                    ExtraField::Formatted {
+                        name: "home_directory".into(),
+                        format: "/home/%user.name".into()
+                    },
+                    ExtraField::Field("evt.hostname".into()),
+                ],
+                suggested_output: false,
+            },
+            AppendOutput {
+                suggested_output: true,
+                ..AppendOutput::default()
+            },
+        ]
+    );
+    let shown = show_yaml(&l);
+    let back = parse_str(&shown, "shown.yaml", None).unwrap_or_else(|e| panic!("{shown}\n{e:?}"));
+    assert_eq!(back.config, l.config, "{shown}");
+    let j = show_json(&l);
+    assert_eq!(
+        j["config"]["rules"]["append_output"][0]["match"]["tags"][1],
+        "shell"
+    );
+    assert_eq!(
+        j["config"]["rules"]["append_output"][0]["extra_fields"][0]["home_directory"],
+        "/home/%user.name"
+    );
+    // Falco's default, and none at all.
+    assert_eq!(
+        Config::default().rules.append_output,
+        AppendOutput::falco_default()
+    );
+    let none = parse_str("rules:\n  append_output: []\n", "c.yaml", None).unwrap();
+    assert!(none.config.rules.append_output.is_empty());
+
+    let bad = "\
+rules:
+  append_output:
+    - match: {source: syscall, tag: [x], rule: [a]}
+      extra_output: \"on %evt.cpux\"
+      extra_fields:
+        - proc.nope
+        - a: \"%proc.name\"
+        - a: x
+        - [1]
+      suggested_output: yes
+      extra: 1
+    - 3
+";
+    assert_eq!(
+        errors(bad),
+        [
+            r#"c.yaml:3:32: unknown key "tag" in rules.append_output[0].match; did you mean "tags"?"#,
+            "c.yaml:3:48: rules.append_output[0].match.rule: expected a string, found a list",
+            "c.yaml:4:21: rules.append_output[0].extra_output: unknown field `evt.cpux`; did you mean `evt.cpu`?",
+            "c.yaml:6:11: rules.append_output[0].extra_fields[0]: unknown field `proc.nope`; did you mean `proc.name`?",
+            r#"c.yaml:8:11: rules.append_output[0].extra_fields[2]: "a" is given twice"#,
+            r#"c.yaml:9:11: rules.append_output[0].extra_fields[3]: expected a field name or one `name: "FORMAT"`, found a list"#,
+            r#"c.yaml:10:25: rules.append_output[0].suggested_output: expected true or false, found the string "yes""#,
+            r#"c.yaml:11:7: unknown key "extra" in rules.append_output[0]; did you mean "extra_output"?"#,
+            "c.yaml:12:7: rules.append_output[1]: expected a mapping, found 3",
+        ]
+    );
+    assert_eq!(
+        errors("rules:\n  append_output: {suggested_output: true}\n"),
+        [
+            "c.yaml:2:18: rules.append_output: expected a list of entries (each a mapping with match, extra_output, extra_fields, suggested_output), found a mapping"
+        ]
+    );
+}

@@ -195,19 +195,21 @@ pub fn resolve(loaded: &Loaded) -> Result<NamedFiles, Vec<NamedError>> {
         .then(|| mode(c.enforcement.mode));
     let mut errors: Vec<NamedError> = Vec::new();
     let (rule_sources, rules, rule_warnings) = match rule_sources(c) {
-        Ok(sources) => match RuleSet::load_with_defaults(&sources) {
-            Ok(l) => {
-                let w = l.warnings.iter().map(|w| w.render()).collect();
-                (sources, Some(l.ruleset), w)
+        Ok(sources) => {
+            match RuleSet::load_with_defaults_appending(&sources, &c.rules.append_output) {
+                Ok(l) => {
+                    let w = l.warnings.iter().map(|w| w.render()).collect();
+                    (sources, Some(l.ruleset), w)
+                }
+                Err(diags) => {
+                    errors.extend(diags.iter().map(|d| NamedError {
+                        key: None,
+                        message: d.render(),
+                    }));
+                    (sources, None, Vec::new())
+                }
             }
-            Err(diags) => {
-                errors.extend(diags.iter().map(|d| NamedError {
-                    key: None,
-                    message: d.render(),
-                }));
-                (sources, None, Vec::new())
-            }
-        },
+        }
         Err(e) => {
             errors.push(e);
             (Vec::new(), None, Vec::new())
@@ -297,6 +299,7 @@ pub fn agent_config(c: &Config, r: &NamedFiles, record: Option<PathBuf>) -> Agen
         outputs: c.outputs.clone(),
         record,
         rule_sources: r.rule_sources.clone(),
+        append_output: c.rules.append_output.clone(),
         docker: engines.then(|| DockerConfig {
             socket: c.engines.docker_socket.clone(),
             ..DockerConfig::default()

@@ -20,8 +20,9 @@ enum Part {
 }
 
 /// What `%container.info` stands for: Falco's default substitution from 0.37 to 0.40
-/// (`container_id=%container.id container_name=%container.name`), the two fields Falco 0.41+
-/// appends through its container plugin's suggested output instead. Falco's old
+/// (`container_id=%container.id container_name=%container.name`), the first two of the fields
+/// Falco 0.41+ appends through its container plugin's suggested output instead
+/// ([`crate::SUGGESTED_OUTPUT`]). Falco's old
 /// `-pk`/`-pc` options, which put Kubernetes fields there, have no counterpart: driftwatch
 /// adds the pod's fields to the `output_fields` of every alert about a pod ([`POD_FIELDS`]).
 const CONTAINER_INFO: [(&str, &str); 2] = [
