@@ -539,3 +539,56 @@ fn sighup_starts_and_swaps_the_response_playbooks() {
         ("isolate".to_string(), "dry_run".to_string())
     );
 }
+
+/// Falco's `append_output` entries in the configuration reach a real agent's alerts: an
+/// entry matched by tag appends text and output-only fields, and Falco's suggested output
+/// appends the container plugin's fields to a rule that prints no container.
+#[test]
+fn append_output_from_the_configuration_reaches_the_agents_alerts() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    write(
+        &dir.path().join("rules.yaml"),
+        "- rule: Sleeper in container\n  desc: a sleep in a container\n  condition: spawned_process and container and proc.name = sleep\n  output: Sleeper %proc.name\n  priority: NOTICE\n  tags: [append_test]\n",
+    );
+    write(
+        &config,
+        &format!(
+            "rules:\n  directory: {}\n  files: [rules.yaml]\n  append_output:\n    - match:\n        tags: [append_test]\n      extra_output: \"pid=%proc.pid\"\n      extra_fields:\n        - where: \"in %container.name\"\n        - proc.ppid\n    - suggested_output: true\n",
+            dir.path().join("no-rules.d").display()
+        ),
+    );
+    let agent = AgentProcess::start(DRIFTWATCH, &["--config", &config.display().to_string()]);
+    let name = format!("dw-append-{}", std::process::id());
+    let c = TestContainer::run(&["--name", &name, BUSYBOX, "sleep", "120"]);
+    c.sh("sleep 0");
+    let a = agent.wait_for("the appended alert", WAIT, |a| {
+        a["rule"] == "Sleeper in container" && field(a, "container.id") == c.short()
+    });
+    let pid = field(&a, "proc.pid");
+    let output = a["output"].as_str().unwrap();
+    assert!(
+        message_starts_with(
+            &a,
+            &format!(
+                "Sleeper sleep pid={pid} container_id={} container_name={name} container_image_repository=",
+                c.short()
+            )
+        ),
+        "{output}"
+    );
+    assert!(
+        output.ends_with(" k8s_pod_name=<NA> k8s_ns_name=<NA>"),
+        "{output}"
+    );
+    assert_eq!(field(&a, "where"), format!("in {name}").as_str(), "{a}");
+    assert!(field(&a, "proc.ppid").is_u64(), "{a}");
+    assert!(
+        !output.contains("in dw-append"),
+        "extra fields stay out of the text: {output}"
+    );
+}
