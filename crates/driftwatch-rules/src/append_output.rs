@@ -2,13 +2,11 @@
 //! the rules an entry matches. Resolved once when the rules load, into each rule's output
 //! template, so an alert costs what it would if the rule's own output said the same.
 
-use driftwatch_model::Event;
-
 use crate::compile::Compiler;
 use crate::diag::Diagnostic;
-use crate::fields::{FieldRef, extract};
+use crate::fields::FieldRef;
 use crate::loader::Definitions;
-use crate::output::{Template, json_value};
+use crate::output::{Extra, Template};
 use crate::parser::parse_field_token;
 use crate::source::{At, SourceFile, Text};
 
@@ -106,25 +104,6 @@ fn field_ref(text: &Text, c: &mut Compiler<'_>, files: &[SourceFile]) -> Option<
     match parse_field_token(s) {
         Some((name, arg, len)) if len == s.len() => c.output_field(&name, arg, pos),
         _ => c.output_field(s, None, pos),
-    }
-}
-
-/// An extra field, resolved.
-#[derive(Clone, Debug)]
-pub(crate) enum Extra {
-    Formatted(Template),
-    Field(FieldRef),
-}
-
-impl Extra {
-    pub(crate) fn value(&self, ev: &Event) -> serde_json::Value {
-        match self {
-            Extra::Formatted(t) => serde_json::Value::String(t.render(ev)),
-            Extra::Field(f) => {
-                let mut scratch = String::new();
-                json_value(f, extract(f, ev, &mut scratch))
-            }
-        }
     }
 }
 

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use driftwatch_model::{Alert, Event, Priority};
 
-use crate::append_output::Extra;
 use crate::compile::Compiler;
 use crate::fields::{FieldArg, FieldRef, FieldType, Val, extract};
 use crate::parser::parse_field_token;
@@ -306,5 +305,24 @@ mod tests {
     fn squash_folds_line_breaks_only() {
         assert_eq!(squash("a  b\n   c\n"), "a  b c ");
         assert_eq!(squash("(x=1\n y=2)"), "(x=1 y=2)");
+    }
+}
+
+/// An extra field of Falco's `append_output`, resolved (parsed in `append_output`).
+#[derive(Clone, Debug)]
+pub(crate) enum Extra {
+    Formatted(Template),
+    Field(FieldRef),
+}
+
+impl Extra {
+    pub(crate) fn value(&self, ev: &Event) -> serde_json::Value {
+        match self {
+            Extra::Formatted(t) => serde_json::Value::String(t.render(ev)),
+            Extra::Field(f) => {
+                let mut scratch = String::new();
+                json_value(f, extract(f, ev, &mut scratch))
+            }
+        }
     }
 }
