@@ -172,6 +172,9 @@ pub struct NetDrift {
     reported: Mutex<HashSet<(ContainerId, String)>>,
     /// Per container: the current minute's start and how many findings it alerted.
     budget: Mutex<HashMap<ContainerId, (std::time::Instant, u32)>>,
+    /// Pids that waited for an exec record in vain (started before the agent): their later
+    /// events do not wait again.
+    unrecorded: Mutex<HashSet<u32>>,
     wall_offset_ns: i128,
     started: std::time::Instant,
     pub stats: NetDriftStats,
@@ -198,6 +201,7 @@ impl NetDrift {
             emitter,
             store: Mutex::new(store),
             reported: Mutex::new(HashSet::new()),
+            unrecorded: Mutex::new(HashSet::new()),
             budget: Mutex::new(HashMap::new()),
             wall_offset_ns: boot_to_wall_offset_ns(),
             started: std::time::Instant::now(),
@@ -326,7 +330,23 @@ impl NetDrift {
 
     /// The acting process as the exec sensor saw it, else as /proc shows it now.
     fn process(&self, entry: &ContainerEntry, obs: &Observation) -> Process {
-        let mut known = crate::proctable::lookup_or_wait(&self.procs, obs.pid);
+        let waited_in_vain = self
+            .unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&obs.pid);
+        let mut known = if waited_in_vain {
+            crate::proctable::lookup_or_wait(&self.procs, obs.pid)
+        } else {
+            crate::proctable::lookup_or_wait_live(&self.procs, obs.pid)
+        };
+        if known.is_none() && !waited_in_vain {
+            let mut u = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+            if u.len() > 10_000 {
+                u.clear();
+            }
+            u.insert(obs.pid);
+        }
         let mut from_proc = None;
         if known.is_none() {
             // Still running when asked, but it may exit before /proc is read (`nc` refused at

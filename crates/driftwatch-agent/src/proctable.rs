@@ -52,6 +52,30 @@ pub fn lookup_or_wait_until(
     known
 }
 
+/// How long a network event of a live process waits for that process's exec record.
+pub const LIVE_RECORD_WAIT: Duration = Duration::from_millis(300);
+
+/// The exec record of `pid`, waiting up to [`LIVE_RECORD_WAIT`] for it even while the process
+/// runs: under load the exec sensor's queue can be behind a process that execs and listens at
+/// once, and the record carries what /proc cannot give back (the kernel's facts at exec).
+/// For rare events only (a listen, a connect to a new destination).
+pub fn lookup_or_wait_live(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
+    let lookup = || {
+        procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pid)
+            .cloned()
+    };
+    let until = Instant::now() + LIVE_RECORD_WAIT;
+    let mut known = lookup();
+    while known.is_none() && pid != 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+        known = lookup();
+    }
+    known
+}
+
 /// A process as it was at its last exec.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcInfo {
