@@ -34,13 +34,7 @@ pub fn lookup_or_wait_until(
     pid: u32,
     deadline: &mut Option<Instant>,
 ) -> Option<ProcInfo> {
-    let lookup = || {
-        procs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(pid)
-            .cloned()
-    };
+    let lookup = || recorded(procs, pid);
     let mut known = lookup();
     if known.is_none() && pid != 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         let until = *deadline.get_or_insert_with(|| Instant::now() + RECORD_WAIT);
@@ -52,6 +46,15 @@ pub fn lookup_or_wait_until(
     known
 }
 
+/// The exec record of `pid`, if the table has it.
+fn recorded(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
+    procs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(pid)
+        .cloned()
+}
+
 /// How long a network event of a live process waits for that process's exec record.
 pub const LIVE_RECORD_WAIT: Duration = Duration::from_millis(300);
 
@@ -60,13 +63,7 @@ pub const LIVE_RECORD_WAIT: Duration = Duration::from_millis(300);
 /// once, and the record carries what /proc cannot give back (the kernel's facts at exec).
 /// For rare events only (a listen, a connect to a new destination).
 pub fn lookup_or_wait_live(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
-    let lookup = || {
-        procs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(pid)
-            .cloned()
-    };
+    let lookup = || recorded(procs, pid);
     let until = Instant::now() + LIVE_RECORD_WAIT;
     let mut known = lookup();
     while known.is_none() && pid != 0 && Instant::now() < until {
