@@ -9,6 +9,7 @@ mod container;
 mod drift;
 mod event;
 mod history;
+mod interpreter;
 mod layers;
 mod origin;
 mod process;
@@ -24,6 +25,7 @@ pub use drift::{
 };
 pub use event::{Event, EventKind, FileRef, NetRef};
 pub use history::{AlertQuery, AlertSource, AlertSourceError, Order, RuleMatch, StoredAlert};
+pub use interpreter::{InterpreterFamily, Interpreters, Invocation, classify};
 pub use layers::OverlayLayers;
 pub use origin::{Content, FileFacts, Identity, Residence, verdict};
 pub use process::Process;

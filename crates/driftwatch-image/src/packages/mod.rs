@@ -48,6 +48,48 @@ pub struct Package {
     pub arch: Option<String>,
 }
 
+/// The digest algorithms package managers record for their files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestAlgo {
+    /// dpkg's `info/PKG.md5sums`, and rpm's older headers.
+    Md5,
+    /// apk's `Z:Q1...` lines (base64 of the SHA-1).
+    Sha1,
+    /// rpm's `FILEDIGESTS` with `FILEDIGESTALGO` 8 (the default since rpm 4.6 on RHEL).
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// A package manager's own digest of a file it installed, as lowercase hex (apk's base64 is
+/// converted), so "modified against the package" does not depend on the image's layers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct FileDigest {
+    pub algo: DigestAlgo,
+    pub hex: String,
+}
+
+/// One file a package installed, as its database lists it. `path` is absolute inside the
+/// container (`/usr/bin/curl`), the name exactly as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnedFile {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<FileDigest>,
+    /// The mode the package gave it, where the database records one (rpm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// An installed package with the files it owns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PackageFiles {
+    pub ecosystem: Ecosystem,
+    pub package: Package,
+    pub files: Vec<OwnedFile>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PackageChangeKind {
