@@ -200,7 +200,8 @@ pub struct Diff {
     /// Sorted by path bytes.
     pub files: Vec<FileDiff>,
     pub packages: Vec<PackageChange>,
-    /// Package databases that changed but are not parsed (rpm).
+    /// Package databases that changed but whose format is not recognised (an rpm database
+    /// that is neither sqlite, Berkeley DB hash nor NDB).
     pub unparsed_package_dbs: Vec<ContainerPath>,
     pub warnings: Vec<DiffWarning>,
     pub stats: DiffStats,
@@ -1074,7 +1075,7 @@ impl Walk<'_> {
             }
         }
         if let (Some(eco), Some((file, _))) = (db, &opened) {
-            self.package_db(eco, &path, ImageSide::Open(file), false);
+            self.package_db(eco, &path, ImageSide::Open(file, dir, name), false);
         }
         let seen = d.docker.is_some();
         self.emit(d);
@@ -1199,17 +1200,8 @@ impl Walk<'_> {
         side: ImageSide<'_>,
         in_image: bool,
     ) {
-        if eco == Ecosystem::Rpm {
-            if !in_image {
-                self.unparsed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(path.clone());
-            }
-            return;
-        }
         let bytes = match side {
-            ImageSide::Open(f) => read_capped(f, self.options.max_package_db_bytes),
+            ImageSide::Open(f, _, _) => read_capped(f, self.options.max_package_db_bytes),
             ImageSide::Lookup(dir, name) => open_regular(dir, name)
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .and_then(|(f, _)| read_capped(&f, self.options.max_package_db_bytes)),
@@ -1223,7 +1215,31 @@ impl Walk<'_> {
             }
         };
         let location = package_location(eco, path);
-        let pkgs = packages::parse(eco, &bytes);
+        let pkgs = if eco == Ecosystem::Rpm {
+            // The same side's `-wal`, where committed rows wait for a checkpoint.
+            let (dir, name) = match side {
+                ImageSide::Open(_, d, n) | ImageSide::Lookup(d, n) => (d, n),
+            };
+            let mut wal_name = name.to_os_string();
+            wal_name.push(packages::rpm::WAL_SUFFIX);
+            let wal = open_regular(dir, &wal_name)
+                .ok()
+                .and_then(|(f, _)| read_capped(&f, self.options.max_package_db_bytes).ok());
+            match packages::rpm::try_parse_rpmdb(&bytes, wal.as_deref()) {
+                Some(p) => p.into_iter().map(|p| p.package).collect(),
+                None => {
+                    if !in_image {
+                        self.unparsed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(path.clone());
+                    }
+                    return;
+                }
+            }
+        } else {
+            packages::parse(eco, &bytes)
+        };
         self.packages
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -1232,7 +1248,8 @@ impl Walk<'_> {
 }
 
 enum ImageSide<'a> {
-    Open(&'a File),
+    /// The file, and the directory and name it was opened at.
+    Open(&'a File, &'a Arc<DirHandle>, &'a OsStr),
     Lookup(&'a Arc<DirHandle>, &'a OsStr),
 }
 

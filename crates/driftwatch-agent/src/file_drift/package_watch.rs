@@ -1,6 +1,6 @@
 //! Package drift, followed from the file sensor: a change to a package database (dpkg
-//! status, apk installed, Python dist-info, npm package.json) is compared, once writes
-//! settle, with the image's own database and with what was last reported.
+//! status, apk installed, rpm's databases, Python dist-info, npm package.json) is compared,
+//! once writes settle, with the image's own database and with what was last reported.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -47,17 +47,29 @@ impl Sensor {
         let Some(eco) = package_db_kind(&cpath) else {
             return;
         };
-        if eco == Ecosystem::Rpm {
-            return; // the rpm database is binary (sqlite/bdb): not parsed yet
-        }
         let Some(w) = self.containers.get(id) else {
             return;
         };
         let location = cpath.to_string_lossy();
         let current_md = w.lstat(rel).ok();
+        // rpm's sqlite database keeps committed rows in its `-wal` until a checkpoint.
+        let wal_of = |rel: &Path| {
+            let mut p = rel.as_os_str().to_os_string();
+            p.push(packages::rpm::WAL_SUFFIX);
+            PathBuf::from(p)
+        };
+        let parse = |bytes: &[u8], wal: Option<Vec<u8>>| match eco {
+            Ecosystem::Rpm => packages::rpm::parse_rpm_packages(bytes, wal.as_deref()),
+            _ => packages::parse(eco, bytes),
+        };
         let current = match current_md {
             Some(md) if !is_whiteout(&md) => match w.read_capped(rel) {
-                Ok(b) => packages::parse(eco, &b),
+                Ok(b) => parse(
+                    &b,
+                    (eco == Ecosystem::Rpm)
+                        .then(|| w.read_capped(&wal_of(rel)).ok())
+                        .flatten(),
+                ),
                 Err(e) => {
                     tracing::warn!("package database not read: {e}");
                     Vec::new()
@@ -69,11 +81,22 @@ impl Sensor {
         let image = self
             .image_layer(id, rel)
             .and_then(|(l, _)| {
-                l.read(&path, Limit::Whole(AGENT_PACKAGE_DB_CAP))
+                let db = l
+                    .read(&path, Limit::Whole(AGENT_PACKAGE_DB_CAP))
                     .map_err(|e| tracing::warn!("image package database not read: {e}"))
-                    .ok()
+                    .ok()?;
+                let wal = (eco == Ecosystem::Rpm)
+                    .then(|| {
+                        let wal = wal_of(rel);
+                        l.read(
+                            &InContainer::new(wal.as_os_str()),
+                            Limit::Whole(AGENT_PACKAGE_DB_CAP),
+                        )
+                        .ok()
+                    })
+                    .flatten();
+                Some(parse(&db, wal))
             })
-            .map(|b| packages::parse(eco, &b))
             .unwrap_or_default();
         let w = match self.containers.get_mut(id) {
             Some(w) => w,

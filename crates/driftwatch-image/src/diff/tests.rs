@@ -440,6 +440,74 @@ fn package_databases() {
     assert_eq!(loc, "/app/node_modules/left-pad");
 }
 
+/// rpm databases written by rpm (tests/fixtures/rpm/make.sh): the image's sqlite rpmdb, the
+/// container's after `rpm -i extra` and `rpm -e legacy`; a Berkeley DB `Packages` replaced by
+/// the same sqlite; and a container whose new rows are still in the `-wal`.
+#[test]
+fn rpm_databases() {
+    let fixture = crate::packages::rpm::tests::fixture;
+    let f = image();
+    let db = "/usr/lib/sysimage/rpm/rpmdb.sqlite";
+    f.file(L::Lower(1), db, &fixture("image.sqlite"), 0o644);
+    f.file(L::Upper, db, &fixture("changed.sqlite"), 0o644);
+    f.file(
+        L::Lower(1),
+        "/var/lib/rpm/Packages",
+        &fixture("image.Packages"),
+        0o644,
+    );
+    f.file(
+        L::Upper,
+        "/var/lib/rpm/Packages",
+        &fixture("image.sqlite"),
+        0o644,
+    );
+    let d = run(&f);
+    assert_eq!(get(&d, db).class.package_db, Some(Ecosystem::Rpm));
+    let got: Vec<String> = d
+        .packages
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {:?} {} {:?} {}->{}",
+                p.location,
+                p.change,
+                p.name,
+                p.arch,
+                p.image_version.as_deref().unwrap_or("-"),
+                p.version.as_deref().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "/usr/lib/sysimage/rpm/rpmdb.sqlite Added extra Some(\"x86_64\") -->0.5-1",
+            "/usr/lib/sysimage/rpm/rpmdb.sqlite Removed legacy Some(\"x86_64\") 0.9-2->-",
+        ]
+    );
+    assert!(d.unparsed_package_dbs.is_empty());
+
+    // Committed rows only in the container's write-ahead log count.
+    let f = image();
+    let db = "/var/lib/rpm/rpmdb.sqlite";
+    f.file(L::Lower(1), db, &fixture("image.sqlite"), 0o644);
+    f.file(L::Upper, db, &fixture("image.sqlite"), 0o644);
+    f.file(
+        L::Upper,
+        format!("{db}-wal"),
+        &fixture("pending.sqlite-wal"),
+        0o644,
+    );
+    let d = run(&f);
+    let got: Vec<_> = d
+        .packages
+        .iter()
+        .map(|p| (p.change, p.name.as_str()))
+        .collect();
+    assert_eq!(got, [(crate::PackageChangeKind::Added, "extra")]);
+}
+
 #[test]
 fn progress_is_reported() {
     let f = image();

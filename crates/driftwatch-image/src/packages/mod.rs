@@ -1,10 +1,11 @@
-//! Package databases and manifests (dpkg, apk, Python dist-info, npm), parsed without I/O,
+//! Package databases and manifests (dpkg, apk, rpm, Python dist-info, npm), parsed without I/O,
 //! and the package-level diff of a container against its image.
 
 mod apk;
 mod dpkg;
 mod npm;
 mod python;
+pub mod rpm;
 
 use std::collections::BTreeMap;
 
@@ -43,7 +44,7 @@ impl Ecosystem {
 pub struct Package {
     pub name: String,
     pub version: String,
-    /// Architecture, where the database records one (dpkg, apk).
+    /// Architecture, where the database records one (dpkg, apk, rpm).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
 }
@@ -194,7 +195,7 @@ pub fn parse(eco: Ecosystem, bytes: &[u8]) -> Vec<Package> {
         Ecosystem::Apk => parse_apk_installed(bytes),
         Ecosystem::Python => parse_python_metadata(bytes).into_iter().collect(),
         Ecosystem::Npm => parse_npm_package_json(bytes).into_iter().collect(),
-        Ecosystem::Rpm => Vec::new(),
+        Ecosystem::Rpm => rpm::parse_rpm_packages(bytes, None),
     }
 }
 

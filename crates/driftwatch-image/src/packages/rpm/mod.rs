@@ -1,0 +1,82 @@
+//! rpm's package databases (UBI, RHEL, Fedora, Amazon Linux, SUSE images), parsed without
+//! I/O from bytes the container controls: the sqlite `rpmdb.sqlite` (rpm 4.16 and later),
+//! the Berkeley DB hash `Packages` (RHEL/CentOS 7 and 8, Amazon Linux 2) and SUSE's NDB
+//! `Packages.db`. Each stores one rpm header per installed package.
+
+mod bdb;
+mod header;
+mod ndb;
+mod sqlite;
+
+use super::{Ecosystem, Package, PackageFiles};
+
+pub use header::parse_rpm_header;
+
+/// Packages and their files from `rpmdb.sqlite`, with the committed frames of its
+/// `rpmdb.sqlite-wal` laid over it when given (rpm checkpoints and removes the WAL when it
+/// closes the database cleanly; while a transaction runs, or after rpm was killed, committed
+/// rows can be only there). Empty when the file is not an rpm sqlite database.
+pub fn parse_rpmdb_sqlite(db: &[u8], wal: Option<&[u8]>) -> Vec<PackageFiles> {
+    headers(sqlite::table_blobs(db, wal, "Packages"))
+}
+
+/// Packages and their files from a Berkeley DB hash `Packages`.
+pub fn parse_rpmdb_bdb(db: &[u8]) -> Vec<PackageFiles> {
+    headers(bdb::hash_values(db))
+}
+
+/// Packages and their files from SUSE's NDB `Packages.db`.
+pub fn parse_rpmdb_ndb(db: &[u8]) -> Vec<PackageFiles> {
+    headers(ndb::ndb_blobs(db))
+}
+
+/// Packages and their files from any of the three formats, told apart by their first bytes
+/// (the file name does not decide: `Packages` has been both Berkeley DB and, after a
+/// conversion, something else). `wal` is the sqlite database's `-wal` file, if any.
+pub fn parse_rpmdb(db: &[u8], wal: Option<&[u8]>) -> Vec<PackageFiles> {
+    try_parse_rpmdb(db, wal).unwrap_or_default()
+}
+
+/// As [`parse_rpmdb`], but `None` when `db` is none of the three formats (or a sqlite file
+/// without rpm's `Packages` table), so a caller can say "not parsed" rather than "empty".
+pub fn try_parse_rpmdb(db: &[u8], wal: Option<&[u8]>) -> Option<Vec<PackageFiles>> {
+    let blobs = if ndb::is_ndb(db) {
+        ndb::ndb_blobs(db)
+    } else if bdb::is_bdb_hash(db) {
+        bdb::hash_values(db)
+    } else {
+        sqlite::table_blobs(db, wal, "Packages")
+    };
+    blobs.map(|b| headers(Some(b)))
+}
+
+/// The packages of any rpm database, without their files.
+pub fn parse_rpm_packages(db: &[u8], wal: Option<&[u8]>) -> Vec<Package> {
+    parse_rpmdb(db, wal)
+        .into_iter()
+        .map(|p| p.package)
+        .collect()
+}
+
+/// The name of the write-ahead log SQLite keeps beside a database: `rpmdb.sqlite-wal`.
+pub const WAL_SUFFIX: &str = "-wal";
+
+fn headers(blobs: Option<Vec<Vec<u8>>>) -> Vec<PackageFiles> {
+    let mut out: Vec<PackageFiles> = blobs
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| parse_rpm_header(b))
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.package.name, &a.package.arch, &a.package.version).cmp(&(
+            &b.package.name,
+            &b.package.arch,
+            &b.package.version,
+        ))
+    });
+    debug_assert!(out.iter().all(|p| p.ecosystem == Ecosystem::Rpm));
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
