@@ -4,6 +4,10 @@
 #   driftwatch-test/debian:12   debootstrap minbase bookworm + python3-minimal, procps
 #   driftwatch-test/pause:1     the pod sandbox image of the kubelet-like harness (the CRI
 #                               plugin's sandbox_image): busybox's sleep, `sleep infinity`
+#   driftwatch-test/rpm:1       busybox with rpm databases written by rpm (the fixtures of
+#                               crates/driftwatch-image/tests/fixtures/rpm): a sqlite rpmdb in
+#                               /var/lib/rpm, and the database after `rpm -i extra` and
+#                               `rpm -e legacy` in /usr/share/dw-rpm/ for tests to copy in
 # The Debian rootfs tarball is cached in $DW_IMAGE_CACHE (default /var/cache/driftwatch-test)
 # because debootstrap takes minutes. The mirror is the one apt on this machine already uses.
 set -euo pipefail
@@ -40,6 +44,23 @@ if ! have_image driftwatch-test/pause:1; then
   cp /bin/busybox "$root/bin/busybox"
   ln -s busybox "$root/bin/sleep"
   tar -C "$root" -c . | "$DOCKER" import -c 'ENTRYPOINT ["/bin/sleep", "infinity"]' - driftwatch-test/pause:1 >/dev/null
+  rm -rf "$root"
+  trap - EXIT
+fi
+
+if ! have_image driftwatch-test/rpm:1; then
+  echo "building driftwatch-test/rpm:1"
+  fixtures="$(cd "$(dirname "$0")/../.." && pwd)/crates/driftwatch-image/tests/fixtures/rpm"
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' EXIT
+  mkdir -p "$root"/{bin,etc,tmp,var/lib/rpm,usr/share/dw-rpm}
+  chmod 1777 "$root/tmp"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in sh cp cat sleep echo ls rm mv touch; do ln -s busybox "$root/bin/$applet"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  cp "$fixtures/image.sqlite" "$root/var/lib/rpm/rpmdb.sqlite"
+  cp "$fixtures/changed.sqlite" "$root/usr/share/dw-rpm/changed.sqlite"
+  tar -C "$root" -c . | "$DOCKER" import -c 'CMD ["/bin/sh"]' - driftwatch-test/rpm:1 >/dev/null
   rm -rf "$root"
   trap - EXIT
 fi
