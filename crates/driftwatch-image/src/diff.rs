@@ -1225,8 +1225,8 @@ impl Walk<'_> {
             let wal = open_regular(dir, &wal_name)
                 .ok()
                 .and_then(|(f, _)| read_capped(&f, self.options.max_package_db_bytes).ok());
-            match packages::rpm::try_parse_rpmdb(&bytes, wal.as_deref()) {
-                Some(p) => p.into_iter().map(|p| p.package).collect(),
+            match packages::rpm::try_parse_rpm_packages(&bytes, wal.as_deref()) {
+                Some(p) => p,
                 None => {
                     if !in_image {
                         self.unparsed

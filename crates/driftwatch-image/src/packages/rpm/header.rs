@@ -127,6 +127,22 @@ impl<'a> Header<'a> {
 /// list whose arrays disagree in length is dropped whole rather than misattributed.
 pub fn parse_rpm_header(blob: &[u8]) -> Option<PackageFiles> {
     let h = Header::parse(blob)?;
+    let package = package(&h)?;
+    let files = files(&h, blob.len().saturating_mul(NAME_EXPANSION)).unwrap_or_default();
+    Some(PackageFiles {
+        ecosystem: Ecosystem::Rpm,
+        package,
+        files,
+    })
+}
+
+/// A header's package alone, without building its file list (package drift compares
+/// packages only, on every change of the database).
+pub(super) fn parse_rpm_package(blob: &[u8]) -> Option<Package> {
+    package(&Header::parse(blob)?)
+}
+
+fn package(h: &Header<'_>) -> Option<Package> {
     let text = |tag| {
         h.string(tag)
             .map(|s| String::from_utf8_lossy(s).into_owned())
@@ -142,16 +158,10 @@ pub fn parse_rpm_header(blob: &[u8]) -> Option<PackageFiles> {
     {
         version = format!("{epoch}:{version}");
     }
-    let package = Package {
+    Some(Package {
         name,
         version,
         arch: text(TAG_ARCH).filter(|a| !a.is_empty()),
-    };
-    let files = files(&h, blob.len().saturating_mul(NAME_EXPANSION)).unwrap_or_default();
-    Some(PackageFiles {
-        ecosystem: Ecosystem::Rpm,
-        package,
-        files,
     })
 }
 

@@ -40,22 +40,33 @@ pub fn parse_rpmdb(db: &[u8], wal: Option<&[u8]>) -> Vec<PackageFiles> {
 /// As [`parse_rpmdb`], but `None` when `db` is none of the three formats (or a sqlite file
 /// without rpm's `Packages` table), so a caller can say "not parsed" rather than "empty".
 pub fn try_parse_rpmdb(db: &[u8], wal: Option<&[u8]>) -> Option<Vec<PackageFiles>> {
-    let blobs = if ndb::is_ndb(db) {
+    blobs(db, wal).map(|b| headers(Some(b)))
+}
+
+/// The packages of any rpm database, without their files; `None` as for [`try_parse_rpmdb`].
+pub fn try_parse_rpm_packages(db: &[u8], wal: Option<&[u8]>) -> Option<Vec<Package>> {
+    let mut out: Vec<Package> = blobs(db, wal)?
+        .iter()
+        .filter_map(|b| header::parse_rpm_package(b))
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
+    Some(out)
+}
+
+/// The packages of any rpm database, without their files.
+pub fn parse_rpm_packages(db: &[u8], wal: Option<&[u8]>) -> Vec<Package> {
+    try_parse_rpm_packages(db, wal).unwrap_or_default()
+}
+
+/// Each stored header, in whichever format `db` is.
+fn blobs(db: &[u8], wal: Option<&[u8]>) -> Option<Vec<Vec<u8>>> {
+    if ndb::is_ndb(db) {
         ndb::ndb_blobs(db)
     } else if bdb::is_bdb_hash(db) {
         bdb::hash_values(db)
     } else {
         sqlite::table_blobs(db, wal, "Packages")
-    };
-    blobs.map(|b| headers(Some(b)))
-}
-
-/// The packages of any rpm database, without their files.
-pub fn parse_rpm_packages(db: &[u8], wal: Option<&[u8]>) -> Vec<Package> {
-    parse_rpmdb(db, wal)
-        .into_iter()
-        .map(|p| p.package)
-        .collect()
+    }
 }
 
 /// The name of the write-ahead log SQLite keeps beside a database: `rpmdb.sqlite-wal`.

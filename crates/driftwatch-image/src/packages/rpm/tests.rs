@@ -127,6 +127,9 @@ fn bdb_and_ndb_hold_the_same_packages() {
         .map(|p| p.name)
         .collect();
     assert_eq!(names, ["hello", "legacy", "many", "tool"]);
+    let without_files = parse_rpm_packages(&fixture("image.sqlite"), None);
+    let with_files: Vec<_> = sqlite.into_iter().map(|p| p.package).collect();
+    assert_eq!(without_files, with_files);
 }
 
 #[test]
