@@ -44,12 +44,28 @@ pub fn try_parse_rpmdb(db: &[u8], wal: Option<&[u8]>) -> Option<Vec<PackageFiles
 }
 
 /// The packages of any rpm database, without their files; `None` as for [`try_parse_rpmdb`].
+///
+/// rpm installs some names several times at once (`gpg-pubkey`, one per imported key;
+/// install-only packages such as `kernel`), while the package diff pairs the two sides by name
+/// and architecture: such a name becomes one package whose version lists all of them
+/// (`gpg-pubkey 5a6340b3-6229229e, fd431d51-4ae0493b`), so importing a key reads as a change of
+/// that list rather than disappearing behind another version.
 pub fn try_parse_rpm_packages(db: &[u8], wal: Option<&[u8]>) -> Option<Vec<Package>> {
-    let mut out: Vec<Package> = blobs(db, wal)?
+    let mut all: Vec<Package> = blobs(db, wal)?
         .iter()
         .filter_map(|b| header::parse_rpm_package(b))
         .collect();
-    out.sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
+    all.sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
+    let mut out: Vec<Package> = Vec::with_capacity(all.len());
+    for p in all {
+        match out.last_mut() {
+            Some(last) if last.name == p.name && last.arch == p.arch => {
+                last.version.push_str(", ");
+                last.version.push_str(&p.version);
+            }
+            _ => out.push(p),
+        }
+    }
     Some(out)
 }
 

@@ -91,7 +91,9 @@ impl<'a> Pages<'a> {
             }
         }
         if let Some(n) = db_pages {
-            self.count = n;
+            // A page past the main file exists only as a frame: a larger size is a lie, and
+            // would size the visited-page bitmap from 4 bytes of the container's choosing.
+            self.count = n.min(self.count + committed.len());
             self.wal = committed;
         }
     }
@@ -345,6 +347,36 @@ fn be32(b: &[u8], at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A WAL whose commit frame claims 4 billion pages (checksums recomputed, as a
+    /// container can): the page count stays what the file and the frames can hold.
+    #[test]
+    fn wal_commit_size_is_bounded_by_the_frames() {
+        let fixture = crate::packages::rpm::tests::fixture;
+        let db = fixture("image.sqlite");
+        let mut wal = fixture("pending.sqlite-wal");
+        let big = be32(&wal, 0) == WAL_MAGIC_BE;
+        let page_size = be32(&wal, 8) as usize;
+        let mut sum = wal_checksum(big, &wal[..24], (0, 0));
+        let mut at = 32;
+        while at + 24 + page_size <= wal.len() {
+            if be32(&wal, at + 4) != 0 {
+                wal[at + 4..at + 8].copy_from_slice(&u32::MAX.to_be_bytes());
+            }
+            sum = wal_checksum(big, &wal[at..at + 8], sum);
+            sum = wal_checksum(big, &wal[at + 24..at + 24 + page_size], sum);
+            wal[at + 16..at + 20].copy_from_slice(&sum.0.to_be_bytes());
+            wal[at + 20..at + 24].copy_from_slice(&sum.1.to_be_bytes());
+            at += 24 + page_size;
+        }
+        let pages = Pages::open(&db, Some(&wal)).unwrap();
+        assert!(!pages.wal.is_empty(), "the re-checksummed frames are used");
+        assert_eq!(pages.count, db.len() / 4096 + pages.wal.len());
+        assert_eq!(
+            table_blobs(&db, Some(&wal), "Packages").map(|b| b.len()),
+            Some(5)
+        );
+    }
 
     #[test]
     fn varints() {

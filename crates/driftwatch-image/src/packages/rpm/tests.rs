@@ -133,6 +133,29 @@ fn bdb_and_ndb_hold_the_same_packages() {
 }
 
 #[test]
+fn one_name_installed_twice_is_one_package_with_both_versions() {
+    // tool's header renamed to many (same length, so nothing else moves): two "many".
+    let mut db = fixture("image.ndb");
+    let at = db.windows(5).position(|w| w == b"tool\0").unwrap();
+    db[at..at + 4].copy_from_slice(b"many");
+    let p = parse_rpm_packages(&db, None);
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("hello", "1.0-1"),
+            ("legacy", "0.9-2"),
+            ("many", "1-1, 2:3.1-4")
+        ]
+    );
+    // With their files, they stay two packages.
+    assert_eq!(parse_rpmdb(&db, None).len(), 4);
+}
+
+#[test]
 fn not_a_database() {
     for junk in [
         &b""[..],
