@@ -188,11 +188,12 @@ fn files(h: &Header<'_>, mut budget: usize) -> Option<Vec<OwnedFile>> {
             }
             out
         }
+        // Whole names, each stored once: no expansion to bound, only their length.
         None => h
             .strings(TAG_OLDFILENAMES)?
             .into_iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect(),
+            .map(|p| (p.len() <= MAX_PATH).then(|| String::from_utf8_lossy(p).into_owned()))
+            .collect::<Option<_>>()?,
     };
     let algo = match h.ints(TAG_FILEDIGESTALGO, TYPE_INT32, 4) {
         None => Some(DigestAlgo::Md5),

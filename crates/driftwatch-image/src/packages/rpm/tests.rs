@@ -211,40 +211,85 @@ fn header_counts_and_offsets_past_the_end() {
     }
 }
 
-#[test]
-fn files_pointing_at_one_long_directory_stay_bounded() {
-    // A header whose many base names all index one long directory name: the names would
-    // expand far beyond the blob, so the file list is dropped instead.
-    let n: u32 = 20_000;
-    let dir = vec![b'd'; 4000];
-    let mut data = Vec::new();
-    let entry = |tag: u32, kind: u32, off: usize, count: u32| {
-        let mut e = Vec::new();
-        for v in [tag, kind, off as u32, count] {
-            e.extend_from_slice(&v.to_be_bytes());
+/// A header blob from `(tag, type, data, count)` entries, each entry's data aligned to 4.
+fn header_blob(entries: &[(u32, u32, Vec<u8>, u32)]) -> Vec<u8> {
+    let (mut index, mut data) = (Vec::new(), Vec::new());
+    for (tag, kind, bytes, count) in entries {
+        while data.len() % 4 != 0 {
+            data.push(0);
         }
-        e
-    };
-    let mut index = Vec::new();
-    index.extend(entry(1000, 6, data.len(), 1));
-    data.extend_from_slice(b"bomb\0");
-    index.extend(entry(1118, 8, data.len(), 1));
-    data.extend_from_slice(&dir);
-    data.push(0);
-    while data.len() % 4 != 0 {
-        data.push(0);
-    }
-    index.extend(entry(1116, 4, data.len(), n));
-    data.extend(std::iter::repeat_n(0u8, 4 * n as usize));
-    index.extend(entry(1117, 8, data.len(), n));
-    for _ in 0..n {
-        data.extend_from_slice(b"x\0");
+        for v in [*tag, *kind, data.len() as u32, *count] {
+            index.extend_from_slice(&v.to_be_bytes());
+        }
+        data.extend_from_slice(bytes);
     }
     let mut blob = Vec::new();
     blob.extend_from_slice(&((index.len() / 16) as u32).to_be_bytes());
     blob.extend_from_slice(&(data.len() as u32).to_be_bytes());
     blob.extend(index);
     blob.extend(data);
+    blob
+}
+
+#[test]
+fn old_file_names_epoch_and_md5_by_default() {
+    // rpm before 4.0 (and headers never compressed into base names) list whole names; without
+    // FILEDIGESTALGO the digests are MD5.
+    let blob = header_blob(&[
+        (1000, 6, b"old\0".to_vec(), 1),
+        (1001, 6, b"1.0\0".to_vec(), 1),
+        (1002, 6, b"3\0".to_vec(), 1),
+        (1003, 4, 7u32.to_be_bytes().to_vec(), 1),
+        (1027, 8, b"/bin/old\0/etc/old.conf\0".to_vec(), 2),
+        (1035, 8, b"D41D8CD98F00B204E9800998ECF8427E\0\0".to_vec(), 2),
+        (
+            1030,
+            3,
+            [0o100755u16, 0o100644]
+                .iter()
+                .flat_map(|m| m.to_be_bytes())
+                .collect(),
+            2,
+        ),
+    ]);
+    let p = parse_rpm_header(&blob).unwrap();
+    assert_eq!(p.package.version, "7:1.0-3");
+    assert_eq!(p.package.arch, None);
+    assert_eq!(
+        p.files,
+        [
+            OwnedFile {
+                path: "/bin/old".into(),
+                digest: Some(FileDigest {
+                    algo: DigestAlgo::Md5,
+                    hex: "d41d8cd98f00b204e9800998ecf8427e".into()
+                }),
+                mode: Some(0o100755),
+            },
+            OwnedFile {
+                path: "/etc/old.conf".into(),
+                digest: None,
+                mode: Some(0o100644),
+            },
+        ]
+    );
+    // A name longer than PATH_MAX drops the list.
+    let long = [b"/".repeat(5000), b"\0".to_vec()].concat();
+    let blob = header_blob(&[(1000, 6, b"old\0".to_vec(), 1), (1027, 8, long, 1)]);
+    assert!(parse_rpm_header(&blob).unwrap().files.is_empty());
+}
+
+#[test]
+fn files_pointing_at_one_long_directory_stay_bounded() {
+    // A header whose many base names all index one long directory name: the names would
+    // expand far beyond the blob, so the file list is dropped instead.
+    let n: u32 = 20_000;
+    let blob = header_blob(&[
+        (1000, 6, b"bomb\0".to_vec(), 1),
+        (1118, 8, [vec![b'd'; 4000], vec![0]].concat(), 1),
+        (1116, 4, vec![0; 4 * n as usize], n),
+        (1117, 8, b"x\0".repeat(n as usize), n),
+    ]);
     let p = parse_rpm_header(&blob).unwrap();
     assert_eq!(p.package.name, "bomb");
     assert!(p.files.is_empty());
