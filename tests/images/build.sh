@@ -6,8 +6,9 @@
 #                               plugin's sandbox_image): busybox's sleep, `sleep infinity`
 #   driftwatch-test/rpm:1       busybox with rpm databases written by rpm (the fixtures of
 #                               crates/driftwatch-image/tests/fixtures/rpm): a sqlite rpmdb in
-#                               /var/lib/rpm, and the database after `rpm -i extra` and
-#                               `rpm -e legacy` in /usr/share/dw-rpm/ for tests to copy in
+#                               /var/lib/rpm, and for tests to copy in (/usr/share/dw-rpm/):
+#                               the database after `rpm -i extra` and `rpm -e legacy`, and a
+#                               WAL holding extra's row committed but not checkpointed
 # The Debian rootfs tarball is cached in $DW_IMAGE_CACHE (default /var/cache/driftwatch-test)
 # because debootstrap takes minutes. The mirror is the one apt on this machine already uses.
 set -euo pipefail
@@ -60,6 +61,7 @@ if ! have_image driftwatch-test/rpm:1; then
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   cp "$fixtures/image.sqlite" "$root/var/lib/rpm/rpmdb.sqlite"
   cp "$fixtures/changed.sqlite" "$root/usr/share/dw-rpm/changed.sqlite"
+  cp "$fixtures/pending.sqlite-wal" "$root/usr/share/dw-rpm/pending.sqlite-wal"
   tar -C "$root" -c . | "$DOCKER" import -c 'CMD ["/bin/sh"]' - driftwatch-test/rpm:1 >/dev/null
   rm -rf "$root"
   trap - EXIT

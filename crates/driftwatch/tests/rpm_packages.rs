@@ -2,7 +2,8 @@
 //! packages a container added to and removed from the image's rpmdb. The image
 //! (tests/images/build.sh, driftwatch-test/rpm:1) carries an rpmdb.sqlite that rpm wrote and,
 //! beside it, the database after `rpm -i extra` and `rpm -e legacy`, which the container
-//! copies over its own (busybox has no rpm to run).
+//! copies over its own (busybox has no rpm to run), and a write-ahead log in which extra's
+//! row is committed but not yet checkpointed, as while rpm runs.
 
 use std::time::Duration;
 
@@ -94,4 +95,29 @@ fn agent_raises_package_drift_for_rpm() {
     let output = a["output"].as_str().unwrap_or_default();
     assert!(output.contains("rpm: added extra 0.5-1"), "{output}");
     assert!(output.contains("removed legacy 0.9-2"), "{output}");
+}
+
+/// While rpm runs, committed rows are in `rpmdb.sqlite-wal`: the agent reads the log with
+/// the database when the database is written.
+#[test]
+fn agent_reads_committed_rows_from_the_wal() {
+    if !require(&[
+        Requirement::Bpf,
+        Requirement::Docker,
+        Requirement::Image(RPM_IMAGE),
+    ]) {
+        return;
+    }
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = watched_container(&agent, RPM_IMAGE);
+    let (code, out) = c.sh(&format!(
+        "cp /usr/share/dw-rpm/pending.sqlite-wal {DB}-wal && cat {DB} > /tmp/db && cat /tmp/db > {DB}"
+    ));
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("rpm WAL", Duration::from_secs(20), |a| {
+        field(a, "container.id") == c.short() && a["rule"] == "Package drift in container"
+    });
+    let output = a["output"].as_str().unwrap_or_default();
+    assert!(output.contains("rpm: added extra 0.5-1"), "{output}");
+    assert!(!output.contains("legacy"), "{output}");
 }
