@@ -13,6 +13,7 @@ use driftwatch_rules::{RuleIdx, RuleSet};
 
 use driftwatch_outputs::Outputs;
 
+use crate::alert_names::RawNames;
 use crate::fairness::{AlertRate, BUDGET_RULE, Limits, budget_alert, container_fields};
 use crate::outputs::AlertSink;
 use crate::stats::AgentStats;
@@ -225,6 +226,12 @@ impl Emitter {
 
     /// Records the event, evaluates the rules and writes the alerts. Returns how many fired.
     pub fn emit(&mut self, event: &Event) -> usize {
+        self.emit_named(event, None)
+    }
+
+    /// [`Emitter::emit`] for an event whose file names are not all UTF-8: its alerts also
+    /// carry their bytes (`fd.name_b64`, ...).
+    pub fn emit_named(&mut self, event: &Event, names: Option<&RawNames>) -> usize {
         // Numbered here, where events enter the rules (Falco's `evt.num`, from 1); an event
         // that already has a number (replayed by `rules test`) keeps it.
         let numbered;
@@ -276,6 +283,9 @@ impl Emitter {
                 continue;
             }
             let mut alert = self.rules.alert(idx, event, &self.hostname);
+            if let Some(n) = names {
+                n.annotate(&mut alert);
+            }
             if !self.dedup.window.is_zero() {
                 alert
                     .output_fields
@@ -302,6 +312,14 @@ pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
     match shared.lock() {
         Ok(mut e) => e.emit(event),
         Err(poisoned) => poisoned.into_inner().emit(event),
+    }
+}
+
+/// [`Emitter::emit_named`] through a shared emitter.
+pub fn emit_named(shared: &SharedEmitter, event: &Event, names: Option<&RawNames>) -> usize {
+    match shared.lock() {
+        Ok(mut e) => e.emit_named(event, names),
+        Err(poisoned) => poisoned.into_inner().emit_named(event, names),
     }
 }
 

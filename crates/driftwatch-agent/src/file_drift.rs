@@ -45,8 +45,9 @@ use driftwatch_sensor::fanotify::{
 };
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
+use crate::alert_names::RawNames;
 use crate::containers::ContainerRegistry;
-use crate::emitter::{SharedEmitter, emit};
+use crate::emitter::{SharedEmitter, emit_named};
 use crate::fairness::{Exhausted, Limits, WatchBudget};
 use crate::proctable::ProcTable;
 
@@ -1325,6 +1326,7 @@ impl Sensor {
             return;
         };
         let path = container_path(rel).to_string_lossy().into_owned();
+        let raw_names = RawNames::of(&container_path(rel), old.map(container_path).as_deref());
         let mut process = process_of(&self.procs, pid, &mut self.actor_deadline);
         if let Some(e) = self.registry.get(id) {
             e.name_process(&mut process);
@@ -1373,7 +1375,7 @@ impl Sensor {
             }),
         };
         self.stats.events.fetch_add(1, Ordering::Relaxed);
-        emit(&self.emitter, &event);
+        emit_named(&self.emitter, &event, raw_names.as_ref());
     }
 }
 

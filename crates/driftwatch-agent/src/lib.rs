@@ -1,6 +1,7 @@
 //! The agent: sensors feed exec records; each is tied to its container, judged against the
 //! container's image, turned into an event, run through the rules, and alerted on.
 
+mod alert_names;
 mod baseline;
 mod config_drift;
 mod containers;

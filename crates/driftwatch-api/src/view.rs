@@ -3,6 +3,7 @@
 //! the server never touches the agent directly.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -91,13 +92,19 @@ pub struct ProcessNode {
     pub pid: u32,
     pub ppid: u32,
     pub name: String,
-    /// The executable as the container sees it.
-    pub exe: String,
+    /// The executable as the container sees it: the real name, plus `exe_b64` when it is not
+    /// UTF-8 (docs/outputs.md, "Names in JSON").
+    #[serde(flatten, serialize_with = "exe_name")]
+    pub exe: PathBuf,
     pub cmdline: Vec<String>,
     /// Filled by the server: the drift verdicts of the alerts about this pid.
     pub verdicts: Vec<String>,
     /// Filled by the server: the rules of the alerts about this pid.
     pub rules: Vec<String>,
+}
+
+fn exe_name<S: serde::Serializer>(exe: &PathBuf, s: S) -> Result<S::Ok, S::Error> {
+    driftwatch_model::name::serialize_flat("exe", exe, s)
 }
 
 /// One container, with its processes and the actions taken on it.

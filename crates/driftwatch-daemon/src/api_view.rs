@@ -71,9 +71,7 @@ fn stat(pid: u32) -> Option<(u32, String)> {
 
 fn process(pid: u32) -> Option<ProcessNode> {
     let (ppid, name) = stat(pid)?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {
             b.split(|c| *c == 0)

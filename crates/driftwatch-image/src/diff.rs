@@ -28,7 +28,7 @@ use crate::hash::{HashCache, open_regular};
 use crate::judge::MetadataChange;
 use crate::overlay::{DirHandle, DirStack, LayerOptions, Lookup, Meta, View, io_err, xattr_of};
 use crate::packages::{self, Ecosystem, PackageChange, PackageDiffBuilder};
-use crate::path::ContainerPath;
+use crate::path::{ContainerPath, name_fields};
 
 /// What happened to a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -112,19 +112,13 @@ impl FileKind {
     }
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// One changed path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FileDiff {
-    /// The path inside the container; in JSON escaped (`\n`, `\xff`, ...) when `escaped`.
+    /// The path inside the container: in JSON the real name, plus `path_b64` when it is not
+    /// UTF-8.
+    #[serde(flatten, serialize_with = "name_fields::path")]
     pub path: ContainerPath,
-    /// The JSON `path` is escaped: the name holds control characters, backslashes or bytes
-    /// that are not UTF-8.
-    #[serde(skip_serializing_if = "is_false")]
-    pub escaped: bool,
     pub change: ChangeKind,
     /// Type in the container (for `deleted`: in the image).
     pub kind: FileKind,
@@ -135,7 +129,7 @@ pub struct FileDiff {
     pub docker: Option<DockerChange>,
     /// For entries deleted as part of a deleted directory: the whiteout or opaque directory
     /// that hides them (`docker diff` lists only that one).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(flatten, serialize_with = "name_fields::deleted_with")]
     pub deleted_with: Option<ContainerPath>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<MetadataChange>,
@@ -148,7 +142,7 @@ pub struct FileDiff {
     /// blake3 (hex) of the image's file, when it was needed to compare.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_hash: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(flatten, serialize_with = "name_fields::symlink_target")]
     pub symlink_target: Option<ContainerPath>,
     #[serde(skip_serializing_if = "FileClass::is_empty")]
     pub class: FileClass,
@@ -156,10 +150,8 @@ pub struct FileDiff {
 
 impl FileDiff {
     fn new(path: ContainerPath, change: ChangeKind, kind: FileKind) -> FileDiff {
-        let escaped = path.escaped().as_bytes() != path.as_bytes();
         FileDiff {
             path,
-            escaped,
             change,
             kind,
             image_kind: None,
@@ -178,6 +170,7 @@ impl FileDiff {
 /// A path that could not be fully examined; the walk went on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DiffWarning {
+    #[serde(flatten, serialize_with = "name_fields::path")]
     pub path: ContainerPath,
     pub message: String,
 }
@@ -236,6 +229,7 @@ pub struct Truncation {
     /// The cap's value (levels or entries).
     pub limit: u64,
     /// The first directory not (fully) examined because of it.
+    #[serde(flatten, serialize_with = "name_fields::first_at")]
     pub first_at: ContainerPath,
     /// Directories not descended into because of it.
     pub dirs_skipped: u64,

@@ -31,4 +31,4 @@ pub use hash::{DEFAULT_HASH_CACHE_ENTRIES, FileKey, HashCache};
 pub use judge::{Change, Judge, Judgement, MetadataChange, content_of};
 pub use overlay::LayerOptions;
 pub use packages::{Ecosystem, Package, PackageChange, PackageChangeKind};
-pub use path::{ContainerPath, MAX_SYMLINK_HOPS};
+pub use path::{ContainerPath, MAX_SYMLINK_HOPS, name_fields};

@@ -1,11 +1,12 @@
-//! A path inside a container, kept byte-exact, shown escaped so hostile names (newlines,
-//! invalid UTF-8) cannot forge log lines or break JSON.
+//! A path inside a container, kept byte-exact: shown escaped in text so hostile names
+//! (newlines, terminal escapes, invalid UTF-8) cannot forge log lines, and exact in JSON.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use driftwatch_model::name::{JsonName, NameBytes};
 use serde::{Serialize, Serializer};
 
 /// Symlinks followed in one resolution before giving up, as Linux's `MAXSYMLINKS`.
@@ -14,8 +15,9 @@ pub const MAX_SYMLINK_HOPS: usize = 40;
 /// An absolute path inside a container, as raw bytes (Linux paths need not be UTF-8).
 ///
 /// `Display` escapes control characters, backslashes and bytes that are not UTF-8 as
-/// `\n`, `\\`, `\xNN`, so one path is always one printable line. Serializes as that escaped
-/// string; use [`ContainerPath::is_utf8`] to tell whether the escaping was lossless.
+/// `\n`, `\\`, `\xNN`, so one path is always one printable line. Serializes as the real
+/// name (invalid sequences as U+FFFD); a struct field written with [`name_fields`] also gets
+/// the bytes in base64 beside it when the name is not UTF-8 (docs/outputs.md, "Names in JSON").
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContainerPath(PathBuf);
 
@@ -107,7 +109,36 @@ impl fmt::Display for ContainerPath {
 
 impl Serialize for ContainerPath {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.escaped())
+        s.serialize_str(&JsonName::new(self.as_bytes()).display())
+    }
+}
+
+impl NameBytes for ContainerPath {
+    fn name_bytes(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
+    }
+}
+
+/// `#[serde(flatten, serialize_with = "name_fields::FIELD")]` for path fields: the field as
+/// the real name, plus `FIELD_b64` when it is not UTF-8 (nothing for `None`).
+pub mod name_fields {
+    use driftwatch_model::name::{NameBytes, serialize_flat};
+    use serde::Serializer;
+
+    pub fn path<S: Serializer, P: NameBytes>(p: &P, s: S) -> Result<S::Ok, S::Error> {
+        serialize_flat("path", p, s)
+    }
+
+    pub fn deleted_with<S: Serializer, P: NameBytes>(p: &P, s: S) -> Result<S::Ok, S::Error> {
+        serialize_flat("deleted_with", p, s)
+    }
+
+    pub fn symlink_target<S: Serializer, P: NameBytes>(p: &P, s: S) -> Result<S::Ok, S::Error> {
+        serialize_flat("symlink_target", p, s)
+    }
+
+    pub fn first_at<S: Serializer, P: NameBytes>(p: &P, s: S) -> Result<S::Ok, S::Error> {
+        serialize_flat("first_at", p, s)
     }
 }
 

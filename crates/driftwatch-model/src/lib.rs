@@ -11,6 +11,7 @@ mod event;
 mod history;
 mod interpreter;
 mod layers;
+pub mod name;
 mod origin;
 mod process;
 

@@ -273,7 +273,7 @@ pub const POD_FIELDS: [&str; 4] = [
 fn push_text(out: &mut String, f: &FieldRef, v: Val<'_>) {
     match v {
         Val::Missing => out.push_str("<NA>"),
-        Val::Str(s) => out.push_str(s),
+        Val::Str(s) => push_escaped(out, s),
         Val::Num(n) if f.info.ty == FieldType::Time => {
             let ns = u64::try_from(n).unwrap_or(0);
             // Falco's `%evt.time` is the time of day; other time fields print in full.
@@ -285,6 +285,19 @@ fn push_text(out: &mut String, f: &FieldRef, v: Val<'_>) {
         }
         Val::Num(n) => out.push_str(&n.to_string()),
         Val::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+    }
+}
+
+/// A value in the text of an alert: control characters escaped (`\n`, `\u{1b}`), so a name
+/// or argument from a container cannot break the line or drive a terminal. `output_fields`
+/// carry the value itself.
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
 }
 
@@ -300,6 +313,13 @@ pub(crate) fn json_value(_f: &FieldRef, v: Val<'_>) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::squash;
+
+    #[test]
+    fn values_in_the_text_have_control_characters_escaped() {
+        let mut out = String::new();
+        super::push_escaped(&mut out, "/tmp/we ird\nname\t\u{1b}[31m\u{9b}\\ \u{FFFD}");
+        assert_eq!(out, "/tmp/we ird\\nname\\t\\u{1b}[31m\\u{9b}\\ \u{FFFD}");
+    }
 
     #[test]
     fn squash_folds_line_breaks_only() {

@@ -285,8 +285,9 @@ fn hostile_names_special_files_and_loops_give_valid_output() {
     assert_eq!(code, 0, "{out}");
     let (code, r) = diff_json(&c.id, &[]);
     assert_eq!(code, 1);
-    assert_eq!(file(&r, "/tmp/a\\nb")["escaped"], true);
-    assert_eq!(file(&r, "/tmp/\\xffx")["escaped"], true);
+    // Exact names in JSON (docs/outputs.md, "Names in JSON"); names.rs checks every form.
+    assert_eq!(file(&r, "/tmp/a\nb")["kind"], "file");
+    assert_eq!(file(&r, "/tmp/\u{FFFD}x")["path_b64"], "L3RtcC//eA==");
     assert_eq!(file(&r, "/tmp/loop")["kind"], "symlink");
     let out = run_cli(DRIFTWATCH, &["diff", &c.id]);
     assert_eq!(out.status.code(), Some(1));

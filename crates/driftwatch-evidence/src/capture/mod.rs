@@ -14,11 +14,14 @@ pub use bundle::{
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use driftwatch_fs::{InContainer, Limit, Root};
-use driftwatch_image::{ChangeKind, ContainerPath, DiffOptions, FileDiff, FileKind, Judge};
+use driftwatch_image::{
+    ChangeKind, ContainerPath, DiffOptions, FileDiff, FileKind, Judge, name_fields,
+};
 use driftwatch_model::{ContainerMeta, OverlayLayers};
 use driftwatch_runtime::MountTable;
 use serde::Serialize;
@@ -96,6 +99,7 @@ struct ContainerDoc<'a> {
 /// `files.json`: every drifted regular file and whether its bytes are in the bundle.
 #[derive(Serialize)]
 struct FileRecord<'a> {
+    #[serde(flatten, serialize_with = "name_fields::path")]
     path: &'a ContainerPath,
     change: ChangeKind,
     size: Option<u64>,
@@ -414,7 +418,11 @@ fn process_tree(ps: &[procs::ProcessInfo]) -> String {
             p.ns_pid
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".into()),
-            p.exe.as_deref().unwrap_or("-").escape_debug(),
+            p.exe
+                .as_deref()
+                .map_or("-".into(), |e| driftwatch_fs::escape(
+                    e.as_os_str().as_bytes()
+                )),
             cmd.join(" ")
         ));
         for c in children.get(&p.pid).into_iter().flatten() {

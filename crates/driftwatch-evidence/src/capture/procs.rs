@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use driftwatch_image::{Judge, content_of};
 use driftwatch_model::{Content, FileFacts, Identity, OverlayLayers, Residence, Verdict};
@@ -29,9 +30,9 @@ pub struct ProcessInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// The executable's path inside the container (`/proc/<pid>/exe`); ends in ` (deleted)`
-    /// when unlinked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
+    /// when unlinked. In JSON the real name, plus `exe_b64` when it is not UTF-8.
+    #[serde(flatten, serialize_with = "exe_name")]
+    pub exe: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe_sha256: Option<String>,
     /// Is the executable the image's: `image`, `copy_up`, `added`, `modified`, `deleted`,
@@ -47,6 +48,10 @@ pub struct ProcessInfo {
     /// Why some fields are missing (the process exited while being read, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+}
+
+fn exe_name<S: serde::Serializer>(exe: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    driftwatch_model::name::serialize_flat("exe", exe, s)
 }
 
 /// What `/proc/<pid>/stat` says that we keep.
@@ -172,9 +177,7 @@ pub fn read_processes(
                     .collect()
             })
             .unwrap_or_default();
-        let exe = driftwatch_fs::host::proc_link(pid, "exe")
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
+        let exe = driftwatch_fs::host::proc_link(pid, "exe").ok();
         let exe_sha256 = if exe.is_some() {
             match hash_exe(pid, &mut hashes) {
                 Ok(h) => Some(h),
@@ -187,7 +190,7 @@ pub fn read_processes(
             None
         };
         let (exe_verdict, exe_verdict_detail) = match &exe {
-            Some(path) => verdict(pid, path, layers, mounts, judge),
+            Some(path) => verdict(pid, &path.to_string_lossy(), layers, mounts, judge),
             None => (None, None),
         };
         let start_time = btime.and_then(|b| {

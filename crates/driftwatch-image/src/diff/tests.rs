@@ -287,27 +287,29 @@ fn symlinks_special_files_and_loops() {
 }
 
 #[test]
-fn hostile_names_stay_valid_json() {
+fn hostile_names_are_exact_in_json() {
     let f = image();
     let name = std::ffi::OsStr::from_bytes(b"/tmp/a\nb\xff\\\"c");
+    let utf8 = std::ffi::OsStr::from_bytes("/tmp/t\tq\"b\\e\u{1b}[31m\u{1F600}".as_bytes());
     f.file(L::Upper, name, b"x", 0o644);
+    f.file(L::Upper, utf8, b"y", 0o644);
     let d = run(&f);
-    let entry = d
-        .files
-        .iter()
-        .find(|e| e.path.as_bytes() == name.as_bytes())
-        .unwrap();
-    assert!(entry.escaped);
-    let json = serde_json::to_string(&d).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let paths: Vec<&str> = v["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
-    assert!(paths.contains(&"/tmp/a\\nb\\xff\\\\\"c"), "{paths:?}");
-    assert_eq!(v["files"][1]["change"], "added");
+    let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+    let files = v["files"].as_array().unwrap();
+    let entry = |bytes: &[u8]| {
+        files
+            .iter()
+            .find(|e| driftwatch_model::name::decode_name(e, "path").unwrap() == bytes)
+            .unwrap_or_else(|| panic!("{:?} not in {files:?}", bytes.escape_ascii().to_string()))
+    };
+    let bad = entry(name.as_bytes());
+    assert_eq!(bad["path"], "/tmp/a\nb\u{FFFD}\\\"c");
+    assert_eq!(bad["path_b64"], "L3RtcC9hCmL/XCJj");
+    assert_eq!(bad["change"], "added");
+    assert!(bad.get("escaped").is_none(), "{bad}");
+    let good = entry(utf8.as_bytes());
+    assert_eq!(good["path"], "/tmp/t\tq\"b\\e\u{1b}[31m\u{1F600}");
+    assert!(good.get("path_b64").is_none(), "{good}");
 }
 
 #[test]
