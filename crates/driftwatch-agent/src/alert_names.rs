@@ -2,9 +2,6 @@
 //! a name with U+FFFD (rules match strings); the alerts the event raises carry its bytes in
 //! the `<field>_b64` siblings of the fields that show it (docs/outputs.md, "Names in JSON").
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-
 use driftwatch_model::Alert;
 use driftwatch_model::name::JsonName;
 
@@ -19,28 +16,27 @@ const PATH_FIELDS: [&str; 7] = [
     "drift.path",
 ];
 
-/// Fields whose value is the old path of a rename.
-const OLD_PATH_FIELDS: [&str; 2] = ["fs.path.source", "fs.path.sourceraw"];
+/// Fields whose value is the old path of a rename or the target of a symbolic link.
+const SOURCE_FIELDS: [&str; 3] = ["fs.path.source", "fs.path.sourceraw", "fd.oldname"];
 
 /// The raw names of one file event, kept only when one of them is not UTF-8.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawNames {
     path: Vec<u8>,
-    old_path: Option<Vec<u8>>,
+    /// A rename's old path or a symbolic link's target.
+    source: Option<Vec<u8>>,
 }
 
 impl RawNames {
     /// `None` when every name is UTF-8: the alert's strings are exact then.
-    pub fn of(path: &Path, old_path: Option<&Path>) -> Option<RawNames> {
-        let path = path.as_os_str().as_bytes();
-        let old = old_path.map(|p| p.as_os_str().as_bytes());
+    pub fn of(path: &[u8], source: Option<&[u8]>) -> Option<RawNames> {
         let utf8 = |b: &[u8]| std::str::from_utf8(b).is_ok();
-        if utf8(path) && old.is_none_or(utf8) {
+        if utf8(path) && source.is_none_or(utf8) {
             return None;
         }
         Some(RawNames {
             path: path.to_vec(),
-            old_path: old.map(<[u8]>::to_vec),
+            source: source.map(<[u8]>::to_vec),
         })
     }
 
@@ -56,8 +52,8 @@ impl RawNames {
             PATH_FIELDS.iter().map(|f| (*f, &self.path[..])).collect();
         names.push(("fd.directory", dir));
         names.push(("fd.filename", base));
-        if let Some(old) = &self.old_path {
-            names.extend(OLD_PATH_FIELDS.iter().map(|f| (*f, &old[..])));
+        if let Some(source) = &self.source {
+            names.extend(SOURCE_FIELDS.iter().map(|f| (*f, &source[..])));
         }
         for (field, bytes) in names {
             let name = JsonName::new(bytes);
@@ -70,8 +66,6 @@ impl RawNames {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsStr;
-
     use driftwatch_model::Priority;
     use serde_json::json;
 
@@ -90,17 +84,12 @@ mod tests {
 
     #[test]
     fn utf8_names_need_nothing() {
-        assert_eq!(
-            RawNames::of(Path::new("/etc/we ird\nname"), Some(Path::new("/etc/a\tb"))),
-            None
-        );
+        assert_eq!(RawNames::of(b"/etc/we ird\nname", Some(b"/etc/a\tb")), None);
     }
 
     #[test]
     fn fields_showing_a_name_that_is_not_utf8_get_its_bytes() {
-        let path = Path::new(OsStr::from_bytes(b"/etc/\xff\xfe.bin"));
-        let old = Path::new(OsStr::from_bytes(b"/tmp/\x80"));
-        let raw = RawNames::of(path, Some(old)).unwrap();
+        let raw = RawNames::of(b"/etc/\xff\xfe.bin", Some(b"/tmp/\x80")).unwrap();
         let mut a = alert(json!({
             "fd.name": "/etc/\u{FFFD}\u{FFFD}.bin",
             "drift.path": "/etc/\u{FFFD}\u{FFFD}.bin",

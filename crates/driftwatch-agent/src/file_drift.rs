@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -173,7 +173,7 @@ impl Watched {
 
     /// The target of the symbolic link `rel`, read through the link's own descriptor (opened
     /// beneath its upper dir or volume without following it).
-    fn link_target(&self, rel: &Path) -> Option<String> {
+    fn link_target(&self, rel: &Path) -> Option<Vec<u8>> {
         let (root, inner) = self.root_of(rel).ok()?;
         let (fd, _) = root.open_path(&inner).ok()?;
         falco_args::link_target(&fd)
@@ -381,7 +381,7 @@ struct FileArgs {
     write: bool,
     flags: u32,
     mode: Option<u32>,
-    target: Option<String>,
+    target: Option<Vec<u8>>,
     owner: Option<(u32, u32)>,
     /// The entry's `lstat`, when the caller has it already: one per event is enough.
     md: Option<std::fs::Metadata>,
@@ -1326,7 +1326,12 @@ impl Sensor {
             return;
         };
         let path = container_path(rel).to_string_lossy().into_owned();
-        let raw_names = RawNames::of(&container_path(rel), old.map(container_path).as_deref());
+        // A rename's old name, or a symbolic link's target (Falco's `fs.path.source` of both).
+        let source = old.map(|o| container_path(o).into_os_string().into_vec());
+        let raw_names = RawNames::of(
+            container_path(rel).as_os_str().as_bytes(),
+            source.as_deref().or(args.target.as_deref()),
+        );
         let mut process = process_of(&self.procs, pid, &mut self.actor_deadline);
         if let Some(e) = self.registry.get(id) {
             e.name_process(&mut process);
@@ -1355,7 +1360,10 @@ impl Sensor {
             file: Some(FileRef {
                 flags: args.flags,
                 mode: args.mode,
-                target: args.target,
+                target: args
+                    .target
+                    .as_deref()
+                    .map(|t| String::from_utf8_lossy(t).into_owned()),
                 owner: args.owner,
                 path: path.clone(),
                 old_path: old.map(|o| container_path(o).to_string_lossy().into_owned()),

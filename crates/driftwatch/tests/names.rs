@@ -48,13 +48,22 @@ fn paths() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Makes each of `paths` in the container with exactly those bytes (python3 takes them as
-/// hex, no shell quoting in between).
+/// A symbolic link whose target is the last of [`NAMES`] (not UTF-8).
+const LINK: &str = "/etc/dw-link";
+
+/// Makes each of `paths` in the container with exactly those bytes, and [`LINK`] to the last
+/// one (python3 takes them as hex, no shell quoting in between).
 fn make_files(c: &TestContainer, paths: &[Vec<u8>]) {
     let mut argv = vec![
         "python3".to_string(),
         "-c".into(),
-        "import sys\nfor h in sys.argv[1:]:\n    open(bytes.fromhex(h), 'wb').write(b'x')".into(),
+        concat!(
+            "import os, sys\n",
+            "for h in sys.argv[2:]:\n    open(bytes.fromhex(h), 'wb').write(b'x')\n",
+            "os.symlink(bytes.fromhex(sys.argv[-1])[5:], sys.argv[1].encode())"
+        )
+        .into(),
+        LINK.into(),
     ];
     argv.extend(paths.iter().map(|p| hex(p)));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -156,6 +165,10 @@ fn hostile_names_are_exact_in_every_json_and_escaped_in_text() {
             String::from_utf8_lossy(&docker_lines)
         );
     }
+
+    let link = entry_for(&report["files"], LINK.as_bytes());
+    assert_eq!(link["kind"], "symlink", "{link}");
+    assert_exact(link, "symlink_target", NAMES[4]);
 
     // The text of the same diff: escaped names, no raw control byte or invalid UTF-8.
     let out = run_cli(DRIFTWATCH, &["diff", &c.id, "--all"]);

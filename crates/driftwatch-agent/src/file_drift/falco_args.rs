@@ -33,12 +33,13 @@ pub(super) fn written_flags(before: Option<u64>, now: u64) -> u32 {
 
 /// A symbolic link's target, read through the descriptor of the link itself (`O_PATH |
 /// O_NOFOLLOW`, from the safe opener): `readlinkat(fd, "")` reads that very link, never a
-/// path the container could re-point. Lossy UTF-8, at most [`MAX_LINK_TARGET`] bytes.
-pub(super) fn link_target(link: impl AsFd) -> Option<String> {
+/// path the container could re-point. The bytes (alerts show them as UTF-8 and carry the
+/// bytes beside a target that is not), at most [`MAX_LINK_TARGET`] of them.
+pub(super) fn link_target(link: impl AsFd) -> Option<Vec<u8>> {
     let target = rustix::fs::readlinkat(link, c"", Vec::with_capacity(256)).ok()?;
-    let bytes = target.as_bytes();
-    let kept = &bytes[..bytes.len().min(MAX_LINK_TARGET)];
-    Some(String::from_utf8_lossy(kept).into_owned())
+    let mut bytes = target.into_bytes();
+    bytes.truncate(MAX_LINK_TARGET);
+    Some(bytes)
 }
 
 #[cfg(test)]
@@ -77,11 +78,14 @@ mod tests {
             )
             .unwrap()
         };
-        assert_eq!(link_target(open(&link)).as_deref(), Some("/etc/shadow"));
+        assert_eq!(
+            link_target(open(&link)).as_deref(),
+            Some(b"/etc/shadow".as_slice())
+        );
         let long = "a/".repeat(2000) + "b";
         let long_link = dir.path().join("long");
         std::os::unix::fs::symlink(&long, &long_link).unwrap();
-        assert_eq!(link_target(open(&long_link)).unwrap(), long);
+        assert_eq!(link_target(open(&long_link)).unwrap(), long.as_bytes());
         // A regular file is not a link: nothing, not its content.
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
