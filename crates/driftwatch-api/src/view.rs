@@ -227,3 +227,27 @@ pub trait AgentView: Send + Sync + 'static {
     fn metrics(&self, out: &mut MetricsWriter);
     fn health(&self) -> Health;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+
+    #[test]
+    fn a_process_exe_is_exact_with_its_bytes_beside_one_that_is_not_utf8() {
+        let node = |exe: &[u8]| ProcessNode {
+            pid: 7,
+            exe: PathBuf::from(OsStr::from_bytes(exe)),
+            ..ProcessNode::default()
+        };
+        let v = serde_json::to_value(node(b"/tmp/\x1b[2J\xfe")).unwrap();
+        assert_eq!(v["exe"], "/tmp/\u{1b}[2J\u{FFFD}");
+        assert_eq!(v["exe_b64"], "L3RtcC8bWzJK/g==");
+        assert_eq!(v["pid"], 7);
+        let v = serde_json::to_value(node(b"/bin/sh")).unwrap();
+        assert_eq!(v["exe"], "/bin/sh");
+        assert!(v.get("exe_b64").is_none(), "{v}");
+    }
+}

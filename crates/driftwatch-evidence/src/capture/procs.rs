@@ -311,6 +311,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exe_names_are_exact_with_their_bytes_beside_one_that_is_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let info = |exe: Option<&[u8]>| ProcessInfo {
+            pid: 1,
+            ppid: 0,
+            ns_pid: None,
+            comm: "x".into(),
+            state: "S".into(),
+            uid: None,
+            gid: None,
+            user: None,
+            exe: exe.map(|e| PathBuf::from(std::ffi::OsStr::from_bytes(e))),
+            exe_sha256: None,
+            exe_verdict: None,
+            exe_verdict_detail: None,
+            cmdline: Vec::new(),
+            start_time: None,
+            problems: Vec::new(),
+        };
+        let v = serde_json::to_value(info(Some(b"/tmp/a\nb\xff"))).unwrap();
+        assert_eq!(v["exe"], "/tmp/a\nb\u{FFFD}");
+        assert_eq!(
+            driftwatch_model::name::decode_name(&v, "exe").unwrap(),
+            b"/tmp/a\nb\xff"
+        );
+        let v = serde_json::to_value(info(Some(b"/bin/sh"))).unwrap();
+        assert_eq!((&v["exe"], v.get("exe_b64")), (&"/bin/sh".into(), None));
+        let v = serde_json::to_value(info(None)).unwrap();
+        assert!(v.get("exe").is_none() && v.get("exe_b64").is_none(), "{v}");
+    }
+
+    #[test]
     fn stat_with_a_hostile_comm() {
         let text = "4242 (a) (b c) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
         let s = parse_stat(text).unwrap();
