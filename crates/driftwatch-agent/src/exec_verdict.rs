@@ -40,6 +40,8 @@ struct Judged {
     path: String,
     hash: Option<String>,
     image_hash: Option<String>,
+    /// What changed, in words: the mode change of an image file made executable.
+    detail: Option<String>,
 }
 
 impl Judged {
@@ -49,6 +51,7 @@ impl Judged {
             path: path.to_string(),
             hash: None,
             image_hash: None,
+            detail: None,
         }
     }
 }
@@ -94,6 +97,7 @@ fn exe_verdict(rec: &ExecRecord, fs: &ContainerFs, judge: &Judge) -> Judged {
         content: Content::NotCompared,
         identity: Identity::Unchecked,
         existed: true,
+        made_executable: false,
     };
     let mut judged = Judged::plain(Verdict::Unknown, &rec.path);
     let needs_content = matches!(residence, Residence::RootOverlay { upper: true, .. })
@@ -114,6 +118,10 @@ fn exe_verdict(rec: &ExecRecord, fs: &ContainerFs, judge: &Judge) -> Judged {
         if let Ok(j) = r
             && facts.identity == Identity::Verified
         {
+            if let Some(m) = j.made_executable() {
+                facts.made_executable = true;
+                judged.detail = Some(m.mode_words());
+            }
             judged.hash = j.hash;
             judged.image_hash = j.image_hash;
             judged.path = j.resolved_path;
@@ -254,6 +262,7 @@ fn path_verdict(
         content: Content::NotCompared,
         identity,
         existed,
+        made_executable: false,
     };
     let mut judged = Judged::plain(Verdict::Unknown, &path);
     if matches!(residence, Residence::RootOverlay { .. })
@@ -314,7 +323,7 @@ fn finding(subject: DriftSubject, j: Judged) -> DriftFinding {
         path: j.path,
         hash: j.hash,
         image_hash: j.image_hash,
-        detail: None,
+        detail: j.detail,
     }
 }
 
@@ -551,6 +560,38 @@ mod tests {
             (Verdict::Modified, DriftSubject::Exe, "/usr/bin/true")
         );
         assert!(f.hash.is_some());
+    }
+
+    #[test]
+    fn an_image_file_made_executable_is_metadata_drift_with_the_mode_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let judge = Judge::new();
+        let both = ExecFlags::OVL_UPPER | ExecFlags::OVL_LOWER;
+        let (d, fs) = layers_with(
+            &[("/usr/share/x.bin", b"ELF-data")],
+            &[("/usr/share/x.bin", b"ELF-data")],
+        );
+        let set = |root: &str, mode: u32| {
+            let p = d.path().join(root).join("usr/share/x.bin");
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set("lower", 0o644);
+        set("upper", 0o755);
+        let f = analyze_exec(&upper_rec(&fs, "/usr/share/x.bin", both), &fs, &judge)
+            .finding
+            .unwrap();
+        assert_eq!(
+            (f.verdict, f.subject, f.detail.as_deref()),
+            (
+                Verdict::Metadata,
+                DriftSubject::Exe,
+                Some("mode 0644 -> 0755")
+            )
+        );
+        // Executable in the image already: a wider mode is still the image's file.
+        set("lower", 0o700);
+        let a = analyze_exec(&upper_rec(&fs, "/usr/share/x.bin", both), &fs, &judge);
+        assert_eq!((a.exe_verdict, a.finding), (Verdict::CopyUp, None));
     }
 
     #[test]

@@ -1033,6 +1033,8 @@ impl Sensor {
             content: Content::NotCompared,
             identity: Identity::ByPath,
             existed: true,
+            // A write, not an exec: the mode is the chmod event's.
+            made_executable: false,
         };
         let mut image_size = None;
         if w.volume_of(rel).is_none() {

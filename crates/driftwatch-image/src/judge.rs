@@ -32,6 +32,13 @@ impl<T: PartialEq> Change<T> {
     }
 }
 
+impl Change<u32> {
+    /// `mode 0644 -> 0755`, as file drift words a `chmod`: the detail of a `metadata` verdict.
+    pub fn mode_words(&self) -> String {
+        format!("mode {:04o} -> {:04o}", self.image, self.current)
+    }
+}
+
 /// How a file's metadata differs from the image's file at the same path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MetadataChange {
@@ -124,6 +131,15 @@ impl Judgement {
     /// for a copy-up)?
     pub fn is_inode(&self, st_ino: u64) -> bool {
         self.layer_ino == st_ino || self.image_ino == Some(st_ino)
+    }
+
+    /// The mode change when the container's copy is the image's bytes made executable: the
+    /// image's file had no execute bit at all and this one has one (`chmod +x`). `chmod 755`
+    /// of a file the image already made executable by someone is not this.
+    pub fn made_executable(&self) -> Option<Change<u32>> {
+        let mode = self.metadata_change?.mode?;
+        (self.verdict == Verdict::CopyUp && mode.image & 0o111 == 0 && mode.current & 0o111 != 0)
+            .then_some(mode)
     }
 
     /// The comparison's result as a fact for [`driftwatch_model::verdict`].

@@ -173,6 +173,11 @@ pub enum Verdict {
     Added,
     /// In the writable layer, and its content differs from the image's file at this path.
     Modified,
+    /// In the writable layer, byte-identical to the image's file, but made executable there:
+    /// the image's file had no execute bit and the container's copy has one (`chmod +x`),
+    /// and it ran. The content is the image's; what it does is not (a data file, or a library
+    /// the image never meant to run).
+    Metadata,
     /// An anonymous memory file (`memfd_create`): fileless execution.
     Memfd,
     /// Unlinked before it ran (executed through an open fd).
@@ -209,6 +214,7 @@ impl Verdict {
             Verdict::CopyUp => "copy_up",
             Verdict::Added => "added",
             Verdict::Modified => "modified",
+            Verdict::Metadata => "metadata",
             Verdict::Memfd => "memfd",
             Verdict::Deleted => "deleted",
             Verdict::Tmpfs => "tmpfs",
@@ -228,11 +234,12 @@ impl Verdict {
         !matches!(self, Verdict::Image | Verdict::CopyUp | Verdict::Unknown)
     }
 
-    pub const ALL: [Verdict; 14] = [
+    pub const ALL: [Verdict; 15] = [
         Verdict::Image,
         Verdict::CopyUp,
         Verdict::Added,
         Verdict::Modified,
+        Verdict::Metadata,
         Verdict::Memfd,
         Verdict::Deleted,
         Verdict::Tmpfs,
@@ -373,6 +380,7 @@ mod tests {
             [
                 "added",
                 "modified",
+                "metadata",
                 "memfd",
                 "deleted",
                 "tmpfs",

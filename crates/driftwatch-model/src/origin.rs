@@ -74,6 +74,11 @@ pub struct FileFacts {
     /// The file was there when the code was loaded (the kernel opened it: an executed file or
     /// a script), so a missing path is a file that moved, not one never loaded.
     pub existed: bool,
+    /// The kernel executed this file, and its writable-layer copy has an execute bit while the
+    /// image's file at the same path had none (`chmod +x` in the container). Only callers that
+    /// judge an executed file set it: a library or a script handed to an interpreter needs no
+    /// execute bit to run.
+    pub made_executable: bool,
 }
 
 /// The verdict on one file from its facts.
@@ -103,6 +108,8 @@ pub fn verdict(f: &FileFacts) -> Verdict {
         // A path judged in mounts the agent does not know may not be the loaded file.
         (Content::Image | Content::CopyUp, Identity::ByPathUnresolved) => Verdict::Unjudged,
         (Content::Image, _) => Verdict::Image,
+        // The image's bytes, but the image never let them run: the mode is the change.
+        (Content::CopyUp, _) if f.made_executable => Verdict::Metadata,
         (Content::CopyUp, _) => Verdict::CopyUp,
         (Content::Missing, Identity::ByPath | Identity::ByPathUnresolved) if !f.existed => {
             Verdict::Unknown
@@ -138,6 +145,7 @@ mod tests {
             content,
             identity,
             existed: true,
+            made_executable: false,
         }
     }
 
@@ -237,5 +245,32 @@ mod tests {
         // A script the kernel opened, gone by the time it is judged: reported.
         let f = facts(BOTH, Content::Missing, Identity::ByPath);
         assert_eq!(verdict(&f), Verdict::Unjudged);
+    }
+
+    #[test]
+    fn an_image_file_made_executable_is_metadata_drift_only_when_its_bytes_are_the_images() {
+        let made = |content, identity| {
+            verdict(&FileFacts {
+                made_executable: true,
+                ..facts(BOTH, content, identity)
+            })
+        };
+        assert_eq!(made(Content::CopyUp, Identity::Verified), Verdict::Metadata);
+        assert_eq!(made(Content::CopyUp, Identity::ByPath), Verdict::Metadata);
+        // Changed bytes are the bigger news; a path that may be another file is unjudged.
+        assert_eq!(
+            made(Content::Modified, Identity::Verified),
+            Verdict::Modified
+        );
+        assert_eq!(
+            made(Content::CopyUp, Identity::ByPathUnresolved),
+            Verdict::Unjudged
+        );
+        assert_eq!(made(Content::CopyUp, Identity::Mismatch), Verdict::Unjudged);
+        // Without the fact, a copy-up is the image's file.
+        assert_eq!(
+            verdict(&facts(BOTH, Content::CopyUp, Identity::Verified)),
+            Verdict::CopyUp
+        );
     }
 }

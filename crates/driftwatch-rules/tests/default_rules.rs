@@ -127,6 +127,9 @@ fn each_drift_verdict_and_subject_raises_exactly_the_right_rule() {
         (Preload, Unjudged, None),
         (Script, Image, None),
         (Preload, CopyUp, None),
+        // An image file made executable has its own rule, not one of these.
+        (Exe, Metadata, None),
+        (Script, Metadata, None),
     ];
     for (subject, verdict, want) in cases {
         // Run by a non-shell parent, as the only process-level signal.
@@ -296,6 +299,80 @@ fn file_rules() {
             true,
             "Adding ssh keys to authorized_keys",
         ),
+        (
+            EventKind::Rename,
+            "/home/app/.ssh/authorized_keys2",
+            false,
+            "Adding ssh keys to authorized_keys",
+        ),
+        (
+            EventKind::Open,
+            "/etc/ssh/sshd_config",
+            true,
+            "Adding ssh keys to authorized_keys",
+        ),
+        (
+            EventKind::Open,
+            "/root/.bashrc",
+            true,
+            "Modify Shell Configuration File",
+        ),
+        (
+            EventKind::Creat,
+            "/home/app/.profile",
+            true,
+            "Modify Shell Configuration File",
+        ),
+        (
+            EventKind::Creat,
+            "/etc/profile.d/zz.sh",
+            true,
+            "Modify Shell Configuration File",
+        ),
+        (
+            EventKind::Open,
+            "/etc/environment",
+            true,
+            "Modify Shell Configuration File",
+        ),
+        (
+            EventKind::Creat,
+            "/etc/systemd/system/evil.timer",
+            true,
+            "Systemd unit changed in container",
+        ),
+        (
+            EventKind::Creat,
+            "/usr/lib/systemd/system/evil.service",
+            true,
+            "Systemd unit changed in container",
+        ),
+        (
+            EventKind::Symlink,
+            "/root/.config/systemd/user/default.target.wants/evil.service",
+            false,
+            "Systemd unit changed in container",
+        ),
+        (
+            EventKind::Creat,
+            "/.x",
+            true,
+            "Write below root directory in container",
+        ),
+        // A prefix of /etc, not below it: only new at the top level.
+        (
+            EventKind::Open,
+            "/etcetera",
+            true,
+            "Write below root directory in container",
+        ),
+        (
+            EventKind::Mkdir,
+            "/usr/bin/.hid",
+            false,
+            "Write below binary dir",
+        ),
+        (EventKind::Mkdir, "/etc/cron.d", false, "Schedule Cron Jobs"),
     ];
     for (kind, path, write, rule) in cases {
         let e = file_event(*kind, path, *write, "/bin/sh");
@@ -310,7 +387,10 @@ fn file_rules() {
             true,
             "/usr/sbin/nginx",
         ),
-        file_event(EventKind::Open, "/etcetera", true, "/bin/sh"),
+        // Dot files that are not a shell's, and a .bashrc deeper than a home directory.
+        file_event(EventKind::Open, "/root/.viminfo", true, "/usr/bin/vim"),
+        file_event(EventKind::Open, "/home/app/src/.bashrc", true, "/bin/sh"),
+        file_event(EventKind::Creat, "/app/.profile", true, "/bin/sh"),
         on_host(file_event(
             EventKind::Open,
             "/etc/passwd",
@@ -602,5 +682,61 @@ fn an_unjudged_file_is_a_warning_for_every_subject() {
             !fired(&rs, &e).contains(&"Unjudged code executed in container".to_string()),
             "{subject:?}"
         );
+    }
+}
+
+#[test]
+fn setuid_and_setgid_bits_alert_wherever_they_are_set() {
+    let rs = defaults();
+    let chmod = |path: &str, mode: u32| {
+        let mut e = file_event(EventKind::Chmod, path, false, "/bin/chmod");
+        e.file.as_mut().unwrap().mode = Some(mode);
+        e
+    };
+    for (path, mode) in [
+        ("/tmp/x", 0o4755),
+        ("/var/tmp/x", 0o2755),
+        ("/opt/x", 0o6755),
+    ] {
+        assert_eq!(
+            fired(&rs, &chmod(path, mode)),
+            ["Set Setuid or Setgid bit"],
+            "{path} {mode:o}"
+        );
+    }
+    // In a binary directory, both what changed and where.
+    let got = fired(&rs, &chmod("/usr/bin/id", 0o4755));
+    assert!(
+        got.contains(&"Set Setuid or Setgid bit".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"Write below binary dir".to_string()),
+        "{got:?}"
+    );
+    // Other bits, the sticky bit included, are not this rule's.
+    for mode in [0o755, 0o1777, 0o700] {
+        assert!(fired(&rs, &chmod("/tmp/x", mode)).is_empty(), "{mode:o}");
+    }
+}
+
+#[test]
+fn an_image_file_made_executable_and_run_is_critical() {
+    let rs = defaults();
+    let name = "Execute image file made executable in container";
+    let idx = rs.find(name).expect("the metadata rule");
+    assert_eq!(rs.rule(idx).priority, Priority::Critical);
+    for subject in [DriftSubject::Exe, DriftSubject::Script] {
+        let mut e = drifted_exec("/etc/x", subject, Verdict::Metadata, "/etc/x");
+        e.drift.as_mut().unwrap().detail = Some("mode 0644 -> 0755".into());
+        assert_eq!(fired(&rs, &e), [name], "{subject:?}");
+        let a = rs.alert(idx, &e, "node-1");
+        assert!(
+            a.output.contains("detail=mode 0644 -> 0755"),
+            "{}",
+            a.output
+        );
+        let e = drifted_exec("/etc/x", subject, Verdict::CopyUp, "/etc/x");
+        assert!(fired(&rs, &e).is_empty(), "{subject:?}");
     }
 }

@@ -81,6 +81,17 @@ impl EnforceStats {
     }
 }
 
+/// Where an executed file came from, as prevention judged it from the file handed over.
+struct FileVerdict {
+    /// Its path in the container (without " (deleted)").
+    path: String,
+    verdict: Verdict,
+    hash: Option<String>,
+    image_hash: Option<String>,
+    /// What changed besides content: the mode of an image file made executable.
+    detail: Option<String>,
+}
+
 /// A mount namespace the enforcer has placed in a scope.
 #[derive(Clone, Debug)]
 struct Placed {
@@ -629,8 +640,13 @@ impl Enforcer {
             return (true, None);
         };
         let raw = req.path().unwrap_or_default();
-        let (path, verdict, hash, image_hash) =
-            self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
+        let FileVerdict {
+            path,
+            verdict,
+            hash,
+            image_hash,
+            detail,
+        } = self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
         let mut hash_fd = || {
             let f = std::fs::File::open(format!("/proc/self/fd/{}", req.file.as_raw_fd())).ok()?;
             sha256_of(f)
@@ -674,7 +690,7 @@ impl Enforcer {
             path: path.clone(),
             hash,
             image_hash,
-            detail: None,
+            detail,
             enforcement: Some(Enforcement {
                 mode: EnforcementMode::Prevent,
                 action: EnforcementAction::Blocked,
@@ -693,7 +709,7 @@ impl Enforcer {
         md: &std::fs::Metadata,
         placed: &Placed,
         entry: &ContainerEntry,
-    ) -> (String, Verdict, Option<String>, Option<String>) {
+    ) -> FileVerdict {
         let path = raw_path
             .strip_suffix(" (deleted)")
             .unwrap_or(raw_path)
@@ -708,8 +724,9 @@ impl Enforcer {
             content: Content::NotCompared,
             identity: Identity::Unchecked,
             existed: true,
+            made_executable: false,
         };
-        let (mut hash, mut image_hash) = (None, None);
+        let (mut hash, mut image_hash, mut detail) = (None, None, None);
         if md.dev() == placed.root_dev {
             // fstat does not tell the layer: only the content can.
             facts.residence = Residence::RootOverlay {
@@ -718,7 +735,13 @@ impl Enforcer {
             };
             let Some(layers) = entry.fs.layers.as_ref() else {
                 // No layers to compare with: nothing to judge by (see docs/limits.md).
-                return (path, Verdict::Unknown, None, None);
+                return FileVerdict {
+                    path,
+                    verdict: Verdict::Unknown,
+                    hash: None,
+                    image_hash: None,
+                    detail: None,
+                };
             };
             let r = self.judge.judge(layers, &path);
             facts.content = content_of(&r);
@@ -732,6 +755,14 @@ impl Enforcer {
                 }
             };
             if let Ok(j) = r {
+                // The kernel is executing this very file (a program, or a script by its
+                // shebang): an execute bit the image's file never had is the change.
+                if let Some(m) = j.made_executable()
+                    && facts.identity == Identity::Verified
+                {
+                    facts.made_executable = true;
+                    detail = Some(m.mode_words());
+                }
                 hash = j.hash;
                 image_hash = j.image_hash;
             }
@@ -750,8 +781,13 @@ impl Enforcer {
                 _ => Residence::Volume,
             };
         }
-        let verdict = driftwatch_model::verdict(&facts);
-        (path, verdict, hash, image_hash)
+        FileVerdict {
+            path,
+            verdict: driftwatch_model::verdict(&facts),
+            hash,
+            image_hash,
+            detail,
+        }
     }
 
     /// Judges a process the kernel held while no agent was alive (failing closed): killed
@@ -782,8 +818,13 @@ impl Enforcer {
             resume_held(pid, Some(&m.id));
             return;
         };
-        let (path, verdict, hash, image_hash) =
-            self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
+        let FileVerdict {
+            path,
+            verdict,
+            hash,
+            image_hash,
+            detail,
+        } = self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
         let mut hash_exe = || std::fs::File::open(&exe).ok().and_then(sha256_of);
         if !kill_orphan(mode, verdict, || {
             self.policy().permits(&path, &entry.meta, &mut hash_exe)
@@ -803,9 +844,16 @@ impl Enforcer {
             path,
             hash,
             image_hash,
-            detail: Some(
-                "held by the kernel while no agent was running (on_agent_death: hold)".into(),
-            ),
+            detail: Some(match detail {
+                Some(d) => {
+                    format!(
+                        "{d}; held by the kernel while no agent was running (on_agent_death: hold)"
+                    )
+                }
+                None => {
+                    "held by the kernel while no agent was running (on_agent_death: hold)".into()
+                }
+            }),
             enforcement: Some(Enforcement {
                 mode: EnforcementMode::Prevent,
                 action: if killed {

@@ -263,6 +263,7 @@ fn verdict(
         content: Content::NotCompared,
         identity: Identity::Unchecked,
         existed: true,
+        made_executable: false,
     };
     let mut detail = None;
     if exe.starts_with("/memfd:") {
@@ -299,6 +300,13 @@ fn verdict(
                     Ok(_) => Identity::Mismatch,
                     Err(_) => Identity::Unchecked,
                 };
+                // The running program is this file: an execute bit its image copy lacked.
+                if let Some(m) = j.made_executable()
+                    && facts.identity == Identity::Verified
+                {
+                    facts.made_executable = true;
+                    detail = Some(m.mode_words());
+                }
             }
             Err(e) => detail = Some(e.to_string()),
         }

@@ -100,6 +100,32 @@ fn chmod_copies_up_and_reports_the_mode() {
         })
     );
     assert_eq!(m.fields(), ["mode"]);
+    // Executable in the image already: more bits are not "made executable".
+    assert_eq!(j.made_executable(), None);
+}
+
+#[test]
+fn a_data_file_made_executable_says_so_with_both_modes() {
+    let f = debian();
+    let up = f.copy_up(L::Lower(0), "/etc/conf");
+    fs::set_permissions(&up, fs::Permissions::from_mode(0o744)).unwrap();
+    let j = judge(&f, "/etc/conf").unwrap();
+    assert_eq!(j.verdict, Verdict::CopyUp);
+    assert_eq!(
+        j.made_executable(),
+        Some(Change {
+            image: 0o644,
+            current: 0o744
+        })
+    );
+    assert_eq!(
+        j.made_executable().unwrap().mode_words(),
+        "mode 0644 -> 0744"
+    );
+    // Changed bytes are `modified`, whatever the mode.
+    fs::write(&up, b"a=2\n").unwrap();
+    let j = judge(&f, "/etc/conf").unwrap();
+    assert_eq!((j.verdict, j.made_executable()), (Verdict::Modified, None));
 }
 
 #[test]
