@@ -18,6 +18,9 @@ const RULE: &str = "Execute image file made executable in container";
 /// An ELF program the image ships as data (mode 0644): `touch`'s bytes under another name.
 const DATA_ELF: &str = "/opt/dw-data.bin";
 
+/// A script the image ships as data (mode 0644), with a shebang.
+const DATA_SCRIPT: &str = "/opt/dw-data.sh";
+
 /// The Debian test image plus [`DATA_ELF`], built offline with `docker commit`. The copy is
 /// made while building the image: in the tests the file runs with the image's bytes.
 fn image_with_a_non_executable_elf() -> TestImage {
@@ -26,7 +29,11 @@ fn image_with_a_non_executable_elf() -> TestImage {
         DEBIAN,
         "sh",
         "-c",
-        &format!("cp /usr/bin/touch {DATA_ELF} && chmod 0644 {DATA_ELF}"),
+        &format!(
+            "cp /usr/bin/touch {DATA_ELF} && chmod 0644 {DATA_ELF} && \
+             printf '#!/bin/sh\\ntouch /tmp/ran-script\\n' > {DATA_SCRIPT} && \
+             chmod 0644 {DATA_SCRIPT}"
+        ),
     ]);
     assert_eq!(docker_ok(&["wait", &base.id]), "0", "building the fixture");
     docker_ok(&["commit", &base.id, &name]);
@@ -41,11 +48,11 @@ fn about<'a>(c: &'a TestContainer, path: &'a str) -> impl Fn(&Value) -> bool + '
     }
 }
 
-fn assert_metadata(a: &Value) {
+fn assert_metadata(a: &Value, subject: &str) {
     assert_eq!(a["rule"], RULE, "{a}");
     assert_eq!(a["priority"], "Critical", "{a}");
     assert_eq!(field(a, "drift.verdict"), "metadata", "{a}");
-    assert_eq!(field(a, "drift.subject"), "exe", "{a}");
+    assert_eq!(field(a, "drift.subject"), subject, "{a}");
     assert_eq!(field(a, "drift.detail"), "mode 0644 -> 0755", "{a}");
     // The bytes are the image's: both hashes are there and equal.
     assert!(field(a, "drift.hash").is_string(), "{a}");
@@ -62,7 +69,7 @@ fn scenario(agent: &AgentProcess, c: &TestContainer, prevent: bool) {
     ));
     let (ran, _) = c.sh("test -e /tmp/ran-metadata");
     let a = agent.wait_for("metadata", WAIT, about(c, DATA_ELF));
-    assert_metadata(&a);
+    assert_metadata(&a, "exe");
     if prevent {
         assert_eq!(code, 126, "refused before it ran: {out}");
         assert!(out.contains("Operation not permitted"), "{out}");
@@ -105,4 +112,13 @@ fn an_image_file_made_executable_is_refused_in_prevent_mode() {
     let agent = AgentProcess::start(DRIFTWATCH, &["--enforce", "prevent"]);
     let c = watched_container(&agent, &image.0);
     scenario(&agent, &c, true);
+    // A script made executable: the kernel opens it for exec (its shebang names the
+    // interpreter), and that open is refused.
+    let (code, out) = c.sh(&format!("chmod +x {DATA_SCRIPT} && {DATA_SCRIPT}"));
+    assert_eq!(code, 126, "{out}");
+    let (ran, _) = c.sh("test -e /tmp/ran-script");
+    assert_ne!(ran, 0, "the refused script ran");
+    let a = agent.wait_for("metadata script", WAIT, about(&c, DATA_SCRIPT));
+    assert_metadata(&a, "script");
+    assert_eq!(field(&a, "drift.action"), "blocked", "{a}");
 }
