@@ -92,6 +92,22 @@ struct FileVerdict {
     detail: Option<String>,
 }
 
+impl FileVerdict {
+    /// The binary-drift finding on this file, with what enforcement did about it.
+    fn finding(self, subject: DriftSubject, enforcement: Enforcement) -> DriftFinding {
+        DriftFinding {
+            kind: DriftKind::Binary,
+            subject,
+            verdict: self.verdict,
+            path: self.path,
+            hash: self.hash,
+            image_hash: self.image_hash,
+            detail: self.detail,
+            enforcement: Some(enforcement),
+        }
+    }
+}
+
 /// A mount namespace the enforcer has placed in a scope.
 #[derive(Clone, Debug)]
 struct Placed {
@@ -640,13 +656,8 @@ impl Enforcer {
             return (true, None);
         };
         let raw = req.path().unwrap_or_default();
-        let FileVerdict {
-            path,
-            verdict,
-            hash,
-            image_hash,
-            detail,
-        } = self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
+        let judged = self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
+        let (path, verdict) = (judged.path.clone(), judged.verdict);
         let mut hash_fd = || {
             let f = std::fs::File::open(format!("/proc/self/fd/{}", req.file.as_raw_fd())).ok()?;
             sha256_of(f)
@@ -683,20 +694,14 @@ impl Enforcer {
         } else {
             DriftSubject::Exe
         };
-        let finding = DriftFinding {
-            kind: DriftKind::Binary,
+        let finding = judged.finding(
             subject,
-            verdict,
-            path: path.clone(),
-            hash,
-            image_hash,
-            detail,
-            enforcement: Some(Enforcement {
+            Enforcement {
                 mode: EnforcementMode::Prevent,
                 action: EnforcementAction::Blocked,
                 by: Some(EnforcementMechanism::FanotifyDeny),
-            }),
-        };
+            },
+        );
         let process = self.denied_process(req.pid, &path, &entry);
         (false, Some(exec_event(process, &entry, finding)))
     }
@@ -818,13 +823,8 @@ impl Enforcer {
             resume_held(pid, Some(&m.id));
             return;
         };
-        let FileVerdict {
-            path,
-            verdict,
-            hash,
-            image_hash,
-            detail,
-        } = self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
+        let judged = self.file_verdict(&raw.to_string_lossy(), &md, &placed, &entry);
+        let (path, verdict) = (judged.path.clone(), judged.verdict);
         let mut hash_exe = || std::fs::File::open(&exe).ok().and_then(sha256_of);
         if !kill_orphan(mode, verdict, || {
             self.policy().permits(&path, &entry.meta, &mut hash_exe)
@@ -837,24 +837,10 @@ impl Enforcer {
         process.argv = crate::proctable::proc_argv(pid);
         let killed = kill_in_container(pid, &m.id);
         self.stats.orphans_killed.fetch_add(1, Ordering::Relaxed);
-        let finding = DriftFinding {
-            kind: DriftKind::Binary,
-            subject: DriftSubject::Exe,
-            verdict,
-            path,
-            hash,
-            image_hash,
-            detail: Some(match detail {
-                Some(d) => {
-                    format!(
-                        "{d}; held by the kernel while no agent was running (on_agent_death: hold)"
-                    )
-                }
-                None => {
-                    "held by the kernel while no agent was running (on_agent_death: hold)".into()
-                }
-            }),
-            enforcement: Some(Enforcement {
+        let held = "held by the kernel while no agent was running (on_agent_death: hold)";
+        let mut finding = judged.finding(
+            DriftSubject::Exe,
+            Enforcement {
                 mode: EnforcementMode::Prevent,
                 action: if killed {
                     EnforcementAction::Blocked
@@ -862,8 +848,12 @@ impl Enforcer {
                     EnforcementAction::Failed
                 },
                 by: killed.then_some(EnforcementMechanism::BpfHold),
-            }),
-        };
+            },
+        );
+        finding.detail = Some(match finding.detail.take() {
+            Some(d) => format!("{d}; {held}"),
+            None => held.to_string(),
+        });
         crate::emitter::emit(&self.emitter, &exec_event(process, &entry, finding));
     }
 
