@@ -21,6 +21,10 @@ const DATA_ELF: &str = "/opt/dw-data.bin";
 /// A script the image ships as data (mode 0644), with a shebang.
 const DATA_SCRIPT: &str = "/opt/dw-data.sh";
 
+/// Shell commands the image ships as data (mode 0644), without a shebang: made executable and
+/// started from a shell, the kernel refuses the format (`ENOEXEC`) and the shell reads it.
+const DATA_PLAIN: &str = "/opt/dw-data.txt";
+
 /// The Debian test image plus [`DATA_ELF`], built offline with `docker commit`. The copy is
 /// made while building the image: in the tests the file runs with the image's bytes.
 fn image_with_a_non_executable_elf() -> TestImage {
@@ -32,7 +36,8 @@ fn image_with_a_non_executable_elf() -> TestImage {
         &format!(
             "cp /usr/bin/touch {DATA_ELF} && chmod 0644 {DATA_ELF} && \
              printf '#!/bin/sh\\ntouch /tmp/ran-script\\n' > {DATA_SCRIPT} && \
-             chmod 0644 {DATA_SCRIPT}"
+             chmod 0644 {DATA_SCRIPT} && echo 'touch /tmp/ran-plain' > {DATA_PLAIN} && \
+             chmod 0644 {DATA_PLAIN}"
         ),
     ]);
     assert_eq!(docker_ok(&["wait", &base.id]), "0", "building the fixture");
@@ -121,4 +126,12 @@ fn an_image_file_made_executable_is_refused_in_prevent_mode() {
     let a = agent.wait_for("metadata script", WAIT, about(&c, DATA_SCRIPT));
     assert_metadata(&a, "script");
     assert_eq!(field(&a, "drift.action"), "blocked", "{a}");
+    // Without a shebang: the exec's open is refused before the kernel looks at the format,
+    // so the shell gets EPERM, not ENOEXEC, and does not fall back to reading it.
+    let (code, out) = c.sh(&format!("chmod +x {DATA_PLAIN} && {DATA_PLAIN}"));
+    assert_eq!(code, 126, "{out}");
+    let (ran, _) = c.sh("test -e /tmp/ran-plain");
+    assert_ne!(ran, 0, "the shell ran the refused file's commands");
+    let a = agent.wait_for("metadata plain", WAIT, about(&c, DATA_PLAIN));
+    assert_metadata(&a, "exe");
 }
