@@ -54,6 +54,24 @@ pub struct ContainerEntry {
 }
 
 impl ContainerEntry {
+    /// Is `path` (absolute in the container) one of its mount points or a directory above
+    /// one? The runtime makes those in the writable layer as it sets the container up (runc's
+    /// init, before the entrypoint runs: `-v x:/data` on an image without `/data`); they stay
+    /// while the mounts do, so the container cannot be the one that made them.
+    pub fn holds_mount_point(&self, path: &Path) -> bool {
+        let configured = self.record.iter().flat_map(|r| {
+            r.runtime_config
+                .mounts
+                .iter()
+                .map(|m| m.destination.as_path())
+        });
+        let live = self
+            .fs
+            .mounts
+            .iter()
+            .flat_map(|t| t.mounts().iter().map(|m| m.mount_point.as_path()));
+        under_any(configured.chain(live), path)
+    }
     /// The `evt.type=container` event a posture finding rides on: the container, and its init
     /// process as configured (pid when running, entrypoint + command, configured user). The
     /// time is when the agent judged it, so alert latency stays meaningful for containers that
@@ -641,9 +659,32 @@ impl ContainerRegistry {
     }
 }
 
+/// Is `path` one of `points` or above one (the root, above everything, is not)?
+fn under_any<'a>(mut points: impl Iterator<Item = &'a Path>, path: &Path) -> bool {
+    path != Path::new("/") && points.any(|p| p.starts_with(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_and_the_directories_above_them() {
+        let points = [
+            Path::new("/data/sub"),
+            Path::new("/etc/app.conf"),
+            Path::new("/"),
+        ];
+        let held = |p: &str| under_any(points.iter().copied(), Path::new(p));
+        assert!(held("/data/sub"));
+        assert!(held("/data"));
+        assert!(held("/etc/app.conf"));
+        assert!(!held("/data/sub/x"), "below a mount point is the mount's");
+        assert!(!held("/dat"), "by components, not by prefix");
+        assert!(!held("/etc/app.conf.d"));
+        assert!(!held("/"));
+        assert!(!held("/tmp"));
+    }
 
     #[derive(Default)]
     struct Seen {

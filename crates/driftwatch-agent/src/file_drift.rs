@@ -1327,6 +1327,15 @@ impl Sensor {
         let Some(w) = self.containers.get(id) else {
             return;
         };
+        // The runtime making the container's mount points is setting it up, not changing it.
+        if matches!(kind, EventKind::Mkdir | EventKind::Creat)
+            && self
+                .registry
+                .get(id)
+                .is_some_and(|e| e.holds_mount_point(&container_path(rel)))
+        {
+            return;
+        }
         let path = container_path(rel).to_string_lossy().into_owned();
         // A rename's old name, or a symbolic link's target (Falco's `fs.path.source` of both).
         let source = old.map(|o| container_path(o).into_os_string().into_vec());
