@@ -11,7 +11,7 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let include = bpf_dir.join("include");
     // One object per hook family; add new programs to this list.
-    let programs: &[&str] = &["exec", "net", "tamper"];
+    let programs: &[&str] = &["exec", "fork", "net", "tamper"];
     for prog in programs {
         let src = bpf_dir.join(format!("{prog}.bpf.c"));
         SkeletonBuilder::new()

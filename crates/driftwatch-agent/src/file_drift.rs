@@ -38,8 +38,9 @@ use driftwatch_image::packages;
 use driftwatch_image::{Judge, content_of};
 use driftwatch_model::{
     ContainerId, ContainerMeta, Content, DriftFinding, DriftKind, DriftSubject, Event, EventKind,
-    FileFacts, FileRef, Identity, Process, Residence, Verdict,
+    FileFacts, FileRef, Identity, Residence, Verdict,
 };
+use driftwatch_sensor::ForkParents;
 use driftwatch_sensor::fanotify::{
     DirEntryRef, DirWatcher, FileNotice, WatchedDirHandle, op, resolve_dir,
 };
@@ -51,6 +52,7 @@ use crate::emitter::{SharedEmitter, emit_named};
 use crate::fairness::{Exhausted, Limits, WatchBudget};
 use crate::proctable::ProcTable;
 
+mod actor;
 mod falco_args;
 mod package_watch;
 
@@ -83,6 +85,10 @@ pub struct FileDriftConfig {
     pub limits: Limits,
     /// Package databases are compared once they have not changed for this long.
     pub package_settle: Duration,
+    /// Which process forked each container process (`fork.bpf.c`): names the actor of a
+    /// change made by a forked child that never exec'd and is gone. `None`: such a change
+    /// is reported with the pid alone.
+    pub forks: Option<Arc<ForkParents>>,
 }
 
 impl Default for FileDriftConfig {
@@ -90,6 +96,7 @@ impl Default for FileDriftConfig {
         FileDriftConfig {
             limits: Limits::default(),
             package_settle: Duration::from_millis(700),
+            forks: None,
         }
     }
 }
@@ -120,6 +127,28 @@ fn mtime(st: &rustix::fs::Stat) -> SystemTime {
     let secs = u64::try_from(st.st_mtime).unwrap_or(0);
     let nanos = u32::try_from(st.st_mtime_nsec).unwrap_or(0);
     SystemTime::UNIX_EPOCH + Duration::new(secs, nanos.min(999_999_999))
+}
+
+/// Whether the entry `name` of `dir` was born (`statx` birth time) after `t`. The kernel
+/// stamps births with its coarse clock, never ahead of the real time, so a birth time after
+/// `t` is a birth after `t`; false when the filesystem keeps no birth time.
+fn born_after(dir: &OwnedFd, name: &OsStr, t: SystemTime) -> bool {
+    let Ok(st) = rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+        rustix::fs::StatxFlags::BTIME,
+    ) else {
+        return false;
+    };
+    if st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() == 0 {
+        return false;
+    }
+    let Ok(secs) = u64::try_from(st.stx_btime.tv_sec) else {
+        return false;
+    };
+    let nanos = st.stx_btime.tv_nsec.min(999_999_999);
+    SystemTime::UNIX_EPOCH + Duration::new(secs, nanos) > t
 }
 
 /// The running file sensor; dropping it stops its thread.
@@ -290,6 +319,31 @@ struct Sensor {
     /// Until when the notices of the current read may wait for their processes' exec
     /// records ([`crate::proctable::RECORD_WAIT`] after the first wait).
     actor_deadline: Option<Instant>,
+    /// While a new directory's scan reports what it found: the process whose notice made
+    /// the directory appear, to which those entries are attributed, saying so.
+    inferring: Option<InferredActor>,
+}
+
+/// The actor of the entries a scan finds below a directory that has just appeared: they
+/// were made before the directory's mark, so no notice named their process. The process
+/// that made the directory appear (its `mkdir`, or the copy-up its first change caused) is
+/// the likeliest, and is named as inferred, never as observed: another process may have
+/// written into the directory in the same instant.
+#[derive(Clone, Debug)]
+struct InferredActor {
+    pid: u32,
+    /// The directory, as the container names it.
+    dir: String,
+}
+
+impl InferredActor {
+    /// What the alert's `drift.detail` says of the actor.
+    fn note(&self) -> String {
+        format!(
+            "actor inferred: made before {} was watched; pid {} made that directory appear",
+            self.dir, self.pid
+        )
+    }
 }
 
 impl FileDrift {
@@ -304,6 +358,7 @@ impl FileDrift {
         let stop = Arc::new(AtomicBool::new(false));
         let mut sensor = Sensor {
             budget: WatchBudget::new(&config.limits),
+            inferring: None,
             registry,
             emitter,
             procs,
@@ -385,65 +440,6 @@ struct FileArgs {
     owner: Option<(u32, u32)>,
     /// The entry's `lstat`, when the caller has it already: one per event is enough.
     md: Option<std::fs::Metadata>,
-}
-
-/// The acting process, from what the exec sensor saw or, failing that, from /proc. The
-/// notices of one read share one wait for their exited processes' exec records (`deadline`):
-/// a process that never exec'd (a shell's forked child running a busybox applet: `mkdir` in
-/// a loop) is never recorded, and waiting 100 ms for each of a burst of them would put the
-/// sensor seconds behind.
-fn process_of(procs: &Mutex<ProcTable>, pid: u32, deadline: &mut Option<Instant>) -> Process {
-    let known = crate::proctable::lookup_or_wait_until(procs, pid, deadline);
-    if let Some(p) = known {
-        let pexepath = procs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .exepath(p.ppid)
-            .unwrap_or_default()
-            .to_string();
-        let mut process = Process {
-            pid,
-            ppid: p.ppid,
-            uid: p.uid,
-            gid: p.gid,
-            name: p.name.clone(),
-            pexepath,
-            ..Default::default()
-        };
-        // With the facts of its exec (login uid, session, capabilities, ...), as its exec
-        // event carried them.
-        crate::proctable::fill_from_exec(procs, &mut process, p);
-        return process;
-    }
-    if pid == 0 {
-        return Process::default();
-    }
-    let read = |f: &str| driftwatch_fs::host::proc_bytes(pid, f).unwrap_or_default();
-    let argv: Vec<String> = read("cmdline")
-        .split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect();
-    let status = String::from_utf8_lossy(&read("status")).into_owned();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(k))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-    };
-    Process {
-        pid,
-        ppid: field("PPid:").unwrap_or(0),
-        uid: field("Uid:").unwrap_or(0),
-        gid: field("Gid:").unwrap_or(0),
-        name: String::from_utf8_lossy(&read("comm")).trim().to_string(),
-        exepath: driftwatch_fs::host::proc_link(pid, "exe")
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        argv,
-        ..Default::default()
-    }
 }
 
 impl Sensor {
@@ -578,9 +574,11 @@ impl Sensor {
     }
 
     /// Marks `dir` and every directory below it; reports entries made since the agent
-    /// started that the marks came too late for (unknown process).
-    /// `pid` made the directory (0 when unknown): entries found in it were most likely made
-    /// by the same process, as part of one copy-up or one `mkdir -p && write`.
+    /// started that the marks came too late for.
+    /// `pid` made the directory appear (0 when unknown, as on the first scan of a
+    /// container): entries found in it were most likely made by the same process, as part
+    /// of one copy-up or one `mkdir -p && write`, and are reported with it as an inferred
+    /// actor ([`InferredActor`]), said so in `drift.detail`.
     ///
     /// The walk is iterative and goes by open directories, never by path: `dir` is opened
     /// beneath its layer or volume without following a symlink, each subdirectory relative
@@ -605,6 +603,31 @@ impl Sensor {
             }
         };
         let label = w.meta.id.short().to_string();
+        let inferred = (!initial && pid != 0).then(|| InferredActor {
+            pid,
+            dir: container_path(&rel).to_string_lossy().into_owned(),
+        });
+        let outer = std::mem::replace(&mut self.inferring, inferred);
+        self.scan_tree(id, dir, initial, pid, top, depth, &label);
+        self.inferring = outer;
+    }
+
+    /// The walk of [`Sensor::watch_tree`], from `top` (the open `dir`, `depth` levels below
+    /// the container's root).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the walk's start, as watch_tree opened it"
+    )]
+    fn scan_tree(
+        &mut self,
+        id: &ContainerId,
+        dir: &Path,
+        initial: bool,
+        pid: u32,
+        top: Arc<OwnedFd>,
+        depth: usize,
+        label: &str,
+    ) {
         // Directories to mark: (the open parent, the name in it, host path, depth); the root
         // of the walk is already open.
         let mut stack: Vec<(Arc<OwnedFd>, Option<OsString>, PathBuf, usize)> =
@@ -637,6 +660,8 @@ impl Sensor {
                 self.give_back_watch(id);
                 continue;
             }
+            // Taken once the mark is in place: an entry born later has its own notice.
+            let marked = SystemTime::now();
             let Ok(rd) = rustix::fs::Dir::read_from(&*fd) else {
                 continue;
             };
@@ -659,6 +684,11 @@ impl Sensor {
                 else {
                     continue;
                 };
+                // Born after the mark: its own notice names its process (and marks it, for a
+                // directory); reporting it here too would name the inferred actor twice.
+                if !initial && born_after(&fd, &n, marked) {
+                    continue;
+                }
                 let path = d.join(&n);
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                     // Made inside a directory just made (`mkdir -p`), before its mark.
@@ -669,7 +699,8 @@ impl Sensor {
                     }
                     stack.push((fd.clone(), Some(n), path, depth + 1));
                 } else if !initial || mtime(&st) > self.started {
-                    // Made before its directory was marked: catch up, actor unknown.
+                    // Made before its directory was marked: catch up, actor inferred (or
+                    // unknown on a container's first scan).
                     let Some(w) = self.containers.get(id) else {
                         continue;
                     };
@@ -798,7 +829,7 @@ impl Sensor {
             };
             let detail = Some("content differs from the image's".into());
             let kind = EventKind::Open;
-            self.emit_typed(id, kind, rel, None, 0, Verdict::Modified, detail, args);
+            self.emit_typed(id, kind, rel, None, pid, Verdict::Modified, detail, args);
         }
     }
 
@@ -941,8 +972,8 @@ impl Sensor {
 
     /// A notice about a directory: made (`mkdir`), renamed, removed (`rmdir`, reported as
     /// `unlink`) or re-moded. A new directory is marked at once; entries found under it are
-    /// caught up with an unknown actor: its creator is a guess, and a wrong actor is worse
-    /// than none.
+    /// caught up with the process that made the directory appear as their inferred actor,
+    /// said so: a wrong actor given as observed is worse than none.
     fn handle_dir(
         &mut self,
         n: &FileNotice,
@@ -969,7 +1000,7 @@ impl Sensor {
         if n.has(op::CREATE | op::RENAME) {
             let host = self.containers.get(id).map(|w| w.host(rel));
             if let Some(host) = host {
-                self.watch_tree(id, &host, false, 0);
+                self.watch_tree(id, &host, false, pid);
             }
         }
         if n.has(op::DELETE) && !n.has(op::CREATE | op::RENAME) {
@@ -1343,10 +1374,18 @@ impl Sensor {
             container_path(rel).as_os_str().as_bytes(),
             source.as_deref().or(args.target.as_deref()),
         );
-        let mut process = process_of(&self.procs, pid, &mut self.actor_deadline);
+        let forks = self.config.forks.as_deref();
+        let mut process = actor::process_of(&self.procs, forks, pid, &mut self.actor_deadline);
         if let Some(e) = self.registry.get(id) {
             e.name_process(&mut process);
         }
+        let detail = match &self.inferring {
+            Some(i) if i.pid == pid && pid != 0 => Some(match detail {
+                Some(d) => format!("{d}; {}", i.note()),
+                None => i.note(),
+            }),
+            _ => detail,
+        };
         let md = args.md.or_else(|| w.lstat(rel).ok());
         // A removed entry's name may be taken by a whiteout by now: what it was is the
         // caller's to say.
@@ -1404,6 +1443,24 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
 
     use super::*;
+
+    /// The scan skips what its notice will report: an entry born after a time is told by its
+    /// birth time.
+    #[test]
+    fn births_are_told_apart_from_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = SystemTime::now() - Duration::from_secs(5);
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        let after = SystemTime::now() + Duration::from_secs(5);
+        let fd: OwnedFd = File::open(dir.path()).unwrap().into();
+        let name = OsStr::new("f");
+        let keeps_births =
+            rustix::fs::statx(&fd, name, AtFlags::empty(), rustix::fs::StatxFlags::BTIME)
+                .is_ok_and(|st| st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0);
+        assert_eq!(born_after(&fd, name, before), keeps_births);
+        assert!(!born_after(&fd, name, after));
+        assert!(!born_after(&fd, OsStr::new("missing"), before));
+    }
 
     #[test]
     fn whiteouts_are_char_devices_zero_zero() {

@@ -308,12 +308,25 @@ impl Agent {
         // Engines are followed once every observer is in place, so that containers already
         // running are judged and placed in their enforcement scope too.
         runtime.spawn(registry.clone().watch());
+        // Names the process of a file change made by a forked child that never exec'd.
+        let forks = match driftwatch_sensor::host_mnt_ns()
+            .and_then(driftwatch_sensor::ForkParents::start)
+        {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                tracing::warn!(
+                    "{e}; a file change by a forked child that never exec'd and exited at once names its pid only"
+                );
+                None
+            }
+        };
         let files = match FileDrift::start(
             registry.clone(),
             emitter.clone(),
             procs.clone(),
             FileDriftConfig {
                 limits: config.limits.clone(),
+                forks,
                 ..FileDriftConfig::default()
             },
         ) {

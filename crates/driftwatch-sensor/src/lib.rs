@@ -5,6 +5,7 @@ mod abi;
 mod exec;
 pub mod exec_guard;
 pub mod fanotify;
+mod fork;
 pub mod host;
 mod load;
 mod maps;
@@ -18,6 +19,7 @@ pub use abi::{DW_ENFORCE_HOLD_ALL, DW_ENFORCE_HOLD_SUSPECT, DW_ENFORCE_KILL_MEMF
 pub use abi::{ExecFlags, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS};
 pub use exec::{DecodeError, ExecRecord, ProcessFacts};
 pub use exec_guard::{ExecGuard, ExecRequest};
+pub use fork::{ForkParents, Forked};
 pub use host::PIN_DIR;
 pub use load::SensorError;
 pub use maps::{CountedMap, MapEntries};

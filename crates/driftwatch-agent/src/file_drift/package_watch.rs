@@ -13,7 +13,8 @@ use driftwatch_model::{
     ContainerId, DriftFinding, DriftKind, DriftSubject, Event, EventKind, FileRef, Verdict,
 };
 
-use super::{Sensor, container_path, is_whiteout, process_of};
+use super::actor::process_of;
+use super::{Sensor, container_path, is_whiteout};
 use crate::emitter::emit;
 
 impl Sensor {
@@ -137,7 +138,8 @@ impl Sensor {
         };
         let meta = w.meta.clone();
         let path = location.clone();
-        let mut process = process_of(&self.procs, pid, &mut self.actor_deadline);
+        let forks = self.config.forks.as_deref();
+        let mut process = process_of(&self.procs, forks, pid, &mut self.actor_deadline);
         if let Some(e) = self.registry.get(id) {
             e.name_process(&mut process);
         }
