@@ -11,7 +11,7 @@
  * here, docs/platform.md). New threads are skipped (same thread group), host processes
  * with one compare of the mount namespace, as exec.bpf.c does.
  *
- * No ring buffer: user space only looks an entry up when a file notice names a pid that is
+ * No ring buffer: user space only looks a slot up when a file notice names a pid that is
  * gone and had no exec, so the map is the whole interface (crates/driftwatch-sensor/src/fork.rs).
  */
 #include "vmlinux.h"
@@ -24,35 +24,48 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by user space before load: the inode number of the host's mount namespace. */
 const volatile __u32 host_mnt_ns = 0;
 
-/* keep in sync: crates/driftwatch-sensor/src/fork.rs:Forked */
+/* keep in sync: crates/driftwatch-sensor/src/fork.rs:Forked, FORK_SLOTS */
 struct dw_fork {
+	__u32 child_tgid;  /* host view; tells a slot's owner from other pids of that slot */
 	__u32 parent_tgid; /* host view */
 	__u32 child_vpid;  /* the child's pid in its own pid namespace */
 };
 
-/* LRU: pids are reused and nobody deletes entries; the oldest forks go first. 64 Ki entries
- * hold the last minutes of forks of a busy node. */
+#define DW_FORK_SLOTS (1 << 17)
+
+/* A direct-mapped table: a fork is stored at slot child_tgid % DW_FORK_SLOTS, over what an
+ * older pid of that slot left (pids are handed out in increasing order, so a slot is
+ * overwritten only after DW_FORK_SLOTS more pids were handed out on the node). An array's
+ * lookup is inlined and its slot written in place: no hash, no lock, no allocation, unlike an
+ * LRU hash (measured here: ~550 ns per recorded fork, against the 300 ns goal). 1.5 MiB. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32); /* the child's tgid (host view) */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DW_FORK_SLOTS);
+	__type(key, __u32);
 	__type(value, struct dw_fork);
 } fork_parents SEC(".maps");
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(dw_sched_process_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 child_tgid = BPF_CORE_READ(child, tgid);
+	/* tp_btf arguments are trusted BTF pointers: plain loads (the verifier adds the fault
+	 * handling), no bpf_probe_read_kernel call per hop. This runs on every fork of the
+	 * node, so the host's skip is three loads and a compare. */
+	__u32 child_tgid = child->tgid;
 	/* A new thread shares its process's tgid: nothing new to name. */
-	if (BPF_CORE_READ(child, pid) != child_tgid)
+	if (child->pid != child_tgid)
 		return 0;
-	if (BPF_CORE_READ(parent, nsproxy, mnt_ns, ns.inum) == host_mnt_ns)
+	if (parent->nsproxy->mnt_ns->ns.inum == host_mnt_ns)
 		return 0;
-	struct dw_fork f = {};
-	f.parent_tgid = BPF_CORE_READ(parent, tgid);
-	struct pid *pid = BPF_CORE_READ(child, thread_pid);
-	unsigned int level = BPF_CORE_READ(pid, level);
-	f.child_vpid = BPF_CORE_READ(pid, numbers[level & 31].nr);
-	bpf_map_update_elem(&fork_parents, &child_tgid, &f, BPF_ANY);
+	__u32 slot = child_tgid & (DW_FORK_SLOTS - 1);
+	struct dw_fork *f = bpf_map_lookup_elem(&fork_parents, &slot);
+	if (!f)
+		return 0;
+	struct pid *pid = child->thread_pid;
+	unsigned int level = pid->level;
+	f->child_tgid = child_tgid;
+	f->parent_tgid = parent->tgid;
+	/* numbers[] is indexed by a value the verifier cannot bound for a BTF pointer. */
+	f->child_vpid = BPF_CORE_READ(pid, numbers[level & 31].nr);
 	return 0;
 }

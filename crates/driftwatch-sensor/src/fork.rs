@@ -59,17 +59,22 @@ impl ForkParents {
     }
 
     /// How `pid` was forked, if it was forked outside the host's mount namespace since the
-    /// program was attached and the entry was not evicted. A pid reused since is named by its
-    /// last fork.
+    /// program was attached and its slot was not taken since by a later pid (at least
+    /// [`FORK_SLOTS`] pids later). A pid reused since is named by its last fork.
     pub fn fork_of(&self, pid: u32) -> Option<Forked> {
-        let value = self.map.lookup(&pid.to_ne_bytes(), MapFlags::ANY).ok()??;
+        let slot = pid & (FORK_SLOTS - 1);
+        let value = self.map.lookup(&slot.to_ne_bytes(), MapFlags::ANY).ok()??;
         let word = |at: usize| Some(u32::from_ne_bytes(value.get(at..at + 4)?.try_into().ok()?));
+        (word(0)? == pid && pid != 0).then_some(())?;
         Some(Forked {
-            parent: word(0)?,
-            vpid: word(4)?,
+            parent: word(4)?,
+            vpid: word(8)?,
         })
     }
 }
+
+/// Slots of the fork table (keep in sync: bpf/fork.bpf.c:DW_FORK_SLOTS, a power of two).
+pub const FORK_SLOTS: u32 = 1 << 17;
 
 /// One fork as `fork.bpf.c` recorded it (keep in sync: bpf/fork.bpf.c:struct dw_fork).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
