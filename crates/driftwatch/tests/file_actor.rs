@@ -79,6 +79,23 @@ fn fresh_container(agent: &AgentProcess, image: &str) -> TestContainer {
     panic!("the agent never watched container {}", c.short());
 }
 
+/// The test's agent (its files in the directory returned) and a fresh container it watches.
+fn watching(image: &str) -> (tempfile::TempDir, AgentProcess, TestContainer) {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    let c = fresh_container(&agent, image);
+    (dir, agent, c)
+}
+
+/// The alert of a rename onto `path`, seen by its notice (not inferred).
+fn observed_rename(agent: &AgentProcess, c: &TestContainer, path: &str) -> Value {
+    let a = agent.wait_for(&format!("rename onto {path}"), WAIT, |a| {
+        about(c, path)(a) && field(a, "evt.type") == "renameat2"
+    });
+    assert!(!detail(&a).contains(INFERRED), "{a}");
+    a
+}
+
 fn about<'a>(c: &'a TestContainer, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         has_tag(a, "file_drift")
@@ -118,9 +135,7 @@ fn first_change_below_etc_names_the_shell_as_inferred() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let agent = agent(dir.path());
-    let c = fresh_container(&agent, DEBIAN);
+    let (_dir, agent, c) = watching(DEBIAN);
     let script = "echo 'x:x:0:0::/:/bin/sh' >> /etc/passwd; echo $$";
     let (code, out) = c.sh(script);
     assert_eq!(code, 0, "{out}");
@@ -152,9 +167,7 @@ fn entries_found_by_the_scan_name_the_directorys_maker_as_inferred() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let agent = agent(dir.path());
-    let c = fresh_container(&agent, DEBIAN);
+    let (_dir, agent, c) = watching(DEBIAN);
     // Builtins only (dash): one process.
     let script = "i=0; while [ $i -lt 150 ]; do echo $i > /etc/f$i; i=$((i+1)); done; sleep 1; echo late > /etc/late; echo $$";
     let (code, out) = c.sh(script);
@@ -202,9 +215,7 @@ fn sed_in_place_names_sed() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let agent = agent(dir.path());
-    let c = fresh_container(&agent, DEBIAN);
+    let (_dir, agent, c) = watching(DEBIAN);
     let script = "sed -i s/1/9/ /etc/debian_version; true";
     let (code, out) = c.sh(script);
     assert_eq!(code, 0, "{out}");
@@ -220,9 +231,7 @@ fn sed_in_place_names_sed() {
     std::thread::sleep(Duration::from_millis(500));
     let script = "sed -i s/9/8/ /etc/debian_version; true";
     c.sh(script);
-    let a = agent.wait_for("sed -i again", WAIT, |a| {
-        about(&c, "/etc/debian_version")(a) && field(a, "evt.type") == "renameat2"
-    });
+    let a = observed_rename(&agent, &c, "/etc/debian_version");
     assert_actor(
         &a,
         "sed",
@@ -230,7 +239,6 @@ fn sed_in_place_names_sed() {
         "sed -i s/9/8/ /etc/debian_version",
         "sh",
     );
-    assert!(!detail(&a).contains(INFERRED), "{a}");
 }
 
 /// A package manager's way: a new file `foo.dpkg-new` renamed over `foo` in /usr/bin (first
@@ -240,9 +248,7 @@ fn dpkg_new_renamed_into_place_names_both_processes() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let agent = agent(dir.path());
-    let c = fresh_container(&agent, DEBIAN);
+    let (_dir, agent, c) = watching(DEBIAN);
     let script = "echo '#!/bin/sh' > /usr/bin/which.dpkg-new; sleep 1; mv /usr/bin/which.dpkg-new /usr/bin/which; echo $$";
     let (code, out) = c.sh(script);
     assert_eq!(code, 0, "{out}");
@@ -256,9 +262,7 @@ fn dpkg_new_renamed_into_place_names_both_processes() {
         "runc",
     );
     assert_eq!(field(&a, "proc.vpid"), sh_vpid, "{a}");
-    let a = agent.wait_for("mv over /usr/bin/which", WAIT, |a| {
-        about(&c, "/usr/bin/which")(a) && field(a, "evt.type") == "renameat2"
-    });
+    let a = observed_rename(&agent, &c, "/usr/bin/which");
     assert_actor(
         &a,
         "mv",
@@ -266,7 +270,6 @@ fn dpkg_new_renamed_into_place_names_both_processes() {
         "mv /usr/bin/which.dpkg-new /usr/bin/which",
         "sh",
     );
-    assert!(!detail(&a).contains(INFERRED), "{a}");
 }
 
 /// A process that exits at once (`sh -c 'echo x > /etc/y'`) is named by its exec record.
@@ -275,9 +278,7 @@ fn a_process_that_exits_at_once_is_named() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let agent = agent(dir.path());
-    let c = fresh_container(&agent, BUSYBOX);
+    let (_dir, agent, c) = watching(BUSYBOX);
     // /etc into the writable layer and watched first: the next change is seen by a notice.
     c.sh("touch /etc/.seed");
     agent.wait_for("seed", WAIT, about(&c, "/etc/.seed"));
@@ -299,9 +300,7 @@ fn a_forked_child_that_never_execd_is_named_after_its_parent() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let agent = agent(dir.path());
-    let c = fresh_container(&agent, BUSYBOX);
+    let (_dir, agent, c) = watching(BUSYBOX);
     // The subshell writes its own pid (in the container) into the file it makes; d1 is
     // watched by then (the sleep), so the write is seen by a notice naming the subshell.
     let script = "mkdir /etc/d1; sleep 1; ( read -r p rest < /proc/self/stat; echo $p > /etc/d1/f ); echo $$";
@@ -338,10 +337,12 @@ fn racing_writers_in_a_new_directory_are_never_misnamed_as_observed() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let agent = agent(dir.path());
+    let (_dir, agent, first) = watching(BUSYBOX);
+    let mut first = Some(first);
     for round in 0..3 {
-        let c = fresh_container(&agent, BUSYBOX);
+        let c = first
+            .take()
+            .unwrap_or_else(|| fresh_container(&agent, BUSYBOX));
         let script = "( read -r p r < /proc/self/stat; echo $p > /etc/ra ) & ( read -r p r < /proc/self/stat; echo $p > /etc/rb ) & wait";
         let (code, out) = c.sh(script);
         assert_eq!(code, 0, "{out}");

@@ -122,11 +122,7 @@ fn recorded_process(procs: &Mutex<ProcTable>, pid: u32, p: ProcInfo) -> Process 
 /// runs (the exec sensor never saw it: it exec'd before the agent started, or never did).
 fn running_process(pid: u32) -> Process {
     let read = |f: &str| driftwatch_fs::host::proc_bytes(pid, f).unwrap_or_default();
-    let argv: Vec<String> = read("cmdline")
-        .split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect();
+    let argv = crate::proctable::proc_argv(pid);
     let status = String::from_utf8_lossy(&read("status")).into_owned();
     let field = |k: &str| {
         status
