@@ -163,3 +163,50 @@ fn running_process(pid: u32) -> Process {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real forked child that never exec'd and is gone: with the fork table it is named
+    /// after its parent's exec record (name, executable, argv, the parent as `proc.pname`),
+    /// with its own pids; without it, /proc has nothing left to say.
+    #[test]
+    fn a_gone_forked_child_is_named_after_the_process_it_was_forked_from() {
+        driftwatch_testkit::require!(Root("loading BPF programs"));
+        // Any namespace but this one's is "the host's": this test's forks are recorded.
+        let forks = ForkParents::start(1).expect("loading the fork program");
+        let out = std::process::Command::new("sh")
+            .args(["-c", "(read -r p rest < /proc/self/stat; echo $p); echo $$"])
+            .output()
+            .unwrap();
+        let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        let (child, parent) = (pids[0], pids[1]);
+        let procs = Mutex::new(ProcTable::new(16));
+        let argv = vec!["sh".to_string(), "-c".into(), "the script".into()];
+        procs.lock().unwrap().insert(
+            parent,
+            ProcInfo {
+                exepath: "/usr/bin/dash".into(),
+                name: "sh".into(),
+                argv: argv.clone(),
+                ancestors: vec!["bash".into()],
+                ..Default::default()
+            },
+        );
+        let p = process_of(&procs, Some(&forks), child, &mut None);
+        assert_eq!((p.pid, p.ppid, p.vpid), (child, parent, Some(child)));
+        assert_eq!(
+            (p.name.as_str(), p.exepath.as_str()),
+            ("sh", "/usr/bin/dash")
+        );
+        assert_eq!(p.argv, argv);
+        assert_eq!(p.ancestors, ["sh", "bash"]);
+        assert_eq!(p.pargv, argv);
+        let p = process_of(&procs, None, child, &mut None);
+        assert_eq!((p.pid, p.name.as_str()), (child, ""));
+    }
+}
