@@ -24,7 +24,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by user space before load: the inode number of the host's mount namespace. */
 const volatile __u32 host_mnt_ns = 0;
 
-/* keep in sync: crates/driftwatch-sensor/src/fork.rs:Forked, FORK_SLOTS */
+/* Read through the skeleton's generated type; keep DW_FORK_SLOTS in sync with
+ * crates/driftwatch-sensor/src/fork.rs:FORK_SLOTS (a test compares the map's size). */
 struct dw_fork {
 	__u32 child_tgid;  /* host view; tells a slot's owner from other pids of that slot */
 	__u32 parent_tgid; /* host view */

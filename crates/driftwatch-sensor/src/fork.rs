@@ -64,11 +64,15 @@ impl ForkParents {
     pub fn fork_of(&self, pid: u32) -> Option<Forked> {
         let slot = pid & (FORK_SLOTS - 1);
         let value = self.map.lookup(&slot.to_ne_bytes(), MapFlags::ANY).ok()??;
-        let word = |at: usize| Some(u32::from_ne_bytes(value.get(at..at + 4)?.try_into().ok()?));
-        (word(0)? == pid && pid != 0).then_some(())?;
-        Some(Forked {
-            parent: word(4)?,
-            vpid: word(8)?,
+        if value.len() != std::mem::size_of::<skel::types::dw_fork>() {
+            return None;
+        }
+        // SAFETY: the length was checked; the generated type is plain old data laid out
+        // from the BPF object's own BTF, and read_unaligned copes with the buffer's alignment.
+        let raw: skel::types::dw_fork = unsafe { std::ptr::read_unaligned(value.as_ptr().cast()) };
+        (raw.child_tgid == pid && pid != 0).then_some(Forked {
+            parent: raw.parent_tgid,
+            vpid: raw.child_vpid,
         })
     }
 }
@@ -76,7 +80,8 @@ impl ForkParents {
 /// Slots of the fork table (keep in sync: bpf/fork.bpf.c:DW_FORK_SLOTS, a power of two).
 pub const FORK_SLOTS: u32 = 1 << 17;
 
-/// One fork as `fork.bpf.c` recorded it (keep in sync: bpf/fork.bpf.c:struct dw_fork).
+/// One fork as `fork.bpf.c` recorded it (its `struct dw_fork`, read through the skeleton's
+/// type generated from the object's BTF).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forked {
     /// The parent's tgid (host view).
@@ -111,5 +116,10 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         assert_eq!(skipped.fork_of(pid), None);
+        assert_eq!(
+            skipped.map.max_entries(),
+            FORK_SLOTS,
+            "keep FORK_SLOTS in sync"
+        );
     }
 }
