@@ -982,6 +982,9 @@ impl Sensor {
         old: Option<(ContainerId, PathBuf)>,
     ) {
         let pid = n.pid;
+        // A directory moved within the container holds what other processes made before the
+        // move: its mover is not their inferred actor.
+        let maker = if old.is_some() { 0 } else { pid };
         match old {
             Some((_, old_rel)) => {
                 let args = FileArgs {
@@ -1000,7 +1003,7 @@ impl Sensor {
         if n.has(op::CREATE | op::RENAME) {
             let host = self.containers.get(id).map(|w| w.host(rel));
             if let Some(host) = host {
-                self.watch_tree(id, &host, false, pid);
+                self.watch_tree(id, &host, false, maker);
             }
         }
         if n.has(op::DELETE) && !n.has(op::CREATE | op::RENAME) {
