@@ -46,6 +46,22 @@ pub fn lookup_or_wait_until(
     known
 }
 
+/// The exec record of a running `pid` that is known to have exec'd, waiting for it no later
+/// than the batch's shared `deadline` (set [`RECORD_WAIT`] ahead by the first that waits).
+pub fn wait_for_record_until(
+    procs: &Mutex<ProcTable>,
+    pid: u32,
+    deadline: &mut Option<Instant>,
+) -> Option<ProcInfo> {
+    let until = *deadline.get_or_insert_with(|| Instant::now() + RECORD_WAIT);
+    let mut known = recorded(procs, pid);
+    while known.is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+        known = recorded(procs, pid);
+    }
+    known
+}
+
 /// The exec record of `pid`, if the table has it.
 fn recorded(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
     procs

@@ -23,7 +23,10 @@ pub(super) fn process_of(
     pid: u32,
     deadline: &mut Option<Instant>,
 ) -> Process {
-    let known = crate::proctable::lookup_or_wait_until(procs, pid, deadline);
+    let mut known = crate::proctable::lookup_or_wait_until(procs, pid, deadline);
+    if known.is_none() && pid != 0 && exec_record_due(pid) {
+        known = crate::proctable::wait_for_record_until(procs, pid, deadline);
+    }
     if let Some(p) = known {
         return recorded_process(procs, pid, p);
     }
@@ -37,6 +40,26 @@ pub(super) fn process_of(
         return p;
     }
     running_process(pid)
+}
+
+/// Is `pid` running a program its parent does not (it exec'd, so the exec sensor has its
+/// record on the way)? Under load the exec queue can be behind a process that execs and
+/// writes at once (`sh -c 'mkdir /etc/x'`); a forked child that never exec'd (a busybox
+/// applet) runs its parent's executable and will never have a record: it is not waited for.
+fn exec_record_due(pid: u32) -> bool {
+    let exe = |p: u32| driftwatch_fs::host::proc_link(p, "exe").ok();
+    let Some(own) = exe(pid) else {
+        return false;
+    };
+    let status = driftwatch_fs::host::proc_bytes(pid, "status").unwrap_or_default();
+    let ppid = String::from_utf8_lossy(&status)
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match ppid {
+        Some(pp) if pp != 0 => exe(pp).is_none_or(|parent| parent != own),
+        _ => false,
+    }
 }
 
 /// How many forks up [`forked_process`] looks for an ancestor it can name (a subshell of a
