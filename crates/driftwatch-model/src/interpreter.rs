@@ -191,6 +191,20 @@ impl Interpreters {
     }
 }
 
+/// The argv the program behind `exe_path` acts on: busybox run by its own name
+/// (`busybox sh /tmp/s.sh`) runs the applet its first argument names, with the arguments
+/// after it, so `sh /tmp/s.sh`; anything else, `argv` itself. Pass the result to
+/// [`Interpreters::family_of`] (its first item as `argv0`) and [`classify`].
+pub fn applet_argv<'a>(exe_path: &str, argv: &'a [String]) -> &'a [String] {
+    let is_busybox = |n: &str| n == "busybox" || n.starts_with("busybox.");
+    match argv.first() {
+        Some(a0) if is_busybox(base_name(exe_path)) && is_busybox(base_name(a0)) => {
+            argv.get(1..).unwrap_or_default()
+        }
+        _ => argv,
+    }
+}
+
 fn base_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
@@ -603,6 +617,18 @@ mod tests {
         assert_eq!(i.family_of("/bin/busybox", "ls"), None);
         assert_eq!(i.family_of("/usr/bin/ls", "ls"), None);
         assert_eq!(i.family_of("/usr/bin/3", "3"), None);
+        let argv: Vec<String> = ["busybox", "sh", "/tmp/s.sh"].map(String::from).to_vec();
+        let applet = applet_argv("/bin/busybox", &argv);
+        assert_eq!(i.family_of("/bin/busybox", &applet[0]), Some(Shell));
+        assert_eq!(
+            classify(Shell, applet),
+            Invocation::Script {
+                path: "/tmp/s.sh",
+                index: 1
+            }
+        );
+        assert_eq!(applet_argv("/bin/sh", &argv), &argv[..]);
+        assert!(applet_argv("/bin/busybox", &argv[..1]).is_empty());
         let mut j = Interpreters::none();
         assert_eq!(j.family_of("/bin/sh", "sh"), None);
         j.insert("mysh", Shell);

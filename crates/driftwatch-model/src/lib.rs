@@ -26,7 +26,7 @@ pub use drift::{
 };
 pub use event::{Event, EventKind, FileRef, NetRef};
 pub use history::{AlertQuery, AlertSource, AlertSourceError, Order, RuleMatch, StoredAlert};
-pub use interpreter::{InterpreterFamily, Interpreters, Invocation, classify};
+pub use interpreter::{InterpreterFamily, Interpreters, Invocation, applet_argv, classify};
 pub use layers::OverlayLayers;
 pub use origin::{Content, FileFacts, Identity, Residence, verdict};
 pub use process::Process;
