@@ -81,6 +81,16 @@ struct {
 	__type(value, struct dw_enforce_config);
 } enforce_config SEC(".maps");
 
+/* Interpreters held in prevent-mode namespaces when run with an argument (key: the executed
+ * file's name, NUL padded; filled by user space from detection.interpreters). Versioned
+ * names (python3.12) match their stem (python3). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, char[DW_INTERP_NAME_MAX]);
+	__type(value, __u8);
+} interpreters SEC(".maps");
+
 /* Pids held while no agent was alive (value: boot ns of the hold), for the next agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -281,6 +291,38 @@ static __always_inline int is_loader_name(const unsigned char *name)
 	return n[2] == '-';
 }
 
+/*
+ * Is the file name (a kernel string) an interpreter's: listed as is, or a listed name followed
+ * by a version (digits and dots: python3.12, perl5.36.0)? A global function: verified once, on
+ * its own, whatever the states of the caller.
+ */
+__noinline int dw_is_interpreter(__u64 name)
+{
+	char key[DW_INTERP_NAME_MAX] = {};
+	long n = bpf_probe_read_kernel_str(key, sizeof(key), (const void *)name);
+	if (n <= 1)
+		return 0;
+	if (bpf_map_lookup_elem(&interpreters, key))
+		return 1;
+	/* The stem: the name without its trailing digits and dots, read again from the kernel
+	 * rather than cut in place (a byte written per step multiplies the verifier's states). */
+	__u32 len = n - 1;
+	__u32 cut = len;
+	for (int i = 0; i < DW_INTERP_NAME_MAX; i++) {
+		if (cut <= 1)
+			break;
+		char c = key[(cut - 1) & (DW_INTERP_NAME_MAX - 1)];
+		if (!((c >= '0' && c <= '9') || c == '.'))
+			break;
+		cut--;
+	}
+	if (cut == len)
+		return 0;
+	char stem[DW_INTERP_NAME_MAX] = {};
+	bpf_probe_read_kernel(stem, cut & (DW_INTERP_NAME_MAX - 1), (const void *)name);
+	return bpf_map_lookup_elem(&interpreters, stem) != 0;
+}
+
 struct env_scan {
 	__u32 start;
 	__u32 len;
@@ -317,6 +359,35 @@ static long env_step(__u32 i, void *data)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Does an exec in a prevent-mode namespace load code fanotify's exec permission does not see
+ * (DW_ENFORCE_HOLD_SUSPECT)? `name` is the executed file's name, `env_start`/`env_len` the
+ * environment's place in the scratch event. A global function: the verifier checks it once,
+ * on its own, instead of once for every state of the program reaching it (inline, the
+ * interpreter check took the program over the verifier's 1M instruction limit).
+ */
+__noinline int dw_is_suspect(__u64 name, __u32 argc, __u32 fs_magic, __u32 env_start, __u32 env_len)
+{
+	/* Not on an overlay: a filesystem fanotify may not have been asked to watch (a tmpfs
+	 * mounted inside the container after it was placed). */
+	if (fs_magic != OVERLAYFS_SUPER_MAGIC)
+		return 1;
+	if (is_loader_name((const unsigned char *)name))
+		return 1;
+	/* An interpreter with an argument may be naming a script, which it reads with a plain
+	 * open(): user space judges it, and lets `sh -c`, `python3 -m` go at once. */
+	if (argc >= 2 && dw_is_interpreter(name))
+		return 1;
+	if (!env_len)
+		return 0;
+	struct env_scan scan = {
+		.start = env_start,
+		.len = env_len,
+	};
+	bpf_loop(DW_ENV_MAX / DW_ENV_STRIDE, env_step, &scan, 0);
+	return scan.found;
 }
 
 /*
@@ -527,19 +598,11 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 			hold = eflags & DW_ENFORCE_HOLD_ALL;
 			if (!hold && (eflags & DW_ENFORCE_HOLD_SUSPECT)) {
 				struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-				/* Not on an overlay: a filesystem fanotify may not have been asked to
-				 * watch (a tmpfs mounted inside the container after it was placed). */
-				hold = ev->fs_magic != OVERLAYFS_SUPER_MAGIC ||
-				       is_loader_name(BPF_CORE_READ(d, d_name.name));
-				if (!hold && ev->env_len) {
-					struct env_scan scan = {
-						.start = ev->root_len + ev->filename_len + ev->interp_len +
-							 ev->path_len + ev->cwd_len + ev->args_len,
-						.len = ev->env_len,
-					};
-					bpf_loop(DW_ENV_MAX / DW_ENV_STRIDE, env_step, &scan, 0);
-					hold = scan.found;
-				}
+				hold = dw_is_suspect((__u64)BPF_CORE_READ(d, d_name.name),
+						     BPF_CORE_READ(bprm, argc), ev->fs_magic,
+						     ev->root_len + ev->filename_len + ev->interp_len +
+							     ev->path_len + ev->cwd_len + ev->args_len,
+						     ev->env_len);
 			}
 			if (hold)
 				ev->flags |= DW_EXEC_HELD;

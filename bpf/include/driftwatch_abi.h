@@ -23,6 +23,8 @@
 #define DW_ARGS_MAX 4096
 #define DW_ENV_MAX 4096
 #define DW_ROOT_MAX 256
+/* Key of the `interpreters` map: an executable's file name, NUL padded. */
+#define DW_INTERP_NAME_MAX 32
 /* Room for the sections: a power of two, at least the sum of the caps (16128). */
 #define DW_DATA_SIZE 16384
 #define DW_DATA_SLACK 4096
@@ -69,8 +71,10 @@ enum dw_enforce_flags {
 	DW_ENFORCE_KILL_MEMFD = 1 << 0,
 	/* SIGSTOP execs that load code fanotify's exec permission does not see: the dynamic
 	 * loader run as a program (ld.so /tmp/x), any exec whose environment has LD_PRELOAD,
-	 * and any exec of a file not on an overlay (a filesystem mounted inside the container
-	 * after its mounts were marked). */
+	 * any exec of a file not on an overlay (a filesystem mounted inside the container
+	 * after its mounts were marked), and an interpreter (a file name in the `interpreters`
+	 * map) run with at least one argument: the script it names is read with a plain open(),
+	 * which fanotify's exec permission does not see. */
 	DW_ENFORCE_HOLD_SUSPECT = 1 << 1,
 	/* SIGSTOP every exec (a namespace whose scope user space has not decided yet). */
 	DW_ENFORCE_HOLD_ALL = 1 << 2,

@@ -4,7 +4,8 @@
 //! [`driftwatch_model::verdict`], shared with prevention and file drift.
 //!
 //! Order of judgement for the primary finding: the executed file, then the script run by
-//! its shebang, then a program run through the dynamic loader, then `LD_PRELOAD` libraries.
+//! its shebang or named to a known interpreter (`sh /tmp/s.sh`, `python3 /tmp/e.py`), then a
+//! program run through the dynamic loader, then `LD_PRELOAD` libraries.
 //!
 //! Paths come from the kernel relative to the file's overlay filesystem (never the task's
 //! chroot), and a path-based content verdict on the executed file is trusted only when the
@@ -14,7 +15,8 @@ use std::path::{Component, Path, PathBuf};
 
 use driftwatch_image::{Judge, content_of};
 use driftwatch_model::{
-    Content, DriftFinding, DriftKind, DriftSubject, FileFacts, Identity, Residence, Verdict,
+    Content, DriftFinding, DriftKind, DriftSubject, FileFacts, Identity, Interpreters, Invocation,
+    Residence, Verdict,
 };
 use driftwatch_runtime::{MountKind, kernel_dev};
 use driftwatch_sensor::{
@@ -327,8 +329,147 @@ fn finding(subject: DriftSubject, j: Judged) -> DriftFinding {
     }
 }
 
+/// The descriptor a script name refers to when it names one of the process's own open
+/// files (`/dev/fd/3`, `/proc/self/fd/3`, `/proc/thread-self/fd/3`, `/proc/<own pid>/fd/3`):
+/// a pipe, a memfd or a deleted file handed to the interpreter, never a file by path.
+fn own_fd(rec: &ExecRecord, name: &str) -> Option<u32> {
+    let own = format!("/proc/{}/fd/", rec.ns_pid);
+    let rest = [
+        "/dev/fd/",
+        "/proc/self/fd/",
+        "/proc/thread-self/fd/",
+        own.as_str(),
+    ]
+    .iter()
+    .find_map(|p| name.strip_prefix(p))?;
+    rest.parse().ok()
+}
+
+/// Is host pid `pid` still the process that made `rec` (not a pid reused since)? Its start
+/// time in clock ticks since boot against the record's, to within a tick.
+fn same_process(rec: &ExecRecord) -> bool {
+    let Ok(stat) = driftwatch_fs::host::proc_string(rec.pid, "stat") else {
+        return false;
+    };
+    // The command name may hold spaces and parentheses: the fields follow the last ')'.
+    let Some(start) = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let tick_ns = 1_000_000_000 / u64::try_from(hz).unwrap_or(100).max(1);
+    (rec.facts.start_boot_ns / tick_ns).abs_diff(start) <= 1
+}
+
+/// Judges a script the interpreter was handed as one of its open descriptors, through
+/// `/proc/PID/fd` while the process lives: a memfd, an unlinked file, or a file by the name
+/// the kernel gives it. `None`: not a file (a pipe or socket: code on a stream, the inline
+/// code fact's).
+fn fd_script_verdict(rec: &ExecRecord, fd: u32, fs: &ContainerFs, judge: &Judge) -> Option<Judged> {
+    let link = format!("fd/{fd}");
+    let shown = format!("/dev/fd/{fd}");
+    // The process exited or exec'd again: what the descriptor was cannot be told.
+    if !same_process(rec) {
+        return Some(Judged::plain(Verdict::Unjudged, &shown));
+    }
+    let Ok(target) = driftwatch_fs::host::proc_link(rec.pid, &link) else {
+        return Some(Judged::plain(Verdict::Unjudged, &shown));
+    };
+    let target = target.to_string_lossy().into_owned();
+    if target.starts_with("pipe:")
+        || target.starts_with("socket:")
+        || target.starts_with("anon_inode:")
+    {
+        return None;
+    }
+    if let Some(name) = target
+        .strip_prefix("/memfd:")
+        .or(target.strip_prefix("memfd:"))
+    {
+        let name = name.trim_end_matches(" (deleted)");
+        return Some(Judged::plain(Verdict::Memfd, &format!("/memfd:{name}")));
+    }
+    // stat through the link: the open file itself, even unlinked (no open of the
+    // container's file: a FIFO would block).
+    use std::os::unix::fs::MetadataExt;
+    let unlinked = driftwatch_fs::host::proc_metadata(rec.pid, &link).is_ok_and(|m| m.nlink() == 0);
+    let path = target.strip_suffix(" (deleted)").unwrap_or(&target);
+    if unlinked || path.len() < target.len() {
+        return Some(Judged::plain(Verdict::Deleted, path));
+    }
+    // A live, linked file: judged by the name the kernel gives it, in the container's view.
+    Some(path_verdict(rec, path, true, fs, judge))
+}
+
+/// The script a known interpreter was asked to run (`sh /tmp/s.sh`, `python3 e.py`,
+/// `java -jar x.jar`), judged as a shebang script is. A named script that does not exist is
+/// not drift (the interpreter fails to open it); one the process still holds open after it
+/// was unlinked is `deleted`.
+fn interpreter_script(
+    rec: &ExecRecord,
+    fs: &ContainerFs,
+    judge: &Judge,
+    interpreters: &Interpreters,
+) -> Option<Judged> {
+    let argv = driftwatch_model::applet_argv(&rec.path, &rec.argv);
+    let family = interpreters.family_of(&rec.path, argv.first()?)?;
+    let Invocation::Script { path, .. } = driftwatch_model::classify(family, argv) else {
+        return None;
+    };
+    if let Some(fd) = own_fd(rec, path) {
+        return fd_script_verdict(rec, fd, fs, judge);
+    }
+    let j = path_verdict(rec, path, false, fs, judge);
+    let missing = match j.verdict {
+        Verdict::Unknown => true,
+        // Judged by the mount it would be on: is it there at all?
+        Verdict::Tmpfs | Verdict::Volume if in_container_view(rec, fs) && same_process(rec) => {
+            driftwatch_fs::Root::of_process("container", rec.pid)
+                .and_then(|r| r.stat(&driftwatch_fs::InContainer::from(j.path.as_str())))
+                .is_err_and(|e| e.is_not_found())
+        }
+        _ => false,
+    };
+    if !missing {
+        return Some(j);
+    }
+    // Missing by its name: run and unlinked already? The process may still hold it open.
+    let deleted = same_process(rec)
+        .then(|| driftwatch_fs::host::proc_fd_links(rec.pid).ok())
+        .flatten()
+        .into_iter()
+        .flatten()
+        .any(|t| t.to_string_lossy().strip_suffix(" (deleted)") == Some(j.path.as_str()));
+    deleted.then(|| Judged::plain(Verdict::Deleted, &j.path))
+}
+
+/// The executable file names the exec program holds in prevent mode when run with an
+/// argument: the listed interpreters, and `busybox` when a shell is listed (its `sh` is the
+/// busybox file, whatever name ran it). Versioned names need no entry: the kernel side
+/// matches `python3.12` by its stem.
+pub fn held_interpreter_names(interpreters: &Interpreters) -> Vec<String> {
+    let mut names: Vec<String> = interpreters.iter().map(|(n, _)| n.to_string()).collect();
+    if interpreters
+        .iter()
+        .any(|(_, f)| f == driftwatch_model::InterpreterFamily::Shell)
+        && !names.iter().any(|n| n == "busybox")
+    {
+        names.push("busybox".into());
+    }
+    names
+}
+
 /// Analyses one exec inside a container.
-pub fn analyze_exec(rec: &ExecRecord, fs: &ContainerFs, judge: &Judge) -> ExecAnalysis {
+pub fn analyze_exec(
+    rec: &ExecRecord,
+    fs: &ContainerFs,
+    judge: &Judge,
+    interpreters: &Interpreters,
+) -> ExecAnalysis {
     let exe = exe_verdict(rec, fs, judge);
     let mut analysis = ExecAnalysis {
         exe_verdict: exe.verdict,
@@ -352,6 +493,12 @@ pub fn analyze_exec(rec: &ExecRecord, fs: &ContainerFs, judge: &Judge) -> ExecAn
             analysis.finding = Some(finding(DriftSubject::Script, j));
             return analysis;
         }
+    } else if let Some(j) = interpreter_script(rec, fs, judge, interpreters)
+        && j.verdict.is_drift()
+    {
+        // Not for a shebang exec: its argv names the script the kernel already judged.
+        analysis.finding = Some(finding(DriftSubject::Script, j));
+        return analysis;
     }
     let mut preload: Vec<String> = Vec::new();
     if is_dynamic_loader(&rec.path) {
@@ -448,7 +595,7 @@ mod tests {
     fn kernel_facts_alone_decide_the_clear_cases() {
         let fs = ContainerFs::default();
         let judge = Judge::new();
-        let v = |r: &ExecRecord| analyze_exec(r, &fs, &judge);
+        let v = |r: &ExecRecord| analyze_exec(r, &fs, &judge, &Interpreters::default());
         assert_eq!(v(&rec("/bin/ls", FS_MAGIC_OVERLAY, 0, 1)).finding, None);
         let a = v(&rec("/tmp/x", FS_MAGIC_OVERLAY, ExecFlags::OVL_UPPER, 1));
         assert_eq!(a.finding.unwrap().verdict, Verdict::Added);
@@ -542,7 +689,12 @@ mod tests {
             &[("/usr/bin/true", b"ELF-true")],
             &[("/usr/bin/true", b"ELF-true")],
         );
-        let a = analyze_exec(&upper_rec(&fs, "/usr/bin/true", both), &fs, &judge);
+        let a = analyze_exec(
+            &upper_rec(&fs, "/usr/bin/true", both),
+            &fs,
+            &judge,
+            &Interpreters::default(),
+        );
         assert_eq!((a.exe_verdict, a.finding), (Verdict::CopyUp, None));
         assert!(
             a.exe_upper_layer,
@@ -552,9 +704,14 @@ mod tests {
             &[("/usr/bin/true", b"ELF-evil")],
             &[("/usr/bin/true", b"ELF-true")],
         );
-        let f = analyze_exec(&upper_rec(&fs, "/usr/bin/true", both), &fs, &judge)
-            .finding
-            .unwrap();
+        let f = analyze_exec(
+            &upper_rec(&fs, "/usr/bin/true", both),
+            &fs,
+            &judge,
+            &Interpreters::default(),
+        )
+        .finding
+        .unwrap();
         assert_eq!(
             (f.verdict, f.subject, f.path.as_str()),
             (Verdict::Modified, DriftSubject::Exe, "/usr/bin/true")
@@ -577,9 +734,14 @@ mod tests {
         };
         set("lower", 0o644);
         set("upper", 0o755);
-        let f = analyze_exec(&upper_rec(&fs, "/usr/share/x.bin", both), &fs, &judge)
-            .finding
-            .unwrap();
+        let f = analyze_exec(
+            &upper_rec(&fs, "/usr/share/x.bin", both),
+            &fs,
+            &judge,
+            &Interpreters::default(),
+        )
+        .finding
+        .unwrap();
         assert_eq!(
             (f.verdict, f.subject, f.detail.as_deref()),
             (
@@ -590,7 +752,12 @@ mod tests {
         );
         // Executable in the image already: a wider mode is still the image's file.
         set("lower", 0o700);
-        let a = analyze_exec(&upper_rec(&fs, "/usr/share/x.bin", both), &fs, &judge);
+        let a = analyze_exec(
+            &upper_rec(&fs, "/usr/share/x.bin", both),
+            &fs,
+            &judge,
+            &Interpreters::default(),
+        );
         assert_eq!((a.exe_verdict, a.finding), (Verdict::CopyUp, None));
     }
 
@@ -612,21 +779,27 @@ mod tests {
         let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, ExecFlags::INTERP, 1);
         r.filename = "./s.sh".into();
         r.cwd = "/tmp".into();
-        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        let f = analyze_exec(&r, &fs, &judge, &Interpreters::default())
+            .finding
+            .unwrap();
         assert_eq!(
             (f.subject, f.verdict, f.path.as_str()),
             (DriftSubject::Script, Verdict::Added, "/tmp/s.sh")
         );
         let mut r = rec("/lib/ld.so", FS_MAGIC_OVERLAY, 0, 1);
         r.argv = vec!["/lib/ld.so".into(), "/tmp/x".into()];
-        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        let f = analyze_exec(&r, &fs, &judge, &Interpreters::default())
+            .finding
+            .unwrap();
         assert_eq!(
             (f.subject, f.path.as_str()),
             (DriftSubject::LoaderTarget, "/tmp/x")
         );
         let mut r = rec("/bin/true", FS_MAGIC_OVERLAY, 0, 1);
         r.env = vec!["LD_PRELOAD=/lib/none.so /tmp/x.so".into()];
-        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        let f = analyze_exec(&r, &fs, &judge, &Interpreters::default())
+            .finding
+            .unwrap();
         assert_eq!(
             (f.subject, f.path.as_str()),
             (DriftSubject::Preload, "/tmp/x.so")
@@ -634,7 +807,10 @@ mod tests {
         // An image script is not drift.
         let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, ExecFlags::INTERP, 1);
         r.filename = "/bin/true".into();
-        assert_eq!(analyze_exec(&r, &fs, &judge).finding, None);
+        assert_eq!(
+            analyze_exec(&r, &fs, &judge, &Interpreters::default()).finding,
+            None
+        );
     }
 
     /// The judged path must be the executed file: a content verdict on another file (the
@@ -650,7 +826,9 @@ mod tests {
         // Same bytes as the image's, but the kernel ran another inode: renamed over.
         let mut r = upper_rec(&fs, "/usr/bin/true", both);
         r.upper_ino += 1_000_000;
-        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        let f = analyze_exec(&r, &fs, &judge, &Interpreters::default())
+            .finding
+            .unwrap();
         assert_eq!(
             (f.subject, f.verdict),
             (DriftSubject::Exe, Verdict::Unjudged)
@@ -659,14 +837,20 @@ mod tests {
         let mut r = upper_rec(&fs, "/usr/bin/true", both);
         r.path = "/usr/bin/gone".into();
         assert_eq!(
-            analyze_exec(&r, &fs, &judge).finding.unwrap().verdict,
+            analyze_exec(&r, &fs, &judge, &Interpreters::default())
+                .finding
+                .unwrap()
+                .verdict,
             Verdict::Unjudged
         );
         // Upper only (no image copy), whatever the path now names: added.
         let mut r = upper_rec(&fs, "/tmp/other", ExecFlags::OVL_UPPER);
         r.path = "/usr/bin/true".into();
         assert_eq!(
-            analyze_exec(&r, &fs, &judge).finding.unwrap().verdict,
+            analyze_exec(&r, &fs, &judge, &Interpreters::default())
+                .finding
+                .unwrap()
+                .verdict,
             Verdict::Added
         );
     }
@@ -685,14 +869,19 @@ mod tests {
         r.root = "/tmp/r".into();
         r.cwd = "/tmp/r".into();
         r.filename = "/s.sh".into();
-        let f = analyze_exec(&r, &fs, &judge).finding.unwrap();
+        let f = analyze_exec(&r, &fs, &judge, &Interpreters::default())
+            .finding
+            .unwrap();
         assert_eq!(
             (f.subject, f.verdict, f.path.as_str()),
             (DriftSubject::Script, Verdict::Added, "/tmp/r/s.sh")
         );
         r.filename = "../../s.sh".into();
         assert_eq!(
-            analyze_exec(&r, &fs, &judge).finding.unwrap().path,
+            analyze_exec(&r, &fs, &judge, &Interpreters::default())
+                .finding
+                .unwrap()
+                .path,
             "/tmp/r/s.sh",
             "`..` stops at the task's root"
         );
@@ -700,7 +889,10 @@ mod tests {
         let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, ExecFlags::INTERP, 1);
         r.root = "/".into();
         r.filename = "/s.sh".into();
-        assert_eq!(analyze_exec(&r, &fs, &judge).finding, None);
+        assert_eq!(
+            analyze_exec(&r, &fs, &judge, &Interpreters::default()).finding,
+            None
+        );
         r.mnt_ns = 7;
         let mut ns_fs = fs.clone();
         ns_fs.mounts = Some(
@@ -713,7 +905,10 @@ mod tests {
         // ...but not when named in a mount namespace made inside the container.
         (r.root_dev, r.dev) = (40, 40);
         assert_eq!(
-            analyze_exec(&r, &ns_fs, &judge).finding.unwrap().verdict,
+            analyze_exec(&r, &ns_fs, &judge, &Interpreters::default())
+                .finding
+                .unwrap()
+                .verdict,
             Verdict::Unjudged,
             "an image script named in a mount namespace made inside"
         );
@@ -721,8 +916,112 @@ mod tests {
         let mut r = rec("/bin/sh", FS_MAGIC_OVERLAY, 0, 1);
         r.dev = 41;
         assert_eq!(
-            analyze_exec(&r, &ns_fs, &judge).finding.unwrap().verdict,
+            analyze_exec(&r, &ns_fs, &judge, &Interpreters::default())
+                .finding
+                .unwrap()
+                .verdict,
             Verdict::Volume
         );
+    }
+
+    /// `sh /tmp/s.sh`, `python3 e.py`: the script named to a known interpreter is judged as a
+    /// shebang script is; inline code, modules and image scripts are not script drift.
+    #[test]
+    fn scripts_named_to_interpreters_are_judged() {
+        let judge = Judge::new();
+        let (_d, fs) = layers_with(
+            &[("/tmp/s.sh", b"echo hi"), ("/tmp/e.py", b"print(1)")],
+            &[
+                ("/bin/dash", b"ELF-dash"),
+                ("/bin/busybox", b"ELF-bb"),
+                ("/usr/bin/python3.11", b"ELF-py"),
+                ("/etc/profile", b"PATH=/bin"),
+                ("/usr/bin/ls", b"ELF-ls"),
+            ],
+        );
+        let interp = Interpreters::default();
+        let run = |exe: &str, argv: &[&str], cwd: &str| {
+            let mut r = rec(exe, FS_MAGIC_OVERLAY, ExecFlags::OVL_LOWER, 1);
+            r.argv = args(argv);
+            r.cwd = cwd.into();
+            analyze_exec(&r, &fs, &judge, &interp)
+                .finding
+                .map(|f| (f.subject, f.verdict, f.path))
+        };
+        let script = |p: &str| Some((DriftSubject::Script, Verdict::Added, p.to_string()));
+        assert_eq!(
+            run("/bin/dash", &["sh", "/tmp/s.sh"], "/"),
+            script("/tmp/s.sh")
+        );
+        assert_eq!(
+            run(
+                "/bin/dash",
+                &["bash", "-e", "-o", "pipefail", "/tmp/s.sh"],
+                "/"
+            ),
+            script("/tmp/s.sh")
+        );
+        assert_eq!(
+            run("/usr/bin/python3.11", &["python3", "e.py"], "/tmp"),
+            script("/tmp/e.py")
+        );
+        assert_eq!(
+            run("/usr/bin/python3.11", &["python3", "../tmp/./e.py"], "/etc"),
+            script("/tmp/e.py"),
+            "relative to the cwd, `..` resolved"
+        );
+        assert_eq!(
+            run("/bin/busybox", &["sh", "/tmp/s.sh"], "/"),
+            script("/tmp/s.sh"),
+            "busybox under a shell's name"
+        );
+        assert_eq!(
+            run("/bin/busybox", &["busybox", "sh", "/tmp/s.sh"], "/"),
+            script("/tmp/s.sh"),
+            "busybox naming its applet"
+        );
+        for quiet in [
+            &["sh", "-c", "echo hi"][..],
+            &["python3", "-c", "print(1)"],
+            &["python3", "-m", "json.tool"],
+            &["sh", "/etc/profile"],
+            &["sh", "/tmp/missing.sh"],
+            &["sh"],
+        ] {
+            let exe = if quiet[0] == "sh" {
+                "/bin/dash"
+            } else {
+                "/usr/bin/python3.11"
+            };
+            assert_eq!(run(exe, quiet, "/"), None, "{quiet:?}");
+        }
+        // Not an interpreter: its argument is data.
+        assert_eq!(run("/usr/bin/ls", &["ls", "/tmp/s.sh"], "/"), None);
+        assert_eq!(run("/bin/busybox", &["ls", "/tmp/s.sh"], "/"), None);
+        // Interpreter drift off: nothing judged.
+        let mut r = rec("/bin/dash", FS_MAGIC_OVERLAY, ExecFlags::OVL_LOWER, 1);
+        r.argv = args(&["sh", "/tmp/s.sh"]);
+        assert_eq!(
+            analyze_exec(&r, &fs, &judge, &Interpreters::none()).finding,
+            None
+        );
+        // The process's own descriptor, the process gone: what it was cannot be told.
+        r.argv = args(&["sh", "/dev/fd/3"]);
+        r.pid = u32::MAX;
+        let f = analyze_exec(&r, &fs, &judge, &interp).finding.unwrap();
+        assert_eq!(
+            (f.subject, f.verdict),
+            (DriftSubject::Script, Verdict::Unjudged)
+        );
+    }
+
+    #[test]
+    fn held_names_include_busybox_with_a_shell() {
+        let names = held_interpreter_names(&Interpreters::default());
+        assert!(names.iter().any(|n| n == "busybox"));
+        assert!(names.iter().any(|n| n == "python3"));
+        let mut only = Interpreters::none();
+        only.insert("python3", driftwatch_model::InterpreterFamily::Python);
+        assert_eq!(held_interpreter_names(&only), ["python3"]);
     }
 }

@@ -71,6 +71,9 @@ pub struct AgentConfig {
     pub limits: crate::fairness::Limits,
     /// Learn listeners alerted during the learning window (`network.learn_alerted`).
     pub learn_alerted: bool,
+    /// Which executables are interpreters whose script argument is judged like a shebang
+    /// script (`detection.interpreters`).
+    pub interpreters: driftwatch_model::Interpreters,
 }
 
 impl Default for AgentConfig {
@@ -102,6 +105,7 @@ impl Default for AgentConfig {
             answer_deadline: crate::deadline::DEFAULT_ANSWER_DEADLINE,
             limits: crate::fairness::Limits::default(),
             learn_alerted: false,
+            interpreters: driftwatch_model::Interpreters::default(),
         }
     }
 }
@@ -155,6 +159,7 @@ struct Worker {
     stats: Arc<AgentStats>,
     wall_offset_ns: i128,
     enforcer: Arc<Enforcer>,
+    interpreters: driftwatch_model::Interpreters,
 }
 
 impl Agent {
@@ -289,6 +294,7 @@ impl Agent {
             stats: stats.clone(),
             wall_offset_ns: boot_to_wall_offset_ns(),
             enforcer: enforcer.clone(),
+            interpreters: config.interpreters.clone(),
         };
         // Records are handled on the sensor's thread, in ring-buffer order: no hand-off, no
         // extra wakeup per exec. If handling falls behind, the ring buffer (sized by
@@ -297,6 +303,9 @@ impl Agent {
             ExecSensorConfig {
                 ring_bytes: config.ring_bytes,
                 pin: config.enforcement.hold_on_agent_death && config.enforcement.any_prevent(),
+                interpreter_names: crate::exec_verdict::held_interpreter_names(
+                    &config.interpreters,
+                ),
                 ..ExecSensorConfig::default()
             },
             move |rec| worker.handle(rec),
@@ -528,7 +537,7 @@ impl Worker {
             return;
         };
         let entry = self.registry.resolve(&m.id, m.engine, rec.pid);
-        let mut analysis = analyze_exec(&rec, &entry.fs, &self.judge);
+        let mut analysis = analyze_exec(&rec, &entry.fs, &self.judge, &self.interpreters);
         self.enforcer.settle(&rec, &entry, &mut analysis.finding);
         let config = self.config_drift.exec_findings(&rec.env, &entry);
         let time_ns = self.wall_ns(rec.boot_ns);

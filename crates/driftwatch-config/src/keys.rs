@@ -163,6 +163,14 @@ pub static SECTIONS: &[(&str, &str)] = &[
         "Prevention: stop drifted code before its first instruction.",
     ),
     (
+        "detection",
+        "What detection judges beyond the executed file.",
+    ),
+    (
+        "detection.interpreters",
+        "Interpreters whose script argument is judged like a shebang script (`sh /tmp/s.sh`, `python3 /tmp/e.py`, `java -jar x.jar`): `drift.subject=script`, the rule \"Run runtime-written script in container\", held and judged in prevent mode (docs/detection.md).",
+    ),
+    (
         "limits",
         "Per-container budgets, so that one noisy container cannot starve the others; a container over a budget gets a \"Driftwatch budget exceeded\" alert naming it.",
     ),
@@ -296,6 +304,20 @@ pub static KEYS: &[Key<Config>] = &[
         enforcement.answer_deadline,
         Restart,
         "Every exec in a prevent-mode container and every open of a protected path waits for the agent's answer at most this long; then it gets the policy's default (allow; deny with `on_agent_death: hold`), counted and alerted."
+    ),
+    key!(
+        "detection.interpreters.default",
+        Bool,
+        detection.interpreters_default,
+        Restart,
+        "Keep the embedded list: sh, bash, dash, ash, ksh, mksh, zsh (and busybox run as one of them), python, python2, python3, pypy, pypy3, perl, ruby, node, nodejs, bun, php, lua, luajit, Rscript, R, java, tclsh, wish; versioned names (`python3.12`, `perl5.36.0`) match their stem. `false`: only the names below."
+    ),
+    key!(
+        "detection.interpreters.names",
+        StrMap,
+        detection.interpreters,
+        Restart,
+        "Executable file name to family (`shell`, `python`, `perl`, `ruby`, `node`, `php`, `lua`, `r`, `java`, `tcl`: which option grammar finds the script in its arguments), or `none` to drop a name of the embedded list. Example: `{python3-custom: python, zsh: none}`."
     ),
     key!(
         "limits.watched_dirs",

@@ -586,6 +586,30 @@ pub(crate) fn check(c: &Config, cx: &mut Cx<'_>) {
             ),
         );
     }
+    for (name, family) in &c.detection.interpreters {
+        let k = "detection.interpreters.names";
+        if name.is_empty() || name.contains('/') {
+            cx.error_key(
+                k,
+                format!(
+                    "{k}: {name:?} is not a file name (the executable's name, without a directory)"
+                ),
+            );
+        }
+        if family != "none" && driftwatch_model::InterpreterFamily::parse(family).is_none() {
+            let names = driftwatch_model::InterpreterFamily::ALL.map(|f| f.as_str());
+            let hint = closest(family, names.iter().copied())
+                .map(|n| format!(" (did you mean {n:?}?)"))
+                .unwrap_or_default();
+            cx.error_key(
+                k,
+                format!(
+                    "{k}: {name:?}: {family:?} is not an interpreter family ({}, or none){hint}",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
     for k in KEYS {
         if let Access::Count(get, _) = k.access
             && *get(c) == 0

@@ -12,6 +12,7 @@ pub struct Config {
     pub rules: RulesConfig,
     pub sensor: SensorConfig,
     pub enforcement: EnforcementConfig,
+    pub detection: DetectionConfig,
     pub limits: LimitsConfig,
     pub network: NetworkConfig,
     pub response: ResponseConfig,
@@ -108,6 +109,46 @@ impl Default for EnforcementConfig {
             policy: None,
             answer_deadline: Duration::from_secs(1),
         }
+    }
+}
+
+/// What detection judges beyond the executed file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectionConfig {
+    /// Keep the embedded list of interpreters.
+    pub interpreters_default: bool,
+    /// Executable file name -> interpreter family (`shell`, `python`, ...), or `none` to drop
+    /// a name of the embedded list.
+    pub interpreters: BTreeMap<String, String>,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            interpreters_default: true,
+            interpreters: BTreeMap::new(),
+        }
+    }
+}
+
+impl DetectionConfig {
+    /// The interpreters whose script argument is judged like a shebang script. Families
+    /// were checked when the file was read (unknown ones are skipped here).
+    pub fn interpreters(&self) -> driftwatch_model::Interpreters {
+        let mut list = if self.interpreters_default {
+            driftwatch_model::Interpreters::default()
+        } else {
+            driftwatch_model::Interpreters::none()
+        };
+        for (name, family) in &self.interpreters {
+            match driftwatch_model::InterpreterFamily::parse(family) {
+                Some(f) => list.insert(name.clone(), f),
+                None => {
+                    list.remove(name);
+                }
+            }
+        }
+        list
     }
 }
 

@@ -216,9 +216,18 @@ fn invalid_values_are_refused() {
         ]
     );
     assert_eq!(
+        errors(
+            "detection:\n  interpreters:\n    names:\n      python3-custom: pyhton\n      /opt/x: shell\n"
+        ),
+        [
+            r#"c.yaml:4:7: detection.interpreters.names: "/opt/x" is not a file name (the executable's name, without a directory)"#,
+            r#"c.yaml:4:7: detection.interpreters.names: "python3-custom": "pyhton" is not an interpreter family (shell, python, perl, ruby, node, php, lua, r, java, tcl, or none) (did you mean "python"?)"#,
+        ]
+    );
+    assert_eq!(
         errors("- sensor\n"),
         [
-            "c.yaml:1:1: expected a mapping of sections (engines, rules, sensor, enforcement, limits, network, response, verify, tamper, store, outputs, api, logging), found a list"
+            "c.yaml:1:1: expected a mapping of sections (engines, rules, sensor, enforcement, detection, limits, network, response, verify, tamper, store, outputs, api, logging), found a list"
         ]
     );
     let e = errors("sensor:\n  ring_mib: [1\n");
@@ -427,6 +436,29 @@ fn check_generated(rel: &str, want: &str) {
         have == want,
         "{rel} is stale: regenerate with `UPDATE_DOCS=1 cargo test -p driftwatch-config generated`"
     );
+}
+
+/// `detection.interpreters`: the embedded list kept or dropped, names added, re-familied or
+/// removed.
+#[test]
+fn interpreters_are_configured() {
+    use driftwatch_model::InterpreterFamily::{Python, Shell};
+    let dir = tempfile::tempdir().unwrap();
+    let read = |text: &str| {
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, text).unwrap();
+        crate::load(Some(&p))
+            .unwrap()
+            .config
+            .detection
+            .interpreters()
+    };
+    let i = read("detection:\n  interpreters:\n    names: {py-custom: python, dash: none}\n");
+    assert_eq!(i.family_of("/opt/py-custom", "py-custom"), Some(Python));
+    assert_eq!(i.family_of("/bin/dash", "sh"), None);
+    assert_eq!(i.family_of("/bin/bash", "bash"), Some(Shell));
+    let i = read("detection:\n  interpreters:\n    default: false\n    names: {mysh: shell}\n");
+    assert_eq!(i.iter().collect::<Vec<_>>(), [("mysh", Shell)]);
 }
 
 #[test]

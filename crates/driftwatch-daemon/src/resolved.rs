@@ -331,6 +331,7 @@ pub fn agent_config(c: &Config, r: &NamedFiles, record: Option<PathBuf>) -> Agen
         baseline_file: Some(c.network.baseline_file.clone()),
         learning_window: c.network.learning_window,
         learn_alerted: c.network.learn_alerted,
+        interpreters: c.detection.interpreters(),
         answer_deadline: c.enforcement.answer_deadline,
         limits: driftwatch_agent::Limits::from_config(&c.limits),
         image_verify: image_verify_config(&c.verify, r.approved.clone()),

@@ -25,6 +25,10 @@ pub const DW_ENFORCE_KILL_MEMFD: u32 = 1 << 0;
 pub const DW_ENFORCE_HOLD_SUSPECT: u32 = 1 << 1;
 pub const DW_ENFORCE_HOLD_ALL: u32 = 1 << 2;
 
+/// Key size of the exec program's `interpreters` map (`DW_INTERP_NAME_MAX`): a file name,
+/// NUL padded; longer names cannot be listed.
+pub const DW_INTERP_NAME_MAX: usize = 32;
+
 /// `enum dw_exec_flags`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExecFlags(pub u32);

@@ -47,6 +47,10 @@ pub struct ExecSensorConfig {
     /// Pin the program's link and the `orphans` map in [`PIN_DIR`] so that the kernel keeps
     /// enforcing after the agent dies (unpinned again on a clean stop).
     pub pin: bool,
+    /// File names of interpreters held in prevent-mode namespaces when run with an argument
+    /// (the `interpreters` map): the script they name is judged before it runs. Names longer
+    /// than [`crate::abi::DW_INTERP_NAME_MAX`]` - 1` bytes cannot be listed and are skipped.
+    pub interpreter_names: Vec<String>,
 }
 
 impl Default for ExecSensorConfig {
@@ -56,6 +60,7 @@ impl Default for ExecSensorConfig {
             host_mnt_ns: None,
             batch_window: Duration::from_micros(500),
             pin: false,
+            interpreter_names: Vec::new(),
         }
     }
 }
@@ -442,6 +447,26 @@ fn load<'obj>(
     Ok(skel)
 }
 
+/// Fills the exec program's `interpreters` map with the names user space judges scripts of.
+fn fill_interpreters(map: &impl MapCore, names: &[String]) -> Result<(), SensorError> {
+    use crate::abi::DW_INTERP_NAME_MAX;
+    for name in names {
+        let b = name.as_bytes();
+        if b.is_empty() || b.len() >= DW_INTERP_NAME_MAX || b.contains(&0) {
+            tracing::warn!(
+                "interpreter {name:?}: not held in prevent mode (names of 1 to {} bytes only); its scripts are still judged after exec",
+                DW_INTERP_NAME_MAX - 1
+            );
+            continue;
+        }
+        let mut key = [0u8; DW_INTERP_NAME_MAX];
+        key[..b.len()].copy_from_slice(b);
+        map.update(&key, &[1u8], MapFlags::ANY)
+            .map_err(|e| bpf_error("filling the interpreters map", e))?;
+    }
+    Ok(())
+}
+
 fn run<F>(
     config: ExecSensorConfig,
     host_ns: u32,
@@ -475,6 +500,10 @@ fn run<F>(
             return;
         }
     };
+    if let Err(e) = fill_interpreters(&skel.maps.interpreters, &config.interpreter_names) {
+        let _ = ready.send(Err(e));
+        return;
+    }
     // Ours runs: retire a previous agent's pinned program, then pin ours if failing closed.
     let inherited = retire_pinned();
     let mut pinned_link = None;
