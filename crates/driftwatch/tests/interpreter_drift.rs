@@ -106,24 +106,30 @@ fn scripts_named_to_interpreters_are_detected() {
     );
     assert_script_alert(&a, "added", "/usr/bin/");
 
-    // On a tmpfs.
-    let (code, _) = c.sh("printf 'true\\n' > /scratch/t.sh && sh /scratch/t.sh");
-    assert_eq!(code, 0);
-    let a = agent.wait_for("sh /scratch/t.sh", WAIT, script_in(&c, "/scratch/t.sh"));
-    assert_script_alert(&a, "tmpfs", "/usr/bin/dash");
-
-    // An image script modified in place.
-    let (code, _) = c.sh("echo 'true' >> /etc/profile && sh /etc/profile");
-    assert_eq!(code, 0);
-    let a = agent.wait_for("sh /etc/profile", WAIT, script_in(&c, "/etc/profile"));
-    assert_script_alert(&a, "modified", "/usr/bin/dash");
-
-    // Deleted before it runs, handed over as an open descriptor.
-    let (code, _) =
-        c.sh("printf 'sleep 3\\n' > /tmp/d.sh && exec 3</tmp/d.sh && rm /tmp/d.sh && sh /dev/fd/3");
-    assert_eq!(code, 0);
-    let a = agent.wait_for("sh /dev/fd/3", WAIT, script_in(&c, "/tmp/d.sh"));
-    assert_script_alert(&a, "deleted", "/usr/bin/dash");
+    // On a tmpfs; an image script modified in place; deleted before it runs, handed over
+    // as an open descriptor.
+    for (script, path, verdict) in [
+        (
+            "printf 'true\\n' > /scratch/t.sh && sh /scratch/t.sh",
+            "/scratch/t.sh",
+            "tmpfs",
+        ),
+        (
+            "echo 'true' >> /etc/profile && sh /etc/profile",
+            "/etc/profile",
+            "modified",
+        ),
+        (
+            "printf 'sleep 3\\n' > /tmp/d.sh && exec 3</tmp/d.sh && rm /tmp/d.sh && sh /dev/fd/3",
+            "/tmp/d.sh",
+            "deleted",
+        ),
+    ] {
+        let (code, out) = c.sh(script);
+        assert_eq!(code, 0, "{script}: {out}");
+        let a = agent.wait_for(script, WAIT, script_in(&c, path));
+        assert_script_alert(&a, verdict, "/usr/bin/dash");
+    }
 
     // Deleted by itself right after start: the shell still holds it open.
     let (code, _) = c.sh("printf 'rm /tmp/self.sh; sleep 3\\n' > /tmp/self.sh && sh /tmp/self.sh");
