@@ -361,9 +361,13 @@ static long env_step(__u32 i, void *data)
 	return 0;
 }
 
+/* dw_is_suspect's answer for an interpreter run with an argument (nothing else suspect):
+ * held while an agent judges scripts, not while none runs (see the orphans below). */
+#define DW_SUSPECT_INTERP 2
+
 /*
  * Does an exec in a prevent-mode namespace load code fanotify's exec permission does not see
- * (DW_ENFORCE_HOLD_SUSPECT)? `name` is the executed file's name, `env_start`/`env_len` the
+ * (DW_ENFORCE_HOLD_SUSPECT)? 0: no; DW_SUSPECT_INTERP: only as an interpreter; else yes. `name` is the executed file's name, `env_start`/`env_len` the
  * environment's place in the scratch event. A global function: the verifier checks it once,
  * on its own, instead of once for every state of the program reaching it (inline, the
  * interpreter check took the program over the verifier's 1M instruction limit).
@@ -376,18 +380,20 @@ __noinline int dw_is_suspect(__u64 name, __u32 argc, __u32 fs_magic, __u32 env_s
 		return 1;
 	if (is_loader_name((const unsigned char *)name))
 		return 1;
+	if (env_len) {
+		struct env_scan scan = {
+			.start = env_start,
+			.len = env_len,
+		};
+		bpf_loop(DW_ENV_MAX / DW_ENV_STRIDE, env_step, &scan, 0);
+		if (scan.found)
+			return 1;
+	}
 	/* An interpreter with an argument may be naming a script, which it reads with a plain
 	 * open(): user space judges it, and lets `sh -c`, `python3 -m` go at once. */
 	if (argc >= 2 && dw_is_interpreter(name))
-		return 1;
-	if (!env_len)
-		return 0;
-	struct env_scan scan = {
-		.start = env_start,
-		.len = env_len,
-	};
-	bpf_loop(DW_ENV_MAX / DW_ENV_STRIDE, env_step, &scan, 0);
-	return scan.found;
+		return DW_SUSPECT_INTERP;
+	return 0;
 }
 
 /*
@@ -611,9 +617,12 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	/* No agent alive and failing closed (on_agent_death: hold): in prevent-mode namespaces,
 	 * hold what would have been held, and every exec of a file not provably the image's
 	 * (overlay upper layer, or not overlay). Nobody reads the ring buffer: the pid goes to
-	 * `orphans` for the next agent. If it cannot be recorded, kill rather than let it run. */
+	 * `orphans` for the next agent. If it cannot be recorded, kill rather than let it run.
+	 * Interpreters are not held then: the next agent judges an orphan by its executable
+	 * only, and every `sh -c` (health checks) would stop until it comes. */
 	if (dead && (eflags & DW_ENFORCE_KILL_MEMFD) && !(ev->flags & DW_EXEC_KILLED) &&
-	    (hold || (ev->flags & DW_EXEC_OVL_UPPER) || ev->fs_magic != OVERLAYFS_SUPER_MAGIC)) {
+	    ((hold && hold != DW_SUSPECT_INTERP) || (ev->flags & DW_EXEC_OVL_UPPER) ||
+	     ev->fs_magic != OVERLAYFS_SUPER_MAGIC)) {
 		__u64 now = bpf_ktime_get_boot_ns();
 		__u32 pid = ev->pid;
 		if (bpf_map_update_elem(&orphans, &pid, &now, BPF_ANY) == 0 &&
