@@ -428,9 +428,12 @@ fn interpreter_script(
         Verdict::Unknown => true,
         // Judged by the mount it would be on: is it there at all?
         Verdict::Tmpfs | Verdict::Volume if in_container_view(rec, fs) && same_process(rec) => {
-            driftwatch_fs::Root::of_process("container", rec.pid)
-                .and_then(|r| r.stat(&driftwatch_fs::InContainer::from(j.path.as_str())))
-                .is_err_and(|e| e.is_not_found())
+            // Only the file's absence counts: the process's root may be gone (it exited
+            // meanwhile), which says nothing about the file.
+            driftwatch_fs::Root::of_process("container", rec.pid).is_ok_and(|r| {
+                r.stat(&driftwatch_fs::InContainer::from(j.path.as_str()))
+                    .is_err_and(|e| e.is_not_found())
+            })
         }
         _ => false,
     };
