@@ -201,11 +201,13 @@ fn in_container_view(rec: &ExecRecord, fs: &ContainerFs) -> bool {
 
 /// Judges a file named by path (a script, a loader's target, a preloaded library): the
 /// kernel did not hand us this file. `existed`: the kernel opened it (a script), so a
-/// missing file is one that moved after exec.
+/// missing file is one that moved after exec. `shebang`: the kernel executed it as a
+/// program (its exec bit counts).
 fn path_verdict(
     rec: &ExecRecord,
     name: &str,
     existed: bool,
+    shebang: bool,
     fs: &ContainerFs,
     judge: &Judge,
 ) -> Judged {
@@ -273,6 +275,13 @@ fn path_verdict(
         let r = judge.judge(layers, &path);
         facts.content = content_of(&r);
         if let Ok(j) = r {
+            // A shebang script is executed as a program: an image file made executable
+            // in the container is metadata drift, as the executed file is. A script named
+            // to an interpreter, a loader target or a library needs no exec bit.
+            if shebang && let Some(m) = j.made_executable() {
+                facts.made_executable = true;
+                judged.detail = Some(m.mode_words());
+            }
             judged.hash = j.hash;
             judged.image_hash = j.image_hash;
             judged.path = j.resolved_path;
@@ -402,7 +411,7 @@ fn fd_script_verdict(rec: &ExecRecord, fd: u32, fs: &ContainerFs, judge: &Judge)
         return Some(Judged::plain(Verdict::Deleted, path));
     }
     // A live, linked file: judged by the name the kernel gives it, in the container's view.
-    Some(path_verdict(rec, path, true, fs, judge))
+    Some(path_verdict(rec, path, true, false, fs, judge))
 }
 
 /// The script a known interpreter was asked to run (`sh /tmp/s.sh`, `python3 e.py`,
@@ -423,7 +432,7 @@ fn interpreter_script(
     if let Some(fd) = own_fd(rec, path) {
         return fd_script_verdict(rec, fd, fs, judge);
     }
-    let j = path_verdict(rec, path, false, fs, judge);
+    let j = path_verdict(rec, path, false, false, fs, judge);
     let missing = match j.verdict {
         Verdict::Unknown => true,
         // Judged by the mount it would be on: is it there at all?
@@ -491,7 +500,7 @@ pub fn analyze_exec(
         && !rec.filename.starts_with("/dev/fd/")
         && !rec.filename.starts_with("/proc/self/fd/")
     {
-        let j = path_verdict(rec, &rec.filename, true, fs, judge);
+        let j = path_verdict(rec, &rec.filename, true, true, fs, judge);
         if j.verdict.is_drift() {
             analysis.finding = Some(finding(DriftSubject::Script, j));
             return analysis;
@@ -508,7 +517,7 @@ pub fn analyze_exec(
         let (target, opts) = loader_target(&rec.argv);
         preload.extend(opts.iter().map(|p| p.to_string()));
         if let Some(t) = target {
-            let j = path_verdict(rec, t, false, fs, judge);
+            let j = path_verdict(rec, t, false, false, fs, judge);
             if j.verdict.is_drift() {
                 analysis.finding = Some(finding(DriftSubject::LoaderTarget, j));
                 return analysis;
@@ -530,7 +539,7 @@ pub fn analyze_exec(
         );
     }
     for lib in preload {
-        let j = path_verdict(rec, &lib, false, fs, judge);
+        let j = path_verdict(rec, &lib, false, false, fs, judge);
         if j.verdict.is_drift() {
             analysis.finding = Some(finding(DriftSubject::Preload, j));
             return analysis;

@@ -105,6 +105,12 @@ fn an_image_file_made_executable_and_run_is_reported_in_detect_mode() {
     let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, &image.0);
     scenario(&agent, &c, false);
+    // A script the image ships as data, made executable and run by its shebang: the
+    // script is the drift (its interpreter is the image's).
+    let (code, out) = c.sh(&format!("chmod +x {DATA_SCRIPT} && {DATA_SCRIPT}"));
+    assert_eq!(code, 0, "detect mode lets it run: {out}");
+    let a = agent.wait_for("metadata script", WAIT, about(&c, DATA_SCRIPT));
+    assert_metadata(&a, "script");
 }
 
 #[test]
