@@ -123,6 +123,11 @@ pub struct Judgement {
     pub image_ino: Option<u64>,
     /// The inode number of the judged file on its layer (upper or lower).
     pub layer_ino: u64,
+    /// Which of the image's layers (index into `OverlayLayers::lowers`, top-most first) has
+    /// the image's file at this path: the judged file itself for `Image`, the file it was
+    /// copied from for `CopyUp` and `Modified`. Known without extra reads; see
+    /// [`crate::layer_diff_id`] for its diff id.
+    pub image_layer: Option<usize>,
 }
 
 impl Judgement {
@@ -233,6 +238,7 @@ impl Judge {
             upper_ino: (file.layer == 0).then_some(file.meta.ino),
             image_ino: None,
             layer_ino: file.meta.ino,
+            image_layer: file.layer.checked_sub(1),
         };
         if file.layer != 0 {
             return Ok(j);
@@ -251,6 +257,7 @@ impl Judge {
             return Ok(j);
         };
         j.image_ino = Some(image_file.meta.ino);
+        j.image_layer = image_file.layer.checked_sub(1);
         j.metadata_change = MetadataChange::between(&image_file.meta, &file.meta);
         if capabilities(&image_file) != capabilities(&file) {
             j.metadata_change.get_or_insert_default().capabilities = true;

@@ -19,6 +19,7 @@ mod judge;
 mod overlay;
 pub mod packages;
 mod path;
+mod provenance;
 
 pub use classify::{ExecKind, FileClass, package_db_kind};
 pub use diff::{
@@ -32,3 +33,4 @@ pub use judge::{Change, Judge, Judgement, MetadataChange, content_of};
 pub use overlay::LayerOptions;
 pub use packages::{Ecosystem, Package, PackageChange, PackageChangeKind};
 pub use path::{ContainerPath, MAX_SYMLINK_HOPS, name_fields};
+pub use provenance::{OwnerCache, compare_with_package, layer_diff_id, read_owner_index};

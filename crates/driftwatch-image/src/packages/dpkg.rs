@@ -1,6 +1,10 @@
-//! dpkg's `/var/lib/dpkg/status`: the installed Debian packages.
+//! dpkg's `/var/lib/dpkg/status`: the installed Debian packages, and the files each owns
+//! (`info/PKG.list`, `info/PKG.md5sums`; multi-arch packages as `PKG:ARCH.list`).
 
-use super::{Package, field, package_name, stanzas, text};
+use super::{
+    DigestAlgo, Ecosystem, FileDigest, OwnedFile, Package, PackageFiles, field, owned_path,
+    package_name, stanzas, text,
+};
 
 /// Packages present on the system: every stanza whose `Status` is not `not-installed` or
 /// `config-files` (removed, configuration left behind). A stanza without a `Package` name is
@@ -21,6 +25,68 @@ pub fn parse_dpkg_status(bytes: &[u8]) -> Vec<Package> {
             })
         })
         .collect()
+}
+
+/// Where dpkg keeps the file lists of installed packages.
+pub const DPKG_INFO_DIR: &str = "/var/lib/dpkg/info";
+
+/// The names dpkg may have given `pkg`'s `info` files, most specific first: `NAME:ARCH`
+/// (multi-arch `same` packages, and every package of a dpkg that converted its database),
+/// then `NAME`.
+pub fn dpkg_info_stems(pkg: &Package) -> Vec<String> {
+    let mut out = Vec::with_capacity(2);
+    if let Some(arch) = pkg.arch.as_deref().filter(|a| !a.is_empty()) {
+        out.push(format!("{}:{arch}", pkg.name));
+    }
+    out.push(pkg.name.clone());
+    out
+}
+
+/// The files `pkg` owns, from its `.list` (one absolute path a line, directories included)
+/// and its `.md5sums` (`HEX  relative/path`, when the package ships one). Lines that are not
+/// a clean absolute path (`..`, `.`, empty components, not UTF-8) are skipped: a container
+/// can write this database, and its claims must not name files outside the listed tree.
+/// A digest for a path the list does not have is ignored.
+pub fn parse_dpkg_files(pkg: Package, list: &[u8], md5sums: Option<&[u8]>) -> PackageFiles {
+    let mut digests = std::collections::HashMap::new();
+    for line in md5sums.unwrap_or_default().split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(sp) = line.iter().position(|b| *b == b' ') else {
+            continue;
+        };
+        let (hex, rest) = line.split_at(sp);
+        if hex.len() != 32 || !hex.iter().all(u8::is_ascii_hexdigit) {
+            continue;
+        }
+        let rel = rest.trim_ascii_start();
+        let mut abs = Vec::with_capacity(rel.len() + 1);
+        if rel.first() != Some(&b'/') {
+            abs.push(b'/');
+        }
+        abs.extend_from_slice(rel);
+        if let Some(path) = owned_path(&abs) {
+            digests.entry(path).or_insert_with(|| FileDigest {
+                algo: DigestAlgo::Md5,
+                hex: text(hex).to_ascii_lowercase(),
+            });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let files = list
+        .split(|b| *b == b'\n')
+        .filter_map(|line| owned_path(line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|p| seen.insert(p.clone()))
+        .map(|path| OwnedFile {
+            digest: digests.remove(&path),
+            path,
+            mode: None,
+        })
+        .collect();
+    PackageFiles {
+        ecosystem: Ecosystem::Dpkg,
+        package: pkg,
+        files,
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod apk;
 mod dpkg;
 mod npm;
+mod owners;
 mod python;
 pub mod rpm;
 
@@ -11,9 +12,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use apk::parse_apk_installed;
-pub use dpkg::parse_dpkg_status;
+pub use apk::{parse_apk_files, parse_apk_installed};
+pub use dpkg::{DPKG_INFO_DIR, dpkg_info_stems, parse_dpkg_files, parse_dpkg_status};
 pub use npm::parse_npm_package_json;
+pub use owners::{MAX_OWNED_PATHS, Owner, OwnerIndex, PackageDigest, read_owned_files};
 pub use python::{normalize_python_name, parse_python_metadata};
 
 /// A packaging system.
@@ -69,6 +71,34 @@ pub enum DigestAlgo {
 pub struct FileDigest {
     pub algo: DigestAlgo,
     pub hex: String,
+}
+
+impl FileDigest {
+    /// Whether `reader`'s bytes have this digest. Reads to the end: callers bound the file.
+    pub fn matches(&self, mut reader: impl std::io::Read) -> std::io::Result<bool> {
+        use sha2::Digest as _;
+        fn run<D: sha2::Digest>(mut d: D, r: &mut dyn std::io::Read) -> std::io::Result<String> {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => d.update(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(d.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        }
+        let r: &mut dyn std::io::Read = &mut reader;
+        let got = match self.algo {
+            DigestAlgo::Md5 => run(md5::Md5::new(), r)?,
+            DigestAlgo::Sha1 => run(sha1::Sha1::new(), r)?,
+            DigestAlgo::Sha256 => run(sha2::Sha256::new(), r)?,
+            DigestAlgo::Sha384 => run(sha2::Sha384::new(), r)?,
+            DigestAlgo::Sha512 => run(sha2::Sha512::new(), r)?,
+        };
+        Ok(got.eq_ignore_ascii_case(&self.hex))
+    }
 }
 
 /// One file a package installed, as its database lists it. `path` is absolute inside the
@@ -234,6 +264,21 @@ fn field<'a>(stanza: &[(&[u8], &'a [u8])], name: &[u8]) -> Option<&'a [u8]> {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// A path a package database claims, when it is a clean absolute path: valid UTF-8, starting
+/// with `/`, without empty, `.` or `..` components, NUL or newline; `/` itself (dpkg's `/.`)
+/// is not a file anyone owns. A trailing `/` is dropped.
+fn owned_path(b: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(b).ok()?;
+    let s = s.strip_suffix('/').unwrap_or(s);
+    let rest = s.strip_prefix('/')?;
+    if rest.is_empty() || s.contains(['\0', '\n']) {
+        return None;
+    }
+    rest.split('/')
+        .all(|c| !c.is_empty() && c != "." && c != "..")
+        .then(|| s.to_string())
 }
 
 /// A record's package name, or `None` when the name field is empty or blank: such a record
