@@ -285,6 +285,7 @@ mod tests {
         )
         .shared();
         let env = |k: &str| DriftFinding {
+            provenance: Default::default(),
             enforcement: None,
             kind: driftwatch_model::DriftKind::Config,
             subject: DriftSubject::Env,

@@ -34,6 +34,9 @@ pub struct Emitter {
     /// The last `evt.num` given: every sensor's events pass here, under one lock, so the
     /// numbers are unique and in the order the rules see the events.
     last_num: u64,
+    /// Fills `drift.layer`/`drift.package`: for findings before the rules see them, for an
+    /// exec of an image file only once an alert about it is written.
+    provenance: Option<Arc<crate::finding_provenance::ProvenanceFiller>>,
 }
 
 /// Alert deduplication: one alert per (rule, container, executable, file) per window; the
@@ -117,7 +120,13 @@ impl Emitter {
             dedup: Dedup::default(),
             rates: AlertRate::new(&Limits::default()),
             last_num: 0,
+            provenance: None,
         }
+    }
+
+    /// Where reported files came from (see [`crate::finding_provenance`]).
+    pub fn set_provenance(&mut self, filler: Arc<crate::finding_provenance::ProvenanceFiller>) {
+        self.provenance = Some(filler);
     }
 
     /// The per-container alert rate (`limits.container_alerts_per_second`, `_burst`).
@@ -235,16 +244,28 @@ impl Emitter {
         // Numbered here, where events enter the rules (Falco's `evt.num`, from 1); an event
         // that already has a number (replayed by `rules test`) keeps it.
         let numbered;
-        let event = if event.num == 0 {
+        let mut event = if event.num == 0 {
             self.last_num += 1;
             numbered = Event {
                 num: self.last_num,
                 ..event.clone()
             };
-            &numbered
+            std::borrow::Cow::Borrowed(&numbered)
         } else {
-            event
+            std::borrow::Cow::Borrowed(event)
         };
+        if let Some(p) = &self.provenance
+            && event
+                .drift
+                .as_ref()
+                .is_some_and(|d| d.provenance.is_empty())
+        {
+            p.fill(event.to_mut());
+        }
+        let event: &Event = &event;
+        // An exec of an image file has no finding: its layer and package are looked up
+        // once, for the alerts it raises.
+        let mut image_exec: Option<Option<Event>> = None;
         if let Some(r) = self.record.as_mut()
             && let Ok(line) = serde_json::to_string(event)
         {
@@ -282,7 +303,19 @@ impl Emitter {
                 self.stats.alerts_throttled.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let mut alert = self.rules.alert(idx, event, &self.hostname);
+            let shown = match &self.provenance {
+                Some(p) if event.drift.is_none() => image_exec
+                    .get_or_insert_with(|| {
+                        p.image_exec(event).map(|d| Event {
+                            drift: Some(d),
+                            ..event.clone()
+                        })
+                    })
+                    .as_ref()
+                    .unwrap_or(event),
+                _ => event,
+            };
+            let mut alert = self.rules.alert(idx, shown, &self.hostname);
             if let Some(n) = names {
                 n.annotate(&mut alert);
             }

@@ -327,6 +327,7 @@ pub fn loader_target(argv: &[String]) -> (Option<&str>, Vec<&str>) {
 
 fn finding(subject: DriftSubject, j: Judged) -> DriftFinding {
     DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Binary,
         subject,

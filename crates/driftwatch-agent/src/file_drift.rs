@@ -1425,6 +1425,7 @@ impl Sensor {
             }),
             net: None,
             drift: Some(DriftFinding {
+                provenance: Default::default(),
                 enforcement: None,
                 kind: DriftKind::File,
                 subject: DriftSubject::File,

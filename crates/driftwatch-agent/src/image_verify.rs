@@ -168,6 +168,7 @@ impl ImageVerifier {
             list.file.display()
         );
         let finding = |verdict, detail: String| DriftFinding {
+            provenance: Default::default(),
             kind: DriftKind::Image,
             subject: DriftSubject::ImageDigest,
             verdict,
@@ -466,6 +467,7 @@ impl LayerWorker {
                 };
                 let mut e = entry.container_event(record);
                 e.drift = Some(DriftFinding {
+                    provenance: Default::default(),
                     kind: DriftKind::Image,
                     subject: DriftSubject::ImageLayer,
                     verdict,

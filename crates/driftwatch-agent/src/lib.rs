@@ -11,6 +11,7 @@ mod enforce;
 mod exec_verdict;
 mod fairness;
 mod file_drift;
+mod finding_provenance;
 mod histogram;
 mod image_verify;
 mod loss;

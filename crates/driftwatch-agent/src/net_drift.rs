@@ -150,6 +150,7 @@ pub fn judge(
         }
     };
     Some(DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Network,
         subject,

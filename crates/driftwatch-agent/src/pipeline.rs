@@ -254,6 +254,9 @@ impl Agent {
             let mut e = emitter.lock().unwrap_or_else(|p| p.into_inner());
             e.set_dedup_window(config.dedup_window);
             e.set_limits(&config.limits);
+            e.set_provenance(Arc::new(crate::finding_provenance::ProvenanceFiller::new(
+                registry.clone(),
+            )));
         }
         crate::emitter::spawn_budget_reporter(Arc::downgrade(&emitter));
         let tamper = crate::tamper::TamperGuard::start(

@@ -33,4 +33,6 @@ pub use judge::{Change, Judge, Judgement, MetadataChange, content_of};
 pub use overlay::LayerOptions;
 pub use packages::{Ecosystem, Package, PackageChange, PackageChangeKind};
 pub use path::{ContainerPath, MAX_SYMLINK_HOPS, name_fields};
-pub use provenance::{OwnerCache, compare_with_package, layer_diff_id, read_owner_index};
+pub use provenance::{
+    OwnerCache, compare_with_package, image_layer_of, layer_diff_id, read_owner_index,
+};

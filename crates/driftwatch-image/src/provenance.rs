@@ -26,6 +26,21 @@ pub fn layer_diff_id(lower: usize, lowers: usize, diff_ids: &[String]) -> Option
     diff_ids.get(lowers - 1 - lower).map(String::as_str)
 }
 
+/// Which image layer (index into `layers.lowers`, top first) has the file at `path` in the
+/// image's own view (the writable layer ignored, symlinks followed inside the image): the
+/// layer an executed image file came from, or the one a modified file was copied up from.
+pub fn image_layer_of(layers: &OverlayLayers, path: &str, options: LayerOptions) -> Option<usize> {
+    let view = View {
+        roots: &layers.lowers,
+        first_layer: 0,
+        options,
+    };
+    match view.resolve(Path::new(path), true).ok()?.entry {
+        ResolvedEntry::File { file, .. } => Some(file.layer),
+        ResolvedEntry::Dir => None,
+    }
+}
+
 /// Files the package databases keep their file lists in: when the container's copy of one
 /// changes, its owner index is rebuilt.
 const DATABASE_FILES: [&str; 3] = [
@@ -274,6 +289,26 @@ Package: new\nStatus: install ok installed\nVersion: 9\n",
         std::fs::write(info(&upper).join("new.list"), "/usr/bin/new\n").unwrap();
         let c = cache.container(&layers);
         assert_eq!(c.owner("/usr/bin/new").unwrap().package, "new");
+        assert_eq!(
+            image_layer_of(&layers, "/var/lib/dpkg/status", LayerOptions::default()),
+            Some(0)
+        );
+        assert_eq!(
+            image_layer_of(
+                &layers,
+                "/var/lib/dpkg/info/old.list",
+                LayerOptions::default()
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            image_layer_of(
+                &layers,
+                "/var/lib/dpkg/info/new.list",
+                LayerOptions::default()
+            ),
+            None
+        );
         assert_eq!(c.owner("/usr/bin/old").unwrap().package, "old");
         assert!(img.owner("/usr/bin/new").is_none());
         assert!(Arc::ptr_eq(&c, &cache.container(&layers)));

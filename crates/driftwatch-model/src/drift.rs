@@ -281,6 +281,37 @@ pub struct DriftFinding {
     /// What enforcement did about it (binary drift; `None` for the other kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforcement: Option<Enforcement>,
+    /// Where the file came from (layer, package), filled when the finding is reported.
+    #[serde(flatten, default)]
+    pub provenance: Provenance,
+}
+
+/// Where a judged file came from: the image layer that has it and the package that owns it.
+/// Each part is absent when unknown (no image file at the path, no package database, or a
+/// file no package lists).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The diff id (`sha256:...`) of the topmost image layer that has the file at this path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// The package that owns the path (for a new file: the package that installed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_version: Option<String>,
+    /// `dpkg`, `apk` or `rpm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_ecosystem: Option<String>,
+    /// The file against the package manager's own digest of it: `match`, `mismatch`
+    /// ("modified against the package", whatever the layers say) or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_digest: Option<String>,
+}
+
+impl Provenance {
+    pub fn is_empty(&self) -> bool {
+        *self == Provenance::default()
+    }
 }
 
 /// The enforcement mode of a container's scope.

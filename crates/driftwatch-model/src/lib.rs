@@ -22,7 +22,7 @@ pub use container::{
 };
 pub use drift::{
     DriftFinding, DriftKind, DriftSubject, Enforcement, EnforcementAction, EnforcementMechanism,
-    EnforcementMode, Verdict,
+    EnforcementMode, Provenance, Verdict,
 };
 pub use event::{Event, EventKind, FileRef, NetRef};
 pub use history::{AlertQuery, AlertSource, AlertSourceError, Order, RuleMatch, StoredAlert};

@@ -144,6 +144,7 @@ fn mix() -> Vec<Event> {
     let mut p = app_process("/tmp/xmrig", &["/tmp/xmrig", "-o", "pool:3333"], "sh", &env);
     p.exe_upper_layer = true;
     let d = DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Binary,
         subject: DriftSubject::Exe,
@@ -192,6 +193,7 @@ fn mix() -> Vec<Event> {
     ));
     // The preload rule fires on the agent's finding about the library, not on the variable.
     let preload = DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Binary,
         subject: DriftSubject::Preload,

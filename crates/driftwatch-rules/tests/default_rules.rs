@@ -169,9 +169,34 @@ fn binary_drift_alert_is_falco_json() {
     assert_eq!(a.time, "2026-11-28T08:00:00.123456789Z");
     assert_eq!(a.source, "syscall");
     assert_eq!(a.hostname, "node-1");
-    assert!(a.output.starts_with("08:00:00.123456789: Critical Executable not in the image executed (verdict=added enforcement=prevent action=blocked blocked_by=fanotify_deny subject=exe drift_path=/tmp/xmrig proc_exepath=/tmp/xmrig proc_name=xmrig cmdline=xmrig -x pid=4242 parent=sh user=root hash=b3:1234 image_hash=<NA> container_id=3f4a5b6c7d8e container_name=web image=nginx:1.27 image_digest=sha256:abcd k8s_ns=prod k8s_pod=web-0)"), "{}", a.output);
+    assert!(a.output.starts_with("08:00:00.123456789: Critical Executable not in the image executed (verdict=added enforcement=prevent action=blocked blocked_by=fanotify_deny subject=exe drift_path=/tmp/xmrig proc_exepath=/tmp/xmrig proc_name=xmrig cmdline=xmrig -x pid=4242 parent=sh user=root hash=b3:1234 image_hash=<NA> package=<NA> package_version=<NA> package_digest=<NA> layer=<NA> container_id=3f4a5b6c7d8e container_name=web image=nginx:1.27 image_digest=sha256:abcd k8s_ns=prod k8s_pod=web-0)"), "{}", a.output);
     assert_eq!(a.output_fields["proc.pid"], serde_json::json!(4242));
     assert_eq!(a.output_fields["drift.image_hash"], serde_json::Value::Null);
+    // A dropped payload has no package; a modified packaged file names it.
+    assert_eq!(a.output_fields["drift.package"], serde_json::Value::Null);
+    let mut m = drifted_exec(
+        "/usr/bin/true",
+        DriftSubject::Exe,
+        Verdict::Modified,
+        "/usr/bin/true",
+    );
+    if let Some(d) = m.drift.as_mut() {
+        d.provenance = driftwatch_model::Provenance {
+            layer: Some("sha256:aa".into()),
+            package: Some("coreutils".into()),
+            package_version: Some("9.1-1".into()),
+            package_ecosystem: Some("dpkg".into()),
+            package_digest: Some("mismatch".into()),
+        };
+    }
+    let alerts = rs.evaluate(&m, "node-1");
+    assert!(
+        alerts[0].output.contains(
+            "package=coreutils package_version=9.1-1 package_digest=mismatch layer=sha256:aa "
+        ),
+        "{}",
+        alerts[0].output
+    );
     assert_eq!(
         a.output_fields["drift.action"],
         serde_json::json!("blocked")
@@ -406,6 +431,7 @@ fn file_rules() {
 fn config_rules() {
     let rs = defaults();
     let config = |subject: DriftSubject, verdict: Verdict, path: &str, detail: &str| DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Config,
         subject,
@@ -574,6 +600,7 @@ fn network_rules() {
         "listen rule is disabled by default"
     );
     l.drift = Some(DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Network,
         subject: DriftSubject::Exe,

@@ -36,6 +36,7 @@ fn config_event(subject: DriftSubject, path: &str) -> Event {
     let mut e = exec("/bin/sleep", &["sleep", "60"], "containerd-shim");
     e.kind = EventKind::Container;
     e.drift = Some(DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Config,
         subject,

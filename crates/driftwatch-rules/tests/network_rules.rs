@@ -26,6 +26,7 @@ fn net(
 
 fn finding(subject: DriftSubject, verdict: Verdict, path: &str) -> DriftFinding {
     DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Network,
         subject,

@@ -85,6 +85,7 @@ pub fn exec_env_findings(env: &[String], base: &EnvBaseline<'_>) -> Vec<DriftFin
 
 fn config_finding(verdict: Verdict, key: &str, detail: String) -> DriftFinding {
     DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Config,
         subject: DriftSubject::Env,

@@ -390,6 +390,7 @@ fn mounted_file_event(
         }),
         net: None,
         drift: Some(DriftFinding {
+            provenance: Default::default(),
             enforcement: None,
             kind: DriftKind::Config,
             subject: DriftSubject::MountedFile,

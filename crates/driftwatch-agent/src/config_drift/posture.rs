@@ -37,6 +37,7 @@ const ENGINE_SOCKETS: [&str; 5] = [
 
 fn finding(subject: DriftSubject, verdict: Verdict, path: &str, detail: String) -> DriftFinding {
     DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Config,
         subject,

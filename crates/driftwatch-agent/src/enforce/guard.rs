@@ -96,6 +96,7 @@ impl FileVerdict {
     /// The binary-drift finding on this file, with what enforcement did about it.
     fn finding(self, subject: DriftSubject, enforcement: Enforcement) -> DriftFinding {
         DriftFinding {
+            provenance: Default::default(),
             kind: DriftKind::Binary,
             subject,
             verdict: self.verdict,

@@ -162,6 +162,7 @@ impl Sensor {
             }),
             net: None,
             drift: Some(DriftFinding {
+                provenance: Default::default(),
                 enforcement: None,
                 kind: DriftKind::Package,
                 subject: DriftSubject::PackageDb,

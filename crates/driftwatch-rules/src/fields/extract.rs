@@ -635,6 +635,17 @@ fn drift_field(id: FieldId, ev: &Event) -> Val<'_> {
         FieldId::DriftHash => opt(drift.and_then(|d| d.hash.as_deref())),
         FieldId::DriftImageHash => opt(drift.and_then(|d| d.image_hash.as_deref())),
         FieldId::DriftDetail => opt(drift.and_then(|d| d.detail.as_deref())),
+        FieldId::DriftLayer => opt(drift.and_then(|d| d.provenance.layer.as_deref())),
+        FieldId::DriftPackage => opt(drift.and_then(|d| d.provenance.package.as_deref())),
+        FieldId::DriftPackageVersion => {
+            opt(drift.and_then(|d| d.provenance.package_version.as_deref()))
+        }
+        FieldId::DriftPackageEcosystem => {
+            opt(drift.and_then(|d| d.provenance.package_ecosystem.as_deref()))
+        }
+        FieldId::DriftPackageDigest => {
+            opt(drift.and_then(|d| d.provenance.package_digest.as_deref()))
+        }
         FieldId::DriftEnforcement => {
             opt(drift.and_then(|d| d.enforcement).map(|e| e.mode.as_str()))
         }

@@ -161,6 +161,11 @@ pub(crate) enum FieldId {
     DriftPath,
     DriftHash,
     DriftImageHash,
+    DriftLayer,
+    DriftPackage,
+    DriftPackageVersion,
+    DriftPackageEcosystem,
+    DriftPackageDigest,
     DriftDetail,
     DriftEnforcement,
     DriftAction,
@@ -785,6 +790,16 @@ fields! {
         "blake3 of the drifted file's content, when it could be read.";
     "drift.image_hash", DriftImageHash, Charbuf, None, Filled::Always,
         "blake3 of the image's file at the same path (for `modified`).";
+    "drift.layer", DriftLayer, Charbuf, None, Filled::Always,
+        "The diff id (`sha256:...`) of the topmost image layer that has the file at this path: for an executed image file the layer it came from; for a modified file the layer of the image's copy. Missing for a file the image does not have. Filled when the agent reports the finding (and, for an exec of an image file, in the outputs of the alerts it raises).";
+    "drift.package", DriftPackage, Charbuf, None, Filled::Always,
+        "The package that owns the file, from the image's or the container's package database (dpkg, apk, rpm): for a modified file the package whose file it is, for a new file the package that installed it (`apt-get install` reads differently from a dropped payload). Missing when no package lists the path.";
+    "drift.package_version", DriftPackageVersion, Charbuf, None, Filled::Always,
+        "The version of `drift.package`, as its database records it.";
+    "drift.package_ecosystem", DriftPackageEcosystem, Charbuf, None, Filled::Always,
+        "The package database `drift.package` comes from: `dpkg`, `apk` or `rpm`.";
+    "drift.package_digest", DriftPackageDigest, Charbuf, None, Filled::Always,
+        "The file against the package manager's own digest of it (dpkg md5sums, apk's SHA-1, rpm's file digests): `match`, `mismatch` (modified against the package, whatever the layers say) or `unknown` (no digest recorded, or unreadable). Missing for image files and files no package owns.";
     "drift.detail", DriftDetail, Charbuf, None, Filled::Always,
         "What changed, in words: for package drift the packages added, removed and changed with their versions; for config drift the setting and its value.";
     "drift.enforcement", DriftEnforcement, Charbuf, None, Filled::Events(K_EXEC),

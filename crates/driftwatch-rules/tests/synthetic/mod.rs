@@ -92,6 +92,7 @@ pub fn drifted_exec(exepath: &str, subject: DriftSubject, verdict: Verdict, path
     let mut e = exec(exepath, &[exepath, "-x"], "sh");
     e.process.exe_upper_layer = matches!(verdict, Verdict::Added | Verdict::Modified);
     e.drift = Some(DriftFinding {
+        provenance: Default::default(),
         enforcement: None,
         kind: DriftKind::Binary,
         subject,
