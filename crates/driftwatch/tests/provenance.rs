@@ -1,0 +1,135 @@
+//! Provenance, end to end: a real agent and real Debian containers. An exec of an image file
+//! names the layer it came from and its package; a modified packaged file names its package
+//! and says it no longer matches the package's own digest; a file `dpkg -i` installed names
+//! that package; a dropped payload names none.
+
+use std::time::Duration;
+
+use driftwatch_testkit::*;
+use serde_json::Value;
+
+const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The image's diff ids, bottom first, as the engine records them.
+fn diff_ids(image: &str) -> Vec<String> {
+    let out = docker_ok(&[
+        "image",
+        "inspect",
+        image,
+        "--format",
+        "{{json .RootFS.Layers}}",
+    ]);
+    serde_json::from_str(&out).expect("RootFS.Layers is a JSON list")
+}
+
+fn drift_in<'a>(c: &'a TestContainer, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
+    move |a| {
+        has_tag(a, "binary_drift")
+            && field(a, "container.id") == c.short()
+            && field(a, "drift.path") == path
+    }
+}
+
+#[test]
+fn an_image_exec_names_its_layer_and_package() {
+    if !ready_with(&[DEBIAN]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("python.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: Python started in a container\n  desc: any python3 exec\n  condition: \
+evt.type=execve and container.id != host and proc.name startswith python3\n  output: \
+python %proc.exepath (layer=%drift.layer package=%drift.package \
+version=%drift.package_version ecosystem=%drift.package_ecosystem verdict=%drift.verdict)\n  \
+priority: NOTICE\n",
+    )
+    .unwrap();
+    let agent = AgentProcess::start(DRIFTWATCH, &["--rules", rules.to_str().unwrap()]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
+    let (code, out) = c.exec(&["python3", "-c", "pass"]);
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("python3 -c pass", WAIT, |a| {
+        a["rule"] == "Python started in a container" && field(a, "container.id") == c.short()
+    });
+    assert_eq!(field(&a, "proc.exepath"), "/usr/bin/python3.11", "{a}");
+    assert_eq!(field(&a, "drift.package"), "python3.11-minimal", "{a}");
+    assert_eq!(field(&a, "drift.package_ecosystem"), "dpkg", "{a}");
+    assert!(
+        field(&a, "drift.package_version")
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.11")),
+        "{a}"
+    );
+    assert_eq!(field(&a, "drift.verdict"), "image", "{a}");
+    let layer = field(&a, "drift.layer").as_str().unwrap_or_default();
+    assert!(
+        diff_ids(DEBIAN).iter().any(|d| d == layer),
+        "drift.layer {layer} is one of the image's diff ids: {a}"
+    );
+}
+
+#[test]
+fn a_modified_packaged_binary_names_its_package_and_mismatch() {
+    if !ready_with(&[DEBIAN]) {
+        return;
+    }
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
+    // Bytes after the ELF's segments change the file, not what it does.
+    let (code, out) = c.sh("echo >> /usr/bin/true && /usr/bin/true");
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("echo >> /usr/bin/true", WAIT, drift_in(&c, "/usr/bin/true"));
+    assert_eq!(field(&a, "drift.verdict"), "modified", "{a}");
+    assert_eq!(field(&a, "drift.package"), "coreutils", "{a}");
+    assert_eq!(field(&a, "drift.package_digest"), "mismatch", "{a}");
+    let layer = field(&a, "drift.layer").as_str().unwrap_or_default();
+    assert!(diff_ids(DEBIAN).iter().any(|d| d == layer), "{a}");
+    let output = a["output"].as_str().unwrap_or_default();
+    assert!(
+        output.contains("package=coreutils ") && output.contains("package_digest=mismatch"),
+        "{a}"
+    );
+
+    // A dropped copy is nobody's: no package, no layer.
+    let (code, out) = c.sh("cp /usr/bin/true /tmp/payload && /tmp/payload");
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for(
+        "cp /usr/bin/true /tmp/payload",
+        WAIT,
+        drift_in(&c, "/tmp/payload"),
+    );
+    assert_eq!(field(&a, "drift.verdict"), "added", "{a}");
+    assert_eq!(field(&a, "drift.package"), &Value::Null, "{a}");
+    assert_eq!(field(&a, "drift.layer"), &Value::Null, "{a}");
+}
+
+/// `dpkg -i` of a package built in the container: its executable is new to the image, and
+/// the alert says which package installed it.
+#[test]
+fn a_file_installed_by_dpkg_names_the_package() {
+    if !ready_with(&[DEBIAN]) {
+        return;
+    }
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
+    let (code, out) = c.sh(
+        "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/local/bin && cp /usr/bin/true /tmp/pkg/usr/local/bin/dwtool \
+         && printf 'Package: dwtool\\nVersion: 1.2-3\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
+         && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb >/dev/null && /usr/local/bin/dwtool",
+    );
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for(
+        "dpkg -i dwtool; dwtool",
+        WAIT,
+        drift_in(&c, "/usr/local/bin/dwtool"),
+    );
+    assert_eq!(field(&a, "drift.verdict"), "added", "{a}");
+    assert_eq!(field(&a, "drift.package"), "dwtool", "{a}");
+    assert_eq!(field(&a, "drift.package_version"), "1.2-3", "{a}");
+    assert_eq!(field(&a, "drift.package_digest"), "match", "{a}");
+    assert_eq!(field(&a, "drift.layer"), &Value::Null, "{a}");
+}
