@@ -322,6 +322,26 @@ fn detail(f: &FileDiff, inside: Option<u64>) -> String {
     if let Some(n) = inside.filter(|n| *n > 0) {
         parts.push(format!("and {n} entries inside"));
     }
+    let p = &f.provenance;
+    if let Some(pkg) = &p.package {
+        let against = match p.package_digest.as_deref() {
+            Some("mismatch") => ", modified against the package",
+            Some("match") => ", as the package has it",
+            _ => "",
+        };
+        let mut text = format!("package {pkg}");
+        if let Some(v) = p.package_version.as_deref().filter(|v| !v.is_empty()) {
+            text.push(' ');
+            text.push_str(v);
+        }
+        text.push_str(against);
+        parts.push(text);
+    }
+    if let Some(l) = &p.layer {
+        // The diff id's first 12 hex digits, as `docker history` shortens ids.
+        let short = l.strip_prefix("sha256:").unwrap_or(l);
+        parts.push(format!("layer {}", &short[..short.len().min(12)]));
+    }
     if let Some(s) = f.size {
         parts.push(human_size(s));
     }

@@ -185,9 +185,26 @@ impl Target {
         if shown.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
             eprint!("\r\x1b[K");
         }
-        let diff = result.map_err(|e| self.diff_error(e))?;
+        let mut diff = result.map_err(|e| self.diff_error(e))?;
         self.check_still_there()?;
+        self.fill_provenance(&mut diff);
         Ok(diff)
+    }
+
+    /// Each changed file's image layer and package (`driftwatch diff`, `diff.json`).
+    pub fn fill_provenance(&self, diff: &mut Diff) {
+        let diff_ids = self
+            .record
+            .as_ref()
+            .and_then(|r| r.runtime_config.image.as_ref())
+            .map(|i| i.diff_ids.as_slice())
+            .unwrap_or_default();
+        driftwatch_image::fill_diff_provenance(
+            diff,
+            &self.layers,
+            diff_ids,
+            driftwatch_image::LayerOptions::default(),
+        );
     }
 
     /// Like [`Target::diff`] without progress, keeping in memory only the first `keep` changed
@@ -237,6 +254,7 @@ impl Target {
         self.check_still_there()?;
         let (heap, total, mut counts) = kept.into_inner().unwrap_or_else(|p| p.into_inner());
         diff.files = heap.into_sorted_vec().into_iter().map(|b| b.0).collect();
+        self.fill_provenance(&mut diff);
         counts.packages = diff.packages.len() as u64;
         Ok((diff, counts, total))
     }

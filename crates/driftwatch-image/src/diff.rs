@@ -146,6 +146,10 @@ pub struct FileDiff {
     pub symlink_target: Option<ContainerPath>,
     #[serde(skip_serializing_if = "FileClass::is_empty")]
     pub class: FileClass,
+    /// The image layer and the package the file came from, with the package's digest
+    /// compared (filled by [`crate::fill_diff_provenance`]).
+    #[serde(flatten)]
+    pub provenance: driftwatch_model::Provenance,
 }
 
 impl FileDiff {
@@ -163,6 +167,7 @@ impl FileDiff {
             image_hash: None,
             symlink_target: None,
             class: FileClass::default(),
+            provenance: driftwatch_model::Provenance::default(),
         }
     }
 }

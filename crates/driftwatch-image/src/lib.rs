@@ -34,5 +34,6 @@ pub use overlay::LayerOptions;
 pub use packages::{Ecosystem, Package, PackageChange, PackageChangeKind};
 pub use path::{ContainerPath, MAX_SYMLINK_HOPS, name_fields};
 pub use provenance::{
-    OwnerCache, compare_with_package, image_layer_of, layer_diff_id, read_owner_index,
+    OwnerCache, compare_with_package, fill_diff_provenance, image_layer_of, layer_diff_id,
+    read_owner_index,
 };

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use driftwatch_fs::{AGENT_PACKAGE_DB_CAP, Limit};
-use driftwatch_model::OverlayLayers;
+use driftwatch_model::{OverlayLayers, Provenance};
 
+use crate::diff::{ChangeKind, Diff, FileKind};
 use crate::overlay::{LayerOptions, ResolvedEntry, View};
 use crate::packages::{Owner, OwnerIndex, PackageDigest};
 
@@ -100,6 +101,63 @@ pub fn compare_with_package(
         Ok(true) => PackageDigest::Match,
         Ok(false) => PackageDigest::Mismatch,
         Err(_) => PackageDigest::Unknown,
+    }
+}
+
+/// Fills each changed file of `diff` with the image layer its image copy came from
+/// (`diff_ids` bottom first, as `RootFS.Layers`), the package that owns it in the
+/// container's databases, and how it compares with that package's digest. One index for
+/// the whole diff; each owned file that changed is read once more for its digest.
+pub fn fill_diff_provenance(
+    diff: &mut Diff,
+    layers: &OverlayLayers,
+    diff_ids: &[String],
+    options: LayerOptions,
+) {
+    let roots: Vec<PathBuf> = std::iter::once(layers.upper.clone())
+        .chain(layers.lowers.iter().cloned())
+        .collect();
+    let owners = read_owner_index(&roots, options);
+    for f in &mut diff.files {
+        if !matches!(f.kind, FileKind::File | FileKind::Symlink) {
+            continue;
+        }
+        let Some(path) = std::str::from_utf8(f.path.as_bytes()).ok() else {
+            continue;
+        };
+        let layer = (f.change != ChangeKind::Added)
+            .then(|| image_layer_at(layers, path, options))
+            .flatten()
+            .and_then(|i| layer_diff_id(i, layers.lowers.len(), diff_ids))
+            .map(str::to_string);
+        let owner = owners.owner(path);
+        let digest = owner.as_ref().and_then(|o| {
+            (f.kind == FileKind::File && f.change != ChangeKind::Deleted).then(|| {
+                compare_with_package(o, layers, path, options)
+                    .as_str()
+                    .to_string()
+            })
+        });
+        f.provenance = Provenance {
+            layer,
+            package: owner.as_ref().map(|o| o.package.clone()),
+            package_version: owner.as_ref().map(|o| o.version.clone()),
+            package_ecosystem: owner.as_ref().map(|o| o.ecosystem.as_str().to_string()),
+            package_digest: digest,
+        };
+    }
+}
+
+/// Like [`image_layer_of`] without following a last symlink: a diff lists the link itself.
+fn image_layer_at(layers: &OverlayLayers, path: &str, options: LayerOptions) -> Option<usize> {
+    let view = View {
+        roots: &layers.lowers,
+        first_layer: 0,
+        options,
+    };
+    match view.resolve(Path::new(path), false).ok()?.entry {
+        ResolvedEntry::File { file, .. } => Some(file.layer),
+        ResolvedEntry::Dir => None,
     }
 }
 

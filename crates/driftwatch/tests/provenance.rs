@@ -133,3 +133,125 @@ fn a_file_installed_by_dpkg_names_the_package() {
     assert_eq!(field(&a, "drift.package_digest"), "match", "{a}");
     assert_eq!(field(&a, "drift.layer"), &Value::Null, "{a}");
 }
+
+/// `driftwatch diff` (JSON and table) and the evidence bundle name each changed file's
+/// package and layer: a modified packaged binary against its package's digest, a file a
+/// `dpkg -i` installed with its package, a dropped file with none.
+#[test]
+fn diff_and_evidence_name_packages_and_layers() {
+    if !ready_with(&[DEBIAN]) {
+        return;
+    }
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
+    let (code, out) = c.sh(&format!(
+        "echo >> /usr/bin/true && cp /usr/bin/ls /tmp/dropped && {}",
+        dpkg_install_script("dwhello", "0.1-1")
+    ));
+    assert_eq!(code, 0, "{out}");
+    let out = run_cli(DRIFTWATCH, &["diff", "--json", &c.id]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("diff --json is JSON");
+    let file = |p: &str| {
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == p)
+            .unwrap_or_else(|| panic!("{p} not in the diff: {v}"))
+            .clone()
+    };
+    let t = file("/usr/bin/true");
+    assert_eq!(t["change"], "modified", "{t}");
+    assert_eq!(t["package"], "coreutils", "{t}");
+    assert_eq!(t["package_ecosystem"], "dpkg", "{t}");
+    assert_eq!(t["package_digest"], "mismatch", "{t}");
+    let ids = diff_ids(DEBIAN);
+    assert!(ids.iter().any(|d| t["layer"] == d.as_str()), "{t} {ids:?}");
+    let hi = file("/usr/share/dwtest/hi");
+    assert_eq!(
+        (
+            &hi["change"],
+            &hi["package"],
+            &hi["package_version"],
+            &hi["package_digest"]
+        ),
+        (
+            &"added".into(),
+            &"dwhello".into(),
+            &"0.1-1".into(),
+            &"match".into()
+        ),
+        "{hi}"
+    );
+    assert_eq!(hi["layer"], Value::Null, "{hi}");
+    let d = file("/tmp/dropped");
+    assert_eq!(
+        (&d["package"], &d["layer"]),
+        (&Value::Null, &Value::Null),
+        "{d}"
+    );
+
+    let out = run_cli(DRIFTWATCH, &["diff", &c.id]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("/usr/bin/true"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("package coreutils ") && row.contains("modified against the package"),
+        "{row}"
+    );
+    assert!(row.contains("layer "), "{row}");
+
+    // The evidence bundle's files.json carries them too.
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b.tar.zst");
+    let out = run_cli(
+        DRIFTWATCH,
+        &[
+            "capture",
+            &c.id,
+            "-o",
+            b.to_str().unwrap(),
+            "--alerts",
+            "/dev/null",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    if !require_tools(&["tar", "zstd"]) {
+        return;
+    }
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let o = std::process::Command::new("tar")
+        .arg("--zstd")
+        .arg("-xf")
+        .arg(&b)
+        .arg("-C")
+        .arg(&x)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let files: Value =
+        serde_json::from_slice(&std::fs::read(x.join("files.json")).unwrap()).unwrap();
+    let t = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/usr/bin/true")
+        .unwrap_or_else(|| panic!("{files}"));
+    assert_eq!(
+        (&t["package"], &t["package_digest"]),
+        (&"coreutils".into(), &"mismatch".into()),
+        "{t}"
+    );
+    let diff: Value = serde_json::from_slice(&std::fs::read(x.join("diff.json")).unwrap()).unwrap();
+    assert!(
+        diff["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "/usr/share/dwtest/hi" && f["package"] == "dwhello"),
+        "{diff}"
+    );
+}

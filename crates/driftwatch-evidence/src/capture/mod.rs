@@ -114,6 +114,9 @@ struct FileRecord<'a> {
     /// Why the bytes are not in the bundle, or are incomplete.
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
+    /// The image layer and package the file came from.
+    #[serde(flatten)]
+    provenance: &'a driftwatch_model::Provenance,
 }
 
 #[derive(Serialize)]
@@ -238,6 +241,7 @@ fn write_bundle(
             bundle_path: None,
             sha256: None,
             note: None,
+            provenance: &f.provenance,
         };
         if !code && size > args.max_file_size {
             rec.note = Some(format!(
