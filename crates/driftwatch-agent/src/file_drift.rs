@@ -48,12 +48,13 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::alert_names::RawNames;
 use crate::containers::ContainerRegistry;
-use crate::emitter::{SharedEmitter, emit_named};
+use crate::emitter::SharedEmitter;
 use crate::fairness::{Exhausted, Limits, WatchBudget};
 use crate::proctable::ProcTable;
 
 mod actor;
 mod falco_args;
+mod package_hold;
 mod package_watch;
 
 /// Counters of the file sensor.
@@ -311,6 +312,8 @@ struct Sensor {
     pending_packages: HashMap<(ContainerId, PathBuf), (Instant, u32)>,
     /// Files reported created, so the write that follows the create is not a second alert.
     recent_creates: HashMap<(ContainerId, PathBuf), Instant>,
+    /// Package installers' changes waiting for their database ([`package_hold`]).
+    held: package_hold::HeldEvents,
     judge: Judge,
     host_mnt_ns: Option<u64>,
     host_pids: HashMap<u32, bool>,
@@ -369,6 +372,7 @@ impl FileDrift {
             dirs: HashMap::new(),
             pending_packages: HashMap::new(),
             recent_creates: HashMap::new(),
+            held: package_hold::HeldEvents::default(),
             judge: Judge::new(),
             host_mnt_ns: driftwatch_sensor::host_mnt_ns().ok().map(u64::from),
             host_pids: HashMap::new(),
@@ -469,9 +473,11 @@ impl Sensor {
                 Err(e) => tracing::warn!("waiting for file notices: {e}"),
             }
             self.flush_packages(false);
+            self.release_held(None, false);
             self.report_budget();
         }
         self.flush_packages(true);
+        self.release_held(None, true);
     }
 
     /// Starts watching containers the registry has learnt of; forgets those it dropped.
@@ -1437,7 +1443,7 @@ impl Sensor {
             }),
         };
         self.stats.events.fetch_add(1, Ordering::Relaxed);
-        emit_named(&self.emitter, &event, raw_names.as_ref());
+        self.emit_or_hold(id, event, raw_names);
     }
 }
 

@@ -255,3 +255,44 @@ fn diff_and_evidence_name_packages_and_layers() {
         "{diff}"
     );
 }
+
+/// Files `dpkg -i` writes are reported once dpkg's database lists them, naming the package;
+/// the same kind of file copied in by `cp` names none.
+#[test]
+fn files_a_package_manager_writes_name_the_package() {
+    if !ready_with(&[DEBIAN]) {
+        return;
+    }
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
+    // Seen by the file sensor first: the container is watched before the install.
+    let (code, out) = c.sh("cp /usr/bin/true /usr/local/bin/dropped");
+    assert_eq!(code, 0, "{out}");
+    let dropped = agent.wait_for("cp to /usr/local/bin", WAIT, |a| {
+        a["rule"] == "Write below binary dir"
+            && field(a, "container.id") == c.short()
+            && field(a, "fd.name") == "/usr/local/bin/dropped"
+    });
+    assert_eq!(field(&dropped, "drift.package"), &Value::Null, "{dropped}");
+    let (code, out) = c.sh(
+        "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/local/bin && cp /usr/bin/true /tmp/pkg/usr/local/bin/dwinst \
+         && printf 'Package: dwinst\\nVersion: 2.0-1\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
+         && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb >/dev/null",
+    );
+    assert_eq!(code, 0, "{out}");
+    let a = agent.wait_for("dpkg -i dwinst", WAIT, |a| {
+        a["rule"] == "Write below binary dir"
+            && field(a, "container.id") == c.short()
+            && field(a, "fd.name") == "/usr/local/bin/dwinst"
+    });
+    assert_eq!(field(&a, "proc.name"), "dpkg", "{a}");
+    assert_eq!(field(&a, "drift.package"), "dwinst", "{a}");
+    assert_eq!(field(&a, "drift.package_version"), "2.0-1", "{a}");
+    assert!(
+        a["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("package=dwinst "),
+        "{a}"
+    );
+}

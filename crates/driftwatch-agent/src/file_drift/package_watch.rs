@@ -40,6 +40,8 @@ impl Sensor {
             self.pending_packages.remove(&key);
             let (id, rel) = key;
             self.package_diff(&id, &rel, pid);
+            // The database names the files its installer wrote: their events can go.
+            self.release_held(Some(&id), false);
         }
     }
 
