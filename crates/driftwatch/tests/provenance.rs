@@ -12,6 +12,14 @@ const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// An agent in prevent mode acts on every container of the host: this file's tests run one
+/// at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The image's diff ids, bottom first, as the engine records them.
 fn diff_ids(image: &str) -> Vec<String> {
     let out = docker_ok(&[
@@ -37,6 +45,7 @@ fn an_image_exec_names_its_layer_and_package() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("python.yaml");
     std::fs::write(
@@ -77,6 +86,7 @@ fn a_modified_packaged_binary_names_its_package_and_mismatch() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
+    let _serial = serial();
     let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     // Bytes after the ELF's segments change the file, not what it does.
@@ -114,6 +124,7 @@ fn a_file_installed_by_dpkg_names_the_package() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
+    let _serial = serial();
     let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     let (code, out) = c.sh(
@@ -142,6 +153,7 @@ fn diff_and_evidence_name_packages_and_layers() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
+    let _serial = serial();
     let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     let (code, out) = c.sh(&format!(
         "echo >> /usr/bin/true && cp /usr/bin/ls /tmp/dropped && {}",
@@ -263,6 +275,7 @@ fn files_a_package_manager_writes_name_the_package() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
+    let _serial = serial();
     let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
     // Seen by the file sensor first: the container is watched before the install.
@@ -293,6 +306,31 @@ fn files_a_package_manager_writes_name_the_package() {
             .as_str()
             .unwrap_or_default()
             .contains("package=dwinst "),
+        "{a}"
+    );
+}
+
+/// In prevent mode the modified packaged binary is blocked, and the alert still says whose
+/// file it was and that it no longer matches the package.
+#[test]
+fn a_blocked_exec_names_its_package() {
+    if !ready_with(&[DEBIAN]) {
+        return;
+    }
+    let _serial = serial();
+    let agent = AgentProcess::start(DRIFTWATCH, &["--enforce", "prevent"]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
+    let (code, out) = c.sh("echo >> /usr/bin/true && /usr/bin/true");
+    assert_ne!(code, 0, "the modified binary was stopped: {out}");
+    let a = agent.wait_for("blocked /usr/bin/true", WAIT, drift_in(&c, "/usr/bin/true"));
+    assert_eq!(field(&a, "drift.action"), "blocked", "{a}");
+    assert_eq!(field(&a, "drift.verdict"), "modified", "{a}");
+    assert_eq!(field(&a, "drift.package"), "coreutils", "{a}");
+    assert_eq!(field(&a, "drift.package_digest"), "mismatch", "{a}");
+    assert!(
+        diff_ids(DEBIAN)
+            .iter()
+            .any(|d| field(&a, "drift.layer") == d.as_str()),
         "{a}"
     );
 }
