@@ -51,8 +51,7 @@ impl ProvenanceFiller {
         let diff_ids = entry
             .record
             .as_ref()
-            .and_then(|r| r.runtime_config.image.as_ref())
-            .map(|i| i.diff_ids.as_slice())
+            .map(|r| r.image_diff_ids())
             .unwrap_or_default();
         d.provenance = self.provenance(layers, diff_ids, &d.path, d.verdict);
     }

@@ -196,8 +196,7 @@ impl Target {
         let diff_ids = self
             .record
             .as_ref()
-            .and_then(|r| r.runtime_config.image.as_ref())
-            .map(|i| i.diff_ids.as_slice())
+            .map(|r| r.image_diff_ids())
             .unwrap_or_default();
         driftwatch_image::fill_diff_provenance(
             diff,

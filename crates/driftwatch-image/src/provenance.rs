@@ -31,15 +31,32 @@ pub fn layer_diff_id(lower: usize, lowers: usize, diff_ids: &[String]) -> Option
 /// image's own view (the writable layer ignored, symlinks followed inside the image): the
 /// layer an executed image file came from, or the one a modified file was copied up from.
 pub fn image_layer_of(layers: &OverlayLayers, path: &str, options: LayerOptions) -> Option<usize> {
+    layer_in_image(layers, path, true, options)
+}
+
+/// The image layer that has `path`, the last symlink followed or not.
+fn layer_in_image(
+    layers: &OverlayLayers,
+    path: &str,
+    follow_final: bool,
+    options: LayerOptions,
+) -> Option<usize> {
     let view = View {
         roots: &layers.lowers,
         first_layer: 0,
         options,
     };
-    match view.resolve(Path::new(path), true).ok()?.entry {
+    match view.resolve(Path::new(path), follow_final).ok()?.entry {
         ResolvedEntry::File { file, .. } => Some(file.layer),
         ResolvedEntry::Dir => None,
     }
+}
+
+/// The container's merged view, top first: its writable layer, then the image's.
+fn merged_roots(layers: &OverlayLayers) -> Vec<PathBuf> {
+    std::iter::once(layers.upper.clone())
+        .chain(layers.lowers.iter().cloned())
+        .collect()
 }
 
 /// Files the package databases keep their file lists in: when the container's copy of one
@@ -85,9 +102,7 @@ pub fn compare_with_package(
     let Some(digest) = &owner.digest else {
         return PackageDigest::Unknown;
     };
-    let roots: Vec<PathBuf> = std::iter::once(layers.upper.clone())
-        .chain(layers.lowers.iter().cloned())
-        .collect();
+    let roots = merged_roots(layers);
     let view = View {
         roots: &roots,
         first_layer: 0,
@@ -114,9 +129,7 @@ pub fn fill_diff_provenance(
     diff_ids: &[String],
     options: LayerOptions,
 ) {
-    let roots: Vec<PathBuf> = std::iter::once(layers.upper.clone())
-        .chain(layers.lowers.iter().cloned())
-        .collect();
+    let roots = merged_roots(layers);
     let owners = read_owner_index(&roots, options);
     for f in &mut diff.files {
         if !matches!(f.kind, FileKind::File | FileKind::Symlink) {
@@ -126,7 +139,8 @@ pub fn fill_diff_provenance(
             continue;
         };
         let layer = (f.change != ChangeKind::Added)
-            .then(|| image_layer_at(layers, path, options))
+            // A diff lists a symlink itself: its last component is not followed.
+            .then(|| layer_in_image(layers, path, false, options))
             .flatten()
             .and_then(|i| layer_diff_id(i, layers.lowers.len(), diff_ids))
             .map(str::to_string);
@@ -145,19 +159,6 @@ pub fn fill_diff_provenance(
             package_ecosystem: owner.as_ref().map(|o| o.ecosystem.as_str().to_string()),
             package_digest: digest,
         };
-    }
-}
-
-/// Like [`image_layer_of`] without following a last symlink: a diff lists the link itself.
-fn image_layer_at(layers: &OverlayLayers, path: &str, options: LayerOptions) -> Option<usize> {
-    let view = View {
-        roots: &layers.lowers,
-        first_layer: 0,
-        options,
-    };
-    match view.resolve(Path::new(path), false).ok()?.entry {
-        ResolvedEntry::File { file, .. } => Some(file.layer),
-        ResolvedEntry::Dir => None,
     }
 }
 
@@ -208,9 +209,7 @@ impl OwnerCache {
         {
             return ix;
         }
-        let roots: Vec<PathBuf> = std::iter::once(layers.upper.clone())
-            .chain(layers.lowers.iter().cloned())
-            .collect();
+        let roots = merged_roots(layers);
         let ix = Arc::new(read_owner_index(&roots, self.options));
         lock(&self.containers).put(layers.upper.clone(), (stamp, ix.clone()), CONTAINER_ENTRIES);
         ix

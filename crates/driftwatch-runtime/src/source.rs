@@ -31,6 +31,17 @@ pub struct ContainerRecord {
     pub pod_sandbox: bool,
 }
 
+impl ContainerRecord {
+    /// The image's layers' diff ids (`RootFS.Layers`), bottom first; empty when unknown.
+    pub fn image_diff_ids(&self) -> &[String] {
+        self.runtime_config
+            .image
+            .as_ref()
+            .map(|i| i.diff_ids.as_slice())
+            .unwrap_or_default()
+    }
+}
+
 /// A lifecycle event from an engine, or a notice about the link to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineEvent {

@@ -32,6 +32,16 @@ fn diff_ids(image: &str) -> Vec<String> {
     serde_json::from_str(&out).expect("RootFS.Layers is a JSON list")
 }
 
+/// A shell script for [`DEBIAN`] that builds a package `name` at `version` holding one
+/// executable, `/usr/local/bin/NAME` (a copy of `true`), and installs it with `dpkg -i`.
+fn install_tool(name: &str, version: &str) -> String {
+    format!(
+        "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/local/bin && cp /usr/bin/true /tmp/pkg/usr/local/bin/{name} \
+         && printf 'Package: {name}\\nVersion: {version}\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
+         && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb >/dev/null"
+    )
+}
+
 fn drift_in<'a>(c: &'a TestContainer, path: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |a| {
         has_tag(a, "binary_drift")
@@ -127,11 +137,10 @@ fn a_file_installed_by_dpkg_names_the_package() {
     let _serial = serial();
     let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
-    let (code, out) = c.sh(
-        "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/local/bin && cp /usr/bin/true /tmp/pkg/usr/local/bin/dwtool \
-         && printf 'Package: dwtool\\nVersion: 1.2-3\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
-         && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb >/dev/null && /usr/local/bin/dwtool",
-    );
+    let (code, out) = c.sh(&format!(
+        "{} && /usr/local/bin/dwtool",
+        install_tool("dwtool", "1.2-3")
+    ));
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for(
         "dpkg -i dwtool; dwtool",
@@ -287,11 +296,7 @@ fn files_a_package_manager_writes_name_the_package() {
             && field(a, "fd.name") == "/usr/local/bin/dropped"
     });
     assert_eq!(field(&dropped, "drift.package"), &Value::Null, "{dropped}");
-    let (code, out) = c.sh(
-        "mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/local/bin && cp /usr/bin/true /tmp/pkg/usr/local/bin/dwinst \
-         && printf 'Package: dwinst\\nVersion: 2.0-1\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \
-         && dpkg-deb --build /tmp/pkg /tmp/dw.deb >/dev/null && dpkg -i /tmp/dw.deb >/dev/null",
-    );
+    let (code, out) = c.sh(&install_tool("dwinst", "2.0-1"));
     assert_eq!(code, 0, "{out}");
     let a = agent.wait_for("dpkg -i dwinst", WAIT, |a| {
         a["rule"] == "Write below binary dir"
