@@ -61,10 +61,17 @@ fn merged_roots(layers: &OverlayLayers) -> Vec<PathBuf> {
 
 /// Files the package databases keep their file lists in: when the container's copy of one
 /// changes, its owner index is rebuilt.
-const DATABASE_FILES: [&str; 3] = [
+const DATABASE_FILES: [&str; 10] = [
     "var/lib/dpkg/status",
     "lib/apk/db/installed",
+    "usr/lib/sysimage/rpm/rpmdb.sqlite",
+    "usr/lib/sysimage/rpm/rpmdb.sqlite-wal",
     "var/lib/rpm/rpmdb.sqlite",
+    "var/lib/rpm/rpmdb.sqlite-wal",
+    "usr/lib/sysimage/rpm/Packages.db",
+    "var/lib/rpm/Packages.db",
+    "usr/lib/sysimage/rpm/Packages",
+    "var/lib/rpm/Packages",
 ];
 
 /// Reads the package databases of the merged view of `roots` (top-most first).

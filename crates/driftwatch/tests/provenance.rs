@@ -339,3 +339,54 @@ fn a_blocked_exec_names_its_package() {
         "{a}"
     );
 }
+
+/// rpm's own digests: in the rpm test image (whose rpmdb lists files it does not ship), a
+/// file written with the bytes rpm recorded matches its package, other bytes do not; in the
+/// alert and in `driftwatch diff`.
+#[test]
+fn rpm_owned_files_are_compared_with_rpms_digests() {
+    const RPM_IMAGE: &str = "driftwatch-test/rpm:1";
+    if !ready_with(&[RPM_IMAGE]) {
+        return;
+    }
+    let _serial = serial();
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[RPM_IMAGE, "sleep", "60"]);
+    let (code, out) = c.sh(
+        "mkdir -p /usr/bin && printf 'hello /usr/bin/hello\\n' > /usr/bin/hello && echo evil > /usr/bin/tool",
+    );
+    assert_eq!(code, 0, "{out}");
+    let written = |path: &'static str| {
+        let c = &c;
+        move |a: &Value| {
+            a["rule"] == "Write below binary dir"
+                && field(a, "container.id") == c.short()
+                && field(a, "fd.name") == path
+        }
+    };
+    let a = agent.wait_for("/usr/bin/hello written", WAIT, written("/usr/bin/hello"));
+    assert_eq!(field(&a, "drift.package"), "hello", "{a}");
+    assert_eq!(field(&a, "drift.package_version"), "1.0-1", "{a}");
+    assert_eq!(field(&a, "drift.package_digest"), "match", "{a}");
+    let a = agent.wait_for("/usr/bin/tool written", WAIT, written("/usr/bin/tool"));
+    assert_eq!(field(&a, "drift.package"), "tool", "{a}");
+    assert_eq!(field(&a, "drift.package_digest"), "mismatch", "{a}");
+
+    let out = run_cli(DRIFTWATCH, &["diff", "--json", &c.id]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("diff --json is JSON");
+    let tool = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/usr/bin/tool")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(
+        (
+            &tool["package"],
+            &tool["package_ecosystem"],
+            &tool["package_digest"]
+        ),
+        (&"tool".into(), &"rpm".into(), &"mismatch".into()),
+        "{tool}"
+    );
+}

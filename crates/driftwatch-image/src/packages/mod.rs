@@ -15,7 +15,9 @@ use serde::Serialize;
 pub use apk::{parse_apk_files, parse_apk_installed};
 pub use dpkg::{DPKG_INFO_DIR, dpkg_info_stems, parse_dpkg_files, parse_dpkg_status};
 pub use npm::parse_npm_package_json;
-pub use owners::{MAX_OWNED_PATHS, Owner, OwnerIndex, PackageDigest, read_owned_files};
+pub use owners::{
+    MAX_OWNED_PATHS, Owner, OwnerIndex, PackageDigest, RPM_DATABASES, read_owned_files,
+};
 pub use python::{normalize_python_name, parse_python_metadata};
 
 /// A packaging system.

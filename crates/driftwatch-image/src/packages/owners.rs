@@ -20,6 +20,16 @@ pub const MAX_OWNED_PATHS: usize = 500_000;
 /// the caller; these are the paths asked for.
 const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 const APK_INSTALLED: &str = "/lib/apk/db/installed";
+/// rpm's databases, newest format first, where rpm 4.16+ (`/usr/lib/sysimage/rpm`, SUSE and
+/// Fedora) and older releases (`/var/lib/rpm`) keep them.
+pub const RPM_DATABASES: [&str; 6] = [
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+    "/var/lib/rpm/rpmdb.sqlite",
+    "/usr/lib/sysimage/rpm/Packages.db",
+    "/var/lib/rpm/Packages.db",
+    "/usr/lib/sysimage/rpm/Packages",
+    "/var/lib/rpm/Packages",
+];
 
 /// Every package with its files, for one ecosystem, reading the database's files through
 /// `read` (a container path to its bytes; `None` when absent, not a regular file or over
@@ -47,8 +57,17 @@ pub fn read_owned_files(
         Ecosystem::Apk => read(APK_INSTALLED)
             .map(|b| parse_apk_files(&b))
             .unwrap_or_default(),
-        // The rpm database (sqlite, Berkeley DB, ndb) plugs in here with its own reader.
-        Ecosystem::Rpm | Ecosystem::Python | Ecosystem::Npm => Vec::new(),
+        // The first database found: an image has one (a converted one may leave the old
+        // file behind, which rpm no longer reads either).
+        Ecosystem::Rpm => RPM_DATABASES
+            .iter()
+            .find_map(|db| {
+                let bytes = read(db)?;
+                let wal = read(&format!("{db}{}", super::rpm::WAL_SUFFIX));
+                super::rpm::try_parse_rpmdb(&bytes, wal.as_deref())
+            })
+            .unwrap_or_default(),
+        Ecosystem::Python | Ecosystem::Npm => Vec::new(),
     }
 }
 
@@ -233,6 +252,46 @@ mod tests {
         assert_eq!(ix.owner("/usr/bin").unwrap().digest, None);
         assert!(ix.owner("/").is_none());
         assert!(ix.owner("/tmp/payload").is_none());
+    }
+
+    /// The rpm fixtures (written by rpm, see tests/fixtures/rpm/make.sh): files with rpm's
+    /// own digests, from each database format at its path.
+    #[test]
+    fn rpm_databases_name_owners_and_digests() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rpm");
+        for (fixture, at) in [
+            ("image.sqlite", "/var/lib/rpm/rpmdb.sqlite"),
+            ("image.Packages", "/var/lib/rpm/Packages"),
+            ("image.ndb", "/usr/lib/sysimage/rpm/Packages.db"),
+        ] {
+            let mut read = |p: &str| (p == at).then(|| std::fs::read(dir.join(fixture)).unwrap());
+            let ix = OwnerIndex::read(&mut read);
+            let o = ix
+                .owner("/usr/bin/hello")
+                .unwrap_or_else(|| panic!("{fixture}"));
+            assert_eq!(
+                (o.ecosystem, o.package.as_str(), o.version.as_str()),
+                (Ecosystem::Rpm, "hello", "1.0-1"),
+                "{fixture}"
+            );
+            let d = o.digest.unwrap();
+            assert_eq!(d.algo, DigestAlgo::Sha256, "{fixture}");
+            assert!(
+                d.matches(&b"hello /usr/bin/hello\n"[..]).unwrap(),
+                "{fixture}"
+            );
+            // legacy was built with MD5 file digests.
+            let l = ix.owner("/usr/bin/legacy").unwrap().digest.unwrap();
+            assert_eq!(l.algo, DigestAlgo::Md5, "{fixture}");
+            assert!(
+                l.matches(&b"legacy /usr/bin/legacy\n"[..]).unwrap(),
+                "{fixture}"
+            );
+            assert_eq!(
+                ix.owner("/usr/share/many/file-300.txt").unwrap().package,
+                "many"
+            );
+        }
     }
 
     #[test]
