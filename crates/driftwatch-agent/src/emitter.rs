@@ -34,8 +34,9 @@ pub struct Emitter {
     /// The last `evt.num` given: every sensor's events pass here, under one lock, so the
     /// numbers are unique and in the order the rules see the events.
     last_num: u64,
-    /// Fills `drift.layer`/`drift.package`: for findings before the rules see them, for an
-    /// exec of an image file only once an alert about it is written.
+    /// Fills `drift.layer`/`drift.package`: for findings before the rules see them (in
+    /// [`emit`], outside the lock), for an exec of an image file only once an alert about it
+    /// is written.
     provenance: Option<Arc<crate::finding_provenance::ProvenanceFiller>>,
 }
 
@@ -244,25 +245,16 @@ impl Emitter {
         // Numbered here, where events enter the rules (Falco's `evt.num`, from 1); an event
         // that already has a number (replayed by `rules test`) keeps it.
         let numbered;
-        let mut event = if event.num == 0 {
+        let event = if event.num == 0 {
             self.last_num += 1;
             numbered = Event {
                 num: self.last_num,
                 ..event.clone()
             };
-            std::borrow::Cow::Borrowed(&numbered)
+            &numbered
         } else {
-            std::borrow::Cow::Borrowed(event)
+            event
         };
-        if let Some(p) = &self.provenance
-            && event
-                .drift
-                .as_ref()
-                .is_some_and(|d| d.provenance.is_empty())
-        {
-            p.fill(event.to_mut());
-        }
-        let event: &Event = &event;
         // An exec of an image file has no finding: its layer and package are looked up
         // once, for the alerts it raises.
         let mut image_exec: Option<Option<Event>> = None;
@@ -341,11 +333,30 @@ impl Emitter {
 }
 
 /// Emits through a shared emitter; a poisoned lock (a panic elsewhere) does not stop alerts.
+/// A finding's provenance is filled first, outside the lock: building an image's package
+/// index or reading a file for its package digest does not hold up other sensors' events.
 pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
-    match shared.lock() {
-        Ok(mut e) => e.emit(event),
-        Err(poisoned) => poisoned.into_inner().emit(event),
-    }
+    let filler = lock(shared).provenance.clone();
+    let filled;
+    let event = match filler {
+        Some(p)
+            if event
+                .drift
+                .as_ref()
+                .is_some_and(|d| d.provenance.is_empty()) =>
+        {
+            let mut e = event.clone();
+            p.fill(&mut e);
+            filled = e;
+            &filled
+        }
+        _ => event,
+    };
+    lock(shared).emit(event)
+}
+
+fn lock(shared: &SharedEmitter) -> std::sync::MutexGuard<'_, Emitter> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// [`Emitter::emit_named`] through a shared emitter.
