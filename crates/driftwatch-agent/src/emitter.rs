@@ -336,6 +336,15 @@ impl Emitter {
 /// A finding's provenance is filled first, outside the lock: building an image's package
 /// index or reading a file for its package digest does not hold up other sensors' events.
 pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
+    emit_named(shared, event, None)
+}
+
+fn lock(shared: &SharedEmitter) -> std::sync::MutexGuard<'_, Emitter> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// [`Emitter::emit_named`] through a shared emitter, the provenance filled as for [`emit`].
+pub fn emit_named(shared: &SharedEmitter, event: &Event, names: Option<&RawNames>) -> usize {
     let filler = lock(shared).provenance.clone();
     let filled;
     let event = match filler {
@@ -352,19 +361,7 @@ pub fn emit(shared: &SharedEmitter, event: &Event) -> usize {
         }
         _ => event,
     };
-    lock(shared).emit(event)
-}
-
-fn lock(shared: &SharedEmitter) -> std::sync::MutexGuard<'_, Emitter> {
-    shared.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// [`Emitter::emit_named`] through a shared emitter.
-pub fn emit_named(shared: &SharedEmitter, event: &Event, names: Option<&RawNames>) -> usize {
-    match shared.lock() {
-        Ok(mut e) => e.emit_named(event, names),
-        Err(poisoned) => poisoned.into_inner().emit_named(event, names),
-    }
+    lock(shared).emit_named(event, names)
 }
 
 /// Reports throttled containers every 2 s until the emitter is dropped.
