@@ -208,9 +208,9 @@ mod tests {
     use super::super::{DigestAlgo, OwnedFile};
     use super::*;
 
-    /// Files copied from `driftwatch-test/debian:12`'s `/var/lib/dpkg` (see testdata).
+    /// Files copied from `driftwatch-test/debian:12`'s `/var/lib/dpkg` (tests/fixtures/dpkg-info).
     fn debian_reader() -> impl FnMut(&str) -> Option<Vec<u8>> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dpkg-info");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dpkg-info");
         move |p: &str| {
             let name = p
                 .strip_prefix("/var/lib/dpkg/info/")
