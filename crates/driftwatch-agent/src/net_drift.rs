@@ -107,6 +107,17 @@ pub fn image_key(entry: &ContainerEntry) -> Option<(String, String)> {
     }
 }
 
+/// Loads the baselines `config` names (an unreadable or invalid file is an error): one store
+/// for the network side and the exec side's inline code.
+pub fn open_baselines(config: &NetDriftConfig) -> Result<Arc<Mutex<BaselineStore>>, BaselineError> {
+    let mut store = match &config.baseline_backend {
+        Some(b) => BaselineStore::open_backend(Some(b.clone()), config.learning_window)?,
+        None => BaselineStore::open(config.baseline_file.clone(), config.learning_window)?,
+    };
+    store.set_learn_alerted(config.learn_alerted);
+    Ok(Arc::new(Mutex::new(store)))
+}
+
 /// The decision for one observation: `Some(finding)` when it is drift.
 pub fn judge(
     store: &mut BaselineStore,
@@ -167,7 +178,7 @@ pub struct NetDrift {
     registry: Arc<ContainerRegistry>,
     procs: Arc<Mutex<ProcTable>>,
     emitter: SharedEmitter,
-    store: Mutex<BaselineStore>,
+    store: Arc<Mutex<BaselineStore>>,
     /// (container, subject item) already reported as drift: each is alerted once per
     /// container, not on every reconnect.
     reported: Mutex<HashSet<(ContainerId, String)>>,
@@ -185,29 +196,26 @@ pub struct NetDrift {
 const STARTUP_SWEEP: Duration = Duration::from_secs(10);
 
 impl NetDrift {
+    /// Network drift on `store` (from [`open_baselines`], shared with the exec side, which
+    /// learns inline code in the same baselines).
     pub fn new(
-        config: &NetDriftConfig,
+        store: Arc<Mutex<BaselineStore>>,
         registry: Arc<ContainerRegistry>,
         procs: Arc<Mutex<ProcTable>>,
         emitter: SharedEmitter,
-    ) -> Result<NetDrift, BaselineError> {
-        let mut store = match &config.baseline_backend {
-            Some(b) => BaselineStore::open_backend(Some(b.clone()), config.learning_window)?,
-            None => BaselineStore::open(config.baseline_file.clone(), config.learning_window)?,
-        };
-        store.set_learn_alerted(config.learn_alerted);
-        Ok(NetDrift {
+    ) -> NetDrift {
+        NetDrift {
             registry,
             procs,
             emitter,
-            store: Mutex::new(store),
+            store,
             reported: Mutex::new(HashSet::new()),
             unrecorded: Mutex::new(HashSet::new()),
             budget: Mutex::new(HashMap::new()),
             wall_offset_ns: boot_to_wall_offset_ns(),
             started: std::time::Instant::now(),
             stats: NetDriftStats::default(),
-        })
+        }
     }
 
     /// The learning window of images first seen from now on (a reload).
@@ -540,16 +548,16 @@ pub struct NetDriftRuntime {
 }
 
 impl NetDriftRuntime {
-    /// Loads the baseline (an unreadable or invalid file is an error), then starts the TCP
-    /// sensor (a failure there is logged: the rest of the agent runs without it) and the
-    /// scanner thread.
+    /// Starts the TCP sensor (a failure there is logged: the rest of the agent runs without
+    /// it) and the scanner thread, which also writes `store` (see [`open_baselines`]).
     pub fn start(
         config: &NetDriftConfig,
+        store: Arc<Mutex<BaselineStore>>,
         registry: Arc<ContainerRegistry>,
         procs: Arc<Mutex<ProcTable>>,
         emitter: SharedEmitter,
-    ) -> Result<NetDriftRuntime, BaselineError> {
-        let drift = Arc::new(NetDrift::new(config, registry, procs, emitter)?);
+    ) -> NetDriftRuntime {
+        let drift = Arc::new(NetDrift::new(store, registry, procs, emitter));
         let sensor = {
             let d = drift.clone();
             match NetSensor::start(NetSensorConfig::default(), move |rec| d.handle_record(rec)) {
@@ -584,12 +592,12 @@ impl NetDriftRuntime {
                 })
                 .ok()
         };
-        Ok(NetDriftRuntime {
+        NetDriftRuntime {
             drift,
             sensor,
             stop,
             scanner,
-        })
+        }
     }
 
     pub fn sensor_stats(&self) -> Option<&Arc<NetSensorStats>> {

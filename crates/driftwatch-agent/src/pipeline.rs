@@ -159,7 +159,11 @@ struct Worker {
     stats: Arc<AgentStats>,
     wall_offset_ns: i128,
     enforcer: Arc<Enforcer>,
+    /// Which executables are interpreters (`detection.interpreters`): their script argument
+    /// is judged, and their inline code told.
     interpreters: driftwatch_model::Interpreters,
+    /// The per-image baselines, shared with network drift: inline code is learned there.
+    baselines: Arc<Mutex<crate::baseline::BaselineStore>>,
 }
 
 impl Agent {
@@ -288,7 +292,16 @@ impl Agent {
             config.answer_deadline,
         )?;
         registry.observe(enforcer.clone());
+        let net_config = crate::net_drift::NetDriftConfig {
+            baseline_file: config.baseline_file.clone(),
+            baseline_backend: config.baseline_backend.clone(),
+            learning_window: config.learning_window,
+            learn_alerted: config.learn_alerted,
+            scan_interval: Duration::from_secs(2),
+        };
+        let baselines = crate::net_drift::open_baselines(&net_config)?;
         let mut worker = Worker {
+            baselines: baselines.clone(),
             registry: registry.clone(),
             judge: Judge::new(),
             emitter: emitter.clone(),
@@ -349,17 +362,12 @@ impl Agent {
             }
         };
         let net = crate::net_drift::NetDriftRuntime::start(
-            &crate::net_drift::NetDriftConfig {
-                baseline_file: config.baseline_file.clone(),
-                baseline_backend: config.baseline_backend.clone(),
-                learning_window: config.learning_window,
-                learn_alerted: config.learn_alerted,
-                scan_interval: Duration::from_secs(2),
-            },
+            &net_config,
+            baselines,
             registry.clone(),
             procs.clone(),
             emitter.clone(),
-        )?;
+        );
         registry.observe(net.drift.clone());
         let loss = crate::loss::LossWatch::start(
             Some(sensor.stats().clone()),
@@ -543,6 +551,19 @@ impl Worker {
         let mut analysis = analyze_exec(&rec, &entry.fs, &self.judge, &self.interpreters);
         self.enforcer.settle(&rec, &entry, &mut analysis.finding);
         let config = self.config_drift.exec_findings(&rec.env, &entry);
+        let interpreter = crate::inline_code::interpreter_run(
+            &self.interpreters,
+            &rec.path,
+            &rec.argv,
+            rec.flags.has(driftwatch_sensor::ExecFlags::ARGS_TRUNCATED),
+            rec.pid,
+        )
+        .map(|mut run| {
+            let parent = rec.ancestors.first().map_or("", String::as_str);
+            let now = crate::baseline::unix_now();
+            crate::inline_code::learn(&self.baselines, &entry, &mut run, parent, now);
+            run
+        });
         let time_ns = self.wall_ns(rec.boot_ns);
         let info = ProcInfo {
             exepath: rec.path.clone(),
@@ -578,6 +599,7 @@ impl Worker {
             exe_upper_layer: analysis.exe_upper_layer,
             exe_from_memfd: analysis.exe_from_memfd,
             exe_writable: analysis.exe_writable,
+            interpreter,
             ..Default::default()
         };
         {

@@ -10,6 +10,7 @@ mod drift;
 mod event;
 mod history;
 mod interpreter;
+mod interpreter_run;
 mod layers;
 pub mod name;
 mod origin;
@@ -27,6 +28,7 @@ pub use drift::{
 pub use event::{Event, EventKind, FileRef, NetRef};
 pub use history::{AlertQuery, AlertSource, AlertSourceError, Order, RuleMatch, StoredAlert};
 pub use interpreter::{InterpreterFamily, Interpreters, Invocation, applet_argv, classify};
+pub use interpreter_run::{INLINE_CODE_MAX, InterpreterRun, InvocationKind, StdinSource};
 pub use layers::OverlayLayers;
 pub use origin::{Content, FileFacts, Identity, Residence, verdict};
 pub use process::Process;

@@ -99,6 +99,10 @@ pub struct Process {
     pub exe_ctime_ns: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exe_mtime_ns: Option<u64>,
+    /// For an exec of an interpreter: its family and what it runs (a script, inline code,
+    /// stdin, other). Only exec events carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<crate::InterpreterRun>,
 }
 
 impl Process {

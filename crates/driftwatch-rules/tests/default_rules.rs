@@ -7,7 +7,7 @@ use driftwatch_model::{DriftFinding, DriftKind, DriftSubject, EventKind, Priorit
 use driftwatch_rules::RuleSet;
 use synthetic::*;
 
-const CATEGORIES: [&str; 7] = [
+const CATEGORIES: [&str; 8] = [
     "binary_drift",
     "file_drift",
     "package_drift",
@@ -15,6 +15,7 @@ const CATEGORIES: [&str; 7] = [
     "network_drift",
     "image_drift",
     "shell",
+    "inline_code",
 ];
 
 #[test]
@@ -766,4 +767,40 @@ fn an_image_file_made_executable_and_run_is_critical() {
         let e = drifted_exec("/etc/x", subject, Verdict::CopyUp, "/etc/x");
         assert!(fired(&rs, &e).is_empty(), "{subject:?}");
     }
+}
+
+#[test]
+fn inline_code_rule_is_off_by_default_and_fires_only_on_unlearned_inline_code() {
+    use driftwatch_model::{InterpreterFamily, InterpreterRun, Invocation, StdinSource};
+    const RULE: &str = "Inline code in container never seen in its image";
+    let rs = defaults();
+    let enabled = load(&format!("- rule: {RULE}\n  enabled: true\n"));
+    let mut e = exec("/bin/sh", &["sh", "-c", "id"], "node");
+    let mut run = InterpreterRun::new(
+        InterpreterFamily::Shell,
+        &Invocation::Inline {
+            flag: "-c",
+            code: "id",
+        },
+        false,
+        || StdinSource::Null,
+    );
+    run.learned = Some(false);
+    e.process.interpreter = Some(run.clone());
+    assert!(!fired(&rs, &e).iter().any(|r| r == RULE), "off by default");
+    assert!(fired(&enabled, &e).iter().any(|r| r == RULE));
+    let idx = enabled.find(RULE).unwrap();
+    let a = enabled.alert(idx, &e, "node-1");
+    assert!(a.output.contains("code=id "), "{}", a.output);
+    assert!(a.output.contains("interpreter=shell"), "{}", a.output);
+    run.learned = Some(true);
+    e.process.interpreter = Some(run.clone());
+    assert!(!fired(&enabled, &e).iter().any(|r| r == RULE), "learned");
+    run.learned = None;
+    e.process.interpreter = Some(run);
+    assert!(!fired(&enabled, &e).iter().any(|r| r == RULE), "not known");
+    assert!(
+        !fired(&enabled, &on_host(e)).iter().any(|r| r == RULE),
+        "host"
+    );
 }

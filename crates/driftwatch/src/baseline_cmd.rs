@@ -15,8 +15,9 @@ use driftwatch_agent::{
 
 #[derive(clap::Subcommand)]
 pub enum BaselineCommand {
-    /// Print each image's baseline: learning or enforced, listeners, destinations, and the
-    /// listeners pending approval (alerted while the image learned, not learned).
+    /// Print each image's baseline: learning or enforced, listeners, destinations, the
+    /// listeners pending approval (alerted while the image learned, not learned), and the
+    /// inline code it ran while it learned (interpreter, option, code head, parent).
     #[command(after_help = "Examples:
   driftwatch baseline show
   driftwatch baseline show app:1 --json")]
@@ -212,6 +213,12 @@ fn render(file: &BaselineFile, now: u64) -> String {
                 list(&img.pending_listeners)
             ));
         }
+        if !img.inline_code.is_empty() {
+            out.push_str("  inline code:\n");
+            for k in &img.inline_code {
+                out.push_str(&format!("    {k}\n"));
+            }
+        }
     }
     out
 }
@@ -380,6 +387,21 @@ mod tests {
              listeners:    9090/tcp\n  destinations: 10.0.0.5:5432/tcp\n"
         );
         assert!(render(&sample(), 400).contains("enforced since"));
+        let mut f = sample();
+        f.images.values_mut().for_each(|i| {
+            i.inline_code.insert(driftwatch_agent::InlineKey {
+                family: driftwatch_model::InterpreterFamily::Shell,
+                flag: "-c".into(),
+                parent: "containerd-shim".into(),
+                head: "curl".into(),
+            });
+        });
+        assert!(
+            render(&f, 400)
+                .ends_with("  inline code:\n    shell -c \"curl\" (parent \"containerd-shim\")\n"),
+            "{}",
+            render(&f, 400)
+        );
         let mut f = sample();
         f.images.values_mut().for_each(|i| {
             i.pending_listeners.insert("4444/tcp".into());

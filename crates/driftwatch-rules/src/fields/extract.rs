@@ -627,6 +627,7 @@ fn container_field<'e>(
 
 fn drift_field(id: FieldId, ev: &Event) -> Val<'_> {
     let drift = ev.drift.as_ref();
+    let run = ev.process.interpreter.as_ref();
     match id {
         FieldId::DriftKind => drift.map_or(Val::Missing, |d| Val::Str(d.kind.as_str())),
         FieldId::DriftVerdict => drift.map_or(Val::Missing, |d| Val::Str(d.verdict.as_str())),
@@ -654,6 +655,12 @@ fn drift_field(id: FieldId, ev: &Event) -> Val<'_> {
             .and_then(|d| d.enforcement)
             .and_then(|e| e.by)
             .map(|b| b.as_str())),
+        FieldId::DriftInterpreter => opt(run.map(|r| r.family.as_str())),
+        FieldId::DriftInvocation => opt(run.map(|r| r.invocation.as_str())),
+        FieldId::DriftInlineFlag => opt(run.map(|r| r.flag.as_str())),
+        FieldId::DriftInlineCode => opt(run.map(|r| r.code.as_str())),
+        FieldId::DriftStdin => opt(run.and_then(|r| r.stdin).map(|s| s.as_str())),
+        FieldId::DriftInlineLearned => run.and_then(|r| r.learned).map_or(Val::Missing, Val::Bool),
         _ => Val::Missing,
     }
 }

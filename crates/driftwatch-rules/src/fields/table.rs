@@ -170,6 +170,12 @@ pub(crate) enum FieldId {
     DriftEnforcement,
     DriftAction,
     DriftBlockedBy,
+    DriftInterpreter,
+    DriftInvocation,
+    DriftInlineFlag,
+    DriftInlineCode,
+    DriftStdin,
+    DriftInlineLearned,
 }
 
 macro_rules! fields {
@@ -808,4 +814,16 @@ fields! {
         "What enforcement did about a binary-drift exec: `alerted` (detect mode: it ran), `blocked` (prevented before its first instruction), `killed` (it had started when judged, then was killed by the agent) or `failed` (prevent mode, but it could not be stopped).";
     "drift.blocked_by", DriftBlockedBy, Charbuf, None, Filled::Events(K_EXEC),
         "Which mechanism stopped it: `fanotify_deny` (exec permission denied, the caller got EPERM), `bpf_sigkill` (killed in the kernel at exec: memfd), `bpf_hold` (held with SIGSTOP at exec, judged, killed before running) or `agent_sigkill` (killed by the agent after it started). Missing when nothing stopped it.";
+    "drift.interpreter", DriftInterpreter, Charbuf, None, Filled::Events(K_EXEC),
+        "For an exec of an interpreter (by file name: sh, bash, dash, ash, busybox sh, python*, perl, ruby, node, php, lua, Rscript, java, tclsh, ...; configurable): its family, `shell`, `python`, `perl`, `ruby`, `node`, `php`, `lua`, `r`, `java` or `tcl`. Missing for other execs.";
+    "drift.invocation", DriftInvocation, Charbuf, None, Filled::Events(K_EXEC),
+        "What the interpreter was asked to run, by its own option grammar: `script` (a program file named on the command line), `inline` (code given with `-c`, `-e`, `--eval`, `-r`, ...), `stdin` (the program comes from standard input: `-`, `-s`, or no program named) or `other` (a module or class, `python3 -m mod`, or a query such as `--version`). Missing for other execs.";
+    "drift.inline_flag", DriftInlineFlag, Charbuf, None, Filled::Events(K_EXEC),
+        "For `drift.invocation = inline`: the option that carried the code, as written (`-c`, `-e`, `--eval`, `-ec`).";
+    "drift.inline_code", DriftInlineCode, Charbuf, None, Filled::Events(K_EXEC),
+        "For `drift.invocation = inline`: the code, exactly as passed (quotes, newlines and control characters included), its first 1024 bytes.";
+    "drift.stdin", DriftStdin, Charbuf, None, Filled::Events(K_EXEC),
+        "For `drift.invocation = stdin`: what standard input was when the agent looked at the live process: `pipe` (`curl ... | sh`), `socket`, `tty` (an interactive shell), `null`, `file`, `closed`, or `gone` (the process had already exited: it cannot be told).";
+    "drift.inline_learned", DriftInlineLearned, Bool, None, Filled::Events(K_EXEC),
+        "For inline code (`drift.invocation = inline`, or `stdin` from a pipe, a socket or `gone`): true when the image ran the same kind of inline code during its learning window (same interpreter family, option, parent process name and code head; learned then, or now while the window is open), false once the window is over and it never did. Missing for other execs and when the container's image is not known.";
 }

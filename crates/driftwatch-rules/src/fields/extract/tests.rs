@@ -548,3 +548,42 @@ fn filled_claims_hold_on_every_kind() {
         }
     }
 }
+
+#[test]
+fn interpreter_fields_read_the_exec_fact() {
+    use driftwatch_model::{InterpreterFamily, InterpreterRun, Invocation, StdinSource};
+    let mut e = rich_exec();
+    for f in [
+        "drift.interpreter",
+        "drift.invocation",
+        "drift.inline_code",
+        "drift.stdin",
+        "drift.inline_learned",
+    ] {
+        assert_eq!(get(f, &e), "<NA>", "{f} on an exec of no interpreter");
+    }
+    let code = "print(\"a\tb\")\n";
+    let mut run = InterpreterRun::new(
+        InterpreterFamily::Python,
+        &Invocation::Inline { flag: "-c", code },
+        false,
+        || unreachable!("stdin is asked only for stdin invocations"),
+    );
+    run.learned = Some(false);
+    e.process.interpreter = Some(run);
+    assert_eq!(get("drift.interpreter", &e), "python");
+    assert_eq!(get("drift.invocation", &e), "inline");
+    assert_eq!(get("drift.inline_flag", &e), "-c");
+    assert_eq!(get("drift.inline_code", &e), code);
+    assert_eq!(get("drift.stdin", &e), "<NA>");
+    assert_eq!(get("drift.inline_learned", &e), "false");
+    e.process.interpreter = Some(InterpreterRun::new(
+        InterpreterFamily::Shell,
+        &Invocation::Stdin,
+        false,
+        || StdinSource::Pipe,
+    ));
+    assert_eq!(get("drift.invocation", &e), "stdin");
+    assert_eq!(get("drift.stdin", &e), "pipe");
+    assert_eq!(get("drift.inline_code", &e), "<NA>");
+}
