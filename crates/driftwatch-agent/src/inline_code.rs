@@ -57,9 +57,35 @@ pub fn inline_key(run: &InterpreterRun, parent: &str) -> InlineKey {
     InlineKey {
         family: run.family,
         flag,
-        parent: parent.to_string(),
+        parent: if is_runtime(parent) {
+            RUNTIME_PARENT.to_string()
+        } else {
+            parent.to_string()
+        },
         head,
     }
+}
+
+/// The parent of a process the container runtime started (entrypoint, `docker exec`,
+/// `kubectl exec`, health check) in a learning key.
+pub const RUNTIME_PARENT: &str = "<runtime>";
+
+/// Whether a parent's name is the container runtime's or its shim's. A process started by
+/// `runc exec` execs while its parent is `runc` or, once `runc` has exited, the shim that
+/// reaps it: which one the kernel names at exec is a race, so both are the same parent here.
+fn is_runtime(comm: &str) -> bool {
+    const RUNTIMES: [&str; 6] = [
+        "runc",
+        "crun",
+        "youki",
+        "runsc",
+        "conmon",
+        "containerd-shim",
+    ];
+    RUNTIMES.iter().any(|r| {
+        comm.strip_prefix(r)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '-']))
+    })
 }
 
 /// The part of inline code that names what it does: a shell's first command word (after
@@ -167,6 +193,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!((applet.flag.as_str(), applet.code.as_str()), ("-c", "id"));
+        // Whether `runc` or the shim is the parent at exec is a race: one parent.
+        let by_runc = inline_key(&run(&["sh", "-c", "curl -f localhost"]), "runc");
+        assert_eq!(by_runc, health);
+        assert_eq!(health.parent, RUNTIME_PARENT);
+        for name in ["runc:[2:INIT]", "conmon", "crun", "runsc-gofer"] {
+            assert!(is_runtime(name), "{name}");
+        }
+        for name in ["runcible", "sh", "node", "containerd"] {
+            assert!(!is_runtime(name), "{name}");
+        }
     }
 
     #[test]
