@@ -241,6 +241,69 @@ pub fn read_alerts(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The events a `--record` file holds so far: whole lines only (the agent may be writing the
+/// last one).
+pub fn recorded_events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Waits (up to 20 s) until the agent's baselines file lists `item`; its text then.
+pub fn wait_for_baseline(file: &Path, item: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.contains(item) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never listed {item}:\n{text}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sleeps until one second after the latest `learn_until` (unix seconds) of a baselines file,
+/// once the agent has written one (within 20 s): the window runs from the image's first
+/// sighting by the agent, later than a test's own clock under load.
+pub fn sleep_past_learning(file: &Path) {
+    let start = Instant::now();
+    let until = loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let latest = doc["images"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|i| i["learn_until"].as_u64())
+            .max();
+        if let Some(u) = latest {
+            break u;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no learn_until in {}: {text}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if now > until + 1 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 pub fn field<'a>(alert: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     &alert["output_fields"][name]
 }

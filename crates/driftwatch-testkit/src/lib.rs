@@ -41,7 +41,7 @@ mod require;
 
 pub use agent::{
     AgentProcess, drop_and_run, drop_and_run_detached, field, has_tag, only_bundle, read_alerts,
-    watched_container,
+    recorded_events, sleep_past_learning, wait_for_baseline, watched_container,
 };
 pub use agent_image::{agent_image_flags, agent_run_args, build_agent_image, wait_until_watching};
 pub use cli::{cli, run_cli, text};

@@ -37,10 +37,22 @@ fn enable_rule() -> String {
     format!("- rule: {RULE}\n  enabled: true\n")
 }
 
-fn rules_file(dir: &Path, text: &str) -> String {
-    let p = dir.join("rules.yaml");
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
+/// An agent with the rules `rules` after the defaults, its baselines in `dir` learned for
+/// `window`, and `extra` flags.
+fn agent_with(dir: &Path, rules: &str, window: &str, extra: &[&str]) -> AgentProcess {
+    let rules_file = dir.join("rules.yaml");
+    std::fs::write(&rules_file, rules).unwrap();
+    let baselines = dir.join("baselines.json");
+    let mut args = vec![
+        "--rules",
+        rules_file.to_str().unwrap(),
+        "--baseline-file",
+        baselines.to_str().unwrap(),
+        "--learning-window",
+        window,
+    ];
+    args.extend_from_slice(extra);
+    AgentProcess::start(DRIFTWATCH, &args)
 }
 
 /// The test rule's alert for an exec in `c` whose cmdline satisfies `pred`.
@@ -65,19 +77,22 @@ fn rule_alerts(agent: &AgentProcess, c: &TestContainer) -> Vec<Value> {
         .collect()
 }
 
-/// `echo CODE | docker exec -i C sh`: code on a shell's standard input from a pipe.
-fn pipe_into_shell(c: &TestContainer, code: &str) -> String {
-    let mut child = Command::new(DOCKER)
-        .args(["exec", "-i", &c.id, "sh"])
+/// Runs `program args`, writing `lines` to its standard input (a pipe) one at a time with a
+/// pause before each and before closing: the reader stays alive while the agent looks, as
+/// behind a slow `curl ... | sh` or a person typing. Its stdout, once it succeeded.
+fn typed(program: &str, args: &[&str], lines: &[&str]) -> String {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The shell reads its program from the pipe while it lives: hold the pipe open a moment so
-    // that the agent sees a live reader, as with a slow `curl ... | sh`.
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(code.as_bytes()).unwrap();
+    for line in lines {
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(line.as_bytes()).unwrap();
+    }
     std::thread::sleep(Duration::from_millis(500));
     drop(stdin);
     let out = child.wait_with_output().unwrap();
@@ -85,25 +100,21 @@ fn pipe_into_shell(c: &TestContainer, code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `echo CODE | docker exec -i C sh`: code on a shell's standard input from a pipe.
+fn pipe_into_shell(c: &TestContainer, code: &str) -> String {
+    typed(DOCKER, &["exec", "-i", &c.id, "sh"], &[code])
+}
+
 fn each_invocation_kind_reaches_the_event(mode: &str) {
     if !ready_with(&[BUSYBOX, DEBIAN]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_file(dir.path(), EVERY_INTERPRETER_EXEC);
-    let file = dir.path().join("baselines.json");
-    let agent = AgentProcess::start(
-        DRIFTWATCH,
-        &[
-            "--rules",
-            &rules,
-            "--enforce",
-            mode,
-            "--baseline-file",
-            file.to_str().unwrap(),
-            "--learning-window",
-            "0s",
-        ],
+    let agent = agent_with(
+        dir.path(),
+        EVERY_INTERPRETER_EXEC,
+        "0s",
+        &["--enforce", mode],
     );
     let c = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
 
@@ -163,81 +174,26 @@ fn each_invocation_kind_reaches_the_event_in_prevent_mode() {
     each_invocation_kind_reaches_the_event("prevent");
 }
 
-/// Sleeps until one second after the latest `learn_until` (unix seconds) in a baselines file.
-fn sleep_past_learning(file: &Path) {
-    let start = Instant::now();
-    let until = loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if let Some(u) = doc["images"]
-            .as_object()
-            .into_iter()
-            .flat_map(|m| m.values())
-            .filter_map(|i| i["learn_until"].as_u64())
-            .max()
-        {
-            break u;
-        }
-        assert!(start.elapsed() < WAIT, "no learn_until in {text}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    loop {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        if now > until + 1 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_for_file(file: &Path, needle: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{} never held {needle}:\n{text}",
-            file.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn inline_code_is_learned_in_the_window_then_enforced() {
     if !ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_file(
+    let agent = agent_with(
         dir.path(),
         &format!("{EVERY_INTERPRETER_EXEC}\n{}", enable_rule()),
+        "8s",
+        &[],
     );
     let file = dir.path().join("baselines.json");
-    let agent = AgentProcess::start(
-        DRIFTWATCH,
-        &[
-            "--rules",
-            &rules,
-            "--baseline-file",
-            file.to_str().unwrap(),
-            "--learning-window",
-            "8s",
-        ],
-    );
     let c = TestContainer::run(&[BUSYBOX, "sleep", "120"]);
     c.exec(&["sh", "-c", "echo learned 1"]);
     let a = interp_alert(&agent, &c, "learning sh -c", |cmd| {
         cmd == "sh -c echo learned 1"
     });
     assert_eq!(field(&a, "drift.inline_learned"), true, "{a}");
-    wait_for_file(&file, "\"inline_code\"");
+    wait_for_baseline(&file, "\"inline_code\"");
     sleep_past_learning(&file);
 
     // The same command with other arguments: learned.
@@ -300,16 +256,7 @@ fn hostile_inline_code_is_bounded_and_exact() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_file(dir.path(), EVERY_INTERPRETER_EXEC);
-    let agent = AgentProcess::start(
-        DRIFTWATCH,
-        &[
-            "--rules",
-            &rules,
-            "--baseline-file",
-            dir.path().join("b.json").to_str().unwrap(),
-        ],
-    );
+    let agent = agent_with(dir.path(), EVERY_INTERPRETER_EXEC, "5m", &[]);
     let c = TestContainer::run(&[DEBIAN, "sleep", "120"]);
     // 1 MiB of argv: eight arguments of 128 000 bytes (one argument may hold at most 128 KiB).
     let code = format!("echo big #{}", "a".repeat(128_000 - 10));
@@ -337,16 +284,6 @@ fn hostile_inline_code_is_bounded_and_exact() {
     });
     assert_eq!(field(&a, "drift.inline_code"), odd, "{a}");
     assert_eq!(field(&a, "drift.interpreter"), "python", "{a}");
-}
-
-/// The events recorded so far: whole lines only (the agent may be writing the last one).
-fn recorded(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 const HEALTH: &str = "test -d /proc/1 || exit 1";
@@ -425,26 +362,12 @@ fn dpkg_install(c: &TestContainer, version: &str) {
 
 /// `docker exec -it C sh` on a terminal (`script` gives the client one), typing two commands.
 fn interactive_shell(c: &TestContainer) {
-    let mut child = Command::new("script")
-        .args([
-            "-qec",
-            &format!("{DOCKER} exec -it {} sh", c.id),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    for line in ["ls /\n", "id\n", "exit\n"] {
-        std::thread::sleep(Duration::from_millis(700));
-        stdin.write_all(line.as_bytes()).unwrap();
-    }
-    std::thread::sleep(Duration::from_millis(700));
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let command = format!("{DOCKER} exec -it {} sh", c.id);
+    typed(
+        "script",
+        &["-qec", &command, "/dev/null"],
+        &["ls /\n", "id\n", "exit\n"],
+    );
 }
 
 /// Which ordinary workload an interpreter exec event belongs to.
@@ -471,7 +394,7 @@ fn measure(
     agent: &AgentProcess,
     ids: &[&str],
 ) -> std::collections::BTreeMap<&'static str, (u64, u64, u64)> {
-    let events: Vec<Value> = recorded(record)
+    let events: Vec<Value> = recorded_events(record)
         .into_iter()
         .filter(|e| {
             e["kind"] == "execve"
@@ -514,22 +437,14 @@ fn inline_code_rule_false_positives_on_ordinary_workloads() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_file(dir.path(), &enable_rule());
-    let file = dir.path().join("baselines.json");
     let record = dir.path().join("events.jsonl");
-    let agent = AgentProcess::start(
-        DRIFTWATCH,
-        &[
-            "--rules",
-            &rules,
-            "--record",
-            record.to_str().unwrap(),
-            "--baseline-file",
-            file.to_str().unwrap(),
-            "--learning-window",
-            "25s",
-        ],
+    let agent = agent_with(
+        dir.path(),
+        &enable_rule(),
+        "25s",
+        &["--record", record.to_str().unwrap()],
     );
+    let file = dir.path().join("baselines.json");
     // Learning: each workload once.
     let started = Instant::now();
     {
@@ -553,7 +468,7 @@ fn inline_code_rule_false_positives_on_ordinary_workloads() {
     // Everything executed so far is recorded once a marker exec is.
     a.exec(&["python3", "-c", "print('marker')"]);
     let deadline = Instant::now() + WAIT;
-    while !recorded(&record)
+    while !recorded_events(&record)
         .iter()
         .any(|e| e["process"]["interpreter"]["code"] == "print('marker')")
     {

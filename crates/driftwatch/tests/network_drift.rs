@@ -71,46 +71,6 @@ fn baseline_args<'a>(file: &'a Path, window: &'a str) -> [&'a str; 4] {
     ]
 }
 
-/// Waits until the baseline file lists `item` for the busybox image.
-fn wait_for_baseline(file: &Path, item: &str) {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if text.contains(item) {
-            return;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{} never listed {item}:\n{text}",
-            file.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Sleeps until one second after the latest `learn_until` (unix seconds) in a baselines file.
-fn sleep_past_learning(file: &Path) {
-    let text = std::fs::read_to_string(file).unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    let until = doc["images"]
-        .as_object()
-        .into_iter()
-        .flat_map(|m| m.values())
-        .filter_map(|i| i["learn_until"].as_u64())
-        .max()
-        .unwrap_or_else(|| panic!("no learn_until in {text}"));
-    loop {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        if now > until + 1 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn listener_on_undeclared_port_alerts_from_the_first_second() {
     if !ready() {

@@ -16,21 +16,11 @@ const DRIFTWATCH: &str = env!("CARGO_BIN_EXE_driftwatch");
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The events recorded so far: whole lines only (the agent may be writing the last one).
-fn recorded(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 /// The exec event of `argv` in container `id`, once recorded.
 fn exec_of(path: &Path, id: &str, argv: &[&str]) -> Value {
     let start = Instant::now();
     loop {
-        if let Some(e) = recorded(path).into_iter().find(|e| {
+        if let Some(e) = recorded_events(path).into_iter().find(|e| {
             e["kind"] == "execve"
                 && e["container"]["id"] == id
                 && e["process"]["argv"] == serde_json::json!(argv)
@@ -262,7 +252,7 @@ fn process_and_container_facts_are_the_kernels_and_the_engines() {
     let pid = exec["process"]["pid"].clone();
     let start = Instant::now();
     let net = loop {
-        if let Some(e) = recorded(&record)
+        if let Some(e) = recorded_events(&record)
             .into_iter()
             .find(|e| e["kind"] == "listen" && e["process"]["pid"] == pid)
         {
@@ -320,7 +310,7 @@ fn process_and_container_facts_are_the_kernels_and_the_engines() {
 
     let start = Instant::now();
     let meta = loop {
-        if let Some(e) = recorded(&record)
+        if let Some(e) = recorded_events(&record)
             .into_iter()
             .find(|e| e["container"]["id"] == privileged.id.as_str())
         {
@@ -336,7 +326,7 @@ fn process_and_container_facts_are_the_kernels_and_the_engines() {
 
     // `evt.num`: from 1, one number per event, in the order the rules saw them.
     agent.stop();
-    let nums: Vec<u64> = recorded(&record)
+    let nums: Vec<u64> = recorded_events(&record)
         .iter()
         .map(|e| e["num"].as_u64().unwrap())
         .collect();
