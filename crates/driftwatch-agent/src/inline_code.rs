@@ -38,12 +38,15 @@ pub fn interpreter_run(
 }
 
 /// What fd 0 of a live process is. A process that is gone (or that exited between exec and
-/// this read) cannot be told: [`StdinSource::Gone`].
+/// this read) cannot be told: [`StdinSource::Gone`]. An exiting process (a zombie) has closed
+/// every descriptor: gone too, not `closed`, which is a live process without fd 0 among others.
 pub fn stdin_of(pid: u32) -> StdinSource {
     match driftwatch_fs::host::proc_link(pid, "fd/0") {
         Ok(link) => StdinSource::from_fd_link(&link.to_string_lossy()),
-        Err(_) if crate::proctable::pid_alive(pid) => StdinSource::Closed,
-        Err(_) => StdinSource::Gone,
+        Err(_) => match driftwatch_fs::host::proc_fd_links(pid) {
+            Ok(fds) if !fds.is_empty() => StdinSource::Closed,
+            _ => StdinSource::Gone,
+        },
     }
 }
 
@@ -224,6 +227,27 @@ mod tests {
         assert_eq!(stdin_of(null.id()), StdinSource::Null);
         null.kill().unwrap();
         null.wait().unwrap();
+        // A zombie (exited, not yet reaped) has no descriptors left: gone, not closed.
+        let mut zombie = std::process::Command::new("true")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let state = |pid: u32| {
+            let stat = driftwatch_fs::host::proc_string(pid, "stat").unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .chars()
+                .next()
+        };
+        while state(zombie.id()) != Some('Z') {
+            assert!(start.elapsed() < std::time::Duration::from_secs(5));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(stdin_of(zombie.id()), StdinSource::Gone);
+        zombie.wait().unwrap();
     }
 
     #[test]

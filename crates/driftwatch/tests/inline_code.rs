@@ -133,6 +133,19 @@ fn each_invocation_kind_reaches_the_event(mode: &str) {
     assert_eq!(field(&a, "drift.stdin"), "pipe", "{a}");
     assert_eq!(field(&a, "drift.inline_learned"), false, "{a}");
 
+    // No `-i`: stdin is /dev/null, and the shell has nothing to run (it may be gone before
+    // the agent looks: then it cannot be told from a pipe).
+    c.exec(&["sh", "-s"]);
+    let a = interp_alert(&agent, &c, "sh -s with nothing on stdin", |cmd| {
+        cmd == "sh -s"
+    });
+    assert!(
+        ["null", "gone"]
+            .iter()
+            .any(|s| field(&a, "drift.stdin") == *s),
+        "{a}"
+    );
+
     // busybox's `sh` is the interpreter by its argv[0]; `--help` asks for nothing to run.
     c.exec(&["sh", "--help"]);
     let a = interp_alert(&agent, &c, "sh --help", |cmd| cmd == "sh --help");
