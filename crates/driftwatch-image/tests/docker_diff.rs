@@ -159,11 +159,21 @@ fn hostile_names_in_a_real_container_give_valid_json() {
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
+    // JSON carries the real names; a name that is not UTF-8 is shown lossy, with its
+    // bytes in `path_b64`.
     for p in [
-        "/tmp/new\\nline",
-        "/tmp/bad\\xffbyte",
-        "/tmp/quote\"back\\\\slash",
+        "/tmp/new\nline",
+        "/tmp/bad\u{fffd}byte",
+        "/tmp/quote\"back\\slash",
     ] {
-        assert!(paths.contains(p), "{p} not in {paths:?}");
+        assert!(paths.contains(p), "{p:?} not in {paths:?}");
     }
+    let bad = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/tmp/bad\u{fffd}byte")
+        .unwrap();
+    let raw = driftwatch_model::name::decode_name(bad, "path").unwrap();
+    assert_eq!(raw, b"/tmp/bad\xffbyte", "{bad}");
 }

@@ -101,6 +101,8 @@ fn an_image_file_made_executable_and_run_is_reported_in_detect_mode() {
     if !ready_with(&[DEBIAN]) {
         return;
     }
+    // The prevent-mode test's agent acts on every container of the host: not at once.
+    let _serial = serial();
     let image = image_with_a_non_executable_elf();
     let agent = AgentProcess::start(DRIFTWATCH, &[]);
     let c = watched_container(&agent, &image.0);
