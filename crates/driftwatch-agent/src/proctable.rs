@@ -62,6 +62,15 @@ pub fn wait_for_record_until(
     known
 }
 
+/// A number field of a `/proc/PID/status` text (`PPid:`, `Uid:` ...): its first value.
+pub fn status_u32(status: &str, key: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// The exec record of `pid`, if the table has it.
 fn recorded(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
     procs

@@ -976,13 +976,7 @@ impl Enforcer {
     /// denied file as its program (the exec's arguments are not known: only the file).
     fn denied_process(&self, pid: u32, path: &str, entry: &ContainerEntry) -> Process {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |k: &str| -> Option<u32> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(k))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        };
+        let field = |k: &str| crate::proctable::status_u32(&status, k);
         let ppid = field("PPid:").unwrap_or(0);
         let uid = field("Uid:").unwrap_or(0);
         let caller = std::fs::read_to_string(format!("/proc/{pid}/comm"))

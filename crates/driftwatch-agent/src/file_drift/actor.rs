@@ -52,10 +52,7 @@ fn exec_record_due(pid: u32) -> bool {
         return false;
     };
     let status = driftwatch_fs::host::proc_bytes(pid, "status").unwrap_or_default();
-    let ppid = String::from_utf8_lossy(&status)
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .and_then(|v| v.trim().parse::<u32>().ok());
+    let ppid = crate::proctable::status_u32(&String::from_utf8_lossy(&status), "PPid:");
     match ppid {
         Some(pp) if pp != 0 => exe(pp).is_none_or(|parent| parent != own),
         _ => false,
@@ -147,13 +144,7 @@ fn running_process(pid: u32) -> Process {
     let read = |f: &str| driftwatch_fs::host::proc_bytes(pid, f).unwrap_or_default();
     let argv = crate::proctable::proc_argv(pid);
     let status = String::from_utf8_lossy(&read("status")).into_owned();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(k))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-    };
+    let field = |k: &str| crate::proctable::status_u32(&status, k);
     let ppid = field("PPid:").unwrap_or(0);
     // Its pid in its own namespace: the last of `NSpid:` (the innermost namespace).
     let vpid = status
