@@ -45,6 +45,10 @@ struct pathbuf {
 	__u32 truncated;
 	__u32 pseudo; /* the walk started at a pseudo dentry (memfd) */
 	__u32 done;   /* the walk reached its root (else it ran out of DW_PATH_DEPTH steps) */
+	/* Where the walk starts, written by build_path: a typed kernel pointer stored here is
+	 * read back by dw_walk_path as the plain number a global function's argument must be. */
+	__u64 from_mnt;
+	__u64 from_dentry;
 	char buf[DW_PATHBUF_SIZE];
 };
 
@@ -119,8 +123,8 @@ static __always_inline void stat_inc(__u32 which)
 static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 {
 	if (bpf_core_field_exists(kn->__parent))
-		return BPF_CORE_READ(kn, __parent);
-	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+		return kn->__parent;
+	return ((struct kernfs_node___old *)kn)->parent;
 }
 
 struct walk_ctx {
@@ -194,7 +198,7 @@ static long walk_step(__u32 i, void *data)
  * no mount, bind mount or pivot_root changes it); elsewhere crosses mounts upwards through
  * mnt_parent/mnt_mountpoint like d_path() does, up to the mount namespace's root.
  */
-__noinline int dw_walk_path(__u64 vfsmnt, __u64 dentry, __u32 fs_only)
+__noinline int dw_walk_path(__u32 fs_only)
 {
 	/* A global function: the verifier checks it once, on its own, instead of once for
 	 * every state of the program at each of its three call sites. Kernel pointers travel
@@ -203,10 +207,11 @@ __noinline int dw_walk_path(__u64 vfsmnt, __u64 dentry, __u32 fs_only)
 	struct pathbuf *pb = bpf_map_lookup_elem(&path_scratch, &zero);
 	if (!pb)
 		return 0;
+	__u64 vfsmnt = pb->from_mnt;
 	struct walk_ctx w = {
 		.mnt = container_of((struct vfsmount *)vfsmnt, struct mount, mnt),
 		.vfsmnt = (struct vfsmount *)vfsmnt,
-		.dentry = (struct dentry *)dentry,
+		.dentry = (struct dentry *)pb->from_dentry,
 		.fs_only = fs_only,
 	};
 	pb->pos = DW_PATH_MAX;
@@ -222,7 +227,9 @@ __noinline int dw_walk_path(__u64 vfsmnt, __u64 dentry, __u32 fs_only)
 static __always_inline __u32 build_path(struct pathbuf *pb, struct vfsmount *vfsmnt,
 					struct dentry *dentry, __u32 fs_only, int *truncated)
 {
-	dw_walk_path((__u64)vfsmnt, (__u64)dentry, fs_only);
+	pb->from_mnt = (__u64)vfsmnt;
+	pb->from_dentry = (__u64)dentry;
+	dw_walk_path(fs_only);
 	*truncated = pb->truncated;
 	__u32 pos = pb->pos;
 	if (pos > DW_PATH_MAX)
@@ -404,39 +411,46 @@ __noinline int dw_is_suspect(__u64 name, __u32 argc, __u32 fs_magic, __u32 env_s
  * time. Session and group leaders' names are not read here: user space has them from its
  * process table (proc.sname, proc.vpgid.name).
  */
-static __always_inline void read_process_facts(struct dw_exec_event *ev, struct task_struct *task)
+static __always_inline void read_process_facts(struct dw_exec_event *ev, struct task_struct *task,
+					       const struct cred *cred, struct pid_namespace *own_ns,
+					       unsigned int level)
 {
 	if (bpf_core_field_exists(task->loginuid)) {
-		ev->loginuid = BPF_CORE_READ(task, loginuid.val);
+		ev->loginuid = task->loginuid.val;
 	} else {
 		ev->loginuid = (__u32)-1;
 		ev->flags |= DW_EXEC_NO_LOGINUID;
 	}
-	const struct cred *cred = BPF_CORE_READ(task, cred);
+	/* kernel_cap_t: one u64 since 6.3; two u32 words before, the same bytes: read as the
+	 * bytes they are (bpf_core_read sizes them from the running kernel's BTF). */
 	bpf_core_read(&ev->cap_permitted, sizeof(ev->cap_permitted), &cred->cap_permitted);
 	bpf_core_read(&ev->cap_effective, sizeof(ev->cap_effective), &cred->cap_effective);
 	bpf_core_read(&ev->cap_inheritable, sizeof(ev->cap_inheritable), &cred->cap_inheritable);
-	ev->start_boot_ns = BPF_CORE_READ(task, start_boottime);
-	struct signal_struct *sig = BPF_CORE_READ(task, signal);
-	struct pid *sid = BPF_CORE_READ(sig, pids[PIDTYPE_SID]);
-	struct pid *pgrp = BPF_CORE_READ(sig, pids[PIDTYPE_PGID]);
-	ev->sid = BPF_CORE_READ(sid, numbers[0].nr);
-	ev->pgid = BPF_CORE_READ(pgrp, numbers[0].nr);
+	ev->start_boot_ns = task->start_boottime;
+	struct signal_struct *sig = task->signal;
+	struct pid *sid = sig->pids[PIDTYPE_SID];
+	struct pid *pgrp = sig->pids[PIDTYPE_PGID];
+	ev->sid = sid->numbers[0].nr;
+	ev->pgid = pgrp->numbers[0].nr;
 	/* pid_nr_ns(pgrp, the task's namespace): the group's number at the task's level, if the
 	 * group's pid reaches that level in the same namespace (else the group leader is outside
-	 * the task's namespace, and Falco's vpgid is 0 too). */
-	struct pid *own = BPF_CORE_READ(task, thread_pid);
-	unsigned int level = BPF_CORE_READ(own, level) & 31;
+	 * the task's namespace, and Falco's vpgid is 0 too). numbers[] is a flexible array: its
+	 * entries past the first are read with the helper (the verifier bounds direct loads to
+	 * the declared struct). */
 	ev->vpgid = 0;
-	if (BPF_CORE_READ(pgrp, level) >= level &&
-	    BPF_CORE_READ(pgrp, numbers[level].ns) == BPF_CORE_READ(own, numbers[level].ns))
-		ev->vpgid = BPF_CORE_READ(pgrp, numbers[level].nr);
+	if (pgrp->level >= level) {
+		struct upid g = {};
+		bpf_probe_read_kernel(&g, sizeof(g), &pgrp->numbers[level & 31]);
+		if (g.ns == own_ns)
+			ev->vpgid = g.nr;
+	}
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u32 mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	struct nsproxy *nsproxy = task->nsproxy;
+	__u32 mnt_ns = nsproxy->mnt_ns->ns.inum;
 	if (mnt_ns == host_mnt_ns) {
 		stat_inc(DW_STAT_HOST_SKIPPED);
 		return 0;
@@ -448,6 +462,9 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	if (!ev || !pb)
 		return 0;
 
+	/* Kernel pointers are followed with plain loads (tp_btf: the verifier knows their BTF
+	 * types and the JIT turns each into a load with a fault handler) rather than
+	 * bpf_probe_read_kernel calls: a helper call per field was most of this program's cost. */
 	ev->type = DW_EVENT_EXEC;
 	ev->flags = 0;
 	ev->boot_ns = bpf_ktime_get_boot_ns();
@@ -455,63 +472,69 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	ev->pid = pid_tgid >> 32;
 	ev->tid = (__u32)pid_tgid;
-	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	ev->uid = BPF_CORE_READ(task, cred, uid.val);
-	ev->gid = BPF_CORE_READ(task, cred, gid.val);
-	ev->euid = BPF_CORE_READ(task, cred, euid.val);
+	struct task_struct *parent = task->real_parent;
+	ev->ppid = parent->tgid;
+	const struct cred *cred = task->cred;
+	ev->uid = cred->uid.val;
+	ev->gid = cred->gid.val;
+	ev->euid = cred->euid.val;
 	ev->mnt_ns = mnt_ns;
-	ev->pid_ns = BPF_CORE_READ(task, nsproxy, pid_ns_for_children, ns.inum);
-	{
-		struct pid *pid = BPF_CORE_READ(task, thread_pid);
-		unsigned int level = BPF_CORE_READ(pid, level);
-		ev->ns_pid = BPF_CORE_READ(pid, numbers[level & 31].nr);
-	}
-	bpf_probe_read_kernel_str(ev->comm, sizeof(ev->comm), task->comm);
-	read_process_facts(ev, task);
+	ev->pid_ns = nsproxy->pid_ns_for_children->ns.inum;
+	struct pid *own = task->thread_pid;
+	unsigned int level = own->level & 31;
+	struct upid own_up = {};
+	bpf_probe_read_kernel(&own_up, sizeof(own_up), &own->numbers[level]);
+	ev->ns_pid = own_up.nr;
+	__builtin_memcpy(ev->comm, task->comm, DW_COMM_LEN);
+	read_process_facts(ev, task, cred, own_up.ns, level);
 
-	struct task_struct *anc = BPF_CORE_READ(task, real_parent);
+	struct task_struct *anc = parent;
 	for (int i = 0; i < DW_ANCESTORS; i++) {
 		if (!anc) {
 			ev->ancestors[i][0] = 0;
 			ev->ancestor_pids[i] = 0;
 			continue;
 		}
-		BPF_CORE_READ_STR_INTO(&ev->ancestors[i], anc, comm);
-		ev->ancestor_pids[i] = BPF_CORE_READ(anc, tgid);
-		struct task_struct *next = BPF_CORE_READ(anc, real_parent);
+		__builtin_memcpy(ev->ancestors[i], anc->comm, DW_COMM_LEN);
+		ev->ancestor_pids[i] = anc->tgid;
+		struct task_struct *next = anc->real_parent;
 		anc = (next == anc) ? 0 : next;
 	}
 
 	/* The cgroup v2 leaf name identifies the container without asking any engine. */
-	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
-	bpf_probe_read_kernel_str(ev->cgroup, sizeof(ev->cgroup), BPF_CORE_READ(kn, name));
+	struct kernfs_node *kn = task->cgroups->dfl_cgrp->kn;
+	bpf_probe_read_kernel_str(ev->cgroup, sizeof(ev->cgroup), kn->name);
 	struct kernfs_node *pkn = kn_parent(kn);
 	if (pkn)
-		bpf_probe_read_kernel_str(ev->cgroup_parent, sizeof(ev->cgroup_parent), BPF_CORE_READ(pkn, name));
+		bpf_probe_read_kernel_str(ev->cgroup_parent, sizeof(ev->cgroup_parent), pkn->name);
 	else
 		ev->cgroup_parent[0] = 0;
 
-	struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+	struct signal_struct *signal = task->signal;
+	struct tty_struct *tty = signal->tty;
 	ev->tty = 0;
 	if (tty) {
-		int major = BPF_CORE_READ(tty, driver, major);
-		int minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+		struct tty_driver *driver = tty->driver;
+		int major = driver->major;
+		int minor = driver->minor_start + tty->index;
 		ev->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
 	}
 
 	/* The executed file: its filesystem, overlay layer, link count and identity. */
-	struct file *file = BPF_CORE_READ(bprm, file);
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	ev->ino = BPF_CORE_READ(inode, i_ino);
-	ev->dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	ev->fs_magic = BPF_CORE_READ(inode, i_sb, s_magic);
-	ev->nlink = BPF_CORE_READ(inode, __i_nlink);
-	ev->mode = BPF_CORE_READ(inode, i_mode);
-	ev->mtime_ns = BPF_CORE_READ(inode, i_mtime_sec) * 1000000000ULL + BPF_CORE_READ(inode, i_mtime_nsec);
-	ev->ctime_ns = BPF_CORE_READ(inode, i_ctime_sec) * 1000000000ULL + BPF_CORE_READ(inode, i_ctime_nsec);
+	struct file *file = bprm->file;
+	struct inode *inode = file->f_inode;
+	struct super_block *sb = inode->i_sb;
+	ev->ino = inode->i_ino;
+	ev->dev = sb->s_dev;
+	ev->fs_magic = sb->s_magic;
+	ev->nlink = inode->__i_nlink;
+	ev->mode = inode->i_mode;
+	ev->mtime_ns = inode->i_mtime_sec * 1000000000ULL + inode->i_mtime_nsec;
+	ev->ctime_ns = inode->i_ctime_sec * 1000000000ULL + inode->i_ctime_nsec;
 	ev->upper_ino = 0;
 	if (ev->fs_magic == OVERLAYFS_SUPER_MAGIC) {
-		/* struct ovl_inode embeds the VFS inode (fs/overlayfs/ovl_entry.h). */
+		/* struct ovl_inode embeds the VFS inode (fs/overlayfs/ovl_entry.h); the way back
+		 * from the member to its container is not a typed pointer: read with the helper. */
 		struct ovl_inode *oi = container_of(inode, struct ovl_inode, vfs_inode);
 		struct dentry *upper = BPF_CORE_READ(oi, __upperdentry);
 		if (upper) {
@@ -522,7 +545,7 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 		if (oe && BPF_CORE_READ(oe, __numlower) > 0)
 			ev->flags |= DW_EXEC_OVL_LOWER;
 	}
-	struct vfsmount *fmnt = BPF_CORE_READ(file, f_path.mnt);
+	struct vfsmount *fmnt = file->f_path.mnt;
 	ev->mnt_id = BPF_CORE_READ(container_of(fmnt, struct mount, mnt), mnt_id);
 
 	__u32 off = 0;
@@ -531,16 +554,17 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	/* The task's root: "/" of its overlay in one step unless chrooted. First in `data`:
 	 * placed there, the verifier explores far fewer states than with it last (613k
 	 * instructions instead of over the 1M limit). */
-	struct super_block *root_sb = BPF_CORE_READ(task, fs, root.dentry, d_sb);
-	ev->root_dev = BPF_CORE_READ(root_sb, s_dev);
-	__u32 start = build_path(pb, BPF_CORE_READ(task, fs, root.mnt),
-				 BPF_CORE_READ(task, fs, root.dentry),
-				 BPF_CORE_READ(root_sb, s_magic) == OVERLAYFS_SUPER_MAGIC, &trunc);
+	struct fs_struct *fs = task->fs;
+	struct dentry *root = fs->root.dentry;
+	struct super_block *root_sb = root->d_sb;
+	ev->root_dev = root_sb->s_dev;
+	__u32 start = build_path(pb, fs->root.mnt, root, root_sb->s_magic == OVERLAYFS_SUPER_MAGIC,
+				 &trunc);
 	ev->root_len = append_path(ev, &off, pb, start, DW_ROOT_MAX, &trunc);
 	if (trunc)
 		ev->flags |= DW_EXEC_ROOT_TRUNCATED;
 
-	start = build_path(pb, fmnt, BPF_CORE_READ(file, f_path.dentry),
+	start = build_path(pb, fmnt, file->f_path.dentry,
 			   ev->fs_magic == OVERLAYFS_SUPER_MAGIC, &trunc);
 	ev->path_len = append_path(ev, &off, pb, start, DW_PATH_MAX - 1, &trunc);
 	if (trunc)
@@ -548,8 +572,8 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	if (pb->pseudo)
 		ev->flags |= DW_EXEC_PSEUDO;
 
-	const char *filename = BPF_CORE_READ(bprm, filename);
-	const char *interp = BPF_CORE_READ(bprm, interp);
+	const char *filename = bprm->filename;
+	const char *interp = bprm->interp;
 	ev->filename_len = append_kstr(ev, &off, filename, DW_FILENAME_MAX);
 	ev->interp_len = 0;
 	if (interp != filename) {
@@ -557,23 +581,21 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 		ev->interp_len = append_kstr(ev, &off, interp, DW_INTERP_MAX);
 	}
 
-	struct super_block *cwd_sb = BPF_CORE_READ(task, fs, pwd.dentry, d_sb);
-	ev->cwd_dev = BPF_CORE_READ(cwd_sb, s_dev);
-	start = build_path(pb, BPF_CORE_READ(task, fs, pwd.mnt), BPF_CORE_READ(task, fs, pwd.dentry),
-			   BPF_CORE_READ(cwd_sb, s_magic) == OVERLAYFS_SUPER_MAGIC, &trunc);
+	struct dentry *pwd = fs->pwd.dentry;
+	struct super_block *cwd_sb = pwd->d_sb;
+	ev->cwd_dev = cwd_sb->s_dev;
+	start = build_path(pb, fs->pwd.mnt, pwd, cwd_sb->s_magic == OVERLAYFS_SUPER_MAGIC, &trunc);
 	ev->cwd_len = append_path(ev, &off, pb, start, DW_CWD_MAX, &trunc);
 	if (trunc)
 		ev->flags |= DW_EXEC_CWD_TRUNCATED;
 
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	struct mm_struct *mm = task->mm;
 	trunc = 0;
-	ev->args_len = append_user(ev, &off, BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end),
-				   DW_ARGS_MAX, &trunc);
+	ev->args_len = append_user(ev, &off, mm->arg_start, mm->arg_end, DW_ARGS_MAX, &trunc);
 	if (trunc)
 		ev->flags |= DW_EXEC_ARGS_TRUNCATED;
 	trunc = 0;
-	ev->env_len = append_user(ev, &off, BPF_CORE_READ(mm, env_start), BPF_CORE_READ(mm, env_end),
-				  DW_ENV_MAX, &trunc);
+	ev->env_len = append_user(ev, &off, mm->env_start, mm->env_end, DW_ENV_MAX, &trunc);
 	if (trunc)
 		ev->flags |= DW_EXEC_ENV_TRUNCATED;
 
