@@ -131,9 +131,20 @@ struct walk_ctx {
 	struct mount *mnt;
 	struct vfsmount *vfsmnt;
 	struct dentry *dentry;
+	/* vfsmnt->mnt_root, read once per mount crossed (unused while fs_only). */
+	struct dentry *mnt_root;
 	/* Stay in the file's filesystem: stop at its root dentry, never cross to the mount
 	 * above (for overlay files: their place in the layers, whatever mounts lead there). */
 	__u32 fs_only;
+};
+
+/* struct dentry's d_parent and d_name as the kernel lays them out, next to each other since
+ * Linux 3.x: one read fetches both (a helper call per field was most of a step's cost). */
+struct dw_dentry_head {
+	__u64 parent;
+	__u32 hash;
+	__u32 len;
+	__u64 name;
 };
 
 /* One step of the path walk (a bpf_loop callback: verified once, not once per iteration). */
@@ -146,30 +157,44 @@ static long walk_step(__u32 i, void *data)
 		return 1;
 	/* locals: CO-RE relocations must apply to kernel types only, not to walk_ctx */
 	struct dentry *dentry = w->dentry;
-	struct vfsmount *vfsmnt = w->vfsmnt;
-	struct mount *mnt = w->mnt;
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	if (w->fs_only && dentry == parent) {
-		pb->done = 1;
-		return 1; /* the filesystem's root */
+	struct dw_dentry_head h = {};
+	if (bpf_core_field_offset(struct dentry, d_name) ==
+	    bpf_core_field_offset(struct dentry, d_parent) + 8) {
+		bpf_probe_read_kernel(&h, sizeof(h),
+				      (void *)dentry + bpf_core_field_offset(struct dentry, d_parent));
+	} else {
+		h.parent = (__u64)BPF_CORE_READ(dentry, d_parent);
+		struct qstr q = BPF_CORE_READ(dentry, d_name);
+		h.len = q.len;
+		h.name = (__u64)q.name;
 	}
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	/* A pseudo file's dentry (memfd_create, anonymous inodes) is its own parent and is not
-	 * the mount's root: name it, then stop ("/memfd:NAME"). */
-	int pseudo = dentry == parent && dentry != mnt_root;
-	if (!w->fs_only && (dentry == mnt_root || (dentry == parent && !pseudo))) {
-		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-		if (mnt_parent == mnt || dentry != mnt_root) {
+	struct dentry *parent = (struct dentry *)h.parent;
+	int pseudo = 0;
+	if (w->fs_only) {
+		if (dentry == parent) {
 			pb->done = 1;
-			return 1; /* the namespace's root */
+			return 1; /* the filesystem's root */
 		}
-		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-		w->mnt = mnt_parent;
-		w->vfsmnt = &mnt_parent->mnt;
-		return 0;
+	} else {
+		struct dentry *mnt_root = w->mnt_root;
+		/* A pseudo file's dentry (memfd_create, anonymous inodes) is its own parent and is
+		 * not the mount's root: name it, then stop ("/memfd:NAME"). */
+		pseudo = dentry == parent && dentry != mnt_root;
+		if (dentry == mnt_root || (dentry == parent && !pseudo)) {
+			struct mount *mnt = w->mnt;
+			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (mnt_parent == mnt || dentry != mnt_root) {
+				pb->done = 1;
+				return 1; /* the namespace's root */
+			}
+			w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			w->mnt = mnt_parent;
+			w->vfsmnt = &mnt_parent->mnt;
+			w->mnt_root = BPF_CORE_READ(mnt_parent, mnt.mnt_root);
+			return 0;
+		}
 	}
-	struct qstr name = BPF_CORE_READ(dentry, d_name);
-	__u32 len = name.len;
+	__u32 len = h.len;
 	if (len >= DW_NAME_MAX)
 		len = DW_NAME_MAX - 1;
 	__u32 pos = pb->pos;
@@ -178,7 +203,8 @@ static long walk_step(__u32 i, void *data)
 		return 1;
 	}
 	pos -= len;
-	bpf_probe_read_kernel(&pb->buf[pos & (DW_PATH_MAX - 1)], len & (DW_NAME_MAX - 1), name.name);
+	bpf_probe_read_kernel(&pb->buf[pos & (DW_PATH_MAX - 1)], len & (DW_NAME_MAX - 1),
+			      (const void *)h.name);
 	pos -= 1;
 	pb->buf[pos & (DW_PATH_MAX - 1)] = '/';
 	pb->pos = pos;
@@ -214,6 +240,8 @@ __noinline int dw_walk_path(__u32 fs_only)
 		.dentry = (struct dentry *)pb->from_dentry,
 		.fs_only = fs_only,
 	};
+	if (!fs_only)
+		w.mnt_root = BPF_CORE_READ((struct vfsmount *)vfsmnt, mnt_root);
 	pb->pos = DW_PATH_MAX;
 	pb->truncated = 0;
 	pb->pseudo = 0;
@@ -421,11 +449,18 @@ static __always_inline void read_process_facts(struct dw_exec_event *ev, struct 
 		ev->loginuid = (__u32)-1;
 		ev->flags |= DW_EXEC_NO_LOGINUID;
 	}
-	/* kernel_cap_t: one u64 since 6.3; two u32 words before, the same bytes: read as the
-	 * bytes they are (bpf_core_read sizes them from the running kernel's BTF). */
-	bpf_core_read(&ev->cap_permitted, sizeof(ev->cap_permitted), &cred->cap_permitted);
-	bpf_core_read(&ev->cap_effective, sizeof(ev->cap_effective), &cred->cap_effective);
-	bpf_core_read(&ev->cap_inheritable, sizeof(ev->cap_inheritable), &cred->cap_inheritable);
+	/* kernel_cap_t: one u64 since 6.3, loaded as such; two u32 words before, the same bytes,
+	 * read as the bytes they are. */
+	if (bpf_core_field_exists(cred->cap_permitted.val)) {
+		ev->cap_permitted = cred->cap_permitted.val;
+		ev->cap_effective = cred->cap_effective.val;
+		ev->cap_inheritable = cred->cap_inheritable.val;
+	} else {
+		bpf_core_read(&ev->cap_permitted, sizeof(ev->cap_permitted), &cred->cap_permitted);
+		bpf_core_read(&ev->cap_effective, sizeof(ev->cap_effective), &cred->cap_effective);
+		bpf_core_read(&ev->cap_inheritable, sizeof(ev->cap_inheritable),
+			      &cred->cap_inheritable);
+	}
 	ev->start_boot_ns = task->start_boottime;
 	struct signal_struct *sig = task->signal;
 	struct pid *sid = sig->pids[PIDTYPE_SID];
