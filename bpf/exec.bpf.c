@@ -593,11 +593,20 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	struct dentry *root = fs->root.dentry;
 	struct super_block *root_sb = root->d_sb;
 	ev->root_dev = root_sb->s_dev;
-	__u32 start = build_path(pb, fs->root.mnt, root, root_sb->s_magic == OVERLAYFS_SUPER_MAGIC,
-				 &trunc);
-	ev->root_len = append_path(ev, &off, pb, start, DW_ROOT_MAX, &trunc);
-	if (trunc)
-		ev->flags |= DW_EXEC_ROOT_TRUNCATED;
+	__u32 start;
+	if (root_sb->s_magic == OVERLAYFS_SUPER_MAGIC && root->d_parent == root) {
+		/* The overlay's own root, the container's root unless chrooted: what the walk
+		 * would find in its first step, without the walk. */
+		ev->data[0] = '/';
+		off = 1;
+		ev->root_len = 1;
+	} else {
+		start = build_path(pb, fs->root.mnt, root, root_sb->s_magic == OVERLAYFS_SUPER_MAGIC,
+				   &trunc);
+		ev->root_len = append_path(ev, &off, pb, start, DW_ROOT_MAX, &trunc);
+		if (trunc)
+			ev->flags |= DW_EXEC_ROOT_TRUNCATED;
+	}
 
 	start = build_path(pb, fmnt, file->f_path.dentry,
 			   ev->fs_magic == OVERLAYFS_SUPER_MAGIC, &trunc);
@@ -619,10 +628,17 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 	struct dentry *pwd = fs->pwd.dentry;
 	struct super_block *cwd_sb = pwd->d_sb;
 	ev->cwd_dev = cwd_sb->s_dev;
-	start = build_path(pb, fs->pwd.mnt, pwd, cwd_sb->s_magic == OVERLAYFS_SUPER_MAGIC, &trunc);
-	ev->cwd_len = append_path(ev, &off, pb, start, DW_CWD_MAX, &trunc);
-	if (trunc)
-		ev->flags |= DW_EXEC_CWD_TRUNCATED;
+	ev->cwd_len = 0;
+	if (pwd == root && fs->pwd.mnt == fs->root.mnt && !(ev->flags & DW_EXEC_ROOT_TRUNCATED)) {
+		/* The same walk from the same place: user space copies the root's path. */
+		ev->flags |= DW_EXEC_CWD_IS_ROOT;
+	} else {
+		start = build_path(pb, fs->pwd.mnt, pwd, cwd_sb->s_magic == OVERLAYFS_SUPER_MAGIC,
+				   &trunc);
+		ev->cwd_len = append_path(ev, &off, pb, start, DW_CWD_MAX, &trunc);
+		if (trunc)
+			ev->flags |= DW_EXEC_CWD_TRUNCATED;
+	}
 
 	struct mm_struct *mm = task->mm;
 	trunc = 0;

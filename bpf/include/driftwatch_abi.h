@@ -8,8 +8,9 @@
 #define DRIFTWATCH_ABI_H
 
 /* 2: process facts (login uid, session, process group, capabilities, start time, exe ctime,
- * ancestors' pids) added to dw_exec_event. */
-#define DW_ABI_VERSION 2
+ * ancestors' pids) added to dw_exec_event.
+ * 3: DW_EXEC_CWD_IS_ROOT: a working directory that is the root is not sent twice. */
+#define DW_ABI_VERSION 3
 
 #define DW_COMM_LEN 16
 #define DW_ANCESTORS 4
@@ -59,6 +60,9 @@ enum dw_exec_flags {
 	DW_EXEC_ROOT_TRUNCATED = 1 << 11,
 	/* The kernel keeps no login uid (built without CONFIG_AUDIT): `loginuid` means nothing. */
 	DW_EXEC_NO_LOGINUID = 1 << 12,
+	/* The working directory is the task's root (same dentry, same mount): the cwd section
+	 * is empty and its path is the root's (cwd_len 0). */
+	DW_EXEC_CWD_IS_ROOT = 1 << 13,
 };
 
 /*

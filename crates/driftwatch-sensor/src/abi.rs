@@ -47,6 +47,9 @@ impl ExecFlags {
     pub const ORPHAN: u32 = 1 << 10;
     pub const ROOT_TRUNCATED: u32 = 1 << 11;
     pub const NO_LOGINUID: u32 = 1 << 12;
+    /// The working directory is the root: its section is empty, [`crate::ExecRecord::cwd`]
+    /// is the root's path.
+    pub const CWD_IS_ROOT: u32 = 1 << 13;
 
     pub fn has(self, flag: u32) -> bool {
         self.0 & flag != 0
@@ -176,7 +179,7 @@ mod tests {
 
     /// `DW_ABI_VERSION`, bumped with every change to a record's layout: change it here with
     /// the header, and the offsets above with it.
-    const DW_ABI_VERSION: u32 = 2;
+    const DW_ABI_VERSION: u32 = 3;
 
     /// A `#define` is not in the BTF: the version is compared with the header's text.
     #[test]

@@ -39,6 +39,8 @@ pub struct ExecRecord {
     /// For a script, the interpreter named by the shebang (`bprm->interp`).
     pub interp: Option<String>,
     /// The working directory, in the same terms as `path`, on the superblock `cwd_dev`.
+    /// When it is the root (the kernel says so rather than sending the path twice), the
+    /// root's path.
     pub cwd: String,
     pub cwd_dev: u32,
     /// The process's root directory (`/` unless chrooted), in the same terms as `path`, on
@@ -182,7 +184,12 @@ impl ExecRecord {
             interp: flags
                 .has(ExecFlags::INTERP)
                 .then(|| String::from_utf8_lossy(interp).into_owned()),
-            cwd: String::from_utf8_lossy(cwd).into_owned(),
+            cwd: String::from_utf8_lossy(if flags.has(ExecFlags::CWD_IS_ROOT) {
+                root
+            } else {
+                cwd
+            })
+            .into_owned(),
             cwd_dev: h.cwd_dev,
             root: String::from_utf8_lossy(root).into_owned(),
             root_dev: h.root_dev,
@@ -311,6 +318,26 @@ mod tests {
     }
 
     #[test]
+    fn a_working_directory_at_the_root_is_the_roots_path() {
+        let mut h = header();
+        h.flags = ExecFlags::CWD_IS_ROOT;
+        (h.root_len, h.path_len) = (6, 4);
+        h.cwd_dev = 9;
+        let r = ExecRecord::decode(&encode(&h, b"/tmp/r/bin")).unwrap();
+        assert_eq!(
+            (r.root.as_str(), r.cwd.as_str(), r.cwd_dev),
+            ("/tmp/r", "/tmp/r", 9)
+        );
+        assert_eq!(r.path, "/bin");
+        // Without the flag an empty section is an empty working directory, as before.
+        h.flags = 0;
+        assert_eq!(
+            ExecRecord::decode(&encode(&h, b"/tmp/r/bin")).unwrap().cwd,
+            ""
+        );
+    }
+
+    #[test]
     fn a_kernel_without_login_uids_says_none() {
         let mut h = header();
         h.flags = ExecFlags::NO_LOGINUID;
@@ -325,6 +352,86 @@ mod tests {
             ExecRecord::decode(&encode(&h, b"")).unwrap().facts.loginuid,
             Some(1000)
         );
+    }
+
+    /// Real execs through the loaded program, with the host's namespace set to one no
+    /// process is in (so this test's own execs count as a container's): every fact read by
+    /// a direct kernel load or a shortcut is the one /proc and the test know.
+    #[test]
+    fn real_execs_carry_the_kernels_facts() {
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::{Mutex, mpsc};
+        driftwatch_testkit::require!(Root("loading BPF programs"));
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let config = crate::ExecSensorConfig {
+            host_mnt_ns: Some(1),
+            ..Default::default()
+        };
+        let sensor = crate::ExecSensor::start(config, move |r: ExecRecord| {
+            let _ = tx.lock().unwrap().send(r);
+        })
+        .expect("loading the exec program");
+        let run = |dir: &str| {
+            let mut child = std::process::Command::new("/bin/true")
+                .arg("an-argument")
+                .current_dir(dir)
+                .env("DW_EXEC_TEST", dir)
+                .spawn()
+                .unwrap();
+            let pid = child.id();
+            child.wait().unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let r = rx.recv_timeout(left).expect("the exec was recorded");
+                if r.pid == pid {
+                    return r;
+                }
+            }
+        };
+        let at_root = run("/");
+        let in_tmp = run("/tmp");
+        drop(sensor);
+
+        let own = std::process::id();
+        let true_md = std::fs::metadata("/bin/true").unwrap();
+        for (r, cwd) in [(&at_root, "/"), (&in_tmp, "/tmp")] {
+            assert_eq!(r.cwd, cwd);
+            assert_eq!(r.root, "/");
+            assert_eq!(r.argv, ["/bin/true", "an-argument"]);
+            assert!(r.env.iter().any(|e| *e == format!("DW_EXEC_TEST={cwd}")));
+            assert_eq!((r.ppid, r.comm.as_str()), (own, "true"));
+            assert_eq!(r.ancestor_pids.first(), Some(&own));
+            assert_eq!(
+                (r.ino, u64::from(r.nlink)),
+                (true_md.ino(), true_md.nlink())
+            );
+            assert_eq!(r.mode, true_md.mode());
+            assert_eq!(r.ns_pid, r.pid, "the test runs in the host's pid namespace");
+            assert_eq!((r.uid, r.euid), (0, 0));
+            assert_ne!(r.facts.cap_effective, 0, "root has capabilities");
+            assert_eq!(r.facts.pgid, own_pgid());
+            assert_eq!(r.facts.vpgid, r.facts.pgid);
+            assert_eq!(r.cgroup, own_cgroup_leaf());
+        }
+        assert!(at_root.flags.has(ExecFlags::CWD_IS_ROOT));
+        assert!(!in_tmp.flags.has(ExecFlags::CWD_IS_ROOT));
+    }
+
+    /// The last name of this process's cgroup v2 path ("" at the hierarchy's root).
+    fn own_cgroup_leaf() -> String {
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let path = cgroups
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("a cgroup v2 line");
+        path.rsplit('/').next().unwrap_or_default().to_string()
+    }
+
+    fn own_pgid() -> u32 {
+        // SAFETY: getpgrp takes no argument and cannot fail.
+        unsafe { libc::getpgrp() as u32 }
     }
 
     #[test]
