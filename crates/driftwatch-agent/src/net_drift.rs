@@ -603,14 +603,6 @@ impl NetDriftRuntime {
     pub fn sensor_stats(&self) -> Option<&Arc<NetSensorStats>> {
         self.sensor.as_ref().map(|s| s.stats())
     }
-
-    /// The TCP sensor's per-key BPF maps (none when it is not attached).
-    pub fn counted_maps(&self) -> Vec<driftwatch_sensor::CountedMap> {
-        self.sensor
-            .as_ref()
-            .map(|s| s.counted_maps())
-            .unwrap_or_default()
-    }
 }
 
 impl Drop for NetDriftRuntime {

@@ -474,8 +474,7 @@ impl Agent {
     /// (a walk of each map from user space: call it when stats are written, not per event).
     pub fn bpf_map_entries(&self) -> Vec<driftwatch_sensor::MapEntries> {
         let exec = self.sensor.iter().flat_map(|s| s.counted_maps());
-        let net = self.net.iter().flat_map(|n| n.counted_maps());
-        exec.chain(net).map(|m| m.entries()).collect()
+        exec.map(|m| m.entries()).collect()
     }
 
     pub fn registry(&self) -> &Arc<ContainerRegistry> {

@@ -194,7 +194,6 @@ impl Agent {
                     udp_scans: n(&d.udp_scans),
                     kernel_sent: kv(|k| &k.sent),
                     kernel_deduped: kv(|k| &k.deduped),
-                    recent_swept: kv(|k| &k.swept),
                     kernel_host_skipped: kv(|k| &k.host_skipped),
                     lost: kv(|k| &k.lost),
                     remembered_findings,

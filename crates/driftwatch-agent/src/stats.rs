@@ -173,7 +173,6 @@ pub struct NetSnapshot {
     pub udp_scans: u64,
     pub kernel_sent: u64,
     pub kernel_deduped: u64,
-    pub recent_swept: u64,
     pub kernel_host_skipped: u64,
     pub lost: u64,
     /// Per-container state: back to the live containers' share after removals.

@@ -269,7 +269,7 @@ pub fn render(snap: &DaemonSnapshot, w: &mut MetricsWriter) {
         "Resident memory of the agent.",
         snap.rss_kib as f64 * 1024.0,
     );
-    // BPF map names are the object's own (`enforce`, `orphans`, `net_recent`): a fixed set.
+    // BPF map names are the object's own (`enforce`, `orphans`): a fixed set.
     let maps: Vec<[(&str, &str); 1]> = a.bpf_map_entries.keys().map(|m| [("map", *m)]).collect();
     let per_map = |value: &dyn Fn(&str) -> f64| {
         maps.iter()

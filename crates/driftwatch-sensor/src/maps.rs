@@ -34,7 +34,7 @@ impl std::fmt::Debug for CountedMap {
 /// A map's size at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapEntries {
-    /// The map's name in the BPF object (`enforce`, `orphans`, `net_recent`).
+    /// The map's name in the BPF object (`enforce`, `orphans`).
     pub name: &'static str,
     pub entries: u64,
     /// `max_entries`: an LRU map never holds more (it evicts the least recently used).
@@ -168,25 +168,6 @@ fn count_entries(map: &dyn MapCore) -> usize {
     entries_of(map).len()
 }
 
-/// Deletes the entries whose value, a `u64` boot-clock timestamp in ns (the value of
-/// `net_recent`), is at least `max_age_ns` older than `now_ns`. Returns how many went.
-pub(crate) fn delete_older_than(map: &dyn MapCore, now_ns: u64, max_age_ns: u64) -> usize {
-    let mut deleted = 0;
-    for (key, value) in entries_of(map) {
-        let Some(at) = value
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_ne_bytes)
-        else {
-            continue;
-        };
-        if now_ns.saturating_sub(at) >= max_age_ns && map.delete(&key).is_ok() {
-            deleted += 1;
-        }
-    }
-    deleted
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,13 +185,12 @@ mod tests {
         Some(MapHandle::create(kind, Some("dw_test"), 4, 8, max, &opts).unwrap())
     }
 
-    /// A real kernel map: counted exactly (more entries than one batch), and the sweep
-    /// deletes exactly the expired ones.
+    /// A real kernel map: counted exactly (more entries than one batch).
     #[test]
-    fn counts_and_sweeps_a_kernel_map() {
+    fn counts_a_kernel_map() {
         // A plain hash: an LRU map may evict before it is full (per-CPU free lists; a fresh CI
         // machine counted 767 of 1,000 in a 4,096-entry LRU), which would make exact counts
-        // flaky. Counting and sweeping do not depend on the type.
+        // flaky. Counting does not depend on the type.
         let Some(map) = kernel_map(MapType::Hash, 4096) else {
             return;
         };
@@ -219,33 +199,13 @@ mod tests {
         assert_eq!(counted.entries().entries, 0);
         assert_eq!(counted.entries().capacity, 4096);
         for k in 0u32..1000 {
-            // Even keys are old (t = 1 s), odd ones recent (t = 100 s).
-            let at: u64 = if k % 2 == 0 {
-                1_000_000_000
-            } else {
-                100_000_000_000
-            };
+            let at = u64::from(k);
             map.update(&k.to_ne_bytes(), &at.to_ne_bytes(), MapFlags::ANY)
                 .unwrap();
         }
         assert_eq!(counted.entries().entries, 1000);
-        // At t = 101 s, with a 10 s window: the 500 old ones go.
-        let gone = delete_older_than(map.as_ref(), 101_000_000_000, 10_000_000_000);
-        assert_eq!(gone, 500);
-        assert_eq!(counted.entries().entries, 500);
-        assert!(
-            map.lookup(&1u32.to_ne_bytes(), MapFlags::ANY)
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-                .unwrap()
-                .is_none()
-        );
-        // A clock behind the values (never negative ages): nothing goes.
-        assert_eq!(delete_older_than(map.as_ref(), 0, 1), 0);
-        assert_eq!(counted.entries().entries, 500);
+        map.delete(&0u32.to_ne_bytes()).unwrap();
+        assert_eq!(counted.entries().entries, 999);
     }
 
     /// Small batches stop at bucket boundaries and come back short many times before the

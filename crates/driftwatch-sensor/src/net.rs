@@ -6,11 +6,11 @@
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::{
     DW_AF_INET, DW_AF_INET6, DW_EVENT_NET, DW_NET_STAT_COUNT, DW_NET_STAT_DEDUPED,
@@ -18,11 +18,7 @@ use crate::abi::{
     NET_EVENT_SIZE, RawNetEvent,
 };
 use crate::load::{SensorError, begin_load, bpf_error};
-use crate::maps::{CountedMap, delete_older_than};
-use crate::sensor::{SensorThread, boot_ns};
-
-/// How often `net_recent` loses its expired entries (see [`NetSensor::counted_maps`]).
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
+use crate::sensor::SensorThread;
 
 bpf_skeleton!("net.skel.rs");
 
@@ -182,15 +178,12 @@ pub struct NetSensorStats {
     pub deduped: AtomicU64,
     pub received: AtomicU64,
     pub malformed: AtomicU64,
-    /// Expired `net_recent` entries deleted by the sweep.
-    pub swept: AtomicU64,
 }
 
 /// A running network sensor. Dropping it detaches the program and stops the thread.
 pub struct NetSensor {
     _thread: SensorThread,
     stats: Arc<NetSensorStats>,
-    recent: Option<Arc<MapHandle>>,
 }
 
 impl NetSensor {
@@ -203,40 +196,17 @@ impl NetSensor {
         let stats = Arc::new(NetSensorStats::default());
         let thread_stats = stats.clone();
         let host = config.host_mnt_ns;
-        let recent = Arc::new(OnceLock::new());
-        let thread_recent = recent.clone();
         let thread = SensorThread::spawn("dw-net-sensor", host, move |host_ns, stop, ready| {
-            run(
-                config,
-                host_ns,
-                on_record,
-                stop,
-                thread_stats,
-                ready,
-                thread_recent,
-            )
+            run(config, host_ns, on_record, stop, thread_stats, ready)
         })?;
         Ok(NetSensor {
             _thread: thread,
             stats,
-            recent: recent.get().cloned(),
         })
     }
 
     pub fn stats(&self) -> &Arc<NetSensorStats> {
         &self.stats
-    }
-
-    /// The network program's per-key map: `net_recent`, the deduplication window, keyed by
-    /// (cgroup, pid, state, address, port). The kernel never deletes from it; the sensor
-    /// thread deletes the entries older than the window every few seconds (they no longer
-    /// suppress anything), so that it holds only the last window's sockets, not every
-    /// process's that ever connected (its LRU cap, 8192, is the bound meanwhile).
-    pub fn counted_maps(&self) -> Vec<CountedMap> {
-        self.recent
-            .iter()
-            .map(|m| CountedMap::new("net_recent", m.clone()))
-            .collect()
     }
 }
 
@@ -272,7 +242,6 @@ fn run<F>(
     stop: Arc<AtomicBool>,
     stats: Arc<NetSensorStats>,
     ready: mpsc::Sender<Result<(), SensorError>>,
-    recent_out: Arc<OnceLock<Arc<MapHandle>>>,
 ) where
     F: FnMut(NetRecord) + Send + 'static,
 {
@@ -284,15 +253,6 @@ fn run<F>(
             return;
         }
     };
-    let recent = match MapHandle::try_from(&skel.maps.net_recent) {
-        Ok(m) => Arc::new(m),
-        Err(e) => {
-            let _ = ready.send(Err(bpf_error("opening the net_recent map", e)));
-            return;
-        }
-    };
-    let _ = recent_out.set(recent.clone());
-    let window_ns = config.dedupe.as_nanos().min(u128::from(u64::MAX)) as u64;
     let counters = crate::ring::Counters {
         received: Some(&stats.received),
         malformed: &stats.malformed,
@@ -313,7 +273,6 @@ fn run<F>(
     };
     let _ = ready.send(Ok(()));
     let mut polls = 0u32;
-    let mut last_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let before = stats.received.load(Ordering::Relaxed);
         crate::ring::poll(&ring, "network", Duration::from_millis(100));
@@ -323,14 +282,6 @@ fn run<F>(
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(4) {
             read_kernel_stats(&skel.maps.net_stats, &stats);
-        }
-        if window_ns > 0 && last_sweep.elapsed() >= SWEEP_EVERY {
-            // Bounded by the map's 8192 entries, a few batched syscalls and one delete per
-            // expired entry. A repeat the kernel records between our read and our delete is
-            // reported once more: a duplicate, never a miss.
-            let gone = delete_older_than(recent.as_ref(), boot_ns(), window_ns);
-            stats.swept.fetch_add(gone as u64, Ordering::Relaxed);
-            last_sweep = Instant::now();
         }
     }
     let _ = ring.consume();
@@ -604,6 +555,130 @@ mod tests {
         assert_eq!(conn.remote_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(conn.remote_port, port);
         assert!(!conn.comm.is_empty());
+        drop(sensor);
+    }
+
+    /// Runs the calling thread on one CPU: the dedupe table is per CPU, so a test counting
+    /// repeats must not migrate between them.
+    fn pin_to_one_cpu() {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity get
+        // a pointer to it and its size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(libc::sched_getcpu().max(0) as usize, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                0
+            );
+        }
+    }
+
+    /// The kernel's dedupe with real sockets: repeats of one destination within the window
+    /// are one record and counted as deduped; another port, another address family and a
+    /// listener are records of their own, with the addresses read right (IPv6 too).
+    #[test]
+    fn kernel_reports_a_destination_once_per_window() {
+        driftwatch_testkit::require!(Bpf);
+        pin_to_one_cpu();
+        let (tx, rx) = mpsc::channel();
+        let me = std::process::id();
+        let sensor = NetSensor::start(
+            NetSensorConfig {
+                host_mnt_ns: Some(1),
+                dedupe: Duration::from_secs(60),
+                ..NetSensorConfig::default()
+            },
+            move |r| {
+                if r.pid == me {
+                    let _ = tx.send(r);
+                }
+            },
+        )
+        .expect("starting the network sensor");
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let (pa, pb, p6) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+            v6.local_addr().unwrap().port(),
+        );
+        for _ in 0..5 {
+            drop(std::net::TcpStream::connect(("127.0.0.1", pa)).unwrap());
+        }
+        drop(std::net::TcpStream::connect(("127.0.0.1", pb)).unwrap());
+        drop(std::net::TcpStream::connect(("::1", p6)).unwrap());
+        let mut got = Vec::new();
+        while let Ok(r) = rx.recv_timeout(Duration::from_secs(2)) {
+            got.push(r);
+        }
+        let connects = |port: u16| {
+            got.iter()
+                .filter(|r| r.action == NetAction::Connect && r.remote_port == port)
+                .count()
+        };
+        assert_eq!(connects(pa), 1, "{got:?}");
+        assert_eq!(connects(pb), 1, "{got:?}");
+        assert_eq!(connects(p6), 1, "{got:?}");
+        let c6 = got
+            .iter()
+            .find(|r| r.action == NetAction::Connect && r.remote_port == p6)
+            .unwrap();
+        let lo6: IpAddr = "::1".parse().unwrap();
+        assert_eq!((c6.remote_ip, c6.local_ip), (lo6, lo6));
+        let l6 = got
+            .iter()
+            .find(|r| r.action == NetAction::Listen && r.local_port == p6)
+            .expect("the IPv6 listener");
+        assert_eq!((l6.local_ip, l6.remote_port), (lo6, 0));
+        let c4 = got
+            .iter()
+            .find(|r| r.action == NetAction::Connect && r.remote_port == pa)
+            .unwrap();
+        assert_eq!(c4.local_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        assert_eq!((c4.pid, c4.uid), (me, uid));
+        assert!(c4.cgroup_id != 0 && c4.net_ns != 0 && c4.ppid != 0);
+        // The stats are read every few polls; the sensor's stop reads them once more.
+        let stats = sensor.stats().clone();
+        drop(sensor);
+        assert!(
+            stats.deduped.load(Ordering::Relaxed) >= 4,
+            "the 4 repeats are counted: {stats:?}"
+        );
+    }
+
+    /// A zero window reports every repeat.
+    #[test]
+    fn kernel_reports_every_repeat_without_a_window() {
+        driftwatch_testkit::require!(Bpf);
+        pin_to_one_cpu();
+        let (tx, rx) = mpsc::channel();
+        let me = std::process::id();
+        let sensor = NetSensor::start(
+            NetSensorConfig {
+                host_mnt_ns: Some(1),
+                dedupe: Duration::ZERO,
+                ..NetSensorConfig::default()
+            },
+            move |r| {
+                if r.pid == me && r.action == NetAction::Connect {
+                    let _ = tx.send(r);
+                }
+            },
+        )
+        .expect("starting the network sensor");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        for _ in 0..3 {
+            drop(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+        }
+        let mut n = 0;
+        while let Ok(r) = rx.recv_timeout(Duration::from_secs(2)) {
+            n += usize::from(r.remote_port == port);
+        }
+        assert_eq!(n, 3);
         drop(sensor);
     }
 
