@@ -37,7 +37,7 @@ use crate::baseline::{
 };
 use crate::containers::{ContainerEntry, ContainerRegistry, RecordObserver};
 use crate::emitter::SharedEmitter;
-use crate::proctable::ProcTable;
+use crate::proctable::{ProcInfo, ProcTable};
 
 #[derive(Clone, Debug)]
 pub struct NetDriftConfig {
@@ -187,6 +187,8 @@ pub struct NetDrift {
     /// Pids that waited for an exec record in vain (started before the agent): their later
     /// events do not wait again.
     unrecorded: Mutex<HashSet<u32>>,
+    /// The acting process as last described, per pid (see [`DESCRIBED_FOR`]).
+    described: Mutex<HashMap<u32, Described>>,
     wall_offset_ns: i128,
     started: std::time::Instant,
     pub stats: NetDriftStats,
@@ -194,6 +196,25 @@ pub struct NetDrift {
 
 /// How long after start the scan also reports TCP listeners of newly seen namespaces.
 const STARTUP_SWEEP: Duration = Duration::from_secs(10);
+
+/// How long a process's description is reused for its next network events. A client that
+/// connects again and again (a port scan, a crawler) is described once, not on every connect:
+/// the description reads /proc for what the exec record lacks (the parent's argv, the session
+/// and group leaders' names), a few syscalls per event. It is reused only while the exec record
+/// and the kernel's facts of the event (parent, uid, gid, comm) are the same: a new exec is
+/// described anew; what /proc told of the relatives may be this old.
+const DESCRIBED_FOR: Duration = Duration::from_secs(1);
+
+/// At most this many pids are remembered in [`NetDrift::described`].
+const DESCRIBED_MAX: usize = 4096;
+
+/// One entry of [`NetDrift::described`].
+struct Described {
+    at: std::time::Instant,
+    container: ContainerId,
+    exec: ProcInfo,
+    process: Process,
+}
 
 impl NetDrift {
     /// Network drift on `store` (from [`open_baselines`], shared with the exec side, which
@@ -211,6 +232,7 @@ impl NetDrift {
             store,
             reported: Mutex::new(HashSet::new()),
             unrecorded: Mutex::new(HashSet::new()),
+            described: Mutex::new(HashMap::new()),
             budget: Mutex::new(HashMap::new()),
             wall_offset_ns: boot_to_wall_offset_ns(),
             started: std::time::Instant::now(),
@@ -356,6 +378,11 @@ impl NetDrift {
             }
             u.insert(obs.pid);
         }
+        if let Some(k) = &known
+            && let Some(p) = self.described_again(entry, obs, k)
+        {
+            return p;
+        }
         let mut from_proc = None;
         if known.is_none() {
             // Still running when asked, but it may exit before /proc is read (`nc` refused at
@@ -380,11 +407,13 @@ impl NetDrift {
             pexepath,
             ..Process::default()
         };
+        let mut exec = None;
         match known {
             Some(k) => {
                 if p.ppid == 0 {
                     p.ppid = k.ppid;
                 }
+                exec = Some(k.clone());
                 crate::proctable::fill_from_exec(&self.procs, &mut p, k);
             }
             None => {
@@ -397,7 +426,49 @@ impl NetDrift {
             }
         }
         entry.name_process(&mut p);
+        if let Some(exec) = exec {
+            self.remember_described(entry, exec, &p);
+        }
         p
+    }
+
+    /// The description of `obs`'s process made less than [`DESCRIBED_FOR`] ago from the same
+    /// exec record `k`, in the same container, with the same parent, ids and comm.
+    fn described_again(
+        &self,
+        entry: &ContainerEntry,
+        obs: &Observation,
+        k: &ProcInfo,
+    ) -> Option<Process> {
+        let described = self.described.lock().unwrap_or_else(|p| p.into_inner());
+        let d = described.get(&obs.pid)?;
+        let ppid = if obs.ppid == 0 { k.ppid } else { obs.ppid };
+        let same = d.at.elapsed() < DESCRIBED_FOR
+            && d.process.ppid == ppid
+            && (d.process.uid, d.process.gid) == (obs.uid, obs.gid)
+            && d.process.name == obs.comm
+            && d.container == entry.meta.id
+            && d.exec == *k;
+        same.then(|| d.process.clone())
+    }
+
+    fn remember_described(&self, entry: &ContainerEntry, exec: ProcInfo, p: &Process) {
+        let mut described = self.described.lock().unwrap_or_else(|p| p.into_inner());
+        if described.len() >= DESCRIBED_MAX {
+            described.retain(|_, d| d.at.elapsed() < DESCRIBED_FOR);
+            if described.len() >= DESCRIBED_MAX {
+                described.clear();
+            }
+        }
+        described.insert(
+            p.pid,
+            Described {
+                at: std::time::Instant::now(),
+                container: entry.meta.id.clone(),
+                exec,
+                process: p.clone(),
+            },
+        );
     }
 
     /// Starts the learning window of every known container's image (the window runs from

@@ -512,3 +512,44 @@ fn baselines_live_in_the_store_and_a_reset_there_is_taken_over() {
             .contains("127.0.0.1:9402/tcp")
     );
 }
+
+/// A process's description is reused for its next connects (the agent caches it per pid for
+/// a second), but never across an exec: the same pid connecting, exec'ing another command line
+/// and connecting again at once is named by its new command line in the second alert, and
+/// by the old one in the first.
+#[test]
+fn a_process_that_execs_between_connects_is_described_anew() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baselines.json");
+    let agent = AgentProcess::start(DRIFTWATCH, &baseline_args(&file, "0s"));
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
+    // The second connect waits half a second, well within the cache's second: its exec
+    // record is in by then (the exec and network sensors are separate rings), so only a
+    // description reused across the exec would name it by the first command line.
+    let second =
+        "import socket, time; time.sleep(0.5); socket.socket().connect_ex(('127.0.0.1', 9502))";
+    let first = format!(
+        "import os, socket\n\
+         for _ in range(3): socket.socket().connect_ex(('127.0.0.1', 9501))\n\
+         os.execv('/usr/bin/python3', ['python3', '-c', {second:?}, 'again'])"
+    );
+    let (code, out) = c.exec(&["python3", "-c", &first, "first"]);
+    assert_eq!(code, 0, "{out}");
+    let a1 = agent.wait_for(
+        "the first destination",
+        WAIT,
+        network_drift(&c, "new_destination", "127.0.0.1:9501/tcp"),
+    );
+    let a2 = agent.wait_for(
+        "the second destination",
+        WAIT,
+        network_drift(&c, "new_destination", "127.0.0.1:9502/tcp"),
+    );
+    assert_eq!(field(&a1, "proc.pid"), field(&a2, "proc.pid"), "{a1}\n{a2}");
+    let cmdline = |a: &Value| field(a, "proc.cmdline").as_str().unwrap_or("").to_string();
+    assert!(cmdline(&a1).ends_with("first"), "{a1}");
+    assert!(cmdline(&a2).ends_with("again"), "{a2}");
+}
