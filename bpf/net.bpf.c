@@ -119,6 +119,20 @@ static __always_inline __u32 recent_slot(const struct dw_net_recent *k)
 	return h & (DW_NET_RECENT_SLOTS - 1);
 }
 
+/* One side's address as the record carries it: 16 bytes, an IPv4 one in the first 4. */
+static __always_inline void sk_addr(__u16 family, __be32 v4, const struct in6_addr *v6, __u8 *out)
+{
+	__u32 *a32 = (__u32 *)out;
+	if (family == DW_AF_INET) {
+		a32[0] = v4;
+		return;
+	}
+	a32[0] = v6->in6_u.u6_addr32[0];
+	a32[1] = v6->in6_u.u6_addr32[1];
+	a32[2] = v6->in6_u.u6_addr32[2];
+	a32[3] = v6->in6_u.u6_addr32[3];
+}
+
 static __always_inline bool same_key(const struct dw_net_recent *a, const struct dw_net_recent *b)
 {
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
@@ -150,27 +164,12 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	key.state = newstate;
 	key.family = family;
 	const struct sock_common *skc = &sk->__sk_common;
-	__u32 *a32 = (__u32 *)key.addr;
 	if (newstate == DW_TCP_LISTEN) {
 		key.port = skc->skc_num;
-		if (family == DW_AF_INET) {
-			a32[0] = skc->skc_rcv_saddr;
-		} else {
-			a32[0] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[0];
-			a32[1] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[1];
-			a32[2] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[2];
-			a32[3] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[3];
-		}
+		sk_addr(family, skc->skc_rcv_saddr, &skc->skc_v6_rcv_saddr, key.addr);
 	} else {
 		key.port = bpf_ntohs(skc->skc_dport);
-		if (family == DW_AF_INET) {
-			a32[0] = skc->skc_daddr;
-		} else {
-			a32[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
-			a32[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
-			a32[2] = skc->skc_v6_daddr.in6_u.u6_addr32[2];
-			a32[3] = skc->skc_v6_daddr.in6_u.u6_addr32[3];
-		}
+		sk_addr(family, skc->skc_daddr, &skc->skc_v6_daddr, key.addr);
 	}
 	__u64 now = bpf_ktime_get_boot_ns();
 	if (dedupe_ns) {
@@ -206,15 +205,7 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	} else {
 		e->dport = key.port;
 		__builtin_memcpy(e->daddr, key.addr, sizeof(e->daddr));
-		__u32 *s32 = (__u32 *)e->saddr;
-		if (family == DW_AF_INET) {
-			s32[0] = skc->skc_rcv_saddr;
-		} else {
-			s32[0] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[0];
-			s32[1] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[1];
-			s32[2] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[2];
-			s32[3] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[3];
-		}
+		sk_addr(family, skc->skc_rcv_saddr, &skc->skc_v6_rcv_saddr, e->saddr);
 	}
 
 	e->ppid = task->real_parent->tgid;

@@ -523,16 +523,15 @@ mod tests {
         );
     }
 
-    /// The real program: a listener and a connect of this test process (the host filter is
-    /// turned off by naming a mount namespace that is not ours). Needs root and BTF.
-    #[test]
-    fn kernel_reports_listen_and_connect() {
-        driftwatch_testkit::require!(Bpf);
+    /// The network sensor with the host filter off (it names a mount namespace no process is
+    /// in) and a `dedupe` window, and this test process's records.
+    fn own_records(dedupe: Duration) -> (NetSensor, mpsc::Receiver<NetRecord>) {
         let (tx, rx) = mpsc::channel();
         let me = std::process::id();
         let sensor = NetSensor::start(
             NetSensorConfig {
                 host_mnt_ns: Some(1),
+                dedupe,
                 ..NetSensorConfig::default()
             },
             move |r| {
@@ -542,6 +541,15 @@ mod tests {
             },
         )
         .expect("starting the network sensor");
+        (sensor, rx)
+    }
+
+    /// The real program: a listener and a connect of this test process (the host filter is
+    /// turned off by naming a mount namespace that is not ours). Needs root and BTF.
+    #[test]
+    fn kernel_reports_listen_and_connect() {
+        driftwatch_testkit::require!(Bpf);
+        let (sensor, rx) = own_records(Duration::from_secs(1));
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -580,21 +588,8 @@ mod tests {
     fn kernel_reports_a_destination_once_per_window() {
         driftwatch_testkit::require!(Bpf);
         pin_to_one_cpu();
-        let (tx, rx) = mpsc::channel();
         let me = std::process::id();
-        let sensor = NetSensor::start(
-            NetSensorConfig {
-                host_mnt_ns: Some(1),
-                dedupe: Duration::from_secs(60),
-                ..NetSensorConfig::default()
-            },
-            move |r| {
-                if r.pid == me {
-                    let _ = tx.send(r);
-                }
-            },
-        )
-        .expect("starting the network sensor");
+        let (sensor, rx) = own_records(Duration::from_secs(60));
         let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
@@ -654,21 +649,7 @@ mod tests {
     fn kernel_reports_every_repeat_without_a_window() {
         driftwatch_testkit::require!(Bpf);
         pin_to_one_cpu();
-        let (tx, rx) = mpsc::channel();
-        let me = std::process::id();
-        let sensor = NetSensor::start(
-            NetSensorConfig {
-                host_mnt_ns: Some(1),
-                dedupe: Duration::ZERO,
-                ..NetSensorConfig::default()
-            },
-            move |r| {
-                if r.pid == me && r.action == NetAction::Connect {
-                    let _ = tx.send(r);
-                }
-            },
-        )
-        .expect("starting the network sensor");
+        let (sensor, rx) = own_records(Duration::ZERO);
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         for _ in 0..3 {
@@ -676,7 +657,7 @@ mod tests {
         }
         let mut n = 0;
         while let Ok(r) = rx.recv_timeout(Duration::from_secs(2)) {
-            n += usize::from(r.remote_port == port);
+            n += usize::from(r.action == NetAction::Connect && r.remote_port == port);
         }
         assert_eq!(n, 3);
         drop(sensor);
