@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+pub mod bpf_stats;
+pub mod flamegraph;
+
 pub const DOCKER: &str = "/usr/bin/docker";
 pub const BUSYBOX: &str = "driftwatch-test/busybox:1";
 pub const DEBIAN: &str = "driftwatch-test/debian:12";

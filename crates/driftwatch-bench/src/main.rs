@@ -4,6 +4,8 @@
 //!
 //! Run as root with dockerd up and the test images built: `scripts/bench`.
 
+mod cost;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use clap::Parser;
 use driftwatch_bench::{AgentCgroup, BenchAgent, Container, DEBIAN, docker, median};
 
 /// Creates, writes, renames and deletes `n` small files in `dir`: pure file system work.
-const FILE_WORKLOAD: &str = "import os, sys
+pub(crate) const FILE_WORKLOAD: &str = "import os, sys
 d, n = sys.argv[1], int(sys.argv[2])
 os.makedirs(d, exist_ok=True)
 for i in range(n):
@@ -37,9 +39,10 @@ struct Args {
     /// /bin/true execs per container exec-loop sample.
     #[arg(long, default_value_t = 2000)]
     execs: u64,
-    /// Off/on pairs per measurement (medians are reported).
-    #[arg(long, default_value_t = 5)]
-    rounds: usize,
+    /// Off/on rounds per measurement (medians are reported) [default: 9 for cost, 5 for
+    /// the others, 1 with --quick].
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Drifted execs for the latency measurement.
     #[arg(long, default_value_t = 500)]
     latency_execs: u64,
@@ -55,10 +58,75 @@ struct Args {
     /// Drifted execs per prevention latency measurement.
     #[arg(long, default_value_t = 300)]
     block_execs: u64,
-    /// Only run these parts (comma-separated: syscalls,execs,latency,memory,storm,files,
-    /// prevent).
-    #[arg(long, value_delimiter = ',')]
+    /// New-destination connects per cost sample.
+    #[arg(long, default_value_t = 5000)]
+    conns: u64,
+    /// Only run these parts (comma-separated: cost,syscalls,execs,latency,memory,storm,
+    /// files,prevent).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PARTS))]
     only: Vec<String>,
+    /// Tiny sizes and one round: checks that the benchmark runs (CI), measures nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Another driftwatch binary measured in the same cost rounds, alternating with --agent
+    /// (e.g. a release build of main before a change).
+    #[arg(long, value_name = "PATH")]
+    baseline_agent: Option<PathBuf>,
+    /// Where the cost report (cost.txt, cost.json) and the agent's flame graphs go.
+    #[arg(long, value_name = "DIR", default_value = "target/bench")]
+    out: PathBuf,
+    /// Write the cost report as JSON here too.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+const PARTS: [&str; 8] = [
+    "cost", "syscalls", "execs", "latency", "memory", "storm", "files", "prevent",
+];
+
+impl Args {
+    /// Rounds of the parts other than cost.
+    fn rounds(&self) -> usize {
+        self.rounds.unwrap_or(if self.quick { 1 } else { 5 })
+    }
+
+    fn cost_run(&self, agent: PathBuf) -> anyhow::Result<cost::CostRun> {
+        let mut agents = vec![cost::AgentUnderTest {
+            label: "agent",
+            bin: agent,
+        }];
+        if let Some(b) = &self.baseline_agent {
+            agents.push(cost::AgentUnderTest {
+                label: "baseline",
+                bin: b
+                    .canonicalize()
+                    .with_context(|| format!("{}", b.display()))?,
+            });
+        }
+        let mut sizes = if self.quick {
+            cost::CostSizes::quick()
+        } else {
+            cost::CostSizes {
+                rounds: 9,
+                execs: self.execs,
+                files: self.files,
+                syscalls: self.syscalls,
+                conns: self.conns,
+                latency_execs: self.latency_execs,
+                settle: Duration::from_secs(1),
+            }
+        };
+        if let Some(r) = self.rounds {
+            sizes.rounds = r.max(1);
+        }
+        Ok(cost::CostRun {
+            sizes,
+            agents,
+            out: self.out.clone(),
+            json: self.json.clone(),
+            quick: self.quick,
+        })
+    }
 }
 
 fn getppid_loop(n: u64) -> f64 {
@@ -136,7 +204,7 @@ fn file_workloads(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()> 
     timed(&in_container, &cont_cpu)?; // warm up
     let (mut c_off, mut c_on, mut h_off, mut h_on) = (vec![], vec![], vec![], vec![]);
     let (mut c_agent, mut c_work) = (vec![], vec![]);
-    for _ in 0..a.rounds {
+    for _ in 0..a.rounds() {
         c_off.push(timed(&in_container, &cont_cpu)?.1 as f64);
         h_off.push(run_host(&on_host)?.1 as f64);
         let agent = BenchAgent::start(bin, cg, &[])?;
@@ -243,7 +311,7 @@ fn prevent_figures(a: &Args, bin: &Path, cg: &AgentCgroup) -> anyhow::Result<()>
     let mut detect_cpu = vec![];
     // Each round: agent off, agent in detect mode, agent in prevent mode (what prevent adds
     // to detection shows in the same run).
-    for _ in 0..a.rounds {
+    for _ in 0..a.rounds() {
         off_cpu.push(exec_loop(&c, a.execs)?.1 as f64);
         for (mode, out) in [("detect", &mut detect_cpu), ("prevent", &mut on_cpu)] {
             let agent = BenchAgent::start(bin, cg, &["--enforce", mode])?;
@@ -347,15 +415,19 @@ fn main() -> anyhow::Result<()> {
     println!(
         "driftwatch benchmark, agent {}, {} rounds of off/on (medians)",
         bin.display(),
-        a.rounds
+        a.rounds()
     );
 
     let want = |part: &str| a.only.is_empty() || a.only.iter().any(|o| o == part);
 
+    if want("cost") {
+        cost::run(&a.cost_run(bin.clone())?)?;
+    }
+
     // 1. Unrelated host syscalls.
     if want("syscalls") {
         let (mut off, mut on) = (Vec::new(), Vec::new());
-        for _ in 0..a.rounds {
+        for _ in 0..a.rounds() {
             off.push(getppid_loop(a.syscalls));
             let agent = BenchAgent::start(&bin, &cg, &[])?;
             on.push(getppid_loop(a.syscalls));
@@ -382,7 +454,7 @@ fn main() -> anyhow::Result<()> {
     exec_loop(&c, a.execs / 4)?; // warm up
     let (mut off_cpu, mut on_cpu, mut off_wall, mut on_wall, mut agent_per_exec) =
         (vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..a.rounds {
+    for _ in 0..a.rounds() {
         let (w, cpu) = exec_loop(&c, a.execs)?;
         off_wall.push(w);
         off_cpu.push(cpu as f64);
