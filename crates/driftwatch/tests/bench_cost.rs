@@ -75,7 +75,10 @@ fn the_cost_benchmark_reports_every_figure_of_the_goal_table() {
     let same: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("cost.json")).unwrap())
             .unwrap();
-    assert_eq!(r, same, "--json and the report next to the flame graphs differ");
+    assert_eq!(
+        r, same,
+        "--json and the report next to the flame graphs differ"
+    );
     assert_eq!(r["benchmark"], "cost");
     assert_eq!(r["quick"], true);
     assert_eq!(r["rounds"], 1);
@@ -98,7 +101,12 @@ fn the_cost_benchmark_reports_every_figure_of_the_goal_table() {
         assert!(off > 0.0, "{name}: the workload took no CPU: {l:#}");
         for label in &labels {
             let o = &l["on"][label];
-            for f in ["total_ratio", "total_cpu_ns", "workload_cpu_ns", "agent_cpu_ns"] {
+            for f in [
+                "total_ratio",
+                "total_cpu_ns",
+                "workload_cpu_ns",
+                "agent_cpu_ns",
+            ] {
                 for stat in ["median", "min", "max"] {
                     number(&r, &o[f][stat], &format!("{name}.{label}.{f}.{stat}"));
                 }
@@ -147,7 +155,10 @@ fn the_cost_benchmark_reports_every_figure_of_the_goal_table() {
     }
     for label in &labels {
         let lat = &r["exec_to_alert"][label];
-        assert!(number(&r, &lat["samples"], "latency samples") >= 1.0, "{lat:#}");
+        assert!(
+            number(&r, &lat["samples"], "latency samples") >= 1.0,
+            "{lat:#}"
+        );
         for q in ["p50_us", "p99_us"] {
             number(&r, &lat[q], &format!("{label} exec-to-alert {q}"));
         }
@@ -170,6 +181,9 @@ fn the_cost_benchmark_reports_every_figure_of_the_goal_table() {
         "agent CPU profile",
         "BPF dw_sched_process_exec",
     ] {
-        assert!(text.contains(line), "{line:?} missing from the report:\n{text}");
+        assert!(
+            text.contains(line),
+            "{line:?} missing from the report:\n{text}"
+        );
     }
 }
