@@ -15,6 +15,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "driftwatch_abi.h"
+#include "dw_ring.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -711,7 +712,8 @@ int BPF_PROG(dw_sched_process_exec, struct task_struct *task, pid_t old_pid, str
 		ev->flags &= ~DW_EXEC_HELD;
 
 	__u64 size = offsetof(struct dw_exec_event, data) + (off & (DW_DATA_SIZE - 1));
-	if (bpf_ringbuf_output(&events, ev, size, 0)) {
+	/* A held or killed process waits for user space's verdict or alert: wake it now. */
+	if (dw_ring_output(&events, ev, size, ev->flags & (DW_EXEC_HELD | DW_EXEC_KILLED))) {
 		/* Never hold what user space will not hear of: it would stay stopped. The loss
 		 * is counted and reported. */
 		stat_inc(DW_STAT_LOST);

@@ -28,6 +28,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "driftwatch_abi.h"
+#include "dw_ring.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -229,7 +230,7 @@ int BPF_PROG(dw_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	if (pkn)
 		bpf_probe_read_kernel_str(e->cgroup_parent, sizeof(e->cgroup_parent), BPF_CORE_READ(pkn, name));
 
-	if (bpf_ringbuf_output(&net_events, e, sizeof(*e), 0))
+	if (dw_ring_output(&net_events, e, sizeof(*e), 0))
 		stat_inc(DW_NET_STAT_LOST);
 	else
 		stat_inc(DW_NET_STAT_SENT);

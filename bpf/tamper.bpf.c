@@ -16,6 +16,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "driftwatch_abi.h"
+#include "dw_ring.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -87,7 +88,8 @@ int BPF_PROG(dw_signal_generate, int sig, struct kernel_siginfo *info, struct ta
 	struct kernfs_node *pkn = kn_parent(kn);
 	if (pkn)
 		bpf_probe_read_kernel_str(e.cgroup_parent, sizeof(e.cgroup_parent), BPF_CORE_READ(pkn, name));
-	if (bpf_ringbuf_output(&signal_events, &e, sizeof(e), 0))
+	/* A signal to the agent is rare and may be the start of an attack: always wake. */
+	if (dw_ring_output(&signal_events, &e, sizeof(e), 1))
 		stat_inc(1);
 	else
 		stat_inc(0);

@@ -49,7 +49,7 @@ pub use proctable::{ProcInfo, ProcTable};
 pub use reload::ReloadStats;
 pub use stats::{
     AgentSnapshot, AgentStats, AnswerSnapshot, EnforcementSnapshot, FileSnapshot,
-    HistogramSnapshot, ModeCounts, NetSnapshot, ReloadSnapshot, TamperSnapshot,
+    HistogramSnapshot, ModeCounts, NetSnapshot, ReloadSnapshot, RingSnapshot, TamperSnapshot,
 };
 pub use tamper::{
     SignalOrigin, TamperGuard, TamperGuardConfig, TamperStats, default_protected, set_non_dumpable,

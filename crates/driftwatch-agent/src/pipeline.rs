@@ -50,6 +50,9 @@ pub struct AgentConfig {
     pub crio: Option<CrioConfig>,
     pub hostname: String,
     pub ring_bytes: u32,
+    /// How often the exec sensor drains its ring buffer while records flow
+    /// (`sensor.drain_interval`; zero: a wakeup per record).
+    pub drain_interval: Duration,
     /// Network baselines file (`None`: in memory only).
     pub baseline_file: Option<PathBuf>,
     /// Persist the network baselines here instead of `baseline_file` (the alert store).
@@ -95,6 +98,7 @@ impl Default for AgentConfig {
             }),
             hostname: hostname(),
             ring_bytes: 8 * 1024 * 1024,
+            drain_interval: driftwatch_sensor::DEFAULT_DRAIN_INTERVAL,
             baseline_file: Some(PathBuf::from(crate::baseline::DEFAULT_BASELINE_FILE)),
             baseline_backend: None,
             learning_window: crate::baseline::DEFAULT_LEARNING_WINDOW,
@@ -318,6 +322,7 @@ impl Agent {
         let sensor = ExecSensor::start(
             ExecSensorConfig {
                 ring_bytes: config.ring_bytes,
+                drain_interval: config.drain_interval,
                 pin: config.enforcement.hold_on_agent_death && config.enforcement.any_prevent(),
                 interpreter_names: crate::exec_verdict::held_interpreter_names(
                     &config.interpreters,

@@ -10,7 +10,7 @@ use crate::histogram::Histogram;
 use crate::pipeline::Agent;
 use crate::stats::{
     AgentSnapshot, AnswerSnapshot, EnforcementSnapshot, FileSnapshot, HistogramSnapshot,
-    ModeCounts, NetSnapshot, ReloadSnapshot, TamperSnapshot,
+    ModeCounts, NetSnapshot, ReloadSnapshot, RingSnapshot, TamperSnapshot,
 };
 
 fn n(a: &AtomicU64) -> u64 {
@@ -118,6 +118,7 @@ impl Agent {
             kernel_sent: kv(|k| &k.sent),
             host_execs_skipped_in_kernel: kv(|k| &k.host_skipped),
             malformed: kv(|k| &k.malformed),
+            exec_ring: k.map(|k| RingSnapshot::of(&k.ring)).unwrap_or_default(),
             alert_latency_p50_us: s.latency_quantile_us(0.5),
             alert_latency_p99_us: s.latency_quantile_us(0.99),
             alert_latency_samples: s.alert_latency_us.lock().map(|v| v.len()).unwrap_or(0),
@@ -196,6 +197,7 @@ impl Agent {
                     kernel_deduped: kv(|k| &k.deduped),
                     kernel_host_skipped: kv(|k| &k.host_skipped),
                     lost: kv(|k| &k.lost),
+                    ring: k.map(|k| RingSnapshot::of(&k.ring)).unwrap_or_default(),
                     remembered_findings,
                     budgeted_containers,
                 }

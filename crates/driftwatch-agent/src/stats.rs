@@ -52,6 +52,8 @@ pub struct AgentSnapshot {
     pub kernel_sent: u64,
     pub host_execs_skipped_in_kernel: u64,
     pub malformed: u64,
+    /// How exec records reached the agent: timer drains and forced wakeups.
+    pub exec_ring: RingSnapshot,
     pub alert_latency_p50_us: Option<u32>,
     pub alert_latency_p99_us: Option<u32>,
     pub alert_latency_samples: usize,
@@ -175,7 +177,39 @@ pub struct NetSnapshot {
     pub kernel_deduped: u64,
     pub kernel_host_skipped: u64,
     pub lost: u64,
+    /// How network records reached the agent.
+    pub ring: RingSnapshot,
     /// Per-container state: back to the live containers' share after removals.
     pub remembered_findings: usize,
     pub budgeted_containers: usize,
+}
+
+/// A sensor's ring buffer: records drained on the reader's timer or after a wakeup, and the
+/// wakeups the kernel forced, by reason (`driftwatch_sensor::RingStats`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RingSnapshot {
+    pub drained_on_timer: u64,
+    pub drained_on_wakeup: u64,
+    pub sleeps: u64,
+    pub forced_urgent: u64,
+    pub forced_loss: u64,
+    pub forced_asleep: u64,
+    pub forced_fill: u64,
+    pub nudged: u64,
+}
+
+impl RingSnapshot {
+    pub fn of(r: &driftwatch_sensor::RingStats) -> RingSnapshot {
+        let n = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        RingSnapshot {
+            drained_on_timer: n(&r.drained_on_timer),
+            drained_on_wakeup: n(&r.drained_on_wakeup),
+            sleeps: n(&r.sleeps),
+            forced_urgent: n(&r.forced_urgent),
+            forced_loss: n(&r.forced_loss),
+            forced_asleep: n(&r.forced_asleep),
+            forced_fill: n(&r.forced_fill),
+            nudged: n(&r.nudged),
+        }
+    }
 }

@@ -285,6 +285,13 @@ pub static KEYS: &[Key<Config>] = &[
         "Ring buffer between the kernel and the agent, in MiB (a power of two). Larger absorbs longer bursts of execs."
     ),
     key!(
+        "sensor.drain_interval",
+        Duration,
+        sensor.drain_interval,
+        Restart,
+        "While exec records flow, the agent drains the exec ring buffer this often (`500us` to `100ms`) and the kernel writes them without waking it (each wakeup is an irq_work interrupt in the process that execs); idle, the agent sleeps until the first record wakes it. Adds at most this much alert latency; records something waits for (a held or killed process) wake it at once. The network sensor drains every 1ms. `0`: a wakeup per record."
+    ),
+    key!(
         "enforcement.mode",
         choice(EnforcementModeSetting),
         enforcement.mode,

@@ -513,6 +513,19 @@ pub(crate) fn check(c: &Config, cx: &mut Cx<'_>) {
             ),
         );
     }
+    let drain = c.sensor.drain_interval;
+    if !drain.is_zero()
+        && (drain < std::time::Duration::from_micros(500)
+            || drain > std::time::Duration::from_millis(100))
+    {
+        cx.error_key(
+            "sensor.drain_interval",
+            format!(
+                "sensor.drain_interval: {} is not 0 or from 500us to 100ms (alerts wait up to this long)",
+                crate::units::format_duration(drain)
+            ),
+        );
+    }
     for (key, v) in [
         (
             "limits.watched_dirs_container_percent",

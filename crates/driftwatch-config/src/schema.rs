@@ -77,11 +77,18 @@ impl Default for RulesConfig {
 pub struct SensorConfig {
     /// Ring buffer between the kernel and the agent, MiB, a power of two.
     pub ring_mib: u32,
+    /// While records flow, the agent drains the ring buffers this often and the kernel does
+    /// not wake it per record (zero: a wakeup per record).
+    pub drain_interval: Duration,
 }
 
 impl Default for SensorConfig {
     fn default() -> Self {
-        SensorConfig { ring_mib: 8 }
+        SensorConfig {
+            ring_mib: 8,
+            // keep in sync: driftwatch_sensor::DEFAULT_DRAIN_INTERVAL
+            drain_interval: Duration::from_millis(1),
+        }
     }
 }
 

@@ -140,6 +140,23 @@ outputs:
 }
 
 #[test]
+fn the_drain_interval_takes_microseconds_and_zero() {
+    let read = |text: &str| {
+        parse_str(text, "c.yaml", None)
+            .unwrap()
+            .config
+            .sensor
+            .drain_interval
+    };
+    assert_eq!(
+        read("sensor:\n  drain_interval: 500us\n"),
+        Duration::from_micros(500)
+    );
+    assert_eq!(read("sensor:\n  drain_interval: 0\n"), Duration::ZERO);
+    assert_eq!(read("sensor: {}\n"), Duration::from_millis(1));
+}
+
+#[test]
 fn invalid_values_are_refused() {
     assert_eq!(
         errors("sensor:\n  ring_mib: 12\n"),
@@ -148,6 +165,12 @@ fn invalid_values_are_refused() {
     assert_eq!(
         errors("sensor:\n  ring_mib: -8\n"),
         ["c.yaml:2:13: sensor.ring_mib: expected a whole number, found -8"]
+    );
+    assert_eq!(
+        errors("sensor:\n  drain_interval: 200ms\n"),
+        [
+            "c.yaml:2:19: sensor.drain_interval: 200ms is not 0 or from 500us to 100ms (alerts wait up to this long)"
+        ]
     );
     assert_eq!(
         errors("api:\n  listen: localhost\n"),

@@ -1,4 +1,4 @@
-//! Durations (`90s`, `5m`, `1h`, `30d`, `250ms`) and sizes (`512KiB`, `100MiB`, `1GiB`, or
+//! Durations (`90s`, `5m`, `1h`, `30d`, `250ms`, `500us`) and sizes (`512KiB`, `100MiB`, `1GiB`, or
 //! bytes) as the file spells them, both ways: parsing and the canonical spelling `config
 //! show` prints (which parses back to the same value). The only grammar of the binary: the
 //! command-line flags take these parsers as their clap `value_parser` too, so a flag and the
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 const DURATION_UNITS: &[(&str, u64)] = &[("d", 86400), ("h", 3600), ("m", 60), ("s", 1)];
 
-/// `90s`, `5m`, `1h`, `30d`, `250ms`, `0`. A bare number other than 0 is refused: `300`
+/// `90s`, `5m`, `1h`, `30d`, `250ms`, `500us`, `0`. A bare number other than 0 is refused: `300`
 /// could mean seconds or milliseconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -25,11 +25,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if unit == "ms" {
         return Ok(Duration::from_millis(n));
     }
+    if unit == "us" {
+        return Ok(Duration::from_micros(n));
+    }
     let per = DURATION_UNITS
         .iter()
         .find(|(u, _)| *u == unit)
         .map(|(_, per)| *per)
-        .ok_or_else(|| format!("{s:?}: the unit is one of ms, s, m, h, d"))?;
+        .ok_or_else(|| format!("{s:?}: the unit is one of us, ms, s, m, h, d"))?;
     n.checked_mul(per)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("{s} is too long"))
@@ -39,6 +42,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn format_duration(d: Duration) -> String {
     if d.is_zero() {
         return "0".into();
+    }
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        return format!("{}us", d.as_micros());
     }
     if d.subsec_nanos() != 0 {
         return format!("{}ms", d.as_millis());
@@ -117,6 +123,7 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("300").unwrap_err().contains("no unit"));
         assert!(parse_duration("5y").unwrap_err().contains("unit is one of"));
@@ -130,6 +137,8 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(300)), "5m");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_micros(500)), "500us");
+        assert_eq!(format_duration(Duration::from_micros(2500)), "2500us");
     }
 
     #[test]

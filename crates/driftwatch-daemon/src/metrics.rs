@@ -38,6 +38,15 @@ label_set!(EnforcementOutcome, "outcome" {
     Allowlisted => "allowlisted",
     MapsRestored => "maps_restored",
 });
+label_set!(RingSensor, "sensor" { Exec => "exec", Network => "network" });
+label_set!(RingWakeup, "reason" {
+    Urgent => "urgent",
+    Loss => "loss",
+    Asleep => "asleep",
+    Fill => "fill",
+    Nudge => "nudge",
+});
+label_set!(RingDrain, "drain" { Timer => "timer", Wakeup => "wakeup" });
 label_set!(Mode, "mode" { Detect => "detect", Prevent => "prevent" });
 label_set!(ActionResult, "result" { Ok => "ok", Failed => "failed", Skipped => "skipped", DryRun => "dry_run" });
 label_set!(ApiResult, "result" { Ok => "ok", Failed => "failed" });
@@ -83,6 +92,62 @@ fn histogram(
     w.histogram(name, help, &h.buckets, false, h.sum, h.count);
 }
 
+/// Ring buffers: records drained on the timer or after a wakeup, and forced wakeups by
+/// reason, per sensor (bpf/include/dw_ring.h).
+fn ring_metrics(w: &mut MetricsWriter, a: &driftwatch_agent::AgentSnapshot) {
+    let ring = |s: RingSensor| match s {
+        RingSensor::Exec => Some(&a.exec_ring),
+        RingSensor::Network => a.net.as_ref().map(|n| &n.ring),
+    };
+    let mut rows: Vec<([(&str, &str); 2], u64)> = Vec::new();
+    for s in RingSensor::ALL {
+        for d in RingDrain::ALL {
+            let v = ring(*s).map_or(0, |r| match d {
+                RingDrain::Timer => r.drained_on_timer,
+                RingDrain::Wakeup => r.drained_on_wakeup,
+            });
+            rows.push((
+                [
+                    (RingSensor::LABEL, s.as_str()),
+                    (RingDrain::LABEL, d.as_str()),
+                ],
+                v,
+            ));
+        }
+    }
+    let samples: Vec<(&[(&str, &str)], u64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
+    w.counter(
+        "driftwatch_ring_records_total",
+        "Ring-buffer records read by the agent, by sensor and how (timer: drained while records flow, no wakeup; wakeup: the kernel woke the sleeping reader).",
+        &samples,
+    );
+    let mut rows: Vec<([(&str, &str); 2], u64)> = Vec::new();
+    for s in RingSensor::ALL {
+        for r in RingWakeup::ALL {
+            let v = ring(*s).map_or(0, |g| match r {
+                RingWakeup::Urgent => g.forced_urgent,
+                RingWakeup::Loss => g.forced_loss,
+                RingWakeup::Asleep => g.forced_asleep,
+                RingWakeup::Fill => g.forced_fill,
+                RingWakeup::Nudge => g.nudged,
+            });
+            rows.push((
+                [
+                    (RingSensor::LABEL, s.as_str()),
+                    (RingWakeup::LABEL, r.as_str()),
+                ],
+                v,
+            ));
+        }
+    }
+    let samples: Vec<(&[(&str, &str)], u64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
+    w.counter(
+        "driftwatch_ring_forced_wakeups_total",
+        "Records the kernel wrote with a forced wakeup of the agent, by sensor and reason (urgent: a held or killed process; loss: after a lost record; asleep: the first record after idle; fill: the ring past 1/8 full; nudge: the agent fell asleep while a record was written).",
+        &samples,
+    );
+}
+
 /// Writes every metric of the snapshot.
 pub fn render(snap: &DaemonSnapshot, w: &mut MetricsWriter) {
     let a = &snap.agent;
@@ -118,6 +183,7 @@ pub fn render(snap: &DaemonSnapshot, w: &mut MetricsWriter) {
             WatchCap::MaxEntries => files.map_or(0, |f| f.scans_truncated),
         },
     );
+    ring_metrics(w, a);
     w.counter1(
         "driftwatch_malformed_records_total",
         "Kernel records that could not be decoded (counted, skipped).",

@@ -328,6 +328,7 @@ pub fn agent_config(c: &Config, r: &NamedFiles, record: Option<PathBuf>) -> Agen
                 ..DockerConfig::default()
             }),
         ring_bytes: c.sensor.ring_mib * 1024 * 1024,
+        drain_interval: c.sensor.drain_interval,
         baseline_file: Some(c.network.baseline_file.clone()),
         learning_window: c.network.learning_window,
         learn_alerted: c.network.learn_alerted,

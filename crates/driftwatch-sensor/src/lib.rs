@@ -47,6 +47,7 @@ pub use net::{
     socket_owner,
 };
 pub use probe::{HostSupport, ProbeResult, probe_host};
+pub use ring::{DEFAULT_DRAIN_INTERVAL, IDLE_BEFORE_SLEEP, RingStats, SLEEP_TIMEOUT};
 pub use sensor::{
     EnforceConfigChange, EnforceMaps, ExecSensor, ExecSensorConfig, SensorStats,
     boot_to_wall_offset_ns, host_mnt_ns,

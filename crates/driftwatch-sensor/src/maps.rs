@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
@@ -166,6 +167,24 @@ fn entries_by_key(map: &dyn MapCore) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 fn count_entries(map: &dyn MapCore) -> usize {
     entries_of(map).len()
+}
+
+/// Reads per-CPU `u64` counters of a stats map (`key` → `slot`), each summed over CPUs.
+/// A key that cannot be read leaves its slot as it was.
+pub(crate) fn read_percpu_counters(map: &dyn MapCore, slots: &[(u32, &AtomicU64)]) {
+    for (key, slot) in slots {
+        if let Ok(Some(per_cpu)) = map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {
+            let sum: u64 = per_cpu
+                .iter()
+                .filter_map(|v| {
+                    v.get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_ne_bytes)
+                })
+                .sum();
+            slot.store(sum, Ordering::Relaxed);
+        }
+    }
 }
 
 #[cfg(test)]

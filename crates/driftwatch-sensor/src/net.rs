@@ -5,12 +5,12 @@
 
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use libbpf_rs::MapCore;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::{
     DW_AF_INET, DW_AF_INET6, DW_EVENT_NET, DW_NET_STAT_COUNT, DW_NET_STAT_DEDUPED,
@@ -152,10 +152,11 @@ pub struct NetSensorConfig {
     /// Repeats of one (cgroup, pid, state, address, port) within this window are dropped
     /// in the kernel (counted as `deduped`). Zero reports every one.
     pub dedupe: Duration,
-    /// After draining the ring buffer, wait this long before polling again, so that a burst
-    /// of connects is handled in one wakeup instead of one each (the producer pays for each
-    /// wakeup too). Adds at most this much alert latency; costs nothing when idle.
-    pub batch_window: Duration,
+    /// While records flow, drain the ring buffer this often, the program writing them
+    /// without waking the reader (a wakeup costs the connecting process an irq_work); idle,
+    /// sleep in epoll until the first record (`bpf/include/dw_ring.h`). Zero: a wakeup per
+    /// record.
+    pub drain_interval: Duration,
 }
 
 impl Default for NetSensorConfig {
@@ -164,7 +165,7 @@ impl Default for NetSensorConfig {
             ring_bytes: 2 * 1024 * 1024,
             host_mnt_ns: None,
             dedupe: Duration::from_secs(1),
-            batch_window: Duration::from_millis(2),
+            drain_interval: crate::ring::DEFAULT_DRAIN_INTERVAL,
         }
     }
 }
@@ -178,6 +179,8 @@ pub struct NetSensorStats {
     pub deduped: AtomicU64,
     pub received: AtomicU64,
     pub malformed: AtomicU64,
+    /// How records reached user space (timer drains, forced wakeups and why).
+    pub ring: crate::ring::RingStats,
 }
 
 /// A running network sensor. Dropping it detaches the program and stops the thread.
@@ -246,7 +249,7 @@ fn run<F>(
     F: FnMut(NetRecord) + Send + 'static,
 {
     let mut object = MaybeUninit::uninit();
-    let skel = match load(&mut object, &config, host_ns) {
+    let mut skel = match load(&mut object, &config, host_ns) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -271,43 +274,38 @@ fn run<F>(
             return;
         }
     };
+    let reader = crate::ring::Reader::new(
+        ring,
+        skel.maps
+            .bss_data
+            .as_deref_mut()
+            .map(|b| &mut b.dw_ring_reader),
+        config.drain_interval,
+        "network",
+        &stats.ring,
+    );
     let _ = ready.send(Ok(()));
-    let mut polls = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        let before = stats.received.load(Ordering::Relaxed);
-        crate::ring::poll(&ring, "network", Duration::from_millis(100));
-        if !config.batch_window.is_zero() && stats.received.load(Ordering::Relaxed) != before {
-            std::thread::sleep(config.batch_window);
+    let mut last_stats = Instant::now();
+    reader.run(&stop, || {
+        if last_stats.elapsed() >= Duration::from_millis(250) {
+            read_kernel_stats(&skel.maps.net_stats, &skel.maps.dw_ring_stats, &stats);
+            last_stats = Instant::now();
         }
-        polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(4) {
-            read_kernel_stats(&skel.maps.net_stats, &stats);
-        }
-    }
-    let _ = ring.consume();
-    read_kernel_stats(&skel.maps.net_stats, &stats);
+    });
+    drop(reader);
+    read_kernel_stats(&skel.maps.net_stats, &skel.maps.dw_ring_stats, &stats);
 }
 
-fn read_kernel_stats(map: &dyn MapCore, stats: &NetSensorStats) {
-    for (key, slot) in [
+fn read_kernel_stats(map: &dyn MapCore, ring_map: &dyn MapCore, stats: &NetSensorStats) {
+    crate::ring::read_kernel_stats(ring_map, &stats.ring);
+    let slots = [
         (DW_NET_STAT_LOST, &stats.lost),
         (DW_NET_STAT_SENT, &stats.sent),
         (DW_NET_STAT_HOST_SKIPPED, &stats.host_skipped),
         (DW_NET_STAT_DEDUPED, &stats.deduped),
-    ] {
-        debug_assert!(key < DW_NET_STAT_COUNT);
-        if let Ok(Some(per_cpu)) = map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {
-            let sum: u64 = per_cpu
-                .iter()
-                .filter_map(|v| {
-                    v.get(..8)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u64::from_ne_bytes)
-                })
-                .sum();
-            slot.store(sum, Ordering::Relaxed);
-        }
-    }
+    ];
+    debug_assert!(slots.iter().all(|(k, _)| *k < DW_NET_STAT_COUNT));
+    crate::maps::read_percpu_counters(map, &slots);
 }
 
 /// One line of `/proc/<pid>/net/{udp,udp6,tcp,tcp6}`: a socket of that network namespace.

@@ -29,11 +29,12 @@ pub struct ExecSensorConfig {
     /// The mount-namespace inode of the host; execs there are skipped in the kernel.
     /// `None` reads it from `/proc/1/ns/mnt`.
     pub host_mnt_ns: Option<u32>,
-    /// After draining the ring buffer, wait this long before waiting for the next wakeup,
-    /// so that records arriving meanwhile are handled in one batch: under load, at most one
-    /// wakeup per window instead of one per exec. Adds at most this much alert latency;
-    /// costs nothing when idle.
-    pub batch_window: Duration,
+    /// While records flow, drain the ring buffer this often, the program writing them
+    /// without waking the reader; idle, sleep in epoll until the first record
+    /// (`bpf/include/dw_ring.h`). Adds at most this much alert latency to records nobody
+    /// waits for. Zero: the kernel's default, a wakeup per record the reader has caught up
+    /// with (`sensor.drain_interval`).
+    pub drain_interval: Duration,
     /// Pin the program's link and the `orphans` map in [`PIN_DIR`] so that the kernel keeps
     /// enforcing after the agent dies (unpinned again on a clean stop).
     pub pin: bool,
@@ -48,7 +49,7 @@ impl Default for ExecSensorConfig {
         ExecSensorConfig {
             ring_bytes: 8 * 1024 * 1024,
             host_mnt_ns: None,
-            batch_window: Duration::from_micros(500),
+            drain_interval: crate::ring::DEFAULT_DRAIN_INTERVAL,
             pin: false,
             interpreter_names: Vec::new(),
         }
@@ -74,6 +75,8 @@ pub struct SensorStats {
     pub held: AtomicU64,
     /// New images held while no agent was alive (fail closed).
     pub orphaned: AtomicU64,
+    /// How records reached user space (timer drains, forced wakeups and why).
+    pub ring: crate::ring::RingStats,
 }
 
 /// `enforce_config` found different from what the agent wrote
@@ -565,21 +568,26 @@ fn run<F>(
             return;
         }
     };
+    let reader = crate::ring::Reader::new(
+        ring,
+        skel.maps
+            .bss_data
+            .as_deref_mut()
+            .map(|b| &mut b.dw_ring_reader),
+        config.drain_interval,
+        "exec",
+        &stats.ring,
+    );
     let _ = ready.send(Ok(()));
     let mut last_stats = Instant::now() - Duration::from_secs(1);
-    while !stop.load(Ordering::Relaxed) {
-        let before = stats.received.load(Ordering::Relaxed);
-        crate::ring::poll(&ring, "exec", Duration::from_millis(100));
-        if !config.batch_window.is_zero() && stats.received.load(Ordering::Relaxed) != before {
-            std::thread::sleep(config.batch_window);
-        }
+    reader.run(&stop, || {
         if last_stats.elapsed() >= Duration::from_millis(250) {
-            read_kernel_stats(&skel.maps.stats, &stats);
+            read_kernel_stats(&skel.maps.stats, &skel.maps.dw_ring_stats, &stats);
             last_stats = Instant::now();
         }
-    }
-    let _ = ring.consume();
-    read_kernel_stats(&skel.maps.stats, &stats);
+    });
+    drop(reader);
+    read_kernel_stats(&skel.maps.stats, &skel.maps.dw_ring_stats, &stats);
     // A clean stop: the program goes with the agent (failing closed is for deaths).
     if let Some(mut link) = pinned_link {
         let _ = link.unpin();
@@ -587,26 +595,16 @@ fn run<F>(
     }
 }
 
-fn read_kernel_stats(map: &dyn MapCore, stats: &SensorStats) {
-    for (key, slot) in [
+fn read_kernel_stats(map: &dyn MapCore, ring_map: &dyn MapCore, stats: &SensorStats) {
+    crate::ring::read_kernel_stats(ring_map, &stats.ring);
+    let slots = [
         (DW_STAT_LOST, &stats.lost),
         (DW_STAT_SENT, &stats.sent),
         (DW_STAT_HOST_SKIPPED, &stats.host_skipped),
         (DW_STAT_KILLED, &stats.killed),
         (DW_STAT_HELD, &stats.held),
         (DW_STAT_ORPHANED, &stats.orphaned),
-    ] {
-        debug_assert!(key < DW_STAT_COUNT);
-        if let Ok(Some(per_cpu)) = map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {
-            let sum: u64 = per_cpu
-                .iter()
-                .filter_map(|v| {
-                    v.get(..8)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u64::from_ne_bytes)
-                })
-                .sum();
-            slot.store(sum, Ordering::Relaxed);
-        }
-    }
+    ];
+    debug_assert!(slots.iter().all(|(k, _)| *k < DW_STAT_COUNT));
+    crate::maps::read_percpu_counters(map, &slots);
 }

@@ -3,12 +3,12 @@
 //! Whether a sender is a container's is decided above (namespaces, cgroup).
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use libbpf_rs::MapCore;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::{DW_EVENT_SIGNAL, RawSignalEvent, SIGNAL_EVENT_SIZE};
 use crate::load::{SensorError, begin_load, bpf_error};
@@ -89,6 +89,8 @@ pub struct SignalSensorStats {
     pub sent: AtomicU64,
     pub lost: AtomicU64,
     pub malformed: AtomicU64,
+    /// How records reached user space (every signal forces its wakeup).
+    pub ring: crate::ring::RingStats,
 }
 
 /// The running signal sensor; dropping it drains its ring buffer and detaches.
@@ -150,7 +152,7 @@ fn run<F>(
 {
     let mut object = MaybeUninit::uninit();
     let skel = load(&mut object, agent_tgid);
-    let skel = match skel {
+    let mut skel = match skel {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -175,28 +177,29 @@ fn run<F>(
             return;
         }
     };
+    // Every signal record forces its wakeup (dw_ring.h: urgent), so the reader never drains
+    // on a timer: it sleeps in epoll between signals.
+    let reader = crate::ring::Reader::new(
+        ring,
+        skel.maps
+            .bss_data
+            .as_deref_mut()
+            .map(|b| &mut b.dw_ring_reader),
+        Duration::ZERO,
+        "signal",
+        &stats.ring,
+    );
     let _ = ready.send(Ok(()));
-    while !stop.load(Ordering::Relaxed) {
-        crate::ring::poll(&ring, "signal", Duration::from_millis(100));
-        read_kernel_stats(&skel.maps.signal_stats, &stats);
-    }
-    let _ = ring.consume();
-    read_kernel_stats(&skel.maps.signal_stats, &stats);
+    reader.run(&stop, || {
+        read_kernel_stats(&skel.maps.signal_stats, &skel.maps.dw_ring_stats, &stats);
+    });
+    drop(reader);
+    read_kernel_stats(&skel.maps.signal_stats, &skel.maps.dw_ring_stats, &stats);
 }
 
-fn read_kernel_stats(map: &dyn MapCore, stats: &SignalSensorStats) {
-    for (key, slot) in [(0u32, &stats.sent), (1u32, &stats.lost)] {
-        if let Ok(Some(per_cpu)) = map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {
-            let sum: u64 = per_cpu
-                .iter()
-                .filter_map(|v| {
-                    v.get(..8)
-                        .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
-                })
-                .sum();
-            slot.store(sum, Ordering::Relaxed);
-        }
-    }
+fn read_kernel_stats(map: &dyn MapCore, ring_map: &dyn MapCore, stats: &SignalSensorStats) {
+    crate::ring::read_kernel_stats(ring_map, &stats.ring);
+    crate::maps::read_percpu_counters(map, &[(0, &stats.sent), (1, &stats.lost)]);
 }
 
 #[cfg(test)]
