@@ -175,9 +175,14 @@ impl RecordObserver for ConfigDrift {
 /// Emits an exec event and its config findings: the first config finding rides on the event
 /// when it has no drift finding of its own; each other one goes out on a copy of it.
 pub fn emit_exec(emitter: &SharedEmitter, mut event: Event, config: Vec<DriftFinding>) {
-    let mut rest = config.into_iter();
+    let mut rest = config.into_iter().peekable();
     if event.drift.is_none() {
         event.drift = rest.next();
+    }
+    if rest.peek().is_none() {
+        // The common case, nothing more to say: the event is not copied.
+        crate::emitter::emit_owned(emitter, event);
+        return;
     }
     crate::emitter::emit(emitter, &event);
     for f in rest {

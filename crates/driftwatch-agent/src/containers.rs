@@ -28,6 +28,29 @@ pub struct ContainerFs {
     pub layers: Option<OverlayLayers>,
     /// The container's mounts, as its processes see them.
     pub mounts: Option<MountTable>,
+    /// The root overlay's superblock (`s_dev`) from `mounts`, found once: every exec is
+    /// compared with it, and finding it walks the whole mount table.
+    root_dev: Option<u32>,
+}
+
+impl ContainerFs {
+    pub fn new(layers: Option<OverlayLayers>, mounts: Option<MountTable>) -> ContainerFs {
+        let root_dev = mounts
+            .as_ref()
+            .and_then(MountTable::root_overlay_mount)
+            .map(driftwatch_runtime::kernel_dev);
+        ContainerFs {
+            layers,
+            mounts,
+            root_dev,
+        }
+    }
+
+    /// The container's root overlay as the kernel names its superblock (`s_dev`); `None`
+    /// when its mounts are unknown or its root is not an overlay.
+    pub fn root_dev(&self) -> Option<u32> {
+        self.root_dev
+    }
 }
 
 #[derive(Debug)]
@@ -135,10 +158,7 @@ impl ContainerEntry {
     fn as_destroyed(&self, at: Instant) -> ContainerEntry {
         ContainerEntry {
             meta: self.meta.clone(),
-            fs: ContainerFs {
-                layers: None,
-                mounts: self.fs.mounts.clone(),
-            },
+            fs: ContainerFs::new(None, self.fs.mounts.clone()),
             users: self.users.clone(),
             groups: self.groups.clone(),
             exposed_ports: self.exposed_ports.clone(),
@@ -148,6 +168,17 @@ impl ContainerEntry {
             from_engine: self.from_engine,
             fetched_at: self.fetched_at,
         }
+    }
+
+    /// Whether [`ContainerRegistry::resolve`] returns this entry as it is while it stays
+    /// the registry's: known to an engine, its mounts read.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.from_engine && self.fs.mounts.is_some()
+    }
+
+    /// Whether the engine said the container was destroyed.
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed_at.is_some()
     }
 
     pub fn user_name(&self, uid: u32) -> String {
@@ -206,6 +237,10 @@ pub struct ContainerRegistry {
     /// An id is never reused, so a late event or a slow inspect that comes after the destroy
     /// must not bring its entry back as live: nothing would ever remove it again.
     tombstones: Mutex<(HashSet<ContainerId>, VecDeque<ContainerId>)>,
+    /// Bumped after every change of `entries`: an entry a
+    /// [`ContainerLookup`](crate::container_lookup::ContainerLookup) holds is
+    /// still the registry's while the generation it was read at is current.
+    generation: AtomicU64,
 }
 
 /// Docker's overlay2 home, for layer paths it writes relative to it.
@@ -331,6 +366,7 @@ impl ContainerRegistry {
             linger: Duration::from_secs(60),
             observers: RwLock::new(Vec::new()),
             tombstones: Mutex::new((HashSet::new(), VecDeque::new())),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -473,6 +509,7 @@ impl ContainerRegistry {
         let live = entry.destroyed_at.is_none();
         if let Ok(mut m) = self.entries.write() {
             m.insert(id, entry.clone());
+            self.generation.fetch_add(1, Ordering::Release);
         }
         (entry, live)
     }
@@ -513,7 +550,7 @@ impl ContainerRegistry {
         let groups = read_names(meta.id.short(), pid, layers.as_ref(), NameFile::Group);
         ContainerEntry {
             meta,
-            fs: ContainerFs { layers, mounts },
+            fs: ContainerFs::new(layers, mounts),
             users,
             groups,
             exposed_ports: Vec::new(),
@@ -548,7 +585,7 @@ impl ContainerRegistry {
         entry
     }
 
-    fn refresh_from_engine(&self, record: ContainerRecord) {
+    pub(crate) fn refresh_from_engine(&self, record: ContainerRecord) {
         let id = record.meta.id.clone();
         let entry = Arc::new(self.entry_from_record(record, None));
         let (entry, live) = self.insert(id, entry);
@@ -557,7 +594,7 @@ impl ContainerRegistry {
         }
     }
 
-    fn mark_destroyed(&self, id: &ContainerId) {
+    pub(crate) fn mark_destroyed(&self, id: &ContainerId) {
         // Also when the entry is not there yet (an inspect still running): its insert will
         // find the tombstone.
         self.tombstone(id);
@@ -567,6 +604,7 @@ impl ContainerRegistry {
                 m.insert(id.clone(), Arc::new(e2));
             }
             prune_destroyed(&mut m, self.linger);
+            self.generation.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -574,8 +612,17 @@ impl ContainerRegistry {
     /// [`ContainerRegistry::watch`], so that they go when the host is quiet too).
     pub fn prune(&self) {
         if let Ok(mut m) = self.entries.write() {
+            let before = m.len();
             prune_destroyed(&mut m, self.linger);
+            if m.len() != before {
+                self.generation.fetch_add(1, Ordering::Release);
+            }
         }
+    }
+
+    /// Changes of the entries so far (see [`crate::container_lookup::ContainerLookup`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Follows every engine's lifecycle events and keeps entries fresh; lists running

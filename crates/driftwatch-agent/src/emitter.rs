@@ -364,6 +364,26 @@ pub fn emit_named(shared: &SharedEmitter, event: &Event, names: Option<&RawNames
     lock(shared).emit_named(event, names)
 }
 
+/// [`emit`] for an event the caller gives away: its provenance is filled and its number set
+/// in place, where [`emit`] copies the event (argv, environment, ancestors) to do either.
+pub fn emit_owned(shared: &SharedEmitter, mut event: Event) -> usize {
+    let filler = lock(shared).provenance.clone();
+    if let Some(p) = filler
+        && event
+            .drift
+            .as_ref()
+            .is_some_and(|d| d.provenance.is_empty())
+    {
+        p.fill(&mut event);
+    }
+    let mut e = lock(shared);
+    if event.num == 0 {
+        e.last_num += 1;
+        event.num = e.last_num;
+    }
+    e.emit_named(&event, None)
+}
+
 /// Reports throttled containers every 2 s until the emitter is dropped.
 pub fn spawn_budget_reporter(emitter: std::sync::Weak<Mutex<Emitter>>) {
     let spawned = std::thread::Builder::new()

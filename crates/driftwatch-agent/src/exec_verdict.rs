@@ -18,7 +18,7 @@ use driftwatch_model::{
     Content, DriftFinding, DriftKind, DriftSubject, FileFacts, Identity, Interpreters, Invocation,
     Residence, Verdict,
 };
-use driftwatch_runtime::{MountKind, kernel_dev};
+use driftwatch_runtime::MountKind;
 use driftwatch_sensor::{
     ExecFlags, ExecRecord, FS_MAGIC_HUGETLBFS, FS_MAGIC_OVERLAY, FS_MAGIC_TMPFS,
 };
@@ -65,16 +65,10 @@ fn is_memfd(rec: &ExecRecord) -> bool {
         && rec.path.starts_with("/memfd:")
 }
 
-/// The container's root overlay as the kernel names its superblock (`s_dev`), from the
-/// mounts the agent read; `None` when unknown.
-fn root_dev(fs: &ContainerFs) -> Option<u32> {
-    fs.mounts.as_ref()?.root_overlay_mount().map(kernel_dev)
-}
-
 /// Is `dev` the container's root overlay? Unknown mounts: assume so (the layers, if any,
 /// are the only ones to compare with).
 fn on_root_overlay(fs: &ContainerFs, dev: u32) -> bool {
-    root_dev(fs).is_none_or(|r| r == dev)
+    fs.root_dev().is_none_or(|r| r == dev)
 }
 
 /// The executed file: the kernel handed it over, so its filesystem and overlay bits are
@@ -195,7 +189,9 @@ fn in_container_view(rec: &ExecRecord, fs: &ContainerFs) -> bool {
         .and_then(|m| m.mnt_ns())
         .is_none_or(|ns| ns == rec.mnt_ns);
     let root_is_container_root = absolutize("/", &rec.root) == "/"
-        && root_dev(fs).is_none_or(|d| rec.root_dev == 0 || d == rec.root_dev);
+        && fs
+            .root_dev()
+            .is_none_or(|d| rec.root_dev == 0 || d == rec.root_dev);
     same_ns && root_is_container_root && !rec.flags.has(ExecFlags::ROOT_TRUNCATED)
 }
 
@@ -668,13 +664,7 @@ mod tests {
             lowers: vec![dir.path().join("lower")],
             merged: None,
         };
-        (
-            dir,
-            ContainerFs {
-                layers: Some(layers),
-                mounts: None,
-            },
-        )
+        (dir, ContainerFs::new(Some(layers), None))
     }
 
     /// The record of an exec of the writable-layer file at `path`, as the kernel reports it.
@@ -907,13 +897,15 @@ mod tests {
             None
         );
         r.mnt_ns = 7;
-        let mut ns_fs = fs.clone();
-        ns_fs.mounts = Some(
-            driftwatch_runtime::MountTable::parse(
-                "77 52 0:40 / / rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n",
-            )
-            .unwrap()
-            .in_namespace(Some(6)),
+        let ns_fs = ContainerFs::new(
+            fs.layers.clone(),
+            Some(
+                driftwatch_runtime::MountTable::parse(
+                    "77 52 0:40 / / rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n",
+                )
+                .unwrap()
+                .in_namespace(Some(6)),
+            ),
         );
         // ...but not when named in a mount namespace made inside the container.
         (r.root_dev, r.dev) = (40, 40);

@@ -4,6 +4,7 @@
 mod alert_names;
 mod baseline;
 mod config_drift;
+mod container_lookup;
 mod containers;
 mod deadline;
 mod emitter;
@@ -32,6 +33,7 @@ pub use baseline::{
     DEFAULT_LEARNING_WINDOW, FileBackend, ImageBaseline, InlineKey,
 };
 pub use config_drift::{ConfigDrift, ConfigDriftStats};
+pub use container_lookup::ContainerLookup;
 pub use containers::{ContainerEntry, ContainerFs, ContainerRegistry, RegistryStats};
 pub use deadline::{DEFAULT_ANSWER_DEADLINE, DeadlineStats, STALL_ENV};
 pub use emitter::{Emitter, SharedEmitter, emit, emit_alert};

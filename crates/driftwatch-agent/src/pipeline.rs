@@ -14,13 +14,14 @@ use driftwatch_model::{Event, EventKind, Process};
 use driftwatch_rules::{RuleSet, Source};
 use driftwatch_runtime::{
     ContainerdConfig, ContainerdSource, CrioConfig, CrioSource, DockerConfig, DockerSource,
-    EngineSource, container_from_cgroup_leaf,
+    EngineSource,
 };
 use driftwatch_sensor::{
     ExecRecord, ExecSensor, ExecSensorConfig, SensorStats, boot_to_wall_offset_ns,
 };
 
 use crate::config_drift::ConfigDrift;
+use crate::container_lookup::ContainerLookup;
 use crate::containers::ContainerRegistry;
 use crate::emitter::{Emitter, SharedEmitter};
 use crate::enforce::Enforcer;
@@ -156,6 +157,8 @@ pub struct Agent {
 
 struct Worker {
     registry: Arc<ContainerRegistry>,
+    /// The registry's entries by the cgroup the kernel reported.
+    containers: ContainerLookup,
     judge: Judge,
     emitter: SharedEmitter,
     config_drift: Arc<ConfigDrift>,
@@ -307,6 +310,7 @@ impl Agent {
         let mut worker = Worker {
             baselines: baselines.clone(),
             registry: registry.clone(),
+            containers: ContainerLookup::new(),
             judge: Judge::new(),
             emitter: emitter.clone(),
             config_drift: config_drift.clone(),
@@ -546,12 +550,17 @@ impl Worker {
 
     fn handle(&mut self, rec: ExecRecord) {
         self.stats.processed.fetch_add(1, Ordering::Relaxed);
-        let Some(m) = container_from_cgroup_leaf(&rec.cgroup, Some(&rec.cgroup_parent)) else {
+        let Some(entry) = self.containers.lookup(
+            &self.registry,
+            rec.cgroup_id,
+            &rec.cgroup,
+            &rec.cgroup_parent,
+            rec.pid,
+        ) else {
             self.stats.not_container.fetch_add(1, Ordering::Relaxed);
             self.enforcer.release_unplaced(&rec);
             return;
         };
-        let entry = self.registry.resolve(&m.id, m.engine, rec.pid);
         let mut analysis = analyze_exec(&rec, &entry.fs, &self.judge, &self.interpreters);
         self.enforcer.settle(&rec, &entry, &mut analysis.finding);
         let config = self.config_drift.exec_findings(&rec.env, &entry);

@@ -298,6 +298,52 @@ fn runtime_library_in_ld_preload() {
     assert_eq!(field(&a, "proc.exepath"), "/usr/bin/true");
 }
 
+/// What the agent remembers between execs (the container of a cgroup, the hash of a file by
+/// inode and times) never hides a change: the image's binary run in a loop, copied up
+/// unchanged and run again, then overwritten in place (the same inode) and run once more:
+/// only the last exec is drift.
+#[test]
+fn a_binary_modified_in_place_after_it_ran_is_modified() {
+    if !ready_with(&[DEBIAN]) {
+        return;
+    }
+    let agent = AgentProcess::start(DRIFTWATCH, &[]);
+    let c = TestContainer::run(&[DEBIAN, "sleep", "60"]);
+    let (code, out) = c.sh(
+        "for i in 1 2 3 4 5; do /usr/bin/true; done; touch /usr/bin/true && /usr/bin/true && /usr/bin/true && stat -c %i /usr/bin/true",
+    );
+    assert_eq!(code, 0, "{out}");
+    let copied_up = out.trim().to_string();
+    let (code, out) =
+        c.sh("cp /usr/bin/echo /usr/bin/true && stat -c %i /usr/bin/true && /usr/bin/true again");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().next(),
+        Some(copied_up.as_str()),
+        "overwritten in place: the same inode"
+    );
+    let a = agent.wait_for(
+        "/usr/bin/true overwritten after it ran",
+        WAIT,
+        binary_drift_in(&c, "/usr/bin/true"),
+    );
+    assert_binary_alert(
+        &a,
+        &c,
+        "Drop and execute new binary in container",
+        "modified",
+        "exe",
+        DEBIAN,
+    );
+    assert_eq!(field(&a, "proc.cmdline"), "true again", "{a}");
+    let drift: Vec<Value> = agent
+        .alerts()
+        .into_iter()
+        .filter(|a| has_tag(a, "binary_drift") && field(a, "container.id") == c.short())
+        .collect();
+    assert_eq!(drift.len(), 1, "only the exec after the change: {drift:?}");
+}
+
 #[test]
 fn image_binaries_and_copy_ups_are_not_drift() {
     if !ready_with(&[DEBIAN]) {
