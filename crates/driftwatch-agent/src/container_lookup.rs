@@ -102,19 +102,9 @@ mod tests {
     use driftwatch_model::{ContainerId, ContainerMeta};
     use driftwatch_runtime::ContainerRecord;
 
+    /// This test's own process stands for the container's: its mounts are real.
     fn record(id: &ContainerId) -> ContainerRecord {
-        ContainerRecord {
-            pod_sandbox: false,
-            meta: ContainerMeta::unknown(id.clone()),
-            // This test's own process: its mounts are real and readable.
-            pid: Some(std::process::id()),
-            layers: None,
-            running: true,
-            started_at_ns: None,
-            env: Vec::new(),
-            exposed_ports: Vec::new(),
-            runtime_config: Default::default(),
-        }
+        ContainerRecord::of_process(ContainerMeta::unknown(id.clone()), std::process::id())
     }
 
     fn registry() -> (tokio::runtime::Runtime, ContainerRegistry) {

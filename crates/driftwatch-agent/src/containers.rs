@@ -749,17 +749,7 @@ mod tests {
     }
 
     fn record(id: &ContainerId) -> ContainerRecord {
-        ContainerRecord {
-            pod_sandbox: false,
-            meta: ContainerMeta::unknown(id.clone()),
-            pid: Some(std::process::id()),
-            layers: None,
-            running: true,
-            started_at_ns: None,
-            env: Vec::new(),
-            exposed_ports: Vec::new(),
-            runtime_config: Default::default(),
-        }
+        ContainerRecord::of_process(ContainerMeta::unknown(id.clone()), std::process::id())
     }
 
     /// A registry with no engine to ask, whose destroyed entries linger 50 ms (the runtime

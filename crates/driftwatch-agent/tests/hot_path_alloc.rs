@@ -108,16 +108,8 @@ impl EngineSource for OneContainer {
         &'a self,
         id: &'a ContainerId,
     ) -> BoxFuture<'a, Result<ContainerRecord, RuntimeError>> {
-        let record = (*id == self.0).then(|| ContainerRecord {
-            pod_sandbox: false,
-            meta: ContainerMeta::unknown(id.clone()),
-            pid: Some(std::process::id()),
-            layers: None,
-            running: true,
-            started_at_ns: None,
-            env: Vec::new(),
-            exposed_ports: Vec::new(),
-            runtime_config: Default::default(),
+        let record = (*id == self.0).then(|| {
+            ContainerRecord::of_process(ContainerMeta::unknown(id.clone()), std::process::id())
         });
         Box::pin(async move {
             record.ok_or_else(|| RuntimeError::NotFound {

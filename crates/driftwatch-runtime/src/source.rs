@@ -32,6 +32,22 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// A running container known by its metadata and one process only: no layers, start
+    /// time, environment or configuration (what an engine's inspect answers at the least).
+    pub fn of_process(meta: ContainerMeta, pid: u32) -> ContainerRecord {
+        ContainerRecord {
+            meta,
+            pid: Some(pid),
+            layers: None,
+            running: true,
+            started_at_ns: None,
+            env: Vec::new(),
+            exposed_ports: Vec::new(),
+            runtime_config: crate::RuntimeConfig::default(),
+            pod_sandbox: false,
+        }
+    }
+
     /// The image's layers' diff ids (`RootFS.Layers`), bottom first; empty when unknown.
     pub fn image_diff_ids(&self) -> &[String] {
         self.runtime_config
