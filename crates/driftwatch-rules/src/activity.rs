@@ -11,14 +11,14 @@ use crate::fields::{FieldRef, Filled, Val, evt_type_name};
 
 /// A three-valued fold: known true, known false, or decided only by the event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tri {
+pub(crate) enum Tri {
     True,
     False,
     Unknown,
 }
 
 impl Tri {
-    fn not(self) -> Tri {
+    pub(crate) fn not(self) -> Tri {
         match self {
             Tri::True => Tri::False,
             Tri::False => Tri::True,
@@ -38,7 +38,7 @@ fn filled_kinds(f: &FieldRef) -> u16 {
 
 /// Why a fact is never what a test wants, in words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fact {
+pub(crate) enum Fact {
     /// A field driftwatch does not fill (on the kinds folded).
     Unfilled,
     /// Failed calls: driftwatch reports completed changes and successful execs.
@@ -50,7 +50,7 @@ enum Fact {
 /// The constant value driftwatch gives `f` on events of kind bit `k`, if any: missing where
 /// the field is not filled, and the facts it never varies where it is (`fd.num` is 0 on the
 /// file and network events that fill it; an open is never reported as a read).
-fn constant(f: &FieldRef, k: u16) -> Option<(Val<'static>, Fact)> {
+pub(crate) fn constant(f: &FieldRef, k: u16) -> Option<(Val<'static>, Fact)> {
     if filled_kinds(f) & k == 0 {
         return Some((Val::Missing, Fact::Unfilled));
     }
@@ -152,7 +152,7 @@ impl Folder {
     }
 }
 
-fn tri(b: bool) -> Tri {
+pub(crate) fn tri(b: bool) -> Tri {
     if b { Tri::True } else { Tri::False }
 }
 

@@ -86,8 +86,9 @@ pub(crate) enum Pred {
     /// Needle already lowercased (ASCII).
     IContains(Box<str>),
     StartsWith(Box<str>),
-    /// Several `startswith` merged: an anchored multi-pattern search.
-    StartsWithAny(AhoCorasick),
+    /// Several `startswith` merged: an anchored multi-pattern search, and its prefixes (what a
+    /// directory's reach reads, `crate::dir_reach`).
+    StartsWithAny(AhoCorasick, Box<[Box<str>]>),
     EndsWith(Box<str>),
     Glob(Glob),
     PMatch(Box<[Box<str>]>),
@@ -186,7 +187,7 @@ fn fast_starts_with(s: &[u8], p: &[u8]) -> bool {
 }
 
 /// ASCII case-insensitive `contains` (either side may have capitals).
-fn icontains(hay: &str, needle_lower: &str) -> bool {
+pub(crate) fn icontains(hay: &str, needle_lower: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle_lower.as_bytes());
     if n.is_empty() {
         return true;
@@ -225,7 +226,7 @@ impl Pred {
             Pred::Contains(x) => s.contains(&**x),
             Pred::IContains(x) => icontains(s, x),
             Pred::StartsWith(x) => fast_starts_with(s.as_bytes(), x.as_bytes()),
-            Pred::StartsWithAny(ac) => ac
+            Pred::StartsWithAny(ac, _) => ac
                 .find(aho_corasick::Input::new(s).anchored(aho_corasick::Anchored::Yes))
                 .is_some(),
             Pred::EndsWith(x) => s.ends_with(&**x),
@@ -292,7 +293,7 @@ impl Test {
                 items.sort();
                 format!("in{items:?}")
             }
-            Pred::StartsWithAny(_) => return String::new(),
+            Pred::StartsWithAny(..) => return String::new(),
             Pred::Regex(r) => format!("re{:?}", r.as_str()),
             other => format!("{other:?}"),
         };
@@ -652,7 +653,7 @@ impl std::fmt::Display for Expr {
                     Pred::Contains(v) => write!(f, "{name} contains {v:?}"),
                     Pred::IContains(v) => write!(f, "{name} icontains {v:?}"),
                     Pred::StartsWith(v) => write!(f, "{name} startswith {v:?}"),
-                    Pred::StartsWithAny(_) => write!(f, "{name} startswith (...)"),
+                    Pred::StartsWithAny(..) => write!(f, "{name} startswith (...)"),
                     Pred::EndsWith(v) => write!(f, "{name} endswith {v:?}"),
                     Pred::Glob(_) => write!(f, "{name} glob ..."),
                     Pred::PMatch(v) => write!(f, "{name} pmatch ({})", v.join(", ")),
@@ -790,7 +791,9 @@ fn merge_or(items: Vec<Expr>) -> Vec<Expr> {
                 .start_kind(aho_corasick::StartKind::Anchored)
                 .build(&vals)
             {
-                Ok(ac) => Pred::StartsWithAny(ac),
+                Ok(ac) => {
+                    Pred::StartsWithAny(ac, vals.into_iter().map(String::into_boxed_str).collect())
+                }
                 Err(_) => {
                     let tests: Vec<Expr> = vals
                         .into_iter()

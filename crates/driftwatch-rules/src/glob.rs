@@ -85,6 +85,23 @@ impl Glob {
         })
     }
 
+    /// The literal text every match starts with (up to the first wildcard or class); `None`
+    /// for a case-insensitive pattern.
+    pub(crate) fn literal_prefix(&self) -> Option<String> {
+        if self.case_insensitive {
+            return None;
+        }
+        Some(
+            self.toks
+                .iter()
+                .map_while(|t| match t {
+                    Tok::Char(c) => Some(*c),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
     fn tok_matches(&self, t: &Tok, c: char) -> bool {
         let c = if self.case_insensitive {
             c.to_ascii_lowercase()

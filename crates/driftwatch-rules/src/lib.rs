@@ -17,6 +17,7 @@ mod append_output;
 mod compile;
 mod compile_error;
 mod diag;
+mod dir_reach;
 mod eval;
 mod fields;
 mod glob;
@@ -31,6 +32,10 @@ mod yaml;
 pub use append_output::{AppendOutput, ExtraField, SUGGESTED_OUTPUT, check_output_format};
 pub use compile_error::{CompileError, MAX_EXPANDED_NODES};
 pub use diag::{Diagnostic, Problem, Severity, Warning};
+pub use dir_reach::{
+    DETAIL_IMAGE_FILE_REMOVED, DETAIL_RUNTIME_DIR_REMOVED, DETAIL_RUNTIME_FILE_REMOVED, DirReach,
+    FileScope,
+};
 pub use fields::{
     ArgSpec, FIELD_CLASSES, FIELDS, FalcoType, FieldInfo, FieldType, Filled, evt_type_name, field,
     fields_markdown,

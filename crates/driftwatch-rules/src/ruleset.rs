@@ -344,6 +344,14 @@ impl RuleSet {
         self.rules[idx.index()].expr.to_string()
     }
 
+    /// The enabled, active rules' kind masks and conditions (what `dir_reach` folds).
+    pub(crate) fn rule_conditions(&self) -> impl Iterator<Item = (&str, u16, &Expr)> {
+        self.rules
+            .iter()
+            .filter(|r| r.info.enabled && r.info.active)
+            .map(|r| (r.info.name.as_str(), r.mask, &r.expr))
+    }
+
     /// Looks a rule up by name.
     pub fn find(&self, name: &str) -> Option<RuleIdx> {
         self.rules().find(|(_, r)| r.name == name).map(|(i, _)| i)

@@ -11,8 +11,8 @@ use driftwatch_model::EventKind;
 
 pub(crate) use extract::extract;
 pub(crate) use formats::{Cidr, parse_cidr};
-pub(crate) use syscalls::evt_type_kinds;
 pub use syscalls::evt_type_name;
+pub(crate) use syscalls::{arg_names, canonical, evt_type_kinds};
 pub use table::FIELDS;
 pub(crate) use table::FieldId;
 

@@ -111,7 +111,7 @@ pub(crate) fn arg_names(kind: EventKind) -> &'static [&'static str] {
 
 /// Falco's older calls name the path `path` where the modern one says `name`, `filename` or
 /// `pathname`: either spelling reads it.
-fn canonical(kind: EventKind, name: &str) -> &str {
+pub(crate) fn canonical(kind: EventKind, name: &str) -> &str {
     match (kind, name) {
         (EventKind::Open | EventKind::Creat | EventKind::Unlink, "path") => "name",
         (EventKind::Chmod, "path") => "filename",
