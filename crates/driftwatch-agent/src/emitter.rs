@@ -20,6 +20,9 @@ use crate::stats::AgentStats;
 
 pub struct Emitter {
     rules: RuleSet,
+    /// Counts rule-set swaps, so that what is derived from the rules (the file sensor's
+    /// marks) can tell it is stale.
+    rules_generation: u64,
     /// The configured outputs: queued without blocking, delivered on their own threads.
     outputs: Option<Arc<Outputs>>,
     sinks: Vec<Box<dyn AlertSink>>,
@@ -112,6 +115,7 @@ impl Emitter {
     ) -> Emitter {
         Emitter {
             rules,
+            rules_generation: 0,
             outputs,
             sinks,
             record,
@@ -216,6 +220,11 @@ impl Emitter {
         &self.rules
     }
 
+    /// How many times the rules were replaced ([`Emitter::set_rules`]).
+    pub fn rules_generation(&self) -> u64 {
+        self.rules_generation
+    }
+
     pub fn shared(self) -> SharedEmitter {
         Arc::new(Mutex::new(self))
     }
@@ -224,6 +233,7 @@ impl Emitter {
     /// swap happens between two events, so none is evaluated against half a rule set.
     pub fn set_rules(&mut self, rules: RuleSet) {
         self.rules = rules;
+        self.rules_generation += 1;
         self.matches.clear();
         // Rule indices change with the rule set.
         self.dedup.seen.clear();

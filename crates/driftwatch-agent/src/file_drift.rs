@@ -42,7 +42,7 @@ use driftwatch_model::{
 };
 use driftwatch_sensor::ForkParents;
 use driftwatch_sensor::fanotify::{
-    DirEntryRef, DirWatcher, FileNotice, WatchedDirHandle, op, resolve_dir,
+    DirEntryRef, DirMarks, DirWatcher, FileNotice, WatchedDirHandle, op, resolve_dir,
 };
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
@@ -53,6 +53,7 @@ use crate::fairness::{Exhausted, Limits, WatchBudget};
 use crate::proctable::ProcTable;
 
 mod actor;
+mod dir_marks;
 mod falco_args;
 mod package_hold;
 mod package_watch;
@@ -77,6 +78,12 @@ pub struct FileStats {
     /// Scans of a new tree stopped at [`MAX_WATCH_SCAN`] entries.
     pub scans_truncated: AtomicU64,
     pub unresolved: AtomicU64,
+    /// Directories left without a mark, their trees not walked: no enabled rule can match
+    /// anything below them ([`dir_marks`]).
+    pub dirs_unmarked: AtomicU64,
+    /// Notices dropped because a later one in the same read says the same of the same entry
+    /// (many writes to one file).
+    pub notices_coalesced: AtomicU64,
 }
 
 #[derive(Clone, Debug)]
@@ -325,6 +332,14 @@ struct Sensor {
     /// While a new directory's scan reports what it found: the process whose notice made
     /// the directory appear, to which those entries are attributed, saying so.
     inferring: Option<InferredActor>,
+    /// What each directory's mark reports, from the rules ([`dir_marks`]).
+    plan: dir_marks::MarkPlan,
+    /// While the trees are walked again for new rules: what the walk finds was there before
+    /// and is not reported.
+    quiet_scan: bool,
+    /// The kernel lacks ignore masks that keep directories' events (before Linux 6.0); said
+    /// once.
+    told_no_ignore: bool,
 }
 
 /// The actor of the entries a scan finds below a directory that has just appeared: they
@@ -358,6 +373,10 @@ impl FileDrift {
     ) -> std::io::Result<FileDrift> {
         let watcher = DirWatcher::new()?;
         let stats = Arc::new(FileStats::default());
+        let plan = {
+            let e = emitter.lock().unwrap_or_else(|p| p.into_inner());
+            dir_marks::MarkPlan::new(e.rules().file_scope(), e.rules_generation())
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let mut sensor = Sensor {
             budget: WatchBudget::new(&config.limits),
@@ -379,6 +398,9 @@ impl FileDrift {
             host_pids_since: Instant::now(),
             started: SystemTime::now(),
             actor_deadline: None,
+            plan,
+            quiet_scan: false,
+            told_no_ignore: false,
         };
         let thread = {
             let stop = stop.clone();
@@ -431,6 +453,48 @@ fn stat_typechar(st: &rustix::fs::Stat) -> char {
     }
 }
 
+/// Drops the notices a later one in the same read makes redundant: a write closed (or
+/// attributes changed) on an entry by a process, when the same process's same notice on the
+/// same entry follows with nothing else about that entry in between (a log written line by
+/// line). The entry is read when its notice is handled, so the last notice reports the same
+/// change. Returns how many were dropped.
+fn coalesce(notices: &mut Vec<FileNotice>) -> usize {
+    const REPEATABLE: u64 = op::CLOSE_WRITE | op::ATTRIB;
+    if notices.len() < 2 {
+        return 0;
+    }
+    let before = notices.len();
+    // Walking backwards: the entries whose latest notice (so far) is a repeatable one, with
+    // that notice's mask and pid.
+    let mut later: HashMap<&DirEntryRef, (u64, u32)> = HashMap::new();
+    let mut keep = vec![true; notices.len()];
+    for (i, n) in notices.iter().enumerate().rev() {
+        let Some(e) = &n.entry else {
+            continue;
+        };
+        let repeatable =
+            n.old.is_none() && n.mask & !(op::ONDIR | op::EVENT_ON_CHILD) & !REPEATABLE == 0;
+        if repeatable && later.get(e) == Some(&(n.mask, n.pid)) {
+            keep[i] = false;
+            continue;
+        }
+        if repeatable {
+            later.insert(e, (n.mask, n.pid));
+        } else {
+            later.remove(e);
+            if let Some(o) = &n.old {
+                later.remove(o);
+            }
+        }
+    }
+    let mut i = 0;
+    notices.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    before - notices.len()
+}
+
 /// What the Falco event says beyond its kind and path: `fd.typechar`, `evt.is_open_write`
 /// and the arguments ([`falco_args`]).
 #[derive(Default)]
@@ -452,6 +516,7 @@ impl Sensor {
         let mut last_sync = Instant::now() - Duration::from_secs(1);
         while !stop.load(Ordering::Relaxed) {
             if last_sync.elapsed() >= Duration::from_millis(200) {
+                self.remark_for_new_rules();
                 self.sync_containers();
                 last_sync = Instant::now();
             }
@@ -465,6 +530,10 @@ impl Sensor {
                         tracing::warn!("reading file notices: {e}");
                     }
                     self.actor_deadline = None;
+                    let dropped = coalesce(&mut notices);
+                    self.stats
+                        .notices_coalesced
+                        .fetch_add(dropped as u64, Ordering::Relaxed);
                     for n in notices.drain(..) {
                         self.handle(n);
                     }
@@ -658,13 +727,29 @@ impl Sensor {
                     Err(_) => continue, // gone, or no longer a directory
                 },
             };
+            let Some(marks) = self.marks_of(id, &d) else {
+                // Nothing can match below: no mark, and its tree is not walked.
+                self.stats.dirs_unmarked.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             if !self.take_watch(id, &d) {
                 continue;
             }
-            if let Err(e) = self.watcher.watch_dir_fd(fd.as_fd(), &d) {
-                tracing::debug!("{e}");
-                self.give_back_watch(id);
-                continue;
+            match self.watcher.watch_dir_fd(fd.as_fd(), &d, marks) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if !self.told_no_ignore {
+                        self.told_no_ignore = true;
+                        tracing::warn!(
+                            "file drift: this kernel has no FAN_MARK_IGNORE (Linux 6.0): files made where only directories are followed are reported and dropped by the agent"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("{e}");
+                    self.give_back_watch(id);
+                    continue;
+                }
             }
             // Taken once the mark is in place: an entry born later has its own notice.
             let marked = SystemTime::now();
@@ -704,7 +789,7 @@ impl Sensor {
                         self.dir_appeared(id, &rel, pid);
                     }
                     stack.push((fd.clone(), Some(n), path, depth + 1));
-                } else if !initial || mtime(&st) > self.started {
+                } else if !initial || (!self.quiet_scan && mtime(&st) > self.started) {
                     // Made before its directory was marked: catch up, actor inferred (or
                     // unknown on a container's first scan).
                     let Some(w) = self.containers.get(id) else {
@@ -728,6 +813,89 @@ impl Sensor {
                 "file drift: container {label}: directories more than {MAX_WATCH_DEPTH} levels deep are not watched (the max_depth cap), first {shown}"
             );
         }
+    }
+
+    /// What the mark of the host directory `dir` of `id` reports ([`dir_marks`]); `None`
+    /// when nothing can match below it.
+    fn marks_of(&mut self, id: &ContainerId, dir: &Path) -> Option<DirMarks> {
+        let Some(rel) = self.containers.get(id).and_then(|w| w.rel_of(dir)) else {
+            return Some(DirMarks::ALL);
+        };
+        let cdir = container_path(&rel);
+        let (children, below) = self.plan.reach(&cdir);
+        let package_dir = dir_marks::holds_package_db(&cdir);
+        dir_marks::marks_for(children, below, package_dir, || {
+            self.image_has_entries(id, &rel)
+        })
+    }
+
+    /// Whether an image layer has entries in the directory `rel` (whose removal would come
+    /// as whiteouts). True when a layer cannot be read.
+    fn image_has_entries(&self, id: &ContainerId, rel: &Path) -> bool {
+        let Some(w) = self.containers.get(id) else {
+            return true;
+        };
+        if w.volume_of(rel).is_some() {
+            return false; // a volume is not the image
+        }
+        let path = InContainer::new(rel.as_os_str());
+        w.lowers.iter().any(|l| {
+            let Ok(root) = Root::layer(w.meta.id.short(), l) else {
+                return true;
+            };
+            if root.stat(&path).is_err() {
+                return false; // not in this layer
+            }
+            let Ok(dir) = root.open_dir(&path) else {
+                return true;
+            };
+            let Ok(rd) = rustix::fs::Dir::read_from(dir.into_fd()) else {
+                return true;
+            };
+            rd.flatten()
+                .any(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+        })
+    }
+
+    /// The rules were replaced: every directory is marked again for what the new rules can
+    /// match (a directory no rule could reach may be reachable now, and the reverse). Changes
+    /// made while the marks are being replaced may be missed; what the walk finds is not
+    /// reported.
+    fn remark_for_new_rules(&mut self) {
+        let (generation, scope) = {
+            let e = self.emitter.lock().unwrap_or_else(|p| p.into_inner());
+            (e.rules_generation(), e.rules().file_scope())
+        };
+        if generation == self.plan.generation {
+            return;
+        }
+        self.plan = dir_marks::MarkPlan::new(scope, generation);
+        if let Err(e) = self.watcher.unwatch_all() {
+            tracing::warn!("file drift: removing the marks for new rules: {e}");
+        }
+        let ids: Vec<ContainerId> = self.containers.keys().cloned().collect();
+        for id in &ids {
+            self.budget.release(id);
+        }
+        self.stats.dirs_watched.store(0, Ordering::Relaxed);
+        self.dirs.clear();
+        self.quiet_scan = true;
+        for id in &ids {
+            let Some(w) = self.containers.get(id) else {
+                continue;
+            };
+            let roots: Vec<PathBuf> = std::iter::once(w.upper.clone())
+                .chain(w.volumes.iter().map(|(src, _, _)| src.clone()))
+                .collect();
+            for root in roots {
+                self.watch_tree(id, &root, true, 0);
+            }
+        }
+        self.quiet_scan = false;
+        tracing::info!(
+            "file drift: directories marked again for the new rules ({} marked)",
+            self.budget.used_total()
+        );
     }
 
     /// One directory of `id`'s budget (its share of `limits.watched_dirs`); false, counted
@@ -813,7 +981,21 @@ impl Sensor {
     fn caught_up(&mut self, id: &ContainerId, rel: &Path, pid: u32) {
         let before = self.stats.events.load(Ordering::Relaxed);
         self.appeared(id, rel, pid);
-        if self.stats.events.load(Ordering::Relaxed) != before || !self.in_image(id, rel) {
+        if self.stats.events.load(Ordering::Relaxed) != before {
+            // A new file found with setuid or setgid bits got them before its directory was
+            // marked (`cp x /tmp/y && chmod u+s /tmp/y` as /tmp is first copied up): that
+            // chmod has no notice of its own.
+            let setid = self
+                .containers
+                .get(id)
+                .and_then(|w| w.lstat(rel).ok())
+                .is_some_and(|md| md.is_file() && md.mode() & SETID != 0);
+            if setid {
+                self.attrs_changed(id, rel, pid);
+            }
+            return;
+        }
+        if !self.in_image(id, rel) {
             return;
         }
         let Some(w) = self.containers.get(id) else {
@@ -991,6 +1173,10 @@ impl Sensor {
         // A directory moved within the container holds what other processes made before the
         // move: its mover is not their inferred actor.
         let maker = if old.is_some() { 0 } else { pid };
+        if n.has(op::RENAME) {
+            // The paths of the moved directory and of every directory below it changed.
+            self.dirs.clear();
+        }
         match old {
             Some((_, old_rel)) => {
                 let args = FileArgs {
@@ -1291,9 +1477,14 @@ impl Sensor {
             return;
         }
         let now = (md.mode() & 0o7777, md.uid(), md.gid());
+        // A file whose creation was not reported (made where creations cannot matter, a
+        // mark that ignores files' creations): creations do not set setuid or setgid bits,
+        // so bits seen now were set since.
         let before = match w.attrs.get(rel) {
             Some(b) => *b,
-            None => self.image_attrs(id, rel).unwrap_or(now),
+            None => self
+                .image_attrs(id, rel)
+                .unwrap_or((now.0 & !SETID, now.1, now.2)),
         };
         if let Some(w) = self.containers.get_mut(id) {
             w.attrs.insert(rel.to_path_buf(), now);
@@ -1470,6 +1661,54 @@ mod tests {
         assert_eq!(born_after(&fd, name, before), keeps_births);
         assert!(!born_after(&fd, name, after));
         assert!(!born_after(&fd, OsStr::new("missing"), before));
+    }
+
+    fn notice(mask: u64, pid: u32, name: &[u8]) -> FileNotice {
+        FileNotice {
+            mask,
+            pid,
+            entry: Some(DirEntryRef {
+                dir: WatchedDirHandle {
+                    handle_type: 1,
+                    bytes: b"D".to_vec(),
+                },
+                name: name.to_vec(),
+            }),
+            old: None,
+        }
+    }
+
+    /// Many writes to one log in one read are one notice; a write by another process, a
+    /// different notice in between, and other entries are kept.
+    #[test]
+    fn repeated_writes_to_one_file_are_coalesced() {
+        let w = op::CLOSE_WRITE;
+        let mut ns = vec![
+            notice(w, 1, b"log"),
+            notice(w, 1, b"log"),
+            notice(w, 2, b"log"),
+            notice(w, 1, b"log"),
+            notice(w, 1, b"other"),
+            notice(op::DELETE, 1, b"log"),
+            notice(w, 1, b"log"),
+            notice(w, 1, b"log"),
+        ];
+        assert_eq!(coalesce(&mut ns), 2);
+        let kept: Vec<(u64, u32, &[u8])> = ns
+            .iter()
+            .map(|n| (n.mask, n.pid, n.entry.as_ref().unwrap().name.as_slice()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (w, 1, &b"log"[..]),
+                (w, 2, b"log"),
+                (w, 1, b"log"),
+                (w, 1, b"other"),
+                (op::DELETE, 1, b"log"),
+                (w, 1, b"log"),
+            ]
+        );
     }
 
     #[test]

@@ -141,6 +141,8 @@ impl Agent {
                 scans_truncated: n(&f.scans_truncated),
                 queue_overflows: n(&f.overflows),
                 unresolved: n(&f.unresolved),
+                dirs_unmarked: n(&f.dirs_unmarked),
+                notices_coalesced: n(&f.notices_coalesced),
             }),
             enforcement: EnforcementSnapshot {
                 exec_requests: n(&e.requests),

@@ -103,6 +103,10 @@ pub struct FileSnapshot {
     pub scans_truncated: u64,
     pub queue_overflows: u64,
     pub unresolved: u64,
+    /// Directories not marked: no enabled rule can match below them.
+    pub dirs_unmarked: u64,
+    /// Notices dropped for a later one in the same read about the same entry.
+    pub notices_coalesced: u64,
 }
 
 /// A fanotify permission guard's answers (exec in prevent mode; opens of protected files).

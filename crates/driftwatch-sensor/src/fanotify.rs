@@ -41,7 +41,7 @@ pub struct WatchedDirHandle {
 }
 
 /// One entry of a directory: the directory's handle and the entry's name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DirEntryRef {
     pub dir: WatchedDirHandle,
     pub name: Vec<u8>,
@@ -78,7 +78,7 @@ pub struct DirWatcher {
     buf: Vec<u8>,
 }
 
-/// The events every watched directory reports, for itself and its direct children.
+/// Every event a watched directory may report, for itself and its direct children.
 const MASK: u64 = op::CREATE
     | op::DELETE
     | op::RENAME
@@ -86,6 +86,32 @@ const MASK: u64 = op::CREATE
     | op::CLOSE_WRITE
     | op::ONDIR
     | op::EVENT_ON_CHILD;
+
+/// `FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY` (Linux 6.0): an ignore mask whose
+/// `FAN_ONDIR` flag counts, so that it can ignore files' events and keep directories'. A
+/// directory's ignore mask must survive modification.
+const MARK_IGNORE_SURV: libc::c_uint = 0x0000_0400 | 0x0000_0040;
+const MARK_IGNORE: libc::c_uint = 0x0000_0400;
+
+/// What one directory's mark reports: the kernel queues nothing else for its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirMarks {
+    /// `op::*` bits reported (`ONDIR` and `EVENT_ON_CHILD` included as needed).
+    pub mask: u64,
+    /// Bits of `mask` ignored when the entry is not a directory: `CREATE` here follows new
+    /// subdirectories without a notice for each new file. Never `RENAME`: a rename's ignore
+    /// masks of both directories apply to it, so ignoring it here would hide a move into a
+    /// directory that reports renames.
+    pub ignore_files: u64,
+}
+
+impl DirMarks {
+    /// Every event (the mark of a directory whose reach is not known).
+    pub const ALL: DirMarks = DirMarks {
+        mask: MASK,
+        ignore_files: 0,
+    };
+}
 
 /// `fanotify_mark`'s return value as a result naming the directory.
 fn mark_result(r: libc::c_int, dir: &Path) -> io::Result<()> {
@@ -125,25 +151,62 @@ impl DirWatcher {
         })
     }
 
-    /// Marks one directory (not recursive). Marks go away by themselves when it is removed.
+    /// Marks one directory (not recursive) for every event. Marks go away by themselves when
+    /// it is removed.
     pub fn watch_dir(&self, dir: &Path) -> io::Result<()> {
         self.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, dir)
     }
 
-    /// Marks the directory open as `dir` (not recursive): the very directory, whatever its
-    /// path names by now. `shown` names it in errors.
-    pub fn watch_dir_fd(&self, dir: BorrowedFd<'_>, shown: &Path) -> io::Result<()> {
-        // SAFETY: valid fds; a null path marks `dir` itself.
+    /// Marks the directory open as `dir` (not recursive) to report exactly `marks`: the very
+    /// directory, whatever its path names by now. A mark already there is narrowed or widened
+    /// to `marks` (a directory moved to a place with other rules, or a rules reload). `shown`
+    /// names it in errors. Returns false when the kernel has no ignore masks that keep
+    /// directories' events (before Linux 6.0): the mark then reports files' `ignore_files`
+    /// events too.
+    pub fn watch_dir_fd(
+        &self,
+        dir: BorrowedFd<'_>,
+        shown: &Path,
+        marks: DirMarks,
+    ) -> io::Result<bool> {
+        let fanotify = self.fd.as_raw_fd();
+        let call = |flags: libc::c_uint, mask: u64| {
+            // SAFETY: valid fds; a null path marks `dir` itself.
+            unsafe { libc::fanotify_mark(fanotify, flags, mask, dir.as_raw_fd(), std::ptr::null()) }
+        };
+        mark_result(
+            call(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, marks.mask),
+            shown,
+        )?;
+        // Narrowing a fresh mark finds nothing to remove: errors here change nothing.
+        let events = MASK & !(op::ONDIR | op::EVENT_ON_CHILD);
+        let stale = events & !marks.mask;
+        if stale != 0 {
+            call(libc::FAN_MARK_REMOVE, stale);
+        }
+        let stale_ignore = events & !marks.ignore_files;
+        if stale_ignore != 0 {
+            call(libc::FAN_MARK_REMOVE | MARK_IGNORE, stale_ignore);
+        }
+        if marks.ignore_files == 0 {
+            return Ok(true);
+        }
+        Ok(call(libc::FAN_MARK_ADD | MARK_IGNORE_SURV, marks.ignore_files) == 0)
+    }
+
+    /// Removes every directory's mark (a rules reload marks them again with new masks).
+    pub fn unwatch_all(&self) -> io::Result<()> {
+        // SAFETY: valid fd; FLUSH takes no object.
         let r = unsafe {
             libc::fanotify_mark(
                 self.fd.as_raw_fd(),
-                libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR,
-                MASK,
-                dir.as_raw_fd(),
+                libc::FAN_MARK_FLUSH,
+                0,
+                libc::AT_FDCWD,
                 std::ptr::null(),
             )
         };
-        mark_result(r, shown)
+        mark_result(r, Path::new("(every directory)"))
     }
 
     pub fn unwatch_dir(&self, dir: &Path) -> io::Result<()> {
@@ -484,5 +547,70 @@ mod tests {
             resolve_dir(root.as_raw_fd(), h).unwrap(),
             dir.path().canonicalize().unwrap()
         );
+    }
+
+    /// The marks of a directory where only mode changes can matter (`/var/tmp` under the
+    /// default rules): a loop of files made, renamed and removed there queues nothing; a new
+    /// subdirectory and a mode change are reported; a file moved out of it into a directory
+    /// that reports renames is reported there; and widening the mark reports files again.
+    #[test]
+    fn narrow_marks_queue_only_what_they_name() {
+        use std::os::fd::AsFd;
+        driftwatch_testkit::require!(Root("fanotify"));
+        let base = tempfile::tempdir().unwrap();
+        let (a, b) = (base.path().join("a"), base.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(a.join("x"), b"x").unwrap();
+        std::fs::write(a.join("out"), b"x").unwrap();
+        let mut w = DirWatcher::new().unwrap();
+        let narrow = DirMarks {
+            mask: op::ATTRIB | op::CREATE | op::ONDIR | op::EVENT_ON_CHILD,
+            ignore_files: op::CREATE,
+        };
+        let open = |d: &Path| std::fs::File::open(d).unwrap();
+        let ignores = w.watch_dir_fd(open(&a).as_fd(), &a, narrow).unwrap();
+        assert!(ignores, "this kernel has no FAN_MARK_IGNORE (Linux 6.0)");
+        w.watch_dir_fd(open(&b).as_fd(), &b, DirMarks::ALL).unwrap();
+        let drain = |w: &mut DirWatcher| {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut out = Vec::new();
+            w.read(&mut out).unwrap();
+            out
+        };
+        for _ in 0..20 {
+            std::fs::write(a.join("f"), b"x").unwrap();
+            std::fs::rename(a.join("f"), a.join("g")).unwrap();
+            std::fs::remove_file(a.join("g")).unwrap();
+        }
+        assert_eq!(drain(&mut w), [], "the file loop queued notices");
+        std::fs::create_dir(a.join("sub")).unwrap();
+        let out = drain(&mut w);
+        assert!(
+            out.len() == 1 && out[0].has(op::CREATE) && out[0].has(op::ONDIR),
+            "{out:?}"
+        );
+        std::fs::set_permissions(
+            a.join("x"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+        )
+        .unwrap();
+        let out = drain(&mut w);
+        assert!(out.len() == 1 && out[0].has(op::ATTRIB), "{out:?}");
+        std::fs::rename(a.join("out"), b.join("in")).unwrap();
+        let out = drain(&mut w);
+        assert!(
+            out.iter()
+                .any(|n| n.has(op::RENAME) && n.entry.as_ref().is_some_and(|e| e.name == b"in")),
+            "{out:?}"
+        );
+        w.watch_dir_fd(open(&a).as_fd(), &a, DirMarks::ALL).unwrap();
+        std::fs::write(a.join("f"), b"x").unwrap();
+        let out = drain(&mut w);
+        assert!(out.iter().any(|n| n.has(op::CREATE)), "{out:?}");
+        w.unwatch_all().unwrap();
+        std::fs::write(a.join("h"), b"x").unwrap();
+        std::fs::write(b.join("h"), b"x").unwrap();
+        assert_eq!(drain(&mut w), [], "marks left after unwatch_all");
     }
 }
