@@ -122,7 +122,7 @@ fn the_setuid_rule_still_fires_in_tmp_and_var_tmp() {
         let a = agent.wait_for(path, WAIT, about(&c, "Set Setuid or Setgid bit", path));
         assert_eq!(field(&a, "evt.type"), "fchmodat", "{a}");
         assert!(
-            field(&a, "evt.arg.mode")
+            field(&a, "evt.arg[mode]")
                 .as_str()
                 .is_some_and(|m| m.contains("S_ISUID") || m.contains("S_ISGID")),
             "{a}"
