@@ -367,4 +367,4 @@ impl RuleSet {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,25 +5,7 @@ use driftwatch_model::EventKind;
 
 use super::*;
 use crate::Source;
-
-fn upstream() -> Vec<Source> {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/falcosecurity-rules/"
-    );
-    [
-        "falco_rules.yaml",
-        "falco-incubating_rules.yaml",
-        "falco-sandbox_rules.yaml",
-    ]
-    .iter()
-    .map(|f| {
-        let text =
-            std::fs::read_to_string(format!("{dir}{f}")).unwrap_or_else(|e| panic!("{f}: {e}"));
-        Source::new(*f, text)
-    })
-    .collect()
-}
+use crate::ruleset::tests::upstream;
 
 fn scope(extra: &[Source]) -> FileScope {
     RuleSet::load_with_defaults(extra)

@@ -12,7 +12,8 @@ use driftwatch_model::{
 
 use super::*;
 
-fn upstream() -> Vec<Source> {
+/// Falco's stable, incubating and sandbox files (vendored), in the order Falco loads them.
+pub(crate) fn upstream() -> Vec<Source> {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/falcosecurity-rules/"
