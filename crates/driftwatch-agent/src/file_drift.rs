@@ -23,7 +23,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -178,11 +177,14 @@ impl Drop for FileDrift {
 struct Watched {
     meta: Arc<ContainerMeta>,
     upper: PathBuf,
-    upper_dir: File,
+    /// The upper dir, open: every lookup in it starts here (no path is resolved again).
+    upper_dir: Root,
     lowers: Vec<PathBuf>,
+    /// The lower layers that could be opened, top first: opened once, not per lookup.
+    lower_roots: Vec<Root>,
     /// Writable volumes and bind mounts: (host directory, mount point relative to the
     /// container's root, an open fd on the host directory's filesystem).
-    volumes: Vec<(PathBuf, PathBuf, File)>,
+    volumes: Vec<(PathBuf, PathBuf, Root)>,
     /// Last mode/owner reported per path, so a `touch` after a `chmod` is silent.
     attrs: HashMap<PathBuf, (u32, u32, u32)>,
     /// Last size seen per file made or written at runtime, so a write that leaves it
@@ -239,22 +241,11 @@ impl Watched {
 
     /// The upper dir or the volume `rel` is on, as a root (from the descriptor already open:
     /// no path is resolved again), and `rel` inside it.
-    fn root_of(&self, rel: &Path) -> Result<(Root, InContainer), FsError> {
-        let (host, dir, inner) = self.volume_dir_of(rel).map_or(
-            (&self.upper, &self.upper_dir, rel),
-            |((src, _, f), inner)| (src, f, inner),
-        );
-        let label = self.meta.id.short();
-        let fd = dir.try_clone().map_err(|e| FsError::Io {
-            container: label.to_string(),
-            path: driftwatch_fs::escape(host.as_os_str().as_bytes()),
-            op: "dup",
-            source: e,
-        })?;
-        Ok((
-            Root::from_fd(label, host, fd.into(), Resolve::Beneath),
-            InContainer::new(inner.as_os_str()),
-        ))
+    fn root_of<'a>(&'a self, rel: &'a Path) -> Result<(&'a Root, InContainer), FsError> {
+        let (dir, inner) = self
+            .volume_dir_of(rel)
+            .map_or((&self.upper_dir, rel), |((_, _, r), inner)| (r, inner));
+        Ok((dir, InContainer::new(inner.as_os_str())))
     }
 
     /// The volume `rel` is on (the deepest mount point above it) and the path inside it.
@@ -267,7 +258,7 @@ impl Watched {
     fn volume_dir_of<'a>(
         &'a self,
         rel: &'a Path,
-    ) -> Option<(&'a (PathBuf, PathBuf, File), &'a Path)> {
+    ) -> Option<(&'a (PathBuf, PathBuf, Root), &'a Path)> {
         self.volumes
             .iter()
             .filter_map(|v| {
@@ -596,12 +587,15 @@ impl Sensor {
             let Some(layers) = entry.fs.layers.clone() else {
                 continue;
             };
-            let Ok(upper_dir) =
-                Root::layer(entry.meta.id.short(), &layers.upper).map(|r| File::from(r.into_fd()))
-            else {
+            let Ok(upper_dir) = Root::layer(entry.meta.id.short(), &layers.upper) else {
                 continue;
             };
-            let volumes: Vec<(PathBuf, PathBuf, File)> = entry
+            let lower_roots = layers
+                .lowers
+                .iter()
+                .filter_map(|l| Root::layer(entry.meta.id.short(), l).ok())
+                .collect();
+            let volumes: Vec<(PathBuf, PathBuf, Root)> = entry
                 .record
                 .as_ref()
                 .map(|r| r.runtime_config.mounts.clone())
@@ -617,8 +611,7 @@ impl Sensor {
                     // The mount's source is the operator's host path, not the container's.
                     let dir =
                         Root::open_host_dir(entry.meta.id.short(), &m.source, Resolve::Beneath)
-                            .ok()
-                            .map(|r| File::from(r.into_fd()))?;
+                            .ok()?;
                     let dest = m
                         .destination
                         .strip_prefix("/")
@@ -635,6 +628,7 @@ impl Sensor {
                     upper: layers.upper.clone(),
                     upper_dir,
                     lowers: layers.lowers.clone(),
+                    lower_roots,
                     volumes,
                     attrs: HashMap::new(),
                     sizes: HashMap::new(),
@@ -839,10 +833,10 @@ impl Sensor {
             return false; // a volume is not the image
         }
         let path = InContainer::new(rel.as_os_str());
-        w.lowers.iter().any(|l| {
-            let Ok(root) = Root::layer(w.meta.id.short(), l) else {
-                return true;
-            };
+        if w.lower_roots.len() != w.lowers.len() {
+            return true; // a layer could not be opened
+        }
+        w.lower_roots.iter().any(|root| {
             if root.stat(&path).is_err() {
                 return false; // not in this layer
             }
@@ -1050,8 +1044,11 @@ impl Sensor {
         // descriptor (the upper dirs share one filesystem; volumes may be elsewhere).
         let mut found = None;
         'search: for (id, w) in &self.containers {
-            let roots = std::iter::once((w.upper_dir.as_raw_fd(), &w.upper))
-                .chain(w.volumes.iter().map(|(src, _, f)| (f.as_raw_fd(), src)));
+            let roots = std::iter::once((w.upper_dir.as_fd().as_raw_fd(), &w.upper)).chain(
+                w.volumes
+                    .iter()
+                    .map(|(src, _, r)| (r.as_fd().as_raw_fd(), src)),
+            );
             for (fd, root) in roots {
                 if let Ok(p) = resolve_dir(fd, &e.dir)
                     && p.starts_with(root)
@@ -1287,14 +1284,13 @@ impl Sensor {
     /// The image's file at `rel`: the top-most lower layer that has it.
     /// The image layer that has `rel` (not as a whiteout), looked up beneath each layer dir
     /// without following symlinks.
-    fn image_layer(&self, id: &ContainerId, rel: &Path) -> Option<(Root, rustix::fs::Stat)> {
+    fn image_layer(&self, id: &ContainerId, rel: &Path) -> Option<(&Root, rustix::fs::Stat)> {
         let w = self.containers.get(id)?;
         if w.volume_of(rel).is_some() {
             return None; // a volume is not the image
         }
         let path = InContainer::new(rel.as_os_str());
-        w.lowers.iter().find_map(|l| {
-            let root = Root::layer(w.meta.id.short(), l).ok()?;
+        w.lower_roots.iter().find_map(|root| {
             let st = root.stat(&path).ok()?;
             let whiteout = rustix::fs::FileType::from_raw_mode(st.st_mode)
                 == rustix::fs::FileType::CharacterDevice
@@ -1653,7 +1649,7 @@ mod tests {
         let before = SystemTime::now() - Duration::from_secs(5);
         std::fs::write(dir.path().join("f"), b"x").unwrap();
         let after = SystemTime::now() + Duration::from_secs(5);
-        let fd: OwnedFd = File::open(dir.path()).unwrap().into();
+        let fd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
         let name = OsStr::new("f");
         let keeps_births =
             rustix::fs::statx(&fd, name, AtFlags::empty(), rustix::fs::StatxFlags::BTIME)
