@@ -858,11 +858,11 @@ impl Sensor {
     fn remark_for_new_rules(&mut self) {
         let (generation, scope) = {
             let e = self.emitter.lock().unwrap_or_else(|p| p.into_inner());
+            if e.rules_generation() == self.plan.generation {
+                return;
+            }
             (e.rules_generation(), e.rules().file_scope())
         };
-        if generation == self.plan.generation {
-            return;
-        }
         self.plan = dir_marks::MarkPlan::new(scope, generation);
         if let Err(e) = self.watcher.unwatch_all() {
             tracing::warn!("file drift: removing the marks for new rules: {e}");
