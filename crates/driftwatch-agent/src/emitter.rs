@@ -220,6 +220,12 @@ impl Emitter {
         &self.rules
     }
 
+    /// Whether every event is recorded (`--record`): a recording is replayed against other
+    /// rules, so the sensors must not leave out what the loaded rules cannot match.
+    pub fn records(&self) -> bool {
+        self.record.is_some()
+    }
+
     /// How many times the rules were replaced ([`Emitter::set_rules`]).
     pub fn rules_generation(&self) -> u64 {
         self.rules_generation

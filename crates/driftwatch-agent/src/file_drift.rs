@@ -325,6 +325,9 @@ struct Sensor {
     inferring: Option<InferredActor>,
     /// What each directory's mark reports, from the rules ([`dir_marks`]).
     plan: dir_marks::MarkPlan,
+    /// Every event is recorded (`--record`, replayed later against any rules): every
+    /// directory is marked for everything.
+    record_all: bool,
     /// While the trees are walked again for new rules: what the walk finds was there before
     /// and is not reported.
     quiet_scan: bool,
@@ -364,9 +367,10 @@ impl FileDrift {
     ) -> std::io::Result<FileDrift> {
         let watcher = DirWatcher::new()?;
         let stats = Arc::new(FileStats::default());
-        let plan = {
+        let (plan, record_all) = {
             let e = emitter.lock().unwrap_or_else(|p| p.into_inner());
-            dir_marks::MarkPlan::new(e.rules().file_scope(), e.rules_generation())
+            let plan = dir_marks::MarkPlan::new(e.rules().file_scope(), e.rules_generation());
+            (plan, e.records())
         };
         let stop = Arc::new(AtomicBool::new(false));
         let mut sensor = Sensor {
@@ -390,6 +394,7 @@ impl FileDrift {
             started: SystemTime::now(),
             actor_deadline: None,
             plan,
+            record_all,
             quiet_scan: false,
             told_no_ignore: false,
         };
@@ -812,6 +817,9 @@ impl Sensor {
     /// What the mark of the host directory `dir` of `id` reports ([`dir_marks`]); `None`
     /// when nothing can match below it.
     fn marks_of(&mut self, id: &ContainerId, dir: &Path) -> Option<DirMarks> {
+        if self.record_all {
+            return Some(DirMarks::ALL);
+        }
         let Some(rel) = self.containers.get(id).and_then(|w| w.rel_of(dir)) else {
             return Some(DirMarks::ALL);
         };
