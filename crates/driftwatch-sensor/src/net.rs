@@ -443,6 +443,7 @@ pub fn socket_owner(net_ns: u64, inode: u64) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn raw() -> RawNetEvent {
         let mut r = RawNetEvent {
