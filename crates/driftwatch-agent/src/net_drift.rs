@@ -369,7 +369,7 @@ impl NetDrift {
         let mut known = if waited_in_vain {
             crate::proctable::lookup_or_wait(&self.procs, obs.pid)
         } else {
-            crate::proctable::lookup_or_wait_live(&self.procs, obs.pid)
+            crate::proctable::lookup_or_wait_live_as_of(&self.procs, obs.pid, obs.time_ns)
         };
         if known.is_none() && !waited_in_vain {
             let mut u = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());

@@ -589,6 +589,7 @@ impl Worker {
             cwd: rec.cwd.clone(),
             facts: ExecFacts {
                 start_ns: self.wall_ns(rec.facts.start_boot_ns),
+                exec_ns: time_ns,
                 kernel: rec.facts.clone(),
                 vpid: rec.ns_pid,
                 exe_ino: rec.ino,

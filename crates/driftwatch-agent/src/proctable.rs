@@ -80,15 +80,25 @@ fn recorded(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
         .cloned()
 }
 
-/// How long a network event of a live process waits for that process's exec record.
-pub const LIVE_RECORD_WAIT: Duration = Duration::from_millis(300);
+/// How long the exec before a pid's last one is kept (see [`ProcTable::get_as_of`]).
+pub const PREVIOUS_KEPT_FOR: Duration = Duration::from_secs(1);
 
-/// The exec record of `pid`, waiting up to [`LIVE_RECORD_WAIT`] for it even while the process
-/// runs: under load the exec sensor's queue can be behind a process that execs and listens at
+/// The exec record of `pid` current at `time_ns` ([`ProcTable::get_as_of`]), waiting up to
+/// [`LIVE_RECORD_WAIT`] for one even while the process runs: under load the exec sensor's queue can be behind a process that execs and listens at
 /// once, and the record carries what /proc cannot give back (the kernel's facts at exec).
 /// For rare events only (a listen, a connect to a new destination).
-pub fn lookup_or_wait_live(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInfo> {
-    let lookup = || recorded(procs, pid);
+pub fn lookup_or_wait_live_as_of(
+    procs: &Mutex<ProcTable>,
+    pid: u32,
+    time_ns: u64,
+) -> Option<ProcInfo> {
+    let lookup = || {
+        procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_as_of(pid, time_ns)
+            .cloned()
+    };
     let until = Instant::now() + LIVE_RECORD_WAIT;
     let mut known = lookup();
     while known.is_none() && pid != 0 && Instant::now() < until {
@@ -97,6 +107,9 @@ pub fn lookup_or_wait_live(procs: &Mutex<ProcTable>, pid: u32) -> Option<ProcInf
     }
     known
 }
+
+/// How long a network event of a live process waits for that process's exec record.
+pub const LIVE_RECORD_WAIT: Duration = Duration::from_millis(300);
 
 /// A process as it was at its last exec.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -124,6 +137,8 @@ pub struct ExecFacts {
     pub vpid: u32,
     /// `kernel.start_boot_ns` as nanoseconds since the epoch.
     pub start_ns: u64,
+    /// When this exec happened (the record's boot time), as nanoseconds since the epoch.
+    pub exec_ns: u64,
     pub exe_ino: u64,
     pub exe_ctime_ns: u64,
     pub exe_mtime_ns: u64,
@@ -216,6 +231,10 @@ pub fn fill_unknown_relatives(p: &mut Process, sid: u32, pgid: u32) {
 pub struct ProcTable {
     /// pid -> (insertion sequence, when, what).
     exepaths: HashMap<u32, (u64, Instant, ProcInfo)>,
+    /// The exec before the current one, for pids that exec'd again within
+    /// [`PREVIOUS_KEPT_FOR`]: a network or file event of the earlier program can be handled
+    /// after the later exec's record is in (the sensors' rings are drained on timers).
+    previous: HashMap<u32, ProcInfo>,
     next: u64,
     capacity: usize,
 }
@@ -224,6 +243,7 @@ impl ProcTable {
     pub fn new(capacity: usize) -> Self {
         ProcTable {
             exepaths: HashMap::new(),
+            previous: HashMap::new(),
             next: 0,
             capacity: capacity.max(2),
         }
@@ -231,10 +251,23 @@ impl ProcTable {
 
     pub fn insert(&mut self, pid: u32, info: ProcInfo) {
         self.next += 1;
-        self.exepaths.insert(pid, (self.next, Instant::now(), info));
+        let now = Instant::now();
+        match self.exepaths.insert(pid, (self.next, now, info)) {
+            Some((_, at, old)) if now.duration_since(at) < PREVIOUS_KEPT_FOR => {
+                if self.previous.len() >= self.capacity / 8 {
+                    self.previous.clear();
+                }
+                self.previous.insert(pid, old);
+            }
+            _ => {
+                self.previous.remove(&pid);
+            }
+        }
         if self.exepaths.len() > self.capacity {
             let keep_after = self.next - (self.capacity as u64 / 2);
             self.exepaths.retain(|_, (seq, _, _)| *seq > keep_after);
+            let kept = &self.exepaths;
+            self.previous.retain(|pid, _| kept.contains_key(pid));
         }
     }
 
@@ -244,6 +277,19 @@ impl ProcTable {
 
     pub fn get(&self, pid: u32) -> Option<&ProcInfo> {
         self.exepaths.get(&pid).map(|(_, _, p)| p)
+    }
+
+    /// The exec of `pid` that was current at `time_ns` (ns since the epoch): the last one,
+    /// unless it came after that time and the one before it is still known.
+    pub fn get_as_of(&self, pid: u32, time_ns: u64) -> Option<&ProcInfo> {
+        let current = self.get(pid)?;
+        if current.facts.exec_ns > time_ns
+            && let Some(prev) = self.previous.get(&pid)
+            && prev.facts.exec_ns <= time_ns
+        {
+            return Some(prev);
+        }
+        Some(current)
     }
 
     pub fn len(&self) -> usize {
@@ -286,6 +332,7 @@ pub fn prune_exited(
     for (pid, seq) in gone {
         if t.exepaths.get(&pid).is_some_and(|(s, _, _)| *s == seq) {
             t.exepaths.remove(&pid);
+            t.previous.remove(&pid);
         }
     }
     let removed = before - t.exepaths.len();
@@ -509,5 +556,26 @@ mod tests {
         assert_eq!(procs.lock().unwrap().len(), 1);
         drop(procs);
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn an_event_before_a_pids_second_exec_is_described_by_the_first() {
+        let mut t = ProcTable::new(64);
+        let exec = |argv: &str, exec_ns: u64| ProcInfo {
+            argv: vec![argv.to_string()],
+            facts: ExecFacts {
+                exec_ns,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        t.insert(7, exec("first", 100));
+        t.insert(7, exec("again", 200));
+        let at = |t: &ProcTable, ns| t.get_as_of(7, ns).map(|p| p.argv[0].clone());
+        assert_eq!(at(&t, 150).as_deref(), Some("first"));
+        assert_eq!(at(&t, 250).as_deref(), Some("again"));
+        // Before either exec (a clock skew between the sensors): the last one.
+        assert_eq!(at(&t, 50).as_deref(), Some("again"));
+        assert_eq!(t.get_as_of(8, 150), None);
     }
 }

@@ -69,7 +69,7 @@ fn the_counter_counts() {
 #[test]
 fn the_process_table_allocates_nothing_per_exec_once_warm() {
     let mut table = ProcTable::new(4096);
-    let infos: Vec<ProcInfo> = (0..2 * EVENTS)
+    let infos: Vec<ProcInfo> = (0..3 * EVENTS)
         .map(|_| ProcInfo {
             exepath: "/usr/bin/true".into(),
             name: "true".into(),
@@ -79,9 +79,12 @@ fn the_process_table_allocates_nothing_per_exec_once_warm() {
         })
         .collect();
     let mut infos = infos.into_iter();
-    // Warm: the table has grown to hold a loop's pids.
-    for pid in 0..EVENTS {
-        table.insert(1000 + pid, infos.next().unwrap());
+    // Warm: the table has grown to hold a loop's pids, and the previous execs of pids that
+    // exec'd again within a second.
+    for _ in 0..2 {
+        for pid in 0..EVENTS {
+            table.insert(1000 + pid, infos.next().unwrap());
+        }
     }
     let n = allocations(|| {
         for pid in 0..EVENTS {
