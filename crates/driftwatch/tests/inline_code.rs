@@ -177,6 +177,8 @@ fn each_invocation_kind_reaches_the_event(mode: &str) {
 
 #[test]
 fn each_invocation_kind_reaches_the_event_in_detect_mode() {
+    // A prevent-mode test in this file acts on every container of the host.
+    let _serial = serial();
     each_invocation_kind_reaches_the_event("detect");
 }
 
@@ -184,11 +186,15 @@ fn each_invocation_kind_reaches_the_event_in_detect_mode() {
 /// same way whether the exec was held or not.
 #[test]
 fn each_invocation_kind_reaches_the_event_in_prevent_mode() {
+    // A prevent-mode test in this file acts on every container of the host.
+    let _serial = serial();
     each_invocation_kind_reaches_the_event("prevent");
 }
 
 #[test]
 fn inline_code_is_learned_in_the_window_then_enforced() {
+    // A prevent-mode test in this file acts on every container of the host.
+    let _serial = serial();
     if !ready() {
         return;
     }
@@ -265,6 +271,8 @@ fn inline_code_is_learned_in_the_window_then_enforced() {
 
 #[test]
 fn hostile_inline_code_is_bounded_and_exact() {
+    // A prevent-mode test in this file acts on every container of the host.
+    let _serial = serial();
     if !ready_with(&[BUSYBOX, DEBIAN]) {
         return;
     }
@@ -446,6 +454,8 @@ fn measure(
 /// the table docs/detection.md quotes.
 #[test]
 fn inline_code_rule_false_positives_on_ordinary_workloads() {
+    // A prevent-mode test in this file acts on every container of the host.
+    let _serial = serial();
     if !ready_with(&[DEBIAN]) {
         return;
     }

@@ -53,6 +53,8 @@ fn script_paths(agent: &AgentProcess, c: &TestContainer) -> Vec<String> {
 
 #[test]
 fn scripts_named_to_interpreters_are_detected() {
+    // A prevent-mode test in this file acts on every container of the host.
+    let _serial = serial();
     if !ready_with(&[DEBIAN]) {
         return;
     }
@@ -143,6 +145,8 @@ fn scripts_named_to_interpreters_are_detected() {
 
 #[test]
 fn busybox_sh_scripts_are_detected() {
+    // A prevent-mode test in this file acts on every container of the host.
+    let _serial = serial();
     if !ready() {
         return;
     }
